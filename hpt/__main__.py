@@ -1,0 +1,3 @@
+from hpt.cli import main
+
+main()

@@ -1,0 +1,172 @@
+"""The architecture registry: a name -> a builder and the hyperparameters it takes.
+
+A builder is called as ``builder(n_features=..., lookback=..., horizon=..., **hyperparameters)``
+and returns a ``torch.nn.Module`` mapping a batch ``(B, lookback, n_features)`` to
+``(B, horizon)``. Built-in builders live in :mod:`hpt.architectures.models` and are imported
+only when a model is built, so validating and planning never import torch. A user's own
+builder is named ``"package.module:function"``; its keyword arguments with defaults are its
+hyperparameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpt.errors import InputError
+from hpt.hparams import HParam
+
+__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "get_architecture"]
+
+BUILDER_ARGS = ("n_features", "lookback", "horizon")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A model family: how to build it and which hyperparameters it takes."""
+
+    name: str
+    builder_ref: str  # "module:function"
+    hparams: tuple[HParam, ...]
+    description: str = ""
+    # Built-in learning-rate ranges for `hpt auto`: name -> (low, high, scale).
+    auto_ranges: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.hparams}
+
+    def hparam(self, name: str) -> HParam | None:
+        return next((p for p in self.hparams if p.name == name), None)
+
+    def builder(self) -> Callable[..., Any]:
+        return _resolve(self.builder_ref)
+
+    def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any]) -> Any:
+        kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
+        return self.builder()(n_features=n_features, lookback=lookback, horizon=horizon, **kwargs)
+
+
+def _p(name: str, default: Any, kind: str, **kw: Any) -> HParam:
+    return HParam(name, default, kind, **kw)
+
+
+def _dropout() -> HParam:
+    return _p("dropout", 0.1, "float", low=0, high=1, high_open=True, help="dropout probability")
+
+
+def _layers(default: int = 1) -> HParam:
+    return _p("num_layers", default, "int", low=1, high=8, help="stacked layers")
+
+
+_LR_RANGES = {
+    "lr": (1e-4, 1e-2, "log"),
+    "lr_decay": (0.1, 0.9, "linear"),
+    "lr_patience": (1, 8, "int"),
+    "patience": (3, 15, "int"),
+}
+
+BUILTIN: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture(
+            "mlp", "hpt.architectures.models:build_mlp",
+            (_p("hidden_size", 64, "int", low=1, help="units per hidden layer"), _layers(2), _dropout()),
+            "fully connected network on the flattened window",
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+        ),
+        Architecture(
+            "lstm", "hpt.architectures.models:build_lstm",
+            (_p("hidden_size", 64, "int", low=1, help="LSTM state size"), _layers(1), _dropout()),
+            "LSTM over the window, linear head on the last state",
+            dict(_LR_RANGES),
+        ),
+        Architecture(
+            "gru", "hpt.architectures.models:build_gru",
+            (_p("hidden_size", 64, "int", low=1, help="GRU state size"), _layers(1), _dropout()),
+            "GRU over the window, linear head on the last state",
+            dict(_LR_RANGES),
+        ),
+        Architecture(
+            "cnn", "hpt.architectures.models:build_cnn",
+            (
+                _p("channels", 32, "int", low=1, help="channels per convolution"),
+                _p("kernel_size", 3, "int", low=1, high=64, help="temporal kernel width"),
+                _layers(3),
+                _dropout(),
+            ),
+            "stack of causal dilated 1-D convolutions (dilation doubles per layer)",
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+        ),
+        Architecture(
+            "attention", "hpt.architectures.models:build_attention",
+            (
+                _p("d_model", 32, "int", low=1, help="embedding size (a multiple of num_heads)"),
+                _p("num_heads", 4, "int", low=1, help="attention heads"),
+                _layers(2),
+                _dropout(),
+            ),
+            "small transformer encoder with learned positions",
+            {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
+        ),
+        Architecture(
+            "lstm-attention", "hpt.architectures.models:build_lstm_attention",
+            (_p("hidden_size", 64, "int", low=1, help="LSTM state size"), _layers(1), _dropout()),
+            "LSTM whose states are pooled by learned attention",
+            dict(_LR_RANGES),
+        ),
+    )
+}
+
+
+def _resolve(ref: str) -> Callable[..., Any]:
+    module_name, _, attr = ref.partition(":")
+    module = importlib.import_module(module_name)
+    obj = getattr(module, attr)
+    if not callable(obj):
+        raise TypeError(f"{ref} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def _kind_of(default: Any) -> str:
+    # Numbers are not split into int and float: a user's `dropout=0` still takes 0.2.
+    for t, kind in ((bool, "bool"), (int, "float"), (float, "float"), (str, "str")):
+        if isinstance(default, t):
+            return kind
+    return "any"
+
+
+def get_architecture(name: str) -> Architecture:
+    """A built-in architecture by name, or a user builder named ``package.module:function``."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if ":" not in name:
+        known = ", ".join(BUILTIN)
+        raise InputError(f'unknown architecture "{name}"; known: {known}, or "package.module:function"')
+    try:
+        fn = _resolve(name)
+    except ModuleNotFoundError as e:
+        raise InputError(f'cannot import module "{e.name}" for builder "{name}"') from None
+    except AttributeError:
+        raise InputError(f'builder "{name}": no such function in its module') from None
+    except Exception as e:  # a user's module may raise anything on import
+        raise InputError(f'builder "{name}": importing it failed: {type(e).__name__}: {e}') from None
+    params = inspect.signature(fn).parameters
+    missing = [a for a in BUILDER_ARGS if a not in params and not _takes_var_kwargs(params)]
+    if missing:
+        raise InputError(f'builder "{name}" must accept the keyword arguments {", ".join(BUILDER_ARGS)}')
+    hparams = tuple(
+        HParam(p.name, p.default, _kind_of(p.default), help="user builder argument")
+        for p in params.values()
+        if p.name not in BUILDER_ARGS
+        and p.default is not inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+    return Architecture(name, name, hparams, (inspect.getdoc(fn) or "").split("\n")[0], dict(_LR_RANGES))
+
+
+def _takes_var_kwargs(params: Any) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

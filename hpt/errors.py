@@ -1,0 +1,62 @@
+"""The errors hpt raises on purpose: bad input (exit 2) and a failed run (exit 1)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["HptError", "InputError", "Problem", "SpecError", "did_you_mean", "show"]
+
+
+class HptError(Exception):
+    """A fatal error with a message fit for the user; the run stops with exit code 1."""
+
+    exit_code = 1
+
+
+class InputError(HptError):
+    """Bad input (spec, data, arguments): reported before anything trains, exit code 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, at a JSON path such as ``parameters.lr[2]``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(InputError):
+    """Every problem found in one spec, reported together, one line each."""
+
+    def __init__(self, source: str, problems: Iterable[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        prefix = f"{self.source}: " if self.source else ""
+        return [f"{prefix}{p}" for p in self.problems]
+
+
+def show(value: Any) -> str:
+    """A value as it looks in JSON, shortened for a one-line message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """' (did you mean "x"?)' when a close valid name exists, else ''."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""

@@ -1,0 +1,138 @@
+"""Hyperparameter declarations: one checker serves the spec's `training`, its grids and
+distributions, and every architecture's own arguments."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from hpt.errors import show
+
+__all__ = ["HParam", "TRAINING", "parse_validation"]
+
+_KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+@dataclass(frozen=True)
+class HParam:
+    """A named hyperparameter: its default, its type and its admissible values."""
+
+    name: str
+    default: Any
+    kind: str = "float"  # int | float | str | bool | any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+    check: Callable[[Any], str | None] | None = None
+    help: str = ""
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "float") and self.choices is None and self.check is None
+
+    def describe(self) -> str:
+        """The admissible values in words, e.g. 'a number > 0'."""
+        if self.choices is not None:
+            return "one of " + ", ".join(show(c) for c in self.choices)
+        words = _KIND_WORDS.get(self.kind, "a value")
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {_num(self.low)}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '<='} {_num(self.high)}")
+        text = words + (" " + " and ".join(bounds) if bounds else "")
+        return text + (" or null" if self.nullable else "")
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not admissible, or None when it is."""
+        if value is None:
+            return None if self.nullable else f"expected {self.describe()}, got null"
+        if self.check is not None:
+            return self.check(value)
+        if self.choices is not None:
+            return None if value in self.choices else f"expected {self.describe()}, got {show(value)}"
+        if not _is_kind(value, self.kind):
+            return f"expected {self.describe()}, got {show(value)}"
+        if self.kind in ("int", "float"):
+            if not math.isfinite(value):
+                return f"expected {self.describe()}, got {show(value)}"
+            too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+            too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+            if too_low or too_high:
+                return f"expected {self.describe()}, got {show(value)}"
+        return None
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "any":
+        return True
+    if isinstance(value, bool):
+        return kind == "bool"
+    if kind == "int":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if kind == "float":
+        return isinstance(value, (int, float))
+    if kind == "str":
+        return isinstance(value, str)
+    return False
+
+
+_DURATION = re.compile(r"^\s*\d+\s*[A-Za-z]+\s*$")
+
+
+def parse_validation(value: Any) -> float | pd.Timedelta:
+    """`validation` is a fraction of each period (0.2) or a duration at its end ("7D")."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        if 0 < value < 1:
+            return float(value)
+        raise ValueError(value)
+    if isinstance(value, str) and _DURATION.match(value):
+        delta = pd.Timedelta(value)
+        if delta > pd.Timedelta(0):
+            return delta
+    raise ValueError(value)
+
+
+def _check_validation(value: Any) -> str | None:
+    try:
+        parse_validation(value)
+    except (ValueError, TypeError):
+        return f'expected a fraction between 0 and 1 or a duration such as "7D", got {show(value)}'
+    return None
+
+
+TRAINING: dict[str, HParam] = {
+    p.name: p
+    for p in (
+        HParam("epochs", 20, "int", low=1, help="maximum number of passes over the training windows"),
+        HParam("batch_size", 64, "int", low=1, help="windows per optimisation step"),
+        HParam("lookback", 48, "int", low=1, help="past time steps the model sees"),
+        HParam("horizon", 1, "int", low=1, help="future time steps the model predicts"),
+        HParam("validation", 0.2, "any", check=_check_validation,
+               help='held-out end of each period: a fraction (0.2) or a duration ("7D")'),
+        HParam("optimizer", "adam", "str", choices=("adam", "adamw", "sgd"), help="optimiser"),
+        HParam("lr", 1e-3, "float", low=0, low_open=True, help="initial learning rate"),
+        HParam("lr_decay", 0.5, "float", low=0, high=1, low_open=True,
+               help="factor applied to lr when validation loss plateaus (1 = never)"),
+        HParam("lr_patience", 3, "int", low=0, help="epochs without improvement before lr decays"),
+        HParam("patience", 10, "int", low=0, help="epochs without improvement before stopping (0 = never)"),
+        HParam("weight_decay", 0.0, "float", low=0, help="L2 penalty"),
+        HParam("grad_clip", None, "float", low=0, low_open=True, nullable=True,
+               help="clip the gradient norm to this value (null = no clipping)"),
+        HParam("seed", 0, "int", low=0, help="random seed of weights and batch order"),
+    )
+}

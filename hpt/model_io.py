@@ -1,0 +1,108 @@
+"""Saved models: what a ``models/<trial_id>.pt`` file holds, and how to use it again.
+
+>>> from hpt import load_model
+>>> model = load_model("hpt-results/lstm-demo/models/3f2a9c1d0b7e.pt")
+>>> model.predict(frame)   # frame: the last `lookback` rows (or more) of the input columns
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FORMAT", "TrainedModel", "load_model", "model_payload"]
+
+FORMAT = "hpt-model-1"
+
+
+def model_payload(*, architecture: str, params: dict[str, Any], n_features: int, lookback: int,
+                  horizon: int, columns: tuple[str, ...], mean: np.ndarray, std: np.ndarray,
+                  state_dict: dict[str, Any], trial_id: str, period: tuple[str, str],
+                  metrics: dict[str, float]) -> bytes:
+    """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``."""
+    import torch
+
+    payload = {
+        "format": FORMAT,
+        "architecture": architecture,
+        "params": dict(params),
+        "n_features": n_features,
+        "lookback": lookback,
+        "horizon": horizon,
+        "columns": list(columns),
+        "mean": [float(x) for x in mean],
+        "std": [float(x) for x in std],
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "trial_id": trial_id,
+        "period": list(period),
+        "metrics": dict(metrics),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained model with what it needs to forecast in the data's own units."""
+
+    module: Any  # torch.nn.Module, in eval mode
+    architecture: str
+    params: dict[str, Any]
+    columns: tuple[str, ...]  # target first, then features
+    lookback: int
+    horizon: int
+    mean: np.ndarray
+    std: np.ndarray
+    trial_id: str
+    metrics: dict[str, float]
+
+    def predict(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Forecast the next `horizon` target values after each window's end.
+
+        `inputs` is a DataFrame holding the model's columns (or an array of them in that
+        order), at least `lookback` rows long, oldest first. Returns an array of shape
+        ``(horizon,)`` for the window ending at the last row.
+        """
+        import torch
+
+        values = inputs[list(self.columns)].to_numpy(np.float64) if isinstance(inputs, pd.DataFrame) \
+            else np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+        if len(values) < self.lookback:
+            raise ValueError(f"need at least lookback={self.lookback} rows, got {len(values)}")
+        window = ((values[-self.lookback:] - self.mean) / self.std).astype(np.float32)
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(window)[None]).numpy()[0]
+        return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Load a model saved by hpt (a ``models/<trial_id>.pt`` file) onto the CPU."""
+    import torch
+
+    from hpt.architectures import get_architecture
+
+    payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a model saved by hpt")
+    arch = get_architecture(payload["architecture"])
+    module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"])
+    module.load_state_dict(payload["state_dict"])
+    module.eval()
+    return TrainedModel(
+        module=module,
+        architecture=payload["architecture"],
+        params=payload["params"],
+        columns=tuple(payload["columns"]),
+        lookback=payload["lookback"],
+        horizon=payload["horizon"],
+        mean=np.asarray(payload["mean"]),
+        std=np.asarray(payload["std"]),
+        trial_id=payload["trial_id"],
+        metrics=payload["metrics"],
+    )

@@ -1,0 +1,82 @@
+"""What a run prints: one line per event that reads well in a Jenkins log, and a progress
+bar on top when stdout is a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from hpt.trial import Status, TrialResult
+
+__all__ = ["Reporter", "format_duration", "format_params", "format_value"]
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "(defaults)"
+
+
+class Reporter:
+    """Prints run progress to `out` (stdout by default)."""
+
+    def __init__(self, out: IO[str] | None = None, bar: bool | None = None, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.use_bar = self.out.isatty() if bar is None else bar
+        self._bar: Any = None
+        self._t0 = time.monotonic()
+        self._width = 1
+
+    def line(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def start(self, total: int) -> None:
+        self._t0 = time.monotonic()
+        self._width = len(str(total))
+        if self.use_bar and total and not self.quiet:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, file=self.out, unit="trial", dynamic_ncols=True, leave=False)
+
+    def trial_done(self, result: TrialResult, done: int, total: int, objective: str) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+        if self.quiet:
+            return
+        t = result.trial
+        elapsed = time.monotonic() - self._t0
+        eta = elapsed / done * (total - done) if done else 0.0
+        status = result.status.value
+        if result.status is Status.OK:
+            score = f"{objective}={format_value(result.metrics.get(objective))}"
+            took = format_duration(float(result.metrics.get("train_time_s", 0.0)))
+            detail = f"{score}  epochs={result.metrics.get('epochs')}  {took}"
+        else:
+            detail = result.error
+        eta_text = f"  ETA {format_duration(eta)}" if done < total else ""
+        self.line(f"[{done:>{self._width}}/{total}] {status:<11} {t.period.label}  "
+                  f"{format_params(t.tuned_params)}  {detail}{eta_text}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

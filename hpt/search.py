@@ -1,0 +1,196 @@
+"""Search strategies: a spec -> a lazy, seeded sequence of configs and of trials.
+
+Nothing is materialised: a grid of 10^9 points has a length and an i-th element, computed
+on demand. Grid order is a seeded pseudo-random permutation of the grid (a Feistel network
+with cycle walking), so a run cut short has still sampled the whole space evenly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+from sklearn.model_selection import ParameterGrid
+
+from hpt.spec import Distribution, Spec
+from hpt.trial import Trial
+
+__all__ = ["GridSearch", "RandomSearch", "TrialPlan", "config_id", "expand", "trial_id"]
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def config_id(spec: Spec, params: dict[str, Any]) -> str:
+    """Stable id of a config: the architecture, the data's identity and every hyperparameter."""
+    data = {"file": Path(spec.data.path).name, "time": spec.data.time_column, "columns": spec.data.columns}
+    return _digest({"architecture": spec.architecture, "data": data, "params": params})
+
+
+def trial_id(config: str, period_label: str, fidelity: str = "full") -> str:
+    return _digest({"config": config, "period": period_label, "fidelity": fidelity})
+
+
+class _Permutation:
+    """A seeded bijection of range(n) computed one index at a time."""
+
+    ROUNDS = 4
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        bits = max(2, (n - 1).bit_length())
+        self.half = (bits + 1) // 2
+        self.mask = (1 << self.half) - 1
+        self.seed = seed
+
+    def _f(self, r: int, x: int) -> int:
+        h = hashlib.blake2b(f"{self.seed}:{r}:{x}".encode(), digest_size=8).digest()
+        return int.from_bytes(h, "little") & self.mask
+
+    def __getitem__(self, i: int) -> int:
+        x = i
+        while True:  # cycle-walk until the image falls inside range(n)
+            left, right = x >> self.half, x & self.mask
+            for r in range(self.ROUNDS):
+                left, right = right, left ^ self._f(r, right)
+            x = (left << self.half) | right
+            if x < self.n:
+                return x
+
+
+class _Space(Sequence[dict[str, Any]]):
+    def __init__(self, n: int) -> None:
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self._get(k) for k in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._get(i)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self._get(k) for k in range(self._n))
+
+    def _get(self, i: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class GridSearch(_Space):
+    """Every combination of the list-valued axes, in a seeded shuffled order, capped at max_trials."""
+
+    def __init__(self, axes: dict[str, Sequence[Any]], seed: int = 0, max_trials: int | None = None) -> None:
+        for name, values in axes.items():
+            if isinstance(values, Distribution) or not len(values):
+                raise ValueError(f"grid axis {name!r} needs a non-empty list of values")
+        self.axes = {k: tuple(v) for k, v in axes.items()}
+        self._grid = ParameterGrid({k: list(v) for k, v in self.axes.items()})  # lazy: indexable, sized
+        self.size = len(self._grid)
+        self._perm = _Permutation(self.size, seed)
+        super().__init__(self.size if max_trials is None else min(self.size, max_trials))
+
+    def _get(self, i: int) -> dict[str, Any]:
+        point = self._grid[self._perm[i]]
+        return {name: point[name] for name in self.axes}  # the spec's order, for logs
+
+
+class RandomSearch(_Space):
+    """max_trials independent draws; draw i depends only on (seed, i)."""
+
+    def __init__(self, axes: dict[str, Sequence[Any] | Distribution], seed: int, max_trials: int) -> None:
+        for name, axis in axes.items():
+            if not isinstance(axis, Distribution) and not len(axis):
+                raise ValueError(f"axis {name!r} needs a non-empty list of values")
+        self.axes = dict(axes)
+        self.seed = seed
+        super().__init__(max_trials)
+
+    def _get(self, i: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, i])
+        return {name: _draw(rng, axis) for name, axis in self.axes.items()}
+
+
+def _draw(rng: np.random.Generator, axis: Sequence[Any] | Distribution) -> Any:
+    if not isinstance(axis, Distribution):
+        return axis[int(rng.integers(len(axis)))]
+    if axis.kind == "int":
+        return int(rng.integers(int(axis.low), int(axis.high) + 1))
+    if axis.kind == "loguniform":
+        value = math.exp(rng.uniform(math.log(axis.low), math.log(axis.high)))
+    else:
+        value = rng.uniform(axis.low, axis.high)
+    return float(f"{value:.6g}")  # readable in logs and CSV, still fine-grained
+
+
+class TrialPlan(Sequence[Trial]):
+    """The trials of a spec: each config once per period, config-major (a config's periods together)."""
+
+    def __init__(self, spec: Spec, configs: Sequence[dict[str, Any]], fidelity: str = "full") -> None:
+        self.spec = spec
+        self.configs = configs
+        self.periods = spec.periods
+        self.fidelity = fidelity
+        self._base = spec.base_params
+        self._tuned = tuple(spec.parameters)
+
+    def __len__(self) -> int:
+        return len(self.configs) * len(self.periods)
+
+    @overload
+    def __getitem__(self, i: int) -> Trial: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Trial]: ...
+
+    def __getitem__(self, i: int | slice) -> Trial | list[Trial]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        c, p = divmod(i, len(self.periods))
+        params = {**self._base, **self.configs[c]}
+        cid = config_id(self.spec, params)
+        period = self.periods[p]
+        return Trial(
+            trial_id=trial_id(cid, period.label, self.fidelity),
+            config_id=cid,
+            architecture=self.spec.architecture,
+            params=params,
+            tuned=self._tuned,
+            period=period,
+            seed=int(params["seed"]),
+            fidelity=self.fidelity,
+        )
+
+    def __iter__(self) -> Iterator[Trial]:
+        return (self[k] for k in range(len(self)))
+
+
+def expand(spec: Spec) -> TrialPlan:
+    """The spec's trials, lazily: grid or random configs crossed with the periods."""
+    s = spec.search
+    configs: Sequence[dict[str, Any]]
+    if s.strategy == "random":
+        configs = RandomSearch(dict(spec.parameters), seed=s.seed, max_trials=s.max_trials or 1)
+    else:
+        axes = {k: v for k, v in spec.parameters.items() if not isinstance(v, Distribution)}
+        configs = GridSearch(axes, seed=s.seed, max_trials=s.max_trials)
+    return TrialPlan(spec, configs)

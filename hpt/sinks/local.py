@@ -1,0 +1,56 @@
+"""A results location in a local folder; every write is a rename, so readers never see half a file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from hpt.errors import InputError
+
+__all__ = ["LocalSink"]
+
+
+class LocalSink:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.uri = str(self.root)
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".hpt-check-"):
+                pass
+        except OSError as e:
+            raise InputError(f"cannot write results to {self.root}: {e.strerror or e}") from None
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
+        if not folder.is_dir():
+            return []
+        keys = (str(p.relative_to(self.root)) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def url(self, key: str) -> str:
+        return str(self._path(key))

@@ -1,0 +1,503 @@
+"""Load and validate a JSON experiment spec into a frozen :class:`Spec`.
+
+Every problem is collected with its JSON path (``parameters.lr[2]``) and all of them are
+raised together as one :class:`~hpt.errors.SpecError`, before anything trains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpt.architectures import Architecture, get_architecture
+from hpt.data import DataError, load_frame, resolve_data_path, window_problem
+from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
+from hpt.hparams import TRAINING, HParam
+from hpt.periods import Period, parse_time
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "METRICS",
+    "DataSpec",
+    "Distribution",
+    "SearchSpec",
+    "Spec",
+    "check_data",
+    "load_spec",
+    "parse_spec",
+]
+
+DISTRIBUTIONS = ("loguniform", "uniform", "int")
+STRATEGIES = ("grid", "random")
+
+# short name -> result column; every column is also accepted as its own name
+METRICS: dict[str, str] = {
+    "mse": "val_mse",
+    "mae": "val_mae",
+    "rmse": "val_rmse",
+    "train_loss": "train_loss",
+    "train_time": "train_time_s",
+    "best_epoch": "best_epoch",
+    "epochs": "epochs",
+    "n_params": "n_params",
+}
+ALWAYS_METRICS = ("val_mse", "val_mae", "train_time_s", "epochs", "best_epoch")
+OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
+
+_TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
+        "training", "metrics", "objective", "sink")
+_ALIASES = {"date-range": "date_ranges"}
+_DATA = ("path", "time_column", "target", "features")
+_SEARCH = ("strategy", "max_trials", "seed")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str  # resolved: absolute, bundled or a URI
+    time_column: str
+    target: str
+    features: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.target, *self.features)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    strategy: str = "grid"
+    max_trials: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A range to sample from in random search."""
+
+    kind: str  # loguniform | uniform | int
+    low: float
+    high: float
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {self.kind: [self.low, self.high]}
+
+
+Axis = tuple[Any, ...] | Distribution
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated experiment spec."""
+
+    name: str
+    architecture: str
+    data: DataSpec
+    periods: tuple[Period, ...]
+    search: SearchSpec
+    parameters: Mapping[str, Axis]
+    training: Mapping[str, Any]  # fixed training values given in the spec
+    metrics: tuple[str, ...]
+    objective: str
+    sink: str | None
+    source: str = "<spec>"
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> Architecture:
+        return get_architecture(self.architecture)
+
+    @property
+    def base_params(self) -> dict[str, Any]:
+        """Every hyperparameter's value before the search varies the tuned ones."""
+        base = {name: p.default for name, p in TRAINING.items()}
+        base.update(self.arch.defaults)
+        base.update(self.training)
+        return base
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The metric columns of this spec's results, objective first."""
+        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *self.metrics)))
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read, parse and validate a spec file, its data included."""
+    source = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(source, [Problem("", "spec file not found" if not p.exists() else "not a file")])
+    try:
+        document = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise SpecError(source, [Problem("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
+    except UnicodeDecodeError:
+        raise SpecError(source, [Problem("", "not a UTF-8 text file")]) from None
+    spec = parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem)
+    check_data(spec)
+    return spec
+
+
+def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None,
+               default_name: str = "experiment") -> Spec:
+    """Validate the structure of a spec document (the data is checked by :func:`check_data`)."""
+    return _Parser(source, base_dir).parse(document, default_name)
+
+
+def check_data(spec: Spec) -> pd.DataFrame:
+    """Read the spec's data and check that every period can be windowed; return the data."""
+    try:
+        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns)
+    except DataError as e:
+        raise SpecError(spec.source, [Problem(e.json_path, e.message)]) from None
+    problems = []
+    first, last = frame.index[0], frame.index[-1]
+    step = frame.index.to_series().diff().median() if len(frame) > 1 else pd.Timedelta(0)
+    extremes = _window_extremes(spec)
+    for i, period in enumerate(spec.periods):
+        where = f"date_ranges[{i}]"
+        if period.start < first or period.end > last + step:
+            problems.append(Problem(where, f"period {period} reaches outside the data "
+                                           f"({first} to {last})"))
+            continue
+        for lookback, horizon, validation in extremes:
+            msg = window_problem(frame, period, lookback, horizon, validation)
+            if msg:
+                problems.append(Problem(where, msg))
+                break
+    if problems:
+        raise SpecError(spec.source, problems)
+    return frame
+
+
+def _window_extremes(spec: Spec) -> list[tuple[int, int, Any]]:
+    """The largest lookback and horizon the search can pick, with each validation setting."""
+    def values(name: str) -> list[Any]:
+        axis = spec.parameters.get(name)
+        if axis is None:
+            return [spec.base_params[name]]
+        return [axis.high] if isinstance(axis, Distribution) else list(axis)
+
+    lookback = int(max(values("lookback")))
+    horizon = int(max(values("horizon")))
+    return [(lookback, horizon, v) for v in values("validation")]
+
+
+class _Parser:
+    def __init__(self, source: str, base_dir: Path | None) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def parse(self, doc: Any, default_name: str) -> Spec:
+        if not isinstance(doc, dict):
+            raise SpecError(self.source, [Problem("", f"expected a JSON object at the top, got {_type(doc)}")])
+        doc = dict(doc)
+        for alias, key in _ALIASES.items():
+            if alias in doc:
+                if key in doc:
+                    self.add(alias, f'"{alias}" and "{key}" are the same setting; keep one')
+                doc[key] = doc.pop(alias)
+        self.unknown_keys(doc, _TOP, "")
+        name = self.string(doc, "name", "", default=default_name)
+        architecture = self.string(doc, "architecture", "")
+        arch = None
+        if architecture:
+            try:
+                arch = get_architecture(architecture)
+            except InputError as e:
+                self.add("architecture", str(e))
+        data = self.data(doc.get("data"))
+        periods = self.periods(doc.get("date_ranges"))
+        search = self.search(doc.get("search", {}))
+        training = self.training(doc.get("training", {}), arch)
+        parameters = self.parameters(doc.get("parameters", {}), arch, search)
+        metrics = self.metrics(doc.get("metrics", []))
+        objective = self.objective(doc.get("objective", "val_mse"))
+        sink = doc.get("sink")
+        if sink is not None and (not isinstance(sink, str) or not sink.strip()):
+            self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
+            sink = None
+        if self.problems:
+            raise SpecError(self.source, self.problems)
+        assert data is not None and architecture
+        return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
+                    parameters=parameters, training=training, metrics=metrics, objective=objective,
+                    sink=sink, source=self.source, document=doc)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def unknown_keys(self, obj: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
+        for key in obj:
+            if key not in valid:
+                self.add(_join(where, key), f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+
+    def string(self, obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+        path = _join(where, key)
+        if key not in obj:
+            if default is None:
+                self.add(path, "missing (required)")
+                return ""
+            return default
+        value = obj[key]
+        if not isinstance(value, str) or not value.strip():
+            self.add(path, f"expected a non-empty string, got {show(value)}")
+            return ""
+        return value
+
+    def section(self, value: Any, where: str, required: bool = False) -> dict[str, Any] | None:
+        if value is None and required:
+            self.add(where, "missing (required)")
+            return None
+        if not isinstance(value, dict):
+            self.add(where, f"expected an object, got {show(value)}")
+            return None
+        return value
+
+    # -- sections ------------------------------------------------------------------------
+
+    def data(self, value: Any) -> DataSpec | None:
+        obj = self.section(value, "data", required=True)
+        if obj is None:
+            return None
+        self.unknown_keys(obj, _DATA, "data")
+        path = self.string(obj, "path", "data")
+        time_column = self.string(obj, "time_column", "data")
+        target = self.string(obj, "target", "data")
+        features = obj.get("features", [])
+        if not isinstance(features, list) or not all(isinstance(f, str) and f for f in features):
+            self.add("data.features", f"expected a list of column names, got {show(features)}")
+            features = []
+        for i, f in enumerate(features):
+            if f == target or f in features[:i]:
+                self.add(f"data.features[{i}]", f'"{f}" is listed twice (the target is always an input)')
+        if not (path and time_column and target):
+            return None
+        try:
+            resolved = resolve_data_path(path, self.base_dir)
+        except DataError as e:
+            self.add(e.json_path, e.message)
+            return None
+        return DataSpec(resolved, time_column, target, tuple(features))
+
+    def periods(self, value: Any) -> tuple[Period, ...]:
+        if value is None:
+            self.add("date_ranges", 'missing (required): a list of ["start", "end"] pairs')
+            return ()
+        if isinstance(value, dict):
+            self.add("date_ranges", 'automatic periods ({"auto": ...}) are not available yet; '
+                                    'give a list of ["start", "end"] pairs')
+            return ()
+        if not isinstance(value, list) or not value:
+            self.add("date_ranges", f'expected a non-empty list of ["start", "end"] pairs, got {show(value)}')
+            return ()
+        periods: list[Period] = []
+        for i, pair in enumerate(value):
+            where = f"date_ranges[{i}]"
+            if not isinstance(pair, list) or len(pair) != 2:
+                self.add(where, f'expected a ["start", "end"] pair, got {show(pair)}')
+                continue
+            stamps = []
+            for j, text in enumerate(pair):
+                try:
+                    stamps.append(parse_time(text))
+                except (ValueError, TypeError):
+                    self.add(f"{where}[{j}]", f'expected a date such as "2013-01-01", got {show(text)}')
+            if len(stamps) != 2:
+                continue
+            start, end = stamps
+            if start >= end:
+                self.add(where, f"reversed range: start {pair[0]} is not before end {pair[1]}")
+                continue
+            period = Period(start, end)
+            if period in periods:
+                self.add(where, f"period {period} is listed twice")
+                continue
+            periods.append(period)
+        return tuple(periods)
+
+    def search(self, value: Any) -> SearchSpec:
+        obj = self.section(value, "search")
+        if obj is None:
+            return SearchSpec()
+        self.unknown_keys(obj, _SEARCH, "search")
+        strategy = obj.get("strategy", "grid")
+        if strategy not in STRATEGIES:
+            hint = did_you_mean(str(strategy), STRATEGIES)
+            self.add("search.strategy", f"expected one of {', '.join(STRATEGIES)}, got {show(strategy)}{hint}")
+            strategy = "grid"
+        max_trials = obj.get("max_trials")
+        if max_trials is not None and (not _is_int(max_trials) or max_trials < 1):
+            self.add("search.max_trials", f"expected an integer >= 1, got {show(max_trials)}")
+            max_trials = None
+        if strategy == "random" and max_trials is None and "max_trials" not in obj:
+            self.add("search.max_trials", "required for random search (how many configs to sample)")
+        seed = obj.get("seed", 0)
+        if not _is_int(seed) or seed < 0:
+            self.add("search.seed", f"expected an integer >= 0, got {show(seed)}")
+            seed = 0
+        return SearchSpec(strategy, int(max_trials) if max_trials is not None else None, int(seed))
+
+    def training(self, value: Any, arch: Architecture | None) -> dict[str, Any]:
+        obj = self.section(value, "training")
+        if obj is None:
+            return {}
+        out = {}
+        for key, v in obj.items():
+            where = f"training.{key}"
+            hp = TRAINING.get(key)
+            if hp is None:
+                if arch is not None and arch.hparam(key) is not None:
+                    self.add(where, f'"{key}" is an argument of {arch.name}: set it under "parameters" '
+                                    "(a one-value list fixes it)")
+                else:
+                    self.add(where, f"unknown key{did_you_mean(key, TRAINING)}; valid: {', '.join(TRAINING)}")
+                continue
+            msg = hp.problem(v)
+            if msg:
+                self.add(where, msg)
+                continue
+            out[key] = _normalise(hp, v)
+        return out
+
+    def parameters(self, value: Any, arch: Architecture | None, search: SearchSpec) -> dict[str, Axis]:
+        obj = self.section(value, "parameters")
+        if obj is None:
+            return {}
+        valid: dict[str, HParam] = dict(TRAINING)
+        if arch is not None:
+            valid.update({p.name: p for p in arch.hparams})
+        out: dict[str, Axis] = {}
+        for name, axis in obj.items():
+            where = f"parameters.{name}"
+            hp = valid.get(name)
+            if hp is None:
+                if arch is None:
+                    continue  # the architecture's own error is reported; its names are unknown
+                owner = f"{arch.name} or training"
+                self.add(where, f"unknown parameter for {owner}{did_you_mean(name, valid)}; "
+                                f"valid: {', '.join(valid)}")
+                continue
+            parsed = self.axis(axis, hp, where, search.strategy)
+            if parsed is not None:
+                out[name] = parsed
+        return out
+
+    def axis(self, axis: Any, hp: HParam, where: str, strategy: str) -> Axis | None:
+        if isinstance(axis, list):
+            if not axis:
+                self.add(where, "empty list: give at least one value")
+                return None
+            ok = True
+            for i, v in enumerate(axis):
+                msg = hp.problem(v)
+                if msg:
+                    self.add(f"{where}[{i}]", msg)
+                    ok = False
+                elif any(_same(v, w) for w in axis[:i]):
+                    self.add(f"{where}[{i}]", f"{show(v)} is listed twice")
+                    ok = False
+            return tuple(_normalise(hp, v) for v in axis) if ok else None
+        if isinstance(axis, dict):
+            return self.distribution(axis, hp, where, strategy)
+        example = '{"loguniform": [0.0001, 0.1]}' if hp.numeric else "a list"
+        self.add(where, f"expected a list of values or a distribution such as {example}, got {show(axis)}")
+        return None
+
+    def distribution(self, axis: dict[str, Any], hp: HParam, where: str, strategy: str) -> Distribution | None:
+        if len(axis) != 1 or next(iter(axis)) not in DISTRIBUTIONS:
+            keys = ", ".join(f'"{k}"' for k in DISTRIBUTIONS)
+            found = ", ".join(f'"{k}"' for k in axis) or "nothing"
+            self.add(where, f"expected one distribution key ({keys}), got {found}"
+                            f"{did_you_mean(next(iter(axis)), DISTRIBUTIONS) if len(axis) == 1 else ''}")
+            return None
+        kind, bounds = next(iter(axis.items()))
+        path = f"{where}.{kind}"
+        if strategy == "grid":
+            self.add(where, 'a distribution needs "search": {"strategy": "random"}; grid search takes a list of values')
+            return None
+        if not hp.numeric:
+            self.add(where, f"takes {hp.describe()}: give a list of values, not a distribution")
+            return None
+        if (not isinstance(bounds, list) or len(bounds) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)):
+            self.add(path, f"expected [low, high] numbers, got {show(bounds)}")
+            return None
+        low, high = bounds
+        if low >= high:
+            self.add(path, f"reversed range: low {show(low)} is not below high {show(high)}")
+            return None
+        if kind == "loguniform" and low <= 0:
+            self.add(path, f"loguniform needs low > 0, got {show(low)}")
+            return None
+        if kind == "int" and not (_is_int(low) and _is_int(high)):
+            self.add(path, f"expected integer bounds, got {show(bounds)}")
+            return None
+        if hp.kind == "int" and kind != "int":
+            self.add(where, f'{hp.name} takes integers: use {{"int": [{_int_text(low)}, {_int_text(high)}]}}')
+            return None
+        for b in (low, high):
+            msg = hp.problem(b)
+            if msg:
+                self.add(path, f"bound {show(b)}: {msg}")
+                return None
+        return Distribution(kind, float(low) if kind != "int" else int(low), float(high) if kind != "int" else int(high))
+
+    def metrics(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.add("metrics", f"expected a list of metric names, got {show(value)}")
+            return ()
+        names = []
+        valid = sorted(set(METRICS) | set(METRICS.values()) | {"val_rmse"})
+        for i, m in enumerate(value):
+            column = METRICS.get(m, m) if isinstance(m, str) else None
+            if column not in METRICS.values() and column != "val_rmse":
+                hint = did_you_mean(m, valid) if isinstance(m, str) else ""
+                self.add(f"metrics[{i}]", f"unknown metric {show(m)}{hint}; valid: {', '.join(sorted(METRICS))}")
+                continue
+            names.append(str(column))
+        return tuple(dict.fromkeys(names))
+
+    def objective(self, value: Any) -> str:
+        column = METRICS.get(value, value) if isinstance(value, str) else None
+        if column not in OBJECTIVES:
+            hint = did_you_mean(value, OBJECTIVES) if isinstance(value, str) else ""
+            self.add("objective", f"expected one of {', '.join(OBJECTIVES)} (lower is better), got {show(value)}{hint}")
+            return "val_mse"
+        return str(column)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _type(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false"}.get(type(v), show(v))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_text(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                                               and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+
+
+def _normalise(hp: HParam, v: Any) -> Any:
+    """JSON 64.0 for an integer parameter becomes 64, so ids and models agree."""
+    if hp.kind == "int" and isinstance(v, float):
+        return int(v)
+    return v

@@ -1,0 +1,202 @@
+"""Train one trial on one device -> TrialResult. Torch only: no storage, no scheduling.
+
+The windows of a period go to the device once; batches are index slices of those tensors
+(no DataLoader, no per-batch host-to-device copy). Early stopping restores the best
+weights; the learning rate decays on plateaus; a NaN or infinite loss ends the trial as
+``diverged``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from hpt.architectures import get_architecture
+from hpt.data import Windows, make_windows
+from hpt.model_io import model_payload
+from hpt.trial import Status, Trial, TrialResult, utcnow
+
+__all__ = ["Diverged", "TrainContext", "fit"]
+
+_EVAL_BATCH = 8192
+
+
+class Diverged(Exception):
+    pass
+
+
+@dataclass
+class Fit:
+    """What :func:`fit` returns: the best weights' metrics and the learning curve."""
+
+    metrics: dict[str, float]
+    curve: list[dict[str, float]]
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
+        monitor: str = "val_mse") -> Fit:
+    """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val)."""
+    x_train, y_train, x_val, y_val = data
+    torch.manual_seed(int(params["seed"]))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(params["seed"]))
+    lr, wd = float(params["lr"]), float(params["weight_decay"])
+    opt: torch.optim.Optimizer
+    if params["optimizer"] == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+    elif params["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    decay = float(params["lr_decay"])
+    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=decay, patience=int(params["lr_patience"]))
+             if decay < 1 else None)
+    patience, clip = int(params["patience"]), params["grad_clip"]
+    batch = int(params["batch_size"])
+    n = len(x_train)
+    loss_fn = nn.MSELoss()
+
+    best: dict[str, float] = {}
+    best_state: dict[str, torch.Tensor] = {}
+    curve: list[dict[str, float]] = []
+    since_best = 0
+    start = time.perf_counter()
+    for epoch in range(1, int(params["epochs"]) + 1):
+        model.train()
+        order = torch.randperm(n, device=device, generator=gen)
+        total = torch.zeros((), device=device)
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), float(clip))
+            opt.step()
+            total += loss.detach() * len(idx)
+        train_loss = float(total) / n
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
+        val_mse, val_mae = evaluate(model, x_val, y_val)
+        if not (math.isfinite(val_mse) and math.isfinite(val_mae)):
+            raise Diverged(f"validation loss became {val_mse} in epoch {epoch}")
+        current = {"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse, "val_mae": val_mae,
+                   "lr": opt.param_groups[0]["lr"], "time_s": round(time.perf_counter() - start, 4)}
+        curve.append(current)
+        if not best or current[monitor] < best[monitor]:
+            best = current
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            since_best = 0
+        else:
+            since_best += 1
+        if sched is not None:
+            sched.step(current[monitor])
+        if patience and since_best >= patience:
+            break
+    train_time = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    metrics = {
+        "val_mse": best["val_mse"],
+        "val_mae": best["val_mae"],
+        "val_rmse": math.sqrt(best["val_mse"]),
+        "train_loss": best["train_loss"],
+        "best_epoch": int(best["epoch"]),
+        "epochs": len(curve),
+        "train_time_s": round(train_time, 4),
+        "n_params": sum(p.numel() for p in model.parameters()),
+    }
+    return Fit(metrics, curve)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean squared and absolute error over all windows (scaled units)."""
+    model.eval()
+    se = torch.zeros((), device=x.device, dtype=torch.float64)
+    ae = torch.zeros((), device=x.device, dtype=torch.float64)
+    for i in range(0, len(x), _EVAL_BATCH):
+        err = model(x[i:i + _EVAL_BATCH]) - y[i:i + _EVAL_BATCH]
+        se += err.double().pow(2).sum()
+        ae += err.double().abs().sum()
+    count = y.numel()
+    return float(se) / count, float(ae) / count
+
+
+class TrainContext:
+    """Runs trials on one device against one dataset, caching each period's windows there."""
+
+    def __init__(self, frame: pd.DataFrame, device: str | torch.device = "cpu", objective: str = "val_mse",
+                 cache_size: int = 4) -> None:
+        self.frame = frame
+        self.device = torch.device(device)
+        self.monitor = objective if objective.startswith("val_") and objective != "val_rmse" else "val_mse"
+        self._cache: OrderedDict[tuple[Any, ...], tuple[Windows, tuple[torch.Tensor, ...]]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def windows(self, trial: Trial) -> tuple[Windows, tuple[torch.Tensor, ...]]:
+        p = trial.params
+        key = (trial.period, p["lookback"], p["horizon"], p["validation"])
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        w = make_windows(self.frame, trial.period, int(p["lookback"]), int(p["horizon"]), p["validation"])
+        tensors = tuple(torch.from_numpy(a).to(self.device) for a in (w.x_train, w.y_train, w.x_val, w.y_val))
+        self._cache[key] = (w, tensors)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return w, tensors
+
+    def run(self, trial: Trial) -> TrialResult:
+        """Train one trial; a failure or divergence is recorded in the result, never raised."""
+        started = utcnow()
+        device = _device_name(self.device)
+        try:
+            windows, tensors = self.windows(trial)
+            arch = get_architecture(trial.architecture)
+            torch.manual_seed(trial.seed)
+            model = arch.build(len(windows.columns), int(trial.params["lookback"]),
+                               int(trial.params["horizon"]), dict(trial.params)).to(self.device)
+            result = fit(model, dict(trial.params), tensors, self.device, self.monitor)
+        except Diverged as e:
+            return TrialResult(trial, Status.DIVERGED, error=str(e), started_at=started, finished_at=utcnow(), device=device)
+        except Exception as e:
+            return TrialResult(trial, Status.FAILED, error=_one_line(e), started_at=started, finished_at=utcnow(), device=device)
+        model_bytes = model_payload(
+            architecture=trial.architecture, params=dict(trial.params), n_features=len(windows.columns),
+            lookback=int(trial.params["lookback"]), horizon=int(trial.params["horizon"]),
+            columns=windows.columns, mean=windows.mean, std=windows.std, state_dict=model.state_dict(),
+            trial_id=trial.trial_id, period=(trial.period.start_text, trial.period.end_text),
+            metrics=result.metrics,
+        )
+        return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
+                           device=device, model=model_bytes, curve=_curve_csv(result.curve))
+
+
+def _curve_csv(curve: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    pd.DataFrame(curve).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def _one_line(e: BaseException) -> str:
+    """The exception and where in the user's or hpt's code it came from, on one line."""
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    text = f"{type(e).__name__}: {e}".replace("\n", " ")
+    return (text[:500] + where) if text else type(e).__name__
+

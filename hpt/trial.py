@@ -1,0 +1,58 @@
+"""The seams between stages: a trial to run and the result it gives."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from hpt.periods import Period
+
+__all__ = ["Status", "Trial", "TrialResult", "utcnow"]
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One (config, period, seed): the unit of work a worker trains."""
+
+    trial_id: str
+    config_id: str
+    architecture: str
+    params: Mapping[str, Any]  # every hyperparameter's value, tuned or not
+    tuned: tuple[str, ...]  # the names the search varies
+    period: Period
+    seed: int
+    fidelity: str = "full"
+
+    @property
+    def tuned_params(self) -> dict[str, Any]:
+        return {k: self.params[k] for k in self.tuned}
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What training a trial gave: metrics on success, the error otherwise."""
+
+    trial: Trial
+    status: Status
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    device: str = ""
+    model: bytes | None = None  # the saved model file (torch.save), when one was trained
+    curve: str | None = None  # per-epoch metrics as CSV text
+
+
+def utcnow() -> str:
+    """The current UTC time as the rows record it."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
