@@ -24,7 +24,7 @@ class _Exit(click.ClickException):
     def __init__(self, lines: list[str], exit_code: int) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 
     def show(self, file: Any = None) -> None:
         for line in self.lines:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -96,7 +96,7 @@ class _Space(Sequence[dict[str, Any]]):
 class GridSearch(_Space):
     """Every combination of the list-valued axes, in a seeded shuffled order, capped at max_trials."""
 
-    def __init__(self, axes: dict[str, Sequence[Any]], seed: int = 0, max_trials: int | None = None) -> None:
+    def __init__(self, axes: Mapping[str, Sequence[Any]], seed: int = 0, max_trials: int | None = None) -> None:
         for name, values in axes.items():
             if isinstance(values, Distribution) or not len(values):
                 raise ValueError(f"grid axis {name!r} needs a non-empty list of values")

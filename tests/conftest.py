@@ -1,0 +1,75 @@
+"""Shared fixtures: small specs on the bundled data, and the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI's timeout sends SIGTERM: turn it into KeyboardInterrupt so fixtures tear down their servers.
+    def _term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+
+
+def tiny_spec(**overrides: Any) -> dict[str, Any]:
+    """A spec that trains in about a second per trial on the bundled electricity data."""
+    doc: dict[str, Any] = {
+        "name": "tiny",
+        "architecture": "mlp",
+        "data": {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y"},
+        "date_ranges": [["2013-01-01", "2013-01-15"], ["2013-02-01", "2013-02-15"]],
+        "search": {"strategy": "grid", "seed": 0},
+        "parameters": {"lr": [0.001, 0.01], "hidden_size": [8]},
+        "training": {"epochs": 3, "batch_size": 64, "lookback": 24, "horizon": 1, "validation": 0.25},
+        "metrics": ["mse", "mae", "train_time"],
+        "objective": "val_mse",
+    }
+    for key, value in overrides.items():
+        if value is None:
+            doc.pop(key, None)
+        elif isinstance(value, dict) and isinstance(doc.get(key), dict) and key != "parameters":
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    return doc
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Write a spec (tiny_spec with overrides, or a given document) to a file and return its path."""
+    counter = iter(range(10**6))
+
+    def write(doc: dict[str, Any] | str | None = None, **overrides: Any) -> Path:
+        path = tmp_path / f"spec{next(counter)}.json"
+        if isinstance(doc, str):
+            path.write_text(doc)
+        else:
+            path.write_text(json.dumps(doc if doc is not None else tiny_spec(**overrides), indent=1))
+        return path
+
+    return write
+
+
+def hpt_cli(*args: str, timeout: float = 300, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m hpt ARGS` as a separate process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "hpt", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or ROOT, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return hpt_cli
