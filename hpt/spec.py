@@ -138,49 +138,52 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(source, [Problem("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
     except UnicodeDecodeError:
         raise SpecError(source, [Problem("", "not a UTF-8 text file")]) from None
-    spec = parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem)
-    check_data(spec)
-    return spec
+    return parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem)
 
 
 def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None,
                default_name: str = "experiment") -> Spec:
-    """Validate the structure of a spec document (the data is checked by :func:`check_data`)."""
+    """Validate a spec document, its data included; every problem is raised together."""
     return _Parser(source, base_dir).parse(document, default_name)
 
 
 def check_data(spec: Spec) -> pd.DataFrame:
     """Read the spec's data and check that every period can be windowed; return the data."""
+    extremes = _window_extremes(spec.parameters, spec.training)
+    frame, problems = _data_problems(spec.data, list(enumerate(spec.periods)), extremes)
+    if problems or frame is None:
+        raise SpecError(spec.source, problems)
+    return frame
+
+
+def _data_problems(data: DataSpec, periods: list[tuple[int, Period]], extremes: list[tuple[int, int, Any]],
+                   ) -> tuple[pd.DataFrame | None, list[Problem]]:
     try:
-        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns)
+        frame = load_frame(data.path, data.time_column, data.columns)
     except DataError as e:
-        raise SpecError(spec.source, [Problem(e.json_path, e.message)]) from None
+        return None, [Problem(e.json_path, e.message)]
     problems = []
     first, last = frame.index[0], frame.index[-1]
     step = frame.index.to_series().diff().median() if len(frame) > 1 else pd.Timedelta(0)
-    extremes = _window_extremes(spec)
-    for i, period in enumerate(spec.periods):
+    for i, period in periods:  # i: the period's place in the spec's list
         where = f"date_ranges[{i}]"
         if period.start < first or period.end > last + step:
-            problems.append(Problem(where, f"period {period} reaches outside the data "
-                                           f"({first} to {last})"))
+            problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
             continue
         for lookback, horizon, validation in extremes:
             msg = window_problem(frame, period, lookback, horizon, validation)
             if msg:
                 problems.append(Problem(where, msg))
                 break
-    if problems:
-        raise SpecError(spec.source, problems)
-    return frame
+    return frame, problems
 
 
-def _window_extremes(spec: Spec) -> list[tuple[int, int, Any]]:
+def _window_extremes(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[tuple[int, int, Any]]:
     """The largest lookback and horizon the search can pick, with each validation setting."""
     def values(name: str) -> list[Any]:
-        axis = spec.parameters.get(name)
+        axis = parameters.get(name)
         if axis is None:
-            return [spec.base_params[name]]
+            return [training.get(name, TRAINING[name].default)]
         return [axis.high] if isinstance(axis, Distribution) else list(axis)
 
     lookback = int(max(values("lookback")))
@@ -193,6 +196,7 @@ class _Parser:
         self.source = source
         self.base_dir = base_dir
         self.problems: list[Problem] = []
+        self.period_places: list[tuple[int, Period]] = []
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -226,6 +230,9 @@ class _Parser:
         if sink is not None and (not isinstance(sink, str) or not sink.strip()):
             self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
             sink = None
+        if data is not None and periods:  # the data's problems are reported with the rest
+            _, problems = _data_problems(data, self.period_places, _window_extremes(parameters, training))
+            self.problems += problems
         if self.problems:
             raise SpecError(self.source, self.problems)
         assert data is not None and architecture
@@ -322,6 +329,7 @@ class _Parser:
                 self.add(where, f"period {period} is listed twice")
                 continue
             periods.append(period)
+            self.period_places.append((i, period))
         return tuple(periods)
 
     def search(self, value: Any) -> SearchSpec:

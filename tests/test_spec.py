@@ -1,0 +1,160 @@
+"""Bad specs are reported before anything trains: one line per problem, with its JSON path, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpt.errors import SpecError
+from hpt.spec import Distribution, load_spec
+from tests.conftest import tiny_spec
+
+DATA = {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y"}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    return tiny_spec(**changes)
+
+
+def _params(**axes: Any) -> dict[str, Any]:
+    return tiny_spec(parameters=axes)
+
+
+# (case id, spec document, JSON path the message must name, words it must contain)
+MALFORMED: list[tuple[str, Any, str, str]] = [
+    ("unknown top key", {**tiny_spec(), "paramters": {}}, "paramters", 'did you mean "parameters"'),
+    ("unknown training key", _with(training={"epoch": 3}), "training.epoch", 'did you mean "epochs"'),
+    ("arch arg under training", _with(architecture="lstm", training={"hidden_size": 8}), "training.hidden_size",
+     'under "parameters"'),
+    ("missing architecture", _with(architecture=None), "architecture", "missing"),
+    ("unknown architecture", _with(architecture="transformerz"), "architecture", "known: mlp, lstm"),
+    ("builder module missing", _with(architecture="no_such_pkg.models:build"), "architecture", "no_such_pkg"),
+    ("missing data", _with(data=None), "data", "missing"),
+    ("data not an object", _with(data="file.csv"), "data", "expected an object"),
+    ("missing target", {**tiny_spec(), "data": {"path": DATA["path"], "time_column": "ts"}}, "data.target", "missing"),
+    ("unknown data key", _with(data={"file": "x.csv"}), "data.file", "unknown key"),
+    ("data file missing", _with(data={"path": "nowhere.csv"}), "data.path", "file not found"),
+    ("target column missing", _with(data={"target": "load"}), "data.target", 'no column "load"'),
+    ("time column missing", _with(data={"time_column": "time"}), "data.time_column", 'no column "time"'),
+    ("feature listed twice", _with(data={"features": ["y"]}), "data.features[0]", "twice"),
+    ("lr not a number", _params(lr=[0.001, 0.01, "fast"]), "parameters.lr[2]", 'expected a number > 0, got "fast"'),
+    ("negative lr", _params(lr=[-0.1]), "parameters.lr[0]", "> 0"),
+    ("empty grid axis", _params(lr=[]), "parameters.lr", "empty list"),
+    ("duplicate grid value", _params(lr=[0.1, 0.1]), "parameters.lr[1]", "twice"),
+    ("unknown parameter", _params(hiden_size=[8]), "parameters.hiden_size", 'did you mean "hidden_size"'),
+    ("unknown parameter lists valid", _params(color=[1]), "parameters.color", "valid: epochs"),
+    ("int param given a float", _params(hidden_size=[8.5]), "parameters.hidden_size[0]", "integer"),
+    ("dropout out of range", _params(dropout=[1.5]), "parameters.dropout[0]", "< 1"),
+    ("choice param", _params(optimizer=["adamm"]), "parameters.optimizer[0]", 'one of "adam"'),
+    ("distribution in grid", _params(lr={"loguniform": [1e-4, 1e-1]}), "parameters.lr", '"strategy": "random"'),
+    ("reversed distribution", {**_params(lr={"loguniform": [0.1, 0.001]}), "search": {"strategy": "random", "max_trials": 3}},
+     "parameters.lr.loguniform", "reversed range"),
+    ("unknown distribution", {**_params(lr={"logunifrom": [0.1, 1]}), "search": {"strategy": "random", "max_trials": 3}},
+     "parameters.lr", 'did you mean "loguniform"'),
+    ("loguniform from zero", {**_params(lr={"loguniform": [0, 1]}), "search": {"strategy": "random", "max_trials": 3}},
+     "parameters.lr.loguniform", "low > 0"),
+    ("float range for int param", {**_params(hidden_size={"uniform": [8, 64]}),
+                                   "search": {"strategy": "random", "max_trials": 3}},
+     "parameters.hidden_size", '{"int": [8, 64]}'),
+    ("random without max_trials", _with(search={"strategy": "random"}), "search.max_trials", "required for random"),
+    ("unknown strategy", _with(search={"strategy": "bayes"}), "search.strategy", "grid, random"),
+    ("max_trials zero", _with(search={"max_trials": 0}), "search.max_trials", "integer >= 1"),
+    ("epochs zero", _with(training={"epochs": 0}), "training.epochs", "integer >= 1, got 0"),
+    ("batch size string", _with(training={"batch_size": "64"}), "training.batch_size", 'got "64"'),
+    ("bad validation", _with(training={"validation": 1.5}), "training.validation", "fraction between 0 and 1"),
+    ("date_ranges missing", _with(date_ranges=None), "date_ranges", "missing"),
+    ("date_ranges empty", _with(date_ranges=[]), "date_ranges", "non-empty list"),
+    ("not a pair", _with(date_ranges=[["2013-01-01"]]), "date_ranges[0]", "pair"),
+    ("bad date", _with(date_ranges=[["2013-01-01", "2013-02-30"]]), "date_ranges[0][1]", "2013-02-30"),
+    ("reversed dates", _with(date_ranges=[["2013-01-01", "2013-02-01"], ["2013-04-01", "2013-01-01"]]),
+     "date_ranges[1]", "reversed range"),
+    ("duplicate period", _with(date_ranges=[["2013-01-01", "2013-02-01"], ["2013-01-01", "2013-02-01"]]),
+     "date_ranges[1]", "twice"),
+    ("period outside data", _with(date_ranges=[["2016-01-01", "2016-03-01"]]), "date_ranges[0]", "outside the data"),
+    ("period too short", _with(date_ranges=[["2013-01-01", "2013-01-02"]]), "date_ranges[0]", "too few"),
+    ("period too short for tuned lookback", _params(lookback=[24, 400]), "date_ranges[0]", "lookback 400"),
+    ("both date keys", {**tiny_spec(), "date-range": [["2013-01-01", "2013-02-01"]]}, "date-range", "keep one"),
+    ("unknown metric", _with(metrics=["mse", "r2"]), "metrics[1]", 'unknown metric "r2"'),
+    ("bad objective", _with(objective="accuracy"), "objective", "lower is better"),
+    ("top level list", [1, 2], "", "expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize("doc, path, words", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_spec_names_its_json_path(write_spec: Any, doc: Any, path: str, words: str) -> None:
+    spec_file = write_spec(doc)
+    with pytest.raises(SpecError) as info:
+        load_spec(spec_file)
+    lines = info.value.lines()
+    hit = [line for line in lines if f"{spec_file}: {path}:" in line or (not path and str(spec_file) in line)]
+    assert hit, lines
+    assert any(words in line for line in hit), lines
+
+
+def test_table_has_enough_distinct_cases() -> None:
+    assert len({c[0] for c in MALFORMED}) >= 20
+
+
+def test_all_problems_reported_together(write_spec: Any) -> None:
+    doc = tiny_spec(parameters={"lr": ["fast"], "hiden_size": [8]}, training={"epochs": 0})
+    with pytest.raises(SpecError) as info:
+        load_spec(write_spec(doc))
+    text = str(info.value)
+    assert "parameters.lr[0]" in text and "parameters.hiden_size" in text and "training.epochs" in text
+    assert len(info.value.lines()) == 3
+
+
+def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:
+    with pytest.raises(SpecError, match=r"invalid JSON at line 3, column 13"):
+        load_spec(write_spec('{\n  "name": "x",\n  "epochs": ,\n}'))
+
+
+def test_validate_cli_exit_code_and_no_traceback(write_spec: Any, cli: Any) -> None:
+    bad = write_spec(tiny_spec(parameters={"lr": [0.001, "fast"]}))
+    good = write_spec()
+    out = cli("validate", str(good), str(bad))
+    assert out.returncode == 2
+    assert f"{good}: ok" in out.stdout
+    assert f'hpt: error: {bad}: parameters.lr[1]: expected a number > 0, got "fast"' in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_run_with_bad_spec_writes_nothing(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    bad = write_spec(tiny_spec(training={"epochs": -1}))
+    out = cli("run", str(bad), "--sink", str(tmp_path / "res"))
+    assert out.returncode == 2 and "training.epochs" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "res").exists()
+
+
+def test_valid_spec_parses_everything(write_spec: Any) -> None:
+    doc = tiny_spec(
+        architecture="lstm",
+        search={"strategy": "random", "max_trials": 4, "seed": 3},
+        parameters={"lr": {"loguniform": [1e-4, 1e-2]}, "hidden_size": {"int": [8, 32]}, "dropout": [0.0, 0.2]},
+        training={"validation": "3D", "optimizer": "adamw", "grad_clip": 1.0},
+        metrics=["rmse", "n_params"],
+        objective="mae",
+    )
+    doc["date-range"] = doc.pop("date_ranges")  # the blog-era alias
+    spec = load_spec(write_spec(doc))
+    assert spec.parameters["lr"] == Distribution("loguniform", 1e-4, 1e-2)
+    assert spec.parameters["dropout"] == (0.0, 0.2)
+    assert spec.objective == "val_mae"
+    assert spec.columns[0] == "val_mae" and "val_rmse" in spec.columns and "n_params" in spec.columns
+    assert spec.base_params["optimizer"] == "adamw" and spec.base_params["num_layers"] == 1
+    assert [p.label for p in spec.periods] == ["2013-01-01..2013-01-15", "2013-02-01..2013-02-15"]
+
+
+def test_relative_data_path_is_read_from_the_spec_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "w.csv").write_text("date,temp\n" + "".join(
+        f"2012/01/{d:02d},{d * 1.5}\n" for d in range(1, 32)))
+    doc = tiny_spec(data={"path": "data/w.csv", "time_column": "date", "target": "temp"},
+                    date_ranges=[["2012-01-01", "2012-02-01"]], training={"lookback": 5, "validation": 0.3})
+    (folder / "spec.json").write_text(json.dumps(doc))
+    spec = load_spec(folder / "spec.json")
+    assert spec.data.path == str(folder / "data" / "w.csv")
