@@ -1,0 +1,89 @@
+"""Data: parsing, sorting, missing values, and windows without look-ahead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpt.data import DataError, load_frame, make_windows, resolve_data_path
+from hpt.periods import Period
+
+SHARED_WEATHER = Path(__file__).resolve().parents[1] / "tests" / "data" / "seattle_weather_daily.csv"
+
+
+def _csv(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_weather_dates_parse_and_text_column_is_refused() -> None:
+    frame = load_frame(str(SHARED_WEATHER), "date", ("temp_max", "temp_min"))
+    assert frame.index[0] == pd.Timestamp("2012-01-01") and len(frame) == 1461
+    with pytest.raises(DataError) as info:
+        load_frame(str(SHARED_WEATHER), "date", ("temp_max", "weather"))
+    assert info.value.json_path == "data.features[0]" and '"weather" is not numeric' in info.value.message
+
+
+def test_unsorted_rows_are_sorted_and_missing_targets_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _csv(tmp_path, "t,y\n2020-01-03,3\n2020-01-01,1\n2020-01-02,\n2020-01-04,4\n")
+    frame = load_frame(path, "t", ("y",))
+    assert list(frame["y"]) == [1.0, 3.0, 4.0]
+    assert frame.index.is_monotonic_increasing
+    assert "dropped 1 of 4 rows" in caplog.text
+
+
+def test_duplicated_timestamps_are_reported(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "t,y\n2020-01-01,1\n2020-01-01,2\n2020-01-02,3\n")
+    with pytest.raises(DataError, match="1 duplicated timestamps"):
+        load_frame(path, "t", ("y",))
+
+
+def test_unparsable_time_names_the_row(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "t,y\n2020-01-01,1\nnot a date,2\n")
+    with pytest.raises(DataError, match=r'cannot parse "not a date" .* \(row 3\)'):
+        load_frame(path, "t", ("y",))
+
+
+def test_parquet_reads_like_csv(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=5, freq="h"), "y": np.arange(5.0)})
+    frame.to_parquet(tmp_path / "d.parquet")
+    loaded = load_frame(str(tmp_path / "d.parquet"), "t", ("y",))
+    assert list(loaded["y"]) == [0, 1, 2, 3, 4]
+
+
+def test_windows_never_train_on_validation_targets_and_scale_from_train_only(tmp_path: Path) -> None:
+    n = 100
+    t = pd.date_range("2020-01-01", periods=n, freq="h")
+    path = _csv(tmp_path, pd.DataFrame({"t": t, "y": np.arange(n, dtype=float)}).to_csv(index=False))
+    frame = load_frame(path, "t", ("y",))
+    w = make_windows(frame, Period(t[0], t[-1] + pd.Timedelta("1h")), lookback=5, horizon=2, validation=0.2)
+    split = 80  # rows 80..99 are validation
+    mean, std = np.arange(split).mean(), np.arange(split).std()
+    assert w.mean[0] == pytest.approx(mean) and w.std[0] == pytest.approx(std)
+    unscale = lambda a: np.rint(a * std + mean)  # noqa: E731
+    train_targets, val_targets = unscale(w.y_train), unscale(w.y_val)
+    assert train_targets.max() == split - 1  # the last train target is the last train row
+    assert val_targets.min() == split and val_targets.max() == n - 1
+    # each window's targets follow its inputs directly
+    assert np.all(unscale(w.x_train[:, -1, 0]) + 1 == train_targets[:, 0])
+    assert np.all(unscale(w.x_val[:, -1, 0]) + 1 == val_targets[:, 0])
+    assert len(w.x_train) == split - 5 - 2 + 1 and len(w.x_val) == n - split - 2 + 1
+
+
+def test_duration_validation_holds_out_the_end_of_the_period(tmp_path: Path) -> None:
+    t = pd.date_range("2020-01-01", periods=24 * 10, freq="h")
+    path = _csv(tmp_path, pd.DataFrame({"t": t, "y": np.sin(np.arange(len(t)))}).to_csv(index=False))
+    frame = load_frame(path, "t", ("y",))
+    w = make_windows(frame, Period(t[0], pd.Timestamp("2020-01-11")), lookback=24, horizon=1, validation="2D")
+    assert len(w.y_val) == 48  # the last two days, one window per hour
+
+
+def test_bundled_demo_data_resolves() -> None:
+    path = resolve_data_path("demo:electricity_hourly.csv")
+    assert Path(path).is_file()
+    with pytest.raises(DataError, match="bundled: electricity_hourly.csv"):
+        resolve_data_path("demo:nope.csv")
