@@ -3,7 +3,7 @@
 The windows of a period go to the device once; batches are index slices of those tensors
 (no DataLoader, no per-batch host-to-device copy). Early stopping restores the best
 weights; the learning rate decays on plateaus; a NaN or infinite loss ends the trial as
-``diverged``.
+``diverged``, and so does a mean training loss above DIVERGED_LOSS.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from hpt.trial import Status, Trial, TrialResult, utcnow
 __all__ = ["Diverged", "TrainContext", "fit"]
 
 _EVAL_BATCH = 8192
+# Targets are standardised, so predicting their mean scores about 1: a mean training loss
+# a thousand times worse means the optimiser has blown up (Adam at lr=1e3 stays finite).
+DIVERGED_LOSS = 1e3
 
 
 class Diverged(Exception):
@@ -90,8 +93,8 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
             opt.step()
             total += loss.detach() * len(idx)
         train_loss = float(total) / n
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
+        if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
+            raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
         val_mse, val_mae = evaluate(model, x_val, y_val)
         if not (math.isfinite(val_mse) and math.isfinite(val_mae)):
             raise Diverged(f"validation loss became {val_mse} in epoch {epoch}")

@@ -1,0 +1,78 @@
+"""Training one trial: every architecture learns, divergence and failure are recorded, runs reproduce."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpt.model_io import load_model
+from hpt.search import expand
+from hpt.spec import check_data, parse_spec
+from hpt.train import TrainContext
+from hpt.trial import Status, TrialResult
+from tests.conftest import tiny_spec
+
+ARCHS = ["mlp", "lstm", "gru", "cnn", "attention", "lstm-attention"]
+
+
+def _run(**overrides: Any) -> TrialResult:
+    spec = parse_spec(tiny_spec(**overrides))
+    return TrainContext(check_data(spec)).run(expand(spec)[0])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_architecture_learns_on_real_data(arch: str) -> None:
+    result = _run(architecture=arch, parameters={"lr": [0.003]}, training={"epochs": 4, "patience": 0})
+    assert result.status is Status.OK, result.error
+    curve = pd.read_csv(io.StringIO(result.curve or ""))
+    assert len(curve) == 4
+    assert curve["val_mse"].iloc[-1] < curve["val_mse"].iloc[0]
+    assert result.metrics["val_mse"] == pytest.approx(curve["val_mse"].min())
+    assert result.metrics["n_params"] > 0 and result.metrics["best_epoch"] >= 1
+
+
+def test_huge_learning_rate_is_recorded_as_diverged() -> None:
+    result = _run(parameters={"lr": [1e3]})
+    assert result.status is Status.DIVERGED
+    assert "training loss" in result.error and result.model is None
+
+
+def test_an_exception_is_recorded_as_failed_with_its_text() -> None:
+    result = _run(architecture="attention", parameters={"d_model": [30], "num_heads": [4]})
+    assert result.status is Status.FAILED
+    assert "d_model=30 must be a multiple of num_heads=4" in result.error
+
+
+def test_same_spec_same_metrics_on_the_cpu() -> None:
+    a = _run(architecture="lstm", parameters={"hidden_size": [8]})
+    b = _run(architecture="lstm", parameters={"hidden_size": [8]})
+    assert a.metrics["val_mse"] == b.metrics["val_mse"] and a.metrics["train_loss"] == b.metrics["train_loss"]
+
+
+def test_early_stopping_restores_the_best_epoch() -> None:
+    result = _run(parameters={"lr": [0.05]}, training={"epochs": 30, "patience": 2, "lr_decay": 1.0})
+    curve = pd.read_csv(io.StringIO(result.curve or ""))
+    best = int(curve["val_mse"].idxmin()) + 1
+    assert result.metrics["best_epoch"] == best
+    assert result.metrics["epochs"] == len(curve) <= best + 2
+
+
+def test_saved_model_loads_and_predicts_in_data_units(tmp_path: Path) -> None:
+    result = _run(architecture="gru", training={"horizon": 3, "epochs": 2})
+    path = tmp_path / "m.pt"
+    path.write_bytes(result.model or b"")
+    model = load_model(path)
+    assert model.lookback == 24 and model.horizon == 3 and model.columns == ("y",)
+    frame = pd.read_csv(Path(__file__).resolve().parents[1] / "hpt" / "demo" / "electricity_hourly.csv", nrows=200)
+    forecast = model.predict(frame.tail(24))
+    assert forecast.shape == (3,)
+    recent = frame["y"].tail(24)
+    assert recent.min() * 0.5 < forecast.mean() < recent.max() * 1.5  # kW, not standardised units
+    with pytest.raises(ValueError, match="lookback=24"):
+        model.predict(frame.tail(10))
+    assert np.isfinite(forecast).all()
