@@ -1,0 +1,183 @@
+"""`hpt run` end to end, as a user runs it: results folder, resume, Ctrl-C, dying workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpt.model_io import load_model
+from tests.conftest import ROOT, tiny_spec
+
+
+def _csv(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "results.csv")
+
+
+def test_run_writes_a_row_model_and_curve_per_trial_and_resumes(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 1e3], "hidden_size": [8]}))
+    sink = tmp_path / "res"
+    out = cli("run", str(spec), "--sink", str(sink))
+    assert out.returncode == 0, out.stderr
+    table = _csv(sink)
+    assert len(table) == 6
+    assert sorted(table["status"].value_counts().items()) == [("diverged", 2), ("ok", 4)]
+    assert {"param_lr", "param_hidden_size", "val_mse", "val_mae", "train_time_s", "epochs", "best_epoch",
+            "period_start", "period_end", "config_id", "model_uri", "device"} <= set(table.columns)
+    ok = table[table["status"] == "ok"]
+    for _, row in ok.iterrows():
+        assert (sink / "rows" / f"{row.trial_id}.json").is_file()
+        assert (sink / "curves" / f"{row.trial_id}.csv").is_file()
+        assert load_model(row.model_uri).trial_id == row.trial_id
+    runs = list((sink / "runs").glob("*.json"))
+    record = json.loads(runs[0].read_text())
+    assert record["status"] == "finished" and record["counts"] == {"ok": 4, "diverged": 2}
+    assert record["spec"]["name"] == "tiny" and record["torch_version"]
+    # the log: one line per trial, then a summary naming the best config and where results are
+    lines = out.stdout.splitlines()
+    assert sum(1 for line in lines if line.startswith("[")) == 6
+    assert any(line.startswith("[6/6] ") for line in lines)
+    assert "diverged" in out.stdout and "best config" in out.stdout and str(sink) in out.stdout
+
+    again = cli("run", str(spec), "--sink", str(sink))
+    assert again.returncode == 0
+    assert "skipping 4 trials already done" in again.stdout
+    table2 = _csv(sink)
+    assert len(table2) == 6  # the diverged trials ran again and replaced their rows
+    assert set(table2[table2["status"] == "ok"]["run_id"]) == set(ok["run_id"])  # ok rows untouched
+
+    forced = cli("run", str(spec), "--sink", str(sink), "--force", "-q")
+    assert forced.returncode == 0 and "skipping" not in forced.stdout
+    assert not any(line.startswith("[") for line in forced.stdout.splitlines())
+    assert len(_csv(sink)) == 6 and len(list((sink / "runs").glob("*.json"))) == 3
+
+
+def test_dry_run_and_plan_list_trials_without_training(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1], "hidden_size": [8, 16]}))
+    out = cli("run", str(spec), "--dry-run", "--sink", str(tmp_path / "res"))
+    assert out.returncode == 0
+    assert "12 trials = 6 configs x 2 periods" in out.stdout and "2013-01-01..2013-01-15" in out.stdout
+    assert not (tmp_path / "res").exists()
+    planned = cli("plan", str(spec), "--limit", "3")
+    assert "... and 9 more" in planned.stdout
+
+
+def _slow_spec(write_spec: Any) -> Path:
+    """Six trials of a few seconds each: long enough to be caught in flight."""
+    return write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003]}, training={"epochs": 600, "patience": 0}))
+
+
+def _wait_for_rows(folder: Path, n: int, proc: subprocess.Popen[str], limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"hpt exited early: {proc.communicate()}")
+        if (folder / "rows").is_dir() and len(list((folder / "rows").glob("*.json"))) >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no rows appeared")
+
+
+def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = _slow_spec(write_spec)
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(sink, 1, proc)
+    time.sleep(0.5)  # the next trial is under way
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    table = _csv(sink)
+    assert (table["status"] == "ok").sum() >= 1
+    assert (table["status"] == "interrupted").sum() == 1
+    assert "interrupted" in stdout and "run the same command again" in stdout
+    record = json.loads(next((sink / "runs").glob("*.json")).read_text())
+    assert record["status"] == "interrupted"
+    done = int((table["status"] == "ok").sum())
+
+    rerun = cli("run", str(spec), "--sink", str(sink))
+    assert rerun.returncode == 0
+    assert f"skipping {done} trials already done" in rerun.stdout
+    final = _csv(sink)
+    assert len(final) == 6 and (final["status"] == "ok").all()
+
+
+def test_sigterm_exits_143(write_spec: Any, tmp_path: Path) -> None:
+    spec = _slow_spec(write_spec)
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(sink, 1, proc)
+    proc.terminate()
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert (_csv(sink)["status"] == "ok").sum() >= 1
+
+
+BUILDER = '''
+import os, signal
+from torch import nn
+
+def build(n_features, lookback, horizon, width=8, crash=0):
+    if crash == 1:
+        os._exit(3)
+    if crash == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.ReLU(), nn.Linear(width, horizon))
+'''
+
+
+def test_a_worker_that_dies_fails_its_trial_and_the_run_goes_on(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "crashy.py").write_text(BUILDER)
+    spec = write_spec(tiny_spec(architecture="crashy:build", parameters={"crash": [0, 1, 2]}))
+    sink = tmp_path / "res"
+    out = cli("run", str(spec), "--sink", str(sink), env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    table = _csv(sink).set_index("param_crash")
+    assert (table.loc[0, "status"] == "ok").all()
+    assert (table.loc[1, "status"] == "failed").all()
+    assert table.loc[1, "error"].str.contains("exited with code 3").all()
+    assert table.loc[2, "error"].str.contains("killed by signal SIGKILL").all()
+
+
+def test_two_workers_share_the_trials(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01], "hidden_size": [8, 16]}))
+    out = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
+    assert out.returncode == 0 and "2 workers" in out.stdout
+    table = _csv(tmp_path / "res")
+    assert len(table) == 8 and (table["status"] == "ok").all()
+
+
+def test_unwritable_results_folder_is_bad_input(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = cli("run", str(write_spec()), "--sink", str(blocker / "res"))
+    assert out.returncode == 2 and "cannot write results to" in out.stderr and "Traceback" not in out.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_results_csv_is_never_half_written(write_spec: Any, tmp_path: Path) -> None:
+    """A reader polling results.csv during a run always parses a whole table."""
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003, 0.004]}, training={"epochs": 1}))
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "-q"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    while proc.poll() is None:
+        if (sink / "results.csv").exists():
+            table = pd.read_csv(sink / "results.csv")
+            assert table["model_uri"].notna().all()
+            seen.add(len(table))
+        time.sleep(0.005)
+    assert proc.returncode == 0 and len(pd.read_csv(sink / "results.csv")) == 8
+    assert len(seen) >= 2  # it grew while the run went on
+    assert not [p for p in os.listdir(sink) if p.startswith(".")]
