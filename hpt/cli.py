@@ -204,37 +204,71 @@ def archs(names: tuple[str, ...]) -> None:
 
 @main.command(epilog=EPILOG)
 @click.argument("uri")
-@click.option("--metric", default="val_mse", show_default=True, help="Column to rank by (lower is better).")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Configs to show.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def results(uri: str, metric: str, top: int, fmt: str) -> None:
-    """Rank the configs at a results location across their periods.
+@click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Configs to list (0: all).")
+@click.option("--where", "where", metavar="EXPR", help="Only rows where EXPR holds (pandas syntax; parameters by name).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
+              show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
+@click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Runners-up to test the best config against.")
+@click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
+def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
+            plot_dir: str | None) -> None:
+    """Rank the configs at a results location (a folder) across their periods.
+
+    Per config: mean, median, worst and spread of the metric over its periods, its rank
+    in each period and the periods it won; the best config tested against the runners-up
+    (paired over shared periods); the metric per value of each tuned parameter; quick
+    screening rows apart; failed, diverged and interrupted trials listed.
 
     \b
     Examples:
       hpt results hpt-results/lstm-demo
-      hpt results hpt-results/lstm-demo --metric val_mae --format json
+      hpt results hpt-results/lstm-demo --metric val_mae --top 5 --format json
+      hpt results hpt-results/lstm-demo --where "lr <= 0.003 and hidden_size == 32"
+      hpt results hpt-results/lstm-demo --format markdown --plot plots/
     """
-    from hpt.results import load_results, rank_configs
+    from hpt.results import default_metric, load_results, render, summarise
 
+    if plot_dir:
+        from hpt.plots import require_matplotlib
+
+        require_matplotlib()
     frame = load_results(uri)
-    if metric not in frame.columns:
-        known = ", ".join(c for c in frame.columns if c.startswith(("val_", "train_")))
-        raise _Exit([f'--metric: no column "{metric}" in the results at {uri}; available: {known}'], 2)
-    table = rank_configs(frame, metric).head(top)
-    statuses = frame["status"].value_counts().to_dict()
-    if fmt == "json":
-        click.echo(table.to_json(orient="records", indent=1))
-        return
-    if fmt == "csv":
-        click.echo(table.to_csv(index=False), nl=False)
-        return
-    click.echo(f"{uri}: {len(frame)} trials (" + ", ".join(f"{n} {k}" for k, n in statuses.items()) + ")")
-    if table.empty:
-        click.echo("no ok trials to rank")
-        return
-    shown = table.drop(columns=["ranks"]).copy()
-    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri)
+    click.echo(render(summary, fmt, top), nl=False)
+    if plot_dir:
+        from hpt.plots import write_plots
+
+        paths = write_plots(summary, frame, plot_dir, top=min(top or 5, 5))
+        click.echo("plots: " + ", ".join(paths), err=fmt != "table")
+
+
+@main.command(epilog=EPILOG)
+@click.argument("uri")
+@click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
+@click.option("--where", "where", metavar="EXPR", help="Only rows where EXPR holds (pandas syntax; parameters by name).")
+def best(uri: str, metric: str | None, where: str | None) -> None:
+    """Print the best config's parameters as JSON for the next spec's "parameters".
+
+    The best config is the one with the lowest mean metric among those that ran every
+    period. What it scored goes to stderr, so stdout is only the JSON.
+
+    \b
+    Examples:
+      hpt best hpt-results/lstm-demo
+      hpt best hpt-results/lstm-demo --metric val_mae > best.json
+    """
+    from hpt.results import best_params, default_metric, load_results, summarise
+
+    summary = summarise(load_results(uri), metric or default_metric(uri), where=where, compare=0, uri=uri)
+    params = best_params(summary)
+    r = summary.main
+    top = r.best
+    assert top is not None  # best_params raised otherwise
+    click.echo(f"best config {top['config_id']}: mean {summary.metric}={top['mean']:.4g} over {top['periods_run']} "
+               f"period(s), won {top['periods_won']}" + ("; from screening rows" if r is summary.screening else ""), err=True)
+    click.echo(json.dumps(params))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,396 @@
+"""`hpt results` and `hpt best`: what a user reads from a results folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from hpt.cli import main
+from hpt.results import best_config, load_results, rank_configs, summarise
+from tests.conftest import hpt_cli, tiny_spec
+
+P = [(f"2013-{m:02d}-01", f"2013-{m:02d}-15") for m in range(1, 13)]
+
+
+def row(config: str, period: int, value: float | None, status: str = "ok", fidelity: str = "full",
+        error: str = "", **params: Any) -> dict[str, Any]:
+    """One results row of `config` in period number `period` (0-based) with val_mse `value`."""
+    start, end = P[period]
+    tid = f"{config}-{fidelity}-{period}"
+    r: dict[str, Any] = {"run_id": "r1", "trial_id": tid, "config_id": config, "status": status, "architecture": "mlp",
+                         "fidelity": fidelity, "period_start": start, "period_end": end}
+    r.update({f"param_{k}": v for k, v in params.items()})
+    r.update({"val_mse": value, "val_mae": None if value is None else value / 2, "train_time_s": 1.0, "epochs": 3,
+              "best_epoch": 3, "device": "cpu", "started_at": f"2026-01-01T00:00:{period:02d}+00:00",
+              "finished_at": f"2026-01-01T00:01:{period:02d}+00:00", "error": error, "model_uri": ""})
+    return r
+
+
+def write_results(folder: Path, rows: Iterable[dict[str, Any]], csv: bool = True) -> str:
+    """A results folder as a run leaves it: rows/<trial_id>.json and results.csv."""
+    rows = list(rows)
+    (folder / "rows").mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        (folder / "rows" / f"{r['trial_id']}.json").write_text(json.dumps(r))
+    if csv:
+        pd.DataFrame(rows).to_csv(folder / "results.csv", index=False)
+    return str(folder)
+
+
+def results_cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def grid(values: dict[str, list[float]], params: dict[str, dict[str, Any]], periods: int) -> list[dict[str, Any]]:
+    """Rows of each config in `values` (its val_mse per period), with its parameters."""
+    return [row(cid, i, v, **params[cid]) for cid, vs in values.items() for i, v in enumerate(vs[:periods])]
+
+
+# --------------------------------------------------------------------------- rankings
+
+
+def test_ranking_orders_by_mean_and_counts_periods_won(tmp_path: Path) -> None:
+    values = {"aaa": [0.10, 0.30, 0.20], "bbb": [0.20, 0.10, 0.40], "ccc": [0.50, 0.60, 0.70]}
+    params = {"aaa": {"lr": 0.01, "hidden_size": 16}, "bbb": {"lr": 0.1, "hidden_size": 16},
+              "ccc": {"lr": 0.001, "hidden_size": 8}}
+    uri = write_results(tmp_path, grid(values, params, 3))
+
+    out = results_cli("results", uri, "--format", "json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    configs = doc["full"]["configs"]
+    assert [c["config_id"] for c in configs] == ["aaa", "bbb", "ccc"]
+    a = configs[0]
+    assert a["mean"] == pytest.approx(0.2) and a["median"] == pytest.approx(0.2) and a["worst"] == pytest.approx(0.3)
+    assert a["std"] == pytest.approx(pd.Series([0.1, 0.3, 0.2]).std(ddof=0))
+    assert (a["periods_run"], a["periods_won"], a["ranks"]) == (3, 2, [1, 2, 1])
+    assert (a["lr"], a["hidden_size"]) == (0.01, 16) and isinstance(a["hidden_size"], int)
+    assert configs[1]["ranks"] == [2, 1, 2] and configs[1]["periods_won"] == 1
+    assert doc["full"]["best"] == "aaa" and doc["full"]["periods"] == [f"{s}..{e}" for s, e in P[:3]]
+
+    text = results_cli("results", uri).stdout
+    assert "1*  aaa" in text and "2/3  1 2 1" in text
+    assert "best: aaa  hidden_size=16 lr=0.01  mean val_mse=0.2, won 2 of 3 periods" in text
+
+
+def test_partial_config_is_shown_but_never_crowned(tmp_path: Path) -> None:
+    rows = grid({"full1": [0.3, 0.3, 0.3], "full2": [0.4, 0.5, 0.4]}, {"full1": {"lr": 1}, "full2": {"lr": 2}}, 3)
+    rows += [row("part", 0, 0.01, lr=3), row("part", 1, 0.01, lr=3)]  # best mean, one period missing
+    uri = write_results(tmp_path, rows)
+
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    by_id = {c["config_id"]: c for c in doc["full"]["configs"]}
+    assert doc["full"]["best"] == "full1"
+    assert by_id["part"]["partial"] and by_id["part"]["ranks"] == [1, 1, None] and not by_id["part"]["best"]
+    text = results_cli("results", uri).stdout
+    assert "part (partial)" in text and "never crowned best" in text
+    best = results_cli("best", uri)
+    assert json.loads(best.stdout) == {"lr": [1]}
+
+
+def test_best_refuses_when_no_config_ran_every_period(tmp_path: Path) -> None:
+    uri = write_results(tmp_path, [row("a", 0, 0.1, lr=1), row("b", 1, 0.2, lr=2)])
+    out = results_cli("best", uri)
+    assert out.exit_code == 1
+    assert "no config has run all 2 periods yet" in out.stderr and "Traceback" not in out.output
+
+
+# --------------------------------------------------------------------------- is the winner real?
+
+
+def _comparison_doc(tmp_path: Path, values: dict[str, list[float]], periods: int) -> dict[str, Any]:
+    params = {cid: {"lr": i} for i, cid in enumerate(values)}
+    uri = write_results(tmp_path, grid(values, params, periods))
+    return json.loads(results_cli("results", uri, "--format", "json").stdout)
+
+
+def test_clear_winner_over_eight_periods(tmp_path: Path) -> None:
+    best = [0.10, 0.20, 0.15, 0.12, 0.30, 0.22, 0.18, 0.11]
+    doc = _comparison_doc(tmp_path, {"win": best, "lose": [v + 0.05 for v in best]}, 8)
+    (c,) = doc["comparisons"]
+    assert (c["best"], c["other"], c["wins"], c["shared_periods"]) == ("win", "lose", 8, 8)
+    assert c["wilcoxon_p"] == pytest.approx(2 / 2**8) and c["significant"] and c["verdict"] == "clearly better"
+    text = results_cli("results", str(tmp_path)).stdout
+    assert "win beats lose in 8 of 8 periods (Wilcoxon p=0.008): the lead is real" in text
+
+
+def test_three_periods_are_too_few_to_tell(tmp_path: Path) -> None:
+    doc = _comparison_doc(tmp_path, {"win": [0.1, 0.2, 0.3], "lose": [0.2, 0.3, 0.4]}, 3)
+    (c,) = doc["comparisons"]
+    assert c["wins"] == 3 and c["wilcoxon_p"] == pytest.approx(0.25) and not c["significant"]
+    text = results_cli("results", str(tmp_path)).stdout
+    assert "win beats lose in 3 of 3 periods, but that is too few periods to tell" in text
+
+
+def test_noisy_lead_is_not_clearly_better(tmp_path: Path) -> None:
+    a = [0.10, 0.30, 0.10, 0.30, 0.10, 0.30, 0.10, 0.30]
+    b = [0.20, 0.20, 0.20, 0.20, 0.21, 0.20, 0.20, 0.20]
+    doc = _comparison_doc(tmp_path, {"a": a, "b": b}, 8)
+    (c,) = doc["comparisons"]
+    assert c["best"] == "a" and (c["wins"], c["losses"]) == (4, 4)
+    assert c["wilcoxon_p"] > 0.2 and c["verdict"] == "no clear difference"
+    assert "not clearly better; the lead may be chance" in results_cli("results", str(tmp_path)).stdout
+
+
+def test_compare_takes_the_next_few(tmp_path: Path) -> None:
+    values = {f"c{i}": [0.1 * (i + 1)] * 2 for i in range(6)}
+    params = {cid: {"lr": i} for i, cid in enumerate(values)}
+    uri = write_results(tmp_path, grid(values, params, 2))
+    doc = json.loads(results_cli("results", uri, "--format", "json", "--compare", "4").stdout)
+    assert [c["other"] for c in doc["comparisons"]] == ["c1", "c2", "c3", "c4"]
+
+
+# --------------------------------------------------------------------------- trends, screening, failures
+
+
+def test_parameter_trends_per_value_in_order(tmp_path: Path) -> None:
+    rows = []
+    mse = {0.001: 0.5, 0.01: 0.1, 0.1: 0.3}
+    for lr in (0.1, 0.001, 0.01):
+        for h in (8, 16, 32):
+            for p in range(2):
+                rows.append(row(f"lr{lr}-h{h}", p, mse[lr] + h / 1000 + p / 100, lr=lr, hidden_size=h))
+    uri = write_results(tmp_path, rows)
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    lr = doc["trends"]["lr"]
+    assert [t["value"] for t in lr] == [0.001, 0.01, 0.1]
+    assert [t["trials"] for t in lr] == [6, 6, 6] and [t["configs"] for t in lr] == [3, 3, 3]
+    assert lr[1]["median"] == pytest.approx(0.122)  # of 0.108, 0.116, 0.118, 0.126, 0.132, 0.142
+    assert [t["value"] for t in doc["trends"]["hidden_size"]] == [8, 16, 32]
+
+    text = results_cli("results", uri).stdout
+    block = text[text.index("lr: val_mse per value"):]
+    lines = block.splitlines()[1:5]
+    assert lines[0].split() == ["lr", "median", "mean", "best", "trials", "configs"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["0.001", "0.01", "0.1"] and lines[2].split()[1] == "*"
+
+
+def test_random_search_values_are_binned(tmp_path: Path) -> None:
+    rows = [row(f"c{i}", p, 0.1 + abs(i - 20) / 100, lr=1e-4 * 1.2**i) for i in range(40) for p in range(2)]
+    doc = json.loads(results_cli("results", write_results(tmp_path, rows), "--format", "json").stdout)
+    bins = doc["trends"]["lr"]
+    assert 2 <= len(bins) <= 8 and sum(b["configs"] for b in bins) == 40 and ".." in bins[0]["value"]
+
+
+def test_screening_rows_are_ranked_apart(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    rows += [row("q1", 0, 0.01, fidelity="quick", lr=5), row("a", 0, 0.02, fidelity="quick", lr=1)]
+    uri = write_results(tmp_path, rows)
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"]
+    assert [c["config_id"] for c in doc["screening"]["configs"]] == ["q1", "a"]
+    assert doc["full"]["configs"][0]["mean"] == pytest.approx(0.2)
+    text = results_cli("results", uri).stdout
+    assert "Screening (quick) rows, ranked apart: 2 ok trials, 2 configs" in text
+    assert text.index("Configs ranked") < text.index("Screening")
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
+
+
+def test_failed_diverged_interrupted_are_counted_and_listed_never_ranked(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    rows += [row("bad", 0, None, status="failed", error="RuntimeError: CUDA out of memory\nmore", lr=9),
+             row("bad", 1, None, status="failed", error="RuntimeError: CUDA out of memory", lr=9),
+             row("nan", 0, float("nan"), status="diverged", error="loss is nan", lr=50),
+             row("half", 0, 0.01, status="interrupted", lr=7)]
+    uri = write_results(tmp_path, rows)
+    text = results_cli("results", uri).stdout
+    assert "8 trials (4 ok, 2 failed, 1 diverged, 1 interrupted)" in text
+    assert "Not ranked: 4 trial(s) did not finish ok (2 failed, 1 diverged, 1 interrupted)" in text
+    listed = text[text.index("Not ranked"):]
+    assert "RuntimeError: CUDA out of memory" in listed and "more" not in listed
+    assert "bad-full-0" in listed and "nan-full-0" in listed and "half-full-0" in listed and "lr=50" in listed
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert {c["config_id"] for c in doc["full"]["configs"]} == {"a", "b"}
+    assert sorted(p["status"] for p in doc["not_ranked"]) == ["diverged", "failed", "failed", "interrupted"]
+    assert doc["counts"] == {"ok": 4, "failed": 2, "diverged": 1, "interrupted": 1}
+
+
+def test_a_failed_period_makes_a_config_partial(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.1, 0.1]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    rows[3] = row("b", 1, None, status="failed", error="boom", lr=2)
+    doc = json.loads(results_cli("results", write_results(tmp_path, rows), "--format", "json").stdout)
+    assert doc["full"]["best"] == "a"
+    assert [c["partial"] for c in doc["full"]["configs"]] == [False, True]
+
+
+# --------------------------------------------------------------------------- formats and options
+
+
+@pytest.fixture
+def four_configs(tmp_path: Path) -> str:
+    values = {"aaa": [0.1, 0.2], "bbb": [0.2, 0.1], "ccc": [0.3, 0.3], "ddd": [0.5, 0.4]}
+    params = {"aaa": {"lr": 0.01, "opt": "adam"}, "bbb": {"lr": 0.1, "opt": "sgd"}, "ccc": {"lr": 0.001, "opt": "adam"},
+              "ddd": {"lr": 0.001, "opt": "sgd"}}
+    rows = grid(values, params, 2) + [row("eee", 0, None, status="failed", error="boom", lr=1.0, opt="x")]
+    return write_results(tmp_path, rows)
+
+
+def test_csv_output_parses(four_configs: str) -> None:
+    out = results_cli("results", four_configs, "--format", "csv")
+    table = pd.read_csv(io.StringIO(out.stdout))
+    assert list(table["config_id"]) == ["aaa", "bbb", "ccc", "ddd"] and list(table["rank"]) == [1, 2, 3, 4]
+    assert {"fidelity", "mean", "median", "worst", "std", "periods_run", "periods_won", "ranks", "lr", "opt"} <= set(table)
+    assert list(table["ranks"]) == ["1;2", "2;1", "3;3", "4;4"]
+
+
+def test_markdown_output_is_tables(four_configs: str) -> None:
+    md = results_cli("results", four_configs, "--format", "markdown").stdout
+    assert md.startswith("## ") and "### Configs ranked by mean val_mse" in md
+    assert "| # | config | lr | opt | mean |" in md and "|---:|---|---:|" in md
+    assert "| 1* | aaa | 0.01 | adam | 0.15 |" in md
+    assert "#### opt: val_mse per value" in md and "### Not ranked: 1 trial(s)" in md
+
+
+def test_top_and_where(four_configs: str) -> None:
+    doc = json.loads(results_cli("results", four_configs, "--format", "json", "--top", "2").stdout)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == ["aaa", "bbb"] and doc["full"]["configs_total"] == 4
+    assert "... and 2 more configs" in results_cli("results", four_configs, "--top", "2").stdout
+
+    out = results_cli("results", four_configs, "--where", "opt == 'sgd' and lr < 1", "--format", "json")
+    doc = json.loads(out.stdout)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == ["bbb", "ddd"] and doc["where"]
+    assert json.loads(results_cli("best", four_configs, "--where", "lr <= 0.001").stdout) == {"lr": [0.001], "opt": ["adam"]}
+    doc = json.loads(results_cli("results", four_configs, "--where", "period_start == '2013-02-01'",
+                                 "--format", "json").stdout)
+    assert doc["full"]["configs"][0]["config_id"] == "bbb" and doc["full"]["periods"] == ["2013-02-01..2013-02-15"]
+
+
+def test_metric_option_and_alias(four_configs: str) -> None:
+    doc = json.loads(results_cli("results", four_configs, "--metric", "mae", "--format", "json").stdout)
+    assert doc["metric"] == "val_mae" and doc["full"]["configs"][0]["mean"] == pytest.approx(0.075)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "val_mse2"], 'hpt: error: --metric: no metric "val_mse2" in these results (did you mean "val_mse"?)'),
+    (["--where", "lrr < 1"], "hpt: error: --where: name 'lrr' is not defined (did you mean \"lr\"?)"),
+    (["--where", "lr <"], "hpt: error: --where: cannot evaluate 'lr <'"),
+    (["--where", "lr + 1"], "hpt: error: --where: 'lr + 1' is not a condition"),
+    (["--where", "lr > 100"], "hpt: error: --where: no row matches 'lr > 100' (of 9 rows)"),
+])
+def test_bad_input_is_one_line_and_exit_2(four_configs: str, args: list[str], message: str) -> None:
+    out = results_cli("results", four_configs, *args)
+    assert out.exit_code == 2 and out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_empty_location_is_exit_2(tmp_path: Path) -> None:
+    for uri in (str(tmp_path), str(tmp_path / "missing")):
+        out = results_cli("results", uri)
+        assert out.exit_code == 2 and out.stderr == f"hpt: error: no results at {uri} (no results.csv and no rows/)\n"
+    out = results_cli("best", str(tmp_path))
+    assert out.exit_code == 2
+
+
+def test_default_metric_is_the_runs_objective(four_configs: str) -> None:
+    runs = Path(four_configs) / "runs"
+    runs.mkdir()
+    (runs / "r1.json").write_text(json.dumps({"run_id": "r1", "spec": {"objective": "val_mae"}}))
+    assert json.loads(results_cli("results", four_configs, "--format", "json").stdout)["metric"] == "val_mae"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_rows_not_yet_in_results_csv_are_read(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1, "h": 8}, "b": {"lr": 2, "h": 16}}, 2)
+    write_results(tmp_path, rows[:3])
+    write_results(tmp_path, rows, csv=False)  # the last row object is there, results.csv not rewritten yet
+    frame = load_results(str(tmp_path))
+    assert len(frame) == 4
+    assert json.loads(results_cli("best", str(tmp_path)).stdout) == {"h": [8], "lr": [1]}
+
+
+def test_integer_parameters_stay_integers_across_runs(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 0.5, "h": 8}, "b": {"lr": 1.0}}, 2)
+    write_results(tmp_path, rows)  # h is empty in b's rows: pandas alone would read 8 as 8.0
+    assert results_cli("best", str(tmp_path)).stdout == '{"h": [8], "lr": [0.5]}\n'
+
+
+def test_runner_best_config_and_rank_configs(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.1, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    rows += [row("q", 0, 0.001, fidelity="quick", lr=3)]
+    best = best_config(rows, "val_mse", {r["trial_id"] for r in rows})
+    assert best == {"config_id": "a", "params": {"lr": 1}, "mean": pytest.approx(0.2), "periods": 2, "partial": False}
+    assert best_config([], "val_mse") is None
+    assert list(rank_configs(pd.DataFrame(rows), "val_mse")["config_id"]) == ["a", "b"]
+    assert best_config([rows[0]], "val_mse") == {"config_id": "a", "params": {"lr": 1}, "mean": pytest.approx(0.2),
+                                                 "periods": 1, "partial": False}
+
+
+def test_summarise_library_call(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    s = summarise(pd.DataFrame(rows), "val_mse")
+    assert s.full.best is not None and s.full.best["config_id"] == "a" and s.screening.table.empty
+
+
+# --------------------------------------------------------------------------- a real run, plots
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("real")
+    spec = folder / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(parameters={"lr": [0.001, 0.03], "hidden_size": [8]})))
+    run = hpt_cli("run", str(spec), "--sink", str(folder / "res"), "-q")
+    assert run.returncode == 0, run.stderr
+    return folder / "res"
+
+
+def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Path]) -> None:
+    out = results_cli("results", str(real_run))
+    assert out.exit_code == 0
+    assert f"{real_run}: 4 trials (4 ok); metric val_mse" in out.stdout
+    assert "Configs ranked by mean val_mse over 2 period(s) (full runs: 4 ok trials, 2 configs)" in out.stdout
+    doc = json.loads(results_cli("results", str(real_run), "--format", "json").stdout)
+    assert len(doc["full"]["configs"]) == 2 and all(c["periods_run"] == 2 for c in doc["full"]["configs"])
+    assert doc["comparisons"][0]["verdict"] == "too few periods to tell (needs 6+)"
+
+    best = hpt_cli("best", str(real_run))
+    assert best.returncode == 0 and "best config" in best.stderr
+    params = json.loads(best.stdout)
+    assert set(params) == {"lr", "hidden_size"} and params["hidden_size"] == [8]
+    assert hpt_cli("validate", str(write_spec(parameters=params))).returncode == 0  # pastes into a spec
+
+
+def test_plots_are_real_pngs(real_run: Path, tmp_path: Path) -> None:
+    out = results_cli("results", str(real_run), "--plot", str(tmp_path / "plots"))
+    assert out.exit_code == 0, out.output
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["curves.png", "parameters.png", "periods.png"]
+    assert "plots: " in out.stdout
+    for name in names:
+        path = tmp_path / "plots" / name
+        width, height = _png_size(path)
+        assert 400 <= width <= 3000 and 200 <= height <= 3000, (name, width, height)
+        assert 15_000 < path.stat().st_size < 2_000_000, name
+
+
+def test_plots_from_constructed_rows_with_categories(four_configs: str, tmp_path: Path) -> None:
+    out = results_cli("results", four_configs, "--plot", str(tmp_path / "p"), "--format", "json")
+    json.loads(out.stdout)  # the plots line goes to stderr, stdout stays JSON
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["parameters.png", "periods.png"]  # no curves/
+
+
+def test_plot_without_matplotlib_says_what_to_install(four_configs: str, tmp_path: Path) -> None:
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    out = hpt_cli("results", four_configs, "--plot", str(tmp_path / "p"), env={"PYTHONPATH": str(fake)})
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "hpt: error: --plot needs matplotlib: pip install 'hpt[plot]'\n"
