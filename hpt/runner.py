@@ -103,7 +103,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     frame = check_data(spec)
     sink = open_sink(results_location(spec, options.sink))
     sink.check_writable()
-    store = ResultStore(sink)
+    store = ResultStore(sink, stream=True)
+    if sink.remote:
+        store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
     plan = plan if plan is not None else expand(spec)
     slots = slots if slots is not None else choose_slots(options.device, options.workers)
 
@@ -146,8 +148,13 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         summary.exit_code = executor.exit_code
         record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=skipped)
         store.write_run(run_id, record)
+        undelivered = store.close()  # waits for the background uploads of a remote sink
     summary.best = best_config(list(store.rows().values()), spec.objective, plan_ids)
     _report_end(reporter, spec, summary)
+    for line in undelivered:
+        reporter.line(line)
+    if undelivered:
+        summary.exit_code = summary.exit_code or 1
     return summary
 
 

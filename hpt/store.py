@@ -1,29 +1,47 @@
 """The results layout on top of any sink.
 
-    results.csv            one row per trial, rebuilt from the rows after each finished trial
+    results.csv            one row per trial, merged from the rows after each finished trial
     rows/<trial_id>.json   the row of one trial: the record of truth
     models/<trial_id>.pt   the trained model (see hpt.model_io)
     curves/<trial_id>.csv  per-epoch metrics
     runs/<run_id>.json     what was run, where, when
+
+Several runs may write to one location at once: ``results.csv`` is only replaced with a
+conditional write against the version just read, and on a conflict the newer file is read,
+merged and written again, so no run drops another's rows. For a remote sink a streaming
+store (``ResultStore(sink, stream=True)``) writes each trial to a local journal
+(:mod:`hpt.journal`) and returns at once; a background thread delivers it, retrying while
+the sink is away, so uploads overlap the next trial's training and an outage loses nothing.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import random
+import threading
+import time
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from hpt.sinks import Sink
+from hpt.journal import Entry, Journal
+from hpt.sinks import Sink, SinkUnavailable, describe, env_float
 from hpt.trial import Status, TrialResult
 
-__all__ = ["RESULTS_CSV", "ResultStore", "result_row"]
+__all__ = ["RESULTS_CSV", "ResultStore", "SyncReport", "result_row", "to_csv"]
 
 RESULTS_CSV = "results.csv"
 _LEADING = ["run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end"]
 _TRAILING = ["device", "started_at", "finished_at", "error", "model_uri"]
+_CSV_ATTEMPTS = 40
+_CSV_EVERY = 10  # while uploads queue up, merge results.csv at least every this many rows
+log = logging.getLogger("hpt")
 
 
 def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], model_uri: str = "") -> dict[str, Any]:
@@ -46,12 +64,29 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
     return row
 
 
-class ResultStore:
-    """Reads and writes one results location."""
+@dataclass(frozen=True)
+class SyncReport:
+    """What :meth:`ResultStore.sync` did."""
 
-    def __init__(self, sink: Sink) -> None:
+    delivered: int  # trials delivered from the local journal
+    repaired: int  # rows that were in rows/ but missing from results.csv
+    rows: int  # rows at the location afterwards
+
+
+class ResultStore:
+    """Reads and writes one results location.
+
+    With ``stream=True`` and a remote sink, :meth:`record` and :meth:`write_run` return at
+    once and a background thread delivers; call :meth:`close` at the end to wait for it.
+    """
+
+    def __init__(self, sink: Sink, stream: bool = False) -> None:
         self.sink = sink
         self._rows: dict[str, dict[str, Any]] | None = None
+        self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
+        self._lock = threading.Lock()
+        self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
+        self._uploader: _Uploader | None = None
 
     @property
     def uri(self) -> str:
@@ -60,17 +95,20 @@ class ResultStore:
     def rows(self) -> dict[str, dict[str, Any]]:
         """Every trial's row by trial id, read once from ``rows/`` and kept up to date."""
         if self._rows is None:
-            self._rows = {}
-            for key in self.sink.list("rows/"):
-                data = self.sink.read(key)
-                if data is None:
-                    continue
-                try:
-                    row = json.loads(data)
-                except json.JSONDecodeError:
-                    continue  # a foreign or damaged file is not a row; results.csv is rebuilt without it
-                if isinstance(row, dict) and "trial_id" in row:
-                    self._rows[row["trial_id"]] = row
+            keys = self.sink.list("rows/")
+            if getattr(self.sink, "remote", False) and len(keys) > 1:
+                with ThreadPoolExecutor(16) as pool:
+                    blobs = list(pool.map(self.sink.read, keys))
+            else:
+                blobs = [self.sink.read(k) for k in keys]
+            rows: dict[str, dict[str, Any]] = {}
+            for data in blobs:
+                row = _parse_row(data)
+                if row is not None:
+                    rows[row["trial_id"]] = row
+            with self._lock:
+                self._known.update(rows)
+            self._rows = rows
         return self._rows
 
     def done(self) -> set[str]:
@@ -80,23 +118,226 @@ class ResultStore:
     def record(self, result: TrialResult, run_id: str, metric_columns: Iterable[str]) -> dict[str, Any]:
         """Store a finished trial: model and curve first, then its row, then results.csv."""
         tid = result.trial.trial_id
+        objects: list[tuple[str, bytes]] = []
         model_uri = ""
         if result.model is not None:
-            self.sink.write(f"models/{tid}.pt", result.model)
+            objects.append((f"models/{tid}.pt", result.model))
             model_uri = self.sink.url(f"models/{tid}.pt")
         if result.curve is not None:
-            self.sink.write(f"curves/{tid}.csv", result.curve.encode())
+            objects.append((f"curves/{tid}.csv", result.curve.encode()))
         row = result_row(result, run_id, metric_columns, model_uri)
-        self.sink.write(f"rows/{tid}.json", json.dumps(row, indent=1).encode())
+        objects.append((f"rows/{tid}.json", json.dumps(row, indent=1).encode()))
         self.rows()[tid] = row
-        self.write_csv()
+        self._put(objects, row)
         return row
 
     def write_csv(self) -> None:
-        self.sink.write(RESULTS_CSV, to_csv(list(self.rows().values())).encode())
+        """Merge every row this store knows into results.csv."""
+        self._merge_csv(list(self.rows().values()))
 
     def write_run(self, run_id: str, record: dict[str, Any]) -> None:
-        self.sink.write(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())
+        self._put([(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())], None)
+
+    def _put(self, objects: list[tuple[str, bytes]], row: dict[str, Any] | None) -> None:
+        if self.journal is None:
+            for key, data in objects:
+                self.sink.write(key, data)
+            if row is not None:
+                self._merge_csv([row])
+            return
+        entry = self.journal.add(objects, row)
+        if self._uploader is None:
+            self._uploader = _Uploader(self)
+        self._uploader.submit(entry)
+
+    def _deliver(self, entry: Entry) -> None:
+        if not entry.delivered:
+            for key, data in entry.objects():
+                self.sink.write(key, data)
+            entry.mark_delivered()
+
+    def _merge_csv(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Merge `rows` and every row known to be here into results.csv, with a conditional write."""
+        with self._lock:
+            for row in rows:
+                _prefer_newer(self._known, row)
+            mine = list(self._known.values())
+        for attempt in range(_CSV_ATTEMPTS):
+            got = self.sink.read_versioned(RESULTS_CSV)
+            current = _parse_csv(got[0]) if got else {}
+            changed = False
+            for row in mine:
+                changed |= _prefer_newer(current, row)
+            if got and not changed:
+                return
+            if self.sink.write_if(RESULTS_CSV, to_csv(list(current.values())).encode(), got[1] if got else None):
+                return
+            time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))  # another run wrote it: read, merge, retry
+        raise SinkUnavailable(f"{self.uri}: results.csv kept changing during {_CSV_ATTEMPTS} attempts to update it")
+
+    def sync(self) -> SyncReport:
+        """Deliver what ended runs left in the local journal, and add rows missing from results.csv."""
+        delivered = 0
+        journal = self.journal or (Journal(self.sink.uri) if getattr(self.sink, "remote", False) else None)
+        if journal is not None:
+            for _, entries in journal.orphans():
+                for entry in entries:
+                    self._deliver(entry)
+                rows = [e.row for e in entries if e.row is not None]
+                self._merge_csv(rows)
+                if self._rows is not None:
+                    for row in rows:
+                        _prefer_newer(self._rows, row)
+                for entry in entries:
+                    entry.remove()
+                delivered += len(rows)
+        got = self.sink.read(RESULTS_CSV)
+        in_csv = set(_parse_csv(got)) if got else set()
+        missing = [k for k in self.sink.list("rows/") if k.removeprefix("rows/").removesuffix(".json") not in in_csv]
+        repaired = [r for r in (_parse_row(self.sink.read(k)) for k in missing) if r is not None]
+        if repaired or got is None:
+            self._merge_csv(repaired)
+        final = self.sink.read(RESULTS_CSV)
+        return SyncReport(delivered, len(repaired), len(_parse_csv(final)) if final else 0)
+
+    def close(self) -> list[str]:
+        """Wait (up to ``$HPT_FLUSH_TIMEOUT`` s, default 120) for queued results to be delivered.
+
+        Returns nothing when all arrived; otherwise lines that say what is still waiting,
+        where, and how to deliver it.
+        """
+        if self._uploader is None:
+            if self.journal is not None:
+                self.journal.close()
+            return []
+        waiting, error = self._uploader.close(env_float("HPT_FLUSH_TIMEOUT", 120.0))
+        assert self.journal is not None
+        self.journal.close()
+        if not waiting:
+            return []
+        return [f"{waiting} result(s) could not be delivered to {self.uri}: {error}",
+                f"they are kept in the local journal {self.journal.dir}",
+                f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
+
+
+class _Uploader:
+    """The background thread that delivers journal entries in order, then merges their rows into results.csv."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+        self.queue: deque[Entry] = deque()  # not yet delivered
+        self.unmerged: list[Entry] = []  # delivered, row not yet in results.csv
+        self.cond = threading.Condition()
+        self.closing = False
+        self.abandon = False
+        self.error = ""
+        self.failing_since: float | None = None
+        self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
+        self.thread.start()
+
+    def submit(self, entry: Entry) -> None:
+        with self.cond:
+            self.queue.append(entry)
+            self.cond.notify_all()
+
+    def _step(self) -> None:
+        with self.cond:
+            entry = self.queue[0] if self.queue else None
+        if entry is not None:
+            self.store._deliver(entry)
+            with self.cond:
+                self.queue.popleft()
+                if entry.row is None:
+                    entry.remove()
+                else:
+                    self.unmerged.append(entry)
+                if self.queue and len(self.unmerged) < _CSV_EVERY:
+                    return  # more uploads waiting: merge results.csv once for several rows
+        batch = list(self.unmerged)
+        if batch:
+            self.store._merge_csv([e.row for e in batch if e.row is not None])
+            for e in batch:
+                e.remove()
+            with self.cond:
+                self.unmerged = self.unmerged[len(batch):]
+
+    def _loop(self) -> None:
+        pause = 1.0
+        while True:
+            with self.cond:
+                while not self.queue and not self.unmerged and not self.closing:
+                    self.cond.wait()
+                if self.abandon or (self.closing and not self.queue and not self.unmerged):
+                    return
+            try:
+                self._step()
+            except Exception as e:
+                self.error = str(e) if isinstance(e, SinkUnavailable) else describe(e)
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                    log.warning("%s: cannot deliver results now (%s); training goes on, finished trials wait in the "
+                                "local journal and are retried", self.store.uri, self.error)
+                with self.cond:
+                    if not self.abandon:
+                        self.cond.wait(pause)
+                pause = min(pause * 2, 5.0 if self.closing else 30.0)
+                continue
+            if self.failing_since is not None:
+                log.warning("%s: delivering again after %.0fs without", self.store.uri,
+                            time.monotonic() - self.failing_since)
+                self.failing_since = None
+            pause = 1.0
+
+    def close(self, timeout: float) -> tuple[int, str]:
+        """Wait for the queue to drain; (results still waiting, the last error)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            self.thread.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        with self.cond:
+            self.abandon = True
+            self.cond.notify_all()
+            waiting = sum(1 for e in self.queue if e.row is not None) + len(self.unmerged)
+        return waiting, self.error
+
+
+def _parse_row(data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        row = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # a foreign or damaged file is not a row; results.csv is rebuilt without it
+    return row if isinstance(row, dict) and "trial_id" in row else None
+
+
+def _parse_csv(data: bytes) -> dict[str, dict[str, Any]]:
+    """results.csv as rows of text, exactly as written, by trial id."""
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError):
+        return {}  # damaged: rebuilt from the rows this run knows
+    if "trial_id" not in frame:
+        return {}
+    return {r["trial_id"]: r for r in frame.to_dict("records")}
+
+
+def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
+    """Put `row` in `rows` unless the one there finished later; True when `rows` changed."""
+    old = rows.get(row["trial_id"])
+    if old is not None:
+        if str(old.get("finished_at") or "") > str(row.get("finished_at") or ""):
+            return False
+        if old is row or _same(old, row):
+            return False
+    rows[row["trial_id"]] = row
+    return True
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(str(a.get(k, "")) == str(b.get(k, "")) for k in ("run_id", "status", "finished_at"))
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -105,7 +346,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     if frame.empty:
         return ",".join(_LEADING + _TRAILING) + "\n"
     if "finished_at" in frame:
-        frame = frame.sort_values("finished_at", kind="stable")
+        frame = frame.sort_values("finished_at", kind="stable", key=lambda s: s.astype(str))
     cols = list(frame.columns)
     params = sorted(c for c in cols if c.startswith("param_"))
     middle = [c for c in cols if c not in _LEADING and c not in _TRAILING and c not in params]

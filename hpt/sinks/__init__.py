@@ -2,23 +2,51 @@
 
 A sink stores opaque objects under keys such as ``rows/<trial_id>.json``; it knows nothing
 of torch or of the results layout (that is :mod:`hpt.store`). The URI scheme picks the
-backend: a plain path is a local folder.
+backend: a plain path is a local folder, ``gs://bucket/prefix`` Google Cloud Storage,
+``s3://bucket/prefix`` Amazon S3 (or any endpoint in ``AWS_ENDPOINT_URL``).
+
+Errors a sink raises:
+
+- :class:`SinkAccessError` (exit code 2): a missing bucket, a permission refused, absent or
+  rejected credentials, a missing client library. Retrying does not help; the message
+  says what to fix.
+- :class:`SinkUnavailable` (exit code 1): the location did not answer (timeouts, resets,
+  5xx, throttling) after the sink's own retries. Retrying later may help.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
-from hpt.errors import InputError
+from hpt.errors import HptError, InputError
 
-__all__ = ["Sink", "open_sink"]
+__all__ = ["Sink", "SinkAccessError", "SinkUnavailable", "open_sink", "read_uri", "redact", "retrying",
+           "split_bucket_uri"]
+
+log = logging.getLogger("hpt")
+T = TypeVar("T")
+
+
+class SinkAccessError(InputError):
+    """The results location cannot be used as configured (bucket, permission, credentials)."""
+
+
+class SinkUnavailable(HptError):
+    """The results location did not answer, even after retries; it may later."""
 
 
 class Sink(Protocol):
     uri: str
+    remote: bool  # True when writes cross a network: results then wait in a local journal first
 
     def check_writable(self) -> None:
-        """Prove the location can be written, or raise InputError saying what to fix."""
+        """Prove the location can be written, or raise SinkAccessError saying what to fix."""
 
     def write(self, key: str, data: bytes) -> None:
         """Store `data` under `key`, replacing any old object atomically."""
@@ -32,6 +60,17 @@ class Sink(Protocol):
     def url(self, key: str) -> str:
         """Where a user finds the object under `key` (a path or a URI)."""
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object under `key` and an opaque version token for :meth:`write_if`, or None."""
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        """Store `data` only if the object is still at `version` (None: only if there is none).
+
+        Returns the new version token, or None when someone else wrote the object in the
+        meantime (nothing was written then). Two writers racing from the same version: one
+        wins, the other gets None.
+        """
+
 
 def open_sink(uri: str) -> Sink:
     """The sink for a results location: a folder path, ``gs://bucket/prefix`` or ``s3://bucket/prefix``."""
@@ -40,7 +79,103 @@ def open_sink(uri: str) -> Sink:
         from hpt.sinks.local import LocalSink
 
         return LocalSink(uri.split("://", 1)[1] if scheme else uri)
-    if scheme in ("gs", "s3"):
-        raise InputError(f"sink {uri}: {scheme}:// results locations are not supported by this version of hpt yet; "
-                         "use a local folder")
-    raise InputError(f"sink {uri}: unknown scheme {scheme}://; use a folder path, gs://bucket/prefix or s3://bucket/prefix")
+    if scheme == "gs":
+        from hpt.sinks.gcs import GCSSink
+
+        bucket, prefix = split_bucket_uri(uri)
+        return GCSSink(bucket, prefix)
+    if scheme == "s3":
+        from hpt.sinks.s3 import S3Sink
+
+        bucket, prefix = split_bucket_uri(uri)
+        return S3Sink(bucket, prefix)
+    raise InputError(f"sink {redact(uri)}: unknown scheme {scheme}://; use a folder path, gs://bucket/prefix or "
+                     "s3://bucket/prefix")
+
+
+def split_bucket_uri(uri: str) -> tuple[str, str]:
+    """``gs://bucket/a/b/`` -> ``("bucket", "a/b")``; credentials in the URI are refused without being echoed."""
+    scheme, rest = uri.split("://", 1)
+    bucket, _, prefix = rest.partition("/")
+    if "@" in bucket or "?" in uri:
+        raise InputError(f"sink {scheme}://...: credentials or query parameters in the URI are not supported; "
+                         "use the cloud's standard credentials instead")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]", bucket):
+        raise InputError(f'sink {scheme}://{bucket}: "{bucket}" is not a valid bucket name; '
+                         f"expected {scheme}://bucket/prefix")
+    return bucket, prefix.strip("/")
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of one object named by a full URI (``gs://b/p/models/x.pt``, ``s3://...``, or a path)."""
+    if "://" not in uri or uri.lower().startswith("file://"):
+        path = uri.split("://", 1)[1] if "://" in uri else uri
+        with open(path, "rb") as f:
+            return f.read()
+    scheme, rest = uri.split("://", 1)
+    bucket, _, key = rest.partition("/")
+    data = open_sink(f"{scheme}://{bucket}").read(key)
+    if data is None:
+        raise FileNotFoundError(f"no object at {redact(uri)}")
+    return data
+
+
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)(x-amz-(?:signature|credential|security-token)|signature|access_token|token|"
+                r"upload_id|googleaccessid|x-goog-(?:signature|credential))=[^&\s'\"]+"), r"\1=<redacted>"),
+    (re.compile(r"(?i)(authorization|x-amz-security-token)(['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1\2<redacted>"),
+    (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), "<redacted>"),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b"), r"\1<redacted>"),
+]
+
+
+def redact(text: str) -> str:
+    """`text` with anything that looks like a credential, token or URL signature replaced."""
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if secret and len(secret) >= 8:
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+def env_float(name: str, default: float) -> float:
+    """A positive number from the environment, else `default`."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def retrying(call: Callable[[], T], transient: Callable[[BaseException], bool], what: str,
+             attempts: int | None = None) -> T:
+    """Run `call`, retrying transient errors with jittered exponential backoff.
+
+    After the last attempt a transient error becomes :class:`SinkUnavailable` naming `what`;
+    any other error propagates unchanged. ``HPT_SINK_RETRIES`` sets the attempts (default 5).
+    """
+    attempts = attempts or int(env_float("HPT_SINK_RETRIES", 5))
+    delay = 0.25
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as e:
+            if not transient(e):
+                raise
+            if attempt == attempts:
+                raise SinkUnavailable(f"{what}: no answer after {attempts} attempts: {describe(e)}") from None
+            log.debug("%s: %s; retrying in %.1fs", what, describe(e), delay)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")
+
+
+def describe(e: BaseException) -> str:
+    """A one-line, secret-free description of an error from a cloud client."""
+    text = " ".join(str(e).split())
+    text = re.sub(r"https?://\S+", lambda m: m.group(0).split("?", 1)[0], text)  # queries may carry tokens
+    text = redact(text)
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hpt.errors import InputError
@@ -12,6 +15,10 @@ __all__ = ["LocalSink"]
 
 
 class LocalSink:
+    """A folder; conditional writes are serialised by an advisory lock beside the object."""
+
+    remote = False
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
         self.uri = str(self.root)
@@ -54,3 +61,38 @@ class LocalSink:
 
     def url(self, key: str) -> str:
         return str(self._path(key))
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read(), _version(os.fstat(f.fileno()))
+        except FileNotFoundError:
+            return None
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path.parent / f".{path.name}.lock"):
+            try:
+                current: str | None = _version(path.stat())
+            except FileNotFoundError:
+                current = None
+            if current != version:
+                return None
+            self.write(key, data)
+            return _version(path.stat())
+
+
+def _version(st: os.stat_result) -> str:
+    # Every write is a rename to a new inode, so inode and mtime together name one version.
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

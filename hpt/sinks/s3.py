@@ -1,0 +1,186 @@
+"""Results in Amazon S3 (or an S3-compatible endpoint) through boto3.
+
+Credentials come from boto3's standard chain (environment, profile, SSO, instance or task
+role); ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) points it at another endpoint.
+Conditional writes use ``IfMatch``/``IfNoneMatch`` with the object's ETag as version.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hpt.sinks import SinkAccessError, SinkUnavailable, describe, env_float, retrying
+
+__all__ = ["S3Sink"]
+
+T = TypeVar("T")
+_MULTIPART_ABOVE = 64 * 1024 * 1024
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
+                    "Throttling", "ThrottlingException", "RequestLimitExceeded", "ConditionalRequestConflict",
+                    "OperationAborted", "500", "502", "503", "504"}
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+                     "AuthorizationHeaderMalformed", "InvalidClientTokenId", "UnrecognizedClientException"}
+
+
+def _import_boto3() -> Any:
+    try:
+        import boto3
+        import botocore.config
+    except ImportError:
+        raise SinkAccessError("s3:// results need boto3, which is not installed: pip install 'hpt[s3]'") from None
+    return boto3, botocore.config
+
+
+def _quiet_client_logs() -> None:
+    # hpt's CLI logs at INFO; the cloud clients' INFO lines ("Found credentials in ...") are noise there.
+    for name in ("boto3", "botocore", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class S3Sink:
+    """``s3://bucket/prefix``: one object per key under the prefix."""
+
+    remote = True
+
+    def __init__(self, bucket: str, prefix: str = "") -> None:
+        boto3, config = _import_boto3()
+        _quiet_client_logs()
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        timeout = env_float("HPT_SINK_TIMEOUT", 60.0)
+        cfg = config.Config(connect_timeout=min(timeout, 10.0), read_timeout=timeout, max_pool_connections=32,
+                            retries={"max_attempts": 1, "mode": "standard"})  # hpt.sinks.retrying does the retries
+        try:
+            self._client = boto3.session.Session().client("s3", config=cfg)
+        except Exception as e:  # a bad profile or region in the AWS config files
+            raise SinkAccessError(f"{self.uri}: cannot set up the S3 client: {describe(e)}") from None
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return retrying(call, _transient, f"{self.uri}: {what}")
+        except SinkUnavailable:
+            raise
+        except Exception as e:
+            raise self._access_error(what, e) from None
+
+    def _access_error(self, what: str, e: Exception) -> Exception:
+        name = type(e).__name__
+        code = _code(e)
+        where = f"s3://{self.bucket}"
+        if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):
+            return SinkAccessError(f"{self.uri}: no usable AWS credentials found ({name}); set AWS_ACCESS_KEY_ID and "
+                                   "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run on a machine with an IAM role")
+        if name in ("ProfileNotFound", "NoRegionError", "InvalidConfigError"):
+            return SinkAccessError(f"{self.uri}: AWS configuration problem: {describe(e)}")
+        if code == "NoSuchBucket":
+            return SinkAccessError(f"{self.uri}: bucket {where} does not exist; create it (aws s3 mb {where}) or fix "
+                                   "the bucket name")
+        if code in _CREDENTIAL_CODES:
+            return SinkAccessError(f"{self.uri}: AWS rejected the credentials ({code}); check AWS_ACCESS_KEY_ID/"
+                                   "AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+        if code in ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem"):
+            return SinkAccessError(f"{self.uri}: permission denied to {what} ({code}); the credentials need "
+                                   f"s3:PutObject, s3:GetObject and s3:ListBucket on {where}")
+        return SinkAccessError(f"{self.uri}: cannot {what}: {describe(e)}")
+
+    def check_writable(self) -> None:
+        probe = self._key(".hpt-write-check")
+        body = secrets.token_hex(8).encode()
+        self._call("write", lambda: self._client.put_object(Bucket=self.bucket, Key=probe, Body=body))
+        self._call("list", lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=probe, MaxKeys=1))
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=probe)
+        except Exception:
+            pass  # allowed to write but not to delete: the probe stays, which is harmless
+
+    def write(self, key: str, data: bytes) -> None:
+        k = self._key(key)
+        if len(data) > _MULTIPART_ABOVE:
+            self._call(f"write {key}", lambda: self._client.upload_fileobj(io.BytesIO(data), self.bucket, k))
+        else:
+            self._call(f"write {key}", lambda: self._client.put_object(Bucket=self.bucket, Key=k, Body=data))
+
+    def read(self, key: str) -> bytes | None:
+        got = self.read_versioned(key)
+        return got[0] if got else None
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        k = self._key(key)
+
+        def get() -> tuple[bytes, str] | None:
+            try:
+                resp = self._client.get_object(Bucket=self.bucket, Key=k)
+            except Exception as e:
+                if _code(e) in ("NoSuchKey", "404"):
+                    return None
+                raise
+            return resp["Body"].read(), str(resp["ETag"])
+
+        return self._call(f"read {key}", get)
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        k = self._key(key)
+        cond = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+
+        def put() -> str | None:
+            try:
+                resp = self._client.put_object(Bucket=self.bucket, Key=k, Body=data, **cond)
+            except Exception as e:
+                if _code(e) in ("PreconditionFailed", "412"):
+                    return None
+                if _code(e) in ("NoSuchKey", "404") and version is not None:
+                    return None  # deleted since we read it
+                raise
+            return str(resp["ETag"])
+
+        return self._call(f"write {key}", put)
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self._key(""))
+
+        def page_through() -> list[str]:
+            keys: list[str] = []
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                keys += [o["Key"][strip:] for o in page.get("Contents", [])]
+            return keys
+
+        return sorted(self._call(f"list {prefix}", page_through))
+
+
+def _code(e: BaseException) -> str:
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return str(status or "")
+    return ""
+
+
+def _transient(e: BaseException) -> bool:
+    name = type(e).__name__
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                "ConnectionError", "ProxyConnectionError", "IncompleteReadError", "ResponseStreamingError",
+                "HTTPClientError"):
+        return True
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        return True
+    code = _code(e)
+    if code in _TRANSIENT_CODES:
+        return True
+    response = getattr(e, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(response, dict) else 0
+    return bool(status and (status >= 500 or status == 429))
