@@ -239,8 +239,10 @@ def _curves(summary: Summary, rows: pd.DataFrame, top: int) -> Figure | None:
     used = [p for p in periods if any(k[1] == p for k in curves)]
     ncols = min(3, len(used))
     nrows = math.ceil(len(used) / ncols)
-    fig = _figure(4.8 * ncols + 2.6, 3.4 * nrows + 0.5)
+    fig = _figure(4.4 * ncols, 3.3 * nrows + 0.4 + 0.2 * math.ceil(len(shown) / 2))
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    from matplotlib.ticker import MaxNLocator
+
     colours = _colours(max(len(shown), 1))
     values = np.concatenate([c[metric].to_numpy(dtype=float) for c in curves.values()])
     log_y = _log_scale(values)
@@ -253,12 +255,11 @@ def _curves(summary: Summary, rows: pd.DataFrame, top: int) -> Figure | None:
             ax.plot(c["epoch"], c[metric], "-", color=colours[i], lw=1.6, label=label)
             best_at = int(c[metric].to_numpy(dtype=float).argmin())
             ax.plot([c["epoch"].iloc[best_at]], [c[metric].iloc[best_at]], "o", color=colours[i], ms=5)
-            if "train_loss" in c and metric != "train_loss":
-                ax.plot(c["epoch"], c["train_loss"], ":", color=colours[i], lw=1.0, alpha=0.7)
         if log_y:
             ax.set_yscale("log")
         ax.set_title(f"P{periods.index(period) + 1} {period}", fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3, which="both" if log_y else "major")
     for ax in axes[:, 0]:
         ax.set_ylabel(metric)
@@ -270,7 +271,7 @@ def _curves(summary: Summary, rows: pd.DataFrame, top: int) -> Figure | None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-    fig.suptitle(f"Learning curves of the top {len(shown)} configs: {metric} (solid, dot at its best epoch)"
-                 + (", train_loss (dotted)" if metric != "train_loss" else ""), fontsize=10)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 2 if ncols < 3 else 3), fontsize=8)
+    fig.suptitle(f"Learning curves of the top {len(shown)} configs: {metric} per epoch (dot: best epoch, the one kept)",
+                 fontsize=10)
     return fig

@@ -90,7 +90,8 @@ def load_results(uri: str) -> pd.DataFrame:
 def _read_csv(data: bytes) -> pd.DataFrame:
     header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
     params = {c: str for c in header if c.startswith("param_")}
-    frame = pd.read_csv(io.BytesIO(data), dtype=params)  # type: ignore[arg-type]
+    text = {c: str for c in header if c in _NOT_METRICS}  # an error column that is mostly empty is still text
+    frame = pd.read_csv(io.BytesIO(data), dtype={**text, **params}, low_memory=False)  # type: ignore[arg-type]
     for c in params:
         frame[c] = _typed_column(frame[c])
     return frame
@@ -361,7 +362,7 @@ def compare_configs(ranking: Ranking, n: int = 3) -> list[Comparison]:
 
     a = ranking.values.loc[best["config_id"]].to_numpy(dtype=float)
     out = []
-    others = [c for c in ranking.table["config_id"] if c != best["config_id"]][:n]
+    others = [c for c in ranking.table["config_id"].head(n + 1) if c != best["config_id"]][:n]
     for other in others:
         b = ranking.values.loc[other].to_numpy(dtype=float)
         shared = ~(np.isnan(a) | np.isnan(b))
@@ -595,7 +596,8 @@ def _comparison_section(s: Summary) -> _Section:
 
 def _plain_statement(c: Comparison) -> str:
     """One sentence a person can act on."""
-    head = f"{c.best} beats {c.other} in {c.wins} of {c.shared} period{'s' if c.shared != 1 else ''}"
+    head = (f"{c.best} beats {c.other} in {c.wins} of {c.shared} period{'s' if c.shared != 1 else ''}"
+            + (f" (loses {c.losses})" if c.losses else ""))
     need = _periods_needed()
     if c.shared == 0:
         return f"{c.best} and {c.other} ran no period in common: they cannot be compared"
@@ -697,7 +699,7 @@ def _render_text(s: Summary, top: int) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return text.replace("|", "\\|").replace("*", "\\*")
 
 
 def _render_markdown(s: Summary, top: int) -> str:

@@ -245,7 +245,7 @@ def test_markdown_output_is_tables(four_configs: str) -> None:
     md = results_cli("results", four_configs, "--format", "markdown").stdout
     assert md.startswith("## ") and "### Configs ranked by mean val_mse" in md
     assert "| # | config | lr | opt | mean |" in md and "|---:|---|---:|" in md
-    assert "| 1* | aaa | 0.01 | adam | 0.15 |" in md
+    assert "| 1\\* | aaa | 0.01 | adam | 0.15 |" in md and "- \\* best: aaa" in md
     assert "#### opt: val_mse per value" in md and "### Not ranked: 1 trial(s)" in md
 
 
