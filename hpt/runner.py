@@ -120,7 +120,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     where = "GPU " + ", ".join(s.name for s in slots) if slots[0].device.startswith("cuda") else \
         f"the CPU ({len(slots)} worker{'s' if len(slots) > 1 else ''}; no CUDA GPU in use)"
     reporter.line(f"hpt {__version__}: {spec.name}: {len(plan)} trials ({len(plan.configs)} configs x "
-                  f"{len(plan.periods)} periods) of {spec.architecture} on {where}")
+                  f"{len(plan.periods)} period{'s' if len(plan.periods) != 1 else ''}) of {spec.architecture} on {where}")
     if skipped:
         reporter.line(f"skipping {skipped} trials already done at {sink.uri} (--force reruns them)")
     reporter.line(f"results: {sink.uri}")

@@ -17,10 +17,10 @@ from typing import Any, overload
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
-from hpt.spec import Distribution, Spec
+from hpt.spec import QUICK_EPOCHS, Distribution, Spec
 from hpt.trial import Trial
 
-__all__ = ["GridSearch", "RandomSearch", "TrialPlan", "config_id", "expand", "trial_id"]
+__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "expand", "trial_id"]
 
 
 def _digest(obj: Any) -> str:
@@ -139,14 +139,36 @@ def _draw(rng: np.random.Generator, axis: Sequence[Any] | Distribution) -> Any:
     return float(f"{value:.6g}")  # readable in logs and CSV, still fine-grained
 
 
+class AutoSearch(RandomSearch):
+    """Random search whose `lr` values are spread evenly over the log range, ends included.
+
+    Evenly spread values show where the best learning rate lies in the range; when it sits
+    at an end, `hpt auto` moves the range that way for the next round.
+    """
+
+    def __init__(self, axes: dict[str, Sequence[Any] | Distribution], seed: int, max_trials: int) -> None:
+        super().__init__(axes, seed, max_trials)
+        self._order = _Permutation(max_trials, seed)
+
+    def _get(self, i: int) -> dict[str, Any]:
+        point = super()._get(i)
+        lr = self.axes.get("lr")
+        if isinstance(lr, Distribution) and lr.kind == "loguniform":
+            n = len(self)
+            position = self._order[i] / (n - 1) if n > 1 else 0.5
+            point["lr"] = float(f"{lr.low * (lr.high / lr.low) ** position:.6g}")
+        return point
+
+
 class TrialPlan(Sequence[Trial]):
     """The trials of a spec: each config once per period, config-major (a config's periods together)."""
 
-    def __init__(self, spec: Spec, configs: Sequence[dict[str, Any]], fidelity: str = "full") -> None:
+    def __init__(self, spec: Spec, configs: Sequence[dict[str, Any]], tags: dict[str, Any] | None = None) -> None:
         self.spec = spec
         self.configs = configs
         self.periods = spec.periods
-        self.fidelity = fidelity
+        self.fidelity = spec.fidelity
+        self.tags = dict(tags or {})
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
 
@@ -167,7 +189,9 @@ class TrialPlan(Sequence[Trial]):
             raise IndexError(i)
         c, p = divmod(i, len(self.periods))
         params = {**self._base, **self.configs[c]}
-        cid = config_id(self.spec, params)
+        cid = config_id(self.spec, params)  # the same config in quick and full runs
+        if self.fidelity == "quick":
+            params["epochs"] = min(int(params["epochs"]), QUICK_EPOCHS)
         period = self.periods[p]
         return Trial(
             trial_id=trial_id(cid, period.label, self.fidelity),
@@ -178,19 +202,25 @@ class TrialPlan(Sequence[Trial]):
             period=period,
             seed=int(params["seed"]),
             fidelity=self.fidelity,
+            tags=self.tags,
         )
 
     def __iter__(self) -> Iterator[Trial]:
         return (self[k] for k in range(len(self)))
 
 
-def expand(spec: Spec) -> TrialPlan:
-    """The spec's trials, lazily: grid or random configs crossed with the periods."""
+def expand(spec: Spec, tags: dict[str, Any] | None = None) -> TrialPlan:
+    """The spec's trials, lazily: grid, random or auto configs crossed with the periods.
+
+    `tags` become extra columns of every row (e.g. the round of `hpt auto`).
+    """
     s = spec.search
     configs: Sequence[dict[str, Any]]
-    if s.strategy == "random":
+    if s.strategy == "auto":
+        configs = AutoSearch(dict(spec.parameters), seed=s.seed, max_trials=s.max_trials or 1)
+    elif s.strategy == "random":
         configs = RandomSearch(dict(spec.parameters), seed=s.seed, max_trials=s.max_trials or 1)
     else:
         axes = {k: v for k, v in spec.parameters.items() if not isinstance(v, Distribution)}
         configs = GridSearch(axes, seed=s.seed, max_trials=s.max_trials)
-    return TrialPlan(spec, configs)
+    return TrialPlan(spec, configs, tags)

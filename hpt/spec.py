@@ -6,10 +6,12 @@ raised together as one :class:`~hpt.errors.SpecError`, before anything trains.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from hpt.architectures import Architecture, get_architecture
 from hpt.data import DataError, load_frame, resolve_data_path, window_problem
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, HParam
-from hpt.periods import Period, parse_time
+from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -28,13 +30,17 @@ __all__ = [
     "Distribution",
     "SearchSpec",
     "Spec",
+    "QUICK_EPOCHS",
     "check_data",
     "load_spec",
     "parse_spec",
+    "quick_spec",
 ]
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int")
-STRATEGIES = ("grid", "random")
+STRATEGIES = ("grid", "random", "auto")
+AUTO_TRIALS = 12  # configs per round of the auto strategy unless max_trials says otherwise
+QUICK_EPOCHS = 20
 
 # short name -> result column; every column is also accepted as its own name
 METRICS: dict[str, str] = {
@@ -54,6 +60,7 @@ _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", 
         "training", "metrics", "objective", "sink")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features")
+_AUTO_PERIODS = ("count", "months", "holdout")
 _SEARCH = ("strategy", "max_trials", "seed")
 
 
@@ -107,6 +114,9 @@ class Spec:
     sink: str | None
     source: str = "<spec>"
     document: Mapping[str, Any] = field(default_factory=dict)
+    period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
+    today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
+    fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
 
     @property
     def arch(self) -> Architecture:
@@ -126,8 +136,11 @@ class Spec:
         return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *self.metrics)))
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read, parse and validate a spec file, its data included."""
+def load_spec(path: str | Path, today: date | None = None) -> Spec:
+    """Read, parse and validate a spec file, its data included.
+
+    `today` (default: the current date) picks automatic periods and the screening month.
+    """
     source = str(path)
     p = Path(path)
     if not p.is_file():
@@ -138,35 +151,57 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(source, [Problem("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
     except UnicodeDecodeError:
         raise SpecError(source, [Problem("", "not a UTF-8 text file")]) from None
-    return parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem)
+    return parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem, today=today)
 
 
 def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None,
-               default_name: str = "experiment") -> Spec:
+               default_name: str = "experiment", today: date | None = None) -> Spec:
     """Validate a spec document, its data included; every problem is raised together."""
-    return _Parser(source, base_dir).parse(document, default_name)
+    return _Parser(source, base_dir, today or date.today()).parse(document, default_name)
+
+
+def quick_spec(spec: Spec) -> Spec:
+    """The screening variant: one period of the last whole month of data before `spec.today`,
+    at most QUICK_EPOCHS epochs. Its trials get their own ids (fidelity "quick")."""
+    frame = check_data(spec)
+    first, last, step = _span(frame)
+    try:
+        period = quick_period(first, last, step, spec.today, spec.period_rule.holdout if spec.period_rule else 0)
+    except ValueError as e:
+        raise SpecError(spec.source, [Problem("date_ranges", f"--quick: {e}")]) from None
+    quick = dataclasses.replace(spec, periods=(period,), fidelity="quick")
+    check_data(quick)
+    return quick
 
 
 def check_data(spec: Spec) -> pd.DataFrame:
     """Read the spec's data and check that every period can be windowed; return the data."""
     extremes = _window_extremes(spec.parameters, spec.training)
-    frame, problems = _data_problems(spec.data, list(enumerate(spec.periods)), extremes)
+    places = [(f"date_ranges[{i}]" if spec.period_rule is None else "date_ranges.auto", p)
+              for i, p in enumerate(spec.periods)]
+    frame, problems = _data_problems(spec.data, places, extremes)
+    if spec.fidelity == "quick":
+        problems = [Problem(pr.path, f"--quick: screening {pr.message}") for pr in problems]
     if problems or frame is None:
         raise SpecError(spec.source, problems)
     return frame
 
 
-def _data_problems(data: DataSpec, periods: list[tuple[int, Period]], extremes: list[tuple[int, int, Any]],
+def _span(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]:
+    """First and last timestamp, and the typical step between rows."""
+    step = frame.index.to_series().diff().median() if len(frame) > 1 else pd.Timedelta(0)
+    return frame.index[0], frame.index[-1], step
+
+
+def _data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: list[tuple[int, int, Any]],
                    ) -> tuple[pd.DataFrame | None, list[Problem]]:
     try:
         frame = load_frame(data.path, data.time_column, data.columns)
     except DataError as e:
         return None, [Problem(e.json_path, e.message)]
     problems = []
-    first, last = frame.index[0], frame.index[-1]
-    step = frame.index.to_series().diff().median() if len(frame) > 1 else pd.Timedelta(0)
-    for i, period in periods:  # i: the period's place in the spec's list
-        where = f"date_ranges[{i}]"
+    first, last, step = _span(frame)
+    for where, period in periods:  # where: the period's JSON path in the spec
         if period.start < first or period.end > last + step:
             problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
             continue
@@ -192,11 +227,12 @@ def _window_extremes(parameters: Mapping[str, Axis], training: Mapping[str, Any]
 
 
 class _Parser:
-    def __init__(self, source: str, base_dir: Path | None) -> None:
+    def __init__(self, source: str, base_dir: Path | None, today: date) -> None:
         self.source = source
         self.base_dir = base_dir
+        self.today = today
         self.problems: list[Problem] = []
-        self.period_places: list[tuple[int, Period]] = []
+        self.period_places: list[tuple[str, Period]] = []
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -221,9 +257,13 @@ class _Parser:
                 self.add("architecture", str(e))
         data = self.data(doc.get("data"))
         periods = self.periods(doc.get("date_ranges"))
+        rule = periods if isinstance(periods, AutoPeriods) else None
         search = self.search(doc.get("search", {}))
         training = self.training(doc.get("training", {}), arch)
         parameters = self.parameters(doc.get("parameters", {}), arch, search)
+        if search.strategy == "auto" and arch is not None:
+            # the architecture's built-in learning-rate ranges, unless the spec gives its own
+            parameters = {**_auto_axes(arch), **parameters}
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
         sink = doc.get("sink")
@@ -231,14 +271,31 @@ class _Parser:
             self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
             sink = None
         if data is not None and periods:  # the data's problems are reported with the rest
-            _, problems = _data_problems(data, self.period_places, _window_extremes(parameters, training))
-            self.problems += problems
+            if rule is not None:
+                periods = self.resolve_auto(data, rule)
+            if periods:
+                _, problems = _data_problems(data, self.period_places, _window_extremes(parameters, training))
+                self.problems += problems
         if self.problems:
             raise SpecError(self.source, self.problems)
         assert data is not None and architecture
+        assert isinstance(periods, tuple)
         return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
-                    sink=sink, source=self.source, document=doc)
+                    sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today)
+
+    def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
+        try:
+            frame = load_frame(data.path, data.time_column, data.columns)
+        except DataError:
+            return ()  # reported by the data checks
+        try:
+            periods = auto_periods(rule, *_span(frame), self.today)
+        except ValueError as e:
+            self.add("date_ranges.auto", str(e))
+            return ()
+        self.period_places = [("date_ranges.auto", p) for p in periods]
+        return periods
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -295,14 +352,12 @@ class _Parser:
             return None
         return DataSpec(resolved, time_column, target, tuple(features))
 
-    def periods(self, value: Any) -> tuple[Period, ...]:
+    def periods(self, value: Any) -> tuple[Period, ...] | AutoPeriods:
         if value is None:
-            self.add("date_ranges", 'missing (required): a list of ["start", "end"] pairs')
+            self.add("date_ranges", 'missing (required): a list of ["start", "end"] pairs or {"auto": {...}}')
             return ()
         if isinstance(value, dict):
-            self.add("date_ranges", 'automatic periods ({"auto": ...}) are not available yet; '
-                                    'give a list of ["start", "end"] pairs')
-            return ()
+            return self.auto_periods(value)
         if not isinstance(value, list) or not value:
             self.add("date_ranges", f'expected a non-empty list of ["start", "end"] pairs, got {show(value)}')
             return ()
@@ -329,8 +384,23 @@ class _Parser:
                 self.add(where, f"period {period} is listed twice")
                 continue
             periods.append(period)
-            self.period_places.append((i, period))
+            self.period_places.append((where, period))
         return tuple(periods)
+
+    def auto_periods(self, value: dict[str, Any]) -> AutoPeriods | tuple[Period, ...]:
+        if list(value) != ["auto"] or not isinstance(value["auto"], dict):
+            self.add("date_ranges", f'expected {{"auto": {{"count": 3, "months": 3}}}} or a list of pairs, got {show(value)}')
+            return ()
+        obj = value["auto"]
+        self.unknown_keys(obj, _AUTO_PERIODS, "date_ranges.auto")
+        numbers = {}
+        for key, default, low in (("count", 3, 1), ("months", 3, 1), ("holdout", 0, 0)):
+            v = obj.get(key, default)
+            if not _is_int(v) or v < low:
+                self.add(f"date_ranges.auto.{key}", f"expected an integer >= {low}, got {show(v)}")
+                return ()
+            numbers[key] = int(v)
+        return AutoPeriods(**numbers)
 
     def search(self, value: Any) -> SearchSpec:
         obj = self.section(value, "search")
@@ -348,6 +418,8 @@ class _Parser:
             max_trials = None
         if strategy == "random" and max_trials is None and "max_trials" not in obj:
             self.add("search.max_trials", "required for random search (how many configs to sample)")
+        if strategy == "auto" and max_trials is None:
+            max_trials = AUTO_TRIALS
         seed = obj.get("seed", 0)
         if not _is_int(seed) or seed < 0:
             self.add("search.seed", f"expected an integer >= 0, got {show(seed)}")
@@ -430,7 +502,8 @@ class _Parser:
         kind, bounds = next(iter(axis.items()))
         path = f"{where}.{kind}"
         if strategy == "grid":
-            self.add(where, 'a distribution needs "search": {"strategy": "random"}; grid search takes a list of values')
+            self.add(where, 'a distribution needs "search": {"strategy": "random"} (or "auto"); '
+                            "grid search takes a list of values")
             return None
         if not hp.numeric:
             self.add(where, f"takes {hp.describe()}: give a list of values, not a distribution")
@@ -509,3 +582,9 @@ def _normalise(hp: HParam, v: Any) -> Any:
     if hp.kind == "int" and isinstance(v, float):
         return int(v)
     return v
+
+
+def _auto_axes(arch: Architecture) -> dict[str, Axis]:
+    """The auto strategy's search space: the architecture's learning-rate family ranges."""
+    kinds = {"log": "loguniform", "linear": "uniform", "int": "int"}
+    return {name: Distribution(kinds[scale], lo, hi) for name, (lo, hi, scale) in arch.auto_ranges.items()}

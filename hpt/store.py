@@ -57,6 +57,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
         "period_start": t.period.start_text,
         "period_end": t.period.end_text,
     }
+    row.update(t.tags)
     row.update({f"param_{k}": v for k, v in t.tuned_params.items()})
     row.update({m: result.metrics.get(m) for m in metric_columns})
     row.update({"device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,

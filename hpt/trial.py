@@ -31,7 +31,8 @@ class Trial:
     tuned: tuple[str, ...]  # the names the search varies
     period: Period
     seed: int
-    fidelity: str = "full"
+    fidelity: str = "full"  # "quick" for screening trials
+    tags: Mapping[str, Any] = field(default_factory=dict)  # extra row columns, e.g. {"round": 2}
 
     @property
     def tuned_params(self) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Does quick screening predict the full run? Run the same configs both ways and compare rankings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from hpt.progress import Reporter
+from hpt.results import rank_configs
+from hpt.runner import RunOptions, run_spec
+from hpt.search import TrialPlan, expand
+from hpt.sinks import open_sink
+from hpt.spec import Spec, quick_spec
+from hpt.store import ResultStore
+
+__all__ = ["ScreenCheck", "compare_rankings", "screen_check"]
+
+
+@dataclass(frozen=True)
+class ScreenCheck:
+    configs: int  # configs ranked by both runs
+    spearman: float  # rank correlation of the mean objective, quick vs full
+    top_k: int
+    overlap: int  # configs in both top-k lists
+    quick_cost_s: float  # summed train_time_s
+    full_cost_s: float
+    interrupted: bool = False
+
+    @property
+    def cost_ratio(self) -> float:
+        return self.quick_cost_s / self.full_cost_s if self.full_cost_s else float("nan")
+
+    def lines(self, objective: str) -> list[str]:
+        return [
+            f"screen-check over {self.configs} configs ({objective}, lower is better):",
+            f"  Spearman rank correlation quick vs full: {self.spearman:.2f}",
+            f"  top-{self.top_k} overlap: {self.overlap} of {self.top_k}",
+            f"  cost: quick {self.quick_cost_s:.1f}s vs full {self.full_cost_s:.1f}s of training "
+            f"= {100 * self.cost_ratio:.0f}% ({1 / self.cost_ratio:.1f}x cheaper)" if self.cost_ratio else "",
+        ]
+
+
+def compare_rankings(rows: pd.DataFrame, objective: str, top_k: int = 3) -> ScreenCheck:
+    """Compare the quick and full rankings of the configs both ran."""
+    from scipy.stats import spearmanr
+
+    means = {}
+    for fidelity in ("quick", "full"):
+        table = rank_configs(rows[rows["fidelity"] == fidelity], objective)
+        means[fidelity] = table.set_index("config_id")["mean"] if not table.empty else pd.Series(dtype=float)
+    common = means["quick"].index.intersection(means["full"].index)
+    quick, full = means["quick"][common], means["full"][common]
+    rho = float(spearmanr(quick, full).statistic) if len(common) > 1 else float("nan")
+    k = min(top_k, len(common))
+    overlap = len(set(quick.nsmallest(k).index) & set(full.nsmallest(k).index))
+    cost = rows.groupby("fidelity")["train_time_s"].sum()
+    return ScreenCheck(len(common), rho, k, overlap, float(cost.get("quick", 0.0)), float(cost.get("full", 0.0)))
+
+
+def screen_check(spec: Spec, n_configs: int, options: RunOptions, reporter: Reporter, top_k: int = 3) -> ScreenCheck:
+    """Run the first `n_configs` configs of the spec quick and full (skipping what is done), then compare."""
+    configs = list(expand(spec).configs[:n_configs])
+    quick = quick_spec(spec)
+    ids = set()
+    interrupted = False
+    for variant in (quick, spec):
+        plan = TrialPlan(variant, configs)
+        ids |= {t.trial_id for t in plan}
+        reporter.line(f"screen-check: {variant.fidelity} run of {len(configs)} configs on "
+                      + ", ".join(p.label for p in variant.periods))
+        summary = run_spec(variant, options, reporter, plan=plan)
+        if summary.exit_code:
+            interrupted = True
+            break
+    store = ResultStore(open_sink(summary.results))
+    rows = pd.DataFrame([r for r in store.rows().values() if r["trial_id"] in ids])
+    result = compare_rankings(rows, spec.objective, top_k)
+    return ScreenCheck(**{**result.__dict__, "interrupted": interrupted})
