@@ -21,7 +21,7 @@ from typing import Any
 from hpt.architectures import get_architecture
 from hpt.data import DEMO_DATA
 from hpt.errors import InputError
-from hpt.progress import Reporter, format_value
+from hpt.progress import Reporter, format_value, plural
 from hpt.results import best_config
 from hpt.runner import RunOptions, RunSummary, run_spec
 from hpt.search import expand
@@ -123,7 +123,7 @@ def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> list[
         if round_no > 1:
             spec = auto_spec(req, lr_range, round_no)
         reporter.line(f"auto round {round_no}/{req.rounds}: {spec.architecture}, lr {lr_range[0]:g}..{lr_range[1]:g} "
-                      f"(log), {req.trials} configs x {len(spec.periods)} period{'s' if len(spec.periods) != 1 else ''}"
+                      f"(log), {plural(req.trials, 'config')} x {plural(len(spec.periods), 'period')}"
                       + (" (quick screening)" if spec.fidelity == "quick" else ""))
         plan = expand(spec, tags={"round": round_no})
         summary = run_spec(spec, options, reporter, plan=plan)

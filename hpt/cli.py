@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from datetime import date
 from typing import Any
 
 import click
@@ -58,22 +59,53 @@ def main() -> None:
       hpt plan specs/lstm.json            list the trials without running them
       hpt run specs/lstm.json             run them; results in hpt-results/<name>/
       hpt results hpt-results/lstm-demo   rank the configs
+      hpt sync gs://bucket/hpt/lstm       deliver results an outage left behind
       hpt archs                           architectures and their hyperparameters
     """
     logging.basicConfig(format="hpt: %(message)s", level=logging.INFO, stream=sys.stderr)
 
 
+def _today(ctx: click.Context, param: click.Parameter, value: Any) -> date | None:
+    return value.date() if value is not None else None
+
+
+_today_option = click.option(
+    "--today", type=click.DateTime(["%Y-%m-%d"]), callback=_today, metavar="YYYY-MM-DD",
+    help="Pretend it is this date: picks automatic periods and the --quick month [default: today].")
+_quick_option = click.option("--quick", is_flag=True,
+                             help="Screen: one period of the last whole month of data, at most 20 epochs.")
+
+
+def _run_options(f: Any) -> Any:
+    """Options shared by every command that trains."""
+    for option in reversed([
+        click.option("--sink", help="Results location: a folder, gs://bucket/prefix or s3://bucket/prefix; "
+                                    "overrides the spec's sink."),
+        click.option("--workers", type=click.IntRange(min=1), help="CPU worker processes when there is no GPU [default: 1]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="Where to train: every visible CUDA GPU, else the CPU."),
+        click.option("--force", is_flag=True, help="Rerun trials that already have an ok row."),
+        click.option("-q", "--quiet", is_flag=True, help="No line per trial; only the start and the summary."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool) -> Any:
+    from hpt.progress import Reporter
+    from hpt.runner import RunOptions
+
+    return RunOptions(sink=sink, workers=workers, device=device, force=force), Reporter(quiet=quiet)
+
+
 @main.command(epilog=EPILOG)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--sink", help="Results location (a folder); overrides the spec's sink.")
-@click.option("--workers", type=click.IntRange(min=1), help="CPU worker processes when there is no GPU [default: 1].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where to train: every visible CUDA GPU, else the CPU.")
-@click.option("--force", is_flag=True, help="Rerun trials that already have an ok row.")
+@_run_options
+@_quick_option
+@_today_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (as `hpt plan`) and run nothing.")
-@click.option("-q", "--quiet", is_flag=True, help="No line per trial; only the start and the summary.")
-def run(spec_path: str, sink: str | None, workers: int | None, device: str, force: bool, dry_run: bool,
-        quiet: bool) -> None:
+def run(spec_path: str, sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
+        quick: bool, today: date | None, dry_run: bool) -> None:
     """Run the trials of SPEC, writing a row and a model per finished trial.
 
     Trials that already have an ok row at the results location are skipped, so an
@@ -83,50 +115,137 @@ def run(spec_path: str, sink: str | None, workers: int | None, device: str, forc
     Examples:
       hpt run specs/lstm.json
       hpt run specs/cnn.json --sink /data/results/cnn --workers 2
+      hpt run specs/lstm.json --quick          screen on one month, 20 epochs
       hpt run specs/lstm.json --dry-run
     """
-    from hpt.spec import load_spec
+    from hpt.runner import run_spec
+    from hpt.spec import load_spec, quick_spec
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, today=today)
+    if quick:
+        spec = quick_spec(spec)
     if dry_run:
         _print_plan(spec, sink, limit=20)
         return
-    from hpt.progress import Reporter
-    from hpt.runner import RunOptions, run_spec
-
-    summary = run_spec(spec, RunOptions(sink=sink, workers=workers, device=device, force=force),
-                       Reporter(quiet=quiet))
+    summary = run_spec(spec, *_options_and_reporter(sink, workers, device, force, quiet))
     sys.exit(summary.exit_code)
 
 
 @main.command(epilog=EPILOG)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--sink", help="Results location to check for trials already done.")
+@click.option("--sink", help="Results location (folder, gs:// or s3://) to check for trials already done.")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Trials to list.")
-def plan(spec_path: str, sink: str | None, limit: int) -> None:
+@_quick_option
+@_today_option
+def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date | None) -> None:
     """Print the trials SPEC would run, how many, and which periods.
 
     \b
-    Example:
+    Examples:
       hpt plan specs/lstm.json --limit 5
+      hpt plan specs/auto-periods.json --today 2026-12-01
     """
+    from hpt.spec import load_spec, quick_spec
+
+    spec = load_spec(spec_path, today=today)
+    _print_plan(quick_spec(spec) if quick else spec, sink, limit)
+
+
+@main.command(epilog=EPILOG)
+@click.option("--arch", required=True, help="Architecture to tune (see hpt archs), or package.module:function.")
+@click.option("--spec", "base_spec", type=click.Path(dir_okay=False),
+              help="Base spec: its data, periods, training values and one-value parameters are kept.")
+@click.option("--data", type=click.Path(dir_okay=False), help="CSV or Parquet file [default: the bundled demo data].")
+@click.option("--target", help="With --data: the column to forecast.")
+@click.option("--time-column", help="With --data: the column of the times.")
+@click.option("--trials", type=click.IntRange(min=2), default=12, show_default=True, help="Configs per round.")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="At most this many rounds; a round follows when the best lr sits at an edge of its range.")
+@click.option("--lr-range", type=(float, float), metavar="LOW HIGH",
+              help="The first round's lr range instead of the architecture's built-in one.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@_run_options
+@_quick_option
+@_today_option
+@click.option("--dry-run", is_flag=True, help="Print the first round's plan and run nothing.")
+def auto(arch: str, base_spec: str | None, data: str | None, target: str | None, time_column: str | None,
+         trials: int, rounds: int, lr_range: tuple[float, float] | None, seed: int, sink: str | None,
+         workers: int | None, device: str, force: bool, quiet: bool, quick: bool, today: date | None, dry_run: bool) -> None:
+    """Tune the learning-rate family (lr, lr_decay, lr_patience, patience) with built-in ranges.
+
+    Every other hyperparameter stays at the architecture's default (or the base spec's
+    value). When a round's best lr sits in the outer tenth of its range, the next round
+    moves the range that way. Periods: the base spec's, else 3 periods of 2 months chosen
+    from the current month (see --today). `hpt archs` shows the ranges.
+
+    \b
+    Examples:
+      hpt auto --arch cnn
+      hpt auto --arch lstm --quick --trials 20
+      hpt auto --arch gru --data load.csv --target kw --time-column ts
+      hpt auto --arch lstm --spec specs/lstm.json --sink /data/results/lstm-auto
+    """
+    from hpt.auto import AutoRequest, auto_spec, run_auto
+
+    req = AutoRequest(arch=arch, base_spec=base_spec, data=data, target=target, time_column=time_column,
+                      trials=trials, rounds=rounds, seed=seed, quick=quick, today=today, lr_range=lr_range)
+    if dry_run:
+        from hpt.search import expand
+
+        spec = auto_spec(req, lr_range)
+        _print_plan(spec, sink, limit=20, trials=expand(spec, tags={"round": 1}))
+        click.echo(f"(round 1 of at most {rounds})")
+        return
+    summaries = run_auto(req, *_options_and_reporter(sink, workers, device, force, quiet))
+    sys.exit(summaries[-1].exit_code if summaries else 0)
+
+
+@main.command("screen-check", epilog=EPILOG)
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--configs", type=click.IntRange(min=2), default=12, show_default=True, help="Configs to run both ways.")
+@click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the top-k overlap.")
+@_run_options
+@_today_option
+def screen_check(spec_path: str, configs: int, top_k: int, sink: str | None, workers: int | None, device: str,
+                 force: bool, quiet: bool, today: date | None) -> None:
+    """Check whether --quick screening ranks configs as the full run does, on your data.
+
+    Runs the first CONFIGS configs of SPEC both quick and full (trials already done are
+    reused) and prints the Spearman rank correlation of the two rankings, the top-k
+    overlap and the cost ratio.
+
+    \b
+    Example:
+      hpt screen-check specs/lstm.json --configs 12
+    """
+    from hpt.screening import screen_check as check
     from hpt.spec import load_spec
 
-    _print_plan(load_spec(spec_path), sink, limit)
+    spec = load_spec(spec_path, today=today)
+    options, reporter = _options_and_reporter(sink, workers, device, force, quiet)
+    result = check(spec, configs, options, reporter, top_k)
+    for line in result.lines(spec.objective):
+        click.echo(line)
+    sys.exit(130 if result.interrupted else 0)
 
 
-def _print_plan(spec: Any, sink: str | None, limit: int) -> None:
-    from hpt.progress import format_params
+def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> None:
+    from hpt.progress import format_params, plural
     from hpt.runner import results_location
     from hpt.search import expand
     from hpt.sinks import open_sink
+    from hpt.spec import QUICK_EPOCHS
     from hpt.store import ResultStore
 
-    trials = expand(spec)
+    trials = trials if trials is not None else expand(spec)
     s = spec.search
-    click.echo(f"{spec.name}: {len(trials)} trials = {len(trials.configs)} configs x {len(trials.periods)} periods "
-               f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})")
-    click.echo("periods:")
+    shape = f"{plural(len(trials.configs), 'config')} x {plural(len(trials.periods), 'period')}"
+    click.echo(f"{spec.name}: {len(trials)} trials = {shape} "
+               f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
+               + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
+    rule = f" (auto: {json.dumps(spec.period_rule.to_json()['auto'])}, drawn for {spec.today:%Y-%m})" \
+        if spec.period_rule and spec.fidelity == "full" else ""
+    click.echo(f"periods{rule}:")
     for p in trials.periods:
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
@@ -214,7 +333,7 @@ def archs(names: tuple[str, ...]) -> None:
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
             plot_dir: str | None) -> None:
-    """Rank the configs at a results location (a folder) across their periods.
+    """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.
 
     Per config: mean, median, worst and spread of the metric over its periods, its rank
     in each period and the periods it won; the best config tested against the runners-up
@@ -227,6 +346,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
       hpt results hpt-results/lstm-demo --metric val_mae --top 5 --format json
       hpt results hpt-results/lstm-demo --where "lr <= 0.003 and hidden_size == 32"
       hpt results hpt-results/lstm-demo --format markdown --plot plots/
+      hpt results gs://my-bucket/hpt/lstm-electricity
     """
     from hpt.results import default_metric, load_results, render, summarise
 
@@ -241,7 +361,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         from hpt.plots import write_plots
 
         paths = write_plots(summary, frame, plot_dir, top=min(top or 5, 5))
-        click.echo("plots: " + ", ".join(paths), err=fmt != "table")
+        click.echo("plots: " + (", ".join(paths) or "none (no ok trials to plot)"), err=fmt != "table")
 
 
 @main.command(epilog=EPILOG)
@@ -269,6 +389,37 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     click.echo(f"best config {top['config_id']}: mean {summary.metric}={top['mean']:.4g} over {top['periods_run']} "
                f"period(s), won {top['periods_won']}" + ("; from screening rows" if r is summary.screening else ""), err=True)
     click.echo(json.dumps(params))
+
+
+@main.command(epilog=EPILOG)
+@click.argument("target", metavar="SPEC_OR_URI")
+@click.option("--sink", help="With a SPEC: the results location it was run with, when not its own sink.")
+def sync(target: str, sink: str | None) -> None:
+    """Deliver results that a run left in the local journal, and repair results.csv.
+
+    When a run ends while its gs:// or s3:// location is unreachable, finished trials stay
+    in a local journal (~/.cache/hpt/journal, or $HPT_JOURNAL); this sends them, then adds to
+    results.csv any row that rows/ holds but it lacks. Running the same `hpt run` again
+    does the same before it trains.
+
+    \b
+    Examples:
+      hpt sync gs://my-bucket/hpt/lstm-electricity
+      hpt sync specs/lstm.json
+    """
+    from hpt.runner import results_location
+    from hpt.sinks import open_sink
+    from hpt.store import ResultStore
+
+    uri = target
+    if "://" not in target and target.endswith(".json") and os.path.isfile(target):
+        from hpt.spec import load_spec
+
+        uri = results_location(load_spec(target), sink)
+    store = ResultStore(open_sink(uri))
+    report = store.sync()
+    click.echo(f"{store.uri}: {report.delivered} waiting result(s) delivered from the local journal, "
+               f"{report.repaired} row(s) added to results.csv; it now has {report.rows} row(s)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from hpt.trial import Status, TrialResult
 
-__all__ = ["Reporter", "format_duration", "format_params", "format_value"]
+__all__ = ["Reporter", "format_duration", "format_params", "format_value", "plural"]
 
 
 def format_duration(seconds: float) -> str:
@@ -20,6 +20,10 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def format_value(v: Any) -> str:

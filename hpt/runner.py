@@ -21,7 +21,7 @@ from typing import Any
 from hpt import __version__
 from hpt.errors import InputError
 from hpt.executor import Executor, Slot, cpu_slots, gpu_slots, visible_gpus
-from hpt.progress import Reporter, format_duration, format_params, format_value
+from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import best_config
 from hpt.search import TrialPlan, expand
 from hpt.sinks import open_sink
@@ -119,8 +119,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     where = "GPU " + ", ".join(s.name for s in slots) if slots[0].device.startswith("cuda") else \
         f"the CPU ({len(slots)} worker{'s' if len(slots) > 1 else ''}; no CUDA GPU in use)"
-    reporter.line(f"hpt {__version__}: {spec.name}: {len(plan)} trials ({len(plan.configs)} configs x "
-                  f"{len(plan.periods)} period{'s' if len(plan.periods) != 1 else ''}) of {spec.architecture} on {where}")
+    reporter.line(f"hpt {__version__}: {spec.name}: {len(plan)} trials ({plural(len(plan.configs), 'config')} x "
+                  f"{plural(len(plan.periods), 'period')}) of {spec.architecture} on {where}")
     if skipped:
         reporter.line(f"skipping {skipped} trials already done at {sink.uri} (--force reruns them)")
     reporter.line(f"results: {sink.uri}")
@@ -181,5 +181,5 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
         reporter.line("finished trials are kept; run the same command again to do the rest")
     if s.best:
         reporter.line(f"best config {s.best['config_id']}: {format_params(s.best['params'])}  "
-                      f"mean {spec.objective}={format_value(s.best['mean'])} over {s.best['periods']} period(s)")
+                      f"mean {spec.objective}={format_value(s.best['mean'])} over {plural(s.best['periods'], 'period')}")
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")
