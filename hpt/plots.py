@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["require_matplotlib", "write_plots"]
 
+_MAX_CURVE_PANELS = 9
 _INSTALL_HINT = "--plot needs matplotlib: pip install 'hpt[plot]'"
 
 
@@ -236,7 +237,8 @@ def _curves(summary: Summary, rows: pd.DataFrame, top: int) -> Figure | None:
                     curves[(cid, period)] = c
     if not curves:
         return None
-    used = [p for p in periods if any(k[1] == p for k in curves)]
+    with_curves = [p for p in periods if any(k[1] == p for k in curves)]
+    used = with_curves[-_MAX_CURVE_PANELS:]  # the latest periods: a page of panels stays readable
     ncols = min(3, len(used))
     nrows = math.ceil(len(used) / ncols)
     fig = _figure(4.4 * ncols, 3.3 * nrows + 0.4 + 0.2 * math.ceil(len(shown) / 2))
@@ -272,6 +274,7 @@ def _curves(summary: Summary, rows: pd.DataFrame, top: int) -> Figure | None:
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 2 if ncols < 3 else 3), fontsize=8)
-    fig.suptitle(f"Learning curves of the top {len(shown)} configs: {metric} per epoch (dot: best epoch, the one kept)",
+    more = f"; the latest {len(used)} of {len(with_curves)} periods" if len(used) < len(with_curves) else ""
+    fig.suptitle(f"Learning curves of the top {len(shown)} configs: {metric} per epoch (dot: best epoch, the one kept){more}",
                  fontsize=10)
     return fig
