@@ -303,7 +303,8 @@ def best_config(rows: Iterable[dict[str, Any]], objective: str, trial_ids: set[s
         return None
     complete = table[~table["partial"]]
     top = (complete if not complete.empty else table).iloc[0]
-    params = {c: _plain(top[c]) for c in table.columns if c not in _STATS and c != "config_id"}
+    params = {c: _plain(top[c]) for c in table.columns
+              if c not in _STATS and c != "config_id" and _plain(top[c]) is not None}
     return {"config_id": top["config_id"], "params": params, "mean": float(top["mean"]),
             "periods": int(top["periods_run"]), "partial": bool(top["partial"])}
 
