@@ -1,0 +1,140 @@
+"""Automatic periods, --quick screening, `hpt auto` and screen-check."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.auto import LR_FAMILY, AutoRequest, auto_spec, next_range
+from hpt.errors import SpecError
+from hpt.periods import AutoPeriods, auto_periods
+from hpt.screening import compare_rankings
+from hpt.search import expand
+from hpt.spec import load_spec, quick_spec
+from tests.conftest import tiny_spec
+
+FIRST, LAST, STEP = pd.Timestamp("2012-01-01"), pd.Timestamp("2014-12-31 23:00"), pd.Timedelta("1h")
+
+
+def _labels(rule: AutoPeriods, today: date) -> list[str]:
+    return [p.label for p in auto_periods(rule, FIRST, LAST, STEP, today)]
+
+
+def test_automatic_periods_follow_the_month() -> None:
+    rule = AutoPeriods(count=3, months=3, holdout=6)
+    nov = _labels(rule, date(2026, 11, 1))
+    assert nov == _labels(rule, date(2026, 11, 30))  # the same month: the same periods
+    months = {tuple(_labels(rule, date(2026, m, 15))) for m in range(1, 13)}
+    assert len(months) >= 10  # another month: another set
+    for m in range(1, 13):
+        periods = auto_periods(rule, FIRST, LAST, STEP, date(2026, m, 15))
+        assert len(periods) == 3
+        assert all(p.start >= FIRST and p.end <= pd.Timestamp("2014-07-01") for p in periods)  # holdout untouched
+        assert all(p.end == p.start + pd.DateOffset(months=3) for p in periods)
+        assert all(a.end <= b.start for a, b in zip(periods, periods[1:], strict=False))  # no overlap
+
+
+def test_automatic_periods_that_do_not_fit_are_bad_input(write_spec: Any) -> None:
+    spec = write_spec(tiny_spec(date_ranges={"auto": {"count": 8, "months": 6}}))
+    with pytest.raises(SpecError, match=r"date_ranges.auto: the data holds 36 whole months: too few for 8 periods"):
+        load_spec(spec)
+    with pytest.raises(SpecError, match=r"date_ranges.auto.months: expected an integer >= 1"):
+        load_spec(write_spec(tiny_spec(date_ranges={"auto": {"months": 0}})))
+
+
+def test_plan_shows_the_periods_of_the_month(write_spec: Any, cli: Any) -> None:
+    spec = write_spec(tiny_spec(date_ranges={"auto": {"count": 2, "months": 1}}))
+    nov = cli("plan", str(spec), "--today", "2026-11-22")
+    dec = cli("plan", str(spec), "--today", "2026-12-01")
+    assert nov.returncode == 0 and "drawn for 2026-11" in nov.stdout
+    assert nov.stdout != dec.stdout.replace("2026-12", "2026-11")
+
+
+def test_quick_spec_is_one_month_at_most_20_epochs(write_spec: Any) -> None:
+    spec = load_spec(write_spec(tiny_spec(training={"epochs": 50})), today=date(2013, 6, 10))
+    quick = quick_spec(spec)
+    assert [p.label for p in quick.periods] == ["2013-05-01..2013-06-01"]
+    full_ids = {t.config_id: t.trial_id for t in expand(spec)}
+    for trial in expand(quick):
+        assert trial.params["epochs"] == 20 and trial.fidelity == "quick"
+        assert trial.config_id in full_ids and trial.trial_id not in full_ids.values()
+    lower = quick_spec(load_spec(write_spec(tiny_spec(training={"epochs": 5})), today=date(2013, 6, 10)))
+    assert all(t.params["epochs"] == 5 for t in expand(lower))  # a lower value in the spec wins
+
+
+def test_quick_run_rows(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(training={"epochs": 25, "patience": 0}))
+    out = cli("run", str(spec), "--quick", "--today", "2014-03-05", "--sink", str(tmp_path / "res"))
+    assert out.returncode == 0, out.stderr
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert len(rows) == 2 and (rows["fidelity"] == "quick").all()
+    assert set(rows["period_start"]) == {"2014-02-01"} and set(rows["period_end"]) == {"2014-03-01"}
+    assert (rows["epochs"] <= 20).all()
+    curve = pd.read_csv(tmp_path / "res" / "curves" / f"{rows['trial_id'][0]}.csv")
+    assert len(curve) == 20
+
+
+def test_auto_tunes_only_the_learning_rate_family(write_spec: Any) -> None:
+    base = write_spec(tiny_spec(architecture="lstm", parameters={"hidden_size": [8], "dropout": [0.0, 0.2]}))
+    spec = auto_spec(AutoRequest(arch="lstm", base_spec=str(base), trials=6, today=date(2026, 11, 22)))
+    assert set(spec.parameters) == set(LR_FAMILY) | {"hidden_size"}  # one-value lists stay fixed
+    trials = list(expand(spec))
+    assert {frozenset(t.tuned_params) for t in trials} == {frozenset(LR_FAMILY) | {"hidden_size"}}
+    assert all(t.params["hidden_size"] == 8 and t.params["dropout"] == 0.1 for t in trials)
+    lrs = sorted({t.params["lr"] for t in trials})
+    assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-2)  # spread over the range, ends included
+    assert spec.periods == load_spec(base).periods
+
+
+def test_next_range_moves_only_from_the_edges() -> None:
+    assert next_range(1e-4, 1e-2, 1e-2) == pytest.approx((1e-3, 1e-1))
+    assert next_range(1e-4, 1e-2, 1.2e-4) == pytest.approx((1e-5, 1e-3))
+    assert next_range(1e-4, 1e-2, 1e-3) is None
+
+
+def test_auto_moves_a_badly_placed_range(cli: Any, write_spec: Any, tmp_path: Path) -> None:
+    """With learning rates far too small, the largest one always wins: round 2 must move up."""
+    base = write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"]], training={"epochs": 2}))
+    out = cli("auto", "--arch", "mlp", "--spec", str(base), "--lr-range", "1e-7", "1e-6", "--trials", "3",
+              "--rounds", "2", "--sink", str(tmp_path / "res"))
+    assert out.returncode == 0, out.stderr
+    assert "auto round 1/2: mlp, lr 1e-07..1e-06" in out.stdout
+    assert "best lr 1e-06 sits at the top of 1e-07..1e-06; round 2 moves the range to 3.16228e-07..3.16228e-06" in out.stdout
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert sorted(rows["round"].value_counts().items()) == [(1, 3), (2, 3)]
+    assert rows[rows["round"] == 2]["param_lr"].between(3.16e-7, 3.17e-6).all()
+    assert set(rows.filter(like="param_").columns) == {f"param_{p}" for p in LR_FAMILY} | {"param_hidden_size"}
+
+
+def test_auto_bad_input(cli: Any) -> None:
+    out = cli("auto", "--arch", "transformerz", "--dry-run")
+    assert out.returncode == 2 and 'unknown architecture "transformerz"; known: mlp, lstm' in out.stderr
+    out = cli("auto", "--arch", "lstm", "--data", "x.csv", "--dry-run")
+    assert out.returncode == 2 and "--data needs --target and --time-column" in out.stderr
+
+
+def test_compare_rankings() -> None:
+    rows = []
+    for i, (q, f) in enumerate([(0.1, 1.0), (0.2, 2.0), (0.3, 3.0), (0.4, 5.0), (0.5, 4.0)]):
+        rows.append({"config_id": f"c{i}", "fidelity": "quick", "status": "ok", "period_start": "a", "period_end": "b",
+                     "val_mse": q, "train_time_s": 1.0})
+        rows.append({"config_id": f"c{i}", "fidelity": "full", "status": "ok", "period_start": "c", "period_end": "d",
+                     "val_mse": f, "train_time_s": 10.0})
+    check = compare_rankings(pd.DataFrame(rows), "val_mse", top_k=3)
+    assert check.configs == 5 and check.spearman == pytest.approx(0.9)
+    assert check.overlap == 3 and check.cost_ratio == pytest.approx(0.1)
+
+
+def test_screen_check_runs_both_and_reports(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.0003, 0.003, 0.03]}))
+    out = cli("screen-check", str(spec), "--configs", "3", "--sink", str(tmp_path / "res"), "--today", "2013-03-10", "-q")
+    assert out.returncode == 0, out.stderr
+    assert "Spearman rank correlation quick vs full:" in out.stdout and "top-3 overlap:" in out.stdout
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert sorted(rows["fidelity"].value_counts().items()) == [("full", 6), ("quick", 3)]
+    assert json.loads(json.dumps(list(rows["config_id"].unique()))) and rows["config_id"].nunique() == 3
