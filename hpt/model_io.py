@@ -82,12 +82,22 @@ class TrainedModel:
 
 
 def load_model(path: str | Path) -> TrainedModel:
-    """Load a model saved by hpt (a ``models/<trial_id>.pt`` file) onto the CPU."""
+    """Load a model saved by hpt onto the CPU: a ``models/<trial_id>.pt`` file, or its URI.
+
+    `path` is a local path or a ``gs://bucket/.../models/<trial_id>.pt`` or
+    ``s3://bucket/.../models/<trial_id>.pt`` URI (the ``model_uri`` column of the results),
+    read with read-only access and the cloud's standard credentials.
+    """
     import torch
 
     from hpt.architectures import get_architecture
 
-    payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    source: Any = str(path)
+    if isinstance(path, str) and path.split("://", 1)[0].lower() in ("gs", "s3") and "://" in path:
+        from hpt.sinks import read_uri
+
+        source = io.BytesIO(read_uri(path))
+    payload = torch.load(source, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a model saved by hpt")
     arch = get_architecture(payload["architecture"])

@@ -127,6 +127,37 @@ class LocalServer:
                            client_options={"api_endpoint": self.url}).create_bucket(name)
         return name
 
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Object names under `prefix`, read with the cloud's own client, not hpt's."""
+        if self.kind == "s3":
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=S3_KEY_ID,
+                                  aws_secret_access_key=S3_SECRET)
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                                client_options={"api_endpoint": self.url})
+        return sorted(b.name for b in client.list_blobs(bucket, prefix=prefix))
+
+    def get(self, bucket: str, key: str) -> bytes:
+        """One object's bytes, read with the cloud's own client."""
+        if self.kind == "s3":
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=S3_KEY_ID,
+                                  aws_secret_access_key=S3_SECRET)
+            return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                                client_options={"api_endpoint": self.url})
+        return bytes(client.bucket(bucket).blob(key).download_as_bytes())
+
 
 def start_s3(env: dict[str, str] | None = None) -> LocalServer:
     port = free_port()

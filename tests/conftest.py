@@ -73,3 +73,6 @@ def hpt_cli(*args: str, timeout: float = 300, cwd: Path | None = None,
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return hpt_cli
+
+
+from tests.cloud_servers import gcs_server, s3_server  # noqa: E402, F401  (session-scoped S3 and GCS servers)

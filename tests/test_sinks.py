@@ -1,0 +1,436 @@
+"""Sinks: one contract for the local folder, S3 (moto server) and GCS (fake-gcs-server); then
+whole runs against the servers: two runs on one prefix, outages, preflight, reading back."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.periods import Period
+from hpt.sinks import Sink, SinkAccessError, open_sink, redact
+from hpt.sinks.local import LocalSink
+from hpt.store import RESULTS_CSV, ResultStore
+from hpt.trial import Status, Trial, TrialResult
+from tests.cloud_servers import S3_SECRET, LocalServer, start_gcs, start_s3
+from tests.conftest import ROOT, tiny_spec
+
+SCHEME = {"s3": "s3", "gcs": "gs"}
+
+
+def _fast_env(tmp_path: Path) -> dict[str, str]:
+    # Short timeouts and few retries, so outages show within seconds; a private journal per test.
+    return {"HPT_JOURNAL": str(tmp_path / "journal"), "HPT_SINK_TIMEOUT": "3", "HPT_SINK_RETRIES": "2"}
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
+def sink(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sink:
+    """A fresh, empty results location of each kind."""
+    if request.param == "local":
+        return LocalSink(tmp_path / "results" / "some" / "prefix")
+    server: LocalServer = request.getfixturevalue(f"{request.param}_server")
+    for k, v in {**server.client_env(), **_fast_env(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    return open_sink(f"{SCHEME[request.param]}://{server.create_bucket()}/some/prefix")
+
+
+def _sibling(sink: Sink) -> Sink:
+    """The location next to `sink` whose prefix starts with the same letters."""
+    if isinstance(sink, LocalSink):
+        return LocalSink(str(sink.root) + "2")
+    return open_sink(sink.uri + "2")
+
+
+# ---------------------------------------------------------------- the contract, on every sink
+
+def test_write_read_and_replace(sink: Sink) -> None:
+    assert sink.read("rows/a.json") is None
+    sink.write("rows/a.json", b'{"x": 1}')
+    assert sink.read("rows/a.json") == b'{"x": 1}'
+    sink.write("rows/a.json", b"")
+    assert sink.read("rows/a.json") == b""
+
+
+def test_binary_and_large_objects_round_trip(sink: Sink) -> None:
+    data = secrets.token_bytes(9 * 1024 * 1024)  # above GCS's single-request size: a resumable upload
+    sink.write("models/big.pt", data)
+    assert sink.read("models/big.pt") == data
+
+
+def test_list_is_sorted_relative_and_scoped_to_the_prefix(sink: Sink) -> None:
+    for key in ("rows/b.json", "rows/a.json", "models/a.pt", "rowsx/c.json"):
+        sink.write(key, b"1")
+    _sibling(sink).write("rows/z.json", b"1")
+    assert sink.list("rows/") == ["rows/a.json", "rows/b.json"]
+    assert sink.list("models/") == ["models/a.pt"]
+    assert sink.list("nothing/") == []
+
+
+def test_url_names_the_object(sink: Sink) -> None:
+    sink.write("models/m.pt", b"1")
+    url = sink.url("models/m.pt")
+    assert url.endswith("some/prefix/models/m.pt")
+    if sink.remote:
+        assert url == sink.uri + "/models/m.pt"
+    else:
+        assert Path(url).read_bytes() == b"1"
+
+
+def test_check_writable_passes_and_leaves_nothing_behind(sink: Sink) -> None:
+    sink.check_writable()
+    sink.check_writable()
+    assert not [k for k in _all_keys(sink) if "check" in k]
+
+
+def _all_keys(sink: Sink) -> list[str]:
+    if isinstance(sink, LocalSink):
+        return [str(p.relative_to(sink.root)) for p in sink.root.rglob("*") if p.is_file()]
+    return sink.list("")
+
+
+def test_conditional_write_creates_updates_and_refuses_stale_versions(sink: Sink) -> None:
+    assert sink.read_versioned("results.csv") is None
+    v1 = sink.write_if("results.csv", b"one", None)
+    assert v1
+    assert sink.write_if("results.csv", b"again", None) is None  # exists already
+    got = sink.read_versioned("results.csv")
+    assert got == (b"one", v1)
+    v2 = sink.write_if("results.csv", b"two", v1)
+    assert v2 and v2 != v1
+    assert sink.write_if("results.csv", b"stale", v1) is None
+    assert sink.read("results.csv") == b"two"
+    sink.write("results.csv", b"plain")  # a plain write moves the version on too
+    assert sink.write_if("results.csv", b"stale", v2) is None
+    assert sink.read("results.csv") == b"plain"
+
+
+def test_racing_conditional_writers_have_one_winner(sink: Sink) -> None:
+    base = sink.write_if("results.csv", b"base", None)
+    wins: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        if sink.write_if("results.csv", f"writer {i}".encode(), base) is not None:
+            wins.append(i)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert sink.read("results.csv") == f"writer {wins[0]}".encode()
+
+
+def _result(i: int, tag: str) -> TrialResult:
+    period = Period(pd.Timestamp("2013-01-01"), pd.Timestamp("2013-01-15"))
+    trial = Trial(f"{tag}{i:04d}", f"c{tag}{i:04d}", "mlp", {"lr": 0.001 * (i + 1)}, ("lr",), period, 0)
+    return TrialResult(trial, Status.OK, {"val_mse": 1.0 / (i + 1)}, started_at="2013-01-01T00:00:00+00:00",
+                       finished_at=f"2024-01-01T00:00:{i:02d}+00:00", device="cpu-0", model=b"model", curve="epoch\n1\n")
+
+
+def test_concurrent_stores_on_one_location_keep_every_row(sink: Sink) -> None:
+    """Two writers merging results.csv at once: every row of both ends up in it."""
+    stores = [ResultStore(sink), ResultStore(open_sink(sink.uri) if sink.remote else LocalSink(sink.uri))]
+
+    def run(store: ResultStore, tag: str) -> None:
+        for i in range(8):
+            store.record(_result(i, tag), f"run-{tag}", ["val_mse"])
+
+    threads = [threading.Thread(target=run, args=(s, tag)) for s, tag in zip(stores, "ab", strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    table = pd.read_csv(io.BytesIO(sink.read(RESULTS_CSV) or b""))
+    assert sorted(table["trial_id"]) == sorted([f"a{i:04d}" for i in range(8)] + [f"b{i:04d}" for i in range(8)])
+    assert len(sink.list("rows/")) == 16 and len(sink.list("models/")) == 16
+    assert ResultStore(sink).done() == set(table["trial_id"])
+
+
+def test_sync_adds_rows_missing_from_results_csv(sink: Sink) -> None:
+    store = ResultStore(sink)
+    store.record(_result(0, "a"), "run-a", ["val_mse"])
+    row = json.loads(sink.read("rows/a0000.json") or b"")
+    sink.write("rows/b0001.json", json.dumps({**row, "trial_id": "b0001"}).encode())  # a run that died before the CSV
+    report = ResultStore(sink).sync()
+    assert (report.repaired, report.rows) == (1, 2)
+    assert set(pd.read_csv(io.BytesIO(sink.read(RESULTS_CSV) or b""))["trial_id"]) == {"a0000", "b0001"}
+
+
+# ---------------------------------------------------------------- remote-only behaviour
+
+@pytest.fixture(params=["s3", "gcs"])
+def server(request: pytest.FixtureRequest) -> LocalServer:
+    return request.getfixturevalue(f"{request.param}_server")  # type: ignore[no-any-return]
+
+
+def test_streaming_store_journals_then_delivers_and_a_dead_runs_journal_is_adopted(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in {**server.client_env(), **_fast_env(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    uri = f"{SCHEME[server.kind]}://{server.create_bucket()}/p"
+    store = ResultStore(open_sink(uri), stream=True)
+    store.record(_result(0, "a"), "run-a", ["val_mse"])
+    assert store.close() == []
+    assert open_sink(uri).list("rows/") == ["rows/a0000.json"]
+
+    # A process that journaled a trial and died before delivering it: its journal is unlocked.
+    dead = ResultStore(open_sink(uri), stream=True)
+    assert dead.journal is not None
+    dead.journal.add([("models/a0001.pt", b"m"), ("rows/a0001.json", json.dumps({"trial_id": "a0001", "status": "ok",
+                      "finished_at": "2024"}).encode())], {"trial_id": "a0001", "status": "ok", "finished_at": "2024"})
+    dead.journal.close()
+    assert dead.journal.count_waiting() == 1
+    report = ResultStore(open_sink(uri)).sync()
+    assert report.delivered == 1 and report.rows == 2
+    assert dead.journal.count_waiting() == 0
+    assert open_sink(uri).read("models/a0001.pt") == b"m"
+
+
+def test_redact_hides_credentials_and_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value-123")
+    text = ("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abcdef&X-Amz-Credential=AKIAABCDEFGHIJKLMNOP%2F "
+            "Authorization: Bearer ya29.token-value key AKIAABCDEFGHIJKLMNOP secret s3cr3t-value-123")
+    out = redact(text)
+    for secret in ("abcdef", "ya29.token-value", "AKIAABCDEFGHIJKLMNOP", "s3cr3t-value-123"):
+        assert secret not in out
+
+
+def test_credentials_in_the_uri_are_refused_without_echoing_them() -> None:
+    with pytest.raises(Exception) as e:
+        open_sink("s3://AKIAXX:topsecret@bucket/prefix")
+    assert "topsecret" not in str(e.value)
+
+
+def test_a_missing_client_library_names_the_extra_to_install() -> None:
+    for scheme, module, extra in (("s3", "boto3", "s3"), ("gs", "google.cloud", "gcs")):
+        code = (f"import sys; sys.modules[{module!r}] = None\n"
+                f"from hpt.sinks import open_sink\n"
+                f"try:\n    open_sink('{scheme}://bucket/p')\n"
+                f"except Exception as e:\n    print(type(e).__name__, e)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
+        assert out.startswith("SinkAccessError") and f"pip install 'hpt[{extra}]'" in out, out
+
+
+# ---------------------------------------------------------------- whole runs against the servers
+
+def _spec_file(tmp_path: Path, name: str, lrs: list[float], epochs: int = 1) -> Path:
+    doc = tiny_spec(name=name, parameters={"lr": lrs}, date_ranges=[["2013-01-01", "2013-01-15"]],
+                    training={"epochs": epochs, "patience": 0})
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    """The test's environment with `extra` on top; an empty value removes the variable."""
+    return {k: v for k, v in {**os.environ, **extra}.items() if v != ""}
+
+
+def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "hpt", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=_env(env))
+
+
+def _hpt(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hpt", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=_env(env), timeout=timeout)
+
+
+def _csv(server: LocalServer, bucket: str, prefix: str) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(server.get(bucket, f"{prefix}/results.csv")))
+
+
+@pytest.fixture(scope="module", params=["s3", "gcs"])
+def two_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two `hpt run` processes, 20 trials each, writing to one prefix at the same time."""
+    server: LocalServer = request.getfixturevalue(f"{request.param}_server")
+    tmp = tmp_path_factory.mktemp(f"two-runs-{request.param}")
+    bucket = server.create_bucket()
+    uri = f"{SCHEME[server.kind]}://{bucket}/jenkins/tiny"
+    env = {**server.client_env(), **_fast_env(tmp)}
+    specs = [_spec_file(tmp, f"build{b}", [round(0.0005 * (i + 1) + 0.0001 * b, 6) for i in range(20)]) for b in (1, 2)]
+    procs = [_popen(["run", str(s), "--sink", uri], env) for s in specs]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    yield {"server": server, "bucket": bucket, "uri": uri, "env": env, "codes": [p.returncode for p in procs],
+           "outputs": outputs}
+
+
+def test_two_concurrent_runs_on_one_prefix_keep_all_40_rows(two_runs: dict[str, Any]) -> None:
+    assert two_runs["codes"] == [0, 0], two_runs["outputs"]
+    server, bucket = two_runs["server"], two_runs["bucket"]
+    table = _csv(server, bucket, "jenkins/tiny")
+    assert len(table) == 40 and table["trial_id"].is_unique
+    assert set(table["status"]) == {"ok"}
+    rows = server.keys(bucket, "jenkins/tiny/rows/")
+    assert len(rows) == 40 and {Path(k).stem for k in rows} == set(table["trial_id"])
+    assert len(server.keys(bucket, "jenkins/tiny/models/")) == 40
+    assert len(server.keys(bucket, "jenkins/tiny/runs/")) == 2
+    assert server.keys(bucket, "jenkins/tiny/.hpt") == []  # the preflight probe is gone
+
+
+def test_results_and_load_model_read_back_from_the_bucket(two_runs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _hpt(["results", two_runs["uri"], "--format", "csv", "--top", "0"], two_runs["env"])
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(io.StringIO(done.stdout))) == 40  # one line per config
+    for k, v in two_runs["env"].items():
+        monkeypatch.setenv(k, v)
+    from hpt import load_model
+
+    table = _csv(two_runs["server"], two_runs["bucket"], "jenkins/tiny")
+    uri = table["model_uri"].iloc[0]
+    assert uri.startswith(two_runs["uri"] + "/models/")
+    model = load_model(uri)
+    assert model.trial_id == table["trial_id"].iloc[0]
+
+
+def test_no_secret_reaches_output_rows_or_run_records(two_runs: dict[str, Any]) -> None:
+    server, bucket = two_runs["server"], two_runs["bucket"]
+    text = "".join(o + e for o, e in two_runs["outputs"])
+    text += "".join(server.get(bucket, k).decode() for k in server.keys(bucket, "jenkins/tiny/runs/"))
+    text += server.get(bucket, "jenkins/tiny/results.csv").decode()
+    assert S3_SECRET not in text and "Traceback" not in text
+
+
+def _wait_for_rows(server: LocalServer, bucket: str, prefix: str, n: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if len(server.keys(bucket, prefix + "/rows/")) >= n:
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} rows arrived before the run ended: {proc.communicate()}")
+
+
+def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    """The GCS server is killed after a few trials and started again; the run carries on."""
+    server = start_gcs(root=tmp_path / "gcs-data")
+    try:
+        bucket = server.create_bucket()
+        uri = f"gs://{bucket}/p"
+        env = {**server.client_env(), **_fast_env(tmp_path), "HPT_FLUSH_TIMEOUT": "60"}
+        proc = _popen(["run", str(_spec_file(tmp_path, "outage", [0.0005 * (i + 1) for i in range(20)], epochs=3)),
+                       "--sink", uri], env)
+        _wait_for_rows(server, bucket, "p", 2, proc)
+        server.stop()
+        time.sleep(3)
+        server.start()
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, (out, err)
+        assert "cannot deliver results now" in err and "delivering again" in err
+        table = _csv(server, bucket, "p")
+        assert len(table) == 20 and table["trial_id"].is_unique
+        assert len(server.keys(bucket, "p/rows/")) == 20 and len(server.keys(bucket, "p/models/")) == 20
+        assert out.count("] ok ") == 20  # each trial trained once
+        assert not list((tmp_path / "journal").rglob("manifest.json"))
+    finally:
+        server.stop()
+
+
+def test_frozen_s3_server_delays_delivery_without_stopping_training(s3_server: LocalServer, tmp_path: Path) -> None:
+    """A server that stops answering (requests time out) rather than refusing connections."""
+    bucket = s3_server.create_bucket()
+    uri = f"s3://{bucket}/p"
+    env = {**s3_server.client_env(), **_fast_env(tmp_path), "HPT_SINK_TIMEOUT": "1", "HPT_FLUSH_TIMEOUT": "60"}
+    proc = _popen(["run", str(_spec_file(tmp_path, "frozen", [0.0005 * (i + 1) for i in range(12)], epochs=3)),
+                   "--sink", uri], env)
+    try:
+        _wait_for_rows(s3_server, bucket, "p", 1, proc)
+        s3_server.freeze()
+        time.sleep(4)
+    finally:
+        s3_server.thaw()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, (out, err)
+    table = _csv(s3_server, bucket, "p")
+    assert len(table) == 12 and table["trial_id"].is_unique
+    assert len(s3_server.keys(bucket, "p/rows/")) == 12
+
+
+def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(tmp_path: Path) -> None:
+    server = start_gcs(root=tmp_path / "gcs-data")
+    try:
+        bucket = server.create_bucket()
+        uri = f"gs://{bucket}/p"
+        env = {**server.client_env(), **_fast_env(tmp_path), "HPT_FLUSH_TIMEOUT": "2"}
+        spec = _spec_file(tmp_path, "down", [0.0005 * (i + 1) for i in range(8)], epochs=2)
+        proc = _popen(["run", str(spec), "--sink", uri], env)
+        _wait_for_rows(server, bucket, "p", 1, proc)
+        server.stop()
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, (out, err)
+        assert "could not be delivered" in out and f"hpt sync {uri}" in out
+        assert out.count("] ok ") == 8
+
+        server.start()
+        synced = _hpt(["sync", uri], env)
+        assert synced.returncode == 0, synced.stderr
+        assert "delivered from the local journal" in synced.stdout
+        table = _csv(server, bucket, "p")
+        assert len(table) == 8 and table["trial_id"].is_unique
+
+        again = _hpt(["run", str(spec), "--sink", uri], env)  # resumes from the bucket: nothing to train
+        assert again.returncode == 0 and "8 skipped as already done" in again.stdout, again.stdout + again.stderr
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- preflight
+
+def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("hpt: error:")]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert S3_SECRET not in done.stdout + done.stderr
+    return lines[0]
+
+
+def test_preflight_missing_bucket_is_bad_input(server: LocalServer, tmp_path: Path) -> None:
+    spec = _spec_file(tmp_path, "pre", [0.001])
+    line = _one_error_line(_hpt(["run", str(spec), "--sink", f"{SCHEME[server.kind]}://no-such-bucket-9/x"],
+                                {**server.client_env(), **_fast_env(tmp_path)}))
+    assert "no-such-bucket-9" in line and "does not exist" in line
+
+
+def test_preflight_rejected_s3_credentials(tmp_path: Path) -> None:
+    strict = start_s3(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # moto checks keys against its IAM: ours are unknown
+    try:
+        line = _one_error_line(_hpt(["run", str(_spec_file(tmp_path, "pre", [0.001])), "--sink", "s3://bucket-x/p"],
+                                    {**strict.client_env(), **_fast_env(tmp_path)}))
+    finally:
+        strict.stop()
+    assert "rejected the credentials" in line and "InvalidAccessKeyId" in line
+
+
+def test_preflight_absent_credentials(tmp_path: Path) -> None:
+    spec = str(_spec_file(tmp_path, "pre", [0.001]))
+    no_aws = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+              "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+              "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    line = _one_error_line(_hpt(["run", spec, "--sink", "s3://bucket-x/p"], {**no_aws, **_fast_env(tmp_path)}))
+    assert "no usable AWS credentials" in line
+    no_gcp = {"STORAGE_EMULATOR_HOST": "", "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing-key.json"),
+              "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "GCE_METADATA_HOST": "127.0.0.1:9",
+              "GCE_METADATA_IP": "127.0.0.1:9"}
+    line = _one_error_line(_hpt(["run", spec, "--sink", "gs://bucket-x/p"], {**no_gcp, **_fast_env(tmp_path)}))
+    assert "Google Cloud credentials" in line
+
+
+def test_bad_sink_uri_is_bad_input() -> None:
+    with pytest.raises(SinkAccessError.__mro__[1]):  # InputError
+        open_sink("gs://Not_A_Bucket!/x")
