@@ -1,0 +1,236 @@
+"""How much hpt costs on top of plain PyTorch (issue 2, "Tests and benchmarks").
+
+(a) Training throughput: ``hpt.train.fit`` on device-resident windows against a minimal
+    hand-written loop and a DataLoader loop doing the same work per epoch (shuffle,
+    forward, backward, step, one validation pass), same model, windows and epochs.
+    Early stopping and lr decay are off so that every loop runs every epoch.
+(b) Framework overhead per trial: wall time of a run (``hpt.runner.run_spec``, in process,
+    one CPU worker) minus the sum of its trials' ``train_time_s``. Worker start-up (spawn,
+    torch import, data hand-over) is a fixed cost per run, so it is excluded by difference:
+    the overhead of a 2-trial run is subtracted from that of a 50-trial run, and the rest
+    is divided by the 48 extra trials.
+
+Every figure is the median over several repetitions, the loops interleaved so that load
+from other processes falls on all of them alike.
+
+    python benchmarks/overhead.py            # the figures in the README (a few minutes)
+    python benchmarks/overhead.py --quick    # a smoke run (~20 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from hpt.architectures import get_architecture
+from hpt.data import DEMO_DATA, load_frame, make_windows, resolve_data_path
+from hpt.hparams import TRAINING
+from hpt.periods import Period, parse_time
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.spec import load_spec
+from hpt.train import fit
+
+Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Loop = Callable[[nn.Module, dict[str, Any], Data, torch.device], None]
+
+ARCH = "lstm"
+HIDDEN = 32
+LOOKBACK = 48
+BATCH = 128
+
+
+def _params(epochs: int) -> dict[str, Any]:
+    params = {name: p.default for name, p in TRAINING.items()}
+    params.update(get_architecture(ARCH).defaults)
+    params.update(hidden_size=HIDDEN, lookback=LOOKBACK, horizon=1, batch_size=BATCH, epochs=epochs,
+                  validation="7D", lr=1e-3, patience=0, lr_decay=1.0, seed=0)
+    return params
+
+
+def _model(params: dict[str, Any], device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    return get_architecture(ARCH).build(1, LOOKBACK, 1, params).to(device)  # type: ignore[no-any-return]
+
+
+def hpt_loop(model: nn.Module, params: dict[str, Any], data: Data, device: torch.device) -> None:
+    fit(model, params, data, device)
+
+
+def handwritten_loop(model: nn.Module, params: dict[str, Any], data: Data, device: torch.device) -> None:
+    x, y, x_val, y_val = data
+    opt = torch.optim.Adam(model.parameters(), lr=params["lr"])
+    loss_fn = nn.MSELoss()
+    n, batch = len(x), params["batch_size"]
+    for _ in range(params["epochs"]):
+        model.train()
+        order = torch.randperm(n, device=device)
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            loss_fn(model(x_val), y_val).item()
+
+
+def dataloader_loop(model: nn.Module, params: dict[str, Any], data: Data, device: torch.device) -> None:
+    x, y, x_val, y_val = data
+    loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=params["batch_size"], shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=params["lr"])
+    loss_fn = nn.MSELoss()
+    for _ in range(params["epochs"]):
+        model.train()
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            loss_fn(model(x_val), y_val).item()
+
+
+LOOPS: dict[str, Loop] = {"hpt": hpt_loop, "handwritten": handwritten_loop, "DataLoader": dataloader_loop}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def throughput(period: Period, epochs: int, reps: int, device: torch.device) -> tuple[int, dict[str, list[float]]]:
+    """Seconds per run of each loop, `reps` times, interleaved in a rotating order."""
+    frame = load_frame(resolve_data_path(DEMO_DATA), "ts", ("y",))
+    w = make_windows(frame, period, LOOKBACK, 1, "7D")
+    data: Data = tuple(torch.from_numpy(a).to(device) for a in (w.x_train, w.y_train, w.x_val, w.y_val))  # type: ignore[assignment]
+    params = _params(epochs)
+    names = list(LOOPS)
+    for name in names:  # warm-up: allocator, kernels, lazy initialisation
+        LOOPS[name](_model(params, device), {**params, "epochs": 1}, data, device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(reps):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            model = _model(params, device)
+            _sync(device)
+            t0 = time.perf_counter()
+            LOOPS[name](model, params, data, device)
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return len(w.x_train), times
+
+
+def _tiny_spec(folder: Path, configs: int) -> Path:
+    """`configs` tiny mlp configs x 2 periods, one epoch each."""
+    lrs = [round(1e-3 * (1 + i), 6) for i in range(configs)]
+    doc = {
+        "name": f"overhead-{configs}",
+        "architecture": "mlp",
+        "data": {"path": DEMO_DATA, "time_column": "ts", "target": "y"},
+        "date_ranges": [["2013-01-01", "2013-01-08"], ["2013-02-01", "2013-02-08"]],
+        "search": {"strategy": "grid", "seed": 0},
+        "parameters": {"lr": lrs, "hidden_size": [8]},
+        "training": {"epochs": 1, "batch_size": 64, "lookback": 24, "horizon": 1, "validation": 0.25},
+        "metrics": ["mse", "train_time"],
+        "objective": "val_mse",
+    }
+    path = folder / f"overhead-{configs}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def run_overhead(spec_path: Path, sink: Path) -> tuple[int, float, float]:
+    """Trials run, wall seconds of the run, and the sum of their train_time_s."""
+    spec = load_spec(spec_path)
+    t0 = time.perf_counter()
+    summary = run_spec(spec, RunOptions(sink=str(sink), workers=1, device="cpu"),
+                       Reporter(out=io.StringIO(), bar=False, quiet=True))
+    wall = time.perf_counter() - t0
+    rows = [json.loads(p.read_text()) for p in (sink / "rows").glob("*.json")]
+    if summary.counts.get("ok", 0) != len(rows) or not rows:
+        raise SystemExit(f"overhead run at {sink}: expected only ok trials, got {dict(summary.counts)}")
+    return len(rows), wall, sum(float(r["train_time_s"]) for r in rows)
+
+
+def overhead(big: int, reps: int) -> dict[str, list[float]]:
+    """Per repetition: overhead of the big and the small run (s), and the marginal ms per trial."""
+    out: dict[str, list[float]] = {"big": [], "small": [], "per_trial_ms": [], "big_wall": [], "small_wall": []}
+    with tempfile.TemporaryDirectory(prefix="hpt-bench-") as tmp:
+        folder = Path(tmp)
+        small_spec, big_spec = _tiny_spec(folder, 1), _tiny_spec(folder, big // 2)
+        for r in range(reps):
+            n_small, wall_small, train_small = run_overhead(small_spec, folder / f"small-{r}")
+            n_big, wall_big, train_big = run_overhead(big_spec, folder / f"big-{r}")
+            o_small, o_big = wall_small - train_small, wall_big - train_big
+            out["small"].append(o_small)
+            out["big"].append(o_big)
+            out["small_wall"].append(wall_small)
+            out["big_wall"].append(wall_big)
+            out["per_trial_ms"].append(1000 * (o_big - o_small) / (n_big - n_small))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a fast smoke run: fewer epochs, repetitions and trials")
+    ap.add_argument("--reps", type=int, help="repetitions of each measurement [default: 7, quick: 1]")
+    ap.add_argument("--epochs", type=int, help="epochs per training run in (a) [default: 5, quick: 1]")
+    ap.add_argument("--trials", type=int, help="trials of the big run in (b), even [default: 50, quick: 10]")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in (a) [default: 1]")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="device of (a)")
+    args = ap.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 7)
+    epochs = args.epochs or (1 if args.quick else 5)
+    trials = args.trials or (10 if args.quick else 50)
+    if trials < 4 or trials % 2:
+        ap.error("--trials must be an even number >= 4 (configs x 2 periods)")
+    period = Period(parse_time("2013-01-01"), parse_time("2013-01-22" if args.quick else "2013-03-01"))
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+
+    print(f"hpt overhead benchmark: torch {torch.__version__}, {os.cpu_count()} CPU cores, device {device}, "
+          f"{args.threads} torch thread(s) in (a); medians of {reps} repetition(s)")
+    n, times = throughput(period, epochs, reps, device)
+    work = n * epochs
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\n(a) training throughput: {ARCH} hidden_size {HIDDEN}, lookback {LOOKBACK}, batch {BATCH}, "
+          f"{n} train windows x {epochs} epochs, period {period.label}")
+    print(f"  {'loop':<34}{'windows/s':>11}{'median s':>10}{'min s':>9}{'max s':>9}")
+    labels = {"hpt": "hpt.train.fit", "handwritten": "hand-written loop", "DataLoader": "DataLoader loop (shuffle)"}
+    for name, t in times.items():
+        print(f"  {labels[name]:<34}{work / med[name]:>11.0f}{med[name]:>10.3f}{min(t):>9.3f}{max(t):>9.3f}")
+    print(f"  ratio hpt/handwritten: {med['handwritten'] / med['hpt']:.3f}  (goal >= 0.95)")
+    print(f"  ratio hpt/DataLoader:  {med['DataLoader'] / med['hpt']:.3f}")
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))  # as hpt's single CPU worker would
+    o = overhead(trials, reps)
+    print(f"\n(b) framework overhead per trial: tiny mlp trials (1 epoch) on 1 CPU worker, "
+          f"run of {trials} trials minus run of 2 trials")
+    print(f"  {'run':<34}{'wall s':>11}{'overhead s':>12}")
+    print(f"  {f'{trials} trials':<34}{statistics.median(o['big_wall']):>11.2f}{statistics.median(o['big']):>12.2f}")
+    print(f"  {'2 trials':<34}{statistics.median(o['small_wall']):>11.2f}{statistics.median(o['small']):>12.2f}")
+    per = statistics.median(o["per_trial_ms"])
+    print(f"  fixed cost per run (worker start-up, 2-trial run's overhead): {statistics.median(o['small']):.2f} s")
+    print(f"  overhead per trial: {per:.1f} ms  (goal <= 50 ms; worker start-up excluded; "
+          f"runs: {', '.join(f'{v:.1f}' for v in o['per_trial_ms'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

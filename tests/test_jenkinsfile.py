@@ -1,0 +1,126 @@
+"""The Jenkinsfile cannot drift from the CLI: every `hpt` command of its shell steps runs here.
+
+Each command line is expanded by bash itself, with the job's parameter defaults in the
+environment and a temporary results folder as the sink, so quoting and word splitting are
+the ones Jenkins' `sh` step would apply. `run` and `auto` get `--dry-run`; `results` and the
+step that copies results.csv read the folder of a tiny real run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, hpt_cli, tiny_spec
+
+JENKINSFILE = ROOT / "Jenkinsfile"
+TEXT = JENKINSFILE.read_text()
+SCRIPTS = re.findall(r"script:\s*'''(.*?)'''", TEXT, re.S)
+_CUT = re.compile(r"\s*(;;|>|\|\||\||&&)")
+
+
+def parameter_defaults() -> dict[str, str]:
+    """Every declared parameter's default (a choice's first value)."""
+    found: dict[str, str] = {}
+    for kind, name, rest in re.findall(r"\b(string|choice|booleanParam)\(name:\s*'(\w+)',(.*?)\)\n", TEXT, re.S):
+        if kind == "choice":
+            found[name] = re.findall(r"'([^']*)'", re.search(r"choices:\s*\[(.*?)\]", rest).group(1))[0]  # type: ignore[union-attr]
+        else:
+            found[name] = re.search(r"defaultValue:\s*'([^']*)'", rest).group(1)  # type: ignore[union-attr]
+    return found
+
+
+def mode_choices() -> list[str]:
+    return re.findall(r"'(\w+)'", re.search(r"name:\s*'MODE',\s*choices:\s*\[(.*?)\]", TEXT).group(1))  # type: ignore[union-attr]
+
+
+def hpt_lines() -> list[str]:
+    """The `hpt ...` command of every shell line that runs hpt, without redirections."""
+    lines = []
+    for script in SCRIPTS:
+        for line in script.splitlines():
+            line = line.strip()
+            m = re.search(r"(?:^|[\s)])(hpt\s.*)", line)
+            if m and not line.startswith(("#", "echo")):
+                lines.append(_CUT.split(m.group(1))[0].strip())
+    return lines
+
+
+def expand(command: str, env: dict[str, str]) -> list[str]:
+    """`command` as bash splits it (set -u: a variable the job does not define is an error)."""
+    out = subprocess.run(["bash", "-c", f"set -euf; printf '%s\\0' {command}"], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], **env}, check=True)
+    argv = out.stdout.split("\0")[:-1]
+    assert argv[0] == "hpt", command
+    return argv[1:]
+
+
+def job_env(sink: Path) -> dict[str, str]:
+    return {**parameter_defaults(), "HPT_SINK": str(sink), "HPT_VENV": str(Path(sys.executable).parents[1]),
+            "WORKSPACE": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results folder from a real run of two tiny trials."""
+    folder = tmp_path_factory.mktemp("jenkins")
+    spec = folder / "tiny.json"
+    spec.write_text(__import__("json").dumps(tiny_spec(parameters={"lr": [0.01], "hidden_size": [8]})))
+    sink = folder / "results"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "-q", timeout=240)
+    assert done.returncode == 0, done.stderr
+    return sink
+
+
+def test_the_jenkinsfile_runs_hpt_in_every_mode() -> None:
+    verbs = [line.split()[1] for line in hpt_lines()]
+    assert {"validate", "run", "auto", "results"} <= set(verbs), hpt_lines()
+    case = re.search(r'case "\$MODE" in(.*?)esac', TEXT, re.S).group(1)  # type: ignore[union-attr]
+    assert set(re.findall(r"^\s*(\w+)\)", case, re.M)) == set(mode_choices()) == {"run", "auto", "quick"}
+    assert parameter_defaults()["SPEC"] == "specs/lstm.json"
+    assert parameter_defaults()["ARCH"] == "lstm"
+
+
+def test_secrets_are_never_expanded_into_commands_or_echoed() -> None:
+    assert not any(re.search(r"set -\w*x|xtrace", script) for script in SCRIPTS)
+    assert not re.search(r'\bsh\b[^\n]*"""', TEXT), "shell steps must be ''' strings: no Groovy interpolation"
+    for script in SCRIPTS:
+        assert "${" not in script or not re.search(r"\$\{(params|env)\.", script)
+        assert not re.search(r"AWS_SECRET_ACCESS_KEY|GOOGLE_APPLICATION_CREDENTIALS", script)
+
+
+def _id(command: str) -> str:
+    return "-".join(w for w in command.split()[1:] if re.fullmatch(r"--quick|[a-z]+", w))
+
+
+@pytest.mark.parametrize("command", hpt_lines(), ids=_id)
+def test_hpt_command_runs(command: str, tmp_path: Path, tiny_results: Path) -> None:
+    verb = command.split()[1]
+    sink = tiny_results if verb == "results" else tmp_path / "sink"
+    args = expand(command, job_env(sink))
+    if verb in ("run", "auto"):
+        args.append("--dry-run")
+    done = hpt_cli(*args, timeout=120)
+    assert done.returncode == 0, f"{command}\n-> hpt {' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    if verb == "validate":
+        assert ": ok (" in done.stdout
+    elif verb == "results":
+        assert "|" in done.stdout and "---" in done.stdout, done.stdout
+    else:
+        assert f"results: {sink}" in done.stdout, done.stdout  # the plan goes to the job's sink
+
+
+def test_results_copy_step(tmp_path: Path, tiny_results: Path) -> None:
+    """The step that copies results.csv and counts failed trials, run as Jenkins runs it."""
+    script = next(s for s in SCRIPTS if "<<'EOF'" in s)
+    program = re.search(r"<<'EOF'\n(.*?)\nEOF", script, re.S).group(1)  # type: ignore[union-attr]
+    done = subprocess.run([sys.executable, "-", str(tiny_results)], input=program, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "hpt-results.csv").read_bytes() == (tiny_results / "results.csv").read_bytes()
+    assert (tmp_path / "hpt-failed.txt").read_text() == "0"
