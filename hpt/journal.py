@@ -86,10 +86,14 @@ class Journal:
     def _open(self) -> None:
         if self._lock_fd is not None:
             return
-        self.own.mkdir(parents=True, exist_ok=True)
+        # Lock under a hidden name first: another process must never see this directory unlocked and adopt it.
+        self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "location.txt").write_text(self.uri + "\n")
-        self._lock_fd = _try_lock(self.own)
+        hidden = self.dir / f".new-{self.own.name}"
+        hidden.mkdir()
+        self._lock_fd = _try_lock(hidden)
         assert self._lock_fd is not None, "a fresh journal directory is locked by no one"
+        os.rename(hidden, self.own)
 
     def add(self, objects: list[tuple[str, bytes]], row: dict[str, Any] | None = None) -> Entry:
         """Write an entry durably (objects, then its manifest, then a rename) and return it."""
@@ -120,7 +124,7 @@ class Journal:
         """
         if not self.dir.is_dir():
             return
-        for d in sorted(p for p in self.dir.iterdir() if p.is_dir() and p != self.own):
+        for d in sorted(p for p in self.dir.iterdir() if p.is_dir() and p != self.own and not p.name.startswith(".")):
             fd = _try_lock(d)
             if fd is None:
                 continue  # a live process: it delivers its own

@@ -324,7 +324,7 @@ def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> 
         bucket = server.create_bucket()
         uri = f"gs://{bucket}/p"
         env = {**server.client_env(), **_fast_env(tmp_path), "HPT_FLUSH_TIMEOUT": "60"}
-        proc = _popen(["run", str(_spec_file(tmp_path, "outage", [0.0005 * (i + 1) for i in range(20)], epochs=3)),
+        proc = _popen(["run", str(_spec_file(tmp_path, "outage", [0.0005 * (i + 1) for i in range(10)], epochs=3)),
                        "--sink", uri], env)
         _wait_for_rows(server, bucket, "p", 2, proc)
         server.stop()
@@ -334,9 +334,9 @@ def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> 
         assert proc.returncode == 0, (out, err)
         assert "cannot deliver results now" in err and "delivering again" in err
         table = _csv(server, bucket, "p")
-        assert len(table) == 20 and table["trial_id"].is_unique
-        assert len(server.keys(bucket, "p/rows/")) == 20 and len(server.keys(bucket, "p/models/")) == 20
-        assert out.count("] ok ") == 20  # each trial trained once
+        assert len(table) == 10 and table["trial_id"].is_unique
+        assert len(server.keys(bucket, "p/rows/")) == 10 and len(server.keys(bucket, "p/models/")) == 10
+        assert out.count("] ok ") == 10  # each trial trained once
         assert not list((tmp_path / "journal").rglob("manifest.json"))
     finally:
         server.stop()
@@ -347,19 +347,19 @@ def test_frozen_s3_server_delays_delivery_without_stopping_training(s3_server: L
     bucket = s3_server.create_bucket()
     uri = f"s3://{bucket}/p"
     env = {**s3_server.client_env(), **_fast_env(tmp_path), "HPT_SINK_TIMEOUT": "1", "HPT_FLUSH_TIMEOUT": "60"}
-    proc = _popen(["run", str(_spec_file(tmp_path, "frozen", [0.0005 * (i + 1) for i in range(12)], epochs=3)),
+    proc = _popen(["run", str(_spec_file(tmp_path, "frozen", [0.0005 * (i + 1) for i in range(8)], epochs=2)),
                    "--sink", uri], env)
     try:
         _wait_for_rows(s3_server, bucket, "p", 1, proc)
         s3_server.freeze()
-        time.sleep(4)
+        time.sleep(3)
     finally:
         s3_server.thaw()
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, (out, err)
     table = _csv(s3_server, bucket, "p")
-    assert len(table) == 12 and table["trial_id"].is_unique
-    assert len(s3_server.keys(bucket, "p/rows/")) == 12
+    assert len(table) == 8 and table["trial_id"].is_unique
+    assert len(s3_server.keys(bucket, "p/rows/")) == 8
 
 
 def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(tmp_path: Path) -> None:
@@ -368,24 +368,24 @@ def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(
         bucket = server.create_bucket()
         uri = f"gs://{bucket}/p"
         env = {**server.client_env(), **_fast_env(tmp_path), "HPT_FLUSH_TIMEOUT": "2"}
-        spec = _spec_file(tmp_path, "down", [0.0005 * (i + 1) for i in range(8)], epochs=2)
+        spec = _spec_file(tmp_path, "down", [0.0005 * (i + 1) for i in range(5)], epochs=2)
         proc = _popen(["run", str(spec), "--sink", uri], env)
         _wait_for_rows(server, bucket, "p", 1, proc)
         server.stop()
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 1, (out, err)
         assert "could not be delivered" in out and f"hpt sync {uri}" in out
-        assert out.count("] ok ") == 8
+        assert out.count("] ok ") == 5
 
         server.start()
         synced = _hpt(["sync", uri], env)
         assert synced.returncode == 0, synced.stderr
         assert "delivered from the local journal" in synced.stdout
         table = _csv(server, bucket, "p")
-        assert len(table) == 8 and table["trial_id"].is_unique
+        assert len(table) == 5 and table["trial_id"].is_unique
 
         again = _hpt(["run", str(spec), "--sink", uri], env)  # resumes from the bucket: nothing to train
-        assert again.returncode == 0 and "8 skipped as already done" in again.stdout, again.stdout + again.stderr
+        assert again.returncode == 0 and "5 skipped as already done" in again.stdout, again.stdout + again.stderr
     finally:
         server.stop()
 
