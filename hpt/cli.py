@@ -86,16 +86,43 @@ def _run_options(f: Any) -> Any:
                      help="Where to train: every visible CUDA GPU, else the CPU."),
         click.option("--force", is_flag=True, help="Rerun trials that already have an ok row."),
         click.option("-q", "--quiet", is_flag=True, help="No line per trial; only the start and the summary."),
+        click.option("--gpus", callback=_gpu_list, metavar="0,2",
+                     help="Use only these GPUs (of those CUDA_VISIBLE_DEVICES shows) [default: all; spec: resources.gpus]."),
+        click.option("--trials-per-gpu", callback=_per_gpu, metavar="N|auto",
+                     help="Trials side by side on each GPU; auto measures a first trial and fills the memory "
+                          "[default: 1; spec: resources.trials_per_gpu]."),
+        click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+                     help="On Ctrl-C/SIGTERM, how long running trials may take to finish before they are stopped."),
     ]):
         f = option(f)
     return f
 
 
-def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool) -> Any:
+def _gpu_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    gpus = tuple(g.strip() for g in value.split(",") if g.strip())
+    if not gpus or not all(g.isdigit() for g in gpus):
+        raise click.BadParameter(f"expected GPU indices such as 0,2, got {value!r}")
+    return gpus
+
+
+def _per_gpu(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"expected a number >= 1 or auto, got {value!r}")
+    return int(value)
+
+
+def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
+                          gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float) -> Any:
     from hpt.progress import Reporter
     from hpt.runner import RunOptions
 
-    return RunOptions(sink=sink, workers=workers, device=device, force=force), Reporter(quiet=quiet)
+    options = RunOptions(sink=sink, workers=workers, device=device, force=force, gpus=gpus,
+                         trials_per_gpu=trials_per_gpu, grace=grace)
+    return options, Reporter(quiet=quiet)
 
 
 @main.command(epilog=EPILOG)
@@ -104,8 +131,7 @@ def _options_and_reporter(sink: str | None, workers: int | None, device: str, fo
 @_quick_option
 @_today_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (as `hpt plan`) and run nothing.")
-def run(spec_path: str, sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
-        quick: bool, today: date | None, dry_run: bool) -> None:
+def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_options: Any) -> None:
     """Run the trials of SPEC, writing a row and a model per finished trial.
 
     Trials that already have an ok row at the results location are skipped, so an
@@ -125,9 +151,9 @@ def run(spec_path: str, sink: str | None, workers: int | None, device: str, forc
     if quick:
         spec = quick_spec(spec)
     if dry_run:
-        _print_plan(spec, sink, limit=20)
+        _print_plan(spec, run_options["sink"], limit=20)
         return
-    summary = run_spec(spec, *_options_and_reporter(sink, workers, device, force, quiet))
+    summary = run_spec(spec, *_options_and_reporter(**run_options))
     sys.exit(summary.exit_code)
 
 
@@ -169,8 +195,8 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
 @_today_option
 @click.option("--dry-run", is_flag=True, help="Print the first round's plan and run nothing.")
 def auto(arch: str, base_spec: str | None, data: str | None, target: str | None, time_column: str | None,
-         trials: int, rounds: int, lr_range: tuple[float, float] | None, seed: int, sink: str | None,
-         workers: int | None, device: str, force: bool, quiet: bool, quick: bool, today: date | None, dry_run: bool) -> None:
+         trials: int, rounds: int, lr_range: tuple[float, float] | None, seed: int, quick: bool, today: date | None,
+         dry_run: bool, **run_options: Any) -> None:
     """Tune the learning-rate family (lr, lr_decay, lr_patience, patience) with built-in ranges.
 
     Every other hyperparameter stays at the architecture's default (or the base spec's
@@ -193,10 +219,10 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
         from hpt.search import expand
 
         spec = auto_spec(req, lr_range)
-        _print_plan(spec, sink, limit=20, trials=expand(spec, tags={"round": 1}))
+        _print_plan(spec, run_options["sink"], limit=20, trials=expand(spec, tags={"round": 1}))
         click.echo(f"(round 1 of at most {rounds})")
         return
-    summaries = run_auto(req, *_options_and_reporter(sink, workers, device, force, quiet))
+    summaries = run_auto(req, *_options_and_reporter(**run_options))
     sys.exit(summaries[-1].exit_code if summaries else 0)
 
 
@@ -206,8 +232,7 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
 @click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the top-k overlap.")
 @_run_options
 @_today_option
-def screen_check(spec_path: str, configs: int, top_k: int, sink: str | None, workers: int | None, device: str,
-                 force: bool, quiet: bool, today: date | None) -> None:
+def screen_check(spec_path: str, configs: int, top_k: int, today: date | None, **run_options: Any) -> None:
     """Check whether --quick screening ranks configs as the full run does, on your data.
 
     Runs the first CONFIGS configs of SPEC both quick and full (trials already done are
@@ -222,7 +247,7 @@ def screen_check(spec_path: str, configs: int, top_k: int, sink: str | None, wor
     from hpt.spec import load_spec
 
     spec = load_spec(spec_path, today=today)
-    options, reporter = _options_and_reporter(sink, workers, device, force, quiet)
+    options, reporter = _options_and_reporter(**run_options)
     result = check(spec, configs, options, reporter, top_k)
     for line in result.lines(spec.objective):
         click.echo(line)

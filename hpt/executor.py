@@ -13,6 +13,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -22,7 +23,7 @@ import pandas as pd
 
 from hpt.trial import Status, Trial, TrialResult, utcnow
 
-__all__ = ["Executor", "Slot", "cpu_slots", "gpu_slots", "visible_gpus"]
+__all__ = ["AutoPacker", "Executor", "Slot", "cpu_slots", "gpu_slots", "visible_gpus"]
 
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -35,6 +36,11 @@ class Slot:
     device: str  # "cpu" or "cuda:0" (the worker sees only its own GPU)
     env: tuple[tuple[str, str], ...] = ()
     threads: int = 1
+
+    @property
+    def gpu(self) -> str | None:
+        """The GPU this slot is pinned to (as the parent process numbers it), or None."""
+        return dict(self.env).get("CUDA_VISIBLE_DEVICES") or None
 
 
 def visible_gpus() -> list[str]:
@@ -49,9 +55,38 @@ def visible_gpus() -> list[str]:
     return listed[:count] if listed else [str(i) for i in range(count)]
 
 
-def gpu_slots(gpus: list[str], per_gpu: int = 1) -> list[Slot]:
-    return [Slot(f"gpu-{g}" + (f".{k}" if per_gpu > 1 else ""), "cuda:0", (("CUDA_VISIBLE_DEVICES", g),), 2)
-            for g in gpus for k in range(per_gpu)]
+def gpu_slots(gpus: list[str], per_gpu: int = 1, first: int = 0) -> list[Slot]:
+    """`per_gpu` slots on each GPU; each worker sees only its own GPU, as cuda:0."""
+    return [Slot(f"gpu{g}" + (f".{k}" if k else ""), "cuda:0", (("CUDA_VISIBLE_DEVICES", g),), 2)
+            for g in gpus for k in range(first, first + per_gpu)]
+
+
+class AutoPacker:
+    """``--trials-per-gpu auto``: after the first finished trial, fill each GPU with as many
+    trials as its memory holds with a safety margin (also bounded by CPU cores)."""
+
+    CONTEXT_MB = 600.0  # a CUDA context and its kernels, not counted by the caching allocator
+    MARGIN = 0.8  # of the GPU's memory
+    CAP = 16
+
+    def __init__(self, gpus: list[str], say: Callable[[str], None], cpus: int | None = None) -> None:
+        self.gpus = gpus
+        self.say = say
+        self.cpus = cpus or os.cpu_count() or 1
+        self.per_gpu: int | None = None
+
+    def __call__(self, result: TrialResult) -> list[Slot]:
+        reserved = result.metrics.get("gpu_mem_reserved_mb")
+        total = result.metrics.get("gpu_mem_total_mb")
+        if self.per_gpu is not None or result.status is not Status.OK or not reserved or not total:
+            return []
+        by_memory = int(total * self.MARGIN // (reserved + self.CONTEXT_MB))
+        by_cpu = max(1, self.cpus // len(self.gpus))
+        self.per_gpu = max(1, min(by_memory, by_cpu, self.CAP))
+        limit = "GPU memory" if self.per_gpu == by_memory else "CPU cores" if self.per_gpu == by_cpu else "the cap"
+        self.say(f"--trials-per-gpu auto: a trial peaked at {reserved:.0f} MB of {total / 1024:.0f} GB; "
+                 f"packing {self.per_gpu} trials per GPU (limited by {limit})")
+        return gpu_slots(self.gpus, self.per_gpu - 1, first=1)
 
 
 def cpu_slots(workers: int) -> list[Slot]:
@@ -74,7 +109,7 @@ def _worker_main(conn: Connection, frame: pd.DataFrame, slot: Slot, objective: s
     from hpt.train import TrainContext
 
     torch.set_num_threads(slot.threads)
-    context = TrainContext(frame, slot.device, objective)
+    context = TrainContext(frame, slot.device, objective, slot=slot.name)
     while True:
         try:
             trial = conn.recv()
@@ -139,15 +174,21 @@ def _death_cause(code: int | None) -> str:
 class Executor:
     """Runs trials on a fixed set of slots; results reach `on_result` in the calling process."""
 
-    def __init__(self, frame: pd.DataFrame, slots: list[Slot], objective: str = "val_mse") -> None:
+    def __init__(self, frame: pd.DataFrame, slots: list[Slot], objective: str = "val_mse", grace: float = 10.0,
+                 grow: Callable[[TrialResult], list[Slot]] | None = None) -> None:
+        """`grow` sees each finished trial and may return more slots to start (automatic packing)."""
         if not slots:
             raise ValueError("an executor needs at least one slot")
         self.frame = frame
         self.slots = slots
         self.objective = objective
+        self.grace = grace
+        self.grow = grow
         self.interrupted_by: int | None = None  # the signal that stopped the run, if any
+        self._signals = 0
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signals += 1
         if self.interrupted_by is None:
             self.interrupted_by = signum
 
@@ -163,6 +204,7 @@ class Executor:
         pending: Iterator[Trial] = iter(trials)
         workers = [_Worker(ctx, s, self.frame, self.objective) for s in self.slots]
         started: dict[int, str] = {}
+        deadline: float | None = None  # end of the grace period after a signal
         try:
             exhausted = False
             while True:
@@ -178,9 +220,14 @@ class Executor:
                             if on_start:
                                 on_start(nxt, w.slot)
                 busy = [w for w in workers if w.trial is not None]
-                if not busy or self.interrupted_by is not None:
+                if not busy:
                     break
-                ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5))
+                if self.interrupted_by is not None:
+                    deadline = deadline if deadline is not None else time.monotonic() + self.grace
+                    if self._signals > 1 or time.monotonic() >= deadline:
+                        break
+                ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2))
+                extra: list[Slot] = []
                 for i, w in enumerate(workers):
                     if w.trial is None or (w.conn not in ready and w.proc.sentinel not in ready):
                         continue
@@ -192,6 +239,9 @@ class Executor:
                         w.kill()
                         workers[i] = _Worker(ctx, w.slot, self.frame, self.objective)
                     on_result(result)
+                    if self.grow is not None and self.interrupted_by is None:
+                        extra += self.grow(result)
+                workers += [_Worker(ctx, s, self.frame, self.objective) for s in extra]
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)

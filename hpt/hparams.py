@@ -134,5 +134,7 @@ TRAINING: dict[str, HParam] = {
         HParam("grad_clip", None, "float", low=0, low_open=True, nullable=True,
                help="clip the gradient norm to this value (null = no clipping)"),
         HParam("seed", 0, "int", low=0, help="random seed of weights and batch order"),
+        HParam("amp", "off", "str", choices=("off", "bf16", "fp16"),
+               help="mixed precision on CUDA GPUs (the CPU always trains in fp32)"),
     )
 }

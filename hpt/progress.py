@@ -7,7 +7,7 @@ import sys
 import time
 from typing import IO, Any
 
-from hpt.trial import Status, TrialResult
+from hpt.trial import Status, Trial, TrialResult
 
 __all__ = ["Reporter", "format_duration", "format_params", "format_value", "plural"]
 
@@ -46,6 +46,7 @@ class Reporter:
         self._bar: Any = None
         self._t0 = time.monotonic()
         self._width = 1
+        self._running: dict[str, str] = {}  # trial id -> "slot: params", shown beside the bar
 
     def line(self, text: str) -> None:
         if self._bar is not None:
@@ -61,8 +62,16 @@ class Reporter:
 
             self._bar = tqdm(total=total, file=self.out, unit="trial", dynamic_ncols=True, leave=False)
 
+    def trial_started(self, trial: Trial, slot: Any) -> None:
+        """On a terminal, the bar shows what each worker slot is training."""
+        if self._bar is not None:
+            self._running[trial.trial_id] = f"{slot.name}: {format_params(trial.tuned_params)}"
+            self._bar.set_postfix_str(" | ".join(self._running.values()), refresh=True)
+
     def trial_done(self, result: TrialResult, done: int, total: int, objective: str) -> None:
         if self._bar is not None:
+            self._running.pop(result.trial.trial_id, None)
+            self._bar.set_postfix_str(" | ".join(self._running.values()), refresh=False)
             self._bar.update(1)
         if self.quiet:
             return

@@ -20,7 +20,7 @@ from typing import Any
 
 from hpt import __version__
 from hpt.errors import InputError
-from hpt.executor import Executor, Slot, cpu_slots, gpu_slots, visible_gpus
+from hpt.executor import AutoPacker, Executor, Slot, cpu_slots, gpu_slots, visible_gpus
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import best_config
 from hpt.search import TrialPlan, expand
@@ -38,6 +38,9 @@ class RunOptions:
     workers: int | None = None  # CPU worker processes (default 1)
     device: str = "auto"  # auto | cpu | cuda
     force: bool = False  # rerun trials that already have an ok row
+    gpus: tuple[str, ...] | None = None  # narrows the visible GPUs (overrides the spec's resources.gpus)
+    trials_per_gpu: int | str | None = None  # N or "auto" (overrides resources.trials_per_gpu)
+    grace: float = 10.0  # seconds running trials get to finish after SIGINT/SIGTERM
 
 
 @dataclass
@@ -57,17 +60,28 @@ def results_location(spec: Spec, override: str | None = None) -> str:
     return override or spec.sink or os.path.join("hpt-results", spec.name)
 
 
-def choose_slots(device: str, workers: int | None, gpus: list[str] | None = None) -> list[Slot]:
-    """Worker slots: one per visible GPU, or `workers` CPU workers."""
+def choose_slots(device: str, workers: int | None, gpus: list[str] | None = None, only: tuple[str, ...] | None = None,
+                 per_gpu: int = 1) -> list[Slot]:
+    """Worker slots: `per_gpu` on each GPU in use, or `workers` CPU workers.
+
+    `gpus` is the visible GPU list (found when None; tests inject it); `only` narrows it.
+    """
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f'--device must be auto, cpu or cuda, got "{device}"')
     found = (visible_gpus() if gpus is None else gpus) if device != "cpu" else []
+    if only:
+        if not found:
+            raise InputError(f"--gpus {','.join(only)}: no CUDA GPU is visible to this process")
+        missing = [g for g in only if g not in found]
+        if missing:
+            raise InputError(f"--gpus: GPU {', '.join(missing)} is not visible; visible: {', '.join(found)}")
+        found = [g for g in found if g in only]
     if device == "cuda" and not found:
         raise InputError("--device cuda: no CUDA GPU is visible to this process")
     if found:
-        return gpu_slots(found)
+        return gpu_slots(found, per_gpu)
     return cpu_slots(workers or 1)
 
 
@@ -107,7 +121,12 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
     plan = plan if plan is not None else expand(spec)
-    slots = slots if slots is not None else choose_slots(options.device, options.workers)
+    resources = spec.resources
+    per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
+    only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
+    if slots is None:
+        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu))
+    on_gpu = slots[0].gpu is not None
 
     done_ids = set() if options.force else store.done()
     todo, skipped, plan_ids = _select(plan, done_ids)
@@ -117,8 +136,10 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     record = _run_record(spec, run_id, slots, started)
     store.write_run(run_id, record)
 
-    where = "GPU " + ", ".join(s.name for s in slots) if slots[0].device.startswith("cuda") else \
-        f"the CPU ({len(slots)} worker{'s' if len(slots) > 1 else ''}; no CUDA GPU in use)"
+    gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
+    where = (f"{plural(len(gpus), 'GPU')} ({', '.join(gpus)}), "
+             + ("trials per GPU: auto" if per_gpu == "auto" else f"{plural(len(slots) // len(gpus), 'trial')} per GPU")
+             if on_gpu else f"the CPU ({plural(len(slots), 'worker')}; no CUDA GPU in use)")
     reporter.line(f"hpt {__version__}: {spec.name}: {len(plan)} trials ({plural(len(plan.configs), 'config')} x "
                   f"{plural(len(plan.periods), 'period')}) of {spec.architecture} on {where}")
     if skipped:
@@ -137,10 +158,11 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         summary.counts[result.status.value] += 1
         reporter.trial_done(result, finished, len(todo), spec.objective)
 
-    executor = Executor(frame, slots, spec.objective)
+    packer = AutoPacker(gpus, reporter.line) if on_gpu and per_gpu == "auto" else None
+    executor = Executor(frame, slots, spec.objective, grace=options.grace, grow=packer)
     status = "failed"
     try:
-        executor.run(iter(todo), on_result)
+        executor.run(iter(todo), on_result, on_start=reporter.trial_started)
         status = "interrupted" if executor.interrupted_by else "finished"
     finally:
         reporter.close()

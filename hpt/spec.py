@@ -57,10 +57,11 @@ ALWAYS_METRICS = ("val_mse", "val_mae", "train_time_s", "epochs", "best_epoch")
 OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
-        "training", "metrics", "objective", "sink")
+        "training", "metrics", "objective", "sink", "resources")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features")
 _AUTO_PERIODS = ("count", "months", "holdout")
+_RESOURCES = ("gpus", "trials_per_gpu")
 _SEARCH = ("strategy", "max_trials", "seed")
 
 
@@ -117,6 +118,7 @@ class Spec:
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu (command-line options win)
 
     @property
     def arch(self) -> Architecture:
@@ -266,6 +268,7 @@ class _Parser:
             parameters = {**_auto_axes(arch), **parameters}
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
+        resources = self.resources(doc.get("resources", {}))
         sink = doc.get("sink")
         if sink is not None and (not isinstance(sink, str) or not sink.strip()):
             self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
@@ -282,7 +285,8 @@ class _Parser:
         assert isinstance(periods, tuple)
         return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
-                    sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today)
+                    sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
+                    resources=resources)
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
@@ -401,6 +405,27 @@ class _Parser:
                 return ()
             numbers[key] = int(v)
         return AutoPeriods(**numbers)
+
+    def resources(self, value: Any) -> dict[str, Any]:
+        obj = self.section(value, "resources")
+        if obj is None:
+            return {}
+        self.unknown_keys(obj, _RESOURCES, "resources")
+        out: dict[str, Any] = {}
+        gpus = obj.get("gpus")
+        if gpus is not None:
+            if (not isinstance(gpus, list) or not gpus or len(set(map(str, gpus))) != len(gpus)
+                    or not all((_is_int(g) and g >= 0) or (isinstance(g, str) and g.isdigit()) for g in gpus)):
+                self.add("resources.gpus", f"expected a list of distinct GPU indices such as [0, 2], got {show(gpus)}")
+            else:
+                out["gpus"] = [str(g) for g in gpus]
+        per_gpu = obj.get("trials_per_gpu")
+        if per_gpu is not None:
+            if per_gpu != "auto" and not (_is_int(per_gpu) and per_gpu >= 1):
+                self.add("resources.trials_per_gpu", f'expected an integer >= 1 or "auto", got {show(per_gpu)}')
+            else:
+                out["trials_per_gpu"] = per_gpu
+        return out
 
     def search(self, value: Any) -> SearchSpec:
         obj = self.section(value, "search")

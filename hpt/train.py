@@ -8,11 +8,14 @@ weights; the learning rate decays on plateaus; a NaN or infinite loss ends the t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +48,34 @@ class Fit:
     curve: list[dict[str, float]]
 
 
-def _device_name(device: torch.device) -> str:
+def _device_name(device: torch.device, slot: str = "") -> str:
+    """What the rows say about where a trial ran: the slot and, on a GPU, its model."""
     if device.type == "cuda":
-        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
-    return str(device)
+        physical = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0] or str(device.index or 0)
+        return f"{slot or 'gpu' + physical} ({torch.cuda.get_device_name(device)})"
+    return slot or str(device)
+
+
+def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision on CUDA (bf16 or fp16); the CPU always trains in fp32."""
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+@contextlib.contextmanager
+def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[None]:
+    """Record the trial's peak GPU memory (allocated and reserved by the caching allocator)."""
+    if device.type != "cuda":
+        yield
+        return
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        yield
+    finally:
+        metrics["gpu_mem_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+        metrics["gpu_mem_reserved_mb"] = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
+        metrics["gpu_mem_total_mb"] = round(torch.cuda.get_device_properties(device).total_memory / 2**20, 1)
 
 
 def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
@@ -73,6 +100,8 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     batch = int(params["batch_size"])
     n = len(x_train)
     loss_fn = nn.MSELoss()
+    amp = str(params.get("amp", "off"))
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device.type == "cuda" else None
 
     best: dict[str, float] = {}
     best_state: dict[str, torch.Tensor] = {}
@@ -86,16 +115,26 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
         for i in range(0, n, batch):
             idx = order[i:i + batch]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
-            loss.backward()
+            with _autocast(device, amp):
+                loss = loss_fn(model(x_train[idx]).float(), y_train[idx])
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
             if clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-            opt.step()
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             total += loss.detach() * len(idx)
         train_loss = float(total) / n
         if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
-        val_mse, val_mae = evaluate(model, x_val, y_val)
+        with _autocast(device, amp):
+            val_mse, val_mae = evaluate(model, x_val, y_val)
         if not (math.isfinite(val_mse) and math.isfinite(val_mae)):
             raise Diverged(f"validation loss became {val_mse} in epoch {epoch}")
         current = {"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse, "val_mae": val_mae,
@@ -144,9 +183,12 @@ class TrainContext:
     """Runs trials on one device against one dataset, caching each period's windows there."""
 
     def __init__(self, frame: pd.DataFrame, device: str | torch.device = "cpu", objective: str = "val_mse",
-                 cache_size: int = 4) -> None:
+                 cache_size: int = 4, slot: str = "") -> None:
         self.frame = frame
         self.device = torch.device(device)
+        self.label = _device_name(self.device, slot)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed window shapes: let cuDNN pick its fastest kernels
         self.monitor = objective if objective.startswith("val_") and objective != "val_rmse" else "val_mse"
         self._cache: OrderedDict[tuple[Any, ...], tuple[Windows, tuple[torch.Tensor, ...]]] = OrderedDict()
         self._cache_size = cache_size
@@ -167,14 +209,23 @@ class TrainContext:
     def run(self, trial: Trial) -> TrialResult:
         """Train one trial; a failure or divergence is recorded in the result, never raised."""
         started = utcnow()
-        device = _device_name(self.device)
+        device = self.label
+        memory: dict[str, float] = {}
         try:
-            windows, tensors = self.windows(trial)
-            arch = get_architecture(trial.architecture)
-            torch.manual_seed(trial.seed)
-            model = arch.build(len(windows.columns), int(trial.params["lookback"]),
-                               int(trial.params["horizon"]), dict(trial.params)).to(self.device)
-            result = fit(model, dict(trial.params), tensors, self.device, self.monitor)
+            with _gpu_memory(self.device, memory):
+                windows, tensors = self.windows(trial)
+                arch = get_architecture(trial.architecture)
+                torch.manual_seed(trial.seed)
+                model = arch.build(len(windows.columns), int(trial.params["lookback"]),
+                                   int(trial.params["horizon"]), dict(trial.params)).to(self.device)
+                result = fit(model, dict(trial.params), tensors, self.device, self.monitor)
+            result.metrics.update(memory)
+        except torch.cuda.OutOfMemoryError as e:
+            torch.cuda.empty_cache()
+            first = str(e).split(".")[0]
+            return TrialResult(trial, Status.FAILED, started_at=started, finished_at=utcnow(), device=device,
+                               error=f"CUDA out of memory on {device} with batch_size {trial.params['batch_size']}: "
+                                     f"{first}; lower batch_size or --trials-per-gpu")
         except Diverged as e:
             return TrialResult(trial, Status.DIVERGED, error=str(e), started_at=started, finished_at=utcnow(), device=device)
         except Exception as e:

@@ -56,4 +56,4 @@ class TrialResult:
 
 def utcnow() -> str:
     """The current UTC time as the rows record it."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

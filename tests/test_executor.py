@@ -1,0 +1,124 @@
+"""The worker pool without a GPU: injected GPU lists, pinning, packing, slots never double-booked."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.errors import InputError
+from hpt.executor import AutoPacker, Slot, gpu_slots
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, choose_slots, run_spec
+from hpt.spec import load_spec
+from hpt.trial import Status, TrialResult
+from tests.conftest import tiny_spec
+
+
+def test_slots_follow_the_gpus_and_trials_per_gpu() -> None:
+    slots = choose_slots("auto", None, gpus=["0", "1", "2"], only=("0", "2"), per_gpu=2)
+    assert [s.name for s in slots] == ["gpu0", "gpu0.1", "gpu2", "gpu2.1"]
+    assert [dict(s.env)["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "0", "2", "2"]
+    assert all(s.device == "cuda:0" for s in slots)  # each worker sees only its own GPU
+    assert len(choose_slots("auto", 3, gpus=[])) == 3 and choose_slots("auto", 3, gpus=[])[0].device == "cpu"
+    assert choose_slots("cpu", None, gpus=["0"])[0].device == "cpu"
+    with pytest.raises(InputError, match="GPU 5 is not visible; visible: 0, 1, 2"):
+        choose_slots("auto", None, gpus=["0", "1", "2"], only=("5",))
+    with pytest.raises(InputError, match="no CUDA GPU is visible"):
+        choose_slots("auto", None, gpus=[], only=("0",))
+    with pytest.raises(InputError, match="no CUDA GPU is visible"):
+        choose_slots("cuda", None, gpus=[])
+
+
+def test_gpus_option_without_a_gpu_is_bad_input(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    out = cli("run", str(write_spec()), "--gpus", "0,2", "--sink", str(tmp_path / "r"))
+    assert out.returncode == 2 and "--gpus 0,2: no CUDA GPU is visible" in out.stderr
+    out = cli("run", str(write_spec()), "--trials-per-gpu", "zero")
+    assert out.returncode == 2 and "expected a number >= 1 or auto" in out.stderr
+
+
+def test_auto_packing_fills_memory_within_cpu_cores() -> None:
+    said: list[str] = []
+    packer = AutoPacker(["0", "1"], said.append, cpus=16)
+    trial: Any = None
+    failed = TrialResult(trial, Status.FAILED)
+    assert packer(failed) == [] and packer.per_gpu is None
+    ok = TrialResult(trial, Status.OK, metrics={"gpu_mem_reserved_mb": 1000.0, "gpu_mem_total_mb": 81920.0})
+    extra = packer(ok)
+    assert packer.per_gpu == 8  # memory allows 40, 16 cores over 2 GPUs allow 8
+    assert [s.name for s in extra] == [f"gpu{g}.{k}" for g in "01" for k in range(1, 8)]
+    assert "packing 8 trials per GPU (limited by CPU cores)" in said[0]
+    assert packer(ok) == []  # decided once
+    big = AutoPacker(["0"], said.append, cpus=64)
+    big(TrialResult(trial, Status.OK, metrics={"gpu_mem_reserved_mb": 20000.0, "gpu_mem_total_mb": 81920.0}))
+    assert big.per_gpu == 3 and "limited by GPU memory" in said[-1]
+
+
+PROBE = '''
+import os
+from torch import nn
+
+def build(n_features, lookback, horizon, width=8):
+    with open(os.environ["HPT_PROBE_LOG"], "a") as f:
+        f.write(f"{os.getpid()} {os.environ.get('CUDA_VISIBLE_DEVICES', '')}\\n")
+    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.ReLU(), nn.Linear(width, horizon))
+'''
+
+
+def _probe_spec(write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs: int) -> Any:
+    (tmp_path / "probe.py").write_text(PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HPT_PROBE_LOG", str(tmp_path / "probe.log"))
+    return load_spec(write_spec(tiny_spec(architecture="probe:build", parameters={"width": list(range(4, 4 + configs))},
+                                          training={"epochs": 2})))
+
+
+def _on_cpu(slots: list[Slot]) -> list[Slot]:
+    return [dataclasses.replace(s, device="cpu", threads=1) for s in slots]
+
+
+def test_each_worker_is_pinned_to_its_gpu_and_slots_are_never_double_booked(
+        write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _probe_spec(write_spec, tmp_path, monkeypatch, configs=6)
+    slots = _on_cpu(gpu_slots(["3", "5"], per_gpu=2))  # the GPU list is injected; training runs on the CPU
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), slots=slots)
+    assert summary.counts["ok"] == 12
+    seen: dict[str, set[str]] = defaultdict(set)
+    for line in (tmp_path / "probe.log").read_text().splitlines():
+        pid, gpu = line.split(" ")
+        seen[pid].add(gpu)
+    assert all(len(gpus) == 1 for gpus in seen.values())  # a worker only ever sees its own GPU
+    per_gpu = defaultdict(set)
+    for pid, gpus in seen.items():
+        per_gpu[next(iter(gpus))].add(pid)
+    assert set(per_gpu) == {"3", "5"} and all(len(pids) <= 2 for pids in per_gpu.values())
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert set(rows["device"]) <= {"gpu3", "gpu3.1", "gpu5", "gpu5.1"}
+    for _, trials in rows.groupby("device"):  # one trial at a time per slot
+        spans = trials[["started_at", "finished_at"]].sort_values("started_at").to_numpy()
+        assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+
+
+def test_the_pool_grows_when_told(write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _probe_spec(write_spec, tmp_path, monkeypatch, configs=4)
+    slots = _on_cpu(gpu_slots(["0"]))
+    grown: list[int] = []
+
+    def grow(result: TrialResult) -> list[Slot]:
+        if grown:
+            return []
+        grown.append(1)
+        return _on_cpu(gpu_slots(["0"], 1, first=1))
+
+    import hpt.runner as runner
+
+    monkeypatch.setattr(runner, "AutoPacker", lambda gpus, say: grow)
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res"), trials_per_gpu="auto"), Reporter(quiet=True),
+                       slots=slots)
+    assert summary.counts["ok"] == 8
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert set(rows["device"]) == {"gpu0", "gpu0.1"}
