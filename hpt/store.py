@@ -216,7 +216,7 @@ class ResultStore:
         self.journal.close()
         if not waiting:
             return []
-        return [f"{waiting} result(s) could not be delivered to {self.uri}: {error}",
+        return [f"{waiting} finished trial(s) could not be delivered to {self.uri} in full: {error}",
                 f"they are kept in the local journal {self.journal.dir}",
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
 

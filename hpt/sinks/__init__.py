@@ -174,7 +174,10 @@ def retrying(call: Callable[[], T], transient: Callable[[BaseException], bool], 
 def describe(e: BaseException) -> str:
     """A one-line, secret-free description of an error from a cloud client."""
     text = " ".join(str(e).split())
-    text = re.sub(r"https?://\S+", lambda m: m.group(0).split("?", 1)[0], text)  # queries may carry tokens
+    pool = re.search(r"host='([^']+)', port=(\d+)\): Max retries exceeded", text)
+    if pool:  # urllib3's wording buries the point under the request line
+        text = f"cannot connect to {pool.group(1)}:{pool.group(2)}"
+    text = re.sub(r"((?:https?://|url: )\S+?)\?\S*", r"\1", text)  # queries may carry tokens
     text = redact(text)
     if len(text) > 200:
         text = text[:197] + "..."
