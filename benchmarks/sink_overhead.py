@@ -117,11 +117,14 @@ def main() -> None:
         print(f"{kind:<6} {'background' if stream else 'inline':<11} {r['record_median'] * 1e3:>13.2f} ms "
               f"{r['close'] * 1e3:>6.0f} ms {r['per_trial'] * 1e3:>9.2f} ms {extra * 1e3:>9.2f} ms "
               f"{100 * extra / REFERENCE_TRIAL_S:>+14.3f}% {r['per_trial'] / base:>7.2f}x")
-    worst = max(r["per_trial"] - local[True]["per_trial"] for kind, stream, r in rows if stream)
-    verdict = "meets" if worst < 0.05 * REFERENCE_TRIAL_S else "MISSES"
-    print(f"\nbackground uploads (what hpt run uses for gs:// and s3://): at most {worst * 1e3:+.1f} ms per trial "
-          f"against the local folder = {100 * worst / REFERENCE_TRIAL_S:+.3f}% of a {REFERENCE_TRIAL_S:g}s trial; "
-          f"{verdict} the 5% goal")
+    print()
+    for kind, stream, r in rows:
+        if stream and kind != "local":
+            extra = r["per_trial"] - local[True]["per_trial"]
+            verdict = "meets" if extra < 0.05 * REFERENCE_TRIAL_S else "MISSES"
+            print(f"{kind} with background uploads (as hpt run does): {r['per_trial'] * 1e3:.1f} ms per trial on the "
+                  f"training path, {extra * 1e3:+.1f} ms against the local folder = "
+                  f"{100 * extra / REFERENCE_TRIAL_S:+.3f}% of a {REFERENCE_TRIAL_S:g}s trial; {verdict} the 5% goal")
 
 
 if __name__ == "__main__":
