@@ -124,3 +124,9 @@ def test_results_copy_step(tmp_path: Path, tiny_results: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "hpt-results.csv").read_bytes() == (tiny_results / "results.csv").read_bytes()
     assert (tmp_path / "hpt-failed.txt").read_text() == "0"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.split("\n")[1].strip()[:30] if "\n" in s else s[:30])
+def test_shell_steps_parse(script: str) -> None:
+    done = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
