@@ -95,14 +95,17 @@ def cpu_slots(workers: int) -> list[Slot]:
 
 
 def _die_with_parent() -> None:
-    try:  # Linux: the kernel sends SIGTERM to this worker when the parent dies
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    try:  # Linux: the kernel kills this worker when the parent dies
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
 def _worker_main(conn: Connection, frame: pd.DataFrame, slot: Slot, objective: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    # Ctrl-C and Jenkins' abort signal the whole process group: the parent decides what they
+    # mean (a grace period, then SIGKILL), so a running trial is not lost to them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     import torch
 

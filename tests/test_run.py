@@ -115,10 +115,10 @@ def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: A
     spec = _slow_spec(write_spec)
     sink = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "120"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_rows(sink, 1, proc)
     time.sleep(0.5)  # the next trial is under way
-    proc.terminate()  # what Jenkins sends on abort
+    os.killpg(proc.pid, signal.SIGTERM)  # what Jenkins sends on abort, to the whole process tree
     proc.communicate(timeout=120)
     assert proc.returncode == 143
     table = _csv(sink)
