@@ -58,6 +58,8 @@ def main() -> None:
       hpt validate specs/lstm.json        check a spec and its data
       hpt plan specs/lstm.json            list the trials without running them
       hpt run specs/lstm.json             run them; results in hpt-results/<name>/
+      hpt run specs/lstm.json --quick     screen on one month of data, 20 epochs
+      hpt auto --arch cnn                 tune the learning rate with built-in ranges
       hpt results hpt-results/lstm-demo   rank the configs
       hpt sync gs://bucket/hpt/lstm       deliver results an outage left behind
       hpt archs                           architectures and their hyperparameters
