@@ -26,8 +26,8 @@ from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError
 
-__all__ = ["Sink", "SinkAccessError", "SinkUnavailable", "open_sink", "read_uri", "redact", "retrying",
-           "split_bucket_uri"]
+__all__ = ["Sink", "SinkAccessError", "SinkUnavailable", "describe", "env_float", "open_sink", "read_uri", "redact",
+           "retrying", "split_bucket_uri"]
 
 log = logging.getLogger("hpt")
 T = TypeVar("T")

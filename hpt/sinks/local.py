@@ -15,7 +15,7 @@ __all__ = ["LocalSink"]
 
 
 class LocalSink:
-    """A folder; conditional writes are serialised by an advisory lock beside the object."""
+    """A folder; conditional writes are serialised by an advisory lock on the object's folder."""
 
     remote = False
 
@@ -72,7 +72,7 @@ class LocalSink:
     def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path.parent / f".{path.name}.lock"):
+        with _locked(path.parent):
             try:
                 current: str | None = _version(path.stat())
             except FileNotFoundError:
@@ -89,8 +89,9 @@ def _version(st: os.stat_result) -> str:
 
 
 @contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+def _locked(folder: Path) -> Iterator[None]:
+    # The folder itself is the lock, so no lock file is left among the results.
+    fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
