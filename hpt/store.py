@@ -85,6 +85,7 @@ class ResultStore:
         self.sink = sink
         self._rows: dict[str, dict[str, Any]] | None = None
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
+        self._csv: tuple[str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
         self._lock = threading.Lock()
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
         self._uploader: _Uploader | None = None
@@ -164,16 +165,27 @@ class ResultStore:
                 _prefer_newer(self._known, row)
             mine = list(self._known.values())
         for attempt in range(_CSV_ATTEMPTS):
-            got = self.sink.read_versioned(RESULTS_CSV)
-            current = _parse_csv(got[0]) if got else {}
+            if attempt == 0 and self._csv is not None:
+                # Optimistic: nobody else wrote since our last write, so skip reading and parsing it;
+                # a conflict sends us to the read-merge-write path below.
+                version: str | None = self._csv[0]
+                current = dict(self._csv[1])
+                exists = True
+            else:
+                got = self.sink.read_versioned(RESULTS_CSV)
+                current = _parse_csv(got[0]) if got else {}
+                version, exists = (got[1], True) if got else (None, False)
             changed = False
             for row in mine:
                 changed |= _prefer_newer(current, row)
-            if got and not changed:
+            if exists and not changed:
                 return
-            if self.sink.write_if(RESULTS_CSV, to_csv(list(current.values())).encode(), got[1] if got else None):
+            written = self.sink.write_if(RESULTS_CSV, to_csv(list(current.values())).encode(), version)
+            if written:
+                self._csv = (written, current)
                 return
-            time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))  # another run wrote it: read, merge, retry
+            if attempt:
+                time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))  # another run wrote it: read, merge, retry
         raise SinkUnavailable(f"{self.uri}: results.csv kept changing during {_CSV_ATTEMPTS} attempts to update it")
 
     def sync(self) -> SyncReport:
@@ -343,7 +355,7 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """Rows in a stable column order: ids, parameters, metrics, then where and when."""
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows).convert_dtypes()  # an integer column with gaps stays integers ("8", not "8.0")
     if frame.empty:
         return ",".join(_LEADING + _TRAILING) + "\n"
     if "finished_at" in frame:

@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError
 
-__all__ = ["Sink", "SinkAccessError", "SinkUnavailable", "describe", "env_float", "open_sink", "read_uri", "redact",
+__all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "describe", "env_float", "open_sink", "read_uri", "redact",
            "retrying", "split_bucket_uri"]
 
 log = logging.getLogger("hpt")
@@ -182,3 +182,43 @@ def describe(e: BaseException) -> str:
     if len(text) > 200:
         text = text[:197] + "..."
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class BucketSink:
+    """What the bucket-backed sinks share: the URI, keys under the prefix, retried calls.
+
+    Subclasses say which errors are worth retrying (:meth:`_transient`) and how to explain
+    the others (:meth:`_access_error`).
+    """
+
+    remote = True
+    scheme = ""
+    client_loggers: tuple[str, ...] = ()
+
+    def __init__(self, bucket: str, prefix: str = "") -> None:
+        # hpt's CLI logs at INFO; the cloud clients' INFO lines ("Found credentials in ...") are noise there.
+        for name in (*self.client_loggers, "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"{self.scheme}://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def url(self, key: str) -> str:
+        return f"{self.scheme}://{self.bucket_name}/{self._key(key)}"
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return retrying(call, self._transient, f"{self.uri}: {what}")
+        except SinkUnavailable:
+            raise
+        except Exception as e:
+            raise self._access_error(what, e) from None
+
+    def _transient(self, e: BaseException) -> bool:
+        raise NotImplementedError
+
+    def _access_error(self, what: str, e: Exception) -> Exception:
+        raise NotImplementedError

@@ -9,17 +9,14 @@ in one request, where GCS always enforces the precondition.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from hpt.sinks import SinkAccessError, SinkUnavailable, describe, env_float, retrying
+from hpt.sinks import BucketSink, SinkAccessError, describe, env_float
 
 __all__ = ["GCSSink"]
 
-T = TypeVar("T")
 
 
 def _import_storage() -> Any:
@@ -31,23 +28,16 @@ def _import_storage() -> Any:
     return storage
 
 
-def _quiet_client_logs() -> None:
-    # hpt's CLI logs at INFO; the cloud clients' INFO lines ("Found credentials in ...") are noise there.
-    for name in ("google", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
-
-class GCSSink:
+class GCSSink(BucketSink):
     """``gs://bucket/prefix``: one object per key under the prefix."""
 
-    remote = True
+    scheme = "gs"
+    client_loggers = ("google",)
 
     def __init__(self, bucket: str, prefix: str = "") -> None:
         storage = _import_storage()
-        _quiet_client_logs()
-        self.bucket_name = bucket
-        self.prefix = prefix.strip("/")
-        self.uri = f"gs://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        super().__init__(bucket, prefix)
         timeout = env_float("HPT_SINK_TIMEOUT", 60.0)
         self._timeout = (min(timeout, 10.0), timeout)
         try:
@@ -56,19 +46,8 @@ class GCSSink:
             raise self._access_error("connect", e) from None
         self._bucket = self._client.bucket(bucket)
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def url(self, key: str) -> str:
-        return f"gs://{self.bucket_name}/{self._key(key)}"
-
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        try:
-            return retrying(call, _transient, f"{self.uri}: {what}")
-        except SinkUnavailable:
-            raise
-        except Exception as e:
-            raise self._access_error(what, e) from None
+    def _transient(self, e: BaseException) -> bool:
+        return _transient(e)
 
     def _access_error(self, what: str, e: Exception) -> Exception:
         name = type(e).__name__

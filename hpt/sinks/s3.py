@@ -8,16 +8,13 @@ Conditional writes use ``IfMatch``/``IfNoneMatch`` with the object's ETag as ver
 from __future__ import annotations
 
 import io
-import logging
 import secrets
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from hpt.sinks import SinkAccessError, SinkUnavailable, describe, env_float, retrying
+from hpt.sinks import BucketSink, SinkAccessError, describe, env_float
 
 __all__ = ["S3Sink"]
 
-T = TypeVar("T")
 _MULTIPART_ABOVE = 64 * 1024 * 1024
 _TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
                     "Throttling", "ThrottlingException", "RequestLimitExceeded", "ConditionalRequestConflict",
@@ -35,23 +32,16 @@ def _import_boto3() -> Any:
     return boto3, botocore.config
 
 
-def _quiet_client_logs() -> None:
-    # hpt's CLI logs at INFO; the cloud clients' INFO lines ("Found credentials in ...") are noise there.
-    for name in ("boto3", "botocore", "s3transfer", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
-
-class S3Sink:
+class S3Sink(BucketSink):
     """``s3://bucket/prefix``: one object per key under the prefix."""
 
-    remote = True
+    scheme = "s3"
+    client_loggers = ("boto3", "botocore", "s3transfer")
 
     def __init__(self, bucket: str, prefix: str = "") -> None:
         boto3, config = _import_boto3()
-        _quiet_client_logs()
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.uri = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        super().__init__(bucket, prefix)
         timeout = env_float("HPT_SINK_TIMEOUT", 60.0)
         cfg = config.Config(connect_timeout=min(timeout, 10.0), read_timeout=timeout, max_pool_connections=32,
                             retries={"max_attempts": 1, "mode": "standard"})  # hpt.sinks.retrying does the retries
@@ -60,24 +50,13 @@ class S3Sink:
         except Exception as e:  # a bad profile or region in the AWS config files
             raise SinkAccessError(f"{self.uri}: cannot set up the S3 client: {describe(e)}") from None
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
-
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        try:
-            return retrying(call, _transient, f"{self.uri}: {what}")
-        except SinkUnavailable:
-            raise
-        except Exception as e:
-            raise self._access_error(what, e) from None
+    def _transient(self, e: BaseException) -> bool:
+        return _transient(e)
 
     def _access_error(self, what: str, e: Exception) -> Exception:
         name = type(e).__name__
         code = _code(e)
-        where = f"s3://{self.bucket}"
+        where = f"s3://{self.bucket_name}"
         if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):
             return SinkAccessError(f"{self.uri}: no usable AWS credentials found ({name}); set AWS_ACCESS_KEY_ID and "
                                    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run on a machine with an IAM role")
@@ -97,19 +76,19 @@ class S3Sink:
     def check_writable(self) -> None:
         probe = self._key(".hpt-write-check")
         body = secrets.token_hex(8).encode()
-        self._call("write", lambda: self._client.put_object(Bucket=self.bucket, Key=probe, Body=body))
-        self._call("list", lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=probe, MaxKeys=1))
+        self._call("write", lambda: self._client.put_object(Bucket=self.bucket_name, Key=probe, Body=body))
+        self._call("list", lambda: self._client.list_objects_v2(Bucket=self.bucket_name, Prefix=probe, MaxKeys=1))
         try:
-            self._client.delete_object(Bucket=self.bucket, Key=probe)
+            self._client.delete_object(Bucket=self.bucket_name, Key=probe)
         except Exception:
             pass  # allowed to write but not to delete: the probe stays, which is harmless
 
     def write(self, key: str, data: bytes) -> None:
         k = self._key(key)
         if len(data) > _MULTIPART_ABOVE:
-            self._call(f"write {key}", lambda: self._client.upload_fileobj(io.BytesIO(data), self.bucket, k))
+            self._call(f"write {key}", lambda: self._client.upload_fileobj(io.BytesIO(data), self.bucket_name, k))
         else:
-            self._call(f"write {key}", lambda: self._client.put_object(Bucket=self.bucket, Key=k, Body=data))
+            self._call(f"write {key}", lambda: self._client.put_object(Bucket=self.bucket_name, Key=k, Body=data))
 
     def read(self, key: str) -> bytes | None:
         got = self.read_versioned(key)
@@ -120,7 +99,7 @@ class S3Sink:
 
         def get() -> tuple[bytes, str] | None:
             try:
-                resp = self._client.get_object(Bucket=self.bucket, Key=k)
+                resp = self._client.get_object(Bucket=self.bucket_name, Key=k)
             except Exception as e:
                 if _code(e) in ("NoSuchKey", "404"):
                     return None
@@ -135,7 +114,7 @@ class S3Sink:
 
         def put() -> str | None:
             try:
-                resp = self._client.put_object(Bucket=self.bucket, Key=k, Body=data, **cond)
+                resp = self._client.put_object(Bucket=self.bucket_name, Key=k, Body=data, **cond)
             except Exception as e:
                 if _code(e) in ("PreconditionFailed", "412"):
                     return None
@@ -152,7 +131,7 @@ class S3Sink:
 
         def page_through() -> list[str]:
             keys: list[str] = []
-            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name, Prefix=full):
                 keys += [o["Key"][strip:] for o in page.get("Contents", [])]
             return keys
 
