@@ -8,9 +8,12 @@ targets never cross the split, so nothing from the validation part leaks into tr
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +29,7 @@ __all__ = [
     "DEMO_DATA",
     "DataError",
     "Windows",
+    "is_bucket_uri",
     "load_frame",
     "make_windows",
     "resolve_data_path",
@@ -55,8 +59,20 @@ def resolve_data_path(path: str, base: Path | None = None) -> str:
         if not demo.is_file():
             raise DataError("data.path", f'no bundled dataset "{name}"; bundled: {", ".join(_demo_names())}')
         return str(demo)
+    from hpt.sinks import check_uri
+
+    try:
+        check_uri(path)
+    except InputError as e:
+        raise DataError("data.path", str(e)) from None
     if "://" in path:
-        return path
+        scheme = path.split("://", 1)[0].lower()
+        if scheme == "file":
+            path = path.split("://", 1)[1]
+        elif scheme not in _BUCKET_SCHEMES or not path.split("://", 1)[1].strip("/").count("/"):
+            raise DataError("data.path", f"expected a file path, gs://bucket/key or s3://bucket/key, got {show(path)}")
+        else:
+            return path
     p = Path(path).expanduser()
     if not p.is_absolute() and base is not None:
         p = base / p
@@ -71,27 +87,63 @@ def _demo_names() -> list[str]:
 def load_frame(path: str, time_column: str, columns: tuple[str, ...]) -> pd.DataFrame:
     """The data as float columns (target first) on a sorted, unique DatetimeIndex.
 
+    `path` is a local file or a ``gs://bucket/key`` or ``s3://bucket/key`` object (read
+    with the same clients and credentials as the results locations, once per process).
     Rows with a missing value in any of `columns` are dropped, with a count in the log.
     Results are cached per file version, so validating and running read the file once.
     """
-    if not os.path.isfile(path):
+    local = _download(path) if is_bucket_uri(path) else path
+    if not os.path.isfile(local):
         raise DataError("data.path", f"file not found: {path}")
-    return _load_cached(path, os.stat(path).st_mtime_ns, time_column, columns).copy(deep=False)
+    return _load_cached(local, os.stat(local).st_mtime_ns, time_column, columns, path).copy(deep=False)
+
+
+def is_bucket_uri(path: str) -> bool:
+    return path.split("://", 1)[0].lower() in _BUCKET_SCHEMES if "://" in path else False
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    parquet = path.endswith((".parquet", ".pq"))
-    header = _header(path, parquet)
+def _download(uri: str) -> str:
+    """A local copy of a bucket object, made once per process, removed when the process ends."""
+    from hpt.sinks import SinkUnavailable, read_uri
+
+    try:
+        data = read_uri(uri)
+    except FileNotFoundError:
+        raise DataError("data.path", f"no object at {uri} (check the bucket and key)") from None
+    except SinkUnavailable:
+        raise  # the storage did not answer: the run fails (exit 1), the spec is not at fault
+    except InputError as e:  # no such bucket, no permission or credentials, no client library
+        raise DataError("data.path", str(e)) from None
+    global _download_dir
+    if _download_dir is None:
+        _download_dir = tempfile.mkdtemp(prefix="hpt-data-")
+        atexit.register(shutil.rmtree, _download_dir, True)
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    local = Path(_download_dir) / f"{len(os.listdir(_download_dir))}-{name}"
+    local.write_bytes(data)
+    return str(local)
+
+
+_BUCKET_SCHEMES = ("gs", "s3")
+_download_dir: str | None = None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, ...], shown: str) -> pd.DataFrame:
+    """`path` is the local file to read; `shown` is how the user named it (messages use that)."""
+    parquet = shown.endswith((".parquet", ".pq"))
+    header = _header(path, parquet, shown)
+    name_only = shown.rstrip("/").rsplit("/", 1)[-1]
     for key, name in [("data.time_column", time_column), *(_column_keys(columns))]:
         if name not in header:
             hint = did_you_mean(name, header)
-            raise DataError(key, f'no column "{name}" in {Path(path).name}{hint}; columns: {", ".join(header)}')
+            raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {", ".join(header)}')
     wanted = [time_column, *dict.fromkeys(columns)]
     try:
         raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(path, usecols=wanted)
     except Exception as e:  # pandas raises many kinds for a malformed file
-        raise DataError("data.path", f"cannot read {path}: {e}") from None
+        raise DataError("data.path", f"cannot read {shown}: {e}") from None
     index = _parse_times(raw[time_column], time_column)
     frame = pd.DataFrame(index=pd.DatetimeIndex(index, name=time_column))
     for key, name in _column_keys(columns):
@@ -112,10 +164,10 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
                         "aggregate or remove them")
     missing = frame.isna().any(axis=1)
     if missing.any():
-        log.warning("%s: dropped %d of %d rows with missing values", Path(path).name, int(missing.sum()), len(frame))
+        log.warning("%s: dropped %d of %d rows with missing values", name_only, int(missing.sum()), len(frame))
         frame = frame[~missing]
     if frame.empty:
-        raise DataError("data.path", f"{path} has no rows with values")
+        raise DataError("data.path", f"{shown} has no rows with values")
     return frame
 
 
@@ -124,7 +176,7 @@ def _column_keys(columns: tuple[str, ...]) -> list[tuple[str, str]]:
     return [("data.target", target)] + [(f"data.features[{i}]", f) for i, f in enumerate(features)]
 
 
-def _header(path: str, parquet: bool) -> list[str]:
+def _header(path: str, parquet: bool, shown: str) -> list[str]:
     try:
         if parquet:
             import pyarrow.parquet as pq
@@ -132,7 +184,7 @@ def _header(path: str, parquet: bool) -> list[str]:
             return list(pq.read_schema(path).names)
         return list(pd.read_csv(path, nrows=0).columns)
     except Exception as e:
-        raise DataError("data.path", f"cannot read {path}: {e}") from None
+        raise DataError("data.path", f"cannot read {shown}: {e}") from None
 
 
 def _parse_times(col: pd.Series, name: str) -> pd.Series:

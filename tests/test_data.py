@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,10 @@ import pytest
 
 from hpt.data import DataError, load_frame, make_windows, resolve_data_path
 from hpt.periods import Period
+from tests.conftest import ROOT, tiny_spec
 
-SHARED_WEATHER = Path(__file__).resolve().parents[1] / "tests" / "data" / "seattle_weather_daily.csv"
+SHARED_WEATHER = ROOT / "tests" / "data" / "seattle_weather_daily.csv"
+DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
 
 def _csv(tmp_path: Path, text: str) -> str:
@@ -87,3 +90,34 @@ def test_bundled_demo_data_resolves() -> None:
     assert Path(path).is_file()
     with pytest.raises(DataError, match="bundled: electricity_hourly.csv"):
         resolve_data_path("demo:nope.csv")
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, cli: Any, write_spec: Any,
+                                 tmp_path: Path) -> None:
+    server = request.getfixturevalue(f"{kind}_server")
+    scheme = {"s3": "s3", "gcs": "gs"}[kind]
+    bucket = server.create_bucket()
+    server.put(bucket, "data/load.csv", DEMO.read_bytes())
+    env = {**server.client_env(), "HPT_SINK_RETRIES": "2", "HPT_SINK_TIMEOUT": "5"}
+    data = {"path": f"{scheme}://{bucket}/data/load.csv", "time_column": "ts", "target": "y"}
+    spec = write_spec(tiny_spec(data=data, parameters={"lr": [0.01]}, training={"epochs": 1}))
+    done = cli("run", str(spec), "--sink", str(tmp_path / "r"), env=env)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert list(table["status"]) == ["ok", "ok"]
+
+    for path, words in [(f"{scheme}://{bucket}/data/nothing.csv", f"no object at {scheme}://{bucket}/data/nothing.csv"),
+                        (f"{scheme}://{bucket}/data/load.csv", 'no column "load"')]:
+        bad = write_spec(tiny_spec(data={**data, "path": path, "target": "load" if "load.csv" in path else "y"}))
+        out = cli("validate", str(bad), env=env)
+        errors = [line for line in out.stderr.splitlines() if line.startswith("hpt: error:")]
+        assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert words in errors[0] and ("data.target" if "load.csv" in path else "data.path") in errors[0]
+
+
+@pytest.mark.parametrize("path", ["ftp://host/x.csv", "gs://bucket-only", "s3:/bucket/x.csv"])
+def test_unsupported_data_locations_are_refused(path: str) -> None:
+    with pytest.raises(DataError) as info:
+        resolve_data_path(path)
+    assert info.value.json_path == "data.path"

@@ -26,8 +26,8 @@ from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError
 
-__all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "describe", "env_float", "open_sink", "read_uri", "redact",
-           "retrying", "split_bucket_uri"]
+__all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "check_uri", "describe", "env_float", "open_sink",
+           "read_uri", "redact", "retrying", "split_bucket_uri"]
 
 log = logging.getLogger("hpt")
 T = TypeVar("T")
@@ -72,8 +72,21 @@ class Sink(Protocol):
         """
 
 
+_URI_LIKE = re.compile(r"(?i)(gs|s3):(/*)")
+
+
+def check_uri(text: str) -> None:
+    """Refuse a bucket URI typed with too few or too many slashes (``s3:/bucket``), which would
+    otherwise be taken for a local folder named ``s3:``."""
+    m = _URI_LIKE.match(text)
+    if m and len(m.group(2)) != 2:
+        fixed = f"{m.group(1)}://{text[m.end():]}"
+        raise InputError(f"{redact(text)}: not a valid location (did you mean {redact(fixed)}?)")
+
+
 def open_sink(uri: str) -> Sink:
     """The sink for a results location: a folder path, ``gs://bucket/prefix`` or ``s3://bucket/prefix``."""
+    check_uri(uri)
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in ("", "file"):
         from hpt.sinks.local import LocalSink
@@ -89,7 +102,7 @@ def open_sink(uri: str) -> Sink:
 
         bucket, prefix = split_bucket_uri(uri)
         return S3Sink(bucket, prefix)
-    raise InputError(f"sink {redact(uri)}: unknown scheme {scheme}://; use a folder path, gs://bucket/prefix or "
+    raise InputError(f"{redact(uri)}: unknown scheme {scheme}://; use a folder path, gs://bucket/prefix or "
                      "s3://bucket/prefix")
 
 
@@ -98,11 +111,11 @@ def split_bucket_uri(uri: str) -> tuple[str, str]:
     scheme, rest = uri.split("://", 1)
     bucket, _, prefix = rest.partition("/")
     if "@" in bucket or "?" in uri:
-        raise InputError(f"sink {scheme}://...: credentials or query parameters in the URI are not supported; "
+        raise InputError(f"{scheme}://...: credentials or query parameters in the URI are not supported; "
                          "use the cloud's standard credentials instead")
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]", bucket):
-        raise InputError(f'sink {scheme}://{bucket}: "{bucket}" is not a valid bucket name; '
-                         f"expected {scheme}://bucket/prefix")
+        raise InputError(f'{scheme}://{bucket}: "{bucket}" is not a valid bucket name; '
+                         f"expected {scheme}://bucket/path")
     return bucket, prefix.strip("/")
 
 
