@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import date
 from typing import Any
@@ -12,11 +13,21 @@ from typing import Any
 import click
 
 from hpt import __version__
-from hpt.errors import HptError, SpecError
+from hpt.errors import HptError, InputError, SpecError
 
 __all__ = ["main"]
 
 EPILOG = "Exit codes: 0 done (some trials may have failed), 1 the run failed, 2 bad input, 130/143 interrupted."
+CHECK_EPILOG = "Exit codes: 0 fine, 2 bad input (every problem is listed, one line each)."
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class _Interrupted(BaseException):
+    """SIGTERM outside the trial loop (which handles signals itself), raised like KeyboardInterrupt."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Interrupted()
 
 
 class _Exit(click.ClickException):
@@ -33,6 +44,29 @@ class _Exit(click.ClickException):
 
 
 class _Group(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Every error as `hpt: error: ...` lines; Ctrl-C and SIGTERM exit 130 and 143 at any moment."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(f"hpt: error: {e.format_message()}{hint}", err=True)
+            code = e.exit_code
+        except click.ClickException as e:
+            e.show()
+            code = e.exit_code
+        except (click.Abort, KeyboardInterrupt, _Interrupted) as e:
+            signum = signal.SIGTERM if isinstance(e, _Interrupted) else signal.SIGINT
+            click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
+            code = _SIGNAL_EXIT[signum]
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -67,12 +101,17 @@ def main() -> None:
     logging.basicConfig(format="hpt: %(message)s", level=logging.INFO, stream=sys.stderr)
 
 
-def _today(ctx: click.Context, param: click.Parameter, value: Any) -> date | None:
-    return value.date() if value is not None else None
+def _today(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise click.BadParameter(f"expected a date such as 2026-11-01, got {value!r} ({e})") from None
 
 
 _today_option = click.option(
-    "--today", type=click.DateTime(["%Y-%m-%d"]), callback=_today, metavar="YYYY-MM-DD",
+    "--today", callback=_today, metavar="YYYY-MM-DD",
     help="Pretend it is this date: picks automatic periods and the --quick month [default: today].")
 _quick_option = click.option("--quick", is_flag=True,
                              help="Screen: one period of the last whole month of data, at most 20 epochs.")
@@ -159,7 +198,7 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
     sys.exit(summary.exit_code)
 
 
-@main.command(epilog=EPILOG)
+@main.command(epilog=CHECK_EPILOG)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--sink", help="Results location (folder, gs:// or s3://) to check for trials already done.")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Trials to list.")
@@ -191,7 +230,8 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
               help="At most this many rounds; a round follows when the best lr sits at an edge of its range.")
 @click.option("--lr-range", type=(float, float), metavar="LOW HIGH",
               help="The first round's lr range instead of the architecture's built-in one.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the search: the lr_decay, lr_patience and patience values drawn (round N uses SEED+N-1).")
 @_run_options
 @_quick_option
 @_today_option
@@ -267,7 +307,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     trials = trials if trials is not None else expand(spec)
     s = spec.search
     shape = f"{plural(len(trials.configs), 'config')} x {plural(len(trials.periods), 'period')}"
-    click.echo(f"{spec.name}: {len(trials)} trials = {shape} "
+    click.echo(f"{spec.name}: {plural(len(trials), 'trial')} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
                + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
     rule = f" (auto: {json.dumps(spec.period_rule.to_json()['auto'])}, drawn for {spec.today:%Y-%m})" \
@@ -280,21 +320,22 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
         click.echo(f"tuned: {name} {shown}")
     location = results_location(spec, sink)
     done: set[str] = set()
+    unchecked = ""
     try:
         store = ResultStore(open_sink(location))
         done = store.done()
-    except HptError:
-        pass
+    except HptError as e:
+        unchecked = f" (could not check which trials are done: {str(e).splitlines()[0]})"
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         mark = "  (done)" if t.trial_id in done else ""
         click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  {format_params(t.tuned_params)}{mark}")
     if len(trials) > limit:
         click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
-    click.echo(f"results: {location}" + (f" ({len(done)} trials already done)" if done else ""))
+    click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 
 
-@main.command(epilog=EPILOG)
+@main.command(epilog=CHECK_EPILOG)
 @click.argument("spec_paths", metavar="SPEC...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(spec_paths: tuple[str, ...]) -> None:
     """Check specs and their data without training; exit 0 when all are valid, 2 otherwise.
@@ -319,7 +360,7 @@ def validate(spec_paths: tuple[str, ...]) -> None:
         raise _Exit(lines, 2)
 
 
-@main.command(epilog=EPILOG)
+@main.command()
 @click.argument("names", nargs=-1)
 def archs(names: tuple[str, ...]) -> None:
     """List the architectures, their hyperparameters, defaults and auto ranges.
@@ -348,7 +389,7 @@ def archs(names: tuple[str, ...]) -> None:
             click.echo(f"  {p.name:<13} default {json.dumps(p.default):<8} {p.help}")
 
 
-@main.command(epilog=EPILOG)
+@main.command(epilog=CHECK_EPILOG)
 @click.argument("uri")
 @click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Configs to list (0: all).")
@@ -377,6 +418,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
     """
     from hpt.results import default_metric, load_results, render, summarise
 
+    _check_where(where)
     if plot_dir:
         from hpt.plots import require_matplotlib
 
@@ -391,7 +433,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         click.echo("plots: " + (", ".join(paths) or "none (no ok trials to plot)"), err=fmt != "table")
 
 
-@main.command(epilog=EPILOG)
+@main.command(epilog="Exit codes: 0 printed, 1 no config has run every period yet, 2 bad input.")
 @click.argument("uri")
 @click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
 @click.option("--where", "where", metavar="EXPR", help="Only rows where EXPR holds (pandas syntax; parameters by name).")
@@ -406,19 +448,27 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
       hpt best hpt-results/lstm-demo
       hpt best hpt-results/lstm-demo --metric val_mae > best.json
     """
+    from hpt.progress import plural
     from hpt.results import best_params, default_metric, load_results, summarise
 
+    _check_where(where)
     summary = summarise(load_results(uri), metric or default_metric(uri), where=where, compare=0, uri=uri)
     params = best_params(summary)
     r = summary.main
     top = r.best
     assert top is not None  # best_params raised otherwise
-    click.echo(f"best config {top['config_id']}: mean {summary.metric}={top['mean']:.4g} over {top['periods_run']} "
-               f"period(s), won {top['periods_won']}" + ("; from screening rows" if r is summary.screening else ""), err=True)
+    click.echo(f"best config {top['config_id']}: mean {summary.metric}={top['mean']:.4g} over "
+               f"{plural(top['periods_run'], 'period')}, best in {top['periods_won']} of them"
+               + ("; from screening rows" if r is summary.screening else ""), err=True)
     click.echo(json.dumps(params))
 
 
-@main.command(epilog=EPILOG)
+def _check_where(where: str | None) -> None:
+    if where is not None and not where.strip():
+        raise click.BadParameter("empty expression; leave --where out to keep every row", param_hint="--where")
+
+
+@main.command(epilog="Exit codes: 0 done, 1 the location did not answer, 2 bad input or nothing there.")
 @click.argument("target", metavar="SPEC_OR_URI")
 @click.option("--sink", help="With a SPEC: the results location it was run with, when not its own sink.")
 def sync(target: str, sink: str | None) -> None:
@@ -439,12 +489,16 @@ def sync(target: str, sink: str | None) -> None:
     from hpt.store import ResultStore
 
     uri = target
-    if "://" not in target and target.endswith(".json") and os.path.isfile(target):
+    if "://" not in target and (target.endswith(".json") or os.path.isfile(target)):
         from hpt.spec import load_spec
 
         uri = results_location(load_spec(target), sink)
+    if "://" not in uri and not os.path.isdir(uri):
+        raise InputError(f"{uri}: no such results folder")
     store = ResultStore(open_sink(uri))
     report = store.sync()
+    if not (report.rows or report.delivered):
+        raise InputError(f"{store.uri}: no results there and none waiting in the local journal for it")
     click.echo(f"{store.uri}: {report.delivered} waiting result(s) delivered from the local journal, "
                f"{report.repaired} row(s) added to results.csv; it now has {report.rows} row(s)")
 

@@ -160,7 +160,7 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
     dup = frame.index[frame.index.duplicated()]
     if len(dup):
         raise DataError("data.time_column",
-                        f'{len(dup)} duplicated timestamps in "{time_column}" (first: {dup[0]}); '
+                        f'{len(dup)} duplicated timestamp{"s" if len(dup) > 1 else ""} in "{time_column}" (first: {dup[0]}); '
                         "aggregate or remove them")
     missing = frame.isna().any(axis=1)
     if missing.any():

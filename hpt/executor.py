@@ -200,8 +200,13 @@ class Executor:
         return _SIGNAL_EXIT.get(signal.Signals(self.interrupted_by), 130) if self.interrupted_by else 0
 
     def run(self, trials: Iterable[Trial], on_result: Callable[[TrialResult], None],
-            on_start: Callable[[Trial, Slot], None] | None = None) -> None:
-        """Run every trial (or until a signal); call `on_result` once per trial that started."""
+            on_start: Callable[[Trial, Slot], None] | None = None,
+            on_interrupt: Callable[[str], None] | None = None) -> None:
+        """Run every trial (or until a signal); call `on_result` once per trial that started.
+
+        `on_interrupt` is told, once, what a signal did (no new trials; how long the running
+        ones may take).
+        """
         ctx = mp.get_context("spawn")
         previous = {s: signal.signal(s, self._on_signal) for s in _SIGNAL_EXIT}
         pending: Iterator[Trial] = iter(trials)
@@ -226,7 +231,13 @@ class Executor:
                 if not busy:
                     break
                 if self.interrupted_by is not None:
-                    deadline = deadline if deadline is not None else time.monotonic() + self.grace
+                    if deadline is None:
+                        deadline = time.monotonic() + self.grace
+                        if on_interrupt is not None:
+                            on_interrupt(f"{signal.Signals(self.interrupted_by).name}: no new trials; "
+                                         f"{len(busy)} running {'trial gets' if len(busy) == 1 else 'trials get'} up to "
+                                         f"{self.grace:g}s to finish (a second signal stops "
+                                         f"{'it' if len(busy) == 1 else 'them'} now)")
                     if self._signals > 1 or time.monotonic() >= deadline:
                         break
                 ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2))

@@ -47,6 +47,7 @@ class Reporter:
         self._t0 = time.monotonic()
         self._width = 1
         self._running: dict[str, str] = {}  # trial id -> "slot: params", shown beside the bar
+        self._stopping = False  # after a signal: no ETA, the rest will not run
 
     def line(self, text: str) -> None:
         if self._bar is not None:
@@ -68,6 +69,11 @@ class Reporter:
             self._running[trial.trial_id] = f"{slot.name}: {format_params(trial.tuned_params)}"
             self._bar.set_postfix_str(" | ".join(self._running.values()), refresh=True)
 
+    def interrupted(self, text: str) -> None:
+        """A signal stopped new launches: say so at once, and stop promising an ETA."""
+        self._stopping = True
+        self.line(text)
+
     def trial_done(self, result: TrialResult, done: int, total: int, objective: str) -> None:
         if self._bar is not None:
             self._running.pop(result.trial.trial_id, None)
@@ -85,7 +91,7 @@ class Reporter:
             detail = f"{score}  epochs={result.metrics.get('epochs')}  {took}"
         else:
             detail = result.error
-        eta_text = f"  ETA {format_duration(eta)}" if done < total else ""
+        eta_text = f"  ETA {format_duration(eta)}" if done < total and not self._stopping else ""
         self.line(f"[{done:>{self._width}}/{total}] {status:<11} {t.period.label}  "
                   f"{format_params(t.tuned_params)}  {detail}{eta_text}")
 

@@ -140,10 +140,10 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     where = (f"{plural(len(gpus), 'GPU')} ({', '.join(gpus)}), "
              + ("trials per GPU: auto" if per_gpu == "auto" else f"{plural(len(slots) // len(gpus), 'trial')} per GPU")
              if on_gpu else f"the CPU ({plural(len(slots), 'worker')}; no CUDA GPU in use)")
-    reporter.line(f"hpt {__version__}: {spec.name}: {len(plan)} trials ({plural(len(plan.configs), 'config')} x "
+    reporter.line(f"hpt {__version__}: {spec.name}: {plural(len(plan), 'trial')} ({plural(len(plan.configs), 'config')} x "
                   f"{plural(len(plan.periods), 'period')}) of {spec.architecture} on {where}")
     if skipped:
-        reporter.line(f"skipping {skipped} trials already done at {sink.uri} (--force reruns them)")
+        reporter.line(f"skipping {plural(skipped, 'trial')} already done at {sink.uri} (--force reruns them)")
     reporter.line(f"results: {sink.uri}")
 
     columns = spec.columns
@@ -162,7 +162,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     executor = Executor(frame, slots, spec.objective, grace=options.grace, grow=packer)
     status = "failed"
     try:
-        executor.run(iter(todo), on_result, on_start=reporter.trial_started)
+        executor.run(iter(todo), on_result, on_start=reporter.trial_started, on_interrupt=reporter.interrupted)
         status = "interrupted" if executor.interrupted_by else "finished"
     finally:
         reporter.close()

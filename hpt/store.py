@@ -208,7 +208,7 @@ class ResultStore:
         in_csv = set(_parse_csv(got)) if got else set()
         missing = [k for k in self.sink.list("rows/") if k.removeprefix("rows/").removesuffix(".json") not in in_csv]
         repaired = [r for r in (_parse_row(self.sink.read(k)) for k in missing) if r is not None]
-        if repaired or got is None:
+        if repaired:
             self._merge_csv(repaired)
         final = self.sink.read(RESULTS_CSV)
         return SyncReport(delivered, len(repaired), len(_parse_csv(final)) if final else 0)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from hpt.model_io import load_model
 from tests.conftest import ROOT, tiny_spec
@@ -100,13 +101,16 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
     assert (table["status"] == "ok").sum() >= 1
     assert (table["status"] == "interrupted").sum() == 1
     assert "interrupted" in stdout and "run the same command again" in stdout
+    assert "SIGINT: no new trials; 1 running trial gets up to 0s to finish" in stdout
+    interrupted_line = next(line for line in stdout.splitlines() if " interrupted " in line)
+    assert "ETA" not in interrupted_line
     record = json.loads(next((sink / "runs").glob("*.json")).read_text())
     assert record["status"] == "interrupted"
     done = int((table["status"] == "ok").sum())
 
     rerun = cli("run", str(spec), "--sink", str(sink))
     assert rerun.returncode == 0
-    assert f"skipping {done} trials already done" in rerun.stdout
+    assert f"skipping {done} trial" in rerun.stdout and "already done" in rerun.stdout
     final = _csv(sink)
     assert len(final) == 6 and (final["status"] == "ok").all()
 
@@ -119,11 +123,25 @@ def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: A
     _wait_for_rows(sink, 1, proc)
     time.sleep(0.5)  # the next trial is under way
     os.killpg(proc.pid, signal.SIGTERM)  # what Jenkins sends on abort, to the whole process tree
-    proc.communicate(timeout=120)
+    stdout, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143
+    assert "SIGTERM: no new trials; 1 running trial gets up to 120s to finish" in stdout
     table = _csv(sink)
     assert len(table) >= 2 and (table["status"] == "ok").all()  # the running trial was let finish; none started after
     assert len(table) < 6
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_starting_up_exits_with_its_code_and_one_line(write_spec: Any, tmp_path: Path,
+                                                                    signum: int, code: int) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(_slow_spec(write_spec)), "--sink",
+                             str(tmp_path / "res")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # importing, reading the data, starting workers: before any trial finished
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stdout + stderr
+    assert "Traceback" not in stderr and "Aborted!" not in stderr
+    assert "interrupted" in stdout + stderr
 
 
 BUILDER = '''

@@ -9,6 +9,7 @@ in one request, where GCS always enforces the precondition.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from typing import Any
@@ -38,6 +39,9 @@ class GCSSink(BucketSink):
     def __init__(self, bucket: str, prefix: str = "") -> None:
         storage = _import_storage()
         super().__init__(bucket, prefix)
+        # google.auth warns about each credential source it tries in turn; when none works,
+        # hpt's own one-line error says what is missing.
+        logging.getLogger("google.auth").setLevel(logging.ERROR)
         timeout = env_float("HPT_SINK_TIMEOUT", 60.0)
         self._timeout = (min(timeout, 10.0), timeout)
         try:

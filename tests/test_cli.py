@@ -1,0 +1,59 @@
+"""The command line itself: one `hpt: error:` line and exit code 2 for every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _error_line(done: Any) -> str:
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and lines[0].startswith("hpt: error: "), done.stderr
+    return str(lines[0])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["plan", "specs/lstm.json", "--today", "2026-02-30"], "--today"),
+    (["plan", "specs/lstm.json", "--today", "next week"], "expected a date such as 2026-11-01"),
+    (["frob"], "No such command 'frob'"),
+    (["run"], "Missing argument 'SPEC'"),
+    (["run", "specs/lstm.json", "--workers", "0"], "--workers"),
+    (["run", "specs/lstm.json", "--device", "tpu"], "--device"),
+    (["results", "hpt-results/x", "--top", "-1"], "--top"),
+    (["results", "hpt-results/x", "--where", " "], "--where: empty expression"),
+    (["best", "hpt-results/x", "--where", ""], "--where: empty expression"),
+])
+def test_usage_errors_are_one_line(cli: Any, args: list[str], words: str) -> None:
+    line = _error_line(cli(*args))
+    assert words in line
+    if args[0] != "frob":
+        assert f"see 'hpt {args[0]} --help'" in line
+
+
+def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(cli: Any, tmp_path: Path) -> None:
+    line = _error_line(cli("run", str(ROOT / "specs" / "lstm.json"), "--sink", "s3:/bucket/x", cwd=tmp_path))
+    assert "s3:/bucket/x: not a valid location (did you mean s3://bucket/x?)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(cli: Any, tmp_path: Path) -> None:
+    missing_spec = tmp_path / "nosuch.json"
+    assert "spec file not found" in _error_line(cli("sync", str(missing_spec)))
+    assert "no such results folder" in _error_line(cli("sync", str(tmp_path / "nodir")))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no results there" in _error_line(cli("sync", str(empty)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
+
+
+def test_plan_says_when_it_cannot_look_at_the_results_location(cli: Any, tmp_path: Path) -> None:
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_DEFAULT_REGION": "us-east-1", "HPT_SINK_RETRIES": "1", "HPT_SINK_TIMEOUT": "2"}
+    done = cli("plan", "specs/lstm.json", "--sink", "s3://some-bucket/x", "--limit", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "results: s3://some-bucket/x (could not check which trials are done: " in done.stdout
