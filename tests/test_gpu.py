@@ -1,0 +1,54 @@
+"""The GPU pool for real, on the CUDA GPUs of this machine; skipped where there is none.
+
+Without a GPU the pool is tested with injected GPU lists (tests/test_executor.py); these
+tests run the same code paths on real devices: pinning, packing, mixed precision, the
+memory columns of the rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+from hpt.executor import visible_gpus
+from tests.conftest import tiny_spec
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _lstm_spec(write_spec: Any, **training: Any) -> Path:
+    return write_spec(tiny_spec(architecture="lstm", parameters={"lr": [0.001, 0.003, 0.01], "hidden_size": [16]},
+                                training={"epochs": 3, **training}))
+
+
+def test_trials_run_on_every_gpu_two_per_gpu_in_bf16(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    done = cli("run", str(_lstm_spec(write_spec, amp="bf16")), "--sink", str(tmp_path / "r"), "--trials-per-gpu", "2")
+    assert done.returncode == 0, done.stderr
+    gpus = visible_gpus()
+    assert f"{len(gpus)} GPU" in done.stdout and "2 trials per GPU" in done.stdout
+    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert len(table) == 6 and (table["status"] == "ok").all(), table[["status", "error"]]
+    assert table["device"].str.contains(torch.cuda.get_device_name(0), regex=False).all()
+    slots = set(table["device"].str.split(" ").str[0])
+    assert slots <= {f"gpu{g}{k}" for g in gpus for k in ("", ".1")}
+    assert (table["gpu_mem_peak_mb"] > 0).all() and (table["gpu_mem_reserved_mb"] >= table["gpu_mem_peak_mb"]).all()
+
+
+def test_trials_per_gpu_auto_measures_a_trial_and_packs(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    done = cli("run", str(_lstm_spec(write_spec)), "--sink", str(tmp_path / "r"), "--trials-per-gpu", "auto")
+    assert done.returncode == 0, done.stderr
+    assert "--trials-per-gpu auto: a trial peaked at" in done.stdout and "trials per GPU (limited by" in done.stdout
+    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert (table["status"] == "ok").all()
+
+
+def test_gpus_narrows_the_pool(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    first = visible_gpus()[0]
+    done = cli("run", str(_lstm_spec(write_spec)), "--sink", str(tmp_path / "r"), "--gpus", first)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert set(table["device"].str.split(" ").str[0]) == {f"gpu{first}"}
