@@ -39,6 +39,7 @@ __all__ = ["RESULTS_CSV", "ResultStore", "SyncReport", "result_row", "to_csv"]
 RESULTS_CSV = "results.csv"
 _LEADING = ["run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end"]
 _TRAILING = ["device", "started_at", "finished_at", "error", "model_uri"]
+_DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")  # recorded for trials that ran on a GPU
 _CSV_ATTEMPTS = 40
 _CSV_EVERY = 10  # while uploads queue up, merge results.csv at least every this many rows
 log = logging.getLogger("hpt")
@@ -60,6 +61,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
     row.update(t.tags)
     row.update({f"param_{k}": v for k, v in t.tuned_params.items()})
     row.update({m: result.metrics.get(m) for m in metric_columns})
+    row.update({m: result.metrics[m] for m in _DEVICE_METRICS if m in result.metrics})
     row.update({"device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
                 "error": result.error, "model_uri": model_uri})
     return row
