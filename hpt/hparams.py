@@ -13,7 +13,7 @@ import pandas as pd
 
 from hpt.errors import show
 
-__all__ = ["HParam", "TRAINING", "parse_validation"]
+__all__ = ["Constraint", "HParam", "TRAINING", "parse_validation"]
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
@@ -69,6 +69,15 @@ class HParam:
             if too_low or too_high:
                 return f"expected {self.describe()}, got {show(value)}"
         return None
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A rule over several hyperparameters that no single one's range can say, e.g. that
+    ``d_model`` is a multiple of ``num_heads``; the spec checks it before anything trains."""
+
+    names: tuple[str, ...]  # the hyperparameters `check` reads; the first tuned one is blamed
+    check: Callable[[dict[str, Any]], str | None]  # values by name -> why they do not go together, or None
 
 
 def _num(x: float) -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
 from hpt.sinks import Sink, open_sink
+from hpt.sinks.local import LocalSink
 from hpt.store import RESULTS_CSV
 from hpt.trial import Status
 
@@ -51,6 +52,7 @@ _NOT_METRICS = {"run_id", "trial_id", "config_id", "status", "architecture", "fi
                 "device", "started_at", "finished_at", "error", "model_uri"}
 _MAX_TREND_VALUES = 12  # a numeric parameter with more distinct values (random search) is shown in bins
 _MAX_PROBLEMS_SHOWN = 20
+_ROW_COLUMNS = ("trial_id", "config_id", "status")  # without these a table is not trial rows
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -62,29 +64,82 @@ def load_results(uri: str) -> pd.DataFrame:
     ``results.csv`` is read, and any row object in ``rows/`` it does not have yet is added
     (the CSV is rebuilt after each trial, so it lags at most by the trial being written).
     Parameter columns keep their types: an integer stays an integer even where other
-    runs' rows have no value.
+    runs' rows have no value. When there are no rows, the error says what the location holds.
     """
     sink = open_sink(uri)
-    csv = sink.read(RESULTS_CSV)
-    frame = _read_csv(csv) if csv else pd.DataFrame()
-    keys = [k for k in sink.list("rows/") if k.endswith(".json")]
+    if isinstance(sink, LocalSink):
+        if not sink.root.exists():
+            raise InputError(f"{uri} does not exist")
+        if not sink.root.is_dir():
+            raise InputError(f"{uri} is a file, not a results folder (give the folder that hpt run wrote, "
+                             "e.g. hpt-results/<name>)")
+    found: list[str] = []  # what is there instead of rows, for the error
+    rows_url = sink.url("rows/").rstrip("/") + "/"
+    frame = _load_csv(sink, found)
+    try:
+        keys = [k for k in sink.list("rows/") if k.endswith(".json")]
+    except OSError as e:
+        keys = []
+        found.append(f"{rows_url} cannot be read: {e.strerror or e}")
+    else:
+        if not keys:
+            found.append("no rows/")
     if keys:
         ids = {k.removeprefix("rows/").removesuffix(".json"): k for k in keys}
-        if not frame.empty and "trial_id" in frame:
+        have: set[str] = set()
+        if not frame.empty:
+            listed = len(frame)
             frame = frame[frame["trial_id"].astype(str).isin(ids)]
             have = set(frame["trial_id"].astype(str))
-        else:
-            have = set()
+            if listed and not have:
+                found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
         extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have])
         if extra:
             frame = pd.concat([frame, _rows_frame(extra)], ignore_index=True) if not frame.empty else _rows_frame(extra)
-    if frame.empty or "status" not in frame or "config_id" not in frame:
-        raise InputError(f"no results at {uri} (no results.csv and no rows/)")
+        elif not have:
+            files = f"{len(keys)} .json file" + ("s" if len(keys) != 1 else "")
+            found.append(f"{rows_url} holds no readable trial rows ({files})")
+    if frame.empty:
+        raise InputError(f"no results at {uri}: {'; '.join(found)}")
     _restore_ints(frame, sink)
     if "fidelity" not in frame:
         frame["fidelity"] = "full"
     frame["fidelity"] = frame["fidelity"].fillna("full").astype(str)
     return frame.reset_index(drop=True)
+
+
+def _load_csv(sink: Sink, found: list[str]) -> pd.DataFrame:
+    """results.csv's trial rows, or an empty frame with what was wrong added to `found`."""
+    where = sink.url(RESULTS_CSV)
+    try:
+        data = sink.read(RESULTS_CSV)
+    except OSError as e:
+        found.append(f"{where} cannot be read: {e.strerror or e}")
+        return pd.DataFrame()
+    if data is None:
+        found.append(f"no {RESULTS_CSV}")
+        return pd.DataFrame()
+    if not data.strip():
+        found.append(f"{where} is empty")
+        return pd.DataFrame()
+    if b"\0" in data:
+        found.append(f"{where} is not a text file")
+        return pd.DataFrame()
+    try:
+        frame = _read_csv(data)
+    except UnicodeDecodeError:
+        found.append(f"{where} is not a text file")
+        return pd.DataFrame()
+    except ValueError as e:  # pandas' ParserError and EmptyDataError are ones
+        found.append(f"{where} is not a CSV file: {' '.join(str(e).split())}")
+        return pd.DataFrame()
+    missing = next((c for c in _ROW_COLUMNS if c not in frame), None)
+    if missing is not None:
+        found.append(f"{where} has no trial rows (no {missing} column)")
+        return pd.DataFrame()
+    if frame.empty:
+        found.append(f"{where} has no trial rows (only its header)")
+    return frame
 
 
 def _read_csv(data: bytes) -> pd.DataFrame:
@@ -116,10 +171,10 @@ def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
         if not all(isinstance(v, float) and v.is_integer() for v in values):
             continue
         tid = frame.loc[values.index[0], "trial_id"]
-        data = sink.read(f"rows/{tid}.json")
         try:
+            data = sink.read(f"rows/{tid}.json")
             original = json.loads(data).get(c) if data else None
-        except (json.JSONDecodeError, AttributeError):
+        except (OSError, ValueError, AttributeError):
             continue
         if isinstance(original, int) and not isinstance(original, bool):
             ints = [int(v) if p else None for v, p in zip(col, present, strict=True)]
@@ -140,12 +195,12 @@ def _typed(text: str) -> Any:
 def _read_rows(sink: Sink, keys: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
-        data = sink.read(key)
         try:
+            data = sink.read(key)
             row = json.loads(data) if data else None
-        except json.JSONDecodeError:
-            continue  # a damaged or foreign file is not a row
-        if isinstance(row, dict) and "trial_id" in row:
+        except (OSError, ValueError):
+            continue  # an unreadable, damaged or foreign file is not a row
+        if isinstance(row, dict) and all(c in row for c in _ROW_COLUMNS):
             rows.append(row)
     return rows
 

@@ -7,6 +7,7 @@ raised together as one :class:`~hpt.errors.SpecError`, before anything trains.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ import pandas as pd
 from hpt.architectures import Architecture, get_architecture
 from hpt.data import DataError, load_frame, resolve_data_path, window_problem
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
-from hpt.hparams import TRAINING, HParam
+from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 
 __all__ = [
@@ -63,6 +64,7 @@ _DATA = ("path", "time_column", "target", "features")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu")
 _SEARCH = ("strategy", "max_trials", "seed")
+_MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,7 @@ class _Parser:
         arch = None
         if architecture:
             try:
-                arch = get_architecture(architecture)
+                arch = get_architecture(architecture, self.base_dir)
             except InputError as e:
                 self.add("architecture", str(e))
         data = self.data(doc.get("data"))
@@ -263,6 +265,8 @@ class _Parser:
         search = self.search(doc.get("search", {}))
         training = self.training(doc.get("training", {}), arch)
         parameters = self.parameters(doc.get("parameters", {}), arch, search)
+        if arch is not None:
+            self.constraints(arch, doc.get("parameters"), parameters, training)
         if search.strategy == "auto" and arch is not None:
             # the architecture's built-in learning-rate ranges, unless the spec gives its own
             parameters = {**_auto_axes(arch), **parameters}
@@ -291,8 +295,9 @@ class _Parser:
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
             frame = load_frame(data.path, data.time_column, data.columns)
-        except DataError:
-            return ()  # reported by the data checks
+        except DataError as e:
+            self.add(e.json_path, e.message)
+            return ()
         try:
             periods = auto_periods(rule, *_span(frame), self.today)
         except ValueError as e:
@@ -495,6 +500,40 @@ class _Parser:
             if parsed is not None:
                 out[name] = parsed
         return out
+
+    def constraints(self, arch: Architecture, given: Any, parameters: dict[str, Axis],
+                    training: dict[str, Any]) -> None:
+        """Every combination of the values a constraint reads, each problem once per blamed value.
+
+        Only the axes a constraint names are crossed, so a large grid elsewhere costs nothing.
+        """
+        given = given if isinstance(given, dict) else {}
+        base = {**{n: p.default for n, p in TRAINING.items()}, **arch.defaults, **training}
+        for rule in arch.constraints:
+            if any(n in given and n not in parameters for n in rule.names):
+                continue  # that axis is already reported as invalid
+            if any(isinstance(parameters.get(n), Distribution) for n in rule.names):
+                continue  # sampled values cannot be listed; the builder's own error catches them
+            axes = {n: list(a) if isinstance(a := parameters.get(n), tuple) else [base.get(n)] for n in rule.names}
+            if math.prod(len(v) for v in axes.values()) > _MAX_CONSTRAINT_COMBINATIONS:
+                continue
+            self.constraint(rule, axes, [n for n in rule.names if n in parameters], training)
+
+    def constraint(self, rule: Constraint, axes: dict[str, list[Any]], tuned: list[str],
+                   training: dict[str, Any]) -> None:
+        blamed = set()
+        for indices in itertools.product(*(range(len(v)) for v in axes.values())):
+            at = dict(zip(axes, indices, strict=True))
+            msg = rule.check({n: axes[n][i] for n, i in at.items()})
+            if msg is None:
+                continue
+            if tuned:
+                where = f"parameters.{tuned[0]}[{at[tuned[0]]}]"
+            else:
+                where = next((f"training.{n}" for n in rule.names if n in training), "architecture")
+            if where not in blamed:
+                blamed.add(where)
+                self.add(where, msg)
 
     def axis(self, axis: Any, hp: HParam, where: str, strategy: str) -> Axis | None:
         if isinstance(axis, list):

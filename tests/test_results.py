@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -283,11 +284,61 @@ def test_bad_input_is_one_line_and_exit_2(four_configs: str, args: list[str], me
 
 
 def test_empty_location_is_exit_2(tmp_path: Path) -> None:
-    for uri in (str(tmp_path), str(tmp_path / "missing")):
-        out = results_cli("results", uri)
-        assert out.exit_code == 2 and out.stderr == f"hpt: error: no results at {uri} (no results.csv and no rows/)\n"
+    out = results_cli("results", str(tmp_path))
+    assert out.exit_code == 2 and out.stderr == f"hpt: error: no results at {tmp_path}: no results.csv; no rows/\n"
     out = results_cli("best", str(tmp_path))
     assert out.exit_code == 2
+
+
+def _only(folder: Path, name: str, data: bytes) -> None:
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+
+
+# (case id, what the folder holds, the error after "hpt: error: "; {d} is the folder)
+NOT_RESULTS: list[tuple[str, Callable[[Path], Any], str]] = [
+    ("missing folder", lambda d: d.rmdir(), "{d} does not exist"),
+    ("a file", lambda d: (d.rmdir(), d.write_text("{}")), "{d} is a file, not a results folder"),
+    ("foreign csv", lambda d: _only(d, "results.csv", b"a,b\n1,2\n"),
+     "no results at {d}: {d}/results.csv has no trial rows (no trial_id column); no rows/"),
+    ("binary csv", lambda d: _only(d, "results.csv", bytes(range(256)) * 8),
+     "no results at {d}: {d}/results.csv is not a text file; no rows/"),
+    ("empty csv", lambda d: _only(d, "results.csv", b"\n"), "no results at {d}: {d}/results.csv is empty; no rows/"),
+    ("header only", lambda d: _only(d, "results.csv", b"run_id,trial_id,config_id,status\n"),
+     "no results at {d}: {d}/results.csv has no trial rows (only its header); no rows/"),
+    ("csv unreadable", lambda d: (d / "results.csv").mkdir(), "no results at {d}: {d}/results.csv cannot be read: "),
+    ("corrupt rows", lambda d: (_only(d, "rows/a.json", b"{bad"), _only(d, "rows/b.json", b'{"x": 1}')),
+     "no results at {d}: no results.csv; {d}/rows/ holds no readable trial rows (2 .json files)"),
+]
+
+
+@pytest.mark.parametrize("make, message", [c[1:] for c in NOT_RESULTS], ids=[c[0] for c in NOT_RESULTS])
+def test_a_location_without_rows_says_what_it_holds(tmp_path: Path, make: Callable[[Path], Any], message: str) -> None:
+    folder = tmp_path / "res"
+    folder.mkdir()
+    make(folder)
+    for command in ("results", "best"):
+        out = results_cli(command, str(folder))
+        assert out.exit_code == 2 and out.stdout == "", out.output
+        assert out.stderr.startswith("hpt: error: " + message.format(d=folder)), out.stderr
+        assert len(out.stderr.splitlines()) == 1
+
+
+def test_a_spec_given_to_results_is_bad_input_not_a_crash() -> None:
+    done = hpt_cli("results", "specs/lstm.json")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("hpt: error: specs/lstm.json is a file, not a results folder")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_results_csv_is_named(tmp_path: Path) -> None:
+    _only(tmp_path, "results.csv", b"run_id,trial_id,config_id,status\nr,t,c,ok\n")
+    (tmp_path / "results.csv").chmod(0)
+    out = results_cli("results", str(tmp_path))
+    assert out.exit_code == 2
+    assert out.stderr == (f"hpt: error: no results at {tmp_path}: {tmp_path}/results.csv cannot be read: "
+                          "Permission denied; no rows/\n")
 
 
 def test_default_metric_is_the_runs_objective(four_configs: str) -> None:

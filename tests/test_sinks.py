@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from hpt.errors import InputError
 from hpt.periods import Period
 from hpt.sinks import Sink, SinkAccessError, open_sink, redact
 from hpt.sinks.local import LocalSink
@@ -168,6 +169,31 @@ def test_sync_adds_rows_missing_from_results_csv(sink: Sink) -> None:
     report = ResultStore(sink).sync()
     assert (report.repaired, report.rows) == (1, 2)
     assert set(pd.read_csv(io.BytesIO(sink.read(RESULTS_CSV) or b""))["trial_id"]) == {"a0000", "b0001"}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_local_files_get_the_mode_a_plain_open_gives(tmp_path: Path, umask: int) -> None:
+    """A shared results folder stays readable to whom the umask allows, not only to its writer."""
+    old = os.umask(umask)
+    try:
+        sink = LocalSink(tmp_path / "results")
+        ResultStore(sink).record(_result(0, "a"), "run-a", ["val_mse"])
+        ResultStore(sink).write_run("run-a", {"run_id": "run-a"})
+        sink.write_if("extra.txt", b"1", None)
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(sink.root)): oct(p.stat().st_mode & 0o777) for p in sink.root.rglob("*") if p.is_file()}
+    assert {k.split("/")[0] for k in modes} == {"results.csv", "rows", "models", "curves", "runs", "extra.txt"}
+    assert modes == dict.fromkeys(modes, oct(0o666 & ~umask))
+
+
+def test_local_sink_on_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(InputError, match=f"^cannot write results to {afile}: it is a file, not a folder$"):
+        LocalSink(afile).check_writable()
+    with pytest.raises(InputError, match=f"^cannot write results to {afile}/sub: {afile} is a file"):
+        LocalSink(afile / "sub").check_writable()
 
 
 # ---------------------------------------------------------------- remote-only behaviour

@@ -32,6 +32,9 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("missing architecture", _with(architecture=None), "architecture", "missing"),
     ("unknown architecture", _with(architecture="transformerz"), "architecture", "known: mlp, lstm"),
     ("builder module missing", _with(architecture="no_such_pkg.models:build"), "architecture", "no_such_pkg"),
+    ("builder module missing says where", _with(architecture="no_such_mod:build"), "architecture",
+     'cannot import module "no_such_mod" for builder "no_such_mod:build": put no_such_mod.py next to the spec '
+     "or on PYTHONPATH"),
     ("missing data", _with(data=None), "data", "missing"),
     ("data not an object", _with(data="file.csv"), "data", "expected an object"),
     ("missing target", {**tiny_spec(), "data": {"path": DATA["path"], "time_column": "ts"}}, "data.target", "missing"),
@@ -75,6 +78,10 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
      "date_ranges[1]", "twice"),
     ("period outside data", _with(date_ranges=[["2016-01-01", "2016-03-01"]]), "date_ranges[0]", "outside the data"),
     ("period too short", _with(date_ranges=[["2013-01-01", "2013-01-02"]]), "date_ranges[0]", "too few"),
+    ("heads do not divide d_model", _with(architecture="attention", parameters={"d_model": [32, 30], "num_heads": [4]}),
+     "parameters.d_model[1]", "d_model 30 is not a multiple of num_heads 4"),
+    ("tuned heads against default d_model", _with(architecture="attention", parameters={"num_heads": [4, 5]}),
+     "parameters.num_heads[1]", "d_model 32 is not a multiple of num_heads 5"),
     ("period too short for tuned lookback", _params(lookback=[24, 400]), "date_ranges[0]", "lookback 400"),
     ("both date keys", {**tiny_spec(), "date-range": [["2013-01-01", "2013-02-01"]]}, "date-range", "keep one"),
     ("unknown metric", _with(metrics=["mse", "r2"]), "metrics[1]", 'unknown metric "r2"'),
@@ -158,3 +165,41 @@ def test_relative_data_path_is_read_from_the_spec_folder(tmp_path: Path) -> None
     (folder / "spec.json").write_text(json.dumps(doc))
     spec = load_spec(folder / "spec.json")
     assert spec.data.path == str(folder / "data" / "w.csv")
+
+
+def test_constraint_reports_each_bad_value_once_and_crosses_only_its_own_axes(write_spec: Any) -> None:
+    big = {"lr": [i / 1e4 + 1e-5 for i in range(1000)], "weight_decay": [i / 10 for i in range(1000)],
+           "seed": list(range(1000))}  # 10^9 configs: the constraint must not cross these
+    doc = tiny_spec(architecture="attention", parameters={**big, "d_model": [30, 32, 50], "num_heads": [4, 2]})
+    spec_file = write_spec(doc)
+    with pytest.raises(SpecError) as info:
+        load_spec(spec_file)
+    assert info.value.lines() == [
+        f"{spec_file}: parameters.d_model[0]: d_model 30 is not a multiple of num_heads 4 (each head takes d_model / num_heads)",
+        f"{spec_file}: parameters.d_model[2]: d_model 50 is not a multiple of num_heads 4 (each head takes d_model / num_heads)",
+    ]
+    good = load_spec(write_spec(tiny_spec(architecture="attention", parameters={**big, "d_model": [32, 48]})))
+    assert good.parameters["d_model"] == (32, 48)
+
+
+def test_sampled_values_are_left_to_the_run(write_spec: Any) -> None:
+    doc = tiny_spec(architecture="attention", search={"strategy": "random", "max_trials": 2},
+                    parameters={"d_model": {"int": [30, 31]}, "num_heads": [4]})
+    assert load_spec(write_spec(doc)).parameters["d_model"] == Distribution("int", 30, 31)
+
+
+def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Path, cli: Any) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "my_spec_models.py").write_text(
+        "from torch import nn\n\n\n"
+        "def tiny_tcn(n_features, lookback, horizon, width=16, dropout=0.0):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.ReLU(),\n"
+        "                         nn.Dropout(dropout), nn.Linear(width, horizon))\n")
+    doc = tiny_spec(architecture="my_spec_models:tiny_tcn", parameters={"width": [4, 8]}, training={"epochs": 1},
+                    date_ranges=[["2013-01-01", "2013-01-15"]])
+    (folder / "spec.json").write_text(json.dumps(doc))
+    done = cli("run", str(folder / "spec.json"), "--sink", str(tmp_path / "res"), env={"PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "res" / "rows").glob("*.json"))]
+    assert [(r["status"], r["param_width"]) for r in sorted(rows, key=lambda r: r["param_width"])] == [("ok", 4), ("ok", 8)]

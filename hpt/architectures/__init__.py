@@ -5,19 +5,21 @@ and returns a ``torch.nn.Module`` mapping a batch ``(B, lookback, n_features)`` 
 ``(B, horizon)``. Built-in builders live in :mod:`hpt.architectures.models` and are imported
 only when a model is built, so validating and planning never import torch. A user's own
 builder is named ``"package.module:function"``; its keyword arguments with defaults are its
-hyperparameters.
+hyperparameters. Its module is imported from ``sys.path``, else from the spec's folder.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hpt.errors import InputError
-from hpt.hparams import HParam
+from hpt.hparams import Constraint, HParam
 
 __all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "get_architecture"]
 
@@ -34,6 +36,7 @@ class Architecture:
     description: str = ""
     # Built-in learning-rate ranges for `hpt auto`: name -> (low, high, scale).
     auto_ranges: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    constraints: tuple[Constraint, ...] = ()  # rules across hyperparameters, checked by the spec
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -60,6 +63,13 @@ def _dropout() -> HParam:
 
 def _layers(default: int = 1) -> HParam:
     return _p("num_layers", default, "int", low=1, high=8, help="stacked layers")
+
+
+def _heads_divide_d_model(p: dict[str, Any]) -> str | None:
+    d_model, heads = p["d_model"], p["num_heads"]
+    if d_model % heads:
+        return f"d_model {d_model} is not a multiple of num_heads {heads} (each head takes d_model / num_heads)"
+    return None
 
 
 _LR_RANGES = {
@@ -111,6 +121,7 @@ BUILTIN: dict[str, Architecture] = {
             ),
             "small transformer encoder with learned positions",
             {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
+            (Constraint(("d_model", "num_heads"), _heads_divide_d_model),),
         ),
         Architecture(
             "lstm-attention", "hpt.architectures.models:build_lstm_attention",
@@ -139,17 +150,33 @@ def _kind_of(default: Any) -> str:
     return "any"
 
 
-def get_architecture(name: str) -> Architecture:
-    """A built-in architecture by name, or a user builder named ``package.module:function``."""
+def get_architecture(name: str, folder: Path | None = None) -> Architecture:
+    """A built-in architecture by name, or a user builder named ``package.module:function``.
+
+    A builder's module that is not importable is looked for in `folder` (the spec's), which
+    then stays on ``sys.path``, so the worker processes, spawned later, import it too.
+    """
     if name in BUILTIN:
         return BUILTIN[name]
     if ":" not in name:
         known = ", ".join(BUILTIN)
         raise InputError(f'unknown architecture "{name}"; known: {known}, or "package.module:function"')
+    module_name = name.partition(":")[0]
     try:
-        fn = _resolve(name)
+        try:
+            fn = _resolve(name)
+        except ModuleNotFoundError as e:
+            if folder is None or not _is_own_module(e, module_name) or str(folder) in sys.path:
+                raise
+            sys.path.append(str(folder))  # appended: the folder's files never shadow installed modules
+            fn = _resolve(name)
     except ModuleNotFoundError as e:
-        raise InputError(f'cannot import module "{e.name}" for builder "{name}"') from None
+        if not _is_own_module(e, module_name):
+            raise InputError(f'cannot import module "{e.name}" for builder "{name}" (is it installed?)') from None
+        absent = str(e.name)
+        where = f"{absent.replace('.', '/')}.py" if absent == module_name else f"the package {absent.replace('.', '/')}/"
+        raise InputError(f'cannot import module "{absent}" for builder "{name}": put {where} next to the spec '
+                         "or on PYTHONPATH") from None
     except AttributeError:
         raise InputError(f'builder "{name}": no such function in its module') from None
     except Exception as e:  # a user's module may raise anything on import
@@ -166,6 +193,11 @@ def get_architecture(name: str) -> Architecture:
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     )
     return Architecture(name, name, hparams, (inspect.getdoc(fn) or "").split("\n")[0], dict(_LR_RANGES))
+
+
+def _is_own_module(e: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether the builder's module (or a package above it) is what is missing, not one it imports."""
+    return e.name is not None and (module_name == e.name or module_name.startswith(e.name + "."))
 
 
 def _takes_var_kwargs(params: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,10 @@ class LocalSink:
         self.uri = str(self.root)
 
     def check_writable(self) -> None:
+        blocker = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            what = "it is" if blocker == self.root else f"{blocker} is"
+            raise InputError(f"cannot write results to {self.root}: {what} a file, not a folder")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".hpt-check-"):
@@ -37,7 +42,7 @@ class LocalSink:
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        fd, tmp = _create_temp(path)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -49,7 +54,7 @@ class LocalSink:
     def read(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def list(self, prefix: str) -> list[str]:
@@ -66,7 +71,7 @@ class LocalSink:
         try:
             with open(self._path(key), "rb") as f:
                 return f.read(), _version(os.fstat(f.fileno()))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
@@ -81,6 +86,20 @@ class LocalSink:
                 return None
             self.write(key, data)
             return _version(path.stat())
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new file next to `path`, open for writing, with the mode a plain open() gives.
+
+    Not tempfile.mkstemp: its files are 0600, which hides a shared results folder from its other readers.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
 def _version(st: os.stat_result) -> str:
