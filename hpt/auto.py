@@ -70,8 +70,8 @@ def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
 
 def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, round_no: int = 1) -> Spec:
     """The spec of one round: the base's data, periods and training, the auto strategy's search space."""
-    arch = get_architecture(req.arch)
     doc, base_dir, source = _base_document(req)
+    arch = get_architecture(req.arch, base_dir or Path.cwd())  # a builder module next to the spec or here
     doc = dict(doc)
     if req.data or not req.base_spec:
         if req.data and not (req.target and req.time_column):

@@ -74,7 +74,8 @@ class _Group(click.Group):
             raise _Exit(e.lines(), e.exit_code) from None
         except HptError as e:
             raise _Exit(str(e).splitlines() or [type(e).__name__], e.exit_code) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit,
+                BrokenPipeError):  # a reader that went away (`hpt results ... | head`): click stops quietly
             raise
         except Exception as e:
             if os.environ.get("HPT_DEBUG"):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -138,3 +141,16 @@ def test_screen_check_runs_both_and_reports(write_spec: Any, cli: Any, tmp_path:
     rows = pd.read_csv(tmp_path / "res" / "results.csv")
     assert sorted(rows["fidelity"].value_counts().items()) == [("full", 6), ("quick", 3)]
     assert json.loads(json.dumps(list(rows["config_id"].unique()))) and rows["config_id"].nunique() == 3
+
+
+def test_auto_finds_a_builder_module_in_the_working_folder(tmp_path: Path) -> None:
+    (tmp_path / "my_cwd_models.py").write_text(
+        "from torch import nn\n\n\n"
+        "def flat(n_features, lookback, horizon, width=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n")
+    script = Path(sys.executable).parent / "hpt"  # the console script: unlike `python -m`, it puts no folder on sys.path
+    done = subprocess.run([str(script), "auto", "--arch", "my_cwd_models:flat", "--trials", "2", "--dry-run",
+                           "--today", "2026-11-01"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr
+    assert "6 trials = 2 configs x 3 periods" in done.stdout and "my_cwd_models:flat" in done.stdout
