@@ -76,8 +76,11 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
     if req.data or not req.base_spec:
         if req.data and not (req.target and req.time_column):
             raise InputError("--data needs --target and --time-column (the columns to forecast and of the times)")
-        doc["data"] = ({"path": str(Path(req.data).resolve()), "target": req.target, "time_column": req.time_column}
-                       if req.data else {"path": DEMO_DATA, "target": "y", "time_column": "ts"})
+        if req.data:
+            path = req.data if "://" in req.data else str(Path(req.data).resolve())  # a bucket URI stays as it is
+            doc["data"] = {"path": path, "target": req.target, "time_column": req.time_column}
+        else:
+            doc["data"] = {"path": DEMO_DATA, "target": "y", "time_column": "ts"}
     kept: dict[str, Any] = {}
     dropped = []
     for name, axis in (doc.get("parameters") or {}).items():

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
+from hpt.progress import plural
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 from hpt.store import RESULTS_CSV
@@ -550,7 +551,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
         notes.append("only screening (quick) rows so far: the ranking below is from them")
     missing = int((ok & frame[metric].isna()).sum())
     if missing:
-        notes.append(f"{missing} ok trial(s) have no {metric} value and are left out of the ranking")
+        notes.append(f"{plural(missing, 'ok trial')} without a {metric} value left out of the ranking")
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, full=full, screening=screening,
                    comparisons=compare_configs(main, compare), trends=parameter_trends(main_rows, metric, main.params),
                    problems=problems, missing_metric=missing, notes=notes)
@@ -568,7 +569,7 @@ def best_params(summary: Summary) -> dict[str, list[Any]]:
             raise HptError(f"no ok trials with {summary.metric} at {summary.uri}: nothing to choose from")
         lead = r.table.iloc[0]
         raise HptError(f"no config has run all {len(r.periods)} periods yet, so none is crowned best "
-                       f"(leading: {lead['config_id']} with {lead['periods_run']} period(s)); "
+                       f"(leading: {lead['config_id']} with {plural(lead['periods_run'], 'period')}); "
                        "finish the run, or narrow the periods with --where")
     return {p: [_plain(best[p])] for p in r.params if _plain(best[p]) is not None}
 
@@ -625,9 +626,10 @@ def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
         sec.notes.append(f"no config has run all {len(r.periods)} periods: none is crowned best")
     else:
         sec.notes.append(f"* best: {best['config_id']}  {_params_text(best, r.params)}  "
-                         f"mean {r.metric}={_num(best['mean'])}, won {best['periods_won']} of {len(r.periods)} periods")
+                         f"mean {r.metric}={_num(best['mean'])}, won {best['periods_won']} of {plural(len(r.periods), 'period')}")
     if n_partial:
-        sec.notes.append(f"{n_partial} partial config(s) missing periods: shown after the complete ones, never crowned best")
+        sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
+                         "never crowned best")
     sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
     return sec
 
@@ -684,7 +686,8 @@ def _trend_sections(s: Summary) -> list[_Section]:
 def _problem_section(s: Summary, limit: int) -> _Section:
     counts = ", ".join(f"{s.counts[k]} {k}" for k in ("failed", "diverged", "interrupted") if k in s.counts)
     others = ", ".join(f"{n} {k}" for k, n in s.counts.items() if k not in {x.value for x in Status})
-    sec = _Section(f"Not ranked: {len(s.problems)} trial(s) did not finish ok ({', '.join(x for x in (counts, others) if x)})",
+    what = ", ".join(x for x in (counts, others) if x)
+    sec = _Section(f"Not ranked: {plural(len(s.problems), 'trial')} did not finish ok ({what})",
                    ["status", "trial", "config", "fidelity", "period", "params", "error"])
     params = [c for c in s.problems.columns if c.startswith("param_")]
     shown = s.problems if limit <= 0 else s.problems.head(limit)
@@ -701,7 +704,7 @@ def _problem_section(s: Summary, limit: int) -> _Section:
 
 def _header(s: Summary) -> str:
     counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
-    parts = [f"{s.uri or 'results'}: {s.trials} trials ({counts})"]
+    parts = [f"{s.uri or 'results'}: {plural(s.trials, 'trial')} ({counts})"]
     if s.where:
         parts.append(f"where {s.where}")
     parts.append(f"metric {s.metric} (lower is better)")
@@ -711,11 +714,13 @@ def _header(s: Summary) -> str:
 def _sections(s: Summary, top: int) -> list[_Section]:
     secs = [_Section(_header(s), notes=list(s.notes))]
     if not s.full.table.empty:
-        secs.append(_ranking_section(s.full, f"Configs ranked by mean {s.metric} over {len(s.full.periods)} period(s) "
-                                             f"(full runs: {s.full.trials} ok trials, {len(s.full.table)} configs)", top))
+        secs.append(_ranking_section(s.full, f"Configs ranked by mean {s.metric} over {plural(len(s.full.periods), 'period')} "
+                                             f"(full runs: {plural(s.full.trials, 'ok trial')}, "
+                                             f"{plural(len(s.full.table), 'config')})", top))
     if not s.screening.table.empty:
-        secs.append(_ranking_section(s.screening, f"Screening (quick) rows, ranked apart: {s.screening.trials} ok trials, "
-                                                  f"{len(s.screening.table)} configs", top))
+        secs.append(_ranking_section(s.screening, f"Screening (quick) rows, ranked apart: "
+                                                  f"{plural(s.screening.trials, 'ok trial')}, "
+                                                  f"{plural(len(s.screening.table), 'config')}", top))
     if s.full.table.empty and s.screening.table.empty:
         secs.append(_Section("No ok trials to rank"))
     if s.comparisons:

@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from hpt.journal import Entry, Journal
+from hpt.progress import plural
 from hpt.sinks import Sink, SinkUnavailable, describe, env_float
 from hpt.trial import Status, TrialResult
 
@@ -230,7 +231,7 @@ class ResultStore:
         self.journal.close()
         if not waiting:
             return []
-        return [f"{waiting} finished trial(s) could not be delivered to {self.uri} in full: {error}",
+        return [f"{plural(waiting, 'finished trial')} could not be delivered to {self.uri} in full: {error}",
                 f"they are kept in the local journal {self.journal.dir}",
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
 

@@ -106,6 +106,9 @@ def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, cli:
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "r" / "results.csv")
     assert list(table["status"]) == ["ok", "ok"]
+    auto = cli("auto", "--arch", "mlp", "--data", data["path"], "--target", "y", "--time-column", "ts", "--trials", "2",
+               "--dry-run", "--today", "2026-11-01", env=env)
+    assert auto.returncode == 0 and "2 configs x 3 periods" in auto.stdout, auto.stderr
 
     for path, words in [(f"{scheme}://{bucket}/data/nothing.csv", f"no object at {scheme}://{bucket}/data/nothing.csv"),
                         (f"{scheme}://{bucket}/data/load.csv", 'no column "load"')]:
