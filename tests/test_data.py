@@ -41,7 +41,7 @@ def test_unsorted_rows_are_sorted_and_missing_targets_dropped(tmp_path: Path, ca
 
 def test_duplicated_timestamps_are_reported(tmp_path: Path) -> None:
     path = _csv(tmp_path, "t,y\n2020-01-01,1\n2020-01-01,2\n2020-01-02,3\n")
-    with pytest.raises(DataError, match="1 duplicated timestamps"):
+    with pytest.raises(DataError, match="1 duplicated timestamp in"):
         load_frame(path, "t", ("y",))
 
 
