@@ -2,25 +2,32 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
+PIP = $(BIN)/python -m pip install --quiet -c constraints.txt
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/hpt: pyproject.toml constraints.txt
+# The package and its own dependencies (enough for the demo) ...
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PIP) -e .
 	touch $@
 
-demo: $(BIN)/hpt
+# ... and the test tools, the local S3/GCS servers and the optional extras the tests cover.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
 	$(BIN)/hpt run specs/lstm.json --sink hpt-results/lstm-demo
 	$(BIN)/hpt results hpt-results/lstm-demo --top 5
 
-test: $(BIN)/hpt
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check hpt tests benchmarks
 	$(BIN)/mypy hpt
 	$(BIN)/pytest
 
-bench: $(BIN)/hpt
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/overhead.py
 
 clean:

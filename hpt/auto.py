@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -81,6 +82,7 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
             doc["data"] = {"path": path, "target": req.target, "time_column": req.time_column}
         else:
             doc["data"] = {"path": DEMO_DATA, "target": "y", "time_column": "ts"}
+    default_name = "auto-" + re.sub(r"[^A-Za-z0-9._-]+", "-", arch.name)  # names a results folder: no ":" of a builder
     kept: dict[str, Any] = {}
     dropped = []
     for name, axis in (doc.get("parameters") or {}).items():
@@ -94,12 +96,12 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
     if lr_range is not None:
         kept["lr"] = {"loguniform": list(lr_range)}
     doc.update(
-        name=f"{doc.get('name') or Path(req.base_spec).stem}-auto" if req.base_spec else f"auto-{arch.name}",
+        name=f"{doc.get('name') or Path(req.base_spec).stem}-auto" if req.base_spec else default_name,
         architecture=req.arch,
         search={"strategy": "auto", "max_trials": req.trials, "seed": req.seed + round_no - 1},
         parameters=kept,
     )
-    spec = parse_spec(doc, source=source, base_dir=base_dir, default_name=f"auto-{arch.name}", today=req.today)
+    spec = parse_spec(doc, source=source, base_dir=base_dir, default_name=default_name, today=req.today)
     return quick_spec(spec) if req.quick else spec
 
 

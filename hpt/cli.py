@@ -347,6 +347,7 @@ def validate(spec_paths: tuple[str, ...]) -> None:
     Example:
       hpt validate specs/*.json
     """
+    from hpt.progress import plural
     from hpt.spec import load_spec
 
     lines: list[str] = []
@@ -356,7 +357,7 @@ def validate(spec_paths: tuple[str, ...]) -> None:
         except SpecError as e:
             lines += e.lines()
             continue
-        click.echo(f"{path}: ok ({spec.architecture}, {len(spec.periods)} periods)")
+        click.echo(f"{path}: ok ({spec.architecture}, {plural(len(spec.periods), 'period')})")
     if lines:
         raise _Exit(lines, 2)
 

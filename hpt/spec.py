@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ __all__ = [
     "parse_spec",
     "quick_spec",
 ]
+
+log = logging.getLogger("hpt")
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int")
 STRATEGIES = ("grid", "random", "auto")
@@ -265,6 +268,8 @@ class _Parser:
         search = self.search(doc.get("search", {}))
         training = self.training(doc.get("training", {}), arch)
         parameters = self.parameters(doc.get("parameters", {}), arch, search)
+        for name in sorted(set(training) & set(parameters)):
+            log.warning("%s: training.%s is not used: parameters.%s tunes it", self.source, name, name)
         if arch is not None:
             self.constraints(arch, doc.get("parameters"), parameters, training)
         if search.strategy == "auto" and arch is not None:

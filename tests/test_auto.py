@@ -154,3 +154,8 @@ def test_auto_finds_a_builder_module_in_the_working_folder(tmp_path: Path) -> No
                           env={**os.environ, "PYTHONPATH": ""})
     assert done.returncode == 0, done.stderr
     assert "6 trials = 2 configs x 3 periods" in done.stdout and "my_cwd_models:flat" in done.stdout
+
+
+def test_auto_names_its_results_folder_without_the_builders_colon() -> None:
+    spec = auto_spec(AutoRequest(arch="hpt.architectures.models:build_mlp", trials=2, today=date(2026, 11, 1)))
+    assert spec.name == "auto-hpt.architectures.models-build_mlp"

@@ -203,3 +203,10 @@ def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "res" / "rows").glob("*.json"))]
     assert [(r["status"], r["param_width"]) for r in sorted(rows, key=lambda r: r["param_width"])] == [("ok", 4), ("ok", 8)]
+
+
+def test_a_training_value_the_search_tunes_is_named_as_unused(write_spec: Any, cli: Any) -> None:
+    out = cli("validate", str(write_spec(tiny_spec(training={"lr": 0.1}))))
+    assert out.returncode == 0, out.stderr
+    assert "training.lr is not used: parameters.lr tunes it" in out.stderr
+    assert "training.epochs" not in out.stderr
