@@ -297,6 +297,16 @@ def screen_check(spec_path: str, configs: int, top_k: int, today: date | None, *
     sys.exit(130 if result.interrupted else 0)
 
 
+def _where(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty expression; leave --where out to keep every row")
+    return value
+
+
+_where_option = click.option("--where", "where", metavar="EXPR", callback=_where,
+                             help="Only rows where EXPR holds (pandas syntax; parameters by name).")
+
+
 def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> None:
     from hpt.progress import format_params, plural
     from hpt.runner import results_location
@@ -395,7 +405,7 @@ def archs(names: tuple[str, ...]) -> None:
 @click.argument("uri")
 @click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Configs to list (0: all).")
-@click.option("--where", "where", metavar="EXPR", help="Only rows where EXPR holds (pandas syntax; parameters by name).")
+@_where_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
               show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
 @click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
@@ -420,7 +430,6 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
     """
     from hpt.results import default_metric, load_results, render, summarise
 
-    _check_where(where)
     if plot_dir:
         from hpt.plots import require_matplotlib
 
@@ -438,7 +447,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 @main.command(epilog="Exit codes: 0 printed, 1 no config has run every period yet, 2 bad input.")
 @click.argument("uri")
 @click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
-@click.option("--where", "where", metavar="EXPR", help="Only rows where EXPR holds (pandas syntax; parameters by name).")
+@_where_option
 def best(uri: str, metric: str | None, where: str | None) -> None:
     """Print the best config's parameters as JSON for the next spec's "parameters".
 
@@ -453,7 +462,6 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     from hpt.progress import plural
     from hpt.results import best_params, default_metric, load_results, summarise
 
-    _check_where(where)
     summary = summarise(load_results(uri), metric or default_metric(uri), where=where, compare=0, uri=uri)
     params = best_params(summary)
     r = summary.main
@@ -463,11 +471,6 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
                f"{plural(top['periods_run'], 'period')}, best in {top['periods_won']} of them"
                + ("; from screening rows" if r is summary.screening else ""), err=True)
     click.echo(json.dumps(params))
-
-
-def _check_where(where: str | None) -> None:
-    if where is not None and not where.strip():
-        raise click.BadParameter("empty expression; leave --where out to keep every row", param_hint="--where")
 
 
 @main.command(epilog="Exit codes: 0 done, 1 the location did not answer, 2 bad input or nothing there.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -69,7 +70,7 @@ def resolve_data_path(path: str, base: Path | None = None) -> str:
         scheme = path.split("://", 1)[0].lower()
         if scheme == "file":
             path = path.split("://", 1)[1]
-        elif scheme not in _BUCKET_SCHEMES or not path.split("://", 1)[1].strip("/").count("/"):
+        elif not is_bucket_uri(path) or "/" not in path.split("://", 1)[1].strip("/"):
             raise DataError("data.path", f"expected a file path, gs://bucket/key or s3://bucket/key, got {show(path)}")
         else:
             return path
@@ -120,7 +121,7 @@ def _download(uri: str) -> str:
         _download_dir = tempfile.mkdtemp(prefix="hpt-data-")
         atexit.register(shutil.rmtree, _download_dir, True)
     name = uri.rstrip("/").rsplit("/", 1)[-1]
-    local = Path(_download_dir) / f"{len(os.listdir(_download_dir))}-{name}"
+    local = Path(_download_dir) / f"{hashlib.sha256(uri.encode()).hexdigest()[:12]}-{name}"  # two buckets, one name
     local.write_bytes(data)
     return str(local)
 

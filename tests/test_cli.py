@@ -25,8 +25,8 @@ def _error_line(done: Any) -> str:
     (["run", "specs/lstm.json", "--workers", "0"], "--workers"),
     (["run", "specs/lstm.json", "--device", "tpu"], "--device"),
     (["results", "hpt-results/x", "--top", "-1"], "--top"),
-    (["results", "hpt-results/x", "--where", " "], "--where: empty expression"),
-    (["best", "hpt-results/x", "--where", ""], "--where: empty expression"),
+    (["results", "hpt-results/x", "--where", " "], "'--where': empty expression"),
+    (["best", "hpt-results/x", "--where", ""], "'--where': empty expression"),
 ])
 def test_usage_errors_are_one_line(cli: Any, args: list[str], words: str) -> None:
     line = _error_line(cli(*args))
