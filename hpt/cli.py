@@ -13,13 +13,12 @@ from typing import Any
 import click
 
 from hpt import __version__
-from hpt.errors import HptError, InputError, SpecError
+from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError
 
 __all__ = ["main"]
 
 EPILOG = "Exit codes: 0 done (some trials may have failed), 1 the run failed, 2 bad input, 130/143 interrupted."
 CHECK_EPILOG = "Exit codes: 0 fine, 2 bad input (every problem is listed, one line each)."
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class _Interrupted(BaseException):
@@ -62,7 +61,7 @@ class _Group(click.Group):
         except (click.Abort, KeyboardInterrupt, _Interrupted) as e:
             signum = signal.SIGTERM if isinstance(e, _Interrupted) else signal.SIGINT
             click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
-            code = _SIGNAL_EXIT[signum]
+            code = SIGNAL_EXIT[signum]
         finally:
             signal.signal(signal.SIGTERM, previous)
         sys.exit(code if isinstance(code, int) else 0)

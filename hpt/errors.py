@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HptError", "InputError", "Problem", "SpecError", "did_you_mean", "show"]
+__all__ = ["SIGNAL_EXIT", "HptError", "InputError", "Problem", "SpecError", "did_you_mean", "show"]
+
+# The exit code of a run stopped by a signal: Ctrl-C (130) or Jenkins' abort (143).
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class HptError(Exception):

@@ -21,11 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from hpt.errors import SIGNAL_EXIT
 from hpt.trial import Status, Trial, TrialResult, utcnow
 
 __all__ = ["AutoPacker", "Executor", "Slot", "cpu_slots", "gpu_slots", "visible_gpus"]
-
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ class Executor:
 
     @property
     def exit_code(self) -> int:
-        return _SIGNAL_EXIT.get(signal.Signals(self.interrupted_by), 130) if self.interrupted_by else 0
+        return SIGNAL_EXIT.get(signal.Signals(self.interrupted_by), 130) if self.interrupted_by else 0
 
     def run(self, trials: Iterable[Trial], on_result: Callable[[TrialResult], None],
             on_start: Callable[[Trial, Slot], None] | None = None,
@@ -208,7 +207,7 @@ class Executor:
         ones may take).
         """
         ctx = mp.get_context("spawn")
-        previous = {s: signal.signal(s, self._on_signal) for s in _SIGNAL_EXIT}
+        previous = {s: signal.signal(s, self._on_signal) for s in SIGNAL_EXIT}
         pending: Iterator[Trial] = iter(trials)
         workers = [_Worker(ctx, s, self.frame, self.objective) for s in self.slots]
         started: dict[int, str] = {}
