@@ -18,6 +18,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"  # stopped early by the scheduler: metrics so far, its curve, no model
 
 
 @dataclass(frozen=True)
