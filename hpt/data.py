@@ -33,6 +33,7 @@ __all__ = [
     "is_bucket_uri",
     "load_frame",
     "make_windows",
+    "period_fingerprint",
     "resolve_data_path",
     "split_index",
 ]
@@ -230,6 +231,20 @@ def split_index(index: pd.DatetimeIndex, validation: float | str) -> int:
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
     return frame.loc[(frame.index >= period.start) & (frame.index < period.end)]
+
+
+def period_fingerprint(frame: pd.DataFrame, period: Period) -> str:
+    """A digest of the rows a period trains and validates on: their times and values.
+
+    Trial ids include it, so data corrected inside a period reruns that period's trials,
+    while rows appended after it leave it (and its finished trials) as they were.
+    """
+    rows = period_rows(frame, period)
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, rows.columns)).encode())
+    digest.update(rows.index.to_numpy(dtype="datetime64[ns]").view(np.int64).tobytes())
+    digest.update(np.ascontiguousarray(rows.to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,

@@ -90,6 +90,7 @@ class ResultStore:
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
         self._csv: tuple[str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
         self._lock = threading.Lock()
+        self.stream = stream
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
         self._uploader: _Uploader | None = None
 
@@ -148,12 +149,17 @@ class ResultStore:
             for key, data in objects:
                 self.sink.write(key, data)
             if row is not None:
-                self._merge_csv([row])
+                if self.stream:  # the row is safe in rows/: merge results.csv in the background, in batches
+                    self._background().submit(_Written(row))
+                else:
+                    self._merge_csv([row])
             return
-        entry = self.journal.add(objects, row)
+        self._background().submit(self.journal.add(objects, row))
+
+    def _background(self) -> _Uploader:
         if self._uploader is None:
             self._uploader = _Uploader(self)
-        self._uploader.submit(entry)
+        return self._uploader
 
     def _deliver(self, entry: Entry) -> None:
         if not entry.delivered:
@@ -227,7 +233,10 @@ class ResultStore:
                 self.journal.close()
             return []
         waiting, error = self._uploader.close(env_float("HPT_FLUSH_TIMEOUT", 120.0))
-        assert self.journal is not None
+        if self.journal is None:
+            return [] if not waiting else [
+                f"{self.uri}: {RESULTS_CSV} could not be updated with {plural(waiting, 'finished trial')}: {error}",
+                f"their rows are in {self.sink.url('rows/')}; repair {RESULTS_CSV} with: hpt sync {self.uri}"]
         self.journal.close()
         if not waiting:
             return []
@@ -236,13 +245,25 @@ class ResultStore:
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
 
 
+@dataclass(frozen=True)
+class _Written:
+    """A row whose objects are already at a local location: only results.csv is left to update."""
+
+    row: dict[str, Any]
+    delivered = True
+
+    def remove(self) -> None:
+        pass
+
+
 class _Uploader:
-    """The background thread that delivers journal entries in order, then merges their rows into results.csv."""
+    """The background thread that delivers journal entries in order, then merges their rows into results.csv
+    (for a local folder the objects are written already: only the merge is left, in batches)."""
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
-        self.queue: deque[Entry] = deque()  # not yet delivered
-        self.unmerged: list[Entry] = []  # delivered, row not yet in results.csv
+        self.queue: deque[Entry | _Written] = deque()  # not yet delivered
+        self.unmerged: list[Entry | _Written] = []  # delivered, row not yet in results.csv
         self.cond = threading.Condition()
         self.closing = False
         self.abandon = False
@@ -251,7 +272,7 @@ class _Uploader:
         self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
         self.thread.start()
 
-    def submit(self, entry: Entry) -> None:
+    def submit(self, entry: Entry | _Written) -> None:
         with self.cond:
             self.queue.append(entry)
             self.cond.notify_all()
@@ -260,7 +281,8 @@ class _Uploader:
         with self.cond:
             entry = self.queue[0] if self.queue else None
         if entry is not None:
-            self.store._deliver(entry)
+            if isinstance(entry, Entry):
+                self.store._deliver(entry)
             with self.cond:
                 self.queue.popleft()
                 if entry.row is None:

@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from hpt.auto import LR_FAMILY, AutoRequest, auto_spec, next_range
+from hpt.auto import LR_FAMILY, AutoRequest, auto_spec
 from hpt.errors import SpecError
 from hpt.periods import AutoPeriods, auto_periods
+from hpt.scheduling.auto import next_range
 from hpt.screening import compare_rankings
 from hpt.search import expand
 from hpt.spec import load_spec, quick_spec

@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from hpt.backends.local import AutoPacker, Slot, choose_slots, gpu_slots
 from hpt.errors import InputError
-from hpt.executor import AutoPacker, Slot, gpu_slots
 from hpt.progress import Reporter
-from hpt.runner import RunOptions, choose_slots, run_spec
+from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
 from hpt.trial import Status, TrialResult
 from tests.conftest import tiny_spec
