@@ -34,7 +34,7 @@ from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data
 from hpt.store import ResultStore
-from hpt.trial import Finished, Progress, Started, Status, Trial, TrialResult, utcnow
+from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
 __all__ = ["RunOptions", "RunSummary", "drive", "local_backend", "results_location", "run_spec"]
 
@@ -128,9 +128,9 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     """Run the loop until the scheduler is done or a signal stops it; the exit code (0, 130, 143).
 
     `on_result(result)` stores each ended trial, the interrupted ones included. An error
-    raised while storing a result stops the loop and propagates; the trials then still
-    running are recorded ``interrupted`` on the way out, and an error doing that is logged,
-    never allowed to hide the first one.
+    raised while storing a result stops the loop and propagates; the results already polled
+    are stored and the trials still running recorded ``interrupted`` on the way out, and an
+    error doing that is logged, never allowed to hide the first one.
     """
     signals = _Signals()
     previous = {s: signal.signal(s, signals) for s in SIGNAL_EXIT}
@@ -139,6 +139,7 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     deadline: float | None = None
     exhausted = False
     total = scheduler.remaining() or 0
+    events: list[Event] = []
     reporter.start(total)
     failing = False
     try:
@@ -163,7 +164,9 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
                                          f"(a second signal stops {'it' if n == 1 else 'them'} now)")
                 if signals.count > 1 or time.monotonic() >= deadline:
                     break
-            for event in backend.poll(0.2):
+            events = backend.poll(0.2)
+            while events:
+                event = events.pop(0)
                 if isinstance(event, Started):
                     reporter.trial_started(event.trial, event.where)
                 elif isinstance(event, Progress):
@@ -184,7 +187,8 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for result in backend.close():
+        ended = [e.result for e in events if isinstance(e, Finished)]  # polled, not yet stored when it failed
+        for result in ended + backend.close():
             finished += 1
             try:
                 on_result(result)

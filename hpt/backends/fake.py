@@ -85,8 +85,6 @@ class FakeBackend:
 
     def _advance(self, r: _Running, events: list[Event]) -> TrialResult | None:
         s = r.script
-        if r.stop is not None:
-            return self._result(r, Status.PRUNED, r.stop)
         if s.status is Status.FAILED:
             return self._result(r, Status.FAILED, s.error or "scripted failure")
         r.epoch += 1
@@ -95,6 +93,8 @@ class FakeBackend:
                    "time_s": r.epoch * s.seconds_per_epoch}
         r.curve.append(metrics)
         events.append(Progress(r.trial, r.epoch, metrics))
+        if r.stop is not None:  # asked during this epoch: obeyed at its end, as a worker does
+            return self._result(r, Status.PRUNED, r.stop)
         if r.epoch < len(s.curve):
             return None
         return self._result(r, s.status, s.error)

@@ -50,7 +50,7 @@ class AutoScheduler(Scheduler):
         self._running: set[str] = set()
         self._inner: PlanScheduler | None = None
         self._finished = False
-        self.skipped = 0
+        self._skipped = 0  # in the rounds before this one
         self._start_round(lr_range)
 
     def _start_round(self, lr_range: LrRange) -> None:
@@ -61,6 +61,10 @@ class AutoScheduler(Scheduler):
         self._inner.restore(self._restored)
         self._ids = set(plan.trial_ids())
         self._announced = False
+
+    @property  # type: ignore[override]
+    def skipped(self) -> int:
+        return self._skipped + (self._inner.skipped if self._inner is not None and not self._finished else 0)
 
     def describe(self) -> str:
         assert self._inner is not None
@@ -86,7 +90,7 @@ class AutoScheduler(Scheduler):
                 return nxt
             if self._running:
                 return WAIT  # the round's last trials decide the next round
-            self.skipped += self._inner.skipped
+            self._skipped += self._inner.skipped
             self._decide()
         return DONE
 
