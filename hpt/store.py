@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -145,23 +145,22 @@ class ResultStore:
         self._put([(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())], None)
 
     def _put(self, objects: list[tuple[str, bytes]], row: dict[str, Any] | None) -> None:
-        if self.journal is None:
+        if self.journal is not None:  # remote: durable in the local journal first, then delivered
+            self._background().submit(self.journal.add(objects, row))
+        elif self.stream:  # a local folder: written, and results.csv merged in batches, off the dispatch thread
+            self._background().submit(_InMemory(objects, row))
+        else:
             for key, data in objects:
                 self.sink.write(key, data)
             if row is not None:
-                if self.stream:  # the row is safe in rows/: merge results.csv in the background, in batches
-                    self._background().submit(_Written(row))
-                else:
-                    self._merge_csv([row])
-            return
-        self._background().submit(self.journal.add(objects, row))
+                self._merge_csv([row])
 
     def _background(self) -> _Uploader:
         if self._uploader is None:
             self._uploader = _Uploader(self)
         return self._uploader
 
-    def _deliver(self, entry: Entry) -> None:
+    def _deliver(self, entry: Entry | _InMemory) -> None:
         if not entry.delivered:
             for key, data in entry.objects():
                 self.sink.write(key, data)
@@ -235,8 +234,8 @@ class ResultStore:
         waiting, error = self._uploader.close(env_float("HPT_FLUSH_TIMEOUT", 120.0))
         if self.journal is None:
             return [] if not waiting else [
-                f"{self.uri}: {RESULTS_CSV} could not be updated with {plural(waiting, 'finished trial')}: {error}",
-                f"their rows are in {self.sink.url('rows/')}; repair {RESULTS_CSV} with: hpt sync {self.uri}"]
+                f"{plural(waiting, 'finished trial')} could not be written to {self.uri}: {error}",
+                "run the same command again to train them again (finished trials that were written are kept)"]
         self.journal.close()
         if not waiting:
             return []
@@ -245,25 +244,33 @@ class ResultStore:
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
 
 
-@dataclass(frozen=True)
-class _Written:
-    """A row whose objects are already at a local location: only results.csv is left to update."""
+@dataclass
+class _InMemory:
+    """A finished trial's objects and row for a local folder, until the background thread writes them."""
 
-    row: dict[str, Any]
-    delivered = True
+    items: list[tuple[str, bytes]]
+    row: dict[str, Any] | None
+    delivered: bool = False
+
+    def objects(self) -> Iterator[tuple[str, bytes]]:
+        return iter(self.items)
+
+    def mark_delivered(self) -> None:
+        self.delivered = True
+        self.items = []
 
     def remove(self) -> None:
         pass
 
 
 class _Uploader:
-    """The background thread that delivers journal entries in order, then merges their rows into results.csv
-    (for a local folder the objects are written already: only the merge is left, in batches)."""
+    """The background thread that delivers entries in order (journal entries to a bucket, or a local
+    folder's objects), then merges their rows into results.csv, in batches while more are waiting."""
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
-        self.queue: deque[Entry | _Written] = deque()  # not yet delivered
-        self.unmerged: list[Entry | _Written] = []  # delivered, row not yet in results.csv
+        self.queue: deque[Entry | _InMemory] = deque()  # not yet delivered
+        self.unmerged: list[Entry | _InMemory] = []  # delivered, row not yet in results.csv
         self.cond = threading.Condition()
         self.closing = False
         self.abandon = False
@@ -272,7 +279,7 @@ class _Uploader:
         self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
         self.thread.start()
 
-    def submit(self, entry: Entry | _Written) -> None:
+    def submit(self, entry: Entry | _InMemory) -> None:
         with self.cond:
             self.queue.append(entry)
             self.cond.notify_all()
@@ -281,8 +288,7 @@ class _Uploader:
         with self.cond:
             entry = self.queue[0] if self.queue else None
         if entry is not None:
-            if isinstance(entry, Entry):
-                self.store._deliver(entry)
+            self.store._deliver(entry)
             with self.cond:
                 self.queue.popleft()
                 if entry.row is None:

@@ -11,6 +11,7 @@ it): the result is then ``pruned``, with the metrics and curve so far and no mod
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import math
 import os
@@ -261,7 +262,10 @@ class TrainContext:
 
 def _curve_csv(curve: list[dict[str, float]]) -> str:
     buf = io.StringIO()
-    pd.DataFrame(curve).to_csv(buf, index=False)
+    if curve:
+        writer = csv.DictWriter(buf, fieldnames=list(curve[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(curve)
     return buf.getvalue()
 
 

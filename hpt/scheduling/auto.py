@@ -51,6 +51,7 @@ class AutoScheduler(Scheduler):
         self._inner: PlanScheduler | None = None
         self._finished = False
         self._skipped = 0  # in the rounds before this one
+        self.skipped = 0
         self._start_round(lr_range)
 
     def _start_round(self, lr_range: LrRange) -> None:
@@ -62,10 +63,6 @@ class AutoScheduler(Scheduler):
         self._ids = set(plan.trial_ids())
         self._announced = False
 
-    @property  # type: ignore[override]
-    def skipped(self) -> int:
-        return self._skipped + (self._inner.skipped if self._inner is not None and not self._finished else 0)
-
     def describe(self) -> str:
         assert self._inner is not None
         return f"up to {self.rounds} rounds of {self._inner.describe()}"
@@ -74,6 +71,7 @@ class AutoScheduler(Scheduler):
         self._restored = rows
         assert self._inner is not None
         self._inner.restore(rows)
+        self.skipped = self._inner.skipped
 
     def remaining(self) -> int | None:
         return None if self._inner is None or self._finished else self._inner.remaining()
@@ -84,6 +82,7 @@ class AutoScheduler(Scheduler):
             if not self._announced:
                 self._announce()
             nxt = self._inner.suggest()
+            self.skipped = self._skipped + self._inner.skipped
             if nxt is not DONE:
                 if isinstance(nxt, Trial):
                     self._running.add(nxt.trial_id)
