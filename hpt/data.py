@@ -115,7 +115,7 @@ def _download(uri: str) -> str:
         raise DataError("data.path", f"no object at {uri} (check the bucket and key)") from None
     except SinkUnavailable:
         raise  # the storage did not answer: the run fails (exit 1), the spec is not at fault
-    except InputError as e:  # no such bucket, no permission or credentials, no client library
+    except InputError as e:  # no such bucket, no permission or credentials
         raise DataError("data.path", str(e)) from None
     global _download_dir
     if _download_dir is None:
