@@ -314,15 +314,16 @@ def main(argv: list[str] | None = None) -> int:
           f"N rows; medians of {runs} run(s)")
     print(f"  {'N rows':>8}{'run wall s':>12}{'sum train_time_s':>18}{'start-up+end s':>16}{'ms/trial':>10}"
           f"{'x N=' + str(sizes[0]):>10}")
-    base = None
+    per_trial = {}
     for size in sizes:
         runs_b = overhead(trials, runs, size)
         mb = {k: statistics.median(r[k] for r in runs_b) for k in runs_b[0]}
-        base = base or mb["per_trial_ms"]
+        per_trial[size] = mb["per_trial_ms"]
         print(f"  {size:>8}{mb['wall']:>12.2f}{mb['train']:>18.2f}{mb['fixed']:>16.2f}{mb['per_trial_ms']:>10.1f}"
-              f"{mb['per_trial_ms'] / base:>10.2f}")
-    print("  overhead per trial: the time from the first trial's result to the last, minus train_time_s of trials "
-          f"2..{trials}, per trial (goal: flat, <= 10 ms at every N)")
+              f"{mb['per_trial_ms'] / per_trial[sizes[0]]:>10.2f}")
+    print("  overhead per trial: " + ", ".join(f"{ms:.1f} ms at {n:,} rows" for n, ms in per_trial.items())
+          + f"  (goal: flat, <= 10 ms at every N; the time from the first trial's result to the last, minus "
+            f"train_time_s of trials 2..{trials}, per trial)")
 
     configs = args.layout_configs or (2 if args.quick else 6)
     print(f"\n(c) trials per hour by CPU layout: {2 * configs} small LSTM trials (hidden 16, 5 epochs, 1-month "

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 def test_overhead_benchmark_quick() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick"], capture_output=True,
-                          text=True, timeout=180, cwd=ROOT)
+                          text=True, timeout=400, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     number = r"-?\d+(\.\d+)?"
@@ -19,7 +19,9 @@ def test_overhead_benchmark_quick() -> None:
         assert re.search(rf"^  {re.escape(loop)}.*\s{number}\s+{number}\s", out, re.M), out
     assert re.search(rf"^  ratio hpt/handwritten: {number}", out, re.M), out
     assert re.search(rf"^  ratio hpt/DataLoader: +{number}", out, re.M), out
-    assert re.search(rf"^  overhead per trial: {number} ms", out, re.M), out
+    assert re.search(rf"^  overhead per trial: {number} ms at 50 rows, {number} ms at 200 rows", out, re.M), out
+    for layout in (r"1 worker x \d+ threads", r"\d+ workers x 1 thread", r"default \(hpt run\)"):
+        assert re.search(rf"^  {layout} +\d+ +{number} +\d+ +{number}$", out, re.M), out
 
 
 def test_startup_benchmark_quick() -> None:
