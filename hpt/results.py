@@ -23,7 +23,7 @@ from hpt.errors import HptError, InputError, did_you_mean
 from hpt.progress import plural
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
-from hpt.store import RESULTS_CSV
+from hpt.rows import RESULTS_CSV
 from hpt.trial import Status
 
 __all__ = [
