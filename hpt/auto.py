@@ -23,7 +23,8 @@ from hpt.architectures import get_architecture
 from hpt.data import DEMO_DATA
 from hpt.errors import InputError
 from hpt.progress import Reporter, format_value, plural
-from hpt.results import best_config
+from hpt.results import best_config, why_no_best
+from hpt.rows import rows_frame
 from hpt.runner import RunOptions, RunSummary, run_spec
 from hpt.search import expand
 from hpt.sinks import open_sink
@@ -136,11 +137,12 @@ def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> list[
         if summary.exit_code:
             break
         store = ResultStore(open_sink(summary.results))
-        best = best_config(store.rows().values(), spec.objective, {t.trial_id for t in plan})
+        trial_rows = rows_frame(store.rows().values(), {t.trial_id for t in plan})
+        best = best_config(trial_rows, spec.objective)
         if best is None:
-            reporter.line(f"auto round {round_no}: no trial finished ok; stopping")
+            reporter.line(f"auto round {round_no}: {why_no_best(trial_rows, spec.objective)}; stopping")
             break
-        best_lr = float(best["params"]["lr"])
+        best_lr = float(best.params["lr"])
         moved = next_range(*lr_range, best_lr)
         if moved is None:
             reporter.line(f"auto: best lr {format_value(best_lr)} lies inside {lr_range[0]:g}..{lr_range[1]:g}; done")

@@ -22,7 +22,8 @@ from hpt import __version__
 from hpt.errors import InputError
 from hpt.executor import AutoPacker, Executor, Slot, cpu_slots, gpu_slots, visible_gpus
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
-from hpt.results import best_config
+from hpt.results import BestConfig, best_config, why_no_best
+from hpt.rows import rows_frame
 from hpt.search import TrialPlan, expand
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data
@@ -50,7 +51,8 @@ class RunSummary:
     planned: int
     skipped: int
     counts: Counter[str] = field(default_factory=Counter)
-    best: dict[str, Any] | None = None
+    best: BestConfig | None = None
+    best_note: str = ""  # why no config is best, when none is
     exit_code: int = 0
     elapsed_s: float = 0.0
 
@@ -171,7 +173,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=skipped)
         store.write_run(run_id, record)
         undelivered = store.close()  # waits for the background uploads of a remote sink
-    summary.best = best_config(list(store.rows().values()), spec.objective, plan_ids)
+    trial_rows = rows_frame(store.rows().values(), plan_ids)
+    summary.best = best_config(trial_rows, spec.objective)
+    summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
     _report_end(reporter, spec, summary)
     for line in undelivered:
         reporter.line(line)
@@ -202,6 +206,8 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")
     if s.best:
-        reporter.line(f"best config {s.best['config_id']}: {format_params(s.best['params'])}  "
-                      f"mean {spec.objective}={format_value(s.best['mean'])} over {plural(s.best['periods'], 'period')}")
+        reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
+                      f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
+    elif s.best_note:
+        reporter.line(s.best_note)
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")
