@@ -192,8 +192,9 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
              + [c for c in TRAILING_COLUMNS if c in seen])
     if len(order) == 1:  # one column: an empty cell must be quoted to be a line at all; leave that to the csv module
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows([[c] for c in _column((order[0],))] +
-                                                        [[_text(r.get(order[0]))] for r in sorted(rows, key=_finished)])
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(order)
+        writer.writerows([_text(r.get(order[0]))] for r in sorted(rows, key=_finished))
         return buf.getvalue()
     # Column by column: a column of one type is converted in one pass, and the lines are joined in C.
     get = operator.itemgetter(*order)
