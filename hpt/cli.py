@@ -122,7 +122,9 @@ def _run_options(f: Any) -> Any:
     for option in reversed([
         click.option("--sink", help="Results location: a folder, gs://bucket/prefix or s3://bucket/prefix; "
                                     "overrides the spec's sink."),
-        click.option("--workers", type=click.IntRange(min=1), help="CPU worker processes when there is no GPU [default: 1]."),
+        click.option("--workers", type=click.IntRange(min=1),
+                     help="CPU worker processes when there is no GPU, each with CORES/N torch threads "
+                          "[default: one per core, one thread each]."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: every visible CUDA GPU, else the CPU."),
         click.option("--force", is_flag=True, help="Rerun trials that already have an ok row."),
@@ -264,8 +266,8 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
         _print_plan(spec, run_options["sink"], limit=20, trials=expand(spec, tags={"round": 1}))
         click.echo(f"(round 1 of at most {rounds})")
         return
-    summaries = run_auto(req, *_options_and_reporter(**run_options))
-    sys.exit(summaries[-1].exit_code if summaries else 0)
+    summary = run_auto(req, *_options_and_reporter(**run_options))
+    sys.exit(summary.exit_code)
 
 
 @main.command("screen-check", epilog=EPILOG)
@@ -293,7 +295,7 @@ def screen_check(spec_path: str, configs: int, top_k: int, today: date | None, *
     result = check(spec, configs, options, reporter, top_k)
     for line in result.lines(spec.objective):
         click.echo(line)
-    sys.exit(130 if result.interrupted else 0)
+    sys.exit(result.exit_code)
 
 
 def _where(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -33,6 +33,7 @@ __all__ = [
     "is_bucket_uri",
     "load_frame",
     "make_windows",
+    "period_fingerprint",
     "resolve_data_path",
     "split_index",
 ]
@@ -114,7 +115,7 @@ def _download(uri: str) -> str:
         raise DataError("data.path", f"no object at {uri} (check the bucket and key)") from None
     except SinkUnavailable:
         raise  # the storage did not answer: the run fails (exit 1), the spec is not at fault
-    except InputError as e:  # no such bucket, no permission or credentials, no client library
+    except InputError as e:  # no such bucket, no permission or credentials
         raise DataError("data.path", str(e)) from None
     global _download_dir
     if _download_dir is None:
@@ -230,6 +231,20 @@ def split_index(index: pd.DatetimeIndex, validation: float | str) -> int:
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
     return frame.loc[(frame.index >= period.start) & (frame.index < period.end)]
+
+
+def period_fingerprint(frame: pd.DataFrame, period: Period) -> str:
+    """A digest of the rows a period trains and validates on: their times and values.
+
+    Trial ids include it, so data corrected inside a period reruns that period's trials,
+    while rows appended after it leave it (and its finished trials) as they were.
+    """
+    rows = period_rows(frame, period)
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, rows.columns)).encode())
+    digest.update(rows.index.to_numpy(dtype="datetime64[ns]").view(np.int64).tobytes())
+    digest.update(np.ascontiguousarray(rows.to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,

@@ -63,10 +63,10 @@ class Reporter:
 
             self._bar = tqdm(total=total, file=self.out, unit="trial", dynamic_ncols=True, leave=False)
 
-    def trial_started(self, trial: Trial, slot: Any) -> None:
+    def trial_started(self, trial: Trial, where: str) -> None:
         """On a terminal, the bar shows what each worker slot is training."""
         if self._bar is not None:
-            self._running[trial.trial_id] = f"{slot.name}: {format_params(trial.tuned_params)}"
+            self._running[trial.trial_id] = f"{where}: {format_params(trial.tuned_params)}"
             self._bar.set_postfix_str(" | ".join(self._running.values()), refresh=True)
 
     def interrupted(self, text: str) -> None:
@@ -85,10 +85,12 @@ class Reporter:
         elapsed = time.monotonic() - self._t0
         eta = elapsed / done * (total - done) if done else 0.0
         status = result.status.value
-        if result.status is Status.OK:
+        if result.status in (Status.OK, Status.PRUNED) and objective in result.metrics:
             score = f"{objective}={format_value(result.metrics.get(objective))}"
             took = format_duration(float(result.metrics.get("train_time_s", 0.0)))
             detail = f"{score}  epochs={result.metrics.get('epochs')}  {took}"
+            if result.status is Status.PRUNED:
+                detail = f"{result.error}  {detail}"
         else:
             detail = result.error
         eta_text = f"  ETA {format_duration(eta)}" if done < total and not self._stopping else ""

@@ -1,15 +1,21 @@
-"""The loop that joins them: spec -> trials -> executor -> results location.
+"""The loop that joins them: a scheduler decides what to try, a backend runs it, the store keeps it.
 
-Trials that already have an ``ok`` row at the results location are skipped, so running the
-same command again resumes an interrupted run.
+    Spec -> Scheduler -> Runner -> Backend (workers) -> events -> Runner -> Scheduler and Store
+
+The runner owns what every backend needs alike: signals (no new trials after Ctrl-C or
+SIGTERM, a grace period for the running ones, then ``interrupted`` rows), exit codes and
+the progress log. The scheduler is rebuilt from the rows already at the results location,
+so running the same command again resumes an interrupted run.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import platform
 import secrets
+import signal
 import socket
 import sys
 import time
@@ -19,24 +25,27 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hpt import __version__
-from hpt.errors import InputError
-from hpt.executor import AutoPacker, Executor, Slot, cpu_slots, gpu_slots, visible_gpus
+from hpt.backends import Backend
+from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
+from hpt.errors import SIGNAL_EXIT
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import BestConfig, best_config, why_no_best
 from hpt.rows import rows_frame
-from hpt.search import TrialPlan, expand
+from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data
 from hpt.store import ResultStore
-from hpt.trial import Status, Trial, TrialResult, utcnow
+from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
-__all__ = ["RunOptions", "RunSummary", "choose_slots", "results_location", "run_spec"]
+__all__ = ["RunOptions", "RunSummary", "drive", "local_backend", "results_location", "run_spec"]
+
+log = logging.getLogger("hpt")
 
 
 @dataclass(frozen=True)
 class RunOptions:
     sink: str | None = None  # overrides the spec's sink
-    workers: int | None = None  # CPU worker processes (default 1)
+    workers: int | None = None  # CPU worker processes (default: one per core)
     device: str = "auto"  # auto | cpu | cuda
     force: bool = False  # rerun trials that already have an ok row
     gpus: tuple[str, ...] | None = None  # narrows the visible GPUs (overrides the spec's resources.gpus)
@@ -48,7 +57,7 @@ class RunOptions:
 class RunSummary:
     run_id: str
     results: str
-    planned: int
+    planned: str  # what the scheduler said would run
     skipped: int
     counts: Counter[str] = field(default_factory=Counter)
     best: BestConfig | None = None
@@ -62,36 +71,24 @@ def results_location(spec: Spec, override: str | None = None) -> str:
     return override or spec.sink or os.path.join("hpt-results", spec.name)
 
 
-def choose_slots(device: str, workers: int | None, gpus: list[str] | None = None, only: tuple[str, ...] | None = None,
-                 per_gpu: int = 1) -> list[Slot]:
-    """Worker slots: `per_gpu` on each GPU in use, or `workers` CPU workers.
-
-    `gpus` is the visible GPU list (found when None; tests inject it); `only` narrows it.
-    """
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f'--device must be auto, cpu or cuda, got "{device}"')
-    found = (visible_gpus() if gpus is None else gpus) if device != "cpu" else []
-    if only:
-        if not found:
-            raise InputError(f"--gpus {','.join(only)}: no CUDA GPU is visible to this process")
-        missing = [g for g in only if g not in found]
-        if missing:
-            raise InputError(f"--gpus: GPU {', '.join(missing)} is not visible; visible: {', '.join(found)}")
-        found = [g for g in found if g in only]
-    if device == "cuda" and not found:
-        raise InputError("--device cuda: no CUDA GPU is visible to this process")
-    if found:
-        return gpu_slots(found, per_gpu)
-    return cpu_slots(workers or 1)
+def local_backend(spec: Spec, options: RunOptions, say: Any, slots: list[Slot] | None = None) -> LocalBackend:
+    """The worker pool of this machine, as the options and the spec's resources ask."""
+    frame = check_data(spec)
+    resources = spec.resources
+    per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
+    only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
+    if slots is None:
+        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu))
+    gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
+    packer = AutoPacker(gpus, say) if gpus and per_gpu == "auto" else None
+    return LocalBackend(frame, slots, spec.objective, grow=packer)
 
 
 def _new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def _run_record(spec: Spec, run_id: str, slots: list[Slot], started: str) -> dict[str, Any]:
+def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict[str, Any]:
     import torch
 
     return {
@@ -105,75 +102,156 @@ def _run_record(spec: Spec, run_id: str, slots: list[Slot], started: str) -> dic
         "python": platform.python_version(),
         "host": socket.gethostname(),
         "user": getpass.getuser(),
-        "slots": [s.name for s in slots],
+        "slots": list(backend.slot_names()),
         "started_at": started,
         "status": "running",
     }
 
 
+class _Signals:
+    """SIGINT/SIGTERM while the loop runs: the first stops new trials, a second stops the running ones."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.count = 0
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = signum
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT.get(signal.Signals(self.first), 130) if self.first else 0
+
+
+def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Reporter, objective: str,
+          grace: float = 10.0) -> int:
+    """Run the loop until the scheduler is done or a signal stops it; the exit code (0, 130, 143).
+
+    `on_result(result)` stores each ended trial, the interrupted ones included. An error
+    raised while storing a result stops the loop and propagates; the results already polled
+    are stored and the trials still running recorded ``interrupted`` on the way out, and an
+    error doing that is logged, never allowed to hide the first one.
+    """
+    signals = _Signals()
+    previous = {s: signal.signal(s, signals) for s in SIGNAL_EXIT}
+    running: set[str] = set()
+    finished = 0
+    deadline: float | None = None
+    exhausted = False
+    total = scheduler.remaining() or 0
+    events: list[Event] = []
+    reporter.start(total)
+    failing = False
+    try:
+        while True:
+            while signals.first is None and not exhausted and backend.free() > 0:
+                nxt = scheduler.suggest()
+                if not isinstance(nxt, Trial):
+                    exhausted = nxt is DONE
+                    break
+                backend.submit(nxt)
+                running.add(nxt.trial_id)
+            if not running:
+                if exhausted or signals.first is not None:
+                    break
+                raise RuntimeError("the scheduler waits while no trial is running")  # a scheduler bug, not input
+            if signals.first is not None:
+                if deadline is None:
+                    deadline = time.monotonic() + grace
+                    n = len(running)
+                    reporter.interrupted(f"{signal.Signals(signals.first).name}: no new trials; {n} running "
+                                         f"{'trial gets' if n == 1 else 'trials get'} up to {grace:g}s to finish "
+                                         f"(a second signal stops {'it' if n == 1 else 'them'} now)")
+                if signals.count > 1 or time.monotonic() >= deadline:
+                    break
+            events = backend.poll(0.2)
+            while events:
+                event = events.pop(0)
+                if isinstance(event, Started):
+                    reporter.trial_started(event.trial, event.where)
+                elif isinstance(event, Progress):
+                    reason = scheduler.on_progress(event)
+                    if reason:
+                        backend.stop(event.trial.trial_id, reason)
+                elif isinstance(event, Finished):
+                    result = event.result
+                    running.discard(result.trial.trial_id)
+                    finished += 1
+                    on_result(result)
+                    scheduler.on_result(result)
+                    total = finished + len(running) + (scheduler.remaining() or 0)
+                    reporter.trial_done(result, finished, total, objective)
+    except BaseException:
+        failing = True
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        ended = [e.result for e in events if isinstance(e, Finished)]  # polled, not yet stored when it failed
+        for result in ended + backend.close():
+            finished += 1
+            try:
+                on_result(result)
+                reporter.trial_done(result, finished, max(total, finished), objective)
+            except Exception as e:
+                if not failing:
+                    raise
+                log.warning("could not record interrupted trial %s: %s", result.trial.trial_id, e)
+    return signals.exit_code
+
+
 def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter | None = None,
-             slots: list[Slot] | None = None, plan: TrialPlan | None = None) -> RunSummary:
-    """Run every trial of `spec` not already done, streaming results as each one finishes."""
+             slots: list[Slot] | None = None, scheduler: Scheduler | None = None,
+             backend: Backend | None = None) -> RunSummary:
+    """Run every trial of `spec` not already done, streaming results as each one finishes.
+
+    `scheduler` defaults to the spec's search strategy, `backend` to this machine's worker
+    pool (on `slots` when given: tests inject GPU lists).
+    """
     options = options or RunOptions()
     reporter = reporter or Reporter()
-    frame = check_data(spec)
+    check_data(spec)
     sink = open_sink(results_location(spec, options.sink))
     sink.check_writable()
     store = ResultStore(sink, stream=True)
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
-    plan = plan if plan is not None else expand(spec)
-    resources = spec.resources
-    per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
-    only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
-    if slots is None:
-        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu))
-    on_gpu = slots[0].gpu is not None
+    scheduler = scheduler if scheduler is not None else make_scheduler(spec)
+    scheduler.restore({} if options.force else store.rows())
+    backend = backend if backend is not None else local_backend(spec, options, reporter.line, slots)
 
-    done_ids = set() if options.force else store.done()
-    todo, skipped, plan_ids = _select(plan, done_ids)
     run_id = _new_run_id()
-    summary = RunSummary(run_id, sink.uri, len(plan), skipped)
-    started = utcnow()
-    record = _run_record(spec, run_id, slots, started)
+    summary = RunSummary(run_id, sink.uri, scheduler.describe(), scheduler.skipped)
+    record = _run_record(spec, run_id, backend, utcnow())
     store.write_run(run_id, record)
-
-    gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
-    where = (f"{plural(len(gpus), 'GPU')} ({', '.join(gpus)}), "
-             + ("trials per GPU: auto" if per_gpu == "auto" else f"{plural(len(slots) // len(gpus), 'trial')} per GPU")
-             if on_gpu else f"the CPU ({plural(len(slots), 'worker')}; no CUDA GPU in use)")
-    reporter.line(f"hpt {__version__}: {spec.name}: {plural(len(plan), 'trial')} ({plural(len(plan.configs), 'config')} x "
-                  f"{plural(len(plan.periods), 'period')}) of {spec.architecture} on {where}")
-    if skipped:
-        reporter.line(f"skipping {plural(skipped, 'trial')} already done at {sink.uri} (--force reruns them)")
+    reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on {backend.describe()}")
+    if scheduler.skipped:
+        reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} (--force reruns them)")
     reporter.line(f"results: {sink.uri}")
 
     columns = spec.columns
-    t0 = time.monotonic()
-    finished = 0
-    reporter.start(len(todo))
 
     def on_result(result: TrialResult) -> None:
-        nonlocal finished
-        finished += 1
         store.record(result, run_id, columns)
         summary.counts[result.status.value] += 1
-        reporter.trial_done(result, finished, len(todo), spec.objective)
 
-    packer = AutoPacker(gpus, reporter.line) if on_gpu and per_gpu == "auto" else None
-    executor = Executor(frame, slots, spec.objective, grace=options.grace, grow=packer)
+    t0 = time.monotonic()
     status = "failed"
     try:
-        executor.run(iter(todo), on_result, on_start=reporter.trial_started, on_interrupt=reporter.interrupted)
-        status = "interrupted" if executor.interrupted_by else "finished"
+        summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace)
+        status = "interrupted" if summary.exit_code else "finished"
     finally:
         reporter.close()
         summary.elapsed_s = time.monotonic() - t0
-        summary.exit_code = executor.exit_code
-        record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=skipped)
-        store.write_run(run_id, record)
-        undelivered = store.close()  # waits for the background uploads of a remote sink
-    trial_rows = rows_frame(store.rows().values(), plan_ids)
+        summary.skipped = scheduler.skipped
+        record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped)
+        try:
+            store.write_run(run_id, record)
+        finally:
+            undelivered = store.close()  # waits for the background writes of results.csv and uploads
+    trial_rows = rows_frame(store.rows().values())
     summary.best = best_config(trial_rows, spec.objective)
     summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
     _report_end(reporter, spec, summary)
@@ -184,24 +262,10 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     return summary
 
 
-def _select(plan: TrialPlan, done: set[str]) -> tuple[list[Trial], int, set[str]]:
-    """The trials still to run (each id once), how many were skipped as done, and every id."""
-    todo, seen, skipped = [], set(), 0
-    for trial in plan:
-        if trial.trial_id in seen:
-            continue  # random search drew this config before
-        seen.add(trial.trial_id)
-        if trial.trial_id in done:
-            skipped += 1
-        else:
-            todo.append(trial)
-    return todo, skipped, seen
-
-
 def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: Status(kv[0]).name)) or "none run"
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: list(Status).index(Status(kv[0]))))
     verb = "interrupted" if s.exit_code else "finished"
-    reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts}"
+    reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}"
                   + (f"; {s.skipped} skipped as already done" if s.skipped else ""))
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
 
+from hpt.errors import SIGNAL_EXIT
 from hpt.progress import Reporter
 from hpt.results import rank_fidelity
 from hpt.runner import RunOptions, run_spec
+from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan, expand
 from hpt.sinks import open_sink
 from hpt.spec import Spec, quick_spec
@@ -25,7 +28,7 @@ class ScreenCheck:
     overlap: int  # configs in both top-k lists
     quick_cost_s: float  # summed train_time_s
     full_cost_s: float
-    interrupted: bool = False
+    exit_code: int = 0  # of the run that ended the check: 0, 1 (undelivered results), 130/143 (a signal)
 
     @property
     def cost_ratio(self) -> float:
@@ -63,17 +66,17 @@ def screen_check(spec: Spec, n_configs: int, options: RunOptions, reporter: Repo
     configs = list(expand(spec).configs[:n_configs])
     quick = quick_spec(spec)
     ids = set()
-    interrupted = False
+    exit_code = 0
     for variant in (quick, spec):
         plan = TrialPlan(variant, configs)
-        ids |= {t.trial_id for t in plan}
+        ids |= set(plan.trial_ids())
         reporter.line(f"screen-check: {variant.fidelity} run of {len(configs)} configs on "
                       + ", ".join(p.label for p in variant.periods))
-        summary = run_spec(variant, options, reporter, plan=plan)
-        if summary.exit_code:
-            interrupted = True
-            break
+        summary = run_spec(variant, options, reporter, scheduler=PlanScheduler(plan))
+        exit_code = exit_code or summary.exit_code
+        if summary.exit_code in SIGNAL_EXIT.values():
+            break  # interrupted: the full run is not started
     store = ResultStore(open_sink(summary.results))
     rows = pd.DataFrame([r for r in store.rows().values() if r["trial_id"] in ids])
     result = compare_rankings(rows, spec.objective, top_k)
-    return ScreenCheck(**{**result.__dict__, "interrupted": interrupted})
+    return dataclasses.replace(result, exit_code=exit_code)

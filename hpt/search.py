@@ -17,6 +17,7 @@ from typing import Any, overload
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
+from hpt.data import load_frame, period_fingerprint
 from hpt.spec import QUICK_EPOCHS, Distribution, Spec
 from hpt.trial import Trial
 
@@ -34,8 +35,9 @@ def config_id(spec: Spec, params: dict[str, Any]) -> str:
     return _digest({"architecture": spec.architecture, "data": data, "params": params})
 
 
-def trial_id(config: str, period_label: str, fidelity: str = "full") -> str:
-    return _digest({"config": config, "period": period_label, "fidelity": fidelity})
+def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "") -> str:
+    """Stable id of a trial: its config, period and fidelity, and `data`, the period's fingerprint."""
+    return _digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data})
 
 
 class _Permutation:
@@ -161,7 +163,11 @@ class AutoSearch(RandomSearch):
 
 
 class TrialPlan(Sequence[Trial]):
-    """The trials of a spec: each config once per period, config-major (a config's periods together)."""
+    """The trials of a spec: each config once per period, config-major (a config's periods together).
+
+    Lazy like its configs: the i-th trial is built when asked for. `repeats` is True when
+    the configs may repeat (random draws from lists), so a walker must skip ids it has seen.
+    """
 
     def __init__(self, spec: Spec, configs: Sequence[dict[str, Any]], tags: dict[str, Any] | None = None) -> None:
         self.spec = spec
@@ -169,8 +175,11 @@ class TrialPlan(Sequence[Trial]):
         self.periods = spec.periods
         self.fidelity = spec.fidelity
         self.tags = dict(tags or {})
+        self.repeats = not isinstance(configs, GridSearch)
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
+        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns)
+        self._data = {p: period_fingerprint(frame, p) for p in self.periods}
 
     def __len__(self) -> int:
         return len(self.configs) * len(self.periods)
@@ -194,7 +203,7 @@ class TrialPlan(Sequence[Trial]):
             params["epochs"] = min(int(params["epochs"]), QUICK_EPOCHS)
         period = self.periods[p]
         return Trial(
-            trial_id=trial_id(cid, period.label, self.fidelity),
+            trial_id=trial_id(cid, period.label, self.fidelity, self._data[period]),
             config_id=cid,
             architecture=self.spec.architecture,
             params=params,
@@ -207,6 +216,13 @@ class TrialPlan(Sequence[Trial]):
 
     def __iter__(self) -> Iterator[Trial]:
         return (self[k] for k in range(len(self)))
+
+    def trial_ids(self) -> Iterator[str]:
+        """Every trial's id in plan order, without building the trials (cheaper than iterating)."""
+        for config in self.configs:
+            cid = config_id(self.spec, {**self._base, **config})
+            for period in self.periods:
+                yield trial_id(cid, period.label, self.fidelity, self._data[period])
 
 
 def expand(spec: Spec, tags: dict[str, Any] | None = None) -> TrialPlan:

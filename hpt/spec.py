@@ -24,6 +24,7 @@ from hpt.data import DataError, load_frame, resolve_data_path, window_problem
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
+from hpt.scheduling.strategies import STRATEGIES
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -42,8 +43,6 @@ __all__ = [
 log = logging.getLogger("hpt")
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int")
-STRATEGIES = ("grid", "random", "auto")
-AUTO_TRIALS = 12  # configs per round of the auto strategy unless max_trials says otherwise
 QUICK_EPOCHS = 20
 
 # short name -> result column; every column is also accepted as its own name
@@ -66,7 +65,6 @@ _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu")
-_SEARCH = ("strategy", "max_trials", "seed")
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
@@ -438,28 +436,18 @@ class _Parser:
         return out
 
     def search(self, value: Any) -> SearchSpec:
+        """The strategy checks its own keys (see :mod:`hpt.scheduling.strategies`)."""
         obj = self.section(value, "search")
         if obj is None:
             return SearchSpec()
-        self.unknown_keys(obj, _SEARCH, "search")
         strategy = obj.get("strategy", "grid")
         if strategy not in STRATEGIES:
             hint = did_you_mean(str(strategy), STRATEGIES)
             self.add("search.strategy", f"expected one of {', '.join(STRATEGIES)}, got {show(strategy)}{hint}")
             strategy = "grid"
-        max_trials = obj.get("max_trials")
-        if max_trials is not None and (not _is_int(max_trials) or max_trials < 1):
-            self.add("search.max_trials", f"expected an integer >= 1, got {show(max_trials)}")
-            max_trials = None
-        if strategy == "random" and max_trials is None and "max_trials" not in obj:
-            self.add("search.max_trials", "required for random search (how many configs to sample)")
-        if strategy == "auto" and max_trials is None:
-            max_trials = AUTO_TRIALS
-        seed = obj.get("seed", 0)
-        if not _is_int(seed) or seed < 0:
-            self.add("search.seed", f"expected an integer >= 0, got {show(seed)}")
-            seed = 0
-        return SearchSpec(strategy, int(max_trials) if max_trials is not None else None, int(seed))
+        chosen = STRATEGIES[strategy]
+        self.unknown_keys(obj, ("strategy", *chosen.keys), "search")
+        return SearchSpec(strategy, **chosen.check(obj, self.add))
 
     def training(self, value: Any, arch: Architecture | None) -> dict[str, Any]:
         obj = self.section(value, "training")
@@ -570,9 +558,9 @@ class _Parser:
             return None
         kind, bounds = next(iter(axis.items()))
         path = f"{where}.{kind}"
-        if strategy == "grid":
-            self.add(where, 'a distribution needs "search": {"strategy": "random"} (or "auto"); '
-                            "grid search takes a list of values")
+        if not STRATEGIES[strategy].distributions:
+            self.add(where, f'a distribution needs "search": {{"strategy": "random"}} (or "auto"); '
+                            f"{strategy} search takes a list of values")
             return None
         if not hp.numeric:
             self.add(where, f"takes {hp.describe()}: give a list of values, not a distribution")

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +62,7 @@ class ResultStore:
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
         self._csv: tuple[str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
         self._lock = threading.Lock()
+        self.stream = stream
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
         self._uploader: _Uploader | None = None
 
@@ -116,18 +117,22 @@ class ResultStore:
         self._put([(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())], None)
 
     def _put(self, objects: list[tuple[str, bytes]], row: dict[str, Any] | None) -> None:
-        if self.journal is None:
+        if self.journal is not None:  # remote: durable in the local journal first, then delivered
+            self._background().submit(self.journal.add(objects, row))
+        elif self.stream:  # a local folder: written, and results.csv merged in batches, off the dispatch thread
+            self._background().submit(_InMemory(objects, row))
+        else:
             for key, data in objects:
                 self.sink.write(key, data)
             if row is not None:
                 self._merge_csv([row])
-            return
-        entry = self.journal.add(objects, row)
+
+    def _background(self) -> _Uploader:
         if self._uploader is None:
             self._uploader = _Uploader(self)
-        self._uploader.submit(entry)
+        return self._uploader
 
-    def _deliver(self, entry: Entry) -> None:
+    def _deliver(self, entry: Entry | _InMemory) -> None:
         if not entry.delivered:
             for key, data in entry.objects():
                 self.sink.write(key, data)
@@ -199,7 +204,10 @@ class ResultStore:
                 self.journal.close()
             return []
         waiting, error = self._uploader.close(env_float("HPT_FLUSH_TIMEOUT", 120.0))
-        assert self.journal is not None
+        if self.journal is None:
+            return [] if not waiting else [
+                f"{plural(waiting, 'finished trial')} could not be written to {self.uri}: {error}",
+                "run the same command again to train them again (finished trials that were written are kept)"]
         self.journal.close()
         if not waiting:
             return []
@@ -208,13 +216,33 @@ class ResultStore:
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
 
 
+@dataclass
+class _InMemory:
+    """A finished trial's objects and row for a local folder, until the background thread writes them."""
+
+    items: list[tuple[str, bytes]]
+    row: dict[str, Any] | None
+    delivered: bool = False
+
+    def objects(self) -> Iterator[tuple[str, bytes]]:
+        return iter(self.items)
+
+    def mark_delivered(self) -> None:
+        self.delivered = True
+        self.items = []
+
+    def remove(self) -> None:
+        pass
+
+
 class _Uploader:
-    """The background thread that delivers journal entries in order, then merges their rows into results.csv."""
+    """The background thread that delivers entries in order (journal entries to a bucket, or a local
+    folder's objects), then merges their rows into results.csv, in batches while more are waiting."""
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
-        self.queue: deque[Entry] = deque()  # not yet delivered
-        self.unmerged: list[Entry] = []  # delivered, row not yet in results.csv
+        self.queue: deque[Entry | _InMemory] = deque()  # not yet delivered
+        self.unmerged: list[Entry | _InMemory] = []  # delivered, row not yet in results.csv
         self.cond = threading.Condition()
         self.closing = False
         self.abandon = False
@@ -223,7 +251,7 @@ class _Uploader:
         self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
         self.thread.start()
 
-    def submit(self, entry: Entry) -> None:
+    def submit(self, entry: Entry | _InMemory) -> None:
         with self.cond:
             self.queue.append(entry)
             self.cond.notify_all()

@@ -3,19 +3,22 @@
 The windows of a period go to the device once; batches are index slices of those tensors
 (no DataLoader, no per-batch host-to-device copy). Early stopping restores the best
 weights; the learning rate decays on plateaus; a NaN or infinite loss ends the trial as
-``diverged``, and so does a mean training loss above DIVERGED_LOSS.
+``diverged``, and so does a mean training loss above DIVERGED_LOSS. After every epoch an
+optional callback hears the epoch's metrics and may stop the trial (a scheduler pruning
+it): the result is then ``pruned``, with the metrics and curve so far and no model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import math
 import os
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +31,7 @@ from hpt.data import Windows, make_windows
 from hpt.model_io import model_payload
 from hpt.trial import Status, Trial, TrialResult, utcnow
 
-__all__ = ["Diverged", "TrainContext", "fit"]
+__all__ = ["Diverged", "EpochCallback", "TrainContext", "fit"]
 
 _EVAL_BATCH = 8192
 # Targets are standardised, so predicting their mean scores about 1: a mean training loss
@@ -40,12 +43,17 @@ class Diverged(Exception):
     pass
 
 
+EpochCallback = Callable[[int, dict[str, float]], "str | None"]
+"""Called after each epoch with (epoch, metrics); a returned text stops the trial and says why."""
+
+
 @dataclass
 class Fit:
     """What :func:`fit` returns: the best weights' metrics and the learning curve."""
 
     metrics: dict[str, float]
     curve: list[dict[str, float]]
+    stopped: str | None = None  # why the epoch callback stopped training early
 
 
 def _device_name(device: torch.device, slot: str = "") -> str:
@@ -79,7 +87,7 @@ def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[Non
 
 
 def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
-        monitor: str = "val_mse") -> Fit:
+        monitor: str = "val_mse", on_epoch: EpochCallback | None = None) -> Fit:
     """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val)."""
     x_train, y_train, x_val, y_val = data
     torch.manual_seed(int(params["seed"]))
@@ -107,6 +115,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     best_state: dict[str, torch.Tensor] = {}
     curve: list[dict[str, float]] = []
     since_best = 0
+    stopped: str | None = None
     start = time.perf_counter()
     for epoch in range(1, int(params["epochs"]) + 1):
         model.train()
@@ -148,6 +157,10 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
             since_best += 1
         if sched is not None:
             sched.step(current[monitor])
+        if on_epoch is not None:
+            stopped = on_epoch(epoch, current)
+            if stopped:
+                break
         if patience and since_best >= patience:
             break
     train_time = time.perf_counter() - start
@@ -162,7 +175,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
         "train_time_s": round(train_time, 4),
         "n_params": sum(p.numel() for p in model.parameters()),
     }
-    return Fit(metrics, curve)
+    return Fit(metrics, curve, stopped)
 
 
 @torch.no_grad()
@@ -206,8 +219,11 @@ class TrainContext:
             self._cache.popitem(last=False)
         return w, tensors
 
-    def run(self, trial: Trial) -> TrialResult:
-        """Train one trial; a failure or divergence is recorded in the result, never raised."""
+    def run(self, trial: Trial, on_epoch: EpochCallback | None = None) -> TrialResult:
+        """Train one trial; a failure or divergence is recorded in the result, never raised.
+
+        `on_epoch` hears every epoch and may stop the trial: it is then ``pruned``.
+        """
         started = utcnow()
         device = self.label
         memory: dict[str, float] = {}
@@ -218,7 +234,7 @@ class TrainContext:
                 torch.manual_seed(trial.seed)
                 model = arch.build(len(windows.columns), int(trial.params["lookback"]),
                                    int(trial.params["horizon"]), dict(trial.params)).to(self.device)
-                result = fit(model, dict(trial.params), tensors, self.device, self.monitor)
+                result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch)
             result.metrics.update(memory)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
@@ -230,6 +246,9 @@ class TrainContext:
             return TrialResult(trial, Status.DIVERGED, error=str(e), started_at=started, finished_at=utcnow(), device=device)
         except Exception as e:
             return TrialResult(trial, Status.FAILED, error=_one_line(e), started_at=started, finished_at=utcnow(), device=device)
+        if result.stopped:
+            return TrialResult(trial, Status.PRUNED, metrics=result.metrics, error=result.stopped, started_at=started,
+                               finished_at=utcnow(), device=device, curve=_curve_csv(result.curve))
         model_bytes = model_payload(
             architecture=trial.architecture, params=dict(trial.params), n_features=len(windows.columns),
             lookback=int(trial.params["lookback"]), horizon=int(trial.params["horizon"]),
@@ -243,7 +262,10 @@ class TrainContext:
 
 def _curve_csv(curve: list[dict[str, float]]) -> str:
     buf = io.StringIO()
-    pd.DataFrame(curve).to_csv(buf, index=False)
+    if curve:
+        writer = csv.DictWriter(buf, fieldnames=list(curve[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(curve)
     return buf.getvalue()
 
 

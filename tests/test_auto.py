@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from hpt.auto import LR_FAMILY, AutoRequest, auto_spec, next_range
+from hpt.auto import LR_FAMILY, AutoRequest, auto_spec
 from hpt.errors import SpecError
 from hpt.periods import AutoPeriods, auto_periods
+from hpt.scheduling.auto import next_range
 from hpt.screening import compare_rankings
 from hpt.search import expand
 from hpt.spec import load_spec, quick_spec
-from tests.conftest import tiny_spec
+from tests.conftest import ROOT, tiny_spec
 
 FIRST, LAST, STEP = pd.Timestamp("2012-01-01"), pd.Timestamp("2014-12-31 23:00"), pd.Timedelta("1h")
 
@@ -159,3 +162,43 @@ def test_auto_finds_a_builder_module_in_the_working_folder(tmp_path: Path) -> No
 def test_auto_names_its_results_folder_without_the_builders_colon() -> None:
     spec = auto_spec(AutoRequest(arch="hpt.architectures.models:build_mlp", trials=2, today=date(2026, 11, 1)))
     assert spec.name == "auto-hpt.architectures.models-build_mlp"
+
+
+def test_screen_check_exits_143_on_sigterm_and_keeps_what_finished(write_spec: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003]}, training={"epochs": 600, "patience": 0}))
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "screen-check", str(spec), "--configs", "3", "--sink", str(sink),
+                             "--today", "2013-03-10", "--workers", "1", "--grace", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not ((sink / "rows").is_dir() and any((sink / "rows").glob("*.json"))):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stdout + stderr
+    assert "Traceback" not in stderr and "screen-check: full run" not in stdout  # the full run never started
+    assert (pd.read_csv(sink / "results.csv")["status"] == "ok").sum() >= 1
+
+
+def test_screen_check_exits_1_when_results_were_not_delivered(write_spec: Any, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    import hpt.screening
+    from hpt.cli import main
+
+    real = hpt.screening.run_spec
+
+    def undelivered_quick_run(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        summary = real(spec, *args, **kwargs)
+        return dataclasses.replace(summary, exit_code=1) if spec.fidelity == "quick" else summary
+
+    monkeypatch.setattr(hpt.screening, "run_spec", undelivered_quick_run)
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01]}, training={"epochs": 2}))
+    out = CliRunner().invoke(main, ["screen-check", str(spec), "--configs", "2", "--sink", str(tmp_path / "res"),
+                                    "--today", "2013-03-10", "-q", "--workers", "1"])
+    assert out.exit_code == 1, out.output
+    assert "screen-check: full run" in out.output and "Spearman rank correlation" in out.output  # it went on

@@ -1,4 +1,4 @@
-"""benchmarks/overhead.py runs and prints its figures (no timing assertions: the machine is shared)."""
+"""The benchmarks run and print their figures (no timing assertions: the machine is shared)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 def test_overhead_benchmark_quick() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick"], capture_output=True,
-                          text=True, timeout=180, cwd=ROOT)
+                          text=True, timeout=400, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     number = r"-?\d+(\.\d+)?"
@@ -19,4 +19,18 @@ def test_overhead_benchmark_quick() -> None:
         assert re.search(rf"^  {re.escape(loop)}.*\s{number}\s+{number}\s", out, re.M), out
     assert re.search(rf"^  ratio hpt/handwritten: {number}", out, re.M), out
     assert re.search(rf"^  ratio hpt/DataLoader: +{number}", out, re.M), out
-    assert re.search(rf"^  overhead per trial: {number} ms", out, re.M), out
+    assert re.search(rf"^  overhead per trial: {number} ms at 50 rows, {number} ms at 200 rows", out, re.M), out
+    for layout in (r"1 worker x \d+ threads", r"\d+ workers x 1 thread", r"default \(hpt run\)"):
+        assert re.search(rf"^  {layout} +\d+ +{number} +\d+ +{number}$", out, re.M), out
+
+
+def test_startup_benchmark_quick() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--quick"], capture_output=True,
+                          text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for command in ("python -c pass", "python -c 'import click'", "hpt --help", "hpt validate specs/lstm.json",
+                    "hpt --help, clients forced", "hpt validate, clients forced"):
+        assert re.search(rf"^{re.escape(command)} +\d+ ms +\d+ ms +\d+\.\d\d +\d+\.\d\d$", out, re.M), out
+    for command in ("hpt --help", "hpt validate"):
+        assert re.search(rf"^  lazy imports save {command}: -?\d+ ms \(\d+\.\d\dx when forced\)$", out, re.M), out

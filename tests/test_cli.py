@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +61,40 @@ def test_plan_says_when_it_cannot_look_at_the_results_location(cli: Any, tmp_pat
     done = cli("plan", "specs/lstm.json", "--sink", "s3://some-bucket/x", "--limit", "1", env=env)
     assert done.returncode == 0, done.stderr
     assert "results: s3://some-bucket/x (could not check which trials are done: " in done.stdout
+
+
+# Runs `python -m hpt ARGS` and, on the way out, prints which cloud-client modules were imported.
+_CLOUD_MODULES = """\
+import atexit, json, runpy, sys
+def cloud():
+    return sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "s3transfer")
+                  or m.startswith(("google.cloud", "google.auth", "google.api_core")))
+atexit.register(lambda: print("CLOUD MODULES", json.dumps(cloud())))
+sys.argv = ["hpt", *sys.argv[1:]]
+runpy.run_module("hpt", run_name="__main__", alter_sys=True)
+"""
+
+
+def _cloud_modules(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _CLOUD_MODULES, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, env={**os.environ, **(env or {})})
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("CLOUD MODULES "), done.stdout
+    return list(json.loads(last[len("CLOUD MODULES "):]))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "specs/lstm.json"], ["plan", "specs/lstm.json", "--limit", "1"]])
+def test_commands_that_touch_no_bucket_import_no_cloud_client(args: list[str], tmp_path: Path) -> None:
+    """google-cloud-storage and boto3 are dependencies, but only a gs:// or s3:// location loads them (start-up time)."""
+    if args[0] == "plan":
+        args = [*args, "--sink", str(tmp_path / "results")]
+    assert _cloud_modules(*args) == []
+
+
+def test_an_s3_location_does_import_its_client() -> None:
+    """The check above can see an import: the same command with an s3:// location loads boto3."""
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_DEFAULT_REGION": "us-east-1", "HPT_SINK_RETRIES": "1", "HPT_SINK_TIMEOUT": "2"}
+    modules = _cloud_modules("plan", "specs/lstm.json", "--limit", "1", "--sink", "s3://some-bucket/x", env=env)
+    assert "boto3" in modules and "botocore" in modules

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hpt.executor import visible_gpus
+from hpt.backends.local import visible_gpus
 from tests.conftest import tiny_spec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

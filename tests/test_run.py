@@ -89,7 +89,8 @@ def _wait_for_rows(folder: Path, n: int, proc: subprocess.Popen[str], limit: flo
 def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = _slow_spec(write_spec)
     sink = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0",
+                             "--workers", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_rows(sink, 1, proc)
     time.sleep(0.5)  # the next trial is under way
@@ -118,7 +119,8 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
 def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: Any, tmp_path: Path) -> None:
     spec = _slow_spec(write_spec)
     sink = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "120"],
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "120",
+                             "--workers", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_rows(sink, 1, proc)
     time.sleep(0.5)  # the next trial is under way

@@ -3,6 +3,7 @@ whole runs against the servers: two runs on one prefix, outages, preflight, read
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
@@ -242,14 +243,33 @@ def test_credentials_in_the_uri_are_refused_without_echoing_them() -> None:
     assert "topsecret" not in str(e.value)
 
 
-def test_a_missing_client_library_names_the_extra_to_install() -> None:
-    for scheme, module, extra in (("s3", "boto3", "s3"), ("gs", "google.cloud", "gcs")):
-        code = (f"import sys; sys.modules[{module!r}] = None\n"
-                f"from hpt.sinks import open_sink\n"
-                f"try:\n    open_sink('{scheme}://bucket/p')\n"
-                f"except Exception as e:\n    print(type(e).__name__, e)")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
-        assert out.startswith("SinkAccessError") and f"pip install 'hpt[{extra}]'" in out, out
+def test_the_cloud_clients_are_dependencies_and_the_old_extras_are_empty_aliases() -> None:
+    meta = importlib.metadata.metadata("hpt")
+    requires = meta.get_all("Requires-Dist") or []
+    unconditional = [r for r in requires if ";" not in r]
+    for client in ("google-cloud-storage>=", "boto3>="):
+        assert any(r.startswith(client) for r in unconditional), requires
+    # pip install 'hpt[gcs]' (or s3, cloud) still resolves, without a "does not provide the extra" warning
+    assert {"gcs", "s3", "cloud"} <= set(meta.get_all("Provides-Extra") or [])
+    assert not [r for r in requires if any(f'extra == "{x}"' in r for x in ("gcs", "s3", "cloud"))], requires
+
+
+@pytest.mark.parametrize("scheme, module, requirement",
+                         [("s3", "boto3", "boto3"), ("gs", "google.cloud", "google-cloud-storage")])
+def test_a_client_library_that_cannot_be_imported_is_reported_as_a_broken_install(scheme: str, module: str,
+                                                                                 requirement: str) -> None:
+    declared = [r for r in importlib.metadata.requires("hpt") or [] if r.startswith(f"{requirement}>=") and ";" not in r]
+    assert len(declared) == 1, "the client is a regular dependency of hpt"
+    code = (f"import runpy, sys\nsys.modules[{module!r}] = None\nsys.argv = ['hpt', *sys.argv[1:]]\n"
+            "runpy.run_module('hpt', run_name='__main__', alter_sys=True)")
+    done = subprocess.run([sys.executable, "-c", code, "results", f"{scheme}://bucket/p"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 1, done.stderr  # not bad input (2): the installation is at fault
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"hpt: error: {scheme}:// locations need {requirement}, a dependency of hpt that cannot be "
+                                  "imported (ModuleNotFoundError: "), done.stderr
+    assert f"this installation of hpt is broken; repair it in hpt's environment with pip install '{declared[0]}'" in done.stderr
+    assert "hpt[" not in done.stderr
 
 
 # ---------------------------------------------------------------- whole runs against the servers

@@ -8,10 +8,13 @@ backend: a plain path is a local folder, ``gs://bucket/prefix`` Google Cloud Sto
 Errors a sink raises:
 
 - :class:`SinkAccessError` (exit code 2): a missing bucket, a permission refused, absent or
-  rejected credentials, a missing client library. Retrying does not help; the message
-  says what to fix.
+  rejected credentials. Retrying does not help; the message says what to fix.
 - :class:`SinkUnavailable` (exit code 1): the location did not answer (timeouts, resets,
   5xx, throttling) after the sink's own retries. Retrying later may help.
+- :class:`~hpt.errors.HptError` from :func:`broken_install` (exit code 1): the cloud's client
+  library (google-cloud-storage or boto3, dependencies of hpt imported only when a gs:// or
+  s3:// location is used) cannot be imported: the installation is broken; the message says
+  how to repair it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError
 
-__all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "check_uri", "describe", "env_float", "open_sink",
-           "read_uri", "redact", "retrying", "split_bucket_uri"]
+__all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_uri", "describe", "env_float",
+           "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri"]
 
 log = logging.getLogger("hpt")
 T = TypeVar("T")
@@ -182,6 +185,14 @@ def retrying(call: Callable[[], T], transient: Callable[[BaseException], bool], 
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
     raise AssertionError("unreachable")
+
+
+def broken_install(scheme: str, requirement: str, e: ImportError) -> HptError:
+    """The error for a client library that hpt depends on but cannot import (exit code 1)."""
+    name = re.split(r"[<>=!~]", requirement, maxsplit=1)[0]
+    return HptError(f"{scheme} locations need {name}, a dependency of hpt that cannot be imported ({describe(e)}): this "
+                    f"installation of hpt is broken; repair it in hpt's environment with pip install '{requirement}' "
+                    "(pip check lists anything else missing)")
 
 
 def describe(e: BaseException) -> str:

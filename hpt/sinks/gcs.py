@@ -14,18 +14,18 @@ import os
 import secrets
 from typing import Any
 
-from hpt.sinks import BucketSink, SinkAccessError, describe, env_float
+from hpt.sinks import BucketSink, SinkAccessError, broken_install, describe, env_float
 
 __all__ = ["GCSSink"]
 
 
 
 def _import_storage() -> Any:
+    # Imported here, not at the top: commands that never touch a gs:// location skip its cost.
     try:
         from google.cloud import storage
-    except ImportError:
-        raise SinkAccessError("gs:// results need google-cloud-storage, which is not installed: "
-                              "pip install 'hpt[gcs]'") from None
+    except ImportError as e:
+        raise broken_install("gs://", "google-cloud-storage>=2.10", e) from None
     return storage
 
 

@@ -23,6 +23,7 @@ class LocalSink:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
         self.uri = str(self.root)
+        self._folders: set[Path] = set()  # made already: a write need not ask again
 
     def check_writable(self) -> None:
         blocker = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
@@ -41,8 +42,15 @@ class LocalSink:
 
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temp(path)
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        try:
+            fd, tmp = _create_temp(path)
+        except FileNotFoundError:  # the folder went away since it was made
+            self._folders.discard(path.parent)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = _create_temp(path)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -11,7 +11,7 @@ import io
 import secrets
 from typing import Any
 
-from hpt.sinks import BucketSink, SinkAccessError, describe, env_float
+from hpt.sinks import BucketSink, SinkAccessError, broken_install, describe, env_float
 
 __all__ = ["S3Sink"]
 
@@ -24,11 +24,12 @@ _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToke
 
 
 def _import_boto3() -> Any:
+    # Imported here, not at the top: commands that never touch an s3:// location skip its cost.
     try:
         import boto3
         import botocore.config
-    except ImportError:
-        raise SinkAccessError("s3:// results need boto3, which is not installed: pip install 'hpt[s3]'") from None
+    except ImportError as e:
+        raise broken_install("s3://", "boto3>=1.36", e) from None
     return boto3, botocore.config
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -10,12 +13,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots, cpu_slots, gpu_slots
 from hpt.errors import InputError
-from hpt.executor import AutoPacker, Slot, gpu_slots
 from hpt.progress import Reporter
-from hpt.runner import RunOptions, choose_slots, run_spec
-from hpt.spec import load_spec
-from hpt.trial import Status, TrialResult
+from hpt.runner import RunOptions, run_spec
+from hpt.search import expand
+from hpt.spec import check_data, load_spec
+from hpt.trial import Finished, Progress, Started, Status, TrialResult
 from tests.conftest import tiny_spec
 
 
@@ -122,3 +126,34 @@ def test_the_pool_grows_when_told(write_spec: Any, tmp_path: Path, monkeypatch: 
     assert summary.counts["ok"] == 8
     rows = pd.read_csv(tmp_path / "res" / "results.csv")
     assert set(rows["device"]) == {"gpu0", "gpu0.1"}
+
+
+def test_the_cpu_default_is_one_single_threaded_worker_per_core() -> None:
+    slots = choose_slots("auto", None, gpus=[])
+    assert len(slots) == (os.cpu_count() or 1) and {s.threads for s in slots} == {1}
+    assert [s.threads for s in choose_slots("cpu", 1, gpus=[])] == [os.cpu_count() or 1]  # --workers 1: all cores
+
+
+def test_workers_report_every_epoch_and_stop_when_told(write_spec: Any) -> None:
+    spec = load_spec(write_spec(tiny_spec(training={"epochs": 200, "patience": 0})))
+    trial = expand(spec)[0]
+    backend = LocalBackend(check_data(spec), cpu_slots(1), spec.objective)
+    try:
+        backend.submit(trial)
+        events: list[Any] = []
+        deadline = time.monotonic() + 120
+        while not any(isinstance(e, Finished) for e in events) and time.monotonic() < deadline:
+            for event in backend.poll(0.5):
+                events.append(event)
+                if isinstance(event, Progress) and event.epoch == 2:
+                    backend.stop(trial.trial_id, "pruned at epoch 2 (test)")
+    finally:
+        assert backend.close() == []
+    assert isinstance(events[0], Started) and events[0].where == "cpu-0"
+    epochs = [e.epoch for e in events if isinstance(e, Progress)]
+    result = next(e.result for e in events if isinstance(e, Finished))
+    assert result.status is Status.PRUNED and result.error == "pruned at epoch 2 (test)"
+    assert epochs == list(range(1, len(epochs) + 1)) and 2 <= len(epochs) <= 3  # obeyed within the next epoch
+    assert result.metrics["epochs"] == len(epochs) and result.model is None
+    assert len(pd.read_csv(io.StringIO(result.curve or ""))) == len(epochs)
+    assert {"train_loss", "val_mse", "val_mae", "lr"} <= set(next(e for e in events if isinstance(e, Progress)).metrics)

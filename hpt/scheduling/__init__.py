@@ -1,0 +1,13 @@
+"""What to try: the :class:`Scheduler` protocol and the schedulers of the search strategies.
+
+- :mod:`hpt.scheduling.plan`: a fixed, lazy plan (grid, random, the auto strategy's spread).
+- :mod:`hpt.scheduling.auto`: the rounds of ``hpt auto``, moving the lr range between rounds.
+- :mod:`hpt.scheduling.strategies`: the strategies a spec can name, their keys and schedulers.
+"""
+
+from __future__ import annotations
+
+from hpt.scheduling.base import DONE, WAIT, Scheduler, Suggestion
+from hpt.scheduling.strategies import STRATEGIES, make_scheduler
+
+__all__ = ["DONE", "STRATEGIES", "WAIT", "Scheduler", "Suggestion", "make_scheduler"]

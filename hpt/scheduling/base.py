@@ -1,0 +1,56 @@
+"""The Scheduler protocol: what to try next. A scheduler knows trials and results, not workers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from hpt.trial import Progress, Trial, TrialResult
+
+__all__ = ["DONE", "WAIT", "Scheduler", "Suggestion"]
+
+
+class Suggestion(enum.Enum):
+    """What :meth:`Scheduler.suggest` says when it has no trial to give."""
+
+    WAIT = "wait"  # nothing until a running trial finishes (e.g. the end of a round)
+    DONE = "done"  # nothing more, ever
+
+
+WAIT = Suggestion.WAIT
+DONE = Suggestion.DONE
+
+
+class Scheduler:
+    """Proposes trials, hears how they go, and can be rebuilt from the rows at a results location.
+
+    The runner calls :meth:`restore` once with the rows already at the location (the
+    record of truth: resuming is rebuilding, then going on), then :meth:`suggest` whenever
+    a slot is free, :meth:`on_progress` after every epoch of a running trial (a returned
+    text stops the trial and says why) and :meth:`on_result` once per finished trial.
+    """
+
+    skipped = 0  # trials passed over because the location already has them done
+
+    def describe(self) -> str:
+        """What will run, for the first log line: ``12 trials (6 configs x 2 periods)``."""
+        raise NotImplementedError
+
+    def restore(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
+        """Learn from the rows already at the results location, by trial id."""
+
+    def suggest(self) -> Trial | Suggestion:
+        """The next trial to start, or WAIT, or DONE."""
+        raise NotImplementedError
+
+    def remaining(self) -> int | None:
+        """How many more trials this scheduler expects to start (an upper bound), None if unknown."""
+        return None
+
+    def on_progress(self, event: Progress) -> str | None:
+        """A running trial finished an epoch; return a reason to stop it, or None to let it go on."""
+        return None
+
+    def on_result(self, result: TrialResult) -> None:
+        """A trial this scheduler suggested has ended."""
