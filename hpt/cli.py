@@ -418,8 +418,8 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
     Per config: mean, median, worst and spread of the metric over its periods, its rank
     in each period and the periods it won; the best config tested against the runners-up
-    (paired over shared periods); the metric per value of each tuned parameter; quick
-    screening rows apart; failed, diverged and interrupted trials listed.
+    (paired over shared periods); the metric per value of each tuned parameter; each
+    fidelity (quick screening, ...) ranked apart; trials that did not finish ok listed.
 
     \b
     Examples:
@@ -465,12 +465,11 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 
     summary = summarise(load_results(uri), metric or default_metric(uri), where=where, compare=0, uri=uri)
     params = best_params(summary)
-    r = summary.main
-    top = r.best
+    top = summary.best
     assert top is not None  # best_params raised otherwise
-    click.echo(f"best config {top['config_id']}: mean {summary.metric}={top['mean']:.4g} over "
-               f"{plural(top['periods_run'], 'period')}, best in {top['periods_won']} of them"
-               + ("; from screening rows" if r is summary.screening else ""), err=True)
+    source = {"full": "", "quick": "; from screening rows"}.get(top.fidelity, f"; from {top.fidelity} rows")
+    click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
+               f"{plural(top.periods_run, 'period')}, best in {top.periods_won} of them{source}", err=True)
     click.echo(json.dumps(params))
 
 

@@ -29,7 +29,8 @@ from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
 from hpt.errors import SIGNAL_EXIT
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
-from hpt.results import best_config
+from hpt.results import BestConfig, best_config, why_no_best
+from hpt.rows import rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data
@@ -59,7 +60,8 @@ class RunSummary:
     planned: str  # what the scheduler said would run
     skipped: int
     counts: Counter[str] = field(default_factory=Counter)
-    best: dict[str, Any] | None = None
+    best: BestConfig | None = None
+    best_note: str = ""  # why no config is best, when none is
     exit_code: int = 0
     elapsed_s: float = 0.0
 
@@ -249,7 +251,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             store.write_run(run_id, record)
         finally:
             undelivered = store.close()  # waits for the background writes of results.csv and uploads
-    summary.best = best_config(list(store.rows().values()), spec.objective)
+    trial_rows = rows_frame(store.rows().values())
+    summary.best = best_config(trial_rows, spec.objective)
+    summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
     _report_end(reporter, spec, summary)
     for line in undelivered:
         reporter.line(line)
@@ -266,6 +270,8 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")
     if s.best:
-        reporter.line(f"best config {s.best['config_id']}: {format_params(s.best['params'])}  "
-                      f"mean {spec.objective}={format_value(s.best['mean'])} over {plural(s.best['periods'], 'period')}")
+        reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
+                      f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
+    elif s.best_note:
+        reporter.line(s.best_note)
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hpt.cli import main
-from hpt.results import best_config, load_results, rank_configs, summarise
+from hpt.results import BestConfig, best_config, load_results, rank_fidelity, summarise
+from hpt.rows import rows_frame, to_csv
 from tests.conftest import hpt_cli, tiny_spec
 
 P = [(f"2013-{m:02d}-01", f"2013-{m:02d}-15") for m in range(1, 13)]
@@ -222,6 +224,69 @@ def test_a_failed_period_makes_a_config_partial(tmp_path: Path) -> None:
     assert [c["partial"] for c in doc["full"]["configs"]] == [False, True]
 
 
+def test_each_fidelity_is_ranked_apart_never_mixed_into_full(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    # a cheaper fidelity where b looks far better, and a config only it ran: neither may reach the full ranking
+    rows += [row("b", 0, 0.01, fidelity="low", lr=2), row("b", 1, 0.01, fidelity="low", lr=2),
+             row("c", 0, 0.001, fidelity="low", lr=3), row("c", 1, 0.001, fidelity="low", lr=3),
+             row("q", 0, 0.005, fidelity="quick", lr=4)]
+    uri = write_results(tmp_path, rows)
+
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert list(doc["rankings"]) == ["full", "low", "quick"]
+    full = doc["rankings"]["full"]
+    assert [(c["config_id"], c["mean"]) for c in full["configs"]] == [("a", pytest.approx(0.2)), ("b", pytest.approx(0.3))]
+    assert full == doc["full"] and doc["rankings"]["quick"] == doc["screening"]
+    assert [c["config_id"] for c in doc["rankings"]["low"]["configs"]] == ["c", "b"] and doc["rankings"]["low"]["best"] == "c"
+    assert doc["full"]["best"] == "a" and doc["comparisons"][0]["best"] == "a"
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
+
+    text = results_cli("results", uri).stdout
+    sections = [ln for ln in text.splitlines() if ln.startswith("Configs ranked") or " rows, ranked apart: " in ln]
+    assert sections == ["Configs ranked by mean val_mse over 2 periods (full runs: 4 ok trials, 2 configs)",
+                        "low rows, ranked apart: 4 ok trials, 2 configs",
+                        "Screening (quick) rows, ranked apart: 1 ok trial, 1 config"]
+    assert "Parameter trends (full rows;" in text
+    table = pd.read_csv(io.StringIO(results_cli("results", uri, "--format", "csv").stdout))
+    assert list(zip(table["fidelity"], table["config_id"], strict=True)) == [("full", "a"), ("full", "b"), ("low", "c"),
+                                                                               ("low", "b"), ("quick", "q")]
+    s = summarise(load_results(uri), "val_mse")
+    assert list(s.rankings) == ["full", "low", "quick"] and s.main is s.rankings["full"] and s.best == s.full.best
+
+
+def test_without_full_rows_the_first_fidelity_with_ok_rows_decides(tmp_path: Path) -> None:
+    rows = [row("b", 0, 0.02, fidelity="low", lr=2), row("b", 1, 0.02, fidelity="low", lr=2),
+            row("c", 0, 0.01, fidelity="low", lr=3), row("q", 0, 0.005, fidelity="quick", lr=4),
+            row("f", 0, None, status="failed", error="boom", lr=5)]
+    uri = write_results(tmp_path, rows)
+    text = results_cli("results", uri).stdout
+    assert "no full rows ranked yet: the best config, comparisons and trends are from the low rows" in text
+    assert "Parameter trends (low rows;" in text
+    best = results_cli("best", uri)
+    assert json.loads(best.stdout) == {"lr": [2]}  # c leads but ran one period of two
+    assert best.stderr == "best config b: mean val_mse=0.02 over 2 periods, best in 1 of them; from low rows\n"
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert doc["full"]["configs"] == [] and doc["full"]["best"] is None and list(doc["rankings"]) == ["full", "low", "quick"]
+    assert doc["rankings"]["full"]["configs"] == []  # the failed row is full: a ranking of nothing
+
+
+def test_pruned_rows_are_counted_and_listed_never_ranked(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    rows += [row("p", 0, 0.05, status="pruned", lr=9), row("p", 1, 0.04, status="pruned", lr=9),
+             row("f", 0, None, status="failed", error="boom", lr=8), row("x", 0, 0.5, status="timed-out", lr=7)]
+    write_results(tmp_path, rows[:-1])
+    uri = write_results(tmp_path, rows[-3:] + [row("p2", 0, 0.01, status="pruned", lr=6)], csv=False)  # rows/ only
+    text = results_cli("results", uri).stdout
+    assert "9 trials (4 ok, 3 pruned, 1 failed, 1 timed-out)" in text
+    assert "Not ranked: 5 trials did not finish ok (1 failed, 3 pruned, 1 timed-out)" in text
+    listed = text[text.index("Not ranked"):]
+    assert all(f"{t} " in listed for t in ("p-full-0", "p-full-1", "p2-full-0", "f-full-0", "x-full-0"))
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"] and doc["full"]["best"] == "a"
+    assert sorted(p["status"] for p in doc["not_ranked"]) == ["failed", "pruned", "pruned", "pruned", "timed-out"]
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
+
+
 # --------------------------------------------------------------------------- formats and options
 
 
@@ -366,21 +431,21 @@ def test_integer_parameters_stay_integers_across_runs(tmp_path: Path) -> None:
     assert results_cli("best", str(tmp_path)).stdout == '{"h": [8], "lr": [0.5]}\n'
 
 
-def test_runner_best_config_and_rank_configs(tmp_path: Path) -> None:
+def test_best_config_of_row_dicts(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.1, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     rows += [row("q", 0, 0.001, fidelity="quick", lr=3)]
-    best = best_config(rows, "val_mse", {r["trial_id"] for r in rows})
-    assert best == {"config_id": "a", "params": {"lr": 1}, "mean": pytest.approx(0.2), "periods": 2, "partial": False}
-    assert best_config([], "val_mse") is None
-    assert list(rank_configs(pd.DataFrame(rows), "val_mse")["config_id"]) == ["a", "b"]
-    assert best_config([rows[0]], "val_mse") == {"config_id": "a", "params": {"lr": 1}, "mean": pytest.approx(0.2),
-                                                 "periods": 1, "partial": False}
+    best = best_config(rows_frame(rows), "val_mse")
+    assert best == BestConfig("a", {"lr": 1}, pytest.approx(0.2), 2, 1, "full")
+    assert best_config(rows_frame(rows), "val_mse", fidelity="quick") == BestConfig("q", {"lr": 3}, 0.001, 1, 1, "quick")
+    assert best_config(rows_frame([]), "val_mse") is None
+    assert best_config(rows_frame(rows, {rows[0]["trial_id"]}), "val_mse") == BestConfig("a", {"lr": 1}, 0.2, 1, 1, "full")
+    assert list(rank_fidelity(pd.DataFrame(rows), "val_mse", "full").table["config_id"]) == ["a", "b"]
 
 
 def test_summarise_library_call(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     s = summarise(pd.DataFrame(rows), "val_mse")
-    assert s.full.best is not None and s.full.best["config_id"] == "a" and s.screening.table.empty
+    assert s.full.best is not None and s.full.best.config_id == "a" and s.screening.table.empty
 
 
 # --------------------------------------------------------------------------- a real run, plots
@@ -400,6 +465,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec.write_text(json.dumps(tiny_spec(parameters={"lr": [0.001, 0.03], "hidden_size": [8]})))
     run = hpt_cli("run", str(spec), "--sink", str(folder / "res"), "-q")
     assert run.returncode == 0, run.stderr
+    (folder / "run.log").write_text(run.stdout)
     return folder / "res"
 
 
@@ -417,6 +483,37 @@ def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Pat
     params = json.loads(best.stdout)
     assert set(params) == {"lr", "hidden_size"} and params["hidden_size"] == [8]
     assert hpt_cli("validate", str(write_spec(parameters=params))).returncode == 0  # pastes into a spec
+
+    # the end of the run named the same config, with the same mean
+    log = (real_run.parent / "run.log").read_text()
+    ran = re.search(r"^best config (\w+): .*mean val_mse=(\S+) over 2 periods$", log, re.M)
+    told = re.search(r"^best config (\w+): mean val_mse=(\S+) over 2 periods", best.stderr, re.M)
+    assert ran and told and ran[1] == told[1] and float(ran[2]) == pytest.approx(float(told[2]), rel=1e-3)
+
+
+def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    """Each config finished ok in a different period only: the run must not crown one that `hpt best` refuses."""
+    spec = write_spec(parameters={"lr": [1e3, 2e3], "hidden_size": [8]})  # diverges in every period
+    sink = tmp_path / "res"
+    first = hpt_cli("run", str(spec), "--sink", str(sink), "-q")
+    assert first.returncode == 0, first.stderr
+    assert "no trial finished ok with a val_mse value" in first.stdout and "best config" not in first.stdout
+    rows = [json.loads(p.read_text()) for p in sorted((sink / "rows").glob("*.json"))]
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"diverged"}
+    leader, other = sorted({r["config_id"] for r in rows})
+    for r in rows:  # as if an earlier run had finished the leader's first period and the other's second
+        if (r["config_id"], r["period_start"]) in ((leader, "2013-01-01"), (other, "2013-02-01")):
+            r.update(status="ok", val_mse=0.01 if r["config_id"] == leader else 0.02, error="")
+            (sink / "rows" / f"{r['trial_id']}.json").write_text(json.dumps(r))
+    (sink / "results.csv").write_text(to_csv(rows))
+
+    again = hpt_cli("run", str(spec), "--sink", str(sink), "-q")
+    assert again.returncode == 0, again.stderr
+    assert "skipping 2 trials already done" in again.stdout
+    words = f"no config has run all 2 periods yet, so none is crowned best (leading: {leader} with 1 period)"
+    assert words in again.stdout and "best config" not in again.stdout
+    best = hpt_cli("best", str(sink))
+    assert best.returncode == 1 and words in best.stderr and best.stdout == ""
 
 
 def test_plots_are_real_pngs(real_run: Path, tmp_path: Path) -> None:
