@@ -226,17 +226,6 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     run_id = _new_run_id()
     summary = RunSummary(run_id, sink.uri, scheduler.skipped)
-    try:
-        record = _run_record(spec, run_id, backend, utcnow())
-        store.write_run(run_id, record)
-    except BaseException:
-        backend.close()  # its workers are starting: stop them
-        raise
-    reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on {backend.describe()}")
-    if scheduler.skipped:
-        reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} (--force reruns them)")
-    reporter.line(f"results: {sink.uri}")
-
     columns = spec.columns
 
     def on_result(result: TrialResult) -> None:
@@ -245,7 +234,20 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     t0 = time.monotonic()
     status = "failed"
+    record: dict[str, Any] = {}
     try:
+        try:
+            record.update(_run_record(spec, run_id, backend, utcnow()))
+            store.write_run(run_id, record)
+            reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
+                          f"{backend.describe()}")
+            if scheduler.skipped:
+                reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} "
+                              "(--force reruns them)")
+            reporter.line(f"results: {sink.uri}")
+        except BaseException:
+            backend.close()  # a signal or an error before the loop: its workers are starting, stop them
+            raise
         summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace)
         status = "interrupted" if summary.exit_code else "finished"
     finally:
@@ -254,7 +256,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         summary.skipped = scheduler.skipped
         record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped)
         try:
-            store.write_run(run_id, record)
+            if "run_id" in record:
+                store.write_run(run_id, record)
         finally:
             undelivered = store.close()  # waits for the background writes of results.csv and uploads
     trial_rows = rows_frame(store.rows().values())
