@@ -328,8 +328,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     for p in trials.periods:
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
-        shown = json.dumps(axis.to_json()) if hasattr(axis, "to_json") else json.dumps(list(axis))
-        click.echo(f"tuned: {name} {shown}")
+        click.echo(f"tuned: {name} {_axis_text(axis)}")
     location = results_location(spec, sink)
     done: set[str] = set()
     unchecked = ""
@@ -345,6 +344,16 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     if len(trials) > limit:
         click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
+
+
+def _axis_text(axis: Any, head: int = 5, tail: int = 2) -> str:
+    """A distribution as in the spec; a long list as its first and last values and its length."""
+    if hasattr(axis, "to_json"):
+        return json.dumps(axis.to_json())
+    if len(axis) <= head + tail + 1:
+        return json.dumps(list(axis))
+    shown = [json.dumps(v) for v in (*axis[:head], *axis[-tail:])]
+    return f"[{', '.join(shown[:head])}, ..., {', '.join(shown[head:])}] ({len(axis)} values)"
 
 
 @main.command(epilog=CHECK_EPILOG)
