@@ -178,7 +178,7 @@ class TrialPlan(Sequence[Trial]):
         self.repeats = not isinstance(configs, GridSearch)
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
-        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns)
+        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns, spec.data.options)
         self._data = {p: period_fingerprint(frame, p) for p in self.periods}
 
     def __len__(self) -> int:

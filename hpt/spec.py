@@ -22,10 +22,26 @@ import numpy as np
 import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
-from hpt.data import DataError, load_frame, resolve_data_path, window_problem
+from hpt.data import (
+    DUPLICATES,
+    FILLS,
+    TIME_UNITS,
+    DataError,
+    ReadOptions,
+    Table,
+    WindowCount,
+    count_windows,
+    frame_step,
+    read_data,
+    resolve_data_path,
+    step_text,
+    window_problem,
+    window_report,
+)
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
+from hpt.progress import plural
 from hpt.scheduling.strategies import STRATEGIES
 
 __all__ = [
@@ -37,6 +53,7 @@ __all__ = [
     "Spec",
     "QUICK_EPOCHS",
     "check_data",
+    "data_report",
     "load_spec",
     "parse_spec",
     "quick_spec",
@@ -64,7 +81,7 @@ OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
         "training", "metrics", "objective", "sink", "resources")
 _ALIASES = {"date-range": "date_ranges"}
-_DATA = ("path", "time_column", "target", "features")
+_DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu")
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
@@ -76,10 +93,14 @@ class DataSpec:
     time_column: str
     target: str
     features: tuple[str, ...] = ()
+    options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
 
     @property
     def columns(self) -> tuple[str, ...]:
         return (self.target, *self.features)
+
+    def read(self) -> Table:
+        return read_data(self.path, self.time_column, self.columns, self.options)
 
 
 @dataclass(frozen=True)
@@ -194,30 +215,84 @@ def check_data(spec: Spec) -> pd.DataFrame:
     return frame
 
 
+def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
+    """For the run record: how the data was read and what each period gives.
+
+    Window counts are for the largest lookback and horizon the search can pick (the most
+    windows a gap can cost) and the first validation setting.
+    """
+    lookback, horizon, validation = _window_extremes(spec.parameters, spec.training)[0]
+    o = spec.data.options
+    return {"time_format": o.time_format, "time_unit": o.time_unit, "fill": o.fill, "fill_limit": o.fill_limit,
+            "duplicates": o.duplicates, **window_report(frame, spec.periods, lookback, horizon, validation)}
+
+
 def _span(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]:
-    """First and last timestamp, and the typical step between rows."""
-    step = frame.index.to_series().diff().median() if len(frame) > 1 else pd.Timedelta(0)
-    return frame.index[0], frame.index[-1], step
+    """First and last timestamp, and the series' step (its most common time difference)."""
+    return frame.index[0], frame.index[-1], frame_step(frame)
 
 
 def _data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: list[tuple[int, int, Any]],
                    ) -> tuple[pd.DataFrame | None, list[Problem]]:
     try:
-        frame = load_frame(data.path, data.time_column, data.columns)
+        table = data.read()
     except DataError as e:
         return None, [Problem(e.json_path, e.message)]
+    frame = table.frame
     problems = []
     first, last, step = _span(frame)
+    outside = table.duplicates
     for where, period in periods:  # where: the period's JSON path in the spec
         if period.start < first or period.end > last + step:
             problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
+            continue
+        inside = (outside.index >= period.start) & (outside.index < period.end)
+        if inside.any():
+            problems.append(Problem(where, _duplicates_message(period, outside[inside], data.time_column)))
+            outside = outside[~inside]
             continue
         for lookback, horizon, validation in extremes:
             msg = window_problem(frame, period, lookback, horizon, validation)
             if msg:
                 problems.append(Problem(where, msg))
                 break
+        else:
+            _say_gaps(count_windows(frame, period, *extremes[0]), step, extremes[0])
+    if len(outside) and len(outside) == len(table.duplicates):
+        _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
+                  f"outside the periods used (first: {outside.index[0]}, rows {_rows(outside.iloc[0])}); "
+                  "no trial uses them")
     return frame, problems
+
+
+def _duplicates_message(period: Period, dups: pd.Series, time_column: str) -> str:
+    return (f'period {period} holds {plural(len(dups), "duplicated timestamp")} in "{time_column}" (first: '
+            f"{dups.index[0]}, rows {_rows(dups.iloc[0])}): remove them or set data.duplicates to "
+            + ", ".join(f'"{d}"' for d in DUPLICATES[:-1]) + f' or "{DUPLICATES[-1]}"')
+
+
+def _rows(rows: tuple[int, ...]) -> str:
+    return ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+
+
+def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
+    if not count.gaps:
+        return
+    lookback, horizon, _ = extremes
+    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')} ({plural(count.missing_steps, 'missing step')} "
+              f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
+              f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
+              f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning once per process: validating and then running a spec checks its data twice."""
+    if message not in _said:
+        _said.add(message)
+        log.warning("%s", message)
 
 
 def _window_extremes(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[tuple[int, int, Any]]:
@@ -301,7 +376,7 @@ class _Parser:
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
-            frame = load_frame(data.path, data.time_column, data.columns)
+            frame = data.read().frame
         except DataError as e:
             self.add(e.json_path, e.message)
             return ()
@@ -359,14 +434,42 @@ class _Parser:
         for i, f in enumerate(features):
             if f == target or f in features[:i]:
                 self.add(f"data.features[{i}]", f'"{f}" is listed twice (the target is always an input)')
-        if not (path and time_column and target):
+        options = self.read_options(obj)
+        if not (path and time_column and target) or options is None:
             return None
         try:
             resolved = resolve_data_path(path, self.base_dir)
         except DataError as e:
             self.add(e.json_path, e.message)
             return None
-        return DataSpec(resolved, time_column, target, tuple(features))
+        return DataSpec(resolved, time_column, target, tuple(features), options)
+
+    def read_options(self, obj: dict[str, Any]) -> ReadOptions | None:
+        """data.time_format, time_unit, fill, fill_limit and duplicates."""
+        before = len(self.problems)
+        fmt, unit = obj.get("time_format"), obj.get("time_unit")
+        if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
+            self.add("data.time_format", f'expected a strftime pattern such as "%d/%m/%Y %H:%M", got {show(fmt)}')
+        if unit is not None and unit not in TIME_UNITS:
+            self.add("data.time_unit", f'expected "s" or "ms" (seconds or milliseconds since 1970), got {show(unit)}')
+        elif unit is not None and fmt is not None:
+            self.add("data.time_unit", "give data.time_format or data.time_unit, not both")
+        fill = obj.get("fill", "none")
+        if fill not in FILLS:
+            self.add("data.fill", f"expected one of {', '.join(FILLS)}, got {show(fill)}"
+                                  f"{did_you_mean(fill, FILLS) if isinstance(fill, str) else ''}")
+        limit = obj.get("fill_limit")
+        if limit is not None:
+            if not _is_int(limit) or limit < 1:
+                self.add("data.fill_limit", f"expected an integer >= 1 (missing steps in a row), got {show(limit)}")
+            elif fill == "none":
+                self.add("data.fill_limit", 'needs data.fill "ffill" or "interpolate"')
+        duplicates = obj.get("duplicates")
+        if duplicates is not None and duplicates not in DUPLICATES:
+            self.add("data.duplicates", f"expected one of {', '.join(DUPLICATES)}, got {show(duplicates)}")
+        if len(self.problems) > before:
+            return None
+        return ReadOptions(time_format=fmt, time_unit=unit, fill=fill, fill_limit=limit, duplicates=duplicates)
 
     def periods(self, value: Any) -> tuple[Period, ...] | AutoPeriods:
         if value is None:
