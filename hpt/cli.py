@@ -29,6 +29,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Interrupted()
 
 
+def _stopping() -> None:
+    """hpt is ending because of a signal: further ones (Ctrl-C pressed again, Jenkins' follow-up
+    SIGTERM) are ignored while it winds down, so they neither print a traceback from whatever
+    Python was doing nor replace the exit code with death by signal. SIGKILL still ends it."""
+    for signum in SIGNAL_EXIT:
+        signal.signal(signum, signal.SIG_IGN)
+    # CPython 3.11 notes a KeyboardInterrupt that left code run by exec() (dataclasses build
+    # their methods so, on import) and, at exit, kills the process with SIGINT even though
+    # the interrupt was handled: the exit code would be "killed by signal", not 130. Running
+    # exec() again clears that note.
+    exec("")
+
+
 class _Exit(click.ClickException):
     """One or more one-line errors on stderr and an exit code, no traceback."""
 
@@ -50,19 +63,27 @@ class _Group(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
-        except click.UsageError as e:
-            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-            click.echo(f"hpt: error: {e.format_message()}{hint}", err=True)
-            code = e.exit_code
-        except click.ClickException as e:
-            e.show()
-            code = e.exit_code
+            try:
+                code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
+            except click.UsageError as e:
+                hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+                click.echo(f"hpt: error: {e.format_message()}{hint}", err=True)
+                code = e.exit_code
+            except click.ClickException as e:
+                e.show()
+                code = e.exit_code
         except (click.Abort, KeyboardInterrupt, _Interrupted) as e:
             signum = signal.SIGTERM if isinstance(e, _Interrupted) else signal.SIGINT
-            click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
             code = SIGNAL_EXIT[signum]
-        finally:
+            _stopping()
+            click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
+        except SystemExit as e:  # a run that a signal stopped ends with 130 or 143 (sys.exit in the command)
+            if e.code in SIGNAL_EXIT.values():
+                _stopping()
+            else:
+                signal.signal(signal.SIGTERM, previous)
+            raise
+        else:
             signal.signal(signal.SIGTERM, previous)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -98,7 +119,30 @@ def main() -> None:
       hpt sync gs://bucket/hpt/lstm       deliver results an outage left behind
       hpt archs                           architectures and their hyperparameters
     """
-    logging.basicConfig(format="hpt: %(message)s", level=logging.INFO, stream=sys.stderr)
+    _log_to_stderr()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is when a record comes (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """hpt's own notes as `hpt: ...` lines; other libraries' log records are not hpt's to print
+    (torch logs "FakeTensor cache stats" at exit when its logging was not set up)."""
+    log = logging.getLogger("hpt")
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("hpt: %(message)s"))
+        log.addHandler(handler)
 
 
 def _today(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
