@@ -356,14 +356,17 @@ def _infer_format(text: pd.Series, name: str) -> pd.Series:
 
 def _iso_times(text: pd.Series, name: str, row: int, first: Any) -> pd.Series:
     """ISO 8601 times, with or without clock times; UTC offsets in every row or in none."""
-    offset = text.str.contains(_OFFSET).fillna(False).to_numpy(dtype=bool)
-    if offset.any() and not offset[text.notna().to_numpy()].all():
-        odd = int(np.flatnonzero(offset != offset[row - 2])[0])
-        has = "has no UTC offset" if offset[row - 2] else "has a UTC offset"
-        raise DataError("data.time_column",
-                        f'{show(text.iloc[odd])} in column "{name}" (row {odd + 2}) {has}, unlike row {row} '
-                        f"({show(first)}); give every time an offset or none")
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=bool(offset.any()))
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # "Mixed timezones detected": offsets that differ (summer time), or some rows without one
+        offset = text.str.contains(_OFFSET).fillna(False).to_numpy(dtype=bool)
+        if not offset[text.notna().to_numpy()].all():
+            odd = int(np.flatnonzero(offset != offset[row - 2])[0])
+            has = "has no UTC offset" if offset[row - 2] else "has a UTC offset"
+            raise DataError("data.time_column",
+                            f'{show(text.iloc[odd])} in column "{name}" (row {odd + 2}) {has}, unlike row {row} '
+                            f"({show(first)}); give every time an offset or none") from None
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
     if len(bad):
         i = int(bad[0])

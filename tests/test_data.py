@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hpt.data import (
     window_report,
 )
 from hpt.periods import Period
+from hpt.spec import check_data, data_report, load_spec
 from tests.conftest import ROOT, tiny_spec
 
 SHARED_WEATHER = ROOT / "tests" / "data" / "seattle_weather_daily.csv"
@@ -288,10 +290,17 @@ def test_gaps_are_counted_in_the_log(tmp_path: Path, write_spec: Any, cli: Any) 
     keep = np.ones(len(HOURS), dtype=bool)
     keep[[100, 101, 102, 300]] = False
     path = _write(tmp_path / "g.csv", pd.DataFrame({"ts": HOURS[keep], "y": _series()[keep]}))
-    out = cli("validate", str(_spec_on(write_spec, path)))
+    spec_path = _spec_on(write_spec, path)
+    out = cli("validate", str(spec_path))
     assert out.returncode == 0, out.stderr
     assert ("hpt: period 2013-01-01..2013-01-21: 2 gaps (4 missing steps of 1h): 48 of 357 train and 0 of 95 "
             "validation windows span one and are not used") in out.stderr
+    spec = load_spec(spec_path)
+    report = json.loads(json.dumps(data_report(spec, check_data(spec))))  # for the run record
+    assert report["step"] == "1h" and report["fill"] == "none" and report["lookback"] == 24
+    assert report["periods"]["2013-01-01..2013-01-21"] == {
+        "rows": len(HOURS) - 4, "gaps": 2, "missing_steps": 4, "train_windows": 309, "val_windows": 95,
+        "skipped_train_windows": 48, "skipped_val_windows": 0}
 
 
 @pytest.mark.parametrize("fill, limit, expected", [
