@@ -357,15 +357,20 @@ def _infer_format(text: pd.Series, name: str) -> pd.Series:
 def _iso_times(text: pd.Series, name: str, row: int, first: Any) -> pd.Series:
     """ISO 8601 times, with or without clock times; UTC offsets in every row or in none."""
     try:
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    except ValueError:  # "Mixed timezones detected": offsets that differ (summer time), or some rows without one
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas 2 warns that mixed zones will be an error
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        naive = pd.api.types.is_datetime64_dtype(parsed)  # not when some zone was read
+    except ValueError:  # pandas 3: "Mixed timezones detected"
+        naive = False
+    if not naive:  # every row needs an offset (pandas 2 would give the others its own); differing ones become UTC
         offset = text.str.contains(_OFFSET).fillna(False).to_numpy(dtype=bool)
         if not offset[text.notna().to_numpy()].all():
             odd = int(np.flatnonzero(offset != offset[row - 2])[0])
             has = "has no UTC offset" if offset[row - 2] else "has a UTC offset"
             raise DataError("data.time_column",
                             f'{show(text.iloc[odd])} in column "{name}" (row {odd + 2}) {has}, unlike row {row} '
-                            f"({show(first)}); give every time an offset or none") from None
+                            f"({show(first)}); give every time an offset or none")
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
     if len(bad):
