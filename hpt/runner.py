@@ -34,7 +34,7 @@ from hpt.results import BestConfig, best_config, why_no_best
 from hpt.rows import rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
-from hpt.spec import Spec, check_data
+from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
@@ -214,7 +214,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     """
     options = options or RunOptions()
     reporter = reporter or Reporter()
-    check_data(spec)
+    frame = check_data(spec)
     sink = open_sink(results_location(spec, options.sink))
     sink.check_writable()
     store = ResultStore(sink, stream=True)
@@ -237,7 +237,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     record: dict[str, Any] = {}
     try:
         try:
-            record.update(_run_record(spec, run_id, backend, utcnow()))
+            record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
             store.write_run(run_id, record)
             reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
                           f"{backend.describe()}")

@@ -242,7 +242,8 @@ def test_a_grid_axis_of_a_million_values_is_checked_in_linear_time(write_spec: A
     values = [i * 1e-9 + 1e-6 for i in range(10**6)]
     started = time.perf_counter()
     spec = load_spec(write_spec(tiny_spec(parameters={"lr": values, "weight_decay": [v - 1e-6 for v in values]})))
-    assert time.perf_counter() - started < 5  # was 42 s for 10^4 values, no answer for 10^6
+    # a guard against the quadratic check, not a speed claim: that took 42 s for 10^4 values and hours for 10^6
+    assert time.perf_counter() - started < 60
     assert len(spec.parameters["lr"]) == 10**6
     with pytest.raises(SpecError) as info:
         load_spec(write_spec(tiny_spec(parameters={"lr": [*values, values[17], 0.0]})))
@@ -263,7 +264,7 @@ def test_plan_of_two_million_value_axes_answers_quickly_and_shows_a_sample(write
     out = cli("plan", str(big), "--limit", "3")
     elapsed = time.perf_counter() - started
     assert out.returncode == 0, out.stderr
-    assert elapsed - start_up < 2, (elapsed, start_up)
+    assert elapsed - start_up < 60, (elapsed, start_up)  # a guard against walking the axes, not a speed claim
     lines = out.stdout.splitlines()
     assert "tuned: seed [0, 1, 2, 3, 4, ..., 999998, 999999] (1000000 values)" in lines
     assert "tiny: 2000000000000 trials = 1000000000000 configs x 2 periods" in lines[0]
