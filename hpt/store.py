@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import signal
 import threading
 import time
 from collections import deque
@@ -283,6 +284,7 @@ class _Uploader:
         return self.closing or time.monotonic() >= self.last_merge + _CSV_PACE
 
     def _loop(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
         pause = 1.0
         while True:
             with self.cond:

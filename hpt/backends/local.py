@@ -185,10 +185,13 @@ class _Worker:
         self.start_error = ""  # why the process could not be started
         saved = {k: os.environ.get(k) for k, _ in slot.env}
         os.environ.update(dict(slot.env))  # spawn copies the environment when the child starts
-        # Ctrl-C and SIGTERM go to the whole process group: blocked while the child starts, the child
-        # inherits them blocked (no KeyboardInterrupt traceback from a half-started worker) and
-        # this process gets them as soon as the child is on its way.
+        # Ctrl-C and SIGTERM go to the whole process group. The child must ignore them from its first
+        # instruction (a half-started worker would print a KeyboardInterrupt traceback): an ignored
+        # signal stays ignored across exec. Meanwhile they are blocked here, so this process still
+        # gets them, as soon as the child is on its way (Linux keeps a blocked signal pending even
+        # while it is ignored; other threads block them for good, see hpt.store).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        handlers = {s: signal.signal(s, signal.SIG_IGN) for s in _SIGNALS}
         try:
             self.proc = ctx.Process(target=_worker_main, args=(child, frame, slot, objective),
                                     name=f"hpt-{slot.name}", daemon=True)
@@ -196,6 +199,8 @@ class _Worker:
         except OSError as e:  # it died while being handed its start-up data
             self.start_error = f"{type(e).__name__}: {e}"
         finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             for k, v in saved.items():
                 if v is None:
