@@ -319,6 +319,8 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     trials = trials if trials is not None else expand(spec)
     s = spec.search
     shape = f"{plural(len(trials.configs), 'config')} x {plural(len(trials.periods), 'period')}"
+    if trials.seeds > 1:
+        shape += f" x {trials.seeds} seeds (training.repeats)"
     click.echo(f"{spec.name}: {plural(len(trials), 'trial')} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
                + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
@@ -341,7 +343,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         mark = "  (done)" if t.trial_id in done else ""
-        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  {format_params(t.tuned_params)}{mark}")
+        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  {format_params(t.tuned_params)}{mark}")
     if len(trials) > limit:
         click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
