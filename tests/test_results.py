@@ -260,6 +260,16 @@ def test_compare_lists_the_next_few_and_the_tests_cover_every_config(tmp_path: P
                                                                                  "--compare", "4").stdout
 
 
+def test_compare_zero_lists_no_comparison_but_still_gives_the_verdict(tmp_path: Path) -> None:
+    best = [0.10, 0.20, 0.15, 0.12, 0.30, 0.22, 0.18, 0.11]
+    doc = _comparison_doc(tmp_path / "two", {"win": best, "lose": [v + 0.05 for v in best]}, 8, "--compare", "0")
+    assert doc["comparisons"] == [] and doc["winner"]["answer"] == "yes"
+    assert doc["winner"]["statement"].startswith("Yes: win beats lose in 8 of 8 periods (Wilcoxon p=0.008)")
+    doc = _comparison_doc(tmp_path / "eight", _null_values(), 6, "--compare", "0")
+    assert doc["comparisons"] == [] and doc["winner"]["answer"] == "no" and len(doc["winner"]["tied_with_best"]) == 7
+    assert "all 8 are tied with the best" in _said(tmp_path / "eight", "--compare", "0")
+
+
 def _seeded_rows() -> list[dict[str, Any]]:
     """Two configs x 6 periods x 3 seeds: `good` is lower by 0.1, its seeds spread by 0.01, `bad`'s by 0.05."""
     rows = []

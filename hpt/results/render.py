@@ -122,7 +122,7 @@ def _method_note(s: Summary, v: Verdict) -> str:
         return f"{diff}; Wilcoxon signed-rank test over the periods, two-sided at {v.alpha:g}"
     return (f"{diff}; Friedman test over the periods, then (only if it finds a difference) Nemenyi's test of the best "
             f"against each config, corrected for comparing {v.configs} configs, at {v.alpha:g}; "
-            f"{TIED!r}: the tests cannot tell it from the best")
+            f'"{TIED}": the tests cannot tell it from the best')
 
 
 def _trend_sections(s: Summary) -> list[_Section]:

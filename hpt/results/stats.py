@@ -94,6 +94,7 @@ class Verdict:
     untested: tuple[str, ...] = ()
     alpha: float = ALPHA
     better_ranked: tuple[str, ...] = field(default=())  # distinguishable, and ranked above the best
+    pair: Comparison | None = None  # two configs: the best against the other, whatever `comparisons` holds
 
     @property
     def answer(self) -> str:
@@ -123,8 +124,8 @@ class Verdict:
                     f"{self.needed} periods (these results have {n}), so every config is tied with the best for now. "
                     "Run more periods." + untested)
         how = self._how()
-        if self.test == WILCOXON:
-            c = self.comparisons[0]
+        if self.test == WILCOXON and self.pair is not None:
+            c = self.pair
             head = f"{b} beats {c.other} in {c.wins} of {_count(c.shared, 'period')}" + (
                 f" and loses {c.losses}" if c.losses else "")
             if c.verdict == WORSE:
@@ -155,8 +156,7 @@ class Verdict:
 
     def _how(self) -> str:
         if self.test == WILCOXON:
-            p = self.comparisons[0].p_value
-            return f"Wilcoxon p={format_p(p)}"
+            return f"Wilcoxon p={format_p(None if self.pair is None else self.pair.p_value)}"
         fp = f"Friedman p={format_p(self.friedman_p)} over {_count(self.periods, 'period')}"
         if self.friedman_p is None or self.friedman_p >= self.alpha:
             return fp
@@ -237,8 +237,9 @@ def winner_verdict(ranking: Ranking, detail: int = 3, alpha: float = ALPHA) -> V
     else:
         test = FRIEDMAN_NEMENYI
         friedman_p, verdicts, p_values = _friedman_nemenyi(complete, alpha, detail)
-    shown = []
     best_values = complete[0]
+    pair = _compare(best.config_id, others[0], best_values, complete[1], p_values[0], verdicts[0]) if k == 2 else None
+    shown = []
     for i, other in enumerate(others[:max(detail, 0)]):
         shown.append(_compare(best.config_id, other, best_values, complete[i + 1], p_values[i], verdicts[i]))
     rest = max(detail, 0) - len(shown)
@@ -252,7 +253,7 @@ def winner_verdict(ranking: Ranking, detail: int = 3, alpha: float = ALPHA) -> V
         tied=tuple(o for o, v in zip(others, verdicts, strict=True) if v in (TIED, TOO_FEW)),
         distinguishable=tuple(o for o, v in zip(others, verdicts, strict=True) if v in (WORSE, BETTER_RANKED)),
         better_ranked=tuple(o for o, v in zip(others, verdicts, strict=True) if v == BETTER_RANKED),
-        untested=untested, alpha=alpha,
+        untested=untested, alpha=alpha, pair=pair,
     )
 
 
