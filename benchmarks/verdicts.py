@@ -107,7 +107,13 @@ def _claims(v: Verdict) -> bool:
 
 
 def _pct(n: int, of: int, goal: str = "") -> str:
-    return f"{n} of {of} ({100 * n / of:.1f}%{'; goal ' + goal if goal else ''})"
+    """`n of N (share%)`; with a goal, the exact (Clopper-Pearson) 95% interval of the share too."""
+    if not goal:
+        return f"{n} of {of} ({100 * n / of:.1f}%)"
+    from scipy import stats
+
+    ci = stats.binomtest(n, of).proportion_ci(0.95)
+    return f"{n} of {of} ({100 * n / of:.1f}%, 95% interval {100 * ci.low:.1f}-{100 * ci.high:.1f}%; goal {goal})"
 
 
 def _run(pool: ProcessPoolExecutor, trials: Sequence[Trial]) -> list[dict[str, Any]]:

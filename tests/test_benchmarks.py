@@ -42,9 +42,11 @@ def test_verdicts_benchmark_quick() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     share = r"\d+ of 2 \(\d+\.\d%"
+    ci = r", 95% interval \d+\.\d-\d+\.\d%"
     assert re.search(r"^  2 worker processes x 1 torch thread each; 2 repetitions of each experiment$", out, re.M), out
-    assert re.search(rf"^  significance claimed in {share}; goal <= 5%\) repetitions$", out, re.M), out
+    assert re.search(rf"^  significance claimed in {share}{ci}; goal <= 5%\) repetitions$", out, re.M), out
     assert re.search(rf"^  \"clearly better\" claimed in {share}\) repetitions$", out, re.M), out
-    assert re.search(rf"^  detected in {share}; goal >= 80%\) repetitions; the good lr won in {share}\)$", out, re.M), out
+    assert re.search(rf"^  detected in {share}{ci}; goal >= 80%\) repetitions; the good lr won in {share}\)$", out,
+                     re.M), out
     assert re.search(r"^  small-lr configs told apart: \d+ of \d+ .*; good-lr configs told apart \(wrongly\): ", out, re.M), out
     assert re.search(r"^time: 312 trials in \d+s$", out, re.M), out

@@ -194,3 +194,17 @@ def test_training_uses_the_trials_seed_and_the_model_file_records_it() -> None:
 
     payload = torch.load(io.BytesIO(a.model or b""), weights_only=True)
     assert payload["seed"] == trial.seed and payload["params"]["seed"] == 0
+
+
+def test_plan_shows_each_trials_seed_and_the_seeds_per_period(write_spec: Any, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hpt.cli import main
+
+    spec = write_spec(tiny_spec(training={"repeats": 3}))
+    out = CliRunner().invoke(main, ["plan", str(spec), "--sink", str(tmp_path / "res"), "--limit", "12"])
+    assert out.exit_code == 0, out.output
+    assert "12 trials = 2 configs x 2 periods x 3 seeds (training.repeats)" in out.stdout
+    plan = expand(load_spec(spec))
+    for t in plan:
+        assert f"  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  " in out.stdout
