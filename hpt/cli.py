@@ -363,6 +363,8 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     trials = trials if trials is not None else expand(spec)
     s = spec.search
     shape = f"{plural(len(trials.configs), 'config')} x {plural(len(trials.periods), 'period')}"
+    if trials.seeds > 1:
+        shape += f" x {trials.seeds} seeds (training.repeats)"
     click.echo(f"{spec.name}: {plural(len(trials), 'trial')} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
                + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
@@ -384,7 +386,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         mark = "  (done)" if t.trial_id in done else ""
-        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  {format_params(t.tuned_params)}{mark}")
+        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  {format_params(t.tuned_params)}{mark}")
     if len(trials) > limit:
         click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
@@ -463,16 +465,18 @@ def archs(names: tuple[str, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
               show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
 @click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Runners-up to test the best config against.")
+              help="Configs after the best to list in \"Is the winner real?\" (the tests always cover every config).")
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
             plot_dir: str | None) -> None:
     """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.
 
-    Per config: mean, median, worst and spread of the metric over its periods, its rank
-    in each period and the periods it won; the best config tested against the runners-up
-    (paired over shared periods); the metric per value of each tuned parameter; each
-    fidelity (quick screening, ...) ranked apart; trials that did not finish ok listed.
+    Per config: mean, median, worst and spread of the metric over its periods (and across
+    seeds, with training.repeats), its rank in each period and the periods it won; is the
+    winner real: the best config tested against every other one (Friedman, then Nemenyi;
+    Wilcoxon for two configs), which configs are "tied with the best"; the metric per value
+    of each tuned parameter; each fidelity (quick screening, ...) ranked apart; trials that
+    did not finish ok listed.
 
     \b
     Examples:
@@ -521,8 +525,10 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     top = summary.best
     assert top is not None  # best_params raised otherwise
     source = {"full": "", "quick": "; from screening rows"}.get(top.fidelity, f"; from {top.fidelity} rows")
+    tied = summary.verdict.tied
+    ties = f"; tied with {plural(len(tied), 'other config')} (hpt results says which)" if tied else ""
     click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
-               f"{plural(top.periods_run, 'period')}, best in {top.periods_won} of them{source}", err=True)
+               f"{plural(top.periods_run, 'period')}, best in {top.periods_won} of them{source}{ties}", err=True)
     click.echo(json.dumps(params))
 
 

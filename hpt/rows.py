@@ -2,8 +2,8 @@
 
 The store writes rows with :func:`result_row`, :func:`parse_row` and :func:`to_csv`, and
 merges ``results.csv`` with :func:`parse_csv`; the results commands read them back into a
-DataFrame with :func:`read_csv` and :func:`rows_frame`. Columns: the leading ids and
-period, ``param_<name>`` for each tuned parameter, the metrics (and any tags, such as
+DataFrame with :func:`read_csv` and :func:`rows_frame`. Columns: the leading ids, period
+and training seed, ``param_<name>`` for each tuned parameter, the metrics (and any tags, such as
 ``round``), then where and when.
 """
 
@@ -43,7 +43,8 @@ __all__ = [
 ]
 
 RESULTS_CSV = "results.csv"
-LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end")
+LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end",
+                   "seed")
 TRAILING_COLUMNS = ("device", "started_at", "finished_at", "error", "model_uri")
 TEXT_COLUMNS = frozenset(LEADING_COLUMNS + TRAILING_COLUMNS)
 """The columns that are never metrics: read as text, never offered to rank by."""
@@ -67,6 +68,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
         "fidelity": t.fidelity,
         "period_start": t.period.start_text,
         "period_end": t.period.end_text,
+        "seed": t.seed,  # the seed it trained with; param_seed (when tuned) is the config's
     }
     row.update(t.tags)
     row.update({f"param_{k}": v for k, v in t.tuned_params.items()})

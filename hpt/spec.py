@@ -84,6 +84,8 @@ _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu")
+REPEATS = "repeats"  # training.repeats: seeds per config and period
+MAX_REPEATS = 100
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
@@ -145,6 +147,7 @@ class Spec:
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu (command-line options win)
+    repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
 
     @property
     def arch(self) -> Architecture:
@@ -344,6 +347,7 @@ class _Parser:
         rule = periods if isinstance(periods, AutoPeriods) else None
         search = self.search(doc.get("search", {}))
         training = self.training(doc.get("training", {}), arch)
+        repeats = self.repeats(doc.get("training"))
         parameters = self.parameters(doc.get("parameters", {}), arch, search)
         for name in sorted(set(training) & set(parameters)):
             log.warning("%s: training.%s is not used: parameters.%s tunes it", self.source, name, name)
@@ -372,7 +376,7 @@ class _Parser:
         return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
-                    resources=resources)
+                    resources=resources, repeats=repeats)
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
@@ -562,6 +566,8 @@ class _Parser:
             return {}
         out = {}
         for key, v in obj.items():
+            if key == REPEATS:
+                continue  # not a hyperparameter: see repeats()
             where = f"training.{key}"
             hp = TRAINING.get(key)
             if hp is None:
@@ -569,7 +575,8 @@ class _Parser:
                     self.add(where, f'"{key}" is an argument of {arch.name}: set it under "parameters" '
                                     "(a one-value list fixes it)")
                 else:
-                    self.add(where, f"unknown key{did_you_mean(key, TRAINING)}; valid: {', '.join(TRAINING)}")
+                    valid = (*TRAINING, REPEATS)
+                    self.add(where, f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
                 continue
             msg = hp.problem(v)
             if msg:
@@ -577,6 +584,20 @@ class _Parser:
                 continue
             out[key] = _normalise(hp, v)
         return out
+
+    def repeats(self, value: Any) -> int:
+        """``training.repeats``: how many seeds each config trains per period (default 1).
+
+        Not a hyperparameter (it is no part of a config's id, and cannot be tuned).
+        """
+        if not isinstance(value, dict) or REPEATS not in value:
+            return 1
+        k = value[REPEATS]
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_REPEATS:
+            self.add(f"training.{REPEATS}", f"expected an integer from 1 to {MAX_REPEATS} (seeds per config and period), "
+                                            f"got {show(k)}")
+            return 1
+        return k
 
     def parameters(self, value: Any, arch: Architecture | None, search: SearchSpec) -> dict[str, Axis]:
         obj = self.section(value, "parameters")
@@ -589,6 +610,9 @@ class _Parser:
         for name, axis in obj.items():
             where = f"parameters.{name}"
             hp = valid.get(name)
+            if name == REPEATS:
+                self.add(where, f'"{REPEATS}" is not tuned: set it under "training" (seeds per config and period)')
+                continue
             if hp is None:
                 if arch is None:
                     continue  # the architecture's own error is reported; its names are unknown

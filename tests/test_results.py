@@ -11,16 +11,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from scipy import stats
 
 from hpt.cli import main
-from hpt.results import BestConfig, best_config, load_results, rank_fidelity, summarise
+from hpt.results import BestConfig, best_config, load_results, rank_fidelity, summarise, winner_verdict
 from hpt.rows import rows_frame, to_csv
 from tests.conftest import hpt_cli, tiny_spec
 
-P = [(f"2013-{m:02d}-01", f"2013-{m:02d}-15") for m in range(1, 13)]
+P = [(f"{2013 + m // 12}-{m % 12 + 1:02d}-01", f"{2013 + m // 12}-{m % 12 + 1:02d}-15") for m in range(24)]
 
 
 def row(config: str, period: int, value: float | None, status: str = "ok", fidelity: str = "full",
@@ -109,46 +111,198 @@ def test_best_refuses_when_no_config_ran_every_period(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- is the winner real?
 
 
-def _comparison_doc(tmp_path: Path, values: dict[str, list[float]], periods: int) -> dict[str, Any]:
+def _comparison_doc(tmp_path: Path, values: dict[str, list[float]], periods: int, *args: str) -> dict[str, Any]:
     params = {cid: {"lr": i} for i, cid in enumerate(values)}
     uri = write_results(tmp_path, grid(values, params, periods))
-    return json.loads(results_cli("results", uri, "--format", "json").stdout)
+    return json.loads(results_cli("results", uri, "--format", "json", *args).stdout)
 
 
-def test_clear_winner_over_eight_periods(tmp_path: Path) -> None:
+def _said(tmp_path: Path, *args: str) -> str:
+    """`hpt results` as a terminal shows it, with lines joined (the verdict is wrapped)."""
+    return " ".join(results_cli("results", str(tmp_path), *args).stdout.split())
+
+
+def test_two_configs_clear_winner_over_eight_periods(tmp_path: Path) -> None:
     best = [0.10, 0.20, 0.15, 0.12, 0.30, 0.22, 0.18, 0.11]
     doc = _comparison_doc(tmp_path, {"win": best, "lose": [v + 0.05 for v in best]}, 8)
     (c,) = doc["comparisons"]
     assert (c["best"], c["other"], c["wins"], c["shared_periods"]) == ("win", "lose", 8, 8)
-    assert c["wilcoxon_p"] == pytest.approx(2 / 2**8) and c["significant"] and c["verdict"] == "clearly better"
-    text = results_cli("results", str(tmp_path)).stdout
-    assert "win beats lose in 8 of 8 periods (Wilcoxon p=0.008): the lead is real" in text
+    assert c["p_value"] == pytest.approx(2 / 2**8) and c["test"] == "wilcoxon"
+    assert c["distinguishable"] and c["verdict"] == "worse than the best"
+    w = doc["winner"]
+    assert (w["answer"], w["distinguishable"], w["tied_with_best"], w["periods_needed"]) == ("yes", ["lose"], [], 6)
+    assert w["statement"] == "Yes: win beats lose in 8 of 8 periods (Wilcoxon p=0.008): the lead is real at the 0.05 level."
+    assert w["statement"] in _said(tmp_path)
 
 
-def test_three_periods_are_too_few_to_tell(tmp_path: Path) -> None:
+def test_two_configs_over_three_periods_are_too_few_to_tell(tmp_path: Path) -> None:
     doc = _comparison_doc(tmp_path, {"win": [0.1, 0.2, 0.3], "lose": [0.2, 0.3, 0.4]}, 3)
     (c,) = doc["comparisons"]
-    assert c["wins"] == 3 and c["wilcoxon_p"] == pytest.approx(0.25) and not c["significant"]
-    text = results_cli("results", str(tmp_path)).stdout
-    assert "win beats lose in 3 of 3 periods, but that is too few periods to tell" in text
+    assert c["wins"] == 3 and c["p_value"] is None and c["verdict"] == "too few periods to tell" and not c["distinguishable"]
+    assert doc["winner"]["answer"] == "too few periods" and doc["winner"]["tied_with_best"] == ["lose"]
+    assert ("Cannot tell yet: with 2 configs no test can reach p < 0.05 over fewer than 6 periods (these results have 3), "
+            "so every config is tied with the best for now.") in _said(tmp_path)
 
 
-def test_noisy_lead_is_not_clearly_better(tmp_path: Path) -> None:
+def test_two_configs_with_a_noisy_lead_are_tied(tmp_path: Path) -> None:
     a = [0.10, 0.30, 0.10, 0.30, 0.10, 0.30, 0.10, 0.30]
     b = [0.20, 0.20, 0.20, 0.20, 0.21, 0.20, 0.20, 0.20]
     doc = _comparison_doc(tmp_path, {"a": a, "b": b}, 8)
     (c,) = doc["comparisons"]
     assert c["best"] == "a" and (c["wins"], c["losses"]) == (4, 4)
-    assert c["wilcoxon_p"] > 0.2 and c["verdict"] == "no clear difference"
-    assert "not clearly better; the lead may be chance" in results_cli("results", str(tmp_path)).stdout
+    assert c["p_value"] > 0.2 and c["verdict"] == "tied with the best"
+    assert doc["winner"]["answer"] == "no"
+    assert "No: a beats b in 4 of 8 periods and loses 4 (Wilcoxon p=0.250): the two are tied; the lead may be chance" \
+        in _said(tmp_path)
 
 
-def test_compare_takes_the_next_few(tmp_path: Path) -> None:
+def _null_values(seed: int = 54, configs: int = 8, periods: int = 6) -> dict[str, list[float]]:
+    """Configs that differ only in noise; each period has its own difficulty."""
+    rng = np.random.default_rng(seed)
+    difficulty = np.round(rng.uniform(0.5, 1.5, periods), 3)
+    values = np.round(difficulty[None, :] + rng.normal(0, 0.02, (configs, periods)), 4)
+    return {f"s{i}": list(map(float, v)) for i, v in enumerate(values)}
+
+
+def test_eight_configs_that_differ_only_in_noise_are_all_tied_with_the_best(tmp_path: Path) -> None:
+    values = _null_values()
+    doc = _comparison_doc(tmp_path, values, 6)
+    w = doc["winner"]
+    best, runner_up = w["best"], doc["full"]["configs"][1]["config_id"]
+    first = doc["comparisons"][0]
+    assert (first["other"], first["wins"], first["shared_periods"]) == (runner_up, 6, 6)  # 6 wins to 0: the issue's case ...
+    assert stats.wilcoxon(np.subtract(values[best], values[runner_up])).pvalue < 0.05  # ... that 0.1 called "clearly better"
+    assert w["test"] == "friedman+nemenyi" and w["friedman_p"] == pytest.approx(0.237, abs=1e-3)
+    assert (w["answer"], w["configs_tested"], len(w["tied_with_best"]), w["distinguishable"]) == ("no", 8, 7, [])
+    assert all(c["verdict"] == "tied with the best" and c["p_value"] is None for c in doc["comparisons"])
+    assert w["statement"].startswith(f"No: {best} is not distinguishable from any of the 7 other configs "
+                                     "(Friedman p=0.237 over 6 periods): all 8 are tied with the best")
+    said = _said(tmp_path)
+    assert w["statement"] in said and "best vs" in said and "Nemenyi p" in said
+    assert {c["verdict"] for c in doc["full"]["configs"]} == {"best", "tied with the best"}
+    told = results_cli("best", str(tmp_path)).stderr
+    assert f"best config {best}: " in told and "; tied with 7 other configs (hpt results says which)" in told
+
+
+def _real_difference(periods: int = 10) -> dict[str, list[float]]:
+    """Three good configs that differ only in noise and three that are worse by 0.3 in every period."""
+    rng = np.random.default_rng(1)
+    difficulty = rng.uniform(0.5, 1.5, periods)
+    good = {f"g{i}": difficulty + rng.normal(0, 0.02, periods) for i in range(3)}
+    bad = {f"b{i}": difficulty + 0.3 + rng.normal(0, 0.02, periods) for i in range(3)}
+    return {k: [round(float(x), 4) for x in v] for k, v in {**good, **bad}.items()}
+
+
+def test_the_winner_is_told_apart_from_worse_configs_and_tied_with_its_equals(tmp_path: Path) -> None:
+    values = _real_difference()
+    doc = _comparison_doc(tmp_path, values, 10, "--compare", "5")
+    w = doc["winner"]
+    assert w["best"].startswith("g") and w["friedman_p"] < 1e-4 and w["answer"] == "partly"
+    assert sorted(w["distinguishable"]) == ["b0", "b1", "b2"]
+    assert sorted(w["tied_with_best"]) == sorted({"g0", "g1", "g2"} - {w["best"]})
+    by_other = {c["other"]: c for c in doc["comparisons"]}
+    assert all(by_other[b]["verdict"] == "worse than the best" and by_other[b]["p_value"] < 0.05 for b in ("b0", "b1", "b2"))
+    assert all(c["verdict"] == "tied with the best" and c["p_value"] >= 0.05
+               for o, c in by_other.items() if o.startswith("g"))
+    tied = ", ".join(w["tied_with_best"])
+    assert w["statement"] == (f"Partly: {w['best']} is better than 3 of the 5 other configs (Friedman p={w['friedman_p']:.1e} "
+                              "over 10 periods, then Nemenyi's test of the best against each, corrected for 6 configs); "
+                              f"2 configs are tied with the best: {tied}.")
+    said = _said(tmp_path, "--compare", "5")
+    assert w["statement"] in said
+    markdown = results_cli("results", str(tmp_path), "--format", "markdown").stdout
+    assert "### Is the winner real?" in markdown and "| best vs |" in markdown and "Partly: " in markdown
+    csv = pd.read_csv(io.StringIO(results_cli("results", str(tmp_path), "--format", "csv").stdout)).set_index("config_id")
+    assert csv.loc[w["best"], "verdict"] == "best" and csv.loc["b1", "verdict"] == "worse than the best"
+
+
+def test_nemenyi_and_friedman_agree_with_scikit_posthocs_and_scipy() -> None:
+    import scikit_posthocs as sp
+
+    values = _real_difference(8)
+    frame = pd.DataFrame(grid(values, {c: {} for c in values}, 8))
+    ranking = rank_fidelity(frame, "val_mse", "full")
+    verdict = winner_verdict(ranking, detail=5)
+    blocks = ranking.values.T.to_numpy()  # periods x configs, the best first
+    assert verdict.friedman_p == pytest.approx(stats.friedmanchisquare(*blocks.T).pvalue)
+    reference = sp.posthoc_nemenyi_friedman(blocks)
+    assert [c.p_value for c in verdict.comparisons] == pytest.approx(list(reference.iloc[0, 1:]), rel=1e-6)
+
+
+def test_a_config_that_ranks_first_in_most_periods_is_not_called_worse(tmp_path: Path) -> None:
+    a = [1.0] * 19 + [9.0]  # first in 19 of 20 periods, one disaster
+    b = [1.01] * 19 + [1.0]  # the lower mean
+    c = [1.02] * 20
+    doc = _comparison_doc(tmp_path, {"a": a, "b": b, "c": c}, 20)
+    w = doc["winner"]
+    assert w["best"] == "b" and w["ranks_above_best"] == ["a"] and w["answer"] == "partly"
+    assert {x["other"]: x["verdict"] for x in doc["comparisons"]} == {"a": "ranks above the best", "c": "worse than the best"}
+    assert "a ranks above b in most periods, though b has the lower mean val_mse." in w["statement"]
+
+
+def test_partial_configs_are_not_tested(tmp_path: Path) -> None:
+    values = _real_difference(10)
+    rows = grid(values, {c: {"lr": i} for i, c in enumerate(values)}, 10) + [row("part", 0, 0.01, lr=99)]
+    uri = write_results(tmp_path, rows)
+    doc = json.loads(results_cli("results", uri, "--format", "json", "--compare", "9").stdout)
+    assert doc["winner"]["not_tested"] == ["part"] and doc["winner"]["configs_tested"] == 6
+    assert doc["comparisons"][-1] == {**doc["comparisons"][-1], "other": "part", "verdict": "not tested: missing periods",
+                                      "p_value": None, "shared_periods": 1}
+    assert "1 config missing periods is not tested." in doc["winner"]["statement"]
+
+
+def test_compare_lists_the_next_few_and_the_tests_cover_every_config(tmp_path: Path) -> None:
     values = {f"c{i}": [0.1 * (i + 1)] * 2 for i in range(6)}
-    params = {cid: {"lr": i} for i, cid in enumerate(values)}
-    uri = write_results(tmp_path, grid(values, params, 2))
-    doc = json.loads(results_cli("results", uri, "--format", "json", "--compare", "4").stdout)
+    doc = _comparison_doc(tmp_path, values, 2, "--compare", "4")
     assert [c["other"] for c in doc["comparisons"]] == ["c1", "c2", "c3", "c4"]
+    assert doc["winner"]["tied_with_best"] == ["c1", "c2", "c3", "c4", "c5"] and doc["winner"]["periods_needed"] == 3
+    assert "... and 1 more configs tested (--compare N lists more" in results_cli("results", str(tmp_path),
+                                                                                 "--compare", "4").stdout
+
+
+def test_compare_zero_lists_no_comparison_but_still_gives_the_verdict(tmp_path: Path) -> None:
+    best = [0.10, 0.20, 0.15, 0.12, 0.30, 0.22, 0.18, 0.11]
+    doc = _comparison_doc(tmp_path / "two", {"win": best, "lose": [v + 0.05 for v in best]}, 8, "--compare", "0")
+    assert doc["comparisons"] == [] and doc["winner"]["answer"] == "yes"
+    assert doc["winner"]["statement"].startswith("Yes: win beats lose in 8 of 8 periods (Wilcoxon p=0.008)")
+    doc = _comparison_doc(tmp_path / "eight", _null_values(), 6, "--compare", "0")
+    assert doc["comparisons"] == [] and doc["winner"]["answer"] == "no" and len(doc["winner"]["tied_with_best"]) == 7
+    assert "all 8 are tied with the best" in _said(tmp_path / "eight", "--compare", "0")
+
+
+def _seeded_rows() -> list[dict[str, Any]]:
+    """Two configs x 6 periods x 3 seeds: `good` is lower by 0.1, its seeds spread by 0.01, `bad`'s by 0.05."""
+    rows = []
+    for cid, offset, spread in (("good", 0.0, 0.01), ("bad", 0.1, 0.05)):
+        for p in range(6):
+            for s, noise in enumerate((-spread, 0.0, spread)):
+                r = row(cid, p, 1.0 + p / 10 + offset + noise, lr=offset)
+                r["trial_id"] = f"{cid}-{p}-{s}"
+                r["seed"] = 1000 * p + s
+                rows.append(r)
+    return rows
+
+
+def test_a_periods_value_is_the_mean_of_its_seeds_and_their_spread_is_shown(tmp_path: Path) -> None:
+    uri = write_results(tmp_path, _seeded_rows())
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    good, bad = doc["full"]["configs"]
+    assert good["config_id"] == "good" and good["mean"] == pytest.approx(1.25) and good["seeds"] == 3
+    assert good["seed_std"] == pytest.approx(0.01) and bad["seed_std"] == pytest.approx(0.05)
+    assert good["std"] == pytest.approx(np.std([1.0 + p / 10 for p in range(6)]))  # across the periods' means
+    text = results_cli("results", uri).stdout
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    assert re.search(r"worst +period std +seed std +won", header)
+    assert "each period's value is the mean over its seeds (3 per period)" in text
+    assert doc["winner"]["answer"] == "yes" and "one seed per period" not in text
+
+
+def test_one_seed_per_period_says_the_seed_noise_is_not_measured(tmp_path: Path) -> None:
+    doc = _comparison_doc(tmp_path, _null_values(), 6)
+    assert all(c["seeds"] == 1 and c["seed_std"] is None for c in doc["full"]["configs"])
+    text = results_cli("results", str(tmp_path)).stdout
+    assert "one seed per period: the seed noise is not measured; training.repeats: 3" in text
+    assert "seed std" not in text
 
 
 # --------------------------------------------------------------------------- trends, screening, failures
@@ -476,7 +630,7 @@ def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Pat
     assert "Configs ranked by mean val_mse over 2 periods (full runs: 4 ok trials, 2 configs)" in out.stdout
     doc = json.loads(results_cli("results", str(real_run), "--format", "json").stdout)
     assert len(doc["full"]["configs"]) == 2 and all(c["periods_run"] == 2 for c in doc["full"]["configs"])
-    assert doc["comparisons"][0]["verdict"] == "too few periods to tell (needs 6+)"
+    assert doc["comparisons"][0]["verdict"] == "too few periods to tell" and doc["winner"]["periods_needed"] == 6
 
     best = hpt_cli("best", str(real_run))
     assert best.returncode == 0 and "best config" in best.stderr

@@ -19,7 +19,8 @@ from hpt.store import ResultStore
 def _row(tid: str, finished: str, **values: Any) -> dict[str, Any]:
     error = values.pop("error", "")
     r: dict[str, Any] = {"run_id": "r1", "trial_id": tid, "config_id": f"c-{tid}", "status": "ok", "architecture": "mlp",
-                         "fidelity": "full", "period_start": "2013-01-01", "period_end": "2013-01-15"}
+                         "fidelity": "full", "period_start": "2013-01-01", "period_end": "2013-01-15",
+                         "seed": 1234567}
     r.update(values)
     r.update({"device": "cpu-0", "started_at": "2026-01-01T00:00:00.000+00:00", "finished_at": finished,
               "error": error, "model_uri": ""})

@@ -1,7 +1,7 @@
-"""Read a results location and decide from it: rankings across periods, paired tests, parameter trends.
+"""Read a results location and decide from it: rankings across periods, is the winner real, parameter trends.
 
 :func:`load_results` reads the rows, :func:`summarise` turns them into a :class:`Summary`
-(each fidelity ranked apart, the winner tested against the runners-up, the objective per
+(each fidelity ranked apart, the winner tested against every other config, the objective per
 value of every tuned parameter, the trials that did not finish ``ok``), and :func:`render`
 prints a summary as a table, CSV, JSON or Markdown. :func:`best_config` is the one
 definition of the best config, used by ``hpt results``, ``hpt best``, the end of a run and
@@ -9,7 +9,7 @@ definition of the best config, used by ``hpt results``, ``hpt best``, the end of
 
     load.py     load_results, default_metric, filter_rows, check_metric
     rank.py     Ranking per fidelity, BestConfig, best_config
-    stats.py    Comparison, compare_configs: paired tests and verdicts
+    stats.py    Verdict, winner_verdict: the best against every other config (Friedman, Nemenyi, Wilcoxon)
     trends.py   parameter_trends
     summary.py  Summary, summarise, best_params
     render.py   render: table, markdown, json, csv
@@ -29,7 +29,7 @@ from hpt.results.rank import (
     why_no_best,
 )
 from hpt.results.render import FORMATS, render
-from hpt.results.stats import ALPHA, Comparison, compare_configs
+from hpt.results.stats import ALPHA, Comparison, Verdict, periods_needed, winner_verdict
 from hpt.results.summary import Summary, best_params, summarise
 from hpt.results.trends import parameter_trends
 
@@ -40,19 +40,21 @@ __all__ = [
     "Comparison",
     "Ranking",
     "Summary",
+    "Verdict",
     "best_config",
     "best_params",
     "check_metric",
-    "compare_configs",
     "default_metric",
     "fidelity_order",
     "filter_rows",
     "load_results",
     "main_fidelity",
     "parameter_trends",
+    "periods_needed",
     "rank_fidelities",
     "rank_fidelity",
     "render",
     "summarise",
     "why_no_best",
+    "winner_verdict",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hpt.progress import plural
@@ -28,7 +29,7 @@ __all__ = [
     "why_no_best",
 ]
 
-STATS = ("mean", "median", "worst", "std", "periods_run", "periods_won", "ranks", "partial")
+STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial")
 """The columns of a ranking's table after config_id, before the parameters."""
 
 
@@ -48,10 +49,13 @@ class BestConfig:
 class Ranking:
     """Configs of one fidelity ranked across periods.
 
-    `table` has one row per config: config_id, mean, median, worst, std, periods_run,
-    periods_won, ranks (one per period, None where the config has no ok value), partial,
-    then one column per parameter, by name. Configs that ran every period come first,
-    then by mean (lower is better). `values` is configs x periods of the metric.
+    `table` has one row per config: config_id, mean, median, worst, std (across periods),
+    seed_std (across seeds within a period, pooled over its periods; NaN with one seed per
+    period), seeds (the fewest ok seeds any of its periods has), periods_run, periods_won,
+    ranks (one per period, None where the config has no ok value), partial, then one column
+    per parameter, by name. Configs that ran every period come first, then by mean (lower
+    is better). `values` is configs x periods of the metric, each the mean over the
+    period's seeds (the config's ok rows of that period: ``training.repeats``).
     """
 
     fidelity: str
@@ -73,6 +77,11 @@ class Ranking:
         return BestConfig(config_id=str(row["config_id"]), params={p: v for p, v in params.items() if v is not None},
                           mean=float(row["mean"]), periods_run=int(row["periods_run"]),
                           periods_won=int(row["periods_won"]), fidelity=self.fidelity)
+
+    @property
+    def seeds_measured(self) -> bool:
+        """Some config has two or more seeds in a period (``training.repeats``): the seed spread is known."""
+        return bool(len(self.table)) and bool(self.table["seed_std"].notna().any())
 
     def why_no_best(self) -> str:
         """Why no config is crowned, in the words ``hpt best`` and the end of a run use; "" when one is."""
@@ -130,7 +139,8 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
     ok = frame[_ok(frame, metric) & (fidelities(frame) == fidelity)]
     if ok.empty:
         return empty_ranking(fidelity, metric)
-    per = ok.groupby([ok["config_id"].astype(str), _period_labels(ok).rename("period")], sort=False)[metric].mean()
+    cells = ok.groupby([ok["config_id"].astype(str), _period_labels(ok).rename("period")], sort=False)[metric]
+    per = cells.mean()
     values = per.unstack("period")
     periods = sorted(values.columns)
     values = values[periods]
@@ -143,6 +153,7 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
         "median": values.median(axis=1).to_numpy(),
         "worst": values.max(axis=1).to_numpy(),
         "std": values.std(axis=1, ddof=0).to_numpy(),
+        **_seed_spread(cells, values.index),
         "periods_run": values.notna().sum(axis=1).to_numpy(),
         "periods_won": (arr == 1).sum(axis=1),
         "ranks": [[None if math.isnan(x) else int(x) for x in row] for row in arr.tolist()],
@@ -155,6 +166,16 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
             table[p] = firsts[f"param_{p}"].reindex(values.index).to_numpy()
     table = table.sort_values(["partial", "mean", "config_id"], kind="stable").reset_index(drop=True)
     return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok))
+
+
+def _seed_spread(cells: Any, configs: pd.Index) -> dict[str, Any]:
+    """Per config: the std across seeds within a period, pooled over its periods, and its fewest seeds in a period."""
+    var = cells.var(ddof=1)  # NaN for a period with one seed
+    count = cells.size()
+    by_config = var.groupby(level=0, sort=False)
+    pooled = np.sqrt(by_config.mean()).reindex(configs)  # mean skips periods with one seed
+    fewest = count.groupby(level=0, sort=False).min().reindex(configs)
+    return {"seed_std": pooled.to_numpy(dtype=float), "seeds": fewest.to_numpy(dtype=int)}
 
 
 def rank_fidelities(frame: pd.DataFrame, metric: str) -> dict[str, Ranking]:

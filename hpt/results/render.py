@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import pandas as pd
 from hpt.errors import InputError
 from hpt.progress import plural
 from hpt.results.rank import STATS, BestConfig, Ranking
-from hpt.results.stats import ALPHA, Comparison, periods_needed
+from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
 from hpt.results.summary import QUICK, Summary
 from hpt.rows import DEFAULT_FIDELITY, plain
 from hpt.trial import Status
@@ -41,10 +42,6 @@ def _params_text(best: BestConfig) -> str:
     return " ".join(f"{p}={_num(v)}" for p, v in best.params.items())
 
 
-def _p(p: float | None) -> str:
-    return "-" if p is None else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
-
-
 @dataclass
 class _Section:
     title: str
@@ -52,11 +49,14 @@ class _Section:
     rows: list[list[str]] = field(default_factory=list)
     right: set[int] = field(default_factory=set)  # columns aligned right (numbers)
     notes: list[str] = field(default_factory=list)
+    paragraph: str = ""  # prose after the table: wrapped in a terminal, a paragraph in Markdown
 
 
 def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
     labels = " ".join(f"P{i}" for i in range(1, len(r.periods) + 1))
-    headers = ["#", "config", *r.params, "mean", "median", "worst", "std", "won", f"ranks ({labels})"]
+    seeds = r.seeds_measured
+    spread = ["period std", "seed std"] if seeds else ["std"]
+    headers = ["#", "config", *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})"]
     sec = _Section(title, headers, right={0, *range(2, len(headers) - 1)})
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
@@ -65,8 +65,9 @@ def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
         ranks = " ".join("-" if x is None else str(x) for x in d["ranks"])
         won = f"{d['periods_won']}/{len(r.periods)}"
         cid = d["config_id"] + (" (partial)" if d["partial"] else "")
+        spreads = [_num(d["std"]), _num(d["seed_std"])] if seeds else [_num(d["std"])]
         sec.rows.append([f"{i}{mark}", cid, *(_num(d[p]) for p in r.params), _num(d["mean"]), _num(d["median"]),
-                         _num(d["worst"]), _num(d["std"]), won, ranks])
+                         _num(d["worst"]), *spreads, won, ranks])
     if len(r.table) > len(shown):
         sec.notes.append(f"... and {len(r.table) - len(shown)} more configs (--top N shows more; --top 0 all)")
     n_partial = int(r.table["partial"].sum())
@@ -79,42 +80,49 @@ def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
         sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
                          "never crowned best")
     sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
+    if seeds:
+        fewest = int(r.table["seeds"].min())
+        most = int(r.table["seeds"].max())
+        count = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+        sec.notes.append(f"each period's value is the mean over its seeds ({count} per period); period std: spread "
+                         "across periods; seed std: spread across seeds within a period, the noise a difference must beat")
     return sec
 
 
-def _comparison_section(s: Summary) -> _Section:
+_TEST_NAMES = {FRIEDMAN_NEMENYI: "Nemenyi p", WILCOXON: "Wilcoxon p"}
+
+
+def _verdict_section(s: Summary) -> _Section:
     r = s.main
-    best = r.best
-    title = "Is the winner real? Paired over the periods both ran"
-    sec = _Section(title, ["best vs", *r.params, "wins", "mean diff", "Wilcoxon p", "sign p", "verdict"],
-                   right={*range(1, len(r.params) + 5)})
-    table = r.table.set_index("config_id")
-    for c in s.comparisons:
-        other = table.loc[c.other]
-        sec.rows.append([c.other, *(_num(other[p]) for p in r.params), f"{c.wins} of {c.shared}", f"{c.mean_diff:+.3g}",
-                         _p(c.p_value), _p(c.sign_p), c.verdict])
-    if best is not None and s.comparisons:
-        sec.notes += [_plain_statement(c) for c in s.comparisons[:1]]
-        sec.notes.append(f"mean diff: best minus other ({s.metric}; negative: the best is lower); Wilcoxon signed-rank "
-                         f"and sign tests, two-sided at {ALPHA:g}, not corrected for picking the best")
+    v = s.verdict
+    title = "Is the winner real? The best against every other config, corrected for picking it"
+    sec = _Section(title, paragraph=v.statement(s.metric))
+    if v.comparisons:
+        sec.headers = ["best vs", *r.params, "wins", "mean diff", _TEST_NAMES.get(v.test, "p"), "verdict"]
+        sec.right = {*range(1, len(r.params) + 4)}
+        table = r.table.set_index("config_id")
+        for c in v.comparisons:
+            other = table.loc[c.other]
+            sec.rows.append([c.other, *(_num(other[p]) for p in r.params), f"{c.wins} of {c.shared}",
+                             f"{c.mean_diff:+.3g}", format_p(c.p_value), c.verdict])
+        listed = {c.other for c in v.comparisons}
+        left = len(v.tied) + len(v.distinguishable) + len(v.untested) - len(listed)
+        if left > 0:
+            sec.notes.append(f"... and {left} more configs tested (--compare N lists more; --format json names every one)")
+        sec.notes.append(_method_note(s, v))
+    if v.best is not None and v.configs >= 2 and not r.seeds_measured:
+        sec.notes.append("one seed per period: the seed noise is not measured; training.repeats: 3 trains three seeds "
+                         "per config and period and shows their spread")
     return sec
 
 
-def _plain_statement(c: Comparison) -> str:
-    """One sentence a person can act on."""
-    head = (f"{c.best} beats {c.other} in {c.wins} of {c.shared} period{'s' if c.shared != 1 else ''}"
-            + (f" (loses {c.losses})" if c.losses else ""))
-    need = periods_needed()
-    if c.shared == 0:
-        return f"{c.best} and {c.other} ran no period in common: they cannot be compared"
-    if c.p_value is None:
-        return f"{c.best} and {c.other} score the same in every shared period"
-    if c.wins + c.losses < need:
-        return (f"{head}, but that is too few periods to tell: no paired test reaches p < {ALPHA:g} "
-                f"with fewer than {need}; run more periods")
-    if c.significant:
-        return f"{head} (Wilcoxon p={_p(c.p_value)}): the lead is real at the {ALPHA:g} level"
-    return f"{head} (Wilcoxon p={_p(c.p_value)}): not clearly better; the lead may be chance"
+def _method_note(s: Summary, v: Verdict) -> str:
+    diff = f"mean diff: best minus other ({s.metric}; negative: the best is lower)"
+    if v.test == WILCOXON:
+        return f"{diff}; Wilcoxon signed-rank test over the periods, two-sided at {v.alpha:g}"
+    return (f"{diff}; Friedman test over the periods, then (only if it finds a difference) Nemenyi's test of the best "
+            f"against each config, corrected for comparing {v.configs} configs, at {v.alpha:g}; "
+            f'"{TIED}": the tests cannot tell it from the best')
 
 
 def _trend_sections(s: Summary) -> list[_Section]:
@@ -175,10 +183,8 @@ def _sections(s: Summary, top: int) -> list[_Section]:
         secs.append(_ranking_section(r, _ranking_title(s, r), top))
     if not ranked:
         secs.append(_Section("No ok trials to rank"))
-    if s.comparisons:
-        secs.append(_comparison_section(s))
-    elif s.main.best is not None:
-        secs.append(_Section("Is the winner real?", notes=["only one config: nothing to compare it with"]))
+    if s.main.best is not None:
+        secs.append(_verdict_section(s))
     trends = _trend_sections(s)
     if trends:
         which = "screening" if s.main_fidelity == QUICK else s.main_fidelity
@@ -205,6 +211,8 @@ def _render_text(s: Summary, top: int) -> str:
         if i:
             out.append("")
         out.append(sec.title)
+        if sec.paragraph:
+            out += textwrap.wrap(sec.paragraph, width=110, initial_indent="  ", subsequent_indent="  ")
         if sec.headers:
             out += _text_table(sec)
         out += [f"  {n}" for n in sec.notes]
@@ -220,6 +228,8 @@ def _render_markdown(s: Summary, top: int) -> str:
     for i, sec in enumerate(_sections(s, top)):
         level = "##" if i == 0 else ("####" if sec.headers and sec.title.split(":")[0] in s.trends else "###")
         out += [f"{level} {_md_cell(sec.title)}", ""]
+        if sec.paragraph:
+            out += [_md_cell(sec.paragraph), ""]
         if sec.headers:
             out.append("| " + " | ".join(_md_cell(h) for h in sec.headers) + " |")
             out.append("|" + "|".join("---:" if j in sec.right else "---" for j in range(len(sec.headers))) + "|")
@@ -231,13 +241,29 @@ def _render_markdown(s: Summary, top: int) -> str:
     return "\n".join(out)
 
 
-def _config_records(r: Ranking, top: int) -> list[dict[str, Any]]:
+def _verdicts(v: Verdict | None) -> dict[str, str]:
+    """Each config's verdict by id: best, tied with the best, worse than the best, ..."""
+    if v is None or v.best is None:
+        return {}
+    out = {c: TOO_FEW if v.periods < v.needed else TIED for c in v.tied}
+    out.update({c: UNTESTED for c in v.untested})
+    out.update({c: WORSE for c in v.distinguishable})
+    out.update({c: BETTER_RANKED for c in v.better_ranked})
+    out.update({c.other: c.verdict for c in v.comparisons})
+    out[v.best] = "best"
+    return out
+
+
+def _config_records(r: Ranking, top: int, verdict: Verdict | None = None) -> list[dict[str, Any]]:
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
+    verdicts = _verdicts(verdict)
     records = []
     for row in shown.to_dict(orient="records"):
         rec: dict[str, Any] = {"config_id": row["config_id"],
                                "best": best is not None and row["config_id"] == best.config_id}
+        if verdict is not None:
+            rec["verdict"] = verdicts.get(row["config_id"])
         for k in STATS:
             rec[k] = plain(row[k])
         for p in r.params:
@@ -248,8 +274,11 @@ def _config_records(r: Ranking, top: int) -> list[dict[str, Any]]:
 
 def _json(s: Summary, top: int) -> str:
     def ranking(r: Ranking) -> dict[str, Any]:
+        verdict = s.verdict if r is s.main else None
         return {"periods": r.periods, "parameters": r.params, "ok_trials": r.trials, "configs_total": len(r.table),
-                "best": None if r.best is None else r.best.config_id, "configs": _config_records(r, top)}
+                "best": None if r.best is None else r.best.config_id, "configs": _config_records(r, top, verdict)}
+
+    v = s.verdict
 
     problem_cols = [c for c in ("status", "trial_id", "config_id", "fidelity", "period_start", "period_end", "error")
                     if c in s.problems.columns]
@@ -263,9 +292,14 @@ def _json(s: Summary, top: int) -> str:
         "uri": s.uri, "metric": s.metric, "where": s.where, "trials": s.trials, "counts": s.counts, "notes": s.notes,
         "full": ranking(s.full), "screening": ranking(s.screening),
         "rankings": {f: ranking(r) for f, r in s.rankings.items()},
+        "winner": {"best": v.best, "fidelity": s.main_fidelity, "answer": v.answer, "statement": v.statement(s.metric),
+                   "test": v.test or None, "alpha": v.alpha, "configs_tested": v.configs, "periods": v.periods,
+                   "periods_needed": v.needed, "friedman_p": v.friedman_p, "tied_with_best": list(v.tied),
+                   "distinguishable": list(v.distinguishable), "ranks_above_best": list(v.better_ranked),
+                   "not_tested": list(v.untested)},
         "comparisons": [{"best": c.best, "other": c.other, "shared_periods": c.shared, "wins": c.wins, "losses": c.losses,
-                         "ties": c.ties, "mean_diff": plain(c.mean_diff), "wilcoxon_p": c.p_value, "sign_p": c.sign_p,
-                         "significant": c.significant, "verdict": c.verdict} for c in s.comparisons],
+                         "ties": c.ties, "mean_diff": plain(c.mean_diff), "p_value": c.p_value, "test": v.test or None,
+                         "distinguishable": c.distinguishable, "verdict": c.verdict} for c in v.comparisons],
         "trends": {p: [{k: plain(v) for k, v in rec.items()} for rec in t.to_dict(orient="records")]
                    for p, t in s.trends.items()},
         "not_ranked": problems,
@@ -280,6 +314,8 @@ def _csv(s: Summary, top: int) -> str:
             continue
         t = (r.table if top <= 0 else r.table.head(top)).copy()
         t["ranks"] = [";".join("" if x is None else str(x) for x in ranks) for ranks in t["ranks"]]
+        verdicts = _verdicts(s.verdict if r is s.main else None)
+        t.insert(t.columns.get_loc("partial") + 1, "verdict", [verdicts.get(c, "") for c in t["config_id"]])
         t.insert(0, "fidelity", r.fidelity)
         t.insert(1, "rank", range(1, len(t) + 1))
         frames.append(t)

@@ -19,7 +19,7 @@ from hpt.results.rank import (
     main_fidelity,
     rank_fidelities,
 )
-from hpt.results.stats import Comparison, compare_configs
+from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
 from hpt.rows import DEFAULT_FIDELITY
 from hpt.trial import Status
@@ -35,8 +35,9 @@ class Summary:
     """Everything `hpt results` reports about one results location.
 
     `rankings` has one ranking per fidelity the rows have, ``full`` first; `main_fidelity`
-    is the one the best config, the comparisons and the trends rest on (see
-    :func:`hpt.results.rank.main_fidelity`).
+    is the one the best config, the verdict on it and the trends rest on (see
+    :func:`hpt.results.rank.main_fidelity`). `verdict` tests the best against every other
+    config of that ranking (:func:`hpt.results.stats.winner_verdict`).
     """
 
     uri: str
@@ -46,7 +47,7 @@ class Summary:
     counts: dict[str, int]
     rankings: dict[str, Ranking]
     main_fidelity: str
-    comparisons: list[Comparison]
+    verdict: Verdict
     trends: dict[str, pd.DataFrame]
     problems: pd.DataFrame  # the rows not ok: never ranked, always listed
     missing_metric: int = 0  # ok rows without a value of `metric`
@@ -70,6 +71,11 @@ class Summary:
         return self.ranking(QUICK)
 
     @property
+    def comparisons(self) -> tuple[Comparison, ...]:
+        """The best against the first configs after it (as many as `compare` asked for)."""
+        return self.verdict.comparisons
+
+    @property
     def best(self) -> BestConfig | None:
         """The best config (:func:`hpt.results.rank.best_config` of these rows)."""
         return self.main.best
@@ -77,7 +83,11 @@ class Summary:
 
 def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None = None, compare: int = 3,
               uri: str = "") -> Summary:
-    """Rank, compare and break down the rows of a results location by `metric` (lower is better)."""
+    """Rank, test and break down the rows of a results location by `metric` (lower is better).
+
+    The best config is tested against every other ranked config; `compare` is how many of
+    them (in ranking order) get a detailed comparison.
+    """
     if where:
         frame = filter_rows(frame, where)
     metric = check_metric(frame, metric)
@@ -102,7 +112,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     if missing:
         notes.append(f"{plural(missing, 'ok trial')} without a {metric} value left out of the ranking")
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
-                   main_fidelity=main, comparisons=compare_configs(main_ranking, compare),
+                   main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
                    missing_metric=missing, notes=notes)
 
