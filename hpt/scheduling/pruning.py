@@ -126,10 +126,6 @@ def period_key(fidelity: Any, start: Any, end: Any) -> str:
     return f"{fidelity or DEFAULT_FIDELITY} {start}..{end}"
 
 
-def _trial_key_of(fidelity: str, start: str, end: str) -> str:
-    return period_key(fidelity, start, end)
-
-
 def _trial_key(trial: Trial) -> str:
     return period_key(trial.fidelity, trial.period.start_text, trial.period.end_text)
 
@@ -159,7 +155,8 @@ class Pruning(Scheduler):
     """Wraps any scheduler: its trials are stopped early when behind their period's peers.
 
     A trial of a config already stopped in another period is not started (the config can
-    no longer be ranked); the inner scheduler hears it as pruned, and the log says how many.
+    no longer be ranked): the inner scheduler hears it as pruned without it running, and the
+    log says so once.
     """
 
     def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> None:
@@ -173,7 +170,7 @@ class Pruning(Scheduler):
         self.max_epochs = max_epochs(spec)
         self.say = say
         self.warm = warm
-        self._keys = {_trial_key_of(spec.fidelity, p.start_text, p.end_text) for p in spec.periods}
+        self._keys = {period_key(spec.fidelity, p.start_text, p.end_text) for p in spec.periods}  # this run's studies
         self._studies: dict[str, optuna.Study] = {}
         self._live: dict[str, optuna.trial.Trial] = {}  # trial id -> its trial in its period's study
         self._best: dict[str, float] = {}  # trial id -> best objective so far
@@ -208,7 +205,7 @@ class Pruning(Scheduler):
             used = self._replay([r for r in self.warm.rows if _row_key(r) in self._keys], self.warm.curves)
             self.say(f"warm start: early stopping compares trials with {plural(used, 'earlier trial')} of the same "
                      f"periods" + ("" if used else " (none of the warm-start rows is of this spec's periods)"))
-        own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value]
+        own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value and _row_key(r) in self._keys]
         self._replay(own, curves)
         for row in own:
             if row.get("status") == Status.PRUNED.value:
