@@ -11,6 +11,7 @@ so running the same command again resumes an interrupted run.
 from __future__ import annotations
 
 import getpass
+import importlib.metadata
 import logging
 import os
 import platform
@@ -57,7 +58,6 @@ class RunOptions:
 class RunSummary:
     run_id: str
     results: str
-    planned: str  # what the scheduler said would run
     skipped: int
     counts: Counter[str] = field(default_factory=Counter)
     best: BestConfig | None = None
@@ -89,8 +89,10 @@ def _new_run_id() -> str:
 
 
 def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict[str, Any]:
-    import torch
-
+    try:
+        torch_version = importlib.metadata.version("torch")  # without importing torch into this process
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "unknown"
     return {
         "run_id": run_id,
         "spec_name": spec.name,
@@ -98,7 +100,7 @@ def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict
         "spec": dict(spec.document),
         "command": sys.argv,
         "hpt_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": torch_version,
         "python": platform.python_version(),
         "host": socket.gethostname(),
         "user": getpass.getuser(),
@@ -231,17 +233,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     backend = backend if backend is not None else local_backend(spec, options, reporter.line, slots)
 
     run_id = _new_run_id()
-    summary = RunSummary(run_id, sink.uri, scheduler.describe(), scheduler.skipped)
-    record = _run_record(spec, run_id, backend, utcnow())
-    store.write_run(run_id, record)
-    reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on {backend.describe()}")
-    if scheduler.skipped:
-        reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} (--force reruns them)")
-    reporter.line(f"results: {sink.uri}")
-    for line in held or ():
-        reporter.line(line)
-    held = None
-
+    summary = RunSummary(run_id, sink.uri, scheduler.skipped)
     columns = spec.columns
 
     def on_result(result: TrialResult) -> None:
@@ -250,7 +242,23 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     t0 = time.monotonic()
     status = "failed"
+    record: dict[str, Any] = {}
     try:
+        try:
+            record.update(_run_record(spec, run_id, backend, utcnow()))
+            store.write_run(run_id, record)
+            reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
+                          f"{backend.describe()}")
+            if scheduler.skipped:
+                reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} "
+                              "(--force reruns them)")
+            reporter.line(f"results: {sink.uri}")
+            for line in held or ():
+                reporter.line(line)
+            held = None
+        except BaseException:
+            backend.close()  # a signal or an error before the loop: its workers are starting, stop them
+            raise
         summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace)
         status = "interrupted" if summary.exit_code else "finished"
     finally:
@@ -259,7 +267,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         summary.skipped = scheduler.skipped
         record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped)
         try:
-            store.write_run(run_id, record)
+            if "run_id" in record:
+                store.write_run(run_id, record)
         finally:
             undelivered = store.close()  # waits for the background writes of results.csv and uploads
     trial_rows = rows_frame(store.rows().values())

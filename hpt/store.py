@@ -36,7 +36,7 @@ from hpt.trial import Status, TrialResult
 __all__ = ["ResultStore", "SyncReport"]
 
 _CSV_ATTEMPTS = 40
-_CSV_EVERY = 10  # while uploads queue up, merge results.csv at least every this many rows
+_CSV_PACE = 1.0  # seconds: while trials keep finishing, results.csv is merged at most this often
 log = logging.getLogger("hpt")
 
 
@@ -248,7 +248,8 @@ class _InMemory:
 
 class _Uploader:
     """The background thread that delivers entries in order (journal entries to a bucket, or a local
-    folder's objects), then merges their rows into results.csv, in batches while more are waiting."""
+    folder's objects), then merges their rows into results.csv: at once after a quiet spell, and at
+    most once a second while trials keep finishing (a merge rewrites the whole file)."""
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
@@ -259,6 +260,7 @@ class _Uploader:
         self.abandon = False
         self.error = ""
         self.failing_since: float | None = None
+        self.last_merge = -_CSV_PACE
         self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
         self.thread.start()
 
@@ -278,22 +280,30 @@ class _Uploader:
                     entry.remove()
                 else:
                     self.unmerged.append(entry)
-                if self.queue and len(self.unmerged) < _CSV_EVERY:
-                    return  # more uploads waiting: merge results.csv once for several rows
         batch = list(self.unmerged)
-        if batch:
+        if batch and self._merge_due():  # one merge for every row delivered since the last one
+            self.last_merge = time.monotonic()
             self.store._merge_csv([e.row for e in batch if e.row is not None])
             for e in batch:
                 e.remove()
             with self.cond:
                 self.unmerged = self.unmerged[len(batch):]
 
+    def _merge_due(self) -> bool:
+        """A merge rewrites all of results.csv: at most one per _CSV_PACE seconds, except at the end."""
+        return self.closing or time.monotonic() >= self.last_merge + _CSV_PACE
+
     def _loop(self) -> None:
         pause = 1.0
         while True:
             with self.cond:
-                while not self.queue and not self.unmerged and not self.closing:
-                    self.cond.wait()
+                while not self.queue and not self.closing:
+                    if not self.unmerged:
+                        self.cond.wait()
+                    elif self._merge_due():
+                        break
+                    else:
+                        self.cond.wait(self.last_merge + _CSV_PACE - time.monotonic())
                 if self.abandon or (self.closing and not self.queue and not self.unmerged):
                     return
             try:

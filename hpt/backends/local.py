@@ -9,6 +9,7 @@ and a new worker takes the slot.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing as mp
 import os
@@ -262,8 +263,23 @@ class LocalBackend:
         self.grow = grow
         self._ctx = mp.get_context("spawn")
         self._slots = list(slots)
-        self._workers = [self._spawn(s) for s in slots]
         self._events: list[Event] = []
+        self._workers: list[_Worker] = []
+        # Workers ignore SIGTERM, so multiprocessing's own exit handler (terminate, then join) would
+        # wait for them forever if this process ended without close(): kill them first, whatever the exit.
+        atexit.register(self._kill_all)
+        try:
+            for slot in slots:
+                self._workers.append(self._spawn(slot))
+        except BaseException:  # Ctrl-C while they start: none is left behind
+            self._kill_all()
+            raise
+
+    def _kill_all(self) -> None:
+        for w in self._workers:
+            w.kill()
+        self._workers = []
+        atexit.unregister(self._kill_all)
 
     def _spawn(self, slot: Slot) -> _Worker:
         return _Worker(self._ctx, slot, self.frame, self.objective)
@@ -360,4 +376,5 @@ class LocalBackend:
         for w in idle:
             w.stop(timeout=max(0.0, deadline - time.monotonic()))
         self._workers = []
+        atexit.unregister(self._kill_all)
         return interrupted
