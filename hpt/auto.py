@@ -22,6 +22,7 @@ from hpt.data import DEMO_DATA
 from hpt.errors import InputError
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, RunSummary, run_spec
+from hpt.scheduling.adaptive import adapt
 from hpt.scheduling.auto import AutoScheduler
 from hpt.search import TrialPlan, expand
 from hpt.spec import Spec, parse_spec, quick_spec
@@ -46,6 +47,7 @@ class AutoRequest:
     quick: bool = False
     today: date | None = None
     lr_range: tuple[float, float] | None = None  # the first round's lr range instead of the built-in one
+    early_stopping: str | None = None  # asha, hyperband or median: search.early_stopping of every round
 
 
 def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
@@ -93,7 +95,8 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
     doc.update(
         name=f"{doc.get('name') or Path(req.base_spec).stem}-auto" if req.base_spec else default_name,
         architecture=req.arch,
-        search={"strategy": "auto", "max_trials": req.trials, "seed": req.seed + round_no - 1},
+        search={"strategy": "auto", "max_trials": req.trials, "seed": req.seed + round_no - 1,
+                **({"early_stopping": {"kind": req.early_stopping}} if req.early_stopping else {})},
         parameters=kept,
     )
     spec = parse_spec(doc, source=source, base_dir=base_dir, default_name=default_name, today=req.today)
@@ -115,5 +118,6 @@ def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> RunSu
         round_spec = spec if round_no == 1 else auto_spec(req, lr_range, round_no)
         return expand(round_spec, tags={"round": round_no})
 
-    scheduler = AutoScheduler(make_round, lr_range, req.rounds, spec.objective, reporter.line)
+    scheduler = adapt(AutoScheduler(make_round, lr_range, req.rounds, spec.objective, reporter.line), spec,
+                      reporter.line)
     return run_spec(spec, options, reporter, scheduler=scheduler)

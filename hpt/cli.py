@@ -278,13 +278,15 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
               help="The first round's lr range instead of the architecture's built-in one.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the search: the lr_decay, lr_patience and patience values drawn (round N uses SEED+N-1).")
+@click.option("--early-stopping", type=click.Choice(["asha", "hyperband", "median"]),
+              help="Stop trials that are behind the other trials of their period (search.early_stopping).")
 @_run_options
 @_quick_option
 @_today_option
 @click.option("--dry-run", is_flag=True, help="Print the first round's plan and run nothing.")
 def auto(arch: str, base_spec: str | None, data: str | None, target: str | None, time_column: str | None,
-         trials: int, rounds: int, lr_range: tuple[float, float] | None, seed: int, quick: bool, today: date | None,
-         dry_run: bool, **run_options: Any) -> None:
+         trials: int, rounds: int, lr_range: tuple[float, float] | None, seed: int, early_stopping: str | None,
+         quick: bool, today: date | None, dry_run: bool, **run_options: Any) -> None:
     """Tune the learning-rate family (lr, lr_decay, lr_patience, patience) with built-in ranges.
 
     Every other hyperparameter stays at the architecture's default (or the base spec's
@@ -296,13 +298,15 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
     Examples:
       hpt auto --arch cnn
       hpt auto --arch lstm --quick --trials 20
+      hpt auto --arch cnn --early-stopping asha
       hpt auto --arch gru --data load.csv --target kw --time-column ts
       hpt auto --arch lstm --spec specs/lstm.json --sink /data/results/lstm-auto
     """
     from hpt.auto import AutoRequest, auto_spec, run_auto
 
     req = AutoRequest(arch=arch, base_spec=base_spec, data=data, target=target, time_column=time_column,
-                      trials=trials, rounds=rounds, seed=seed, quick=quick, today=today, lr_range=lr_range)
+                      trials=trials, rounds=rounds, seed=seed, quick=quick, today=today, lr_range=lr_range,
+                      early_stopping=early_stopping)
     if dry_run:
         from hpt.search import expand
 
@@ -355,40 +359,53 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
 def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> None:
     from hpt.progress import format_params, plural
     from hpt.runner import results_location
+    from hpt.scheduling.adaptive import outline
     from hpt.search import expand
     from hpt.sinks import open_sink
     from hpt.spec import QUICK_EPOCHS
     from hpt.store import ResultStore
 
-    trials = trials if trials is not None else expand(spec)
     s = spec.search
-    shape = f"{plural(len(trials.configs), 'config')} x {plural(len(trials.periods), 'period')}"
-    if trials.seeds > 1:
+    adaptive = s.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
+    trials = None if adaptive else trials if trials is not None else expand(spec)
+    n_configs = s.max_trials if adaptive else len(trials.configs)
+    n_periods = len(spec.periods)
+    shape = f"{plural(n_configs, 'config')} x {plural(n_periods, 'period')}"
+    if trials is not None and trials.seeds > 1:
         shape += f" x {trials.seeds} seeds (training.repeats)"
-    click.echo(f"{spec.name}: {plural(len(trials), 'trial')} = {shape} "
+    count = f"up to {plural(n_configs * n_periods, 'trial')}" if adaptive else plural(len(trials), "trial")
+    click.echo(f"{spec.name}: {count} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
                + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
     rule = f" (auto: {json.dumps(spec.period_rule.to_json()['auto'])}, drawn for {spec.today:%Y-%m})" \
         if spec.period_rule and spec.fidelity == "full" else ""
     click.echo(f"periods{rule}:")
-    for p in trials.periods:
+    for p in spec.periods:
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
         click.echo(f"tuned: {name} {_axis_text(axis)}")
+    if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start:
+        for line in outline(spec, n_configs, n_periods):
+            click.echo(line)
     location = results_location(spec, sink)
-    done: set[str] = set()
+    status: dict[str, str] = {}
     unchecked = ""
     try:
-        store = ResultStore(open_sink(location))
-        done = store.done()
+        status = {tid: str(row.get("status")) for tid, row in ResultStore(open_sink(location)).rows().items()}
     except HptError as e:
         unchecked = f" (could not check which trials are done: {str(e).splitlines()[0]})"
-    width = len(str(len(trials)))
-    for i, t in enumerate(trials[:limit], 1):
-        mark = "  (done)" if t.trial_id in done else ""
-        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  {format_params(t.tuned_params)}{mark}")
-    if len(trials) > limit:
-        click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
+    done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
+    if adaptive:
+        click.echo("trials: chosen as results come in, so none can be listed ahead")
+    else:
+        width = len(str(len(trials)))
+        for i, t in enumerate(trials[:limit], 1):
+            st = status.get(t.trial_id)
+            mark = "  (done)" if st == "ok" else "  (pruned)" if st == "pruned" else ""
+            click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
+                       f"{format_params(t.tuned_params)}{mark}")
+        if len(trials) > limit:
+            click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 
 

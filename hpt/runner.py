@@ -220,8 +220,16 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     store = ResultStore(sink, stream=True)
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
-    scheduler = scheduler if scheduler is not None else make_scheduler(spec)
-    scheduler.restore({} if options.force else store.rows())
+    held: list[str] | None = []  # what the scheduler says before the run's first line, said after it
+
+    def say(line: str) -> None:
+        if held is None:
+            reporter.line(line)
+        else:
+            held.append(line)
+
+    scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
+    scheduler.restore({} if options.force else store.rows(), store.curves)
     backend = backend if backend is not None else local_backend(spec, options, reporter.line, slots)
 
     run_id = _new_run_id()
@@ -245,6 +253,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
                 reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} "
                               "(--force reruns them)")
             reporter.line(f"results: {sink.uri}")
+            for line in held or ():
+                reporter.line(line)
+            held = None
         except BaseException:
             backend.close()  # a signal or an error before the loop: its workers are starting, stop them
             raise

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hpt.errors import SIGNAL_EXIT
+from hpt.errors import SIGNAL_EXIT, InputError
 from hpt.progress import Reporter
 from hpt.results import rank_fidelity
 from hpt.runner import RunOptions, run_spec
@@ -62,7 +62,13 @@ def compare_rankings(rows: pd.DataFrame, objective: str, top_k: int = 3) -> Scre
 
 
 def screen_check(spec: Spec, n_configs: int, options: RunOptions, reporter: Reporter, top_k: int = 3) -> ScreenCheck:
-    """Run the first `n_configs` configs of the spec quick and full (skipping what is done), then compare."""
+    """Run the first `n_configs` configs of the spec quick and full (skipping what is done), then compare.
+
+    Both runs train every epoch: the spec's early stopping and budget are not applied here.
+    """
+    if spec.search.strategy == "tpe":
+        raise InputError(f"{spec.source}: screen-check runs a fixed list of configs both ways; tpe chooses its "
+                         "configs from results: use a grid or random spec")
     configs = list(expand(spec).configs[:n_configs])
     quick = quick_spec(spec)
     ids = set()

@@ -42,7 +42,7 @@ from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural
-from hpt.scheduling.strategies import STRATEGIES
+from hpt.scheduling.strategies import SHARED_KEYS, STRATEGIES, TPE_STARTUP, Budget, EarlyStopping, check_shared
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -110,6 +110,10 @@ class SearchSpec:
     strategy: str = "grid"
     max_trials: int | None = None
     seed: int = 0
+    startup_trials: int = TPE_STARTUP  # tpe: configs drawn at random before the sampler models results
+    early_stopping: EarlyStopping | None = None
+    budget: Budget | None = None
+    warm_start: tuple[str, ...] = ()  # results locations whose rows seed the search
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,8 @@ class _Parser:
             log.warning("%s: training.%s is not used: parameters.%s tunes it", self.source, name, name)
         if arch is not None:
             self.constraints(arch, doc.get("parameters"), parameters, training)
+        if search.early_stopping is not None:
+            self.stopping_epochs(search.early_stopping, parameters, training)
         if search.strategy == "auto" and arch is not None:
             # the architecture's built-in learning-rate ranges, unless the spec gives its own
             parameters = {**_auto_axes(arch), **parameters}
@@ -557,8 +563,20 @@ class _Parser:
             self.add("search.strategy", f"expected one of {', '.join(STRATEGIES)}, got {show(strategy)}{hint}")
             strategy = "grid"
         chosen = STRATEGIES[strategy]
-        self.unknown_keys(obj, ("strategy", *chosen.keys), "search")
-        return SearchSpec(strategy, **chosen.check(obj, self.add))
+        self.unknown_keys(obj, ("strategy", *chosen.keys, *SHARED_KEYS), "search")
+        return SearchSpec(strategy, **chosen.check(obj, self.add), **check_shared(obj, self.add))
+
+    def stopping_epochs(self, stopping: EarlyStopping, parameters: Mapping[str, Axis],
+                        training: Mapping[str, Any]) -> None:
+        """Early stopping that could never stop a trial (its first check at or after the last epoch) is a mistake."""
+        axis = parameters.get("epochs")
+        if axis is None:
+            most = int(training.get("epochs", TRAINING["epochs"].default))
+        else:
+            most = int(axis.high if isinstance(axis, Distribution) else max(axis))
+        if stopping.min_epochs >= most:
+            self.add("search.early_stopping.min_epochs", f"{stopping.min_epochs} is not below the most epochs a trial "
+                                                         f"runs ({most}): no trial could be stopped early")
 
     def training(self, value: Any, arch: Architecture | None) -> dict[str, Any]:
         obj = self.section(value, "training")
@@ -696,7 +714,8 @@ class _Parser:
         kind, bounds = next(iter(axis.items()))
         path = f"{where}.{kind}"
         if not STRATEGIES[strategy].distributions:
-            self.add(where, f'a distribution needs "search": {{"strategy": "random"}} (or "auto"); '
+            takes = " or ".join(f'"{name}"' for name, s in STRATEGIES.items() if s.distributions)
+            self.add(where, f'a distribution needs "search": {{"strategy": {takes}}}; '
                             f"{strategy} search takes a list of values")
             return None
         if not hp.numeric:

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +89,17 @@ class ResultStore:
                 self._known.update(rows)
             self._rows = rows
         return self._rows
+
+    def curves(self, trial_ids: Collection[str]) -> dict[str, str]:
+        """The learning curves (``curves/<trial_id>.csv`` text) of these trials, by id; those without one left out."""
+        ids = list(dict.fromkeys(trial_ids))
+        keys = [f"curves/{tid}.csv" for tid in ids]
+        if getattr(self.sink, "remote", False) and len(keys) > 1:
+            with ThreadPoolExecutor(16) as pool:
+                blobs = list(pool.map(self.sink.read, keys))
+        else:
+            blobs = [self.sink.read(k) for k in keys]
+        return {tid: data.decode("utf-8", "replace") for tid, data in zip(ids, blobs, strict=True) if data is not None}
 
     def done(self) -> set[str]:
         """Ids of trials that finished ``ok``: a re-run skips them."""

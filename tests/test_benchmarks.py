@@ -50,3 +50,21 @@ def test_verdicts_benchmark_quick() -> None:
                      re.M), out
     assert re.search(r"^  small-lr configs told apart: \d+ of \d+ .*; good-lr configs told apart \(wrongly\): ", out, re.M), out
     assert re.search(r"^time: 312 trials in \d+s$", out, re.M), out
+
+
+def test_search_efficiency_benchmark_quick() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "2 worker processes x 1 torch thread" in out and "within 2% of the best mean val_mse" in out
+    number = r"\d+(\.\d+)?"
+    for strategy in ("random", "random+asha", "tpe", "tpe+asha"):
+        assert re.search(rf"^  {re.escape(strategy)} +{number}s +\d+ +{number}(e-\d+)? +[01]/1 +({number}s|missed) +"
+                         rf"({number}|missed) +({number}|missed) +\d+ of \d+ +{number}s$", out, re.M), out
+    # full random search reaches its own best by definition
+    assert re.search(r"^  random +\S+ +\S+ +\S+ +1/1 ", out, re.M), out
+    for strategy in ("random+asha", "tpe+asha"):
+        assert re.search(rf"^goal for {re.escape(strategy)}: target within 1/3 of full random search's compute "
+                         r"\(median over seeds\): (\d\.\d\d|never reached) -> (met|missed)( \(in epochs: \d\.\d\d\))?$",
+                         out, re.M), out

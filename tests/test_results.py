@@ -424,20 +424,31 @@ def test_without_full_rows_the_first_fidelity_with_ok_rows_decides(tmp_path: Pat
     assert doc["rankings"]["full"]["configs"] == []  # the failed row is full: a ranking of nothing
 
 
-def test_pruned_rows_are_counted_and_listed_never_ranked(tmp_path: Path) -> None:
+def test_pruned_configs_are_listed_apart_and_never_ranked(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     rows += [row("p", 0, 0.05, status="pruned", lr=9), row("p", 1, 0.04, status="pruned", lr=9),
+             row("h", 0, 0.01, lr=2), row("h", 1, 0.5, status="pruned", lr=2),  # best value of all, one period pruned
              row("f", 0, None, status="failed", error="boom", lr=8), row("x", 0, 0.5, status="timed-out", lr=7)]
     write_results(tmp_path, rows[:-1])
     uri = write_results(tmp_path, rows[-3:] + [row("p2", 0, 0.01, status="pruned", lr=6)], csv=False)  # rows/ only
     text = results_cli("results", uri).stdout
-    assert "9 trials (4 ok, 3 pruned, 1 failed, 1 timed-out)" in text
-    assert "Not ranked: 5 trials did not finish ok (1 failed, 3 pruned, 1 timed-out)" in text
-    listed = text[text.index("Not ranked"):]
-    assert all(f"{t} " in listed for t in ("p-full-0", "p-full-1", "p2-full-0", "f-full-0", "x-full-0"))
+    assert "11 trials (5 ok, 4 pruned, 1 failed, 1 timed-out)" in text
+    assert "Stopped early: 3 configs with a pruned period (4 trials), listed apart and never ranked" in text
+    stopped = text[text.index("Stopped early"):text.index("Parameter trends")]
+    assert re.search(r"^  h +2 +1/2 +3 +0.255$", stopped, re.M), stopped  # 1 of its 2 periods pruned, after 3 epochs
+    assert re.search(r"^  p +9 +2/2 ", stopped, re.M) and re.search(r"^  p2 +6 +1/1 ", stopped, re.M)
+    ranked = text[:text.index("Stopped early")]
+    assert " h " not in ranked and re.search(r"^  1\* +a ", ranked, re.M)
+    assert "Not ranked: 2 trials did not finish ok (1 failed, 1 timed-out)" in text
+    assert "p-full-0" not in text[text.index("Not ranked"):]
+    assert "val_mse per value over ok trials; 4 pruned trials left out, counted per value under pruned" in text
+    # lr=2: b's two completed trials and h's completed one; h's pruned one counted apart
+    assert re.search(r"^  2 +0.3 +0.2033 +0.01 +3 +2 +1$", text, re.M), text
+    assert re.search(r"^  9 +- +- +- +0 +0 +2$", text, re.M), text  # a value only pruned trials had
     doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
     assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"] and doc["full"]["best"] == "a"
-    assert sorted(p["status"] for p in doc["not_ranked"]) == ["failed", "pruned", "pruned", "pruned", "timed-out"]
+    assert {c["config_id"]: c["periods_pruned"] for c in doc["full"]["pruned"]} == {"h": 1, "p": 2, "p2": 1}
+    assert sorted(p["status"] for p in doc["not_ranked"]) == ["failed", "timed-out"]
     assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
 
 

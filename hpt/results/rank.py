@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -16,6 +17,7 @@ from hpt.rows import DEFAULT_FIDELITY, plain
 from hpt.trial import Status
 
 __all__ = [
+    "PRUNED_STATS",
     "STATS",
     "BestConfig",
     "Ranking",
@@ -31,6 +33,8 @@ __all__ = [
 
 STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial")
 """The columns of a ranking's table after config_id, before the parameters."""
+PRUNED_STATS = ("periods_pruned", "periods_run", "epochs", "mean_so_far")
+"""The columns of a ranking's pruned table after config_id, before the parameters."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Ranking:
     per parameter, by name. Configs that ran every period come first, then by mean (lower
     is better). `values` is configs x periods of the metric, each the mean over the
     period's seeds (the config's ok rows of that period: ``training.repeats``).
+
+    Configs that early stopping stopped in any period are not in `table`: `pruned` lists
+    them apart (config_id, periods_pruned, periods_run, epochs: the most any of its pruned
+    trials ran, mean_so_far: the mean metric of its trials up to where they stopped, then
+    the parameters), so one is never ranked above a config that completed every period.
     """
 
     fidelity: str
@@ -65,6 +74,7 @@ class Ranking:
     table: pd.DataFrame
     values: pd.DataFrame
     trials: int  # ok trials with a value of the metric
+    pruned: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["config_id", *PRUNED_STATS]))
 
     @cached_property
     def best(self) -> BestConfig | None:
@@ -136,9 +146,14 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
     """The configs of the rows of one fidelity ranked by their mean `metric` over the periods (lower is better)."""
     if not _ranks_anything(frame, metric):
         return empty_ranking(fidelity, metric)
-    ok = frame[_ok(frame, metric) & (fidelities(frame) == fidelity)]
+    mine = frame[(fidelities(frame) == fidelity).to_numpy()]
+    stopped = mine["status"].astype(str) == Status.PRUNED.value
+    pruned_ids = set(mine.loc[stopped, "config_id"].astype(str))
+    in_pruned = mine["config_id"].astype(str).isin(pruned_ids)
+    pruned = _pruned_table(mine[in_pruned], metric)
+    ok = mine[_ok(mine, metric) & ~in_pruned]
     if ok.empty:
-        return empty_ranking(fidelity, metric)
+        return dataclasses.replace(empty_ranking(fidelity, metric), pruned=pruned)
     cells = ok.groupby([ok["config_id"].astype(str), _period_labels(ok).rename("period")], sort=False)[metric]
     per = cells.mean()
     values = per.unstack("period")
@@ -165,7 +180,34 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
         for p in params:
             table[p] = firsts[f"param_{p}"].reindex(values.index).to_numpy()
     table = table.sort_values(["partial", "mean", "config_id"], kind="stable").reset_index(drop=True)
-    return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok))
+    return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok), pruned)
+
+
+def _pruned_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One line per config with a pruned trial: how many periods were stopped, how far, its metric so far."""
+    if rows.empty:
+        return pd.DataFrame(columns=["config_id", *PRUNED_STATS])
+    status = rows["status"].astype(str)
+    counted = rows[status.isin([Status.OK.value, Status.PRUNED.value])]
+    key = counted["config_id"].astype(str)
+    stopped = counted["status"].astype(str) == Status.PRUNED.value
+    epochs = counted["epochs"] if "epochs" in counted else pd.Series(float("nan"), index=counted.index)
+    g = counted.groupby(key, sort=False)
+    table = pd.DataFrame({
+        "periods_pruned": stopped.groupby(key, sort=False).sum().astype(int),
+        "periods_run": g.size(),
+        "epochs": epochs.where(stopped).groupby(key, sort=False).max(),
+        "mean_so_far": pd.to_numeric(counted[metric], errors="coerce").groupby(key, sort=False).mean(),
+    })
+    table.index.name = "config_id"
+    table = table.reset_index()
+    params = sorted(c for c in counted.columns if c.startswith("param_") and counted[c].notna().any())
+    if params:
+        firsts = g[params].first()
+        for c in params:
+            table[c.removeprefix("param_")] = firsts[c].reindex(table["config_id"]).to_numpy()
+    return table.sort_values(["epochs", "mean_so_far", "config_id"], ascending=[False, True, True],
+                             kind="stable").reset_index(drop=True)
 
 
 def _seed_spread(cells: Any, configs: pd.Index) -> dict[str, Any]:

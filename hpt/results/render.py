@@ -14,7 +14,7 @@ import pandas as pd
 
 from hpt.errors import InputError
 from hpt.progress import plural
-from hpt.results.rank import STATS, BestConfig, Ranking
+from hpt.results.rank import PRUNED_STATS, STATS, BestConfig, Ranking
 from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
 from hpt.results.summary import QUICK, Summary
 from hpt.rows import DEFAULT_FIDELITY, plain
@@ -89,6 +89,24 @@ def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
     return sec
 
 
+def _pruned_section(r: Ranking, top: int) -> _Section:
+    t = r.pruned
+    title = (f"Stopped early: {plural(len(t), 'config')} with a pruned period "
+             f"({plural(int(t['periods_pruned'].sum()), 'trial')}), listed apart and never ranked")
+    params = [c for c in t.columns if c not in ("config_id", *PRUNED_STATS)]
+    headers = ["config", *params, "pruned", "epochs", f"{r.metric} so far"]
+    sec = _Section(title, headers, right={*range(1, len(headers))})
+    shown = t if top <= 0 else t.head(top)
+    for d in shown.to_dict(orient="records"):
+        sec.rows.append([str(d["config_id"]), *(_num(d[p]) for p in params),
+                         f"{d['periods_pruned']}/{d['periods_run']}", _num(d["epochs"]), _num(d["mean_so_far"])])
+    if len(t) > len(shown):
+        sec.notes.append(f"... and {len(t) - len(shown)} more (--top 0 lists all)")
+    sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran; so far: the mean "
+                     "over its trials up to where they stopped (not comparable with the ranked means)")
+    return sec
+
+
 _TEST_NAMES = {FRIEDMAN_NEMENYI: "Nemenyi p", WILCOXON: "Wilcoxon p"}
 
 
@@ -128,11 +146,13 @@ def _method_note(s: Summary, v: Verdict) -> str:
 def _trend_sections(s: Summary) -> list[_Section]:
     out = []
     for p, t in s.trends.items():
-        sec = _Section(f"{p}: {s.metric} per value", [p, "median", "mean", "best", "trials", "configs"], right={1, 2, 3, 4, 5})
-        top = int(t["median"].to_numpy().argmin())
+        pruned = "pruned" in t and bool(t["pruned"].sum())
+        headers = [p, "median", "mean", "best", "trials", "configs"] + (["pruned"] if pruned else [])
+        sec = _Section(f"{p}: {s.metric} per value", headers, right=set(range(1, len(headers))))
+        top = int(np.nanargmin(t["median"].to_numpy(dtype=float)))
         for i, row in enumerate(t.itertuples(index=False)):
             sec.rows.append([_num(row.value) + (" *" if i == top else ""), _num(row.median), _num(row.mean),
-                             _num(row.best), str(row.trials), str(row.configs)])
+                             _num(row.best), str(row.trials), str(row.configs)] + ([str(row.pruned)] if pruned else []))
         out.append(sec)
     if out:
         out[-1].notes.append("* lowest median")
@@ -140,8 +160,8 @@ def _trend_sections(s: Summary) -> list[_Section]:
 
 
 def _problem_section(s: Summary, limit: int) -> _Section:
-    known = [x.value for x in Status if x is not Status.OK]  # failed, diverged, interrupted, pruned
-    others = [k for k in s.counts if k not in known and k != Status.OK.value]  # a status this hpt does not know
+    known = [x.value for x in Status if x not in (Status.OK, Status.PRUNED)]  # failed, diverged, interrupted
+    others = [k for k in s.counts if k not in known and k not in (Status.OK.value, Status.PRUNED.value)]  # unknown
     what = ", ".join(f"{s.counts[k]} {k}" for k in [*known, *others] if k in s.counts)
     sec = _Section(f"Not ranked: {plural(len(s.problems), 'trial')} did not finish ok ({what})",
                    ["status", "trial", "config", "fidelity", "period", "params", "error"])
@@ -185,10 +205,19 @@ def _sections(s: Summary, top: int) -> list[_Section]:
         secs.append(_Section("No ok trials to rank"))
     if s.main.best is not None:
         secs.append(_verdict_section(s))
+    for r in s.rankings.values():
+        if len(r.pruned):
+            sec = _pruned_section(r, top)
+            if r.fidelity != DEFAULT_FIDELITY:
+                sec.title = f"{r.fidelity} rows: {sec.title[0].lower()}{sec.title[1:]}"
+            secs.append(sec)
     trends = _trend_sections(s)
     if trends:
         which = "screening" if s.main_fidelity == QUICK else s.main_fidelity
-        secs.append(_Section(f"Parameter trends ({which} rows; {s.metric} per value over ok trials)"))
+        n_pruned = int(s.counts.get(Status.PRUNED.value, 0))
+        left_out = (f"; {plural(n_pruned, 'pruned trial')} left out, counted per value under pruned"
+                    if n_pruned else "")
+        secs.append(_Section(f"Parameter trends ({which} rows; {s.metric} per value over ok trials{left_out})"))
         secs += trends
     if len(s.problems):
         secs.append(_problem_section(s, _MAX_PROBLEMS_SHOWN if top > 0 else 0))
@@ -275,8 +304,10 @@ def _config_records(r: Ranking, top: int, verdict: Verdict | None = None) -> lis
 def _json(s: Summary, top: int) -> str:
     def ranking(r: Ranking) -> dict[str, Any]:
         verdict = s.verdict if r is s.main else None
+        pruned = [{k: plain(v) for k, v in rec.items()} for rec in r.pruned.to_dict(orient="records")]
         return {"periods": r.periods, "parameters": r.params, "ok_trials": r.trials, "configs_total": len(r.table),
-                "best": None if r.best is None else r.best.config_id, "configs": _config_records(r, top, verdict)}
+                "best": None if r.best is None else r.best.config_id, "configs": _config_records(r, top, verdict),
+                "pruned": pruned}
 
     v = s.verdict
 

@@ -49,7 +49,7 @@ class Summary:
     main_fidelity: str
     verdict: Verdict
     trends: dict[str, pd.DataFrame]
-    problems: pd.DataFrame  # the rows not ok: never ranked, always listed
+    problems: pd.DataFrame  # the rows neither ok nor pruned: never ranked, always listed
     missing_metric: int = 0  # ok rows without a value of `metric`
     notes: list[str] = field(default_factory=list)
 
@@ -98,7 +98,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     status = frame["status"].astype(str)
     counts = {k: int(v) for k, v in status.value_counts().items()}
     ok = status == Status.OK.value
-    problems = frame[~ok]
+    problems = frame[~ok & (status != Status.PRUNED.value)]  # pruned configs are listed apart, per ranking
     notes = []
     ranked = [f for f, r in rankings.items() if not r.table.empty]
     if main != DEFAULT_FIDELITY and ranked:

@@ -1,4 +1,4 @@
-"""Parameter trends: the metric per value of each tuned parameter, over the ok trials."""
+"""Parameter trends: the metric per value of each tuned parameter, over the ok trials (pruned ones counted apart)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,24 @@ _MAX_TREND_VALUES = 12  # a numeric parameter with more distinct values (random 
 def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) -> dict[str, pd.DataFrame]:
     """For each parameter with two or more values: the metric per value over the ok rows.
 
-    One table per parameter with columns value, median, mean, best, trials, configs;
-    numeric values in increasing order (many distinct values, as random search gives,
-    are put in bins), others from the best median down.
+    One table per parameter with columns value, median, mean, best, trials, configs,
+    pruned; numeric values in increasing order (many distinct values, as random search
+    gives, are put in bins), others from the best median down. Only completed (ok)
+    trials give the statistics; ``pruned`` counts the trials early stopping stopped at
+    each value, which the statistics leave out (they favour the values that survived).
     """
-    ok = frame[(frame["status"] == Status.OK.value) & frame[metric].notna()]
+    status = frame["status"].astype(str)
+    ok_mask = (status == Status.OK.value) & frame[metric].notna()
+    both = frame[ok_mask | (status == Status.PRUNED.value)]
+    is_ok = ok_mask[both.index]
     trends: dict[str, pd.DataFrame] = {}
     for p in params:
-        col = ok[f"param_{p}"]
+        column = f"param_{p}"
+        if column not in both:
+            continue
+        col = both[column]
         present = col.notna()
-        if col[present].nunique() < 2:
+        if col[present & is_ok].nunique() < 2:
             continue
         values = col[present]
         numeric = all(is_number(v) for v in values.unique())
@@ -37,9 +45,16 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
             key = values.astype(float)
         else:
             key = values.astype(str)
-        g = ok.loc[present, [metric, "config_id"]].groupby(key.to_numpy(), sort=numeric, observed=True)
+        every = pd.Series(1, index=key.index).groupby(key.to_numpy(), sort=numeric, observed=True).size().index
+        ok_key = key[is_ok[key.index]]
+        ok_rows = both.loc[ok_key.index, [metric, "config_id"]]
+        g = ok_rows.groupby(ok_key.to_numpy(), sort=numeric, observed=True)
         t = pd.DataFrame({"median": g[metric].median(), "mean": g[metric].mean(), "best": g[metric].min(),
-                          "trials": g[metric].size(), "configs": g["config_id"].nunique()})
+                          "trials": g[metric].size(), "configs": g["config_id"].nunique()}).reindex(every)
+        t[["trials", "configs"]] = t[["trials", "configs"]].fillna(0).astype(int)  # a value only pruned trials had
+        pruned_key = key[~is_ok[key.index]]
+        counts = pd.Series(1, index=pruned_key.index).groupby(pruned_key.to_numpy(), observed=True).sum()
+        t["pruned"] = counts.reindex(t.index).fillna(0).astype(int).to_numpy()
         t.index.name = "value"
         t = t.reset_index()
         if numeric and values.nunique() <= _MAX_TREND_VALUES:

@@ -13,7 +13,7 @@ from typing import Any
 
 from hpt.progress import format_value, plural
 from hpt.rows import result_row, rows_frame
-from hpt.scheduling.base import DONE, WAIT, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan
 from hpt.trial import Trial, TrialResult
@@ -67,7 +67,7 @@ class AutoScheduler(Scheduler):
         assert self._inner is not None
         return f"up to {self.rounds} rounds of {self._inner.describe()}"
 
-    def restore(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
+    def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self._restored = rows
         assert self._inner is not None
         self._inner.restore(rows)

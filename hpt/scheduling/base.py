@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from hpt.trial import Progress, Trial, TrialResult
 
-__all__ = ["DONE", "WAIT", "Scheduler", "Suggestion"]
+__all__ = ["DONE", "WAIT", "Curves", "Scheduler", "Suggestion"]
+
+Curves = Callable[[Collection[str]], Mapping[str, str]]
+"""Reads the learning curves (``curves/<trial_id>.csv`` text) of trials at a results location,
+by trial id; a trial without a curve is left out."""
 
 
 class Suggestion(enum.Enum):
@@ -28,7 +32,8 @@ class Scheduler:
     The runner calls :meth:`restore` once with the rows already at the location (the
     record of truth: resuming is rebuilding, then going on), then :meth:`suggest` whenever
     a slot is free, :meth:`on_progress` after every epoch of a running trial (a returned
-    text stops the trial and says why) and :meth:`on_result` once per finished trial.
+    text stops the trial and says why) and :meth:`on_result` once per finished trial,
+    the trials it asked to stop included (they end ``pruned``).
     """
 
     skipped = 0  # trials passed over because the location already has them done
@@ -37,8 +42,12 @@ class Scheduler:
         """What will run, for the first log line: ``12 trials (6 configs x 2 periods)``."""
         raise NotImplementedError
 
-    def restore(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
-        """Learn from the rows already at the results location, by trial id."""
+    def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
+        """Learn from the rows already at the results location, by trial id.
+
+        `curves` reads those trials' learning curves from the location, for schedulers
+        that compare curves (early stopping); the others need not call it.
+        """
 
     def suggest(self) -> Trial | Suggestion:
         """The next trial to start, or WAIT, or DONE."""

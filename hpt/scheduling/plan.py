@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpt.progress import plural
-from hpt.scheduling.base import DONE, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
 from hpt.search import TrialPlan
 from hpt.trial import Status, Trial
 
 __all__ = ["COUNT_LIMIT", "PlanScheduler"]
+
+_DONE = (Status.OK.value, Status.PRUNED.value)
 
 COUNT_LIMIT = 100_000
 """Plans up to this many trials are counted before the run (about 2 s), so the log can say
@@ -40,8 +42,9 @@ class PlanScheduler(Scheduler):
         return (f"{plural(len(p), 'trial')} ({plural(len(p.configs), 'config')} x "
                 f"{plural(len(p.periods), 'period')}{seeds})")
 
-    def restore(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
-        self._done = {tid for tid, row in rows.items() if row.get("status") == Status.OK.value}
+    def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
+        """Trials with an ok row are done, and so are pruned ones: early stopping decided them (``--force`` reruns both)."""
+        self._done = {tid for tid, row in rows.items() if row.get("status") in _DONE}
         self._count()
 
     def _count(self) -> None:

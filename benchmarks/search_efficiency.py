@@ -1,0 +1,238 @@
+"""Search efficiency: random search against random+asha, tpe and tpe+asha, on real training.
+
+Every strategy gets the same number of configs of the same space (mlp on the bundled
+electricity data: lr, hidden_size, num_layers, dropout) over the same periods, repeated
+over several seeds (the search seed; training itself is seeded alike). Per strategy it
+prints, as the median over seeds:
+
+- compute: the sum of ``train_time_s`` of every trial, pruned ones included, and the
+  epochs trained (the same measure without the noise of a shared machine's load);
+- best: the best mean objective found (a config that completed every period);
+- to target: the compute spent until a config within 2% of the best mean objective that
+  full random search found with the same seed had completed every period (trials in the
+  order they finished), and that as a fraction of full random search's whole compute.
+
+The goal (issue 12): random+asha and tpe+asha reach the target with at most 1/3 of full
+random search's compute. Trials run on worker processes as ``hpt run`` runs them (one
+shared pool, one torch thread per worker); the strategies are interleaved seed by seed so
+that load from other processes falls on all of them alike.
+
+    python benchmarks/search_efficiency.py            # the README's table (about 15 minutes on 2 cores)
+    python benchmarks/search_efficiency.py --quick    # a smoke run (about a minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hpt.backends.local import LocalBackend, Slot
+from hpt.progress import Reporter
+from hpt.runner import drive
+from hpt.scheduling import make_scheduler
+from hpt.spec import Spec, check_data, parse_spec
+from hpt.trial import Event, Status, Trial, TrialResult
+
+PERIODS = [["2013-01-01", "2013-03-01"], ["2013-07-01", "2013-09-01"]]
+SPACE = {"lr": {"loguniform": [1e-5, 1e-1]}, "hidden_size": {"int": [8, 128]}, "num_layers": {"int": [1, 4]},
+         "dropout": {"uniform": [0.0, 0.5]}}
+STRATEGIES = ("random", "random+asha", "tpe", "tpe+asha")
+TARGET = 0.02  # within 2% of the best mean objective full random search found
+
+
+def make_spec(strategy: str, seed: int, configs: int, epochs: int, min_epochs: int) -> Spec:
+    name, _, stopping = strategy.partition("+")
+    search: dict[str, Any] = {"strategy": name, "seed": seed, "max_trials": configs}
+    if stopping:
+        search["early_stopping"] = {"kind": stopping, "min_epochs": min_epochs, "reduction_factor": 3}
+    doc = {
+        "name": f"search-efficiency-{strategy}-{seed}",
+        "architecture": "mlp",
+        "data": {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y"},
+        "date_ranges": PERIODS,
+        "search": search,
+        "parameters": SPACE,
+        "training": {"epochs": epochs, "batch_size": 64, "lookback": 48, "horizon": 1, "validation": "7D",
+                     "patience": 8},
+        "objective": "val_mse",
+    }
+    return parse_spec(doc, source="benchmark")
+
+
+class _Shared:
+    """The pool, lent to one run after another: closing a run leaves the workers up."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+
+    def describe(self) -> str:
+        return self.backend.describe()
+
+    def slot_names(self) -> Sequence[str]:
+        return self.backend.slot_names()
+
+    def free(self) -> int:
+        return self.backend.free()
+
+    def submit(self, trial: Trial) -> None:
+        self.backend.submit(trial)
+
+    def poll(self, timeout: float) -> list[Event]:
+        return self.backend.poll(timeout)
+
+    def stop(self, trial_id: str, reason: str) -> None:
+        self.backend.stop(trial_id, reason)
+
+    def close(self) -> list[TrialResult]:
+        return []
+
+
+@dataclass
+class Outcome:
+    strategy: str
+    seed: int
+    compute: float  # sum of train_time_s
+    epochs: int  # epochs trained
+    best: float  # best mean objective of a complete config (inf if none)
+    timeline: list[tuple[float, int, float]]  # (compute, epochs so far, mean of a config that just completed)
+    trials: int
+    pruned: int
+    wall: float
+
+    def to_target(self, target: float) -> float:
+        """Compute spent until a complete config was within the target; inf if none was."""
+        return next((spent for spent, _, mean in self.timeline if mean <= target), math.inf)
+
+    def epochs_to_target(self, target: float) -> float:
+        return next((float(epochs) for _, epochs, mean in self.timeline if mean <= target), math.inf)
+
+
+def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace) -> Outcome:
+    spec = make_spec(strategy, seed, args.configs, args.epochs, args.min_epochs)
+    scheduler = make_scheduler(spec)
+    scheduler.restore({})
+    results: list[TrialResult] = []
+    t0 = time.monotonic()
+    drive(scheduler, backend, results.append, Reporter(quiet=True), spec.objective)
+    wall = time.monotonic() - t0
+    periods = len(spec.periods)
+    spent, epochs = 0.0, 0
+    values: dict[str, list[float]] = {}
+    broken: set[str] = set()
+    timeline = []
+    for r in results:
+        spent += float(r.metrics.get("train_time_s", 0.0))
+        epochs += int(r.metrics.get("epochs", 0))
+        cid = r.trial.config_id
+        if r.status is not Status.OK or spec.objective not in r.metrics:
+            broken.add(cid)
+            continue
+        values.setdefault(cid, []).append(float(r.metrics[spec.objective]))
+        if cid not in broken and len(values[cid]) == periods:
+            timeline.append((spent, epochs, statistics.fmean(values[cid])))
+    best = min((mean for _, _, mean in timeline), default=math.inf)
+    return Outcome(strategy, seed, spent, epochs, best, timeline, len(results),
+                   sum(r.status is Status.PRUNED for r in results), wall)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def _fmt(v: float, unit: str = "") -> str:
+    if math.isinf(v):
+        return "missed"
+    if math.isnan(v):
+        return "-"
+    return f"{v:.1f}{unit}" if unit else f"{v:.4g}"
+
+
+def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
+    seeds = sorted({o.seed for o in outcomes})
+    full = {o.seed: o for o in outcomes if o.strategy == "random"}
+    print()
+    print(f"search efficiency: mlp on the bundled electricity data, {len(PERIODS)} periods, {args.configs} configs "
+          f"per strategy, up to {args.epochs} epochs, early stopping asha (min_epochs {args.min_epochs}, "
+          f"reduction factor 3); {args.workers} worker processes x 1 torch thread; seeds {', '.join(map(str, seeds))}")
+    print(f"target: within {TARGET:.0%} of the best mean val_mse that full random search found with the same seed; "
+          "medians over seeds")
+    print()
+    headers = ["strategy", "compute (s)", "epochs", "best mean val_mse", "reached target", "compute to target (s)",
+               "to target / random's compute", "in epochs", "pruned trials", "wall (s)"]
+    rows = []
+    for strategy in STRATEGIES:
+        mine = [o for o in outcomes if o.strategy == strategy]
+        if not mine:
+            continue
+        to_target = [o.to_target(full[o.seed].best * (1 + TARGET)) for o in mine]
+        ratios = [t / full[o.seed].compute for o, t in zip(mine, to_target, strict=True)]
+        in_epochs = _median([o.epochs_to_target(full[o.seed].best * (1 + TARGET)) / full[o.seed].epochs for o in mine])
+        reached = sum(not math.isinf(t) for t in to_target)
+        rows.append([strategy, _fmt(_median([o.compute for o in mine]), "s"), f"{_median([o.epochs for o in mine]):.0f}",
+                     _fmt(_median([o.best for o in mine])), f"{reached}/{len(mine)}", _fmt(_median(to_target), "s"),
+                     "missed" if math.isinf(_median(ratios)) else f"{_median(ratios):.2f}",
+                     "missed" if math.isinf(in_epochs) else f"{in_epochs:.2f}",
+                     f"{_median([o.pruned for o in mine]):.0f} of {_median([o.trials for o in mine]):.0f}",
+                     _fmt(_median([o.wall for o in mine]), "s")])
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    for r in [headers, *rows]:
+        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                                        strict=True))))
+    print()
+    print("per seed: compute to target (s) / compute (s), epochs to target / epochs, best mean val_mse")
+    for o in sorted(outcomes, key=lambda o: (STRATEGIES.index(o.strategy), o.seed)):
+        target = full[o.seed].best * (1 + TARGET)
+        e = o.epochs_to_target(target)
+        print(f"  {o.strategy:<12} seed {o.seed}: {_fmt(o.to_target(target), 's'):>8} / {o.compute:7.1f}s  "
+              f"{'missed' if math.isinf(e) else f'{e:.0f}':>6} / {o.epochs:5d}  best {_fmt(o.best)}")
+    print()
+    for strategy in ("random+asha", "tpe+asha"):
+        mine = [o for o in outcomes if o.strategy == strategy]
+        if not mine:
+            continue
+        ratio = _median([o.to_target(full[o.seed].best * (1 + TARGET)) / full[o.seed].compute for o in mine])
+        verdict = "met" if ratio <= 1 / 3 else "missed"
+        shown = "never reached" if math.isinf(ratio) else f"{ratio:.2f}"
+        in_epochs = _median([o.epochs_to_target(full[o.seed].best * (1 + TARGET)) / full[o.seed].epochs for o in mine])
+        print(f"goal for {strategy}: target within 1/3 of full random search's compute (median over seeds): "
+              f"{shown} -> {verdict}" + ("" if math.isinf(in_epochs) else f" (in epochs: {in_epochs:.2f})"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 4 configs, 4 epochs")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--configs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=27)
+    parser.add_argument("--min-epochs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.configs, args.epochs, args.min_epochs = 1, 4, 4, 1
+    spec = make_spec("random", 0, args.configs, args.epochs, args.min_epochs)
+    slots = [Slot(f"cpu-{i}", "cpu", (("CUDA_VISIBLE_DEVICES", ""),), threads=1) for i in range(args.workers)]
+    pool = LocalBackend(check_data(spec), slots, spec.objective)
+    outcomes = []
+    try:
+        shared = _Shared(pool)
+        for seed in range(args.seeds):
+            for strategy in STRATEGIES:
+                o = run_one(strategy, seed, shared, args)
+                outcomes.append(o)
+                print(f"seed {seed} {strategy:<12} compute {o.compute:7.1f}s  {o.epochs:5d} epochs  "
+                      f"best mean val_mse {_fmt(o.best)}  "
+                      f"{o.pruned} of {o.trials} trials pruned  wall {o.wall:.1f}s", flush=True)
+    finally:
+        pool.close()
+    report(outcomes, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

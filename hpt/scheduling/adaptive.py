@@ -1,0 +1,64 @@
+"""The shared ``search`` keys applied to any strategy's scheduler, and what ``hpt plan`` says about them.
+
+:func:`adapt` wraps a scheduler: :class:`~hpt.scheduling.pruning.Pruning` for
+``early_stopping`` (inside), :class:`~hpt.scheduling.budget.Budgeted` for ``budget``
+(outside, so that trials early stopping does not start are not counted).
+``warm_start`` rows reach the strategy's scheduler (tpe's sampler) and the pruner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hpt.progress import plural
+from hpt.scheduling.base import Scheduler
+
+if TYPE_CHECKING:
+    from hpt.scheduling.warm import WarmStart
+    from hpt.spec import Spec
+
+__all__ = ["adapt", "outline"]
+
+
+def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
+    """`scheduler` with the spec's early stopping and budget around it."""
+    s = spec.search
+    if s.early_stopping is not None:
+        from hpt.scheduling.pruning import Pruning
+
+        scheduler = Pruning(scheduler, spec, say, warm)
+    if s.budget is not None:
+        from hpt.scheduling.budget import Budgeted
+
+        scheduler = Budgeted(scheduler, s.budget, spec.fidelity, say)
+    return scheduler
+
+
+def outline(spec: Spec, configs: int, periods: int) -> list[str]:
+    """The adaptive part of the plan: rungs, the most trials and epochs that can run, the budget."""
+    from hpt.scheduling.pruning import max_epochs, stopping_text
+
+    s = spec.search
+    most = max_epochs(spec)
+    trials = configs * periods
+    lines = []
+    if s.strategy == "tpe":
+        lines.append(f"tpe: each config is chosen from the results so far (the first {min(s.startup_trials, configs)} "
+                     f"at random); a config's value is its mean {spec.objective} over its periods")
+    per = " per round" if s.strategy == "auto" else ""
+    if s.early_stopping is not None:
+        lines.append(stopping_text(s.early_stopping, most) + "; trials are compared only with trials of the same period")
+        lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} "
+                     f"(if none is stopped; a stopped trial may run one more epoch before it stops)")
+    else:
+        lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} (no early stopping)")
+    if s.budget is not None:
+        if s.budget.trials is not None:
+            lines.append(f"budget: {plural(s.budget.trials, 'trial')} (counting those already at the results location); "
+                         "then no new config starts")
+        else:
+            lines.append(f"budget: {s.budget.text} from the first trial; then no new config starts")
+    if s.warm_start:
+        lines.append(f"warm start from: {', '.join(s.warm_start)}")
+    return lines

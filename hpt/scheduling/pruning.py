@@ -1,0 +1,308 @@
+"""Early stopping for every strategy: a wrapper that hears each epoch and stops trials that are
+behind the other trials **of their period**.
+
+hpt's periods are folds in time: one period's loss can be ten times another's, so a trial
+is only ever compared with trials of the same period (and fidelity) at the same epoch.
+Each period has its own Optuna study, holding that period's trials and their intermediate
+values; the pruner (Optuna's SuccessiveHalving, Hyperband or Median pruner) decides
+through ask-and-tell. The value a trial reports at epoch k is its best objective so far,
+the value its row would have if it stopped there.
+
+Resuming rebuilds the studies from the rows and curves at the results location (and those
+of ``search.warm_start``), in the order the trials started.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from hpt.progress import plural
+from hpt.rows import DEFAULT_FIDELITY
+from hpt.scheduling.base import Curves, Scheduler, Suggestion
+from hpt.scheduling.strategies import EarlyStopping
+from hpt.trial import Progress, Status, Trial, TrialResult
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpt.scheduling.warm import WarmStart
+    from hpt.spec import Spec
+
+__all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch",
+           "rungs", "start_order", "stopping_text"]
+
+_PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
+
+
+def max_epochs(spec: Spec) -> int:
+    """The most epochs a trial of `spec` runs (the screening cap included)."""
+    from hpt.spec import QUICK_EPOCHS, Distribution
+
+    axis = spec.parameters.get("epochs")
+    if axis is None:
+        most = int(spec.base_params["epochs"])
+    else:
+        most = int(axis.high if isinstance(axis, Distribution) else max(axis))
+    return min(most, QUICK_EPOCHS) if spec.fidelity == "quick" else most
+
+
+def rungs(stopping: EarlyStopping, max_epochs: int) -> list[int]:
+    """The epochs at which trials are compared (before the last epoch, where stopping saves nothing)."""
+    if stopping.kind == "median":
+        return list(range(stopping.min_epochs, max_epochs))
+    out, step = [], stopping.min_epochs
+    while step < max_epochs:
+        out.append(step)
+        step *= stopping.reduction_factor
+    return out
+
+
+def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
+    """One line on what early stopping does, for logs and ``hpt plan``."""
+    at = rungs(stopping, max_epochs)
+    if not at:
+        return f"early stopping {stopping.kind}: no epoch to compare at below {max_epochs}"
+    if stopping.kind == "median":
+        return (f"early stopping median: from epoch {stopping.min_epochs} on, a trial worse than the median of its "
+                f"period's finished trials at the same epoch stops")
+    listed = ", ".join(map(str, at))
+    what = (f"in the best 1/{stopping.reduction_factor} of its period's trials at each rung"
+            if stopping.kind == "asha" else
+            f"in the best 1/{stopping.reduction_factor} of its bracket; brackets start at different rungs")
+    return f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}"
+
+
+def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The Optuna pruner of `stopping` for trials of at most `max_epochs` epochs."""
+    import optuna
+
+    if stopping.kind == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=stopping.min_epochs,
+                                                      reduction_factor=stopping.reduction_factor)
+    if stopping.kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=stopping.min_epochs,
+                                              max_resource=max(max_epochs, stopping.min_epochs),
+                                              reduction_factor=stopping.reduction_factor)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=stopping.min_epochs)
+
+
+def metric_value(metrics: Mapping[str, Any], objective: str) -> float | None:
+    """The objective in one epoch's metrics (val_rmse from val_mse); None when it is not there."""
+    try:
+        if objective == "val_rmse" and "val_rmse" not in metrics:
+            return math.sqrt(float(metrics["val_mse"]))
+        return float(metrics[objective])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def curve_values(text: str, objective: str) -> list[tuple[int, float]]:
+    """(epoch, objective) per epoch of a ``curves/<trial_id>.csv`` text; unreadable lines are left out."""
+    out = []
+    for rec in csv.DictReader(io.StringIO(text)):
+        value = metric_value(rec, objective)
+        try:
+            epoch = int(float(rec["epoch"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if value is not None:
+            out.append((epoch, value))
+    return out
+
+
+def pruned_epoch(error: Any) -> int | None:
+    """The epoch at which this wrapper decided to stop a trial, from its row's error."""
+    found = _PRUNED_AT.search(str(error or ""))
+    return int(found.group(1)) if found else None
+
+
+def period_key(fidelity: Any, start: Any, end: Any) -> str:
+    """Which study a trial belongs to: its fidelity and period."""
+    return f"{fidelity or DEFAULT_FIDELITY} {start}..{end}"
+
+
+def _trial_key(trial: Trial) -> str:
+    return period_key(trial.fidelity, trial.period.start_text, trial.period.end_text)
+
+
+def _row_key(row: Mapping[str, Any]) -> str:
+    fidelity = row.get("fidelity")
+    return period_key(fidelity if isinstance(fidelity, str) and fidelity else None, row.get("period_start"),
+                      row.get("period_end"))
+
+
+def start_order(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Rows in the order their trials started."""
+    return str(row.get("started_at") or ""), str(row.get("finished_at") or ""), str(row.get("trial_id"))
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return None
+
+
+_STATES = {Status.OK.value: "COMPLETE", Status.PRUNED.value: "PRUNED"}
+
+
+class Pruning(Scheduler):
+    """Wraps any scheduler: its trials are stopped early when behind their period's peers.
+
+    A trial of a config already stopped in another period is not started (the config can
+    no longer be ranked): the inner scheduler hears it as pruned without it running, and the
+    log says so once.
+    """
+
+    def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        assert spec.search.early_stopping is not None
+        self.inner = inner
+        self.stopping = spec.search.early_stopping
+        self.objective = spec.objective
+        self.max_epochs = max_epochs(spec)
+        self.say = say
+        self.warm = warm
+        self._keys = {period_key(spec.fidelity, p.start_text, p.end_text) for p in spec.periods}  # this run's studies
+        self._studies: dict[str, optuna.Study] = {}
+        self._live: dict[str, optuna.trial.Trial] = {}  # trial id -> its trial in its period's study
+        self._best: dict[str, float] = {}  # trial id -> best objective so far
+        self._stopping: set[str] = set()  # told to stop: later epochs are not reported
+        self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
+        self.not_started = 0
+        self.stopped = 0
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        return self.inner.skipped
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}, early stopping {self.stopping.kind}"
+
+    def _study(self, key: str) -> optuna.Study:
+        import optuna
+
+        study = self._studies.get(key)
+        if study is None:
+            study = optuna.create_study(study_name=f"hpt {key}", direction="minimize",
+                                        pruner=make_pruner(self.stopping, self.max_epochs),
+                                        sampler=optuna.samplers.RandomSampler(seed=0))
+            self._studies[key] = study
+        return study
+
+    # -- rebuilding ------------------------------------------------------------------------
+
+    def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
+        self.inner.restore(rows, curves)
+        if self.warm is not None:
+            used = self._replay([r for r in self.warm.rows if _row_key(r) in self._keys], self.warm.curves)
+            self.say(f"warm start: early stopping compares trials with {plural(used, 'earlier trial')} of the same "
+                     f"periods" + ("" if used else " (none of the warm-start rows is of this spec's periods)"))
+        own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value and _row_key(r) in self._keys]
+        self._replay(own, curves)
+        for row in own:
+            if row.get("status") == Status.PRUNED.value:
+                self._dead.setdefault(str(row["config_id"]), f"stopped in {row.get('period_start')}..{row.get('period_end')}")
+
+    def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> int:
+        """Rebuild the period studies from finished trials: each epoch reported and checked as it was live."""
+        import optuna
+
+        rows = sorted(rows, key=start_order)
+        texts = curves([str(r["trial_id"]) for r in rows]) if curves is not None and rows else {}
+        for row in rows:
+            t = self._study(_row_key(row)).ask()
+            status = str(row.get("status"))
+            last = pruned_epoch(row.get("error")) if status == Status.PRUNED.value else None
+            limit = _int(row.get("param_epochs")) or self.max_epochs
+            best = math.inf
+            for epoch, value in curve_values(texts.get(str(row["trial_id"]), ""), self.objective):
+                if last is not None and epoch > last:
+                    break
+                best = min(best, value)
+                t.report(best, epoch)
+                if epoch < limit:
+                    t.should_prune()  # records the rungs the trial reached, as it did live
+            state = _STATES.get(status)
+            final = metric_value(row, self.objective)
+            if state == "COMPLETE" and final is not None and math.isfinite(final):
+                self._tell(t, optuna.trial.TrialState.COMPLETE, final)
+            elif state == "PRUNED":
+                self._tell(t, optuna.trial.TrialState.PRUNED)
+            else:
+                self._tell(t, optuna.trial.TrialState.FAIL)
+        return len(rows)
+
+    @staticmethod
+    def _tell(t: optuna.trial.Trial, state: Any, value: float | None = None) -> None:
+        t.study.tell(t, value, state=state)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def remaining(self) -> int | None:
+        return self.inner.remaining()
+
+    def suggest(self) -> Trial | Suggestion:
+        while True:
+            nxt = self.inner.suggest()
+            if not isinstance(nxt, Trial):
+                return nxt
+            why = self._dead.get(nxt.config_id)
+            if why is None:
+                self._live[nxt.trial_id] = self._study(_trial_key(nxt)).ask()
+                return nxt
+            if not self.not_started:
+                self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
+                         "(a config with a stopped period is never ranked); the same goes for every stopped config")
+            self.not_started += 1
+            self.inner.on_result(TrialResult(nxt, Status.PRUNED, error=f"not started: its config was {why}"))
+
+    def on_progress(self, event: Progress) -> str | None:
+        reason = self.inner.on_progress(event)
+        tid = event.trial.trial_id
+        t = self._live.get(tid)
+        if reason or t is None or tid in self._stopping:
+            return reason
+        value = metric_value(event.metrics, self.objective)
+        if value is None:
+            return None
+        best = min(self._best.get(tid, math.inf), value)
+        self._best[tid] = best
+        t.report(best, event.epoch)
+        if event.epoch >= int(event.trial.params.get("epochs", 0)) or not t.should_prune():
+            return None  # at the last epoch, stopping saves nothing
+        self._stopping.add(tid)
+        return f"pruned at epoch {event.epoch} ({self._where(t)})"
+
+    def _where(self, t: optuna.trial.Trial) -> str:
+        if self.stopping.kind == "median":
+            return "below the median of its period"
+        attrs = t.study.get_trials(deepcopy=False)[t.number].system_attrs
+        done = [int(k.rsplit("_", 1)[1]) for k in attrs if k.startswith("completed_rung_")]
+        return f"rung {max(done)}" if done else "rung 0"
+
+    def on_result(self, result: TrialResult) -> None:
+        import optuna
+
+        tid = result.trial.trial_id
+        t = self._live.pop(tid, None)
+        self._best.pop(tid, None)
+        self._stopping.discard(tid)
+        if t is not None:
+            value = metric_value(result.metrics, self.objective)
+            if result.status is Status.OK and value is not None and math.isfinite(value):
+                self._tell(t, optuna.trial.TrialState.COMPLETE, value)
+            elif result.status is Status.PRUNED:
+                self._tell(t, optuna.trial.TrialState.PRUNED)
+                self.stopped += 1
+                self._dead.setdefault(result.trial.config_id, f"stopped in {result.trial.period.label}")
+            else:
+                self._tell(t, optuna.trial.TrialState.FAIL)
+        self.inner.on_result(result)

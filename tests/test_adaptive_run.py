@@ -1,0 +1,84 @@
+"""Early stopping and tpe end to end, as a user runs them: real tiny trials on the bundled data, 2 workers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tests.conftest import tiny_spec
+from tests.test_pruning import rows_of
+
+
+def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    doc = tiny_spec(search={"strategy": "grid", "seed": 0, "early_stopping": {"kind": "asha", "min_epochs": 1}},
+                    parameters={"lr": [0.03, 0.0001, 0.00003], "hidden_size": [8, 16]})
+    doc["training"]["epochs"] = 4
+    spec, sink = write_spec(doc), tmp_path / "res"
+    plan = cli("plan", str(spec), "--sink", str(sink))
+    assert plan.returncode == 0, plan.stderr
+    assert ("early stopping asha: rungs at epoch 1, 3 of 4; a trial goes on when in the best 1/3 of its period's "
+            "trials at each rung; trials are compared only with trials of the same period") in plan.stdout
+    assert "at most 12 trials and 48 epochs (if none is stopped" in plan.stdout
+
+    out = cli("run", str(spec), "--sink", str(sink), "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    assert "12 trials (6 configs x 2 periods), early stopping asha of mlp on the CPU (2 workers" in out.stdout
+    rows = rows_of(sink)
+    pruned, ok = rows[rows["status"] == "pruned"], rows[rows["status"] == "ok"]
+    assert len(pruned) >= 1 and len(ok) >= 2 and len(pruned) + len(ok) == len(rows)
+    for r in pruned.itertuples():
+        epoch = int(re.fullmatch(r"pruned at epoch (\d) \(rung [01]\)", r.error).group(1))  # type: ignore[union-attr]
+        assert epoch in (1, 3) and r.epochs in (epoch, epoch + 1)  # obeyed within the next epoch
+        assert not r.model_uri and not (sink / "models" / f"{r.trial_id}.pt").exists()
+        curve = pd.read_csv(sink / "curves" / f"{r.trial_id}.csv")
+        assert len(curve) == r.epochs and r.val_mse == curve["val_mse"].min()
+        assert f"  pruned at epoch {epoch} (rung " in out.stdout
+    assert all((sink / "models" / f"{t}.pt").exists() for t in ok["trial_id"])
+    assert (ok["epochs"] == 4).all()
+
+    shown = cli("results", str(sink))
+    assert shown.returncode == 0, shown.stderr
+    n = pruned["config_id"].nunique()
+    assert f"Stopped early: {n} config{'s' if n > 1 else ''} with a pruned period ({len(pruned)} trial" in shown.stdout
+    assert f"{len(pruned)} pruned trial{'s' if len(pruned) > 1 else ''} left out, counted per value" in shown.stdout
+    ranked = shown.stdout[:shown.stdout.index("Stopped early")]
+    assert not any(c in ranked for c in pruned["config_id"])  # a config with a pruned period is never ranked
+
+    again = cli("run", str(spec), "--sink", str(sink), "--workers", "2")
+    assert again.returncode == 0 and f"skipping {len(rows)} trials already done" in again.stdout
+    assert len(rows_of(sink)) == len(rows)  # nothing finished or pruned ran twice
+
+
+def test_tpe_on_real_trials_with_two_workers_survives_diverging_configs(write_spec: Any, cli: Any,
+                                                                        tmp_path: Path) -> None:
+    doc = tiny_spec(search={"strategy": "tpe", "seed": 0, "max_trials": 6, "startup_trials": 3, "budget": 7,
+                            "early_stopping": {"kind": "median", "min_epochs": 1}},
+                    parameters={"lr": [0.001, 0.01, 1e3], "hidden_size": {"int": [4, 16]}})
+    spec, sink = write_spec(doc), tmp_path / "res"
+    plan = cli("plan", str(spec))
+    assert plan.returncode == 0, plan.stderr
+    assert "up to 12 trials = 6 configs x 2 periods (tpe search, seed 0" in plan.stdout
+    assert "tpe: each config is chosen from the results so far (the first 3 at random)" in plan.stdout
+    assert "budget: 7 trials (counting those already at the results location); then no new config starts" \
+        in plan.stdout
+    assert "trials: chosen as results come in, so none can be listed ahead" in plan.stdout
+
+    out = cli("run", str(spec), "--sink", str(sink), "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    assert "up to 12 trials (6 configs chosen by tpe x 2 periods), early stopping median, budget 7 trials" in out.stdout
+    rows = rows_of(sink)
+    spent = re.search(r"^budget 7 trials spent \(([78]) trials run\): no new config starts", out.stdout, re.M)
+    assert spent and len(rows) == int(spent.group(1)) and rows["trial_id"].is_unique
+    # lr=1000 diverges (two of the three random first configs draw it): the sampler hears it failed, the config's
+    # other period is not started, and the run goes on to the next configs
+    diverged = rows[rows["status"] == "diverged"]
+    assert len(diverged) >= 1 and (diverged["param_lr"] == 1e3).all() and "training loss reached" in out.stdout
+    per_config = rows.groupby("config_id")["status"].agg(sorted)
+    assert all(s == ["ok", "ok"] or "ok" not in s for s in per_config), per_config  # none left half-run
+    assert set(rows["tpe_trial"]) == set(range(rows["config_id"].nunique()))
+    record = json.loads(next((sink / "runs").glob("*.json")).read_text())
+    assert record["spec"]["search"]["strategy"] == "tpe" and record["status"] == "finished"

@@ -1,0 +1,242 @@
+"""Early stopping (search.early_stopping) on the fake backend: period-aware, live, resumable; and the shared search keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.backends.fake import FakeBackend, Script
+from hpt.errors import SpecError
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.scheduling import make_scheduler
+from hpt.scheduling.pruning import Pruning, rungs
+from hpt.scheduling.strategies import EarlyStopping, parse_duration
+from hpt.spec import load_spec
+from hpt.trial import Trial
+from tests.conftest import tiny_spec
+
+ASHA = {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}
+LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
+
+
+def rows_of(folder: Path) -> pd.DataFrame:
+    """Every row object at a results folder (the record of truth), in the order the trials started."""
+    rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
+    return pd.DataFrame(rows).sort_values(["started_at", "trial_id"]).reset_index(drop=True)
+
+
+def loss(trial: Trial) -> float:
+    """A loss that is lowest at lr=0.01 (1 to 2 in January), ten times larger in the February period."""
+    import math
+
+    scale = 10.0 if trial.period.start_text == "2013-02-01" else 1.0
+    return scale * (1 + abs(math.log10(float(trial.params["lr"])) + 2) / 4)
+
+
+def falling(trial: Trial, epochs: int = 9) -> Script:
+    return Script(curve=[loss(trial) * (1 + 3 / e) for e in range(1, epochs + 1)])
+
+
+def spec_with(write_spec: Any, search: dict[str, Any], **overrides: Any) -> Any:
+    overrides.setdefault("parameters", {"lr": LRS, "hidden_size": [8]})
+    doc = tiny_spec(search={"strategy": "grid", "seed": 0, **search}, **overrides)
+    doc["training"] = {**doc["training"], "epochs": 9}
+    return load_spec(write_spec(doc))
+
+
+def run(spec: Any, folder: Path, script: Callable[[Trial], Script], slots: int = 1, **options: Any) -> Any:
+    backend = FakeBackend(script, slots=slots)
+    summary = run_spec(spec, RunOptions(sink=str(folder), **options), Reporter(bar=False), backend=backend)
+    return summary, backend
+
+
+def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(write_spec: Any, cli: Any) -> None:
+    for strategy in ("grid", "random", "auto", "tpe"):
+        extra = {"max_trials": 2} if strategy in ("random", "tpe") else {}
+        spec = load_spec(write_spec(tiny_spec(search={"strategy": strategy, **extra, "early_stopping": "asha",
+                                                      "budget": "1h30m", "warm_start": ["old"]})))
+        assert spec.search.early_stopping == EarlyStopping("asha", 2, 3)
+        assert spec.search.budget is not None and spec.search.budget.seconds == 5400
+        assert spec.search.warm_start == ("old",)
+    bad = {"strategy": "tpe", "early_stopping": {"kind": "asha", "reduction_factor": 1, "min_epoch": 2},
+           "budget": "2 weeks", "warm_start": ["a", "a", 3], "startup_trials": 0}
+    with pytest.raises(SpecError) as e:
+        load_spec(write_spec(tiny_spec(search=bad)))
+    assert [f"{p.path}: {p.message}" for p in e.value.problems] == [
+        "search.max_trials: required for tpe search (how many configs to try)",
+        "search.startup_trials: expected an integer >= 1, got 0",
+        "search.early_stopping.min_epoch: unknown key; valid: kind, min_epochs, reduction_factor",
+        "search.early_stopping.reduction_factor: expected an integer >= 2, got 1",
+        'search.budget: expected a duration such as "2h", "90m" or "1h30m", or a number of trials >= 1, got "2 weeks"',
+        'search.warm_start[1]: "a" is listed twice',
+        "search.warm_start[2]: expected a folder, gs:// or s3:// URI, got 3",
+    ]
+    with pytest.raises(SpecError, match=r"search.early_stopping.kind: expected one of asha, hyperband, median, "
+                                         r'got "sha"'):
+        load_spec(write_spec(tiny_spec(search={"early_stopping": {"kind": "sha"}})))
+    with pytest.raises(SpecError, match="search.early_stopping.reduction_factor: median stopping has no reduction"):
+        load_spec(write_spec(tiny_spec(search={"early_stopping": {"kind": "median", "reduction_factor": 3}})))
+    with pytest.raises(SpecError, match=r"search.early_stopping.min_epochs: 3 is not below the most epochs a trial "
+                                         r"runs \(3\): no trial could be stopped early"):
+        load_spec(write_spec(tiny_spec(search={"early_stopping": {"kind": "asha", "min_epochs": 3}})))
+    with pytest.raises(SpecError, match=r'parameters.lr: a distribution needs "search": \{"strategy": "random" or '
+                                         r'"auto" or "tpe"\}; grid search takes a list of values'):
+        load_spec(write_spec(tiny_spec(parameters={"lr": {"loguniform": [1e-4, 1e-2]}})))
+    # as a user sees it: one line per problem with its JSON path, exit 2, no traceback
+    out = cli("validate", str(write_spec(tiny_spec(search={"budget": 0, "early_stopping": {"kind": "asha",
+                                                                                             "min_epochs": "2"}}))))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[0].endswith("search.early_stopping.min_epochs: expected an integer >= 1, got \"2\"")
+    assert "search.budget: expected a duration" in out.stderr and len(out.stderr.splitlines()) == 2
+    assert parse_duration("2h") == 7200 and parse_duration("1.5d") == 129600 and parse_duration("h") is None
+
+
+def test_rungs_are_where_trials_are_compared() -> None:
+    assert rungs(EarlyStopping("asha", 2, 3), 50) == [2, 6, 18]
+    assert rungs(EarlyStopping("hyperband", 1, 2), 9) == [1, 2, 4, 8]
+    assert rungs(EarlyStopping("median", 3), 6) == [3, 4, 5]
+    assert rungs(EarlyStopping("asha", 2, 3), 2) == []
+
+
+def test_a_period_with_ten_times_the_loss_never_stops_trials_of_another_period(write_spec: Any,
+                                                                               tmp_path: Path) -> None:
+    spec = spec_with(write_spec, {"early_stopping": ASHA})
+    summary, backend = run(spec, tmp_path / "res", falling, slots=2)  # a config's two periods run side by side
+    rows = rows_of(tmp_path / "res")
+    assert summary.counts["pruned"] >= 2 and summary.counts["ok"] >= 2
+    by_config = rows.pivot(index="param_lr", columns="period_start", values="status")
+    # the February loss is ten times January's for every config: were periods compared with each other, every
+    # February trial would look worse than the January ones and be stopped
+    assert (by_config["2013-01-01"] == by_config["2013-02-01"]).all(), by_config
+    assert (by_config.loc[0.01] == "ok").all()  # the best config survives in both periods
+    # every February value is above every January value, at every epoch: measured against January, no February
+    # trial would have gone on
+    feb, jan = (rows[rows["period_start"] == start] for start in ("2013-02-01", "2013-01-01"))
+    highest_jan = max(pd.read_csv(tmp_path / "res" / "curves" / f"{t}.csv")["val_mse"].max() for t in jan["trial_id"])
+    assert feb["val_mse"].min() > highest_jan
+    assert (feb["status"] == "ok").sum() >= 2
+
+
+def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log(write_spec: Any, tmp_path: Path,
+                                                                                 capsys: Any) -> None:
+    spec = spec_with(write_spec, {"early_stopping": ASHA})
+    summary, backend = run(spec, tmp_path / "res", falling, slots=2)
+    out = capsys.readouterr().out
+    assert "12 trials (6 configs x 2 periods), early stopping asha of mlp" in out
+    rows = rows_of(tmp_path / "res")
+    pruned = rows[rows["status"] == "pruned"]
+    assert len(pruned) == summary.counts["pruned"] > 0
+    for r in pruned.itertuples():
+        m = re.fullmatch(r"pruned at epoch (\d+) \(rung (\d+)\)", r.error)
+        assert m, r.error
+        epoch, rung = int(m.group(1)), int(m.group(2))
+        assert epoch == 3 ** rung  # min_epochs 1, reduction factor 3: rungs at epochs 1, 3, 9
+        assert r.epochs == epoch + 1  # obeyed at the end of the next epoch
+        curve = pd.read_csv(tmp_path / "res" / "curves" / f"{r.trial_id}.csv")
+        assert len(curve) == r.epochs and r.val_mse == curve["val_mse"].min()  # best so far
+        assert re.search(rf"\] pruned +\S+ +lr={r.param_lr:.4g} hidden_size=8  pruned at epoch {epoch} "
+                         rf"\(rung {rung}\)  val_mse=", out)
+    ok = rows[rows["status"] == "ok"]
+    assert (ok["epochs"] == 9).all() and (ok["error"] == "").all()  # models: see the end-to-end test
+
+
+def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, tmp_path: Path, capsys: Any) -> None:
+    spec = spec_with(write_spec, {"early_stopping": ASHA})
+    summary, backend = run(spec, tmp_path / "res", falling, slots=1)
+    rows = rows_of(tmp_path / "res")
+    started = rows.groupby("config_id")["status"].agg(list)
+    assert all(statuses[-1] == "pruned" or statuses == ["ok", "ok"] for statuses in started), started
+    assert (started.map(len) == 1).any()  # stopped in January: February never started
+    assert len([e for e in backend.log if e[0] == "submit"]) == len(rows) < 12
+    assert "its other periods are not started (a config with a stopped period is never ranked)" in capsys.readouterr().out
+
+
+def _interrupt_at(n: int, script: Callable[[Trial], Script]) -> Callable[[Trial], Script]:
+    count = [0]
+
+    def wrapped(trial: Trial) -> Script:
+        count[0] += 1
+        if count[0] == n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return script(trial)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
+def test_resume_after_ctrl_c_makes_the_same_prunes_and_trains_nothing_twice(write_spec: Any, tmp_path: Path,
+                                                                            kind: str) -> None:
+    stopping = {"kind": kind, "min_epochs": 1} | ({"reduction_factor": 2} if kind != "median" else {})
+    params = {"lr": LRS + [0.02, 0.005], "hidden_size": [8, 16]}
+    spec = spec_with(write_spec, {"early_stopping": stopping}, parameters=params)
+    whole, _ = run(spec, tmp_path / "whole", falling)
+    first, _ = run(spec, tmp_path / "cut", _interrupt_at(7, falling), grace=0)
+    assert first.exit_code == 130 and first.counts["interrupted"] == 1
+    again, backend = run(spec, tmp_path / "cut", falling)
+    assert again.exit_code == 0 and again.skipped == sum(first.counts.values()) - 1
+    submitted = [tid for what, tid in backend.log if what == "submit"]
+    done_before = set(rows_of(tmp_path / "cut")["trial_id"]) - set(submitted)
+    assert not set(submitted) & done_before  # nothing finished or pruned ran twice
+    columns = ["trial_id", "status", "epochs", "error"]
+    expected = rows_of(tmp_path / "whole")[columns].sort_values("trial_id").reset_index(drop=True)
+    assert rows_of(tmp_path / "cut")[columns].sort_values("trial_id").reset_index(drop=True).equals(expected)
+    assert whole.counts == {"ok": len(expected) - int((expected["status"] == "pruned").sum()),
+                            "pruned": int((expected["status"] == "pruned").sum())}
+    if kind != "median":
+        assert whole.counts["pruned"] > 0
+
+
+def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_spec: Any) -> None:
+    spec = spec_with(write_spec, {"early_stopping": ASHA})
+    scheduler = make_scheduler(spec)
+    assert isinstance(scheduler, Pruning)
+    scheduler.restore({})
+    from hpt.trial import Progress, Status, TrialResult
+
+    first, second = scheduler.suggest(), scheduler.suggest()
+    assert isinstance(first, Trial) and isinstance(second, Trial) and first.period != second.period
+    # one trial per period: each is the only one of its period at rung 0, so neither stops
+    assert scheduler.on_progress(Progress(first, 1, {"val_mse": 5.0})) is None
+    assert scheduler.on_progress(Progress(second, 1, {"val_mse": 50.0})) is None
+    scheduler.on_result(TrialResult(first, Status.OK, {"val_mse": 1.0}))
+    scheduler.on_result(TrialResult(second, Status.OK, {"val_mse": 10.0}))
+    third, fourth = scheduler.suggest(), scheduler.suggest()
+    assert isinstance(third, Trial) and isinstance(fourth, Trial) and third.period == first.period
+    # worse than the first trial of its own period at rung 0: stopped; better than it: goes on (even at 40 > 5)
+    assert scheduler.on_progress(Progress(third, 1, {"val_mse": 6.0})) == "pruned at epoch 1 (rung 0)"
+    assert scheduler.on_progress(Progress(fourth, 1, {"val_mse": 40.0})) is None
+
+
+def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli: Any) -> None:
+    from hpt.scheduling.adaptive import adapt
+    from hpt.scheduling.auto import AutoScheduler
+    from hpt.search import expand
+
+    def doc(n: int, lr_range: tuple[float, float]) -> dict[str, Any]:
+        d = tiny_spec(search={"strategy": "auto", "max_trials": 4, "seed": n, "early_stopping": ASHA},
+                      parameters={"lr": {"loguniform": list(lr_range)}})
+        d["training"]["epochs"] = 9
+        return d
+
+    spec = load_spec(write_spec(doc(1, (1e-5, 1e-4))))
+    said: list[str] = []
+    auto = AutoScheduler(lambda n, r: expand(load_spec(write_spec(doc(n, r))), tags={"round": n}), (1e-5, 1e-4), 3,
+                         spec.objective, said.append)
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True),
+                       backend=FakeBackend(falling, slots=2), scheduler=adapt(auto, spec, said.append))
+    rows = rows_of(tmp_path / "res")
+    assert summary.exit_code == 0 and summary.counts["pruned"] > 0 and set(rows["round"]) == {1, 2, 3}
+    assert any("round 2 moves the range" in line for line in said)  # rounds decide on the complete configs
+    out = cli("auto", "--arch", "mlp", "--early-stopping", "asha", "--dry-run", "--today", "2014-06-01")
+    assert out.returncode == 0, out.stderr
+    assert "early stopping asha: rungs at epoch 2, 6, 18 of 20" in out.stdout
+    assert "at most 36 trials and 720 epochs per round (if none is stopped" in out.stdout

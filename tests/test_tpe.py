@@ -1,0 +1,236 @@
+"""tpe, budget and warm start on the fake backend: what the sampler is told, determinism, resume, 2 workers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.backends.fake import FakeBackend, Script
+from hpt.errors import InputError
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.scheduling import make_scheduler
+from hpt.scheduling.budget import Budgeted
+from hpt.scheduling.tpe import TPEScheduler
+from hpt.spec import load_spec
+from hpt.trial import Status, Trial
+from tests.conftest import tiny_spec
+from tests.test_pruning import _interrupt_at, rows_of
+
+SPACE = {"lr": {"loguniform": [1e-4, 1e-1]}, "hidden_size": [8, 16]}
+
+
+def bowl(trial: Trial) -> Script:
+    """A loss with its minimum at lr=0.01 and hidden_size=16, ten times larger in February."""
+    scale = 10.0 if trial.period.start_text == "2013-02-01" else 1.0
+    base = scale * (1 + (math.log10(float(trial.params["lr"])) + 2) ** 2 + (trial.params["hidden_size"] == 8) * 0.2)
+    return Script(curve=[base * (1 + 2 / e) for e in range(1, 7)])
+
+
+def tpe_spec(write_spec: Any, **search: Any) -> Any:
+    doc = tiny_spec(search={"strategy": "tpe", "seed": 0, "max_trials": 12, "startup_trials": 4, **search},
+                    parameters=SPACE)
+    doc["training"]["epochs"] = 6
+    return load_spec(write_spec(doc))
+
+
+def run(spec: Any, folder: Path, script: Any = bowl, slots: int = 1, say: list[str] | None = None,
+        **options: Any) -> tuple[Any, FakeBackend]:
+    backend = FakeBackend(script, slots=slots)
+    reporter = Reporter(bar=False, quiet=True)
+    if say is not None:
+        reporter.line = say.append  # type: ignore[method-assign]
+    return run_spec(spec, RunOptions(sink=str(folder), **options), reporter, backend=backend), backend
+
+
+def configs_in_order(folder: Path) -> list[tuple[int, float, int]]:
+    rows = rows_of(folder)
+    first = rows.sort_values("tpe_trial").drop_duplicates("config_id")
+    return [(int(r.tpe_trial), float(r.param_lr), int(r.param_hidden_size)) for r in first.itertuples()]
+
+
+def test_tpe_learns_from_mean_over_periods_and_is_deterministic_with_one_worker(write_spec: Any, tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec)
+    summary, backend = run(spec, tmp_path / "a")
+    assert summary.exit_code == 0 and summary.counts == {"ok": 24}
+    first = configs_in_order(tmp_path / "a")
+    assert [n for n, _, _ in first] == list(range(12))
+    again, _ = run(spec, tmp_path / "b")
+    assert configs_in_order(tmp_path / "b") == first  # same spec, same seed, one worker: the same configs
+    other, _ = run(tpe_spec(write_spec, seed=1), tmp_path / "c")
+    assert configs_in_order(tmp_path / "c") != first
+    # the sampler learns: after the 4 random configs, TPE's configs are nearer lr=0.01 than the random ones
+    distance = [abs(math.log10(lr) + 2) for _, lr, _ in first]
+    assert sum(distance[8:]) / 4 < sum(distance[:4]) / 4
+    # the value told is the mean over the periods, when the last period finished
+    scheduler = make_scheduler(spec)
+    assert isinstance(scheduler, TPEScheduler)
+    rows = {r["trial_id"]: r for r in rows_of(tmp_path / "a").to_dict(orient="records")}
+    scheduler.restore(rows)
+    means = rows_of(tmp_path / "a").groupby("tpe_trial")["val_mse"].mean()
+    told = {t.number: t.value for t in scheduler.study.get_trials()}
+    assert told == pytest.approx(means.to_dict()) and scheduler.skipped == 24 and scheduler.suggest() is not None
+
+
+def test_two_workers_run_a_configs_periods_side_by_side_and_keep_at_most_two_configs_pending(write_spec: Any,
+                                                                                             tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec)
+    scheduler = make_scheduler(spec)
+    assert isinstance(scheduler, TPEScheduler)
+    pending: list[int] = []
+    original = scheduler.suggest
+
+    def counting() -> Any:
+        nxt = original()
+        pending.append(len(scheduler._pending))
+        return nxt
+
+    scheduler.suggest = counting  # type: ignore[method-assign]
+    backend = FakeBackend(bowl, slots=2)
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), backend=backend,
+                       scheduler=scheduler)
+    assert summary.counts == {"ok": 24} and backend.max_running == 2 and max(pending) <= 2
+    rows = rows_of(tmp_path / "res")
+    together = rows.groupby("config_id")["started_at"].agg(lambda s: s.nunique())
+    assert (together == 1).mean() > 0.5  # most configs had both periods started at once
+
+
+def test_a_failed_or_diverged_trial_is_told_as_failed_and_the_run_goes_on(write_spec: Any, tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec, max_trials=8)
+
+    def flaky(trial: Trial) -> Script:
+        lr = float(trial.params["lr"])
+        if lr > 0.03:
+            return Script(status=Status.FAILED, error="CUDA out of memory")
+        if lr < 0.0005:
+            return Script(curve=[5.0, float("nan")], status=Status.DIVERGED, error="loss became nan")
+        return bowl(trial)
+
+    scheduler = make_scheduler(spec)
+    assert isinstance(scheduler, TPEScheduler)
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True),
+                       backend=FakeBackend(flaky, slots=2), scheduler=scheduler)
+    assert summary.exit_code == 0 and summary.counts["failed"] + summary.counts["diverged"] >= 1
+    states = {t.params["lr"]: t.state.name for t in scheduler.study.get_trials()}
+    assert len(states) == 8
+    assert all(s == "FAIL" for lr, s in states.items() if lr > 0.03 or lr < 0.0005)
+    assert all(s == "COMPLETE" for lr, s in states.items() if 0.0005 <= lr <= 0.03)
+
+
+def test_tpe_with_early_stopping_resumes_after_ctrl_c_as_if_never_stopped(write_spec: Any, tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2})
+    run(spec, tmp_path / "whole")
+    first, _ = run(spec, tmp_path / "cut", _interrupt_at(9, bowl), grace=0)
+    assert first.exit_code == 130
+    again, backend = run(spec, tmp_path / "cut")
+    submitted = {tid for what, tid in backend.log if what == "submit"}
+    cut = rows_of(tmp_path / "cut")
+    kept = cut[cut["run_id"] == first.run_id]  # the first run's rows, but the interrupted one (rerun)
+    assert len(kept) == again.skipped == sum(first.counts.values()) - 1
+    assert cut["trial_id"].is_unique and not submitted & set(kept["trial_id"])  # nothing trained twice
+    columns = ["tpe_trial", "param_lr", "param_hidden_size", "period_start", "status", "epochs", "error"]
+    whole = rows_of(tmp_path / "whole")
+    assert (whole["status"] == "pruned").any()
+    key = ["tpe_trial", "period_start"]
+    assert cut[columns].sort_values(key).reset_index(drop=True).equals(whole[columns].sort_values(key).reset_index(drop=True))
+    # a pruned config is told as pruned, its value so far as its last step
+    scheduler = make_scheduler(spec)
+    scheduler.restore({r["trial_id"]: r for r in whole.to_dict(orient="records")})
+    inner = scheduler.inner  # type: ignore[attr-defined]
+    pruned = {t.number: t for t in inner.study.get_trials() if t.state.name == "PRUNED"}
+    assert set(pruned) == set(whole[whole["status"] == "pruned"]["tpe_trial"])
+
+
+def test_a_config_tried_before_is_not_trained_again(write_spec: Any, tmp_path: Path) -> None:
+    doc = tiny_spec(search={"strategy": "tpe", "max_trials": 10, "startup_trials": 2},
+                    parameters={"lr": [0.001, 0.01], "hidden_size": [8, 16]})
+    spec = load_spec(write_spec(doc))
+    scheduler = make_scheduler(spec)
+    assert isinstance(scheduler, TPEScheduler)
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True),
+                       backend=FakeBackend(bowl, slots=2), scheduler=scheduler)
+    rows = rows_of(tmp_path / "res")
+    assert rows["trial_id"].is_unique and rows["config_id"].nunique() <= 4 and summary.counts["ok"] == len(rows)
+    assert scheduler.asked == 10 and scheduler.repeats == 10 - rows["config_id"].nunique()
+    assert len(scheduler.study.get_trials()) == 10  # a repeat is told the value of the config it repeats
+
+
+@pytest.mark.parametrize("strategy", ["grid", "tpe"])
+def test_a_budget_of_trials_stops_new_configs_and_counts_what_is_there(write_spec: Any, tmp_path: Path,
+                                                                       strategy: str) -> None:
+    search = {"strategy": strategy, "budget": 5, "max_trials": 12} if strategy == "tpe" else {"budget": 5}
+    doc = tiny_spec(search=search, parameters=SPACE if strategy == "tpe" else {"lr": [1e-4, 1e-3, 1e-2, 0.1],
+                                                                                  "hidden_size": [8, 16]})
+    spec = load_spec(write_spec(doc))
+    said: list[str] = []
+    summary, backend = run(spec, tmp_path / "res", say=said, slots=2)
+    assert sum(summary.counts.values()) == 6  # 5, and the second period of the third config: none is left half-run
+    assert rows_of(tmp_path / "res").groupby("config_id").size().eq(2).all()
+    assert any(line.startswith("budget 5 trials spent (6 trials run): no new config starts") for line in said), said
+    again, backend = run(spec, tmp_path / "res", say=said)
+    assert again.counts == {} and backend.log == []  # spent: the 6 at the location count
+
+
+def test_a_budget_of_time_starts_no_config_once_spent(write_spec: Any, tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tiny_spec(search={"budget": "90m"}, parameters={"lr": [1e-4, 1e-3, 1e-2, 0.1]})))
+    said: list[str] = []
+    scheduler = make_scheduler(spec, said.append)
+    assert isinstance(scheduler, Budgeted) and scheduler.budget.seconds == 5400
+    now = [0.0]
+    scheduler.clock = lambda: now[0]
+
+    def slow(trial: Trial) -> Script:
+        now[0] += 2000.0  # each trial "takes" 2000 s: the fifth would start at 8000 s
+        return bowl(trial)
+
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True),
+                       backend=FakeBackend(slow), scheduler=scheduler)
+    assert summary.counts == {"ok": 4}  # 2 configs started before 5400 s; each ran both its periods
+    assert said == ["budget 90m spent (2h13m since the first trial): no new config starts; the trials running finish"]
+
+
+def _earlier_run(write_spec: Any, folder: Path, **changes: Any) -> None:
+    """An earlier random search on the same data: 6 configs, some outside today's space."""
+    doc = tiny_spec(search={"strategy": "random", "max_trials": 6, "seed": 5},
+                    parameters={"lr": {"loguniform": [1e-5, 1e-1]}, "hidden_size": [8, 16]})
+    doc.update(changes)
+    doc["training"]["epochs"] = 6
+    run(load_spec(write_spec(doc)), folder)
+
+
+def test_warm_start_uses_the_rows_that_fit_and_says_why_it_ignores_the_rest(write_spec: Any, tmp_path: Path) -> None:
+    old, gru = tmp_path / "old", tmp_path / "old-gru"
+    _earlier_run(write_spec, old)
+    _earlier_run(write_spec, gru, architecture="gru")
+    rows = rows_of(old)
+    inside = rows[rows["param_lr"] >= 1e-4]
+    assert 0 < len(inside) < len(rows)  # some of the earlier configs are outside today's lr range
+    spec = tpe_spec(write_spec, warm_start=[str(old), str(gru)],
+                    early_stopping={"kind": "asha", "min_epochs": 1})
+    said: list[str] = []
+    summary, _ = run(spec, tmp_path / "new", say=said)
+    assert f"warm start from {old}: {len(inside)} rows used, {len(rows) - len(inside)} rows ignored: " \
+           f"{len(rows) - len(inside)} lr outside this search space" in said
+    assert f"warm start from {gru}: 0 rows used, 12 rows ignored: 12 architecture gru" in said
+    assert f"warm start: tpe starts from {len(inside) // 2} earlier configs ({len(inside)} rows; a config's value " \
+           "is its mean val_mse over its periods there)" in said
+    assert f"warm start: early stopping compares trials with {len(inside)} earlier trials of the same periods" in said
+    new = rows_of(tmp_path / "new")
+    assert not set(new["trial_id"]) & set(rows["trial_id"])  # warm-start rows are never written here
+    assert len(list((tmp_path / "new" / "rows").glob("*.json"))) == sum(summary.counts.values())
+    assert len(pd.read_csv(tmp_path / "new" / "results.csv")) == len(new)
+    scheduler = make_scheduler(spec, location=str(tmp_path / "new"))
+    scheduler.restore({})
+    inner = scheduler.inner  # type: ignore[attr-defined]
+    warm = [t for t in inner.study.get_trials() if t.user_attrs.get("warm_start")]
+    assert len(warm) == len(inside) // 2 and all(t.state.name == "COMPLETE" for t in warm)
+    with pytest.raises(InputError, match=r"search.warm_start\[0\]: .* is this run's own results location"):
+        make_scheduler(tpe_spec(write_spec, warm_start=[str(old)]), location=str(old))
+    with pytest.raises(InputError, match=r"search.warm_start\[0\]: .*nowhere: no such results folder"):
+        make_scheduler(tpe_spec(write_spec, warm_start=[str(tmp_path / "nowhere")]))
+    json.dumps(said)
