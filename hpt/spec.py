@@ -64,7 +64,8 @@ _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", 
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features")
 _AUTO_PERIODS = ("count", "months", "holdout")
-_RESOURCES = ("gpus", "trials_per_gpu")
+_RESOURCES = ("gpus", "trials_per_gpu", "executor")
+_EXECUTORS = ("local", "ray")
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
@@ -121,7 +122,7 @@ class Spec:
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
-    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu (command-line options win)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
 
     @property
     def arch(self) -> Architecture:
@@ -433,6 +434,13 @@ class _Parser:
                 self.add("resources.trials_per_gpu", f'expected an integer >= 1 or "auto", got {show(per_gpu)}')
             else:
                 out["trials_per_gpu"] = per_gpu
+        executor = obj.get("executor")
+        if executor is not None:
+            if executor not in _EXECUTORS:
+                hint = did_you_mean(str(executor), _EXECUTORS)
+                self.add("resources.executor", f'expected "local" or "ray", got {show(executor)}{hint}')
+            else:
+                out["executor"] = executor
         return out
 
     def search(self, value: Any) -> SearchSpec:
