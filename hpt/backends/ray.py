@@ -14,12 +14,15 @@ How it works, and why:
   Ray starts a fresh worker process for every GPU task (its default: a reused process
   could keep another task's GPU), so a GPU trial pays torch's import and a CUDA context.
 - **Progress and stops** travel through one small actor per run, the *hub*, placed on the
-  driver's node. After every epoch the task calls ``hub.report(trial, epoch, metrics)``;
-  the call returns the reason to stop when the scheduler asked for one, so one round trip
-  per epoch carries the progress up and the stop down, and a stop is obeyed at the end of
-  the next epoch, as on the local pool. The driver drains the hub on every poll
-  (``hub.take``), and answers a ``stop`` with ``hub.stop``. A task reports to the hub
-  before it returns, so a trial's last Progress always comes before its Finished event.
+  driver's node. After every epoch the task sends ``hub.report(trial, epoch, metrics)``,
+  whose answer is the reason to stop once the scheduler has asked for one: the progress
+  goes up and the stop comes down on the same call. The task does not wait for each
+  answer (a round trip costs more than a tiny epoch); it looks at the answers that have
+  arrived by the end of each epoch, so a stop is obeyed one or two epochs after it reaches
+  the hub (the local pool: at the end of the next epoch). The driver drains the hub on
+  every poll (``hub.take``) and hands a stop to it (``hub.stop``). A task waits for all its
+  reports before it returns, so a trial's last Progress always comes before its Finished
+  event.
 - **Faults.** Ray's retries are off (``max_retries=0``): a task whose worker or node dies,
   or that Ray kills for lack of memory, comes back as a ``failed`` result with Ray's cause,
   and the run goes on; running the same command again is the retry.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -51,8 +55,7 @@ from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialRe
 __all__ = ["CONNECT_TIMEOUT", "INSTALL_HINT", "RayBackend", "connect", "import_ray"]
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'hpt[ray]'"
-CONNECT_TIMEOUT = 20.0  # seconds for a cluster to answer ray.init; a local instance gets START_TIMEOUT
-START_TIMEOUT = 120.0
+CONNECT_TIMEOUT = 20.0  # seconds for a cluster to answer ray.init
 PROBE_TIMEOUT = 5.0  # seconds for the TCP connection that checks an address before Ray tries it
 RESOURCES_TTL = 2.0  # seconds between reads of the cluster's resources
 
@@ -92,9 +95,8 @@ def _probe(address: str) -> None:
         raise InputError(f"--ray-address {address}: connection refused (is `ray start --head` running there, "
                          "on that port?)") from None
     except OSError as e:
-        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
-        raise InputError(f"--ray-address {address}: cannot reach {host}:{port} ({why} within "
-                         f"{PROBE_TIMEOUT:g}s)") from None
+        why = f"no answer within {PROBE_TIMEOUT:g}s" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
+        raise InputError(f"--ray-address {address}: cannot reach {host}:{port} ({why})") from None
 
 
 class _NotMainThread(logging.Filter):
@@ -112,41 +114,50 @@ def connect(address: str | None, timeout: float | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
-    if address and address not in ("auto", "local"):
+    if not address or address == "local":
+        return _start_local(ray)
+    if address != "auto":
         _probe(address)
-    target = address or "local"
-    kwargs: dict[str, Any] = {"address": target, "logging_level": logging.WARNING, "log_to_driver": False}
-    if target == "local":
-        kwargs["include_dashboard"] = False
     box: list[BaseException] = []
     done = threading.Event()
 
     def init() -> None:
         try:
-            ray.init(**kwargs)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except BaseException as e:  # handed to the main thread
             box.append(e)
         finally:
             done.set()
 
-    # In a thread, so that a cluster that never answers cannot hold the run (ray.init
-    # retries for minutes); there Ray also leaves the process's SIGTERM handler alone.
+    # In a thread, so that a cluster that never answers cannot hold the run: ray.init retries
+    # for minutes. (Ray then leaves the process's SIGTERM handler alone, and says so.)
     quiet = _NotMainThread()
     ray_log = logging.getLogger("ray._private.worker")
     ray_log.addFilter(quiet)
     try:
         threading.Thread(target=init, name="hpt-ray-connect", daemon=True).start()
-        limit = timeout if timeout is not None else START_TIMEOUT if target == "local" else CONNECT_TIMEOUT
+        limit = CONNECT_TIMEOUT if timeout is None else timeout
         if not done.wait(limit):
-            what = "a local Ray instance did not start" if target == "local" else \
-                f"--ray-address {address}: no Ray cluster answered"
-            raise InputError(f"{what} within {limit:g}s")
+            raise InputError(f"--ray-address {address}: no Ray cluster answered within {limit:g}s")
     finally:
         ray_log.removeFilter(quiet)
     if box:
-        e = box[0]
-        where = "could not start a local Ray instance" if target == "local" else f"--ray-address {address}"
-        raise InputError(f"{where}: {_one_line(e)}") from None
+        raise InputError(f"--ray-address {address}: {_one_line(box[0])}") from None
+    return True
+
+
+def _start_local(ray: Any) -> bool:
+    """A local Ray instance for this run, started from this thread: Ray's processes are told to
+    die with the thread that started them, so not from a short-lived one."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as e:
+        raise InputError(f"could not start a local Ray instance: {_one_line(e)}") from None
+    finally:
+        if main:  # ray.init puts its own SIGTERM handler (sys.exit) in place of hpt's
+            signal.signal(signal.SIGTERM, previous)
     return True
 
 
@@ -195,10 +206,23 @@ def _train(box: list[Any], trial: Trial, hub: Any, objective: str, threads: int,
         _CONTEXT.clear()  # another run's data
         context = _CONTEXT[key] = TrainContext(ray.get(box[0]), "cuda:0" if gpus else "cpu", objective, slot=where)
 
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
-        return ray.get(hub.report.remote(trial.trial_id, epoch, metrics))  # type: ignore[no-any-return]
+    # Reports are not waited for one by one (a round trip per epoch would cost more than a
+    # tiny epoch): each epoch sends its report, and takes the stop from the answers that
+    # have come back by then, so a stop is obeyed one or two epochs after the hub has it.
+    pending: list[Any] = []
+    stop: list[str] = []
 
-    return context.run(trial, on_epoch)
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
+        pending.append(hub.report.remote(trial.trial_id, epoch, metrics))
+        answered, waiting = ray.wait(pending, num_returns=len(pending), timeout=0, fetch_local=True)
+        stop.extend(reason for reason in ray.get(answered) if reason)
+        pending[:] = waiting
+        return stop[0] if stop else None
+
+    try:
+        return context.run(trial, on_epoch)
+    finally:
+        ray.get(pending)  # every report is at the hub before the result: a trial's progress comes before its end
 
 
 class _Hub:
@@ -261,6 +285,7 @@ class RayBackend:
             raise InputError(f'--device must be auto, cpu or cuda, got "{device}"')
         self._ray = ray = import_ray()
         self.objective = objective
+        self._address = address
         self.address = address or "a local Ray instance"
         self.max_trials = max_trials
         self.say = say or (lambda text: None)
@@ -322,7 +347,8 @@ class RayBackend:
             each = f"{share}, {cpus:g} CPU each"
         else:
             each = f"{cpus:g} CPU and {plural(self._threads, 'torch thread')} each"
-        return f"Ray at {self.address} ({cluster}): up to {plural(self.capacity(), 'trial')} at a time, {each}"
+        where = f"the Ray cluster at {self.address}" if self._address else self.address
+        return f"{where} ({cluster}): up to {plural(self.capacity(), 'trial')} at a time, {each}"
 
     def slot_names(self) -> Sequence[str]:
         """The cluster's nodes, ``host/node id``."""
