@@ -35,14 +35,17 @@ Ray is an optional extra (``pip install 'hpt[ray]'``) and is imported only here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +55,7 @@ from hpt.errors import InputError
 from hpt.progress import plural
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
-__all__ = ["CONNECT_TIMEOUT", "INSTALL_HINT", "RayBackend", "connect", "import_ray"]
+__all__ = ["CONNECT_TIMEOUT", "INSTALL_HINT", "RayBackend", "capacity", "connect", "import_ray", "trial_request"]
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'hpt[ray]'"
 CONNECT_TIMEOUT = 20.0  # seconds for a cluster to answer ray.init
@@ -130,20 +133,59 @@ def connect(address: str | None, timeout: float | None = None) -> bool:
             done.set()
 
     # In a thread, so that a cluster that never answers cannot hold the run: ray.init retries
-    # for minutes. (Ray then leaves the process's SIGTERM handler alone, and says so.)
+    # for minutes. (Ray then leaves the process's SIGTERM handler alone, and says so.) Ray's
+    # own warnings while it tries, one a second, are held back and summed up in the error.
+    limit = CONNECT_TIMEOUT if timeout is None else timeout
     quiet = _NotMainThread()
     ray_log = logging.getLogger("ray._private.worker")
     ray_log.addFilter(quiet)
     try:
-        threading.Thread(target=init, name="hpt-ray-connect", daemon=True).start()
-        limit = CONNECT_TIMEOUT if timeout is None else timeout
-        if not done.wait(limit):
-            raise InputError(f"--ray-address {address}: no Ray cluster answered within {limit:g}s")
+        with _held_stderr() as held:
+            threading.Thread(target=init, name="hpt-ray-connect", daemon=True).start()
+            answered = done.wait(limit)
     finally:
         ray_log.removeFilter(quiet)
+    said = [ln for ln in held.text.splitlines() if ln.strip()]
+    ray_said = [_RAY_LOG.sub("", ln) for ln in said if _RAY_LOG.match(ln)]
+    if not answered:
+        if any("Unauthenticated" in ln or "InvalidAuthToken" in ln for ln in ray_said):
+            raise InputError(f"--ray-address {address}: the cluster wants an authentication token: set "
+                             "RAY_AUTH_MODE=token and give this machine the cluster's token (~/.ray/auth_token, "
+                             "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)")
+        last = f" (Ray: {ray_said[-1][:200]})" if ray_said else ""
+        raise InputError(f"--ray-address {address}: no Ray cluster answered within {limit:g}s{last}")
     if box:
         raise InputError(f"--ray-address {address}: {_one_line(box[0])}") from None
+    for line in said:  # what Ray said besides its retries (warnings of a successful connection)
+        if not _RAY_LOG.match(line):
+            print(line, file=sys.stderr)
     return True
+
+
+# Ray's C++ warnings and notes: "[2026-11-23 15:09:10,987 W 29107 29111] gcs_client.cc:210: ..."
+_RAY_LOG = re.compile(r"^\[[\d-]+ [\d:,]+ [WI] \d+ \d+\] \S+: ")
+
+
+class _Held:
+    text = ""
+
+
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[_Held]:
+    """Standard error (the file descriptor: Ray's C++ code writes there) into a temporary file."""
+    held = _Held()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            held.text = tmp.read().decode(errors="replace")
 
 
 def _start_local(ray: Any) -> bool:
@@ -253,6 +295,22 @@ class _Hub:
 # --- the driver's side ----------------------------------------------------------------------
 
 
+def trial_request(use_gpu: bool, per_gpu: int, threads: int = 1) -> tuple[float, float]:
+    """(num_cpus, num_gpus) that one trial asks Ray for: 1 CPU and 1/per_gpu of a GPU, or `threads` CPUs."""
+    return (1.0, round(1.0 / per_gpu, 4)) if use_gpu else (float(threads), 0.0)
+
+
+def capacity(cpus: float, gpus: float, request: tuple[float, float], per_gpu: int, max_trials: int | None) -> int:
+    """How many trials asking `request` a cluster of `cpus` and `gpus` holds at once, at most
+    `max_trials`; at least 1 (a cluster that lost its nodes queues one until they come back)."""
+    n = int(cpus // request[0] + 1e-9)
+    if request[1]:
+        n = min(n, int(gpus * per_gpu + 1e-9))
+    if max_trials:
+        n = min(n, max_trials)
+    return max(n, 1)
+
+
 def _near_driver() -> dict[str, Any]:
     """Actor options that place it on the driver's node when the driver is on one (not so with ray://)."""
     import ray
@@ -323,19 +381,13 @@ class RayBackend:
 
     def _request(self) -> tuple[float, float]:
         """(num_cpus, num_gpus) of one trial."""
-        return (1.0, round(1.0 / self.per_gpu, 4)) if self.use_gpu else (float(self._threads), 0.0)
+        return trial_request(self.use_gpu, self.per_gpu, self._threads)
 
     def capacity(self) -> int:
         """How many trials the cluster holds at once now (at least 1: a cluster that lost
         its nodes queues one trial until they come back)."""
         self._resources()
-        cpus, gpus = self._request()
-        n = int(self._cpus // cpus + 1e-9)
-        if gpus:
-            n = min(n, int(self._gpus * self.per_gpu + 1e-9))
-        if self.max_trials:
-            n = min(n, self.max_trials)
-        return max(n, 1)
+        return capacity(self._cpus, self._gpus, self._request(), self.per_gpu, self.max_trials)
 
     def describe(self) -> str:
         nodes = [n for n in self._ray.nodes() if n.get("Alive")]
