@@ -49,9 +49,9 @@ from hpt.data import DEMO_DATA, load_frame, make_windows, resolve_data_path
 from hpt.hparams import TRAINING
 from hpt.periods import Period, parse_time
 from hpt.progress import Reporter
+from hpt.rows import RESULTS_CSV, to_csv
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
-from hpt.store import RESULTS_CSV, to_csv
 from hpt.train import fit
 
 Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]

@@ -29,6 +29,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Interrupted()
 
 
+def _stopping() -> None:
+    """hpt is ending because of a signal: further ones (Ctrl-C pressed again, Jenkins' follow-up
+    SIGTERM) are ignored while it winds down, so they neither print a traceback from whatever
+    Python was doing nor replace the exit code with death by signal. SIGKILL still ends it."""
+    for signum in SIGNAL_EXIT:
+        signal.signal(signum, signal.SIG_IGN)
+    # CPython 3.11 notes a KeyboardInterrupt that left code run by exec() (dataclasses build
+    # their methods so, on import) and, at exit, kills the process with SIGINT even though
+    # the interrupt was handled: the exit code would be "killed by signal", not 130. Running
+    # exec() again clears that note.
+    exec("")
+
+
 class _Exit(click.ClickException):
     """One or more one-line errors on stderr and an exit code, no traceback."""
 
@@ -50,19 +63,27 @@ class _Group(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
-        except click.UsageError as e:
-            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-            click.echo(f"hpt: error: {e.format_message()}{hint}", err=True)
-            code = e.exit_code
-        except click.ClickException as e:
-            e.show()
-            code = e.exit_code
+            try:
+                code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
+            except click.UsageError as e:
+                hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+                click.echo(f"hpt: error: {e.format_message()}{hint}", err=True)
+                code = e.exit_code
+            except click.ClickException as e:
+                e.show()
+                code = e.exit_code
         except (click.Abort, KeyboardInterrupt, _Interrupted) as e:
             signum = signal.SIGTERM if isinstance(e, _Interrupted) else signal.SIGINT
-            click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
             code = SIGNAL_EXIT[signum]
-        finally:
+            _stopping()
+            click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
+        except SystemExit as e:  # a run that a signal stopped ends with 130 or 143 (sys.exit in the command)
+            if e.code in SIGNAL_EXIT.values():
+                _stopping()
+            else:
+                signal.signal(signal.SIGTERM, previous)
+            raise
+        else:
             signal.signal(signal.SIGTERM, previous)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -98,7 +119,30 @@ def main() -> None:
       hpt sync gs://bucket/hpt/lstm       deliver results an outage left behind
       hpt archs                           architectures and their hyperparameters
     """
-    logging.basicConfig(format="hpt: %(message)s", level=logging.INFO, stream=sys.stderr)
+    _log_to_stderr()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is when a record comes (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """hpt's own notes as `hpt: ...` lines; other libraries' log records are not hpt's to print
+    (torch logs "FakeTensor cache stats" at exit when its logging was not set up)."""
+    log = logging.getLogger("hpt")
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("hpt: %(message)s"))
+        log.addHandler(handler)
 
 
 def _today(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -327,6 +371,8 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     trials = trials if trials is not None else expand(spec)
     s = spec.search
     shape = f"{plural(len(trials.configs), 'config')} x {plural(len(trials.periods), 'period')}"
+    if trials.seeds > 1:
+        shape += f" x {trials.seeds} seeds (training.repeats)"
     click.echo(f"{spec.name}: {plural(len(trials), 'trial')} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
                + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
@@ -336,8 +382,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     for p in trials.periods:
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
-        shown = json.dumps(axis.to_json()) if hasattr(axis, "to_json") else json.dumps(list(axis))
-        click.echo(f"tuned: {name} {shown}")
+        click.echo(f"tuned: {name} {_axis_text(axis)}")
     location = results_location(spec, sink)
     done: set[str] = set()
     unchecked = ""
@@ -349,10 +394,20 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         mark = "  (done)" if t.trial_id in done else ""
-        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  {format_params(t.tuned_params)}{mark}")
+        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  {format_params(t.tuned_params)}{mark}")
     if len(trials) > limit:
         click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
+
+
+def _axis_text(axis: Any, head: int = 5, tail: int = 2) -> str:
+    """A distribution as in the spec; a long list as its first and last values and its length."""
+    if hasattr(axis, "to_json"):
+        return json.dumps(axis.to_json())
+    if len(axis) <= head + tail + 1:
+        return json.dumps(list(axis))
+    shown = [json.dumps(v) for v in (*axis[:head], *axis[-tail:])]
+    return f"[{', '.join(shown[:head])}, ..., {', '.join(shown[head:])}] ({len(axis)} values)"
 
 
 @main.command(epilog=CHECK_EPILOG)
@@ -418,16 +473,18 @@ def archs(names: tuple[str, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
               show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
 @click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Runners-up to test the best config against.")
+              help="Configs after the best to list in \"Is the winner real?\" (the tests always cover every config).")
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
             plot_dir: str | None) -> None:
     """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.
 
-    Per config: mean, median, worst and spread of the metric over its periods, its rank
-    in each period and the periods it won; the best config tested against the runners-up
-    (paired over shared periods); the metric per value of each tuned parameter; quick
-    screening rows apart; failed, diverged and interrupted trials listed.
+    Per config: mean, median, worst and spread of the metric over its periods (and across
+    seeds, with training.repeats), its rank in each period and the periods it won; is the
+    winner real: the best config tested against every other one (Friedman, then Nemenyi;
+    Wilcoxon for two configs), which configs are "tied with the best"; the metric per value
+    of each tuned parameter; each fidelity (quick screening, ...) ranked apart; trials that
+    did not finish ok listed.
 
     \b
     Examples:
@@ -473,12 +530,13 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 
     summary = summarise(load_results(uri), metric or default_metric(uri), where=where, compare=0, uri=uri)
     params = best_params(summary)
-    r = summary.main
-    top = r.best
+    top = summary.best
     assert top is not None  # best_params raised otherwise
-    click.echo(f"best config {top['config_id']}: mean {summary.metric}={top['mean']:.4g} over "
-               f"{plural(top['periods_run'], 'period')}, best in {top['periods_won']} of them"
-               + ("; from screening rows" if r is summary.screening else ""), err=True)
+    source = {"full": "", "quick": "; from screening rows"}.get(top.fidelity, f"; from {top.fidelity} rows")
+    tied = summary.verdict.tied
+    ties = f"; tied with {plural(len(tied), 'other config')} (hpt results says which)" if tied else ""
+    click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
+               f"{plural(top.periods_run, 'period')}, best in {top.periods_won} of them{source}{ties}", err=True)
     click.echo(json.dumps(params))
 
 

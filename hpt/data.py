@@ -4,20 +4,27 @@ Within a period the split is chronological: the last part (a fraction of the row
 duration) is validation. Scaling statistics come from the train part only, and a validation
 window's inputs may reach back into the train part (those values are in the past) but its
 targets never cross the split, so nothing from the validation part leaks into training.
+A window never spans a missing step: the series' step is its most common time difference,
+and windows across a longer difference (a gap) are left out unless ``data.fill`` fills it.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,23 +32,62 @@ import pandas as pd
 from hpt.errors import InputError, did_you_mean, show
 from hpt.hparams import parse_validation
 from hpt.periods import Period
+from hpt.progress import plural
 
 __all__ = [
     "DEMO_DATA",
+    "DUPLICATES",
+    "FILLS",
+    "TIME_UNITS",
     "DataError",
+    "ReadOptions",
+    "Table",
+    "WindowCount",
     "Windows",
+    "count_windows",
+    "frame_step",
+    "infer_step",
     "is_bucket_uri",
     "load_frame",
     "make_windows",
     "period_fingerprint",
+    "read_data",
     "resolve_data_path",
     "split_index",
+    "step_text",
+    "window_problem",
+    "window_report",
 ]
 
 log = logging.getLogger("hpt")
 
 DEMO_PREFIX = "demo:"
 DEMO_DATA = "demo:electricity_hourly.csv"
+
+TIME_UNITS = ("s", "ms")
+FILLS = ("none", "ffill", "interpolate")
+DUPLICATES = ("first", "last", "mean")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How the data is read: the spec's ``data`` keys beyond the file and its columns."""
+
+    time_format: str | None = None  # a strftime pattern such as "%d/%m/%Y %H:%M"
+    time_unit: str | None = None  # numbers as times: "s" or "ms" since 1970-01-01 UTC
+    fill: str = "none"  # none | ffill | interpolate: missing values and missing steps
+    fill_limit: int | None = None  # at most this many missing steps in a row are filled
+    duplicates: str | None = None  # first | last | mean; None: refused inside a period
+
+
+@dataclass(frozen=True)
+class Table:
+    """What :func:`read_data` returns: the frame and what reading it found."""
+
+    frame: pd.DataFrame  # float columns, target first, on a sorted unique DatetimeIndex
+    step: pd.Timedelta  # the most common time difference
+    duplicates: pd.Series  # unmerged duplicated timestamps -> the file rows that hold them
+    filled_steps: int = 0
 
 
 class DataError(InputError):
@@ -86,18 +132,29 @@ def _demo_names() -> list[str]:
     return sorted(f.name for f in folder.iterdir() if f.name.endswith((".csv", ".parquet")))
 
 
-def load_frame(path: str, time_column: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The data as float columns (target first) on a sorted, unique DatetimeIndex.
+def load_frame(path: str, time_column: str, columns: tuple[str, ...], options: ReadOptions | None = None,
+               ) -> pd.DataFrame:
+    """The data as float columns (target first) on a sorted DatetimeIndex (see :func:`read_data`)."""
+    return read_data(path, time_column, columns, options).frame
+
+
+def read_data(path: str, time_column: str, columns: tuple[str, ...], options: ReadOptions | None = None) -> Table:
+    """Read, parse and regularise the data: the frame and what reading it found.
 
     `path` is a local file or a ``gs://bucket/key`` or ``s3://bucket/key`` object (read
     with the same clients and credentials as the results locations, once per process).
-    Rows with a missing value in any of `columns` are dropped, with a count in the log.
-    Results are cached per file version, so validating and running read the file once.
+    Times are read in one format (the first row's, or ``options.time_format``); times with
+    UTC offsets become UTC. Duplicated timestamps are merged as ``options.duplicates`` says,
+    else the first row of each is kept and the duplicates are listed in the table (a period
+    that holds one is refused). Rows with a missing value are dropped, or with
+    ``options.fill`` missing values and missing steps are filled. Results are cached per
+    file version, so validating and running read the file once.
     """
     local = _download(path) if is_bucket_uri(path) else path
     if not os.path.isfile(local):
         raise DataError("data.path", f"file not found: {path}")
-    return _load_cached(local, os.stat(local).st_mtime_ns, time_column, columns, path).copy(deep=False)
+    table = _load_cached(local, os.stat(local).st_mtime_ns, time_column, columns, path, options or ReadOptions())
+    return dataclasses.replace(table, frame=table.frame.copy(deep=False))  # the cached one stays as read
 
 
 def is_bucket_uri(path: str) -> bool:
@@ -132,7 +189,8 @@ _download_dir: str | None = None
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, ...], shown: str) -> pd.DataFrame:
+def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, ...], shown: str,
+                 options: ReadOptions) -> Table:
     """`path` is the local file to read; `shown` is how the user named it (messages use that)."""
     parquet = shown.endswith((".parquet", ".pq"))
     header = _header(path, parquet, shown)
@@ -140,13 +198,16 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
     for key, name in [("data.time_column", time_column), *(_column_keys(columns))]:
         if name not in header:
             hint = did_you_mean(name, header)
-            raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {", ".join(header)}')
+            raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {_names(header)}')
     wanted = [time_column, *dict.fromkeys(columns)]
     try:
         raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(path, usecols=wanted)
     except Exception as e:  # pandas raises many kinds for a malformed file
         raise DataError("data.path", f"cannot read {shown}: {e}") from None
-    index = _parse_times(raw[time_column], time_column)
+    if raw.empty:
+        raise DataError("data.path", f"{shown} has no rows")
+    raw = raw.reset_index(drop=True)  # row numbers in messages are positions (a Parquet file may keep an index)
+    index = _parse_times(raw[time_column], time_column, options)
     frame = pd.DataFrame(index=pd.DatetimeIndex(index, name=time_column))
     for key, name in _column_keys(columns):
         col = raw[name]
@@ -157,20 +218,23 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
                 raise DataError(key, f'column "{name}" is not numeric (row {bad.index[0] + 2}: {show(bad.iloc[0])})')
             col = numeric
         frame[name] = col.to_numpy(dtype="float64")
+    rows = np.arange(2, len(frame) + 2)  # as a spreadsheet numbers them: the header is row 1
     if not frame.index.is_monotonic_increasing:
-        frame = frame.sort_index(kind="stable")
-    dup = frame.index[frame.index.duplicated()]
-    if len(dup):
-        raise DataError("data.time_column",
-                        f'{len(dup)} duplicated timestamp{"s" if len(dup) > 1 else ""} in "{time_column}" (first: {dup[0]}); '
-                        "aggregate or remove them")
-    missing = frame.isna().any(axis=1)
-    if missing.any():
-        log.warning("%s: dropped %d of %d rows with missing values", name_only, int(missing.sum()), len(frame))
-        frame = frame[~missing]
+        order = np.argsort(frame.index.to_numpy(), kind="stable")
+        frame, rows = frame.iloc[order], rows[order]
+    frame, duplicates = _merge_duplicates(frame, rows, options.duplicates, name_only)
+    step = infer_step(frame.index)
+    frame, filled = _regularise(frame, step, options, name_only)
     if frame.empty:
         raise DataError("data.path", f"{shown} has no rows with values")
-    return frame
+    frame.attrs.update(step=step, filled_steps=filled)
+    return Table(frame, step, duplicates, filled)
+
+
+def _names(header: list[str], most: int = 20) -> str:
+    """Column names for a one-line message: odd ones JSON-quoted, at most `most` of them."""
+    shown = [n if n.isprintable() and n.strip() == n and n else show(n) for n in map(str, header[:most])]
+    return ", ".join(shown) + (f", ... ({len(header)} columns)" if len(header) > most else "")
 
 
 def _column_keys(columns: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -189,26 +253,269 @@ def _header(path: str, parquet: bool, shown: str) -> list[str]:
         raise DataError("data.path", f"cannot read {shown}: {e}") from None
 
 
-def _parse_times(col: pd.Series, name: str) -> pd.Series:
+# -- time ------------------------------------------------------------------------------
+
+# A UTC offset after a clock time: "...12:00:00+01:00", "...12:00Z", "...12:00 +0100".
+_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+_EPOCH_YEARS = (1971, 2200)  # times read with time_unit outside these years are read in the wrong unit
+
+
+def _parse_times(col: pd.Series, name: str, options: ReadOptions) -> pd.Series:
+    """Naive UTC (or local, when the data has no offsets) times, one format for every row."""
     if pd.api.types.is_datetime64_any_dtype(col):
         parsed = col
+    elif options.time_unit:
+        parsed = _from_numbers(col, name, options.time_unit)
+    elif options.time_format:
+        parsed = _with_format(_as_text(col), options.time_format, "data.time_format", name)
+    elif pd.api.types.is_numeric_dtype(col):
+        row, value = _first_value(col, name)
+        kind = "true/false values" if pd.api.types.is_bool_dtype(col) else "numbers"
+        raise DataError("data.time_column",
+                        f'column "{name}" holds {kind} such as {show(value)} (row {row}), not dates: for seconds or '
+                        'milliseconds since 1970 set data.time_unit to "s" or "ms"; for dates written as numbers '
+                        'set data.time_format, e.g. "%Y%m%d"')
     else:
-        try:
-            parsed = pd.to_datetime(col)
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(col, errors="coerce", format="mixed")
-    bad = parsed.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError("data.time_column", f'cannot parse {show(col.iloc[row])} in column "{name}" (row {row + 2}) as a time')
+        parsed = _infer_format(col.astype("string").str.strip(), name)
+    missing = np.flatnonzero(parsed.isna().to_numpy())
+    if len(missing):
+        row = int(missing[0])
+        raise DataError("data.time_column", f'row {row + 2} has no time in column "{name}"')
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed
 
 
+def _first_value(col: pd.Series, name: str) -> tuple[int, Any]:
+    """The first non-missing value and its row number."""
+    present = np.flatnonzero(col.notna().to_numpy())
+    if not len(present):
+        raise DataError("data.time_column", f'column "{name}" holds no times')
+    i = int(present[0])
+    value = col.iloc[i]
+    return i + 2, value.item() if hasattr(value, "item") else value
+
+
+def _as_text(col: pd.Series) -> pd.Series:
+    """Times written as numbers (20130101) as the text a time_format reads."""
+    if pd.api.types.is_float_dtype(col) and bool((col.dropna() % 1 == 0).all()):
+        col = col.astype("Int64")
+    return col.astype("string").str.strip()
+
+
+def _with_format(text: pd.Series, fmt: str, key: str, name: str) -> pd.Series:
+    """`text` read with strftime pattern `fmt`; a row that does not match is an error at `key`."""
+    parsed = _try_format(text, fmt, key)
+    bad = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(key, f'row {row + 2}: {show(text.iloc[row])} in column "{name}" does not match {show(fmt)}')
+    return parsed
+
+
+def _try_format(text: pd.Series, fmt: str, key: str = "data.time_format") -> pd.Series:
+    utc = "%z" in fmt or "%Z" in fmt  # offsets that differ (summer time) become UTC
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.to_datetime(text, format=fmt, errors="coerce", utc=utc)
+    except ValueError as e:  # a pattern pandas cannot use, such as "%Q"
+        raise DataError(key, f"{show(fmt)}: {e}") from None
+
+
+def _infer_format(text: pd.Series, name: str) -> pd.Series:
+    """Read every row in the format of the first one; refuse rows in another format and
+    day/month orders the data cannot tell apart."""
+    from pandas.tseries.api import guess_datetime_format
+
+    row, first = _first_value(text, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' note on day-first guesses
+        fmt = guess_datetime_format(str(first))
+    if fmt is None:
+        raise DataError("data.time_column", f'cannot parse {show(first)} in column "{name}" (row {row}) as a time; '
+                                            'set data.time_format to its pattern, e.g. "%d.%m.%Y %H:%M"')
+    if fmt.startswith("%Y-%m-%d"):
+        return _iso_times(text, name, row, first)
+    parsed = _try_format(text, fmt, "data.time_column")
+    bad = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        fits = [f for f in _day_month_swapped(fmt) if _try_format(text, f).notna().sum() == text.notna().sum()]
+        hint = f"e.g. {show(fits[0])}" if fits else 'a pattern such as "%d/%m/%Y %H:%M"'
+        raise DataError("data.time_column",
+                        f'cannot parse {show(text.iloc[i])} in column "{name}" (row {i + 2}) as a time in the format '
+                        f"of row {row} ({show(first)}: {show(fmt)}); set data.time_format, {hint}")
+    for other in _day_month_swapped(fmt):
+        if _try_format(text, other).notna().sum() == text.notna().sum():
+            raise DataError("data.time_column",
+                            f'times such as {show(first)} (row {row}) in column "{name}" read day-first and '
+                            f"month-first alike: set data.time_format to {show(fmt)} or {show(other)}")
+    return parsed
+
+
+def _iso_times(text: pd.Series, name: str, row: int, first: Any) -> pd.Series:
+    """ISO 8601 times, with or without clock times; UTC offsets in every row or in none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas 2 warns that mixed zones will be an error
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        naive = pd.api.types.is_datetime64_dtype(parsed)  # not when some zone was read
+    except ValueError:  # pandas 3: "Mixed timezones detected"
+        naive = False
+    if not naive:  # every row needs an offset (pandas 2 would give the others its own); differing ones become UTC
+        offset = text.str.contains(_OFFSET).fillna(False).to_numpy(dtype=bool)
+        if not offset[text.notna().to_numpy()].all():
+            odd = int(np.flatnonzero(offset != offset[row - 2])[0])
+            has = "has no UTC offset" if offset[row - 2] else "has a UTC offset"
+            raise DataError("data.time_column",
+                            f'{show(text.iloc[odd])} in column "{name}" (row {odd + 2}) {has}, unlike row {row} '
+                            f"({show(first)}); give every time an offset or none")
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    bad = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise DataError("data.time_column",
+                        f'cannot parse {show(text.iloc[i])} in column "{name}" (row {i + 2}) as a time in the format '
+                        f'of row {row} ({show(first)}: ISO 8601); set data.time_format to its pattern, e.g. "%d/%m/%Y"')
+    return parsed
+
+
+def _day_month_swapped(fmt: str) -> list[str]:
+    """The same pattern with day and month swapped, where the order is a convention (not year-first)."""
+    if "%d" not in fmt or "%m" not in fmt or fmt.startswith(("%Y", "%y")):
+        return []
+    return [fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")]
+
+
+def _from_numbers(col: pd.Series, name: str, unit: str) -> pd.Series:
+    """Seconds or milliseconds since 1970-01-01 UTC."""
+    row, first = _first_value(col, name)
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise DataError("data.time_unit", f'column "{name}" holds {show(first)} (row {row}), not a number: '
+                                          "data.time_unit reads seconds or milliseconds since 1970; leave it out")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(col, unit=unit, errors="coerce")
+    years = parsed.dt.year
+    odd = np.flatnonzero(((years < _EPOCH_YEARS[0]) | (years >= _EPOCH_YEARS[1])).to_numpy()
+                         | (parsed.isna() & col.notna()).to_numpy())
+    if len(odd):
+        i = int(odd[0])
+        other = "ms" if unit == "s" else "s"
+        when = parsed.iloc[i]
+        read = f"the year {when.year}" if pd.notna(when) else "a time out of range"
+        raise DataError("data.time_unit", f'"{unit}" reads {show(col.iloc[i].item())} in column "{name}" (row {i + 2}) as '
+                                          f'{read}; did you mean "{other}"?')
+    return parsed
+
+
+# -- duplicates, step, gaps --------------------------------------------------------------
+
+
+def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None,
+                      name_only: str) -> tuple[pd.DataFrame, pd.Series]:
+    """One row per timestamp: merged as `how` says, else the first kept and the others listed."""
+    repeated = frame.index.duplicated(keep=False)
+    if not repeated.any():
+        return frame, _NO_DUPLICATES
+    times = frame.index[repeated]
+    listed = pd.Series(rows[repeated], index=times).groupby(level=0).agg(tuple)
+    if how == "mean":
+        merged = frame.groupby(level=0, sort=True).mean()
+    else:
+        merged = frame[~frame.index.duplicated(keep="last" if how == "last" else "first")]
+    if how is not None:
+        log.info("%s: %s duplicated in %s: kept the %s of each (data.duplicates)", name_only,
+                 plural(len(listed), "timestamp"), show(frame.index.name), how)
+        return merged, _NO_DUPLICATES
+    return merged, listed
+
+
+_NO_DUPLICATES = pd.Series([], index=pd.DatetimeIndex([]), dtype=object)
+
+
+def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The series' step: the most common difference between consecutive times (the smallest of a tie)."""
+    diffs = np.diff(index.to_numpy())
+    diffs = diffs[diffs > np.timedelta64(0)]
+    if not len(diffs):
+        return pd.Timedelta(0)
+    values, counts = np.unique(diffs, return_counts=True)
+    return pd.Timedelta(values[int(np.argmax(counts))])
+
+
+def step_text(step: pd.Timedelta) -> str:
+    """A step in the largest unit that divides it: "1D", "1h", "15min", "90s"."""
+    if step <= pd.Timedelta(0):
+        return "none"
+    for unit in ("D", "h", "min", "s", "ms", "us"):
+        n, rest = divmod(step, pd.Timedelta(1, unit=unit))
+        if not rest:
+            return f"{n}{unit}"
+    return str(step)
+
+
+def _breaks(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
+    """For each pair of consecutive times, whether at least one step is missing between them.
+
+    Half a step of slack lets calendar steps through: months of 28 to 31 days, leap years.
+    """
+    if step <= pd.Timedelta(0) or len(index) < 2:
+        return np.zeros(max(len(index) - 1, 0), dtype=bool)
+    return np.diff(index.to_numpy()) > (1.5 * step).to_timedelta64()
+
+
+def _missing_steps(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
+    """How many steps are missing after each time (0 where the next time follows directly)."""
+    out = np.zeros(max(len(index) - 1, 0), dtype=np.int64)
+    brk = _breaks(index, step)
+    if brk.any():
+        diffs = np.diff(index.to_numpy())[brk]
+        out[brk] = np.rint(diffs / step.to_timedelta64()).astype(np.int64) - 1
+    return np.maximum(out, 0)
+
+
+def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions,
+                name_only: str) -> tuple[pd.DataFrame, int]:
+    """Drop rows with missing values, or fill them and the missing steps as options.fill says."""
+    missing = frame.isna().any(axis=1)
+    if options.fill == "none":
+        if missing.any():
+            log.warning("%s: dropped %d of %d rows with missing values", name_only, int(missing.sum()), len(frame))
+            frame = frame[~missing]
+        return frame, 0
+    counts = _missing_steps(frame.index, step)
+    if counts.any():
+        at = np.repeat(np.arange(len(counts)), counts)
+        k = np.arange(len(at)) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        added = frame.index[at] + step * k
+        frame = frame.reindex(frame.index.append(pd.DatetimeIndex(added)).sort_values())
+    holes = frame.isna().any(axis=1)
+    if options.fill == "ffill":
+        filled = frame.ffill(limit=options.fill_limit)
+    else:
+        filled = frame.interpolate(method="time", limit=options.fill_limit, limit_area="inside")
+    left = filled.isna().any(axis=1)
+    n_filled = int((holes & ~left).sum())
+    if holes.any():
+        limit = f" (at most {options.fill_limit} in a row)" if options.fill_limit else ""
+        log.info("%s: filled %s by %s%s%s", name_only, plural(n_filled, "missing step"),
+                 "carrying the last value forward" if options.fill == "ffill" else "interpolation", limit,
+                 f"; {plural(int(left.sum()), 'step')} left missing" if left.any() else "")
+    return filled[~left], n_filled
+
+
+# -- periods and windows ----------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Windows:
-    """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``."""
+    """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``.
+
+    Windows that would span a missing step are left out; ``skipped_train`` and
+    ``skipped_val`` count them.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -217,6 +524,27 @@ class Windows:
     mean: np.ndarray  # per column, fitted on the train part
     std: np.ndarray
     columns: tuple[str, ...]
+    skipped_train: int = 0
+    skipped_val: int = 0
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """The windows of one period and what missing steps cost it."""
+
+    period: Period
+    rows: int
+    gaps: int  # stretches of missing steps between the period's rows
+    missing_steps: int
+    train: int  # windows used
+    val: int
+    skipped_train: int  # windows left out because they span a missing step
+    skipped_val: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"rows": self.rows, "gaps": self.gaps, "missing_steps": self.missing_steps,
+                "train_windows": self.train, "val_windows": self.val,
+                "skipped_train_windows": self.skipped_train, "skipped_val_windows": self.skipped_val}
 
 
 def split_index(index: pd.DatetimeIndex, validation: float | str) -> int:
@@ -247,9 +575,61 @@ def period_fingerprint(frame: pd.DataFrame, period: Period) -> str:
     return digest.hexdigest()[:16]
 
 
+def frame_step(frame: pd.DataFrame) -> pd.Timedelta:
+    """The step read_data found, else the frame's own."""
+    step = frame.attrs.get("step")
+    return step if isinstance(step, pd.Timedelta) else infer_step(frame.index)
+
+
+def _starts(index: pd.DatetimeIndex, split: int, lookback: int, horizon: int,
+            step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """First rows of the train and validation windows without a missing step, and how many were left out.
+
+    Window j holds rows j .. j+lookback+horizon-1; train windows end before `split`,
+    validation windows have their targets at or after it.
+    """
+    n, width = len(index), lookback + horizon
+    train = np.arange(0, max(split - width + 1, 0))
+    val = np.arange(max(split - lookback, 0), max(n - width + 1, 0))
+    brk = _breaks(index, step)
+    if not brk.any():
+        return train, val, 0, 0
+    seen = np.concatenate(([0], np.cumsum(brk)))  # breaks before each row
+    clean = seen[width - 1:] - seen[: n - width + 1] == 0 if n >= width else np.zeros(0, dtype=bool)
+    return train[clean[train]], val[clean[val]], int((~clean[train]).sum()), int((~clean[val]).sum())
+
+
+def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
+                  validation: float | str) -> WindowCount:
+    """The windows `make_windows` would cut from this period, and those missing steps cost."""
+    rows = period_rows(frame, period)
+    step = frame_step(frame)
+    train, val, skipped_train, skipped_val = _starts(rows.index, split_index(rows.index, validation), lookback,
+                                                     horizon, step)
+    missing = _missing_steps(rows.index, step)
+    return WindowCount(period, len(rows), int((missing > 0).sum()), int(missing.sum()), len(train), len(val),
+                       skipped_train, skipped_val)
+
+
+def window_report(frame: pd.DataFrame, periods: Iterable[Period], lookback: int, horizon: int,
+                  validation: float | str) -> dict[str, Any]:
+    """What the data gives each period, for the run record: the step, filled steps, and per
+    period its rows, gaps, missing steps, windows used and windows left out for a gap."""
+    return {
+        "step": step_text(frame_step(frame)),
+        "filled_steps": int(frame.attrs.get("filled_steps", 0)),
+        "lookback": lookback, "horizon": horizon, "validation": validation,
+        "periods": {p.label: count_windows(frame, p, lookback, horizon, validation).to_json() for p in periods},
+    }
+
+
 def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
                    validation: float | str) -> str | None:
-    """Why this period cannot give at least one train and one validation window, or None."""
+    """Why this period cannot give at least one train and one validation window, or None.
+
+    Also refused: an infinite value, a target that is constant on the train part (its
+    scale is zero), and gaps that leave the train or the validation part no window.
+    """
     rows = period_rows(frame, period)
     if rows.empty:
         first, last = frame.index[0], frame.index[-1]
@@ -258,15 +638,41 @@ def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
     n_train, n_val = s, len(rows) - s
     need = lookback + horizon
     if n_train < need or n_val < horizon:
-        return (f"period {period} has {len(rows)} rows, {n_train} before the validation split: too few "
+        return (f"period {period} has {plural(len(rows), 'row')}, {n_train} before the validation split: too few "
                 f"for lookback {lookback} + horizon {horizon} (train part needs >= {need} rows, "
                 f"validation >= {horizon})")
+    values = rows.to_numpy(dtype=np.float64)
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        i, j = (int(k[0]) for k in np.nonzero(infinite))
+        return f'period {period}: column "{rows.columns[j]}" holds an infinite value ({values[i, j]} at {rows.index[i]})'
+    with np.errstate(all="ignore"):  # an overflow is the finding here, not a warning to print
+        scale = values[:s].std(axis=0)
+    if not np.isfinite(scale).all():
+        j = int(np.flatnonzero(~np.isfinite(scale))[0])
+        return (f'period {period}: column "{rows.columns[j]}" holds values too large to scale '
+                f"(up to {np.abs(values[:s, j]).max():g} on its train part)")
+    target = values[:s, 0]
+    if target.min() == target.max():
+        return (f'period {period}: target "{rows.columns[0]}" is constant ({target[0]:g}) on its train part '
+                f"({rows.index[0]} to {rows.index[s - 1]}): its scale is zero, there is nothing to learn")
+    step = frame_step(frame)
+    train, val, _, _ = _starts(rows.index, s, lookback, horizon, step)
+    for part, starts, begin in (("train", train, 0), ("validation", val, max(s - lookback, 0))):
+        if not len(starts):
+            gap = int(np.flatnonzero(_breaks(rows.index, step)[begin:])[0]) + begin
+            return (f"period {period}: gaps leave its {part} part no window of lookback {lookback} + horizon "
+                    f"{horizon} without a missing step (the first: no data from {rows.index[gap] + step} to "
+                    f"{rows.index[gap + 1] - step}); set data.fill or choose another period")
     return None
 
 
 def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
                  validation: float | str) -> Windows:
-    """Split a period chronologically, scale with train statistics, and cut sliding windows."""
+    """Split a period chronologically, scale with train statistics, and cut sliding windows.
+
+    A window that spans a missing step (a gap in the times) is left out.
+    """
     problem = window_problem(frame, period, lookback, horizon, validation)
     if problem:
         raise DataError("date_ranges", problem)
@@ -275,20 +681,21 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     s = split_index(rows.index, validation)
     mean = values[:s].mean(axis=0)
     std = values[:s].std(axis=0)
-    std[std == 0] = 1.0
+    std[std == 0] = 1.0  # a constant feature; a constant target is refused above
     z = ((values - mean) / std).astype(np.float32)
     n = len(z)
     # x[j] = z[j : j+lookback]; y[j] = target z[j+lookback : j+lookback+horizon]
     x_all = np.lib.stride_tricks.sliding_window_view(z[: n - horizon], lookback, axis=0).transpose(0, 2, 1)
     y_all = np.lib.stride_tricks.sliding_window_view(z[lookback:, 0], horizon)
-    train = slice(0, s - lookback - horizon + 1)
-    val = slice(max(s - lookback, 0), n - lookback - horizon + 1)
+    train, val, skipped_train, skipped_val = _starts(rows.index, s, lookback, horizon, frame_step(frame))
     return Windows(
-        x_train=x_all[train].copy(),
-        y_train=y_all[train].copy(),
-        x_val=x_all[val].copy(),
-        y_val=y_all[val].copy(),
+        x_train=x_all[train],  # indexing with an array copies
+        y_train=y_all[train],
+        x_val=x_all[val],
+        y_val=y_all[val],
         mean=mean,
         std=std,
         columns=tuple(rows.columns),
+        skipped_train=skipped_train,
+        skipped_val=skipped_val,
     )

@@ -23,8 +23,11 @@ FORMAT = "hpt-model-1"
 def model_payload(*, architecture: str, params: dict[str, Any], n_features: int, lookback: int,
                   horizon: int, columns: tuple[str, ...], mean: np.ndarray, std: np.ndarray,
                   state_dict: dict[str, Any], trial_id: str, period: tuple[str, str],
-                  metrics: dict[str, float]) -> bytes:
-    """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``."""
+                  metrics: dict[str, float], seed: int | None = None) -> bytes:
+    """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
+
+    `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
+    """
     import torch
 
     payload = {
@@ -41,6 +44,7 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
         "trial_id": trial_id,
         "period": list(period),
         "metrics": dict(metrics),
+        "seed": seed,
     }
     buf = io.BytesIO()
     torch.save(payload, buf)

@@ -59,7 +59,7 @@ def write_plots(summary: Summary, frame: pd.DataFrame, out_dir: str, top: int = 
     r = summary.main
     if r.table.empty:
         return []
-    rows = frame[(frame["fidelity"] == r.fidelity) if r.fidelity == "quick" else (frame["fidelity"] != "quick")]
+    rows = frame[frame["fidelity"] == r.fidelity]
     rows = rows[(rows["status"] == Status.OK.value) & rows[r.metric].notna()]
     if summary.where:
         rows = rows[rows["trial_id"].isin(_ids(summary, frame))]
@@ -194,7 +194,7 @@ def _periods(r: Ranking, top: int) -> Figure | None:
                 ax.scatter([v], [yv], s=42, color=colours[j], zorder=3, edgecolor="white", linewidth=0.5,
                            label=f"P{j + 1} {periods[j]}" if i == 0 or not np.isfinite(r.values.iloc[0, j]) else None)
         ax.scatter([row["mean"]], [yv], marker="|", s=260, color="black", zorder=4, label="mean" if i == 0 else None)
-        crown = "* " if best is not None and row["config_id"] == best["config_id"] else ""
+        crown = "* " if best is not None and row["config_id"] == best.config_id else ""
         partial = f" (partial {row['periods_run']}/{len(periods)})" if row["partial"] else ""
         labels.append(f"{crown}#{i + 1} {_label(pd.Series(row), r.params)}\nwon {row['periods_won']}/{len(periods)}{partial}")
     ax.set_yticks(range(n - 1, -1, -1), labels, fontsize=8)

@@ -11,6 +11,7 @@ so running the same command again resumes an interrupted run.
 from __future__ import annotations
 
 import getpass
+import importlib.metadata
 import logging
 import os
 import platform
@@ -29,10 +30,11 @@ from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
 from hpt.errors import SIGNAL_EXIT, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
-from hpt.results import best_config
+from hpt.results import BestConfig, best_config, why_no_best
+from hpt.rows import rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
-from hpt.spec import Spec, check_data
+from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
@@ -59,10 +61,10 @@ class RunOptions:
 class RunSummary:
     run_id: str
     results: str
-    planned: str  # what the scheduler said would run
     skipped: int
     counts: Counter[str] = field(default_factory=Counter)
-    best: dict[str, Any] | None = None
+    best: BestConfig | None = None
+    best_note: str = ""  # why no config is best, when none is
     exit_code: int = 0
     elapsed_s: float = 0.0
 
@@ -123,8 +125,10 @@ def _new_run_id() -> str:
 
 
 def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict[str, Any]:
-    import torch
-
+    try:
+        torch_version = importlib.metadata.version("torch")  # without importing torch into this process
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "unknown"
     return {
         "run_id": run_id,
         "spec_name": spec.name,
@@ -132,7 +136,7 @@ def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict
         "spec": dict(spec.document),
         "command": sys.argv,
         "hpt_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": torch_version,
         "python": platform.python_version(),
         "host": socket.gethostname(),
         "user": getpass.getuser(),
@@ -247,7 +251,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     """
     options = options or RunOptions()
     reporter = reporter or Reporter()
-    check_data(spec)
+    frame = check_data(spec)
     sink = open_sink(results_location(spec, options.sink))
     sink.check_writable()
     store = ResultStore(sink, stream=True)
@@ -258,14 +262,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     backend = backend if backend is not None else make_backend(spec, options, reporter.line, slots)
 
     run_id = _new_run_id()
-    summary = RunSummary(run_id, sink.uri, scheduler.describe(), scheduler.skipped)
-    record = _run_record(spec, run_id, backend, utcnow())
-    store.write_run(run_id, record)
-    reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on {backend.describe()}")
-    if scheduler.skipped:
-        reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} (--force reruns them)")
-    reporter.line(f"results: {sink.uri}")
-
+    summary = RunSummary(run_id, sink.uri, scheduler.skipped)
     columns = spec.columns
 
     def on_result(result: TrialResult) -> None:
@@ -274,7 +271,20 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     t0 = time.monotonic()
     status = "failed"
+    record: dict[str, Any] = {}
     try:
+        try:
+            record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
+            store.write_run(run_id, record)
+            reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
+                          f"{backend.describe()}")
+            if scheduler.skipped:
+                reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} "
+                              "(--force reruns them)")
+            reporter.line(f"results: {sink.uri}")
+        except BaseException:
+            backend.close()  # a signal or an error before the loop: its workers are starting, stop them
+            raise
         summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace)
         status = "interrupted" if summary.exit_code else "finished"
     finally:
@@ -283,10 +293,13 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         summary.skipped = scheduler.skipped
         record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped)
         try:
-            store.write_run(run_id, record)
+            if "run_id" in record:
+                store.write_run(run_id, record)
         finally:
             undelivered = store.close()  # waits for the background writes of results.csv and uploads
-    summary.best = best_config(list(store.rows().values()), spec.objective)
+    trial_rows = rows_frame(store.rows().values())
+    summary.best = best_config(trial_rows, spec.objective)
+    summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
     _report_end(reporter, spec, summary)
     for line in undelivered:
         reporter.line(line)
@@ -303,6 +316,8 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")
     if s.best:
-        reporter.line(f"best config {s.best['config_id']}: {format_params(s.best['params'])}  "
-                      f"mean {spec.objective}={format_value(s.best['mean'])} over {plural(s.best['periods'], 'period')}")
+        reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
+                      f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
+    elif s.best_note:
+        reporter.line(s.best_note)
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from hpt.errors import SIGNAL_EXIT
 from hpt.progress import Reporter
-from hpt.results import rank_configs
+from hpt.results import rank_fidelity
 from hpt.runner import RunOptions, run_spec
 from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan, expand
@@ -50,7 +50,7 @@ def compare_rankings(rows: pd.DataFrame, objective: str, top_k: int = 3) -> Scre
 
     means = {}
     for fidelity in ("quick", "full"):
-        table = rank_configs(rows[rows["fidelity"] == fidelity], objective)
+        table = rank_fidelity(rows, objective, fidelity).table
         means[fidelity] = table.set_index("config_id")["mean"] if not table.empty else pd.Series(dtype=float)
     common = means["quick"].index.intersection(means["full"].index)
     quick, full = means["quick"][common], means["full"][common]

@@ -18,10 +18,11 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid
 
 from hpt.data import load_frame, period_fingerprint
+from hpt.periods import Period
 from hpt.spec import QUICK_EPOCHS, Distribution, Spec
 from hpt.trial import Trial
 
-__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "expand", "trial_id"]
+__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "expand", "trial_id", "trial_seed"]
 
 
 def _digest(obj: Any) -> str:
@@ -35,9 +36,22 @@ def config_id(spec: Spec, params: dict[str, Any]) -> str:
     return _digest({"architecture": spec.architecture, "data": data, "params": params})
 
 
-def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "") -> str:
-    """Stable id of a trial: its config, period and fidelity, and `data`, the period's fingerprint."""
-    return _digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data})
+def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
+    """Stable id of a trial: its config, period, fidelity and training seed, and `data`, the period's fingerprint."""
+    return _digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data, "seed": seed})
+
+
+def trial_seed(seed: int, period_label: str, repeat: int = 0) -> int:
+    """The seed a trial trains with: derived from the config's `seed`, the period and the repeat.
+
+    A config trained with one seed in every period would carry the same lucky (or unlucky)
+    initialisation into every period, and its periods would not be independent evidence
+    about its hyperparameters. Derived seeds differ per period and per repeat, and the same
+    spec still gives the same seeds. Repeat 0's seed does not depend on how many repeats
+    there are, so raising ``training.repeats`` keeps the trials already done.
+    """
+    h = hashlib.blake2b(f"{seed}:{period_label}:{repeat}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & 0x7FFF_FFFF  # fits every RNG's seed type
 
 
 class _Permutation:
@@ -163,10 +177,13 @@ class AutoSearch(RandomSearch):
 
 
 class TrialPlan(Sequence[Trial]):
-    """The trials of a spec: each config once per period, config-major (a config's periods together).
+    """The trials of a spec: each config once per period and seed, config-major (a config's trials together).
 
-    Lazy like its configs: the i-th trial is built when asked for. `repeats` is True when
-    the configs may repeat (random draws from lists), so a walker must skip ids it has seen.
+    With ``training.repeats: K`` each config trains K seeds in every period: trial i is
+    config ``i // (P*K)``, repeat ``(i // P) % K``, period ``i % P`` (P periods), so a config
+    has every period with its first seed before its second seed starts. Lazy like its
+    configs: the i-th trial is built when asked for. `repeats` is True when the configs may
+    repeat (random draws from lists), so a walker must skip ids it has seen; `seeds` is K.
     """
 
     def __init__(self, spec: Spec, configs: Sequence[dict[str, Any]], tags: dict[str, Any] | None = None) -> None:
@@ -176,13 +193,14 @@ class TrialPlan(Sequence[Trial]):
         self.fidelity = spec.fidelity
         self.tags = dict(tags or {})
         self.repeats = not isinstance(configs, GridSearch)
+        self.seeds = spec.repeats
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
-        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns)
+        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns, spec.data.options)
         self._data = {p: period_fingerprint(frame, p) for p in self.periods}
 
     def __len__(self) -> int:
-        return len(self.configs) * len(self.periods)
+        return len(self.configs) * len(self.periods) * self.seeds
 
     @overload
     def __getitem__(self, i: int) -> Trial: ...
@@ -196,20 +214,25 @@ class TrialPlan(Sequence[Trial]):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        c, p = divmod(i, len(self.periods))
-        params = {**self._base, **self.configs[c]}
+        c, rest = divmod(i, len(self.periods) * self.seeds)
+        repeat, p = divmod(rest, len(self.periods))
+        return self.trial(self.configs[c], self.periods[p], repeat)
+
+    def trial(self, config: Mapping[str, Any], period: Period, repeat: int = 0) -> Trial:
+        """The trial of one config (its tuned values), period and repeat: what any scheduler hands a backend."""
+        params = {**self._base, **config}
         cid = config_id(self.spec, params)  # the same config in quick and full runs
         if self.fidelity == "quick":
             params["epochs"] = min(int(params["epochs"]), QUICK_EPOCHS)
-        period = self.periods[p]
+        seed = trial_seed(int(params["seed"]), period.label, repeat)
         return Trial(
-            trial_id=trial_id(cid, period.label, self.fidelity, self._data[period]),
+            trial_id=trial_id(cid, period.label, self.fidelity, self._data[period], seed=seed),
             config_id=cid,
             architecture=self.spec.architecture,
-            params=params,
+            params=params,  # params["seed"] stays the config's seed; the trial trains with `seed`
             tuned=self._tuned,
             period=period,
-            seed=int(params["seed"]),
+            seed=seed,
             fidelity=self.fidelity,
             tags=self.tags,
         )
@@ -220,13 +243,16 @@ class TrialPlan(Sequence[Trial]):
     def trial_ids(self) -> Iterator[str]:
         """Every trial's id in plan order, without building the trials (cheaper than iterating)."""
         for config in self.configs:
-            cid = config_id(self.spec, {**self._base, **config})
-            for period in self.periods:
-                yield trial_id(cid, period.label, self.fidelity, self._data[period])
+            params = {**self._base, **config}
+            cid = config_id(self.spec, params)
+            for repeat in range(self.seeds):
+                for period in self.periods:
+                    seed = trial_seed(int(params["seed"]), period.label, repeat)
+                    yield trial_id(cid, period.label, self.fidelity, self._data[period], seed=seed)
 
 
 def expand(spec: Spec, tags: dict[str, Any] | None = None) -> TrialPlan:
-    """The spec's trials, lazily: grid, random or auto configs crossed with the periods.
+    """The spec's trials, lazily: grid, random or auto configs crossed with the periods and seeds.
 
     `tags` become extra columns of every row (e.g. the round of `hpt auto`).
     """

@@ -11,19 +11,37 @@ import itertools
 import json
 import logging
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
-from hpt.data import DataError, load_frame, resolve_data_path, window_problem
+from hpt.data import (
+    DUPLICATES,
+    FILLS,
+    TIME_UNITS,
+    DataError,
+    ReadOptions,
+    Table,
+    WindowCount,
+    count_windows,
+    frame_step,
+    read_data,
+    resolve_data_path,
+    step_text,
+    window_problem,
+    window_report,
+)
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
+from hpt.progress import plural
 from hpt.scheduling.strategies import STRATEGIES
 
 __all__ = [
@@ -35,6 +53,7 @@ __all__ = [
     "Spec",
     "QUICK_EPOCHS",
     "check_data",
+    "data_report",
     "load_spec",
     "parse_spec",
     "quick_spec",
@@ -62,10 +81,12 @@ OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
         "training", "metrics", "objective", "sink", "resources")
 _ALIASES = {"date-range": "date_ranges"}
-_DATA = ("path", "time_column", "target", "features")
+_DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor")
 _EXECUTORS = ("local", "ray")
+REPEATS = "repeats"  # training.repeats: seeds per config and period
+MAX_REPEATS = 100
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
@@ -75,10 +96,14 @@ class DataSpec:
     time_column: str
     target: str
     features: tuple[str, ...] = ()
+    options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
 
     @property
     def columns(self) -> tuple[str, ...]:
         return (self.target, *self.features)
+
+    def read(self) -> Table:
+        return read_data(self.path, self.time_column, self.columns, self.options)
 
 
 @dataclass(frozen=True)
@@ -123,6 +148,7 @@ class Spec:
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
+    repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
 
     @property
     def arch(self) -> Architecture:
@@ -193,30 +219,84 @@ def check_data(spec: Spec) -> pd.DataFrame:
     return frame
 
 
+def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
+    """For the run record: how the data was read and what each period gives.
+
+    Window counts are for the largest lookback and horizon the search can pick (the most
+    windows a gap can cost) and the first validation setting.
+    """
+    lookback, horizon, validation = _window_extremes(spec.parameters, spec.training)[0]
+    o = spec.data.options
+    return {"time_format": o.time_format, "time_unit": o.time_unit, "fill": o.fill, "fill_limit": o.fill_limit,
+            "duplicates": o.duplicates, **window_report(frame, spec.periods, lookback, horizon, validation)}
+
+
 def _span(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]:
-    """First and last timestamp, and the typical step between rows."""
-    step = frame.index.to_series().diff().median() if len(frame) > 1 else pd.Timedelta(0)
-    return frame.index[0], frame.index[-1], step
+    """First and last timestamp, and the series' step (its most common time difference)."""
+    return frame.index[0], frame.index[-1], frame_step(frame)
 
 
 def _data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: list[tuple[int, int, Any]],
                    ) -> tuple[pd.DataFrame | None, list[Problem]]:
     try:
-        frame = load_frame(data.path, data.time_column, data.columns)
+        table = data.read()
     except DataError as e:
         return None, [Problem(e.json_path, e.message)]
+    frame = table.frame
     problems = []
     first, last, step = _span(frame)
+    outside = table.duplicates
     for where, period in periods:  # where: the period's JSON path in the spec
         if period.start < first or period.end > last + step:
             problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
+            continue
+        inside = (outside.index >= period.start) & (outside.index < period.end)
+        if inside.any():
+            problems.append(Problem(where, _duplicates_message(period, outside[inside], data.time_column)))
+            outside = outside[~inside]
             continue
         for lookback, horizon, validation in extremes:
             msg = window_problem(frame, period, lookback, horizon, validation)
             if msg:
                 problems.append(Problem(where, msg))
                 break
+        else:
+            _say_gaps(count_windows(frame, period, *extremes[0]), step, extremes[0])
+    if len(outside) and len(outside) == len(table.duplicates):
+        _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
+                  f"outside the periods used (first: {outside.index[0]}, rows {_rows(outside.iloc[0])}); "
+                  "no trial uses them")
     return frame, problems
+
+
+def _duplicates_message(period: Period, dups: pd.Series, time_column: str) -> str:
+    return (f'period {period} holds {plural(len(dups), "duplicated timestamp")} in "{time_column}" (first: '
+            f"{dups.index[0]}, rows {_rows(dups.iloc[0])}): remove them or set data.duplicates to "
+            + ", ".join(f'"{d}"' for d in DUPLICATES[:-1]) + f' or "{DUPLICATES[-1]}"')
+
+
+def _rows(rows: tuple[int, ...]) -> str:
+    return ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+
+
+def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
+    if not count.gaps:
+        return
+    lookback, horizon, _ = extremes
+    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')} ({plural(count.missing_steps, 'missing step')} "
+              f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
+              f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
+              f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning once per process: validating and then running a spec checks its data twice."""
+    if message not in _said:
+        _said.add(message)
+        log.warning("%s", message)
 
 
 def _window_extremes(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[tuple[int, int, Any]]:
@@ -254,6 +334,8 @@ class _Parser:
                 doc[key] = doc.pop(alias)
         self.unknown_keys(doc, _TOP, "")
         name = self.string(doc, "name", "", default=default_name)
+        if name and (problem := _name_problem(name)):
+            self.add("name", problem + ("" if "name" in doc else ' (the name comes from the file name: set "name")'))
         architecture = self.string(doc, "architecture", "")
         arch = None
         if architecture:
@@ -266,6 +348,7 @@ class _Parser:
         rule = periods if isinstance(periods, AutoPeriods) else None
         search = self.search(doc.get("search", {}))
         training = self.training(doc.get("training", {}), arch)
+        repeats = self.repeats(doc.get("training"))
         parameters = self.parameters(doc.get("parameters", {}), arch, search)
         for name in sorted(set(training) & set(parameters)):
             log.warning("%s: training.%s is not used: parameters.%s tunes it", self.source, name, name)
@@ -294,11 +377,11 @@ class _Parser:
         return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
-                    resources=resources)
+                    resources=resources, repeats=repeats)
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
-            frame = load_frame(data.path, data.time_column, data.columns)
+            frame = data.read().frame
         except DataError as e:
             self.add(e.json_path, e.message)
             return ()
@@ -356,14 +439,42 @@ class _Parser:
         for i, f in enumerate(features):
             if f == target or f in features[:i]:
                 self.add(f"data.features[{i}]", f'"{f}" is listed twice (the target is always an input)')
-        if not (path and time_column and target):
+        options = self.read_options(obj)
+        if not (path and time_column and target) or options is None:
             return None
         try:
             resolved = resolve_data_path(path, self.base_dir)
         except DataError as e:
             self.add(e.json_path, e.message)
             return None
-        return DataSpec(resolved, time_column, target, tuple(features))
+        return DataSpec(resolved, time_column, target, tuple(features), options)
+
+    def read_options(self, obj: dict[str, Any]) -> ReadOptions | None:
+        """data.time_format, time_unit, fill, fill_limit and duplicates."""
+        before = len(self.problems)
+        fmt, unit = obj.get("time_format"), obj.get("time_unit")
+        if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
+            self.add("data.time_format", f'expected a strftime pattern such as "%d/%m/%Y %H:%M", got {show(fmt)}')
+        if unit is not None and unit not in TIME_UNITS:
+            self.add("data.time_unit", f'expected "s" or "ms" (seconds or milliseconds since 1970), got {show(unit)}')
+        elif unit is not None and fmt is not None:
+            self.add("data.time_unit", "give data.time_format or data.time_unit, not both")
+        fill = obj.get("fill", "none")
+        if fill not in FILLS:
+            self.add("data.fill", f"expected one of {', '.join(FILLS)}, got {show(fill)}"
+                                  f"{did_you_mean(fill, FILLS) if isinstance(fill, str) else ''}")
+        limit = obj.get("fill_limit")
+        if limit is not None:
+            if not _is_int(limit) or limit < 1:
+                self.add("data.fill_limit", f"expected an integer >= 1 (missing steps in a row), got {show(limit)}")
+            elif fill == "none":
+                self.add("data.fill_limit", 'needs data.fill "ffill" or "interpolate"')
+        duplicates = obj.get("duplicates")
+        if duplicates is not None and duplicates not in DUPLICATES:
+            self.add("data.duplicates", f"expected one of {', '.join(DUPLICATES)}, got {show(duplicates)}")
+        if len(self.problems) > before:
+            return None
+        return ReadOptions(time_format=fmt, time_unit=unit, fill=fill, fill_limit=limit, duplicates=duplicates)
 
     def periods(self, value: Any) -> tuple[Period, ...] | AutoPeriods:
         if value is None:
@@ -463,6 +574,8 @@ class _Parser:
             return {}
         out = {}
         for key, v in obj.items():
+            if key == REPEATS:
+                continue  # not a hyperparameter: see repeats()
             where = f"training.{key}"
             hp = TRAINING.get(key)
             if hp is None:
@@ -470,7 +583,8 @@ class _Parser:
                     self.add(where, f'"{key}" is an argument of {arch.name}: set it under "parameters" '
                                     "(a one-value list fixes it)")
                 else:
-                    self.add(where, f"unknown key{did_you_mean(key, TRAINING)}; valid: {', '.join(TRAINING)}")
+                    valid = (*TRAINING, REPEATS)
+                    self.add(where, f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
                 continue
             msg = hp.problem(v)
             if msg:
@@ -478,6 +592,20 @@ class _Parser:
                 continue
             out[key] = _normalise(hp, v)
         return out
+
+    def repeats(self, value: Any) -> int:
+        """``training.repeats``: how many seeds each config trains per period (default 1).
+
+        Not a hyperparameter (it is no part of a config's id, and cannot be tuned).
+        """
+        if not isinstance(value, dict) or REPEATS not in value:
+            return 1
+        k = value[REPEATS]
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_REPEATS:
+            self.add(f"training.{REPEATS}", f"expected an integer from 1 to {MAX_REPEATS} (seeds per config and period), "
+                                            f"got {show(k)}")
+            return 1
+        return k
 
     def parameters(self, value: Any, arch: Architecture | None, search: SearchSpec) -> dict[str, Axis]:
         obj = self.section(value, "parameters")
@@ -490,6 +618,9 @@ class _Parser:
         for name, axis in obj.items():
             where = f"parameters.{name}"
             hp = valid.get(name)
+            if name == REPEATS:
+                self.add(where, f'"{REPEATS}" is not tuned: set it under "training" (seeds per config and period)')
+                continue
             if hp is None:
                 if arch is None:
                     continue  # the architecture's own error is reported; its names are unknown
@@ -541,15 +672,21 @@ class _Parser:
             if not axis:
                 self.add(where, "empty list: give at least one value")
                 return None
+            if _all_admissible(axis, hp):
+                return tuple(axis) if hp.kind != "int" else tuple(_normalise(hp, v) for v in axis)
             ok = True
+            seen: set[Any] = set()
             for i, v in enumerate(axis):
                 msg = hp.problem(v)
                 if msg:
                     self.add(f"{where}[{i}]", msg)
                     ok = False
-                elif any(_same(v, w) for w in axis[:i]):
+                    continue
+                key = _value_key(v)
+                if key in seen:
                     self.add(f"{where}[{i}]", f"{show(v)} is listed twice")
                     ok = False
+                seen.add(key)
             return tuple(_normalise(hp, v) for v in axis) if ok else None
         if isinstance(axis, dict):
             return self.distribution(axis, hp, where, strategy)
@@ -621,6 +758,23 @@ class _Parser:
         return str(column)
 
 
+MAX_NAME = 100
+
+
+def _name_problem(name: str) -> str | None:
+    """Why `name` cannot name a results folder (hpt-results/<name>), or None."""
+    why = ""
+    if len(name) > MAX_NAME:
+        why = f"{len(name)} characters, more than {MAX_NAME}"
+    elif name in (".", ".."):
+        why = f"{show(name)} is not a folder name"
+    elif sep := next((c for c in name if c in "/\\"), None):
+        why = f"it holds the separator {show(sep)}"
+    elif ctl := next((c for c in name if unicodedata.category(c) == "Cc"), None):
+        why = f"it holds the control character U+{ord(ctl):04X}"
+    return f"{show(name)} cannot name the results folder: {why}" if why else None
+
+
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -637,9 +791,40 @@ def _int_text(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float))
-                                               and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+def _all_admissible(values: list[Any], hp: HParam) -> bool:
+    """Whether every value is admissible and none is listed twice, checked in bulk.
+
+    A grid axis of 10^6 numbers takes milliseconds; on False the caller goes value by
+    value to say which ones are wrong.
+    """
+    if hp.numeric and set(map(type, values)) <= {int, float}:
+        arr = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(arr)
+        if hp.kind == "int":
+            ok &= arr == np.floor(arr)
+        if hp.low is not None:
+            ok &= arr > hp.low if hp.low_open else arr >= hp.low
+        if hp.high is not None:
+            ok &= arr < hp.high if hp.high_open else arr <= hp.high
+        if not ok.all():
+            return False
+        return len(set(values)) == len(values)  # 64 and 64.0 are one value
+    if any(hp.problem(v) for v in values):
+        return False
+    return len(set(map(_value_key, values))) == len(values)
+
+
+def _value_key(v: Any) -> Any:
+    """Equal keys for values a grid would repeat: 64 and 64.0 are one value, true and 1 are two."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        return ("number", v)
+    try:
+        hash(v)
+    except TypeError:
+        return ("json", json.dumps(v, sort_keys=True, default=str))
+    return (type(v).__name__, v)
 
 
 def _normalise(hp: HParam, v: Any) -> Any:

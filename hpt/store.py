@@ -16,10 +16,10 @@ the sink is away, so uploads overlap the next trial's training and an outage los
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
+import signal
 import threading
 import time
 from collections import deque
@@ -28,44 +28,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from hpt.journal import Entry, Journal
 from hpt.progress import plural
+from hpt.rows import RESULTS_CSV, parse_csv, parse_row, result_row, to_csv
 from hpt.sinks import Sink, SinkUnavailable, describe, env_float
 from hpt.trial import Status, TrialResult
 
-__all__ = ["RESULTS_CSV", "ResultStore", "SyncReport", "result_row", "to_csv"]
+__all__ = ["ResultStore", "SyncReport"]
 
-RESULTS_CSV = "results.csv"
-_LEADING = ["run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end"]
-_TRAILING = ["device", "started_at", "finished_at", "error", "model_uri"]
-_DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")  # recorded for trials that ran on a GPU
 _CSV_ATTEMPTS = 40
-_CSV_EVERY = 10  # while uploads queue up, merge results.csv at least every this many rows
+_CSV_PACE = 1.0  # seconds: while trials keep finishing, results.csv is merged at most this often
 log = logging.getLogger("hpt")
-
-
-def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], model_uri: str = "") -> dict[str, Any]:
-    """The CSV row of a finished trial: ids, period, tuned parameters, metrics, where and when."""
-    t = result.trial
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "trial_id": t.trial_id,
-        "config_id": t.config_id,
-        "status": result.status.value,
-        "architecture": t.architecture,
-        "fidelity": t.fidelity,
-        "period_start": t.period.start_text,
-        "period_end": t.period.end_text,
-    }
-    row.update(t.tags)
-    row.update({f"param_{k}": v for k, v in t.tuned_params.items()})
-    row.update({m: result.metrics.get(m) for m in metric_columns})
-    row.update({m: result.metrics[m] for m in _DEVICE_METRICS if m in result.metrics})
-    row.update({"device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
-                "error": result.error, "model_uri": model_uri})
-    return row
 
 
 @dataclass(frozen=True)
@@ -109,7 +82,7 @@ class ResultStore:
                 blobs = [self.sink.read(k) for k in keys]
             rows: dict[str, dict[str, Any]] = {}
             for data in blobs:
-                row = _parse_row(data)
+                row = parse_row(data)
                 if row is not None:
                     rows[row["trial_id"]] = row
             with self._lock:
@@ -181,7 +154,7 @@ class ResultStore:
                 exists = True
             else:
                 got = self.sink.read_versioned(RESULTS_CSV)
-                current = _parse_csv(got[0]) if got else {}
+                current = parse_csv(got[0]) if got else {}
                 version, exists = (got[1], True) if got else (None, False)
             changed = False
             for row in mine:
@@ -213,13 +186,13 @@ class ResultStore:
                     entry.remove()
                 delivered += len(rows)
         got = self.sink.read(RESULTS_CSV)
-        in_csv = set(_parse_csv(got)) if got else set()
+        in_csv = set(parse_csv(got)) if got else set()
         missing = [k for k in self.sink.list("rows/") if k.removeprefix("rows/").removesuffix(".json") not in in_csv]
-        repaired = [r for r in (_parse_row(self.sink.read(k)) for k in missing) if r is not None]
+        repaired = [r for r in (parse_row(self.sink.read(k)) for k in missing) if r is not None]
         if repaired:
             self._merge_csv(repaired)
         final = self.sink.read(RESULTS_CSV)
-        return SyncReport(delivered, len(repaired), len(_parse_csv(final)) if final else 0)
+        return SyncReport(delivered, len(repaired), len(parse_csv(final)) if final else 0)
 
     def close(self) -> list[str]:
         """Wait (up to ``$HPT_FLUSH_TIMEOUT`` s, default 120) for queued results to be delivered.
@@ -265,7 +238,8 @@ class _InMemory:
 
 class _Uploader:
     """The background thread that delivers entries in order (journal entries to a bucket, or a local
-    folder's objects), then merges their rows into results.csv, in batches while more are waiting."""
+    folder's objects), then merges their rows into results.csv: at once after a quiet spell, and at
+    most once a second while trials keep finishing (a merge rewrites the whole file)."""
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
@@ -276,6 +250,7 @@ class _Uploader:
         self.abandon = False
         self.error = ""
         self.failing_since: float | None = None
+        self.last_merge = -_CSV_PACE
         self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
         self.thread.start()
 
@@ -295,22 +270,31 @@ class _Uploader:
                     entry.remove()
                 else:
                     self.unmerged.append(entry)
-                if self.queue and len(self.unmerged) < _CSV_EVERY:
-                    return  # more uploads waiting: merge results.csv once for several rows
         batch = list(self.unmerged)
-        if batch:
+        if batch and self._merge_due():  # one merge for every row delivered since the last one
+            self.last_merge = time.monotonic()
             self.store._merge_csv([e.row for e in batch if e.row is not None])
             for e in batch:
                 e.remove()
             with self.cond:
                 self.unmerged = self.unmerged[len(batch):]
 
+    def _merge_due(self) -> bool:
+        """A merge rewrites all of results.csv: at most one per _CSV_PACE seconds, except at the end."""
+        return self.closing or time.monotonic() >= self.last_merge + _CSV_PACE
+
     def _loop(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
         pause = 1.0
         while True:
             with self.cond:
-                while not self.queue and not self.unmerged and not self.closing:
-                    self.cond.wait()
+                while not self.queue and not self.closing:
+                    if not self.unmerged:
+                        self.cond.wait()
+                    elif self._merge_due():
+                        break
+                    else:
+                        self.cond.wait(self.last_merge + _CSV_PACE - time.monotonic())
                 if self.abandon or (self.closing and not self.queue and not self.unmerged):
                     return
             try:
@@ -347,27 +331,6 @@ class _Uploader:
         return waiting, self.error
 
 
-def _parse_row(data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        row = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # a foreign or damaged file is not a row; results.csv is rebuilt without it
-    return row if isinstance(row, dict) and "trial_id" in row else None
-
-
-def _parse_csv(data: bytes) -> dict[str, dict[str, Any]]:
-    """results.csv as rows of text, exactly as written, by trial id."""
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError):
-        return {}  # damaged: rebuilt from the rows this run knows
-    if "trial_id" not in frame:
-        return {}
-    return {r["trial_id"]: r for r in frame.to_dict("records")}
-
-
 def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
     """Put `row` in `rows` unless the one there finished later; True when `rows` changed."""
     old = rows.get(row["trial_id"])
@@ -382,19 +345,3 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(str(a.get(k, "")) == str(b.get(k, "")) for k in ("run_id", "status", "finished_at"))
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """Rows in a stable column order: ids, parameters, metrics, then where and when."""
-    frame = pd.DataFrame(rows).convert_dtypes()  # an integer column with gaps stays integers ("8", not "8.0")
-    if frame.empty:
-        return ",".join(_LEADING + _TRAILING) + "\n"
-    if "finished_at" in frame:
-        frame = frame.sort_values("finished_at", kind="stable", key=lambda s: s.astype(str))
-    cols = list(frame.columns)
-    params = sorted(c for c in cols if c.startswith("param_"))
-    middle = [c for c in cols if c not in _LEADING and c not in _TRAILING and c not in params]
-    order = [c for c in _LEADING if c in cols] + params + middle + [c for c in _TRAILING if c in cols]
-    buf = io.StringIO()
-    frame[order].to_csv(buf, index=False)
-    return buf.getvalue()

@@ -87,12 +87,17 @@ def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[Non
 
 
 def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
-        monitor: str = "val_mse", on_epoch: EpochCallback | None = None) -> Fit:
-    """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val)."""
+        monitor: str = "val_mse", on_epoch: EpochCallback | None = None, seed: int | None = None) -> Fit:
+    """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val).
+
+    `seed` (default: ``params["seed"]``) seeds dropout and the batch order; a trial passes
+    its own seed, derived per period (:func:`hpt.search.trial_seed`).
+    """
     x_train, y_train, x_val, y_val = data
-    torch.manual_seed(int(params["seed"]))
+    seed = int(params["seed"]) if seed is None else seed
+    torch.manual_seed(seed)
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(params["seed"]))
+    gen.manual_seed(seed)
     lr, wd = float(params["lr"]), float(params["weight_decay"])
     opt: torch.optim.Optimizer
     if params["optimizer"] == "sgd":
@@ -234,7 +239,7 @@ class TrainContext:
                 torch.manual_seed(trial.seed)
                 model = arch.build(len(windows.columns), int(trial.params["lookback"]),
                                    int(trial.params["horizon"]), dict(trial.params)).to(self.device)
-                result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch)
+                result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch, seed=trial.seed)
             result.metrics.update(memory)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
@@ -254,7 +259,7 @@ class TrainContext:
             lookback=int(trial.params["lookback"]), horizon=int(trial.params["horizon"]),
             columns=windows.columns, mean=windows.mean, std=windows.std, state_dict=model.state_dict(),
             trial_id=trial.trial_id, period=(trial.period.start_text, trial.period.end_text),
-            metrics=result.metrics,
+            metrics=result.metrics, seed=trial.seed,
         )
         return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
                            device=device, model=model_bytes, curve=_curve_csv(result.curve))

@@ -31,7 +31,7 @@ class Trial:
     params: Mapping[str, Any]  # every hyperparameter's value, tuned or not
     tuned: tuple[str, ...]  # the names the search varies
     period: Period
-    seed: int
+    seed: int  # what it trains with: derived from params["seed"], the period and the repeat (hpt.search.trial_seed)
     fidelity: str = "full"  # "quick" for screening trials
     tags: Mapping[str, Any] = field(default_factory=dict)  # extra row columns, e.g. {"round": 2}
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +23,7 @@ from hpt.runner import RunOptions, run_spec
 from hpt.search import expand
 from hpt.spec import check_data, load_spec
 from hpt.trial import Finished, Progress, Started, Status, TrialResult
-from tests.conftest import tiny_spec
+from tests.conftest import ROOT, tiny_spec
 
 
 def test_slots_follow_the_gpus_and_trials_per_gpu() -> None:
@@ -157,3 +160,40 @@ def test_workers_report_every_epoch_and_stop_when_told(write_spec: Any) -> None:
     assert result.metrics["epochs"] == len(epochs) and result.model is None
     assert len(pd.read_csv(io.StringIO(result.curve or ""))) == len(epochs)
     assert {"train_loss", "val_mse", "val_mae", "lr"} <= set(next(e for e in events if isinstance(e, Progress)).metrics)
+
+
+def test_a_worker_killed_while_idle_or_starting_is_replaced_and_costs_no_trial(write_spec: Any) -> None:
+    spec = load_spec(write_spec(tiny_spec(training={"epochs": 1})))
+    backend = LocalBackend(check_data(spec), cpu_slots(1), spec.objective)
+    try:
+        worker = backend._workers[0]
+        os.kill(worker.proc.pid, signal.SIGKILL)  # at once: it has not finished starting
+        worker.proc.join(10)
+        backend.submit(expand(spec)[0])
+        results: list[TrialResult] = []
+        deadline = time.monotonic() + 120
+        while not results and time.monotonic() < deadline:
+            results += [e.result for e in backend.poll(0.5) if isinstance(e, Finished)]
+    finally:
+        backend.close()
+    assert [r.status for r in results] == [Status.OK], results
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_process_group_at_any_moment_of_start_up_ends_the_run(write_spec: Any, tmp_path: Path,
+                                                                              signum: int, code: int) -> None:
+    """Ctrl-C at a terminal and a Jenkins abort signal every process of the group, workers being born included."""
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003, 0.004]}, training={"epochs": 2}))
+    for offset in (0.0, 0.5):
+        proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(tmp_path / f"r{offset}"),
+                                 "--grace", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("results:"):
+                break
+        time.sleep(offset)
+        os.killpg(proc.pid, signum)
+        out = line + proc.communicate(timeout=60)[0]
+        assert proc.returncode == code, out
+        assert "Traceback" not in out and "KeyboardInterrupt" not in out, out

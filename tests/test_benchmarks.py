@@ -54,3 +54,19 @@ def test_startup_benchmark_quick() -> None:
         assert re.search(rf"^{re.escape(command)} +\d+ ms +\d+ ms +\d+\.\d\d +\d+\.\d\d$", out, re.M), out
     for command in ("hpt --help", "hpt validate"):
         assert re.search(rf"^  lazy imports save {command}: -?\d+ ms \(\d+\.\d\dx when forced\)$", out, re.M), out
+
+
+def test_verdicts_benchmark_quick() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "verdicts.py"), "--quick"], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    share = r"\d+ of 2 \(\d+\.\d%"
+    ci = r", 95% interval \d+\.\d-\d+\.\d%"
+    assert re.search(r"^  2 worker processes x 1 torch thread each; 2 repetitions of each experiment$", out, re.M), out
+    assert re.search(rf"^  significance claimed in {share}{ci}; goal <= 5%\) repetitions$", out, re.M), out
+    assert re.search(rf"^  \"clearly better\" claimed in {share}\) repetitions$", out, re.M), out
+    assert re.search(rf"^  detected in {share}{ci}; goal >= 80%\) repetitions; the good lr won in {share}\)$", out,
+                     re.M), out
+    assert re.search(r"^  small-lr configs told apart: \d+ of \d+ .*; good-lr configs told apart \(wrongly\): ", out, re.M), out
+    assert re.search(r"^time: 312 trials in \d+s$", out, re.M), out

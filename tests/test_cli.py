@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_spec
 
 
 def _error_line(done: Any) -> str:
@@ -98,3 +101,38 @@ def test_an_s3_location_does_import_its_client() -> None:
            "AWS_DEFAULT_REGION": "us-east-1", "HPT_SINK_RETRIES": "1", "HPT_SINK_TIMEOUT": "2"}
     modules = _cloud_modules("plan", "specs/lstm.json", "--limit", "1", "--sink", "s3://some-bucket/x", env=env)
     assert "boto3" in modules and "botocore" in modules
+
+
+def test_other_libraries_log_records_are_not_printed(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "noisy_models.py").write_text(
+        "import logging\n\n"
+        "import torch  # registers torch's 'FakeTensor cache stats' log record at exit\n"
+        "from torch import nn\n\n"
+        "# torch's logging as an import cut short by Ctrl-C leaves it (not set up), and a chatty library\n"
+        "logging.getLogger('torch').handlers.clear()\n"
+        "logging.getLogger('torch').setLevel(logging.NOTSET)\n"
+        "logging.getLogger('noisy.lib').info('library chatter')\n\n\n"
+        "def build(n_features, lookback, horizon, width=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(architecture="noisy_models:build", parameters={"width": [4]})))
+    done = cli("validate", str(spec))
+    assert done.returncode == 0, done.stderr
+    assert "FakeTensor" not in done.stderr and "library chatter" not in done.stderr, done.stderr
+
+
+def test_a_double_ctrl_c_during_start_up_ends_with_130_and_no_traceback() -> None:
+    for offset in (0.3, 0.5, 0.7, 0.9):
+        for gap in (0.02, 0.2):
+            proc = subprocess.Popen([sys.executable, "-m", "hpt", "plan", "specs/lstm.json"], cwd=ROOT, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            time.sleep(offset)
+            for _ in range(2):  # as a terminal does: to the whole process group
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+                time.sleep(gap)
+            out, err = proc.communicate(timeout=60)
+            assert "Traceback" not in err, (offset, gap, err)
+            if "results:" not in out:  # not already done when the signals came
+                assert proc.returncode == 130, (offset, gap, proc.returncode, err)
+                assert err.splitlines()[-1] == "hpt: interrupted (SIGINT); finished trials are kept", err

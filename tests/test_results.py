@@ -5,20 +5,24 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from scipy import stats
 
 from hpt.cli import main
-from hpt.results import best_config, load_results, rank_configs, summarise
+from hpt.results import BestConfig, best_config, load_results, rank_fidelity, summarise, winner_verdict
+from hpt.rows import rows_frame, to_csv
 from tests.conftest import hpt_cli, tiny_spec
 
-P = [(f"2013-{m:02d}-01", f"2013-{m:02d}-15") for m in range(1, 13)]
+P = [(f"{2013 + m // 12}-{m % 12 + 1:02d}-01", f"{2013 + m // 12}-{m % 12 + 1:02d}-15") for m in range(24)]
 
 
 def row(config: str, period: int, value: float | None, status: str = "ok", fidelity: str = "full",
@@ -107,46 +111,198 @@ def test_best_refuses_when_no_config_ran_every_period(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- is the winner real?
 
 
-def _comparison_doc(tmp_path: Path, values: dict[str, list[float]], periods: int) -> dict[str, Any]:
+def _comparison_doc(tmp_path: Path, values: dict[str, list[float]], periods: int, *args: str) -> dict[str, Any]:
     params = {cid: {"lr": i} for i, cid in enumerate(values)}
     uri = write_results(tmp_path, grid(values, params, periods))
-    return json.loads(results_cli("results", uri, "--format", "json").stdout)
+    return json.loads(results_cli("results", uri, "--format", "json", *args).stdout)
 
 
-def test_clear_winner_over_eight_periods(tmp_path: Path) -> None:
+def _said(tmp_path: Path, *args: str) -> str:
+    """`hpt results` as a terminal shows it, with lines joined (the verdict is wrapped)."""
+    return " ".join(results_cli("results", str(tmp_path), *args).stdout.split())
+
+
+def test_two_configs_clear_winner_over_eight_periods(tmp_path: Path) -> None:
     best = [0.10, 0.20, 0.15, 0.12, 0.30, 0.22, 0.18, 0.11]
     doc = _comparison_doc(tmp_path, {"win": best, "lose": [v + 0.05 for v in best]}, 8)
     (c,) = doc["comparisons"]
     assert (c["best"], c["other"], c["wins"], c["shared_periods"]) == ("win", "lose", 8, 8)
-    assert c["wilcoxon_p"] == pytest.approx(2 / 2**8) and c["significant"] and c["verdict"] == "clearly better"
-    text = results_cli("results", str(tmp_path)).stdout
-    assert "win beats lose in 8 of 8 periods (Wilcoxon p=0.008): the lead is real" in text
+    assert c["p_value"] == pytest.approx(2 / 2**8) and c["test"] == "wilcoxon"
+    assert c["distinguishable"] and c["verdict"] == "worse than the best"
+    w = doc["winner"]
+    assert (w["answer"], w["distinguishable"], w["tied_with_best"], w["periods_needed"]) == ("yes", ["lose"], [], 6)
+    assert w["statement"] == "Yes: win beats lose in 8 of 8 periods (Wilcoxon p=0.008): the lead is real at the 0.05 level."
+    assert w["statement"] in _said(tmp_path)
 
 
-def test_three_periods_are_too_few_to_tell(tmp_path: Path) -> None:
+def test_two_configs_over_three_periods_are_too_few_to_tell(tmp_path: Path) -> None:
     doc = _comparison_doc(tmp_path, {"win": [0.1, 0.2, 0.3], "lose": [0.2, 0.3, 0.4]}, 3)
     (c,) = doc["comparisons"]
-    assert c["wins"] == 3 and c["wilcoxon_p"] == pytest.approx(0.25) and not c["significant"]
-    text = results_cli("results", str(tmp_path)).stdout
-    assert "win beats lose in 3 of 3 periods, but that is too few periods to tell" in text
+    assert c["wins"] == 3 and c["p_value"] is None and c["verdict"] == "too few periods to tell" and not c["distinguishable"]
+    assert doc["winner"]["answer"] == "too few periods" and doc["winner"]["tied_with_best"] == ["lose"]
+    assert ("Cannot tell yet: with 2 configs no test can reach p < 0.05 over fewer than 6 periods (these results have 3), "
+            "so every config is tied with the best for now.") in _said(tmp_path)
 
 
-def test_noisy_lead_is_not_clearly_better(tmp_path: Path) -> None:
+def test_two_configs_with_a_noisy_lead_are_tied(tmp_path: Path) -> None:
     a = [0.10, 0.30, 0.10, 0.30, 0.10, 0.30, 0.10, 0.30]
     b = [0.20, 0.20, 0.20, 0.20, 0.21, 0.20, 0.20, 0.20]
     doc = _comparison_doc(tmp_path, {"a": a, "b": b}, 8)
     (c,) = doc["comparisons"]
     assert c["best"] == "a" and (c["wins"], c["losses"]) == (4, 4)
-    assert c["wilcoxon_p"] > 0.2 and c["verdict"] == "no clear difference"
-    assert "not clearly better; the lead may be chance" in results_cli("results", str(tmp_path)).stdout
+    assert c["p_value"] > 0.2 and c["verdict"] == "tied with the best"
+    assert doc["winner"]["answer"] == "no"
+    assert "No: a beats b in 4 of 8 periods and loses 4 (Wilcoxon p=0.250): the two are tied; the lead may be chance" \
+        in _said(tmp_path)
 
 
-def test_compare_takes_the_next_few(tmp_path: Path) -> None:
+def _null_values(seed: int = 54, configs: int = 8, periods: int = 6) -> dict[str, list[float]]:
+    """Configs that differ only in noise; each period has its own difficulty."""
+    rng = np.random.default_rng(seed)
+    difficulty = np.round(rng.uniform(0.5, 1.5, periods), 3)
+    values = np.round(difficulty[None, :] + rng.normal(0, 0.02, (configs, periods)), 4)
+    return {f"s{i}": list(map(float, v)) for i, v in enumerate(values)}
+
+
+def test_eight_configs_that_differ_only_in_noise_are_all_tied_with_the_best(tmp_path: Path) -> None:
+    values = _null_values()
+    doc = _comparison_doc(tmp_path, values, 6)
+    w = doc["winner"]
+    best, runner_up = w["best"], doc["full"]["configs"][1]["config_id"]
+    first = doc["comparisons"][0]
+    assert (first["other"], first["wins"], first["shared_periods"]) == (runner_up, 6, 6)  # 6 wins to 0: the issue's case ...
+    assert stats.wilcoxon(np.subtract(values[best], values[runner_up])).pvalue < 0.05  # ... that 0.1 called "clearly better"
+    assert w["test"] == "friedman+nemenyi" and w["friedman_p"] == pytest.approx(0.237, abs=1e-3)
+    assert (w["answer"], w["configs_tested"], len(w["tied_with_best"]), w["distinguishable"]) == ("no", 8, 7, [])
+    assert all(c["verdict"] == "tied with the best" and c["p_value"] is None for c in doc["comparisons"])
+    assert w["statement"].startswith(f"No: {best} is not distinguishable from any of the 7 other configs "
+                                     "(Friedman p=0.237 over 6 periods): all 8 are tied with the best")
+    said = _said(tmp_path)
+    assert w["statement"] in said and "best vs" in said and "Nemenyi p" in said
+    assert {c["verdict"] for c in doc["full"]["configs"]} == {"best", "tied with the best"}
+    told = results_cli("best", str(tmp_path)).stderr
+    assert f"best config {best}: " in told and "; tied with 7 other configs (hpt results says which)" in told
+
+
+def _real_difference(periods: int = 10) -> dict[str, list[float]]:
+    """Three good configs that differ only in noise and three that are worse by 0.3 in every period."""
+    rng = np.random.default_rng(1)
+    difficulty = rng.uniform(0.5, 1.5, periods)
+    good = {f"g{i}": difficulty + rng.normal(0, 0.02, periods) for i in range(3)}
+    bad = {f"b{i}": difficulty + 0.3 + rng.normal(0, 0.02, periods) for i in range(3)}
+    return {k: [round(float(x), 4) for x in v] for k, v in {**good, **bad}.items()}
+
+
+def test_the_winner_is_told_apart_from_worse_configs_and_tied_with_its_equals(tmp_path: Path) -> None:
+    values = _real_difference()
+    doc = _comparison_doc(tmp_path, values, 10, "--compare", "5")
+    w = doc["winner"]
+    assert w["best"].startswith("g") and w["friedman_p"] < 1e-4 and w["answer"] == "partly"
+    assert sorted(w["distinguishable"]) == ["b0", "b1", "b2"]
+    assert sorted(w["tied_with_best"]) == sorted({"g0", "g1", "g2"} - {w["best"]})
+    by_other = {c["other"]: c for c in doc["comparisons"]}
+    assert all(by_other[b]["verdict"] == "worse than the best" and by_other[b]["p_value"] < 0.05 for b in ("b0", "b1", "b2"))
+    assert all(c["verdict"] == "tied with the best" and c["p_value"] >= 0.05
+               for o, c in by_other.items() if o.startswith("g"))
+    tied = ", ".join(w["tied_with_best"])
+    assert w["statement"] == (f"Partly: {w['best']} is better than 3 of the 5 other configs (Friedman p={w['friedman_p']:.1e} "
+                              "over 10 periods, then Nemenyi's test of the best against each, corrected for 6 configs); "
+                              f"2 configs are tied with the best: {tied}.")
+    said = _said(tmp_path, "--compare", "5")
+    assert w["statement"] in said
+    markdown = results_cli("results", str(tmp_path), "--format", "markdown").stdout
+    assert "### Is the winner real?" in markdown and "| best vs |" in markdown and "Partly: " in markdown
+    csv = pd.read_csv(io.StringIO(results_cli("results", str(tmp_path), "--format", "csv").stdout)).set_index("config_id")
+    assert csv.loc[w["best"], "verdict"] == "best" and csv.loc["b1", "verdict"] == "worse than the best"
+
+
+def test_nemenyi_and_friedman_agree_with_scikit_posthocs_and_scipy() -> None:
+    import scikit_posthocs as sp
+
+    values = _real_difference(8)
+    frame = pd.DataFrame(grid(values, {c: {} for c in values}, 8))
+    ranking = rank_fidelity(frame, "val_mse", "full")
+    verdict = winner_verdict(ranking, detail=5)
+    blocks = ranking.values.T.to_numpy()  # periods x configs, the best first
+    assert verdict.friedman_p == pytest.approx(stats.friedmanchisquare(*blocks.T).pvalue)
+    reference = sp.posthoc_nemenyi_friedman(blocks)
+    assert [c.p_value for c in verdict.comparisons] == pytest.approx(list(reference.iloc[0, 1:]), rel=1e-6)
+
+
+def test_a_config_that_ranks_first_in_most_periods_is_not_called_worse(tmp_path: Path) -> None:
+    a = [1.0] * 19 + [9.0]  # first in 19 of 20 periods, one disaster
+    b = [1.01] * 19 + [1.0]  # the lower mean
+    c = [1.02] * 20
+    doc = _comparison_doc(tmp_path, {"a": a, "b": b, "c": c}, 20)
+    w = doc["winner"]
+    assert w["best"] == "b" and w["ranks_above_best"] == ["a"] and w["answer"] == "partly"
+    assert {x["other"]: x["verdict"] for x in doc["comparisons"]} == {"a": "ranks above the best", "c": "worse than the best"}
+    assert "a ranks above b in most periods, though b has the lower mean val_mse." in w["statement"]
+
+
+def test_partial_configs_are_not_tested(tmp_path: Path) -> None:
+    values = _real_difference(10)
+    rows = grid(values, {c: {"lr": i} for i, c in enumerate(values)}, 10) + [row("part", 0, 0.01, lr=99)]
+    uri = write_results(tmp_path, rows)
+    doc = json.loads(results_cli("results", uri, "--format", "json", "--compare", "9").stdout)
+    assert doc["winner"]["not_tested"] == ["part"] and doc["winner"]["configs_tested"] == 6
+    assert doc["comparisons"][-1] == {**doc["comparisons"][-1], "other": "part", "verdict": "not tested: missing periods",
+                                      "p_value": None, "shared_periods": 1}
+    assert "1 config missing periods is not tested." in doc["winner"]["statement"]
+
+
+def test_compare_lists_the_next_few_and_the_tests_cover_every_config(tmp_path: Path) -> None:
     values = {f"c{i}": [0.1 * (i + 1)] * 2 for i in range(6)}
-    params = {cid: {"lr": i} for i, cid in enumerate(values)}
-    uri = write_results(tmp_path, grid(values, params, 2))
-    doc = json.loads(results_cli("results", uri, "--format", "json", "--compare", "4").stdout)
+    doc = _comparison_doc(tmp_path, values, 2, "--compare", "4")
     assert [c["other"] for c in doc["comparisons"]] == ["c1", "c2", "c3", "c4"]
+    assert doc["winner"]["tied_with_best"] == ["c1", "c2", "c3", "c4", "c5"] and doc["winner"]["periods_needed"] == 3
+    assert "... and 1 more configs tested (--compare N lists more" in results_cli("results", str(tmp_path),
+                                                                                 "--compare", "4").stdout
+
+
+def test_compare_zero_lists_no_comparison_but_still_gives_the_verdict(tmp_path: Path) -> None:
+    best = [0.10, 0.20, 0.15, 0.12, 0.30, 0.22, 0.18, 0.11]
+    doc = _comparison_doc(tmp_path / "two", {"win": best, "lose": [v + 0.05 for v in best]}, 8, "--compare", "0")
+    assert doc["comparisons"] == [] and doc["winner"]["answer"] == "yes"
+    assert doc["winner"]["statement"].startswith("Yes: win beats lose in 8 of 8 periods (Wilcoxon p=0.008)")
+    doc = _comparison_doc(tmp_path / "eight", _null_values(), 6, "--compare", "0")
+    assert doc["comparisons"] == [] and doc["winner"]["answer"] == "no" and len(doc["winner"]["tied_with_best"]) == 7
+    assert "all 8 are tied with the best" in _said(tmp_path / "eight", "--compare", "0")
+
+
+def _seeded_rows() -> list[dict[str, Any]]:
+    """Two configs x 6 periods x 3 seeds: `good` is lower by 0.1, its seeds spread by 0.01, `bad`'s by 0.05."""
+    rows = []
+    for cid, offset, spread in (("good", 0.0, 0.01), ("bad", 0.1, 0.05)):
+        for p in range(6):
+            for s, noise in enumerate((-spread, 0.0, spread)):
+                r = row(cid, p, 1.0 + p / 10 + offset + noise, lr=offset)
+                r["trial_id"] = f"{cid}-{p}-{s}"
+                r["seed"] = 1000 * p + s
+                rows.append(r)
+    return rows
+
+
+def test_a_periods_value_is_the_mean_of_its_seeds_and_their_spread_is_shown(tmp_path: Path) -> None:
+    uri = write_results(tmp_path, _seeded_rows())
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    good, bad = doc["full"]["configs"]
+    assert good["config_id"] == "good" and good["mean"] == pytest.approx(1.25) and good["seeds"] == 3
+    assert good["seed_std"] == pytest.approx(0.01) and bad["seed_std"] == pytest.approx(0.05)
+    assert good["std"] == pytest.approx(np.std([1.0 + p / 10 for p in range(6)]))  # across the periods' means
+    text = results_cli("results", uri).stdout
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    assert re.search(r"worst +period std +seed std +won", header)
+    assert "each period's value is the mean over its seeds (3 per period)" in text
+    assert doc["winner"]["answer"] == "yes" and "one seed per period" not in text
+
+
+def test_one_seed_per_period_says_the_seed_noise_is_not_measured(tmp_path: Path) -> None:
+    doc = _comparison_doc(tmp_path, _null_values(), 6)
+    assert all(c["seeds"] == 1 and c["seed_std"] is None for c in doc["full"]["configs"])
+    text = results_cli("results", str(tmp_path)).stdout
+    assert "one seed per period: the seed noise is not measured; training.repeats: 3" in text
+    assert "seed std" not in text
 
 
 # --------------------------------------------------------------------------- trends, screening, failures
@@ -220,6 +376,69 @@ def test_a_failed_period_makes_a_config_partial(tmp_path: Path) -> None:
     doc = json.loads(results_cli("results", write_results(tmp_path, rows), "--format", "json").stdout)
     assert doc["full"]["best"] == "a"
     assert [c["partial"] for c in doc["full"]["configs"]] == [False, True]
+
+
+def test_each_fidelity_is_ranked_apart_never_mixed_into_full(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    # a cheaper fidelity where b looks far better, and a config only it ran: neither may reach the full ranking
+    rows += [row("b", 0, 0.01, fidelity="low", lr=2), row("b", 1, 0.01, fidelity="low", lr=2),
+             row("c", 0, 0.001, fidelity="low", lr=3), row("c", 1, 0.001, fidelity="low", lr=3),
+             row("q", 0, 0.005, fidelity="quick", lr=4)]
+    uri = write_results(tmp_path, rows)
+
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert list(doc["rankings"]) == ["full", "low", "quick"]
+    full = doc["rankings"]["full"]
+    assert [(c["config_id"], c["mean"]) for c in full["configs"]] == [("a", pytest.approx(0.2)), ("b", pytest.approx(0.3))]
+    assert full == doc["full"] and doc["rankings"]["quick"] == doc["screening"]
+    assert [c["config_id"] for c in doc["rankings"]["low"]["configs"]] == ["c", "b"] and doc["rankings"]["low"]["best"] == "c"
+    assert doc["full"]["best"] == "a" and doc["comparisons"][0]["best"] == "a"
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
+
+    text = results_cli("results", uri).stdout
+    sections = [ln for ln in text.splitlines() if ln.startswith("Configs ranked") or " rows, ranked apart: " in ln]
+    assert sections == ["Configs ranked by mean val_mse over 2 periods (full runs: 4 ok trials, 2 configs)",
+                        "low rows, ranked apart: 4 ok trials, 2 configs",
+                        "Screening (quick) rows, ranked apart: 1 ok trial, 1 config"]
+    assert "Parameter trends (full rows;" in text
+    table = pd.read_csv(io.StringIO(results_cli("results", uri, "--format", "csv").stdout))
+    assert list(zip(table["fidelity"], table["config_id"], strict=True)) == [("full", "a"), ("full", "b"), ("low", "c"),
+                                                                               ("low", "b"), ("quick", "q")]
+    s = summarise(load_results(uri), "val_mse")
+    assert list(s.rankings) == ["full", "low", "quick"] and s.main is s.rankings["full"] and s.best == s.full.best
+
+
+def test_without_full_rows_the_first_fidelity_with_ok_rows_decides(tmp_path: Path) -> None:
+    rows = [row("b", 0, 0.02, fidelity="low", lr=2), row("b", 1, 0.02, fidelity="low", lr=2),
+            row("c", 0, 0.01, fidelity="low", lr=3), row("q", 0, 0.005, fidelity="quick", lr=4),
+            row("f", 0, None, status="failed", error="boom", lr=5)]
+    uri = write_results(tmp_path, rows)
+    text = results_cli("results", uri).stdout
+    assert "no full rows ranked yet: the best config, comparisons and trends are from the low rows" in text
+    assert "Parameter trends (low rows;" in text
+    best = results_cli("best", uri)
+    assert json.loads(best.stdout) == {"lr": [2]}  # c leads but ran one period of two
+    assert best.stderr == "best config b: mean val_mse=0.02 over 2 periods, best in 1 of them; from low rows\n"
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert doc["full"]["configs"] == [] and doc["full"]["best"] is None and list(doc["rankings"]) == ["full", "low", "quick"]
+    assert doc["rankings"]["full"]["configs"] == []  # the failed row is full: a ranking of nothing
+
+
+def test_pruned_rows_are_counted_and_listed_never_ranked(tmp_path: Path) -> None:
+    rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
+    rows += [row("p", 0, 0.05, status="pruned", lr=9), row("p", 1, 0.04, status="pruned", lr=9),
+             row("f", 0, None, status="failed", error="boom", lr=8), row("x", 0, 0.5, status="timed-out", lr=7)]
+    write_results(tmp_path, rows[:-1])
+    uri = write_results(tmp_path, rows[-3:] + [row("p2", 0, 0.01, status="pruned", lr=6)], csv=False)  # rows/ only
+    text = results_cli("results", uri).stdout
+    assert "9 trials (4 ok, 3 pruned, 1 failed, 1 timed-out)" in text
+    assert "Not ranked: 5 trials did not finish ok (1 failed, 3 pruned, 1 timed-out)" in text
+    listed = text[text.index("Not ranked"):]
+    assert all(f"{t} " in listed for t in ("p-full-0", "p-full-1", "p2-full-0", "f-full-0", "x-full-0"))
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"] and doc["full"]["best"] == "a"
+    assert sorted(p["status"] for p in doc["not_ranked"]) == ["failed", "pruned", "pruned", "pruned", "timed-out"]
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
 
 
 # --------------------------------------------------------------------------- formats and options
@@ -366,21 +585,21 @@ def test_integer_parameters_stay_integers_across_runs(tmp_path: Path) -> None:
     assert results_cli("best", str(tmp_path)).stdout == '{"h": [8], "lr": [0.5]}\n'
 
 
-def test_runner_best_config_and_rank_configs(tmp_path: Path) -> None:
+def test_best_config_of_row_dicts(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.1, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     rows += [row("q", 0, 0.001, fidelity="quick", lr=3)]
-    best = best_config(rows, "val_mse", {r["trial_id"] for r in rows})
-    assert best == {"config_id": "a", "params": {"lr": 1}, "mean": pytest.approx(0.2), "periods": 2, "partial": False}
-    assert best_config([], "val_mse") is None
-    assert list(rank_configs(pd.DataFrame(rows), "val_mse")["config_id"]) == ["a", "b"]
-    assert best_config([rows[0]], "val_mse") == {"config_id": "a", "params": {"lr": 1}, "mean": pytest.approx(0.2),
-                                                 "periods": 1, "partial": False}
+    best = best_config(rows_frame(rows), "val_mse")
+    assert best == BestConfig("a", {"lr": 1}, pytest.approx(0.2), 2, 1, "full")
+    assert best_config(rows_frame(rows), "val_mse", fidelity="quick") == BestConfig("q", {"lr": 3}, 0.001, 1, 1, "quick")
+    assert best_config(rows_frame([]), "val_mse") is None
+    assert best_config(rows_frame(rows, {rows[0]["trial_id"]}), "val_mse") == BestConfig("a", {"lr": 1}, 0.2, 1, 1, "full")
+    assert list(rank_fidelity(pd.DataFrame(rows), "val_mse", "full").table["config_id"]) == ["a", "b"]
 
 
 def test_summarise_library_call(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     s = summarise(pd.DataFrame(rows), "val_mse")
-    assert s.full.best is not None and s.full.best["config_id"] == "a" and s.screening.table.empty
+    assert s.full.best is not None and s.full.best.config_id == "a" and s.screening.table.empty
 
 
 # --------------------------------------------------------------------------- a real run, plots
@@ -400,6 +619,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec.write_text(json.dumps(tiny_spec(parameters={"lr": [0.001, 0.03], "hidden_size": [8]})))
     run = hpt_cli("run", str(spec), "--sink", str(folder / "res"), "-q")
     assert run.returncode == 0, run.stderr
+    (folder / "run.log").write_text(run.stdout)
     return folder / "res"
 
 
@@ -410,13 +630,44 @@ def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Pat
     assert "Configs ranked by mean val_mse over 2 periods (full runs: 4 ok trials, 2 configs)" in out.stdout
     doc = json.loads(results_cli("results", str(real_run), "--format", "json").stdout)
     assert len(doc["full"]["configs"]) == 2 and all(c["periods_run"] == 2 for c in doc["full"]["configs"])
-    assert doc["comparisons"][0]["verdict"] == "too few periods to tell (needs 6+)"
+    assert doc["comparisons"][0]["verdict"] == "too few periods to tell" and doc["winner"]["periods_needed"] == 6
 
     best = hpt_cli("best", str(real_run))
     assert best.returncode == 0 and "best config" in best.stderr
     params = json.loads(best.stdout)
     assert set(params) == {"lr", "hidden_size"} and params["hidden_size"] == [8]
     assert hpt_cli("validate", str(write_spec(parameters=params))).returncode == 0  # pastes into a spec
+
+    # the end of the run named the same config, with the same mean
+    log = (real_run.parent / "run.log").read_text()
+    ran = re.search(r"^best config (\w+): .*mean val_mse=(\S+) over 2 periods$", log, re.M)
+    told = re.search(r"^best config (\w+): mean val_mse=(\S+) over 2 periods", best.stderr, re.M)
+    assert ran and told and ran[1] == told[1] and float(ran[2]) == pytest.approx(float(told[2]), rel=1e-3)
+
+
+def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    """Each config finished ok in a different period only: the run must not crown one that `hpt best` refuses."""
+    spec = write_spec(parameters={"lr": [1e3, 2e3], "hidden_size": [8]})  # diverges in every period
+    sink = tmp_path / "res"
+    first = hpt_cli("run", str(spec), "--sink", str(sink), "-q")
+    assert first.returncode == 0, first.stderr
+    assert "no trial finished ok with a val_mse value" in first.stdout and "best config" not in first.stdout
+    rows = [json.loads(p.read_text()) for p in sorted((sink / "rows").glob("*.json"))]
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"diverged"}
+    leader, other = sorted({r["config_id"] for r in rows})
+    for r in rows:  # as if an earlier run had finished the leader's first period and the other's second
+        if (r["config_id"], r["period_start"]) in ((leader, "2013-01-01"), (other, "2013-02-01")):
+            r.update(status="ok", val_mse=0.01 if r["config_id"] == leader else 0.02, error="")
+            (sink / "rows" / f"{r['trial_id']}.json").write_text(json.dumps(r))
+    (sink / "results.csv").write_text(to_csv(rows))
+
+    again = hpt_cli("run", str(spec), "--sink", str(sink), "-q")
+    assert again.returncode == 0, again.stderr
+    assert "skipping 2 trials already done" in again.stdout
+    words = f"no config has run all 2 periods yet, so none is crowned best (leading: {leader} with 1 period)"
+    assert words in again.stdout and "best config" not in again.stdout
+    best = hpt_cli("best", str(sink))
+    assert best.returncode == 1 and words in best.stderr and best.stdout == ""
 
 
 def test_plots_are_real_pngs(real_run: Path, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_a_plan_runs_through_the_fake_backend_and_resumes(write_spec: Any, tmp_p
     assert summary.exit_code == 0 and summary.counts == {"ok": 6} and backend.max_running == 2
     rows = _rows(tmp_path / "res")
     assert len(rows) == 6 and rows["trial_id"].is_unique and (rows["epochs"] == 3).all()
-    assert summary.best is not None and summary.best["params"] == {"lr": 0.1}
+    assert summary.best is not None and summary.best.params == {"lr": 0.1}
 
     again = FakeBackend(_by_lr, slots=2)
     summary = run_spec(spec, RunOptions(sink=sink), _quiet(), backend=again)

@@ -1,14 +1,25 @@
-"""Grid and random search: counts, seeded order, no duplicates, laziness, stable ids."""
+"""Grid and random search: counts, seeded order, no duplicates, laziness, stable ids; seeds per period, repeats."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
-from hpt.search import GridSearch, RandomSearch, expand
-from hpt.spec import Distribution, load_spec
+import pandas as pd
+import pytest
+
+from hpt.backends.fake import FakeBackend, Script
+from hpt.errors import SpecError
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.search import GridSearch, RandomSearch, expand, trial_seed
+from hpt.spec import Distribution, check_data, load_spec, parse_spec
+from hpt.train import TrainContext
+from hpt.trial import Trial
 from tests.conftest import tiny_spec
 
 
@@ -83,3 +94,117 @@ def test_tuned_values_override_training_and_architecture_defaults(write_spec: An
     assert trial.params["batch_size"] == 16 and trial.params["num_layers"] == 3
     assert trial.params["epochs"] == 3 and trial.params["hidden_size"] == 64  # spec training, mlp default
     assert trial.tuned_params == {"batch_size": 16, "num_layers": 3}
+
+
+# --------------------------------------------------------------------------- seeds per period, repeats
+
+
+def test_each_period_trains_with_its_own_seed_and_the_same_spec_gives_the_same_seeds(write_spec: Any) -> None:
+    plan = expand(load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"], ["2013-02-01", "2013-02-15"],
+                                                              ["2013-03-01", "2013-03-15"]]))))
+    again = expand(load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"], ["2013-02-01", "2013-02-15"],
+                                                               ["2013-03-01", "2013-03-15"]]))))
+    trials = list(plan)
+    assert [(t.trial_id, t.seed) for t in trials] == [(t.trial_id, t.seed) for t in again]
+    first = [t for t in trials if t.config_id == trials[0].config_id]
+    assert len(first) == 3 and len({t.seed for t in first}) == 3  # seed luck does not repeat across periods
+    assert all(t.params["seed"] == 0 for t in trials)  # what params record: the config's seed, unchanged
+    assert first[1].seed == trial_seed(0, "2013-02-01..2013-02-15", 0)
+    other = expand(load_spec(write_spec(tiny_spec(training={"seed": 1}))))
+    assert not {t.seed for t in other} & {t.seed for t in trials}  # another config seed, other seeds everywhere
+
+
+def test_repeats_multiply_the_plan_lazily_and_keep_the_first_seeds_ids(write_spec: Any) -> None:
+    one = expand(load_spec(write_spec()))
+    three = expand(load_spec(write_spec(tiny_spec(training={"repeats": 3}))))
+    assert len(one) == 4 and len(three) == 12 and three.seeds == 3
+    assert {t.config_id for t in three} == {t.config_id for t in one}  # repeats are no part of a config
+    trials = list(three)
+    assert len({t.trial_id for t in trials}) == 12 and list(three.trial_ids()) == [t.trial_id for t in trials]
+    per_cell: dict[tuple[str, str], set[int]] = {}
+    for t in trials:
+        per_cell.setdefault((t.config_id, t.period.label), set()).add(t.seed)
+    assert len(per_cell) == 4 and all(len(seeds) == 3 for seeds in per_cell.values())
+    # a config's trials together; every period with its first seed before its second seed starts
+    assert [t.config_id for t in trials[:6]] == [trials[0].config_id] * 6
+    assert [t.period.label for t in trials[:4]] == [p.label for p in three.periods] * 2
+    assert [t.trial_id for t in trials[:2]] == [t.trial_id for t in one][:2]  # raising repeats keeps the trials done
+
+
+def test_repeats_of_a_huge_grid_stay_lazy(write_spec: Any) -> None:
+    axes = {"lr": [round(1e-4 * (i + 1), 6) for i in range(100)], "hidden_size": list(range(8, 108)),
+            "dropout": [i / 200 for i in range(100)]}  # 10^6 configs x 2 periods x 5 seeds
+    plan = expand(load_spec(write_spec(tiny_spec(parameters=axes, training={"repeats": 5}))))
+    t0 = time.perf_counter()
+    assert len(plan) == 10**7
+    last = plan[len(plan) - 1]
+    assert time.perf_counter() - t0 < 1
+    assert last.config_id == plan[len(plan) - 10].config_id and last.seed != plan[len(plan) - 3].seed
+
+
+@pytest.mark.parametrize("training, parameters, path, words", [
+    ({"repeats": 0}, None, "training.repeats", "expected an integer from 1 to 100"),
+    ({"repeats": "3"}, None, "training.repeats", 'got "3"'),
+    ({"repeat": 3}, None, "training.repeat", 'did you mean "repeats"'),
+    (None, {"repeats": [1, 2]}, "parameters.repeats", 'is not tuned: set it under "training"'),
+])
+def test_bad_repeats_are_spec_errors(write_spec: Any, training: Any, parameters: Any, path: str, words: str) -> None:
+    doc = tiny_spec(training=training) if training else tiny_spec(parameters={**tiny_spec()["parameters"], **parameters})
+    spec_file = write_spec(doc)
+    with pytest.raises(SpecError) as info:
+        load_spec(spec_file)
+    assert any(f"{spec_file}: {path}: " in line and words in line for line in info.value.lines()), info.value.lines()
+
+
+def _by_seed(trial: Trial) -> Script:
+    return Script(curve=[1.0, 0.5 + (trial.seed % 1000) / 10_000])
+
+
+def test_rows_record_the_seed_and_raising_repeats_resumes_with_the_new_seeds_only(write_spec: Any, tmp_path: Path) -> None:
+    sink = str(tmp_path / "res")
+    spec = load_spec(write_spec(tiny_spec(training={"repeats": 2})))
+    first = FakeBackend(_by_seed, slots=2)
+    summary = run_spec(spec, RunOptions(sink=sink), Reporter(quiet=True), backend=first)
+    assert summary.counts == {"ok": 8}
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert list(rows.columns[:9]) == ["run_id", "trial_id", "config_id", "status", "architecture", "fidelity",
+                                      "period_start", "period_end", "seed"]
+    cells = rows.groupby(["config_id", "period_start"])["seed"].nunique()
+    assert len(cells) == 4 and (cells == 2).all()
+    # configs with the same seed parameter share each period's seeds: paired comparisons see the same luck
+    assert (rows.groupby("config_id")["seed"].apply(sorted).map(tuple).nunique()) == 1
+    more = load_spec(write_spec(tiny_spec(training={"repeats": 3})))
+    again = FakeBackend(_by_seed, slots=2)
+    summary = run_spec(more, RunOptions(sink=sink), Reporter(quiet=True), backend=again)
+    assert summary.skipped == 8 and summary.counts == {"ok": 4}  # only the third seed of each config and period
+    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert len(rows) == 12 and (rows.groupby(["config_id", "period_start"])["seed"].nunique() == 3).all()
+
+
+def test_training_uses_the_trials_seed_and_the_model_file_records_it() -> None:
+    spec = parse_spec(tiny_spec(parameters={"lr": [0.01], "hidden_size": [8]}, training={"epochs": 2}))
+    context = TrainContext(check_data(spec))
+    trial = expand(spec)[0]
+    a, b = context.run(trial), context.run(trial)
+    other = context.run(dataclasses.replace(trial, seed=trial.seed + 1))
+    assert a.metrics["val_mse"] == b.metrics["val_mse"] != other.metrics["val_mse"]
+    import io
+
+    import torch
+
+    payload = torch.load(io.BytesIO(a.model or b""), weights_only=True)
+    assert payload["seed"] == trial.seed and payload["params"]["seed"] == 0
+
+
+def test_plan_shows_each_trials_seed_and_the_seeds_per_period(write_spec: Any, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hpt.cli import main
+
+    spec = write_spec(tiny_spec(training={"repeats": 3}))
+    out = CliRunner().invoke(main, ["plan", str(spec), "--sink", str(tmp_path / "res"), "--limit", "12"])
+    assert out.exit_code == 0, out.output
+    assert "12 trials = 2 configs x 2 periods x 3 seeds (training.repeats)" in out.stdout
+    plan = expand(load_spec(spec))
+    for t in plan:
+        assert f"  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  " in out.stdout

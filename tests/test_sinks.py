@@ -21,9 +21,10 @@ import pytest
 
 from hpt.errors import InputError
 from hpt.periods import Period
+from hpt.rows import RESULTS_CSV
 from hpt.sinks import Sink, SinkAccessError, open_sink, redact
 from hpt.sinks.local import LocalSink
-from hpt.store import RESULTS_CSV, ResultStore
+from hpt.store import ResultStore
 from hpt.trial import Status, Trial, TrialResult
 from tests.cloud_servers import S3_SECRET, LocalServer, start_gcs, start_s3
 from tests.conftest import ROOT, tiny_spec

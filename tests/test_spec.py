@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,13 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("unknown metric", _with(metrics=["mse", "r2"]), "metrics[1]", 'unknown metric "r2"'),
     ("bad objective", _with(objective="accuracy"), "objective", "lower is better"),
     ("top level list", [1, 2], "", "expected a JSON object"),
+    ("name climbs out of the results folder", _with(name="../../etc"), "name", 'holds the separator "/"'),
+    ("name with a backslash", _with(name="a\\b"), "name", 'holds the separator "\\\\"'),
+    ("name is a dot", _with(name="."), "name", '"." is not a folder name'),
+    ("name is two dots", _with(name=".."), "name", '".." is not a folder name'),
+    ("name with a newline", _with(name="a\nb"), "name", "control character U+000A"),
+    ("name too long", _with(name="x" * 101), "name", "101 characters, more than 100"),
+    ("int axis repeats 64 as 64.0", _params(hidden_size=[8, 64, 64.0]), "parameters.hidden_size[2]", "64.0 is listed twice"),
 ]
 
 
@@ -210,3 +218,54 @@ def test_a_training_value_the_search_tunes_is_named_as_unused(write_spec: Any, c
     assert out.returncode == 0, out.stderr
     assert "training.lr is not used: parameters.lr tunes it" in out.stderr
     assert "training.epochs" not in out.stderr
+
+
+def test_a_name_that_is_not_a_folder_name_stops_the_run_before_anything_is_written(write_spec: Any, cli: Any,
+                                                                                  tmp_path: Path) -> None:
+    out = cli("run", str(write_spec(tiny_spec(name="../escaped"))), cwd=tmp_path)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("hpt: error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert errors[0].endswith('name: "../escaped" cannot name the results folder: it holds the separator "/"')
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "hpt-results").exists()
+    assert load_spec(write_spec(tiny_spec(name="n" * 100))).name == "n" * 100
+
+
+def test_a_file_name_that_is_not_a_folder_name_says_to_set_name(tmp_path: Path) -> None:
+    path = tmp_path / ("s" * 101 + ".json")
+    path.write_text(json.dumps(tiny_spec(name=None)))
+    words = r'name: "s+\.\.\. cannot name .*101 characters.*\(the name comes from the file name: set "name"\)'
+    with pytest.raises(SpecError, match=words):
+        load_spec(path)
+
+
+def test_a_grid_axis_of_a_million_values_is_checked_in_linear_time(write_spec: Any) -> None:
+    values = [i * 1e-9 + 1e-6 for i in range(10**6)]
+    started = time.perf_counter()
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": values, "weight_decay": [v - 1e-6 for v in values]})))
+    # a guard against the quadratic check, not a speed claim: that took 42 s for 10^4 values and hours for 10^6
+    assert time.perf_counter() - started < 60
+    assert len(spec.parameters["lr"]) == 10**6
+    with pytest.raises(SpecError) as info:
+        load_spec(write_spec(tiny_spec(parameters={"lr": [*values, values[17], 0.0]})))
+    assert [line.split(": ", 1)[1] for line in info.value.lines()] == [
+        f"parameters.lr[{10**6}]: {values[17]} is listed twice",
+        f"parameters.lr[{10**6 + 1}]: expected a number > 0, got 0.0",
+    ]
+
+
+def test_plan_of_two_million_value_axes_answers_quickly_and_shows_a_sample(write_spec: Any, cli: Any) -> None:
+    big = write_spec(tiny_spec(parameters={"lr": [i * 1e-9 + 1e-6 for i in range(10**6)],
+                                           "seed": list(range(10**6))}))
+    small = write_spec()
+    started = time.perf_counter()
+    assert cli("plan", str(small), "--limit", "1").returncode == 0
+    start_up = time.perf_counter() - started  # importing hpt and its libraries: not what this test is about
+    started = time.perf_counter()
+    out = cli("plan", str(big), "--limit", "3")
+    elapsed = time.perf_counter() - started
+    assert out.returncode == 0, out.stderr
+    assert elapsed - start_up < 60, (elapsed, start_up)  # a guard against walking the axes, not a speed claim
+    lines = out.stdout.splitlines()
+    assert "tuned: seed [0, 1, 2, 3, 4, ..., 999998, 999999] (1000000 values)" in lines
+    assert "tiny: 2000000000000 trials = 1000000000000 configs x 2 periods" in lines[0]
+    assert max(map(len, lines)) < 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hpt.periods import Period
-from hpt.store import result_row
+from hpt.rows import result_row
 from hpt.trial import Status, Trial, TrialResult
 
 

@@ -9,10 +9,12 @@ and a new worker takes the slot.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing as mp
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -173,17 +175,33 @@ def _worker_main(conn: Connection, frame: pd.DataFrame, slot: Slot, objective: s
         conn.send(("result", context.run(trial, on_epoch)))
 
 
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 class _Worker:
     def __init__(self, ctx: Any, slot: Slot, frame: pd.DataFrame, objective: str) -> None:
         self.slot = slot
         self.conn, child = ctx.Pipe()
+        self.start_error = ""  # why the process could not be started
         saved = {k: os.environ.get(k) for k, _ in slot.env}
         os.environ.update(dict(slot.env))  # spawn copies the environment when the child starts
+        # Ctrl-C and SIGTERM go to the whole process group. The child must ignore them from its first
+        # instruction (a half-started worker would print a KeyboardInterrupt traceback): an ignored
+        # signal stays ignored across exec. Meanwhile they are blocked here, so this process still
+        # gets them, as soon as the child is on its way (Linux keeps a blocked signal pending even
+        # while it is ignored; other threads block them for good, see hpt.store).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        handlers = {s: signal.signal(s, signal.SIG_IGN) for s in _SIGNALS}
         try:
             self.proc = ctx.Process(target=_worker_main, args=(child, frame, slot, objective),
                                     name=f"hpt-{slot.name}", daemon=True)
             self.proc.start()
+        except OSError as e:  # it died while being handed its start-up data
+            self.start_error = f"{type(e).__name__}: {e}"
         finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -193,10 +211,14 @@ class _Worker:
         self.trial: Trial | None = None
         self.started_at = ""
 
+    @property
+    def usable(self) -> bool:
+        return not self.start_error and self.proc.is_alive()
+
     def give(self, trial: Trial) -> None:
         self.trial = trial
         self.started_at = utcnow()
-        self.conn.send(("trial", trial))
+        self.send(("trial", trial))  # a worker that died meanwhile fails this trial: poll sees its death
 
     def send(self, msg: Any) -> None:
         try:
@@ -205,18 +227,22 @@ class _Worker:
             pass  # it died: its death is noticed by poll
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self.start_error:
+            self.conn.close()
+            return
         if self.proc.is_alive():
             self.send(None)
             self.proc.join(timeout)
-        if self.proc.is_alive():
+        if self.proc.is_alive():  # still starting up, or stuck: it holds no trial
             self.proc.kill()
-            self.proc.join(timeout)
+            self.proc.join(5)
         self.conn.close()
 
     def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
+        if not self.start_error:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join(5)
         self.conn.close()
 
 
@@ -242,8 +268,23 @@ class LocalBackend:
         self.grow = grow
         self._ctx = mp.get_context("spawn")
         self._slots = list(slots)
-        self._workers = [self._spawn(s) for s in slots]
         self._events: list[Event] = []
+        self._workers: list[_Worker] = []
+        # Workers ignore SIGTERM, so multiprocessing's own exit handler (terminate, then join) would
+        # wait for them forever if this process ended without close(): kill them first, whatever the exit.
+        atexit.register(self._kill_all)
+        try:
+            for slot in slots:
+                self._workers.append(self._spawn(slot))
+        except BaseException:  # Ctrl-C while they start: none is left behind
+            self._kill_all()
+            raise
+
+    def _kill_all(self) -> None:
+        for w in self._workers:
+            w.kill()
+        self._workers = []
+        atexit.unregister(self._kill_all)
 
     def _spawn(self, slot: Slot) -> _Worker:
         return _Worker(self._ctx, slot, self.frame, self.objective)
@@ -264,7 +305,10 @@ class LocalBackend:
         return sum(1 for w in self._workers if w.trial is None)
 
     def submit(self, trial: Trial) -> None:
-        worker = next(w for w in self._workers if w.trial is None)
+        i, worker = next((i, w) for i, w in enumerate(self._workers) if w.trial is None)
+        if not worker.usable:  # died while idle (killed, or while starting): a new one takes the slot
+            worker.kill()
+            worker = self._workers[i] = self._spawn(worker.slot)
         worker.give(trial)
         self._events.append(Started(trial, worker.slot.name))
 
@@ -274,7 +318,7 @@ class LocalBackend:
                 w.send(("stop", trial_id, reason))
 
     def poll(self, timeout: float) -> list[Event]:
-        busy = [w for w in self._workers if w.trial is not None]
+        busy = [w for w in self._workers if w.trial is not None and not w.start_error]
         if busy and not self._events:
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=timeout)
         events, self._events = self._events, []
@@ -286,7 +330,7 @@ class LocalBackend:
             if result is None:
                 continue
             w.trial = None
-            if not w.proc.is_alive():
+            if not w.usable:
                 w.kill()
                 self._workers[i] = self._spawn(w.slot)
             events.append(Finished(result))
@@ -308,15 +352,25 @@ class LocalBackend:
                     return msg[1]  # type: ignore[no-any-return]
         except (EOFError, OSError):
             pass
-        if w.proc.is_alive():
+        if w.start_error:
+            cause = f"could not be started: {w.start_error}"
+        elif w.proc.is_alive():
             return None
-        w.proc.join(1)
-        cause = _death_cause(w.proc.exitcode)
+        else:
+            w.proc.join(1)
+            cause = _death_cause(w.proc.exitcode)
         return TrialResult(w.trial, Status.FAILED, error=f"worker process died ({cause}) while training this trial",
                            started_at=w.started_at, finished_at=utcnow(), device=w.slot.name)
 
     def close(self) -> list[TrialResult]:
+        """Idle workers are asked to exit (killed if they are still starting up a moment later);
+        busy ones are killed and their trials come back ``interrupted``."""
         interrupted = []
+        idle = [w for w in self._workers if w.trial is None]
+        for w in idle:
+            if not w.start_error:
+                w.send(None)
+        deadline = time.monotonic() + 1.0
         for w in self._workers:
             if w.trial is not None:
                 w.kill()
@@ -324,7 +378,8 @@ class LocalBackend:
                                                "finished", started_at=w.started_at, finished_at=utcnow(),
                                                device=w.slot.name))
                 w.trial = None
-            else:
-                w.stop()
+        for w in idle:
+            w.stop(timeout=max(0.0, deadline - time.monotonic()))
         self._workers = []
+        atexit.unregister(self._kill_all)
         return interrupted

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpt.progress import format_value, plural
+from hpt.rows import result_row, rows_frame
 from hpt.scheduling.base import DONE, WAIT, Scheduler, Suggestion
 from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan
-from hpt.store import result_row
 from hpt.trial import Trial, TrialResult
 
 __all__ = ["EDGE", "AutoScheduler", "next_range"]
@@ -103,16 +103,16 @@ class AutoScheduler(Scheduler):
         self._announced = True
 
     def _decide(self) -> None:
-        from hpt.results import best_config
+        from hpt.results import best_config, why_no_best
 
-        rows = [r for tid, r in {**self._restored, **self._rows}.items() if tid in self._ids]
-        best = best_config([dict(r) for r in rows], self.objective, self._ids)
+        rows = rows_frame({**self._restored, **self._rows}.values(), self._ids)
+        best = best_config(rows, self.objective)
         low, high = self.lr_range
         if best is None:
-            self.say(f"auto round {self.round}: no trial finished ok; stopping")
+            self.say(f"auto round {self.round}: {why_no_best(rows, self.objective)}; stopping")
             self._finished = True
             return
-        best_lr = float(best["params"]["lr"])
+        best_lr = float(best.params["lr"])
         moved = next_range(low, high, best_lr)
         if moved is None:
             self.say(f"auto: best lr {format_value(best_lr)} lies inside {low:g}..{high:g}; done")

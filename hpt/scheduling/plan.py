@@ -36,8 +36,9 @@ class PlanScheduler(Scheduler):
 
     def describe(self) -> str:
         p = self.plan
+        seeds = f" x {p.seeds} seeds" if p.seeds > 1 else ""
         return (f"{plural(len(p), 'trial')} ({plural(len(p.configs), 'config')} x "
-                f"{plural(len(p.periods), 'period')})")
+                f"{plural(len(p.periods), 'period')}{seeds})")
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         self._done = {tid for tid, row in rows.items() if row.get("status") == Status.OK.value}

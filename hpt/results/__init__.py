@@ -1,0 +1,60 @@
+"""Read a results location and decide from it: rankings across periods, is the winner real, parameter trends.
+
+:func:`load_results` reads the rows, :func:`summarise` turns them into a :class:`Summary`
+(each fidelity ranked apart, the winner tested against every other config, the objective per
+value of every tuned parameter, the trials that did not finish ``ok``), and :func:`render`
+prints a summary as a table, CSV, JSON or Markdown. :func:`best_config` is the one
+definition of the best config, used by ``hpt results``, ``hpt best``, the end of a run and
+``hpt auto``.
+
+    load.py     load_results, default_metric, filter_rows, check_metric
+    rank.py     Ranking per fidelity, BestConfig, best_config
+    stats.py    Verdict, winner_verdict: the best against every other config (Friedman, Nemenyi, Wilcoxon)
+    trends.py   parameter_trends
+    summary.py  Summary, summarise, best_params
+    render.py   render: table, markdown, json, csv
+"""
+
+from __future__ import annotations
+
+from hpt.results.load import check_metric, default_metric, filter_rows, load_results
+from hpt.results.rank import (
+    BestConfig,
+    Ranking,
+    best_config,
+    fidelity_order,
+    main_fidelity,
+    rank_fidelities,
+    rank_fidelity,
+    why_no_best,
+)
+from hpt.results.render import FORMATS, render
+from hpt.results.stats import ALPHA, Comparison, Verdict, periods_needed, winner_verdict
+from hpt.results.summary import Summary, best_params, summarise
+from hpt.results.trends import parameter_trends
+
+__all__ = [
+    "ALPHA",
+    "FORMATS",
+    "BestConfig",
+    "Comparison",
+    "Ranking",
+    "Summary",
+    "Verdict",
+    "best_config",
+    "best_params",
+    "check_metric",
+    "default_metric",
+    "fidelity_order",
+    "filter_rows",
+    "load_results",
+    "main_fidelity",
+    "parameter_trends",
+    "periods_needed",
+    "rank_fidelities",
+    "rank_fidelity",
+    "render",
+    "summarise",
+    "why_no_best",
+    "winner_verdict",
+]

@@ -1,0 +1,188 @@
+"""Read a results location into one DataFrame of trial rows; pick and check what to rank by."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from hpt.errors import HptError, InputError, did_you_mean
+from hpt.rows import KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, rows_frame
+from hpt.sinks import Sink, open_sink
+from hpt.sinks.local import LocalSink
+
+__all__ = ["check_metric", "default_metric", "filter_rows", "load_results"]
+
+
+def load_results(uri: str) -> pd.DataFrame:
+    """Every trial row at a results location.
+
+    ``results.csv`` is read, and any row object in ``rows/`` it does not have yet is added
+    (the CSV is rebuilt after each trial, so it lags at most by the trial being written).
+    Parameter columns keep their types: an integer stays an integer even where other
+    runs' rows have no value. When there are no rows, the error says what the location holds.
+    """
+    sink = open_sink(uri)
+    if isinstance(sink, LocalSink):
+        if not sink.root.exists():
+            raise InputError(f"{uri} does not exist")
+        if not sink.root.is_dir():
+            raise InputError(f"{uri} is a file, not a results folder (give the folder that hpt run wrote, "
+                             "e.g. hpt-results/<name>)")
+    found: list[str] = []  # what is there instead of rows, for the error
+    rows_url = sink.url("rows/").rstrip("/") + "/"
+    frame = _load_csv(sink, found)
+    try:
+        keys = [k for k in sink.list("rows/") if k.endswith(".json")]
+    except OSError as e:
+        keys = []
+        found.append(f"{rows_url} cannot be read: {e.strerror or e}")
+    else:
+        if not keys:
+            found.append("no rows/")
+    if keys:
+        ids = {k.removeprefix("rows/").removesuffix(".json"): k for k in keys}
+        have: set[str] = set()
+        if not frame.empty:
+            listed = len(frame)
+            frame = frame[frame["trial_id"].astype(str).isin(ids)]
+            have = set(frame["trial_id"].astype(str))
+            if listed and not have:
+                found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
+        extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have])
+        if extra:
+            frame = pd.concat([frame, rows_frame(extra)], ignore_index=True) if not frame.empty else rows_frame(extra)
+        elif not have:
+            files = f"{len(keys)} .json file" + ("s" if len(keys) != 1 else "")
+            found.append(f"{rows_url} holds no readable trial rows ({files})")
+    if frame.empty:
+        raise InputError(f"no results at {uri}: {'; '.join(found)}")
+    _restore_ints(frame, sink)
+    fill_fidelity(frame)
+    return frame.reset_index(drop=True)
+
+
+def _load_csv(sink: Sink, found: list[str]) -> pd.DataFrame:
+    """results.csv's trial rows, or an empty frame with what was wrong added to `found`."""
+    where = sink.url(RESULTS_CSV)
+    try:
+        data = sink.read(RESULTS_CSV)
+    except OSError as e:
+        found.append(f"{where} cannot be read: {e.strerror or e}")
+        return pd.DataFrame()
+    if data is None:
+        found.append(f"no {RESULTS_CSV}")
+        return pd.DataFrame()
+    if not data.strip():
+        found.append(f"{where} is empty")
+        return pd.DataFrame()
+    if b"\0" in data:
+        found.append(f"{where} is not a text file")
+        return pd.DataFrame()
+    try:
+        frame = read_csv(data)
+    except UnicodeDecodeError:
+        found.append(f"{where} is not a text file")
+        return pd.DataFrame()
+    except ValueError as e:  # pandas' ParserError and EmptyDataError are ones
+        found.append(f"{where} is not a CSV file: {' '.join(str(e).split())}")
+        return pd.DataFrame()
+    missing = next((c for c in KEY_COLUMNS if c not in frame), None)
+    if missing is not None:
+        found.append(f"{where} has no trial rows (no {missing} column)")
+        return pd.DataFrame()
+    if frame.empty:
+        found.append(f"{where} has no trial rows (only its header)")
+    return frame
+
+
+def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
+    """Integers that the CSV wrote as 8.0 (their column has gaps) become integers again, as their row objects say.
+
+    hpt writes integers as integers; a results.csv written by another tool (pandas) may not.
+    """
+    for c in frame.columns:
+        if not c.startswith("param_"):
+            continue
+        col = frame[c]
+        present = col.notna()
+        if present.all() or not present.any():
+            continue
+        values = col[present]
+        if not all(isinstance(v, float) and v.is_integer() for v in values):
+            continue
+        tid = frame.loc[values.index[0], "trial_id"]
+        try:
+            row = parse_row(sink.read(f"rows/{tid}.json"))
+        except OSError:
+            continue
+        original = row.get(c) if row else None
+        if isinstance(original, int) and not isinstance(original, bool):
+            ints = [int(v) if p else None for v, p in zip(col, present, strict=True)]
+            frame[c] = pd.Series(ints, index=col.index, dtype=object)
+
+
+def _read_rows(sink: Sink, keys: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for key in keys:
+        try:
+            row = parse_row(sink.read(key))
+        except OSError:
+            continue  # an unreadable file is not a row
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def default_metric(uri: str) -> str:
+    """The objective of the latest run recorded at `uri` (``runs/``), else ``val_mse``."""
+    try:
+        sink = open_sink(uri)
+        keys = sink.list("runs/")
+        data = sink.read(keys[-1]) if keys else None
+        objective = json.loads(data).get("spec", {}).get("objective") if data else None
+    except (HptError, OSError, ValueError, AttributeError):
+        objective = None
+    return objective if isinstance(objective, str) and objective else "val_mse"
+
+
+def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows for which the pandas expression `where` holds; parameters may be named without ``param_``.
+
+    Example: ``lr < 0.01 and period_start >= '2013-02-01'``.
+    """
+    params: dict[str, pd.Series] = {}
+    for c in frame.columns:
+        if c.startswith("param_"):
+            col = frame[c]
+            numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
+            params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
+    bare = {c.removeprefix("param_"): v for c, v in params.items() if c.removeprefix("param_") not in frame.columns}
+    try:
+        mask = frame.eval(where, resolvers=[params, bare])
+    except NameError as e:  # pandas' UndefinedVariableError is one
+        name = str(e).split("'")[1] if "'" in str(e) else ""
+        names = sorted(set(bare) | {c for c in frame.columns if not c.startswith("param_")})
+        raise InputError(f"--where: {e}{did_you_mean(name, names)}; names: {', '.join(names)}") from None
+    except Exception as e:
+        raise InputError(f"--where: cannot evaluate {where!r}: {type(e).__name__}: {e}") from None
+    if not isinstance(mask, pd.Series) or mask.dtype != bool:
+        raise InputError(f"--where: {where!r} is not a condition; write one such as \"lr < 0.01\"")
+    picked = frame[mask]
+    if picked.empty:
+        raise InputError(f"--where: no row matches {where!r} (of {len(frame)} rows)")
+    return picked
+
+
+def check_metric(frame: pd.DataFrame, metric: str) -> str:
+    """The numeric column `metric` names (``mse`` means ``val_mse``); InputError listing the metrics when none."""
+    if metric not in frame.columns and f"val_{metric}" in frame.columns:
+        metric = f"val_{metric}"  # --metric mse means val_mse
+    numeric = [c for c in frame.columns
+               if c not in TEXT_COLUMNS and not c.startswith("param_") and pd.api.types.is_numeric_dtype(frame[c])]
+    if metric not in numeric:
+        raise InputError(f'--metric: no metric "{metric}" in these results{did_you_mean(metric, numeric)}; '
+                         f"available: {', '.join(numeric) or 'none'}")
+    return metric

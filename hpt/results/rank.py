@@ -1,0 +1,200 @@
+"""Configs ranked across periods, each fidelity apart, and the one definition of the best config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpt.progress import plural
+from hpt.rows import DEFAULT_FIDELITY, plain
+from hpt.trial import Status
+
+__all__ = [
+    "STATS",
+    "BestConfig",
+    "Ranking",
+    "best_config",
+    "empty_ranking",
+    "fidelities",
+    "fidelity_order",
+    "main_fidelity",
+    "rank_fidelities",
+    "rank_fidelity",
+    "why_no_best",
+]
+
+STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial")
+"""The columns of a ranking's table after config_id, before the parameters."""
+
+
+@dataclass(frozen=True)
+class BestConfig:
+    """The config with the lowest mean metric among those of one fidelity that ran every period."""
+
+    config_id: str
+    params: dict[str, Any]  # the tuned parameters, by name (those the config has a value for)
+    mean: float
+    periods_run: int  # every period of its fidelity's ranking
+    periods_won: int
+    fidelity: str
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Configs of one fidelity ranked across periods.
+
+    `table` has one row per config: config_id, mean, median, worst, std (across periods),
+    seed_std (across seeds within a period, pooled over its periods; NaN with one seed per
+    period), seeds (the fewest ok seeds any of its periods has), periods_run, periods_won,
+    ranks (one per period, None where the config has no ok value), partial, then one column
+    per parameter, by name. Configs that ran every period come first, then by mean (lower
+    is better). `values` is configs x periods of the metric, each the mean over the
+    period's seeds (the config's ok rows of that period: ``training.repeats``).
+    """
+
+    fidelity: str
+    metric: str
+    periods: list[str]
+    params: list[str]
+    table: pd.DataFrame
+    values: pd.DataFrame
+    trials: int  # ok trials with a value of the metric
+
+    @cached_property
+    def best(self) -> BestConfig | None:
+        """The config with the lowest mean among those that ran every period; a partial config is never crowned."""
+        complete = self.table[~self.table["partial"].astype(bool)]
+        if complete.empty:
+            return None
+        row = complete.iloc[0]
+        params = {p: plain(row[p]) for p in self.params}
+        return BestConfig(config_id=str(row["config_id"]), params={p: v for p, v in params.items() if v is not None},
+                          mean=float(row["mean"]), periods_run=int(row["periods_run"]),
+                          periods_won=int(row["periods_won"]), fidelity=self.fidelity)
+
+    @property
+    def seeds_measured(self) -> bool:
+        """Some config has two or more seeds in a period (``training.repeats``): the seed spread is known."""
+        return bool(len(self.table)) and bool(self.table["seed_std"].notna().any())
+
+    def why_no_best(self) -> str:
+        """Why no config is crowned, in the words ``hpt best`` and the end of a run use; "" when one is."""
+        if self.best is not None:
+            return ""
+        if self.table.empty:
+            return f"no trial finished ok with a {self.metric} value"
+        lead = self.table.iloc[0]
+        return (f"no config has run all {len(self.periods)} periods yet, so none is crowned best "
+                f"(leading: {lead['config_id']} with {plural(int(lead['periods_run']), 'period')})")
+
+
+def empty_ranking(fidelity: str, metric: str) -> Ranking:
+    """A ranking of no configs."""
+    return Ranking(fidelity, metric, [], [], pd.DataFrame(columns=["config_id", *STATS]), pd.DataFrame(), 0)
+
+
+def fidelities(frame: pd.DataFrame) -> pd.Series:
+    """The fidelity of each row (``full`` where the row has none)."""
+    if "fidelity" not in frame:
+        return pd.Series(DEFAULT_FIDELITY, index=frame.index, dtype=object)
+    return frame["fidelity"].fillna(DEFAULT_FIDELITY).astype(str)
+
+
+def fidelity_order(values: Iterable[str]) -> list[str]:
+    """Fidelities as they are shown and chosen from: ``full`` first, then the others by name."""
+    distinct = set(values)
+    return [DEFAULT_FIDELITY] * (DEFAULT_FIDELITY in distinct) + sorted(distinct - {DEFAULT_FIDELITY})
+
+
+def _ok(frame: pd.DataFrame, metric: str) -> pd.Series:
+    return (frame["status"].astype(str) == Status.OK.value) & frame[metric].notna()
+
+
+def _ranks_anything(frame: pd.DataFrame, metric: str) -> bool:
+    return not frame.empty and metric in frame and "status" in frame
+
+
+def main_fidelity(frame: pd.DataFrame, metric: str) -> str:
+    """The fidelity a decision rests on: ``full`` when it has ok rows, else the first (by name) that has."""
+    if not _ranks_anything(frame, metric):
+        return DEFAULT_FIDELITY
+    ranked = fidelity_order(fidelities(frame)[_ok(frame, metric)].unique())
+    return ranked[0] if ranked else DEFAULT_FIDELITY
+
+
+def _period_labels(frame: pd.DataFrame) -> pd.Series:
+    return frame["period_start"].astype(str) + ".." + frame["period_end"].astype(str)
+
+
+def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
+    """The configs of the rows of one fidelity ranked by their mean `metric` over the periods (lower is better)."""
+    if not _ranks_anything(frame, metric):
+        return empty_ranking(fidelity, metric)
+    ok = frame[_ok(frame, metric) & (fidelities(frame) == fidelity)]
+    if ok.empty:
+        return empty_ranking(fidelity, metric)
+    cells = ok.groupby([ok["config_id"].astype(str), _period_labels(ok).rename("period")], sort=False)[metric]
+    per = cells.mean()
+    values = per.unstack("period")
+    periods = sorted(values.columns)
+    values = values[periods]
+    values.columns.name = None
+    ranks = values.rank(axis=0, method="min")
+    arr = ranks.to_numpy()
+    table = pd.DataFrame({
+        "config_id": values.index,
+        "mean": values.mean(axis=1).to_numpy(),
+        "median": values.median(axis=1).to_numpy(),
+        "worst": values.max(axis=1).to_numpy(),
+        "std": values.std(axis=1, ddof=0).to_numpy(),
+        **_seed_spread(cells, values.index),
+        "periods_run": values.notna().sum(axis=1).to_numpy(),
+        "periods_won": (arr == 1).sum(axis=1),
+        "ranks": [[None if math.isnan(x) else int(x) for x in row] for row in arr.tolist()],
+    })
+    table["partial"] = table["periods_run"] < len(periods)
+    params = sorted(c.removeprefix("param_") for c in ok.columns if c.startswith("param_") and ok[c].notna().any())
+    if params:
+        firsts = ok.groupby(ok["config_id"].astype(str), sort=False)[[f"param_{p}" for p in params]].first()
+        for p in params:
+            table[p] = firsts[f"param_{p}"].reindex(values.index).to_numpy()
+    table = table.sort_values(["partial", "mean", "config_id"], kind="stable").reset_index(drop=True)
+    return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok))
+
+
+def _seed_spread(cells: Any, configs: pd.Index) -> dict[str, Any]:
+    """Per config: the std across seeds within a period, pooled over its periods, and its fewest seeds in a period."""
+    var = cells.var(ddof=1)  # NaN for a period with one seed
+    count = cells.size()
+    by_config = var.groupby(level=0, sort=False)
+    pooled = np.sqrt(by_config.mean()).reindex(configs)  # mean skips periods with one seed
+    fewest = count.groupby(level=0, sort=False).min().reindex(configs)
+    return {"seed_std": pooled.to_numpy(dtype=float), "seeds": fewest.to_numpy(dtype=int)}
+
+
+def rank_fidelities(frame: pd.DataFrame, metric: str) -> dict[str, Ranking]:
+    """One ranking per fidelity the rows have (``full`` first, then by name): fidelities are never mixed."""
+    if frame.empty:
+        return {}
+    return {f: rank_fidelity(frame, metric, f) for f in fidelity_order(fidelities(frame).unique())}
+
+
+def best_config(frame: pd.DataFrame, metric: str, fidelity: str | None = None) -> BestConfig | None:
+    """The best config of trial rows (see :func:`hpt.rows.rows_frame` for row dicts): THE definition of best.
+
+    The lowest mean `metric` among the configs of `fidelity` (default: :func:`main_fidelity`)
+    that ran every period; None when no config did. `hpt results`, `hpt best`, the end of a
+    run and `hpt auto` all name this one; :func:`why_no_best` says why there is none.
+    """
+    return rank_fidelity(frame, metric, fidelity or main_fidelity(frame, metric)).best
+
+
+def why_no_best(frame: pd.DataFrame, metric: str, fidelity: str | None = None) -> str:
+    """Why :func:`best_config` of the same arguments is None, in one line; "" when it is not."""
+    return rank_fidelity(frame, metric, fidelity or main_fidelity(frame, metric)).why_no_best()

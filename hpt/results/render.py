@@ -1,0 +1,343 @@
+"""The summary as text: a terminal table, Markdown, JSON or CSV."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpt.errors import InputError
+from hpt.progress import plural
+from hpt.results.rank import STATS, BestConfig, Ranking
+from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
+from hpt.results.summary import QUICK, Summary
+from hpt.rows import DEFAULT_FIDELITY, plain
+from hpt.trial import Status
+
+__all__ = ["FORMATS", "render"]
+
+FORMATS = ("table", "csv", "json", "markdown")
+_MAX_PROBLEMS_SHOWN = 20
+
+
+def _num(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def _params_text(best: BestConfig) -> str:
+    return " ".join(f"{p}={_num(v)}" for p, v in best.params.items())
+
+
+@dataclass
+class _Section:
+    title: str
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)  # columns aligned right (numbers)
+    notes: list[str] = field(default_factory=list)
+    paragraph: str = ""  # prose after the table: wrapped in a terminal, a paragraph in Markdown
+
+
+def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
+    labels = " ".join(f"P{i}" for i in range(1, len(r.periods) + 1))
+    seeds = r.seeds_measured
+    spread = ["period std", "seed std"] if seeds else ["std"]
+    headers = ["#", "config", *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})"]
+    sec = _Section(title, headers, right={0, *range(2, len(headers) - 1)})
+    shown = r.table if top <= 0 else r.table.head(top)
+    best = r.best
+    for i, d in enumerate(shown.to_dict(orient="records"), 1):
+        mark = "*" if best is not None and d["config_id"] == best.config_id else ""
+        ranks = " ".join("-" if x is None else str(x) for x in d["ranks"])
+        won = f"{d['periods_won']}/{len(r.periods)}"
+        cid = d["config_id"] + (" (partial)" if d["partial"] else "")
+        spreads = [_num(d["std"]), _num(d["seed_std"])] if seeds else [_num(d["std"])]
+        sec.rows.append([f"{i}{mark}", cid, *(_num(d[p]) for p in r.params), _num(d["mean"]), _num(d["median"]),
+                         _num(d["worst"]), *spreads, won, ranks])
+    if len(r.table) > len(shown):
+        sec.notes.append(f"... and {len(r.table) - len(shown)} more configs (--top N shows more; --top 0 all)")
+    n_partial = int(r.table["partial"].sum())
+    if best is None:
+        sec.notes.append(f"no config has run all {len(r.periods)} periods: none is crowned best")
+    else:
+        sec.notes.append(f"* best: {best.config_id}  {_params_text(best)}  "
+                         f"mean {r.metric}={_num(best.mean)}, won {best.periods_won} of {plural(len(r.periods), 'period')}")
+    if n_partial:
+        sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
+                         "never crowned best")
+    sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
+    if seeds:
+        fewest = int(r.table["seeds"].min())
+        most = int(r.table["seeds"].max())
+        count = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+        sec.notes.append(f"each period's value is the mean over its seeds ({count} per period); period std: spread "
+                         "across periods; seed std: spread across seeds within a period, the noise a difference must beat")
+    return sec
+
+
+_TEST_NAMES = {FRIEDMAN_NEMENYI: "Nemenyi p", WILCOXON: "Wilcoxon p"}
+
+
+def _verdict_section(s: Summary) -> _Section:
+    r = s.main
+    v = s.verdict
+    title = "Is the winner real? The best against every other config, corrected for picking it"
+    sec = _Section(title, paragraph=v.statement(s.metric))
+    if v.comparisons:
+        sec.headers = ["best vs", *r.params, "wins", "mean diff", _TEST_NAMES.get(v.test, "p"), "verdict"]
+        sec.right = {*range(1, len(r.params) + 4)}
+        table = r.table.set_index("config_id")
+        for c in v.comparisons:
+            other = table.loc[c.other]
+            sec.rows.append([c.other, *(_num(other[p]) for p in r.params), f"{c.wins} of {c.shared}",
+                             f"{c.mean_diff:+.3g}", format_p(c.p_value), c.verdict])
+        listed = {c.other for c in v.comparisons}
+        left = len(v.tied) + len(v.distinguishable) + len(v.untested) - len(listed)
+        if left > 0:
+            sec.notes.append(f"... and {left} more configs tested (--compare N lists more; --format json names every one)")
+        sec.notes.append(_method_note(s, v))
+    if v.best is not None and v.configs >= 2 and not r.seeds_measured:
+        sec.notes.append("one seed per period: the seed noise is not measured; training.repeats: 3 trains three seeds "
+                         "per config and period and shows their spread")
+    return sec
+
+
+def _method_note(s: Summary, v: Verdict) -> str:
+    diff = f"mean diff: best minus other ({s.metric}; negative: the best is lower)"
+    if v.test == WILCOXON:
+        return f"{diff}; Wilcoxon signed-rank test over the periods, two-sided at {v.alpha:g}"
+    return (f"{diff}; Friedman test over the periods, then (only if it finds a difference) Nemenyi's test of the best "
+            f"against each config, corrected for comparing {v.configs} configs, at {v.alpha:g}; "
+            f'"{TIED}": the tests cannot tell it from the best')
+
+
+def _trend_sections(s: Summary) -> list[_Section]:
+    out = []
+    for p, t in s.trends.items():
+        sec = _Section(f"{p}: {s.metric} per value", [p, "median", "mean", "best", "trials", "configs"], right={1, 2, 3, 4, 5})
+        top = int(t["median"].to_numpy().argmin())
+        for i, row in enumerate(t.itertuples(index=False)):
+            sec.rows.append([_num(row.value) + (" *" if i == top else ""), _num(row.median), _num(row.mean),
+                             _num(row.best), str(row.trials), str(row.configs)])
+        out.append(sec)
+    if out:
+        out[-1].notes.append("* lowest median")
+    return out
+
+
+def _problem_section(s: Summary, limit: int) -> _Section:
+    known = [x.value for x in Status if x is not Status.OK]  # failed, diverged, interrupted, pruned
+    others = [k for k in s.counts if k not in known and k != Status.OK.value]  # a status this hpt does not know
+    what = ", ".join(f"{s.counts[k]} {k}" for k in [*known, *others] if k in s.counts)
+    sec = _Section(f"Not ranked: {plural(len(s.problems), 'trial')} did not finish ok ({what})",
+                   ["status", "trial", "config", "fidelity", "period", "params", "error"])
+    params = [c for c in s.problems.columns if c.startswith("param_")]
+    shown = s.problems if limit <= 0 else s.problems.head(limit)
+    for _, row in shown.iterrows():
+        ptext = " ".join(f"{c.removeprefix('param_')}={_num(row[c])}" for c in params if plain(row[c]) is not None)
+        err = row.get("error")
+        err_text = "" if plain(err) is None else next(iter(str(err).splitlines()), "")[:100]  # a pruned row has none
+        sec.rows.append([str(row["status"]), str(row["trial_id"]), str(row["config_id"]), str(row.get("fidelity", "")),
+                         f"{row.get('period_start')}..{row.get('period_end')}", ptext, err_text])
+    if len(s.problems) > len(shown):
+        sec.notes.append(f"... and {len(s.problems) - len(shown)} more (--format json or csv lists every one)")
+    return sec
+
+
+def _header(s: Summary) -> str:
+    counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
+    parts = [f"{s.uri or 'results'}: {plural(s.trials, 'trial')} ({counts})"]
+    if s.where:
+        parts.append(f"where {s.where}")
+    parts.append(f"metric {s.metric} (lower is better)")
+    return "; ".join(parts)
+
+
+def _ranking_title(s: Summary, r: Ranking) -> str:
+    what = f"{plural(r.trials, 'ok trial')}, {plural(len(r.table), 'config')}"
+    if r.fidelity == DEFAULT_FIDELITY:
+        return f"Configs ranked by mean {s.metric} over {plural(len(r.periods), 'period')} (full runs: {what})"
+    if r.fidelity == QUICK:
+        return f"Screening (quick) rows, ranked apart: {what}"
+    return f"{r.fidelity} rows, ranked apart: {what}"
+
+
+def _sections(s: Summary, top: int) -> list[_Section]:
+    secs = [_Section(_header(s), notes=list(s.notes))]
+    ranked = [r for r in s.rankings.values() if not r.table.empty]
+    for r in ranked:
+        secs.append(_ranking_section(r, _ranking_title(s, r), top))
+    if not ranked:
+        secs.append(_Section("No ok trials to rank"))
+    if s.main.best is not None:
+        secs.append(_verdict_section(s))
+    trends = _trend_sections(s)
+    if trends:
+        which = "screening" if s.main_fidelity == QUICK else s.main_fidelity
+        secs.append(_Section(f"Parameter trends ({which} rows; {s.metric} per value over ok trials)"))
+        secs += trends
+    if len(s.problems):
+        secs.append(_problem_section(s, _MAX_PROBLEMS_SHOWN if top > 0 else 0))
+    return secs
+
+
+def _text_table(sec: _Section, indent: str = "  ") -> list[str]:
+    cells = [sec.headers, *sec.rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(sec.headers))]
+    lines = []
+    for r in cells:
+        parts = [c.rjust(w) if i in sec.right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append((indent + "  ".join(parts)).rstrip())
+    return lines
+
+
+def _render_text(s: Summary, top: int) -> str:
+    out: list[str] = []
+    for i, sec in enumerate(_sections(s, top)):
+        if i:
+            out.append("")
+        out.append(sec.title)
+        if sec.paragraph:
+            out += textwrap.wrap(sec.paragraph, width=110, initial_indent="  ", subsequent_indent="  ")
+        if sec.headers:
+            out += _text_table(sec)
+        out += [f"  {n}" for n in sec.notes]
+    return "\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*")
+
+
+def _render_markdown(s: Summary, top: int) -> str:
+    out: list[str] = []
+    for i, sec in enumerate(_sections(s, top)):
+        level = "##" if i == 0 else ("####" if sec.headers and sec.title.split(":")[0] in s.trends else "###")
+        out += [f"{level} {_md_cell(sec.title)}", ""]
+        if sec.paragraph:
+            out += [_md_cell(sec.paragraph), ""]
+        if sec.headers:
+            out.append("| " + " | ".join(_md_cell(h) for h in sec.headers) + " |")
+            out.append("|" + "|".join("---:" if j in sec.right else "---" for j in range(len(sec.headers))) + "|")
+            out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in sec.rows]
+            out.append("")
+        notes = [n for n in sec.notes if n]
+        if notes:
+            out += [f"- {_md_cell(n)}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+def _verdicts(v: Verdict | None) -> dict[str, str]:
+    """Each config's verdict by id: best, tied with the best, worse than the best, ..."""
+    if v is None or v.best is None:
+        return {}
+    out = {c: TOO_FEW if v.periods < v.needed else TIED for c in v.tied}
+    out.update({c: UNTESTED for c in v.untested})
+    out.update({c: WORSE for c in v.distinguishable})
+    out.update({c: BETTER_RANKED for c in v.better_ranked})
+    out.update({c.other: c.verdict for c in v.comparisons})
+    out[v.best] = "best"
+    return out
+
+
+def _config_records(r: Ranking, top: int, verdict: Verdict | None = None) -> list[dict[str, Any]]:
+    shown = r.table if top <= 0 else r.table.head(top)
+    best = r.best
+    verdicts = _verdicts(verdict)
+    records = []
+    for row in shown.to_dict(orient="records"):
+        rec: dict[str, Any] = {"config_id": row["config_id"],
+                               "best": best is not None and row["config_id"] == best.config_id}
+        if verdict is not None:
+            rec["verdict"] = verdicts.get(row["config_id"])
+        for k in STATS:
+            rec[k] = plain(row[k])
+        for p in r.params:
+            rec[p if p not in rec else f"param_{p}"] = plain(row[p])
+        records.append(rec)
+    return records
+
+
+def _json(s: Summary, top: int) -> str:
+    def ranking(r: Ranking) -> dict[str, Any]:
+        verdict = s.verdict if r is s.main else None
+        return {"periods": r.periods, "parameters": r.params, "ok_trials": r.trials, "configs_total": len(r.table),
+                "best": None if r.best is None else r.best.config_id, "configs": _config_records(r, top, verdict)}
+
+    v = s.verdict
+
+    problem_cols = [c for c in ("status", "trial_id", "config_id", "fidelity", "period_start", "period_end", "error")
+                    if c in s.problems.columns]
+    problems = []
+    for row in s.problems.to_dict(orient="records"):
+        rec = {c: plain(row[c]) for c in problem_cols}
+        rec["params"] = {c.removeprefix("param_"): plain(v) for c, v in row.items()
+                         if c.startswith("param_") and plain(v) is not None}
+        problems.append(rec)
+    doc = {
+        "uri": s.uri, "metric": s.metric, "where": s.where, "trials": s.trials, "counts": s.counts, "notes": s.notes,
+        "full": ranking(s.full), "screening": ranking(s.screening),
+        "rankings": {f: ranking(r) for f, r in s.rankings.items()},
+        "winner": {"best": v.best, "fidelity": s.main_fidelity, "answer": v.answer, "statement": v.statement(s.metric),
+                   "test": v.test or None, "alpha": v.alpha, "configs_tested": v.configs, "periods": v.periods,
+                   "periods_needed": v.needed, "friedman_p": v.friedman_p, "tied_with_best": list(v.tied),
+                   "distinguishable": list(v.distinguishable), "ranks_above_best": list(v.better_ranked),
+                   "not_tested": list(v.untested)},
+        "comparisons": [{"best": c.best, "other": c.other, "shared_periods": c.shared, "wins": c.wins, "losses": c.losses,
+                         "ties": c.ties, "mean_diff": plain(c.mean_diff), "p_value": c.p_value, "test": v.test or None,
+                         "distinguishable": c.distinguishable, "verdict": c.verdict} for c in v.comparisons],
+        "trends": {p: [{k: plain(v) for k, v in rec.items()} for rec in t.to_dict(orient="records")]
+                   for p, t in s.trends.items()},
+        "not_ranked": problems,
+    }
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def _csv(s: Summary, top: int) -> str:
+    frames = []
+    for r in s.rankings.values():
+        if r.table.empty:
+            continue
+        t = (r.table if top <= 0 else r.table.head(top)).copy()
+        t["ranks"] = [";".join("" if x is None else str(x) for x in ranks) for ranks in t["ranks"]]
+        verdicts = _verdicts(s.verdict if r is s.main else None)
+        t.insert(t.columns.get_loc("partial") + 1, "verdict", [verdicts.get(c, "") for c in t["config_id"]])
+        t.insert(0, "fidelity", r.fidelity)
+        t.insert(1, "rank", range(1, len(t) + 1))
+        frames.append(t)
+    if not frames:
+        return "fidelity,rank,config_id," + ",".join(STATS) + "\n"
+    buf = io.StringIO()
+    pd.concat(frames, ignore_index=True).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def render(summary: Summary, fmt: str = "table", top: int = 10) -> str:
+    """The summary as text: ``table`` (a terminal), ``markdown`` (a build summary), ``json`` or ``csv``.
+
+    `top` limits the configs listed per ranking (0: all). JSON has every section; CSV is
+    the rankings, one line per config, with a ``fidelity`` column.
+    """
+    if fmt == "table":
+        return _render_text(summary, top)
+    if fmt == "markdown":
+        return _render_markdown(summary, top)
+    if fmt == "json":
+        return _json(summary, top)
+    if fmt == "csv":
+        return _csv(summary, top)
+    raise InputError(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -1,0 +1,131 @@
+"""Everything `hpt results` reports about a results location, and the parameters `hpt best` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from hpt.errors import HptError
+from hpt.progress import plural
+from hpt.results.load import check_metric, filter_rows
+from hpt.results.rank import (
+    BestConfig,
+    Ranking,
+    empty_ranking,
+    fidelities,
+    main_fidelity,
+    rank_fidelities,
+)
+from hpt.results.stats import Comparison, Verdict, winner_verdict
+from hpt.results.trends import parameter_trends
+from hpt.rows import DEFAULT_FIDELITY
+from hpt.trial import Status
+
+__all__ = ["QUICK", "Summary", "best_params", "summarise"]
+
+QUICK = "quick"
+"""The fidelity of ``--quick`` screening rows."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything `hpt results` reports about one results location.
+
+    `rankings` has one ranking per fidelity the rows have, ``full`` first; `main_fidelity`
+    is the one the best config, the verdict on it and the trends rest on (see
+    :func:`hpt.results.rank.main_fidelity`). `verdict` tests the best against every other
+    config of that ranking (:func:`hpt.results.stats.winner_verdict`).
+    """
+
+    uri: str
+    metric: str
+    where: str | None
+    trials: int
+    counts: dict[str, int]
+    rankings: dict[str, Ranking]
+    main_fidelity: str
+    verdict: Verdict
+    trends: dict[str, pd.DataFrame]
+    problems: pd.DataFrame  # the rows not ok: never ranked, always listed
+    missing_metric: int = 0  # ok rows without a value of `metric`
+    notes: list[str] = field(default_factory=list)
+
+    def ranking(self, fidelity: str) -> Ranking:
+        """The ranking of one fidelity (of no configs when there are no such rows)."""
+        return self.rankings.get(fidelity) or empty_ranking(fidelity, self.metric)
+
+    @cached_property
+    def main(self) -> Ranking:
+        """The ranking the decision rests on: full-fidelity rows, else the first fidelity with ok rows."""
+        return self.ranking(self.main_fidelity)
+
+    @cached_property
+    def full(self) -> Ranking:
+        return self.ranking(DEFAULT_FIDELITY)
+
+    @cached_property
+    def screening(self) -> Ranking:
+        return self.ranking(QUICK)
+
+    @property
+    def comparisons(self) -> tuple[Comparison, ...]:
+        """The best against the first configs after it (as many as `compare` asked for)."""
+        return self.verdict.comparisons
+
+    @property
+    def best(self) -> BestConfig | None:
+        """The best config (:func:`hpt.results.rank.best_config` of these rows)."""
+        return self.main.best
+
+
+def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None = None, compare: int = 3,
+              uri: str = "") -> Summary:
+    """Rank, test and break down the rows of a results location by `metric` (lower is better).
+
+    The best config is tested against every other ranked config; `compare` is how many of
+    them (in ranking order) get a detailed comparison.
+    """
+    if where:
+        frame = filter_rows(frame, where)
+    metric = check_metric(frame, metric)
+    rankings = rank_fidelities(frame, metric)
+    main = main_fidelity(frame, metric)
+    main_ranking = rankings.get(main) or empty_ranking(main, metric)
+    main_rows = frame[(fidelities(frame) == main).to_numpy()]
+    status = frame["status"].astype(str)
+    counts = {k: int(v) for k, v in status.value_counts().items()}
+    ok = status == Status.OK.value
+    problems = frame[~ok]
+    notes = []
+    ranked = [f for f, r in rankings.items() if not r.table.empty]
+    if main != DEFAULT_FIDELITY and ranked:
+        if ranked == [QUICK]:
+            notes.append("only screening (quick) rows so far: the ranking below is from them")
+        elif ranked == [main]:
+            notes.append(f"only {main} rows so far: the ranking below is from them")
+        else:
+            notes.append(f"no full rows ranked yet: the best config, comparisons and trends are from the {main} rows")
+    missing = int((ok & frame[metric].isna()).sum())
+    if missing:
+        notes.append(f"{plural(missing, 'ok trial')} without a {metric} value left out of the ranking")
+    return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
+                   main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
+                   trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
+                   missing_metric=missing, notes=notes)
+
+
+def best_params(summary: Summary) -> dict[str, list[Any]]:
+    """The best config's tuned parameters as spec ``parameters``: one-value grid axes, ready to paste.
+
+    Raises HptError when no config ran every period.
+    """
+    r = summary.main
+    best = r.best
+    if best is None:
+        if r.table.empty:
+            raise HptError(f"no ok trials with {summary.metric} at {summary.uri}: nothing to choose from")
+        raise HptError(f"{r.why_no_best()}; finish the run, or narrow the periods with --where")
+    return {p: [v] for p, v in best.params.items()}

@@ -1,0 +1,64 @@
+"""Parameter trends: the metric per value of each tuned parameter, over the ok trials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from hpt.rows import is_number, plain
+from hpt.trial import Status
+
+__all__ = ["parameter_trends"]
+
+_MAX_TREND_VALUES = 12  # a numeric parameter with more distinct values (random search) is shown in bins
+
+
+def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """For each parameter with two or more values: the metric per value over the ok rows.
+
+    One table per parameter with columns value, median, mean, best, trials, configs;
+    numeric values in increasing order (many distinct values, as random search gives,
+    are put in bins), others from the best median down.
+    """
+    ok = frame[(frame["status"] == Status.OK.value) & frame[metric].notna()]
+    trends: dict[str, pd.DataFrame] = {}
+    for p in params:
+        col = ok[f"param_{p}"]
+        present = col.notna()
+        if col[present].nunique() < 2:
+            continue
+        values = col[present]
+        numeric = all(is_number(v) for v in values.unique())
+        if numeric and values.nunique() > _MAX_TREND_VALUES:
+            key = _bins(values.astype(float))
+        elif numeric:
+            key = values.astype(float)
+        else:
+            key = values.astype(str)
+        g = ok.loc[present, [metric, "config_id"]].groupby(key.to_numpy(), sort=numeric, observed=True)
+        t = pd.DataFrame({"median": g[metric].median(), "mean": g[metric].mean(), "best": g[metric].min(),
+                          "trials": g[metric].size(), "configs": g["config_id"].nunique()})
+        t.index.name = "value"
+        t = t.reset_index()
+        if numeric and values.nunique() <= _MAX_TREND_VALUES:
+            originals = {float(v): v for v in values.unique()}
+            t["value"] = [plain(originals.get(v, v)) for v in t["value"]]
+        elif numeric:
+            t["value"] = t["value"].astype(str)
+        else:
+            t = t.sort_values("median", kind="stable").reset_index(drop=True)
+        trends[p] = t
+    return trends
+
+
+def _bins(values: pd.Series, n: int = 8) -> pd.Series:
+    lo, hi = float(values.min()), float(values.max())
+    if lo > 0 and hi / lo > 20:
+        edges = np.geomspace(lo, hi, n + 1)
+    else:
+        edges = np.linspace(lo, hi, n + 1)
+    edges = np.unique(edges)
+    labels = [f"{a:.3g}..{b:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return pd.Series(pd.cut(values, edges, labels=labels, include_lowest=True, duplicates="drop"), index=values.index)

@@ -1,0 +1,287 @@
+"""The row schema: one row per trial, as ``rows/<trial_id>.json`` and as a line of ``results.csv``.
+
+The store writes rows with :func:`result_row`, :func:`parse_row` and :func:`to_csv`, and
+merges ``results.csv`` with :func:`parse_csv`; the results commands read them back into a
+DataFrame with :func:`read_csv` and :func:`rows_frame`. Columns: the leading ids, period
+and training seed, ``param_<name>`` for each tuned parameter, the metrics (and any tags, such as
+``round``), then where and when.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import operator
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpt.trial import TrialResult
+
+__all__ = [
+    "DEFAULT_FIDELITY",
+    "DEVICE_METRICS",
+    "KEY_COLUMNS",
+    "LEADING_COLUMNS",
+    "RESULTS_CSV",
+    "TEXT_COLUMNS",
+    "TRAILING_COLUMNS",
+    "fill_fidelity",
+    "is_number",
+    "parse_csv",
+    "parse_row",
+    "plain",
+    "read_csv",
+    "result_row",
+    "rows_frame",
+    "to_csv",
+]
+
+RESULTS_CSV = "results.csv"
+LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end",
+                   "seed")
+TRAILING_COLUMNS = ("device", "started_at", "finished_at", "error", "model_uri")
+TEXT_COLUMNS = frozenset(LEADING_COLUMNS + TRAILING_COLUMNS)
+"""The columns that are never metrics: read as text, never offered to rank by."""
+KEY_COLUMNS = ("trial_id", "config_id", "status")
+"""What every row has: a JSON object or a table without them is not trial rows."""
+DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")
+"""Recorded for trials that ran on a GPU, whatever the spec's metrics."""
+DEFAULT_FIDELITY = "full"
+"""The fidelity of rows written before rows had one."""
+
+
+def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], model_uri: str = "") -> dict[str, Any]:
+    """The row of a finished trial: ids, period, tuned parameters, metrics, where and when."""
+    t = result.trial
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "trial_id": t.trial_id,
+        "config_id": t.config_id,
+        "status": result.status.value,
+        "architecture": t.architecture,
+        "fidelity": t.fidelity,
+        "period_start": t.period.start_text,
+        "period_end": t.period.end_text,
+        "seed": t.seed,  # the seed it trained with; param_seed (when tuned) is the config's
+    }
+    row.update(t.tags)
+    row.update({f"param_{k}": v for k, v in t.tuned_params.items()})
+    row.update({m: result.metrics.get(m) for m in metric_columns})
+    row.update({m: result.metrics[m] for m in DEVICE_METRICS if m in result.metrics})
+    row.update({"device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
+                "error": result.error, "model_uri": model_uri})
+    return row
+
+
+def parse_row(data: bytes | None) -> dict[str, Any] | None:
+    """A ``rows/<trial_id>.json`` object as a row, or None when it is not one.
+
+    A row is a JSON object with a text ``trial_id``, a ``config_id`` and a ``status``;
+    anything else (missing, damaged, a foreign file) is not a row.
+    """
+    if data is None:
+        return None
+    try:
+        row = json.loads(data)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    if not isinstance(row, dict) or not all(c in row for c in KEY_COLUMNS) or not isinstance(row["trial_id"], str):
+        return None
+    return row
+
+
+def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
+    """``results.csv`` as rows of text, exactly as written, by trial id; {} when it is damaged.
+
+    A missing trailing cell reads as empty; a line with more cells than the header, text
+    that is not UTF-8 or a table without ``trial_id`` make the whole file damaged (the
+    store then rebuilds it from the rows it knows). A trial listed twice keeps its last line.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return {}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: dict[str, dict[str, str]] = {}
+    try:
+        header = next(reader, None)
+        if not header or "trial_id" not in header:
+            return {}
+        width = len(header)
+        for cells in reader:
+            if not cells:
+                continue  # a blank line
+            if len(cells) != width:
+                if len(cells) > width:
+                    return {}
+                cells += [""] * (width - len(cells))
+            row = dict(zip(header, cells, strict=True))
+            rows[row["trial_id"]] = row
+    except csv.Error:
+        return {}
+    return rows
+
+
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
+_NUMBER_TYPES = frozenset({int, bool, float, type(None)})
+
+
+def _text(v: Any) -> str:
+    """One value as a cell: empty for None, NaN and NA; numpy scalars as the Python values they are."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return str.__str__(v)  # a str Enum by its value, not its name
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return "" if math.isnan(f) else repr(f)
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):  # a list or array: not a missing value
+        pass
+    return str(v)
+
+
+def _column(values: tuple[Any, ...]) -> list[str] | tuple[str, ...]:
+    """The cells of one column, quoted as csv's QUOTE_MINIMAL does (and around a carriage return too)."""
+    kinds = set(map(type, values))
+    if kinds <= _NUMBER_TYPES:  # never quoted; str() of a float is its repr
+        cells = list(map(str, values))
+        if "None" in cells or "nan" in cells:  # only None and NaN can give these here
+            cells = ["" if c == "None" or c == "nan" else c for c in cells]
+        return cells
+    text: list[str] | tuple[str, ...] = values if kinds == {str} else [
+        v if v.__class__ is str else _text(v) for v in values]
+    if _NEEDS_QUOTES.search("\0".join(text)):
+        return ['"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in text]
+    return text
+
+
+def _finished(row: Mapping[str, Any]) -> str:
+    v = row.get("finished_at")
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``results.csv`` of `rows` (dicts as :func:`result_row` builds, or text rows from :func:`parse_csv`).
+
+    Columns: the leading ids and period, the ``param_`` columns by name, the other columns in
+    the order first seen, then where and when. Rows by ``finished_at`` (a stable sort). An
+    empty cell for None and NaN; integers as integers (``8``, never ``8.0``), floats as
+    Python writes them (``repr``), booleans as True/False, text unchanged.
+    """
+    first: dict[str, None] = {}  # the columns in the order first seen, over the rows as given
+    for r in rows:
+        if not first.keys() >= r.keys():
+            first.update(dict.fromkeys(r))
+    seen = list(first)
+    if not seen:
+        return ",".join(LEADING_COLUMNS + TRAILING_COLUMNS) + "\n"
+    params = sorted(c for c in seen if c.startswith("param_"))
+    known = TEXT_COLUMNS.union(params)
+    order = ([c for c in LEADING_COLUMNS if c in seen] + params + [c for c in seen if c not in known]
+             + [c for c in TRAILING_COLUMNS if c in seen])
+    if len(order) == 1:  # one column: an empty cell must be quoted to be a line at all; leave that to the csv module
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(order)
+        writer.writerows([_text(r.get(order[0]))] for r in sorted(rows, key=_finished))
+        return buf.getvalue()
+    # Column by column: a column of one type is converted in one pass, and the lines are joined in C.
+    get = operator.itemgetter(*order)
+    cells = []
+    for r in sorted(rows, key=_finished):
+        try:
+            cells.append(get(r))
+        except KeyError:
+            cells.append(tuple(map(r.get, order)))
+    columns = [_column(col) for col in zip(*cells, strict=True)]
+    header = ",".join(_column(tuple(order)))
+    return "\n".join([header, *map(",".join, zip(*columns, strict=True)), ""])
+
+
+def read_csv(data: bytes) -> pd.DataFrame:
+    """``results.csv`` as a DataFrame of typed values.
+
+    Parameter columns hold the values the rows had, as objects (8 stays an int beside 0.5,
+    True a bool, missing None); the other columns of :data:`TEXT_COLUMNS` are text; metrics
+    are numbers as pandas reads them. Raises ValueError (UnicodeDecodeError included) when
+    `data` is not a CSV table.
+    """
+    header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
+    params = {c: str for c in header if c.startswith("param_")}
+    text = {c: str for c in header if c in TEXT_COLUMNS}  # an error column that is mostly empty is still text
+    frame = pd.read_csv(io.BytesIO(data), dtype={**text, **params}, low_memory=False)  # type: ignore[arg-type]
+    for c in params:
+        frame[c] = _typed_column(frame[c])
+    return frame
+
+
+def rows_frame(rows: Iterable[Mapping[str, Any]], only: Collection[str] | None = None) -> pd.DataFrame:
+    """Row dicts (as the store holds them) as the DataFrame the results functions take.
+
+    `only` keeps the rows of these trial ids. Parameter values stay as they were (an int
+    beside floats stays an int); rows without a fidelity are ``full``.
+    """
+    kept = [r for r in rows if only is None or r.get("trial_id") in only]
+    frame = pd.DataFrame(kept)
+    for c in frame.columns:
+        if c.startswith("param_"):
+            frame[c] = pd.Series([r.get(c) for r in kept], index=frame.index, dtype=object)
+    if not frame.empty:
+        fill_fidelity(frame)
+    return frame
+
+
+def fill_fidelity(frame: pd.DataFrame) -> None:
+    """Give rows without a fidelity (written before rows had one) :data:`DEFAULT_FIDELITY`, in place."""
+    if "fidelity" not in frame:
+        frame["fidelity"] = DEFAULT_FIDELITY
+    frame["fidelity"] = frame["fidelity"].fillna(DEFAULT_FIDELITY).astype(str)
+
+
+def _typed_column(col: pd.Series) -> pd.Series:
+    """Text from the CSV back to the JSON value it was: 8 -> int, 0.5 -> float, True -> bool."""
+    values = {v: _typed(v) for v in col.dropna().unique()}
+    return pd.Series([values.get(v) if isinstance(v, str) else None for v in col], index=col.index, dtype=object)
+
+
+def _typed(text: str) -> Any:
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def is_number(v: Any) -> bool:
+    """An int or float (numpy's included), not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def plain(v: Any) -> Any:
+    """A value from a DataFrame as the plain JSON value of a row: numpy scalars -> Python values, NaN -> None."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+        if isinstance(v, float) and math.isnan(v):
+            return None
+    try:
+        return json.loads(json.dumps(v))
+    except (TypeError, ValueError):
+        return str(v)

@@ -1,0 +1,112 @@
+"""The row schema: results.csv as the store writes it and as `hpt results` reads it back."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.results import load_results
+from hpt.rows import LEADING_COLUMNS, RESULTS_CSV, TRAILING_COLUMNS, parse_csv, parse_row, to_csv
+from hpt.sinks import open_sink
+from hpt.store import ResultStore
+
+
+def _row(tid: str, finished: str, **values: Any) -> dict[str, Any]:
+    error = values.pop("error", "")
+    r: dict[str, Any] = {"run_id": "r1", "trial_id": tid, "config_id": f"c-{tid}", "status": "ok", "architecture": "mlp",
+                         "fidelity": "full", "period_start": "2013-01-01", "period_end": "2013-01-15",
+                         "seed": 1234567}
+    r.update(values)
+    r.update({"device": "cpu-0", "started_at": "2026-01-01T00:00:00.000+00:00", "finished_at": finished,
+              "error": error, "model_uri": ""})
+    return r
+
+
+ERROR = 'RuntimeError: bad value, "x"\nsecond line\r\nthird'
+ROWS = [
+    _row("t1", "2026-01-01T00:03:00.000+00:00", param_hidden_size=8, param_lr=0.001, param_bidir=True, param_opt="adam",
+         val_mse=0.123456789012345, val_mae=None, epochs=3),
+    _row("t2", "2026-01-01T00:01:00.000+00:00", param_lr=1.0, param_bidir=False, param_opt='a,b "q"',
+         val_mse=float("nan"), val_mae=1e-12, epochs=2, status="diverged", error=ERROR),  # no hidden_size: another run's row
+    _row("t3", "2026-01-01T00:02:00.000+00:00", param_hidden_size=16, param_lr=3e-05, param_bidir=None, param_opt=None,
+         val_mse=2.5, val_mae=0.25, epochs=None, round=2),
+]
+
+
+def test_results_csv_reads_back_the_values_the_rows_had(tmp_path: Path) -> None:
+    (tmp_path / RESULTS_CSV).write_text(to_csv(ROWS))  # results.csv alone: no row objects to fall back on
+    frame = load_results(str(tmp_path)).set_index("trial_id")
+    assert list(frame.index) == ["t2", "t3", "t1"]  # by finished_at
+    hidden = frame["param_hidden_size"]
+    assert [hidden["t1"], hidden["t2"], hidden["t3"]] == [8, None, 16] and type(hidden["t1"]) is int
+    lr = frame["param_lr"]
+    assert [lr["t1"], lr["t2"], lr["t3"]] == [0.001, 1.0, 3e-05] and type(lr["t2"]) is float
+    bidir = frame["param_bidir"]
+    assert [bidir["t1"], bidir["t2"], bidir["t3"]] == [True, False, None]
+    assert [frame["param_opt"][t] for t in ("t1", "t2", "t3")] == ["adam", 'a,b "q"', None]
+    assert frame["val_mse"]["t1"] == 0.123456789012345 and math.isnan(frame["val_mse"]["t2"])
+    assert math.isnan(frame["val_mae"]["t1"]) and frame["val_mae"]["t2"] == 1e-12
+    assert frame["error"]["t2"] == ERROR and pd.isna(frame["error"]["t1"])  # empty error text: no error
+    assert frame["round"]["t3"] == 2 and pd.isna(frame["round"]["t1"])
+
+
+def test_results_csv_cells() -> None:
+    text = to_csv(ROWS)
+    header = text.splitlines()[0].split(",")
+    assert header == [*LEADING_COLUMNS, "param_bidir", "param_hidden_size", "param_lr", "param_opt",
+                      "val_mse", "val_mae", "epochs", "round", *TRAILING_COLUMNS]
+    cells = parse_csv(text.encode())
+    assert cells["t1"]["param_hidden_size"] == "8" and cells["t2"]["param_hidden_size"] == ""  # never 8.0
+    assert cells["t2"]["param_lr"] == "1.0" and cells["t3"]["param_lr"] == "3e-05"  # floats as repr
+    assert cells["t1"]["param_bidir"] == "True" and cells["t3"]["param_bidir"] == ""
+    assert cells["t2"]["val_mse"] == "" and cells["t1"]["val_mae"] == ""  # NaN and None: empty
+    assert cells["t3"]["epochs"] == "" and cells["t1"]["epochs"] == "3"
+    assert cells["t2"]["error"] == ERROR and cells["t2"]["param_opt"] == 'a,b "q"'
+
+
+def test_text_rows_are_written_back_unchanged() -> None:
+    """The store merges results.csv as text rows with new row dicts: the text must survive unchanged."""
+    first = to_csv(ROWS)
+    again = to_csv(list(parse_csv(first.encode()).values()))
+    assert again == first
+    new = _row("t4", "2026-01-01T00:00:30.000+00:00", param_lr=0.5, val_mse=0.5, epochs=4)
+    merged = to_csv([*parse_csv(first.encode()).values(), new])
+    lines = merged.splitlines()
+    assert lines[1].startswith("r1,t4,")  # the earliest finished
+    assert parse_csv(merged.encode())["t1"] == parse_csv(first.encode())["t1"]
+
+
+def test_rows_finished_at_the_same_time_keep_their_order() -> None:
+    rows = [_row(t, "2026-01-01T00:00:00.000+00:00", val_mse=0.1) for t in ("b", "a", "c")]
+    assert list(parse_csv(to_csv(rows).encode())) == ["b", "a", "c"]
+
+
+def test_no_rows_is_a_header() -> None:
+    assert to_csv([]) == ",".join(LEADING_COLUMNS + TRAILING_COLUMNS) + "\n"
+    assert parse_csv(to_csv([]).encode()) == {}
+
+
+@pytest.mark.parametrize("data", [b"a,b\n1,2\n", b"trial_id,x\nt1,1,2\n", b"\xff\xfe trial_id", b""])
+def test_a_damaged_or_foreign_results_csv_is_no_rows(data: bytes) -> None:
+    assert parse_csv(data) == {}
+
+
+NOT_ROWS = [b"{bad", b"[1, 2]", b'{"trial_id": "x", "status": "ok"}', b'{"trial_id": "x", "config_id": "c"}',
+            b'{"trial_id": 5, "config_id": "c", "status": "ok"}', b"\xff\xfe"]
+
+
+def test_the_store_and_results_agree_on_what_a_row_object_is(tmp_path: Path) -> None:
+    (tmp_path / "rows").mkdir()
+    good = _row("good", "2026-01-01T00:00:00.000+00:00", val_mse=0.1)
+    (tmp_path / "rows" / "good.json").write_text(json.dumps(good))
+    for i, data in enumerate(NOT_ROWS):
+        (tmp_path / "rows" / f"x{i}.json").write_bytes(data)
+        assert parse_row(data) is None
+    assert parse_row(json.dumps(good).encode()) == good
+    assert list(ResultStore(open_sink(str(tmp_path))).rows()) == ["good"]
+    assert list(load_results(str(tmp_path))["trial_id"]) == ["good"]
