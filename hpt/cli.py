@@ -168,7 +168,7 @@ def _run_options(f: Any) -> Any:
                                     "overrides the spec's sink."),
         click.option("--workers", type=click.IntRange(min=1),
                      help="CPU worker processes when there is no GPU, each with CORES/N torch threads "
-                          "[default: one per core, one thread each]."),
+                          "[default: one per core, one thread each]; on Ray: at most N trials at a time."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: every visible CUDA GPU, else the CPU."),
         click.option("--force", is_flag=True, help="Rerun trials that already have an ok row."),
@@ -180,6 +180,12 @@ def _run_options(f: Any) -> Any:
                           "[default: 1; spec: resources.trials_per_gpu]."),
         click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
                      help="On Ctrl-C/SIGTERM, how long running trials may take to finish before they are stopped."),
+        click.option("--executor", type=click.Choice(["local", "ray"]),
+                     help="Where trials run: local worker processes, or a Ray cluster (needs pip install 'hpt[ray]') "
+                          "[default: local; spec: resources.executor]."),
+        click.option("--ray-address", metavar="HOST:PORT",
+                     help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
+                          "[default: $RAY_ADDRESS, else a local Ray instance for this run]."),
     ]):
         f = option(f)
     return f
@@ -203,12 +209,13 @@ def _per_gpu(ctx: click.Context, param: click.Parameter, value: str | None) -> i
 
 
 def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
-                          gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float) -> Any:
+                          gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float,
+                          executor: str | None, ray_address: str | None) -> Any:
     from hpt.progress import Reporter
     from hpt.runner import RunOptions
 
     options = RunOptions(sink=sink, workers=workers, device=device, force=force, gpus=gpus,
-                         trials_per_gpu=trials_per_gpu, grace=grace)
+                         trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address)
     return options, Reporter(quiet=quiet)
 
 
@@ -230,6 +237,7 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
       hpt run specs/cnn.json --sink /data/results/cnn --workers 2
       hpt run specs/lstm.json --quick          screen on one month, 20 epochs
       hpt run specs/lstm.json --dry-run
+      hpt run specs/lstm.json --executor ray --ray-address head-node:6379
     """
     from hpt.runner import run_spec
     from hpt.spec import load_spec, quick_spec

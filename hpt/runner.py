@@ -28,7 +28,7 @@ from typing import Any
 from hpt import __version__
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
-from hpt.errors import SIGNAL_EXIT
+from hpt.errors import SIGNAL_EXIT, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import BestConfig, best_config, why_no_best
 from hpt.rows import rows_frame
@@ -38,7 +38,8 @@ from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
-__all__ = ["RunOptions", "RunSummary", "drive", "local_backend", "results_location", "run_spec"]
+__all__ = ["RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend", "results_location",
+           "run_spec"]
 
 log = logging.getLogger("hpt")
 
@@ -52,6 +53,8 @@ class RunOptions:
     gpus: tuple[str, ...] | None = None  # narrows the visible GPUs (overrides the spec's resources.gpus)
     trials_per_gpu: int | str | None = None  # N or "auto" (overrides resources.trials_per_gpu)
     grace: float = 10.0  # seconds running trials get to finish after SIGINT/SIGTERM
+    executor: str | None = None  # "local" or "ray" (overrides resources.executor; default local)
+    ray_address: str | None = None  # with executor ray: HOST:PORT, ray://HOST:PORT or auto (else $RAY_ADDRESS)
 
 
 @dataclass
@@ -82,6 +85,39 @@ def local_backend(spec: Spec, options: RunOptions, say: Any, slots: list[Slot] |
     gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
     packer = AutoPacker(gpus, say) if gpus and per_gpu == "auto" else None
     return LocalBackend(frame, slots, spec.objective, grow=packer)
+
+
+def ray_backend(spec: Spec, options: RunOptions, say: Any) -> Backend:
+    """Trials as Ray tasks on the cluster at --ray-address or $RAY_ADDRESS, else on a local Ray instance."""
+    from hpt.backends.ray import RayBackend, connect, import_ray
+
+    if options.gpus:
+        raise InputError(f"--gpus {','.join(options.gpus)} picks GPUs of this machine; on Ray each node offers the "
+                         "GPUs its `ray start` registered (CUDA_VISIBLE_DEVICES or --num-gpus there)")
+    resources = spec.resources
+    if resources.get("gpus"):
+        say("resources.gpus picks GPUs of this machine for the local pool; on Ray it is ignored")
+    frame = check_data(spec)
+    address = options.ray_address or os.environ.get("RAY_ADDRESS") or None
+    per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
+    owned = connect(address)
+    try:
+        return RayBackend(frame, spec.objective, device=options.device, max_trials=options.workers, per_gpu=per_gpu,
+                          address=address or "", say=say, shutdown=owned)
+    except BaseException:
+        if owned:
+            import_ray().shutdown()
+        raise
+
+
+def make_backend(spec: Spec, options: RunOptions, say: Any, slots: list[Slot] | None = None) -> Backend:
+    """The backend the options (else the spec's resources.executor) name: the local pool by default, or Ray."""
+    executor = options.executor or spec.resources.get("executor") or "local"
+    if executor == "ray":
+        return ray_backend(spec, options, say)
+    if options.ray_address:
+        raise InputError("--ray-address needs --executor ray (or \"resources\": {\"executor\": \"ray\"} in the spec)")
+    return local_backend(spec, options, say, slots)
 
 
 def _new_run_id() -> str:
@@ -209,8 +245,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
              backend: Backend | None = None) -> RunSummary:
     """Run every trial of `spec` not already done, streaming results as each one finishes.
 
-    `scheduler` defaults to the spec's search strategy, `backend` to this machine's worker
-    pool (on `slots` when given: tests inject GPU lists).
+    `scheduler` defaults to the spec's search strategy, `backend` to the one the options or
+    the spec's resources.executor name: this machine's worker pool (on `slots` when given:
+    tests inject GPU lists) or a Ray cluster.
     """
     options = options or RunOptions()
     reporter = reporter or Reporter()
@@ -230,7 +267,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
     scheduler.restore({} if options.force else store.rows(), store.curves)
-    backend = backend if backend is not None else local_backend(spec, options, reporter.line, slots)
+    backend = backend if backend is not None else make_backend(spec, options, reporter.line, slots)
 
     run_id = _new_run_id()
     summary = RunSummary(run_id, sink.uri, scheduler.skipped)

@@ -83,7 +83,8 @@ _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", 
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates")
 _AUTO_PERIODS = ("count", "months", "holdout")
-_RESOURCES = ("gpus", "trials_per_gpu")
+_RESOURCES = ("gpus", "trials_per_gpu", "executor")
+_EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
@@ -150,7 +151,7 @@ class Spec:
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
-    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu (command-line options win)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
 
     @property
@@ -550,6 +551,13 @@ class _Parser:
                 self.add("resources.trials_per_gpu", f'expected an integer >= 1 or "auto", got {show(per_gpu)}')
             else:
                 out["trials_per_gpu"] = per_gpu
+        executor = obj.get("executor")
+        if executor is not None:
+            if executor not in _EXECUTORS:
+                hint = did_you_mean(str(executor), _EXECUTORS)
+                self.add("resources.executor", f'expected "local" or "ray", got {show(executor)}{hint}')
+            else:
+                out["executor"] = executor
         return out
 
     def search(self, value: Any) -> SearchSpec:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib.util import find_spec
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -22,6 +25,23 @@ def test_overhead_benchmark_quick() -> None:
     assert re.search(rf"^  overhead per trial: {number} ms at 50 rows, {number} ms at 200 rows", out, re.M), out
     for layout in (r"1 worker x \d+ threads", r"\d+ workers x 1 thread", r"default \(hpt run\)"):
         assert re.search(rf"^  {layout} +\d+ +{number} +\d+ +{number}$", out, re.M), out
+
+
+def test_ray_overhead_benchmark_quick() -> None:
+    if find_spec("ray") is None:
+        pytest.skip("Ray is not installed: pip install 'hpt[ray]' (make test installs it)")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ray_overhead.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    number = r"-?\d+(\.\d+)?"
+    assert "one torch thread per worker" in out, out
+    for executor in ("local", "ray"):
+        assert re.search(rf"^  {executor} +{number} +{number}-{number} +{number}$", out, re.M), out
+        assert re.search(rf"^  {executor} +{number} +{number}-{number}$", out, re.M), out
+    assert re.search(rf"^  ratio ray/local: {number}$", out, re.M), out
+    assert re.search(rf"^  Ray adds per trial: {number} ms \(goal: <= 20 ms\)$", out, re.M), out
+    assert re.search(rf"^  Ray adds per epoch: {number} ms", out, re.M), out
 
 
 def test_startup_benchmark_quick() -> None:

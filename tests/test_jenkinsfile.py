@@ -130,3 +130,18 @@ def test_results_copy_step(tmp_path: Path, tiny_results: Path) -> None:
 def test_shell_steps_parse(script: str) -> None:
     done = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_ray_address_sends_the_trials_to_ray(tmp_path: Path) -> None:
+    """RAY_ADDRESS set: every training command gets --executor ray and the address (empty: the local pool)."""
+    training = [c for c in hpt_lines() if c.split()[1] in ("run", "auto")]
+    assert len(training) == 3, training
+    for command in training:
+        args = expand(command, {**job_env(tmp_path / "sink"), "RAY_ADDRESS": "ray-head:6379"})
+        assert args[args.index("--executor") + 1] == "ray" and args[args.index("--ray-address") + 1] == "ray-head:6379"
+        assert "--executor" not in expand(command, job_env(tmp_path / "sink"))
+    args = expand(training[0], {**job_env(tmp_path / "sink"), "RAY_ADDRESS": "ray-head:6379"})
+    done = hpt_cli(*args, "--dry-run", timeout=120)  # the options parse; a dry run connects to nothing
+    assert done.returncode == 0, done.stderr
+    setup = next(s for s in SCRIPTS if "pip install" in s)
+    assert re.search(r'if \[ -n "\$\{RAY_ADDRESS:-\}" \].*\n.*pip install --quiet -e \'\.\[ray\]\'', setup), setup

@@ -1,0 +1,290 @@
+"""The Ray backend on a real two-node Ray cluster on 127.0.0.1 (tests/ray_cluster.py).
+
+One cluster for the session. Trials are tiny mlp trials of 1-2 epochs; a builder module
+next to the spec (probe_*.py) records the worker's process id of chosen configs and
+can hold them, so that a test can kill a trial's worker or interrupt the driver while
+that trial runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.errors import InputError
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.scheduling.plan import PlanScheduler
+from hpt.search import TrialPlan, expand
+from hpt.spec import load_spec
+from hpt.trial import Progress
+from tests.cloud_servers import free_port
+from tests.conftest import ROOT, tiny_spec
+from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
+
+needs_ray = pytest.mark.skipif(find_spec("ray") is None,
+                               reason="Ray is not installed: pip install 'hpt[ray]' (make test installs it)")
+
+PROBE = '''
+import os
+import time
+from torch import nn
+
+HOLD = {hold!r}  # width -> seconds the build of that config waits (after noting its process id)
+
+
+def build(n_features, lookback, horizon, width=8):
+    if width in HOLD:
+        with open({pids!r}, "a") as f:
+            f.write(f"{{width}} {{os.getpid()}}\\n")
+        time.sleep(HOLD[width])
+    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.ReLU(), nn.Linear(width, horizon))
+'''
+
+
+def _probe_spec(folder: Path, hold: dict[int, float], widths: list[int], periods: int = 1, **training: Any) -> Path:
+    module = f"probe_{secrets.token_hex(4)}"  # one per test: a module imported once stays in the driver's sys.modules
+    (folder / f"{module}.py").write_text(PROBE.format(hold=hold, pids=str(folder / "pids.txt")))
+    ranges = [["2013-01-01", "2013-01-15"], ["2013-02-01", "2013-02-15"]][:periods]
+    doc = tiny_spec(architecture=f"{module}:build", date_ranges=ranges, parameters={"width": widths},
+                    training={"epochs": 1, **training})
+    path = folder / "spec.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _pids(folder: Path) -> dict[int, int]:
+    path = folder / "pids.txt"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {int(w): int(p) for w, p in (line.split() for line in lines)}
+
+
+def _wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what} within {timeout:g}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _rows(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "results.csv")
+
+
+def _ray(cluster: RayCluster, **kw: Any) -> RunOptions:
+    return RunOptions(executor="ray", ray_address=cluster.address, **kw)
+
+
+@pytest.fixture(scope="module")
+def connected(ray_cluster: RayCluster) -> Iterator[RayCluster]:  # noqa: F811
+    """This process connected to the cluster once, so that the runs in it find Ray's worker
+    processes warm (each new connection is a new Ray job, with new workers importing torch)."""
+    from hpt.backends.ray import connect, import_ray
+
+    assert connect(ray_cluster.address)
+    yield ray_cluster
+    import_ray().shutdown()
+
+
+# --- without a cluster ---------------------------------------------------------------------------
+
+
+def test_the_executor_is_checked_with_the_spec(write_spec: Any, cli: Any) -> None:
+    out = cli("validate", str(write_spec(tiny_spec(resources={"executor": "rey"}))))
+    assert out.returncode == 2
+    assert 'resources.executor: expected "local" or "ray", got "rey" (did you mean "ray"?)' in out.stderr
+    assert load_spec(write_spec(tiny_spec(resources={"executor": "ray"}))).resources["executor"] == "ray"
+
+
+def test_a_ray_address_without_the_ray_executor_is_bad_input(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    out = cli("run", str(write_spec()), "--ray-address", "127.0.0.1:6379", "--sink", str(tmp_path / "r"))
+    assert out.returncode == 2 and "--ray-address needs --executor ray" in out.stderr, out.stderr
+    out = cli("run", str(write_spec()), "--executor", "ray", "--gpus", "0", "--sink", str(tmp_path / "r"))
+    assert out.returncode == 2 and "--gpus 0 picks GPUs of this machine" in out.stderr, out.stderr
+
+
+def test_a_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpt.backends import ray as backend
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(InputError, match=r"pip install 'hpt\[ray\]'"):
+        backend.connect("127.0.0.1:6379")
+
+
+def test_addresses_are_parsed_with_rays_default_ports() -> None:
+    from hpt.backends.ray import _host_port
+
+    assert _host_port("head:6380") == ("head", 6380)
+    assert _host_port("head") == ("head", 6379)
+    assert _host_port("ray://head:10002") == ("head", 10002)
+    assert _host_port("ray://head") == ("head", 10001)
+    assert _host_port("[::1]:6379") == ("::1", 6379)
+
+
+def test_a_trial_asks_for_a_share_of_a_gpu_and_the_cluster_bounds_the_trials_in_flight() -> None:
+    from hpt.backends.ray import capacity, trial_request
+
+    assert trial_request(use_gpu=False, per_gpu=1) == (1.0, 0.0)
+    assert trial_request(use_gpu=True, per_gpu=3) == (1.0, 0.3333)
+    assert capacity(4, 0, (1.0, 0.0), 1, None) == 4
+    assert capacity(4, 0, (1.0, 0.0), 1, 3) == 3  # --workers 3
+    assert capacity(16, 2, trial_request(True, 3), 3, None) == 6  # 3 per GPU on 2 GPUs: 0.3333 x 3 fits in 1
+    assert capacity(4, 2, trial_request(True, 4), 4, None) == 4  # 1 CPU each: the CPUs bound it
+    assert capacity(0, 0, (1.0, 0.0), 1, None) == 1  # every node gone: one trial waits for them
+
+
+@needs_ray
+def test_a_wrong_address_is_exit_2_in_one_line_within_30s(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    t0 = time.monotonic()
+    out = cli("run", str(write_spec()), "--executor", "ray", "--ray-address", address, "--sink", str(tmp_path / "r"))
+    assert out.returncode == 2, out.stderr
+    assert time.monotonic() - t0 < 30
+    assert out.stderr.count("\n") == 1 and address in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "connection refused" in out.stderr
+
+
+@needs_ray
+def test_a_port_that_never_answers_as_ray_is_bad_input_in_bounded_time(tmp_path: Path) -> None:
+    """A listener that accepts connections and says nothing: Ray would retry for minutes."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        code = ("import sys\nfrom hpt.backends.ray import connect\nfrom hpt.errors import InputError\n"
+                f"try:\n    connect({address!r}, timeout=3)\nexcept InputError as e:\n    print(e)\n    sys.exit(2)\n")
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        elapsed = time.monotonic() - t0
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.startswith(f"--ray-address {address}: no Ray cluster answered within 3s"), done.stdout
+    assert elapsed < 20  # the connecting thread does not hold the process at exit
+
+
+# --- on the cluster ------------------------------------------------------------------------------
+
+
+@needs_ray
+def test_trials_run_on_both_nodes_and_a_rerun_skips_them(connected: RayCluster, tmp_path: Path) -> None:
+    widths = [4, 5, 6, 7]
+    spec = load_spec(_probe_spec(tmp_path, {w: 0.5 for w in widths}, widths, periods=2))  # 4 at a time: 2 per node
+    sink = tmp_path / "res"
+    summary = run_spec(spec, _ray(connected, sink=str(sink)), Reporter(quiet=True))
+    assert summary.exit_code == 0 and summary.counts == {"ok": 8}
+    rows = _rows(sink)
+    nodes = rows["device"].str.split("/").str[1]
+    assert rows["device"].str.endswith("/cpu").all() and nodes.nunique() == 2, rows["device"].tolist()
+    assert rows["device"].str.startswith(os.uname().nodename + "/").all()
+    for tid in rows["trial_id"]:
+        assert (sink / "models" / f"{tid}.pt").exists() and (sink / "curves" / f"{tid}.csv").exists()
+    run = json.loads(next((sink / "runs").iterdir()).read_text())
+    assert len(run["slots"]) == 2  # the run record lists the nodes
+
+    again = run_spec(spec, _ray(connected, sink=str(sink)), Reporter(quiet=True))
+    assert again.exit_code == 0 and again.skipped == 8 and sum(again.counts.values()) == 0
+    assert len(_rows(sink)) == 8
+
+
+@needs_ray
+def test_a_killed_task_is_a_failed_row_and_the_run_goes_on(connected: RayCluster, tmp_path: Path) -> None:
+    spec = load_spec(_probe_spec(tmp_path, {5: 120.0}, [4, 5, 6, 7, 8, 9]))
+    killed: list[int] = []
+
+    def kill_width_5() -> None:
+        pid = _wait_for(lambda: _pids(tmp_path).get(5), 90, "the trial of width 5 did not start")
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_width_5, daemon=True)
+    killer.start()
+    summary = run_spec(spec, _ray(connected, sink=str(tmp_path / "res")), Reporter(quiet=True))
+    killer.join(1)
+    assert killed and summary.exit_code == 0 and summary.counts == {"ok": 5, "failed": 1}
+    rows = _rows(tmp_path / "res").set_index("param_width")
+    assert rows.loc[5, "status"] == "failed"
+    error = str(rows.loc[5, "error"])
+    device = rows.loc[5, "device"]
+    assert device.endswith("/cpu") and error.startswith(f"Ray task on {device} failed: WorkerCrashedError: "), error
+    assert "\n" not in error
+
+
+class _PruneAtTwo(PlanScheduler):
+    """Stops every trial whose lr is below 0.01 after its second epoch (as in test_scheduling)."""
+
+    def __init__(self, plan: TrialPlan) -> None:
+        super().__init__(plan)
+        self.heard: dict[str, list[int]] = {}
+
+    def on_progress(self, event: Progress) -> str | None:
+        self.heard.setdefault(event.trial.trial_id, []).append(event.epoch)
+        if event.epoch == 2 and event.trial.params["lr"] < 0.01:
+            return "pruned at epoch 2 (test)"
+        return None
+
+
+@needs_ray
+def test_a_stop_from_the_scheduler_prunes_a_trial_on_ray(connected: RayCluster, write_spec: Any,
+                                                         tmp_path: Path) -> None:
+    epochs = 300
+    spec = load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"]], parameters={"lr": [0.001, 0.01]},
+                                          training={"epochs": epochs, "patience": 0})))
+    scheduler = _PruneAtTwo(expand(spec))
+    summary = run_spec(spec, _ray(connected, sink=str(tmp_path / "res")), Reporter(quiet=True), scheduler=scheduler)
+    assert summary.counts == {"ok": 1, "pruned": 1}
+    rows = _rows(tmp_path / "res").set_index("param_lr")
+    pruned = rows.loc[0.001]
+    assert pruned["status"] == "pruned" and pruned["error"] == "pruned at epoch 2 (test)"
+    assert 2 <= pruned["epochs"] < epochs and pd.isna(pruned["model_uri"])
+    assert rows.loc[0.01, "epochs"] == epochs and rows.loc[0.01, "status"] == "ok"
+    for tid, heard in scheduler.heard.items():  # every epoch of every trial reached the scheduler, in order
+        assert heard == list(range(1, int(rows.set_index("trial_id").loc[tid, "epochs"]) + 1))
+
+
+@needs_ray
+def test_sigterm_on_the_driver_exits_143_keeps_finished_rows_and_cancels_the_running_task(
+        ray_cluster: RayCluster, tmp_path: Path) -> None:  # noqa: F811
+    spec = _probe_spec(tmp_path, {5: 300.0}, [4, 5, 6, 7])
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--executor", "ray", "--ray-address",
+                             ray_cluster.address, "--sink", str(sink), "--grace", "1"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(list((sink / "rows").glob("*.json"))) == 3 if (sink / "rows").exists() else False,
+                  120, "three trials did not finish")
+        held = _wait_for(lambda: _pids(tmp_path).get(5), 30, "the trial of width 5 did not start")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "SIGTERM: no new trials" in out + err
+    rows = _rows(sink).set_index("param_width")
+    assert sorted(rows["status"]) == ["interrupted", "ok", "ok", "ok"] and rows.loc[5, "status"] == "interrupted"
+    _wait_for(lambda: not _alive(held), 30, "the cancelled task's worker process did not end")
