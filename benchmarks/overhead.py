@@ -166,16 +166,18 @@ def _tiny_spec(folder: Path, configs: int) -> Path:
 
 
 class _Clock(Reporter):
-    """A silent reporter that notes when each trial's result reached the writer."""
+    """A silent reporter that notes when each trial's result reached the runner (and its training time and epochs)."""
 
     def __init__(self) -> None:
         super().__init__(out=io.StringIO(), bar=False, quiet=True)
         self.times: list[float] = []
         self.train: list[float] = []
+        self.epochs: list[float] = []
 
     def trial_done(self, result: Any, done: int, total: int, objective: str) -> None:
         self.times.append(time.perf_counter())
         self.train.append(float(result.metrics.get("train_time_s", 0.0)))
+        self.epochs.append(float(result.metrics.get("epochs", 0.0)))
         super().trial_done(result, done, total, objective)
 
 

@@ -27,7 +27,6 @@ statistics). Figures are medians over the repetitions.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -35,18 +34,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 for _key, _value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
                      ("RAY_USAGE_STATS_ENABLED", "0")):
     os.environ.setdefault(_key, _value)  # before ray is imported: it reads them then
 
 import torch  # noqa: E402
+from overhead import _Clock  # noqa: E402  (the benchmark beside this one: the same clock)
 
 from hpt.backends.local import Slot  # noqa: E402
 from hpt.backends.ray import connect, import_ray  # noqa: E402
 from hpt.data import DEMO_DATA  # noqa: E402
-from hpt.progress import Reporter  # noqa: E402
 from hpt.runner import RunOptions, run_spec  # noqa: E402
 from hpt.spec import load_spec  # noqa: E402
 
@@ -69,22 +67,6 @@ def _spec(folder: Path, configs: int, epochs: int) -> Path:
     path = folder / f"{doc['name']}.json"
     path.write_text(json.dumps(doc))
     return path
-
-
-class _Clock(Reporter):
-    """A silent reporter that notes when each trial's result reached the runner."""
-
-    def __init__(self) -> None:
-        super().__init__(out=io.StringIO(), bar=False, quiet=True)
-        self.times: list[float] = []
-        self.train: list[float] = []
-        self.epochs: list[float] = []
-
-    def trial_done(self, result: Any, done: int, total: int, objective: str) -> None:
-        self.times.append(time.perf_counter())
-        self.train.append(float(result.metrics.get("train_time_s", 0.0)))
-        self.epochs.append(float(result.metrics.get("epochs", 0.0)))
-        super().trial_done(result, done, total, objective)
 
 
 def one_run(spec_path: Path, sink: Path, executor: str) -> dict[str, float]:
