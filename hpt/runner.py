@@ -267,6 +267,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
     scheduler.restore({} if options.force else store.rows(), store.curves)
+    store.write_csv()  # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
     backend = backend if backend is not None else make_backend(spec, options, reporter.line, slots)
 
     run_id = _new_run_id()

@@ -270,3 +270,22 @@ def test_the_progress_log_counts_what_will_run(write_spec: Any, tmp_path: Path, 
     run_spec(spec, RunOptions(sink=sink), Reporter(bar=False), backend=FakeBackend(_by_lr, slots=2))
     out = capsys.readouterr().out
     assert "skipping 5 trials already done" in out and "[1/1] ok" in out
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: Any, tmp_path: Path, damage: str) -> None:
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1]})))
+    sink = tmp_path / "res"
+    run_spec(spec, RunOptions(sink=str(sink)), _quiet(), backend=FakeBackend(_by_lr, slots=2))
+    whole = _rows(sink).set_index("trial_id").sort_index()
+    csv = sink / "results.csv"
+    if damage == "missing":
+        csv.unlink()
+    elif damage == "garbage":
+        csv.write_bytes(b"\x00\x01 not a table \xff")
+    else:
+        csv.write_text(csv.read_text()[: len(csv.read_text()) * 2 // 3])
+    again = FakeBackend(_by_lr)
+    assert run_spec(spec, RunOptions(sink=str(sink)), _quiet(), backend=again).skipped == 6 and again.log == []
+    rebuilt = _rows(sink).set_index("trial_id").sort_index()
+    pd.testing.assert_frame_equal(rebuilt[whole.columns], whole)
