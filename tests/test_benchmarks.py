@@ -12,11 +12,16 @@ import pytest
 from tests.conftest import ROOT
 
 
-def test_overhead_benchmark_quick() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick"], capture_output=True,
-                          text=True, timeout=400, cwd=ROOT)
+def _quick_run(script: str, timeout: int) -> str:
+    """Run `benchmarks/SCRIPT --quick` as a user would; its stdout (the run must succeed)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    out = done.stdout
+    return done.stdout
+
+
+def test_overhead_benchmark_quick() -> None:
+    out = _quick_run("overhead.py", timeout=400)
     number = r"-?\d+(\.\d+)?"
     for loop in ("hpt.train.fit", "hand-written loop", "DataLoader loop"):
         assert re.search(rf"^  {re.escape(loop)}.*\s{number}\s+{number}\s", out, re.M), out
@@ -30,10 +35,7 @@ def test_overhead_benchmark_quick() -> None:
 def test_ray_overhead_benchmark_quick() -> None:
     if find_spec("ray") is None:
         pytest.skip("Ray is not installed: pip install 'hpt[ray]' (make test installs it)")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ray_overhead.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = _quick_run("ray_overhead.py", timeout=300)
     number = r"-?\d+(\.\d+)?"
     assert "one torch thread per worker" in out, out
     for executor in ("local", "ray"):
@@ -45,10 +47,7 @@ def test_ray_overhead_benchmark_quick() -> None:
 
 
 def test_startup_benchmark_quick() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--quick"], capture_output=True,
-                          text=True, timeout=180, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = _quick_run("startup.py", timeout=180)
     for command in ("python -c pass", "python -c 'import click'", "hpt --help", "hpt validate specs/lstm.json",
                     "hpt --help, clients forced", "hpt validate, clients forced"):
         assert re.search(rf"^{re.escape(command)} +\d+ ms +\d+ ms +\d+\.\d\d +\d+\.\d\d$", out, re.M), out
@@ -57,10 +56,7 @@ def test_startup_benchmark_quick() -> None:
 
 
 def test_verdicts_benchmark_quick() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "verdicts.py"), "--quick"], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = _quick_run("verdicts.py", timeout=300)
     share = r"\d+ of 2 \(\d+\.\d%"
     ci = r", 95% interval \d+\.\d-\d+\.\d%"
     assert re.search(r"^  2 worker processes x 1 torch thread each; 2 repetitions of each experiment$", out, re.M), out
@@ -73,10 +69,7 @@ def test_verdicts_benchmark_quick() -> None:
 
 
 def test_search_efficiency_benchmark_quick() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = _quick_run("search_efficiency.py", timeout=300)
     assert "2 worker processes x 1 torch thread" in out and "within 2% of the best mean val_mse" in out
     number = r"\d+(\.\d+)?"
     for strategy in ("random", "random+asha", "tpe", "tpe+asha"):
