@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import pandas as pd
+
 from hpt import __version__
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
@@ -74,9 +76,9 @@ def results_location(spec: Spec, override: str | None = None) -> str:
     return override or spec.sink or os.path.join("hpt-results", spec.name)
 
 
-def local_backend(spec: Spec, options: RunOptions, say: Any, slots: list[Slot] | None = None) -> LocalBackend:
-    """The worker pool of this machine, as the options and the spec's resources ask."""
-    frame = check_data(spec)
+def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any,
+                  slots: list[Slot] | None = None) -> LocalBackend:
+    """The worker pool of this machine, as the options and the spec's resources ask; `frame` is the checked data."""
     resources = spec.resources
     per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
     only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
@@ -87,7 +89,7 @@ def local_backend(spec: Spec, options: RunOptions, say: Any, slots: list[Slot] |
     return LocalBackend(frame, slots, spec.objective, grow=packer)
 
 
-def ray_backend(spec: Spec, options: RunOptions, say: Any) -> Backend:
+def ray_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any) -> Backend:
     """Trials as Ray tasks on the cluster at --ray-address or $RAY_ADDRESS, else on a local Ray instance."""
     from hpt.backends.ray import RayBackend, connect, import_ray
 
@@ -97,7 +99,6 @@ def ray_backend(spec: Spec, options: RunOptions, say: Any) -> Backend:
     resources = spec.resources
     if resources.get("gpus"):
         say("resources.gpus picks GPUs of this machine for the local pool; on Ray it is ignored")
-    frame = check_data(spec)
     address = options.ray_address or os.environ.get("RAY_ADDRESS") or None
     per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
     owned = connect(address)
@@ -110,14 +111,18 @@ def ray_backend(spec: Spec, options: RunOptions, say: Any) -> Backend:
         raise
 
 
-def make_backend(spec: Spec, options: RunOptions, say: Any, slots: list[Slot] | None = None) -> Backend:
-    """The backend the options (else the spec's resources.executor) name: the local pool by default, or Ray."""
+def make_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any,
+                 slots: list[Slot] | None = None) -> Backend:
+    """The backend the options (else the spec's resources.executor) name: the local pool by default, or Ray.
+
+    `frame` is the spec's data as :func:`hpt.spec.check_data` returned it (read and checked once per run).
+    """
     executor = options.executor or spec.resources.get("executor") or "local"
     if executor == "ray":
-        return ray_backend(spec, options, say)
+        return ray_backend(spec, frame, options, say)
     if options.ray_address:
         raise InputError("--ray-address needs --executor ray (or \"resources\": {\"executor\": \"ray\"} in the spec)")
-    return local_backend(spec, options, say, slots)
+    return local_backend(spec, frame, options, say, slots)
 
 
 def _new_run_id() -> str:
@@ -268,7 +273,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
     scheduler.restore({} if options.force else store.rows(), store.curves)
     store.write_csv()  # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
-    backend = backend if backend is not None else make_backend(spec, options, reporter.line, slots)
+    backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
 
     run_id = _new_run_id()
     summary = RunSummary(run_id, sink.uri, scheduler.skipped)
