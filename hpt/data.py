@@ -526,6 +526,7 @@ class Windows:
     columns: tuple[str, ...]
     skipped_train: int = 0
     skipped_val: int = 0
+    val_ends: np.ndarray | None = None  # the time of each validation window's last input row (datetime64)
 
 
 @dataclass(frozen=True)
@@ -698,4 +699,5 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
         columns=tuple(rows.columns),
         skipped_train=skipped_train,
         skipped_val=skipped_val,
+        val_ends=rows.index.to_numpy()[val + lookback - 1],
     )
