@@ -116,6 +116,8 @@ def main() -> None:
       hpt run specs/lstm.json --quick     screen on one month of data, 20 epochs
       hpt auto --arch cnn                 tune the learning rate with built-in ranges
       hpt results hpt-results/lstm-demo   rank the configs
+      hpt final hpt-results/lstm-demo     retrain the best on the newest data, test it on a hold-out
+      hpt predict MODEL --data new.csv    forecast with a saved model
       hpt sync gs://bucket/hpt/lstm       deliver results an outage left behind
       hpt archs                           architectures and their hyperparameters
     """
@@ -555,6 +557,100 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
                f"{plural(top.periods_run, 'period')}, best in {top.periods_won} of them{source}{ties}", err=True)
     click.echo(json.dumps(params))
+
+
+@main.command(epilog="Exit codes: 0 done, 1 training or the location failed, 2 bad input (no hold-out, "
+                     "a tuning period overlaps it, unknown config, ...).")
+@click.argument("location")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+              help="The spec the location was tuned with [default: the one recorded in its runs/].")
+@click.option("--config", "config_id", metavar="ID", help="Train this config instead of the best one (an id or its prefix).")
+@click.option("--months", type=click.IntRange(min=1),
+              help="Train on the last N months before the hold-out [default: the length of one tuning period].")
+@click.option("--holdout", metavar="LENGTH",
+              help="Hold out the end of the data: 1M, 6W, 30D, 72h [default: the spec's date_ranges.auto.holdout].")
+@click.option("--holdout-start", metavar="DATE", help="Hold out the data from DATE to its end.")
+@click.option("--from-model", metavar="URI",
+              help="Fine-tune this earlier final model (its weights as the start) instead of training from scratch.")
+@click.option("--compare", is_flag=True, help="With --from-model: also train from scratch and report both.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train: the first visible CUDA GPU, else the CPU.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Torch CPU threads of this one process [default: one per core].")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write report.json to this local file (for CI artifacts).")
+def final(location: str, spec_path: str | None, config_id: str | None, months: int | None, holdout: str | None,
+          holdout_start: str | None, from_model: str | None, compare: bool, device: str, threads: int | None,
+          report_path: str | None) -> None:
+    """Retrain the best config on the newest data and test it on a hold-out tuning never saw.
+
+    LOCATION is a results location (folder, gs:// or s3://). The config (the one `hpt best`
+    names, or --config) is trained on the newest data before the hold-out for the median
+    best_epoch of its tuning trials, then scored on the hold-out in the data's units and
+    standardised, beside the persistence and seasonal-naive forecasts on the same windows.
+    The hold-out is the spec's date_ranges.auto.holdout months, or --holdout/--holdout-start;
+    a tuning period that overlaps it is refused. Writes final/<id>/model.pt and report.json
+    at LOCATION and adds a row to final/index.csv.
+
+    \b
+    Examples:
+      hpt final hpt-results/lstm-demo
+      hpt final hpt-results/lstm-demo --holdout 1M --months 2
+      hpt final gs://my-bucket/hpt/lstm --config 3f2a9c1d0b7e --holdout-start 2014-12-01
+      hpt final hpt-results/lstm-demo --from-model hpt-results/lstm-demo/final/<id>/model.pt --compare
+    """
+    from hpt.final import FinalRequest, run_final
+
+    req = FinalRequest(location=location, spec_path=spec_path, config_id=config_id, months=months, holdout=holdout,
+                       holdout_start=holdout_start, from_model=from_model, compare=compare, device=device,
+                       threads=threads)
+    report = run_final(req)
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as f:
+            json.dump(report.document, f, indent=1, default=str)
+    for line in report.lines():
+        click.echo(line)
+
+
+@main.command(epilog=CHECK_EPILOG.replace("fine", "forecasts written"))
+@click.argument("model_uri", metavar="MODEL")
+@click.option("--data", "data_path", required=True, metavar="PATH",
+              help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the CSV here [default: stdout].")
+@click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
+@click.option("--time-column", help="The time column, for models saved before they recorded it.")
+def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None) -> None:
+    """Forecast every window of a data file with a saved model; CSV of timestamp, horizon_step, prediction.
+
+    MODEL is a trial's models/<trial_id>.pt or a final/<id>/model.pt (a path, gs:// or
+    s3:// URI). Every `lookback` consecutive rows without a missing step form a window;
+    timestamp is the time each forecast step is for, prediction is in the target's units.
+
+    \b
+    Examples:
+      hpt predict hpt-results/lstm-demo/final/<id>/model.pt --data new.csv --last
+      hpt predict hpt-results/lstm-demo/models/3f2a9c1d0b7e.pt --data load.parquet --out forecasts.csv
+      hpt predict gs://my-bucket/hpt/lstm/final/<id>/model.pt --data gs://my-bucket/data/load.csv
+    """
+    from hpt.predict import forecast_file, open_model, write_csv
+
+    model = open_model(model_uri)
+    result = forecast_file(model, data_path, time_column, last)
+    if out_path:
+        write_csv(result.table, out_path)
+    else:
+        write_csv(result.table, sys.stdout)
+    skipped = f" ({result.skipped} left out: they span a missing step)" if result.skipped else ""
+    where = out_path or "stdout"
+    logging.getLogger("hpt").info(
+        "%d window(s) of %d rows from %s%s: %d forecast(s) of %d step(s) every %s -> %s", result.windows,
+        model.lookback, data_path, skipped, len(result.table), model.horizon, _step_text(result.step), where)
+
+
+def _step_text(step: Any) -> str:
+    from hpt.data import step_text
+
+    return str(step_text(step))
 
 
 @main.command(epilog="Exit codes: 0 done, 1 the location did not answer, 2 bad input or nothing there.")

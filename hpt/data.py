@@ -45,6 +45,7 @@ __all__ = [
     "WindowCount",
     "Windows",
     "count_windows",
+    "file_columns",
     "frame_step",
     "infer_step",
     "is_bucket_uri",
@@ -701,3 +702,11 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
         skipped_val=skipped_val,
         val_ends=rows.index.to_numpy()[val + lookback - 1],
     )
+
+
+def file_columns(path: str) -> list[str]:
+    """The column names of a CSV or Parquet file (local, ``gs://`` or ``s3://``), read from its header only."""
+    local = _download(path) if is_bucket_uri(path) else path
+    if not os.path.isfile(local):
+        raise DataError("data.path", f"file not found: {path}")
+    return _header(local, path.endswith((".parquet", ".pq")), path)

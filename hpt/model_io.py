@@ -3,12 +3,16 @@
 >>> from hpt import load_model
 >>> model = load_model("hpt-results/lstm-demo/models/3f2a9c1d0b7e.pt")
 >>> model.predict(frame)   # frame: the last `lookback` rows (or more) of the input columns
+
+Newer files also record the data's time column and step (so ``hpt predict`` can date its
+forecasts); files saved before they did still load, with ``time_column`` and ``step`` None.
+Final models (``hpt final``) keep what made them under ``info``.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +27,14 @@ FORMAT = "hpt-model-1"
 def model_payload(*, architecture: str, params: dict[str, Any], n_features: int, lookback: int,
                   horizon: int, columns: tuple[str, ...], mean: np.ndarray, std: np.ndarray,
                   state_dict: dict[str, Any], trial_id: str, period: tuple[str, str],
-                  metrics: dict[str, float], seed: int | None = None) -> bytes:
+                  metrics: dict[str, float], seed: int | None = None, time_column: str | None = None,
+                  step: str | None = None, info: dict[str, Any] | None = None) -> bytes:
     """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
 
     `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
+    `time_column` and `step` (such as ``"1h"``) say how the data's times were read, so
+    forecasts can be dated; `info` holds plain JSON-like extras (a final model's config id,
+    train window and hold-out).
     """
     import torch
 
@@ -46,6 +54,12 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
         "metrics": dict(metrics),
         "seed": seed,
     }
+    if time_column is not None:
+        payload["time_column"] = time_column
+    if step is not None:
+        payload["step"] = step
+    if info:
+        payload["info"] = dict(info)
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -65,6 +79,9 @@ class TrainedModel:
     std: np.ndarray
     trial_id: str
     metrics: dict[str, float]
+    time_column: str | None = None  # None in files saved before models recorded it
+    step: pd.Timedelta | None = None  # the data's step (None: not recorded)
+    info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
 
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Forecast the next `horizon` target values after each window's end.
@@ -82,6 +99,25 @@ class TrainedModel:
         window = ((values[-self.lookback:] - self.mean) / self.std).astype(np.float32)
         with torch.no_grad():
             out = self.module(torch.from_numpy(window)[None]).numpy()[0]
+        return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
+
+    def predict_windows(self, windows: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """Forecasts for many windows at once: `windows` of shape ``(N, lookback, n_columns)``
+        in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units.
+
+        Each window gives what :meth:`predict` gives for it; they run through the model in
+        batches of `batch`.
+        """
+        import torch
+
+        windows = np.asarray(windows)
+        if windows.ndim != 3 or windows.shape[1:] != (self.lookback, len(self.columns)):
+            raise ValueError(f"expected windows of shape (N, {self.lookback}, {len(self.columns)}), got {windows.shape}")
+        out = np.empty((len(windows), self.horizon), dtype=np.float64)
+        with torch.no_grad():
+            for i in range(0, len(windows), batch):
+                scaled = ((windows[i:i + batch].astype(np.float64) - self.mean) / self.std).astype(np.float32)
+                out[i:i + batch] = self.module(torch.from_numpy(scaled)).numpy()
         return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
 
 
@@ -119,4 +155,16 @@ def load_model(path: str | Path) -> TrainedModel:
         std=np.asarray(payload["std"]),
         trial_id=payload["trial_id"],
         metrics=payload["metrics"],
+        time_column=payload.get("time_column"),
+        step=_step(payload.get("step")),
+        info=dict(payload.get("info") or {}),
     )
+
+
+def _step(text: Any) -> pd.Timedelta | None:
+    """The recorded step ("1h"), or None where none (or no usable one) was recorded."""
+    try:
+        step = pd.Timedelta(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+    return step if step is not None and step > pd.Timedelta(0) else None

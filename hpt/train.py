@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from hpt.architectures import get_architecture
-from hpt.data import Windows, make_windows
+from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.model_io import model_payload
 from hpt.trial import Status, Trial, TrialResult, utcnow
 
@@ -260,6 +260,7 @@ class TrainContext:
             columns=windows.columns, mean=windows.mean, std=windows.std, state_dict=model.state_dict(),
             trial_id=trial.trial_id, period=(trial.period.start_text, trial.period.end_text),
             metrics=result.metrics, seed=trial.seed,
+            time_column=self.frame.index.name, step=step_text(frame_step(self.frame)),
         )
         return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
                            device=device, model=model_bytes, curve=_curve_csv(result.curve))
