@@ -367,6 +367,10 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         raise InputError("give --config or --from-model, not both (a fine-tuned model keeps its own config)")
     if req.months is not None and req.months < 1:
         raise InputError(f"--months must be at least 1, got {req.months}")
+    if req.holdout and req.holdout_start:
+        raise InputError("give --holdout or --holdout-start, not both")
+    if req.holdout:
+        parse_holdout(req.holdout)
     from hpt.model_io import load_model, model_payload
     from hpt.results import load_results, summarise
     from hpt.search import trial_seed
@@ -405,7 +409,11 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
                 raise InputError(f"--config {config_id}: no config with ok trials at {sink.uri} has this id"
                                  f"{did_you_mean(config_id, ok_ids)}; configs: {', '.join(ok_ids[:10])}"
                                  + (f", ... ({len(ok_ids)})" if len(ok_ids) > 10 else ""))
-        chosen = "--config"
+        table = summary.main.table
+        ranked = table[table["config_id"].astype(str) == config_id] if len(table) else table
+        chosen = "--config" + (f" (mean {metric}={format_value(float(ranked['mean'].iloc[0]))} over "
+                               f"{plural(int(ranked['periods_run'].iloc[0]), 'period')}, ranked {ranked.index[0] + 1} "
+                               f"of {len(table)})" if len(ranked) else "")
         fidelity = summary.main_fidelity
     else:
         best = summary.best
@@ -433,7 +441,6 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         epochs, epoch_values = _median_epochs(rows)
     tuned = _tuned_params(rows) if not rows.empty else {k: params[k] for k in spec.parameters if k in params}
     lookback, horizon = int(params["lookback"]), int(params["horizon"])
-    say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {chosen}")
 
     # the data, the hold-out and the training window
     frame = spec.data.read().frame
@@ -462,18 +469,22 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         span = max((p.end - p.start for p in config_periods), default=pd.Timedelta(days=30))
         train_start = pd.Timestamp(holdout.start - span)
         length = f"{_span_text(span)}, one tuning period"
+    say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {chosen}")
     if train_start < frame.index[0]:
         say(f"the training window would start at {train_start}, before the data: it starts with the data "
             f"({frame.index[0]})")
         train_start = pd.Timestamp(frame.index[0])
     window = Period(train_start, holdout.end)
-    held_ns = int((frame.index[-1] - holdout.start).value) + 1  # every row from the hold-out's start is validation
+    # the windows' validation part is the hold-out: every row after (start - 1s), the unit the index surely holds
+    held = f"{int((frame.index[-1] - holdout.start) / pd.Timedelta(seconds=1)) + 1}s"
     try:
-        w: Windows = make_windows(frame, window, lookback, horizon, f"{held_ns}ns")
+        w: Windows = make_windows(frame, window, lookback, horizon, held)
     except DataError as e:
         raise InputError(f"training window {Period(train_start, holdout.start)} and hold-out {holdout.period}: "
                          f"{e.message.split(': ', 1)[-1]}") from None
     assert w.val_ends is not None
+    if len(w.val_ends) and pd.Timestamp(w.val_ends[0]) + step < holdout.start:
+        raise HptError(f"the hold-out windows start before {holdout.start}: data with steps under a second is not supported")
     train_rows = int(((frame.index >= train_start) & (frame.index < holdout.start)).sum())
     held_rows = int(((frame.index >= holdout.start) & (frame.index < holdout.end)).sum())
     say(f"data: {Path(spec.data.path).name}, {plural(len(frame), 'row')} every {step_text(step)}; hold-out "
@@ -652,6 +663,9 @@ def merge_index(sink: Sink, rows: list[dict[str, Any]]) -> None:
 # -- the printed report ---------------------------------------------------------------
 
 
+_MODE_TEXT = {"fine-tune": "fine-tuned", "scratch": "from scratch"}
+
+
 def _pct(change: float | None) -> str:
     return "n/a" if change is None else f"{change * 100:+.0f}%"
 
@@ -677,7 +691,7 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
                 f"{s['mse']:>17.4f}{s['mae']:>9.4f}{s['rmse']:>9.4f}{note}")
 
     for model in doc["models"]:
-        label = "model" if len(doc["models"]) == 1 else f"model ({model['mode']})"
+        label = "model" if len(doc["models"]) == 1 else f"model ({_MODE_TEXT.get(model['mode'], model['mode'])})"
         lines.append(row(label, model["metrics"], model["standardised"]))
     for name, b in doc["baselines"].items():
         label = f"{name} ({b['season']})" if "season" in b else name
@@ -687,7 +701,7 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
     for model in doc["models"]:
         change = model["vs_best_baseline"]
         verdict = "beats" if change is not None and change < 0 else "does NOT beat"
-        who = "the model" if len(doc["models"]) == 1 else f"the {model['mode']} model"
+        who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
         lines.append(f"  {who} {verdict} the better baseline ({best}): mse {_pct(change)}")
     uris = doc["uris"]
     lines.append(f"  written:  {uris['model']}" + (f", {uris['scratch']}" if "scratch" in uris else "")

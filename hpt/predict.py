@@ -86,8 +86,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         hint = did_you_mean(missing[0], header) if len(missing) == 1 else ""
         what = "the time column" if missing == [column] else \
             "columns the model was trained on" if column not in missing else "columns the model needs"
+        fix = "; give --time-column" if column in missing else ""
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
-                         f"(it has: {', '.join(header)})")
+                         f"(it has: {', '.join(header)}){fix}")
     try:
         frame = read_data(resolved, column, tuple(model.columns)).frame
     except DataError as e:
