@@ -76,3 +76,4 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 from tests.cloud_servers import gcs_server, s3_server  # noqa: E402, F401  (session-scoped S3 and GCS servers)
+from tests.final_fixtures import tuned_location  # noqa: E402, F401  (a results location tuned for hpt final and predict)
