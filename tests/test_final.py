@@ -13,11 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from click.testing import CliRunner, Result
 
+from hpt.cli import main
 from hpt.data import read_data
 from hpt.model_io import load_model
 from hpt.results import load_results, summarise
-from tests.conftest import ROOT, hpt_cli, tiny_spec
+from tests.conftest import ROOT, tiny_spec
 
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
@@ -31,24 +34,35 @@ def _final_ids(location: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 
-def _final(location: Path, *args: str, tmp: Path) -> tuple[Any, dict[str, Any]]:
-    """Run `hpt final` as a user would; the report it wrote (--report) and the finished process."""
+def hpt(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The CLI run in this process (a subprocess per call would cost seconds of imports each);
+    the torch thread count it sets is put back afterwards."""
+    threads = torch.get_num_threads()
+    try:
+        return CliRunner(env=env).invoke(main, list(args))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _final(location: Path | str, *args: str, tmp: Path, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
+    """Run `hpt final` as a user would; the finished run and the report it wrote (--report)."""
     report = tmp / "report.json"
-    done = hpt_cli("final", str(location), "--threads", "1", "--report", str(report), *args, timeout=240)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = hpt("final", str(location), "--threads", "1", "--report", str(report), *args, env=env)
+    assert done.exit_code == 0, done.stdout + done.stderr
     return done, json.loads(report.read_text())
 
 
-def _error_line(done: Any) -> str:
+def _error_line(done: Result) -> str:
     lines = done.stderr.splitlines()
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.exit_code == 2, done.stdout + done.stderr
     assert len(lines) == 1 and lines[0].startswith("hpt: error: "), done.stderr
     assert "Traceback" not in done.stderr
+    assert done.exception is None or isinstance(done.exception, SystemExit)
     return str(lines[0])
 
 
 @pytest.fixture(scope="module")
-def first_final(tuned_location: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any], bytes]:
+def first_final(tuned_location: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, dict[str, Any], bytes]:
     """`hpt final` with every default; the results.csv from before it ran."""
     before = (tuned_location / "results.csv").read_bytes()
     done, report = _final(tuned_location, tmp=tmp_path_factory.mktemp("first"))
@@ -123,7 +137,7 @@ def test_a_tuning_period_overlapping_the_holdout_is_refused(tuned_location: Path
     ids = _final_ids(tuned_location)
     periods = sorted(set(pd.read_csv(tuned_location / "results.csv")["period_start"]))
     inside = (pd.Timestamp(periods[-1]) + pd.Timedelta(days=10)).date().isoformat()
-    line = _error_line(hpt_cli("final", str(tuned_location), "--holdout-start", inside))
+    line = _error_line(hpt("final", str(tuned_location), "--holdout-start", inside))
     assert f"tuning period {periods[-1]}.." in line and f"overlaps the hold-out {inside}..2015-01-01" in line
     assert _final_ids(tuned_location) == ids  # nothing written
 
@@ -131,10 +145,10 @@ def test_a_tuning_period_overlapping_the_holdout_is_refused(tuned_location: Path
 def test_no_holdout_is_refused_with_how_to_give_one(tuned_location: Path, tmp_path: Path) -> None:
     spec = tmp_path / "no-holdout.json"
     spec.write_text(json.dumps(tiny_spec()))  # explicit periods: nothing kept back
-    line = _error_line(hpt_cli("final", str(tuned_location), "--spec", str(spec)))
+    line = _error_line(hpt("final", str(tuned_location), "--spec", str(spec)))
     assert "no hold-out" in line and "--holdout 1M" in line and "--holdout-start" in line
-    assert "--compare needs --from-model" in _error_line(hpt_cli("final", str(tuned_location), "--compare"))
-    assert "--holdout: expected a length" in _error_line(hpt_cli("final", str(tuned_location), "--holdout", "1X"))
+    assert "--compare needs --from-model" in _error_line(hpt("final", str(tuned_location), "--compare"))
+    assert "--holdout: expected a length" in _error_line(hpt("final", str(tuned_location), "--holdout", "1X"))
 
 
 def test_config_option_months_and_holdout_length(tuned_location: Path, first_final: Any, tmp_path: Path) -> None:
@@ -147,7 +161,7 @@ def test_config_option_months_and_holdout_length(tuned_location: Path, first_fin
     assert report["holdout"]["how"] == "--holdout 1M"
     ids = {r["final_id"] for r in _index(tuned_location)}
     assert {first["final_id"], report["final_id"]} <= ids  # merged: the first final's row is kept
-    line = _error_line(hpt_cli("final", str(tuned_location), "--config", "nosuchconfig"))
+    line = _error_line(hpt("final", str(tuned_location), "--config", "nosuchconfig"))
     assert "--config nosuchconfig: no config with ok trials" in line and other in line
 
 
@@ -170,6 +184,7 @@ def test_from_model_fine_tunes_and_compares_with_training_from_scratch(tuned_loc
 
 
 def test_final_on_a_local_s3_server(tuned_location: Path, s3_server: Any, tmp_path: Path) -> None:
+    """Reads the rows and the recorded spec from the bucket, writes the model, report and index there."""
     bucket = s3_server.create_bucket()
     for path in tuned_location.rglob("*"):
         rel = path.relative_to(tuned_location).as_posix()
@@ -177,16 +192,15 @@ def test_final_on_a_local_s3_server(tuned_location: Path, s3_server: Any, tmp_pa
             s3_server.put(bucket, f"p/{rel}", path.read_bytes())
     env = s3_server.client_env()
     uri = f"s3://{bucket}/p"
-    done = hpt_cli("final", uri, "--threads", "1", env=env, timeout=240)
-    assert done.returncode == 0, done.stdout + done.stderr
-    fid = done.stdout.split()[1].rstrip(":")
+    done, report = _final(uri, tmp=tmp_path, env=env)
+    fid = report["final_id"]
     keys = s3_server.keys(bucket, "p/final/")
     assert keys == sorted([f"p/final/{fid}/model.pt", f"p/final/{fid}/report.json", "p/final/index.csv"])
     assert f"written:  {uri}/final/{fid}/model.pt" in done.stdout
     index = s3_server.get(bucket, "p/final/index.csv").decode()
     assert fid in index and f"{uri}/final/{fid}/model.pt" in index
-    done = hpt_cli("predict", f"{uri}/final/{fid}/model.pt", "--data", "demo:electricity_hourly.csv", "--last", env=env)
-    assert done.returncode == 0, done.stderr
+    done = hpt("predict", f"{uri}/final/{fid}/model.pt", "--data", "demo:electricity_hourly.csv", "--last", env=env)
+    assert done.exit_code == 0, done.stderr
     assert done.stdout.splitlines()[0] == "timestamp,horizon_step,prediction"
     assert done.stdout.splitlines()[1].startswith("2015-01-01 00:00:00,1,")
 
