@@ -1,0 +1,147 @@
+"""`hpt predict`: a saved model forecasts every window of a file (or its last), and what it
+writes is what ``load_model(...).predict`` gives for the same windows in Python."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner, Result
+
+from hpt.architectures import get_architecture
+from hpt.cli import main
+from hpt.model_io import load_model, model_payload
+from tests.conftest import ROOT
+
+DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
+
+
+def hpt(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _error_line(done: Result) -> str:
+    lines = done.stderr.splitlines()
+    assert done.exit_code == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and lines[0].startswith("hpt: error: "), done.stderr
+    return str(lines[0])
+
+
+@pytest.fixture(scope="module")
+def trial_model(tuned_location: Path) -> Path:
+    return sorted((tuned_location / "models").glob("*.pt"))[0]
+
+
+@pytest.fixture(scope="module")
+def december(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The first ten days of December 2014, with three hours missing (a gap)."""
+    frame = pd.read_csv(DEMO, parse_dates=["ts"])
+    frame = frame[(frame.ts >= "2014-12-01") & (frame.ts < "2014-12-11")]
+    return frame.drop(frame.index[100:103]).reset_index(drop=True)
+
+
+def _expected(model_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every window's forecast one at a time with TrainedModel.predict, dated from the window's last row."""
+    model = load_model(str(model_path))
+    times = frame["ts"]
+    out = []
+    for end in range(model.lookback - 1, len(frame)):
+        start = end - model.lookback + 1
+        if (times.iloc[end] - times.iloc[start]) != pd.Timedelta(hours=model.lookback - 1):
+            continue  # the window spans the gap
+        pred = model.predict(frame.iloc[start:end + 1])
+        for k in range(model.horizon):
+            out.append((times.iloc[end] + pd.Timedelta(hours=k + 1), k + 1, float(pred[k])))
+    return pd.DataFrame(out, columns=["timestamp", "horizon_step", "prediction"])
+
+
+def _read(text_or_path: str | Path) -> pd.DataFrame:
+    source = io.StringIO(text_or_path) if isinstance(text_or_path, str) else text_or_path
+    return pd.read_csv(source, parse_dates=["timestamp"])
+
+
+def test_predict_writes_what_load_model_predicts_for_every_window(trial_model: Path, december: pd.DataFrame,
+                                                                  tmp_path: Path) -> None:
+    data, out = tmp_path / "december.csv", tmp_path / "forecasts.csv"
+    december.to_csv(data, index=False)
+    done = hpt("predict", str(trial_model), "--data", str(data), "--out", str(out))
+    assert done.exit_code == 0, done.stderr
+    got, want = _read(out), _expected(trial_model, december)
+    assert list(got.columns) == ["timestamp", "horizon_step", "prediction"]
+    assert len(got) == len(december) - 24 + 1 - 23  # the 23 windows across the gap are left out
+    pd.testing.assert_frame_equal(got[["timestamp", "horizon_step"]], want[["timestamp", "horizon_step"]])
+    np.testing.assert_allclose(got["prediction"], want["prediction"], rtol=1e-5)
+    assert "23 left out: they span a missing step" in done.stderr
+
+
+def test_last_forecasts_the_steps_after_the_file_and_parquet_works(trial_model: Path, december: pd.DataFrame,
+                                                                    tmp_path: Path) -> None:
+    data = tmp_path / "december.parquet"
+    december.to_parquet(data)
+    done = hpt("predict", str(trial_model), "--data", str(data), "--last")
+    assert done.exit_code == 0, done.stderr
+    got = _read(done.stdout)
+    assert got["timestamp"].tolist() == [pd.Timestamp("2014-12-11 00:00")] and got["horizon_step"].tolist() == [1]
+    assert got["prediction"].iloc[0] == pytest.approx(load_model(str(trial_model)).predict(december)[0], rel=1e-5)
+
+
+def test_a_horizon_of_several_steps_dates_each_one(tmp_path: Path, december: pd.DataFrame) -> None:
+    """A model of horizon 3 with a feature column, saved the way hpt saves one."""
+    frame = december.assign(temp=np.arange(len(december), dtype=float) % 7)
+    data = tmp_path / "with-temp.csv"
+    frame.to_csv(data, index=False)
+    torch.manual_seed(0)
+    module = get_architecture("mlp").build(2, 12, 3, {"hidden_size": 8, "num_layers": 1, "dropout": 0.0})
+    path = tmp_path / "h3.pt"
+    path.write_bytes(model_payload(architecture="mlp", params={"hidden_size": 8, "num_layers": 1, "dropout": 0.0},
+                                   n_features=2, lookback=12, horizon=3, columns=("y", "temp"), mean=np.array([2e3, 3.0]),
+                                   std=np.array([400.0, 2.0]), state_dict=module.state_dict(), trial_id="h3",
+                                   period=("2014-01-01", "2014-02-01"), metrics={}, time_column="ts", step="1h"))
+    done = hpt("predict", str(path), "--data", str(data))
+    assert done.exit_code == 0, done.stderr
+    got, want = _read(done.stdout), _expected(path, frame)
+    assert got["horizon_step"].tolist()[:6] == [1, 2, 3, 1, 2, 3]
+    pd.testing.assert_frame_equal(got[["timestamp", "horizon_step"]], want[["timestamp", "horizon_step"]])
+    np.testing.assert_allclose(got["prediction"], want["prediction"], rtol=1e-5)
+    line = _error_line(hpt("predict", str(path), "--data", str(DEMO)))
+    assert 'lacks columns the model was trained on: "temp"' in line
+
+
+def test_missing_columns_and_short_files_are_refused(trial_model: Path, december: pd.DataFrame, tmp_path: Path) -> None:
+    renamed = tmp_path / "renamed.csv"
+    december.rename(columns={"y": "load"}).to_csv(renamed, index=False)
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(renamed)))
+    assert 'renamed.csv lacks columns the model was trained on: "y"' in line and "(it has: ts, load)" in line
+    other_time = tmp_path / "time.csv"
+    december.rename(columns={"ts": "when"}).to_csv(other_time, index=False)
+    assert 'lacks the time column: "ts"' in _error_line(hpt("predict", str(trial_model), "--data", str(other_time)))
+    assert hpt("predict", str(trial_model), "--data", str(other_time), "--time-column", "when", "--last").exit_code == 0
+    short = tmp_path / "short.csv"
+    december.head(10).to_csv(short, index=False)
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(short)))
+    assert "short.csv has 10 rows with values: fewer than the model's lookback of 24" in line
+    assert "no model at" in _error_line(hpt("predict", str(tmp_path / "nosuch.pt"), "--data", str(short)))
+    assert "is not a model saved by hpt" in _error_line(hpt("predict", str(short), "--data", str(short)))
+
+
+def test_a_model_saved_before_models_recorded_their_time_column(trial_model: Path, december: pd.DataFrame,
+                                                                 tmp_path: Path) -> None:
+    payload = torch.load(trial_model, weights_only=True)
+    assert payload["time_column"] == "ts" and payload["step"] == "1h"  # what models record now
+    del payload["time_column"], payload["step"]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    model = load_model(str(old))
+    assert model.time_column is None and model.step is None
+    data = tmp_path / "december.csv"
+    december.to_csv(data, index=False)
+    done = hpt("predict", str(old), "--data", str(data), "--last")  # ts: the only other column
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("2014-12-11 00:00:00,1,")
+    two = tmp_path / "two.csv"
+    december.assign(other=1.0).to_csv(two, index=False)
+    assert "give --time-column" in _error_line(hpt("predict", str(old), "--data", str(two)))
