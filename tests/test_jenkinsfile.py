@@ -8,6 +8,7 @@ step that copies results.csv read the folder of a tiny real run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -30,6 +31,8 @@ def parameter_defaults() -> dict[str, str]:
     for kind, name, rest in re.findall(r"\b(string|choice|booleanParam)\(name:\s*'(\w+)',(.*?)\)\n", TEXT, re.S):
         if kind == "choice":
             found[name] = re.findall(r"'([^']*)'", re.search(r"choices:\s*\[(.*?)\]", rest).group(1))[0]  # type: ignore[union-attr]
+        elif kind == "booleanParam":
+            found[name] = re.search(r"defaultValue:\s*(true|false)\b", rest).group(1)  # type: ignore[union-attr]
         else:
             found[name] = re.search(r"defaultValue:\s*'([^']*)'", rest).group(1)  # type: ignore[union-attr]
     return found
@@ -79,7 +82,7 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_jenkinsfile_runs_hpt_in_every_mode() -> None:
     verbs = [line.split()[1] for line in hpt_lines()]
-    assert {"validate", "run", "auto", "results"} <= set(verbs), hpt_lines()
+    assert {"validate", "run", "auto", "results", "final"} <= set(verbs), hpt_lines()
     case = re.search(r'case "\$MODE" in(.*?)esac', TEXT, re.S).group(1)  # type: ignore[union-attr]
     assert set(re.findall(r"^\s*(\w+)\)", case, re.M)) == set(mode_choices()) == {"run", "auto", "quick"}
     assert parameter_defaults()["SPEC"] == "specs/lstm.json"
@@ -99,15 +102,20 @@ def _id(command: str) -> str:
 
 
 @pytest.mark.parametrize("command", hpt_lines(), ids=_id)
-def test_hpt_command_runs(command: str, tmp_path: Path, tiny_results: Path) -> None:
+def test_hpt_command_runs(command: str, tmp_path: Path, tiny_results: Path, tuned_location: Path) -> None:
     verb = command.split()[1]
-    sink = tiny_results if verb == "results" else tmp_path / "sink"
+    sink = tiny_results if verb == "results" else tuned_location if verb == "final" else tmp_path / "sink"
     args = expand(command, job_env(sink))
     if verb in ("run", "auto"):
         args.append("--dry-run")
-    done = hpt_cli(*args, timeout=120)
+    elif verb == "final":
+        args += ["--threads", "1"]  # a real final on a location whose spec keeps the last month back
+    done = hpt_cli(*args, timeout=120, cwd=tmp_path if verb == "final" else None)
     assert done.returncode == 0, f"{command}\n-> hpt {' '.join(args)}\n{done.stdout}\n{done.stderr}"
-    if verb == "validate":
+    if verb == "final":
+        assert "hold-out: 2014-12-01..2015-01-01" in done.stdout, done.stdout
+        assert json.loads((tmp_path / "hpt-final.json").read_text())["location"] == str(tuned_location)
+    elif verb == "validate":
         assert ": ok (" in done.stdout
     elif verb == "results":
         assert "|" in done.stdout and "---" in done.stdout, done.stdout
@@ -145,3 +153,37 @@ def test_a_ray_address_sends_the_trials_to_ray(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     setup = next(s for s in SCRIPTS if "pip install" in s)
     assert re.search(r'if \[ -n "\$\{RAY_ADDRESS:-\}" \].*\n.*pip install --quiet -e \'\.\[ray\]\'', setup), setup
+
+
+def _final_script() -> str:
+    return next(s for s in SCRIPTS if "hpt final" in s)
+
+
+def test_the_final_stage_is_optional_and_follows_a_clean_run() -> None:
+    assert parameter_defaults()["FINAL"] == "false" and parameter_defaults()["FINAL_ARGS"] == ""
+    stage = re.search(r"stage\('Final'\) \{(.*?)\n        \}\n", TEXT, re.S).group(1)  # type: ignore[union-attr]
+    assert "params.FINAL && env.HPT_EXIT == '0'" in stage
+    assert TEXT.index("stage('Results')") < TEXT.index("stage('Final')")
+    for code, outcome in (("130", "ABORTED"), ("2", "error("), ("default", "error(")):
+        assert re.search(rf"case {code}:.*?{re.escape(outcome)}" if code != "default" else r"default:\s*error\(",
+                         stage, re.S), code
+    assert "withCredentials(cloudCredentials())" in stage
+    assert re.search(r"archiveArtifacts artifacts: '[^']*hpt-final\.txt, hpt-final\.json'", TEXT)
+
+
+def test_final_step_writes_the_report_for_the_archive_and_keeps_hpts_exit_code(tmp_path: Path,
+                                                                                 tiny_results: Path) -> None:
+    """The Final stage's shell step, run as Jenkins runs it: the printed report in the log and
+    hpt-final.txt, report.json as hpt-final.json; a refusal's exit code is the step's."""
+    env = {**job_env(tiny_results), "FINAL_ARGS": "--holdout 1M --threads 1"}
+    done = subprocess.run(["sh", "-c", _final_script()], capture_output=True, text=True, cwd=tmp_path, timeout=240,
+                          env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "hpt-final.txt").read_text() == done.stdout
+    assert "hold-out: 2014-12-01..2015-01-01 (--holdout 1M" in done.stdout
+    report = json.loads((tmp_path / "hpt-final.json").read_text())
+    assert (tiny_results / "final" / report["final_id"] / "model.pt").is_file()
+    env["FINAL_ARGS"] = ""  # tiny_results' periods keep no hold-out back: exit 2, saying how to give one
+    done = subprocess.run(["sh", "-c", _final_script()], capture_output=True, text=True, cwd=tmp_path, timeout=240,
+                          env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env})
+    assert done.returncode == 2 and "hpt: error: no hold-out" in done.stderr, done.stderr
