@@ -576,7 +576,8 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train: the first visible CUDA GPU, else the CPU.")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="Torch CPU threads of this one process [default: one per core].")
+              help="Torch threads of this one process [default: 1 on the CPU, like each worker of a run; 2 with a GPU]; "
+                   "more help large models on an otherwise idle machine.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write report.json to this local file (for CI artifacts).")
 def final(location: str, spec_path: str | None, config_id: str | None, months: int | None, holdout: str | None,
