@@ -465,9 +465,16 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         config_periods = sorted({Period(pd.Timestamp(s), pd.Timestamp(e)) for s, e in
                                  rows[["period_start", "period_end"]].astype(str).itertuples(index=False)}) \
             if not rows.empty else tuning_periods
-        span = max((p.end - p.start for p in config_periods), default=pd.Timedelta(days=30))
-        train_start = pd.Timestamp(holdout.start - span)
-        length = f"{_span_text(span)}, one tuning period"
+        months = {_whole_months(p) for p in config_periods}
+        if len(months) == 1 and None not in months:  # month-aligned periods of one length: that many months
+            n = next(iter(months))
+            assert n is not None
+            train_start = pd.Timestamp(holdout.start - pd.DateOffset(months=n))
+            length = f"{plural(n, 'month')}, one tuning period"
+        else:
+            span = max((p.end - p.start for p in config_periods), default=pd.Timedelta(days=30))
+            train_start = pd.Timestamp(holdout.start - span)
+            length = f"{_span_text(span)}, one tuning period"
     say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {chosen}")
     if train_start < frame.index[0]:
         say(f"the training window would start at {train_start}, before the data: it starts with the data "
@@ -594,6 +601,13 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     merge_index(sink, [_index_row(document, m) for m in document["models"]])
     say(f"wrote {uris['model']}, {uris['report']}; added to {uris['index']}")
     return FinalReport(final_id, document, trained, uris)
+
+
+def _whole_months(p: Period) -> int | None:
+    """How many months `p` spans when it runs from one month's start to another's, else None."""
+    if p.start != p.start.normalize() or p.start.day != 1 or p.end != p.end.normalize() or p.end.day != 1:
+        return None
+    return (p.end.year - p.start.year) * 12 + p.end.month - p.start.month
 
 
 def _span_text(span: pd.Timedelta) -> str:
