@@ -613,13 +613,15 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
         click.echo(line)
 
 
-@main.command(epilog=CHECK_EPILOG.replace("fine", "forecasts written"))
+@main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "
+                     "such model, columns missing from the file, fewer rows than the lookback).")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--data", "data_path", required=True, metavar="PATH",
               help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the CSV here [default: stdout].")
 @click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
-@click.option("--time-column", help="The time column, for models saved before they recorded it.")
+@click.option("--time-column", metavar="NAME", help="The time column [default: the one the model was trained with; "
+                                                   "models saved before hpt recorded it: the file's only other column].")
 def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None) -> None:
     """Forecast every window of a data file with a saved model; CSV of timestamp, horizon_step, prediction.
 
