@@ -622,7 +622,10 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 @click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
 @click.option("--time-column", metavar="NAME", help="The time column [default: the one the model was trained with; "
                                                    "models saved before hpt recorded it: the file's only other column].")
-def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Torch threads (one, as each worker of a run; more help large models on an idle machine).")
+def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None,
+            threads: int) -> None:
     """Forecast every window of a data file with a saved model; CSV of timestamp, horizon_step, prediction.
 
     MODEL is a trial's models/<trial_id>.pt or a final/<id>/model.pt (a path, gs:// or
@@ -635,8 +638,11 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
       hpt predict hpt-results/lstm-demo/models/3f2a9c1d0b7e.pt --data load.parquet --out forecasts.csv
       hpt predict gs://my-bucket/hpt/lstm/final/<id>/model.pt --data gs://my-bucket/data/load.csv
     """
+    import torch
+
     from hpt.predict import forecast_file, open_model, write_csv
 
+    torch.set_num_threads(threads)
     model = open_model(model_uri)
     result = forecast_file(model, data_path, time_column, last)
     if out_path:

@@ -21,7 +21,12 @@ DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
 
 def hpt(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
+    """The CLI in this process; the torch thread count it sets is put back afterwards."""
+    threads = torch.get_num_threads()
+    try:
+        return CliRunner().invoke(main, list(args))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _error_line(done: Result) -> str:
