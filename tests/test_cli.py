@@ -34,6 +34,8 @@ def _error_line(done: Any) -> str:
     (["results", "hpt-results/x", "--top", "-1"], "--top"),
     (["results", "hpt-results/x", "--where", " "], "'--where': empty expression"),
     (["best", "hpt-results/x", "--where", ""], "'--where': empty expression"),
+    (["final", "hpt-results/x", "--months", "0"], "--months"),
+    (["predict", "model.pt"], "Missing option '--data'"),
 ])
 def test_usage_errors_are_one_line(cli: Any, args: list[str], words: str) -> None:
     line = _error_line(cli(*args))
