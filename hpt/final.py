@@ -177,10 +177,10 @@ def overlapping_period(periods: list[Period], holdout: Holdout) -> Period | None
 # -- the spec and the config ----------------------------------------------------------
 
 
-def recorded_spec(sink: Sink, spec_path: str | None) -> Spec:
-    """--spec, else the spec of the latest run recorded in runs/ at the location."""
+def recorded_spec(sink: Sink, spec_path: str | None) -> tuple[Spec, str]:
+    """--spec, else the spec of the latest run recorded in runs/ at the location; and where it was read."""
     if spec_path:
-        return load_spec(spec_path)
+        return load_spec(spec_path), spec_path
     keys = [k for k in sink.list("runs/") if k.endswith(".json")]
     for key in reversed(keys):
         data = sink.read(key)
@@ -193,8 +193,9 @@ def recorded_spec(sink: Sink, spec_path: str | None) -> Spec:
         source = str(record.get("spec_source") or "")
         base = Path(source).parent if source and Path(source).parent.is_dir() else Path.cwd()
         where = sink.url(key)
-        return parse_spec(record["spec"], source=f"{where} (the spec recorded there; --spec gives another)",
+        spec = parse_spec(record["spec"], source=f"{where} (the spec recorded there; --spec gives another)",
                           base_dir=base.resolve(), default_name=str(record.get("spec_name") or "experiment"))
+        return spec, where
     raise InputError(f"no spec recorded in runs/ at {sink.uri}: give the spec it was tuned with, --spec SPEC")
 
 
@@ -376,7 +377,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
 
     sink = open_sink(req.location)
     frame_rows = load_results(req.location)
-    spec = recorded_spec(sink, req.spec_path)
+    spec, spec_source = recorded_spec(sink, req.spec_path)
     metric = spec.objective
     summary = summarise(frame_rows, metric, compare=0, uri=sink.uri)
     start_model = None
@@ -487,7 +488,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         w: Windows = make_windows(frame, window, lookback, horizon, held)
     except DataError as e:
         raise InputError(f"training window {Period(train_start, holdout.start)} and hold-out {holdout.period}: "
-                         f"{e.message.split(': ', 1)[-1]}") from None
+                         f"{e.message}") from None
     assert w.val_ends is not None
     if len(w.val_ends) and pd.Timestamp(w.val_ends[0]) + step < holdout.start:
         raise HptError(f"the hold-out windows start before {holdout.start}: data with steps under a second is not supported")
@@ -566,7 +567,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         "final_id": final_id,
         "created_at": _utcnow(),
         "location": sink.uri,
-        "spec": {"name": spec.name, "source": spec.source},
+        "spec": {"name": spec.name, "source": spec_source},
         "config_id": config_id,
         "chosen": chosen,
         "metric": metric,
