@@ -257,6 +257,100 @@ def _full_params(spec: Spec, config_id: str, rows: pd.DataFrame) -> dict[str, An
     return params
 
 
+@dataclass(frozen=True)
+class _Choice:
+    """The config to train, how it was chosen, its tuning rows and how long to train it."""
+
+    config_id: str
+    chosen: str
+    params: dict[str, Any]  # every hyperparameter
+    architecture: str
+    rows: pd.DataFrame  # its ok tuning rows (of its fidelity)
+    epochs: int
+    epoch_values: list[int]  # the best_epoch values the epochs are the median of
+    tuned: dict[str, Any]
+
+
+def _choose(req: FinalRequest, frame: pd.DataFrame, summary: Any, spec: Spec, uri: str,
+            start_model: Any) -> _Choice:
+    """The config of --from-model's model, --config's, or the best one (as ``hpt best`` names it)."""
+    metric = summary.metric
+    fidelity: str | None = summary.main_fidelity
+    if start_model is not None:
+        config_id = str(start_model.info.get("config_id") or "")
+        if not config_id:  # a trial's model: its row says its config
+            match = frame[frame["trial_id"].astype(str) == start_model.trial_id]
+            config_id = str(match["config_id"].iloc[0]) if len(match) else ""
+        chosen = f"the config of {req.from_model}"
+    elif req.config_id:
+        config_id = _config_by_id(req.config_id, frame, uri)
+        table = summary.main.table
+        ranked = table[table["config_id"].astype(str) == config_id] if len(table) else table
+        chosen = "--config" + (f" (mean {metric}={format_value(float(ranked['mean'].iloc[0]))} over "
+                               f"{plural(int(ranked['periods_run'].iloc[0]), 'period')}, ranked {ranked.index[0] + 1} "
+                               f"of {len(table)})" if len(ranked) else "")
+    else:
+        best = summary.best
+        if best is None:
+            raise HptError(f"{summary.main.why_no_best()} at {uri}: no best config yet (finish the run, or give "
+                           "--config ID)")
+        config_id, fidelity = best.config_id, best.fidelity
+        chosen = (f"best config (mean {metric}={format_value(best.mean)} over {plural(best.periods_run, 'period')}, "
+                  f"best in {best.periods_won})")
+    rows = _config_rows(frame, config_id, fidelity) if config_id else frame.iloc[0:0]
+    if start_model is not None:
+        params = dict(start_model.params)
+        architecture = str(start_model.architecture)
+        epochs, values = _median_epochs(rows) if not rows.empty else (int(params.get("epochs", 1)), list[int]())
+        config_id = config_id or str(start_model.info.get("config_id") or start_model.trial_id)
+    else:
+        if rows.empty:
+            raise InputError(f"config {config_id}: no ok tuning rows at {uri}")
+        params = _full_params(spec, config_id, rows)
+        architecture = str(rows["architecture"].iloc[0])
+        epochs, values = _median_epochs(rows)
+    tuned = _tuned_params(rows) if not rows.empty else {k: params[k] for k in spec.parameters if k in params}
+    return _Choice(config_id, chosen, params, architecture, rows, epochs, values, tuned)
+
+
+def _config_by_id(given: str, frame: pd.DataFrame, uri: str) -> str:
+    """--config: a config with ok rows, by its id or a prefix of it that names one."""
+    ok_ids = sorted(set(frame.loc[frame["status"].astype(str) == Status.OK.value, "config_id"].astype(str)))
+    if given in ok_ids:
+        return given
+    prefix = [c for c in ok_ids if c.startswith(given)]
+    if len(prefix) == 1:
+        return prefix[0]
+    if prefix:
+        raise InputError(f"--config {given}: the prefix matches {len(prefix)} configs ({', '.join(prefix[:5])}); "
+                         "give more of the id")
+    listed = ", ".join(ok_ids[:10]) + (f", ... ({len(ok_ids)})" if len(ok_ids) > 10 else "")
+    raise InputError(f"--config {given}: no config with ok trials at {uri} has this id{did_you_mean(given, ok_ids)}; "
+                     f"configs: {listed}")
+
+
+def _periods(rows: pd.DataFrame) -> list[Period]:
+    """The distinct periods of these rows, in order."""
+    pairs = rows[["period_start", "period_end"]].dropna().astype(str).itertuples(index=False)
+    return sorted({Period(pd.Timestamp(s), pd.Timestamp(e)) for s, e in pairs})
+
+
+def _train_start(months: int | None, spec: Spec, periods: list[Period], end: pd.Timestamp) -> tuple[pd.Timestamp, str]:
+    """Where training starts, `end` being the hold-out's start, and the length in words: --months,
+    else one tuning period (automatic periods' months; whole months of month-aligned periods, else days)."""
+    if months is not None:
+        return pd.Timestamp(end - pd.DateOffset(months=months)), plural(months, "month")
+    if spec.period_rule is not None:
+        n = spec.period_rule.months
+        return pd.Timestamp(end - pd.DateOffset(months=n)), f"{plural(n, 'month')}, one tuning period"
+    whole = {_whole_months(p) for p in periods}
+    if len(whole) == 1 and None not in whole:  # month-aligned periods of one length: that many months
+        n = int(next(iter(whole)) or 1)
+        return pd.Timestamp(end - pd.DateOffset(months=n)), f"{plural(n, 'month')}, one tuning period"
+    span = max((p.end - p.start for p in periods), default=pd.Timedelta(days=30))
+    return pd.Timestamp(end - span), f"{_span_text(span)}, one tuning period"
+
+
 # -- training and scoring -------------------------------------------------------------
 
 
@@ -389,57 +483,9 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         except (ValueError, RuntimeError, OSError) as e:
             raise InputError(f"--from-model: {req.from_model} is not a model saved by hpt ({type(e).__name__})") from None
 
-    # the config
-    if start_model is not None:
-        config_id = str(start_model.info.get("config_id") or "")
-        if not config_id:
-            tid = start_model.trial_id
-            match = frame_rows[frame_rows["trial_id"].astype(str) == tid]
-            config_id = str(match["config_id"].iloc[0]) if len(match) else ""
-        chosen = f"the config of {req.from_model}"
-        fidelity: str | None = summary.main_fidelity
-    elif req.config_id:
-        config_id = req.config_id
-        ok_ids = sorted(set(frame_rows.loc[frame_rows["status"].astype(str) == Status.OK.value, "config_id"].astype(str)))
-        if config_id not in ok_ids:
-            prefix = [c for c in ok_ids if c.startswith(config_id)]
-            if len(prefix) == 1:
-                config_id = prefix[0]
-            else:
-                raise InputError(f"--config {config_id}: no config with ok trials at {sink.uri} has this id"
-                                 f"{did_you_mean(config_id, ok_ids)}; configs: {', '.join(ok_ids[:10])}"
-                                 + (f", ... ({len(ok_ids)})" if len(ok_ids) > 10 else ""))
-        table = summary.main.table
-        ranked = table[table["config_id"].astype(str) == config_id] if len(table) else table
-        chosen = "--config" + (f" (mean {metric}={format_value(float(ranked['mean'].iloc[0]))} over "
-                               f"{plural(int(ranked['periods_run'].iloc[0]), 'period')}, ranked {ranked.index[0] + 1} "
-                               f"of {len(table)})" if len(ranked) else "")
-        fidelity = summary.main_fidelity
-    else:
-        best = summary.best
-        if best is None:
-            raise HptError(f"{summary.main.why_no_best()} at {sink.uri}: no best config yet (finish the run, or give "
-                           "--config ID)")
-        config_id, fidelity = best.config_id, best.fidelity
-        chosen = (f"best config (mean {metric}={format_value(best.mean)} over {plural(best.periods_run, 'period')}, "
-                  f"best in {best.periods_won})")
-    rows = _config_rows(frame_rows, config_id, fidelity) if config_id else frame_rows.iloc[0:0]
-    if start_model is not None:
-        params = dict(start_model.params)
-        architecture = start_model.architecture
-        if rows.empty:
-            epochs, epoch_values = int(params.get("epochs", 1)), list[int]()
-        else:
-            epochs, epoch_values = _median_epochs(rows)
-        if not config_id:
-            config_id = str(start_model.info.get("config_id") or start_model.trial_id)
-    else:
-        if rows.empty:
-            raise InputError(f"config {config_id}: no ok tuning rows at {sink.uri}")
-        params = _full_params(spec, config_id, rows)
-        architecture = str(rows["architecture"].iloc[0])
-        epochs, epoch_values = _median_epochs(rows)
-    tuned = _tuned_params(rows) if not rows.empty else {k: params[k] for k in spec.parameters if k in params}
+    choice = _choose(req, frame_rows, summary, spec, sink.uri, start_model)
+    config_id, params, architecture, rows = choice.config_id, choice.params, choice.architecture, choice.rows
+    epochs, epoch_values, tuned = choice.epochs, choice.epoch_values, choice.tuned
     lookback, horizon = int(params["lookback"]), int(params["horizon"])
 
     # the data, the hold-out and the training window
@@ -449,34 +495,14 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
                          f"the spec's data has {', '.join(map(str, frame.columns))}")
     step = frame_step(frame)
     holdout = holdout_window(spec, frame, req.holdout, req.holdout_start)
-    tuning_periods = sorted({Period(pd.Timestamp(s), pd.Timestamp(e))
-                             for s, e in frame_rows[["period_start", "period_end"]].dropna().astype(str).itertuples(index=False)})
+    tuning_periods = _periods(frame_rows)
     clash = overlapping_period(tuning_periods, holdout)
     if clash is not None:
         raise InputError(f"tuning period {clash} overlaps the hold-out {holdout.period} ({holdout.how}): the hold-out "
                          "would not be unseen; choose a later --holdout-start or a shorter --holdout, or tune with "
                          "date_ranges.auto.holdout so that the periods keep it back")
-    if req.months is not None:
-        train_start = pd.Timestamp(holdout.start - pd.DateOffset(months=req.months))
-        length = plural(req.months, "month")
-    elif spec.period_rule is not None:
-        train_start = pd.Timestamp(holdout.start - pd.DateOffset(months=spec.period_rule.months))
-        length = f"{plural(spec.period_rule.months, 'month')}, one tuning period"
-    else:
-        config_periods = sorted({Period(pd.Timestamp(s), pd.Timestamp(e)) for s, e in
-                                 rows[["period_start", "period_end"]].astype(str).itertuples(index=False)}) \
-            if not rows.empty else tuning_periods
-        months = {_whole_months(p) for p in config_periods}
-        if len(months) == 1 and None not in months:  # month-aligned periods of one length: that many months
-            n = next(iter(months))
-            assert n is not None
-            train_start = pd.Timestamp(holdout.start - pd.DateOffset(months=n))
-            length = f"{plural(n, 'month')}, one tuning period"
-        else:
-            span = max((p.end - p.start for p in config_periods), default=pd.Timedelta(days=30))
-            train_start = pd.Timestamp(holdout.start - span)
-            length = f"{_span_text(span)}, one tuning period"
-    say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {chosen}")
+    train_start, length = _train_start(req.months, spec, _periods(rows) or tuning_periods, holdout.start)
+    say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {choice.chosen}")
     if train_start < frame.index[0]:
         say(f"the training window would start at {train_start}, before the data: it starts with the data "
             f"({frame.index[0]})")
@@ -569,7 +595,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         "location": sink.uri,
         "spec": {"name": spec.name, "source": spec_source},
         "config_id": config_id,
-        "chosen": chosen,
+        "chosen": choice.chosen,
         "metric": metric,
         "architecture": architecture,
         "params": tuned,
