@@ -337,15 +337,15 @@ def _periods(rows: pd.DataFrame) -> list[Period]:
 
 def _train_start(months: int | None, spec: Spec, periods: list[Period], end: pd.Timestamp) -> tuple[pd.Timestamp, str]:
     """Where training starts, `end` being the hold-out's start, and the length in words: --months,
-    else one tuning period (automatic periods' months; whole months of month-aligned periods, else days)."""
+    else as long as one of the config's tuning `periods` (in months when they are whole months)."""
     if months is not None:
         return pd.Timestamp(end - pd.DateOffset(months=months)), plural(months, "month")
-    if spec.period_rule is not None:
-        n = spec.period_rule.months
-        return pd.Timestamp(end - pd.DateOffset(months=n)), f"{plural(n, 'month')}, one tuning period"
     whole = {_whole_months(p) for p in periods}
     if len(whole) == 1 and None not in whole:  # month-aligned periods of one length: that many months
         n = int(next(iter(whole)) or 1)
+        return pd.Timestamp(end - pd.DateOffset(months=n)), f"{plural(n, 'month')}, one tuning period"
+    if spec.period_rule is not None and not periods:
+        n = spec.period_rule.months
         return pd.Timestamp(end - pd.DateOffset(months=n)), f"{plural(n, 'month')}, one tuning period"
     span = max((p.end - p.start for p in periods), default=pd.Timedelta(days=30))
     return pd.Timestamp(end - span), f"{_span_text(span)}, one tuning period"
