@@ -204,3 +204,27 @@ def test_final_on_a_local_s3_server(tuned_location: Path, s3_server: Any, tmp_pa
     assert done.stdout.splitlines()[0] == "timestamp,horizon_step,prediction"
     assert done.stdout.splitlines()[1].startswith("2015-01-01 00:00:00,1,")
 
+
+
+def test_index_merge_keeps_a_row_written_meanwhile(tmp_path: Path) -> None:
+    """Two finals add their rows at once: the one whose conditional write loses reads again and merges."""
+    from hpt.final import INDEX_CSV, merge_index
+    from hpt.sinks.local import LocalSink
+
+    class Racing(LocalSink):
+        raced = False
+
+        def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+            if not self.raced:  # another final writes its row between our read and our write
+                self.raced = True
+                merge_index(LocalSink(str(self.root)), [{"final_id": "other", "mode": "scratch", "mse": 2.0}])
+            return super().write_if(key, data, version)
+
+    sink = Racing(str(tmp_path))
+    merge_index(sink, [{"final_id": "first", "mode": "scratch", "mse": 1.0}])
+    assert sink.raced
+    rows = list(csv.DictReader(io.StringIO((tmp_path / INDEX_CSV).read_text())))
+    assert sorted((r["final_id"], r["mse"]) for r in rows) == [("first", "1.0"), ("other", "2.0")]
+    merge_index(LocalSink(str(tmp_path)), [{"final_id": "third", "mode": "fine-tune", "mse": 3.0}])
+    assert [r["final_id"] for r in csv.DictReader(io.StringIO((tmp_path / INDEX_CSV).read_text()))] == \
+        ["other", "first", "third"]
