@@ -228,3 +228,19 @@ def test_index_merge_keeps_a_row_written_meanwhile(tmp_path: Path) -> None:
     merge_index(LocalSink(str(tmp_path)), [{"final_id": "third", "mode": "fine-tune", "mse": 3.0}])
     assert [r["final_id"] for r in csv.DictReader(io.StringIO((tmp_path / INDEX_CSV).read_text()))] == \
         ["other", "first", "third"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible")
+def test_device_cuda_without_a_gpu_is_refused(tuned_location: Path) -> None:
+    line = _error_line(hpt("final", str(tuned_location), "--device", "cuda"))
+    assert "--device cuda: no CUDA GPU is visible to this process" in line
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_final_trains_on_the_gpu(tuned_location: Path, first_final: Any, tmp_path: Path) -> None:
+    _, first, _ = first_final
+    done, report = _final(tuned_location, "--device", "cuda", tmp=tmp_path)
+    assert report["device"].startswith("cuda:0 (") and report["config_id"] == first["config_id"]
+    model = load_model(str(tuned_location / "final" / report["final_id"] / "model.pt"))  # loads onto the CPU
+    assert next(model.module.parameters()).device.type == "cpu"
+    assert report["models"][0]["metrics"]["mse"] == pytest.approx(first["models"][0]["metrics"]["mse"], rel=0.2)
