@@ -465,6 +465,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         raise InputError("give --holdout or --holdout-start, not both")
     if req.holdout:
         parse_holdout(req.holdout)
+    device = _device(req.device)
     from hpt.model_io import load_model, model_payload
     from hpt.results import load_results, summarise
     from hpt.search import trial_seed
@@ -502,10 +503,8 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
                          "would not be unseen; choose a later --holdout-start or a shorter --holdout, or tune with "
                          "date_ranges.auto.holdout so that the periods keep it back")
     train_start, length = _train_start(req.months, spec, _periods(rows) or tuning_periods, holdout.start)
-    say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {choice.chosen}")
-    if train_start < frame.index[0]:
-        say(f"the training window would start at {train_start}, before the data: it starts with the data "
-            f"({frame.index[0]})")
+    clamped = train_start < frame.index[0]
+    if clamped:
         train_start = pd.Timestamp(frame.index[0])
     window = Period(train_start, holdout.end)
     # the windows' validation part is the hold-out: every row after (start - 1s), the unit the index surely holds
@@ -518,6 +517,9 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     assert w.val_ends is not None
     if len(w.val_ends) and pd.Timestamp(w.val_ends[0]) + step < holdout.start:
         raise HptError(f"the hold-out windows start before {holdout.start}: data with steps under a second is not supported")
+    say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {choice.chosen}")
+    if clamped:
+        say(f"the data starts at {train_start}: the training window starts there, shorter than {length}")
     train_rows = int(((frame.index >= train_start) & (frame.index < holdout.start)).sum())
     held_rows = int(((frame.index >= holdout.start) & (frame.index < holdout.end)).sum())
     say(f"data: {Path(spec.data.path).name}, {plural(len(frame), 'row')} every {step_text(step)}; hold-out "
@@ -525,7 +527,6 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         f"{horizon}; no tuning period reaches it")
 
     # training
-    device = _device(req.device)
     # as a run's workers: one torch thread on the CPU (a second thread collapses when another torch job shares
     # the cores: this lstm's final training took 0.6 s with 1 thread, 23 s with 2), two beside a GPU
     threads = req.threads or (1 if device.type == "cpu" else 2)
