@@ -23,6 +23,7 @@ __all__ = ["COLUMNS", "Forecasts", "forecast_file", "open_model"]
 
 log = logging.getLogger("hpt")
 
+_BATCH = 8192
 COLUMNS = ("timestamp", "horizon_step", "prediction")
 """The columns of ``hpt predict``'s CSV."""
 
@@ -112,7 +113,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         starts = starts[-1:]
     else:
         starts = starts[clean]
-    preds = model.predict_windows(windows[starts]) if len(starts) else np.zeros((0, model.horizon))
+    preds = np.zeros((len(starts), model.horizon))
+    for i in range(0, len(starts), _BATCH):  # copies of at most _BATCH windows at a time: memory stays bounded
+        preds[i:i + _BATCH] = model.predict_windows(windows[starts[i:i + _BATCH]], batch=_BATCH)
     ends = frame.index.to_numpy()[starts + lookback - 1]
     h = model.horizon
     offsets = np.arange(1, h + 1)
