@@ -369,53 +369,24 @@ def _device(name: str) -> Any:
 def train_epochs(model: Any, params: Mapping[str, Any], x: Any, y: Any, epochs: int, seed: int) -> tuple[float, float]:
     """Train `model` in place for exactly `epochs` epochs on device tensors; (seconds, last mean loss).
 
-    The same optimiser, batches and gradient clipping as a trial (:func:`hpt.train.fit`), with
+    The same optimiser, batches and gradient clipping as a trial (:class:`hpt.train.Stepper`), with
     no validation part: the learning rate decays when the training loss plateaus, and the
     last epoch's weights are kept (nothing is selected on the hold-out).
     """
     import torch
-    from torch import nn
 
-    from hpt.train import DIVERGED_LOSS
+    from hpt.train import DIVERGED_LOSS, Stepper
 
-    device = x.device
     torch.manual_seed(seed)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    lr, wd = float(params["lr"]), float(params["weight_decay"])
-    opt: torch.optim.Optimizer
-    if params["optimizer"] == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
-    elif params["optimizer"] == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-    decay = float(params["lr_decay"])
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=decay, patience=int(params["lr_patience"]))
-             if decay < 1 else None)
-    clip, batch, n = params.get("grad_clip"), int(params["batch_size"]), len(x)
-    loss_fn = nn.MSELoss()
+    step = Stepper(model, dict(params), x.device, seed)
     start = time.perf_counter()
     loss_value = float("nan")
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n, device=device, generator=gen)
-        total = torch.zeros((), device=device)
-        for i in range(0, n, batch):
-            idx = order[i:i + batch]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]).float(), y[idx])
-            loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-            opt.step()
-            total += loss.detach() * len(idx)
-        loss_value = float(total) / n
+        loss_value = step.epoch(x, y)
         if not math.isfinite(loss_value) or loss_value > DIVERGED_LOSS:
             raise HptError(f"training diverged: the loss reached {loss_value:.3g} in epoch {epoch} "
                            f"(lr={params['lr']:g}); the tuning rows of this config may have been lucky")
-        if sched is not None:
-            sched.step(loss_value)
+        step.plateau(loss_value)
     model.eval()
     return time.perf_counter() - start, loss_value
 

@@ -31,7 +31,7 @@ from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.model_io import model_payload
 from hpt.trial import Status, Trial, TrialResult, utcnow
 
-__all__ = ["Diverged", "EpochCallback", "TrainContext", "fit"]
+__all__ = ["Diverged", "EpochCallback", "Stepper", "TrainContext", "fit"]
 
 _EVAL_BATCH = 8192
 # Targets are standardised, so predicting their mean scores about 1: a mean training loss
@@ -86,6 +86,73 @@ def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[Non
         metrics["gpu_mem_total_mb"] = round(torch.cuda.get_device_properties(device).total_memory / 2**20, 1)
 
 
+class Stepper:
+    """A trial's optimiser and batches: the same for tuning (:func:`fit`) and a final model.
+
+    Adam, AdamW or SGD (momentum 0.9) with weight decay, a seeded batch order, optional
+    gradient clipping and mixed precision on CUDA; the learning rate decays on plateaus of
+    whatever :meth:`plateau` is given.
+    """
+
+    def __init__(self, model: nn.Module, params: dict[str, Any], device: torch.device, seed: int) -> None:
+        self.model = model
+        self.device = device
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(seed)
+        lr, wd = float(params["lr"]), float(params["weight_decay"])
+        self.opt: torch.optim.Optimizer
+        if params["optimizer"] == "sgd":
+            self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+        elif params["optimizer"] == "adamw":
+            self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+        else:
+            self.opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        decay = float(params["lr_decay"])
+        self.sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=decay,
+                                                                 patience=int(params["lr_patience"]))
+                      if decay < 1 else None)
+        self.clip = params.get("grad_clip")
+        self.batch = int(params["batch_size"])
+        self.amp = str(params.get("amp", "off"))
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" and device.type == "cuda" else None
+        self.loss_fn = nn.MSELoss()
+
+    @property
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def epoch(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One pass over the windows in a seeded random order; the mean training loss."""
+        model, opt, n = self.model, self.opt, len(x)
+        model.train()
+        order = torch.randperm(n, device=self.device, generator=self.gen)
+        total = torch.zeros((), device=self.device)
+        for i in range(0, n, self.batch):
+            idx = order[i:i + self.batch]
+            opt.zero_grad(set_to_none=True)
+            with _autocast(self.device, self.amp):
+                loss = self.loss_fn(model(x[idx]).float(), y[idx])
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if self.clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), float(self.clip))
+            if self.scaler is not None:
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                opt.step()
+            total += loss.detach() * len(idx)
+        return float(total) / n
+
+    def plateau(self, value: float) -> None:
+        """The epoch's monitored loss: the learning rate decays when it stops improving."""
+        if self.sched is not None:
+            self.sched.step(value)
+
+
 def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
         monitor: str = "val_mse", on_epoch: EpochCallback | None = None, seed: int | None = None) -> Fit:
     """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val).
@@ -96,25 +163,9 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     x_train, y_train, x_val, y_val = data
     seed = int(params["seed"]) if seed is None else seed
     torch.manual_seed(seed)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    lr, wd = float(params["lr"]), float(params["weight_decay"])
-    opt: torch.optim.Optimizer
-    if params["optimizer"] == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
-    elif params["optimizer"] == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-    decay = float(params["lr_decay"])
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=decay, patience=int(params["lr_patience"]))
-             if decay < 1 else None)
-    patience, clip = int(params["patience"]), params["grad_clip"]
-    batch = int(params["batch_size"])
-    n = len(x_train)
-    loss_fn = nn.MSELoss()
-    amp = str(params.get("amp", "off"))
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device.type == "cuda" else None
+    step = Stepper(model, params, device, seed)
+    patience = int(params["patience"])
+    amp = step.amp
 
     best: dict[str, float] = {}
     best_state: dict[str, torch.Tensor] = {}
@@ -123,28 +174,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     stopped: str | None = None
     start = time.perf_counter()
     for epoch in range(1, int(params["epochs"]) + 1):
-        model.train()
-        order = torch.randperm(n, device=device, generator=gen)
-        total = torch.zeros((), device=device)
-        for i in range(0, n, batch):
-            idx = order[i:i + batch]
-            opt.zero_grad(set_to_none=True)
-            with _autocast(device, amp):
-                loss = loss_fn(model(x_train[idx]).float(), y_train[idx])
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            total += loss.detach() * len(idx)
-        train_loss = float(total) / n
+        train_loss = step.epoch(x_train, y_train)
         if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
         with _autocast(device, amp):
@@ -152,7 +182,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
         if not (math.isfinite(val_mse) and math.isfinite(val_mae)):
             raise Diverged(f"validation loss became {val_mse} in epoch {epoch}")
         current = {"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse, "val_mae": val_mae,
-                   "lr": opt.param_groups[0]["lr"], "time_s": round(time.perf_counter() - start, 4)}
+                   "lr": step.lr, "time_s": round(time.perf_counter() - start, 4)}
         curve.append(current)
         if not best or current[monitor] < best[monitor]:
             best = current
@@ -160,8 +190,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
             since_best = 0
         else:
             since_best += 1
-        if sched is not None:
-            sched.step(current[monitor])
+        step.plateau(current[monitor])
         if on_epoch is not None:
             stopped = on_epoch(epoch, current)
             if stopped:
