@@ -116,7 +116,7 @@ def main() -> None:
       hpt run specs/lstm.json --quick     screen on one month of data, 20 epochs
       hpt auto --arch cnn                 tune the learning rate with built-in ranges
       hpt results hpt-results/lstm-demo   rank the configs
-      hpt final hpt-results/lstm-demo     retrain the best on the newest data, test it on a hold-out
+      hpt final hpt-results/lstm-demo --holdout 1M   retrain the best, test it on the last month
       hpt predict MODEL --data new.csv    forecast with a saved model
       hpt sync gs://bucket/hpt/lstm       deliver results an outage left behind
       hpt archs                           architectures and their hyperparameters
@@ -595,10 +595,10 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 
     \b
     Examples:
-      hpt final hpt-results/lstm-demo
+      hpt final gs://my-bucket/hpt/lstm    (its spec keeps date_ranges.auto.holdout months back)
       hpt final hpt-results/lstm-demo --holdout 1M --months 2
       hpt final gs://my-bucket/hpt/lstm --config 3f2a9c1d0b7e --holdout-start 2014-12-01
-      hpt final hpt-results/lstm-demo --from-model hpt-results/lstm-demo/final/<id>/model.pt --compare
+      hpt final hpt-results/lstm-demo --holdout 1M --from-model hpt-results/lstm-demo/final/<id>/model.pt --compare
     """
     from hpt.final import FinalRequest, run_final
 
