@@ -96,6 +96,26 @@ def parse_row(data: bytes | None) -> dict[str, Any] | None:
     return row
 
 
+def row_damage(data: bytes | None) -> str:
+    """Why a ``rows/<trial_id>.json`` object is not a row, in a few words (for a warning)."""
+    if data is None:
+        return "missing"
+    if not data.strip():
+        return "empty"
+    try:
+        row = json.loads(data)
+    except RecursionError:
+        return "nested too deep"
+    except ValueError as e:
+        return f"not JSON: {' '.join(str(e).split())[:80]}"
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    missing = [c for c in KEY_COLUMNS if c not in row]
+    if missing:
+        return f"no {', '.join(missing)}"
+    return "trial_id is not text" if not isinstance(row["trial_id"], str) else "not a row"
+
+
 def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
     """``results.csv`` as rows of text, exactly as written, by trial id; {} when it is damaged.
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
-from hpt.rows import KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, rows_frame
+from hpt.rows import (KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, row_damage,
+                      rows_frame)
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
 __all__ = ["check_metric", "default_metric", "filter_rows", "load_results"]
+
+log = logging.getLogger("hpt")
 
 
 def load_results(uri: str) -> pd.DataFrame:
@@ -128,11 +132,14 @@ def _read_rows(sink: Sink, keys: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         try:
-            row = parse_row(sink.read(key))
+            data = sink.read(key)
         except OSError:
             continue  # an unreadable file is not a row
+        row = parse_row(data)
         if row is not None:
             rows.append(row)
+        elif data is not None:
+            log.warning("warning: %s is damaged (%s); its trial will run again", key, row_damage(data))
     return rows
 
 
