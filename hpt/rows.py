@@ -38,6 +38,7 @@ __all__ = [
     "plain",
     "read_csv",
     "result_row",
+    "row_damage",
     "rows_frame",
     "to_csv",
 ]

@@ -164,10 +164,7 @@ def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypat
 
 
 def test_a_run_killed_with_kill_9_is_shown_abandoned_and_its_trial_is_rerun(tmp_path: Path) -> None:
-    path, spec = _spec(tmp_path, [0.001], patience=0)
-    spec_doc = json.loads(path.read_text())
-    spec_doc["training"]["epochs"] = 100_000  # still training when it is killed
-    path.write_text(json.dumps(spec_doc))
+    path, spec = _spec(tmp_path, [0.001], patience=0, epochs=100_000)  # still training when it is killed
     (tid,) = [t.trial_id for t in expand(spec)]
     res = tmp_path / "res"
     env = {**os.environ, "HPT_CLAIM_LEASE": "30"}

@@ -10,8 +10,7 @@ from typing import Any
 import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
-from hpt.rows import (KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, row_damage,
-                      rows_frame)
+from hpt.rows import KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, row_damage, rows_frame
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
