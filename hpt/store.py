@@ -4,14 +4,20 @@
     rows/<trial_id>.json   the row of one trial: the record of truth
     models/<trial_id>.pt   the trained model (see hpt.model_io)
     curves/<trial_id>.csv  per-epoch metrics
-    runs/<run_id>.json     what was run, where, when
+    runs/<run_id>.json     what was run, where, when; a heartbeat while it runs
+    claims/<trial_id>.json which live run trains the trial (hpt.claims)
 
 Several runs may write to one location at once: ``results.csv`` is only replaced with a
 conditional write against the version just read, and on a conflict the newer file is read,
-merged and written again, so no run drops another's rows. For a remote sink a streaming
-store (``ResultStore(sink, stream=True)``) writes each trial to a local journal
-(:mod:`hpt.journal`) and returns at once; a background thread delivers it, retrying while
-the sink is away, so uploads overlap the next trial's training and an outage loses nothing.
+merged and written again, so no run drops another's rows. A row object is written with a
+conditional write as well, and never over another run's ``ok`` row unless it is a new ``ok``
+row of a ``--force`` run (:mod:`hpt.claims` keeps two live runs off one trial; this is what
+holds when they met anyway).
+
+For a remote sink a streaming store (``ResultStore(sink, stream=True)``) writes each trial
+to a local journal (:mod:`hpt.journal`) and returns at once; a background thread delivers
+it, retrying while the sink is away, so uploads overlap the next trial's training and an
+outage loses nothing.
 """
 
 from __future__ import annotations
