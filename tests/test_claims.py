@@ -213,3 +213,18 @@ def test_a_damaged_row_is_named_and_its_trial_run_again(tmp_path: Path, caplog: 
     assert _submitted(backend) == [ids[0]]
     assert parse_row((res / "rows" / f"{ids[0]}.json").read_bytes())["status"] == "ok"  # type: ignore[index]
     assert sorted(parse_csv((res / RESULTS_CSV).read_bytes())) == sorted(ids)
+
+
+def test_two_runs_of_one_spec_at_once_share_the_trials_and_train_each_once(tmp_path: Path) -> None:
+    """Two `hpt run` processes of one spec on one folder, as two Jenkins builds of one job."""
+    path, spec = _spec(tmp_path, [0.001, 0.002, 0.003, 0.004, 0.005, 0.006], epochs=40, patience=0)
+    res = tmp_path / "res"
+    procs = [subprocess.Popen([sys.executable, "-m", "hpt", "run", str(path), "--sink", str(res), "--workers", "1"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = sum(out.count("] ok ") for out, _ in outputs)
+    assert trained == 6, outputs  # each trial once, by one run or the other
+    table = pd.read_csv(res / "results.csv")
+    assert len(table) == 6 and set(table["status"]) == {"ok"}
+    assert not list((res / "claims").glob("*.json")) and "Traceback" not in "".join(e for _, e in outputs)
