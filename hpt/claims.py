@@ -104,7 +104,8 @@ class Claims:
         self.beat = beat
         self.me = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid()}
         self._held: dict[str, str] = {}  # trial id -> version of our claim object
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _held
+        self._io = threading.Lock()  # a release and a renewal of one claim do not cross
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._down_until = 0.0  # the location did not answer: trials start unclaimed until then
@@ -157,14 +158,16 @@ class Claims:
 
     def release(self, trial_id: str) -> None:
         """Delete this run's claim on a trial (unless another run has taken it over meanwhile)."""
-        with self._lock:
-            version = self._held.pop(trial_id, None)
-        if version is None:
-            return
         key = f"claims/{trial_id}.json"
-        got = self.sink.read_versioned(key)
-        if got is not None and got[1] == version:
-            self.sink.delete(key)
+        with self._io:
+            version = self._held.get(trial_id)
+            if version is None:
+                return
+            got = self.sink.read_versioned(key)
+            if got is not None and got[1] == version:
+                self.sink.delete(key)
+            with self._lock:
+                self._held.pop(trial_id, None)
 
     def close(self) -> None:
         """Stop renewing and release what is still held (trials that were interrupted, say)."""
@@ -188,17 +191,19 @@ class Claims:
     def _renew(self) -> None:
         with self._lock:
             held = dict(self._held)
-        for tid, version in held.items():
-            new = self.sink.write_if(f"claims/{tid}.json", self._record(), version)
-            with self._lock:
-                if tid not in self._held:
+        for tid in held:
+            with self._io:
+                version = self._held.get(tid)
+                if version is None:
                     continue  # released meanwhile
-                if new is None:
+                new = self.sink.write_if(f"claims/{tid}.json", self._record(), version)
+                with self._lock:
+                    if new is not None:
+                        self._held[tid] = new
+                        continue
                     del self._held[tid]
-                    log.warning("warning: trial %s: the claim of this run lapsed and another run took it over; both "
-                                "may train it (the first ok row is kept)", tid)
-                else:
-                    self._held[tid] = new
+            log.warning("warning: trial %s: the claim of this run lapsed and another run took it over; both may "
+                        "train it (the first ok row is kept)", tid)
         if self.beat is not None:
             self.beat(self.expires_at())
 
