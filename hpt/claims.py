@@ -28,7 +28,7 @@ from typing import Any
 from hpt.errors import HptError
 from hpt.sinks import Sink, SinkUnavailable, env_float
 
-__all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone"]
+__all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone", "this_process"]
 
 log = logging.getLogger("hpt")
 
@@ -47,9 +47,25 @@ def _iso(t: datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
 
-def process_gone(host: Any, pid: Any) -> bool:
-    """True when `pid` names no process and `host` is this machine: its run ended without a word."""
-    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def this_process() -> dict[str, Any]:
+    """Who writes a claim or a run record: host, pid and pid namespace (containers on one host share a hostname)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_ns": _pid_namespace()}
+
+
+def process_gone(record: dict[str, Any]) -> bool:
+    """True when the record's process is gone from this machine (same host and pid namespace): its run ended
+    without a word. Anything else (another machine, another container) is only known dead when its lease runs out."""
+    me = this_process()
+    pid = record.get("pid")
+    if record.get("host") != me["host"] or record.get("pid_ns", "") != me["pid_ns"] or not isinstance(pid, int) \
+            or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -76,7 +92,7 @@ def expired(record: dict[str, Any], now: datetime | None = None) -> bool:
     until = _until(record)
     if until is None:
         return False
-    return until < (now or _now()) or process_gone(record.get("host"), record.get("pid"))
+    return until < (now or _now()) or process_gone(record)
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,7 @@ class Claims:
         self.run_id = run_id
         self.lease, self.renew = lease_seconds()
         self.beat = beat
-        self.me = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid()}
+        self.me = {"run_id": run_id, **this_process()}
         self._held: dict[str, str] = {}  # trial id -> version of our claim object
         self._lock = threading.Lock()  # guards _held
         self._io = threading.Lock()  # a release and a renewal of one claim do not cross

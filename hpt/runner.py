@@ -18,7 +18,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ import pandas as pd
 from hpt import __version__
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
-from hpt.claims import Claims, Holder
+from hpt.claims import Claims, Holder, this_process
 from hpt.errors import SIGNAL_EXIT, HptError, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import BestConfig, best_config, why_no_best
@@ -147,8 +146,7 @@ def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict
         "hpt_version": __version__,
         "torch_version": torch_version,
         "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
+        **this_process(),  # host, pid, pid_ns: with the heartbeat, how a killed run is told from a live one
         "user": getpass.getuser(),
         "slots": list(backend.slot_names()),
         "started_at": started,

@@ -149,7 +149,8 @@ def test_a_trial_another_run_finishes_meanwhile_is_not_trained_again(location: s
     assert parse_row(open_sink(location).read(f"rows/{ids[0]}.json"))["run_id"] == "other"  # type: ignore[index]
 
 
-def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("HPT_CLAIM_LEASE", "1")
     _, spec = _spec(tmp_path, [0.001])
     (tid,) = [t.trial_id for t in expand(spec)]
@@ -161,6 +162,11 @@ def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypat
     summary, out = _run(spec, location, backend)
     assert _submitted(backend) == [tid] and summary.counts == {"ok": 1}, out
     assert open_sink(location).list("claims/") == []
+    with caplog.at_level(logging.WARNING, "hpt"):
+        stalled._renew()  # it wakes up: its claim is gone, and it says so
+    assert f"warning: trial {tid}: the claim of this run lapsed and another run took it over" in caplog.text
+    stalled.close()
+    assert not open_sink(location).list("claims/")
 
 
 def test_a_run_killed_with_kill_9_is_shown_abandoned_and_its_trial_is_rerun(tmp_path: Path) -> None:
@@ -228,3 +234,15 @@ def test_two_runs_of_one_spec_at_once_share_the_trials_and_train_each_once(tmp_p
     table = pd.read_csv(res / "results.csv")
     assert len(table) == 6 and set(table["status"]) == {"ok"}
     assert not list((res / "claims").glob("*.json")) and "Traceback" not in "".join(e for _, e in outputs)
+
+
+def test_a_claim_of_a_dead_process_is_taken_at_once_only_in_the_same_pid_namespace(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    sink = open_sink(str(tmp_path / "res"))
+    me = Claims(sink, "me")
+    for ns, taken in (("pid:[1]", False), (me.me["pid_ns"], True)):  # another container on this host; this one
+        claim = {"run_id": "killed", "host": HOST, "pid": pid, "pid_ns": ns, "expires_at": "2999-01-01T00:00:00+00:00"}
+        sink.write("claims/t.json", json.dumps(claim).encode())
+        holder = me.take("t")
+        assert (holder is None) is taken and (taken or str(holder) == f"run killed on host {HOST}")
