@@ -223,7 +223,7 @@ def test_a_damaged_row_is_named_and_its_trial_run_again(tmp_path: Path, caplog: 
 
 def test_two_runs_of_one_spec_at_once_share_the_trials_and_train_each_once(tmp_path: Path) -> None:
     """Two `hpt run` processes of one spec on one folder, as two Jenkins builds of one job."""
-    path, spec = _spec(tmp_path, [0.001, 0.002, 0.003, 0.004, 0.005, 0.006], epochs=40, patience=0)
+    path, spec = _spec(tmp_path, [0.001, 0.002, 0.003, 0.004, 0.005, 0.006], epochs=15, patience=0)
     res = tmp_path / "res"
     procs = [subprocess.Popen([sys.executable, "-m", "hpt", "run", str(path), "--sink", str(res), "--workers", "1"],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
