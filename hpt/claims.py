@@ -73,7 +73,11 @@ def process_gone(record: dict[str, Any]) -> bool:
         return True
     except OSError:
         return False  # someone else's process: alive
-    return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # killed, not yet reaped by its parent
+    except (OSError, IndexError):
+        return False
 
 
 def _until(record: dict[str, Any]) -> datetime | None:

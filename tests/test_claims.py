@@ -183,9 +183,26 @@ def test_a_run_killed_with_kill_9_is_shown_abandoned_and_its_trial_is_rerun(tmp_
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no claim appeared"
             time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its worker, as a Jenkins abort or an OOM kill does
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
+        raise
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its worker, as a Jenkins abort or an OOM kill does
+    try:
+        _rerun_after_kill_9(path, res, tid, proc.pid)  # before its parent reaps it: dead, a zombie still
+    finally:
+        proc.communicate(timeout=60)
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z"
+
+
+def _rerun_after_kill_9(path: Path, res: Path, tid: str, pid: int) -> None:
+    deadline = time.monotonic() + 60
+    while not _zombie(pid):
+        assert time.monotonic() < deadline, "the killed run did not die"
+        time.sleep(0.05)
     (run_file,) = (res / "runs").glob("*.json")
     killed = json.loads(run_file.read_text())
     assert killed["status"] == "running" and killed["expires_at"] > killed["heartbeat_at"]
