@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hpt.claims import expired
 from hpt.journal import Entry, Journal
 from hpt.progress import plural
 from hpt.rows import RESULTS_CSV, parse_csv, parse_row, result_row, row_damage, to_csv
@@ -208,8 +209,6 @@ class ResultStore:
 
         Returns the records so marked. A record whose run beat meanwhile is left alone (a conditional write).
         """
-        from hpt.claims import expired
-
         keys = [k for k in self.sink.list("runs/") if k.endswith(".json")]
         if getattr(self.sink, "remote", False) and len(keys) > 1:
             with ThreadPoolExecutor(16) as pool:
