@@ -173,7 +173,7 @@ def _run_options(f: Any) -> Any:
                           "[default: one per core, one thread each]; on Ray: at most N trials at a time."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: every visible CUDA GPU, else the CPU."),
-        click.option("--force", is_flag=True, help="Rerun trials that already have an ok row."),
+        click.option("--force", is_flag=True, help="Rerun trials that already have an ok row (a new ok row replaces it)."),
         click.option("-q", "--quiet", is_flag=True, help="No line per trial; only the start and the summary."),
         click.option("--gpus", callback=_gpu_list, metavar="0,2",
                      help="Use only these GPUs (of those CUDA_VISIBLE_DEVICES shows) [default: all; spec: resources.gpus]."),
@@ -231,7 +231,10 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
     """Run the trials of SPEC, writing a row and a model per finished trial.
 
     Trials that already have an ok row at the results location are skipped, so an
-    interrupted run resumes when the same command is run again.
+    interrupted run resumes when the same command is run again. Runs may share a location:
+    a trial that another live run is training is left to it (a claim with a lease, renewed
+    while that run lives: $HPT_CLAIM_LEASE seconds, default 120), and an ok row is never
+    replaced by another run's unfinished one.
 
     \b
     Examples:

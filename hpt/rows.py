@@ -38,6 +38,7 @@ __all__ = [
     "plain",
     "read_csv",
     "result_row",
+    "row_damage",
     "rows_frame",
     "to_csv",
 ]
@@ -94,6 +95,26 @@ def parse_row(data: bytes | None) -> dict[str, Any] | None:
     if not isinstance(row, dict) or not all(c in row for c in KEY_COLUMNS) or not isinstance(row["trial_id"], str):
         return None
     return row
+
+
+def row_damage(data: bytes | None) -> str:
+    """Why a ``rows/<trial_id>.json`` object is not a row, in a few words (for a warning)."""
+    if data is None:
+        return "missing"
+    if not data.strip():
+        return "empty"
+    try:
+        row = json.loads(data)
+    except RecursionError:
+        return "nested too deep"
+    except ValueError as e:
+        return f"not JSON: {' '.join(str(e).split())[:80]}"
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    missing = [c for c in KEY_COLUMNS if c not in row]
+    if missing:
+        return f"no {', '.join(missing)}"
+    return "trial_id is not text" if not isinstance(row["trial_id"], str) else "not a row"
 
 
 def parse_csv(data: bytes) -> dict[str, dict[str, str]]:

@@ -12,35 +12,37 @@ from __future__ import annotations
 
 import getpass
 import importlib.metadata
+import json
 import logging
 import os
 import platform
 import secrets
 import signal
-import socket
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from hpt import __version__
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
-from hpt.errors import SIGNAL_EXIT, InputError
+from hpt.claims import Claims, Holder, this_process
+from hpt.errors import SIGNAL_EXIT, HptError, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import BestConfig, best_config, why_no_best
-from hpt.rows import rows_frame
+from hpt.rows import parse_row, rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
-__all__ = ["RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend", "results_location",
+__all__ = ["Gate", "RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend", "results_location",
            "run_spec"]
 
 log = logging.getLogger("hpt")
@@ -69,6 +71,7 @@ class RunSummary:
     best_note: str = ""  # why no config is best, when none is
     exit_code: int = 0
     elapsed_s: float = 0.0
+    elsewhere: dict[str, Holder] = field(default_factory=dict)  # trials another live run trains: not started here
 
 
 def results_location(spec: Spec, override: str | None = None) -> str:
@@ -143,12 +146,60 @@ def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict
         "hpt_version": __version__,
         "torch_version": torch_version,
         "python": platform.python_version(),
-        "host": socket.gethostname(),
+        **this_process(),  # host, pid, pid_ns: with the heartbeat, how a killed run is told from a live one
         "user": getpass.getuser(),
         "slots": list(backend.slot_names()),
         "started_at": started,
         "status": "running",
     }
+
+
+class Gate(Protocol):
+    """Whether this run may start a trial now (another run at the location may have it)."""
+
+    recheck_s: float  # how often trials turned away are asked about again while the run has other work
+
+    def admit(self, trial: Trial) -> bool:
+        """True: start it here (it is this run's now). False: not here, because it is done already or
+        another live run is training it; the latter are listed by :meth:`waiting`."""
+
+    def waiting(self) -> list[Trial]:
+        """Trials turned away because another live run is training them, to ask about again later."""
+
+
+class _ClaimGate:
+    """Admits a trial once this run holds its claim and no other run has stored an ok row for it."""
+
+    def __init__(self, claims: Claims, store: ResultStore, run_id: str, force: bool) -> None:
+        self.claims = claims
+        self.store = store
+        self.recheck_s = claims.renew
+        self.run_id = run_id
+        # --force reruns the ok rows that were there when it started, not those another run writes meanwhile
+        self.rerun = {tid: row.get("run_id") for tid, row in store.rows().items()} if force else {}
+        self.held: dict[str, tuple[Trial, Holder]] = {}  # turned away: another live run has it
+        self.done_elsewhere = 0
+
+    def admit(self, trial: Trial) -> bool:
+        tid = trial.trial_id
+        holder = self.claims.take(tid)
+        if holder is not None:
+            self.held[tid] = (trial, holder)
+            return False
+        self.held.pop(tid, None)
+        try:
+            row = parse_row(self.store.sink.read(f"rows/{tid}.json"))
+        except HptError:
+            row = None  # the location is away: train it (the first ok row is kept)
+        if row is not None and row.get("status") == Status.OK.value and row.get("run_id") != self.run_id \
+                and row.get("run_id") != self.rerun.get(tid, ""):
+            self.claims.release(tid)  # another run finished it since this one started
+            self.done_elsewhere += 1
+            return False
+        return True
+
+    def waiting(self) -> list[Trial]:
+        return [trial for trial, _ in self.held.values()]
 
 
 class _Signals:
@@ -169,13 +220,18 @@ class _Signals:
 
 
 def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Reporter, objective: str,
-          grace: float = 10.0) -> int:
+          grace: float = 10.0, gate: Gate | None = None) -> int:
     """Run the loop until the scheduler is done or a signal stops it; the exit code (0, 130, 143).
 
     `on_result(result)` stores each ended trial, the interrupted ones included. An error
     raised while storing a result stops the loop and propagates; the results already polled
     are stored and the trials still running recorded ``interrupted`` on the way out, and an
     error doing that is logged, never allowed to hide the first one.
+
+    With a `gate`, a trial starts only once the gate admits it. Those turned away because
+    another live run trains them are asked about again when a slot is free and the
+    scheduler has nothing else, at most every ``gate.recheck_s`` seconds while trials run
+    here; when nothing runs here any more they are asked once more and then left to that run.
     """
     signals = _Signals()
     previous = {s: signal.signal(s, signals) for s in SIGNAL_EXIT}
@@ -187,17 +243,26 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     events: list[Event] = []
     reporter.start(total)
     failing = False
+    recheck = time.monotonic() + (gate.recheck_s if gate else 0.0)
     try:
         while True:
-            while signals.first is None and not exhausted and backend.free() > 0:
-                nxt = scheduler.suggest()
+            while signals.first is None and backend.free() > 0:
+                nxt = scheduler.suggest() if not exhausted else DONE
                 if not isinstance(nxt, Trial):
                     exhausted = nxt is DONE
+                    if gate is None or not gate.waiting() or (running and time.monotonic() < recheck):
+                        break
+                    recheck = time.monotonic() + gate.recheck_s
+                    for trial in [t for t in gate.waiting()[:backend.free()] if gate.admit(t)]:
+                        backend.submit(trial)
+                        running.add(trial.trial_id)
                     break
+                if gate is not None and not gate.admit(nxt):
+                    continue
                 backend.submit(nxt)
                 running.add(nxt.trial_id)
             if not running:
-                if exhausted or signals.first is not None:
+                if exhausted or signals.first is not None or (gate is not None and gate.waiting()):
                     break
                 raise RuntimeError("the scheduler waits while no trial is running")  # a scheduler bug, not input
             if signals.first is not None:
@@ -259,10 +324,13 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     frame = check_data(spec)
     sink = open_sink(results_location(spec, options.sink))
     sink.check_writable()
-    store = ResultStore(sink, stream=True)
+    store = ResultStore(sink, stream=True, replace_ok=options.force)
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
-    held: list[str] | None = []  # what the scheduler says before the run's first line, said after it
+    # what is said before the run's first line (runs found killed, the scheduler's notes) is said after it
+    held: list[str] | None = [f"run {dead.get('run_id')} on host {dead.get('host')} ended without a word (killed?); "
+                              f"its last heartbeat was at {dead.get('heartbeat_at') or dead.get('started_at')}: "
+                              f"runs/{dead.get('run_id')}.json now says abandoned" for dead in store.abandoned_runs()]
 
     def say(line: str) -> None:
         if held is None:
@@ -278,18 +346,33 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     run_id = _new_run_id()
     summary = RunSummary(run_id, sink.uri, scheduler.skipped)
     columns = spec.columns
+    record: dict[str, Any] = {}
+    record_lock = threading.Lock()
+
+    def beat(expires_at: str) -> None:
+        """The run record's heartbeat: a record still `running` after it expires is a run that was killed."""
+        with record_lock:
+            if record.get("status") == "running":
+                record.update(heartbeat_at=utcnow(), expires_at=expires_at)
+                sink.write(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())
+
+    claims = Claims(sink, run_id, beat)
+    gate = _ClaimGate(claims, store, run_id, options.force)
 
     def on_result(result: TrialResult) -> None:
         store.record(result, run_id, columns)
+        tid = result.trial.trial_id
+        store.then(lambda: claims.release(tid))  # once its row is at the location
         summary.counts[result.status.value] += 1
 
     t0 = time.monotonic()
     status = "failed"
-    record: dict[str, Any] = {}
     try:
         try:
             record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
+            record.update(heartbeat_at=record["started_at"], expires_at=claims.expires_at())
             store.write_run(run_id, record)
+            claims.start()
             reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
                           f"{backend.describe()}")
             if scheduler.skipped:
@@ -302,18 +385,24 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         except BaseException:
             backend.close()  # a signal or an error before the loop: its workers are starting, stop them
             raise
-        summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace)
+        summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace, gate)
         status = "interrupted" if summary.exit_code else "finished"
     finally:
-        reporter.close()
         summary.elapsed_s = time.monotonic() - t0
-        summary.skipped = scheduler.skipped
-        record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped)
+        summary.skipped = scheduler.skipped + gate.done_elsewhere
+        summary.elsewhere = {tid: holder for tid, (_, holder) in gate.held.items()}
+        for holder, n in Counter(summary.elsewhere.values()).items():
+            reporter.line(f"{plural(n, 'trial')} {'is' if n == 1 else 'are'} being trained by {holder}; not started here")
+        reporter.close()
+        with record_lock:
+            record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped,
+                          elsewhere={tid: h.run_id for tid, h in summary.elsewhere.items()})
         try:
             if "run_id" in record:
                 store.write_run(run_id, record)
         finally:
-            undelivered = store.close()  # waits for the background writes of results.csv and uploads
+            undelivered = store.close()  # waits for the background writes of results.csv and uploads (claims released)
+            claims.close()
     trial_rows = rows_frame(store.rows().values())
     summary.best = best_config(trial_rows, spec.objective)
     summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
@@ -329,7 +418,8 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: list(Status).index(Status(kv[0]))))
     verb = "interrupted" if s.exit_code else "finished"
     reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}"
-                  + (f"; {s.skipped} skipped as already done" if s.skipped else ""))
+                  + (f"; {s.skipped} skipped as already done" if s.skipped else "")
+                  + (f"; {len(s.elsewhere)} left to another run" if s.elsewhere else ""))
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")
     if s.best:

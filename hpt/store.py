@@ -4,14 +4,20 @@
     rows/<trial_id>.json   the row of one trial: the record of truth
     models/<trial_id>.pt   the trained model (see hpt.model_io)
     curves/<trial_id>.csv  per-epoch metrics
-    runs/<run_id>.json     what was run, where, when
+    runs/<run_id>.json     what was run, where, when; a heartbeat while it runs
+    claims/<trial_id>.json which live run trains the trial (hpt.claims)
 
 Several runs may write to one location at once: ``results.csv`` is only replaced with a
 conditional write against the version just read, and on a conflict the newer file is read,
-merged and written again, so no run drops another's rows. For a remote sink a streaming
-store (``ResultStore(sink, stream=True)``) writes each trial to a local journal
-(:mod:`hpt.journal`) and returns at once; a background thread delivers it, retrying while
-the sink is away, so uploads overlap the next trial's training and an outage loses nothing.
+merged and written again, so no run drops another's rows. A row object is written with a
+conditional write as well, and never over another run's ``ok`` row unless it is a new ``ok``
+row of a ``--force`` run (:mod:`hpt.claims` keeps two live runs off one trial; this is what
+holds when they met anyway).
+
+For a remote sink a streaming store (``ResultStore(sink, stream=True)``) writes each trial
+to a local journal (:mod:`hpt.journal`) and returns at once; a background thread delivers
+it, retrying while the sink is away, so uploads overlap the next trial's training and an
+outage loses nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +29,15 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hpt.claims import expired
 from hpt.journal import Entry, Journal
 from hpt.progress import plural
-from hpt.rows import RESULTS_CSV, parse_csv, parse_row, result_row, to_csv
+from hpt.rows import RESULTS_CSV, parse_csv, parse_row, result_row, row_damage, to_csv
 from hpt.sinks import Sink, SinkUnavailable, describe, env_float
 from hpt.trial import Status, TrialResult
 
@@ -57,8 +64,9 @@ class ResultStore:
     once and a background thread delivers; call :meth:`close` at the end to wait for it.
     """
 
-    def __init__(self, sink: Sink, stream: bool = False) -> None:
+    def __init__(self, sink: Sink, stream: bool = False, replace_ok: bool = False) -> None:
         self.sink = sink
+        self.replace_ok = replace_ok  # --force: a new ok row may replace an ok row (nothing else ever does)
         self._rows: dict[str, dict[str, Any]] | None = None
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
         self._csv: tuple[str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
@@ -81,10 +89,12 @@ class ResultStore:
             else:
                 blobs = [self.sink.read(k) for k in keys]
             rows: dict[str, dict[str, Any]] = {}
-            for data in blobs:
+            for key, data in zip(keys, blobs, strict=True):
                 row = parse_row(data)
                 if row is not None:
                     rows[row["trial_id"]] = row
+                elif key.endswith(".json") and data is not None:
+                    log.warning("warning: %s is damaged (%s); its trial will run again", key, row_damage(data))
             with self._lock:
                 self._known.update(rows)
             self._rows = rows
@@ -117,9 +127,16 @@ class ResultStore:
             objects.append((f"curves/{tid}.csv", result.curve.encode()))
         row = result_row(result, run_id, metric_columns, model_uri)
         objects.append((f"rows/{tid}.json", json.dumps(row, indent=1).encode()))
-        self.rows()[tid] = row
+        _prefer_newer(self.rows(), row)
         self._put(objects, row)
         return row
+
+    def then(self, call: Callable[[], None]) -> None:
+        """Call `call` once everything stored so far is at the location (at once when nothing waits)."""
+        if self.stream:
+            self._background().submit(_Then(call))
+        else:
+            call()
 
     def write_csv(self) -> None:
         """Merge every row this store knows into results.csv."""
@@ -133,22 +150,84 @@ class ResultStore:
             self._background().submit(self.journal.add(objects, row))
         elif self.stream:  # a local folder: written, and results.csv merged in batches, off the dispatch thread
             self._background().submit(_InMemory(objects, row))
-        else:
-            for key, data in objects:
-                self.sink.write(key, data)
-            if row is not None:
-                self._merge_csv([row])
+        elif self._write(objects, row) and row is not None:
+            self._merge_csv([row])
 
     def _background(self) -> _Uploader:
         if self._uploader is None:
             self._uploader = _Uploader(self)
         return self._uploader
 
-    def _deliver(self, entry: Entry | _InMemory) -> None:
+    def _deliver(self, entry: Entry | _InMemory | _Then) -> bool:
+        """Write an entry's objects; False when its row was not written because an ok row is there."""
+        stands = True
         if not entry.delivered:
-            for key, data in entry.objects():
-                self.sink.write(key, data)
+            stands = self._write(list(entry.objects()), entry.row)
             entry.mark_delivered()
+        return stands
+
+    def _write(self, objects: list[tuple[str, bytes]], row: dict[str, Any] | None) -> bool:
+        """Write a trial's objects, its row last and with a conditional write, unless an ok row of
+        another run is there already: an ok row is only ever replaced by a --force run's ok row.
+        False when nothing was written for that reason."""
+        if row is None:
+            for key, data in objects:
+                self.sink.write(key, data)
+            return True
+        key = f"rows/{row['trial_id']}.json"
+        got = self.sink.read_versioned(key)
+        if not self._may_replace(got, row):
+            return False
+        for k, data in objects:
+            if k != key:
+                self.sink.write(k, data)
+        data = dict(objects)[key]
+        for _ in range(_CSV_ATTEMPTS):
+            if self.sink.write_if(key, data, got[1] if got else None) is not None:
+                return True
+            got = self.sink.read_versioned(key)  # another run wrote this row meanwhile
+            if not self._may_replace(got, row):
+                return False
+        raise SinkUnavailable(f"{self.uri}: {key} kept changing during {_CSV_ATTEMPTS} attempts to write it")
+
+    def _may_replace(self, got: tuple[bytes, str] | None, row: dict[str, Any]) -> bool:
+        there = parse_row(got[0]) if got else None
+        if there is None or there.get("status") != Status.OK.value or _same(there, row):
+            return True
+        if row.get("status") == Status.OK.value and self.replace_ok:
+            return True
+        log.warning("warning: trial %s: the ok row of run %s is kept at %s; this run's %s result is not stored",
+                    row["trial_id"], there.get("run_id"), self.uri, row.get("status"))
+        with self._lock:
+            self._known[row["trial_id"]] = there
+            if self._rows is not None:
+                self._rows[row["trial_id"]] = there
+        return False
+
+    def abandoned_runs(self) -> list[dict[str, Any]]:
+        """Mark ``running`` records in runs/ whose heartbeat ran out (their process was killed) ``abandoned``.
+
+        Returns the records so marked. A record whose run beat meanwhile is left alone (a conditional write).
+        """
+        keys = [k for k in self.sink.list("runs/") if k.endswith(".json")]
+        if getattr(self.sink, "remote", False) and len(keys) > 1:
+            with ThreadPoolExecutor(16) as pool:
+                got = list(pool.map(self.sink.read_versioned, keys))
+        else:
+            got = [self.sink.read_versioned(k) for k in keys]
+        marked = []
+        for key, item in zip(keys, got, strict=True):
+            try:
+                record = json.loads(item[0]) if item else None
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or record.get("status") != "running" or not expired(record):
+                continue
+            assert item is not None
+            record["status"] = "abandoned"
+            if self.sink.write_if(key, json.dumps(record, indent=1, default=str).encode(), item[1]) is not None:
+                marked.append(record)
+        return marked
 
     def _merge_csv(self, rows: Iterable[dict[str, Any]]) -> None:
         """Merge `rows` and every row known to be here into results.csv, with a conditional write."""
@@ -186,16 +265,15 @@ class ResultStore:
         journal = self.journal or (Journal(self.sink.uri) if getattr(self.sink, "remote", False) else None)
         if journal is not None:
             for _, entries in journal.orphans():
-                for entry in entries:
-                    self._deliver(entry)
-                rows = [e.row for e in entries if e.row is not None]
+                stood = [self._deliver(entry) for entry in entries]
+                rows = [e.row for e, ok in zip(entries, stood, strict=True) if e.row is not None and ok]
                 self._merge_csv(rows)
                 if self._rows is not None:
                     for row in rows:
                         _prefer_newer(self._rows, row)
                 for entry in entries:
                     entry.remove()
-                delivered += len(rows)
+                delivered += sum(1 for e in entries if e.row is not None)
         got = self.sink.read(RESULTS_CSV)
         in_csv = set(parse_csv(got)) if got else set()
         missing = [k for k in self.sink.list("rows/") if k.removeprefix("rows/").removesuffix(".json") not in in_csv]
@@ -247,6 +325,25 @@ class _InMemory:
         pass
 
 
+@dataclass
+class _Then:
+    """A call to make once every entry queued before it is delivered (a claim released after its row is written)."""
+
+    call: Callable[[], None]
+    row: None = None
+    delivered: bool = False
+
+    def objects(self) -> Iterator[tuple[str, bytes]]:
+        return iter(())
+
+    def mark_delivered(self) -> None:
+        self.call()
+        self.delivered = True
+
+    def remove(self) -> None:
+        pass
+
+
 class _Uploader:
     """The background thread that delivers entries in order (journal entries to a bucket, or a local
     folder's objects), then merges their rows into results.csv: at once after a quiet spell, and at
@@ -254,7 +351,7 @@ class _Uploader:
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
-        self.queue: deque[Entry | _InMemory] = deque()  # not yet delivered
+        self.queue: deque[Entry | _InMemory | _Then] = deque()  # not yet delivered
         self.unmerged: list[Entry | _InMemory] = []  # delivered, row not yet in results.csv
         self.cond = threading.Condition()
         self.closing = False
@@ -265,7 +362,7 @@ class _Uploader:
         self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
         self.thread.start()
 
-    def submit(self, entry: Entry | _InMemory) -> None:
+    def submit(self, entry: Entry | _InMemory | _Then) -> None:
         with self.cond:
             self.queue.append(entry)
             self.cond.notify_all()
@@ -274,10 +371,10 @@ class _Uploader:
         with self.cond:
             entry = self.queue[0] if self.queue else None
         if entry is not None:
-            self.store._deliver(entry)
+            stands = self.store._deliver(entry)
             with self.cond:
                 self.queue.popleft()
-                if entry.row is None:
+                if entry.row is None or not stands:
                     entry.remove()
                 else:
                     self.unmerged.append(entry)
@@ -343,10 +440,14 @@ class _Uploader:
 
 
 def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
-    """Put `row` in `rows` unless the one there finished later; True when `rows` changed."""
+    """Put `row` in `rows` unless the one there is ok and `row` is not, or it finished later; True when `rows` changed."""
     old = rows.get(row["trial_id"])
     if old is not None:
-        if str(old.get("finished_at") or "") > str(row.get("finished_at") or ""):
+        old_ok, new_ok = old.get("status") == Status.OK.value, row.get("status") == Status.OK.value
+        if old_ok != new_ok:
+            if old_ok:
+                return False
+        elif str(old.get("finished_at") or "") > str(row.get("finished_at") or ""):
             return False
         if old is row or _same(old, row):
             return False

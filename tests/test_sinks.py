@@ -118,6 +118,16 @@ def test_conditional_write_creates_updates_and_refuses_stale_versions(sink: Sink
     assert sink.read("results.csv") == b"plain"
 
 
+def test_delete_removes_one_object_and_a_missing_one_is_no_error(sink: Sink) -> None:
+    sink.write("claims/a.json", b"1")
+    sink.write("claims/b.json", b"2")
+    sink.delete("claims/a.json")
+    sink.delete("claims/a.json")
+    sink.delete("claims/never.json")
+    assert sink.read("claims/a.json") is None and sink.list("claims/") == ["claims/b.json"]
+    assert sink.write_if("claims/a.json", b"again", None)  # free to be created again
+
+
 def test_racing_conditional_writers_have_one_winner(sink: Sink) -> None:
     base = sink.write_if("results.csv", b"base", None)
     wins: list[int] = []

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
-from hpt.rows import KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, rows_frame
+from hpt.rows import KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, row_damage, rows_frame
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
 __all__ = ["check_metric", "default_metric", "filter_rows", "load_results"]
+
+log = logging.getLogger("hpt")
 
 
 def load_results(uri: str) -> pd.DataFrame:
@@ -32,6 +35,7 @@ def load_results(uri: str) -> pd.DataFrame:
             raise InputError(f"{uri} is a file, not a results folder (give the folder that hpt run wrote, "
                              "e.g. hpt-results/<name>)")
     found: list[str] = []  # what is there instead of rows, for the error
+    damaged: list[str] = []  # warnings about row objects that do not parse, when there are rows to show
     rows_url = sink.url("rows/").rstrip("/") + "/"
     frame = _load_csv(sink, found)
     try:
@@ -51,7 +55,7 @@ def load_results(uri: str) -> pd.DataFrame:
             have = set(frame["trial_id"].astype(str))
             if listed and not have:
                 found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
-        extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have])
+        extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have], damaged)
         if extra:
             frame = pd.concat([frame, rows_frame(extra)], ignore_index=True) if not frame.empty else rows_frame(extra)
         elif not have:
@@ -59,6 +63,8 @@ def load_results(uri: str) -> pd.DataFrame:
             found.append(f"{rows_url} holds no readable trial rows ({files})")
     if frame.empty:
         raise InputError(f"no results at {uri}: {'; '.join(found)}")
+    for line in damaged:
+        log.warning("%s", line)
     _restore_ints(frame, sink)
     fill_fidelity(frame)
     return frame.reset_index(drop=True)
@@ -124,15 +130,18 @@ def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
             frame[c] = pd.Series(ints, index=col.index, dtype=object)
 
 
-def _read_rows(sink: Sink, keys: Sequence[str]) -> list[dict[str, Any]]:
+def _read_rows(sink: Sink, keys: Sequence[str], damaged: list[str]) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         try:
-            row = parse_row(sink.read(key))
+            data = sink.read(key)
         except OSError:
             continue  # an unreadable file is not a row
+        row = parse_row(data)
         if row is not None:
             rows.append(row)
+        elif data is not None:
+            damaged.append(f"warning: {key} is damaged ({row_damage(data)}); its trial will run again")
     return rows
 
 

@@ -63,6 +63,9 @@ class Sink(Protocol):
     def url(self, key: str) -> str:
         """Where a user finds the object under `key` (a path or a URI)."""
 
+    def delete(self, key: str) -> None:
+        """Remove the object under `key`; nothing when there is none."""
+
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object under `key` and an opaque version token for :meth:`write_if`, or None."""
 

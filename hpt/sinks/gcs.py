@@ -116,6 +116,16 @@ class GCSSink(BucketSink):
 
         return self._call("write", put)
 
+    def delete(self, key: str) -> None:
+        def remove() -> None:
+            try:
+                self._bucket.blob(self._key(key)).delete(timeout=self._timeout, retry=None)
+            except Exception as e:
+                if getattr(e, "code", None) != 404:
+                    raise
+
+        self._call("delete", remove)
+
     def list(self, prefix: str) -> list[str]:
         strip = len(self._key(""))
 

@@ -75,6 +75,14 @@ class LocalSink:
     def url(self, key: str) -> str:
         return str(self._path(key))
 
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            with _locked(path.parent):  # not in the middle of a write_if
+                path.unlink(missing_ok=True)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
             with open(self._path(key), "rb") as f:

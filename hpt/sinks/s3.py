@@ -126,6 +126,10 @@ class S3Sink(BucketSink):
 
         return self._call(f"write {key}", put)
 
+    def delete(self, key: str) -> None:
+        k = self._key(key)
+        self._call(f"delete {key}", lambda: self._client.delete_object(Bucket=self.bucket_name, Key=k))
+
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)
         strip = len(self._key(""))

@@ -1,0 +1,239 @@
+"""Claims: which run is training which trial at a results location.
+
+Before a run starts a trial it creates ``claims/<trial_id>.json`` with a conditional write
+(create if absent), holding its run id, host, pid and when the claim expires. A background
+thread renews the run's claims while it lives (a lease); a finished trial's claim is
+deleted once its row is at the location. Another run that finds a live claim leaves the
+trial alone; a claim whose lease ran out, or whose process is gone from this very host, is
+taken over, again with a conditional write, so of two runs racing for it one wins.
+
+``HPT_CLAIM_LEASE`` sets the lease in seconds (default 120), ``HPT_CLAIM_RENEW`` how often
+it is renewed (default a quarter of the lease).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hpt.errors import HptError
+from hpt.sinks import Sink, SinkUnavailable, env_float
+
+__all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone", "this_process"]
+
+log = logging.getLogger("hpt")
+
+
+def lease_seconds() -> tuple[float, float]:
+    """(lease, renewal interval) in seconds, from ``HPT_CLAIM_LEASE`` and ``HPT_CLAIM_RENEW``."""
+    lease = env_float("HPT_CLAIM_LEASE", 120.0)
+    return lease, min(env_float("HPT_CLAIM_RENEW", lease / 4), lease / 2)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="milliseconds")
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def this_process() -> dict[str, Any]:
+    """Who writes a claim or a run record: host, pid and pid namespace (containers on one host share a hostname)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_ns": _pid_namespace()}
+
+
+def process_gone(record: dict[str, Any]) -> bool:
+    """True when the record's process is gone from this machine (same host and pid namespace): its run ended
+    without a word. Anything else (another machine, another container) is only known dead when its lease runs out."""
+    me = this_process()
+    pid = record.get("pid")
+    if record.get("host") != me["host"] or record.get("pid_ns", "") != me["pid_ns"] or not isinstance(pid, int) \
+            or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # someone else's process: alive
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # killed, not yet reaped by its parent
+    except (OSError, IndexError):
+        return False
+
+
+def _until(record: dict[str, Any]) -> datetime | None:
+    try:
+        until = datetime.fromisoformat(str(record["expires_at"]))
+    except (KeyError, ValueError):
+        return None
+    return until if until.tzinfo is not None else until.replace(tzinfo=timezone.utc)
+
+
+def expired(record: dict[str, Any], now: datetime | None = None) -> bool:
+    """A claim or run record whose lease ran out, or whose process is gone from this host.
+
+    A record without a lease (written by an older hpt) never expires.
+    """
+    until = _until(record)
+    if until is None:
+        return False
+    return until < (now or _now()) or process_gone(record)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The live run that holds a claim."""
+
+    run_id: str
+    host: str
+    pid: int
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} on host {self.host}"
+
+
+class Claims:
+    """This run's claims at one results location, renewed by a background thread until released.
+
+    `beat(expires_at)` is called after each renewal (the run record's heartbeat).
+    """
+
+    def __init__(self, sink: Sink, run_id: str, beat: Callable[[str], None] | None = None) -> None:
+        self.sink = sink
+        self.run_id = run_id
+        self.lease, self.renew = lease_seconds()
+        self.beat = beat
+        self.me = {"run_id": run_id, **this_process()}
+        self._held: dict[str, str] = {}  # trial id -> version of our claim object
+        self._lock = threading.Lock()  # guards _held
+        self._io = threading.Lock()  # a release and a renewal of one claim do not cross
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._down_until = 0.0  # the location did not answer: trials start unclaimed until then
+        self._warned = False
+
+    def expires_at(self) -> str:
+        return _iso(_now() + timedelta(seconds=self.lease))
+
+    def _record(self) -> bytes:
+        return json.dumps({**self.me, "claimed_at": _iso(_now()), "expires_at": self.expires_at()}).encode()
+
+    def start(self) -> None:
+        """Start renewing (and beating) in the background."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="hpt-claims", daemon=True)
+            self._thread.start()
+
+    def take(self, trial_id: str) -> Holder | None:
+        """Claim a trial for this run: None when it is ours now, else the live run that holds it.
+
+        When the location does not answer, the trial is started unclaimed (training goes
+        on through an outage, as results do) and a warning says so once.
+        """
+        if time.monotonic() < self._down_until:
+            return None
+        key = f"claims/{trial_id}.json"
+        try:
+            for _ in range(5):
+                version = self.sink.write_if(key, self._record(), None)
+                if version is None:
+                    got = self.sink.read_versioned(key)
+                    if got is None:
+                        continue  # released in between: try again
+                    holder = _holder(got[0])
+                    if holder is not None and holder.run_id != self.run_id:
+                        return holder
+                    version = self.sink.write_if(key, self._record(), got[1])  # expired or damaged: take it over
+                if version is not None:
+                    with self._lock:
+                        self._held[trial_id] = version
+                    return None
+            raise SinkUnavailable(f"{self.sink.uri}: {key} kept changing")
+        except HptError as e:
+            self._down_until = time.monotonic() + self.renew
+            if not self._warned:
+                self._warned = True
+                log.warning("warning: cannot claim trials at %s (%s); starting them unclaimed, so another run on "
+                            "this location might train them too", self.sink.uri, e)
+            return None
+
+    def release(self, trial_id: str) -> None:
+        """Delete this run's claim on a trial (unless another run has taken it over meanwhile)."""
+        key = f"claims/{trial_id}.json"
+        with self._io:
+            version = self._held.get(trial_id)
+            if version is None:
+                return
+            got = self.sink.read_versioned(key)
+            if got is not None and got[1] == version:
+                self.sink.delete(key)
+            with self._lock:
+                self._held.pop(trial_id, None)
+
+    def close(self) -> None:
+        """Stop renewing and release what is still held (trials that were interrupted, say)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for tid in list(self._held):
+            try:
+                self.release(tid)
+            except Exception as e:  # it expires by itself
+                log.debug("could not release the claim on %s: %s", tid, e)
+
+    def _loop(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
+        while not self._stop.wait(self.renew):
+            try:
+                self._renew()
+            except Exception as e:  # the location is away: the next beat tries again
+                log.debug("could not renew claims at %s: %s", self.sink.uri, e)
+
+    def _renew(self) -> None:
+        with self._lock:
+            held = dict(self._held)
+        for tid in held:
+            with self._io:
+                version = self._held.get(tid)
+                if version is None:
+                    continue  # released meanwhile
+                new = self.sink.write_if(f"claims/{tid}.json", self._record(), version)
+                with self._lock:
+                    if new is not None:
+                        self._held[tid] = new
+                        continue
+                    del self._held[tid]
+            log.warning("warning: trial %s: the claim of this run lapsed and another run took it over; both may "
+                        "train it (the first ok row is kept)", tid)
+        if self.beat is not None:
+            self.beat(self.expires_at())
+
+
+def _holder(data: bytes) -> Holder | None:
+    """The live run a claim object names, or None when it expired or is damaged."""
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or _until(record) is None or expired(record):
+        return None
+    return Holder(str(record.get("run_id", "?")), str(record.get("host", "?")), int(record.get("pid") or 0))

@@ -1,0 +1,265 @@
+"""Two runs on one results location (issue 15, points 2 and 3) on a folder, S3 (moto) and GCS
+(fake-gcs-server): an ok row is never replaced by another run's unfinished one, a claimed
+trial is left to the live run training it, an expired claim is taken over, a run killed
+with kill -9 is shown abandoned and its trial rerun, and a damaged row is named."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.backends.fake import FakeBackend, Script
+from hpt.claims import Claims
+from hpt.periods import Period
+from hpt.progress import Reporter
+from hpt.results import load_results
+from hpt.rows import RESULTS_CSV, parse_csv, parse_row
+from hpt.runner import RunOptions, RunSummary, run_spec
+from hpt.search import expand
+from hpt.sinks import open_sink
+from hpt.spec import Spec, load_spec
+from hpt.store import ResultStore
+from hpt.trial import Status, Trial, TrialResult
+from tests.cloud_servers import LocalServer
+from tests.conftest import ROOT, tiny_spec
+
+HOST = socket.gethostname()
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
+def location(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty results location of each kind, and a private journal."""
+    for k, v in {"HPT_JOURNAL": str(tmp_path / "journal"), "HPT_SINK_TIMEOUT": "3", "HPT_SINK_RETRIES": "2"}.items():
+        monkeypatch.setenv(k, v)
+    if request.param == "local":
+        return str(tmp_path / "res")
+    server: LocalServer = request.getfixturevalue(f"{request.param}_server")
+    for k, v in server.client_env().items():
+        monkeypatch.setenv(k, v)
+    return f"{'gs' if request.param == 'gcs' else 's3'}://{server.create_bucket()}/p"
+
+
+def _result(status: Status, run: str, model: bytes | None) -> TrialResult:
+    period = Period(pd.Timestamp("2013-01-01"), pd.Timestamp("2013-01-15"))
+    trial = Trial("t1", "c1", "mlp", {"lr": 0.01}, ("lr",), period, 0)
+    return TrialResult(trial, status, {"val_mse": 0.5} if status is Status.OK else {}, started_at=f"{run}-start",
+                       finished_at=f"2026-11-23T17:00:00.000+00:00 {run}", device="cpu-0", model=model,
+                       curve=f"epoch,val_mse\n1,{run}\n", error="" if status is Status.OK else "stopped")
+
+
+def test_an_ok_row_is_kept_against_another_runs_unfinished_rows_and_replaced_only_by_force(
+        location: str, caplog: pytest.LogCaptureFixture) -> None:
+    first, second = ResultStore(open_sink(location)), ResultStore(open_sink(location))
+    first.record(_result(Status.OK, "runA", b"model of A"), "runA", ["val_mse"])
+    with caplog.at_level(logging.WARNING, "hpt"):
+        for status in (Status.INTERRUPTED, Status.FAILED, Status.DIVERGED, Status.PRUNED):
+            second.record(_result(status, "runB", b"model of B"), "runB", ["val_mse"])
+    sink = open_sink(location)
+    row = parse_row(sink.read("rows/t1.json"))
+    assert row is not None and (row["run_id"], row["status"]) == ("runA", "ok")
+    assert sink.read("models/t1.pt") == b"model of A" and sink.read("curves/t1.csv") == b"epoch,val_mse\n1,runA\n"
+    assert parse_csv(sink.read(RESULTS_CSV) or b"")["t1"]["run_id"] == "runA"
+    assert f"warning: trial t1: the ok row of run runA is kept at {sink.uri}; this run's interrupted result is not " \
+           "stored" in caplog.text
+    assert second.rows()["t1"]["run_id"] == "runA"  # what the second run reports at its end
+    ResultStore(open_sink(location)).record(_result(Status.OK, "runC", b"model of C"), "runC", ["val_mse"])
+    assert parse_row(sink.read("rows/t1.json"))["run_id"] == "runA"  # type: ignore[index]  # first ok row wins
+
+    forced = ResultStore(open_sink(location), replace_ok=True)  # hpt run --force
+    forced.record(_result(Status.FAILED, "runD", None), "runD", ["val_mse"])
+    forced.record(_result(Status.OK, "runE", b"model of E"), "runE", ["val_mse"])
+    assert parse_row(sink.read("rows/t1.json"))["run_id"] == "runE"  # type: ignore[index]
+    assert sink.read("models/t1.pt") == b"model of E"
+    assert parse_csv(sink.read(RESULTS_CSV) or b"")["t1"]["run_id"] == "runE"
+
+
+def _spec(tmp_path: Path, lrs: list[float], **training: Any) -> tuple[Path, Spec]:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(tiny_spec(parameters={"lr": lrs}, date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         training={"epochs": 1, **training})))
+    return path, load_spec(path)
+
+
+def _run(spec: Spec, location: str, backend: FakeBackend, **options: Any) -> tuple[RunSummary, str]:
+    out = io.StringIO()
+    summary = run_spec(spec, RunOptions(sink=location, **options), Reporter(out=out, bar=False), backend=backend)
+    return summary, out.getvalue()
+
+
+def _submitted(backend: FakeBackend) -> list[str]:
+    return [tid for what, tid in backend.log if what == "submit"]
+
+
+def _ok(_: Trial) -> Script:
+    return Script(curve=[1.0])
+
+
+def test_a_trial_claimed_by_a_live_run_is_left_to_it_and_run_after_it_lets_go(location: str, tmp_path: Path) -> None:
+    _, spec = _spec(tmp_path, [0.001, 0.01, 0.1])
+    ids = [t.trial_id for t in expand(spec)]
+    other = Claims(open_sink(location), "20261123T170000Z-beef")
+    assert other.take(ids[0]) is None
+    backend = FakeBackend(_ok)
+    summary, out = _run(spec, location, backend)
+    assert sorted(_submitted(backend)) == sorted(ids[1:])
+    assert f"1 trial is being trained by run 20261123T170000Z-beef on host {HOST}; not started here" in out
+    assert f"run {summary.run_id} finished in" in out and "2 ok; 1 left to another run" in out
+    assert summary.exit_code == 0 and summary.counts == {"ok": 2}
+    record = json.loads(open_sink(location).read(f"runs/{summary.run_id}.json") or b"")
+    assert record["status"] == "finished" and record["elsewhere"] == {ids[0]: "20261123T170000Z-beef"}
+    assert open_sink(location).list("claims/") == [f"claims/{ids[0]}.json"]  # this run's claims are gone
+
+    other.close()  # the other run ends without a row for it: the next run trains it
+    assert open_sink(location).list("claims/") == []
+    again = FakeBackend(_ok)
+    summary, out = _run(spec, location, again)
+    assert _submitted(again) == [ids[0]] and "skipping 2 trials already done" in out and "not started" not in out
+
+
+def test_a_trial_another_run_finishes_meanwhile_is_not_trained_again(location: str, tmp_path: Path) -> None:
+    _, spec = _spec(tmp_path, [0.001, 0.01, 0.1])
+    ids = [t.trial_id for t in expand(spec)]
+    other = Claims(open_sink(location), "other")
+    assert other.take(ids[0]) is None
+    trials = {t.trial_id: t for t in expand(spec)}
+
+    def script(trial: Trial) -> Script:
+        if trial.trial_id == ids[-1]:  # while this run trains its last trial, the other run finishes its own
+            done = TrialResult(trials[ids[0]], Status.OK, {"val_mse": 0.1}, started_at="a", finished_at="b")
+            ResultStore(open_sink(location)).record(done, "other", ["val_mse"])
+            other.close()
+        return Script(curve=[1.0, 1.0])
+
+    backend = FakeBackend(script)
+    summary, out = _run(spec, location, backend)
+    assert ids[0] not in _submitted(backend) and "not started here" not in out
+    assert summary.counts == {"ok": 2} and "2 ok; 1 skipped as already done" in out
+    assert parse_row(open_sink(location).read(f"rows/{ids[0]}.json"))["run_id"] == "other"  # type: ignore[index]
+
+
+def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("HPT_CLAIM_LEASE", "1")
+    _, spec = _spec(tmp_path, [0.001])
+    (tid,) = [t.trial_id for t in expand(spec)]
+    stalled = Claims(open_sink(location), "stalled")  # claims, then never renews: a run that hangs or lost its box
+    assert stalled.take(tid) is None
+    assert Claims(open_sink(location), "eager").take(tid) is not None  # live for a second
+    time.sleep(1.5)
+    backend = FakeBackend(_ok)
+    summary, out = _run(spec, location, backend)
+    assert _submitted(backend) == [tid] and summary.counts == {"ok": 1}, out
+    assert open_sink(location).list("claims/") == []
+    with caplog.at_level(logging.WARNING, "hpt"):
+        stalled._renew()  # it wakes up: its claim is gone, and it says so
+    assert f"warning: trial {tid}: the claim of this run lapsed and another run took it over" in caplog.text
+    stalled.close()
+    assert not open_sink(location).list("claims/")
+
+
+def test_a_run_killed_with_kill_9_is_shown_abandoned_and_its_trial_is_rerun(tmp_path: Path) -> None:
+    path, spec = _spec(tmp_path, [0.001], patience=0, epochs=100_000)  # still training when it is killed
+    (tid,) = [t.trial_id for t in expand(spec)]
+    res = tmp_path / "res"
+    env = {**os.environ, "HPT_CLAIM_LEASE": "30"}
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(path), "--sink", str(res), "--workers", "1"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (res / "claims" / f"{tid}.json").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no claim appeared"
+            time.sleep(0.05)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        raise
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its worker, as a Jenkins abort or an OOM kill does
+    try:
+        _rerun_after_kill_9(path, res, tid, proc.pid)  # before its parent reaps it: dead, a zombie still
+    finally:
+        proc.communicate(timeout=60)
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z"
+
+
+def _rerun_after_kill_9(path: Path, res: Path, tid: str, pid: int) -> None:
+    deadline = time.monotonic() + 60
+    while not _zombie(pid):
+        assert time.monotonic() < deadline, "the killed run did not die"
+        time.sleep(0.05)
+    (run_file,) = (res / "runs").glob("*.json")
+    killed = json.loads(run_file.read_text())
+    assert killed["status"] == "running" and killed["expires_at"] > killed["heartbeat_at"]
+
+    backend = FakeBackend(_ok)  # the next run on this host: the claim's process is gone, so it is not waited for
+    summary, out = _run(load_spec(path), str(res), backend)
+    assert _submitted(backend) == [tid] and summary.counts == {"ok": 1}
+    assert (f"run {killed['run_id']} on host {HOST} ended without a word (killed?); its last heartbeat was at "
+            f"{killed['heartbeat_at']}: runs/{killed['run_id']}.json now says abandoned") in out
+    assert json.loads(run_file.read_text())["status"] == "abandoned"
+    assert json.loads((res / "runs" / f"{summary.run_id}.json").read_text())["status"] == "finished"
+    assert not list((res / "claims").glob("*.json"))
+
+
+def test_a_damaged_row_is_named_and_its_trial_run_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, spec = _spec(tmp_path, [0.001, 0.01])
+    res = tmp_path / "res"
+    ids = [t.trial_id for t in expand(spec)]
+    _run(spec, str(res), FakeBackend(_ok))
+    (res / "rows" / f"{ids[0]}.json").write_text('{"trial_id": "' + ids[0] + '", "sta')  # cut off mid-write
+    (res / RESULTS_CSV).unlink()
+    warning = f"warning: rows/{ids[0]}.json is damaged (not JSON: Unterminated string starting at: line 1 column "
+    with caplog.at_level(logging.WARNING, "hpt"):
+        assert list(load_results(str(res))["trial_id"]) == [ids[1]]  # hpt results
+    assert warning in caplog.text and "its trial will run again" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "hpt"):
+        backend = FakeBackend(_ok)
+        _run(spec, str(res), backend)
+    assert warning in caplog.text and "its trial will run again" in caplog.text
+    assert _submitted(backend) == [ids[0]]
+    assert parse_row((res / "rows" / f"{ids[0]}.json").read_bytes())["status"] == "ok"  # type: ignore[index]
+    assert sorted(parse_csv((res / RESULTS_CSV).read_bytes())) == sorted(ids)
+
+
+def test_two_runs_of_one_spec_at_once_share_the_trials_and_train_each_once(tmp_path: Path) -> None:
+    """Two `hpt run` processes of one spec on one folder, as two Jenkins builds of one job."""
+    path, spec = _spec(tmp_path, [0.001, 0.002, 0.003, 0.004, 0.005, 0.006], epochs=15, patience=0)
+    res = tmp_path / "res"
+    procs = [subprocess.Popen([sys.executable, "-m", "hpt", "run", str(path), "--sink", str(res), "--workers", "1"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = sum(out.count("] ok ") for out, _ in outputs)
+    assert trained == 6, outputs  # each trial once, by one run or the other
+    table = pd.read_csv(res / "results.csv")
+    assert len(table) == 6 and set(table["status"]) == {"ok"}
+    assert not list((res / "claims").glob("*.json")) and "Traceback" not in "".join(e for _, e in outputs)
+
+
+def test_a_claim_of_a_dead_process_is_taken_at_once_only_in_the_same_pid_namespace(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    sink = open_sink(str(tmp_path / "res"))
+    me = Claims(sink, "me")
+    for ns, taken in (("pid:[1]", False), (me.me["pid_ns"], True)):  # another container on this host; this one
+        claim = {"run_id": "killed", "host": HOST, "pid": pid, "pid_ns": ns, "expires_at": "2999-01-01T00:00:00+00:00"}
+        sink.write("claims/t.json", json.dumps(claim).encode())
+        holder = me.take("t")
+        assert (holder is None) is taken and (taken or str(holder) == f"run killed on host {HOST}")
