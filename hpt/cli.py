@@ -395,11 +395,17 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start:
         for line in outline(spec, n_configs, n_periods):
             click.echo(line)
+    from hpt.baselines import RunBaselines, without_baselines
+    from hpt.data import load_frame
+
+    d = spec.data
+    click.echo(RunBaselines(spec, load_frame(d.path, d.time_column, d.columns, d.options)).describe())
     location = results_location(spec, sink)
     status: dict[str, str] = {}
     unchecked = ""
     try:
-        status = {tid: str(row.get("status")) for tid, row in ResultStore(open_sink(location)).rows().items()}
+        rows = without_baselines(ResultStore(open_sink(location)).rows())
+        status = {tid: str(row.get("status")) for tid, row in rows.items()}
     except HptError as e:
         unchecked = f" (could not check which trials are done: {str(e).splitlines()[0]})"
     done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
