@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hpt.baselines import baseline_mask
 from hpt.errors import InputError, did_you_mean
 from hpt.results.rank import Ranking, fidelities
 from hpt.rows import TEXT_COLUMNS
@@ -40,10 +41,11 @@ def pareto_front(rows: pd.DataFrame, ranking: Ranking, column: str) -> Front:
     A config is off the front when another has a mean and a column value no higher and is
     lower on at least one; configs equal on both stay on it together. Only complete
     configs (every period run) are considered: a partial config's mean is over fewer periods.
-    `rows` are the trial rows the ranking was made from.
+    `rows` are the rows the ranking was made from (baseline rows are left out).
     """
+    rows = rows[~baseline_mask(rows).to_numpy()]
     numeric = [c for c in rows.columns if c not in TEXT_COLUMNS and not c.startswith("param_")
-               and pd.api.types.is_numeric_dtype(rows[c])]
+               and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
     if column not in numeric:
         raise InputError(f'--pareto: no column "{column}" in these results{did_you_mean(column, numeric)}; '
                          f"available: {', '.join(numeric) or 'none'}")

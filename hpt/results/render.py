@@ -89,9 +89,8 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: dict[str, VsBasel
                          "never crowned best")
     sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
     if versus:
-        sec.notes.append(f"vs naive: the config's mean {r.metric} against the better of the naive-last (persistence) "
-                         "and naive-seasonal baselines, on the same periods and validation windows (-38% seasonal "
-                         "3/3: 38% lower than seasonal naive, lower in 3 of 3 periods)")
+        sec.notes.append(f"vs naive: mean {r.metric} against the better naive baseline on the same periods and windows "
+                         "(-38% seasonal 3/3: 38% below seasonal naive, below it in 3 of 3 periods)")
     if seeds:
         fewest = int(r.table["seeds"].min())
         most = int(r.table["seeds"].max())
@@ -411,8 +410,8 @@ def _pareto_section(f: Front) -> _Section:
     sec = _Section(title, headers, right={*range(1, len(headers))})
     for d in f.table.to_dict(orient="records"):
         sec.rows.append([str(d["config_id"]), *(_num(d[p]) for p in f.params), _num(d[f.column]), _num(d["mean"])])
-    sec.notes.append(f"lower is better on both; a config is off the front when another has a {f.metric} mean and a "
-                     f"{f.column} no higher, and one of them lower")
+    sec.notes.append(f"lower is better on both; a config is off the front when another config is no higher on "
+                     f"mean {f.metric} and {f.column} and lower on one of them")
     if f.left_out:
         sec.notes.append(f"{plural(f.left_out, 'config')} left out: partial (not every period run) or without {f.column}")
     if f.table.empty:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from hpt.baselines import LABELS, WINDOW_KEYS
+from hpt.progress import plural
 from hpt.results.rank import Ranking, fidelities
 from hpt.rows import is_number, plain
 from hpt.trial import Status
@@ -52,7 +53,7 @@ class VsBaseline:
 
     def text(self) -> str:
         """E.g. ``-38% vs seasonal naive, better in 3 of 3 periods``."""
-        return f"{_percent(self.change)} vs {self.label}, better in {self.better} of {self.periods} periods"
+        return f"{_percent(self.change)} vs {self.label}, better in {self.better} of {plural(self.periods, 'period')}"
 
     def short(self) -> str:
         """E.g. ``-38% seasonal 3/3``, for a table column."""
