@@ -173,8 +173,8 @@ class RunBaselines:
                 return []
         return [dict(zip(WINDOW_KEYS, combo, strict=True)) for combo in itertools.product(*axes)]
 
-    def describe(self) -> str:
-        """One line for the plan and the run's log."""
+    def describe(self, outcome: str = "") -> str:
+        """One line for the plan (what will be scored) or, with `outcome`, for the run's log."""
         from hpt.data import step_text
         from hpt.progress import plural
 
@@ -183,9 +183,9 @@ class RunBaselines:
         n = len(settings) * len(self.spec.periods) * len(BASELINES)
         per = f" x {plural(len(settings), 'window setting')}" if len(settings) > 1 else ""
         count = f"{plural(n, 'row')} = {len(BASELINES)} x {plural(len(self.spec.periods), 'period')}{per}" \
-            if settings else "one row per period and window setting the trials use"
-        return (f"baselines: naive-last and naive-seasonal (season {self.season} from {how}) on the trials' "
-                f"validation windows: {count} (not trials)")
+            if settings else "a row per period for each window setting the trials draw"
+        what = outcome or f"{count} on the trials' validation windows"
+        return f"baselines: naive-last and naive-seasonal (season {self.season} from {how}): {what} (not trials)"
 
     def trial(self, name: str, setting: Mapping[str, Any], period: Period) -> Trial:
         """The row identity of one baseline in one period for one window setting."""

@@ -311,8 +311,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             for r in scored:
                 store.record(r, run_id, columns)
             done = (f"{plural(len(scored), 'row')} computed in {(time.monotonic() - t_base) * 1000:.0f} ms" if scored
-                    else "already at the location" if settings else "computed as the trials' settings come in")
-            reporter.line(f"{baselines.describe()}; {done}")
+                    else "already at the location" if settings else "scored as the trials draw their window settings")
+            reporter.line(baselines.describe(done))
         except BaseException:
             backend.close()  # a signal or an error before the loop: its workers are starting, stop them
             raise

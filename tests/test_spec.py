@@ -212,6 +212,7 @@ def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Pa
     done = cli("run", str(folder / "spec.json"), "--sink", str(tmp_path / "res"), env={"PYTHONPATH": ""})
     assert done.returncode == 0, done.stderr
     rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "res" / "rows").glob("*.json"))]
+    rows = [r for r in rows if not r["architecture"].startswith("naive-")]
     assert [(r["status"], r["param_width"]) for r in sorted(rows, key=lambda r: r["param_width"])] == [("ok", 4), ("ok", 8)]
 
 

@@ -253,8 +253,8 @@ def _render_text(secs: list[_Section]) -> str:
     for i, sec in enumerate(secs):
         if i:
             out.append("")
-        if sec.plain:
-            out += textwrap.wrap(sec.title, width=110, subsequent_indent="  ")
+        if sec.plain:  # one line, whatever its length: a log is grepped for it
+            out.append(sec.title)
             continue
         out.append(sec.title)
         if sec.paragraph:

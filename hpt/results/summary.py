@@ -69,8 +69,7 @@ class Summary:
         if vs is None or vs.beats:
             return ""
         return (f"the best config {vs.config_id} does not beat the {vs.label} forecast: mean {self.metric} "
-                f"{vs.config_mean:.4g} against {vs.baseline_mean:.4g} ({vs.text()}); the tuned models are no better "
-                "than a naive forecast on these periods")
+                f"{vs.config_mean:.4g} against {vs.baseline_mean:.4g} ({vs.text()})")
 
     def ranking(self, fidelity: str) -> Ranking:
         """The ranking of one fidelity (of no configs when there are no such rows)."""

@@ -69,7 +69,7 @@ class VsBaseline:
 def _percent(x: float) -> str:
     if math.isinf(x):
         return "+inf%"
-    return f"{x:+.0f}%" if abs(x) >= 1 else f"{x:+.2g}%"
+    return f"{x:+.0f}%" if abs(x) >= 1 else f"{x:+.1f}%"
 
 
 def _norm(v: Any) -> Any:
