@@ -106,11 +106,12 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     The best config is tested against every other ranked config; `compare` is how many of
     them (in ranking order) get a detailed comparison.
     """
-    if where:
-        frame = filter_rows(frame, where)
-    metric = check_metric(frame, metric)
     is_base = baseline_mask(frame).to_numpy()
-    baselines, frame = frame[is_base], frame[~is_base]
+    baselines = frame[is_base]  # never filtered: a config is compared with them on its own periods and windows only
+    if where:
+        frame = filter_rows(frame[~is_base], where) if not is_base.all() else filter_rows(frame, where)
+    frame = frame[~baseline_mask(frame).to_numpy()]
+    metric = check_metric(frame if not frame.empty else baselines, metric)
     rankings = rank_fidelities(frame, metric)
     main = main_fidelity(frame, metric)
     main_ranking = rankings.get(main) or empty_ranking(main, metric)
@@ -134,7 +135,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
-                   missing_metric=missing, notes=notes, baseline_rows=int(is_base.sum()),
+                   missing_metric=missing, notes=notes, baseline_rows=len(baselines),
                    versus={f: versus_baselines(baselines, r) for f, r in rankings.items()})
 
 
