@@ -20,6 +20,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from hpt.periods import Period
     from hpt.spec import Spec
+    from hpt.store import ResultStore
     from hpt.trial import Trial, TrialResult
 
 __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "is_baseline",
@@ -233,3 +234,19 @@ class RunBaselines:
                     out.append(TrialResult(trial, Status.OK, metrics=metrics, started_at=started, finished_at=utcnow(),
                                            device="main process"))
         return out
+
+    def record(self, store: ResultStore, run_id: str, columns: Iterable[str],
+               params: Mapping[str, Any] | None = None) -> str:
+        """Compute and store (as rows of `run_id`, with the metric `columns`) the baselines `store` lacks:
+        those of every known setting (:meth:`settings`), or of the setting of one trial's `params`.
+        Returns the line for the run's log."""
+        t0 = time.perf_counter()
+        settings = self.settings() if params is None else [{k: params[k] for k in WINDOW_KEYS}]
+        scored = self.missing(settings, store.rows())
+        for result in scored:
+            store.record(result, run_id, columns)
+        from hpt.progress import plural
+
+        done = (f"{plural(len(scored), 'row')} computed in {(time.perf_counter() - t0) * 1000:.0f} ms" if scored
+                else "already at the location" if settings else "scored as the trials draw their window settings")
+        return self.describe(done)

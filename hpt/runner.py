@@ -30,7 +30,7 @@ import pandas as pd
 from hpt import __version__
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
-from hpt.baselines import WINDOW_KEYS, RunBaselines, without_baselines
+from hpt.baselines import RunBaselines, without_baselines
 from hpt.errors import SIGNAL_EXIT, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import BestConfig, VsBaseline, best_config, rank_fidelity, versus_baselines, why_no_best
@@ -286,8 +286,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         store.record(result, run_id, columns)
         summary.counts[result.status.value] += 1
         if result.status in (Status.OK, Status.PRUNED):  # a window setting drawn as the run goes (tpe, random)
-            for r in baselines.missing([{k: result.trial.params[k] for k in WINDOW_KEYS}], store.rows()):
-                store.record(r, run_id, columns)
+            baselines.record(store, run_id, columns, result.trial.params)
 
     t0 = time.monotonic()
     status = "failed"
@@ -305,14 +304,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             for line in held or ():
                 reporter.line(line)
             held = None
-            t_base = time.monotonic()
-            settings = baselines.settings()
-            scored = baselines.missing(settings, store.rows())
-            for r in scored:
-                store.record(r, run_id, columns)
-            done = (f"{plural(len(scored), 'row')} computed in {(time.monotonic() - t_base) * 1000:.0f} ms" if scored
-                    else "already at the location" if settings else "scored as the trials draw their window settings")
-            reporter.line(baselines.describe(done))
+            reporter.line(baselines.record(store, run_id, columns))
         except BaseException:
             backend.close()  # a signal or an error before the loop: its workers are starting, stop them
             raise
