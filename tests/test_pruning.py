@@ -22,7 +22,7 @@ from hpt.scheduling.pruning import Pruning, rungs
 from hpt.scheduling.strategies import EarlyStopping, parse_duration
 from hpt.spec import load_spec
 from hpt.trial import Trial
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_spec, trial_rows
 
 ASHA = {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}
 LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
@@ -31,7 +31,7 @@ LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 def rows_of(folder: Path) -> pd.DataFrame:
     """Every row object at a results folder (the record of truth), in the order the trials started."""
     rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
-    return pd.DataFrame(rows).sort_values(["started_at", "trial_id"]).reset_index(drop=True)
+    return trial_rows(pd.DataFrame(rows).sort_values(["started_at", "trial_id"]))
 
 
 def loss(trial: Trial) -> float:
