@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -195,7 +196,7 @@ class RunBaselines:
 
         d = self.spec.data
         params = {k: setting[k] for k in WINDOW_KEYS}
-        key: dict[str, Any] = {"baseline": name, "data": {"file": d.path.rsplit("/", 1)[-1], "time": d.time_column,
+        key: dict[str, Any] = {"baseline": name, "data": {"file": Path(d.path).name, "time": d.time_column,
                                                           "columns": d.columns}, "window": params}
         tags: dict[str, Any] = {}
         if name == "naive-seasonal":
@@ -219,14 +220,15 @@ class RunBaselines:
             self._done.add(key)
             for period in self.spec.periods:
                 trials = {name: self.trial(name, setting, period) for name in BASELINES}
-                if all(rows.get(t.trial_id, {}).get("status") == Status.OK.value for t in trials.values()):
+                trials = {n: t for n, t in trials.items() if rows.get(t.trial_id, {}).get("status") != Status.OK.value}
+                if not trials:
                     continue
                 started = utcnow()
                 t0 = time.perf_counter()
                 try:
                     scores = period_baselines(self.frame, period, int(setting["lookback"]), int(setting["horizon"]),
                                               setting["validation"], self.season)
-                except (ValueError, InputError):  # a setting the data cannot window (trials with it fail and say why)
+                except InputError:  # a setting the data cannot window (its trials fail and say why)
                     continue
                 ms = round((time.perf_counter() - t0) * 1000, 3)
                 for name, trial in trials.items():
@@ -240,13 +242,13 @@ class RunBaselines:
         """Compute and store (as rows of `run_id`, with the metric `columns`) the baselines `store` lacks:
         those of every known setting (:meth:`settings`), or of the setting of one trial's `params`.
         Returns the line for the run's log."""
+        from hpt.progress import plural
+
         t0 = time.perf_counter()
         settings = self.settings() if params is None else [{k: params[k] for k in WINDOW_KEYS}]
         scored = self.missing(settings, store.rows())
         for result in scored:
             store.record(result, run_id, columns)
-        from hpt.progress import plural
-
         done = (f"{plural(len(scored), 'row')} computed in {(time.perf_counter() - t0) * 1000:.0f} ms" if scored
                 else "already at the location" if settings else "scored as the trials draw their window settings")
         return self.describe(done)
