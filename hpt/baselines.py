@@ -9,17 +9,49 @@ is validated on, in milliseconds.
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["BASELINES", "baseline_errors", "naive_forecasts", "period_baselines", "season_length"]
+if TYPE_CHECKING:
+    from hpt.periods import Period
+    from hpt.spec import Spec
+    from hpt.store import ResultStore
+    from hpt.trial import Trial, TrialResult
+
+__all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "is_baseline",
+           "naive_forecasts", "period_baselines", "season_length", "without_baselines"]
 
 BASELINES = ("naive-last", "naive-seasonal")
 """The baselines' names; rows of a baseline carry its name as their architecture."""
 
+WINDOW_KEYS = ("lookback", "horizon", "validation")
+"""The hyperparameters that decide a trial's validation windows: a baseline is scored once per distinct setting."""
+LABELS = {"naive-last": "persistence (naive-last)", "naive-seasonal": "seasonal naive"}
+
 _DAY = pd.Timedelta(days=1)
+
+
+def is_baseline(row: Mapping[str, Any]) -> bool:
+    """A row of a naive baseline, not of a trial: never ranked, never seen by a scheduler."""
+    return row.get("architecture") in BASELINES
+
+
+def baseline_mask(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of a results frame are baselines'."""
+    if "architecture" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["architecture"].isin(BASELINES)
+
+
+def without_baselines(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Rows by trial id, the baselines' left out."""
+    return {tid: row for tid, row in rows.items() if not is_baseline(row)}
 
 
 def season_length(step: pd.Timedelta, season: int | None = None) -> int:
@@ -102,3 +134,121 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
         e = baseline_errors(forecast, actual, std)
         out[name] = {f"val_{k}": v for k, v in e.items()}
     return out
+
+
+class RunBaselines:
+    """The baseline rows of one run: both baselines in every period of `spec`, per window setting.
+
+    A window setting is the (lookback, horizon, validation) of a trial. Lookback is part of
+    it: the validation targets and the standardisation do not depend on it, but a window
+    whose inputs would span a missing step is left out, and which ones do depends on the
+    lookback; keeping it makes every figure exactly comparable with the trials that share
+    it, for the cost of a few milliseconds per setting. Ids are derived from the baseline,
+    the setting, the season (seasonal naive only), the fidelity and the period's data
+    fingerprint, so re-running computes nothing twice and changed data computes it again.
+    """
+
+    def __init__(self, spec: Spec, frame: pd.DataFrame) -> None:
+        from hpt.data import frame_step, period_fingerprint
+
+        self.spec = spec
+        self.frame = frame
+        self.step = frame_step(frame)
+        self.season = season_length(self.step, spec.data.season)
+        self._fingerprints = {p: period_fingerprint(frame, p) for p in spec.periods}
+        self._tuned = tuple(k for k in WINDOW_KEYS if k in spec.parameters)
+        self._done: set[tuple[Any, ...]] = set()  # settings whose rows are at the location or were computed
+
+    def settings(self) -> list[dict[str, Any]]:
+        """The window settings known before any trial runs: every combination of the values the spec gives
+        (a list axis: each value; fixed: its value). A setting drawn from a distribution is scored when
+        the first trial with it finishes (:meth:`missing` for that trial's params)."""
+        base = self.spec.base_params
+        axes = []
+        for k in WINDOW_KEYS:
+            axis = self.spec.parameters.get(k)
+            if axis is None:
+                axes.append([base[k]])
+            elif isinstance(axis, (list, tuple)):
+                axes.append(list(axis))
+            else:
+                return []
+        return [dict(zip(WINDOW_KEYS, combo, strict=True)) for combo in itertools.product(*axes)]
+
+    def describe(self, outcome: str = "") -> str:
+        """One line for the plan (what will be scored) or, with `outcome`, for the run's log."""
+        from hpt.data import step_text
+        from hpt.progress import plural
+
+        settings = self.settings()
+        how = "data.season" if self.spec.data.season is not None else f"the {step_text(self.step)} step"
+        n = len(settings) * len(self.spec.periods) * len(BASELINES)
+        per = f" x {plural(len(settings), 'window setting')}" if len(settings) > 1 else ""
+        count = f"{plural(n, 'row')} = {len(BASELINES)} x {plural(len(self.spec.periods), 'period')}{per}" \
+            if settings else "a row per period for each window setting the trials draw"
+        what = outcome or f"{count} on the trials' validation windows"
+        return f"baselines: naive-last and naive-seasonal (season {self.season} from {how}): {what} (not trials)"
+
+    def trial(self, name: str, setting: Mapping[str, Any], period: Period) -> Trial:
+        """The row identity of one baseline in one period for one window setting."""
+        from hpt.search import _digest, trial_id
+        from hpt.trial import Trial
+
+        d = self.spec.data
+        params = {k: setting[k] for k in WINDOW_KEYS}
+        key: dict[str, Any] = {"baseline": name, "data": {"file": Path(d.path).name, "time": d.time_column,
+                                                          "columns": d.columns}, "window": params}
+        tags: dict[str, Any] = {}
+        if name == "naive-seasonal":
+            key["season"] = tags["season"] = self.season
+        cid = _digest(key)
+        return Trial(trial_id=trial_id(cid, period.label, self.spec.fidelity, self._fingerprints[period], seed=0),
+                     config_id=cid, architecture=name, params=params, tuned=self._tuned, period=period, seed=0,
+                     fidelity=self.spec.fidelity, tags=tags)
+
+    def missing(self, settings: Iterable[Mapping[str, Any]], rows: Mapping[str, Mapping[str, Any]],
+                ) -> list[TrialResult]:
+        """The baseline results of these settings that `rows` (the location's, by trial id) lack, computed now."""
+        from hpt.errors import InputError
+        from hpt.trial import Status, TrialResult, utcnow
+
+        out = []
+        for setting in settings:
+            key = tuple(str(setting[k]) for k in WINDOW_KEYS)
+            if key in self._done:
+                continue
+            self._done.add(key)
+            for period in self.spec.periods:
+                trials = {name: self.trial(name, setting, period) for name in BASELINES}
+                trials = {n: t for n, t in trials.items() if rows.get(t.trial_id, {}).get("status") != Status.OK.value}
+                if not trials:
+                    continue
+                started = utcnow()
+                t0 = time.perf_counter()
+                try:
+                    scores = period_baselines(self.frame, period, int(setting["lookback"]), int(setting["horizon"]),
+                                              setting["validation"], self.season)
+                except InputError:  # a setting the data cannot window (its trials fail and say why)
+                    continue
+                ms = round((time.perf_counter() - t0) * 1000, 3)
+                for name, trial in trials.items():
+                    metrics = {**scores[name], "train_time_s": ms / 1000}
+                    out.append(TrialResult(trial, Status.OK, metrics=metrics, started_at=started, finished_at=utcnow(),
+                                           device="main process"))
+        return out
+
+    def record(self, store: ResultStore, run_id: str, columns: Iterable[str],
+               params: Mapping[str, Any] | None = None) -> str:
+        """Compute and store (as rows of `run_id`, with the metric `columns`) the baselines `store` lacks:
+        those of every known setting (:meth:`settings`), or of the setting of one trial's `params`.
+        Returns the line for the run's log."""
+        from hpt.progress import plural
+
+        t0 = time.perf_counter()
+        settings = self.settings() if params is None else [{k: params[k] for k in WINDOW_KEYS}]
+        scored = self.missing(settings, store.rows())
+        for result in scored:
+            store.record(result, run_id, columns)
+        done = (f"{plural(len(scored), 'row')} computed in {(time.perf_counter() - t0) * 1000:.0f} ms" if scored
+                else "already at the location" if settings else "scored as the trials draw their window settings")
+        return self.describe(done)

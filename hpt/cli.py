@@ -400,11 +400,17 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
     if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start:
         for line in outline(spec, n_configs, n_periods):
             click.echo(line)
+    from hpt.baselines import RunBaselines, without_baselines
+    from hpt.data import load_frame
+
+    d = spec.data
+    click.echo(RunBaselines(spec, load_frame(d.path, d.time_column, d.columns, d.options)).describe())
     location = results_location(spec, sink)
     status: dict[str, str] = {}
     unchecked = ""
     try:
-        status = {tid: str(row.get("status")) for tid, row in ResultStore(open_sink(location)).rows().items()}
+        rows = without_baselines(ResultStore(open_sink(location)).rows())
+        status = {tid: str(row.get("status")) for tid, row in rows.items()}
     except HptError as e:
         unchecked = f" (could not check which trials are done: {str(e).splitlines()[0]})"
     done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
@@ -497,16 +503,26 @@ def archs(names: tuple[str, ...]) -> None:
 @click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
               help="Configs after the best to list in \"Is the winner real?\" (the tests always cover every config).")
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
+@click.option("--pareto", metavar="COLUMN",
+              help="Instead, list the configs on the front of the metric and COLUMN (n_params, infer_ms, ...).")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
-            plot_dir: str | None) -> None:
+            plot_dir: str | None, pareto: str | None) -> None:
     """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.
 
     Per config: mean, median, worst and spread of the metric over its periods (and across
-    seeds, with training.repeats), its rank in each period and the periods it won; is the
-    winner real: the best config tested against every other one (Friedman, then Nemenyi;
-    Wilcoxon for two configs), which configs are "tied with the best"; the metric per value
-    of each tuned parameter; each fidelity (quick screening, ...) ranked apart; trials that
-    did not finish ok listed.
+    seeds, with training.repeats), its rank in each period and the periods it won, and how
+    it compares with the better naive baseline (naive-last: the last value; naive-seasonal:
+    the value one season earlier) on the same periods and validation windows: "-38%
+    seasonal 3/3" is a mean 38% below seasonal naive's, below it in 3 of 3 periods; a
+    "warning:" line says when the best config does not beat it. Then: is the winner real:
+    the best config tested against every other one (Friedman, then Nemenyi; Wilcoxon for
+    two configs), which configs are "tied with the best"; the metric per value of each
+    tuned parameter; each fidelity (quick screening, ...) ranked apart; trials that did not
+    finish ok listed. Baselines are never ranked.
+
+    --pareto n_params (or infer_ms: milliseconds to forecast 1,000 windows) lists instead
+    the configs that no other config beats on both the metric's mean and that column,
+    from the smallest (in every --format).
 
     \b
     Examples:
@@ -514,9 +530,10 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
       hpt results hpt-results/lstm-demo --metric val_mae --top 5 --format json
       hpt results hpt-results/lstm-demo --where "lr <= 0.003 and hidden_size == 32"
       hpt results hpt-results/lstm-demo --format markdown --plot plots/
+      hpt results hpt-results/lstm-demo --pareto n_params
       hpt results gs://my-bucket/hpt/lstm-electricity
     """
-    from hpt.results import default_metric, load_results, render, summarise
+    from hpt.results import default_metric, load_results, pareto_front, render, render_pareto, summarise
 
     if plot_dir:
         from hpt.plots import require_matplotlib
@@ -524,7 +541,10 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         require_matplotlib()
     frame = load_results(uri)
     summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri)
-    click.echo(render(summary, fmt, top), nl=False)
+    if pareto:
+        click.echo(render_pareto(summary, pareto_front(frame, summary.main, pareto), fmt), nl=False)
+    else:
+        click.echo(render(summary, fmt, top), nl=False)
     if plot_dir:
         from hpt.plots import write_plots
 

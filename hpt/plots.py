@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpt.baselines import baseline_mask
 from hpt.errors import HptError, InputError
 from hpt.results import Ranking, Summary
 from hpt.sinks import open_sink
@@ -59,7 +60,7 @@ def write_plots(summary: Summary, frame: pd.DataFrame, out_dir: str, top: int = 
     r = summary.main
     if r.table.empty:
         return []
-    rows = frame[frame["fidelity"] == r.fidelity]
+    rows = frame[(frame["fidelity"] == r.fidelity) & ~baseline_mask(frame)]
     rows = rows[(rows["status"] == Status.OK.value) & rows[r.metric].notna()]
     if summary.where:
         rows = rows[rows["trial_id"].isin(_ids(summary, frame))]

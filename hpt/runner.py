@@ -31,10 +31,11 @@ import pandas as pd
 from hpt import __version__
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
+from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims, Holder, this_process
 from hpt.errors import SIGNAL_EXIT, HptError, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
-from hpt.results import BestConfig, best_config, why_no_best
+from hpt.results import BestConfig, VsBaseline, best_config, rank_fidelity, versus_baselines, why_no_best
 from hpt.rows import parse_row, rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
@@ -69,6 +70,7 @@ class RunSummary:
     counts: Counter[str] = field(default_factory=Counter)
     best: BestConfig | None = None
     best_note: str = ""  # why no config is best, when none is
+    vs_baseline: VsBaseline | None = None  # the best config against the better naive baseline
     exit_code: int = 0
     elapsed_s: float = 0.0
     elsewhere: dict[str, Holder] = field(default_factory=dict)  # trials another live run trains: not started here
@@ -339,7 +341,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             held.append(line)
 
     scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
-    scheduler.restore({} if options.force else store.rows(), store.curves)
+    scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
     store.write_csv()  # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
     backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
 
@@ -358,12 +360,15 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     claims = Claims(sink, run_id, beat)
     gate = _ClaimGate(claims, store, run_id, options.force)
+    baselines = RunBaselines(spec, frame)
 
     def on_result(result: TrialResult) -> None:
         store.record(result, run_id, columns)
         tid = result.trial.trial_id
         store.then(lambda: claims.release(tid))  # once its row is at the location
         summary.counts[result.status.value] += 1
+        if result.status in (Status.OK, Status.PRUNED):  # a window setting drawn as the run goes (tpe, random)
+            baselines.record(store, run_id, columns, result.trial.params)
 
     t0 = time.monotonic()
     status = "failed"
@@ -382,6 +387,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             for line in held or ():
                 reporter.line(line)
             held = None
+            reporter.line(baselines.record(store, run_id, columns))
         except BaseException:
             backend.close()  # a signal or an error before the loop: its workers are starting, stop them
             raise
@@ -406,6 +412,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     trial_rows = rows_frame(store.rows().values())
     summary.best = best_config(trial_rows, spec.objective)
     summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
+    if summary.best is not None:
+        ranking = rank_fidelity(trial_rows, spec.objective, summary.best.fidelity)
+        summary.vs_baseline = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
     _report_end(reporter, spec, summary)
     for line in undelivered:
         reporter.line(line)
@@ -425,6 +434,10 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
     if s.best:
         reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
                       f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
+        vs = s.vs_baseline
+        if vs is not None:
+            reporter.line(f"best config vs naive baselines: {vs.text()}" if vs.beats else
+                          f"warning: the best config does not beat the {vs.label} forecast: {vs.text()}")
     elif s.best_note:
         reporter.line(s.best_note)
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")

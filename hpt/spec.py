@@ -74,14 +74,16 @@ METRICS: dict[str, str] = {
     "best_epoch": "best_epoch",
     "epochs": "epochs",
     "n_params": "n_params",
+    "infer_ms": "infer_ms",
 }
-ALWAYS_METRICS = ("val_mse", "val_mae", "train_time_s", "epochs", "best_epoch")
+ALWAYS_METRICS = ("val_mse", "val_mae", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
 OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
         "training", "metrics", "objective", "sink", "resources")
 _ALIASES = {"date-range": "date_ranges"}
-_DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates")
+_DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
+         "season")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor")
 _EXECUTORS = ("local", "ray")
@@ -97,6 +99,7 @@ class DataSpec:
     target: str
     features: tuple[str, ...] = ()
     options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
+    season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -446,6 +449,11 @@ class _Parser:
             if f == target or f in features[:i]:
                 self.add(f"data.features[{i}]", f'"{f}" is listed twice (the target is always an input)')
         options = self.read_options(obj)
+        season = obj.get("season")
+        if season is not None and (not _is_int(season) or season < 1):
+            self.add("data.season", f"expected a positive integer (steps in one season, e.g. 24 for a day of hourly "
+                                    f"data), got {show(season)}")
+            season = None
         if not (path and time_column and target) or options is None:
             return None
         try:
@@ -453,7 +461,7 @@ class _Parser:
         except DataError as e:
             self.add(e.json_path, e.message)
             return None
-        return DataSpec(resolved, time_column, target, tuple(features), options)
+        return DataSpec(resolved, time_column, target, tuple(features), options, season)
 
     def read_options(self, obj: dict[str, Any]) -> ReadOptions | None:
         """data.time_format, time_unit, fill, fill_limit and duplicates."""

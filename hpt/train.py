@@ -31,9 +31,11 @@ from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.model_io import model_payload
 from hpt.trial import Status, Trial, TrialResult, utcnow
 
-__all__ = ["Diverged", "EpochCallback", "Stepper", "TrainContext", "fit"]
+__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms"]
 
 _EVAL_BATCH = 8192
+INFER_WINDOWS = 1000
+"""infer_ms is the time to forecast this many windows in one batch."""
 # Targets are standardised, so predicting their mean scores about 1: a mean training loss
 # a thousand times worse means the optimiser has blown up (Adam at lr=1e3 stays finite).
 DIVERGED_LOSS = 1e3
@@ -226,6 +228,32 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return float(se) / count, float(ae) / count
 
 
+@torch.no_grad()
+def infer_ms(model: nn.Module, x: torch.Tensor, amp: str = "off", repeats: int = 2) -> float:
+    """Milliseconds `model` takes to forecast INFER_WINDOWS windows in one batch on their device.
+
+    The windows are `x` repeated up to INFER_WINDOWS. A pass over a few windows first (lazy
+    initialisation, cuDNN's choice of kernels), then the fastest of `repeats` timed passes
+    (the least disturbed by other work on the machine); on CUDA the clock is read after a
+    synchronize, so the figure is the work done, not the time to queue it.
+    """
+    model.eval()
+    batch = x[torch.arange(INFER_WINDOWS, device=x.device) % len(x)]
+    cuda = x.device.type == "cuda"
+    best = math.inf
+    with _autocast(x.device, amp):
+        model(batch[:8])
+        for _ in range(repeats):
+            if cuda:
+                torch.cuda.synchronize(x.device)
+            start = time.perf_counter()
+            model(batch)
+            if cuda:
+                torch.cuda.synchronize(x.device)
+            best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 3)
+
+
 class TrainContext:
     """Runs trials on one device against one dataset, caching each period's windows there."""
 
@@ -270,6 +298,8 @@ class TrainContext:
                                    int(trial.params["horizon"]), dict(trial.params)).to(self.device)
                 result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch, seed=trial.seed)
             result.metrics.update(memory)
+            if not result.stopped:  # after the memory peak is read: forecasting 1,000 windows is not training
+                result.metrics["infer_ms"] = infer_ms(model, tensors[2], str(trial.params.get("amp", "off")))
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             first = str(e).split(".")[0]

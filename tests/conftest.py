@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,12 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
         else:
             doc[key] = value
     return doc
+
+
+def trial_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The trials' rows of a results table: the rows of the naive baselines (every run writes two per period,
+    architecture naive-last and naive-seasonal) left out."""
+    return table[~table["architecture"].astype(str).str.startswith("naive-")].reset_index(drop=True)
 
 
 @pytest.fixture

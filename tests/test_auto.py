@@ -77,8 +77,9 @@ def test_quick_run_rows(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(training={"epochs": 25, "patience": 0}))
     out = cli("run", str(spec), "--quick", "--today", "2014-03-05", "--sink", str(tmp_path / "res"))
     assert out.returncode == 0, out.stderr
-    rows = pd.read_csv(tmp_path / "res" / "results.csv")
-    assert len(rows) == 2 and (rows["fidelity"] == "quick").all()
+    table = pd.read_csv(tmp_path / "res" / "results.csv")
+    rows = table[table["architecture"] == "mlp"].reset_index(drop=True)  # the naive baselines' rows apart
+    assert len(rows) == 2 and (table["fidelity"] == "quick").all()
     assert set(rows["period_start"]) == {"2014-02-01"} and set(rows["period_end"]) == {"2014-03-01"}
     assert (rows["epochs"] <= 20).all()
     curve = pd.read_csv(tmp_path / "res" / "curves" / f"{rows['trial_id'][0]}.csv")
@@ -142,8 +143,9 @@ def test_screen_check_runs_both_and_reports(write_spec: Any, cli: Any, tmp_path:
     assert out.returncode == 0, out.stderr
     assert "Spearman rank correlation quick vs full:" in out.stdout and "top-3 overlap:" in out.stdout
     rows = pd.read_csv(tmp_path / "res" / "results.csv")
-    assert sorted(rows["fidelity"].value_counts().items()) == [("full", 6), ("quick", 3)]
-    assert json.loads(json.dumps(list(rows["config_id"].unique()))) and rows["config_id"].nunique() == 3
+    assert sorted(rows["fidelity"].value_counts().items()) == [("full", 6 + 4), ("quick", 3 + 2)]  # + baselines
+    trials = rows[rows["architecture"] == "mlp"]
+    assert json.loads(json.dumps(list(trials["config_id"].unique()))) and trials["config_id"].nunique() == 3
 
 
 def test_auto_finds_a_builder_module_in_the_working_folder(tmp_path: Path) -> None:

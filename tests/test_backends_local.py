@@ -23,7 +23,7 @@ from hpt.runner import RunOptions, run_spec
 from hpt.search import expand
 from hpt.spec import check_data, load_spec
 from hpt.trial import Finished, Progress, Started, Status, TrialResult
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, tiny_spec, trial_rows
 
 
 def test_slots_follow_the_gpus_and_trials_per_gpu() -> None:
@@ -103,7 +103,7 @@ def test_each_worker_is_pinned_to_its_gpu_and_slots_are_never_double_booked(
     for pid, gpus in seen.items():
         per_gpu[next(iter(gpus))].add(pid)
     assert set(per_gpu) == {"3", "5"} and all(len(pids) <= 2 for pids in per_gpu.values())
-    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    rows = trial_rows(pd.read_csv(tmp_path / "res" / "results.csv"))
     assert set(rows["device"]) <= {"gpu3", "gpu3.1", "gpu5", "gpu5.1"}
     for _, trials in rows.groupby("device"):  # one trial at a time per slot
         spans = trials[["started_at", "finished_at"]].sort_values("started_at").to_numpy()
@@ -127,7 +127,7 @@ def test_the_pool_grows_when_told(write_spec: Any, tmp_path: Path, monkeypatch: 
     summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res"), trials_per_gpu="auto"), Reporter(quiet=True),
                        slots=slots)
     assert summary.counts["ok"] == 8
-    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    rows = trial_rows(pd.read_csv(tmp_path / "res" / "results.csv"))
     assert set(rows["device"]) == {"gpu0", "gpu0.1"}
 
 

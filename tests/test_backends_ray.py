@@ -32,7 +32,7 @@ from hpt.search import TrialPlan, expand
 from hpt.spec import load_spec
 from hpt.trial import Progress
 from tests.cloud_servers import free_port
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, tiny_spec, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
@@ -91,7 +91,7 @@ def _alive(pid: int) -> bool:
 
 
 def _rows(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / "results.csv")
+    return trial_rows(pd.read_csv(folder / "results.csv"))
 
 
 def _ray(cluster: RayCluster, **kw: Any) -> RunOptions:

@@ -23,7 +23,7 @@ from hpt.data import (
 )
 from hpt.periods import Period
 from hpt.spec import check_data, data_report, load_spec
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, tiny_spec, trial_rows
 
 SHARED_WEATHER = ROOT / "tests" / "data" / "seattle_weather_daily.csv"
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
@@ -117,7 +117,7 @@ def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, cli:
     spec = write_spec(tiny_spec(data=data, parameters={"lr": [0.01]}, training={"epochs": 1}))
     done = cli("run", str(spec), "--sink", str(tmp_path / "r"), env=env)
     assert done.returncode == 0, done.stderr
-    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert list(table["status"]) == ["ok", "ok"]
     auto = cli("auto", "--arch", "mlp", "--data", data["path"], "--target", "y", "--time-column", "ts", "--trials", "2",
                "--dry-run", "--today", "2026-11-01", env=env)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hpt.backends.local import visible_gpus
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_spec, trial_rows
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -30,7 +30,7 @@ def test_trials_run_on_every_gpu_two_per_gpu_in_bf16(write_spec: Any, cli: Any, 
     assert done.returncode == 0, done.stderr
     gpus = visible_gpus()
     assert f"{len(gpus)} GPU" in done.stdout and "2 trials per GPU" in done.stdout
-    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert len(table) == 6 and (table["status"] == "ok").all(), table[["status", "error"]]
     assert table["device"].str.contains(torch.cuda.get_device_name(0), regex=False).all()
     slots = set(table["device"].str.split(" ").str[0])
@@ -42,7 +42,7 @@ def test_trials_per_gpu_auto_measures_a_trial_and_packs(write_spec: Any, cli: An
     done = cli("run", str(_lstm_spec(write_spec)), "--sink", str(tmp_path / "r"), "--trials-per-gpu", "auto")
     assert done.returncode == 0, done.stderr
     assert "--trials-per-gpu auto: a trial peaked at" in done.stdout and "trials per GPU (limited by" in done.stdout
-    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert (table["status"] == "ok").all()
 
 
@@ -50,5 +50,5 @@ def test_gpus_narrows_the_pool(write_spec: Any, cli: Any, tmp_path: Path) -> Non
     first = visible_gpus()[0]
     done = cli("run", str(_lstm_spec(write_spec)), "--sink", str(tmp_path / "r"), "--gpus", first)
     assert done.returncode == 0, done.stderr
-    table = pd.read_csv(tmp_path / "r" / "results.csv")
+    table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert set(table["device"].str.split(" ").str[0]) == {f"gpu{first}"}

@@ -31,6 +31,7 @@ LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 def rows_of(folder: Path) -> pd.DataFrame:
     """Every row object at a results folder (the record of truth), in the order the trials started."""
     rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
+    rows = [r for r in rows if not r["architecture"].startswith("naive-")]  # the baselines' rows: not trials
     return pd.DataFrame(rows).sort_values(["started_at", "trial_id"]).reset_index(drop=True)
 
 

@@ -637,7 +637,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Path]) -> None:
     out = results_cli("results", str(real_run))
     assert out.exit_code == 0
-    assert f"{real_run}: 4 trials (4 ok); metric val_mse" in out.stdout
+    assert f"{real_run}: 4 trials (4 ok) and 4 naive baseline rows; metric val_mse" in out.stdout
     assert "Configs ranked by mean val_mse over 2 periods (full runs: 4 ok trials, 2 configs)" in out.stdout
     doc = json.loads(results_cli("results", str(real_run), "--format", "json").stdout)
     assert len(doc["full"]["configs"]) == 2 and all(c["periods_run"] == 2 for c in doc["full"]["configs"])
@@ -664,6 +664,7 @@ def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: 
     assert first.returncode == 0, first.stderr
     assert "no trial finished ok with a val_mse value" in first.stdout and "best config" not in first.stdout
     rows = [json.loads(p.read_text()) for p in sorted((sink / "rows").glob("*.json"))]
+    rows = [r for r in rows if not r["architecture"].startswith("naive-")]  # the baselines' rows: never ranked
     assert len(rows) == 4 and {r["status"] for r in rows} == {"diverged"}
     leader, other = sorted({r["config_id"] for r in rows})
     for r in rows:  # as if an earlier run had finished the leader's first period and the other's second
@@ -707,3 +708,101 @@ def test_plot_without_matplotlib_says_what_to_install(four_configs: str, tmp_pat
     out = hpt_cli("results", four_configs, "--plot", str(tmp_path / "p"), env={"PYTHONPATH": str(fake)})
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == "hpt: error: --plot needs matplotlib: pip install 'hpt[plot]'\n"
+
+
+# -- naive baselines and the Pareto front ------------------------------------------------
+
+
+def baseline(name: str, period: int, value: float, **params: Any) -> dict[str, Any]:
+    """A baseline's row (as hpt.baselines writes it) in period number `period`, with val_mse `value`."""
+    r = row(f"{name}-{'-'.join(map(str, params.values()))}", period, value, **params)
+    r.update(architecture=name, trial_id=f"{name}-{params}-{period}", epochs=None, best_epoch=None, train_time_s=0.01)
+    return r
+
+
+def test_each_config_against_the_better_baseline_of_its_own_window_setting(tmp_path: Path) -> None:
+    rows = grid({"a": [0.5, 0.6, 0.7], "b": [0.8, 0.9, 1.0]}, {"a": {"horizon": 1}, "b": {"horizon": 3}}, 3)
+    rows += [baseline("naive-seasonal", i, 1.0, horizon=1) for i in range(3)]
+    rows += [baseline("naive-last", i, v, horizon=1) for i, v in enumerate([0.6, 0.6, 0.6])]  # a: better in 1 of 3
+    rows += [baseline("naive-seasonal", i, 2.0, horizon=3) for i in range(3)]
+    rows += [baseline("naive-last", i, 0.01, horizon=3) for i in range(2)]  # a period short, lower: still the better
+    uri = write_results(tmp_path, rows)
+    out = results_cli("results", uri)
+    assert out.exit_code == 0
+    text = out.output
+    assert "6 trials (6 ok) and 11 naive baseline rows" in text
+    assert re.search(r"^ +1\* +a .* 1 1 1 +\+0\.0% last 1/3$", text, re.M), text  # mean 0.6 against 0.6
+    assert re.search(r"^ +2 +b .* 2 2 2 +\+8400% last 0/2$", text, re.M), text  # its own horizon's baselines
+    assert "* best: a  horizon=1  mean val_mse=0.6, won 3 of 3 periods; +0.0% vs persistence (naive-last), " \
+           "better in 1 of 3 periods" in text
+    assert "warning: the best config a does not beat the persistence (naive-last) forecast" in text
+    # the baselines are never ranked, tested or named best
+    doc = json.loads(results_cli("results", uri, "--format", "json").output)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"] and doc["winner"]["configs_tested"] == 2
+    assert doc["baseline_rows"] == 11 and doc["baseline_warning"].startswith("the best config a does not beat")
+    assert doc["full"]["configs"][1]["vs_baseline"] == {
+        "baseline": "naive-last", "config_mean": pytest.approx(0.85), "baseline_mean": 0.01,
+        "change_pct": pytest.approx(8400.0), "periods": 2, "periods_better": 0, "beats": False,
+        "text": "+8400% vs persistence (naive-last), better in 0 of 2 periods"}
+    best = results_cli("best", uri)
+    assert best.exit_code == 0 and json.loads(best.stdout) == {"horizon": [1]}
+    assert "warning" not in results_cli("results", uri, "--format", "csv").output
+
+
+def test_the_comparison_line_and_no_warning_when_the_best_beats_the_baselines(tmp_path: Path) -> None:
+    rows = grid({"a": [0.5, 0.6, 0.7], "b": [0.8, 0.9, 1.0]}, {"a": {"lr": 0.1}, "b": {"lr": 0.2}}, 3)
+    rows += [baseline("naive-seasonal", i, 1.0) for i in range(3)] + [baseline("naive-last", i, 2.0) for i in range(3)]
+    uri = write_results(tmp_path, rows)
+    text = results_cli("results", uri).output
+    assert "* best: a  lr=0.1  mean val_mse=0.6, won 3 of 3 periods; -40% vs seasonal naive, better in 3 of 3 " \
+           "periods" in text
+    assert re.search(r"^ +2 +b .* -10% seasonal 2/3$", text, re.M), text  # equal in period 3 is not better
+    assert "warning" not in text
+    md = results_cli("results", uri, "--format", "markdown").output
+    assert "| -40% seasonal 3/3 |" in md and "warning" not in md
+    assert json.loads(results_cli("results", uri, "--format", "json").output)["baseline_warning"] is None
+
+
+def test_the_warning_line_in_table_and_markdown(tmp_path: Path) -> None:
+    rows = grid({"a": [0.5, 0.6, 0.7]}, {"a": {"lr": 0.1}}, 3)
+    rows += [baseline("naive-seasonal", i, v) for i, v in enumerate([0.4, 0.5, 0.6])]
+    uri = write_results(tmp_path, rows)
+    want = ("warning: the best config a does not beat the seasonal naive forecast: mean val_mse 0.6 against 0.5 "
+            "(+20% vs seasonal naive, better in 0 of 3 periods)")
+    for fmt in ("table", "markdown"):
+        out = results_cli("results", uri, "--format", fmt).output
+        assert any(line.startswith(want) for line in out.splitlines()), out
+
+
+def _costly(config: str, mean: float, n_params: int, periods: int = 2) -> list[dict[str, Any]]:
+    rows = [row(config, i, mean, width=n_params // 10) for i in range(periods)]
+    for r in rows:
+        r.update(n_params=n_params, infer_ms=n_params / 100)
+    return rows
+
+
+def test_pareto_front_of_the_metric_and_a_cost_column_in_every_format(tmp_path: Path) -> None:
+    rows = (_costly("c1", 0.9, 100) + _costly("c2", 0.5, 200) + _costly("c3", 0.6, 300)  # c3: c2 is smaller and better
+            + _costly("c4", 0.7, 200)  # as small as c2, worse
+            + _costly("c5", 0.4, 400) + _costly("c6", 0.4, 400)  # equal on both: both on the front
+            + _costly("c7", 0.4, 500)  # as good as c5, bigger
+            + _costly("c8", 0.1, 50, periods=1))  # partial: never on the front
+    rows += [baseline("naive-last", i, 0.05) for i in range(2)]  # no n_params: never on it
+    uri = write_results(tmp_path, rows)
+    out = results_cli("results", uri, "--pareto", "n_params")
+    assert out.exit_code == 0
+    lines = out.output.splitlines()
+    assert lines[2] == ("Pareto front of mean val_mse and n_params (full runs): 4 configs of 7 that no other config "
+                        "beats on both, by n_params")
+    assert [line.split()[:4] for line in lines[4:8]] == [["c1", "10", "100", "0.9"], ["c2", "20", "200", "0.5"],
+                                                         ["c5", "40", "400", "0.4"], ["c6", "40", "400", "0.4"]]
+    assert "1 config left out: partial (not every period run) or without n_params" in out.output
+    csv_out = results_cli("results", uri, "--pareto", "infer_ms", "--format", "csv").output
+    assert pd.read_csv(io.StringIO(csv_out))["config_id"].tolist() == ["c1", "c2", "c5", "c6"]
+    doc = json.loads(results_cli("results", uri, "--pareto", "n_params", "--format", "json").output)
+    assert doc["column"] == "n_params" and [c["n_params"] for c in doc["configs"]] == [100, 200, 400, 400]
+    md = results_cli("results", uri, "--pareto", "n_params", "--format", "markdown").output
+    assert "| c2 | 20 | 200 | 0.5 |" in md
+    bad = results_cli("results", uri, "--pareto", "nparams")
+    assert bad.exit_code == 2 and 'hpt: error: --pareto: no column "nparams" in these results (did you mean ' \
+                                  '"n_params"?)' in bad.output

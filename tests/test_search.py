@@ -20,7 +20,7 @@ from hpt.search import GridSearch, RandomSearch, expand, trial_seed
 from hpt.spec import Distribution, check_data, load_spec, parse_spec
 from hpt.train import TrainContext
 from hpt.trial import Trial
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_spec, trial_rows
 
 
 def _points(space: Any) -> list[str]:
@@ -166,7 +166,7 @@ def test_rows_record_the_seed_and_raising_repeats_resumes_with_the_new_seeds_onl
     first = FakeBackend(_by_seed, slots=2)
     summary = run_spec(spec, RunOptions(sink=sink), Reporter(quiet=True), backend=first)
     assert summary.counts == {"ok": 8}
-    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    rows = trial_rows(pd.read_csv(tmp_path / "res" / "results.csv"))
     assert list(rows.columns[:9]) == ["run_id", "trial_id", "config_id", "status", "architecture", "fidelity",
                                       "period_start", "period_end", "seed"]
     cells = rows.groupby(["config_id", "period_start"])["seed"].nunique()
@@ -177,7 +177,7 @@ def test_rows_record_the_seed_and_raising_repeats_resumes_with_the_new_seeds_onl
     again = FakeBackend(_by_seed, slots=2)
     summary = run_spec(more, RunOptions(sink=sink), Reporter(quiet=True), backend=again)
     assert summary.skipped == 8 and summary.counts == {"ok": 4}  # only the third seed of each config and period
-    rows = pd.read_csv(tmp_path / "res" / "results.csv")
+    rows = trial_rows(pd.read_csv(tmp_path / "res" / "results.csv"))
     assert len(rows) == 12 and (rows.groupby(["config_id", "period_start"])["seed"].nunique() == 3).all()
 
 

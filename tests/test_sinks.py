@@ -27,7 +27,7 @@ from hpt.sinks.local import LocalSink
 from hpt.store import ResultStore
 from hpt.trial import Status, Trial, TrialResult
 from tests.cloud_servers import S3_SECRET, LocalServer, start_gcs, start_s3
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, tiny_spec, trial_rows
 
 SCHEME = {"s3": "s3", "gcs": "gs"}
 
@@ -308,7 +308,7 @@ def _hpt(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
 
 
 def _csv(server: LocalServer, bucket: str, prefix: str) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(server.get(bucket, f"{prefix}/results.csv")))
+    return trial_rows(pd.read_csv(io.BytesIO(server.get(bucket, f"{prefix}/results.csv"))))
 
 
 @pytest.fixture(scope="module", params=["s3", "gcs"])
@@ -332,8 +332,8 @@ def test_two_concurrent_runs_on_one_prefix_keep_all_40_rows(two_runs: dict[str, 
     table = _csv(server, bucket, "jenkins/tiny")
     assert len(table) == 40 and table["trial_id"].is_unique
     assert set(table["status"]) == {"ok"}
-    rows = server.keys(bucket, "jenkins/tiny/rows/")
-    assert len(rows) == 40 and {Path(k).stem for k in rows} == set(table["trial_id"])
+    rows = server.keys(bucket, "jenkins/tiny/rows/")  # and the 2 naive baselines' (both specs share their ids)
+    assert len(rows) == 40 + 2 and {Path(k).stem for k in rows} >= set(table["trial_id"])
     assert len(server.keys(bucket, "jenkins/tiny/models/")) == 40
     assert len(server.keys(bucket, "jenkins/tiny/runs/")) == 2
     assert server.keys(bucket, "jenkins/tiny/.hpt") == []  # the preflight probe is gone
@@ -392,7 +392,7 @@ def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> 
         assert "cannot deliver results now" in err and "delivering again" in err
         table = _csv(server, bucket, "p")
         assert len(table) == 10 and table["trial_id"].is_unique
-        assert len(server.keys(bucket, "p/rows/")) == 10 and len(server.keys(bucket, "p/models/")) == 10
+        assert len(server.keys(bucket, "p/rows/")) == 10 + 2 and len(server.keys(bucket, "p/models/")) == 10
         assert out.count("] ok ") == 10  # each trial trained once
         assert not list((tmp_path / "journal").rglob("manifest.json"))
     finally:
@@ -416,7 +416,7 @@ def test_frozen_s3_server_delays_delivery_without_stopping_training(s3_server: L
     assert proc.returncode == 0, (out, err)
     table = _csv(s3_server, bucket, "p")
     assert len(table) == 8 and table["trial_id"].is_unique
-    assert len(s3_server.keys(bucket, "p/rows/")) == 8
+    assert len(s3_server.keys(bucket, "p/rows/")) == 8 + 2  # and the naive baselines'
 
 
 def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(tmp_path: Path) -> None:

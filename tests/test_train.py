@@ -100,3 +100,21 @@ def test_saved_model_loads_and_predicts_in_data_units(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="lookback=24"):
         model.predict(frame.tail(10))
     assert np.isfinite(forecast).all()
+
+
+def test_infer_ms_times_1000_windows_in_one_batch_repeating_fewer() -> None:
+    import torch
+
+    from hpt.train import INFER_WINDOWS, infer_ms
+
+    seen: list[tuple[int, ...]] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(tuple(x.shape))
+            return x[:, -1, :1]
+
+    x = torch.arange(3 * 4, dtype=torch.float32).reshape(3, 4, 1)  # three validation windows
+    ms = infer_ms(Recorder(), x)
+    assert ms >= 0 and INFER_WINDOWS == 1000
+    assert seen == [(8, 4, 1), (1000, 4, 1), (1000, 4, 1)]  # a small warm-up pass, then the fastest of two timed

@@ -12,12 +12,15 @@ definition of the best config, used by ``hpt results``, ``hpt best``, the end of
     stats.py    Verdict, winner_verdict: the best against every other config (Friedman, Nemenyi, Wilcoxon)
     trends.py   parameter_trends
     summary.py  Summary, summarise, best_params
-    render.py   render: table, markdown, json, csv
+    versus.py   VsBaseline, versus_baselines: each config against the better naive baseline
+    pareto.py   Front, pareto_front: the configs on the quality/cost front (--pareto n_params)
+    render.py   render, render_pareto: table, markdown, json, csv
 """
 
 from __future__ import annotations
 
 from hpt.results.load import check_metric, default_metric, filter_rows, load_results
+from hpt.results.pareto import Front, pareto_front
 from hpt.results.rank import (
     BestConfig,
     Ranking,
@@ -28,19 +31,22 @@ from hpt.results.rank import (
     rank_fidelity,
     why_no_best,
 )
-from hpt.results.render import FORMATS, render
+from hpt.results.render import FORMATS, render, render_pareto
 from hpt.results.stats import ALPHA, Comparison, Verdict, periods_needed, winner_verdict
 from hpt.results.summary import Summary, best_params, summarise
 from hpt.results.trends import parameter_trends
+from hpt.results.versus import VsBaseline, versus_baselines
 
 __all__ = [
     "ALPHA",
     "FORMATS",
     "BestConfig",
     "Comparison",
+    "Front",
     "Ranking",
     "Summary",
     "Verdict",
+    "VsBaseline",
     "best_config",
     "best_params",
     "check_metric",
@@ -50,11 +56,14 @@ __all__ = [
     "load_results",
     "main_fidelity",
     "parameter_trends",
+    "pareto_front",
     "periods_needed",
     "rank_fidelities",
     "rank_fidelity",
     "render",
+    "render_pareto",
     "summarise",
+    "versus_baselines",
     "why_no_best",
     "winner_verdict",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.baselines import baseline_mask
 from hpt.progress import plural
 from hpt.rows import DEFAULT_FIDELITY, plain
 from hpt.trial import Status
@@ -130,8 +131,15 @@ def _ranks_anything(frame: pd.DataFrame, metric: str) -> bool:
     return not frame.empty and metric in frame and "status" in frame
 
 
+def _trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of trials: baselines are never ranked."""
+    mask = baseline_mask(frame)
+    return frame[~mask.to_numpy()] if mask.any() else frame
+
+
 def main_fidelity(frame: pd.DataFrame, metric: str) -> str:
     """The fidelity a decision rests on: ``full`` when it has ok rows, else the first (by name) that has."""
+    frame = _trials(frame)
     if not _ranks_anything(frame, metric):
         return DEFAULT_FIDELITY
     ranked = fidelity_order(fidelities(frame)[_ok(frame, metric)].unique())
@@ -143,7 +151,11 @@ def _period_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
-    """The configs of the rows of one fidelity ranked by their mean `metric` over the periods (lower is better)."""
+    """The configs of the rows of one fidelity ranked by their mean `metric` over the periods (lower is better).
+
+    Baseline rows (:mod:`hpt.baselines`) are left out: they are what the configs are compared with.
+    """
+    frame = _trials(frame)
     if not _ranks_anything(frame, metric):
         return empty_ranking(fidelity, metric)
     mine = frame[(fidelities(frame) == fidelity).to_numpy()]

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import textwrap
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +15,15 @@ import pandas as pd
 
 from hpt.errors import InputError
 from hpt.progress import plural
+from hpt.results.pareto import Front
 from hpt.results.rank import PRUNED_STATS, STATS, BestConfig, Ranking
 from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
 from hpt.results.summary import QUICK, Summary
+from hpt.results.versus import VsBaseline
 from hpt.rows import DEFAULT_FIDELITY, plain
 from hpt.trial import Status
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "render", "render_pareto"]
 
 FORMATS = ("table", "csv", "json", "markdown")
 _MAX_PROBLEMS_SHOWN = 20
@@ -50,14 +53,16 @@ class _Section:
     right: set[int] = field(default_factory=set)  # columns aligned right (numbers)
     notes: list[str] = field(default_factory=list)
     paragraph: str = ""  # prose after the table: wrapped in a terminal, a paragraph in Markdown
+    plain: bool = False  # the title is a line of its own (a warning), not a heading
 
 
-def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
+def _ranking_section(r: Ranking, title: str, top: int, versus: dict[str, VsBaseline]) -> _Section:
     labels = " ".join(f"P{i}" for i in range(1, len(r.periods) + 1))
     seeds = r.seeds_measured
     spread = ["period std", "seed std"] if seeds else ["std"]
-    headers = ["#", "config", *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})"]
-    sec = _Section(title, headers, right={0, *range(2, len(headers) - 1)})
+    vs_header = ["vs naive"] if versus else []
+    headers = ["#", "config", *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})", *vs_header]
+    sec = _Section(title, headers, right={0, *range(2, len(headers) - 1 - len(vs_header))})
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
     for i, d in enumerate(shown.to_dict(orient="records"), 1):
@@ -66,20 +71,26 @@ def _ranking_section(r: Ranking, title: str, top: int) -> _Section:
         won = f"{d['periods_won']}/{len(r.periods)}"
         cid = d["config_id"] + (" (partial)" if d["partial"] else "")
         spreads = [_num(d["std"]), _num(d["seed_std"])] if seeds else [_num(d["std"])]
+        vs = [versus[d["config_id"]].short() if d["config_id"] in versus else "-"] if versus else []
         sec.rows.append([f"{i}{mark}", cid, *(_num(d[p]) for p in r.params), _num(d["mean"]), _num(d["median"]),
-                         _num(d["worst"]), *spreads, won, ranks])
+                         _num(d["worst"]), *spreads, won, ranks, *vs])
     if len(r.table) > len(shown):
         sec.notes.append(f"... and {len(r.table) - len(shown)} more configs (--top N shows more; --top 0 all)")
     n_partial = int(r.table["partial"].sum())
     if best is None:
         sec.notes.append(f"no config has run all {len(r.periods)} periods: none is crowned best")
     else:
+        vs_best = versus.get(best.config_id)
         sec.notes.append(f"* best: {best.config_id}  {_params_text(best)}  "
-                         f"mean {r.metric}={_num(best.mean)}, won {best.periods_won} of {plural(len(r.periods), 'period')}")
+                         f"mean {r.metric}={_num(best.mean)}, won {best.periods_won} of {plural(len(r.periods), 'period')}"
+                         + (f"; {vs_best.text()}" if vs_best else ""))
     if n_partial:
         sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
                          "never crowned best")
     sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
+    if versus:
+        sec.notes.append(f"vs naive: mean {r.metric} against the better naive baseline on the same periods and windows "
+                         "(-38% seasonal 3/3: 38% below seasonal naive, below it in 3 of 3 periods)")
     if seeds:
         fewest = int(r.table["seeds"].min())
         most = int(r.table["seeds"].max())
@@ -180,7 +191,8 @@ def _problem_section(s: Summary, limit: int) -> _Section:
 
 def _header(s: Summary) -> str:
     counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
-    parts = [f"{s.uri or 'results'}: {plural(s.trials, 'trial')} ({counts})"]
+    parts = [f"{s.uri or 'results'}: {plural(s.trials, 'trial')} ({counts})"
+             + (f" and {plural(s.baseline_rows, 'naive baseline row')}" if s.baseline_rows else "")]
     if s.where:
         parts.append(f"where {s.where}")
     parts.append(f"metric {s.metric} (lower is better)")
@@ -200,7 +212,9 @@ def _sections(s: Summary, top: int) -> list[_Section]:
     secs = [_Section(_header(s), notes=list(s.notes))]
     ranked = [r for r in s.rankings.values() if not r.table.empty]
     for r in ranked:
-        secs.append(_ranking_section(r, _ranking_title(s, r), top))
+        secs.append(_ranking_section(r, _ranking_title(s, r), top, s.vs_baseline(r.fidelity)))
+        if r is s.main and s.baseline_warning:
+            secs.append(_Section(f"warning: {s.baseline_warning}", plain=True))
     if not ranked:
         secs.append(_Section("No ok trials to rank"))
     if s.main.best is not None:
@@ -234,11 +248,14 @@ def _text_table(sec: _Section, indent: str = "  ") -> list[str]:
     return lines
 
 
-def _render_text(s: Summary, top: int) -> str:
+def _render_text(secs: list[_Section]) -> str:
     out: list[str] = []
-    for i, sec in enumerate(_sections(s, top)):
+    for i, sec in enumerate(secs):
         if i:
             out.append("")
+        if sec.plain:  # one line, whatever its length: a log is grepped for it
+            out.append(sec.title)
+            continue
         out.append(sec.title)
         if sec.paragraph:
             out += textwrap.wrap(sec.paragraph, width=110, initial_indent="  ", subsequent_indent="  ")
@@ -252,10 +269,15 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("*", "\\*")
 
 
-def _render_markdown(s: Summary, top: int) -> str:
+def _render_markdown(secs: list[_Section], minor: Collection[str] = ()) -> str:
+    """Sections as Markdown: the first a level-2 heading, the others level 3 (those whose title starts with
+    a name in `minor` and a colon, level 4)."""
     out: list[str] = []
-    for i, sec in enumerate(_sections(s, top)):
-        level = "##" if i == 0 else ("####" if sec.headers and sec.title.split(":")[0] in s.trends else "###")
+    for i, sec in enumerate(secs):
+        if sec.plain:
+            out += [_md_cell(sec.title), ""]
+            continue
+        level = "##" if i == 0 else ("####" if sec.headers and sec.title.split(":")[0] in minor else "###")
         out += [f"{level} {_md_cell(sec.title)}", ""]
         if sec.paragraph:
             out += [_md_cell(sec.paragraph), ""]
@@ -283,7 +305,8 @@ def _verdicts(v: Verdict | None) -> dict[str, str]:
     return out
 
 
-def _config_records(r: Ranking, top: int, verdict: Verdict | None = None) -> list[dict[str, Any]]:
+def _config_records(r: Ranking, top: int, verdict: Verdict | None = None,
+                    versus: dict[str, VsBaseline] | None = None) -> list[dict[str, Any]]:
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
     verdicts = _verdicts(verdict)
@@ -297,6 +320,9 @@ def _config_records(r: Ranking, top: int, verdict: Verdict | None = None) -> lis
             rec[k] = plain(row[k])
         for p in r.params:
             rec[p if p not in rec else f"param_{p}"] = plain(row[p])
+        if versus is not None:
+            vs = versus.get(row["config_id"])
+            rec["vs_baseline"] = None if vs is None else vs.to_json()
         records.append(rec)
     return records
 
@@ -306,7 +332,8 @@ def _json(s: Summary, top: int) -> str:
         verdict = s.verdict if r is s.main else None
         pruned = [{k: plain(v) for k, v in rec.items()} for rec in r.pruned.to_dict(orient="records")]
         return {"periods": r.periods, "parameters": r.params, "ok_trials": r.trials, "configs_total": len(r.table),
-                "best": None if r.best is None else r.best.config_id, "configs": _config_records(r, top, verdict),
+                "best": None if r.best is None else r.best.config_id,
+                "configs": _config_records(r, top, verdict, s.vs_baseline(r.fidelity)),
                 "pruned": pruned}
 
     v = s.verdict
@@ -321,6 +348,7 @@ def _json(s: Summary, top: int) -> str:
         problems.append(rec)
     doc = {
         "uri": s.uri, "metric": s.metric, "where": s.where, "trials": s.trials, "counts": s.counts, "notes": s.notes,
+        "baseline_rows": s.baseline_rows, "baseline_warning": s.baseline_warning or None,
         "full": ranking(s.full), "screening": ranking(s.screening),
         "rankings": {f: ranking(r) for f, r in s.rankings.items()},
         "winner": {"best": v.best, "fidelity": s.main_fidelity, "answer": v.answer, "statement": v.statement(s.metric),
@@ -364,11 +392,47 @@ def render(summary: Summary, fmt: str = "table", top: int = 10) -> str:
     the rankings, one line per config, with a ``fidelity`` column.
     """
     if fmt == "table":
-        return _render_text(summary, top)
+        return _render_text(_sections(summary, top))
     if fmt == "markdown":
-        return _render_markdown(summary, top)
+        return _render_markdown(_sections(summary, top), summary.trends)
     if fmt == "json":
         return _json(summary, top)
     if fmt == "csv":
         return _csv(summary, top)
     raise InputError(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _pareto_section(f: Front) -> _Section:
+    which = {DEFAULT_FIDELITY: "full runs", QUICK: "screening rows"}.get(f.fidelity, f"{f.fidelity} rows")
+    title = (f"Pareto front of mean {f.metric} and {f.column} ({which}): {plural(len(f.table), 'config')} of "
+             f"{f.considered} that no other config beats on both, by {f.column}")
+    headers = ["config", *f.params, f.column, f"mean {f.metric}"]
+    sec = _Section(title, headers, right={*range(1, len(headers))})
+    for d in f.table.to_dict(orient="records"):
+        sec.rows.append([str(d["config_id"]), *(_num(d[p]) for p in f.params), _num(d[f.column]), _num(d["mean"])])
+    sec.notes.append(f"lower is better on both; a config is off the front when another config is no higher on "
+                     f"mean {f.metric} and {f.column} and lower on one of them")
+    if f.left_out:
+        sec.notes.append(f"{plural(f.left_out, 'config')} left out: partial (not every period run) or without {f.column}")
+    if f.table.empty:
+        sec.notes.append(f"no complete config with a {f.column} value yet")
+    return sec
+
+
+def render_pareto(summary: Summary, front: Front, fmt: str = "table") -> str:
+    """The configs on the quality/cost front (:func:`hpt.results.pareto_front`) in any of :data:`FORMATS`."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        front.table.to_csv(buf, index=False)
+        return buf.getvalue()
+    if fmt == "json":
+        doc = {"uri": summary.uri, "metric": front.metric, "column": front.column, "fidelity": front.fidelity,
+               "considered": front.considered, "left_out": front.left_out,
+               "configs": [{k: plain(v) for k, v in rec.items()} for rec in front.table.to_dict(orient="records")]}
+        return json.dumps(doc, indent=1) + "\n"
+    secs = [_Section(_header(summary)), _pareto_section(front)]
+    if fmt == "markdown":
+        return _render_markdown(secs)
+    if fmt != "table":
+        raise InputError(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return _render_text(secs)

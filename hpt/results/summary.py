@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpt.baselines import baseline_mask
 from hpt.errors import HptError
 from hpt.progress import plural
 from hpt.results.load import check_metric, filter_rows
@@ -21,6 +22,7 @@ from hpt.results.rank import (
 )
 from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
+from hpt.results.versus import VsBaseline, versus_baselines
 from hpt.rows import DEFAULT_FIDELITY
 from hpt.trial import Status
 
@@ -52,6 +54,22 @@ class Summary:
     problems: pd.DataFrame  # the rows neither ok nor pruned: never ranked, always listed
     missing_metric: int = 0  # ok rows without a value of `metric`
     notes: list[str] = field(default_factory=list)
+    baseline_rows: int = 0  # rows of the naive baselines (never ranked, never counted as trials)
+    versus: dict[str, dict[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
+
+    def vs_baseline(self, fidelity: str) -> dict[str, VsBaseline]:
+        """Each config of a fidelity's ranking against the better naive baseline, by config id."""
+        return self.versus.get(fidelity, {})
+
+    @property
+    def baseline_warning(self) -> str:
+        """A plain warning when the best config does not beat the better naive baseline; "" otherwise."""
+        best = self.best
+        vs = self.vs_baseline(self.main_fidelity).get(best.config_id) if best is not None else None
+        if vs is None or vs.beats:
+            return ""
+        return (f"the best config {vs.config_id} does not beat the {vs.label} forecast: mean {self.metric} "
+                f"{vs.config_mean:.4g} against {vs.baseline_mean:.4g} ({vs.text()})")
 
     def ranking(self, fidelity: str) -> Ranking:
         """The ranking of one fidelity (of no configs when there are no such rows)."""
@@ -88,9 +106,12 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     The best config is tested against every other ranked config; `compare` is how many of
     them (in ranking order) get a detailed comparison.
     """
+    is_base = baseline_mask(frame).to_numpy()
+    baselines = frame[is_base]  # never filtered: a config is compared with them on its own periods and windows only
     if where:
-        frame = filter_rows(frame, where)
-    metric = check_metric(frame, metric)
+        frame = filter_rows(frame[~is_base], where) if not is_base.all() else filter_rows(frame, where)
+    frame = frame[~baseline_mask(frame).to_numpy()]
+    metric = check_metric(frame if not frame.empty else baselines, metric)
     rankings = rank_fidelities(frame, metric)
     main = main_fidelity(frame, metric)
     main_ranking = rankings.get(main) or empty_ranking(main, metric)
@@ -114,7 +135,8 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
-                   missing_metric=missing, notes=notes)
+                   missing_metric=missing, notes=notes, baseline_rows=len(baselines),
+                   versus={f: versus_baselines(baselines, r) for f, r in rankings.items()})
 
 
 def best_params(summary: Summary) -> dict[str, list[Any]]:

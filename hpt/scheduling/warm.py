@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hpt.baselines import without_baselines
 from hpt.errors import InputError
 from hpt.progress import plural
 from hpt.rows import DEFAULT_FIDELITY, is_number
@@ -114,7 +115,7 @@ def load_warm_start(spec: Spec, say: Callable[[str], None], own: str | None = No
         store = ResultStore(open_sink(uri))
         rows = store.rows()
         used, ignored = 0, Counter[str]()
-        for row in rows.values():
+        for row in without_baselines(rows).values():
             if row.get("status") != Status.OK.value:
                 ignored[f"not ok ({row.get('status')})"] += 1
                 continue
