@@ -749,6 +749,20 @@ def test_each_config_against_the_better_baseline_of_its_own_window_setting(tmp_p
     assert "warning" not in results_cli("results", uri, "--format", "csv").output
 
 
+def test_tags_are_not_metrics(tmp_path: Path) -> None:
+    """A seasonal baseline's season, an auto round and a tpe number are row tags, never offered to rank by."""
+    rows = grid({"a": [0.5, 0.6], "b": [0.8, 0.9]}, {"a": {"lr": 0.1}, "b": {"lr": 0.2}}, 2)
+    for r in rows:
+        r.update(round=1, tpe_trial=0)
+    rows += [{**baseline("naive-seasonal", i, 1.0), "season": 24} for i in range(2)]
+    uri = write_results(tmp_path, rows)
+    for tag in ("season", "round", "tpe_trial"):
+        out = results_cli("results", uri, "--metric", tag)
+        assert out.exit_code == 2 and f'no metric "{tag}"' in out.stderr, out.stderr
+        available = out.stderr.split("available: ")[1]
+        assert "val_mse" in available and not {"season", "round", "tpe_trial"} & set(available.strip().split(", "))
+
+
 def test_the_comparison_line_and_no_warning_when_the_best_beats_the_baselines(tmp_path: Path) -> None:
     rows = grid({"a": [0.5, 0.6, 0.7], "b": [0.8, 0.9, 1.0]}, {"a": {"lr": 0.1}, "b": {"lr": 0.2}}, 3)
     rows += [baseline("naive-seasonal", i, 1.0) for i in range(3)] + [baseline("naive-last", i, 2.0) for i in range(3)]

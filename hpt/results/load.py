@@ -10,7 +10,18 @@ from typing import Any
 import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
-from hpt.rows import KEY_COLUMNS, RESULTS_CSV, TEXT_COLUMNS, fill_fidelity, is_number, parse_row, read_csv, row_damage, rows_frame
+from hpt.rows import (
+    KEY_COLUMNS,
+    RESULTS_CSV,
+    TAG_COLUMNS,
+    TEXT_COLUMNS,
+    fill_fidelity,
+    is_number,
+    parse_row,
+    read_csv,
+    row_damage,
+    rows_frame,
+)
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
@@ -189,8 +200,8 @@ def check_metric(frame: pd.DataFrame, metric: str) -> str:
     """The numeric column `metric` names (``mse`` means ``val_mse``); InputError listing the metrics when none."""
     if metric not in frame.columns and f"val_{metric}" in frame.columns:
         metric = f"val_{metric}"  # --metric mse means val_mse
-    numeric = [c for c in frame.columns
-               if c not in TEXT_COLUMNS and not c.startswith("param_") and pd.api.types.is_numeric_dtype(frame[c])]
+    numeric = [c for c in frame.columns if c not in TEXT_COLUMNS and c not in TAG_COLUMNS and not c.startswith("param_")
+               and pd.api.types.is_numeric_dtype(frame[c])]
     if metric not in numeric:
         raise InputError(f'--metric: no metric "{metric}" in these results{did_you_mean(metric, numeric)}; '
                          f"available: {', '.join(numeric) or 'none'}")
