@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from hpt import __version__
-from hpt.baselines import BASELINES, baseline_errors, naive_forecasts, season_length
+from hpt.baselines import BASELINES, baseline_errors, baseline_mask, naive_forecasts, season_length
 from hpt.data import DataError, Windows, frame_step, make_windows, step_text
 from hpt.errors import HptError, InputError, did_you_mean, show
 from hpt.periods import Period, parse_time, usable_span
@@ -455,7 +455,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         except (ValueError, RuntimeError, OSError) as e:
             raise InputError(f"--from-model: {req.from_model} is not a model saved by hpt ({type(e).__name__})") from None
 
-    choice = _choose(req, frame_rows, summary, spec, sink.uri, start_model)
+    choice = _choose(req, frame_rows[~baseline_mask(frame_rows)], summary, spec, sink.uri, start_model)
     config_id, params, architecture, rows = choice.config_id, choice.params, choice.architecture, choice.rows
     epochs, epoch_values, tuned = choice.epochs, choice.epoch_values, choice.tuned
     lookback, horizon = int(params["lookback"]), int(params["horizon"])
@@ -545,7 +545,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         trained.append(Trained(mode, key, payload, seconds, loss, metrics, standardised))
 
     # baselines on the same windows
-    season = season_length(step, getattr(spec.data, "season", None))
+    season = season_length(step, spec.data.season)
     forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
     baselines: dict[str, dict[str, Any]] = {}
     for name in BASELINES:

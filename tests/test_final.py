@@ -20,7 +20,7 @@ from hpt.cli import main
 from hpt.data import read_data
 from hpt.model_io import load_model
 from hpt.results import load_results, summarise
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, tiny_spec, trial_rows
 
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
@@ -153,7 +153,7 @@ def test_no_holdout_is_refused_with_how_to_give_one(tuned_location: Path, tmp_pa
 
 def test_config_option_months_and_holdout_length(tuned_location: Path, first_final: Any, tmp_path: Path) -> None:
     _, first, _ = first_final
-    rows = load_results(str(tuned_location))
+    rows = trial_rows(load_results(str(tuned_location)))
     other = next(c for c in sorted(set(rows["config_id"])) if c != first["config_id"])
     done, report = _final(tuned_location, "--config", other[:6], "--months", "2", "--holdout", "1M", tmp=tmp_path)
     assert report["config_id"] == other and report["chosen"].startswith("--config (mean val_mse=")
