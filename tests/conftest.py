@@ -54,6 +54,18 @@ def trial_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[~table["architecture"].astype(str).str.startswith("naive-")].reset_index(drop=True)
 
 
+def trial_row_files(folder: Path) -> int:
+    """How many trials' row files are at a results folder (the naive baselines' rows are there from the run's start;
+    a file being written is not counted yet)."""
+    count = 0
+    for path in (folder / "rows").glob("*.json") if (folder / "rows").is_dir() else ():
+        try:
+            count += not str(json.loads(path.read_text()).get("architecture", "")).startswith("naive-")
+        except (OSError, ValueError):
+            pass
+    return count
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     """Write a spec (tiny_spec with overrides, or a given document) to a file and return its path."""

@@ -32,7 +32,7 @@ from hpt.search import TrialPlan, expand
 from hpt.spec import load_spec
 from hpt.trial import Progress
 from tests.cloud_servers import free_port
-from tests.conftest import ROOT, tiny_spec, trial_rows
+from tests.conftest import ROOT, tiny_spec, trial_row_files, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
@@ -274,8 +274,7 @@ def test_sigterm_on_the_driver_exits_143_keeps_finished_rows_and_cancels_the_run
                              ray_cluster.address, "--sink", str(sink), "--grace", "1"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: len(list((sink / "rows").glob("*.json"))) == 3 if (sink / "rows").exists() else False,
-                  120, "three trials did not finish")
+        _wait_for(lambda: trial_row_files(sink) == 3, 120, "three trials did not finish")
         held = _wait_for(lambda: _pids(tmp_path).get(5), 30, "the trial of width 5 did not start")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from hpt.model_io import load_model
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, tiny_spec, trial_row_files
 
 
 def _csv(folder: Path) -> pd.DataFrame:
@@ -80,20 +80,12 @@ def _slow_spec(write_spec: Any) -> Path:
     return write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003]}, training={"epochs": 600, "patience": 0}))
 
 
-def _is_trial_row(path: Path) -> bool:
-    """A row of a trial, not of a naive baseline (those are written when the run starts)."""
-    try:
-        return not str(json.loads(path.read_text()).get("architecture", "")).startswith("naive-")
-    except (OSError, ValueError):
-        return False
-
-
 def _wait_for_rows(folder: Path, n: int, proc: subprocess.Popen[str], limit: float = 120) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"hpt exited early: {proc.communicate()}")
-        if (folder / "rows").is_dir() and sum(map(_is_trial_row, (folder / "rows").glob("*.json"))) >= n:
+        if trial_row_files(folder) >= n:
             return
         time.sleep(0.1)
     raise AssertionError("no rows appeared")
