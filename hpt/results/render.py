@@ -90,7 +90,7 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: dict[str, VsBasel
     sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
     if versus:
         sec.notes.append(f"vs naive: mean {r.metric} against the better naive baseline on the same periods and windows "
-                         "(-38% seasonal 3/3: 38% below seasonal naive, below it in 3 of 3 periods)")
+                         "(e.g. -38% seasonal 3/3: 38% below seasonal naive, below it in 3 of 3 periods)")
     if seeds:
         fewest = int(r.table["seeds"].min())
         most = int(r.table["seeds"].max())
