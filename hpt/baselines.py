@@ -191,7 +191,7 @@ class RunBaselines:
 
     def trial(self, name: str, setting: Mapping[str, Any], period: Period) -> Trial:
         """The row identity of one baseline in one period for one window setting."""
-        from hpt.search import _digest, trial_id
+        from hpt.search import digest, trial_id
         from hpt.trial import Trial
 
         d = self.spec.data
@@ -201,7 +201,7 @@ class RunBaselines:
         tags: dict[str, Any] = {}
         if name == "naive-seasonal":
             key["season"] = tags["season"] = self.season
-        cid = _digest(key)
+        cid = digest(key)
         return Trial(trial_id=trial_id(cid, period.label, self.spec.fidelity, self._fingerprints[period], seed=0),
                      config_id=cid, architecture=name, params=params, tuned=self._tuned, period=period, seed=0,
                      fidelity=self.spec.fidelity, tags=tags)

@@ -22,10 +22,11 @@ from hpt.periods import Period
 from hpt.spec import QUICK_EPOCHS, Distribution, Spec
 from hpt.trial import Trial
 
-__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "expand", "trial_id", "trial_seed"]
+__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "digest", "expand", "trial_id", "trial_seed"]
 
 
-def _digest(obj: Any) -> str:
+def digest(obj: Any) -> str:
+    """A stable 12-hex-digit id of a JSON-able object (config, trial and baseline ids)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -33,12 +34,12 @@ def _digest(obj: Any) -> str:
 def config_id(spec: Spec, params: dict[str, Any]) -> str:
     """Stable id of a config: the architecture, the data's identity and every hyperparameter."""
     data = {"file": Path(spec.data.path).name, "time": spec.data.time_column, "columns": spec.data.columns}
-    return _digest({"architecture": spec.architecture, "data": data, "params": params})
+    return digest({"architecture": spec.architecture, "data": data, "params": params})
 
 
 def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
     """Stable id of a trial: its config, period, fidelity and training seed, and `data`, the period's fingerprint."""
-    return _digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data, "seed": seed})
+    return digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data, "seed": seed})
 
 
 def trial_seed(seed: int, period_label: str, repeat: int = 0) -> int:
