@@ -138,12 +138,16 @@ def _die_with_parent() -> None:
 # Worker -> parent: ("progress", epoch, metrics), ("result", TrialResult).
 
 
-def _worker_main(conn: Connection, frame: pd.DataFrame, slot: Slot, objective: str) -> None:
+def _worker_main(conn: Connection, slot: Slot, objective: str) -> None:
     # Ctrl-C and Jenkins' abort signal the whole process group: the parent decides what they
     # mean (a grace period, then SIGKILL), so a running trial is not lost to them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
+    try:
+        frame: pd.DataFrame = conn.recv()  # the data comes after the start (see _Worker)
+    except EOFError:
+        return
     import torch
 
     from hpt.train import TrainContext
@@ -189,11 +193,14 @@ class _Worker:
         # instruction (a half-started worker would print a KeyboardInterrupt traceback): an ignored
         # signal stays ignored across exec. Meanwhile they are blocked here, so this process still
         # gets them, as soon as the child is on its way (Linux keeps a blocked signal pending even
-        # while it is ignored; other threads block them for good, see hpt.store).
+        # while it is ignored; hpt's own threads block them for good, see hpt.store). A thread of a
+        # library (OpenBLAS's, started when numpy is imported) does not block them and would take
+        # and drop a signal sent in this window, so the window holds only the fork and exec: the
+        # data goes to the worker after it, while signals are handled again.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         handlers = {s: signal.signal(s, signal.SIG_IGN) for s in _SIGNALS}
         try:
-            self.proc = ctx.Process(target=_worker_main, args=(child, frame, slot, objective),
+            self.proc = ctx.Process(target=_worker_main, args=(child, slot, objective),
                                     name=f"hpt-{slot.name}", daemon=True)
             self.proc.start()
         except OSError as e:  # it died while being handed its start-up data
@@ -210,6 +217,8 @@ class _Worker:
         child.close()
         self.trial: Trial | None = None
         self.started_at = ""
+        if not self.start_error:
+            self.send(frame)  # blocks while the worker starts; one that dies meanwhile is found not usable
 
     @property
     def usable(self) -> bool:
