@@ -56,6 +56,7 @@ __all__ = [
     "resolve_data_path",
     "split_index",
     "step_text",
+    "unbroken",
     "window_problem",
     "window_report",
 ]
@@ -593,12 +594,19 @@ def _starts(index: pd.DatetimeIndex, split: int, lookback: int, horizon: int,
     n, width = len(index), lookback + horizon
     train = np.arange(0, max(split - width + 1, 0))
     val = np.arange(max(split - lookback, 0), max(n - width + 1, 0))
-    brk = _breaks(index, step)
-    if not brk.any():
+    clean = unbroken(index, step, width)
+    if clean.all():
         return train, val, 0, 0
-    seen = np.concatenate(([0], np.cumsum(brk)))  # breaks before each row
-    clean = seen[width - 1:] - seen[: n - width + 1] == 0 if n >= width else np.zeros(0, dtype=bool)
     return train[clean[train]], val[clean[val]], int((~clean[train]).sum()), int((~clean[val]).sum())
+
+
+def unbroken(index: pd.DatetimeIndex, step: pd.Timedelta, width: int) -> np.ndarray:
+    """For each run of `width` consecutive rows (by its first row), whether no step is missing inside it."""
+    n = len(index)
+    if n < width:
+        return np.zeros(0, dtype=bool)
+    seen = np.concatenate(([0], np.cumsum(_breaks(index, step))))  # breaks before each row
+    return np.asarray(seen[width - 1:] - seen[: n - width + 1] == 0)
 
 
 def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,

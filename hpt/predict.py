@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpt.data import DataError, file_columns, frame_step, read_data, resolve_data_path, step_text
+from hpt.data import DataError, file_columns, frame_step, read_data, resolve_data_path, step_text, unbroken
 from hpt.errors import InputError, did_you_mean, show
 from hpt.model_io import TrainedModel, load_model
 from hpt.progress import plural
@@ -105,7 +105,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         raise InputError(f"{path} has {plural(n, 'row')} with values: fewer than the model's lookback of {lookback}")
     windows = np.lib.stride_tricks.sliding_window_view(values, lookback, axis=0).transpose(0, 2, 1)
     starts = np.arange(len(windows))
-    clean = _clean(frame.index, step, lookback)
+    clean = unbroken(frame.index, step, lookback)
     if last:
         if not clean[-1]:
             raise InputError(f"{path}: the last {lookback} rows (the model's lookback) span a missing step; "
@@ -124,16 +124,6 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
                           "prediction": preds.ravel()})
     skipped = 0 if last else int((~clean).sum())
     return Forecasts(table, len(starts), skipped, n, step, model)
-
-
-def _clean(index: pd.DatetimeIndex, step: pd.Timedelta, lookback: int) -> np.ndarray:
-    """For each window start, whether its `lookback` rows hold no missing step (a gap of over 1.5 steps)."""
-    n = len(index)
-    if step <= pd.Timedelta(0) or n < 2:
-        return np.ones(max(n - lookback + 1, 0), dtype=bool)
-    breaks = np.diff(index.to_numpy()) > (1.5 * step).to_timedelta64()
-    seen = np.concatenate(([0], np.cumsum(breaks)))  # breaks before each row
-    return np.asarray(seen[lookback - 1:] - seen[: n - lookback + 1] == 0)
 
 
 def write_csv(table: pd.DataFrame, out: Any) -> None:
