@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hpt.claims import expired
 from hpt.journal import Entry, Journal
@@ -46,6 +46,7 @@ __all__ = ["ResultStore", "SyncReport"]
 _CSV_ATTEMPTS = 40
 _CSV_PACE = 1.0  # seconds: while trials keep finishing, results.csv is merged at most this often
 log = logging.getLogger("hpt")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,7 @@ class ResultStore:
         """Every trial's row by trial id, read once from ``rows/`` and kept up to date."""
         if self._rows is None:
             keys = self.sink.list("rows/")
-            if getattr(self.sink, "remote", False) and len(keys) > 1:
-                with ThreadPoolExecutor(16) as pool:
-                    blobs = list(pool.map(self.sink.read, keys))
-            else:
-                blobs = [self.sink.read(k) for k in keys]
+            blobs = self._read_many(self.sink.read, keys)
             rows: dict[str, dict[str, Any]] = {}
             for key, data in zip(keys, blobs, strict=True):
                 row = parse_row(data)
@@ -100,15 +97,17 @@ class ResultStore:
             self._rows = rows
         return self._rows
 
+    def _read_many(self, read: Callable[[str], T], keys: list[str]) -> list[T]:
+        """`read` of each key, in order: 16 at a time from a bucket (each is a request), one by one from a folder."""
+        if getattr(self.sink, "remote", False) and len(keys) > 1:
+            with ThreadPoolExecutor(16) as pool:
+                return list(pool.map(read, keys))
+        return [read(k) for k in keys]
+
     def curves(self, trial_ids: Collection[str]) -> dict[str, str]:
         """The learning curves (``curves/<trial_id>.csv`` text) of these trials, by id; those without one left out."""
         ids = list(dict.fromkeys(trial_ids))
-        keys = [f"curves/{tid}.csv" for tid in ids]
-        if getattr(self.sink, "remote", False) and len(keys) > 1:
-            with ThreadPoolExecutor(16) as pool:
-                blobs = list(pool.map(self.sink.read, keys))
-        else:
-            blobs = [self.sink.read(k) for k in keys]
+        blobs = self._read_many(self.sink.read, [f"curves/{tid}.csv" for tid in ids])
         return {tid: data.decode("utf-8", "replace") for tid, data in zip(ids, blobs, strict=True) if data is not None}
 
     def done(self) -> set[str]:
@@ -210,11 +209,7 @@ class ResultStore:
         Returns the records so marked. A record whose run beat meanwhile is left alone (a conditional write).
         """
         keys = [k for k in self.sink.list("runs/") if k.endswith(".json")]
-        if getattr(self.sink, "remote", False) and len(keys) > 1:
-            with ThreadPoolExecutor(16) as pool:
-                got = list(pool.map(self.sink.read_versioned, keys))
-        else:
-            got = [self.sink.read_versioned(k) for k in keys]
+        got = self._read_many(self.sink.read_versioned, keys)
         marked = []
         for key, item in zip(keys, got, strict=True):
             try:
