@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -191,13 +190,11 @@ class RunBaselines:
 
     def trial(self, name: str, setting: Mapping[str, Any], period: Period) -> Trial:
         """The row identity of one baseline in one period for one window setting."""
-        from hpt.search import digest, trial_id
+        from hpt.search import data_identity, digest, trial_id
         from hpt.trial import Trial
 
-        d = self.spec.data
         params = {k: setting[k] for k in WINDOW_KEYS}
-        key: dict[str, Any] = {"baseline": name, "data": {"file": Path(d.path).name, "time": d.time_column,
-                                                          "columns": d.columns}, "window": params}
+        key: dict[str, Any] = {"baseline": name, "data": data_identity(self.spec), "window": params}
         tags: dict[str, Any] = {}
         if name == "naive-seasonal":
             key["season"] = tags["season"] = self.season

@@ -22,7 +22,8 @@ from hpt.periods import Period
 from hpt.spec import QUICK_EPOCHS, Distribution, Spec
 from hpt.trial import Trial
 
-__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "digest", "expand", "trial_id", "trial_seed"]
+__all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "data_identity", "digest", "expand",
+           "trial_id", "trial_seed"]
 
 
 def digest(obj: Any) -> str:
@@ -31,10 +32,14 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def data_identity(spec: Spec) -> dict[str, Any]:
+    """What config ids (and the baselines' ids) say of the data: its file name, time column and columns."""
+    return {"file": Path(spec.data.path).name, "time": spec.data.time_column, "columns": spec.data.columns}
+
+
 def config_id(spec: Spec, params: dict[str, Any]) -> str:
     """Stable id of a config: the architecture, the data's identity and every hyperparameter."""
-    data = {"file": Path(spec.data.path).name, "time": spec.data.time_column, "columns": spec.data.columns}
-    return digest({"architecture": spec.architecture, "data": data, "params": params})
+    return digest({"architecture": spec.architecture, "data": data_identity(spec), "params": params})
 
 
 def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
