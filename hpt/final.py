@@ -437,7 +437,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     if req.holdout:
         parse_holdout(req.holdout)
     device = _device(req.device)
-    from hpt.model_io import load_model, model_payload
+    from hpt.model_io import model_payload
     from hpt.results import load_results, summarise
     from hpt.search import trial_seed
 
@@ -448,12 +448,12 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     summary = summarise(frame_rows, metric, compare=0, uri=sink.uri)
     start_model = None
     if req.from_model:
+        from hpt.predict import open_model
+
         try:
-            start_model = load_model(req.from_model)
-        except FileNotFoundError:
-            raise InputError(f"--from-model: no model at {req.from_model}") from None
-        except (ValueError, RuntimeError, OSError) as e:
-            raise InputError(f"--from-model: {req.from_model} is not a model saved by hpt ({type(e).__name__})") from None
+            start_model = open_model(req.from_model)
+        except InputError as e:
+            raise InputError(f"--from-model: {e}") from None
 
     choice = _choose(req, frame_rows[~baseline_mask(frame_rows)], summary, spec, sink.uri, start_model)
     config_id, params, architecture, rows = choice.config_id, choice.params, choice.architecture, choice.rows
