@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from hpt import __version__
-from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError
+from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError, redact
 
 __all__ = ["main"]
 
@@ -52,7 +52,7 @@ class _Exit(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         for line in self.lines:
-            click.echo(f"hpt: error: {line}", err=True)
+            click.echo(redact(f"hpt: error: {line}"), err=True)
 
 
 class _Group(click.Group):
@@ -67,7 +67,7 @@ class _Group(click.Group):
                 code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
             except click.UsageError as e:
                 hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-                click.echo(f"hpt: error: {e.format_message()}{hint}", err=True)
+                click.echo(redact(f"hpt: error: {e.format_message()}{hint}"), err=True)
                 code = e.exit_code
             except click.ClickException as e:
                 e.show()
@@ -136,6 +136,13 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class _Redacting(logging.Formatter):
+    """Log lines without credentials (a URL's user and password, tokens: see :func:`hpt.errors.redact`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def _log_to_stderr() -> None:
     """hpt's own notes as `hpt: ...` lines; other libraries' log records are not hpt's to print
     (torch logs "FakeTensor cache stats" at exit when its logging was not set up)."""
@@ -143,7 +150,7 @@ def _log_to_stderr() -> None:
     log.setLevel(logging.INFO)
     if not any(isinstance(h, _Stderr) for h in log.handlers):
         handler = _Stderr()
-        handler.setFormatter(logging.Formatter("hpt: %(message)s"))
+        handler.setFormatter(_Redacting("hpt: %(message)s"))
         log.addHandler(handler)
 
 
@@ -613,8 +620,9 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
     best_epoch of its tuning trials, then scored on the hold-out in the data's units and
     standardised, beside the persistence and seasonal-naive forecasts on the same windows.
     The hold-out is the spec's date_ranges.auto.holdout months, or --holdout/--holdout-start;
-    a tuning period that overlaps it is refused. Writes final/<id>/model.pt and report.json
-    at LOCATION and adds a row to final/index.csv.
+    a tuning period that overlaps it is refused. The verdict says how many hold-out windows it
+    rests on, with a warning below 30. Writes final/<id>/model.pt and report.json at LOCATION
+    and adds a row to final/index.csv.
 
     \b
     Examples:
@@ -637,11 +645,14 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 
 
 @main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "
-                     "such model, columns missing from the file, fewer rows than the lookback).")
+                     "such model, columns missing from the file, data at another step than the model's, fewer rows "
+                     "than the lookback, --out in a missing folder or the --data file itself).")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--data", "data_path", required=True, metavar="PATH",
-              help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the CSV here [default: stdout].")
+              help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column, a row every step "
+                   "as in the data the model was trained on.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Write the CSV here (in a folder that exists; not the --data file) [default: stdout].")
 @click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
 @click.option("--time-column", metavar="NAME", help="The time column [default: the one the model was trained with; "
                                                    "models saved before hpt recorded it: the file's only other column].")
@@ -663,8 +674,10 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     """
     import torch
 
-    from hpt.predict import forecast_file, open_model, write_csv
+    from hpt.predict import check_out, forecast_file, open_model, write_csv
 
+    if out_path:
+        check_out(out_path, data_path)
     torch.set_num_threads(threads)
     model = open_model(model_uri)
     result = forecast_file(model, data_path, time_column, last)

@@ -11,6 +11,7 @@ and windows across a longer difference (a gap) are left out unless ``data.fill``
 from __future__ import annotations
 
 import atexit
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -44,7 +45,9 @@ __all__ = [
     "Table",
     "WindowCount",
     "Windows",
+    "column_hint",
     "count_windows",
+    "csv_format",
     "file_columns",
     "frame_step",
     "infer_step",
@@ -199,11 +202,12 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
     name_only = shown.rstrip("/").rsplit("/", 1)[-1]
     for key, name in [("data.time_column", time_column), *(_column_keys(columns))]:
         if name not in header:
-            hint = did_you_mean(name, header)
+            hint = column_hint(name, header)
             raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {_names(header)}')
     wanted = [time_column, *dict.fromkeys(columns)]
     try:
-        raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(path, usecols=wanted)
+        raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(path, usecols=wanted,
+                                                                                 **csv_format(path))
     except Exception as e:  # pandas raises many kinds for a malformed file
         raise DataError("data.path", f"cannot read {shown}: {e}") from None
     if raw.empty:
@@ -250,9 +254,44 @@ def _header(path: str, parquet: bool, shown: str) -> list[str]:
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(path).names)
-        return list(pd.read_csv(path, nrows=0).columns)
+        return list(pd.read_csv(path, nrows=0, **csv_format(path)).columns)
     except Exception as e:
         raise DataError("data.path", f"cannot read {shown}: {e}") from None
+
+
+SEPARATORS = (",", ";", "\t", "|")
+"""The column separators a CSV file may use; :func:`csv_format` tells which one a file does."""
+
+
+def csv_format(path: str) -> dict[str, str]:
+    """How to read a CSV file, as options of ``pandas.read_csv``: its separator and decimal mark.
+
+    The separator is, of :data:`SEPARATORS`, the one that splits the header into the most
+    columns and the first data row into as many (a comma when none splits the header), so
+    files saved with semicolons, tabs or bars are read as they are (quoted names are
+    respected). A file separated by semicolons (as spreadsheets write in languages with a
+    decimal comma) may write numbers as 1,5 or 1.5.
+    """
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            lines = [f.readline(), f.readline()]
+    except (OSError, UnicodeDecodeError):
+        return {}  # pandas reports what is wrong with the file
+    best, most = ",", 1
+    for sep in SEPARATORS:
+        counts = [len(next(csv.reader([line], delimiter=sep), [])) for line in lines if line.strip()]
+        if counts and counts[0] > most and all(c == counts[0] for c in counts):
+            best, most = sep, counts[0]
+    return {"sep": best, "decimal": "," if best == ";" else "."}
+
+
+def column_hint(name: str, header: list[str]) -> str:
+    """What to add to "no column `name`": a header read as one column names the separators hpt
+    reads (the file uses another); else a close name, if any."""
+    if len(header) == 1 and name not in header:
+        return (" (the header is one column: hpt reads CSV files separated by commas, semicolons, tabs or |; "
+                "save it with one of them)")
+    return did_you_mean(name, header)
 
 
 # -- time ------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import re
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SIGNAL_EXIT", "HptError", "InputError", "Problem", "SpecError", "did_you_mean", "show"]
+__all__ = ["SIGNAL_EXIT", "HptError", "InputError", "Problem", "SpecError", "did_you_mean", "redact", "show"]
 
 # The exit code of a run stopped by a signal: Ctrl-C (130) or Jenkins' abort (143).
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -64,3 +66,28 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close valid name exists, else ''."""
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+_SECRET_PATTERNS = [
+    # user and password in a URL: http://user:secret@host (an endpoint such as AWS_ENDPOINT_URL, a proxy)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"), r"\1<redacted>@"),
+    (re.compile(r"(?i)(x-amz-(?:signature|credential|security-token)|signature|access_token|token|"
+                r"upload_id|googleaccessid|x-goog-(?:signature|credential))=[^&\s'\"]+"), r"\1=<redacted>"),
+    (re.compile(r"(?i)(authorization|x-amz-security-token)(['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1\2<redacted>"),
+    (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), "<redacted>"),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b"), r"\1<redacted>"),
+]
+
+
+def redact(text: str) -> str:
+    """`text` with anything that looks like a credential replaced: the user and password in a
+    URL, tokens, URL signatures, access keys, the value of AWS_SECRET_ACCESS_KEY.
+
+    Every line hpt prints goes through it: its error lines, its log lines and a run's progress.
+    """
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if secret and len(secret) >= 8:
+        text = text.replace(secret, "<redacted>")
+    return text

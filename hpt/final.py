@@ -60,6 +60,8 @@ INDEX_COLUMNS = ("final_id", "mode", "created_at", "config_id", "architecture", 
 _INDEX_ATTEMPTS = 20
 _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 _EVAL_BATCH = 8192
+MIN_VERDICT_WINDOWS = 30
+"""Below this many hold-out windows, a verdict against the baselines is flagged as too few to trust."""
 
 
 @dataclass(frozen=True)
@@ -496,6 +498,9 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     say(f"data: {Path(spec.data.path).name}, {plural(len(frame), 'row')} every {step_text(step)}; hold-out "
         f"{holdout.period} ({holdout.how}): {plural(held_rows, 'row')}, {plural(len(w.x_val), 'window')} of horizon "
         f"{horizon}; no tuning period reaches it")
+    few = _few_windows(len(w.x_val))
+    if few:
+        log.warning("%s", few)
 
     # training
     # as a run's workers: one torch thread on the CPU (a second thread collapses when another torch job shares
@@ -583,6 +588,8 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
                     "rows": held_rows, "windows": int(len(w.x_val)), "horizon": horizon,
                     "tuning_periods": [p.label for p in tuning_periods]},
         "from_model": req.from_model,
+        "verdict": {"windows": int(len(w.x_val)), "min_windows": MIN_VERDICT_WINDOWS, "too_few": bool(few),
+                    "note": few},
         "models": [{"mode": t.mode, "model_uri": sink.url(t.key), "train_time_s": round(t.train_time_s, 3),
                     "train_loss": t.train_loss, "metrics": t.metrics, "standardised": t.standardised,
                     "vs_best_baseline": _change(t.metrics["mse"], baselines[better]["metrics"]["mse"])}
@@ -612,6 +619,15 @@ def _whole_months(p: Period) -> int | None:
 def _span_text(span: pd.Timedelta) -> str:
     days = span / pd.Timedelta(days=1)
     return plural(int(days), "day") if days == int(days) else str(span)
+
+
+def _few_windows(windows: int) -> str | None:
+    """The warning for a hold-out with too few windows for its verdict, else None."""
+    if windows >= MIN_VERDICT_WINDOWS:
+        return None
+    return (f"the hold-out has {plural(windows, 'window')}: too few for a verdict against the baselines (under "
+            f"{MIN_VERDICT_WINDOWS}, one good or bad stretch decides it); give a longer --holdout or an earlier "
+            "--holdout-start")
 
 
 def _change(value: float, reference: float) -> float | None:
@@ -712,11 +728,15 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
         lines.append(row(label, b["metrics"], b["standardised"]))
     best = doc["best_baseline"]
     lines.append("")
+    basis = f" on {plural(ho['windows'], 'hold-out window')}"
     for model in doc["models"]:
         change = model["vs_best_baseline"]
         verdict = "beats" if change is not None and change < 0 else "does NOT beat"
         who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
-        lines.append(f"  {who} {verdict} the better baseline ({best}): mse {_pct(change)}")
+        lines.append(f"  {who} {verdict} the better baseline ({best}): mse {_pct(change)}{basis}")
+    note = doc.get("verdict", {}).get("note")
+    if note:
+        lines.append(f"  WARNING:  {note}")
     uris = doc["uris"]
     lines.append(f"  written:  {uris['model']}" + (f", {uris['scratch']}" if "scratch" in uris else "")
                  + f", {uris['report']}")

@@ -8,18 +8,30 @@ past the end of the file. Windows go through the model in batches, all at once.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hpt.data import DataError, file_columns, frame_step, read_data, resolve_data_path, step_text, unbroken
-from hpt.errors import InputError, did_you_mean, show
+from hpt.data import (
+    DataError,
+    column_hint,
+    file_columns,
+    frame_step,
+    is_bucket_uri,
+    read_data,
+    resolve_data_path,
+    step_text,
+    unbroken,
+)
+from hpt.errors import HptError, InputError, show
 from hpt.model_io import TrainedModel, load_model
 from hpt.progress import plural
 
-__all__ = ["COLUMNS", "Forecasts", "forecast_file", "open_model"]
+__all__ = ["COLUMNS", "Forecasts", "check_out", "forecast_file", "open_model", "write_csv"]
 
 log = logging.getLogger("hpt")
 
@@ -48,7 +60,7 @@ def open_model(uri: str) -> TrainedModel:
         raise InputError(f"no model at {uri}") from None
     except IsADirectoryError:
         raise InputError(f"{uri} is a folder: give a model file (models/<trial_id>.pt or final/<id>/model.pt)") from None
-    except InputError:
+    except HptError:  # bad input, or a bucket that did not answer (exit 1)
         raise
     except Exception as e:  # torch's unpickling errors for a file that is not a model
         raise InputError(f"{uri} is not a model saved by hpt ({type(e).__name__})") from None
@@ -73,8 +85,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     """The model's forecasts for every window of the file at `path` (only the last with `last`).
 
     InputError (exit 2) when the file lacks a column the model was trained on (all missing
-    ones are named), has fewer usable rows than the model's lookback, or (with `last`) its
-    last rows span a missing step.
+    ones are named), has rows at another step than the model's data, has fewer usable rows
+    than the model's lookback, or no window without a missing step (with `last`: its last
+    rows span one).
     """
     try:
         resolved = resolve_data_path(path)
@@ -84,10 +97,10 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     column = _time_column(model, header, time_column, path)
     missing = [c for c in (column, *model.columns) if c not in header]
     if missing:
-        hint = did_you_mean(missing[0], header) if len(missing) == 1 else ""
+        hint = column_hint(missing[0], header) if len(missing) == 1 or len(header) == 1 else ""
         what = "the time column" if missing == [column] else \
             "columns the model was trained on" if column not in missing else "columns the model needs"
-        fix = "; give --time-column" if column in missing else ""
+        fix = "; give --time-column" if column in missing and len(header) > 1 else ""
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
     try:
@@ -95,9 +108,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     except DataError as e:
         raise InputError(f"{path}: {e.message}") from None
     step = frame_step(frame)
-    if model.step is not None and step > pd.Timedelta(0) and step != model.step:
-        log.warning("%s has a step of %s; the model was trained on data every %s", path, step_text(step),
-                    step_text(model.step))
+    if model.step is not None and step > pd.Timedelta(0) and not _same_step(step, model.step):
+        raise InputError(f"{path} has a row every {step_text(step)}; the model was trained on data every "
+                         f"{step_text(model.step)}: give data at the model's step (its windows and dates would be wrong)")
     step = model.step or step
     values = frame[list(model.columns)].to_numpy(np.float64)
     n, lookback = len(values), model.lookback
@@ -113,6 +126,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         starts = starts[-1:]
     else:
         starts = starts[clean]
+        if not len(starts):
+            raise InputError(f"{path}: each of its {plural(len(clean), 'window')} of {lookback} rows (the model's "
+                             f"lookback) spans a missing step (data every {step_text(step)}): fill the gaps")
     preds = np.zeros((len(starts), model.horizon))
     for i in range(0, len(starts), _BATCH):  # copies of at most _BATCH windows at a time: memory stays bounded
         preds[i:i + _BATCH] = model.predict_windows(windows[starts[i:i + _BATCH]], batch=_BATCH)
@@ -126,6 +142,39 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     return Forecasts(table, len(starts), skipped, n, step, model)
 
 
+def _same_step(data: pd.Timedelta, model: pd.Timedelta) -> bool:
+    """The file's step is the model's, within calendar slack (months of 28 to 31 days, leap years)."""
+    return abs(data - model) <= model * 0.1
+
+
+def check_out(out: str, data: str) -> None:
+    """Refuse an ``--out`` in a folder that does not exist, or one that is the ``--data`` file
+    (writing would replace the input): InputError, before anything is computed."""
+    target = Path(out).expanduser()
+    if not target.parent.is_dir():
+        raise InputError(f"--out {out}: no folder {target.parent.resolve()}; create it first")
+    try:
+        resolved = resolve_data_path(data)
+    except DataError:
+        return  # forecast_file says what is wrong with --data
+    if is_bucket_uri(resolved):
+        return
+    source = Path(resolved)
+    same = target.resolve() == source.resolve() or (target.exists() and source.exists() and os.path.samefile(target, source))
+    if same:
+        raise InputError(f"--out {out} is the --data file: writing the forecasts would replace it; give another --out")
+
+
 def write_csv(table: pd.DataFrame, out: Any) -> None:
-    """The forecasts as CSV (full precision) to a path or an open text file."""
-    table.to_csv(out, index=False, date_format="%Y-%m-%d %H:%M:%S", lineterminator="\n")
+    """The forecasts as CSV (full precision) to a path or an open text file; InputError when the path cannot be written."""
+    if not isinstance(out, (str, Path)):
+        table.to_csv(out, index=False, date_format=_TIME_FORMAT, lineterminator="\n")
+        return
+    try:
+        with open(Path(out).expanduser(), "w", encoding="utf-8", newline="") as f:
+            table.to_csv(f, index=False, date_format=_TIME_FORMAT, lineterminator="\n")
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write it: {e.strerror or e}") from None
+
+
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

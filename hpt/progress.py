@@ -7,6 +7,7 @@ import sys
 import time
 from typing import IO, Any
 
+from hpt.errors import redact
 from hpt.trial import Status, Trial, TrialResult
 
 __all__ = ["Reporter", "format_duration", "format_params", "format_value", "plural"]
@@ -50,6 +51,7 @@ class Reporter:
         self._stopping = False  # after a signal: no ETA, the rest will not run
 
     def line(self, text: str) -> None:
+        text = redact(text)
         if self._bar is not None:
             self._bar.write(text, file=self.out)
         else:

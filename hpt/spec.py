@@ -254,13 +254,16 @@ def _data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: 
     first, last, step = _span(frame)
     outside = table.duplicates
     for where, period in periods:  # where: the period's JSON path in the spec
+        refused = False
         if period.start < first or period.end > last + step:
             problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
-            continue
+            refused = True
         inside = (outside.index >= period.start) & (outside.index < period.end)
-        if inside.any():
+        if inside.any():  # said for a period refused above too: it is the next thing to fix there
             problems.append(Problem(where, _duplicates_message(period, outside[inside], data.time_column)))
             outside = outside[~inside]
+            refused = True
+        if refused:
             continue
         for lookback, horizon, validation in extremes:
             msg = window_problem(frame, period, lookback, horizon, validation)

@@ -440,3 +440,35 @@ def test_validate_exits_0_or_2_for_every_data_problem_never_1(tmp_path: Path, wr
         mine = [line for line in errors if line.startswith(f"hpt: error: {spec}: ")]
         assert len(mine) == 1, (name, out.stderr)
         assert all(c.isprintable() for c in mine[0]), (name, mine[0])
+
+
+def test_files_separated_by_semicolons_tabs_or_bars_read_as_with_commas(tmp_path: Path, write_spec: Any,
+                                                                        cli: Any) -> None:
+    frame = pd.DataFrame({"ts": HOURS, "y": _series()})
+    want = load_frame(str(_write(tmp_path / "comma.csv", frame)), "ts", ("y",))
+    for name, sep, decimal in (("semicolon.csv", ";", ","), ("tab.csv", "\t", "."), ("bar.csv", "|", ".")):
+        frame.to_csv(tmp_path / name, sep=sep, decimal=decimal, index=False)
+        pd.testing.assert_frame_equal(load_frame(str(tmp_path / name), "ts", ("y",)), want)
+    assert (tmp_path / "semicolon.csv").read_text().splitlines()[2].startswith("2013-01-01 01:00:00;0,2086")  # decimal comma
+    done = cli("validate", str(_spec_on(write_spec, tmp_path / "semicolon.csv")))
+    assert done.returncode == 0, done.stderr
+    quoted = tmp_path / "quoted.csv"  # a comma file whose column name holds semicolons stays a comma file
+    quoted.write_text('ts,"y;kW;avg"\n2013-01-01 00:00,1.5\n2013-01-01 01:00,2.5\n')
+    assert list(load_frame(str(quoted), "ts", ("y;kW;avg",))["y;kW;avg"]) == [1.5, 2.5]
+    frame.to_csv(tmp_path / "spaces.csv", sep=" ", index=False)
+    line = _one_error(cli("validate", str(_spec_on(write_spec, tmp_path / "spaces.csv"))))
+    assert ('data.time_column: no column "ts" in spaces.csv (the header is one column: hpt reads CSV files separated by '
+            "commas, semicolons, tabs or |; save it with one of them); columns: ts y") in line
+
+
+def test_a_duplicate_in_a_period_past_the_end_of_the_data_is_one_of_the_periods_problems(
+        tmp_path: Path, write_spec: Any, cli: Any) -> None:
+    """Not also a warning that it lies outside the periods used."""
+    spec = _spec_on(write_spec, _with_duplicates(tmp_path), date_ranges=[["2013-01-10", "2013-02-01"]])
+    done = cli("validate", str(spec))
+    errors = [line for line in done.stderr.splitlines() if line.startswith("hpt: error:")]
+    assert done.returncode == 2 and "outside the periods used" not in done.stderr, done.stderr
+    assert len(errors) == 2 and all("date_ranges[0]: period 2013-01-10..2013-02-01 " in e for e in errors), errors
+    assert "reaches outside the data (2013-01-01 00:00:00 to 2013-01-20 23:00:00)" in errors[0]
+    assert ('holds 1 duplicated timestamp in "ts" (first: 2013-01-17 16:00:00, rows 403 and 404): remove them or set '
+            "data.duplicates to") in errors[1]

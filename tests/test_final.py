@@ -244,3 +244,18 @@ def test_final_trains_on_the_gpu(tuned_location: Path, first_final: Any, tmp_pat
     model = load_model(str(tuned_location / "final" / report["final_id"] / "model.pt"))  # loads onto the CPU
     assert next(model.module.parameters()).device.type == "cpu"
     assert report["models"][0]["metrics"]["mse"] == pytest.approx(first["models"][0]["metrics"]["mse"], rel=0.2)
+
+
+def test_a_holdout_of_few_windows_warns_that_the_verdict_rests_on_too_few(tuned_location: Path, first_final: Any,
+                                                                          tmp_path: Path) -> None:
+    done, report = _final(tuned_location, "--holdout", "1h", tmp=tmp_path)
+    note = ("the hold-out has 1 window: too few for a verdict against the baselines (under 30, one good or bad stretch "
+            "decides it); give a longer --holdout or an earlier --holdout-start")
+    assert report["holdout"]["windows"] == 1
+    assert report["verdict"] == {"windows": 1, "min_windows": 30, "too_few": True, "note": note}
+    assert "the better baseline" in done.stdout and "on 1 hold-out window\n" in done.stdout
+    assert f"  WARNING:  {note}" in done.stdout.splitlines()
+    assert f"hpt: {note}" in done.stderr.splitlines()  # said as it trains, too
+    first_done, first, _ = first_final  # a month of hourly windows: a verdict without the warning
+    assert first["verdict"] == {"windows": 744, "min_windows": 30, "too_few": False, "note": None}
+    assert "on 744 hold-out windows" in first_done.stdout and "WARNING" not in first_done.stdout + first_done.stderr

@@ -4,6 +4,7 @@ writes is what ``load_model(...).predict`` gives for the same windows in Python.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,61 @@ def test_a_model_saved_before_models_recorded_their_time_column(trial_model: Pat
     two = tmp_path / "two.csv"
     december.assign(other=1.0).to_csv(two, index=False)
     assert "give --time-column" in _error_line(hpt("predict", str(old), "--data", str(two)))
+
+
+def test_data_at_another_step_than_the_models_is_refused_naming_both(trial_model: Path, december: pd.DataFrame,
+                                                                      tmp_path: Path) -> None:
+    """Daily data into an hourly model: not an empty CSV (every daily 'window' spans missing hours), not a hint to
+    fill a gap. A model saved before models recorded their step forecasts at the file's own step."""
+    daily = pd.read_csv(DEMO, parse_dates=["ts"]).set_index("ts").resample("1D").mean().reset_index()
+    path = tmp_path / "daily.csv"
+    daily.to_csv(path, index=False)
+    for last in ([], ["--last"]):
+        line = _error_line(hpt("predict", str(trial_model), "--data", str(path), *last))
+        assert "daily.csv has a row every 1D; the model was trained on data every 1h: give data at the model's step" in line
+    payload = torch.load(trial_model, weights_only=True)
+    del payload["step"]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    done = hpt("predict", str(old), "--data", str(path), "--last")
+    assert done.exit_code == 0, done.stderr
+    assert _read(done.stdout)["timestamp"].tolist() == [daily["ts"].iloc[-1] + pd.Timedelta(days=1)]
+    holey = tmp_path / "holey.csv"  # hourly, but an hour missing in every 10: no window of 24 rows without a gap
+    december[december.index % 10 != 9].to_csv(holey, index=False)
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(holey)))
+    assert "of 24 rows (the model's lookback) spans a missing step (data every 1h): fill the gaps" in line
+
+
+def test_out_in_a_missing_folder_or_onto_the_data_file_is_refused(trial_model: Path, december: pd.DataFrame,
+                                                                  tmp_path: Path) -> None:
+    data = tmp_path / "december.csv"
+    december.to_csv(data, index=False)
+    before = data.read_bytes()
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(data), "--out", str(tmp_path / "no" / "f.csv")))
+    assert line == f"hpt: error: --out {tmp_path / 'no' / 'f.csv'}: no folder {tmp_path / 'no'}; create it first"
+    link = tmp_path / "link.csv"
+    link.symlink_to(data)
+    for out, source in ((data, data), (tmp_path / "." / "december.csv", data), (link, data), (data, link)):
+        line = _error_line(hpt("predict", str(trial_model), "--data", str(source), "--out", str(out)))
+        assert line.endswith("is the --data file: writing the forecasts would replace it; give another --out"), line
+    assert data.read_bytes() == before and link.is_symlink()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # not as root, who may write anywhere
+        line = _error_line(hpt("predict", str(trial_model), "--data", str(data), "--out", str(locked / "f.csv")))
+        assert f"--out {locked / 'f.csv'}: cannot write it: Permission denied" in line
+
+
+def test_a_file_separated_by_semicolons_with_decimal_commas_forecasts_as_with_commas(
+        trial_model: Path, december: pd.DataFrame, tmp_path: Path) -> None:
+    comma, semicolon = tmp_path / "comma.csv", tmp_path / "semicolon.csv"
+    december.to_csv(comma, index=False)
+    december.to_csv(semicolon, sep=";", decimal=",", index=False)
+    want, got = hpt("predict", str(trial_model), "--data", str(comma)), hpt("predict", str(trial_model), "--data",
+                                                                             str(semicolon))
+    assert got.exit_code == 0, got.stderr
+    assert got.stdout == want.stdout and len(_read(got.stdout)) > 100
+    spaces = tmp_path / "spaces.csv"
+    december.to_csv(spaces, sep=" ", index=False)
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(spaces)))
+    assert "(the header is one column: hpt reads CSV files separated by commas, semicolons, tabs or |" in line

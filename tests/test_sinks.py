@@ -26,7 +26,7 @@ from hpt.sinks import Sink, SinkAccessError, open_sink, redact
 from hpt.sinks.local import LocalSink
 from hpt.store import ResultStore
 from hpt.trial import Status, Trial, TrialResult
-from tests.cloud_servers import S3_SECRET, LocalServer, start_gcs, start_s3
+from tests.cloud_servers import S3_SECRET, LocalServer, free_port, start_gcs, start_s3
 from tests.conftest import ROOT, tiny_spec, trial_rows
 
 SCHEME = {"s3": "s3", "gcs": "gs"}
@@ -245,6 +245,28 @@ def test_redact_hides_credentials_and_signatures(monkeypatch: pytest.MonkeyPatch
     out = redact(text)
     for secret in ("abcdef", "ya29.token-value", "AKIAABCDEFGHIJKLMNOP", "s3cr3t-value-123"):
         assert secret not in out
+
+
+def test_credentials_in_an_endpoint_url_never_reach_the_output(tmp_path: Path) -> None:
+    """AWS_ENDPOINT_URL and STORAGE_EMULATOR_HOST with a user and password, at an address where nothing listens: every
+    command that touches the bucket fails (exit 1) naming the endpoint without its user and password."""
+    port = free_port()
+    aws = {"AWS_ENDPOINT_URL": f"http://hpt-user:endpoint-pw-71@127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+           "AWS_SECRET_ACCESS_KEY": "key-secret-4711", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", **_fast_env(tmp_path), "HPT_SINK_TIMEOUT": "1"}
+    gcs = {"STORAGE_EMULATOR_HOST": f"http://hpt-user:endpoint-pw-71@127.0.0.1:{port}", **_fast_env(tmp_path),
+           "HPT_SINK_TIMEOUT": "1"}
+    data = tmp_path / "data.csv"
+    data.write_text("ts,y\n2013-01-01 00:00,1\n")
+    for args, env in ((["run", str(_spec_file(tmp_path, "ep", [0.001])), "--sink", "s3://bucket-x/p"], aws),
+                      (["results", "s3://bucket-x/p"], aws),
+                      (["predict", "s3://bucket-x/p/models/a.pt", "--data", str(data)], aws),
+                      (["results", "gs://bucket-x/p"], gcs)):
+        done = _hpt(args, env)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "endpoint-pw-71" not in done.stdout + done.stderr and "hpt-user" not in done.stdout + done.stderr
+        assert done.stderr.startswith("hpt: error: ") and "Traceback" not in done.stderr, done.stderr
+        assert f"127.0.0.1:{port}" in done.stderr, done.stderr  # where it tried, still said
 
 
 def test_credentials_in_the_uri_are_refused_without_echoing_them() -> None:

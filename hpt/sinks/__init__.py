@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from hpt.errors import HptError, InputError
+from hpt.errors import HptError, InputError, redact
 
 __all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_uri", "describe", "env_float",
            "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri"]
@@ -137,25 +137,6 @@ def read_uri(uri: str) -> bytes:
     if data is None:
         raise FileNotFoundError(f"no object at {redact(uri)}")
     return data
-
-
-_SECRET_PATTERNS = [
-    (re.compile(r"(?i)(x-amz-(?:signature|credential|security-token)|signature|access_token|token|"
-                r"upload_id|googleaccessid|x-goog-(?:signature|credential))=[^&\s'\"]+"), r"\1=<redacted>"),
-    (re.compile(r"(?i)(authorization|x-amz-security-token)(['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1\2<redacted>"),
-    (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), "<redacted>"),
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b"), r"\1<redacted>"),
-]
-
-
-def redact(text: str) -> str:
-    """`text` with anything that looks like a credential, token or URL signature replaced."""
-    for pattern, repl in _SECRET_PATTERNS:
-        text = pattern.sub(repl, text)
-    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if secret and len(secret) >= 8:
-        text = text.replace(secret, "<redacted>")
-    return text
 
 
 def env_float(name: str, default: float) -> float:
