@@ -10,6 +10,7 @@ left out.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_spec
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md",
          ROOT / "CHANGELOG.md"]
@@ -160,3 +161,21 @@ def test_readme_sample_output_is_what_its_commands_print(tmp_path: Path) -> None
         assert problem is None, f"README.md's sample of `{command}` differs from its output: {problem}\n" \
                                 f"the real output:\n{done.stdout}"
         ids.update(zip(RUN_ID.findall("\n".join(expected)), RUN_ID.findall(done.stdout), strict=False))
+
+
+def test_checking_a_spec_runs_its_builder_modules_top_level_code(tmp_path: Path) -> None:
+    """docs/own-architecture.md, "Specs are code": validate and plan import the module a spec names."""
+    (tmp_path / "mymodels.py").write_text(
+        "import pathlib, sys\n"
+        "pathlib.Path(__file__).with_name('ran.txt').open('a').write(sys.argv[1] + '\\n')\n"
+        "from torch import nn\n\n"
+        "def tiny(n_features, lookback, horizon, width=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(architecture="mymodels:tiny", parameters={"width": [4, 8]})))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in ("validate", "plan"):
+        subprocess.run([sys.executable, "-m", "hpt", command, str(spec)], cwd=elsewhere, check=True,
+                       capture_output=True)
+    assert (tmp_path / "ran.txt").read_text().split() == ["validate", "plan"]
