@@ -19,7 +19,7 @@
 Every figure is the median over several repetitions, the loops interleaved so that load
 from other processes falls on all of them alike.
 
-    python benchmarks/overhead.py            # the figures in the README (about ten minutes)
+    python benchmarks/overhead.py            # the figures in benchmarks/README.md (about ten minutes)
     python benchmarks/overhead.py --quick    # a smoke run (about a minute)
 """
 

@@ -20,7 +20,7 @@ Ray runs as a local instance started once for the benchmark (the path of
 authentication (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, RAY_AUTH_MODE=disabled, no usage
 statistics). Figures are medians over the repetitions.
 
-    python benchmarks/ray_overhead.py            # the figures in the README (a few minutes)
+    python benchmarks/ray_overhead.py            # the figures in benchmarks/README.md (a few minutes)
     python benchmarks/ray_overhead.py --quick    # a smoke run
 """
 

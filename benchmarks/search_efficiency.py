@@ -17,7 +17,7 @@ random search's compute. Trials run on worker processes as ``hpt run`` runs them
 shared pool, one torch thread per worker); the strategies are interleaved seed by seed so
 that load from other processes falls on all of them alike.
 
-    python benchmarks/search_efficiency.py            # the README's table (about 15 minutes on 2 cores)
+    python benchmarks/search_efficiency.py            # the table in benchmarks/README.md (about 15 minutes on 2 cores)
     python benchmarks/search_efficiency.py --quick    # a smoke run (about a minute)
 """
 

@@ -19,7 +19,7 @@ of the ratios within each round.
 
     python benchmarks/startup.py                  # 30 repetitions (about 1.5 minutes on 2 cores)
     python benchmarks/startup.py --quick          # a smoke run
-    python benchmarks/startup.py --reps 40 --also /tmp/hpt-before/.venv/bin/python   # README: before/after in one run
+    python benchmarks/startup.py --reps 40 --also /tmp/hpt-before/.venv/bin/python   # benchmarks/README.md's before/after
 """
 
 from __future__ import annotations
