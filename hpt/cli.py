@@ -89,6 +89,9 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            from hpt.sinks import check_env
+
+            check_env()  # a bad $HPT_CLAIM_LEASE and the like: exit 2 before anything runs
             return super().invoke(ctx)
         except SpecError as e:
             raise _Exit(e.lines(), e.exit_code) from None

@@ -342,7 +342,6 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
     scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
-    store.write_csv()  # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
     backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
 
     run_id = _new_run_id()
@@ -374,6 +373,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     status = "failed"
     try:
         try:
+            # the first write (a local folder is made now): a start that failed before it leaves nothing behind;
+            # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
+            store.write_csv()
             record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
             record.update(heartbeat_at=record["started_at"], expires_at=claims.expires_at())
             store.write_run(run_id, record)
