@@ -52,7 +52,8 @@ log = logging.getLogger("hpt")
 @dataclass(frozen=True)
 class RunOptions:
     sink: str | None = None  # overrides the spec's sink
-    workers: int | None = None  # CPU worker processes (default: one per core)
+    workers: int | None = None  # CPU worker processes (default: usable CPUs / threads)
+    threads: int | None = None  # torch threads per worker (overrides resources.threads; default 1 on the CPU, 2 with a GPU)
     device: str = "auto"  # auto | cpu | cuda
     force: bool = False  # rerun trials that already have an ok row
     gpus: tuple[str, ...] | None = None  # narrows the visible GPUs (overrides the spec's resources.gpus)
@@ -88,9 +89,10 @@ def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any
     per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
     only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
     if slots is None:
-        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu))
+        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu),
+                             threads=options.threads or resources.get("threads"))
     gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
-    packer = AutoPacker(gpus, say) if gpus and per_gpu == "auto" else None
+    packer = AutoPacker(gpus, say, threads=slots[0].threads) if gpus and per_gpu == "auto" else None
     return LocalBackend(frame, slots, spec.objective, grow=packer)
 
 
@@ -109,7 +111,8 @@ def ray_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any) 
     owned = connect(address)
     try:
         return RayBackend(frame, spec.objective, device=options.device, max_trials=options.workers, per_gpu=per_gpu,
-                          address=address or "", say=say, shutdown=owned)
+                          address=address or "", say=say, shutdown=owned,
+                          threads=options.threads or resources.get("threads"))
     except BaseException:
         if owned:
             import_ray().shutdown()

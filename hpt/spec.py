@@ -86,7 +86,7 @@ _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
          "season")
 _AUTO_PERIODS = ("count", "months", "holdout")
-_RESOURCES = ("gpus", "trials_per_gpu", "executor")
+_RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
@@ -155,7 +155,7 @@ class Spec:
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
-    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor, threads (options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
 
     @property
@@ -584,6 +584,12 @@ class _Parser:
                 self.add("resources.trials_per_gpu", f'expected an integer >= 1 or "auto", got {show(per_gpu)}')
             else:
                 out["trials_per_gpu"] = per_gpu
+        threads = obj.get("threads")
+        if threads is not None:
+            if not (_is_int(threads) and threads >= 1):
+                self.add("resources.threads", f"expected an integer >= 1 (torch threads per worker), got {show(threads)}")
+            else:
+                out["threads"] = int(threads)
         executor = obj.get("executor")
         if executor is not None:
             if executor not in _EXECUTORS:

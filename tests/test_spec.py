@@ -90,6 +90,7 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("unknown metric", _with(metrics=["mse", "r2"]), "metrics[1]", 'unknown metric "r2"'),
     ("bad objective", _with(objective="accuracy"), "objective", "lower is better"),
     ("top level list", [1, 2], "", "expected a JSON object"),
+    ("zero threads", _with(resources={"threads": 0}), "resources.threads", "expected an integer >= 1"),
     ("name climbs out of the results folder", _with(name="../../etc"), "name", 'holds the separator "/"'),
     ("name with a backslash", _with(name="a\\b"), "name", 'holds the separator "\\\\"'),
     ("name is a dot", _with(name="."), "name", '"." is not a folder name'),

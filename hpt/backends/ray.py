@@ -336,8 +336,9 @@ class RayBackend:
 
     def __init__(self, frame: pd.DataFrame, objective: str = "val_mse", device: str = "auto",
                  max_trials: int | None = None, per_gpu: int | str = 1, address: str = "",
-                 say: Callable[[str], None] | None = None, shutdown: bool = False) -> None:
+                 say: Callable[[str], None] | None = None, shutdown: bool = False, threads: int | None = None) -> None:
         """`max_trials` caps the trials in flight (default: as many as the cluster holds);
+        `threads`: torch threads of each trial (default 1; on the CPU a trial asks Ray for as many CPUs);
         `shutdown`: disconnect from Ray (and stop a local instance) on :meth:`close`."""
         if device not in ("auto", "cpu", "cuda"):
             raise InputError(f'--device must be auto, cpu or cuda, got "{device}"')
@@ -362,7 +363,7 @@ class RayBackend:
             from hpt.backends.local import AutoPacker
 
             self._packer = AutoPacker([str(i) for i in range(int(self._gpus))], self.say, cpus=int(self._cpus))
-        self._threads = 1
+        self._threads = threads or 1
         self._paths = _user_paths()
         self._frame = [ray.put(frame)]  # in a list: tasks get the reference and keep what it holds
         self._hub = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(_Hub).options(**_near_driver()).remote()
