@@ -41,7 +41,7 @@ from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
-from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
+from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, as_decided, monitor_of, utcnow
 
 __all__ = ["Gate", "RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend", "results_location",
            "run_spec"]
@@ -241,6 +241,14 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     signals = _Signals()
     previous = {s: signal.signal(s, signals) for s in SIGNAL_EXIT}
     running: set[str] = set()
+    stopping: dict[str, tuple[int, str]] = {}  # trial id -> the epoch its stop was decided on, and why
+    monitor = monitor_of(objective)
+
+    def decided(result: TrialResult) -> TrialResult:
+        """A stopped trial's result as of the epoch of the decision, whenever the stop reached it."""
+        stop = stopping.pop(result.trial.trial_id, None)
+        return result if stop is None else as_decided(result, *stop, monitor)
+
     finished = 0
     deadline: float | None = None
     exhausted = False
@@ -285,11 +293,14 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
                 if isinstance(event, Started):
                     reporter.trial_started(event.trial, event.where)
                 elif isinstance(event, Progress):
+                    if event.trial.trial_id in stopping:
+                        continue  # an epoch trained while its stop was on the way: not part of its result
                     reason = scheduler.on_progress(event)
                     if reason:
+                        stopping[event.trial.trial_id] = (event.epoch, reason)
                         backend.stop(event.trial.trial_id, reason)
                 elif isinstance(event, Finished):
-                    result = event.result
+                    result = decided(event.result)
                     running.discard(result.trial.trial_id)
                     finished += 1
                     on_result(result)
@@ -302,7 +313,7 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        ended = [e.result for e in events if isinstance(e, Finished)]  # polled, not yet stored when it failed
+        ended = [decided(e.result) for e in events if isinstance(e, Finished)]  # polled, not yet stored when it failed
         for result in ended + backend.close():
             finished += 1
             try:
