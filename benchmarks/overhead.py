@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from hpt.architectures import get_architecture
-from hpt.backends.local import Slot, choose_slots
+from hpt.backends.local import Slot, choose_slots, usable_cpus
 from hpt.data import DEMO_DATA, load_frame, make_windows, resolve_data_path
 from hpt.hparams import TRAINING
 from hpt.periods import Period, parse_time
@@ -252,7 +252,7 @@ def trials_per_hour(configs: int, reps: int, busy: bool) -> dict[str, list[float
 
     `busy`: another process keeps one core busy meanwhile, as a second job on a shared machine does.
     """
-    cores = os.cpu_count() or 1
+    cores = usable_cpus()
     layouts = {f"1 worker x {cores} threads": _slots(1, cores), f"{cores} workers x 1 thread": _slots(cores, 1),
                "default (hpt run)": choose_slots("auto", None)}
     rates: dict[str, list[float]] = {name: [] for name in layouts}

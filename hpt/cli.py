@@ -89,6 +89,9 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            from hpt.sinks import check_env
+
+            check_env()  # a bad $HPT_CLAIM_LEASE and the like: exit 2 before anything runs
             return super().invoke(ctx)
         except SpecError as e:
             raise _Exit(e.lines(), e.exit_code) from None
@@ -170,14 +173,24 @@ _quick_option = click.option("--quick", is_flag=True,
                              help="Screen: one period of the last whole month of data, at most 20 epochs.")
 
 
+def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) -> Any:
+    """--threads, alike wherever hpt trains or predicts."""
+    return click.option("--threads", type=click.IntRange(min=1), metavar="N", **kw,
+                        help=f"Torch CPU threads of {whose} [default: {default_text}]; more help large models on an otherwise "
+                             f"idle machine, and collapse small ones when another job shares the cores (hpt sets "
+                             f"them itself: OMP_NUM_THREADS is not read){'; ' + more if more else ''}.")
+
+
 def _run_options(f: Any) -> Any:
     """Options shared by every command that trains."""
     for option in reversed([
         click.option("--sink", help="Results location: a folder, gs://bucket/prefix or s3://bucket/prefix; "
                                     "overrides the spec's sink."),
         click.option("--workers", type=click.IntRange(min=1),
-                     help="CPU worker processes when there is no GPU, each with CORES/N torch threads "
-                          "[default: one per core, one thread each]; on Ray: at most N trials at a time."),
+                     help="CPU worker processes when there is no GPU [default: the usable CPUs (affinity, container "
+                          "quota) / --threads]; on Ray: at most N trials at a time."),
+        _threads_option("each worker (trial)", "1 on the CPU, 2 beside a GPU; spec: resources.threads",
+                        "on Ray a CPU trial asks for N CPUs"),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: every visible CUDA GPU, else the CPU."),
         click.option("--force", is_flag=True, help="Rerun trials that already have an ok row (a new ok row replaces it)."),
@@ -217,13 +230,13 @@ def _per_gpu(ctx: click.Context, param: click.Parameter, value: str | None) -> i
     return int(value)
 
 
-def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
-                          gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float,
+def _options_and_reporter(sink: str | None, workers: int | None, threads: int | None, device: str, force: bool,
+                          quiet: bool, gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float,
                           executor: str | None, ray_address: str | None) -> Any:
     from hpt.progress import Reporter
     from hpt.runner import RunOptions
 
-    options = RunOptions(sink=sink, workers=workers, device=device, force=force, gpus=gpus,
+    options = RunOptions(sink=sink, workers=workers, threads=threads, device=device, force=force, gpus=gpus,
                          trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address)
     return options, Reporter(quiet=quiet)
 
@@ -247,6 +260,7 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
     Examples:
       hpt run specs/lstm.json
       hpt run specs/cnn.json --sink /data/results/cnn --workers 2
+      hpt run specs/big-lstm.json --workers 2 --threads 4   2 trials at a time, 4 threads each
       hpt run specs/lstm.json --quick          screen on one month, 20 epochs
       hpt run specs/lstm.json --dry-run
       hpt run specs/lstm.json --executor ray --ray-address head-node:6379
@@ -605,9 +619,7 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 @click.option("--compare", is_flag=True, help="With --from-model: also train from scratch and report both.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train: the first visible CUDA GPU, else the CPU.")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="Torch threads of this one process [default: 1 on the CPU, like each worker of a run; 2 with a GPU]; "
-                   "more help large models on an otherwise idle machine.")
+@_threads_option("this one process", "1 on the CPU, like each worker of a run; 2 beside a GPU")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write report.json to this local file (for CI artifacts).")
 def final(location: str, spec_path: str | None, config_id: str | None, months: int | None, holdout: str | None,
@@ -656,8 +668,7 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 @click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
 @click.option("--time-column", metavar="NAME", help="The time column [default: the one the model was trained with; "
                                                    "models saved before hpt recorded it: the file's only other column].")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Torch threads (one, as each worker of a run; more help large models on an idle machine).")
+@_threads_option("this one process", "1, like each worker of a run", default=1)
 def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None,
             threads: int) -> None:
     """Forecast every window of a data file with a saved model; CSV of timestamp, horizon_step, prediction.

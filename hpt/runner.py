@@ -41,7 +41,7 @@ from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
-from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
+from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, as_decided, monitor_of, utcnow
 
 __all__ = ["Gate", "RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend", "results_location",
            "run_spec"]
@@ -52,7 +52,8 @@ log = logging.getLogger("hpt")
 @dataclass(frozen=True)
 class RunOptions:
     sink: str | None = None  # overrides the spec's sink
-    workers: int | None = None  # CPU worker processes (default: one per core)
+    workers: int | None = None  # CPU worker processes (default: usable CPUs / threads)
+    threads: int | None = None  # torch threads per worker (overrides resources.threads; default 1 on the CPU, 2 with a GPU)
     device: str = "auto"  # auto | cpu | cuda
     force: bool = False  # rerun trials that already have an ok row
     gpus: tuple[str, ...] | None = None  # narrows the visible GPUs (overrides the spec's resources.gpus)
@@ -88,9 +89,10 @@ def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any
     per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
     only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
     if slots is None:
-        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu))
+        slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu),
+                             threads=options.threads or resources.get("threads"))
     gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
-    packer = AutoPacker(gpus, say) if gpus and per_gpu == "auto" else None
+    packer = AutoPacker(gpus, say, threads=slots[0].threads) if gpus and per_gpu == "auto" else None
     return LocalBackend(frame, slots, spec.objective, grow=packer)
 
 
@@ -109,7 +111,8 @@ def ray_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any) 
     owned = connect(address)
     try:
         return RayBackend(frame, spec.objective, device=options.device, max_trials=options.workers, per_gpu=per_gpu,
-                          address=address or "", say=say, shutdown=owned)
+                          address=address or "", say=say, shutdown=owned,
+                          threads=options.threads or resources.get("threads"))
     except BaseException:
         if owned:
             import_ray().shutdown()
@@ -238,6 +241,14 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     signals = _Signals()
     previous = {s: signal.signal(s, signals) for s in SIGNAL_EXIT}
     running: set[str] = set()
+    stopping: dict[str, tuple[int, str]] = {}  # trial id -> the epoch its stop was decided on, and why
+    monitor = monitor_of(objective)
+
+    def decided(result: TrialResult) -> TrialResult:
+        """A stopped trial's result as of the epoch of the decision, whenever the stop reached it."""
+        stop = stopping.pop(result.trial.trial_id, None)
+        return result if stop is None else as_decided(result, *stop, monitor)
+
     finished = 0
     deadline: float | None = None
     exhausted = False
@@ -282,11 +293,14 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
                 if isinstance(event, Started):
                     reporter.trial_started(event.trial, event.where)
                 elif isinstance(event, Progress):
+                    if event.trial.trial_id in stopping:
+                        continue  # an epoch trained while its stop was on the way: not part of its result
                     reason = scheduler.on_progress(event)
                     if reason:
+                        stopping[event.trial.trial_id] = (event.epoch, reason)
                         backend.stop(event.trial.trial_id, reason)
                 elif isinstance(event, Finished):
-                    result = event.result
+                    result = decided(event.result)
                     running.discard(result.trial.trial_id)
                     finished += 1
                     on_result(result)
@@ -299,7 +313,7 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        ended = [e.result for e in events if isinstance(e, Finished)]  # polled, not yet stored when it failed
+        ended = [decided(e.result) for e in events if isinstance(e, Finished)]  # polled, not yet stored when it failed
         for result in ended + backend.close():
             finished += 1
             try:
@@ -342,7 +356,6 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     scheduler = scheduler if scheduler is not None else make_scheduler(spec, say, sink.uri)
     scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
-    store.write_csv()  # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
     backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
 
     run_id = _new_run_id()
@@ -374,6 +387,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     status = "failed"
     try:
         try:
+            # the first write (a local folder is made now): a start that failed before it leaves nothing behind;
+            # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
+            store.write_csv()
             record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
             record.update(heartbeat_at=record["started_at"], expires_at=claims.expires_at())
             store.write_run(run_id, record)

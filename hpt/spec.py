@@ -12,7 +12,8 @@ import json
 import logging
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -85,7 +86,7 @@ _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
          "season")
 _AUTO_PERIODS = ("count", "months", "holdout")
-_RESOURCES = ("gpus", "trials_per_gpu", "executor")
+_RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
@@ -154,7 +155,7 @@ class Spec:
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
-    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor, threads (options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
 
     @property
@@ -185,12 +186,36 @@ def load_spec(path: str | Path, today: date | None = None) -> Spec:
     if not p.is_file():
         raise SpecError(source, [Problem("", "spec file not found" if not p.exists() else "not a file")])
     try:
-        document = json.loads(p.read_text(encoding="utf-8"))
+        document = json.loads(p.read_text(encoding="utf-8-sig"), object_pairs_hook=_KeyedObject)  # a BOM is fine
     except json.JSONDecodeError as e:
         raise SpecError(source, [Problem("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
     except UnicodeDecodeError:
         raise SpecError(source, [Problem("", "not a UTF-8 text file")]) from None
+    twice = list(_repeated_keys(document))
+    if twice:
+        raise SpecError(source, twice)
     return parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem, today=today)
+
+
+class _KeyedObject(dict):  # type: ignore[type-arg]
+    """A JSON object that remembers the keys its text gave more than once (json keeps only the last value)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.repeated = {k: n for k, n in Counter(k for k, _ in pairs).items() if n > 1}
+
+
+def _repeated_keys(value: Any, where: str = "") -> Iterator[Problem]:
+    """A problem for each key given twice in one object, at its JSON path, in document order."""
+    if isinstance(value, dict):
+        for key, n in getattr(value, "repeated", {}).items():
+            yield Problem(_join(where, key), f"given {n} times in the same object (JSON would keep only the last "
+                                             "one and drop the others): merge them into one")
+        for key, v in value.items():
+            yield from _repeated_keys(v, _join(where, key))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _repeated_keys(v, f"{where}[{i}]")
 
 
 def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None,
@@ -562,6 +587,12 @@ class _Parser:
                 self.add("resources.trials_per_gpu", f'expected an integer >= 1 or "auto", got {show(per_gpu)}')
             else:
                 out["trials_per_gpu"] = per_gpu
+        threads = obj.get("threads")
+        if threads is not None:
+            if not (_is_int(threads) and threads >= 1):
+                self.add("resources.threads", f"expected an integer >= 1 (torch threads per worker), got {show(threads)}")
+            else:
+                out["threads"] = int(threads)
         executor = obj.get("executor")
         if executor is not None:
             if executor not in _EXECUTORS:

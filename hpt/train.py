@@ -29,7 +29,7 @@ from torch import nn
 from hpt.architectures import get_architecture
 from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.model_io import model_payload
-from hpt.trial import Status, Trial, TrialResult, utcnow
+from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 
 __all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms"]
 
@@ -201,16 +201,8 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
             break
     train_time = time.perf_counter() - start
     model.load_state_dict(best_state)
-    metrics = {
-        "val_mse": best["val_mse"],
-        "val_mae": best["val_mae"],
-        "val_rmse": math.sqrt(best["val_mse"]),
-        "train_loss": best["train_loss"],
-        "best_epoch": int(best["epoch"]),
-        "epochs": len(curve),
-        "train_time_s": round(train_time, 4),
-        "n_params": sum(p.numel() for p in model.parameters()),
-    }
+    metrics = {**curve_metrics(curve, monitor), "train_time_s": round(train_time, 4),
+               "n_params": sum(p.numel() for p in model.parameters())}
     return Fit(metrics, curve, stopped)
 
 
@@ -264,7 +256,7 @@ class TrainContext:
         self.label = _device_name(self.device, slot)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed window shapes: let cuDNN pick its fastest kernels
-        self.monitor = objective if objective.startswith("val_") and objective != "val_rmse" else "val_mse"
+        self.monitor = monitor_of(objective)
         self._cache: OrderedDict[tuple[Any, ...], tuple[Windows, tuple[torch.Tensor, ...]]] = OrderedDict()
         self._cache_size = cache_size
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import enum
-from collections.abc import Mapping
+import io
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from hpt.periods import Period
 
-__all__ = ["Event", "Finished", "Progress", "Started", "Status", "Trial", "TrialResult", "utcnow"]
+__all__ = ["Event", "Finished", "Progress", "Started", "Status", "Trial", "TrialResult", "as_decided", "curve_metrics",
+           "monitor_of", "utcnow"]
 
 
 class Status(str, enum.Enum):
@@ -85,3 +90,38 @@ Event = Started | Progress | Finished
 def utcnow() -> str:
     """The current UTC time as the rows record it."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def monitor_of(objective: str) -> str:
+    """The validation metric that picks a trial's best epoch (the weights it keeps) for `objective`."""
+    return objective if objective.startswith("val_") and objective != "val_rmse" else "val_mse"
+
+
+def curve_metrics(curve: Sequence[Mapping[str, float]], monitor: str) -> dict[str, float]:
+    """A row's metrics from a learning curve (epochs in order): those of the first epoch with the
+    lowest `monitor`, whose weights a trial keeps, and how many epochs ran."""
+    best = min(curve, key=lambda epoch: epoch[monitor])
+    return {"val_mse": best["val_mse"], "val_mae": best["val_mae"], "val_rmse": math.sqrt(best["val_mse"]),
+            "train_loss": best["train_loss"], "best_epoch": int(best["epoch"]), "epochs": len(curve)}
+
+
+def as_decided(result: TrialResult, epoch: int, reason: str, monitor: str) -> TrialResult:
+    """The result of a trial that a scheduler stopped on hearing `epoch`, as of that epoch.
+
+    A stop reaches a worker while it trains on, one or two epochs later depending on timing;
+    the epochs after the decision are left out of the row and its curve, so that a pruned row
+    is what the decision saw and a seeded run gives the same rows again. An ok result that
+    ran past the decision (it ended before the stop reached it) is pruned there too; other
+    results (failed, diverged, interrupted) are kept as they are.
+    """
+    if result.status not in (Status.OK, Status.PRUNED) or not result.curve:
+        return result
+    lines = result.curve.splitlines(keepends=True)
+    rows = list(csv.DictReader(io.StringIO(result.curve)))
+    kept = [{k: float(v) for k, v in row.items()} for row in rows if float(row["epoch"]) <= epoch]
+    if not kept or (len(kept) == len(rows) and result.status is Status.PRUNED):
+        return result
+    metrics = {**result.metrics, **curve_metrics(kept, monitor), "train_time_s": kept[-1]["time_s"]}
+    metrics.pop("infer_ms", None)  # measured on a model a pruned row does not keep
+    return dataclasses.replace(result, status=Status.PRUNED, metrics=metrics, error=reason, model=None,
+                               curve="".join(lines[:1 + len(kept)]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots, cpu_slots, gpu_slots
+from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots, cpu_slots, gpu_slots, usable_cpus
 from hpt.errors import InputError
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
@@ -123,7 +124,7 @@ def test_the_pool_grows_when_told(write_spec: Any, tmp_path: Path, monkeypatch: 
 
     import hpt.runner as runner
 
-    monkeypatch.setattr(runner, "AutoPacker", lambda gpus, say: grow)
+    monkeypatch.setattr(runner, "AutoPacker", lambda gpus, say, **kw: grow)
     summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res"), trials_per_gpu="auto"), Reporter(quiet=True),
                        slots=slots)
     assert summary.counts["ok"] == 8
@@ -131,10 +132,48 @@ def test_the_pool_grows_when_told(write_spec: Any, tmp_path: Path, monkeypatch: 
     assert set(rows["device"]) == {"gpu0", "gpu0.1"}
 
 
-def test_the_cpu_default_is_one_single_threaded_worker_per_core() -> None:
+def test_the_cpu_default_is_one_single_threaded_worker_per_usable_cpu() -> None:
     slots = choose_slots("auto", None, gpus=[])
-    assert len(slots) == (os.cpu_count() or 1) and {s.threads for s in slots} == {1}
-    assert [s.threads for s in choose_slots("cpu", 1, gpus=[])] == [os.cpu_count() or 1]  # --workers 1: all cores
+    assert len(slots) == usable_cpus() and {s.threads for s in slots} == {1}
+    assert [s.threads for s in choose_slots("cpu", 1, gpus=[])] == [1]  # --workers 1: still one thread
+    assert [s.threads for s in choose_slots("cpu", 3, gpus=[], threads=2)] == [2, 2, 2]  # --workers 3 --threads 2
+    assert len(cpu_slots(threads=2, cpus=8)) == 4 and len(cpu_slots(threads=16, cpus=8)) == 1  # at least one
+    assert {s.threads for s in choose_slots("auto", None, gpus=["0"])} == {2}  # beside a GPU, as before
+    assert {s.threads for s in choose_slots("auto", None, gpus=["0"], threads=3)} == {3}
+
+
+@pytest.mark.parametrize("affinity, files, cpus", [
+    (set(range(64)), {}, 64),  # no cgroup files at all
+    (set(range(64)), {"/sys/fs/cgroup/cpu.max": "max 100000\n"}, 64),  # v2 without a quota
+    (set(range(64)), {"/sys/fs/cgroup/cpu.max": "400000 100000\n"}, 4),  # docker --cpus 4 on a 64-core host
+    (set(range(64)), {"/sys/fs/cgroup/cpu.max": "150000 100000\n"}, 2),  # --cpus 1.5: rounded up
+    (set(range(64)), {"/proc/self/cgroup": "0::/kubepods/pod1/c1\n",
+                      "/sys/fs/cgroup/kubepods/pod1/c1/cpu.max": "200000 100000",
+                      "/sys/fs/cgroup/cpu.max": "max 100000"}, 2),  # the process's own group first
+    ({0}, {"/sys/fs/cgroup/cpu.max": "400000 100000"}, 1),  # taskset -c 0 inside the container
+    ({0, 1, 2, 3, 4, 5}, {"/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "300000\n",
+                          "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+    ({0, 1, 2, 3, 4, 5}, {"/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1",
+                          "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000"}, 6),  # v1, no quota
+    (set(), {}, 1),
+])
+def test_usable_cpus_follow_affinity_and_the_container_quota(affinity: set[int], files: dict[str, str],
+                                                             cpus: int) -> None:
+    assert usable_cpus(affinity, lambda path: files.get(path)) == cpus
+
+
+@pytest.mark.skipif(not shutil.which("taskset"), reason="needs taskset (util-linux)")
+def test_a_run_pinned_to_one_cpu_starts_one_worker(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001]}, training={"epochs": 1}))
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "hpt", "run", str(spec), "--sink",
+                          str(tmp_path / "res")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].endswith("on the CPU (1 worker x 1 thread; no CUDA GPU in use)")
+    threaded = write_spec(tiny_spec(parameters={"lr": [0.001]}, training={"epochs": 1}, resources={"threads": 2}))
+    for args, layout in (([], "2 threads"), (["--threads", "3"], "3 threads")):  # the option wins over the spec
+        out = cli("run", str(threaded), "--sink", str(tmp_path / "res"), "--workers", "1", *args)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0].endswith(f"on the CPU (1 worker x {layout}; no CUDA GPU in use)")
 
 
 def test_workers_report_every_epoch_and_stop_when_told(write_spec: Any) -> None:

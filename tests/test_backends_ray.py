@@ -178,11 +178,16 @@ def test_a_port_that_never_answers_as_ray_is_bad_input_in_bounded_time(tmp_path:
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         code = ("import sys\nfrom hpt.backends.ray import connect\nfrom hpt.errors import InputError\n"
                 f"try:\n    connect({address!r}, timeout=3)\nexcept InputError as e:\n    print(e)\n    sys.exit(2)\n")
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
         t0 = time.monotonic()
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env=env)
         elapsed = time.monotonic() - t0
     assert done.returncode == 2, done.stderr
     assert done.stdout.startswith(f"--ray-address {address}: no Ray cluster answered within 3s"), done.stdout
+    # what a loopback-only head needs of its drivers (tests/ray_node.py starts such heads)
+    assert done.stdout.rstrip().endswith("a head started on a loopback address answers only drivers that set "
+                                         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 too"), done.stdout
     assert elapsed < 20  # the connecting thread does not hold the process at exit
 
 
@@ -287,3 +292,52 @@ def test_sigterm_on_the_driver_exits_143_keeps_finished_rows_and_cancels_the_run
     rows = _rows(sink).set_index("param_width")
     assert sorted(rows["status"]) == ["interrupted", "ok", "ok", "ok"] and rows.loc[5, "status"] == "interrupted"
     _wait_for(lambda: not _alive(held), 30, "the cancelled task's worker process did not end")
+
+
+def _hub_pids(cluster: RayCluster) -> set[int]:
+    """The process ids of the hub actors (progress and stops) on the cluster's nodes: a process titled
+    "ray::_Hub" that descends from one of its `ray start` processes."""
+    nodes = {p.pid for p in cluster.procs}
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or not (entry / "cmdline").read_bytes().startswith(b"ray::_Hub"):
+                continue
+            pid = int(entry.name)
+            while pid > 1 and pid not in nodes:
+                pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # the parent
+        except (OSError, ValueError):
+            continue
+        if pid in nodes:
+            found.add(int(entry.name))
+    return found
+
+
+@needs_ray
+def test_a_dead_hub_actor_ends_the_run_with_one_plain_error_line(ray_cluster: RayCluster,  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    spec = _probe_spec(tmp_path, {5: 300.0}, [4, 5])
+    sink = tmp_path / "res"
+    before = _hub_pids(ray_cluster)
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--executor", "ray", "--ray-address",
+                             ray_cluster.address, "--sink", str(sink)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # not a terminal
+    try:
+        _wait_for(lambda: trial_row_files(sink) == 1, 120, "the first trial did not finish")
+        _wait_for(lambda: _pids(tmp_path).get(5), 60, "the trial of width 5 did not start")
+        hub = _wait_for(lambda: _hub_pids(ray_cluster) - before, 30, "no hub actor found")
+        os.kill(hub.pop(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("hpt: error:")]
+    assert errors == [line for line in err.splitlines() if line.strip()], err  # nothing else on stderr
+    assert len(errors) == 1 and errors[0].startswith(
+        "hpt: error: the Ray actor that relays this run's progress and stops died (ActorDiedError: "), err
+    assert errors[0].endswith("finished trials are kept: run the same command again to train the rest")
+    assert "\x1b[" not in out + err and "Traceback" not in err
+    rows = _rows(sink).set_index("param_width")
+    assert rows.loc[4, "status"] == "ok" and rows.loc[5, "status"] == "interrupted"

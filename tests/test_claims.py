@@ -264,3 +264,26 @@ def test_a_claim_of_a_dead_process_is_taken_at_once_only_in_the_same_pid_namespa
         sink.write("claims/t.json", json.dumps(claim).encode())
         holder = me.take("t")
         assert (holder is None) is taken and (taken or str(holder) == f"run killed on host {HOST}")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5"])
+def test_a_bad_claim_lease_stops_the_run_naming_the_variable_before_anything_is_written(
+        value: str, tmp_path: Path, cli: Any) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec()))
+    out = cli("run", str(spec), "--sink", str(tmp_path / "res"), env={"HPT_CLAIM_LEASE": value})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"hpt: error: $HPT_CLAIM_LEASE: expected a number of seconds > 0, got '{value}'"
+    assert not (tmp_path / "res").exists()
+
+
+def test_every_number_hpt_reads_from_the_environment_is_checked_up_front() -> None:
+    """Every env_float("HPT_...") call in hpt names a variable of ENV_NUMBERS, the list check_env checks first."""
+    import re
+
+    from hpt.sinks import ENV_NUMBERS
+
+    read = set()
+    for path in (ROOT / "hpt").rglob("*.py"):
+        read |= set(re.findall(r'env_float\("(HPT_\w+)"', path.read_text()))
+    assert read and read <= set(ENV_NUMBERS)

@@ -60,16 +60,20 @@ def run(spec: Any, folder: Path, script: Callable[[Trial], Script], slots: int =
     return summary, backend
 
 
-def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(write_spec: Any, cli: Any) -> None:
+def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(
+        write_spec: Any, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    old = "old"
+    (tmp_path / old).mkdir()  # an existing folder (a missing one is refused: tests/test_run.py)
     for strategy in ("grid", "random", "auto", "tpe"):
         extra = {"max_trials": 2} if strategy in ("random", "tpe") else {}
         spec = load_spec(write_spec(tiny_spec(search={"strategy": strategy, **extra, "early_stopping": "asha",
-                                                      "budget": "1h30m", "warm_start": ["old"]})))
+                                                      "budget": "1h30m", "warm_start": [old]})))
         assert spec.search.early_stopping == EarlyStopping("asha", 2, 3)
         assert spec.search.budget is not None and spec.search.budget.seconds == 5400
-        assert spec.search.warm_start == ("old",)
+        assert spec.search.warm_start == (old,)
     bad = {"strategy": "tpe", "early_stopping": {"kind": "asha", "reduction_factor": 1, "min_epoch": 2},
-           "budget": "2 weeks", "warm_start": ["a", "a", 3], "startup_trials": 0}
+           "budget": "2 weeks", "warm_start": [old, old, 3], "startup_trials": 0}
     with pytest.raises(SpecError) as e:
         load_spec(write_spec(tiny_spec(search=bad)))
     assert [f"{p.path}: {p.message}" for p in e.value.problems] == [
@@ -78,7 +82,7 @@ def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(w
         "search.early_stopping.min_epoch: unknown key; valid: kind, min_epochs, reduction_factor",
         "search.early_stopping.reduction_factor: expected an integer >= 2, got 1",
         'search.budget: expected a duration such as "2h", "90m" or "1h30m", or a number of trials >= 1, got "2 weeks"',
-        'search.warm_start[1]: "a" is listed twice',
+        'search.warm_start[1]: "old" is listed twice',
         "search.warm_start[2]: expected a folder, gs:// or s3:// URI, got 3",
     ]
     with pytest.raises(SpecError, match=r"search.early_stopping.kind: expected one of asha, hyperband, median, "
@@ -141,7 +145,7 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
         assert m, r.error
         epoch, rung = int(m.group(1)), int(m.group(2))
         assert epoch == 3 ** rung  # min_epochs 1, reduction factor 3: rungs at epochs 1, 3, 9
-        assert r.epochs == epoch + 1  # obeyed at the end of the next epoch
+        assert r.epochs == epoch  # the row is as of the decision, however late the stop reached the trial
         curve = pd.read_csv(tmp_path / "res" / "curves" / f"{r.trial_id}.csv")
         assert len(curve) == r.epochs and r.val_mse == curve["val_mse"].min()  # best so far
         assert re.search(rf"\] pruned +\S+ +lr={r.param_lr:.4g} hidden_size=8  pruned at epoch {epoch} "

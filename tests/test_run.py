@@ -75,6 +75,27 @@ def test_dry_run_and_plan_list_trials_without_training(write_spec: Any, cli: Any
     assert "... and 9 more" in planned.stdout
 
 
+def test_a_missing_warm_start_folder_is_bad_input_for_validate_plan_and_run(write_spec: Any, cli: Any,
+                                                                            tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(search={"strategy": "tpe", "max_trials": 4, "seed": 0,
+                                        "warm_start": [str(tmp_path / "old-results")]},
+                                parameters={"lr": {"loguniform": [0.001, 0.1]}, "hidden_size": [8]}))
+    for args in (["validate"], ["plan"], ["run", "--sink", str(tmp_path / "res")]):
+        out = cli(*args, str(spec))
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr == f"hpt: error: {spec}: search.warm_start[0]: {tmp_path / 'old-results'}: " \
+                             "no such results folder\n"
+    assert not (tmp_path / "res").exists()
+
+
+def test_a_run_whose_start_fails_leaves_no_results_folder(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    """The location is checked first, but its folder is made only once every start-up check has passed."""
+    out = cli("run", str(write_spec()), "--sink", str(tmp_path / "new" / "res"), "--device", "cuda",
+              env={"CUDA_VISIBLE_DEVICES": ""})
+    assert out.returncode == 2 and out.stderr == "hpt: error: --device cuda: no CUDA GPU is visible to this process\n"
+    assert not (tmp_path / "new").exists()
+
+
 def _slow_spec(write_spec: Any) -> Path:
     """Six trials of a few seconds each: long enough to be caught in flight."""
     return write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003]}, training={"epochs": 600, "patience": 0}))

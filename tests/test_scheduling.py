@@ -117,23 +117,39 @@ class _PruneAtTwo(PlanScheduler):
         return None
 
 
-def test_a_trial_the_scheduler_stops_is_a_pruned_row_with_its_curve_and_no_model(write_spec: Any,
-                                                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_lag", [0, 2])
+def test_a_trial_the_scheduler_stops_is_a_pruned_row_as_of_the_decision_with_its_curve_and_no_model(
+        write_spec: Any, tmp_path: Path, stop_lag: int) -> None:
+    """However many epochs the stop takes to reach the trial (timing, on real workers), its row and curve end at
+    the epoch the decision was made on: a seeded run gives the same rows again."""
     spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01]})))
     scheduler = _PruneAtTwo(expand(spec))
-    backend = FakeBackend(lambda t: Script(curve=[1.0, 0.8, 0.6, 0.5, 0.4]), slots=2)
+    backend = FakeBackend(lambda t: Script(curve=[1.0, 0.8, 0.6, 0.5, 0.4]), slots=2, stop_lag=stop_lag)
     summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), _quiet(), backend=backend, scheduler=scheduler)
     assert summary.counts == {"ok": 2, "pruned": 2}
     rows = _rows(tmp_path / "res").set_index("param_lr")
     pruned = rows.loc[[0.001]]
     assert (pruned["status"] == "pruned").all() and (pruned["error"] == "pruned at epoch 2 (test)").all()
-    assert (pruned["epochs"] == 3).all()  # the stop is obeyed at the end of the next epoch
-    assert pruned["model_uri"].isna().all() and (pruned["val_mse"] == 0.6).all()  # best so far
+    assert (pruned["epochs"] == 2).all() and (pruned["best_epoch"] == 2).all()
+    assert pruned["model_uri"].isna().all() and (pruned["val_mse"] == 0.8).all()  # best as of epoch 2
+    assert (pruned["train_time_s"] == 2.0).all()  # the time it took to reach epoch 2
     for tid in pruned["trial_id"]:
         assert not (tmp_path / "res" / "models" / f"{tid}.pt").exists()
-        assert len(pd.read_csv(tmp_path / "res" / "curves" / f"{tid}.csv")) == 3
+        assert pd.read_csv(tmp_path / "res" / "curves" / f"{tid}.csv")["epoch"].tolist() == [1, 2]
     assert (rows.loc[[0.01], "epochs"] == 5).all()
-    assert len(scheduler.heard) == 2 * 3 + 2 * 5  # every epoch of every trial reached the scheduler
+    assert len(scheduler.heard) == 2 * 2 + 2 * 5  # every epoch up to the decision reached the scheduler, none after
+
+
+def test_a_trial_that_ends_ok_before_its_stop_arrives_is_pruned_as_of_the_decision(write_spec: Any,
+                                                                                   tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001]})))
+    backend = FakeBackend(lambda t: Script(curve=[1.0, 0.8, 0.6]), stop_lag=5)  # it ends at epoch 3 first
+    summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res")), _quiet(), backend=backend,
+                       scheduler=_PruneAtTwo(expand(spec)))
+    assert summary.counts == {"pruned": 2}
+    rows = _rows(tmp_path / "res")
+    assert (rows["status"] == "pruned").all() and (rows["epochs"] == 2).all() and rows["model_uri"].isna().all()
+    assert not list(tmp_path.glob("res/models/*.pt"))
 
 
 def test_auto_rounds_wait_for_each_other_and_move_the_range(write_spec: Any, tmp_path: Path) -> None:

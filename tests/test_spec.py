@@ -90,6 +90,7 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("unknown metric", _with(metrics=["mse", "r2"]), "metrics[1]", 'unknown metric "r2"'),
     ("bad objective", _with(objective="accuracy"), "objective", "lower is better"),
     ("top level list", [1, 2], "", "expected a JSON object"),
+    ("zero threads", _with(resources={"threads": 0}), "resources.threads", "expected an integer >= 1"),
     ("name climbs out of the results folder", _with(name="../../etc"), "name", 'holds the separator "/"'),
     ("name with a backslash", _with(name="a\\b"), "name", 'holds the separator "\\\\"'),
     ("name is a dot", _with(name="."), "name", '"." is not a folder name'),
@@ -127,6 +128,28 @@ def test_all_problems_reported_together(write_spec: Any) -> None:
 def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:
     with pytest.raises(SpecError, match=r"invalid JSON at line 3, column 13"):
         load_spec(write_spec('{\n  "name": "x",\n  "epochs": ,\n}'))
+
+
+def test_a_key_given_twice_is_refused_at_each_json_path(write_spec: Any, cli: Any) -> None:
+    text = json.dumps(tiny_spec(), indent=1)
+    # two "parameters" blocks at the top, and "epochs" twice inside "training": json.loads would keep only the last
+    text = text.replace('"parameters": {', '"parameters": {"lr": [0.1]},\n "parameters": {', 1)
+    text = text.replace('"epochs": 3', '"epochs": 3, "epochs": 5', 1)
+    out = cli("validate", str(write_spec(text)))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    errors = out.stderr.splitlines()
+    assert len(errors) == 2
+    assert errors[0].endswith("parameters: given 2 times in the same object (JSON would keep only the last one and "
+                              "drop the others): merge them into one")
+    assert ": training.epochs: given 2 times" in errors[1]
+
+
+def test_a_spec_file_with_a_utf8_byte_order_mark_is_read(tmp_path: Path, cli: Any) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(tiny_spec()).encode())  # as Windows Notepad saves it
+    out = cli("validate", str(path))
+    assert out.returncode == 0, out.stderr
+    assert f"{path}: ok (mlp, 2 periods)" in out.stdout
 
 
 def test_validate_cli_exit_code_and_no_traceback(write_spec: Any, cli: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -242,3 +243,27 @@ def test_warm_start_uses_the_rows_that_fit_and_says_why_it_ignores_the_rest(writ
     with pytest.raises(InputError, match=r"search.warm_start\[0\]: .*nowhere: no such results folder"):
         make_scheduler(tpe_spec(write_spec, warm_start=[str(tmp_path / "nowhere")]))
     json.dumps(said)
+
+
+def test_two_seeded_one_worker_runs_of_tpe_with_asha_give_the_same_rows(write_spec: Any, cli: Any,
+                                                                        tmp_path: Path) -> None:
+    """Real workers, where a stop reaches the trial one or two epochs after the decision depending on
+    timing: the pruned rows (epochs, values) and curves are those of the decision, so they repeat."""
+    spec = write_spec(tiny_spec(
+        date_ranges=[["2013-01-01", "2013-01-15"]], parameters={"lr": {"loguniform": [1e-4, 0.1]}, "hidden_size": [8]},
+        search={"strategy": "tpe", "max_trials": 8, "seed": 0, "startup_trials": 3,
+                "early_stopping": {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}},
+        training={"epochs": 12, "patience": 0}))
+    runs = []
+    for name in ("a", "b"):
+        out = cli("run", str(spec), "--sink", str(tmp_path / name), "--workers", "1", "-q")
+        assert out.returncode == 0, out.stderr
+        rows = rows_of(tmp_path / name)
+        curves = [(tmp_path / name / "curves" / f"{tid}.csv").read_text() for tid in rows["trial_id"]]
+        runs.append((rows, [pd.read_csv(io.StringIO(c)).drop(columns="time_s") for c in curves]))
+    (a, curves_a), (b, curves_b) = runs
+    assert (a["status"] == "pruned").sum() >= 2, a[["status", "epochs", "error"]]
+    same = ["trial_id", "status", "epochs", "best_epoch", "val_mse", "val_mae", "error"]
+    pd.testing.assert_frame_equal(a[same], b[same])
+    for ca, cb in zip(curves_a, curves_b, strict=True):
+        pd.testing.assert_frame_equal(ca, cb)

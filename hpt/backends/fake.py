@@ -6,10 +6,12 @@ tested in milliseconds, deterministically, without torch or worker processes.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
+from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, curve_metrics, utcnow
 
 __all__ = ["FakeBackend", "Script"]
 
@@ -32,6 +34,7 @@ class _Running:
     started_at: str
     epoch: int = 0
     stop: str | None = None
+    stop_in: int = 0  # epochs until the stop is obeyed
     curve: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -39,9 +42,12 @@ class FakeBackend:
     """`slots` trials at a time; `script(trial)` says how each one goes. Every poll advances each
     running trial by one epoch. `log` records what happened, for assertions."""
 
-    def __init__(self, script: Callable[[Trial], Script], slots: int = 1) -> None:
+    def __init__(self, script: Callable[[Trial], Script], slots: int = 1, stop_lag: int = 0) -> None:
+        """`stop_lag`: epochs a stop takes to reach a trial after the one it was asked during (a worker's
+        depend on timing)."""
         self.script = script
         self.slots = slots
+        self.stop_lag = stop_lag
         self._running: dict[str, _Running] = {}
         self._events: list[Event] = []
         self.log: list[tuple[str, str]] = []  # ("submit" | "stop" | "close", trial_id)
@@ -72,6 +78,7 @@ class FakeBackend:
     def stop(self, trial_id: str, reason: str) -> None:
         if trial_id in self._running:
             self._running[trial_id].stop = reason
+            self._running[trial_id].stop_in = self.stop_lag
             self.log.append(("stop", trial_id))
 
     def poll(self, timeout: float) -> list[Event]:
@@ -93,22 +100,27 @@ class FakeBackend:
                    "time_s": r.epoch * s.seconds_per_epoch}
         r.curve.append(metrics)
         events.append(Progress(r.trial, r.epoch, metrics))
-        if r.stop is not None:  # asked during this epoch: obeyed at its end, as a worker does
-            return self._result(r, Status.PRUNED, r.stop)
+        if r.stop is not None:  # asked during this epoch: obeyed at its end (or stop_lag epochs later)
+            if r.stop_in <= 0:
+                return self._result(r, Status.PRUNED, r.stop)
+            r.stop_in -= 1
         if r.epoch < len(s.curve):
             return None
         return self._result(r, s.status, s.error)
 
     def _result(self, r: _Running, status: Status, error: str) -> TrialResult:
         metrics: dict[str, float] = {}
+        curve = None
         if r.curve:
-            best = min(r.curve, key=lambda m: m["val_mse"])
-            metrics = {"val_mse": best["val_mse"], "val_mae": best["val_mae"], "val_rmse": best["val_mse"] ** 0.5,
-                       "train_loss": best["train_loss"], "best_epoch": best["epoch"], "epochs": len(r.curve),
-                       "train_time_s": len(r.curve) * r.script.seconds_per_epoch, "n_params": 1}
-        curve = "\n".join(["epoch,val_mse"] + [f"{int(m['epoch'])},{m['val_mse']}" for m in r.curve]) + "\n"
+            metrics = {**curve_metrics(r.curve, "val_mse"), "train_time_s": len(r.curve) * r.script.seconds_per_epoch,
+                       "n_params": 1}
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(r.curve[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({**m, "epoch": int(m["epoch"])} for m in r.curve)
+            curve = buf.getvalue()
         return TrialResult(r.trial, status, metrics=metrics, error=error, started_at=r.started_at, finished_at=utcnow(),
-                           device=r.slot, curve=curve if r.curve else None)
+                           device=r.slot, curve=curve)
 
     def close(self) -> list[TrialResult]:
         self.closed = True

@@ -36,6 +36,7 @@ Ray is an optional extra (``pip install 'hpt[ray]'``) and is imported only here.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -51,7 +52,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpt.errors import InputError
+from hpt.errors import HptError, InputError
 from hpt.progress import plural
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
@@ -87,6 +88,17 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _loopback(address: str) -> bool:
+    """Whether HOST of ``HOST:PORT`` or ``ray://HOST:PORT`` is this machine's loopback address."""
+    if address == "auto":
+        return False
+    host = _host_port(address)[0]
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _probe(address: str) -> None:
     """A TCP connection to the address: a wrong host or port fails here in seconds, not in Ray's minutes."""
     host, port = _host_port(address)
@@ -117,6 +129,7 @@ def connect(address: str | None, timeout: float | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    _plain_output()
     if not address or address == "local":
         return _start_local(ray)
     if address != "auto":
@@ -153,7 +166,10 @@ def connect(address: str | None, timeout: float | None = None) -> bool:
                              "RAY_AUTH_MODE=token and give this machine the cluster's token (~/.ray/auth_token, "
                              "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)")
         last = f" (Ray: {ray_said[-1][:200]})" if ray_said else ""
-        raise InputError(f"--ray-address {address}: no Ray cluster answered within {limit:g}s{last}")
+        hint = "; a head started on a loopback address answers only drivers that set " \
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 too" if _loopback(address) and \
+            os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0" else ""
+        raise InputError(f"--ray-address {address}: no Ray cluster answered within {limit:g}s{last}{hint}")
     if box:
         raise InputError(f"--ray-address {address}: {_one_line(box[0])}") from None
     for line in said:  # what Ray said besides its retries (warnings of a successful connection)
@@ -203,8 +219,17 @@ def _start_local(ray: Any) -> bool:
     return True
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # a terminal's colour codes, which Ray puts in some messages
+
+
+def _plain_output() -> None:
+    """Ray prints what its nodes report to this driver (a worker that died, ...) in colour; not into a log file."""
+    if not sys.stdout.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray reads it at each print
+
+
 def _one_line(e: BaseException, limit: int = 400) -> str:
-    """An exception as one line: Ray's messages run over many lines, with tracebacks."""
+    """An exception as one line: Ray's messages run over many lines, with tracebacks and colour codes."""
     text = str(e)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     cause = getattr(e, "cause", None)
@@ -213,7 +238,7 @@ def _one_line(e: BaseException, limit: int = 400) -> str:
     elif lines and lines[0].startswith("ray::"):  # "ray::_train() (pid=..., ip=...)" heads a task's error
         lines = lines[1:] or lines
     first = " ".join(lines[:2]) if lines else ""
-    first = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    first = _ANSI.sub("", f"{type(e).__name__}: {first}" if first else type(e).__name__)
     return first if len(first) <= limit else first[:limit - 3] + "..."
 
 
@@ -336,8 +361,9 @@ class RayBackend:
 
     def __init__(self, frame: pd.DataFrame, objective: str = "val_mse", device: str = "auto",
                  max_trials: int | None = None, per_gpu: int | str = 1, address: str = "",
-                 say: Callable[[str], None] | None = None, shutdown: bool = False) -> None:
+                 say: Callable[[str], None] | None = None, shutdown: bool = False, threads: int | None = None) -> None:
         """`max_trials` caps the trials in flight (default: as many as the cluster holds);
+        `threads`: torch threads of each trial (default 1; on the CPU a trial asks Ray for as many CPUs);
         `shutdown`: disconnect from Ray (and stop a local instance) on :meth:`close`."""
         if device not in ("auto", "cpu", "cuda"):
             raise InputError(f'--device must be auto, cpu or cuda, got "{device}"')
@@ -362,7 +388,7 @@ class RayBackend:
             from hpt.backends.local import AutoPacker
 
             self._packer = AutoPacker([str(i) for i in range(int(self._gpus))], self.say, cpus=int(self._cpus))
-        self._threads = 1
+        self._threads = threads or 1
         self._paths = _user_paths()
         self._frame = [ray.put(frame)]  # in a list: tasks get the reference and keep what it holds
         self._hub = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(_Hub).options(**_near_driver()).remote()
@@ -433,7 +459,12 @@ class RayBackend:
         events, self._events = self._events, []
         # Drained after the ready tasks were found: each reported its last epoch before it returned.
         ended, self._ended = self._ended, []
-        for message in ray.get(self._hub.take.remote(ended)):
+        try:
+            messages = ray.get(self._hub.take.remote(ended))
+        except ray.exceptions.RayActorError as e:  # its process was killed (out of memory?) or its node died
+            raise HptError(f"the Ray actor that relays this run's progress and stops died ({_one_line(e, 200)}); "
+                           "finished trials are kept: run the same command again to train the rest") from None
+        for message in messages:
             r = self._running.get(message[1])
             if r is None:
                 continue

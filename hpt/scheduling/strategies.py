@@ -10,6 +10,7 @@ This module imports nothing of the spec at load time, so the spec parser can use
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -191,6 +192,8 @@ def _warm_start(value: Any, report: Report) -> tuple[str, ...]:
             report(f"search.warm_start[{i}]", f"expected a folder, gs:// or s3:// URI, got {show(v)}")
         elif v.strip() in out:
             report(f"search.warm_start[{i}]", f"{show(v)} is listed twice")
+        elif "://" not in v and not os.path.isdir(v.strip()):
+            report(f"search.warm_start[{i}]", f"{v.strip()}: no such results folder")
         else:
             out.append(v.strip())
     return tuple(out)

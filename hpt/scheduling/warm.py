@@ -110,8 +110,6 @@ def load_warm_start(spec: Spec, say: Callable[[str], None], own: str | None = No
         if own is not None and _same_location(uri, own):
             raise InputError(f"{spec.source}: {where}: {uri} is this run's own results location "
                              "(its rows are used anyway)")
-        if "://" not in uri and not os.path.isdir(uri):
-            raise InputError(f"{spec.source}: {where}: {uri}: no such results folder")
         store = ResultStore(open_sink(uri))
         rows = store.rows()
         used, ignored = 0, Counter[str]()

@@ -29,8 +29,8 @@ from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError, redact
 
-__all__ = ["BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_uri", "describe", "env_float",
-           "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri"]
+__all__ = ["ENV_NUMBERS", "BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_env",
+           "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri"]
 
 log = logging.getLogger("hpt")
 T = TypeVar("T")
@@ -139,13 +139,37 @@ def read_uri(uri: str) -> bytes:
     return data
 
 
+# Every number hpt reads from the environment (what it means, for the error message); env_float reads only these.
+ENV_NUMBERS = {
+    "HPT_CLAIM_LEASE": "seconds",
+    "HPT_CLAIM_RENEW": "seconds",
+    "HPT_FLUSH_TIMEOUT": "seconds",
+    "HPT_SINK_RETRIES": "attempts",  # a whole number
+    "HPT_SINK_TIMEOUT": "seconds",
+}
+
+
 def env_float(name: str, default: float) -> float:
-    """A positive number from the environment, else `default`."""
-    try:
-        value = float(os.environ.get(name, ""))
-    except ValueError:
+    """The positive number in the environment variable `name` (one of ENV_NUMBERS), else `default` when
+    it is unset or empty; anything else is bad input (InputError naming the variable)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
         return default
-    return value if value > 0 else default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    unit = ENV_NUMBERS[name]
+    if not 0 < value < float("inf") or (unit == "attempts" and not value.is_integer()):
+        kind = "a whole number" if unit == "attempts" else "a number"
+        raise InputError(f"${name}: expected {kind} of {unit} > 0, got {text!r}")
+    return value
+
+
+def check_env() -> None:
+    """Bad input in any of ENV_NUMBERS, before a command does anything (one InputError, the first one)."""
+    for name in ENV_NUMBERS:
+        env_float(name, 1.0)
 
 
 def retrying(call: Callable[[], T], transient: Callable[[BaseException], bool], what: str,

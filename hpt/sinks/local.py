@@ -30,8 +30,11 @@ class LocalSink:
         if blocker is not None and not blocker.is_dir():
             what = "it is" if blocker == self.root else f"{blocker} is"
             raise InputError(f"cannot write results to {self.root}: {what} a file, not a folder")
+        if blocker != self.root:  # made at the first write, so that a run whose start fails leaves no folder behind
+            if blocker is not None and not os.access(blocker, os.W_OK | os.X_OK):
+                raise InputError(f"cannot write results to {self.root}: {blocker} is not writable")
+            return
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".hpt-check-"):
                 pass
         except OSError as e:
