@@ -183,7 +183,7 @@ def _run_options(f: Any) -> Any:
         click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
                      help="On Ctrl-C/SIGTERM, how long running trials may take to finish before they are stopped."),
         click.option("--executor", type=click.Choice(["local", "ray"]),
-                     help="Where trials run: local worker processes, or a Ray cluster (needs pip install 'hpt[ray]') "
+                     help="Where trials run: local worker processes, or a Ray cluster (needs Ray: hpt's ray extra) "
                           "[default: local; spec: resources.executor]."),
         click.option("--ray-address", metavar="HOST:PORT",
                      help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
@@ -502,7 +502,7 @@ def archs(names: tuple[str, ...]) -> None:
               show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
 @click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
               help="Configs after the best to list in \"Is the winner real?\" (the tests always cover every config).")
-@click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
+@click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs matplotlib: hpt's plot extra).")
 @click.option("--pareto", metavar="COLUMN",
               help="Instead, list the configs on the front of the metric and COLUMN (n_params, infer_ms, ...).")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
