@@ -407,7 +407,7 @@ class _Parser:
     def unknown_keys(self, obj: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
         for key in obj:
             if key not in valid:
-                self.add(_join(where, key), f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+                self.add(_join(where, key), f"unknown key{_hint(key, valid, where)}; valid: {', '.join(valid)}")
 
     def string(self, obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
         path = _join(where, key)
@@ -610,7 +610,7 @@ class _Parser:
                                     "(a one-value list fixes it)")
                 else:
                     valid = (*TRAINING, REPEATS)
-                    self.add(where, f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+                    self.add(where, f"unknown key{_hint(key, valid, 'training')}; valid: {', '.join(valid)}")
                 continue
             msg = hp.problem(v)
             if msg:
@@ -651,7 +651,7 @@ class _Parser:
                 if arch is None:
                     continue  # the architecture's own error is reported; its names are unknown
                 owner = f"{arch.name} or training"
-                self.add(where, f"unknown parameter for {owner}{did_you_mean(name, valid)}; "
+                self.add(where, f"unknown parameter for {owner}{_hint(name, valid, 'parameters')}; "
                                 f"valid: {', '.join(valid)}")
                 continue
             parsed = self.axis(axis, hp, where, search.strategy)
@@ -800,6 +800,19 @@ def _name_problem(name: str) -> str | None:
     elif ctl := next((c for c in name if unicodedata.category(c) == "Cc"), None):
         why = f"it holds the control character U+{ord(ctl):04X}"
     return f"{show(name)} cannot name the results folder: {why}" if why else None
+
+
+def _sections() -> dict[str, tuple[str, ...]]:
+    """The keys of each section of a spec ("" is the top level), to point a misplaced key to its section."""
+    search = ("strategy", *dict.fromkeys(k for s in STRATEGIES.values() for k in s.keys), *SHARED_KEYS)
+    return {"": _TOP, "data": _DATA, "training": (*TRAINING, REPEATS), "parameters": tuple(TRAINING),
+            "search": search, "resources": _RESOURCES, "date_ranges.auto": _AUTO_PERIODS}
+
+
+def _hint(key: str, valid: tuple[str, ...] | Mapping[str, Any], where: str) -> str:
+    """' (did you mean "data.season"?)' for a key of another section (training.season), else the closest valid key."""
+    places = [f'"{_join(section, key)}"' for section, keys in _sections().items() if section != where and key in keys]
+    return f" (did you mean {' or '.join(places)}?)" if places else did_you_mean(key, valid)
 
 
 def _join(where: str, key: str) -> str:

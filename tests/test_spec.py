@@ -124,6 +124,23 @@ def test_all_problems_reported_together(write_spec: Any) -> None:
     assert len(info.value.lines()) == 3
 
 
+def test_a_key_in_the_wrong_section_is_pointed_to_its_section(write_spec: Any, cli: Any) -> None:
+    doc = tiny_spec(training={"season": 24, "strategy": "grid", "epoch": 3}, search={"max_trials": 4, "epochs": 3},
+                    data={"lookback": 24})
+    doc["season"] = 24
+    spec_file = write_spec(doc)
+    out = cli("validate", str(spec_file))
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    said = dict(line.split(": ", 4)[3:] for line in out.stderr.splitlines())  # hpt: error: FILE: PATH: MESSAGE
+    assert said["training.season"].startswith('unknown key (did you mean "data.season"?); valid: epochs, ')
+    assert said["season"].startswith('unknown key (did you mean "data.season"?); valid: name, ')
+    assert said["training.strategy"].startswith('unknown key (did you mean "search.strategy"?)')
+    assert said["search.epochs"].startswith('unknown key (did you mean "training.epochs" or "parameters.epochs"?)')
+    assert said["data.lookback"].startswith('unknown key (did you mean "training.lookback" or "parameters.lookback"?)')
+    assert said["training.epoch"].startswith('unknown key (did you mean "epochs"?)')  # a typo: the closest key here
+    assert len(said) == 6, out.stderr
+
+
 def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:
     with pytest.raises(SpecError, match=r"invalid JSON at line 3, column 13"):
         load_spec(write_spec('{\n  "name": "x",\n  "epochs": ,\n}'))
