@@ -89,6 +89,7 @@ _RESOURCES = ("gpus", "trials_per_gpu", "executor")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
+MIN_TRAIN_WINDOWS = 100  # fewer in a period: validate and run warn
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
@@ -268,7 +269,9 @@ def _data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: 
                 problems.append(Problem(where, msg))
                 break
         else:
-            _say_gaps(count_windows(frame, period, *extremes[0]), step, extremes[0])
+            count = count_windows(frame, period, *extremes[0])
+            _say_gaps(count, step, extremes[0])
+            _say_few_windows(count, where, step, extremes[0])
     if len(outside) and len(outside) == len(table.duplicates):
         _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
                   f"outside the periods used (first: {outside.index[0]}, rows {_rows(outside.iloc[0])}); "
@@ -294,6 +297,16 @@ def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, 
               f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
               f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
               f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")
+
+
+def _say_few_windows(count: WindowCount, where: str, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
+    if count.train >= MIN_TRAIN_WINDOWS:
+        return
+    lookback, horizon, validation = extremes
+    _say_once(f"period {count.period} ({where}) leaves {plural(count.train, 'training window')} ({step_text(step)} "
+              f"steps; lookback {lookback}, horizon {horizon}, validation {show(validation)}): fewer than "
+              f"{MIN_TRAIN_WINDOWS}, too few to train on; use longer periods, or a shorter lookback, horizon or "
+              "validation")
 
 
 _said: set[str] = set()

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from hpt.errors import SpecError
@@ -139,6 +141,24 @@ def test_a_key_in_the_wrong_section_is_pointed_to_its_section(write_spec: Any, c
     assert said["data.lookback"].startswith('unknown key (did you mean "training.lookback" or "parameters.lookback"?)')
     assert said["training.epoch"].startswith('unknown key (did you mean "epochs"?)')  # a typo: the closest key here
     assert len(said) == 6, out.stderr
+
+
+def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_change(
+        tmp_path: Path, write_spec: Any, cli: Any) -> None:
+    days = pd.date_range("2013-01-01", "2014-12-31", freq="D")
+    pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "sales": np.sin(np.arange(len(days))) + 10}).to_csv(
+        tmp_path / "daily.csv", index=False)
+    spec_file = write_spec(tiny_spec(data={"path": "daily.csv", "time_column": "day", "target": "sales"},
+                                     date_ranges=[["2013-01-01", "2013-03-01"], ["2013-07-01", "2014-07-01"]],
+                                     training={"lookback": 48, "validation": "7D"}))
+    for command in (["validate"], ["run", "--dry-run"]):
+        out = cli(*command, str(spec_file), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        # 59 days, 7 of them validation, leave 52 rows: 4 windows of 48 + 1
+        assert out.stderr.splitlines() == [
+            'hpt: period 2013-01-01..2013-03-01 (date_ranges[0]) leaves 4 training windows (1D steps; lookback 48, '
+            'horizon 1, validation "7D"): fewer than 100, too few to train on; use longer periods, or a shorter '
+            "lookback, horizon or validation"], command  # the year-long period has enough
 
 
 def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:
