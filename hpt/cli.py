@@ -251,7 +251,8 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
     if quick:
         spec = quick_spec(spec)
     if dry_run:
-        _print_plan(spec, run_options["sink"], limit=20)
+        _print_plan(spec, run_options["sink"], limit=20,
+                    more=f"hpt plan {spec_path}{' --quick' if quick else ''} --limit N lists more")
         return
     summary = run_spec(spec, *_options_and_reporter(**run_options))
     sys.exit(summary.exit_code)
@@ -274,7 +275,7 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
     from hpt.spec import load_spec, quick_spec
 
     spec = load_spec(spec_path, today=today)
-    _print_plan(quick_spec(spec) if quick else spec, sink, limit)
+    _print_plan(quick_spec(spec) if quick else spec, sink, limit, more="--limit N lists more")
 
 
 @main.command(epilog=EPILOG)
@@ -369,7 +370,8 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
                              help="Only rows where EXPR holds (pandas syntax; parameters by name).")
 
 
-def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> None:
+def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, more: str = "") -> None:
+    """`more`: how to list the trials past `limit`, when the command has a way."""
     from hpt.progress import format_params, plural
     from hpt.runner import results_location
     from hpt.scheduling.adaptive import outline
@@ -424,7 +426,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
             click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
                        f"{format_params(t.tuned_params)}{mark}")
         if len(trials) > limit:
-            click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
+            click.echo(f"  ... and {len(trials) - limit} more" + (f" ({more})" if more else ""))
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 
 

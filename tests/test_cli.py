@@ -138,3 +138,17 @@ def test_a_double_ctrl_c_during_start_up_ends_with_130_and_no_traceback() -> Non
             if "results:" not in out:  # not already done when the signals came
                 assert proc.returncode == 130, (offset, gap, proc.returncode, err)
                 assert err.splitlines()[-1] == "hpt: interrupted (SIGINT); finished trials are kept", err
+
+
+def test_the_hint_for_trials_past_the_list_names_an_option_the_command_has(write_spec: Any, cli: Any,
+                                                                           tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001 * (i + 1) for i in range(12)]}))  # 24 trials, 20 listed
+    listed = cli("run", str(spec), "--dry-run", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert f"  ... and 4 more (hpt plan {spec} --limit N lists more)" in listed.stdout.splitlines()
+    every = cli("plan", str(spec), "--limit", "24", cwd=tmp_path)
+    assert every.returncode == 0 and "more" not in every.stdout, every.stdout + every.stderr
+    assert len([line for line in every.stdout.splitlines() if "  seed " in line]) == 24
+    auto = cli("auto", "--arch", "mlp", "--dry-run", "--today", "2014-12-15", cwd=tmp_path)  # 12 configs x 3 periods
+    assert auto.returncode == 0, auto.stderr
+    assert "  ... and 16 more" in auto.stdout.splitlines() and "--limit" not in auto.stdout
