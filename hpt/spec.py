@@ -382,10 +382,7 @@ class _Parser:
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
         resources = self.resources(doc.get("resources", {}))
-        sink = doc.get("sink")
-        if sink is not None and (not isinstance(sink, str) or not sink.strip()):
-            self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
-            sink = None
+        sink = self.sink(doc.get("sink"))
         if data is not None and periods:  # the data's problems are reported with the rest
             if rule is not None:
                 periods = self.resolve_auto(data, rule)
@@ -400,6 +397,28 @@ class _Parser:
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
                     resources=resources, repeats=repeats)
+
+    def sink(self, value: Any) -> str | None:
+        """A folder is relative to the spec's folder, as data.path is; a gs:// or s3:// URI stays as it is."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(value)}")
+            return None
+        from hpt.sinks import check_uri
+
+        try:
+            check_uri(value)
+        except InputError as e:
+            self.add("sink", str(e))
+            return None
+        return self.folder(value)
+
+    def folder(self, path: str) -> str:
+        """A local folder named in the spec, relative to the spec's folder; a URI as it is."""
+        if "://" in path or self.base_dir is None:
+            return path
+        return str(self.base_dir / Path(path).expanduser())
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
@@ -593,7 +612,9 @@ class _Parser:
             strategy = "grid"
         chosen = STRATEGIES[strategy]
         self.unknown_keys(obj, ("strategy", *chosen.keys, *SHARED_KEYS), "search")
-        return SearchSpec(strategy, **chosen.check(obj, self.add), **check_shared(obj, self.add))
+        shared = check_shared(obj, self.add)
+        shared["warm_start"] = tuple(map(self.folder, shared["warm_start"]))
+        return SearchSpec(strategy, **chosen.check(obj, self.add), **shared)
 
     def stopping_epochs(self, stopping: EarlyStopping, parameters: Mapping[str, Axis],
                         training: Mapping[str, Any]) -> None:
