@@ -166,8 +166,9 @@ _quick_option = click.option("--quick", is_flag=True,
 def _run_options(f: Any) -> Any:
     """Options shared by every command that trains."""
     for option in reversed([
-        click.option("--sink", help="Results location: a folder, gs://bucket/prefix or s3://bucket/prefix; "
-                                    "overrides the spec's sink."),
+        click.option("--sink", help="Results location: a folder (relative to the current one), gs://bucket/prefix "
+                                    "or s3://bucket/prefix; overrides the spec's sink (relative to the spec's folder) "
+                                    "[default: hpt-results/<name> in the current folder]."),
         click.option("--workers", type=click.IntRange(min=1),
                      help="CPU worker processes when there is no GPU, each with CORES/N torch threads "
                           "[default: one per core, one thread each]; on Ray: at most N trials at a time."),
