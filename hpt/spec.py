@@ -612,9 +612,10 @@ class _Parser:
             strategy = "grid"
         chosen = STRATEGIES[strategy]
         self.unknown_keys(obj, ("strategy", *chosen.keys, *SHARED_KEYS), "search")
+        own = chosen.check(obj, self.add)
         shared = check_shared(obj, self.add)
         shared["warm_start"] = tuple(map(self.folder, shared["warm_start"]))
-        return SearchSpec(strategy, **chosen.check(obj, self.add), **shared)
+        return SearchSpec(strategy, **own, **shared)
 
     def stopping_epochs(self, stopping: EarlyStopping, parameters: Mapping[str, Axis],
                         training: Mapping[str, Any]) -> None:
