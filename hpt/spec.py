@@ -149,7 +149,7 @@ class Spec:
     training: Mapping[str, Any]  # fixed training values given in the spec
     metrics: tuple[str, ...]
     objective: str
-    sink: str | None
+    sink: str | None  # a folder relative to the spec's folder is made absolute, as data.path is
     source: str = "<spec>"
     document: Mapping[str, Any] = field(default_factory=dict)
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
