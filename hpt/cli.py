@@ -184,8 +184,9 @@ def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) ->
 def _run_options(f: Any) -> Any:
     """Options shared by every command that trains."""
     for option in reversed([
-        click.option("--sink", help="Results location: a folder, gs://bucket/prefix or s3://bucket/prefix; "
-                                    "overrides the spec's sink."),
+        click.option("--sink", help="Results location: a folder (relative to the current one), gs://bucket/prefix "
+                                    "or s3://bucket/prefix; overrides the spec's sink (relative to the spec's folder) "
+                                    "[default: hpt-results/<name> in the current folder]."),
         click.option("--workers", type=click.IntRange(min=1),
                      help="CPU worker processes when there is no GPU [default: the usable CPUs (affinity, container "
                           "quota) / --threads]; on Ray: at most N trials at a time."),
@@ -203,7 +204,7 @@ def _run_options(f: Any) -> Any:
         click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
                      help="On Ctrl-C/SIGTERM, how long running trials may take to finish before they are stopped."),
         click.option("--executor", type=click.Choice(["local", "ray"]),
-                     help="Where trials run: local worker processes, or a Ray cluster (needs pip install 'hpt[ray]') "
+                     help="Where trials run: local worker processes, or a Ray cluster (needs Ray: hpt's ray extra) "
                           "[default: local; spec: resources.executor]."),
         click.option("--ray-address", metavar="HOST:PORT",
                      help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
@@ -272,7 +273,8 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
     if quick:
         spec = quick_spec(spec)
     if dry_run:
-        _print_plan(spec, run_options["sink"], limit=20)
+        _print_plan(spec, run_options["sink"], limit=20,
+                    more=f"hpt plan {spec_path}{' --quick' if quick else ''} --limit N lists more")
         return
     summary = run_spec(spec, *_options_and_reporter(**run_options))
     sys.exit(summary.exit_code)
@@ -295,7 +297,7 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
     from hpt.spec import load_spec, quick_spec
 
     spec = load_spec(spec_path, today=today)
-    _print_plan(quick_spec(spec) if quick else spec, sink, limit)
+    _print_plan(quick_spec(spec) if quick else spec, sink, limit, more="--limit N lists more")
 
 
 @main.command(epilog=EPILOG)
@@ -390,7 +392,8 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
                              help="Only rows where EXPR holds (pandas syntax; parameters by name).")
 
 
-def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> None:
+def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, more: str = "") -> None:
+    """`more`: how to list the trials past `limit`, when the command has a way."""
     from hpt.progress import format_params, plural
     from hpt.runner import results_location
     from hpt.scheduling.adaptive import outline
@@ -445,7 +448,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None) -> 
             click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
                        f"{format_params(t.tuned_params)}{mark}")
         if len(trials) > limit:
-            click.echo(f"  ... and {len(trials) - limit} more (--limit N to list more)")
+            click.echo(f"  ... and {len(trials) - limit} more" + (f" ({more})" if more else ""))
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 
 
@@ -523,7 +526,7 @@ def archs(names: tuple[str, ...]) -> None:
               show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
 @click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
               help="Configs after the best to list in \"Is the winner real?\" (the tests always cover every config).")
-@click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
+@click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs matplotlib: hpt's plot extra).")
 @click.option("--pareto", metavar="COLUMN",
               help="Instead, list the configs on the front of the metric and COLUMN (n_params, infer_ms, ...).")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,

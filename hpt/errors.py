@@ -9,9 +9,11 @@ import re
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SIGNAL_EXIT", "HptError", "InputError", "Problem", "SpecError", "did_you_mean", "redact", "show"]
+__all__ = ["SIGNAL_EXIT", "HptError", "InputError", "Problem", "SpecError", "did_you_mean", "install_hint", "redact",
+           "show"]
 
 # The exit code of a run stopped by a signal: Ctrl-C (130) or Jenkins' abort (143).
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -91,3 +93,30 @@ def redact(text: str) -> str:
     if secret and len(secret) >= 8:
         text = text.replace(secret, "<redacted>")
     return text
+
+
+def install_hint(extra: str) -> str:
+    """The pip command that adds hpt's optional `extra` (plot, ray, ...) to this installation of hpt.
+
+    ``pip install 'hpt[plot]'`` for a package from an index; for hpt installed from a folder
+    (``pip install -e .`` in a clone, as ``make`` does) or run from a clone without installing,
+    the same folder: ``pip install -e '.[plot]'`` (the folder's path when it is not the current one).
+    """
+    import importlib.metadata
+    from urllib.parse import unquote, urlparse
+
+    try:
+        text = importlib.metadata.distribution("hpt").read_text("direct_url.json")
+        info = json.loads(text) if text else {}
+    except importlib.metadata.PackageNotFoundError:
+        clone = Path(__file__).resolve().parents[1]
+        info = {"url": clone.as_uri(), "dir_info": {"editable": True}} if (clone / "pyproject.toml").is_file() else {}
+    except ValueError:
+        info = {}
+    url = info.get("url", "") if isinstance(info, dict) else ""
+    if not (url.startswith("file://") and isinstance(info.get("dir_info"), dict)):
+        return f"pip install 'hpt[{extra}]'"
+    folder = Path(unquote(urlparse(url).path))
+    where = "." if folder.resolve() == Path.cwd().resolve() else str(folder)
+    editable = "-e " if info["dir_info"].get("editable") else ""
+    return f"pip install {editable}'{where}[{extra}]'"

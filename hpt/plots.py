@@ -1,6 +1,6 @@
 """PNG plots of a results summary: the metric per parameter value, per-period spread, learning curves.
 
-matplotlib is an optional extra (``pip install 'hpt[plot]'``); it is imported only here,
+matplotlib is an optional extra (``pip install 'hpt[plot]'``, see :func:`hpt.errors.install_hint`); it is imported only here,
 and without it :func:`require_matplotlib` says what to install.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.baselines import baseline_mask
-from hpt.errors import HptError, InputError
+from hpt.errors import HptError, InputError, install_hint
 from hpt.results import Ranking, Summary
 from hpt.sinks import open_sink
 from hpt.trial import Status
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["require_matplotlib", "write_plots"]
 
 _MAX_CURVE_PANELS = 9
-_INSTALL_HINT = "--plot needs matplotlib: pip install 'hpt[plot]'"
 
 
 def require_matplotlib() -> None:
@@ -36,7 +35,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise InputError(_INSTALL_HINT) from None
+        raise InputError(f"--plot needs matplotlib: {install_hint('plot')}") from None
 
 
 def _figure(width: float, height: float) -> Figure:

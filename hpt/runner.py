@@ -38,7 +38,7 @@ from hpt.progress import Reporter, format_duration, format_params, format_value,
 from hpt.results import BestConfig, VsBaseline, best_config, rank_fidelity, versus_baselines, why_no_best
 from hpt.rows import parse_row, rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
-from hpt.sinks import open_sink
+from hpt.sinks import check_uri, open_sink
 from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, as_decided, monitor_of, utcnow
@@ -78,8 +78,31 @@ class RunSummary:
 
 
 def results_location(spec: Spec, override: str | None = None) -> str:
-    """Where results go: --sink, else the spec's sink, else hpt-results/<name>."""
-    return override or spec.sink or os.path.join("hpt-results", spec.name)
+    """Where results go: --sink (a folder relative to the current one), else the spec's sink (a folder relative
+    to the spec's, see :func:`hpt.spec.parse_spec`), else hpt-results/<name> in the current folder.
+
+    A folder comes back as an absolute path, so that what is printed says which folder it is.
+    """
+    location = override or spec.sink or os.path.join("hpt-results", spec.name)
+    check_uri(location)
+    if "://" in location:
+        return location
+    location = os.path.abspath(os.path.expanduser(location))
+    if not override:
+        _say_old_place(spec, location)
+    return location
+
+
+def _say_old_place(spec: Spec, location: str) -> None:
+    """hpt up to 0.2 took a spec's relative sink from the current folder: results left there are named, not ignored."""
+    written = spec.document.get("sink")
+    if not isinstance(written, str) or "://" in written or os.path.isabs(os.path.expanduser(written)):
+        return
+    old = os.path.abspath(os.path.expanduser(written))
+    if old != location and os.path.isdir(os.path.join(old, "rows")) and not os.path.isdir(os.path.join(location, "rows")):
+        log.warning("warning: results at %s are not used: the spec's sink %s is relative to the spec's folder, "
+                    "%s (earlier versions of hpt took it from the current folder); move them there, or give --sink %s",
+                    old, json.dumps(written), location, old)
 
 
 def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any,

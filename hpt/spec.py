@@ -90,6 +90,7 @@ _RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
+MIN_TRAIN_WINDOWS = 100  # fewer in a period: validate and run warn
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
 
@@ -149,7 +150,7 @@ class Spec:
     training: Mapping[str, Any]  # fixed training values given in the spec
     metrics: tuple[str, ...]
     objective: str
-    sink: str | None
+    sink: str | None  # a folder relative to the spec's folder is made absolute, as data.path is
     source: str = "<spec>"
     document: Mapping[str, Any] = field(default_factory=dict)
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
@@ -296,7 +297,9 @@ def _data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: 
                 problems.append(Problem(where, msg))
                 break
         else:
-            _say_gaps(count_windows(frame, period, *extremes[0]), step, extremes[0])
+            count = count_windows(frame, period, *extremes[0])
+            _say_gaps(count, step, extremes[0])
+            _say_few_windows(count, where, step, extremes[0])
     if len(outside) and len(outside) == len(table.duplicates):
         _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
                   f"outside the periods used (first: {outside.index[0]}, rows {_rows(outside.iloc[0])}); "
@@ -322,6 +325,16 @@ def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, 
               f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
               f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
               f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")
+
+
+def _say_few_windows(count: WindowCount, where: str, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
+    if count.train >= MIN_TRAIN_WINDOWS:
+        return
+    lookback, horizon, validation = extremes
+    _say_once(f"period {count.period} ({where}) leaves {plural(count.train, 'training window')} ({step_text(step)} "
+              f"steps; lookback {lookback}, horizon {horizon}, validation {show(validation)}): fewer than "
+              f"{MIN_TRAIN_WINDOWS}, too few to train on; use longer periods, or a shorter lookback, horizon or "
+              "validation")
 
 
 _said: set[str] = set()
@@ -397,10 +410,7 @@ class _Parser:
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
         resources = self.resources(doc.get("resources", {}))
-        sink = doc.get("sink")
-        if sink is not None and (not isinstance(sink, str) or not sink.strip()):
-            self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
-            sink = None
+        sink = self.sink(doc.get("sink"))
         if data is not None and periods:  # the data's problems are reported with the rest
             if rule is not None:
                 periods = self.resolve_auto(data, rule)
@@ -415,6 +425,28 @@ class _Parser:
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
                     resources=resources, repeats=repeats)
+
+    def sink(self, value: Any) -> str | None:
+        """A folder is relative to the spec's folder, as data.path is; a gs:// or s3:// URI stays as it is."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(value)}")
+            return None
+        from hpt.sinks import check_uri
+
+        try:
+            check_uri(value)
+        except InputError as e:
+            self.add("sink", str(e))
+            return None
+        return self.folder(value)
+
+    def folder(self, path: str) -> str:
+        """A local folder named in the spec, relative to the spec's folder; a URI as it is."""
+        if "://" in path or self.base_dir is None:
+            return path
+        return str(self.base_dir / Path(path).expanduser())
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
@@ -435,7 +467,7 @@ class _Parser:
     def unknown_keys(self, obj: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
         for key in obj:
             if key not in valid:
-                self.add(_join(where, key), f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+                self.add(_join(where, key), f"unknown key{_hint(key, valid, where)}; valid: {', '.join(valid)}")
 
     def string(self, obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
         path = _join(where, key)
@@ -614,7 +646,9 @@ class _Parser:
             strategy = "grid"
         chosen = STRATEGIES[strategy]
         self.unknown_keys(obj, ("strategy", *chosen.keys, *SHARED_KEYS), "search")
-        return SearchSpec(strategy, **chosen.check(obj, self.add), **check_shared(obj, self.add))
+        own = chosen.check(obj, self.add)
+        shared = check_shared(obj, self.add, self.folder)
+        return SearchSpec(strategy, **own, **shared)
 
     def stopping_epochs(self, stopping: EarlyStopping, parameters: Mapping[str, Axis],
                         training: Mapping[str, Any]) -> None:
@@ -644,7 +678,7 @@ class _Parser:
                                     "(a one-value list fixes it)")
                 else:
                     valid = (*TRAINING, REPEATS)
-                    self.add(where, f"unknown key{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+                    self.add(where, f"unknown key{_hint(key, valid, 'training')}; valid: {', '.join(valid)}")
                 continue
             msg = hp.problem(v)
             if msg:
@@ -685,7 +719,7 @@ class _Parser:
                 if arch is None:
                     continue  # the architecture's own error is reported; its names are unknown
                 owner = f"{arch.name} or training"
-                self.add(where, f"unknown parameter for {owner}{did_you_mean(name, valid)}; "
+                self.add(where, f"unknown parameter for {owner}{_hint(name, valid, 'parameters')}; "
                                 f"valid: {', '.join(valid)}")
                 continue
             parsed = self.axis(axis, hp, where, search.strategy)
@@ -834,6 +868,19 @@ def _name_problem(name: str) -> str | None:
     elif ctl := next((c for c in name if unicodedata.category(c) == "Cc"), None):
         why = f"it holds the control character U+{ord(ctl):04X}"
     return f"{show(name)} cannot name the results folder: {why}" if why else None
+
+
+def _sections() -> dict[str, tuple[str, ...]]:
+    """The keys of each section of a spec ("" is the top level), to point a misplaced key to its section."""
+    search = ("strategy", *dict.fromkeys(k for s in STRATEGIES.values() for k in s.keys), *SHARED_KEYS)
+    return {"": _TOP, "data": _DATA, "training": (*TRAINING, REPEATS), "parameters": tuple(TRAINING),
+            "search": search, "resources": _RESOURCES, "date_ranges.auto": _AUTO_PERIODS}
+
+
+def _hint(key: str, valid: tuple[str, ...] | Mapping[str, Any], where: str) -> str:
+    """' (did you mean "data.season"?)' for a key of another section (training.season), else the closest valid key."""
+    places = [f'"{_join(section, key)}"' for section, keys in _sections().items() if section != where and key in keys]
+    return f" (did you mean {' or '.join(places)}?)" if places else did_you_mean(key, valid)
 
 
 def _join(where: str, key: str) -> str:

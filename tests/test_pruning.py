@@ -67,11 +67,13 @@ def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(
     (tmp_path / old).mkdir()  # an existing folder (a missing one is refused: tests/test_run.py)
     for strategy in ("grid", "random", "auto", "tpe"):
         extra = {"max_trials": 2} if strategy in ("random", "tpe") else {}
-        spec = load_spec(write_spec(tiny_spec(search={"strategy": strategy, **extra, "early_stopping": "asha",
-                                                      "budget": "1h30m", "warm_start": [old]})))
+        spec_file = write_spec(tiny_spec(search={"strategy": strategy, **extra, "early_stopping": "asha",
+                                                 "budget": "1h30m", "warm_start": [old]}))
+        (spec_file.parent / old).mkdir(exist_ok=True)  # an existing folder, next to the spec (a missing one: test_run.py)
+        spec = load_spec(spec_file)
         assert spec.search.early_stopping == EarlyStopping("asha", 2, 3)
         assert spec.search.budget is not None and spec.search.budget.seconds == 5400
-        assert spec.search.warm_start == (old,)
+        assert spec.search.warm_start == (str(spec_file.parent / old),)  # a folder relative to the spec's
     bad = {"strategy": "tpe", "early_stopping": {"kind": "asha", "reduction_factor": 1, "min_epoch": 2},
            "budget": "2 weeks", "warm_start": [old, old, 3], "startup_trials": 0}
     with pytest.raises(SpecError) as e:

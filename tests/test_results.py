@@ -20,7 +20,7 @@ from scipy import stats
 from hpt.cli import main
 from hpt.results import BestConfig, best_config, load_results, rank_fidelity, summarise, winner_verdict
 from hpt.rows import rows_frame, to_csv
-from tests.conftest import hpt_cli, tiny_spec
+from tests.conftest import ROOT, hpt_cli, tiny_spec
 
 P = [(f"{2013 + m // 12}-{m % 12 + 1:02d}-01", f"{2013 + m // 12}-{m % 12 + 1:02d}-15") for m in range(24)]
 
@@ -701,13 +701,26 @@ def test_plots_from_constructed_rows_with_categories(four_configs: str, tmp_path
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["parameters.png", "periods.png"]  # no curves/
 
 
-def test_plot_without_matplotlib_says_what_to_install(four_configs: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("direct_url", "hint"), [
+    (None, "pip install 'hpt[plot]'"),  # from a package index
+    ({"url": "CLONE", "dir_info": {"editable": True}}, "pip install -e '.[plot]'"),  # pip install -e . in a clone
+])
+def test_plot_without_matplotlib_says_what_to_install_as_hpt_was_installed(
+        four_configs: str, tmp_path: Path, direct_url: dict[str, Any] | None, hint: str) -> None:
     fake = tmp_path / "fake"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    out = hpt_cli("results", four_configs, "--plot", str(tmp_path / "p"), env={"PYTHONPATH": str(fake)})
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    info = fake / "hpt-9.9.dist-info"  # found before the installed hpt's, as pip's record of how hpt was installed
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hpt\nVersion: 9.9\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps({**direct_url, "url": clone.as_uri()}))
+    out = hpt_cli("results", four_configs, "--plot", str(tmp_path / "p"), cwd=clone,
+                  env={"PYTHONPATH": os.pathsep.join([str(fake), str(ROOT)])})
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == "hpt: error: --plot needs matplotlib: pip install 'hpt[plot]'\n"
+    assert out.stderr == f"hpt: error: --plot needs matplotlib: {hint}\n"
 
 
 # -- naive baselines and the Pareto front ------------------------------------------------

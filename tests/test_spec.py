@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from hpt.errors import SpecError
@@ -36,6 +38,7 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("builder module missing says where", _with(architecture="no_such_mod:build"), "architecture",
      'cannot import module "no_such_mod" for builder "no_such_mod:build": put no_such_mod.py next to the spec '
      "or on PYTHONPATH"),
+    ("mistyped bucket sink", {**tiny_spec(), "sink": "s3:/bucket/x"}, "sink", "did you mean s3://bucket/x?"),
     ("missing data", _with(data=None), "data", "missing"),
     ("data not an object", _with(data="file.csv"), "data", "expected an object"),
     ("missing target", {**tiny_spec(), "data": {"path": DATA["path"], "time_column": "ts"}}, "data.target", "missing"),
@@ -123,6 +126,41 @@ def test_all_problems_reported_together(write_spec: Any) -> None:
     text = str(info.value)
     assert "parameters.lr[0]" in text and "parameters.hiden_size" in text and "training.epochs" in text
     assert len(info.value.lines()) == 3
+
+
+def test_a_key_in_the_wrong_section_is_pointed_to_its_section(write_spec: Any, cli: Any) -> None:
+    doc = tiny_spec(training={"season": 24, "strategy": "grid", "epoch": 3}, search={"max_trials": 4, "epochs": 3},
+                    data={"lookback": 24})
+    doc["season"] = 24
+    spec_file = write_spec(doc)
+    out = cli("validate", str(spec_file))
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    said = dict(line.split(": ", 4)[3:] for line in out.stderr.splitlines())  # hpt: error: FILE: PATH: MESSAGE
+    assert said["training.season"].startswith('unknown key (did you mean "data.season"?); valid: epochs, ')
+    assert said["season"].startswith('unknown key (did you mean "data.season"?); valid: name, ')
+    assert said["training.strategy"].startswith('unknown key (did you mean "search.strategy"?)')
+    assert said["search.epochs"].startswith('unknown key (did you mean "training.epochs" or "parameters.epochs"?)')
+    assert said["data.lookback"].startswith('unknown key (did you mean "training.lookback" or "parameters.lookback"?)')
+    assert said["training.epoch"].startswith('unknown key (did you mean "epochs"?)')  # a typo: the closest key here
+    assert len(said) == 6, out.stderr
+
+
+def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_change(
+        tmp_path: Path, write_spec: Any, cli: Any) -> None:
+    days = pd.date_range("2013-01-01", "2014-12-31", freq="D")
+    pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "sales": np.sin(np.arange(len(days))) + 10}).to_csv(
+        tmp_path / "daily.csv", index=False)
+    spec_file = write_spec(tiny_spec(data={"path": "daily.csv", "time_column": "day", "target": "sales"},
+                                     date_ranges=[["2013-01-01", "2013-03-01"], ["2013-07-01", "2014-07-01"]],
+                                     training={"lookback": 48, "validation": "7D"}))
+    for command in (["validate"], ["run", "--dry-run"]):
+        out = cli(*command, str(spec_file), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        # 59 days, 7 of them validation, leave 52 rows: 4 windows of 48 + 1
+        assert out.stderr.splitlines() == [
+            'hpt: period 2013-01-01..2013-03-01 (date_ranges[0]) leaves 4 training windows (1D steps; lookback 48, '
+            'horizon 1, validation "7D"): fewer than 100, too few to train on; use longer periods, or a shorter '
+            "lookback, horizon or validation"], command  # the year-long period has enough
 
 
 def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:

@@ -52,13 +52,12 @@ from typing import Any
 
 import pandas as pd
 
-from hpt.errors import HptError, InputError
+from hpt.errors import HptError, InputError, install_hint
 from hpt.progress import plural
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, utcnow
 
-__all__ = ["CONNECT_TIMEOUT", "INSTALL_HINT", "RayBackend", "capacity", "connect", "import_ray", "trial_request"]
+__all__ = ["CONNECT_TIMEOUT", "RayBackend", "capacity", "connect", "import_ray", "trial_request"]
 
-INSTALL_HINT = "--executor ray needs Ray: pip install 'hpt[ray]'"
 CONNECT_TIMEOUT = 20.0  # seconds for a cluster to answer ray.init
 PROBE_TIMEOUT = 5.0  # seconds for the TCP connection that checks an address before Ray tries it
 RESOURCES_TTL = 2.0  # seconds between reads of the cluster's resources
@@ -71,7 +70,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise InputError(INSTALL_HINT) from None
+        raise InputError(f"--executor ray needs Ray: {install_hint('ray')}") from None
     return ray
 
 

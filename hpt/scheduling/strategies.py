@@ -177,7 +177,7 @@ def _budget(value: Any, report: Report) -> Budget | None:
     return None
 
 
-def _warm_start(value: Any, report: Report) -> tuple[str, ...]:
+def _warm_start(value: Any, report: Report, folder: Callable[[str], str]) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -190,12 +190,14 @@ def _warm_start(value: Any, report: Report) -> tuple[str, ...]:
     for i, v in enumerate(value):
         if not isinstance(v, str) or not v.strip():
             report(f"search.warm_start[{i}]", f"expected a folder, gs:// or s3:// URI, got {show(v)}")
-        elif v.strip() in out:
+            continue
+        where = folder(v.strip())
+        if where in out:
             report(f"search.warm_start[{i}]", f"{show(v)} is listed twice")
-        elif "://" not in v and not os.path.isdir(v.strip()):
-            report(f"search.warm_start[{i}]", f"{v.strip()}: no such results folder")
+        elif "://" not in where and not os.path.isdir(where):
+            report(f"search.warm_start[{i}]", f"{where}: no such results folder")
         else:
-            out.append(v.strip())
+            out.append(where)
     return tuple(out)
 
 
@@ -203,11 +205,12 @@ SHARED_KEYS = ("early_stopping", "budget", "warm_start")
 """``search`` keys every strategy takes."""
 
 
-def check_shared(obj: Mapping[str, Any], report: Report) -> dict[str, Any]:
-    """The shared ``search`` keys as SearchSpec fields."""
+def check_shared(obj: Mapping[str, Any], report: Report,
+                 folder: Callable[[str], str] = lambda path: path) -> dict[str, Any]:
+    """The shared ``search`` keys as SearchSpec fields; `folder` resolves a local folder named in the spec."""
     return {"early_stopping": _early_stopping(obj.get("early_stopping"), report),
             "budget": _budget(obj.get("budget"), report),
-            "warm_start": _warm_start(obj.get("warm_start"), report)}
+            "warm_start": _warm_start(obj.get("warm_start"), report, folder)}
 
 
 def _check_grid(obj: Mapping[str, Any], report: Report) -> dict[str, Any]:
