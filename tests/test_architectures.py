@@ -19,8 +19,9 @@ from hpt.cli import main
 from hpt.hparams import TRAINING
 from hpt.model_io import load_model
 from hpt.search import expand
-from hpt.spec import parse_spec
-from hpt.train import loss_function
+from hpt.spec import check_data, parse_spec
+from hpt.train import TrainContext, loss_function
+from hpt.trial import Status
 from tests.conftest import ROOT, hpt_cli, tiny_spec
 
 NEW = ["linear", "nlinear", "dlinear", "nhits", "patchtst", "tcn"]
@@ -201,7 +202,7 @@ def test_window_scaling_forecasts_move_with_a_constant_added_to_the_target() -> 
 
 
 def _run_one(write_spec: Any, tmp_path: Path, arch: str, **training: Any) -> Path:
-    """A real one-trial `hpt run` of `arch` (two epochs on two weeks); its model file."""
+    """A real one-trial `hpt run` of `arch` (two epochs on two weeks, horizon 3); its model file."""
     spec = write_spec(tiny_spec(architecture=arch, date_ranges=[["2013-01-01", "2013-01-15"]],
                                 parameters={"lr": [0.003]}, training={"epochs": 2, "horizon": 3, **training}))
     sink = tmp_path / f"out-{arch}"
@@ -220,8 +221,15 @@ def _predict_last(model: Path, data: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch", NEW)
-def test_a_run_s_model_file_forecasts_through_hpt_predict(arch: str, write_spec: Any, tmp_path: Path) -> None:
-    model_path = _run_one(write_spec, tmp_path, arch)
+def test_a_trial_s_model_file_forecasts_through_hpt_predict(arch: str, tmp_path: Path) -> None:
+    # the trial as a run's worker trains it (in this process: a run per family costs a process start each;
+    # test_a_window_scaled_model_file... below goes through a real `hpt run`)
+    spec = parse_spec(tiny_spec(architecture=arch, date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"lr": [0.003]}, training={"epochs": 2, "horizon": 3}))
+    result = TrainContext(check_data(spec)).run(expand(spec)[0])
+    assert result.status is Status.OK and result.model, result.error
+    model_path = tmp_path / "model.pt"
+    model_path.write_bytes(result.model)
     frame = pd.read_csv(DEMO, parse_dates=["ts"], nrows=24 * 20)
     data = tmp_path / "recent.csv"
     frame.to_csv(data, index=False)
