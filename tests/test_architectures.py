@@ -250,3 +250,19 @@ def test_a_window_scaled_model_file_keeps_its_scaler_through_hpt_predict(write_s
     frame.assign(y=frame["y"] + 5000.0).to_csv(shifted, index=False)
     base = _predict_last(model_path, data)
     np.testing.assert_allclose(_predict_last(model_path, shifted), base + 5000.0, atol=0.05)  # float32 rounding
+
+    # hpt final retrains the config with its scaler and loss, and scores the hold-out with it
+    report_path = tmp_path / "report.json"
+    done = hpt("final", str(model_path.parents[1]), "--threads", "1", "--holdout", "1M", "--report", str(report_path))
+    assert done.exit_code == 0, done.output
+    report = json.loads(report_path.read_text())
+    final = load_model(model_path.parents[1] / "final" / report["final_id"] / "model.pt")
+    assert final.params["scaler"] == "window" and final.params["loss"] == "mae"
+    assert isinstance(final.module, WindowScaled)
+    y = pd.read_csv(DEMO, parse_dates=["ts"]).set_index("ts")["y"]
+    start = y.index.get_loc(pd.Timestamp("2014-12-01"))
+    values = y.to_numpy()
+    windows = np.stack([values[i - 24:i, None] for i in range(start, len(values) - 2)])
+    actual = np.stack([values[i:i + 3] for i in range(start, len(values) - 2)])
+    err = final.predict_windows(windows) - actual
+    assert report["models"][0]["metrics"]["mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-4)
