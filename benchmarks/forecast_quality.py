@@ -10,7 +10,7 @@ data's units, each as a ratio to seasonal naive on the same windows (below 1: be
 seasonal naive), and the seconds of tuning and final training together.
 
     python benchmarks/forecast_quality.py                 # the bundled hourly data, lookback 168, horizon 24
-    python benchmarks/forecast_quality.py --quick         # a smoke run: lookback 48, 1 config, 2 epochs
+    python benchmarks/forecast_quality.py --quick         # a smoke run: dlinear, lookback 48, 1 config, 2 epochs
     python benchmarks/forecast_quality.py --archs dlinear,nhits --scalers window --losses mae --configs 8
     python benchmarks/forecast_quality.py --data ../shared/data/seattle_weather_daily.csv --target temp_max \\
         --time-column date --lookback 28 --horizon 7 --tune 2013-01-01:2015-12-01
@@ -72,13 +72,19 @@ def _one(args: argparse.Namespace, arch: str, scaler: str, loss: str, folder: Pa
             "naive_mae": naive["mae"], "naive_mse": naive["mse"], "windows": report.document["holdout"]["windows"]}
 
 
+def _line(r: dict[str, Any]) -> str:
+    return (f"{r['arch']:<15} {r['scaler']:<9} {r['loss']:<5} {r['mae']:>10.4g} {r['mse']:>12.4g} "
+            f"{r['mae_ratio']:>10.3f} {r['mse_ratio']:>10.3f} {r['seconds']:>8.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: lookback 48, 1 config, 2 epochs")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: dlinear (unless --archs), lookback 48, 1 config, 2 epochs")
     parser.add_argument("--data", default="demo:electricity_hourly.csv")
     parser.add_argument("--target", default="y")
     parser.add_argument("--time-column", default="ts")
-    parser.add_argument("--archs", default=",".join(BUILTIN), help="comma-separated [default: every built-in]")
+    parser.add_argument("--archs", help="comma-separated [default: every built-in]")
     parser.add_argument("--scalers", default="standard,window")
     parser.add_argument("--losses", default="mse,mae")
     parser.add_argument("--configs", type=int, default=4, help="random configs per combination")
@@ -88,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tune", default="2014-09-01:2014-12-01", help="the tuning period START:END")
     parser.add_argument("--holdout", default="1M", help="hpt final --holdout [default: the last month]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="also print each combination as it finishes")
     args = parser.parse_args(argv)
     if args.quick:
         args.configs, args.epochs, args.lookback, args.tune = 1, 2, 48, "2014-10-01:2014-12-01"
+        args.archs = args.archs or "dlinear"
+    args.archs = args.archs or ",".join(BUILTIN)
     archs, scalers, losses = (a.split(",") for a in (args.archs, args.scalers, args.losses))
     for name, given, valid in (("--archs", archs, BUILTIN), ("--scalers", scalers, SCALERS), ("--losses", losses, LOSSES)):
         unknown = [g for g in given if g not in valid]
@@ -110,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
                     r = rows[-1]
                     if "error" in r:
                         print(f"  {arch:<15} {scaler:<9} {loss:<5} failed: {r['error']}", flush=True)
+                    elif args.verbose:
+                        print(f"  done: {_line(r)}", flush=True)
     ok = [r for r in rows if "error" not in r]
     if not ok:
         raise SystemExit("no combination finished")
@@ -118,8 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {'architecture':<15} {'scaler':<9} {'loss':<5} {'mae':>10} {'mse':>12} {'mae/snaive':>10} "
           f"{'mse/snaive':>10} {'seconds':>8}")
     for r in sorted(ok, key=lambda r: r["mae_ratio"]):
-        print(f"  {r['arch']:<15} {r['scaler']:<9} {r['loss']:<5} {r['mae']:>10.4g} {r['mse']:>12.4g} "
-              f"{r['mae_ratio']:>10.3f} {r['mse_ratio']:>10.3f} {r['seconds']:>8.1f}")
+        print(f"  {_line(r)}")
     both = [r for r in ok if r["mae_ratio"] < 1 and r["mse_ratio"] < 1]
     best = min(ok, key=lambda r: r["mae_ratio"])
     print(f"beat seasonal naive on both mae and mse: {len(both)} of {len(ok)} combinations; best mae: "
