@@ -11,30 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
 from hpt.architectures import BUILTIN
 from hpt.architectures.models import WindowScaled, tcn_receptive_field
-from hpt.cli import main
 from hpt.hparams import TRAINING
 from hpt.model_io import load_model
 from hpt.search import expand
 from hpt.spec import check_data, parse_spec
 from hpt.train import TrainContext, loss_function
 from hpt.trial import Status
-from tests.conftest import ROOT, hpt_cli, tiny_spec
+from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec
 
 NEW = ["linear", "nlinear", "dlinear", "nhits", "patchtst", "tcn"]
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
 
-def hpt(*args: str) -> Result:
-    """The CLI in this process; the torch thread count it sets is put back afterwards."""
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner().invoke(main, list(args))
-    finally:
-        torch.set_num_threads(threads)
+hpt = hpt_here
 
 
 # --------------------------------------------------------------------------- modules

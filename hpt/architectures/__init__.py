@@ -80,8 +80,13 @@ def _heads_divide_d_model(p: dict[str, Any]) -> str | None:
     return None
 
 
-def _tcn_kernel() -> HParam:
-    return _p("kernel_size", 3, "int", low=2, high=64, help="temporal kernel width (levels follow from it)")
+def _encoder(d_model: int) -> tuple[HParam, ...]:
+    """A Transformer encoder's arguments (attention, patchtst)."""
+    return (_p("d_model", d_model, "int", low=1, help="embedding size (a multiple of num_heads)"),
+            _p("num_heads", 4, "int", low=1, help="attention heads"), _layers(2), _dropout())
+
+
+_HEADS = (Constraint(("d_model", "num_heads"), _heads_divide_d_model),)
 
 
 _FLAT = "flattened: every column (target first, then features) of every step, into the first layer"
@@ -135,15 +140,10 @@ BUILTIN: dict[str, Architecture] = {
         ),
         Architecture(
             "attention", "hpt.architectures.models:build_attention",
-            (
-                _p("d_model", 32, "int", low=1, help="embedding size (a multiple of num_heads)"),
-                _p("num_heads", 4, "int", low=1, help="attention heads"),
-                _layers(2),
-                _dropout(),
-            ),
+            _encoder(32),
             "small transformer encoder with learned positions",
             {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
-            (Constraint(("d_model", "num_heads"), _heads_divide_d_model),),
+            _HEADS,
             inputs=_STEPS + " (one token per step)",
         ),
         Architecture(
@@ -194,19 +194,20 @@ BUILTIN: dict[str, Architecture] = {
             (
                 _p("patch_len", 16, "int", low=1, help="steps per patch (a token; capped at the lookback)"),
                 _p("stride", 8, "int", low=1, help="steps between patch starts"),
-                _p("d_model", 64, "int", low=1, help="embedding size (a multiple of num_heads)"),
-                _p("num_heads", 4, "int", low=1, help="attention heads"),
-                _layers(2),
-                _dropout(),
+                *_encoder(64),
             ),
             "PatchTST: patches of the lookback as tokens of a Transformer encoder (Nie et al. 2023)",
             {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
-            (Constraint(("d_model", "num_heads"), _heads_divide_d_model),),
+            _HEADS,
             inputs="channel-independent: each column encoded on its own (shared weights); the head reads them all",
         ),
         Architecture(
             "tcn", "hpt.architectures.models:build_tcn",
-            (_p("channels", 32, "int", low=1, help="channels per convolution"), _tcn_kernel(), _dropout()),
+            (
+                _p("channels", 32, "int", low=1, help="channels per convolution"),
+                _p("kernel_size", 3, "int", low=2, high=64, help="temporal kernel width (the levels follow)"),
+                _dropout(),
+            ),
             "temporal convolutional network: residual levels of dilated causal convolutions, as many levels as "
             "make the receptive field 1 + 2 * (kernel_size - 1) * (2**levels - 1) cover the lookback",
             {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
