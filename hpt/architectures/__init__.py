@@ -156,21 +156,21 @@ BUILTIN: dict[str, Architecture] = {
         Architecture(
             "linear", "hpt.architectures.models:build_linear", (),
             "one linear map from the lookback to the horizon (Zeng et al. 2023)",
-            {**_LR_RANGES, "lr": (1e-3, 1e-1, "log")},
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
             inputs=_FLAT,
         ),
         Architecture(
             "nlinear", "hpt.architectures.models:build_nlinear", (),
             "NLinear: each column minus its last value, one linear map, the last target value added back "
             "(Zeng et al. 2023)",
-            {**_LR_RANGES, "lr": (1e-3, 1e-1, "log")},
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
             inputs=_FLAT,
         ),
         Architecture(
             "dlinear", "hpt.architectures.models:build_dlinear",
             (_p("kernel_size", 25, "int", low=1, help="moving-average steps of the trend (capped at the lookback)"),),
             "DLinear: trend (moving average) and remainder, one linear map each, summed (Zeng et al. 2023)",
-            {**_LR_RANGES, "lr": (1e-3, 1e-1, "log")},
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
             inputs=_FLAT + "; each column decomposed on its own",
         ),
         Architecture(
