@@ -61,6 +61,8 @@ def _one(args: argparse.Namespace, arch: str, scaler: str, loss: str, folder: Pa
     start = time.perf_counter()
     summary = run_spec(spec, RunOptions(sink=location, device="cpu"), Reporter(io.StringIO(), bar=False, quiet=True),
                        slots=[Slot("cpu-0", "cpu", (("CUDA_VISIBLE_DEVICES", ""),), threads=1)])
+    if summary.exit_code in (130, 143):  # interrupted (Ctrl-C, SIGTERM): stop here, not at the next combination
+        raise SystemExit(summary.exit_code)
     if summary.best is None:
         return {"arch": arch, "scaler": scaler, "loss": loss, "error": summary.best_note or "no ok trial"}
     report = run_final(FinalRequest(location=location, holdout=args.holdout, device="cpu", threads=1),
