@@ -491,9 +491,11 @@ def validate(spec_paths: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("names", nargs=-1)
 def archs(names: tuple[str, ...]) -> None:
-    """List the architectures, their hyperparameters, defaults and auto ranges.
+    """List the architectures, their hyperparameters, defaults, inputs and auto ranges.
 
     NAMES narrows the list; a user builder "package.module:function" is shown too.
+    "inputs" says how a model uses the target and the data's features; any architecture
+    takes training.scaler "window" (per-window scaling) and every training.loss.
 
     \b
     Examples:
@@ -510,6 +512,8 @@ def archs(names: tuple[str, ...]) -> None:
             click.echo(f"  {p.name:<13} default {json.dumps(p.default):<8} {p.describe()}")
         ranges = ", ".join(f"{k} {lo:g}..{hi:g}{' (log)' if scale == 'log' else ''}"
                            for k, (lo, hi, scale) in arch.auto_ranges.items())
+        if arch.inputs:
+            click.echo(f"  inputs: {arch.inputs}")
         click.echo(f"  auto ranges: {ranges}")
     if not names:
         click.echo("training (any of these may also be tuned under \"parameters\"):")

@@ -13,7 +13,10 @@ import pandas as pd
 
 from hpt.errors import show
 
-__all__ = ["Constraint", "HParam", "TRAINING", "parse_validation"]
+__all__ = ["Constraint", "HParam", "LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation"]
+
+LOSSES = ("mse", "mae", "huber")
+SCALERS = ("standard", "window")
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
@@ -33,6 +36,8 @@ class HParam:
     nullable: bool = False
     check: Callable[[Any], str | None] | None = None
     help: str = ""
+    # Left out of config ids at its default: a key added after ids existed keeps every earlier id.
+    new_key: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -145,5 +150,19 @@ TRAINING: dict[str, HParam] = {
         HParam("seed", 0, "int", low=0, help="random seed of weights and batch order"),
         HParam("amp", "off", "str", choices=("off", "bf16", "fp16"),
                help="mixed precision on CUDA GPUs (the CPU always trains in fp32)"),
+        HParam("loss", "mse", "str", choices=LOSSES, new_key=True,
+               help="training loss: mse, mae or huber (see huber_delta)"),
+        HParam("huber_delta", 1.0, "float", low=0, low_open=True, new_key=True,
+               help="huber loss: errors above this (standardised units) count linearly"),
+        HParam("scaler", "standard", "str", choices=SCALERS, new_key=True,
+               help="standard (each column by its train part's mean and std) or window (also each input "
+                    "window's target by its own, the forecast scaled back: RevIN)"),
     )
 }
+
+
+def id_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` as config ids see them: a training key added after ids existed (``new_key``) is
+    left out at its default, so a spec that does not set it keeps the ids it always had."""
+    return {k: v for k, v in params.items()
+            if not ((hp := TRAINING.get(k)) is not None and hp.new_key and v == hp.default)}

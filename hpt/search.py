@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid
 
 from hpt.data import load_frame, period_fingerprint
+from hpt.hparams import id_params
 from hpt.periods import Period
 from hpt.spec import QUICK_EPOCHS, Distribution, Spec
 from hpt.trial import Trial
@@ -38,8 +39,9 @@ def data_identity(spec: Spec) -> dict[str, Any]:
 
 
 def config_id(spec: Spec, params: dict[str, Any]) -> str:
-    """Stable id of a config: the architecture, the data's identity and every hyperparameter."""
-    return digest({"architecture": spec.architecture, "data": data_identity(spec), "params": params})
+    """Stable id of a config: the architecture, the data's identity and every hyperparameter
+    (a newer training key at its default left out: :func:`hpt.hparams.id_params`)."""
+    return digest({"architecture": spec.architecture, "data": data_identity(spec), "params": id_params(params)})
 
 
 def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:

@@ -77,7 +77,7 @@ METRICS: dict[str, str] = {
     "n_params": "n_params",
     "infer_ms": "infer_ms",
 }
-ALWAYS_METRICS = ("val_mse", "val_mae", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
+ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
 OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",

@@ -31,7 +31,7 @@ from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.model_io import model_payload
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 
-__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms"]
+__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms", "loss_function"]
 
 _EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
@@ -88,12 +88,22 @@ def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[Non
         metrics["gpu_mem_total_mb"] = round(torch.cuda.get_device_properties(device).total_memory / 2**20, 1)
 
 
+def loss_function(params: dict[str, Any]) -> nn.Module:
+    """``training.loss`` (mse when the params predate it), on standardised targets."""
+    loss = params.get("loss", "mse")
+    if loss == "mae":
+        return nn.L1Loss()
+    if loss == "huber":
+        return nn.HuberLoss(delta=float(params.get("huber_delta", 1.0)))
+    return nn.MSELoss()
+
+
 class Stepper:
     """A trial's optimiser and batches: the same for tuning (:func:`fit`) and a final model.
 
-    Adam, AdamW or SGD (momentum 0.9) with weight decay, a seeded batch order, optional
-    gradient clipping and mixed precision on CUDA; the learning rate decays on plateaus of
-    whatever :meth:`plateau` is given.
+    The loss is ``training.loss`` (:func:`loss_function`); Adam, AdamW or SGD (momentum 0.9)
+    with weight decay, a seeded batch order, optional gradient clipping and mixed precision
+    on CUDA; the learning rate decays on plateaus of whatever :meth:`plateau` is given.
     """
 
     def __init__(self, model: nn.Module, params: dict[str, Any], device: torch.device, seed: int) -> None:
@@ -117,7 +127,7 @@ class Stepper:
         self.batch = int(params["batch_size"])
         self.amp = str(params.get("amp", "off"))
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" and device.type == "cuda" else None
-        self.loss_fn = nn.MSELoss()
+        self.loss_fn = loss_function(params)
 
     @property
     def lr(self) -> float:

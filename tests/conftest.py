@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,20 @@ def hpt_cli(*args: str, timeout: float = 300, cwd: Path | None = None,
     """Run `python -m hpt ARGS` as a separate process, as a user would."""
     return subprocess.run([sys.executable, "-m", "hpt", *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd or ROOT, env={**os.environ, **(env or {})})
+
+
+def hpt_here(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The CLI in this process (a subprocess per call would cost seconds of imports each); the torch
+    thread count it sets is put back afterwards."""
+    import torch
+
+    from hpt.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        return CliRunner(env=env).invoke(main, list(args))
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -81,3 +81,16 @@ def test_search_efficiency_benchmark_quick() -> None:
         assert re.search(rf"^goal for {re.escape(strategy)}: target within 1/3 of full random search's compute "
                          r"\(median over seeds\): (\d\.\d\d|never reached) -> (met|missed)( \(in epochs: \d\.\d\d\))?$",
                          out, re.M), out
+
+
+def test_forecast_quality_benchmark_quick() -> None:
+    out = _quick_run("forecast_quality.py", timeout=600)
+    number = r"\d+(\.\d+)?(e[+-]\d+)?"
+    assert "one torch thread" in out, out
+    assert re.search(rf"^seasonal naive on the same \d+ hold-out windows: mae {number}, mse {number}$", out, re.M), out
+    for arch in ("dlinear",):
+        for scaler in ("standard", "window"):
+            for loss in ("mse", "mae"):
+                assert re.search(rf"^  {arch} +{scaler} +{loss} +{number} +{number} +{number} +{number} +{number}$",
+                                 out, re.M), (arch, scaler, loss, out)
+    assert re.search(r"^beat seasonal naive on both mae and mse: \d+ of 4 combinations; best mae: ", out, re.M), out

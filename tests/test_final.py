@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from hpt.cli import main
 from hpt.data import read_data
 from hpt.model_io import load_model
 from hpt.results import load_results, summarise
-from tests.conftest import ROOT, tiny_spec, trial_rows
+from tests.conftest import ROOT, hpt_here, tiny_spec, trial_rows
 
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
@@ -34,14 +33,7 @@ def _final_ids(location: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 
-def hpt(*args: str, env: dict[str, str] | None = None) -> Result:
-    """The CLI run in this process (a subprocess per call would cost seconds of imports each);
-    the torch thread count it sets is put back afterwards."""
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner(env=env).invoke(main, list(args))
-    finally:
-        torch.set_num_threads(threads)
+hpt = hpt_here
 
 
 def _final(location: Path | str, *args: str, tmp: Path, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:

@@ -11,23 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from hpt.architectures import get_architecture
-from hpt.cli import main
 from hpt.model_io import load_model, model_payload
-from tests.conftest import ROOT
+from tests.conftest import ROOT, hpt_here
 
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
 
-def hpt(*args: str) -> Result:
-    """The CLI in this process; the torch thread count it sets is put back afterwards."""
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner().invoke(main, list(args))
-    finally:
-        torch.set_num_threads(threads)
+hpt = hpt_here
 
 
 def _error_line(done: Result) -> str:

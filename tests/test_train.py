@@ -20,7 +20,7 @@ from hpt.train import TrainContext
 from hpt.trial import Status, TrialResult
 from tests.conftest import tiny_spec
 
-ARCHS = ["mlp", "lstm", "gru", "cnn", "attention", "lstm-attention"]
+ARCHS = list(BUILTIN)
 
 
 def _run(**overrides: Any) -> TrialResult:

@@ -37,6 +37,7 @@ class Architecture:
     # Built-in learning-rate ranges for `hpt auto`: name -> (low, high, scale).
     auto_ranges: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     constraints: tuple[Constraint, ...] = ()  # rules across hyperparameters, checked by the spec
+    inputs: str = ""  # how the model uses the input columns (the target and any features)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -49,8 +50,15 @@ class Architecture:
         return _resolve(self.builder_ref)
 
     def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any]) -> Any:
+        """The module for these hyperparameters; with ``training.scaler`` "window" wrapped in
+        per-window scaling (:class:`hpt.architectures.models.WindowScaled`), whatever the family."""
         kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
-        return self.builder()(n_features=n_features, lookback=lookback, horizon=horizon, **kwargs)
+        module = self.builder()(n_features=n_features, lookback=lookback, horizon=horizon, **kwargs)
+        if params.get("scaler", "standard") == "window":
+            from hpt.architectures.models import WindowScaled
+
+            module = WindowScaled(module)
+        return module
 
 
 def _p(name: str, default: Any, kind: str, **kw: Any) -> HParam:
@@ -72,6 +80,19 @@ def _heads_divide_d_model(p: dict[str, Any]) -> str | None:
     return None
 
 
+def _encoder(d_model: int) -> tuple[HParam, ...]:
+    """A Transformer encoder's arguments (attention, patchtst)."""
+    return (_p("d_model", d_model, "int", low=1, help="embedding size (a multiple of num_heads)"),
+            _p("num_heads", 4, "int", low=1, help="attention heads"), _layers(2), _dropout())
+
+
+_HEADS = (Constraint(("d_model", "num_heads"), _heads_divide_d_model),)
+
+
+_FLAT = "flattened: every column (target first, then features) of every step, into the first layer"
+_STEPS = "every column at each step"
+_CHANNELS = "every column as an input channel"
+
 _LR_RANGES = {
     "lr": (1e-4, 1e-2, "log"),
     "lr_decay": (0.1, 0.9, "linear"),
@@ -87,18 +108,21 @@ BUILTIN: dict[str, Architecture] = {
             (_p("hidden_size", 64, "int", low=1, help="units per hidden layer"), _layers(2), _dropout()),
             "fully connected network on the flattened window",
             {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            inputs=_FLAT,
         ),
         Architecture(
             "lstm", "hpt.architectures.models:build_lstm",
             (_p("hidden_size", 64, "int", low=1, help="LSTM state size"), _layers(1), _dropout()),
             "LSTM over the window, linear head on the last state",
             dict(_LR_RANGES),
+            inputs=_STEPS,
         ),
         Architecture(
             "gru", "hpt.architectures.models:build_gru",
             (_p("hidden_size", 64, "int", low=1, help="GRU state size"), _layers(1), _dropout()),
             "GRU over the window, linear head on the last state",
             dict(_LR_RANGES),
+            inputs=_STEPS,
         ),
         Architecture(
             "cnn", "hpt.architectures.models:build_cnn",
@@ -108,26 +132,86 @@ BUILTIN: dict[str, Architecture] = {
                 _layers(3),
                 _dropout(),
             ),
-            "stack of causal dilated 1-D convolutions (dilation doubles per layer)",
+            "stack of causal dilated 1-D convolutions (dilation doubles per layer); it sees only the last "
+            "1 + (kernel_size - 1) * (2**num_layers - 1) steps (15 with the defaults), whatever the lookback: "
+            "tcn covers the whole lookback",
             {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            inputs=_CHANNELS,
         ),
         Architecture(
             "attention", "hpt.architectures.models:build_attention",
-            (
-                _p("d_model", 32, "int", low=1, help="embedding size (a multiple of num_heads)"),
-                _p("num_heads", 4, "int", low=1, help="attention heads"),
-                _layers(2),
-                _dropout(),
-            ),
+            _encoder(32),
             "small transformer encoder with learned positions",
             {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
-            (Constraint(("d_model", "num_heads"), _heads_divide_d_model),),
+            _HEADS,
+            inputs=_STEPS + " (one token per step)",
         ),
         Architecture(
             "lstm-attention", "hpt.architectures.models:build_lstm_attention",
             (_p("hidden_size", 64, "int", low=1, help="LSTM state size"), _layers(1), _dropout()),
             "LSTM whose states are pooled by learned attention",
             dict(_LR_RANGES),
+            inputs=_STEPS,
+        ),
+        Architecture(
+            "linear", "hpt.architectures.models:build_linear", (),
+            "one linear map from the lookback to the horizon (Zeng et al. 2023)",
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            inputs=_FLAT,
+        ),
+        Architecture(
+            "nlinear", "hpt.architectures.models:build_nlinear", (),
+            "NLinear: each column minus its last value, one linear map, the last target value added back "
+            "(Zeng et al. 2023)",
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            inputs=_FLAT,
+        ),
+        Architecture(
+            "dlinear", "hpt.architectures.models:build_dlinear",
+            (_p("kernel_size", 25, "int", low=1, help="moving-average steps of the trend (capped at the lookback)"),),
+            "DLinear: trend (moving average) and remainder, one linear map each, summed (Zeng et al. 2023)",
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            inputs=_FLAT + "; each column decomposed on its own",
+        ),
+        Architecture(
+            "nhits", "hpt.architectures.models:build_nhits",
+            (
+                _p("hidden_size", 128, "int", low=1, help="units per MLP layer"),
+                _p("num_stacks", 3, "int", low=1, high=8, help="stacks, coarse to fine (one block each)"),
+                _layers(2),
+                _p("pool_rate", 2, "int", low=1, high=16,
+                   help="stack i of S pools the input and thins the forecast by pool_rate**(S-1-i)"),
+                _p("dropout", 0.0, "float", low=0, high=1, high_open=True, help="dropout probability"),
+            ),
+            "N-HiTS: stacks of MLP blocks with multi-rate pooling and hierarchical interpolation "
+            "(Challu et al. 2023)",
+            dict(_LR_RANGES),
+            inputs="flattened after pooling: the target's residual (each block takes what the blocks before it "
+                   "left) and the features as they are",
+        ),
+        Architecture(
+            "patchtst", "hpt.architectures.models:build_patchtst",
+            (
+                _p("patch_len", 16, "int", low=1, help="steps per patch (a token; capped at the lookback)"),
+                _p("stride", 8, "int", low=1, help="steps between patch starts"),
+                *_encoder(64),
+            ),
+            "PatchTST: patches of the lookback as tokens of a Transformer encoder (Nie et al. 2023)",
+            {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
+            _HEADS,
+            inputs="channel-independent: each column encoded on its own (shared weights); the head reads them all",
+        ),
+        Architecture(
+            "tcn", "hpt.architectures.models:build_tcn",
+            (
+                _p("channels", 32, "int", low=1, help="channels per convolution"),
+                _p("kernel_size", 3, "int", low=2, high=64, help="temporal kernel width (the levels follow)"),
+                _dropout(),
+            ),
+            "temporal convolutional network: residual levels of dilated causal convolutions, as many levels as "
+            "make the receptive field 1 + 2 * (kernel_size - 1) * (2**levels - 1) cover the lookback",
+            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            inputs=_CHANNELS,
         ),
     )
 }

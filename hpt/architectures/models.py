@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 __all__ = [
+    "WindowScaled",
     "build_attention",
     "build_cnn",
+    "build_dlinear",
     "build_gru",
+    "build_linear",
     "build_lstm",
     "build_lstm_attention",
     "build_mlp",
+    "build_nhits",
+    "build_nlinear",
+    "build_patchtst",
+    "build_tcn",
+    "tcn_receptive_field",
 ]
 
 
@@ -131,3 +141,241 @@ def build_attention(n_features: int, lookback: int, horizon: int, d_model: int =
 def build_lstm_attention(n_features: int, lookback: int, horizon: int, hidden_size: int = 64,
                          num_layers: int = 1, dropout: float = 0.1) -> nn.Module:
     return LSTMAttention(n_features, horizon, hidden_size, num_layers, dropout)
+
+
+# -- linear families (Zeng et al., AAAI 2023) ------------------------------------------
+# Each flattens the window (every input column, target first) into one linear map; with the
+# target alone that is the paper's lookback -> horizon map.
+
+
+class Linear(nn.Module):
+    def __init__(self, n_features: int, lookback: int, horizon: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_features * lookback, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))  # type: ignore[no-any-return]
+
+
+class NLinear(Linear):
+    """Every column minus its last value, the linear map, the target's last value added back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = x[:, -1:, :]
+        return self.linear((x - last).flatten(1)) + last[:, :, 0]  # type: ignore[no-any-return]
+
+
+def moving_average(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The centred moving average of each column of ``(B, L, F)`` over `kernel` steps, the ends
+    padded with the first and last values so the trend has the window's length."""
+    front, back = (kernel - 1) // 2, kernel // 2
+    padded = torch.cat([x[:, :1].expand(-1, front, -1), x, x[:, -1:].expand(-1, back, -1)], dim=1)
+    return nn.functional.avg_pool1d(padded.transpose(1, 2), kernel, stride=1).transpose(1, 2)
+
+
+class DLinear(nn.Module):
+    """Trend (moving average) and remainder of the window, one linear map each, summed."""
+
+    def __init__(self, n_features: int, lookback: int, horizon: int, kernel_size: int) -> None:
+        super().__init__()
+        self.kernel = min(kernel_size, lookback)
+        self.trend = nn.Linear(n_features * lookback, horizon)
+        self.remainder = nn.Linear(n_features * lookback, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        trend = moving_average(x, self.kernel)
+        return self.trend(trend.flatten(1)) + self.remainder((x - trend).flatten(1))  # type: ignore[no-any-return]
+
+
+# -- N-HiTS (Challu et al., AAAI 2023) --------------------------------------------------
+
+
+class NHiTSBlock(nn.Module):
+    """Max-pool the input at `pool` steps, an MLP, a backcast of the target's window and
+    `points` forecast values interpolated linearly to the horizon."""
+
+    def __init__(self, n_features: int, lookback: int, horizon: int, pool: int, points: int,
+                 hidden_size: int, num_layers: int, dropout: float, backcast: bool) -> None:
+        super().__init__()
+        self.pool = pool
+        self.horizon = horizon
+        width = n_features * math.ceil(lookback / pool)
+        layers: list[nn.Module] = []
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden_size
+        self.mlp = nn.Sequential(*layers)
+        self.backcast = nn.Linear(width, lookback) if backcast else None  # the last block's would go unused
+        self.forecast = nn.Linear(width, points)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        pooled = nn.functional.max_pool1d(x.transpose(1, 2), self.pool, ceil_mode=True)
+        h = self.mlp(pooled.flatten(1))
+        coarse = self.forecast(h)
+        if coarse.shape[1] == self.horizon:
+            fine = coarse
+        else:
+            fine = nn.functional.interpolate(coarse[:, None], size=self.horizon, mode="linear",
+                                             align_corners=True)[:, 0]
+        return (self.backcast(h) if self.backcast is not None else None), fine
+
+
+class NHiTS(nn.Module):
+    """Stacks from coarse to fine: stack i of S pools at ``rate**(S-1-i)`` steps and forecasts
+    ``ceil(horizon / rate**(S-1-i))`` points; each block takes the target's residual after the
+    blocks before it (features as they are) and adds its forecast to the sum."""
+
+    def __init__(self, n_features: int, lookback: int, horizon: int, hidden_size: int, num_stacks: int,
+                 num_layers: int, pool_rate: int, dropout: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        for i in range(num_stacks):
+            scale = pool_rate ** (num_stacks - 1 - i)
+            self.blocks.append(NHiTSBlock(n_features, lookback, horizon, min(scale, lookback),
+                                          max(1, math.ceil(horizon / scale)), hidden_size, num_layers, dropout,
+                                          backcast=i < num_stacks - 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual, features = x[:, :, 0], x[:, :, 1:]
+        forecast = torch.zeros(x.shape[0], 1, device=x.device, dtype=x.dtype)
+        for block in self.blocks:
+            backcast, part = block(torch.cat([residual[:, :, None], features], dim=2))
+            if backcast is not None:
+                residual = residual - backcast
+            forecast = forecast + part
+        return forecast
+
+
+# -- PatchTST (Nie et al., ICLR 2023) ---------------------------------------------------
+
+
+class PatchTST(nn.Module):
+    """Each input column on its own (channel independence, shared weights): cut into patches of
+    `patch_len` steps every `stride` (the end padded with the last value by one stride), each
+    patch a token of a Transformer encoder; a linear head on every column's flattened tokens."""
+
+    def __init__(self, n_features: int, lookback: int, horizon: int, patch_len: int, stride: int,
+                 d_model: int, num_heads: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} must be a multiple of num_heads={num_heads}")
+        self.patch_len = min(patch_len, lookback)
+        self.stride = stride
+        self.patches = (lookback + stride - self.patch_len) // stride + 1
+        self.embed = nn.Linear(self.patch_len, d_model)
+        self.position = nn.Parameter(torch.zeros(1, self.patches, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward=2 * d_model, dropout=dropout,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(n_features * self.patches * d_model, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, f = x.shape
+        series = x.transpose(1, 2)  # (B, F, L)
+        series = torch.cat([series, series[:, :, -1:].expand(-1, -1, self.stride)], dim=2)
+        tokens = series.unfold(2, self.patch_len, self.stride)  # (B, F, patches, patch_len)
+        h = self.encoder(self.embed(tokens.reshape(b * f, self.patches, self.patch_len)) + self.position)
+        return self.head(self.drop(h.reshape(b, -1)))  # type: ignore[no-any-return]
+
+
+# -- TCN (Bai et al., 2018) ---------------------------------------------------------------
+
+
+def tcn_levels(lookback: int, kernel_size: int) -> int:
+    """The fewest residual levels whose receptive field covers `lookback` steps."""
+    levels = 1
+    while tcn_receptive_field(levels, kernel_size) < lookback:
+        levels += 1
+    return levels
+
+
+def tcn_receptive_field(levels: int, kernel_size: int) -> int:
+    """Steps one output sees: two causal convolutions per level, dilation ``2**level``."""
+    return 1 + 2 * (kernel_size - 1) * (2**levels - 1)
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, width: int, channels: int, kernel_size: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        pad = (kernel_size - 1) * dilation
+        self.net = nn.Sequential(
+            nn.ConstantPad1d((pad, 0), 0.0), nn.Conv1d(width, channels, kernel_size, dilation=dilation),
+            nn.ReLU(), nn.Dropout(dropout),
+            nn.ConstantPad1d((pad, 0), 0.0), nn.Conv1d(channels, channels, kernel_size, dilation=dilation),
+            nn.ReLU(), nn.Dropout(dropout),
+        )
+        self.skip = nn.Conv1d(width, channels, 1) if width != channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.net(x) + self.skip(x))
+
+
+class TCN(nn.Module):
+    """Residual levels of dilated causal convolutions, as many as the lookback needs; a linear
+    head on the last step's channels."""
+
+    def __init__(self, n_features: int, lookback: int, horizon: int, channels: int, kernel_size: int,
+                 dropout: float) -> None:
+        super().__init__()
+        if kernel_size < 2:
+            raise ValueError(f"kernel_size={kernel_size}: a tcn needs kernels of at least 2 steps")
+        levels = tcn_levels(lookback, kernel_size)
+        self.receptive_field = tcn_receptive_field(levels, kernel_size)
+        self.levels = nn.Sequential(*(TemporalBlock(n_features if i == 0 else channels, channels, kernel_size,
+                                                    2**i, dropout) for i in range(levels)))
+        self.head = nn.Linear(channels, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.levels(x.transpose(1, 2))[:, :, -1])  # type: ignore[no-any-return]
+
+
+# -- per-window scaling (training.scaler "window") ----------------------------------------
+
+
+class WindowScaled(nn.Module):
+    """Any model with per-window instance normalisation (RevIN, Kim et al., ICLR 2022): the
+    target column of each window is shifted by its own mean and divided by its own standard
+    deviation before `inner` sees it, and the forecast is scaled back; other columns pass as
+    they are. Inputs and outputs are in the same (globally standardised) units as without it."""
+
+    EPS = 1e-5
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        target = x[:, :, :1]
+        mean = target.mean(dim=1, keepdim=True)
+        scale = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + self.EPS)
+        out = self.inner(torch.cat([(target - mean) / scale, x[:, :, 1:]], dim=2))
+        return out * scale[:, :, 0] + mean[:, :, 0]  # type: ignore[no-any-return]
+
+
+def build_linear(n_features: int, lookback: int, horizon: int) -> nn.Module:
+    return Linear(n_features, lookback, horizon)
+
+
+def build_nlinear(n_features: int, lookback: int, horizon: int) -> nn.Module:
+    return NLinear(n_features, lookback, horizon)
+
+
+def build_dlinear(n_features: int, lookback: int, horizon: int, kernel_size: int = 25) -> nn.Module:
+    return DLinear(n_features, lookback, horizon, kernel_size)
+
+
+def build_nhits(n_features: int, lookback: int, horizon: int, hidden_size: int = 128, num_stacks: int = 3,
+                num_layers: int = 2, pool_rate: int = 2, dropout: float = 0.0) -> nn.Module:
+    return NHiTS(n_features, lookback, horizon, hidden_size, num_stacks, num_layers, pool_rate, dropout)
+
+
+def build_patchtst(n_features: int, lookback: int, horizon: int, patch_len: int = 16, stride: int = 8,
+                   d_model: int = 64, num_heads: int = 4, num_layers: int = 2, dropout: float = 0.1) -> nn.Module:
+    return PatchTST(n_features, lookback, horizon, patch_len, stride, d_model, num_heads, num_layers, dropout)
+
+
+def build_tcn(n_features: int, lookback: int, horizon: int, channels: int = 32, kernel_size: int = 3,
+              dropout: float = 0.1) -> nn.Module:
+    return TCN(n_features, lookback, horizon, channels, kernel_size, dropout)

@@ -1,0 +1,260 @@
+"""The built-in architectures as modules (shapes, gradients, what the convolutions see), in `hpt archs`,
+and as model files of a real run read back by `hpt predict`; training.loss and training.scaler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hpt.architectures import BUILTIN
+from hpt.architectures.models import WindowScaled, tcn_receptive_field
+from hpt.hparams import TRAINING
+from hpt.model_io import load_model
+from hpt.search import expand
+from hpt.spec import check_data, parse_spec
+from hpt.train import TrainContext, loss_function
+from hpt.trial import Status
+from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec
+
+NEW = ["linear", "nlinear", "dlinear", "nhits", "patchtst", "tcn"]
+DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
+
+
+hpt = hpt_here
+
+
+# --------------------------------------------------------------------------- modules
+
+
+@pytest.mark.parametrize("name", list(BUILTIN))
+@pytest.mark.parametrize(("n_features", "lookback", "horizon"), [(1, 24, 1), (3, 30, 5), (2, 7, 12)])
+def test_output_shape_and_every_parameter_gets_a_gradient(name: str, n_features: int, lookback: int,
+                                                          horizon: int) -> None:
+    torch.manual_seed(0)
+    model = BUILTIN[name].build(n_features, lookback, horizon, {})
+    x = torch.randn(5, lookback, n_features, requires_grad=True)
+    out = model(x)
+    assert out.shape == (5, horizon)
+    out.pow(2).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), f"{name}: {pname} gets no gradient"
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
+
+
+def _seen_steps(model: torch.nn.Module, lookback: int) -> int:
+    """How many of the latest input steps move the forecast (the receptive field, measured)."""
+    model.eval()
+    x = torch.randn(1, lookback, 1, requires_grad=True)
+    model(x).sum().backward()
+    assert x.grad is not None
+    moving = (x.grad[0, :, 0].abs() > 0).nonzero()
+    return lookback - int(moving.min())
+
+
+@pytest.mark.parametrize(("lookback", "kernel_size"), [(24, 3), (168, 3), (168, 2), (200, 7), (5, 4)])
+def test_tcn_sees_the_whole_lookback(lookback: int, kernel_size: int) -> None:
+    torch.manual_seed(0)
+    model = BUILTIN["tcn"].build(1, lookback, 2, {"kernel_size": kernel_size, "dropout": 0.0})
+    assert model.receptive_field >= lookback
+    assert _seen_steps(model, lookback) == lookback  # the oldest step reaches the forecast
+    # and not needlessly deep: one level fewer would not cover the lookback
+    levels = len(model.levels)
+    assert levels == 1 or tcn_receptive_field(levels - 1, kernel_size) < lookback
+
+
+def test_cnn_sees_the_steps_hpt_archs_says() -> None:
+    torch.manual_seed(0)
+    model = BUILTIN["cnn"].build(1, 168, 1, {"dropout": 0.0})
+    assert _seen_steps(model, 168) == 15  # 1 + (3 - 1) * (2**3 - 1), whatever the lookback
+    line = next(ln for ln in hpt("archs", "cnn").stdout.splitlines() if ln.startswith("cnn:"))
+    assert "15 with the defaults" in line and "tcn covers the whole lookback" in line
+
+
+def test_hpt_archs_lists_every_architecture_with_its_inputs_and_the_new_training_keys() -> None:
+    done = hpt("archs")
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    for name in BUILTIN:
+        at = lines.index(next(ln for ln in lines if ln.startswith(f"{name}: ")))
+        block = lines[at + 1:at + 1 + len(BUILTIN[name].hparams) + 2]
+        assert any(ln.startswith("  inputs: ") for ln in block), (name, block)
+        assert any(ln.startswith("  auto ranges: lr ") for ln in block), (name, block)
+    assert "flattened" in next(ln for ln in lines[lines.index(next(ln for ln in lines if ln.startswith("dlinear:"))):]
+                               if ln.startswith("  inputs: "))
+    for key in ("loss", "huber_delta", "scaler"):
+        assert any(ln.split()[:3] == [key, "default", json.dumps(TRAINING[key].default)] for ln in lines), key
+
+
+def test_dlinear_with_a_window_shorter_than_its_kernel_and_nlinear_adds_the_last_value_back() -> None:
+    dlinear = BUILTIN["dlinear"].build(1, 5, 2, {"kernel_size": 25})
+    assert dlinear(torch.randn(3, 5, 1)).shape == (3, 2)
+    nlinear = BUILTIN["nlinear"].build(2, 6, 3, {})
+    torch.nn.init.zeros_(nlinear.linear.weight)
+    torch.nn.init.zeros_(nlinear.linear.bias)
+    x = torch.randn(4, 6, 2)
+    assert torch.equal(nlinear(x), x[:, -1:, 0].expand(4, 3))  # a zero map forecasts the last target value
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_each_loss_on_a_hand_checked_example() -> None:
+    forecast = torch.tensor([[0.0, 1.0, 3.0]])
+    actual = torch.tensor([[0.5, -1.0, 3.0]])  # errors -0.5, 2, 0
+    assert float(loss_function({"loss": "mse"})(forecast, actual)) == pytest.approx((0.25 + 4) / 3)
+    assert float(loss_function({"loss": "mae"})(forecast, actual)) == pytest.approx((0.5 + 2) / 3)
+    # huber, delta 1: 0.5 * e**2 inside, delta * (|e| - 0.5 * delta) outside
+    assert float(loss_function({"loss": "huber", "huber_delta": 1.0})(forecast, actual)) == pytest.approx(
+        (0.125 + 1.5 + 0) / 3)
+    assert float(loss_function({"loss": "huber", "huber_delta": 3.0})(forecast, actual)) == pytest.approx(
+        (0.125 + 2.0) / 3)
+    assert float(loss_function({})(forecast, actual)) == pytest.approx((0.25 + 4) / 3)  # older params: mse
+
+
+def test_an_unknown_loss_or_scaler_is_one_line_naming_the_valid_ones(write_spec: Any) -> None:
+    for where, doc in (("training.loss", tiny_spec(training={"loss": "quantile"})),
+                       ("parameters.loss[1]", tiny_spec(parameters={"loss": ["mae", "pinball"]})),
+                       ("training.scaler", tiny_spec(training={"scaler": "minmax"}))):
+        done = hpt_cli("validate", str(write_spec(doc)))
+        assert done.returncode == 2
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hpt: error: ") and f"{where}: expected one of" in lines[0]
+        valid = '"mse", "mae", "huber"' if "loss" in where else '"standard", "window"'
+        assert valid in lines[0], lines[0]
+
+
+# The trial ids of this spec as hpt computed them before training.loss, huber_delta and scaler existed:
+# a spec that does not set them must keep them (its rows and models are found again on a rerun).
+_ID_SPEC = {
+    "name": "ids", "architecture": "mlp",
+    "data": {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y"},
+    "date_ranges": [["2013-01-01", "2013-01-15"]],
+    "search": {"strategy": "grid", "seed": 0},
+    "parameters": {"lr": [0.001, 0.01]},
+    "training": {"epochs": 3, "lookback": 24},
+}
+_IDS_BEFORE = ["176a00d2c312", "ef2955d89437"]
+
+
+def _ids(**training: Any) -> list[str]:
+    doc = {**_ID_SPEC, "training": {**_ID_SPEC["training"], **training}}
+    return [t.trial_id for t in expand(parse_spec(doc))]
+
+
+def test_ids_of_specs_without_the_new_keys_are_unchanged_and_a_set_key_changes_them() -> None:
+    assert _ids() == _IDS_BEFORE
+    assert _ids(loss="mse", scaler="standard", huber_delta=1.0) == _IDS_BEFORE  # the defaults, spelt out
+    changed = [_ids(loss="mae"), _ids(loss="huber"), _ids(loss="huber", huber_delta=0.5), _ids(scaler="window")]
+    assert len({tuple(ids) for ids in changed}) == 4
+    assert not {i for ids in changed for i in ids} & set(_IDS_BEFORE)
+
+
+def test_the_loss_can_be_tuned_and_rows_carry_every_validation_metric(write_spec: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(architecture="linear", date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"loss": ["mae", "huber"], "lr": [0.01]}, objective="val_mae",
+                                training={"epochs": 2}))
+    sink = tmp_path / "out"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(p.read_text()) for p in (sink / "rows").glob("*.json")]
+    trials = [r for r in rows if r["architecture"] == "linear"]
+    assert sorted(r["param_loss"] for r in trials) == ["huber", "mae"]
+    for row in rows:  # the baselines' rows too
+        assert row["val_rmse"] == pytest.approx(row["val_mse"] ** 0.5)
+        assert row["val_mae"] > 0
+
+
+# --------------------------------------------------------------------------- per-window scaling
+
+
+def test_window_scaling_forecasts_move_with_a_constant_added_to_the_target() -> None:
+    torch.manual_seed(0)
+    for name in BUILTIN:
+        model = BUILTIN[name].build(2, 24, 3, {"scaler": "window"}).eval()
+        assert isinstance(model, WindowScaled)
+        x = torch.randn(4, 24, 2, dtype=torch.float64)
+        model.double()
+        shifted = x.clone()
+        shifted[:, :, 0] += 7.5
+        with torch.no_grad():
+            assert torch.allclose(model(shifted), model(x) + 7.5, atol=1e-9), name
+        plain = BUILTIN[name].build(2, 24, 3, {}).double().eval()
+        with torch.no_grad():  # without it only nlinear moves with the level (it subtracts the last value)
+            assert torch.allclose(plain(shifted), plain(x) + 7.5, atol=1e-9) == (name == "nlinear"), name
+
+
+# --------------------------------------------------------------------------- real runs, hpt predict
+
+
+def _run_one(write_spec: Any, tmp_path: Path, arch: str, **training: Any) -> Path:
+    """A real one-trial `hpt run` of `arch` (two epochs on two weeks, horizon 3); its model file."""
+    spec = write_spec(tiny_spec(architecture=arch, date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"lr": [0.003]}, training={"epochs": 2, "horizon": 3, **training}))
+    sink = tmp_path / f"out-{arch}"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    models = list((sink / "models").glob("*.pt"))
+    assert len(models) == 1
+    return models[0]
+
+
+def _predict_last(model: Path, data: Path) -> np.ndarray:
+    out = data.parent / f"{data.stem}-forecast.csv"
+    done = hpt("predict", str(model), "--data", str(data), "--last", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    return pd.read_csv(out)["prediction"].to_numpy()
+
+
+@pytest.mark.parametrize("arch", NEW)
+def test_a_trial_s_model_file_forecasts_through_hpt_predict(arch: str, tmp_path: Path) -> None:
+    # the trial as a run's worker trains it (in this process: a run per family costs a process start each;
+    # test_a_window_scaled_model_file... below goes through a real `hpt run`)
+    spec = parse_spec(tiny_spec(architecture=arch, date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"lr": [0.003]}, training={"epochs": 2, "horizon": 3}))
+    result = TrainContext(check_data(spec)).run(expand(spec)[0])
+    assert result.status is Status.OK and result.model, result.error
+    model_path = tmp_path / "model.pt"
+    model_path.write_bytes(result.model)
+    frame = pd.read_csv(DEMO, parse_dates=["ts"], nrows=24 * 20)
+    data = tmp_path / "recent.csv"
+    frame.to_csv(data, index=False)
+    got = _predict_last(model_path, data)
+    model = load_model(model_path)
+    assert model.architecture == arch and model.horizon == 3
+    np.testing.assert_allclose(got, model.predict(frame.tail(24)), rtol=1e-6)
+    assert frame["y"].min() * 0.5 < got.mean() < frame["y"].max() * 1.5  # data units
+
+
+def test_a_window_scaled_model_file_keeps_its_scaler_through_hpt_predict(write_spec: Any, tmp_path: Path) -> None:
+    model_path = _run_one(write_spec, tmp_path, "dlinear", scaler="window", loss="mae")
+    model = load_model(model_path)
+    assert model.params["scaler"] == "window" and isinstance(model.module, WindowScaled)
+    frame = pd.read_csv(DEMO, parse_dates=["ts"], nrows=24 * 20)
+    data, shifted = tmp_path / "recent.csv", tmp_path / "shifted.csv"
+    frame.to_csv(data, index=False)
+    frame.assign(y=frame["y"] + 5000.0).to_csv(shifted, index=False)
+    base = _predict_last(model_path, data)
+    np.testing.assert_allclose(_predict_last(model_path, shifted), base + 5000.0, atol=0.05)  # float32 rounding
+
+    # hpt final retrains the config with its scaler and loss, and scores the hold-out with it
+    report_path = tmp_path / "report.json"
+    done = hpt("final", str(model_path.parents[1]), "--threads", "1", "--holdout", "1M", "--report", str(report_path))
+    assert done.exit_code == 0, done.output
+    report = json.loads(report_path.read_text())
+    final = load_model(model_path.parents[1] / "final" / report["final_id"] / "model.pt")
+    assert final.params["scaler"] == "window" and final.params["loss"] == "mae"
+    assert isinstance(final.module, WindowScaled)
+    y = pd.read_csv(DEMO, parse_dates=["ts"]).set_index("ts")["y"]
+    start = y.index.get_loc(pd.Timestamp("2014-12-01"))
+    values = y.to_numpy()
+    windows = np.stack([values[i - 24:i, None] for i in range(start, len(values) - 2)])
+    actual = np.stack([values[i:i + 3] for i in range(start, len(values) - 2)])
+    err = final.predict_windows(windows) - actual
+    assert report["models"][0]["metrics"]["mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-4)
