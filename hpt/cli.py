@@ -512,8 +512,14 @@ def archs(names: tuple[str, ...]) -> None:
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs pip install 'hpt[plot]').")
 @click.option("--pareto", metavar="COLUMN",
               help="Instead, list the configs on the front of the metric and COLUMN (n_params, infer_ms, ...).")
+@click.option("--tensorboard", "tensorboard_dir", metavar="DIR",
+              help="Also write the trials as TensorBoard runs to DIR, those not written yet "
+                   "(needs pip install 'hpt[tensorboard]').")
+@click.option("--mlflow", "mlflow_uri", metavar="URI",
+              help="Also log the trials to the MLflow tracking server or store URI, those not logged yet "
+                   "[$MLFLOW_TRACKING_URI] (needs pip install 'hpt[mlflow]').")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
-            plot_dir: str | None, pareto: str | None) -> None:
+            plot_dir: str | None, pareto: str | None, tensorboard_dir: str | None, mlflow_uri: str | None) -> None:
     """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.
 
     Per config: mean, median, worst and spread of the metric over its periods (and across
@@ -546,6 +552,10 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         from hpt.plots import require_matplotlib
 
         require_matplotlib()
+    if tensorboard_dir or mlflow_uri:
+        from hpt.tracking.export import check_exports
+
+        check_exports(tensorboard_dir, mlflow_uri)
     frame = load_results(uri)
     summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri)
     if pareto:
@@ -557,6 +567,11 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
         paths = write_plots(summary, frame, plot_dir, top=min(top or 5, 5))
         click.echo("plots: " + (", ".join(paths) or "none (no ok trials to plot)"), err=fmt != "table")
+    if tensorboard_dir or mlflow_uri:
+        from hpt.tracking.export import export
+
+        for line in export(uri, tensorboard_dir, mlflow_uri):
+            click.echo(line, err=fmt != "table")
 
 
 @main.command(epilog="Exit codes: 0 printed, 1 no config has run every period yet, 2 bad input.")

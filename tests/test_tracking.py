@@ -1,0 +1,175 @@
+"""TensorBoard and MLflow views of a real run's results location (hpt results --tensorboard/--mlflow, hpt run --mlflow)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import hpt_cli, tiny_spec
+
+CONFIGS = {0.01: "ok", 1e12: "diverged"}  # lr 1e12 diverges in its first epoch: a trial that did not finish ok
+
+
+@pytest.fixture(scope="module")
+def location(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished location: 2 configs x 2 periods, 2 epochs; one config ok, one diverged."""
+    folder = tmp_path_factory.mktemp("tracking")
+    spec = folder / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="tracked", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
+                                         training={"epochs": 2})))
+    done = hpt_cli("run", str(spec), "--sink", str(folder / "results"), "--workers", "2", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder / "results"
+
+
+def _rows(location: Path) -> dict[str, dict[str, Any]]:
+    rows = (json.loads(p.read_text()) for p in (location / "rows").glob("*.json"))
+    return {r["trial_id"]: r for r in rows if not r["architecture"].startswith("naive-")}
+
+
+def _curve(location: Path, trial_id: str) -> list[dict[str, str]]:
+    import csv
+
+    return list(csv.DictReader((location / "curves" / f"{trial_id}.csv").open()))
+
+
+def _tensorboard_runs(out: Path) -> dict[str, dict[str, Any]]:
+    """What TensorBoard's own event reader finds in `out`: per run folder, its scalars and its HParams session."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.plugins.hparams.api_pb2 import Status
+
+    runs = {}
+    for folder in sorted({p.parent for p in out.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+        acc.Reload()
+        run: dict[str, Any] = {"scalars": {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
+                                           for tag in acc.Tags()["scalars"]}}
+        for tag in acc.Tags()["tensors"]:
+            content = acc.SummaryMetadata(tag).plugin_data.content
+            if tag == metadata.SESSION_START_INFO_TAG:
+                start = metadata.parse_session_start_info_plugin_data(content)
+                run["hparams"] = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                                  for k, v in start.hparams.items()}
+                run["model_uri"] = start.model_uri
+            elif tag == metadata.SESSION_END_INFO_TAG:
+                run["status"] = Status.Name(metadata.parse_session_end_info_plugin_data(content).status)
+            elif tag == metadata.EXPERIMENT_TAG:
+                experiment = metadata.parse_experiment_plugin_data(content)
+                run["experiment"] = {
+                    "hparams": {h.name: [getattr(v, v.WhichOneof("kind")) for v in h.domain_discrete.values]
+                                for h in experiment.hparam_infos},
+                    "metrics": [m.name.tag for m in experiment.metric_infos]}
+        runs[folder.relative_to(out).as_posix()] = run
+    return runs
+
+
+def test_tensorboard_writes_a_run_per_trial_with_curves_and_hparams(location: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tb"
+    done = hpt_cli("results", str(location), "--tensorboard", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"tensorboard: 4 trial(s) written to {out}; see them with: tensorboard --logdir {out}" in done.stdout
+    runs = _tensorboard_runs(out)
+    experiment = runs.pop(".")["experiment"]
+    rows = _rows(location)
+    assert len(runs) == len(rows) == 4
+    for row in rows.values():
+        period = f"{row['period_start']}_{row['period_end']}"
+        run = runs[f"{row['config_id']}/{period}/full"]
+        assert run["hparams"] == {"lr": row["param_lr"], "hidden_size": row["param_hidden_size"],
+                                  "config_id": row["config_id"], "period": period, "fidelity": "full",
+                                  "status": row["status"]}
+        assert run["status"] == {"ok": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}[row["status"]]
+        assert row["status"] == CONFIGS[row["param_lr"]]
+        if row["status"] == "ok":
+            curve = _curve(location, row["trial_id"])
+            assert [e for e, _ in run["scalars"]["curve/val_mse"]] == [1, 2]
+            assert [v for _, v in run["scalars"]["curve/val_mse"]] == pytest.approx(
+                [float(c["val_mse"]) for c in curve], rel=1e-6)
+            assert run["scalars"]["curve/train_loss"][-1][1] == pytest.approx(float(curve[-1]["train_loss"]), rel=1e-6)
+            assert run["scalars"]["val_mse"] == [(2, pytest.approx(row["val_mse"], rel=1e-6))]
+            assert run["model_uri"] == row["model_uri"]
+        else:
+            assert "curve/val_mse" not in run["scalars"]
+    assert sorted(experiment["hparams"]["lr"]) == sorted(CONFIGS)
+    assert sorted(experiment["hparams"]["config_id"]) == sorted({r["config_id"] for r in rows.values()})
+    assert sorted(experiment["hparams"]["status"]) == ["diverged", "ok"]
+    assert {"val_mse", "val_mae", "train_time_s"} <= set(experiment["metrics"])
+
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    again = hpt_cli("results", str(location), "--tensorboard", str(out), "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in again.stderr
+    json.loads(again.stdout)  # the line goes to stderr beside a JSON table
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == files
+
+
+def test_tensorboard_adds_only_new_trials_and_rewrites_a_rerun_trial(location: Path, tmp_path: Path) -> None:
+    """A location that grows: the trials written before are left alone; a trial whose row changed is written anew."""
+    partial = tmp_path / "results"
+    import shutil
+
+    shutil.copytree(location, partial)
+    rows = sorted(_rows(location))
+    (partial / "rows" / f"{rows[0]}.json").unlink()
+    (partial / "results.csv").unlink()
+    out = tmp_path / "tb"
+    first = hpt_cli("results", str(partial), "--tensorboard", str(out))
+    assert "tensorboard: 3 trial(s) written" in first.stdout, first.stderr
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("events.out.tfevents.*") if "hpt-experiment" not in p.name}
+    shutil.copy(location / "rows" / f"{rows[0]}.json", partial / "rows")
+    second = hpt_cli("results", str(partial), "--tensorboard", str(out))
+    assert f"tensorboard: 1 trial(s) written to {out} (3 already there)" in second.stdout, second.stderr
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert len(_tensorboard_runs(out)) == 5  # four trials and the experiment
+
+
+def test_tensorboard_from_an_s3_location(location: Path, s3_server: Any, tmp_path: Path) -> None:
+    bucket = s3_server.create_bucket()
+    for path in location.rglob("*"):
+        if path.is_file() and not path.name.endswith(".pt"):
+            s3_server.put(bucket, f"p/{path.relative_to(location).as_posix()}", path.read_bytes())
+    out = tmp_path / "tb"
+    done = hpt_cli("results", f"s3://{bucket}/p", "--tensorboard", str(out), env=s3_server.client_env())
+    assert done.returncode == 0, done.stderr
+    assert "tensorboard: 4 trial(s) written" in done.stdout
+    runs = _tensorboard_runs(out)
+    assert sum(1 for r in runs.values() if r.get("scalars", {}).get("curve/val_mse")) == 2
+
+
+def test_tensorboard_dir_that_is_a_file_is_one_line(location: Path, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    done = hpt_cli("results", str(location), "--tensorboard", str(tmp_path / "f"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"hpt: error: --tensorboard {tmp_path / 'f'}: is a file, not a folder"]
+
+
+def test_missing_extras_say_what_to_install(location: Path, tmp_path: Path) -> None:
+    """Without the packages (hidden from the import system), one line naming the extra, exit 2, nothing read."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorboard', 'mlflow'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    import os
+
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    for option, extra in (("--tensorboard", "tensorboard"), ("--mlflow", "mlflow")):
+        done = hpt_cli("results", str(location), option, str(tmp_path / "x"), env=env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"hpt: error: {option} needs {extra}: pip install 'hpt[{extra}]'"
+        assert done.stdout == ""
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
