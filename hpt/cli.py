@@ -195,6 +195,9 @@ def _run_options(f: Any) -> Any:
         click.option("--ray-address", metavar="HOST:PORT",
                      help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
                           "[default: $RAY_ADDRESS, else a local Ray instance for this run]."),
+        click.option("--mlflow", metavar="URI",
+                     help="Also log each trial to this MLflow tracking server or store, from a background thread "
+                          "(needs pip install 'hpt[mlflow]') [spec: tracking.mlflow]."),
     ]):
         f = option(f)
     return f
@@ -219,12 +222,13 @@ def _per_gpu(ctx: click.Context, param: click.Parameter, value: str | None) -> i
 
 def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
                           gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float,
-                          executor: str | None, ray_address: str | None) -> Any:
+                          executor: str | None, ray_address: str | None, mlflow: str | None = None) -> Any:
     from hpt.progress import Reporter
     from hpt.runner import RunOptions
 
     options = RunOptions(sink=sink, workers=workers, device=device, force=force, gpus=gpus,
-                         trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address)
+                         trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address,
+                         mlflow=mlflow)
     return options, Reporter(quiet=quiet)
 
 

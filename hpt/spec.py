@@ -80,12 +80,13 @@ ALWAYS_METRICS = ("val_mse", "val_mae", "train_time_s", "epochs", "best_epoch", 
 OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
-        "training", "metrics", "objective", "sink", "resources")
+        "training", "metrics", "objective", "sink", "resources", "tracking")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
          "season")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor")
+_TRACKING = ("mlflow", "experiment")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
@@ -156,6 +157,7 @@ class Spec:
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
+    tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment (--mlflow wins)
 
     @property
     def arch(self) -> Architecture:
@@ -372,6 +374,7 @@ class _Parser:
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
         resources = self.resources(doc.get("resources", {}))
+        tracking = self.tracking(doc.get("tracking", {}))
         sink = doc.get("sink")
         if sink is not None and (not isinstance(sink, str) or not sink.strip()):
             self.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(sink)}")
@@ -389,7 +392,7 @@ class _Parser:
         return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
-                    resources=resources, repeats=repeats)
+                    resources=resources, repeats=repeats, tracking=tracking)
 
     def resolve_auto(self, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
         try:
@@ -569,6 +572,27 @@ class _Parser:
                 self.add("resources.executor", f'expected "local" or "ray", got {show(executor)}{hint}')
             else:
                 out["executor"] = executor
+        return out
+
+    def tracking(self, value: Any) -> dict[str, Any]:
+        obj = self.section(value, "tracking")
+        if obj is None:
+            return {}
+        self.unknown_keys(obj, _TRACKING, "tracking")
+        out: dict[str, Any] = {}
+        uri = obj.get("mlflow")
+        if uri is not None:
+            if uri is not True and uri is not False and not (isinstance(uri, str) and uri.strip()):
+                self.add("tracking.mlflow", f"expected a tracking URI such as \"http://host:5000\", or true for "
+                         f"$MLFLOW_TRACKING_URI, got {show(uri)}")
+            elif uri is not False:
+                out["mlflow"] = uri
+        experiment = obj.get("experiment")
+        if experiment is not None:
+            if not isinstance(experiment, str) or not experiment.strip():
+                self.add("tracking.experiment", f"expected an MLflow experiment name, got {show(experiment)}")
+            else:
+                out["experiment"] = experiment
         return out
 
     def search(self, value: Any) -> SearchSpec:

@@ -18,9 +18,10 @@ from typing import Any
 
 from hpt.errors import InputError
 from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS
+from hpt.sinks import Sink
 from hpt.store import ResultStore
 
-__all__ = ["TrialView", "location_trials", "need", "parse_curve", "trial_view", "with_curves"]
+__all__ = ["TrialView", "location_trials", "location_uri", "need", "parse_curve", "trial_view", "with_curves"]
 
 CURVE_PREFIX = "curve/"
 """Per-epoch values are named ``curve/<column>`` (curve/val_mse); the row's own metrics keep their names (val_mse)."""
@@ -107,7 +108,14 @@ def location_trials(uri: str) -> tuple[ResultStore, list[TrialView]]:
     if not rows:
         load_results(uri)  # says what the location holds instead of rows, when that is the trouble
         raise InputError(f"no trials at {uri}: only naive baselines' rows")
-    return store, [trial_view(row, None, store.uri) for row in rows]
+    return store, [trial_view(row, None, location_uri(store.sink)) for row in rows]
+
+
+def location_uri(sink: Sink) -> str:
+    """How the trackers name a results location: a bucket's URI, a folder's absolute path (the same from any cwd)."""
+    from hpt.sinks.local import LocalSink
+
+    return str(sink.root.resolve()) if isinstance(sink, LocalSink) else sink.uri
 
 
 def with_curves(store: ResultStore, views: list[TrialView]) -> list[TrialView]:
