@@ -173,3 +173,108 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _mlflow_runs(store: str, experiment: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment} in {store}"
+    return list(client.search_runs([found.experiment_id], max_results=1000))
+
+
+def _check_mlflow_trials(store: str, experiment: str, location: Path, run_ids: set[str]) -> None:
+    """One MLflow run per trial with the row's params, metrics, curve per epoch and tags, nested under its hpt run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    runs = _mlflow_runs(store, experiment)
+    parents = {r.data.tags["hpt.run_id"]: r for r in runs if r.data.tags.get("hpt.kind") == "run"}
+    trials = {r.data.tags["hpt.trial_id"]: r for r in runs if "hpt.trial_id" in r.data.tags}
+    rows = _rows(location)
+    assert set(parents) == run_ids and all(p.info.status == "FINISHED" for p in parents.values())
+    assert len(trials) == len(runs) - len(parents) == len(rows) == 4
+    for tid, row in rows.items():
+        run = trials[tid]
+        tags = run.data.tags
+        period = f"{row['period_start']}_{row['period_end']}"
+        assert run.info.run_name == f"{row['config_id']}/{period}/full"
+        assert tags["mlflow.parentRunId"] == parents[row["run_id"]].info.run_id
+        assert (tags["hpt.config_id"], tags["hpt.period"], tags["hpt.fidelity"], tags["hpt.status"]) == \
+            (row["config_id"], period, "full", row["status"])
+        assert tags["hpt.results"] == str(location.resolve())
+        assert run.data.params == {"lr": str(row["param_lr"]), "hidden_size": str(row["param_hidden_size"])}
+        if row["status"] == "ok":
+            assert run.info.status == "FINISHED"
+            assert tags["hpt.model_uri"] == row["model_uri"] and Path(row["model_uri"]).is_file()
+            assert run.data.metrics["val_mse"] == pytest.approx(row["val_mse"])
+            history = client.get_metric_history(run.info.run_id, "curve/val_mse")
+            assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+                (int(c["epoch"]), pytest.approx(float(c["val_mse"]))) for c in _curve(location, tid)]
+        else:
+            assert run.info.status == "FAILED" and "hpt.model_uri" not in tags
+            assert "training loss reached nan" in tags["hpt.error"]
+
+
+def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = hpt_cli("results", str(location), "--mlflow", store)
+    assert done.returncode == 0, done.stderr
+    assert f"mlflow: 4 trials logged to {store} (experiment tracked)" in done.stdout
+    _check_mlflow_trials(store, "tracked", location, {r["run_id"] for r in _rows(location).values()})
+    again = hpt_cli("results", str(location), "--mlflow", store)
+    assert again.returncode == 0, again.stderr
+    assert f"mlflow: 0 trials logged to {store} (experiment tracked); 4 already there" in again.stdout
+    assert len(_mlflow_runs(store, "tracked")) == 5
+
+
+def test_mlflow_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
+    """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="live", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
+                                         training={"epochs": 2}, tracking={"mlflow": True, "experiment": "hpt-live"})))
+    sink = tmp_path / "results"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", env={"MLFLOW_TRACKING_URI": store})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == f"mlflow: 4 trials logged to {store} (experiment hpt-live)"
+    _check_mlflow_trials(store, "hpt-live", sink, {r["run_id"] for r in _rows(sink).values()})
+    after = hpt_cli("results", str(sink), "--mlflow", store)  # the location's spec names the experiment
+    assert f"mlflow: 0 trials logged to {store} (experiment hpt-live); 4 already there" in after.stdout, after.stderr
+
+
+def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> None:
+    port = closed_port()
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="away", training={"epochs": 1})))
+    sink = tmp_path / "results"
+    uri = f"http://127.0.0.1:{port}"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "--mlflow", uri)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _rows(sink)
+    assert len(rows) == 4 and {r["status"] for r in rows.values()} == {"ok"}
+    assert all((sink / "models" / f"{tid}.pt").is_file() for tid in rows)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"mlflow: 4 of 4 trials could not be logged to {uri} (experiment away): ")
+    assert lines[0].endswith(f"log them with: hpt results {sink.resolve()} --mlflow {uri}")
+    assert done.stdout.splitlines()[-1] == lines[0]
+
+
+@pytest.mark.parametrize(("tracking", "env", "message"), [
+    ({"mlflow": True}, {"MLFLOW_TRACKING_URI": ""},
+     "hpt: error: tracking.mlflow: true logs to $MLFLOW_TRACKING_URI, which is not set; "
+     'set it or give the URI ("mlflow": "http://host:5000")'),
+    ({"mlflow": 5}, {}, 'tracking.mlflow: expected a tracking URI such as "http://host:5000", or true for '
+                        "$MLFLOW_TRACKING_URI, got 5"),
+    ({"mlfow": "x"}, {}, 'tracking.mlfow: unknown key (did you mean "mlflow"?); valid: mlflow, experiment'),
+])
+def test_tracking_section_mistakes_are_one_line(tmp_path: Path, tracking: dict[str, Any], env: dict[str, str],
+                                                message: str) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(tracking=tracking)))
+    done = hpt_cli("run", str(spec), "--sink", str(tmp_path / "results"), env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "results" / "rows").exists()

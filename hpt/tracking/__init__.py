@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from hpt.errors import InputError
@@ -21,7 +23,7 @@ from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS
 from hpt.sinks import Sink
 from hpt.store import ResultStore
 
-__all__ = ["TrialView", "location_trials", "location_uri", "need", "parse_curve", "trial_view", "with_curves"]
+__all__ = ["TrialView", "location_trials", "location_uri", "need", "parse_curve", "seconds", "trial_view", "with_curves"]
 
 CURVE_PREFIX = "curve/"
 """Per-epoch values are named ``curve/<column>`` (curve/val_mse); the row's own metrics keep their names (val_mse)."""
@@ -122,6 +124,15 @@ def with_curves(store: ResultStore, views: list[TrialView]) -> list[TrialView]:
     """`views` with their learning curves read from the store."""
     curves = store.curves([v.trial_id for v in views])
     return [replace(v, curve=parse_curve(curves.get(v.trial_id))) for v in views]
+
+
+def seconds(stamp: str) -> float:
+    """A row's ISO timestamp (started_at, finished_at) in seconds since the epoch; now when it has none."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return time.time()
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def need(module: str, option: str, extra: str) -> None:

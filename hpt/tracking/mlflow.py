@@ -26,13 +26,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from hpt.errors import InputError
 from hpt.progress import plural
 from hpt.sinks import describe, env_float
-from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, location_uri, need, trial_view, with_curves
+from hpt.tracking import (
+    CURVE_PREFIX,
+    TrialView,
+    location_trials,
+    location_uri,
+    need,
+    seconds,
+    trial_view,
+    with_curves,
+)
 
 __all__ = ["MlflowLog", "live_log", "log_location", "tracking_uri"]
 
@@ -231,7 +239,7 @@ class MlflowLog:
         parent = self.parent(view.tags.get("run_id", "unknown"))
         tags = {f"hpt.{k}": v[:5000] for k, v in view.tags.items()}
         tags.update({"hpt.period": view.period, "hpt.row": view.version, "mlflow.parentRunId": parent})
-        start, end = _millis(view.started_at), _millis(view.finished_at)
+        start, end = int(1000 * seconds(view.started_at)), int(1000 * seconds(view.finished_at))
         run = self._call(self._client.create_run, self._experiment_id, start_time=start, tags=tags, run_name=view.name)
         rid = run.info.run_id
         params = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in view.params.items()]
@@ -285,14 +293,6 @@ def _latest_run(store: Any) -> dict[str, Any]:
 
 class _Away(Exception):
     """The server did not answer a moment ago: a trial is not logged, without trying again so soon."""
-
-
-def _millis(stamp: str) -> int:
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return int(time.time() * 1000)
-    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
 def _quote(text: str) -> str:

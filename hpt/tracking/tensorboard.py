@@ -20,12 +20,11 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from hpt.errors import InputError
-from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, with_curves
+from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, with_curves
 
 __all__ = ["TensorBoardReport", "write_tensorboard"]
 
@@ -97,7 +96,7 @@ def _write_session(folder: Path, view: TrialView) -> None:
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     writer = EventFileWriter(str(folder))
-    start, end = _seconds(view.started_at), _seconds(view.finished_at)
+    start, end = seconds(view.started_at), seconds(view.finished_at)
     hparams = {**view.params, **_labels(view)}
     session = plugin_data_pb2.SessionStartInfo(group_name=view.name, start_time_secs=start,
                                                model_uri=view.tags.get("model_uri", ""))
@@ -182,10 +181,3 @@ def _set_value(target: Any, value: Any) -> None:
         target.number_value = float(value)
     else:
         target.string_value = value if isinstance(value, str) else json.dumps(value)
-
-
-def _seconds(stamp: str) -> float:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()
