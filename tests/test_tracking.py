@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,47 @@ def test_tensorboard_writes_a_run_per_trial_with_curves_and_hparams(location: Pa
     assert sorted(p for p in out.rglob("*") if p.is_file()) == files
 
 
+def test_tensorboards_hparams_dashboard_lists_every_trial(location: Path, tmp_path: Path) -> None:
+    """A real `tensorboard --logdir DIR` serves the HParams table: a row per trial with its parameters and metrics."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    out = tmp_path / "tb"
+    assert hpt_cli("results", str(location), "--tensorboard", str(out)).returncode == 0
+    port = closed_port()
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(out), "--host", "127.0.0.1",
+                               "--port", str(port), "--load_fast", "false"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    query = json.dumps({"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
+                        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+    groups: list[dict[str, Any]] = []
+    give_up = time.monotonic() + 300  # a guard against a hang, not a speed check
+    try:
+        while len(groups) < 4 and server.poll() is None and time.monotonic() < give_up:  # until it has read all four
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups",
+                                             data=query.encode(), headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    groups = json.loads(response.read()).get("sessionGroups", [])
+            except OSError:  # not listening yet: wait a moment (returns early if it died)
+                try:
+                    server.wait(0.3)
+                except subprocess.TimeoutExpired:
+                    pass
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert len(groups) == 4
+    rows = {(r["config_id"], f"{r['period_start']}_{r['period_end']}"): r for r in _rows(location).values()}
+    for group in groups:
+        row = rows[(group["hparams"]["config_id"], group["hparams"]["period"])]
+        assert group["hparams"]["lr"] == row["param_lr"] and group["hparams"]["status"] == row["status"]
+        metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        if row["status"] == "ok":
+            assert metrics["val_mse"] == pytest.approx(row["val_mse"], rel=1e-6)
+
+
 def test_tensorboard_adds_only_new_trials_and_rewrites_a_rerun_trial(location: Path, tmp_path: Path) -> None:
     """A location that grows: the trials written before are left alone; a trial whose row changed is written anew."""
     partial = tmp_path / "results"
@@ -167,6 +209,24 @@ def test_missing_extras_say_what_to_install(location: Path, tmp_path: Path) -> N
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip() == f"hpt: error: {option} needs {extra}: pip install 'hpt[{extra}]'"
         assert done.stdout == ""
+
+
+def test_neither_package_is_imported_unless_asked_for(location: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = ("import atexit, runpy, sys\n"
+              "atexit.register(lambda: print('LOADED', sorted({m.split('.')[0] for m in sys.modules} "
+              "& {'tensorboard', 'mlflow'})))\n"
+              "sys.argv = ['hpt', *sys.argv[1:]]\n"
+              "runpy.run_module('hpt', run_name='__main__', alter_sys=True)\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="plain", training={"epochs": 1}, date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         parameters={"lr": [0.01]})))
+    for args in (["results", str(location)], ["run", str(spec), "--sink", str(tmp_path / "r"), "-q"]):
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "LOADED []"
 
 
 def closed_port() -> int:
