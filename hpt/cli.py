@@ -198,6 +198,9 @@ def _run_options(f: Any) -> Any:
         click.option("--mlflow", metavar="URI",
                      help="Also log each trial to this MLflow tracking server or store, from a background thread "
                           "(needs pip install 'hpt[mlflow]') [spec: tracking.mlflow]."),
+        click.option("--tensorboard", metavar="DIR",
+                     help="Also write each trial as it ends to DIR as a TensorBoard run "
+                          "(needs pip install 'hpt[tensorboard]') [spec: tracking.tensorboard]."),
     ]):
         f = option(f)
     return f
@@ -222,13 +225,14 @@ def _per_gpu(ctx: click.Context, param: click.Parameter, value: str | None) -> i
 
 def _options_and_reporter(sink: str | None, workers: int | None, device: str, force: bool, quiet: bool,
                           gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float,
-                          executor: str | None, ray_address: str | None, mlflow: str | None = None) -> Any:
+                          executor: str | None, ray_address: str | None, mlflow: str | None = None,
+                          tensorboard: str | None = None) -> Any:
     from hpt.progress import Reporter
     from hpt.runner import RunOptions
 
     options = RunOptions(sink=sink, workers=workers, device=device, force=force, gpus=gpus,
                          trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address,
-                         mlflow=mlflow)
+                         mlflow=mlflow, tensorboard=tensorboard)
     return options, Reporter(quiet=quiet)
 
 

@@ -61,6 +61,7 @@ class RunOptions:
     executor: str | None = None  # "local" or "ray" (overrides resources.executor; default local)
     ray_address: str | None = None  # with executor ray: HOST:PORT, ray://HOST:PORT or auto (else $RAY_ADDRESS)
     mlflow: str | None = None  # --mlflow URI: log each trial there (overrides the spec's tracking.mlflow)
+    tensorboard: str | None = None  # --tensorboard DIR: write each trial there (overrides tracking.tensorboard)
 
 
 @dataclass
@@ -366,7 +367,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
     def on_result(result: TrialResult) -> None:
         row = store.record(result, run_id, columns)
-        if tracker is not None:  # MLflow: queued for a background thread, never waited on here
+        if tracker is not None:  # MLflow: queued for a background thread; TensorBoard: a small local file
             tracker.add(row, result.curve)
         tid = result.trial.trial_id
         store.then(lambda: claims.release(tid))  # once its row is at the location
@@ -433,13 +434,13 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
 
 
 def _tracker(spec: Spec, options: RunOptions, sink: Any) -> Any:
-    """The MLflow logger of this run (--mlflow or the spec's tracking section), None without one."""
-    if not (options.mlflow or spec.tracking.get("mlflow")):
+    """The trackers of this run (--mlflow, --tensorboard or the spec's tracking section), None without one."""
+    if not (options.mlflow or options.tensorboard or spec.tracking):
         return None
     from hpt.tracking import location_uri
-    from hpt.tracking.mlflow import live_log
+    from hpt.tracking.live import open_trackers
 
-    return live_log(options.mlflow, spec.tracking, spec.name, location_uri(sink))
+    return open_trackers(options.mlflow, options.tensorboard, spec.tracking, spec.name, location_uri(sink))
 
 
 def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:

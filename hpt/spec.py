@@ -86,7 +86,7 @@ _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit"
          "season")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor")
-_TRACKING = ("mlflow", "experiment")
+_TRACKING = ("mlflow", "experiment", "tensorboard")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
@@ -157,7 +157,7 @@ class Spec:
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor (command-line options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
-    tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment (--mlflow wins)
+    tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment, tensorboard (DIR)
 
     @property
     def arch(self) -> Architecture:
@@ -587,12 +587,13 @@ class _Parser:
                          f"$MLFLOW_TRACKING_URI, got {show(uri)}")
             elif uri is not False:
                 out["mlflow"] = uri
-        experiment = obj.get("experiment")
-        if experiment is not None:
-            if not isinstance(experiment, str) or not experiment.strip():
-                self.add("tracking.experiment", f"expected an MLflow experiment name, got {show(experiment)}")
-            else:
-                out["experiment"] = experiment
+        for key, what in (("experiment", "an MLflow experiment name"), ("tensorboard", "a folder for TensorBoard")):
+            value = obj.get(key)
+            if value is not None:
+                if not isinstance(value, str) or not value.strip():
+                    self.add(f"tracking.{key}", f"expected {what}, got {show(value)}")
+                else:
+                    out[key] = value
         return out
 
     def search(self, value: Any) -> SearchSpec:

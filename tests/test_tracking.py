@@ -289,19 +289,28 @@ def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) ->
     assert len(_mlflow_runs(store, "tracked")) == 5
 
 
-def test_mlflow_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
-    """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment."""
+def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
+    """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment; tracking.tensorboard
+    gets each trial as it ends. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "tb"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec(name="live", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
-                                         training={"epochs": 2}, tracking={"mlflow": True, "experiment": "hpt-live"})))
+                                         training={"epochs": 2}, tracking={"mlflow": True, "experiment": "hpt-live",
+                                                                           "tensorboard": str(out)})))
     sink = tmp_path / "results"
     done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", env={"MLFLOW_TRACKING_URI": store})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1] == f"mlflow: 4 trials logged to {store} (experiment hpt-live)"
+    assert done.stdout.splitlines()[-2:] == [
+        f"mlflow: 4 trials logged to {store} (experiment hpt-live)",
+        f"tensorboard: 4 trial(s) of this run written to {out}; see them with: tensorboard --logdir {out}"]
     _check_mlflow_trials(store, "hpt-live", sink, {r["run_id"] for r in _rows(sink).values()})
-    after = hpt_cli("results", str(sink), "--mlflow", store)  # the location's spec names the experiment
+    runs = _tensorboard_runs(out)
+    assert len(runs) == 5 and sorted(runs.pop(".")["experiment"]["hparams"]["lr"]) == sorted(CONFIGS)
+    assert {r["status"] for r in runs.values()} == {"STATUS_SUCCESS", "STATUS_FAILURE"}
+    after = hpt_cli("results", str(sink), "--mlflow", store, "--tensorboard", str(out))  # its spec names the experiment
     assert f"mlflow: 0 trials logged to {store} (experiment hpt-live); 4 already there" in after.stdout, after.stderr
+    assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in after.stdout
 
 
 def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> None:
@@ -328,7 +337,7 @@ def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> No
      'set it or give the URI ("mlflow": "http://host:5000")'),
     ({"mlflow": 5}, {}, 'tracking.mlflow: expected a tracking URI such as "http://host:5000", or true for '
                         "$MLFLOW_TRACKING_URI, got 5"),
-    ({"mlfow": "x"}, {}, 'tracking.mlfow: unknown key (did you mean "mlflow"?); valid: mlflow, experiment'),
+    ({"mlfow": "x"}, {}, 'tracking.mlfow: unknown key (did you mean "mlflow"?); valid: mlflow, experiment, tensorboard'),
 ])
 def test_tracking_section_mistakes_are_one_line(tmp_path: Path, tracking: dict[str, Any], env: dict[str, str],
                                                 message: str) -> None:

@@ -19,14 +19,15 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpt.errors import InputError
-from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, with_curves
+from hpt.errors import HptError, InputError
+from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, trial_view, with_curves
 
-__all__ = ["TensorBoardReport", "write_tensorboard"]
+__all__ = ["Logdir", "TensorBoardLog", "TensorBoardReport", "write_tensorboard"]
 
 _MARKERS = ".hpt"
 _EXPERIMENT_SUFFIX = ".hpt-experiment"
@@ -49,32 +50,86 @@ class TensorBoardReport:
 
 def write_tensorboard(uri: str, out: str) -> TensorBoardReport:
     """Write the trials at results location `uri` that `out` lacks as TensorBoard runs; the experiment summary too."""
-    need("tensorboard", "--tensorboard", "tensorboard")
-    root = Path(out)
-    if "://" in out:
-        raise InputError(f"--tensorboard {out}: expected a local folder (TensorBoard reads it with --logdir)")
-    if root.exists() and not root.is_dir():
-        raise InputError(f"--tensorboard {out}: is a file, not a folder")
+    logdir = Logdir(out)
     store, views = location_trials(uri)
-    markers = root / _MARKERS
-    written = _read_markers(markers)
-    todo = [v for v in views if written.get(v.trial_id, {}).get("version") != v.version]
-    taken = {m["run"] for tid, m in written.items() if "run" in m}
+    todo = [v for v in views if logdir.lacks(v)]
     for view in with_curves(store, todo) if todo else []:
-        old = written.get(view.trial_id, {}).get("run")
-        if old:  # the trial's row changed since it was written (a rerun): its run is written anew
-            shutil.rmtree(root / old, ignore_errors=True)
-            taken.discard(old)
-        name = view.name if view.name not in taken else f"{view.name}/{view.trial_id}"
-        _write_session(root / name, view)
-        taken.add(name)
-        markers.mkdir(parents=True, exist_ok=True)
-        marker = {"run": name, "version": view.version}
-        (markers / f"{view.trial_id}.json").write_text(json.dumps(marker))
-        written[view.trial_id] = marker
-    if todo or not list(root.glob(f"events.out.tfevents.*{_EXPERIMENT_SUFFIX}")):
-        _write_experiment(root, views)
+        logdir.write(view)
+    if todo or not list(logdir.root.glob(f"events.out.tfevents.*{_EXPERIMENT_SUFFIX}")):
+        _write_experiment(logdir.root, views)
     return TensorBoardReport(len(todo), len(views) - len(todo), out)
+
+
+class Logdir:
+    """A TensorBoard log folder that hpt writes trials to, and the markers of those it holds."""
+
+    def __init__(self, out: str) -> None:
+        need("tensorboard", "--tensorboard", "tensorboard")
+        if "://" in out:
+            raise InputError(f"--tensorboard {out}: expected a local folder (TensorBoard reads it with --logdir)")
+        self.root = Path(out)
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"--tensorboard {out}: is a file, not a folder")
+        self.markers = self.root / _MARKERS
+        self.written = _read_markers(self.markers)
+        self.taken = {m["run"] for m in self.written.values() if "run" in m}
+
+    def lacks(self, view: TrialView) -> bool:
+        """True when this row of the trial is not here yet (a new trial, or a rerun of one)."""
+        return self.written.get(view.trial_id, {}).get("version") != view.version
+
+    def write(self, view: TrialView) -> None:
+        old = self.written.get(view.trial_id, {}).get("run")
+        if old:  # the trial's row changed since it was written (a rerun): its run is written anew
+            shutil.rmtree(self.root / old, ignore_errors=True)
+            self.taken.discard(old)
+        name = view.name if view.name not in self.taken else f"{view.name}/{view.trial_id}"
+        _write_session(self.root / name, view)
+        self.taken.add(name)
+        self.markers.mkdir(parents=True, exist_ok=True)
+        marker = {"run": name, "version": view.version}
+        (self.markers / f"{view.trial_id}.json").write_text(json.dumps(marker))
+        self.written[view.trial_id] = marker
+
+
+class TensorBoardLog:
+    """``hpt run --tensorboard DIR``: each trial written as it ends (in the main process, a few ms: one small
+    local file); at the end, the trials of the location DIR still lacks and the HParams experiment."""
+
+    def __init__(self, out: str, location: str) -> None:
+        self.logdir = Logdir(out)
+        self.location = location
+        self.error = ""
+        self.count = 0  # trials this run wrote
+
+    def add(self, row: Mapping[str, Any], curve: str | None = None) -> None:
+        view = trial_view(row, curve, self.location)
+        try:
+            if self.logdir.lacks(view):
+                self.logdir.write(view)
+                self.count += 1
+        except OSError as e:
+            self.error = self.error or f"{e.strerror or e}: {e.filename}"
+
+    def begin_run(self, run_id: str) -> None:
+        pass
+
+    def end_run(self, run_id: str, status: str) -> None:
+        pass
+
+    def close(self) -> list[str]:
+        out = str(self.logdir.root)
+        added = 0
+        try:
+            added = write_tensorboard(self.location, out).written  # earlier runs' trials DIR lacks, the experiment
+        except (OSError, HptError) as e:
+            self.error = self.error or str(e)
+        if self.error:
+            return [f"tensorboard: not every trial could be written to {out}: {self.error}; "
+                    f"write them with: hpt results {self.location} --tensorboard {out}"]
+        earlier = f" and {added} of earlier runs" if added else ""
+        return [f"tensorboard: {self.count} trial(s) of this run{earlier} written to {out}; "
+                f"see them with: tensorboard --logdir {out}"]
 
 
 def _read_markers(folder: Path) -> dict[str, dict[str, Any]]:
