@@ -524,8 +524,8 @@ def archs(names: tuple[str, ...]) -> None:
               help="Also write the trials as TensorBoard runs to DIR, those not written yet "
                    "(needs pip install 'hpt[tensorboard]').")
 @click.option("--mlflow", "mlflow_uri", metavar="URI",
-              help="Also log the trials to the MLflow tracking server or store URI, those not logged yet "
-                   "[$MLFLOW_TRACKING_URI] (needs pip install 'hpt[mlflow]').")
+              help="Also log the trials to the MLflow tracking server or store URI, those not logged yet; "
+                   "exit 1 when some could not be (needs pip install 'hpt[mlflow]').")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
             plot_dir: str | None, pareto: str | None, tensorboard_dir: str | None, mlflow_uri: str | None) -> None:
     """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.

@@ -331,6 +331,18 @@ def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> No
     assert done.stdout.splitlines()[-1] == lines[0]
 
 
+def test_logging_a_location_to_a_server_that_does_not_answer_fails_in_one_line(location: Path, tmp_path: Path) -> None:
+    """Logging is all that `hpt results --mlflow` was asked for: exit 1 and one line; TensorBoard's part is done."""
+    uri = f"http://127.0.0.1:{closed_port()}"
+    out = tmp_path / "tb"
+    done = hpt_cli("results", str(location), "--tensorboard", str(out), "--mlflow", uri, "--format", "json")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"tensorboard: 4 trial(s) written to {out}; see them with: tensorboard --logdir {out}",
+        f"hpt: error: mlflow: 4 of 4 trials could not be logged to {uri} (experiment tracked): "
+        f"MlflowException: cannot connect to 127.0.0.1:{uri.rsplit(':', 1)[1]}; run the same command again to log them"]
+
+
 @pytest.mark.parametrize(("tracking", "env", "message"), [
     ({"mlflow": True}, {"MLFLOW_TRACKING_URI": ""},
      "hpt: error: tracking.mlflow: true logs to $MLFLOW_TRACKING_URI, which is not set; "
@@ -347,3 +359,38 @@ def test_tracking_section_mistakes_are_one_line(tmp_path: Path, tracking: dict[s
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "results" / "rows").exists()
+
+
+def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path) -> None:
+    """Ctrl-C: the trial cut short is logged KILLED with hpt.status interrupted, and so is the run's parent."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, trial_row_files
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="cut", parameters={"lr": [0.001, 0.002, 0.003]},
+                                         training={"epochs": 600, "patience": 0})))
+    sink = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0",
+                             "--workers", "1", "-q", "--mlflow", store],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while trial_row_files(sink) < 1:  # a first trial is done; the next one is under way
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    rows = _rows(sink)
+    assert sorted(r["status"] for r in rows.values()).count("interrupted") == 1
+    assert stdout.splitlines()[-1] == f"mlflow: {len(rows)} trials logged to {store} (experiment cut)"
+    runs = _mlflow_runs(store, "cut")
+    trials = {r.data.tags["hpt.trial_id"]: r for r in runs if "hpt.trial_id" in r.data.tags}
+    assert set(trials) == set(rows)
+    for tid, row in rows.items():
+        assert trials[tid].data.tags["hpt.status"] == row["status"]
+        assert trials[tid].info.status == ("FINISHED" if row["status"] == "ok" else "KILLED")
+    parent, = (r for r in runs if r.data.tags.get("hpt.kind") == "run")
+    assert parent.info.status == "KILLED"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from hpt.tracking import need
 
 __all__ = ["check_exports", "export"]
@@ -15,15 +17,16 @@ def check_exports(tensorboard_dir: str | None, mlflow_uri: str | None) -> None:
         need("mlflow", "--mlflow", "mlflow")
 
 
-def export(uri: str, tensorboard_dir: str | None, mlflow_uri: str | None) -> list[str]:
-    """Write the trials at `uri` that each tracker lacks; a line per tracker saying what was done."""
-    lines = []
+def export(uri: str, tensorboard_dir: str | None, mlflow_uri: str | None) -> Iterator[str]:
+    """Write the trials at `uri` that each tracker lacks; a line per tracker saying what was done, as each is done.
+
+    HptError (exit 1) when MLflow could not take every trial: logging them is all this asked for.
+    """
     if tensorboard_dir:
         from hpt.tracking.tensorboard import write_tensorboard
 
-        lines.append(write_tensorboard(uri, tensorboard_dir).line())
+        yield write_tensorboard(uri, tensorboard_dir).line()
     if mlflow_uri:
         from hpt.tracking.mlflow import log_location
 
-        lines.extend(log_location(uri, mlflow_uri))
-    return lines
+        yield log_location(uri, mlflow_uri)

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from hpt.errors import InputError
+from hpt.errors import HptError, InputError
 from hpt.progress import plural
 from hpt.sinks import describe, env_float
 from hpt.tracking import (
@@ -264,8 +264,8 @@ def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, lo
     return MlflowLog(uri, str(tracking.get("experiment") or spec_name), location, spec_name=spec_name)
 
 
-def log_location(location: str, uri: str) -> list[str]:
-    """Log the trials at a results location that the experiment lacks; the line to print."""
+def log_location(location: str, uri: str) -> str:
+    """Log the trials at a results location that the experiment lacks; the line to print (HptError when not all)."""
     store, views = location_trials(location)
     record = _latest_run(store)
     spec: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
@@ -276,7 +276,10 @@ def log_location(location: str, uri: str) -> list[str]:
         logger.add_view(view)
     for run_id in sorted({v.tags.get("run_id", "unknown") for v in views}):
         logger.end_run(run_id, "FINISHED")
-    return logger.close(timeout=1e9)  # no training waits on it: every trial is tried
+    line, = logger.close(timeout=1e9)  # no training waits on it: every trial is tried
+    if logger.failed:
+        raise HptError(line)
+    return line
 
 
 def _latest_run(store: Any) -> dict[str, Any]:
