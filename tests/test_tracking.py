@@ -372,7 +372,7 @@ def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec(name="cut", parameters={"lr": [0.001, 0.002, 0.003]},
-                                         training={"epochs": 600, "patience": 0})))
+                                         training={"epochs": 200, "patience": 0})))
     sink = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0",
                              "--workers", "1", "-q", "--mlflow", store],
