@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hpt.errors import redact
 from hpt.tracking import need
 
 __all__ = ["check_exports", "export"]
@@ -29,4 +30,4 @@ def export(uri: str, tensorboard_dir: str | None, mlflow_uri: str | None) -> Ite
     if mlflow_uri:
         from hpt.tracking.mlflow import log_location
 
-        yield log_location(uri, mlflow_uri)
+        yield redact(log_location(uri, mlflow_uri))  # a tracking URI may hold a user and password
