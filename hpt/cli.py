@@ -209,6 +209,12 @@ def _run_options(f: Any) -> Any:
         click.option("--ray-address", metavar="HOST:PORT",
                      help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
                           "[default: $RAY_ADDRESS, else a local Ray instance for this run]."),
+        click.option("--mlflow", metavar="URI",
+                     help="Also log each trial to this MLflow tracking server or store, from a background thread "
+                          "(needs pip install 'hpt[mlflow]') [spec: tracking.mlflow]."),
+        click.option("--tensorboard", metavar="DIR",
+                     help="Also write each trial as it ends to DIR as a TensorBoard run "
+                          "(needs pip install 'hpt[tensorboard]') [spec: tracking.tensorboard]."),
     ]):
         f = option(f)
     return f
@@ -233,12 +239,14 @@ def _per_gpu(ctx: click.Context, param: click.Parameter, value: str | None) -> i
 
 def _options_and_reporter(sink: str | None, workers: int | None, threads: int | None, device: str, force: bool,
                           quiet: bool, gpus: tuple[str, ...] | None, trials_per_gpu: int | str | None, grace: float,
-                          executor: str | None, ray_address: str | None) -> Any:
+                          executor: str | None, ray_address: str | None, mlflow: str | None = None,
+                          tensorboard: str | None = None) -> Any:
     from hpt.progress import Reporter
     from hpt.runner import RunOptions
 
     options = RunOptions(sink=sink, workers=workers, threads=threads, device=device, force=force, gpus=gpus,
-                         trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address)
+                         trials_per_gpu=trials_per_gpu, grace=grace, executor=executor, ray_address=ray_address,
+                         mlflow=mlflow, tensorboard=tensorboard)
     return options, Reporter(quiet=quiet)
 
 
@@ -533,8 +541,14 @@ def archs(names: tuple[str, ...]) -> None:
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs matplotlib: hpt's plot extra).")
 @click.option("--pareto", metavar="COLUMN",
               help="Instead, list the configs on the front of the metric and COLUMN (n_params, infer_ms, ...).")
+@click.option("--tensorboard", "tensorboard_dir", metavar="DIR",
+              help="Also write the trials as TensorBoard runs to DIR, those not written yet "
+                   "(needs pip install 'hpt[tensorboard]').")
+@click.option("--mlflow", "mlflow_uri", metavar="URI",
+              help="Also log the trials to the MLflow tracking server or store URI, those not logged yet; "
+                   "exit 1 when some could not be (needs pip install 'hpt[mlflow]').")
 def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str, compare: int,
-            plot_dir: str | None, pareto: str | None) -> None:
+            plot_dir: str | None, pareto: str | None, tensorboard_dir: str | None, mlflow_uri: str | None) -> None:
     """Rank the configs at a results location (a folder, gs://bucket/prefix or s3://bucket/prefix) across periods.
 
     Per config: mean, median, worst and spread of the metric over its periods (and across
@@ -567,6 +581,10 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         from hpt.plots import require_matplotlib
 
         require_matplotlib()
+    if tensorboard_dir or mlflow_uri:
+        from hpt.tracking.export import check_exports
+
+        check_exports(tensorboard_dir, mlflow_uri)
     frame = load_results(uri)
     summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri)
     if pareto:
@@ -578,6 +596,11 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
         paths = write_plots(summary, frame, plot_dir, top=min(top or 5, 5))
         click.echo("plots: " + (", ".join(paths) or "none (no ok trials to plot)"), err=fmt != "table")
+    if tensorboard_dir or mlflow_uri:
+        from hpt.tracking.export import export
+
+        for line in export(uri, tensorboard_dir, mlflow_uri):
+            click.echo(line, err=fmt != "table")
 
 
 @main.command(epilog="Exit codes: 0 printed, 1 no config has run every period yet, 2 bad input.")

@@ -61,6 +61,8 @@ class RunOptions:
     grace: float = 10.0  # seconds running trials get to finish after SIGINT/SIGTERM
     executor: str | None = None  # "local" or "ray" (overrides resources.executor; default local)
     ray_address: str | None = None  # with executor ray: HOST:PORT, ray://HOST:PORT or auto (else $RAY_ADDRESS)
+    mlflow: str | None = None  # --mlflow URI: log each trial there (overrides the spec's tracking.mlflow)
+    tensorboard: str | None = None  # --tensorboard DIR: write each trial there (overrides tracking.tensorboard)
 
 
 @dataclass
@@ -363,6 +365,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     frame = check_data(spec)
     sink = open_sink(results_location(spec, options.sink))
     sink.check_writable()
+    tracker = _tracker(spec, options, sink)
     store = ResultStore(sink, stream=True, replace_ok=options.force)
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
@@ -399,7 +402,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     baselines = RunBaselines(spec, frame)
 
     def on_result(result: TrialResult) -> None:
-        store.record(result, run_id, columns)
+        row = store.record(result, run_id, columns)
+        if tracker is not None:  # MLflow: queued for a background thread; TensorBoard: a small local file
+            tracker.add(row, result.curve)
         tid = result.trial.trial_id
         store.then(lambda: claims.release(tid))  # once its row is at the location
         summary.counts[result.status.value] += 1
@@ -416,6 +421,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
             record.update(heartbeat_at=record["started_at"], expires_at=claims.expires_at())
             store.write_run(run_id, record)
+            if tracker is not None:
+                tracker.begin_run(run_id)
             claims.start()
             reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
                           f"{backend.describe()}")
@@ -448,6 +455,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         finally:
             undelivered = store.close()  # waits for the background writes of results.csv and uploads (claims released)
             claims.close()
+            if tracker is not None:
+                tracker.end_run(run_id, {"finished": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED"))
+            tracked = tracker.close() if tracker is not None else []  # a line; the exit code stays the run's
     trial_rows = rows_frame(store.rows().values())
     summary.best = best_config(trial_rows, spec.objective)
     summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
@@ -455,11 +465,21 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         ranking = rank_fidelity(trial_rows, spec.objective, summary.best.fidelity)
         summary.vs_baseline = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
     _report_end(reporter, spec, summary)
-    for line in undelivered:
+    for line in undelivered + tracked:
         reporter.line(line)
     if undelivered:
         summary.exit_code = summary.exit_code or 1
     return summary
+
+
+def _tracker(spec: Spec, options: RunOptions, sink: Any) -> Any:
+    """The trackers of this run (--mlflow, --tensorboard or the spec's tracking section), None without one."""
+    if not (options.mlflow or options.tensorboard or spec.tracking):
+        return None
+    from hpt.tracking import location_uri
+    from hpt.tracking.live import open_trackers
+
+    return open_trackers(options.mlflow, options.tensorboard, spec.tracking, spec.name, location_uri(sink))
 
 
 def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:

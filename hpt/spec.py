@@ -81,12 +81,13 @@ ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "b
 OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
-        "training", "metrics", "objective", "sink", "resources")
+        "training", "metrics", "objective", "sink", "resources", "tracking")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
          "season")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
+_TRACKING = ("mlflow", "experiment", "tensorboard")
 _EXECUTORS = ("local", "ray")
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
@@ -158,6 +159,7 @@ class Spec:
     fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor, threads (options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
+    tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment, tensorboard (DIR)
 
     @property
     def arch(self) -> Architecture:
@@ -410,6 +412,7 @@ class _Parser:
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
         resources = self.resources(doc.get("resources", {}))
+        tracking = self.tracking(doc.get("tracking", {}))
         sink = self.sink(doc.get("sink"))
         if data is not None and periods:  # the data's problems are reported with the rest
             if rule is not None:
@@ -424,7 +427,7 @@ class _Parser:
         return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
-                    resources=resources, repeats=repeats)
+                    resources=resources, repeats=repeats, tracking=tracking)
 
     def sink(self, value: Any) -> str | None:
         """A folder is relative to the spec's folder, as data.path is; a gs:// or s3:// URI stays as it is."""
@@ -632,6 +635,28 @@ class _Parser:
                 self.add("resources.executor", f'expected "local" or "ray", got {show(executor)}{hint}')
             else:
                 out["executor"] = executor
+        return out
+
+    def tracking(self, value: Any) -> dict[str, Any]:
+        obj = self.section(value, "tracking")
+        if obj is None:
+            return {}
+        self.unknown_keys(obj, _TRACKING, "tracking")
+        out: dict[str, Any] = {}
+        uri = obj.get("mlflow")
+        if uri is not None:
+            if uri is not True and uri is not False and not (isinstance(uri, str) and uri.strip()):
+                self.add("tracking.mlflow", f"expected a tracking URI such as \"http://host:5000\", or true for "
+                         f"$MLFLOW_TRACKING_URI, got {show(uri)}")
+            elif uri is not False:
+                out["mlflow"] = uri
+        for key, what in (("experiment", "an MLflow experiment name"), ("tensorboard", "a folder for TensorBoard")):
+            value = obj.get(key)
+            if value is not None:
+                if not isinstance(value, str) or not value.strip():
+                    self.add(f"tracking.{key}", f"expected {what}, got {show(value)}")
+                else:  # a folder written in a spec is relative to the spec's folder, as sink and data.path are
+                    out[key] = self.folder(value) if key == "tensorboard" else value
         return out
 
     def search(self, value: Any) -> SearchSpec:
@@ -874,7 +899,7 @@ def _sections() -> dict[str, tuple[str, ...]]:
     """The keys of each section of a spec ("" is the top level), to point a misplaced key to its section."""
     search = ("strategy", *dict.fromkeys(k for s in STRATEGIES.values() for k in s.keys), *SHARED_KEYS)
     return {"": _TOP, "data": _DATA, "training": (*TRAINING, REPEATS), "parameters": tuple(TRAINING),
-            "search": search, "resources": _RESOURCES, "date_ranges.auto": _AUTO_PERIODS}
+            "search": search, "resources": _RESOURCES, "tracking": _TRACKING, "date_ranges.auto": _AUTO_PERIODS}
 
 
 def _hint(key: str, valid: tuple[str, ...] | Mapping[str, Any], where: str) -> str:

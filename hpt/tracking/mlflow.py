@@ -1,0 +1,302 @@
+"""MLflow runs for hpt trials: live (``hpt run --mlflow URI``) and after the fact (``hpt results LOCATION --mlflow URI``).
+
+One MLflow run per trial, nested under a parent run per ``hpt run`` (tag ``hpt.run_id``):
+params are the tuned parameters; metrics the curve per epoch (``curve/<column>``, step =
+epoch) and the row's own metrics (val_mse, ... at the last epoch); tags say which trial it
+is (``hpt.trial_id``, ``hpt.config_id``, ``hpt.period``, ``hpt.fidelity``, ``hpt.status``,
+``hpt.results``, ``hpt.row``) and where its model is (``hpt.model_uri``). The model is a link,
+not a copy: it is already stored at the results location, where ``hpt predict`` and
+``hpt final`` read it, so a copy would double every upload (and a bucket's model would cross
+the network twice) for nothing that the link does not give. A trial that did not finish ok
+ends FAILED (failed, diverged) or KILLED (pruned, interrupted), its status in ``hpt.status``.
+
+MLflow is never on the trial path: a background thread of the main process logs what the
+store has recorded, retrying each call a few times; a tracking server that is away costs
+the run nothing but a line at the end, and ``hpt results LOCATION --mlflow URI`` logs the
+rest later. Trials already logged (same ``hpt.trial_id`` and ``hpt.row``) are skipped.
+Imported only when used (``pip install 'hpt[mlflow]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from hpt.errors import HptError, InputError
+from hpt.progress import plural
+from hpt.sinks import describe, env_float
+from hpt.tracking import (
+    CURVE_PREFIX,
+    TrialView,
+    location_trials,
+    location_uri,
+    need,
+    seconds,
+    trial_view,
+    with_curves,
+)
+
+__all__ = ["MlflowLog", "live_log", "log_location", "tracking_uri"]
+
+_ATTEMPTS = 3  # per MLflow call, while the server answers now and then
+_STATUS = {"ok": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}  # pruned, interrupted: KILLED
+_BATCH = 1000  # MLflow's limit of metrics per log_batch
+_RECONNECT_S = 30.0  # a server that was not reachable is tried again after this long
+
+
+def tracking_uri(option: str | None, tracking: Mapping[str, Any] | None = None) -> str | None:
+    """Where to log: --mlflow URI, else the spec's tracking.mlflow (true: $MLFLOW_TRACKING_URI); None: nowhere."""
+    value = option or (tracking or {}).get("mlflow")
+    if value is True:
+        value = os.environ.get("MLFLOW_TRACKING_URI")
+        if not value:
+            raise InputError('tracking.mlflow: true logs to $MLFLOW_TRACKING_URI, which is not set; '
+                             'set it or give the URI ("mlflow": "http://host:5000")')
+    return value or None
+
+
+class MlflowLog:
+    """Logs trials to one MLflow experiment from a background thread; :meth:`close` says what could not be logged."""
+
+    def __init__(self, uri: str, experiment: str, location: str, live: bool = True, spec_name: str = "") -> None:
+        need("mlflow", "--mlflow", "mlflow")
+        # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.uri = uri
+        self.experiment = experiment
+        self.location = location
+        self.live = live  # an hpt run's trials as they end; else a finished location's, those not logged yet
+        self.spec_name = spec_name
+        self.queue: deque[TrialView | str] = deque()  # trials, and hpt run ids whose parent run to start
+        self.cond = threading.Condition()
+        self.closing = False
+        self.added = self.logged = self.skipped = 0
+        self.failed: list[str] = []  # trial ids not logged
+        self.error = ""
+        self.down = False  # a call failed every attempt: later ones get one attempt each
+        self.parents: dict[str, str] = {}  # hpt run id -> its MLflow parent run
+        self.parent_status: dict[str, str] = {}
+        self._client: Any = None
+        self._experiment_id = ""
+        self._done: set[tuple[str, str]] = set()  # (trial id, row version) already in the experiment
+        self._next_connect = 0.0
+        self._created: set[str] = set()  # hpt run ids whose parent run this logger created (and so ends)
+        self.thread = threading.Thread(target=self._loop, name="hpt-mlflow", daemon=True)
+        self.thread.start()
+
+    def add(self, row: Mapping[str, Any], curve: str | None = None) -> None:
+        """Queue a stored trial's row (and its curve's CSV text) for logging; returns at once."""
+        self.add_view(trial_view(row, curve, self.location))
+
+    def add_view(self, view: TrialView) -> None:
+        with self.cond:
+            self.added += 1
+            self.queue.append(view)
+            self.cond.notify_all()
+
+    def begin_run(self, run_id: str) -> None:
+        """An hpt run starts: its parent run is created (in the background) before its first trial ends."""
+        with self.cond:
+            self.queue.append(run_id)
+            self.cond.notify_all()
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """The hpt run ended (finished, interrupted, failed): its parent run ends so, once its trials are logged."""
+        with self.cond:
+            self.parent_status[run_id] = status
+            self.cond.notify_all()
+
+    def close(self, timeout: float | None = None) -> list[str]:
+        """Wait (up to `timeout`, default ``$HPT_MLFLOW_TIMEOUT`` s or 60) for the queue; the line to print."""
+        timeout = env_float("HPT_MLFLOW_TIMEOUT", 60.0) if timeout is None else timeout
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        self.thread.join(timeout)
+        with self.cond:
+            self.closing = True
+            waiting = sum(1 for v in self.queue if not isinstance(v, str))
+            self.queue.clear()
+            failed = len(self.failed) + waiting
+        where = f"{self.uri} (experiment {self.experiment})"
+        if not failed:
+            skipped = f"; {self.skipped} already there" if self.skipped else ""
+            return [f"mlflow: {plural(self.logged, 'trial')} logged to {where}{skipped}"]
+        why = self.error or f"not done in {timeout:g}s"
+        then = f"log them with: hpt results {self.location} --mlflow {self.uri}" if self.live else \
+            "run the same command again to log them"
+        return [f"mlflow: {failed} of {plural(self.added, 'trial')} could not be logged to {where}: {why}; {then}"]
+
+    # the background thread
+
+    def _loop(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
+        while True:
+            with self.cond:
+                while not self.queue and not self.closing:
+                    self.cond.wait()
+                if not self.queue:
+                    break
+                view = self.queue[0]
+            try:
+                if isinstance(view, str):
+                    self.parent(view)
+                else:
+                    self._log_trial(view)
+            except Exception as e:
+                self._failed(view, e)
+            with self.cond:
+                if self.queue and self.queue[0] is view:
+                    self.queue.popleft()
+        for run_id, parent in list(self.parents.items()):
+            status = self.parent_status.get(run_id)
+            if status is not None and run_id in self._created:
+                try:
+                    self._call(self._client.set_terminated, parent, status=status)
+                except Exception as e:
+                    self.error = self.error or describe(e)
+
+    def _failed(self, view: TrialView | str, error: Exception) -> None:
+        if not isinstance(view, str):  # a parent run not created now is created with its first trial
+            self.failed.append(view.trial_id)
+        if isinstance(error, _Away):
+            return
+        self.error = describe(error)  # said once, at the end
+        self.down = True
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)`, tried up to _ATTEMPTS times (once while the server is down) with a short pause."""
+        attempts = 1 if self.down else _ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                result = fn(*args, **kwargs)
+            except Exception:
+                if attempt + 1 == attempts or self.closing and self.down:
+                    raise
+                time.sleep(0.5 * 2 ** attempt)
+            else:
+                self.down = False
+                return result
+
+    def _connect(self) -> None:
+        if self._client is not None:
+            return
+        if time.monotonic() < self._next_connect:  # away a moment ago: the trial is not logged, without a wait
+            raise _Away(self.error)
+        self._next_connect = time.monotonic() + _RECONNECT_S
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        found = self._call(client.get_experiment_by_name, self.experiment)
+        self._experiment_id = found.experiment_id if found else self._call(client.create_experiment, self.experiment)
+        if not self.live:
+            self._done = self._logged(client)
+        self._client = client
+
+    def _logged(self, client: Any) -> set[tuple[str, str]]:
+        """(trial id, row) of the trials this location already has in the experiment; parents by hpt run id."""
+        done, token = set(), None
+        where = f"tags.`hpt.results` = '{_quote(self.location)}'"
+        while True:
+            page = self._call(client.search_runs, [self._experiment_id], where, max_results=1000, page_token=token)
+            for run in page:
+                tags = run.data.tags
+                if "hpt.trial_id" in tags:
+                    done.add((tags["hpt.trial_id"], tags.get("hpt.row", "")))
+                elif tags.get("hpt.kind") == "run" and "hpt.run_id" in tags:
+                    self.parents.setdefault(tags["hpt.run_id"], run.info.run_id)
+            token = page.token
+            if not token:
+                return done
+
+    def parent(self, run_id: str) -> str:
+        """The MLflow run of hpt run `run_id` (created when it has none yet)."""
+        self._connect()
+        if run_id not in self.parents:
+            tags = {"hpt.kind": "run", "hpt.run_id": run_id, "hpt.results": self.location}
+            if self.spec_name:
+                tags["hpt.spec"] = self.spec_name
+            run = self._call(self._client.create_run, self._experiment_id, run_name=f"hpt run {run_id}", tags=tags)
+            self.parents[run_id] = run.info.run_id
+            self._created.add(run_id)
+        return self.parents[run_id]
+
+    def _log_trial(self, view: TrialView) -> None:
+        from mlflow.entities import Metric, Param
+
+        self._connect()
+        if (view.trial_id, view.version) in self._done:
+            self.skipped += 1
+            return
+        parent = self.parent(view.tags.get("run_id", "unknown"))
+        tags = {f"hpt.{k}": v[:5000] for k, v in view.tags.items()}
+        tags.update({"hpt.period": view.period, "hpt.row": view.version, "mlflow.parentRunId": parent})
+        start, end = int(1000 * seconds(view.started_at)), int(1000 * seconds(view.finished_at))
+        run = self._call(self._client.create_run, self._experiment_id, start_time=start, tags=tags, run_name=view.name)
+        rid = run.info.run_id
+        params = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in view.params.items()]
+        metrics = [Metric(CURVE_PREFIX + k, v, start + int(1000 * epoch.get("time_s", 0.0)), int(epoch["epoch"]))
+                   for epoch in view.curve for k, v in epoch.items() if k != "epoch"]
+        metrics += [Metric(k, v, end, view.steps) for k, v in view.metrics.items()]
+        for i in range(0, max(len(metrics), 1), _BATCH):
+            self._call(self._client.log_batch, rid, metrics=metrics[i:i + _BATCH], params=params if i == 0 else [])
+        self._call(self._client.set_terminated, rid, status=_STATUS.get(view.status, "KILLED"), end_time=end)
+        self._done.add((view.trial_id, view.version))
+        self.logged += 1
+
+
+def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, location: str) -> MlflowLog | None:
+    """The logger of an ``hpt run`` (--mlflow URI or the spec's tracking section), or None when it logs nowhere.
+
+    An InputError when the package is missing or tracking.mlflow is true without $MLFLOW_TRACKING_URI.
+    """
+    uri = tracking_uri(option, tracking)
+    if uri is None:
+        return None
+    return MlflowLog(uri, str(tracking.get("experiment") or spec_name), location, spec_name=spec_name)
+
+
+def log_location(location: str, uri: str) -> str:
+    """Log the trials at a results location that the experiment lacks; the line to print (HptError when not all)."""
+    store, views = location_trials(location)
+    record = _latest_run(store)
+    spec: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
+    tracking: dict[str, Any] = spec["tracking"] if isinstance(spec.get("tracking"), dict) else {}
+    experiment = str(tracking.get("experiment") or record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
+    logger = MlflowLog(uri, experiment, location_uri(store.sink), live=False, spec_name=str(record.get("spec_name", "")))
+    for view in with_curves(store, views):
+        logger.add_view(view)
+    for run_id in sorted({v.tags.get("run_id", "unknown") for v in views}):
+        logger.end_run(run_id, "FINISHED")
+    line, = logger.close(timeout=1e9)  # no training waits on it: every trial is tried
+    if logger.failed:
+        raise HptError(line)
+    return line
+
+
+def _latest_run(store: Any) -> dict[str, Any]:
+    keys = [k for k in store.sink.list("runs/") if k.endswith(".json")]
+    for key in reversed(keys):
+        try:
+            record = json.loads(store.sink.read(key) or b"")
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            return record
+    return {}
+
+
+class _Away(Exception):
+    """The server did not answer a moment ago: a trial is not logged, without trying again so soon."""
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")

@@ -1,0 +1,396 @@
+"""TensorBoard and MLflow views of a real run's results location (hpt results --tensorboard/--mlflow, hpt run --mlflow)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import hpt_cli, tiny_spec
+
+CONFIGS = {0.01: "ok", 1e12: "diverged"}  # lr 1e12 diverges in its first epoch: a trial that did not finish ok
+
+
+@pytest.fixture(scope="module")
+def location(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished location: 2 configs x 2 periods, 2 epochs; one config ok, one diverged."""
+    folder = tmp_path_factory.mktemp("tracking")
+    spec = folder / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="tracked", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
+                                         training={"epochs": 2})))
+    done = hpt_cli("run", str(spec), "--sink", str(folder / "results"), "--workers", "2", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder / "results"
+
+
+def _rows(location: Path) -> dict[str, dict[str, Any]]:
+    rows = (json.loads(p.read_text()) for p in (location / "rows").glob("*.json"))
+    return {r["trial_id"]: r for r in rows if not r["architecture"].startswith("naive-")}
+
+
+def _curve(location: Path, trial_id: str) -> list[dict[str, str]]:
+    import csv
+
+    return list(csv.DictReader((location / "curves" / f"{trial_id}.csv").open()))
+
+
+def _tensorboard_runs(out: Path) -> dict[str, dict[str, Any]]:
+    """What TensorBoard's own event reader finds in `out`: per run folder, its scalars and its HParams session."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.plugins.hparams.api_pb2 import Status
+
+    runs = {}
+    for folder in sorted({p.parent for p in out.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+        acc.Reload()
+        run: dict[str, Any] = {"scalars": {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
+                                           for tag in acc.Tags()["scalars"]}}
+        for tag in acc.Tags()["tensors"]:
+            content = acc.SummaryMetadata(tag).plugin_data.content
+            if tag == metadata.SESSION_START_INFO_TAG:
+                start = metadata.parse_session_start_info_plugin_data(content)
+                run["hparams"] = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                                  for k, v in start.hparams.items()}
+                run["model_uri"] = start.model_uri
+            elif tag == metadata.SESSION_END_INFO_TAG:
+                run["status"] = Status.Name(metadata.parse_session_end_info_plugin_data(content).status)
+            elif tag == metadata.EXPERIMENT_TAG:
+                experiment = metadata.parse_experiment_plugin_data(content)
+                run["experiment"] = {
+                    "hparams": {h.name: [getattr(v, v.WhichOneof("kind")) for v in h.domain_discrete.values]
+                                for h in experiment.hparam_infos},
+                    "metrics": [m.name.tag for m in experiment.metric_infos]}
+        runs[folder.relative_to(out).as_posix()] = run
+    return runs
+
+
+def test_tensorboard_writes_a_run_per_trial_with_curves_and_hparams(location: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tb"
+    done = hpt_cli("results", str(location), "--tensorboard", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"tensorboard: 4 trial(s) written to {out}; see them with: tensorboard --logdir {out}" in done.stdout
+    runs = _tensorboard_runs(out)
+    experiment = runs.pop(".")["experiment"]
+    rows = _rows(location)
+    assert len(runs) == len(rows) == 4
+    for row in rows.values():
+        period = f"{row['period_start']}_{row['period_end']}"
+        run = runs[f"{row['config_id']}/{period}/full"]
+        assert run["hparams"] == {"lr": row["param_lr"], "hidden_size": row["param_hidden_size"],
+                                  "config_id": row["config_id"], "period": period, "fidelity": "full",
+                                  "status": row["status"]}
+        assert run["status"] == {"ok": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}[row["status"]]
+        assert row["status"] == CONFIGS[row["param_lr"]]
+        if row["status"] == "ok":
+            curve = _curve(location, row["trial_id"])
+            assert [e for e, _ in run["scalars"]["curve/val_mse"]] == [1, 2]
+            assert [v for _, v in run["scalars"]["curve/val_mse"]] == pytest.approx(
+                [float(c["val_mse"]) for c in curve], rel=1e-6)
+            assert run["scalars"]["curve/train_loss"][-1][1] == pytest.approx(float(curve[-1]["train_loss"]), rel=1e-6)
+            assert run["scalars"]["val_mse"] == [(2, pytest.approx(row["val_mse"], rel=1e-6))]
+            assert run["model_uri"] == row["model_uri"]
+        else:
+            assert "curve/val_mse" not in run["scalars"]
+    assert sorted(experiment["hparams"]["lr"]) == sorted(CONFIGS)
+    assert sorted(experiment["hparams"]["config_id"]) == sorted({r["config_id"] for r in rows.values()})
+    assert sorted(experiment["hparams"]["status"]) == ["diverged", "ok"]
+    assert {"val_mse", "val_mae", "train_time_s"} <= set(experiment["metrics"])
+
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    again = hpt_cli("results", str(location), "--tensorboard", str(out), "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in again.stderr
+    json.loads(again.stdout)  # the line goes to stderr beside a JSON table
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == files
+
+
+def test_tensorboards_hparams_dashboard_lists_every_trial(location: Path, tmp_path: Path) -> None:
+    """A real `tensorboard --logdir DIR` serves the HParams table: a row per trial with its parameters and metrics."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    out = tmp_path / "tb"
+    assert hpt_cli("results", str(location), "--tensorboard", str(out)).returncode == 0
+    port = closed_port()
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(out), "--host", "127.0.0.1",
+                               "--port", str(port), "--load_fast", "false"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    query = json.dumps({"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
+                        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+    groups: list[dict[str, Any]] = []
+    give_up = time.monotonic() + 300  # a guard against a hang, not a speed check
+    try:
+        while len(groups) < 4 and server.poll() is None and time.monotonic() < give_up:  # until it has read all four
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups",
+                                             data=query.encode(), headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    groups = json.loads(response.read()).get("sessionGroups", [])
+            except OSError:  # not listening yet: wait a moment (returns early if it died)
+                try:
+                    server.wait(0.3)
+                except subprocess.TimeoutExpired:
+                    pass
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert len(groups) == 4
+    rows = {(r["config_id"], f"{r['period_start']}_{r['period_end']}"): r for r in _rows(location).values()}
+    for group in groups:
+        row = rows[(group["hparams"]["config_id"], group["hparams"]["period"])]
+        assert group["hparams"]["lr"] == row["param_lr"] and group["hparams"]["status"] == row["status"]
+        metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        if row["status"] == "ok":
+            assert metrics["val_mse"] == pytest.approx(row["val_mse"], rel=1e-6)
+
+
+def test_tensorboard_adds_only_new_trials_and_rewrites_a_rerun_trial(location: Path, tmp_path: Path) -> None:
+    """A location that grows: the trials written before are left alone; a trial whose row changed is written anew."""
+    partial = tmp_path / "results"
+    import shutil
+
+    shutil.copytree(location, partial)
+    rows = sorted(_rows(location))
+    (partial / "rows" / f"{rows[0]}.json").unlink()
+    (partial / "results.csv").unlink()
+    out = tmp_path / "tb"
+    first = hpt_cli("results", str(partial), "--tensorboard", str(out))
+    assert "tensorboard: 3 trial(s) written" in first.stdout, first.stderr
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("events.out.tfevents.*") if "hpt-experiment" not in p.name}
+    shutil.copy(location / "rows" / f"{rows[0]}.json", partial / "rows")
+    second = hpt_cli("results", str(partial), "--tensorboard", str(out))
+    assert f"tensorboard: 1 trial(s) written to {out} (3 already there)" in second.stdout, second.stderr
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert len(_tensorboard_runs(out)) == 5  # four trials and the experiment
+
+
+def test_tensorboard_from_an_s3_location(location: Path, s3_server: Any, tmp_path: Path) -> None:
+    bucket = s3_server.create_bucket()
+    for path in location.rglob("*"):
+        if path.is_file() and not path.name.endswith(".pt"):
+            s3_server.put(bucket, f"p/{path.relative_to(location).as_posix()}", path.read_bytes())
+    out = tmp_path / "tb"
+    done = hpt_cli("results", f"s3://{bucket}/p", "--tensorboard", str(out), env=s3_server.client_env())
+    assert done.returncode == 0, done.stderr
+    assert "tensorboard: 4 trial(s) written" in done.stdout
+    runs = _tensorboard_runs(out)
+    assert sum(1 for r in runs.values() if r.get("scalars", {}).get("curve/val_mse")) == 2
+
+
+def test_tensorboard_dir_that_is_a_file_is_one_line(location: Path, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    done = hpt_cli("results", str(location), "--tensorboard", str(tmp_path / "f"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"hpt: error: --tensorboard {tmp_path / 'f'}: is a file, not a folder"]
+
+
+def test_missing_extras_say_what_to_install(location: Path, tmp_path: Path) -> None:
+    """Without the packages (hidden from the import system), one line naming the extra, exit 2, nothing read."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorboard', 'mlflow'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    import os
+
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    for option, extra in (("--tensorboard", "tensorboard"), ("--mlflow", "mlflow")):
+        done = hpt_cli("results", str(location), option, str(tmp_path / "x"), env=env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"hpt: error: {option} needs {extra}: pip install 'hpt[{extra}]'"
+        assert done.stdout == ""
+
+
+def test_neither_package_is_imported_unless_asked_for(location: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = ("import atexit, runpy, sys\n"
+              "atexit.register(lambda: print('LOADED', sorted({m.split('.')[0] for m in sys.modules} "
+              "& {'tensorboard', 'mlflow'})))\n"
+              "sys.argv = ['hpt', *sys.argv[1:]]\n"
+              "runpy.run_module('hpt', run_name='__main__', alter_sys=True)\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="plain", training={"epochs": 1}, date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         parameters={"lr": [0.01]})))
+    for args in (["results", str(location)], ["run", str(spec), "--sink", str(tmp_path / "r"), "-q"]):
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "LOADED []"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _mlflow_runs(store: str, experiment: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment} in {store}"
+    return list(client.search_runs([found.experiment_id], max_results=1000))
+
+
+def _check_mlflow_trials(store: str, experiment: str, location: Path, run_ids: set[str]) -> None:
+    """One MLflow run per trial with the row's params, metrics, curve per epoch and tags, nested under its hpt run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    runs = _mlflow_runs(store, experiment)
+    parents = {r.data.tags["hpt.run_id"]: r for r in runs if r.data.tags.get("hpt.kind") == "run"}
+    trials = {r.data.tags["hpt.trial_id"]: r for r in runs if "hpt.trial_id" in r.data.tags}
+    rows = _rows(location)
+    assert set(parents) == run_ids and all(p.info.status == "FINISHED" for p in parents.values())
+    assert len(trials) == len(runs) - len(parents) == len(rows) == 4
+    for tid, row in rows.items():
+        run = trials[tid]
+        tags = run.data.tags
+        period = f"{row['period_start']}_{row['period_end']}"
+        assert run.info.run_name == f"{row['config_id']}/{period}/full"
+        assert tags["mlflow.parentRunId"] == parents[row["run_id"]].info.run_id
+        assert (tags["hpt.config_id"], tags["hpt.period"], tags["hpt.fidelity"], tags["hpt.status"]) == \
+            (row["config_id"], period, "full", row["status"])
+        assert tags["hpt.results"] == str(location.resolve())
+        assert run.data.params == {"lr": str(row["param_lr"]), "hidden_size": str(row["param_hidden_size"])}
+        if row["status"] == "ok":
+            assert run.info.status == "FINISHED"
+            assert tags["hpt.model_uri"] == row["model_uri"] and Path(row["model_uri"]).is_file()
+            assert run.data.metrics["val_mse"] == pytest.approx(row["val_mse"])
+            history = client.get_metric_history(run.info.run_id, "curve/val_mse")
+            assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+                (int(c["epoch"]), pytest.approx(float(c["val_mse"]))) for c in _curve(location, tid)]
+        else:
+            assert run.info.status == "FAILED" and "hpt.model_uri" not in tags
+            assert "training loss reached nan" in tags["hpt.error"]
+
+
+def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = hpt_cli("results", str(location), "--mlflow", store)
+    assert done.returncode == 0, done.stderr
+    assert f"mlflow: 4 trials logged to {store} (experiment tracked)" in done.stdout
+    _check_mlflow_trials(store, "tracked", location, {r["run_id"] for r in _rows(location).values()})
+    again = hpt_cli("results", str(location), "--mlflow", store)
+    assert again.returncode == 0, again.stderr
+    assert f"mlflow: 0 trials logged to {store} (experiment tracked); 4 already there" in again.stdout
+    assert len(_mlflow_runs(store, "tracked")) == 5
+
+
+def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
+    """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment; tracking.tensorboard
+    gets each trial as it ends. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "tb"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="live", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
+                                         training={"epochs": 2}, tracking={"mlflow": True, "experiment": "hpt-live",
+                                                                           "tensorboard": str(out)})))
+    sink = tmp_path / "results"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", env={"MLFLOW_TRACKING_URI": store})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-2:] == [
+        f"mlflow: 4 trials logged to {store} (experiment hpt-live)",
+        f"tensorboard: 4 trial(s) of this run written to {out}; see them with: tensorboard --logdir {out}"]
+    _check_mlflow_trials(store, "hpt-live", sink, {r["run_id"] for r in _rows(sink).values()})
+    runs = _tensorboard_runs(out)
+    assert len(runs) == 5 and sorted(runs.pop(".")["experiment"]["hparams"]["lr"]) == sorted(CONFIGS)
+    assert {r["status"] for r in runs.values()} == {"STATUS_SUCCESS", "STATUS_FAILURE"}
+    after = hpt_cli("results", str(sink), "--mlflow", store, "--tensorboard", str(out))  # its spec names the experiment
+    assert f"mlflow: 0 trials logged to {store} (experiment hpt-live); 4 already there" in after.stdout, after.stderr
+    assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in after.stdout
+
+
+def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> None:
+    port = closed_port()
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="away", training={"epochs": 1})))
+    sink = tmp_path / "results"
+    uri = f"http://127.0.0.1:{port}"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "--mlflow", uri)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _rows(sink)
+    assert len(rows) == 4 and {r["status"] for r in rows.values()} == {"ok"}
+    assert all((sink / "models" / f"{tid}.pt").is_file() for tid in rows)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"mlflow: 4 of 4 trials could not be logged to {uri} (experiment away): ")
+    assert lines[0].endswith(f"log them with: hpt results {sink.resolve()} --mlflow {uri}")
+    assert done.stdout.splitlines()[-1] == lines[0]
+
+
+def test_logging_a_location_to_a_server_that_does_not_answer_fails_in_one_line(location: Path, tmp_path: Path) -> None:
+    """Logging is all that `hpt results --mlflow` was asked for: exit 1 and one line; TensorBoard's part is done."""
+    uri = f"http://127.0.0.1:{closed_port()}"
+    out = tmp_path / "tb"
+    done = hpt_cli("results", str(location), "--tensorboard", str(out), "--mlflow", uri, "--format", "json")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"tensorboard: 4 trial(s) written to {out}; see them with: tensorboard --logdir {out}",
+        f"hpt: error: mlflow: 4 of 4 trials could not be logged to {uri} (experiment tracked): "
+        f"MlflowException: cannot connect to 127.0.0.1:{uri.rsplit(':', 1)[1]}; run the same command again to log them"]
+
+
+@pytest.mark.parametrize(("tracking", "env", "message"), [
+    ({"mlflow": True}, {"MLFLOW_TRACKING_URI": ""},
+     "hpt: error: tracking.mlflow: true logs to $MLFLOW_TRACKING_URI, which is not set; "
+     'set it or give the URI ("mlflow": "http://host:5000")'),
+    ({"mlflow": 5}, {}, 'tracking.mlflow: expected a tracking URI such as "http://host:5000", or true for '
+                        "$MLFLOW_TRACKING_URI, got 5"),
+    ({"mlfow": "x"}, {}, 'tracking.mlfow: unknown key (did you mean "mlflow"?); valid: mlflow, experiment, tensorboard'),
+])
+def test_tracking_section_mistakes_are_one_line(tmp_path: Path, tracking: dict[str, Any], env: dict[str, str],
+                                                message: str) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(tracking=tracking)))
+    done = hpt_cli("run", str(spec), "--sink", str(tmp_path / "results"), env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "results" / "rows").exists()
+
+
+def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path) -> None:
+    """Ctrl-C: the trial cut short is logged KILLED with hpt.status interrupted, and so is the run's parent."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, trial_row_files
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="cut", parameters={"lr": [0.001, 0.002, 0.003]},
+                                         training={"epochs": 200, "patience": 0})))
+    sink = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0",
+                             "--workers", "1", "-q", "--mlflow", store],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while trial_row_files(sink) < 1:  # a first trial is done; the next one is under way
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    rows = _rows(sink)
+    assert sorted(r["status"] for r in rows.values()).count("interrupted") == 1
+    assert stdout.splitlines()[-1] == f"mlflow: {len(rows)} trials logged to {store} (experiment cut)"
+    runs = _mlflow_runs(store, "cut")
+    trials = {r.data.tags["hpt.trial_id"]: r for r in runs if "hpt.trial_id" in r.data.tags}
+    assert set(trials) == set(rows)
+    for tid, row in rows.items():
+        assert trials[tid].data.tags["hpt.status"] == row["status"]
+        assert trials[tid].info.status == ("FINISHED" if row["status"] == "ok" else "KILLED")
+    parent, = (r for r in runs if r.data.tags.get("hpt.kind") == "run")
+    assert parent.info.status == "KILLED"
