@@ -438,14 +438,17 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         parse_holdout(req.holdout)
     device = _device(req.device)
     from hpt.model_io import model_payload
-    from hpt.results import load_results, summarise
+    from hpt.results import load_results, planned_periods, summarise
     from hpt.search import trial_seed
 
     sink = open_sink(req.location)
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
     metric = spec.objective
-    summary = summarise(frame_rows, metric, compare=0, uri=sink.uri)
+    planned = planned_periods(req.location, frame_rows)
+    if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
+        planned[spec.fidelity] = [p.label for p in spec.periods]
+    summary = summarise(frame_rows, metric, compare=0, uri=sink.uri, planned=planned)
     start_model = None
     if req.from_model:
         from hpt.predict import open_model

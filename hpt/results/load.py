@@ -25,7 +25,7 @@ from hpt.rows import (
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
-__all__ = ["check_metric", "default_metric", "filter_rows", "load_results"]
+__all__ = ["check_metric", "default_metric", "filter_rows", "load_results", "planned_periods"]
 
 log = logging.getLogger("hpt")
 
@@ -166,6 +166,42 @@ def default_metric(uri: str) -> str:
     except (HptError, OSError, ValueError, AttributeError):
         objective = None
     return objective if isinstance(objective, str) and objective else "val_mse"
+
+
+def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, list[str]]:
+    """The periods the runs recorded in ``runs/`` at `uri` meant every config to run, by fidelity.
+
+    A run record says its fidelity and periods (``fidelity``, ``periods``); one written before
+    records said them gives its periods in ``data.periods`` and its fidelity by the rows of
+    its run in `frame` (a run that left no rows adds nothing). Unreadable records are passed over.
+    """
+    try:
+        sink = open_sink(uri)
+        keys = [k for k in sink.list("runs/") if k.endswith(".json")]
+    except (HptError, OSError):
+        return {}
+    by_run: dict[str, str] = {}
+    if frame is not None and not frame.empty and "run_id" in frame:
+        by_run = dict(zip(frame["run_id"].astype(str), frame["fidelity"].astype(str), strict=True)) \
+            if "fidelity" in frame else {}
+    planned: dict[str, list[str]] = {}
+    for key in keys:
+        try:
+            data = sink.read(key)
+            record = json.loads(data) if data else None
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        periods = record.get("periods")
+        if not isinstance(periods, list):
+            data_report = record.get("data")
+            periods = list(data_report.get("periods") or {}) if isinstance(data_report, dict) else []
+        fidelity = record.get("fidelity") or by_run.get(str(record.get("run_id")))
+        if isinstance(fidelity, str) and periods:
+            have = planned.setdefault(fidelity, [])
+            have.extend(str(p) for p in periods if str(p) not in have)
+    return planned
 
 
 def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
