@@ -1,6 +1,6 @@
 """How long `hpt results`, `hpt best` and a finished `hpt run` take on a big results location (goal: under 2 s).
 
-    .venv/bin/python benchmarks/results_scale.py [--rows 100000] [--repeat 3] [--against OLD_CHECKOUT]
+    .venv/bin/python benchmarks/results_scale.py [--rows 100000] [--repeat 3] [--against OLD_CHECKOUT] [--keep DIR]
 
 Builds a real results location the way runs leave it: a random search of an mlp on the
 bundled demo data over 2 periods (half as many configs as rows; four tuned parameters,
@@ -100,20 +100,22 @@ COMMANDS = {
 }
 
 
-def measure(args: list[str], tree: Path, repeat: int) -> tuple[float, float, int]:
-    """Median seconds, peak MB (the largest of the runs) and exit code of `python -m hpt ARGS` with `tree` first on the path."""
+def measure(args: list[str], tree: Path, repeat: int) -> tuple[float, float, float, int]:
+    """Median wall seconds, median CPU seconds (user + system: what a busy machine changes least), peak MB
+    (the largest of the runs) and exit code of `python -m hpt ARGS` with `tree` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    times, peaks, code = [], [], 0
+    times, cpu, peaks, code = [], [], [], 0
     for _ in range(repeat):
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "hpt", *args], env=env, cwd=tree,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - t0)
+        cpu.append(usage.ru_utime + usage.ru_stime)
         peaks.append(usage.ru_maxrss / 1024)  # kB on Linux
         code = os.waitstatus_to_exitcode(status)
         proc.returncode = code
-    return statistics.median(times), max(peaks), code
+    return statistics.median(times), statistics.median(cpu), max(peaks), code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,27 +125,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each command; the median is printed")
     ap.add_argument("--against", metavar="DIR", type=Path,
                     help="another checkout of hpt (an older commit) to time the same commands with")
+    ap.add_argument("--keep", metavar="DIR", type=Path,
+                    help="build the location in DIR and keep it; a DIR built before is used as it is")
     ap.add_argument("--quick", action="store_true", help="2,000 rows, one run each (a smoke test)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.repeat = 2_000, 1
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        spec_path, n_rows, n_base = build_location(Path(tmp), args.rows)
-        loc = Path(tmp) / "location"
+        if (root / "location" / "results.csv").exists():
+            lines = (root / "location" / "results.csv").read_text(encoding="utf-8").splitlines()[1:]
+            spec_path, n_base = root / "spec.json", sum(",naive-" in line for line in lines)
+            n_rows, built = len(lines) - n_base, "reused"
+        else:
+            spec_path, n_rows, n_base = build_location(root, args.rows)
+            built = f"built in {time.perf_counter() - t0:.0f} s"
+        loc = root / "location"
         print(f"location: {n_rows} trial rows ({n_rows // len(PERIODS)} configs x {len(PERIODS)} periods) "
-              f"and {n_base} baseline rows, built in {time.perf_counter() - t0:.0f} s; torch threads: 1; "
-              f"median of {args.repeat} runs, each in a fresh process")
+              f"and {n_base} baseline rows, {built}; torch threads: 1; median of {args.repeat} runs, each in a "
+              f"fresh process; s: wall, cpu: user+system seconds, MB: peak resident memory")
         trees = [("new", ROOT)] + ([("old", args.against.resolve())] if args.against else [])
-        print(f"  {'command':<28} " + "  ".join(f"{name + ' s':>7} {name + ' MB':>7}" for name, _ in trees)
-              + ("  ratio old/new" if args.against else ""))
+        print(f"  {'command':<28} " + "  ".join(f"{name + ' s':>7} {name + ' cpu':>7} {name + ' MB':>7}"
+                                               for name, _ in trees) + ("  ratio old/new" if args.against else ""))
         worst = 0.0
         for label, template in COMMANDS.items():
             cmd = [a.format(loc=loc, spec=spec_path) for a in template]
             figures = [measure(cmd, tree, args.repeat) for _, tree in trees]
             worst = max(worst, figures[0][0]) if label != "hpt run (nothing left)" else worst
-            cells = "  ".join(f"{t:7.2f} {mb:7.0f}" + ("" if code == 0 else f" (exit {code})") for t, mb, code in figures)
-            ratio = f"  {figures[1][0] / figures[0][0]:.1f}x" if args.against else ""
+            cells = "  ".join(f"{t:7.2f} {c:7.2f} {mb:7.0f}" + ("" if code == 0 else f" (exit {code})")
+                              for t, c, mb, code in figures)
+            ratio = f"  {figures[1][0] / figures[0][0]:.1f}x (cpu {figures[1][1] / figures[0][1]:.1f}x)" \
+                if args.against else ""
             print(f"  {label:<28} {cells}{ratio}")
         print(f"slowest of results/best: {worst:.2f} s (goal < 2 s at 100,000 rows)")
     return 0

@@ -561,7 +561,9 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     """Print the best config's parameters as JSON for the next spec's "parameters".
 
     The best config is the one with the lowest mean metric among those that ran every
-    period. What it scored goes to stderr, so stdout is only the JSON.
+    period: every period the runs' specs planned (their records in runs/ say which), so a
+    config an interrupted run left with some of its periods is never named. What it scored
+    goes to stderr, so stdout is only the JSON.
 
     \b
     Examples:

@@ -81,3 +81,11 @@ def test_search_efficiency_benchmark_quick() -> None:
         assert re.search(rf"^goal for {re.escape(strategy)}: target within 1/3 of full random search's compute "
                          r"\(median over seeds\): (\d\.\d\d|never reached) -> (met|missed)( \(in epochs: \d\.\d\d\))?$",
                          out, re.M), out
+
+
+def test_results_scale_benchmark_quick() -> None:
+    out = _quick_run("results_scale.py", timeout=600)
+    assert re.search(r"^location: 2000 trial rows \(1000 configs x 2 periods\) and 8 baseline rows", out, re.M), out
+    for command in ("hpt results", "hpt results --format json", "hpt results --format csv", "hpt best",
+                    r"hpt run \(nothing left\)"):
+        assert re.search(rf"^  {command} +\d+\.\d\d +\d+\.\d\d +\d+$", out, re.M), out  # exit 0: no "(exit N)"

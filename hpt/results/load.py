@@ -62,8 +62,11 @@ def load_results(uri: str) -> pd.DataFrame:
         have: set[str] = set()
         if not frame.empty:
             listed = len(frame)
-            frame = frame[frame["trial_id"].astype(str).isin(ids)]
-            have = set(frame["trial_id"].astype(str))
+            tids = frame["trial_id"].astype(str).tolist()  # lists and sets: pandas' isin on text is slow at scale
+            kept = [t in ids for t in tids]
+            if not all(kept):
+                frame = frame[kept]
+            have = set(tids) & ids.keys()
             if listed and not have:
                 found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
         extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have], damaged)
@@ -180,10 +183,16 @@ def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, li
         keys = [k for k in sink.list("runs/") if k.endswith(".json")]
     except (HptError, OSError):
         return {}
+    def fidelity_of(run_id: str) -> str | None:
+        if frame is None or frame.empty or "run_id" not in frame or "fidelity" not in frame:
+            return None
+        if not by_run:
+            firsts = frame.drop_duplicates("run_id")
+            by_run.update(zip(firsts["run_id"].astype(str).tolist(), firsts["fidelity"].astype(str).tolist(),
+                              strict=True))
+        return by_run.get(run_id)
+
     by_run: dict[str, str] = {}
-    if frame is not None and not frame.empty and "run_id" in frame:
-        by_run = dict(zip(frame["run_id"].astype(str), frame["fidelity"].astype(str), strict=True)) \
-            if "fidelity" in frame else {}
     planned: dict[str, list[str]] = {}
     for key in keys:
         try:
@@ -197,7 +206,7 @@ def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, li
         if not isinstance(periods, list):
             data_report = record.get("data")
             periods = list(data_report.get("periods") or {}) if isinstance(data_report, dict) else []
-        fidelity = record.get("fidelity") or by_run.get(str(record.get("run_id")))
+        fidelity = record.get("fidelity") or fidelity_of(str(record.get("run_id")))
         if isinstance(fidelity, str) and periods:
             have = planned.setdefault(fidelity, [])
             have.extend(str(p) for p in periods if str(p) not in have)

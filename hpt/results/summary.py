@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -56,9 +57,9 @@ class Summary:
     missing_metric: int = 0  # ok rows without a value of `metric`
     notes: list[str] = field(default_factory=list)
     baseline_rows: int = 0  # rows of the naive baselines (never ranked, never counted as trials)
-    versus: dict[str, dict[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
+    versus: dict[str, Mapping[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
 
-    def vs_baseline(self, fidelity: str) -> dict[str, VsBaseline]:
+    def vs_baseline(self, fidelity: str) -> Mapping[str, VsBaseline]:
         """Each config of a fidelity's ranking against the better naive baseline, by config id."""
         return self.versus.get(fidelity, {})
 

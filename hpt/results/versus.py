@@ -10,6 +10,7 @@ the config's periods is "the better baseline".
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,13 +79,14 @@ def _norm(v: Any) -> Any:
     return float(v) if is_number(v) else (None if v is None else str(v))
 
 
-def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> dict[str, VsBaseline]:
+def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> Mapping[str, VsBaseline]:
     """Each config of `ranking` against the better baseline, by config id; configs without a matching
     baseline row (results from before baselines, or another metric) are left out.
 
     `rows` are the baseline rows (others are ignored). The configs are compared in one pass
     per window setting and baseline (:func:`compare`, on arrays of every config of that
-    setting), so the cost grows with the configs only through array arithmetic.
+    setting), so the cost grows with the configs only through array arithmetic; a config's
+    :class:`VsBaseline` is made when it is looked up (a table shows the top few).
     """
     metric = ranking.metric
     if rows.empty or ranking.table.empty or metric not in rows or "architecture" not in rows:
@@ -103,9 +105,9 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> dict[str, VsBaseli
         scored.setdefault((str(rec["architecture"]), setting), {})[period] = float(rec[metric])
     table = ranking.table
     values = ranking.values.to_numpy(dtype=float)  # configs x periods, in table order
-    ids = table["config_id"].astype(str).to_numpy()
+    ids = table["config_id"].astype(str).tolist()
     periods = list(ranking.values.columns)
-    out: dict[str, VsBaseline] = {}
+    found: dict[str, tuple[Any, ...]] = {}  # config id -> VsBaseline's fields after it
     for setting, at in _settings(table, ranking.params).items():
         best: tuple[np.ndarray, ...] | None = None  # name index, config mean, baseline mean, periods, better
         for i, name in enumerate(LABELS):
@@ -122,10 +124,29 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> dict[str, VsBaseli
         if best is None:
             continue
         names = list(LABELS)
-        for j, k, cm, bm, n, better in zip(at, *best, strict=True):
+        for j, k, cm, bm, n, better in zip(at.tolist(), *(a.tolist() for a in best), strict=True):  # Python numbers
             if n:
-                out[ids[j]] = VsBaseline(ids[j], names[int(k)], float(cm), float(bm), int(n), int(better))
-    return out
+                found[ids[j]] = (names[k], cm, bm, n, better)
+    return _Found(found)
+
+
+class _Found(Mapping[str, VsBaseline]):
+    """Config id -> :class:`VsBaseline`, each made when asked for."""
+
+    def __init__(self, found: dict[str, tuple[Any, ...]]) -> None:
+        self._found = found
+
+    def __getitem__(self, config_id: str) -> VsBaseline:
+        return VsBaseline(config_id, *self._found[config_id])
+
+    def __contains__(self, config_id: object) -> bool:
+        return config_id in self._found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
 
 
 def compare(values: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
