@@ -135,6 +135,10 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
     return out
 
 
+def _key(setting: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(setting[k]) for k in WINDOW_KEYS)
+
+
 class RunBaselines:
     """The baseline rows of one run: both baselines in every period of `spec`, per window setting.
 
@@ -211,7 +215,7 @@ class RunBaselines:
 
         out = []
         for setting in settings:
-            key = tuple(str(setting[k]) for k in WINDOW_KEYS)
+            key = _key(setting)
             if key in self._done:
                 continue
             self._done.add(key)
@@ -243,6 +247,10 @@ class RunBaselines:
 
         t0 = time.perf_counter()
         settings = self.settings() if params is None else [{k: params[k] for k in WINDOW_KEYS}]
+        new = [s for s in settings if _key(s) not in self._done]
+        if new:  # another run at the location may have stored them since this run read its rows: never twice
+            store.refresh(self.trial(name, s, period).trial_id for s in new for period in self.spec.periods
+                          for name in BASELINES)
         scored = self.missing(settings, store.rows())
         for result in scored:
             store.record(result, run_id, columns)

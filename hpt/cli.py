@@ -575,7 +575,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
       hpt results hpt-results/lstm-demo --pareto n_params
       hpt results gs://my-bucket/hpt/lstm-electricity
     """
-    from hpt.results import default_metric, load_results, pareto_front, render, render_pareto, summarise
+    from hpt.results import default_metric, load_results, pareto_front, planned_periods, render, render_pareto, summarise
 
     if plot_dir:
         from hpt.plots import require_matplotlib
@@ -586,7 +586,8 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
         check_exports(tensorboard_dir, mlflow_uri)
     frame = load_results(uri)
-    summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri)
+    summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri,
+                        planned=planned_periods(uri, frame))
     if pareto:
         click.echo(render_pareto(summary, pareto_front(frame, summary.main, pareto), fmt), nl=False)
     else:
@@ -611,7 +612,9 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     """Print the best config's parameters as JSON for the next spec's "parameters".
 
     The best config is the one with the lowest mean metric among those that ran every
-    period. What it scored goes to stderr, so stdout is only the JSON.
+    period: every period the runs' specs planned (their records in runs/ say which), so a
+    config an interrupted run left with some of its periods is never named. What it scored
+    goes to stderr, so stdout is only the JSON.
 
     \b
     Examples:
@@ -619,9 +622,11 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
       hpt best hpt-results/lstm-demo --metric val_mae > best.json
     """
     from hpt.progress import plural
-    from hpt.results import best_params, default_metric, load_results, summarise
+    from hpt.results import best_params, default_metric, load_results, planned_periods, summarise
 
-    summary = summarise(load_results(uri), metric or default_metric(uri), where=where, compare=0, uri=uri)
+    frame = load_results(uri)
+    summary = summarise(frame, metric or default_metric(uri), where=where, compare=0, uri=uri,
+                        planned=planned_periods(uri, frame))
     params = best_params(summary)
     top = summary.best
     assert top is not None  # best_params raised otherwise

@@ -143,6 +143,7 @@ def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
     end = pd.Timestamp(last + step)
     if holdout and holdout_start:
         raise InputError("give --holdout or --holdout-start, not both")
+    _require_holdout(spec, holdout, holdout_start)
     if holdout_start:
         try:
             start = parse_time(holdout_start)
@@ -152,20 +153,25 @@ def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
     elif holdout:
         start = pd.Timestamp(end - parse_holdout(holdout))
         how = f"--holdout {holdout}"
-    elif spec.period_rule is not None and spec.period_rule.holdout:
+    else:
+        assert spec.period_rule is not None  # _require_holdout said so
         months = spec.period_rule.holdout
         start = usable_span(first, last, step, months)[1]  # where the automatic periods had to end
         how = f"date_ranges.auto.holdout: {plural(months, 'month')}"
-    else:
-        raise InputError("no hold-out: the spec's periods keep none back (set \"holdout\": N months in "
-                         "date_ranges.auto and tune again), so give one: --holdout 1M (the last month of the data) "
-                         "or --holdout-start YYYY-MM-DD")
     if start <= first:
         raise InputError(f"hold-out {how}: it starts at {start}, not after the data's first time ({first}): "
                          "nothing is left to train on")
     if start > last:
         raise InputError(f"hold-out {how}: it starts at {start}, after the data's last time ({last})")
     return Holdout(start, end, how)
+
+
+def _require_holdout(spec: Spec, holdout: str | None, holdout_start: str | None) -> None:
+    """InputError unless a hold-out is given: an option, or the spec's ``date_ranges.auto.holdout``."""
+    if not (holdout or holdout_start or (spec.period_rule is not None and spec.period_rule.holdout)):
+        raise InputError("no hold-out: the spec's periods keep none back (set \"holdout\": N months in "
+                         "date_ranges.auto and tune again), so give one: --holdout 1M (the last month of the data) "
+                         "or --holdout-start YYYY-MM-DD")
 
 
 def overlapping_period(periods: list[Period], holdout: Holdout) -> Period | None:
@@ -440,14 +446,18 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
         parse_holdout(req.holdout)
     device = _device(req.device)
     from hpt.model_io import model_payload
-    from hpt.results import load_results, summarise
+    from hpt.results import load_results, planned_periods, summarise
     from hpt.search import trial_seed
 
     sink = open_sink(req.location)
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
     metric = spec.objective
-    summary = summarise(frame_rows, metric, compare=0, uri=sink.uri)
+    _require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
+    planned = planned_periods(req.location, frame_rows)
+    if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
+        planned[spec.fidelity] = [p.label for p in spec.periods]
+    summary = summarise(frame_rows, metric, compare=0, uri=sink.uri, planned=planned)
     start_model = None
     if req.from_model:
         from hpt.predict import open_model

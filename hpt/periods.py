@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -33,15 +34,15 @@ class Period:
     start: pd.Timestamp
     end: pd.Timestamp
 
-    @property
+    @cached_property  # asked for every trial id: formatting a Timestamp is slow, and a Period never changes
     def label(self) -> str:
-        return f"{_fmt(self.start)}..{_fmt(self.end)}"
+        return f"{self.start_text}..{self.end_text}"
 
-    @property
+    @cached_property
     def start_text(self) -> str:
         return _fmt(self.start)
 
-    @property
+    @cached_property
     def end_text(self) -> str:
         return _fmt(self.end)
 

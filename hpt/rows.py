@@ -277,19 +277,20 @@ def fill_fidelity(frame: pd.DataFrame) -> None:
 
 def _typed_column(col: pd.Series) -> pd.Series:
     """Text from the CSV back to the JSON value it was: 8 -> int, 0.5 -> float, True -> bool."""
-    values = {v: _typed(v) for v in col.dropna().unique()}
-    return pd.Series([values.get(v) if isinstance(v, str) else None for v in col], index=col.index, dtype=object)
+    codes, uniques = pd.factorize(col)  # each distinct text typed once; a missing value's code is -1
+    typed = np.empty(len(uniques) + 1, dtype=object)
+    typed[:-1] = [_typed(str(u)) for u in uniques.tolist()]
+    typed[-1] = None
+    return pd.Series(typed[codes], index=col.index, dtype=object)
 
 
 def _typed(text: str) -> Any:
-    if re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if text in ("True", "False"):
-        return text == "True"
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
-        return text
+        return text == "True" if text in ("True", "False") else text
+    digits = text[1:] if text[:1] in "+-" else text
+    return int(text) if digits.isdecimal() else number  # "8" is an int, as the regex [-+]?\d+ said
 
 
 def is_number(v: Any) -> bool:

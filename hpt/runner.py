@@ -172,6 +172,8 @@ def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict
         "spec_name": spec.name,
         "spec_source": spec.source,
         "spec": dict(spec.document),
+        "fidelity": spec.fidelity,
+        "periods": [p.label for p in spec.periods],  # what every config is meant to run: hpt results reads it
         "command": sys.argv,
         "hpt_version": __version__,
         "torch_version": torch_version,
@@ -458,11 +460,16 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             if tracker is not None:
                 tracker.end_run(run_id, {"finished": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED"))
             tracked = tracker.close() if tracker is not None else []  # a line; the exit code stays the run's
+    try:
+        store.refresh()  # rows other runs at the location stored meanwhile count toward the best config too
+    except OSError as e:
+        log.warning("could not read the rows other runs stored at %s: %s", sink.uri, e)
     trial_rows = rows_frame(store.rows().values())
-    summary.best = best_config(trial_rows, spec.objective)
-    summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective)
+    planned = {spec.fidelity: [p.label for p in spec.periods]}
+    summary.best = best_config(trial_rows, spec.objective, planned=planned)
+    summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective, planned=planned)
     if summary.best is not None:
-        ranking = rank_fidelity(trial_rows, spec.objective, summary.best.fidelity)
+        ranking = rank_fidelity(trial_rows, spec.objective, summary.best.fidelity, planned.get(summary.best.fidelity, ()))
         summary.vs_baseline = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
     _report_end(reporter, spec, summary)
     for line in undelivered + tracked:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
-from sklearn.model_selection import ParameterGrid
 
 from hpt.data import load_frame, period_fingerprint
 from hpt.hparams import id_params
@@ -125,6 +124,8 @@ class GridSearch(_Space):
             if isinstance(values, Distribution) or not len(values):
                 raise ValueError(f"grid axis {name!r} needs a non-empty list of values")
         self.axes = {k: tuple(v) for k, v in axes.items()}
+        from sklearn.model_selection import ParameterGrid  # a second's import that random and tpe searches skip
+
         self._grid = ParameterGrid({k: list(v) for k, v in self.axes.items()})  # lazy: indexable, sized
         self.size = len(self._grid)
         self._perm = _Permutation(self.size, seed)

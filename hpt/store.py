@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hpt.baselines import is_baseline
 from hpt.claims import expired
 from hpt.journal import Entry, Journal
 from hpt.progress import plural
@@ -96,6 +97,22 @@ class ResultStore:
                 self._known.update(rows)
             self._rows = rows
         return self._rows
+
+    def refresh(self, trial_ids: Iterable[str] | None = None) -> None:
+        """Read again what other runs may have written since :meth:`rows` was read: the rows of `trial_ids`,
+        or (None) every row object in ``rows/`` not known yet. Newer rows replace known ones as they would at
+        the location (an ok row is never replaced by a worse one)."""
+        rows = self.rows()
+        if trial_ids is None:
+            keys = [k for k in self.sink.list("rows/")
+                    if k.endswith(".json") and k.removeprefix("rows/").removesuffix(".json") not in rows]
+        else:
+            keys = [f"rows/{tid}.json" for tid in dict.fromkeys(trial_ids)]
+        found = [r for r in (parse_row(data) for data in self._read_many(self.sink.read, keys)) if r is not None]
+        with self._lock:
+            for row in found:
+                _prefer_newer(self._known, row)
+                _prefer_newer(rows, row)
 
     def _read_many(self, read: Callable[[str], T], keys: list[str]) -> list[T]:
         """`read` of each key, in order: 16 at a time from a bucket (each is a request), one by one from a folder."""
@@ -195,8 +212,9 @@ class ResultStore:
             return True
         if row.get("status") == Status.OK.value and self.replace_ok:
             return True
-        log.warning("warning: trial %s: the ok row of run %s is kept at %s; this run's %s result is not stored",
-                    row["trial_id"], there.get("run_id"), self.uri, row.get("status"))
+        if not is_baseline(row):  # a baseline's row is the same whichever run computed it: keeping one says nothing
+            log.warning("warning: trial %s: the ok row of run %s is kept at %s; this run's %s result is not stored",
+                        row["trial_id"], there.get("run_id"), self.uri, row.get("status"))
         with self._lock:
             self._known[row["trial_id"]] = there
             if self._rows is not None:

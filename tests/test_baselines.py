@@ -193,3 +193,59 @@ class _Lines(Reporter):
 
 def _script(trial: Trial) -> Script:
     return Script(curve=[1.0, 0.5])
+
+
+def test_a_run_that_starts_beside_another_neither_recomputes_nor_warns_about_its_baselines(
+        write_spec: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Run A stores everything while run B is starting (after B read the location's rows): B finds A's
+    baseline rows, computes and announces none, and its end summary counts A's rows."""
+    data = tmp_path / "sine.csv"
+    _write_data(data)
+    spec = load_spec(write_spec(_sine_spec(data, parameters={"lr": [0.01, 0.1]})))
+    sink = str(tmp_path / "res")
+    first: list[str] = []
+
+    class _OtherRunFirst(_Lines):  # B's first line comes after it read the rows, before its baselines
+        def line(self, text: str) -> None:
+            if not first:
+                run_spec(spec, RunOptions(sink=sink), _Lines(first), backend=FakeBackend(_script, slots=1))
+            super().line(text)
+
+    lines: list[str] = []
+    with caplog.at_level("WARNING", logger="hpt"):
+        summary = run_spec(spec, RunOptions(sink=sink), _OtherRunFirst(lines), backend=FakeBackend(_script, slots=1))
+    assert any(x.endswith("4 rows computed in " + x.split(" computed in ")[-1]) for x in first if "baselines:" in x)
+    assert [x for x in lines if x.startswith("baselines:")] == [
+        "baselines: naive-last and naive-seasonal (season 24 from the 1h step): already at the location (not trials)"]
+    assert not [r.message for r in caplog.records if "is kept" in r.getMessage()]
+    base = _rows(Path(sink)).query("architecture.str.startswith('naive-')", engine="python")
+    assert len(base) == 4 and base["run_id"].nunique() == 1 and base["run_id"].iloc[0] != summary.run_id
+    assert summary.counts == {} and summary.best is not None and summary.best.periods_run == 2  # A's rows count
+
+
+def test_two_runs_started_together_on_one_location_store_each_baseline_once_without_a_warning(
+        write_spec: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    data = tmp_path / "sine.csv"
+    _write_data(data)
+    spec = write_spec(_sine_spec(data, parameters={"lr": [0.01, 0.1]}))
+    sink = tmp_path / "res"
+    command = [sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--workers", "1"]
+    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for _, stderr in outs:
+        assert "is kept" not in stderr and "warning: trial" not in stderr, stderr
+        assert "Traceback" not in stderr
+    base = _rows(sink).query("architecture.str.startswith('naive-')", engine="python")
+    assert len(base) == 4 and base["trial_id"].is_unique
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "warning: trial" not in again.stderr
+    assert "baselines: naive-last and naive-seasonal (season 24 from the 1h step): already at the location " \
+           "(not trials)" in again.stdout
+    assert _rows(sink).query("architecture.str.startswith('naive-')", engine="python").equals(base)

@@ -94,3 +94,11 @@ def test_forecast_quality_benchmark_quick() -> None:
                 assert re.search(rf"^  {arch} +{scaler} +{loss} +{number} +{number} +{number} +{number} +{number}$",
                                  out, re.M), (arch, scaler, loss, out)
     assert re.search(r"^beat seasonal naive on both mae and mse: \d+ of 4 combinations; best mae: ", out, re.M), out
+
+
+def test_results_scale_benchmark_quick() -> None:
+    out = _quick_run("results_scale.py", timeout=600)
+    assert re.search(r"^location: 2000 trial rows \(1000 configs x 2 periods\) and 8 baseline rows", out, re.M), out
+    for command in ("hpt results", "hpt results --format json", "hpt results --format csv", "hpt best",
+                    r"hpt run \(nothing left\)"):
+        assert re.search(rf"^  {command} +\d+\.\d\d +\d+\.\d\d +\d+$", out, re.M), out  # exit 0: no "(exit N)"

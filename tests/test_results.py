@@ -833,3 +833,92 @@ def test_pareto_front_of_the_metric_and_a_cost_column_in_every_format(tmp_path: 
     bad = results_cli("results", uri, "--pareto", "nparams")
     assert bad.exit_code == 2 and 'hpt: error: --pareto: no column "nparams" in these results (did you mean ' \
                                   '"n_params"?)' in bad.output
+
+
+# -- complete means every period the spec planned, not every period that has rows -------------
+
+
+def test_an_interrupted_run_leaves_its_config_partial_for_the_run_results_best_and_final(
+        write_spec: Any, tmp_path: Path) -> None:
+    """One config, two periods; the run is stopped after the first period's row: nothing is best yet."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, trial_row_files
+
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001]}, training={"epochs": 600, "patience": 0}))
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0",
+                             "--workers", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while trial_row_files(sink) < 1:  # the first period's row is stored; the second period is training
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    table = load_results(str(sink))
+    trials = table[~table["architecture"].str.startswith("naive-")]
+    assert sorted(trials["status"]) == ["interrupted", "ok"]  # one ok period of two
+    assert "best config" not in stdout
+    assert "no config has run all 2 periods yet, so none is crowned best (leading: " in stdout
+    assert "with 1 period)" in stdout
+
+    text = hpt_cli("results", str(sink))
+    assert text.returncode == 0, text.stderr
+    assert "has run every period" not in text.stdout and "best:" not in text.stdout
+    assert "no config has run all 2 periods: none is crowned best" in text.stdout
+    assert re.search(r"^  1  \w+ \(partial\) .* 1 -  ", text.stdout, re.M), text.stdout  # P2 has no rank
+    doc = json.loads(hpt_cli("results", str(sink), "--format", "json").stdout)
+    assert doc["full"]["configs"][0]["partial"] is True and doc["full"]["configs"][0]["periods_run"] == 1
+    best = hpt_cli("best", str(sink))
+    assert best.returncode == 1 and best.stdout == ""
+    assert "no config has run all 2 periods yet" in best.stderr and "Traceback" not in best.stderr
+    final = hpt_cli("final", str(sink), "--holdout", "1M")
+    assert final.returncode == 1 and "no config has run all 2 periods yet" in final.stderr, final.stderr
+    assert not (sink / "final").exists()
+    # --where that leaves out the second period narrows the periods: then the config is complete
+    narrowed = hpt_cli("best", str(sink), "--where", "period_start < '2013-02-01'")
+    assert narrowed.returncode == 0 and json.loads(narrowed.stdout) == {"lr": [0.001]}, narrowed.stderr
+
+
+def test_periods_come_from_the_run_records_even_those_written_before_records_named_them(tmp_path: Path) -> None:
+    """A record without "periods"/"fidelity" (older hpt) gives data.periods and its run's rows' fidelity."""
+    rows = grid({"a": [0.5], "b": [0.6, 0.7]}, {"a": {"lr": 0.1}, "b": {"lr": 0.2}}, 2)
+    uri = write_results(tmp_path, rows)
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [0.2]}  # no record: the periods with rows
+    (tmp_path / "runs").mkdir()
+    three = {f"{s}..{e}": {} for s, e in P[:3]}
+    (tmp_path / "runs" / "r1.json").write_text(json.dumps({"run_id": "r1", "data": {"periods": three}}))
+    out = results_cli("best", uri)
+    assert out.exit_code == 1 and "no config has run all 3 periods yet" in out.output, out.output
+    (tmp_path / "runs" / "r1.json").write_text(json.dumps({"run_id": "r1", "fidelity": "quick", "periods": list(three)}))
+    assert json.loads(results_cli("best", uri).stdout) == {"lr": [0.2]}  # another fidelity's periods
+
+
+def test_the_baseline_comparison_is_one_array_pass_per_window_setting_whatever_the_configs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hpt results` at scale: the configs are compared with the baselines in a few grouped passes."""
+    import hpt.results.versus as versus
+
+    calls: list[int] = []
+    real = versus.compare
+
+    def counting(values: np.ndarray, base: np.ndarray) -> Any:
+        calls.append(len(values))
+        return real(values, base)
+
+    monkeypatch.setattr(versus, "compare", counting)
+    rng = np.random.default_rng(0)
+    rows = [row(f"c{i:04d}", p, float(rng.uniform(0.4, 0.9)), lookback=24 * (1 + i % 2)) for i in range(600)
+            for p in range(2)]
+    rows += [baseline(name, p, 0.5, lookback=lb) for name in ("naive-last", "naive-seasonal") for lb in (24, 48)
+             for p in range(2)]
+    uri = write_results(tmp_path, rows)
+    doc = json.loads(results_cli("results", uri, "--format", "json", "--top", "0").output)
+    assert len(calls) == 4 and sum(calls) == 2 * 600  # 2 window settings x 2 baselines, each config in one pass
+    configs = {c["config_id"]: c for c in doc["full"]["configs"]}
+    assert len(configs) == 600 and all(c["vs_baseline"]["periods"] == 2 for c in configs.values())
+    c = configs["c0000"]
+    assert c["vs_baseline"]["config_mean"] == pytest.approx(c["mean"]) and c["vs_baseline"]["baseline_mean"] == 0.5

@@ -307,3 +307,28 @@ def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: 
     assert run_spec(spec, RunOptions(sink=str(sink)), _quiet(), backend=again).skipped == 6 and again.log == []
     rebuilt = _rows(sink).set_index("trial_id").sort_index()
     pd.testing.assert_frame_equal(rebuilt[whole.columns], whole)
+
+
+def test_a_plan_walk_starts_at_the_first_trial_left_and_builds_none_when_all_are_done(
+        write_spec: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run on a big location: the trials already done are counted by id, never built again."""
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": [round(1e-4 * (i + 1), 6) for i in range(30)]})))
+    plan = expand(spec)
+    ids = list(plan.trial_ids())
+    built: list[int] = []
+    real = TrialPlan.__getitem__
+
+    def counting(self: TrialPlan, i: Any) -> Any:
+        built.append(i)
+        return real(self, i)
+
+    monkeypatch.setattr(TrialPlan, "__getitem__", counting)
+    everything = PlanScheduler(plan)
+    everything.restore({tid: {"status": "ok"} for tid in ids})
+    assert everything.suggest() is DONE and built == [] and everything.skipped == len(ids) == 60
+
+    part = PlanScheduler(plan)
+    part.restore({tid: {"status": "ok"} for tid in ids[:50]})
+    left = [part.suggest() for _ in range(11)]
+    assert [t.trial_id for t in left[:10]] == ids[50:] and left[10] is DONE  # type: ignore[union-attr]
+    assert built == list(range(50, 60)) and part.skipped == 50

@@ -7,8 +7,8 @@ prints a summary as a table, CSV, JSON or Markdown. :func:`best_config` is the o
 definition of the best config, used by ``hpt results``, ``hpt best``, the end of a run and
 ``hpt auto``.
 
-    load.py     load_results, default_metric, filter_rows, check_metric
-    rank.py     Ranking per fidelity, BestConfig, best_config
+    load.py     load_results, planned_periods, default_metric, filter_rows, check_metric
+    rank.py     Ranking per fidelity (where "ran every period" is decided), BestConfig, best_config
     stats.py    Verdict, winner_verdict: the best against every other config (Friedman, Nemenyi, Wilcoxon)
     trends.py   parameter_trends
     summary.py  Summary, summarise, best_params
@@ -19,10 +19,11 @@ definition of the best config, used by ``hpt results``, ``hpt best``, the end of
 
 from __future__ import annotations
 
-from hpt.results.load import check_metric, default_metric, filter_rows, load_results
+from hpt.results.load import check_metric, default_metric, filter_rows, load_results, planned_periods
 from hpt.results.pareto import Front, pareto_front
 from hpt.results.rank import (
     BestConfig,
+    Planned,
     Ranking,
     best_config,
     fidelity_order,
@@ -43,6 +44,7 @@ __all__ = [
     "BestConfig",
     "Comparison",
     "Front",
+    "Planned",
     "Ranking",
     "Summary",
     "Verdict",
@@ -57,6 +59,7 @@ __all__ = [
     "main_fidelity",
     "parameter_trends",
     "pareto_front",
+    "planned_periods",
     "periods_needed",
     "rank_fidelities",
     "rank_fidelity",

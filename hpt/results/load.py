@@ -25,7 +25,7 @@ from hpt.rows import (
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
-__all__ = ["check_metric", "default_metric", "filter_rows", "load_results"]
+__all__ = ["check_metric", "default_metric", "filter_rows", "load_results", "planned_periods"]
 
 log = logging.getLogger("hpt")
 
@@ -62,8 +62,11 @@ def load_results(uri: str) -> pd.DataFrame:
         have: set[str] = set()
         if not frame.empty:
             listed = len(frame)
-            frame = frame[frame["trial_id"].astype(str).isin(ids)]
-            have = set(frame["trial_id"].astype(str))
+            tids = frame["trial_id"].astype(str).tolist()  # lists and sets: pandas' isin on text is slow at scale
+            kept = [t in ids for t in tids]
+            if not all(kept):
+                frame = frame[kept]
+            have = set(tids) & ids.keys()
             if listed and not have:
                 found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
         extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have], damaged)
@@ -166,6 +169,48 @@ def default_metric(uri: str) -> str:
     except (HptError, OSError, ValueError, AttributeError):
         objective = None
     return objective if isinstance(objective, str) and objective else "val_mse"
+
+
+def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, list[str]]:
+    """The periods the runs recorded in ``runs/`` at `uri` meant every config to run, by fidelity.
+
+    A run record says its fidelity and periods (``fidelity``, ``periods``); one written before
+    records said them gives its periods in ``data.periods`` and its fidelity by the rows of
+    its run in `frame` (a run that left no rows adds nothing). Unreadable records are passed over.
+    """
+    try:
+        sink = open_sink(uri)
+        keys = [k for k in sink.list("runs/") if k.endswith(".json")]
+    except (HptError, OSError):
+        return {}
+    def fidelity_of(run_id: str) -> str | None:
+        if frame is None or frame.empty or "run_id" not in frame or "fidelity" not in frame:
+            return None
+        if not by_run:
+            firsts = frame.drop_duplicates("run_id")
+            by_run.update(zip(firsts["run_id"].astype(str).tolist(), firsts["fidelity"].astype(str).tolist(),
+                              strict=True))
+        return by_run.get(run_id)
+
+    by_run: dict[str, str] = {}
+    planned: dict[str, list[str]] = {}
+    for key in keys:
+        try:
+            data = sink.read(key)
+            record = json.loads(data) if data else None
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        periods = record.get("periods")
+        if not isinstance(periods, list):
+            data_report = record.get("data")
+            periods = list(data_report.get("periods") or {}) if isinstance(data_report, dict) else []
+        fidelity = record.get("fidelity") or fidelity_of(str(record.get("run_id")))
+        if isinstance(fidelity, str) and periods:
+            have = planned.setdefault(fidelity, [])
+            have.extend(str(p) for p in periods if str(p) not in have)
+    return planned
 
 
 def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,6 +21,7 @@ __all__ = [
     "PRUNED_STATS",
     "STATS",
     "BestConfig",
+    "Planned",
     "Ranking",
     "best_config",
     "empty_ranking",
@@ -31,6 +32,9 @@ __all__ = [
     "rank_fidelity",
     "why_no_best",
 ]
+
+Planned = Mapping[str, Collection[str]]
+"""The periods (labels, ``2013-01-01..2013-03-01``) the runs meant each config of a fidelity to run, by fidelity."""
 
 STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial")
 """The columns of a ranking's table after config_id, before the parameters."""
@@ -150,10 +154,13 @@ def _period_labels(frame: pd.DataFrame) -> pd.Series:
     return frame["period_start"].astype(str) + ".." + frame["period_end"].astype(str)
 
 
-def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
+def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str, planned: Collection[str] = ()) -> Ranking:
     """The configs of the rows of one fidelity ranked by their mean `metric` over the periods (lower is better).
 
-    Baseline rows (:mod:`hpt.baselines`) are left out: they are what the configs are compared with.
+    The periods are `planned` (the spec's: what every config is meant to run) and any other
+    period the rows have; a config without an ok value in one of them is partial, never
+    best. This is where "complete" is decided. Baseline rows (:mod:`hpt.baselines`) are
+    left out: they are what the configs are compared with.
     """
     frame = _trials(frame)
     if not _ranks_anything(frame, metric):
@@ -169,8 +176,8 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str) -> Ranking:
     cells = ok.groupby([ok["config_id"].astype(str), _period_labels(ok).rename("period")], sort=False)[metric]
     per = cells.mean()
     values = per.unstack("period")
-    periods = sorted(values.columns)
-    values = values[periods]
+    periods = sorted(set(values.columns) | set(planned))
+    values = values.reindex(columns=periods)  # a planned period no config has run yet is a column of NaN
     values.columns.name = None
     ranks = values.rank(axis=0, method="min")
     arr = ranks.to_numpy()
@@ -232,23 +239,31 @@ def _seed_spread(cells: Any, configs: pd.Index) -> dict[str, Any]:
     return {"seed_std": pooled.to_numpy(dtype=float), "seeds": fewest.to_numpy(dtype=int)}
 
 
-def rank_fidelities(frame: pd.DataFrame, metric: str) -> dict[str, Ranking]:
-    """One ranking per fidelity the rows have (``full`` first, then by name): fidelities are never mixed."""
+def rank_fidelities(frame: pd.DataFrame, metric: str, planned: Planned | None = None) -> dict[str, Ranking]:
+    """One ranking per fidelity the rows have (``full`` first, then by name): fidelities are never mixed.
+
+    `planned` gives each fidelity's periods as the runs meant them (see :func:`rank_fidelity`).
+    """
     if frame.empty:
         return {}
-    return {f: rank_fidelity(frame, metric, f) for f in fidelity_order(fidelities(frame).unique())}
+    planned = planned or {}
+    return {f: rank_fidelity(frame, metric, f, planned.get(f, ())) for f in fidelity_order(fidelities(frame).unique())}
 
 
-def best_config(frame: pd.DataFrame, metric: str, fidelity: str | None = None) -> BestConfig | None:
+def best_config(frame: pd.DataFrame, metric: str, fidelity: str | None = None,
+                planned: Planned | None = None) -> BestConfig | None:
     """The best config of trial rows (see :func:`hpt.rows.rows_frame` for row dicts): THE definition of best.
 
     The lowest mean `metric` among the configs of `fidelity` (default: :func:`main_fidelity`)
-    that ran every period; None when no config did. `hpt results`, `hpt best`, the end of a
-    run and `hpt auto` all name this one; :func:`why_no_best` says why there is none.
+    that ran every period: every period of `planned` for that fidelity (the spec's) and every
+    period the rows have; None when no config did. `hpt results`, `hpt best`, `hpt final`,
+    the end of a run and `hpt auto` all name this one; :func:`why_no_best` says why there is none.
     """
-    return rank_fidelity(frame, metric, fidelity or main_fidelity(frame, metric)).best
+    fidelity = fidelity or main_fidelity(frame, metric)
+    return rank_fidelity(frame, metric, fidelity, (planned or {}).get(fidelity, ())).best
 
 
-def why_no_best(frame: pd.DataFrame, metric: str, fidelity: str | None = None) -> str:
+def why_no_best(frame: pd.DataFrame, metric: str, fidelity: str | None = None, planned: Planned | None = None) -> str:
     """Why :func:`best_config` of the same arguments is None, in one line; "" when it is not."""
-    return rank_fidelity(frame, metric, fidelity or main_fidelity(frame, metric)).why_no_best()
+    fidelity = fidelity or main_fidelity(frame, metric)
+    return rank_fidelity(frame, metric, fidelity, (planned or {}).get(fidelity, ())).why_no_best()

@@ -6,7 +6,7 @@ import io
 import json
 import math
 import textwrap
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ class _Section:
     plain: bool = False  # the title is a line of its own (a warning), not a heading
 
 
-def _ranking_section(r: Ranking, title: str, top: int, versus: dict[str, VsBaseline]) -> _Section:
+def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBaseline]) -> _Section:
     labels = " ".join(f"P{i}" for i in range(1, len(r.periods) + 1))
     seeds = r.seeds_measured
     spread = ["period std", "seed std"] if seeds else ["std"]
@@ -306,7 +306,7 @@ def _verdicts(v: Verdict | None) -> dict[str, str]:
 
 
 def _config_records(r: Ranking, top: int, verdict: Verdict | None = None,
-                    versus: dict[str, VsBaseline] | None = None) -> list[dict[str, Any]]:
+                    versus: Mapping[str, VsBaseline] | None = None) -> list[dict[str, Any]]:
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
     verdicts = _verdicts(verdict)

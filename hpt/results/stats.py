@@ -214,11 +214,11 @@ def winner_verdict(ranking: Ranking, detail: int = 3, alpha: float = ALPHA) -> V
     best = ranking.best
     table = ranking.table
     partial = table["partial"].astype(bool).to_numpy()
-    untested = tuple(str(c) for c in table["config_id"][partial])
+    untested = tuple(map(str, table["config_id"][partial].tolist()))
     n = len(ranking.periods)
     if best is None:
         return Verdict(None, "", 0, n, periods_needed(2, alpha), None, untested=untested, alpha=alpha)
-    ids = [str(c) for c in table["config_id"][~partial]]  # ranking order: the best first
+    ids = list(map(str, table["config_id"][~partial].tolist()))  # ranking order: the best first
     k = len(ids)
     needed = periods_needed(k, alpha)
     values = ranking.values.to_numpy(dtype=float)  # configs x periods, in table order

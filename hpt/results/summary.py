@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -14,6 +15,7 @@ from hpt.progress import plural
 from hpt.results.load import check_metric, filter_rows
 from hpt.results.rank import (
     BestConfig,
+    Planned,
     Ranking,
     empty_ranking,
     fidelities,
@@ -55,9 +57,9 @@ class Summary:
     missing_metric: int = 0  # ok rows without a value of `metric`
     notes: list[str] = field(default_factory=list)
     baseline_rows: int = 0  # rows of the naive baselines (never ranked, never counted as trials)
-    versus: dict[str, dict[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
+    versus: dict[str, Mapping[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
 
-    def vs_baseline(self, fidelity: str) -> dict[str, VsBaseline]:
+    def vs_baseline(self, fidelity: str) -> Mapping[str, VsBaseline]:
         """Each config of a fidelity's ranking against the better naive baseline, by config id."""
         return self.versus.get(fidelity, {})
 
@@ -100,19 +102,24 @@ class Summary:
 
 
 def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None = None, compare: int = 3,
-              uri: str = "") -> Summary:
+              uri: str = "", planned: Planned | None = None) -> Summary:
     """Rank, test and break down the rows of a results location by `metric` (lower is better).
 
     The best config is tested against every other ranked config; `compare` is how many of
-    them (in ranking order) get a detailed comparison.
+    them (in ranking order) get a detailed comparison. `planned` is each fidelity's periods
+    as the runs meant them (:func:`hpt.results.load.planned_periods`): a config that has not
+    run one of them is partial, never best. A planned period whose rows `where` leaves out
+    altogether is left out with them (``--where "period_start >= '2013-07-01'"`` narrows the periods).
     """
     is_base = baseline_mask(frame).to_numpy()
     baselines = frame[is_base]  # never filtered: a config is compared with them on its own periods and windows only
+    trials = frame[~is_base]
     if where:
-        frame = filter_rows(frame[~is_base], where) if not is_base.all() else filter_rows(frame, where)
+        frame = filter_rows(trials, where) if not is_base.all() else filter_rows(frame, where)
+        planned = _narrowed(planned or {}, trials, frame)
     frame = frame[~baseline_mask(frame).to_numpy()]
     metric = check_metric(frame if not frame.empty else baselines, metric)
-    rankings = rank_fidelities(frame, metric)
+    rankings = rank_fidelities(frame, metric, planned)
     main = main_fidelity(frame, metric)
     main_ranking = rankings.get(main) or empty_ranking(main, metric)
     main_rows = frame[(fidelities(frame) == main).to_numpy()]
@@ -137,6 +144,18 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
                    missing_metric=missing, notes=notes, baseline_rows=len(baselines),
                    versus={f: versus_baselines(baselines, r) for f, r in rankings.items()})
+
+
+def _narrowed(planned: Planned, before: pd.DataFrame, after: pd.DataFrame) -> dict[str, list[str]]:
+    """The planned periods, less those that had rows before a --where filter and have none after it."""
+    def periods(rows: pd.DataFrame) -> set[tuple[str, str]]:
+        if rows.empty or "period_start" not in rows:
+            return set()
+        labels = rows["period_start"].astype(str) + ".." + rows["period_end"].astype(str)
+        return set(zip(fidelities(rows), labels, strict=True))
+
+    dropped = periods(before) - periods(after)
+    return {f: [p for p in ps if (f, p) not in dropped] for f, ps in planned.items()}
 
 
 def best_params(summary: Summary) -> dict[str, list[Any]]:

@@ -10,9 +10,11 @@ the config's periods is "the better baseline".
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hpt.baselines import LABELS, WINDOW_KEYS
@@ -21,7 +23,7 @@ from hpt.results.rank import Ranking, fidelities
 from hpt.rows import is_number, plain
 from hpt.trial import Status
 
-__all__ = ["VsBaseline", "versus_baselines"]
+__all__ = ["VsBaseline", "compare", "versus_baselines"]
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ def _norm(v: Any) -> Any:
     return float(v) if is_number(v) else (None if v is None else str(v))
 
 
-def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> dict[str, VsBaseline]:
+def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> Mapping[str, VsBaseline]:
     """Each config of `ranking` against the better baseline, by config id; configs without a matching
     baseline row (results from before baselines, or another metric) are left out.
 
-    `rows` are the baseline rows (others are ignored).
+    `rows` are the baseline rows (others are ignored). The configs are compared in one pass
+    per window setting and baseline (:func:`compare`, on arrays of every config of that
+    setting), so the cost grows with the configs only through array arithmetic; a config's
+    :class:`VsBaseline` is made when it is looked up (a table shows the top few).
     """
     metric = ranking.metric
     if rows.empty or ranking.table.empty or metric not in rows or "architecture" not in rows:
@@ -98,24 +103,76 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> dict[str, VsBaseli
         setting = tuple(_norm(rec.get(f"param_{k}")) for k in WINDOW_KEYS)
         period = f"{rec['period_start']}..{rec['period_end']}"
         scored.setdefault((str(rec["architecture"]), setting), {})[period] = float(rec[metric])
-    out = {}
-    table = ranking.table.set_index("config_id")
-    for cid, values in ranking.values.iterrows():
-        setting = tuple(_norm(table.at[cid, k]) if k in ranking.params else None for k in WINDOW_KEYS)
-        best: VsBaseline | None = None
-        for name in LABELS:
+    table = ranking.table
+    values = ranking.values.to_numpy(dtype=float)  # configs x periods, in table order
+    ids = table["config_id"].astype(str).tolist()
+    periods = list(ranking.values.columns)
+    found: dict[str, tuple[Any, ...]] = {}  # config id -> VsBaseline's fields after it
+    for setting, at in _settings(table, ranking.params).items():
+        best: tuple[np.ndarray, ...] | None = None  # name index, config mean, baseline mean, periods, better
+        for i, name in enumerate(LABELS):
             base = scored.get((name, setting))
             if not base:
                 continue
-            shared = [p for p, v in values.items() if pd.notna(v) and p in base]
-            if not shared:
-                continue
-            mine_mean = float(sum(values[p] for p in shared) / len(shared))
-            base_mean = float(sum(base[p] for p in shared) / len(shared))
-            better = sum(1 for p in shared if values[p] < base[p])
-            vs = VsBaseline(str(cid), name, mine_mean, base_mean, len(shared), better)
-            if best is None or vs.baseline_mean < best.baseline_mean:
-                best = vs
-        if best is not None:
-            out[str(cid)] = best
-    return out
+            got = compare(values[at], np.array([base.get(p, np.nan) for p in periods], dtype=float))
+            if best is None:
+                best = (np.full(len(at), i), *got)
+            else:  # the better baseline: the lower mean over the config's periods (a config without any keeps the other)
+                lower = (got[2] > 0) & ((best[3] == 0) | (got[1] < best[2]))
+                best = tuple(np.where(lower, new, old) for new, old in zip((np.full(len(at), i), *got), best,
+                                                                           strict=True))
+        if best is None:
+            continue
+        names = list(LABELS)
+        for j, k, cm, bm, n, better in zip(at.tolist(), *(a.tolist() for a in best), strict=True):  # Python numbers
+            if n:
+                found[ids[j]] = (names[k], cm, bm, n, better)
+    return _Found(found)
+
+
+class _Found(Mapping[str, VsBaseline]):
+    """Config id -> :class:`VsBaseline`, each made when asked for."""
+
+    def __init__(self, found: dict[str, tuple[Any, ...]]) -> None:
+        self._found = found
+
+    def __getitem__(self, config_id: str) -> VsBaseline:
+        return VsBaseline(config_id, *self._found[config_id])
+
+    def __contains__(self, config_id: object) -> bool:
+        return config_id in self._found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+
+def compare(values: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Configs (rows of `values`, configs x periods) against one baseline's value per period (NaN: not scored),
+    over the periods both have: each config's mean, the baseline's mean, the periods compared and
+    the periods where the config is lower."""
+    shared = ~np.isnan(values) & ~np.isnan(base)
+    n = shared.sum(axis=1)
+    safe = np.maximum(n, 1)
+    mine = np.where(shared, values, 0.0).sum(axis=1) / safe
+    theirs = np.where(shared, base, 0.0).sum(axis=1) / safe
+    better = (shared & (values < base)).sum(axis=1)
+    return mine, theirs, n, better
+
+
+def _settings(table: pd.DataFrame, params: list[str]) -> dict[tuple[Any, ...], np.ndarray]:
+    """The positions in `table` of the configs of each window setting (None for a key the search does not tune)."""
+    keys = []
+    for k in WINDOW_KEYS:
+        if k in params:
+            codes, uniques = pd.factorize(table[k], use_na_sentinel=True)
+            normed = [_norm(u) for u in uniques]
+            keys.append([normed[c] if c >= 0 else None for c in codes])
+        else:
+            keys.append([None] * len(table))
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for j, setting in enumerate(zip(*keys, strict=True)):
+        groups.setdefault(setting, []).append(j)
+    return {s: np.array(at, dtype=int) for s, at in groups.items()}

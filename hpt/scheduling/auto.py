@@ -106,10 +106,12 @@ class AutoScheduler(Scheduler):
         from hpt.results import best_config, why_no_best
 
         rows = rows_frame({**self._restored, **self._rows}.values(), self._ids)
-        best = best_config(rows, self.objective)
+        plan = self._inner.plan if self._inner is not None else None
+        planned = {plan.fidelity: [p.label for p in plan.periods]} if plan is not None else None
+        best = best_config(rows, self.objective, planned=planned)
         low, high = self.lr_range
         if best is None:
-            self.say(f"auto round {self.round}: {why_no_best(rows, self.objective)}; stopping")
+            self.say(f"auto round {self.round}: {why_no_best(rows, self.objective, planned=planned)}; stopping")
             self._finished = True
             return
         best_lr = float(best.params["lr"])

@@ -31,6 +31,8 @@ class PlanScheduler(Scheduler):
     def __init__(self, plan: TrialPlan) -> None:
         self.plan = plan
         self._next = 0
+        self._start = 0  # where the walk begins: trials before it are done (known once counted)
+        self._walked = False
         self._done: set[str] = set()
         self._seen: set[str] = set()  # for plans that may repeat a config (random draws from lists)
         self._todo: int | None = None  # trials left to suggest, once counted
@@ -49,10 +51,12 @@ class PlanScheduler(Scheduler):
 
     def _count(self) -> None:
         """Count what will run and what is done, when that is cheap enough and needed at all."""
+        if not self._walked:
+            self._start = 0
         if len(self.plan) > COUNT_LIMIT or not (self._done or self.plan.repeats):
             return
-        todo, seen = 0, set()
-        for tid in self.plan.trial_ids():
+        todo, seen, first = 0, set(), None
+        for i, tid in enumerate(self.plan.trial_ids()):
             if tid in seen:
                 continue
             seen.add(tid)
@@ -60,7 +64,12 @@ class PlanScheduler(Scheduler):
                 self.skipped += 1
             else:
                 todo += 1
+                first = i if first is None else first
         self._todo = todo
+        # what comes before the first trial to run is done (or a repeat of one done): the walk starts there,
+        # and a run with nothing left to do ends without building a trial
+        if not self._walked:
+            self._start = len(self.plan) if first is None else first
 
     def remaining(self) -> int:
         if self._todo is not None:
@@ -69,6 +78,9 @@ class PlanScheduler(Scheduler):
 
     def suggest(self) -> Trial | Suggestion:
         plan = self.plan
+        if not self._walked:
+            self._walked = True
+            self._next = self._start
         while self._next < len(plan):
             trial = plan[self._next]
             self._next += 1
