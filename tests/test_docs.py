@@ -84,7 +84,7 @@ def test_every_hpt_command_the_docs_name_exists() -> None:
 
 def _normal(line: str, folder: Path) -> str:
     """A line of output with what changes from run to run (and machine to machine) made alike."""
-    for prefix in {f"{folder}{os.sep}", f"{folder.resolve()}{os.sep}"}:
+    for prefix in {f"{folder}{os.sep}", f"{folder.resolve()}{os.sep}", "/home/you/hpt/"}:  # the README's stand-in
         line = line.replace(prefix, "")
     line = RUN_ID.sub("<id>", line)
     line = re.sub(r"\b[0-9a-f]{12,16}\b", "<id>", line)
