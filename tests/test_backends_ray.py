@@ -31,6 +31,7 @@ from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan, expand
 from hpt.spec import load_spec
 from hpt.trial import Progress
+from tests import gated
 from tests.cloud_servers import free_port
 from tests.conftest import ROOT, tiny_spec, trial_row_files, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
@@ -234,33 +235,42 @@ def test_a_killed_task_is_a_failed_row_and_the_run_goes_on(connected: RayCluster
 
 
 class _PruneAtTwo(PlanScheduler):
-    """Stops every trial whose lr is below 0.01 after its second epoch (as in test_scheduling)."""
+    """Stops the trial of width 4 after its second epoch (as test_scheduling's stops those of a small lr).
 
-    def __init__(self, plan: TrialPlan) -> None:
+    Its trials are held at a gate (tests/gated.py): the one of width 4 starts an epoch only once this
+    scheduler has heard the one before, so the stop has reached the hub before its last epoch, however
+    slow the machine; the other runs freely."""
+
+    def __init__(self, plan: TrialPlan, gate: Path) -> None:
         super().__init__(plan)
+        self.gate = gate
         self.heard: dict[str, list[int]] = {}
 
     def on_progress(self, event: Progress) -> str | None:
         self.heard.setdefault(event.trial.trial_id, []).append(event.epoch)
-        if event.epoch == 2 and event.trial.params["lr"] < 0.01:
-            return "pruned at epoch 2 (test)"
+        if event.trial.params["width"] == 4:
+            gated.let(self.gate, epochs=event.epoch + 1, width=4)
+            if event.epoch == 2:
+                return "pruned at epoch 2 (test)"
         return None
 
 
 @needs_ray
 def test_a_stop_from_the_scheduler_prunes_a_trial_on_ray(connected: RayCluster, write_spec: Any,
                                                          tmp_path: Path) -> None:
-    epochs = 300
-    spec = load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"]], parameters={"lr": [0.001, 0.01]},
+    epochs, gate = 100, tmp_path / "gate"
+    gated.let(gate, width=5)
+    spec = load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"]], architecture=gated.ARCHITECTURE,
+                                          parameters={"width": [4, 5], "gate": [str(gate)]},
                                           training={"epochs": epochs, "patience": 0})))
-    scheduler = _PruneAtTwo(expand(spec))
+    scheduler = _PruneAtTwo(expand(spec), gate)
     summary = run_spec(spec, _ray(connected, sink=str(tmp_path / "res")), Reporter(quiet=True), scheduler=scheduler)
     assert summary.counts == {"ok": 1, "pruned": 1}
-    rows = _rows(tmp_path / "res").set_index("param_lr")
-    pruned = rows.loc[0.001]
+    rows = _rows(tmp_path / "res").set_index("param_width")
+    pruned = rows.loc[4]
     assert pruned["status"] == "pruned" and pruned["error"] == "pruned at epoch 2 (test)"
     assert 2 <= pruned["epochs"] < epochs and pd.isna(pruned["model_uri"])
-    assert rows.loc[0.01, "epochs"] == epochs and rows.loc[0.01, "status"] == "ok"
+    assert rows.loc[5, "epochs"] == epochs and rows.loc[5, "status"] == "ok"
     for tid, heard in scheduler.heard.items():  # every epoch of every trial reached the scheduler, in order
         assert heard == list(range(1, int(rows.set_index("trial_id").loc[tid, "epochs"]) + 1))
 
