@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from hpt.scheduling.auto import next_range
 from hpt.screening import compare_rankings
 from hpt.search import expand
 from hpt.spec import load_spec, quick_spec
+from tests import gated
 from tests.conftest import ROOT, tiny_spec, trial_row_files, trial_rows
 
 FIRST, LAST, STEP = pd.Timestamp("2012-01-01"), pd.Timestamp("2014-12-31 23:00"), pd.Timedelta("1h")
@@ -167,15 +167,17 @@ def test_auto_names_its_results_folder_without_the_builders_colon() -> None:
 
 
 def test_screen_check_exits_143_on_sigterm_and_keeps_what_finished(write_spec: Any, tmp_path: Path) -> None:
-    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003]}, training={"epochs": 600, "patience": 0}))
+    gate = tmp_path / "gate"
+    gated.let(gate, trial=0)  # the first quick trial runs to its end; the next one waits (tests/gated.py)
+    spec = write_spec(tiny_spec(architecture=gated.ARCHITECTURE,
+                                parameters={"lr": [0.001, 0.002, 0.003], "gate": [str(gate)]},
+                                training={"epochs": 3, "patience": 0}))
     sink = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "hpt", "screen-check", str(spec), "--configs", "3", "--sink", str(sink),
                              "--today", "2013-03-10", "--workers", "1", "--grace", "0"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not trial_row_files(sink):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+    gated.wait_for(lambda: trial_row_files(sink) and 1 in gated.waiting(gate), "the second quick trial did not start",
+                   alive=proc)
     os.killpg(proc.pid, signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stdout + stderr

@@ -24,6 +24,7 @@ from hpt.runner import RunOptions, run_spec
 from hpt.search import expand
 from hpt.spec import check_data, load_spec
 from hpt.trial import Finished, Progress, Started, Status, TrialResult
+from tests import gated
 from tests.conftest import ROOT, tiny_spec, trial_rows
 
 
@@ -176,22 +177,28 @@ def test_a_run_pinned_to_one_cpu_starts_one_worker(write_spec: Any, cli: Any, tm
         assert out.stdout.splitlines()[0].endswith(f"on the CPU (1 worker x {layout}; no CUDA GPU in use)")
 
 
-def test_workers_report_every_epoch_and_stop_when_told(write_spec: Any) -> None:
-    spec = load_spec(write_spec(tiny_spec(training={"epochs": 200, "patience": 0})))
+def test_workers_report_every_epoch_and_stop_when_told(write_spec: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"  # the trial starts an epoch only once this process has heard the one before
+    spec = load_spec(write_spec(tiny_spec(architecture=gated.ARCHITECTURE, parameters={"gate": [str(gate)]},
+                                          training={"epochs": 200, "patience": 0})))
     trial = expand(spec)[0]
     backend = LocalBackend(check_data(spec), cpu_slots(1), spec.objective)
     try:
         backend.submit(trial)
         events: list[Any] = []
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + gated.HOLD_S
         seen_at_stop = 0  # the last epoch this process had heard of when it sent the stop
         while not any(isinstance(e, Finished) for e in events) and time.monotonic() < deadline:
             batch = backend.poll(0.5)
             events += batch
-            if not seen_at_stop and any(isinstance(e, Progress) and e.epoch >= 2 for e in batch):
-                seen_at_stop = max(e.epoch for e in batch if isinstance(e, Progress))
+            heard = [e.epoch for e in batch if isinstance(e, Progress)]
+            if not seen_at_stop and heard and max(heard) >= 2:
+                seen_at_stop = max(heard)
                 backend.stop(trial.trial_id, "pruned at epoch 2 (test)")
+            if heard:
+                gated.let(gate, epochs=max(heard) + 1)
     finally:
+        gated.let(gate)
         assert backend.close() == []
     assert isinstance(events[0], Started) and events[0].where == "cpu-0"
     epochs = [e.epoch for e in events if isinstance(e, Progress)]
@@ -225,7 +232,10 @@ def test_a_worker_killed_while_idle_or_starting_is_replaced_and_costs_no_trial(w
 def test_a_signal_to_the_process_group_at_any_moment_of_start_up_ends_the_run(write_spec: Any, tmp_path: Path,
                                                                               signum: int, code: int) -> None:
     """Ctrl-C at a terminal and a Jenkins abort signal every process of the group, workers being born included."""
-    spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003, 0.004]}, training={"epochs": 2}))
+    gate = tmp_path / "gate"  # never opened: the trials are still running whenever the signal comes
+    spec = write_spec(tiny_spec(architecture=gated.ARCHITECTURE, parameters={"lr": [0.001, 0.002, 0.003, 0.004],
+                                                                             "gate": [str(gate)]},
+                                training={"epochs": 2}))
     for offset in (0.0, 0.5):
         proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(tmp_path / f"r{offset}"),
                                  "--grace", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

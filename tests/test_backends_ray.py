@@ -30,7 +30,8 @@ from hpt.runner import RunOptions, run_spec
 from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan, expand
 from hpt.spec import load_spec
-from hpt.trial import Progress
+from hpt.trial import Finished, Progress, Status
+from tests import gated
 from tests.cloud_servers import free_port
 from tests.conftest import ROOT, tiny_spec, trial_row_files, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
@@ -239,7 +240,7 @@ def test_a_killed_task_is_a_failed_row_and_the_run_goes_on(connected: RayCluster
 
 
 class _PruneAtTwo(PlanScheduler):
-    """Stops every trial whose lr is below 0.01 after its second epoch (as in test_scheduling)."""
+    """Stops the trial of width 4 after its second epoch (as test_scheduling's stops those of a small lr)."""
 
     def __init__(self, plan: TrialPlan) -> None:
         super().__init__(plan)
@@ -247,25 +248,50 @@ class _PruneAtTwo(PlanScheduler):
 
     def on_progress(self, event: Progress) -> str | None:
         self.heard.setdefault(event.trial.trial_id, []).append(event.epoch)
-        if event.epoch == 2 and event.trial.params["lr"] < 0.01:
+        if event.epoch == 2 and event.trial.params["width"] == 4:
             return "pruned at epoch 2 (test)"
         return None
 
 
 @needs_ray
-def test_a_stop_from_the_scheduler_prunes_a_trial_on_ray(connected: RayCluster, write_spec: Any,
-                                                         tmp_path: Path) -> None:
-    epochs = 300
-    spec = load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"]], parameters={"lr": [0.001, 0.01]},
+def test_a_stop_from_the_scheduler_prunes_a_trial_on_ray(connected: RayCluster, write_spec: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trial of width 4 is held at a gate (tests/gated.py): it starts an epoch only once the driver has
+    polled the one before from the hub, so the stop, sent after epoch 2 was polled, reaches the task while it
+    trains, however slow the machine; the trial of width 5 runs freely."""
+    from hpt.backends.ray import RayBackend
+
+    epochs, gate = 100, tmp_path / "gate"
+    gated.let(gate, width=5)
+    trained: dict[int, list[Any]] = {4: [], 5: []}  # what the tasks sent: their epochs, then their own result
+    poll = RayBackend.poll
+
+    def lockstep(self: RayBackend, timeout: float) -> list[Any]:
+        events = poll(self, timeout)
+        for e in events:
+            if isinstance(e, Progress):
+                trained[e.trial.params["width"]].append(e.epoch)
+                if e.trial.params["width"] == 4:
+                    gated.let(gate, epochs=e.epoch + 1, width=4)
+            elif isinstance(e, Finished):
+                trained[e.result.trial.params["width"]].append(e.result)
+        return events
+
+    monkeypatch.setattr(RayBackend, "poll", lockstep)
+    spec = load_spec(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-15"]], architecture=gated.ARCHITECTURE,
+                                          parameters={"width": [4, 5], "gate": [str(gate)]},
                                           training={"epochs": epochs, "patience": 0})))
     scheduler = _PruneAtTwo(expand(spec))
     summary = run_spec(spec, _ray(connected, sink=str(tmp_path / "res")), Reporter(quiet=True), scheduler=scheduler)
     assert summary.counts == {"ok": 1, "pruned": 1}
-    rows = _rows(tmp_path / "res").set_index("param_lr")
-    pruned = rows.loc[0.001]
+    *reported, obeyed = trained[4]  # the task itself stopped, early
+    assert obeyed.status is Status.PRUNED and obeyed.error == "pruned at epoch 2 (test)"
+    assert reported == list(range(1, len(reported) + 1)) and 2 <= len(reported) < epochs
+    rows = _rows(tmp_path / "res").set_index("param_width")
+    pruned = rows.loc[4]
     assert pruned["status"] == "pruned" and pruned["error"] == "pruned at epoch 2 (test)"
     assert 2 <= pruned["epochs"] < epochs and pd.isna(pruned["model_uri"])
-    assert rows.loc[0.01, "epochs"] == epochs and rows.loc[0.01, "status"] == "ok"
+    assert rows.loc[5, "epochs"] == epochs and rows.loc[5, "status"] == "ok"
     for tid, heard in scheduler.heard.items():  # every epoch of every trial reached the scheduler, in order
         assert heard == list(range(1, int(rows.set_index("trial_id").loc[tid, "epochs"]) + 1))
 

@@ -12,16 +12,17 @@ import pytest
 from tests.conftest import ROOT
 
 
-def _quick_run(script: str, timeout: int) -> str:
-    """Run `benchmarks/SCRIPT --quick` as a user would; its stdout (the run must succeed)."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"], capture_output=True,
+def _quick_run(script: str, timeout: int, *args: str) -> str:
+    """Run `benchmarks/SCRIPT --quick ARGS` as a user would; its stdout (the run must succeed)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_overhead_benchmark_quick() -> None:
-    out = _quick_run("overhead.py", timeout=400)
+    # the smallest run of each part: (b) 4 trials, (c) 1 config x 2 periods per layout (the slowest smoke test)
+    out = _quick_run("overhead.py", 400, "--trials", "4", "--layout-configs", "1")
     number = r"-?\d+(\.\d+)?"
     for loop in ("hpt.train.fit", "hand-written loop", "DataLoader loop"):
         assert re.search(rf"^  {re.escape(loop)}.*\s{number}\s+{number}\s", out, re.M), out

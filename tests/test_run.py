@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from hpt.model_io import load_model
+from tests import gated
 from tests.conftest import ROOT, tiny_spec, trial_row_files
 
 
@@ -96,30 +97,33 @@ def test_a_run_whose_start_fails_leaves_no_results_folder(write_spec: Any, cli: 
     assert not (tmp_path / "new").exists()
 
 
-def _slow_spec(write_spec: Any) -> Path:
-    """Six trials of a few seconds each: long enough to be caught in flight."""
-    return write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003]}, training={"epochs": 600, "patience": 0}))
+def _held_spec(write_spec: Any, gate: Path) -> Path:
+    """Six trials (3 configs x 2 periods, one worker: one after the other) that wait at `gate` after their
+    first epoch until the test lets them go on (tests/gated.py)."""
+    return write_spec(tiny_spec(architecture=gated.ARCHITECTURE,
+                                parameters={"lr": [0.001, 0.002, 0.003], "gate": [str(gate)]},
+                                training={"epochs": 3, "patience": 0}))
 
 
-def _wait_for_rows(folder: Path, n: int, proc: subprocess.Popen[str], limit: float = 120) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"hpt exited early: {proc.communicate()}")
-        if trial_row_files(folder) >= n:
-            return
-        time.sleep(0.1)
-    raise AssertionError("no rows appeared")
+def _wait_for_rows(folder: Path, n: int, proc: subprocess.Popen[str]) -> None:
+    gated.wait_for(lambda: trial_row_files(folder) >= n, f"{n} rows did not appear", alive=proc)
+
+
+def _second_trial_waits(gate: Path, proc: subprocess.Popen[str]) -> None:
+    """The first trial has its row; the next one is under way (held at the gate)."""
+    gated.wait_for(lambda: 1 in gated.waiting(gate), "the second trial did not start", alive=proc)
 
 
 def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: Any, tmp_path: Path) -> None:
-    spec = _slow_spec(write_spec)
+    gate = tmp_path / "gate"
+    gated.let(gate, trial=0)  # the first trial runs to its end, the next one waits
+    spec = _held_spec(write_spec, gate)
     sink = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "0",
                              "--workers", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_rows(sink, 1, proc)
-    time.sleep(0.5)  # the next trial is under way
+    _second_trial_waits(gate, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -135,6 +139,7 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
     assert record["status"] == "interrupted"
     done = int((table["status"] == "ok").sum())
 
+    gated.let(gate)  # the rerun's trials run to their end
     rerun = cli("run", str(spec), "--sink", str(sink))
     assert rerun.returncode == 0
     assert f"skipping {done} trial" in rerun.stdout and "already done" in rerun.stdout
@@ -143,28 +148,37 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
 
 
 def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: Any, tmp_path: Path) -> None:
-    spec = _slow_spec(write_spec)
+    gate = tmp_path / "gate"
+    gated.let(gate, trial=0)
+    spec = _held_spec(write_spec, gate)
     sink = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "120",
                              "--workers", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_rows(sink, 1, proc)
-    time.sleep(0.5)  # the next trial is under way
+    _second_trial_waits(gate, proc)
     os.killpg(proc.pid, signal.SIGTERM)  # what Jenkins sends on abort, to the whole process tree
-    stdout, _ = proc.communicate(timeout=120)
+    assert proc.stdout is not None
+    said = ""
+    for line in proc.stdout:  # the run has heard it before the running trial goes on
+        said += line
+        if "SIGTERM: no new trials" in line:
+            break
+    gated.let(gate, trial=1)
+    stdout = said + proc.communicate(timeout=120)[0]
     assert proc.returncode == 143
     assert "SIGTERM: no new trials; 1 running trial gets up to 120s to finish" in stdout
     table = _csv(sink)
-    assert len(table) >= 2 and (table["status"] == "ok").all()  # the running trial was let finish; none started after
-    assert len(table) < 6
+    assert len(table) == 2 and (table["status"] == "ok").all()  # the running trial was let finish; none started after
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_while_starting_up_exits_with_its_code_and_one_line(write_spec: Any, tmp_path: Path,
                                                                     signum: int, code: int) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(_slow_spec(write_spec)), "--sink",
-                             str(tmp_path / "res")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # importing, reading the data, starting workers: before any trial finished
+    spec = _held_spec(write_spec, tmp_path / "gate")  # never opened: no trial finishes before the signal
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(tmp_path / "res"),
+                             "--grace", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the moment: importing, reading the data, starting workers
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stdout + stderr

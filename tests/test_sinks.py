@@ -26,6 +26,7 @@ from hpt.sinks import Sink, SinkAccessError, open_sink, redact
 from hpt.sinks.local import LocalSink
 from hpt.store import ResultStore
 from hpt.trial import Status, Trial, TrialResult
+from tests import gated
 from tests.cloud_servers import S3_SECRET, LocalServer, free_port, start_gcs, start_s3
 from tests.conftest import ROOT, tiny_spec, trial_rows
 
@@ -306,9 +307,12 @@ def test_a_client_library_that_cannot_be_imported_is_reported_as_a_broken_instal
 
 # ---------------------------------------------------------------- whole runs against the servers
 
-def _spec_file(tmp_path: Path, name: str, lrs: list[float], epochs: int = 1) -> Path:
+def _spec_file(tmp_path: Path, name: str, lrs: list[float], epochs: int = 1, gate: Path | None = None) -> Path:
+    """A spec of one period; its trials wait at `gate` after their first epoch (tests/gated.py) if given."""
     doc = tiny_spec(name=name, parameters={"lr": lrs}, date_ranges=[["2013-01-01", "2013-01-15"]],
                     training={"epochs": epochs, "patience": 0})
+    if gate is not None:
+        doc.update(architecture=gated.ARCHITECTURE, parameters={"lr": lrs, "gate": [str(gate)]})
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(doc))
     return path
@@ -385,31 +389,62 @@ def test_no_secret_reaches_output_rows_or_run_records(two_runs: dict[str, Any]) 
 
 
 def _wait_for_rows(server: LocalServer, bucket: str, prefix: str, n: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
+    """Until `n` trials' rows (the two naive baselines' rows apart) are at the prefix."""
+    def arrived() -> bool:
         try:
-            if len(server.keys(bucket, prefix + "/rows/")) >= n:
-                return
+            return len(server.keys(bucket, prefix + "/rows/")) >= n + 2
         except Exception:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {n} rows arrived before the run ended: {proc.communicate()}")
+            return False
+
+    gated.wait_for(arrived, f"{n} rows did not arrive", timeout=120, alive=proc)
+
+
+class _Lines:
+    """A process's stdout and stderr, read as they come (so that a test can wait for a line)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                        for stream, lines in ((proc.stdout, self.out), (proc.stderr, self.err))]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, lines: list[str]) -> None:
+        lines.extend(stream)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in list(self.err))
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        self.proc.wait(timeout)
+        for reader in self.readers:
+            reader.join(timeout)
+        return "".join(self.out), "".join(self.err)
 
 
 def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     """The GCS server is killed after a few trials and started again; the run carries on."""
     server = start_gcs(root=tmp_path / "gcs-data")
+    gate = tmp_path / "gate"  # the trials after the first two wait until the server is down (tests/gated.py)
     try:
         bucket = server.create_bucket()
         uri = f"gs://{bucket}/p"
         env = {**server.client_env(), **_fast_env(tmp_path), "HPT_FLUSH_TIMEOUT": "60"}
-        proc = _popen(["run", str(_spec_file(tmp_path, "outage", [0.0005 * (i + 1) for i in range(10)], epochs=3)),
-                       "--sink", uri], env)
+        gated.let(gate, trial=0)
+        gated.let(gate, trial=1)
+        lrs = [0.0005 * (i + 1) for i in range(10)]
+        proc = _popen(["run", str(_spec_file(tmp_path, "outage", lrs, epochs=3, gate=gate)), "--sink", uri], env)
+        lines = _Lines(proc)
         _wait_for_rows(server, bucket, "p", 2, proc)
         server.stop()
-        time.sleep(3)
+        gated.let(gate, trial=2)  # a trial ends while the server is down
+        gated.wait_for(lambda: lines.said("cannot deliver results now"), "no delivery failed", alive=proc)
         server.start()
-        out, err = proc.communicate(timeout=180)
+        gated.let(gate)
+        out, err = lines.communicate(timeout=180)
         assert proc.returncode == 0, (out, err)
         assert "cannot deliver results now" in err and "delivering again" in err
         table = _csv(server, bucket, "p")
@@ -418,6 +453,7 @@ def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> 
         assert out.count("] ok ") == 10  # each trial trained once
         assert not list((tmp_path / "journal").rglob("manifest.json"))
     finally:
+        gated.let(gate)
         server.stop()
 
 
@@ -447,10 +483,13 @@ def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(
         bucket = server.create_bucket()
         uri = f"gs://{bucket}/p"
         env = {**server.client_env(), **_fast_env(tmp_path), "HPT_FLUSH_TIMEOUT": "2"}
-        spec = _spec_file(tmp_path, "down", [0.0005 * (i + 1) for i in range(5)], epochs=2)
+        gate = tmp_path / "gate"  # the trials after the first wait until the server is down (tests/gated.py)
+        gated.let(gate, trial=0)
+        spec = _spec_file(tmp_path, "down", [0.0005 * (i + 1) for i in range(5)], epochs=2, gate=gate)
         proc = _popen(["run", str(spec), "--sink", uri], env)
         _wait_for_rows(server, bucket, "p", 1, proc)
         server.stop()
+        gated.let(gate)
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 1, (out, err)
         assert "could not be delivered" in out and f"hpt sync {uri}" in out
