@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from datetime import date
 from typing import Any
 
@@ -25,8 +26,28 @@ class _Interrupted(BaseException):
     """SIGTERM outside the trial loop (which handles signals itself), raised like KeyboardInterrupt."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Interrupted()
+def _importing(frame: Any) -> bool:
+    """Whether Python is importing a module at `frame` (its own code or a module it imports)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM outside the trial loop: raised, except inside an import.
+
+    An exception raised while a C extension imports (torch, numpy: a spec's builder module
+    imports them at its top) breaks that import: an ImportError, or an abort from inside the
+    extension. So the signal is sent again 50 ms later, until the import is over.
+    """
+    if _importing(frame):
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
+    raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _stopping() -> None:
@@ -40,6 +61,11 @@ def _stopping() -> None:
     # the interrupt was handled: the exit code would be "killed by signal", not 130. Running
     # exec() again clears that note.
     exec("")
+
+
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 class _Exit(click.ClickException):
@@ -61,7 +87,7 @@ class _Group(click.Group):
         """Every error as `hpt: error: ...` lines; Ctrl-C and SIGTERM exit 130 and 143 at any moment."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNAL_EXIT}
         try:
             try:
                 code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
@@ -81,10 +107,10 @@ class _Group(click.Group):
             if e.code in SIGNAL_EXIT.values():
                 _stopping()
             else:
-                signal.signal(signal.SIGTERM, previous)
+                _restore(previous)
             raise
         else:
-            signal.signal(signal.SIGTERM, previous)
+            _restore(previous)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:

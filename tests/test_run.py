@@ -186,6 +186,31 @@ def test_a_signal_while_starting_up_exits_with_its_code_and_one_line(write_spec:
     assert "interrupted" in stdout + stderr
 
 
+
+SIGNALLED = '''
+import os, pathlib, signal, time
+os.kill(os.getpid(), signal.{name})  # as a signal that arrives while a builder module imports torch
+time.sleep(0.5)  # the import goes on: hpt puts the signal off until the import is over
+pathlib.Path(__file__).with_suffix(".imported").write_text("ok")
+
+def build(n_features, lookback, horizon):
+    raise AssertionError("never trained")
+'''
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_a_builder_module_imports_lets_the_import_finish_then_exits(
+        write_spec: Any, cli: Any, tmp_path: Path, signum: int, code: int) -> None:
+    """An exception raised inside an import of a C extension (torch, numpy) breaks it: an ImportError or an abort
+    instead of 130/143. hpt lets the import finish, then stops as for any signal before the run."""
+    (tmp_path / "signalled.py").write_text(SIGNALLED.format(name=signal.Signals(signum).name))
+    spec = write_spec(tiny_spec(architecture="signalled:build"))
+    out = cli("validate", str(spec))
+    assert out.returncode == code, out.stdout + out.stderr
+    assert out.stderr.splitlines()[-1] == f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept"
+    assert "Traceback" not in out.stderr
+    assert (tmp_path / "signalled.imported").read_text() == "ok"  # the module's import ran to its end
+
 BUILDER = '''
 import os, signal
 from torch import nn
