@@ -144,6 +144,7 @@ ENV_NUMBERS = {
     "HPT_CLAIM_LEASE": "seconds",
     "HPT_CLAIM_RENEW": "seconds",
     "HPT_FLUSH_TIMEOUT": "seconds",
+    "HPT_MLFLOW_TIMEOUT": "seconds",
     "HPT_SINK_RETRIES": "attempts",  # a whole number
     "HPT_SINK_TIMEOUT": "seconds",
 }
