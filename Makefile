@@ -20,7 +20,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/hpt run specs/lstm.json --sink hpt-results/lstm-demo
-	$(BIN)/hpt results hpt-results/lstm-demo --top 5
+	$(BIN)/hpt results hpt-results/lstm-demo --top 3
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check hpt tests benchmarks

@@ -761,7 +761,7 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     where = out_path or "stdout"
     logging.getLogger("hpt").info(
         "%d window(s) of %d rows from %s%s: %d forecast(s) of %d step(s) every %s -> %s", result.windows,
-        model.lookback, data_path, skipped, len(result.table), model.horizon, _step_text(result.step), where)
+        model.lookback, data_path, skipped, result.windows, model.horizon, _step_text(result.step), where)
 
 
 def _step_text(step: Any) -> str:

@@ -687,9 +687,10 @@ def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
     n_train, n_val = s, len(rows) - s
     need = lookback + horizon
     if n_train < need or n_val < horizon:
-        return (f"period {period} has {plural(len(rows), 'row')}, {n_train} before the validation split: too few "
-                f"for lookback {lookback} + horizon {horizon} (train part needs >= {need} rows, "
-                f"validation >= {horizon})")
+        return (f"period {period} has {plural(len(rows), 'row')}, {n_train} before the validation split "
+                f"(validation {validation!r} takes {n_val}): too few for lookback {lookback} + horizon {horizon} "
+                f"(train part needs >= {need} rows, validation >= {horizon}); use longer periods, or a shorter "
+                f"validation, lookback or horizon")
     values = rows.to_numpy(dtype=np.float64)
     infinite = ~np.isfinite(values)
     if infinite.any():

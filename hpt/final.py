@@ -746,7 +746,7 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
         lines.append(f"  {who} {verdict} the better baseline ({best}): mse {_pct(change)}{basis}")
     note = doc.get("verdict", {}).get("note")
     if note:
-        lines.append(f"  WARNING:  {note}")
+        lines.append(f"  warning:  {note}")
     uris = doc["uris"]
     lines.append(f"  written:  {uris['model']}" + (f", {uris['scratch']}" if "scratch" in uris else "")
                  + f", {uris['report']}")

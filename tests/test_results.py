@@ -256,7 +256,7 @@ def test_compare_lists_the_next_few_and_the_tests_cover_every_config(tmp_path: P
     doc = _comparison_doc(tmp_path, values, 2, "--compare", "4")
     assert [c["other"] for c in doc["comparisons"]] == ["c1", "c2", "c3", "c4"]
     assert doc["winner"]["tied_with_best"] == ["c1", "c2", "c3", "c4", "c5"] and doc["winner"]["periods_needed"] == 3
-    assert "... and 1 more configs tested (--compare N lists more" in results_cli("results", str(tmp_path),
+    assert "... and 1 more config tested (--compare N lists more" in results_cli("results", str(tmp_path),
                                                                                  "--compare", "4").stdout
 
 

@@ -75,7 +75,7 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         sec.rows.append([f"{i}{mark}", cid, *(_num(d[p]) for p in r.params), _num(d["mean"]), _num(d["median"]),
                          _num(d["worst"]), *spreads, won, ranks, *vs])
     if len(r.table) > len(shown):
-        sec.notes.append(f"... and {len(r.table) - len(shown)} more configs (--top N shows more; --top 0 all)")
+        sec.notes.append(f"... and {plural(len(r.table) - len(shown), 'more config')} (--top N shows more; --top 0 all)")
     n_partial = int(r.table["partial"].sum())
     if best is None:
         sec.notes.append(f"no config has run all {len(r.periods)} periods: none is crowned best")
@@ -137,7 +137,8 @@ def _verdict_section(s: Summary) -> _Section:
         listed = {c.other for c in v.comparisons}
         left = len(v.tied) + len(v.distinguishable) + len(v.untested) - len(listed)
         if left > 0:
-            sec.notes.append(f"... and {left} more configs tested (--compare N lists more; --format json names every one)")
+            sec.notes.append(f"... and {plural(left, 'more config')} tested "
+                             "(--compare N lists more; --format json names every one)")
         sec.notes.append(_method_note(s, v))
     if v.best is not None and v.configs >= 2 and not r.seeds_measured:
         sec.notes.append("one seed per period: the seed noise is not measured; training.repeats: 3 trains three seeds "
