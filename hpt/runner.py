@@ -35,7 +35,7 @@ from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims, Holder, this_process
 from hpt.errors import SIGNAL_EXIT, HptError, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
-from hpt.results import BestConfig, VsBaseline, best_config, rank_fidelity, versus_baselines, why_no_best
+from hpt.results import BestConfig, VsBaseline, main_fidelity, rank_fidelity, versus_baselines
 from hpt.rows import parse_row, rows_frame
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import check_uri, open_sink
@@ -466,10 +466,10 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         log.warning("could not read the rows other runs stored at %s: %s", sink.uri, e)
     trial_rows = rows_frame(store.rows().values())
     planned = {spec.fidelity: [p.label for p in spec.periods]}
-    summary.best = best_config(trial_rows, spec.objective, planned=planned)
-    summary.best_note = "" if summary.best else why_no_best(trial_rows, spec.objective, planned=planned)
+    fidelity = main_fidelity(trial_rows, spec.objective)  # what best_config ranks: ranked once here
+    ranking = rank_fidelity(trial_rows, spec.objective, fidelity, planned.get(fidelity, ()))
+    summary.best, summary.best_note = ranking.best, ranking.why_no_best()
     if summary.best is not None:
-        ranking = rank_fidelity(trial_rows, spec.objective, summary.best.fidelity, planned.get(summary.best.fidelity, ()))
         summary.vs_baseline = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
     _report_end(reporter, spec, summary)
     for line in undelivered + tracked:

@@ -26,9 +26,12 @@ __all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id",
            "trial_id", "trial_seed"]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # json.dumps with these, made once
+
+
 def digest(obj: Any) -> str:
     """A stable 12-hex-digit id of a JSON-able object (config, trial and baseline ids)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    text = _CANONICAL.encode(obj)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -37,10 +40,12 @@ def data_identity(spec: Spec) -> dict[str, Any]:
     return {"file": Path(spec.data.path).name, "time": spec.data.time_column, "columns": spec.data.columns}
 
 
-def config_id(spec: Spec, params: dict[str, Any]) -> str:
+def config_id(spec: Spec, params: dict[str, Any], data: dict[str, Any] | None = None) -> str:
     """Stable id of a config: the architecture, the data's identity and every hyperparameter
-    (a newer training key at its default left out: :func:`hpt.hparams.id_params`)."""
-    return digest({"architecture": spec.architecture, "data": data_identity(spec), "params": id_params(params)})
+    (a newer training key at its default left out: :func:`hpt.hparams.id_params`).
+    `data`: ``data_identity(spec)``, when the caller has it already."""
+    return digest({"architecture": spec.architecture, "data": data_identity(spec) if data is None else data,
+                   "params": id_params(params)})
 
 
 def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
@@ -205,6 +210,7 @@ class TrialPlan(Sequence[Trial]):
         self.seeds = spec.repeats
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
+        self._identity = data_identity(spec)
         frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns, spec.data.options)
         self._data = {p: period_fingerprint(frame, p) for p in self.periods}
 
@@ -230,7 +236,7 @@ class TrialPlan(Sequence[Trial]):
     def trial(self, config: Mapping[str, Any], period: Period, repeat: int = 0) -> Trial:
         """The trial of one config (its tuned values), period and repeat: what any scheduler hands a backend."""
         params = {**self._base, **config}
-        cid = config_id(self.spec, params)  # the same config in quick and full runs
+        cid = config_id(self.spec, params, self._identity)  # the same config in quick and full runs
         if self.fidelity == "quick":
             params["epochs"] = min(int(params["epochs"]), QUICK_EPOCHS)
         seed = trial_seed(int(params["seed"]), period.label, repeat)
@@ -251,12 +257,16 @@ class TrialPlan(Sequence[Trial]):
 
     def trial_ids(self) -> Iterator[str]:
         """Every trial's id in plan order, without building the trials (cheaper than iterating)."""
+        seeds: dict[tuple[int, str, int], int] = {}  # a config's seed is mostly the spec's: derive each once
         for config in self.configs:
             params = {**self._base, **config}
-            cid = config_id(self.spec, params)
+            cid = config_id(self.spec, params, self._identity)
             for repeat in range(self.seeds):
                 for period in self.periods:
-                    seed = trial_seed(int(params["seed"]), period.label, repeat)
+                    key = (int(params["seed"]), period.label, repeat)
+                    seed = seeds.get(key)
+                    if seed is None:
+                        seed = seeds[key] = trial_seed(*key)
                     yield trial_id(cid, period.label, self.fidelity, self._data[period], seed=seed)
 
 

@@ -455,6 +455,8 @@ class _Uploader:
 def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
     """Put `row` in `rows` unless the one there is ok and `row` is not, or it finished later; True when `rows` changed."""
     old = rows.get(row["trial_id"])
+    if old is row:
+        return False
     if old is not None:
         old_ok, new_ok = old.get("status") == Status.OK.value, row.get("status") == Status.OK.value
         if old_ok != new_ok:
@@ -462,7 +464,7 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
                 return False
         elif str(old.get("finished_at") or "") > str(row.get("finished_at") or ""):
             return False
-        if old is row or _same(old, row):
+        if _same(old, row):
             return False
     rows[row["trial_id"]] = row
     return True

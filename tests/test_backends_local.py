@@ -215,6 +215,7 @@ def test_a_worker_killed_while_idle_or_starting_is_replaced_and_costs_no_trial(w
     spec = load_spec(write_spec(tiny_spec(training={"epochs": 1})))
     backend = LocalBackend(check_data(spec), cpu_slots(1), spec.objective)
     try:
+        backend.start()
         worker = backend._workers[0]
         os.kill(worker.proc.pid, signal.SIGKILL)  # at once: it has not finished starting
         worker.proc.join(10)

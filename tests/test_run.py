@@ -269,3 +269,39 @@ def test_results_csv_is_never_half_written(write_spec: Any, tmp_path: Path) -> N
     assert proc.returncode == 0 and len(_csv(sink)) == 8
     assert len(seen) >= 2  # it grew while the run went on
     assert not [p for p in os.listdir(sink) if p.startswith(".")]
+
+
+_NOTHING_LEFT_PROBE = """
+import json, sys
+import hpt.backends.local as local
+
+spawned = []
+spawn = local.LocalBackend._spawn
+local.LocalBackend._spawn = lambda self, slot: spawned.append(slot.name) or spawn(self, slot)
+from hpt.cli import main
+
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "spawned": spawned, "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GPUs are looked for without torch on Linux")
+def test_a_run_with_nothing_left_starts_no_worker_and_imports_no_torch(write_spec: Any, cli: Any,
+                                                                         tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(training={"epochs": 1, "batch_size": 64, "lookback": 24, "horizon": 1,
+                                          "validation": 0.25}))
+    sink = tmp_path / "res"
+    assert cli("run", str(spec), "--sink", str(sink), "--workers", "1").returncode == 0
+    from hpt.backends.local import _gpu_device_nodes
+
+    if _gpu_device_nodes():
+        pytest.skip("this machine has a GPU device node: torch is imported to count its GPUs")
+    out = subprocess.run([sys.executable, "-c", _NOTHING_LEFT_PROBE, "run", str(spec), "--sink", str(sink),
+                          "--workers", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    probe = json.loads(out.stdout.splitlines()[-1])
+    assert probe == {"code": 0, "spawned": [], "torch": False}, out.stderr
+    assert "on the CPU (1 worker x 1 thread; no CUDA GPU in use)" in out.stdout  # the layout is still said
+    assert "skipping 4 trials already done" in out.stdout and "none run; 4 skipped as already done" in out.stdout

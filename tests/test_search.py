@@ -208,3 +208,28 @@ def test_plan_shows_each_trials_seed_and_the_seeds_per_period(write_spec: Any, t
     plan = expand(load_spec(spec))
     for t in plan:
         assert f"  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  " in out.stdout
+
+
+def test_walking_a_plans_ids_derives_the_data_identity_and_each_seed_once(write_spec: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `hpt run` counts before it starts (100,000 ids on a big location): per config only its draw and its id."""
+    import hpt.search as search
+
+    spec = load_spec(write_spec(tiny_spec(search={"strategy": "random", "max_trials": 50, "seed": 0},
+                                          parameters={"lr": {"loguniform": [1e-4, 1e-1]}, "hidden_size": [8, 16]})))
+    plan = expand(spec)
+    built = [t.trial_id for t in plan]  # the ids of the trials the run builds
+    calls = {"data_identity": 0, "trial_seed": 0}
+
+    def counting(name: str) -> Any:
+        f = getattr(search, name)
+
+        def counted(*args: Any) -> Any:
+            calls[name] += 1
+            return f(*args)
+        return counted
+
+    for name in calls:
+        monkeypatch.setattr(search, name, counting(name))
+    assert list(plan.trial_ids()) == built
+    assert calls == {"data_identity": 0, "trial_seed": len(spec.periods)}  # per period, not per trial

@@ -64,7 +64,8 @@ class LocalSink:
 
     def read(self, key: str) -> bytes | None:
         try:
-            return self._path(key).read_bytes()
+            with open(os.path.join(self.uri, key), "rb") as f:  # not through pathlib: a run reads every row object
+                return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
 
