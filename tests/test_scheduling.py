@@ -238,7 +238,8 @@ def test_sigterm_gives_running_trials_the_grace_period(write_spec: Any, tmp_path
 
 
 def test_each_strategy_checks_its_own_search_keys(write_spec: Any) -> None:
-    with pytest.raises(SpecError, match=r"search.patience: unknown key; valid: strategy, max_trials, seed"):
+    with pytest.raises(SpecError, match=r'search.patience: unknown key \(did you mean "training.patience" or '
+                                         r'"parameters.patience"\?\); valid: strategy, max_trials, seed, early_stopping'):
         load_spec(write_spec(tiny_spec(search={"strategy": "grid", "patience": 3})))
     with pytest.raises(SpecError, match=r"search.max_trials: required for random search"):
         load_spec(write_spec(tiny_spec(search={"strategy": "random"})))
