@@ -460,10 +460,11 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             if tracker is not None:
                 tracker.end_run(run_id, {"finished": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED"))
             tracked = tracker.close() if tracker is not None else []  # a line; the exit code stays the run's
-    try:
-        store.refresh()  # rows other runs at the location stored meanwhile count toward the best config too
-    except OSError as e:
-        log.warning("could not read the rows other runs stored at %s: %s", sink.uri, e)
+    if not undelivered:  # a location that did not take this run's results is not read again (it said why)
+        try:
+            store.refresh()  # rows other runs at the location stored meanwhile count toward the best config too
+        except (OSError, HptError) as e:
+            log.warning("could not read the rows other runs stored at %s: %s", sink.uri, e)
     trial_rows = rows_frame(store.rows().values())
     planned = {spec.fidelity: [p.label for p in spec.periods]}
     fidelity = main_fidelity(trial_rows, spec.objective)  # what best_config ranks: ranked once here

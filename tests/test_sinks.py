@@ -492,7 +492,7 @@ def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(
         gated.let(gate)
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 1, (out, err)
-        assert "could not be delivered" in out and f"hpt sync {uri}" in out
+        assert "could not be delivered" in out and f"hpt sync {uri}" in out, (out, err)
         assert out.count("] ok ") == 5
 
         server.start()
