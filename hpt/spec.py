@@ -70,6 +70,8 @@ METRICS: dict[str, str] = {
     "mse": "val_mse",
     "mae": "val_mae",
     "rmse": "val_rmse",
+    "pinball": "val_pinball",
+    "coverage": "val_coverage",
     "train_loss": "train_loss",
     "train_time": "train_time_s",
     "best_epoch": "best_epoch",
@@ -78,7 +80,8 @@ METRICS: dict[str, str] = {
     "infer_ms": "infer_ms",
 }
 ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
-OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
+OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "val_pinball", "train_loss")
+QUANTILE_METRICS = ("val_pinball", "val_coverage")  # rows of a quantile model (training.loss "quantile") only
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
         "training", "metrics", "objective", "sink", "resources", "tracking")
@@ -175,8 +178,10 @@ class Spec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The metric columns of this spec's results, objective first."""
-        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *self.metrics)))
+        """The metric columns of this spec's results, objective first (and the quantile metrics
+        when a config trains on the quantile loss)."""
+        quantile = QUANTILE_METRICS if "quantile" in _losses(self.parameters, self.training) else ()
+        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *self.metrics)))
 
 
 def load_spec(path: str | Path, today: date | None = None) -> Spec:
@@ -411,6 +416,7 @@ class _Parser:
             parameters = {**_auto_axes(arch), **parameters}
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
+        self.quantile_metrics(objective, metrics, parameters, training)
         resources = self.resources(doc.get("resources", {}))
         tracking = self.tracking(doc.get("tracking", {}))
         sink = self.sink(doc.get("sink"))
@@ -428,6 +434,20 @@ class _Parser:
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
                     resources=resources, repeats=repeats, tracking=tracking)
+
+    def quantile_metrics(self, objective: str, metrics: tuple[str, ...], parameters: Mapping[str, Axis],
+                         training: Mapping[str, Any]) -> None:
+        """val_pinball and val_coverage exist only for quantile models: asking for them needs
+        training.loss "quantile" in every config."""
+        others = [loss for loss in _losses(parameters, training) if loss != "quantile"]
+        if not others:
+            return
+        where = "parameters.loss" if "loss" in parameters else "training.loss"
+        asked = [("objective", objective)] if objective in QUANTILE_METRICS else []
+        asked += [("metrics", m) for m in metrics if m in QUANTILE_METRICS]
+        for place, metric in asked[:1]:
+            self.add(place, f'{metric} needs training.loss "quantile" in every config, but {where} '
+                            f'gives {show(others[0])}: set "loss": "quantile" (and "quantiles")')
 
     def sink(self, value: Any) -> str | None:
         """A folder is relative to the spec's folder, as data.path is; a gs:// or s3:// URI stays as it is."""
@@ -740,6 +760,10 @@ class _Parser:
             if name == REPEATS:
                 self.add(where, f'"{REPEATS}" is not tuned: set it under "training" (seeds per config and period)')
                 continue
+            if name == "quantiles":
+                self.add(where, '"quantiles" is not tuned (pinball losses of other quantiles do not compare): '
+                                'set it under "training"')
+                continue
             if hp is None:
                 if arch is None:
                     continue  # the architecture's own error is reported; its names are unknown
@@ -960,10 +984,18 @@ def _value_key(v: Any) -> Any:
     return (type(v).__name__, v)
 
 
+def _losses(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[str]:
+    """The training losses the configs of a search use."""
+    axis = parameters.get("loss")
+    return [str(v) for v in axis] if isinstance(axis, tuple) else [str(training.get("loss", TRAINING["loss"].default))]
+
+
 def _normalise(hp: HParam, v: Any) -> Any:
     """JSON 64.0 for an integer parameter becomes 64, so ids and models agree."""
     if hp.kind == "int" and isinstance(v, float):
         return int(v)
+    if hp.name == "quantiles":
+        return [float(q) for q in v]
     return v
 
 

@@ -119,7 +119,7 @@ def test_each_loss_on_a_hand_checked_example() -> None:
 
 
 def test_an_unknown_loss_or_scaler_is_one_line_naming_the_valid_ones(write_spec: Any) -> None:
-    for where, doc in (("training.loss", tiny_spec(training={"loss": "quantile"})),
+    for where, doc in (("training.loss", tiny_spec(training={"loss": "pinball"})),
                        ("parameters.loss[1]", tiny_spec(parameters={"loss": ["mae", "pinball"]})),
                        ("training.scaler", tiny_spec(training={"scaler": "minmax"}))):
         done = hpt_cli("validate", str(write_spec(doc)))
