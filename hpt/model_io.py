@@ -83,12 +83,20 @@ class TrainedModel:
     step: pd.Timedelta | None = None  # the data's step (None: not recorded)
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
 
+    @property
+    def quantiles(self) -> tuple[float, ...] | None:
+        """The quantiles a quantile model (``training.loss`` "quantile") forecasts; None for a point forecast."""
+        from hpt.hparams import quantiles_of
+
+        return quantiles_of(self.params)
+
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Forecast the next `horizon` target values after each window's end.
 
         `inputs` is a DataFrame holding the model's columns (or an array of them in that
         order), at least `lookback` rows long, oldest first. Returns an array of shape
-        ``(horizon,)`` for the window ending at the last row.
+        ``(horizon,)`` for the window ending at the last row; for a quantile model
+        ``(horizon, len(quantiles))``, each step's quantiles in increasing order.
         """
         import torch
 
@@ -101,9 +109,15 @@ class TrainedModel:
             out = self.module(torch.from_numpy(window)[None]).numpy()[0]
         return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
 
+    @property
+    def _shape(self) -> tuple[int, ...]:
+        quantiles = self.quantiles
+        return (self.horizon,) if quantiles is None else (self.horizon, len(quantiles))
+
     def predict_windows(self, windows: np.ndarray, batch: int = 8192) -> np.ndarray:
         """Forecasts for many windows at once: `windows` of shape ``(N, lookback, n_columns)``
-        in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units.
+        in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units
+        (a quantile model: ``(N, horizon, len(quantiles))``).
 
         Each window gives what :meth:`predict` gives for it; they run through the model in
         batches of `batch`.
@@ -113,7 +127,7 @@ class TrainedModel:
         windows = np.asarray(windows)
         if windows.ndim != 3 or windows.shape[1:] != (self.lookback, len(self.columns)):
             raise ValueError(f"expected windows of shape (N, {self.lookback}, {len(self.columns)}), got {windows.shape}")
-        out = np.empty((len(windows), self.horizon), dtype=np.float64)
+        out = np.empty((len(windows), *self._shape), dtype=np.float64)
         with torch.no_grad():
             for i in range(0, len(windows), batch):
                 scaled = ((windows[i:i + batch].astype(np.float64) - self.mean) / self.std).astype(np.float32)

@@ -30,10 +30,11 @@ from hpt.architectures import get_architecture
 from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.hparams import quantiles_of
 from hpt.model_io import model_payload
+from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 
-__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "coverage", "fit", "infer_ms",
-           "loss_function", "pinball", "point"]
+__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms",
+           "loss_function"]
 
 _EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
@@ -88,24 +89,6 @@ def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[Non
         metrics["gpu_mem_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         metrics["gpu_mem_reserved_mb"] = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
         metrics["gpu_mem_total_mb"] = round(torch.cuda.get_device_properties(device).total_memory / 2**20, 1)
-
-
-def pinball(forecast: Any, actual: Any, quantiles: Any) -> Any:
-    """The pinball (quantile) loss of each value: `forecast` ``(..., Q)`` against `actual` ``(...)``,
-    with `quantiles` ``(Q,)``; ``q * d`` when the actual is above the forecast by d >= 0, else
-    ``(1 - q) * -d``. Works on torch tensors and numpy arrays alike; its mean is ``val_pinball``."""
-    d = actual[..., None] - forecast
-    return (quantiles - (d < 0) * 1.0) * d
-
-
-def coverage(forecast: Any, actual: Any) -> Any:
-    """Whether each actual lies inside the outer quantiles of `forecast` ``(..., Q)`` (ends included)."""
-    return (actual >= forecast[..., 0]) & (actual <= forecast[..., -1])
-
-
-def point(forecast: Any, quantiles: tuple[float, ...] | None) -> Any:
-    """The point forecast: the median of a quantile forecast ``(..., Q)``, else `forecast` itself."""
-    return forecast if quantiles is None else forecast[..., quantiles.index(0.5)]
 
 
 class PinballLoss(nn.Module):
