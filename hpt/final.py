@@ -38,13 +38,20 @@ import numpy as np
 import pandas as pd
 
 from hpt import __version__
-from hpt.baselines import BASELINES, baseline_errors, baseline_mask, naive_forecasts, season_length
+from hpt.baselines import (
+    BASELINES,
+    baseline_errors,
+    baseline_mask,
+    naive_forecasts,
+    quantile_forecasts,
+    season_length,
+)
 from hpt.data import DataError, Windows, frame_step, make_windows, step_text
 from hpt.errors import HptError, InputError, did_you_mean, show
 from hpt.hparams import quantiles_of
 from hpt.periods import Period, parse_time, usable_span
 from hpt.progress import format_duration, format_params, format_value, plural
-from hpt.quantiles import error_quantiles, point, quantile_scores
+from hpt.quantiles import point, quantile_scores
 from hpt.rows import plain
 from hpt.sinks import Sink, SinkUnavailable, open_sink
 from hpt.spec import Spec, load_spec, parse_spec
@@ -424,18 +431,6 @@ def _scores(forecast: np.ndarray, actual: np.ndarray, scale: float,
     return units, standardised
 
 
-def _train_ends(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, horizon: int,
-                step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
-    """The times in [start, end) whose next `horizon` steps are all rows before `end`, and those
-    rows' targets ``(N, horizon)``: where the baselines' errors on the train part are measured."""
-    index = pd.DatetimeIndex(frame.index)
-    ends = index[(index >= start) & (index + horizon * step < end)]
-    at = np.stack([index.get_indexer(ends + k * step) for k in range(1, horizon + 1)], axis=1)
-    whole = (at >= 0).all(axis=1)
-    values = frame.iloc[:, 0].to_numpy(np.float64)
-    return ends[whole].to_numpy(), values[at[whole]]
-
-
 # -- the run --------------------------------------------------------------------------
 
 
@@ -585,11 +580,8 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     season = season_length(step, spec.data.season)
     forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
     baselines: dict[str, dict[str, Any]] = {}
-    if quantiles:  # each baseline's quantiles: its forecasts plus those of its own errors on the train part
-        ends, targets = _train_ends(frame, train_start, holdout.start, horizon, step)
-        on_train = naive_forecasts(frame.iloc[:, 0], ends, horizon, step, season)
-        forecasts = {n: f[..., None] + error_quantiles(on_train[n], targets, quantiles)[None]
-                     for n, f in forecasts.items()}
+    if quantiles:
+        forecasts = quantile_forecasts(forecasts, frame, Period(train_start, holdout.start), horizon, season, quantiles)
     for name in BASELINES:
         metrics, standardised = _scores(forecasts[name], actual, std, quantiles)
         baselines[name] = {"metrics": metrics, "standardised": standardised}

@@ -177,10 +177,15 @@ class Spec:
         return base
 
     @property
+    def losses(self) -> list[str]:
+        """The training losses its configs use (``training.loss``, or each value ``parameters.loss`` tunes)."""
+        return _losses(self.parameters, self.training)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """The metric columns of this spec's results, objective first (and the quantile metrics
         when a config trains on the quantile loss)."""
-        quantile = QUANTILE_METRICS if "quantile" in _losses(self.parameters, self.training) else ()
+        quantile = QUANTILE_METRICS if "quantile" in self.losses else ()
         return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *self.metrics)))
 
 

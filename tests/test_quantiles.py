@@ -95,6 +95,8 @@ def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_pat
     rows = [json.loads(p.read_text()) for p in (sink / "rows").glob("*.json")]
     (row,) = [r for r in rows if r["architecture"] == "dlinear"]
     assert row["val_pinball"] > 0 and 0 <= row["val_coverage"] <= 1 and row["val_mae"] > 0
+    for baseline in (r for r in rows if r["architecture"].startswith("naive-")):  # quantiles from their train errors
+        assert baseline["val_pinball"] > 0 and 0 < baseline["val_coverage"] <= 1, baseline
 
     # hpt predict: the median as prediction and one column per quantile, in order
     (model_path,) = (sink / "models").glob("*.pt")
@@ -135,3 +137,21 @@ def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_pat
     for b in report["baselines"].values():
         assert b["metrics"]["pinball"] > 0 and 0 < b["metrics"]["coverage"] <= 1
         assert b["standardised"]["pinball"] == pytest.approx(b["metrics"]["pinball"] / report["train"]["target_std"])
+
+
+def test_baseline_quantiles_are_their_own_errors_on_the_train_part() -> None:
+    from hpt.baselines import naive_forecasts, quantile_forecasts
+    from hpt.periods import Period
+
+    times = pd.date_range("2024-01-01", periods=60, freq="h")
+    noise = np.tile([0.0, 0.0, 0.0, 3.0], 15)  # on a trend of 1 a step: naive-last's one-step errors are 1 or 4
+    frame = pd.DataFrame({"y": np.arange(60.0) + noise}, index=times)
+    ends = times[[50, 55]].to_numpy()
+    point = naive_forecasts(frame["y"], ends, 2, pd.Timedelta("1h"), 24)
+    got = quantile_forecasts(point, frame, Period(times[0], times[40]), 2, 24, (0.1, 0.5, 0.9))
+    # step 1 from the ends whose 2 steps lie in the train part
+    errors = np.array([frame["y"].iloc[i + 1] - frame["y"].iloc[i] for i in range(38)])
+    assert set(np.round(errors, 9)) == {1.0, 4.0, -2.0}
+    expected = point["naive-last"][:, 0, None] + np.quantile(errors, [0.1, 0.5, 0.9])
+    np.testing.assert_allclose(got["naive-last"][:, 0, :], expected)
+    assert got["naive-seasonal"].shape == (2, 2, 3)
