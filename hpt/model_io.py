@@ -84,6 +84,20 @@ class TrainedModel:
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
 
     @property
+    def calendar(self) -> tuple[str, ...]:
+        """The calendar inputs (``data.calendar``) among its columns: derived from the times, not read."""
+        from hpt.calendar import calendar_of
+
+        return calendar_of(self.columns)
+
+    @property
+    def file_columns(self) -> tuple[str, ...]:
+        """The columns a data file must hold for it: the target and features (no calendar inputs)."""
+        from hpt.calendar import PREFIX
+
+        return tuple(c for c in self.columns if not c.startswith(PREFIX))
+
+    @property
     def quantiles(self) -> tuple[float, ...] | None:
         """The quantiles a quantile model (``training.loss`` "quantile") forecasts; None for a point forecast."""
         from hpt.hparams import quantiles_of
@@ -94,12 +108,19 @@ class TrainedModel:
         """Forecast the next `horizon` target values after each window's end.
 
         `inputs` is a DataFrame holding the model's columns (or an array of them in that
-        order), at least `lookback` rows long, oldest first. Returns an array of shape
+        order), at least `lookback` rows long, oldest first; a model with calendar inputs
+        derives them from the DataFrame's DatetimeIndex or its time column. Returns an array of shape
         ``(horizon,)`` for the window ending at the last row; for a quantile model
         ``(horizon, len(quantiles))``, each step's quantiles in increasing order.
         """
         import torch
 
+        if isinstance(inputs, pd.DataFrame) and self.calendar and not set(self.columns) <= set(inputs.columns):
+            from hpt.calendar import with_calendar
+
+            timed = inputs if isinstance(inputs.index, pd.DatetimeIndex) or self.time_column not in inputs.columns \
+                else inputs.set_index(pd.DatetimeIndex(pd.to_datetime(inputs[self.time_column])))
+            inputs = with_calendar(timed, self.calendar)
         values = inputs[list(self.columns)].to_numpy(np.float64) if isinstance(inputs, pd.DataFrame) \
             else np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
         if len(values) < self.lookback:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.calendar import with_calendar
 from hpt.data import (
     DataError,
     column_hint,
@@ -72,7 +73,7 @@ def _time_column(model: TrainedModel, header: list[str], given: str | None, path
         return given
     if model.time_column:
         return model.time_column
-    others = [c for c in header if c not in model.columns]
+    others = [c for c in header if c not in model.file_columns]
     if len(others) == 1:
         log.info("the model does not record its time column (saved by an older hpt): reading times from \"%s\"",
                  others[0])
@@ -96,7 +97,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     except DataError as e:
         raise InputError(f"--data: {e.message}") from None
     column = _time_column(model, header, time_column, path)
-    missing = [c for c in (column, *model.columns) if c not in header]
+    missing = [c for c in (column, *model.file_columns) if c not in header]
     if missing:
         hint = column_hint(missing[0], header) if len(missing) == 1 or len(header) == 1 else ""
         what = "the time column" if missing == [column] else \
@@ -105,7 +106,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
     try:
-        frame = read_data(resolved, column, tuple(model.columns)).frame
+        frame = with_calendar(read_data(resolved, column, model.file_columns).frame, model.calendar)
     except DataError as e:
         raise InputError(f"{path}: {e.message}") from None
     step = frame_step(frame)

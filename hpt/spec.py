@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
+from hpt.calendar import CALENDAR, with_calendar
 from hpt.data import (
     DUPLICATES,
     FILLS,
@@ -87,7 +88,7 @@ _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", 
         "training", "metrics", "objective", "sink", "resources", "tracking")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
-         "season")
+         "season", "calendar")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
 _TRACKING = ("mlflow", "experiment", "tensorboard")
@@ -106,13 +107,19 @@ class DataSpec:
     features: tuple[str, ...] = ()
     options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
     season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
+    calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """The file's columns the models read: the target, then the features."""
         return (self.target, *self.features)
 
     def read(self) -> Table:
-        return read_data(self.path, self.time_column, self.columns, self.options)
+        """The data; with ``data.calendar`` its calendar columns after the file's."""
+        table = read_data(self.path, self.time_column, self.columns, self.options)
+        if not self.calendar:
+            return table
+        return dataclasses.replace(table, frame=with_calendar(table.frame, self.calendar))
 
 
 @dataclass(frozen=True)
@@ -542,6 +549,16 @@ class _Parser:
             self.add("data.season", f"expected a positive integer (steps in one season, e.g. 24 for a day of hourly "
                                     f"data), got {show(season)}")
             season = None
+        calendar = obj.get("calendar", [])
+        if not isinstance(calendar, list) or not all(isinstance(c, str) for c in calendar):
+            self.add("data.calendar", f"expected a list of calendar inputs ({', '.join(CALENDAR)}), got {show(calendar)}")
+            calendar = []
+        for i, c in enumerate(calendar):
+            if c not in CALENDAR:
+                self.add(f"data.calendar[{i}]", f"unknown calendar input {show(c)}{did_you_mean(c, CALENDAR)}; "
+                                                f"valid: {', '.join(CALENDAR)}")
+            elif c in calendar[:i]:
+                self.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
         if not (path and time_column and target) or options is None:
             return None
         try:
@@ -549,7 +566,8 @@ class _Parser:
         except DataError as e:
             self.add(e.json_path, e.message)
             return None
-        return DataSpec(resolved, time_column, target, tuple(features), options, season)
+        return DataSpec(resolved, time_column, target, tuple(features), options, season,
+                        tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)))
 
     def read_options(self, obj: dict[str, Any]) -> ReadOptions | None:
         """data.time_format, time_unit, fill, fill_limit and duplicates."""
