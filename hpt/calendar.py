@@ -25,13 +25,13 @@ def _position(index: pd.DatetimeIndex, name: str) -> np.ndarray:
     if name == "hour":
         return np.asarray(day, dtype=np.float64)
     if name == "dow":
-        return np.asarray((index.dayofweek + day) / 7, dtype=np.float64)
+        return np.asarray((index.day_of_week + day) / 7, dtype=np.float64)
     if name == "dom":
         return np.asarray((index.day - 1 + day) / index.days_in_month, dtype=np.float64)
     if name == "month":
         return np.asarray((index.month - 1 + (index.day - 1 + day) / index.days_in_month) / 12, dtype=np.float64)
     if name == "doy":
-        return np.asarray((index.dayofyear - 1 + day) / np.where(index.is_leap_year, 366, 365), dtype=np.float64)
+        return np.asarray((index.day_of_year - 1 + day) / np.where(index.is_leap_year, 366, 365), dtype=np.float64)
     raise ValueError(f"unknown calendar input {name!r}")
 
 
