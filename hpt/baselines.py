@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from hpt.trial import Trial, TrialResult
 
 __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "is_baseline",
-           "naive_forecasts", "period_baselines", "season_length", "without_baselines"]
+           "naive_forecasts", "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
 
 BASELINES = ("naive-last", "naive-seasonal")
 """The baselines' names; rows of a baseline carry its name as their architecture."""
@@ -112,25 +112,57 @@ def baseline_errors(forecast: np.ndarray, actual: np.ndarray, scale: float = 1.0
     return {"mse": mse, "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(mse))}
 
 
+def quantile_forecasts(forecasts: Mapping[str, np.ndarray], frame: pd.DataFrame, train: Any, horizon: int,
+                       season: int, quantiles: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Each baseline's point `forecasts` ``(N, horizon)`` as quantile forecasts ``(N, horizon, Q)``:
+    plus the empirical quantiles, per horizon step, of its own errors on the `train` part (a
+    Period: every time in it whose next `horizon` steps are rows inside it), so that a quantile
+    model's pinball loss and coverage have a fair comparison."""
+    from hpt.data import frame_step
+    from hpt.quantiles import error_quantiles
+
+    step = frame_step(frame)
+    index = pd.DatetimeIndex(frame.index)
+    ends = index[(index >= train.start) & (index + horizon * step < train.end)]
+    at = np.stack([index.get_indexer(ends + k * step) for k in range(1, horizon + 1)], axis=1)
+    whole = (at >= 0).all(axis=1)
+    target = frame.iloc[:, 0]
+    actual = target.to_numpy(np.float64)[at[whole]]
+    on_train = naive_forecasts(target, ends[whole].to_numpy(), horizon, step, season)
+    return {n: f[..., None] + error_quantiles(on_train[n], actual, quantiles)[None] for n, f in forecasts.items()}
+
+
 def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: int, validation: float | str,
-                     season: int | None = None) -> dict[str, dict[str, float]]:
-    """Each baseline's ``val_mse``, ``val_mae`` and ``val_rmse`` on a period's validation windows.
+                     season: int | None = None, quantiles: tuple[float, ...] | None = None,
+                     ) -> dict[str, dict[str, float]]:
+    """Each baseline's ``val_mse``, ``val_mae`` and ``val_rmse`` on a period's validation windows;
+    with `quantiles` also ``val_pinball`` and ``val_coverage`` (:func:`quantile_forecasts`, errors
+    measured on the period's train part).
 
     The windows and the standardisation are those a trial with this lookback, horizon and
     validation is scored on (:func:`hpt.data.make_windows`), so the figures compare directly
     with a trial's row.
     """
     from hpt.data import frame_step, make_windows
+    from hpt.quantiles import point, quantile_scores
 
     w = make_windows(frame, period, lookback, horizon, validation)
     assert w.val_ends is not None
     mean, std = float(w.mean[0]), float(w.std[0])
     actual = w.y_val.astype(np.float64) * std + mean
     step = frame_step(frame)
-    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season_length(step, season))
+    season = season_length(step, season)
+    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
+    if quantiles and len(w.val_ends):
+        from hpt.periods import Period
+
+        train = Period(period.start, pd.Timestamp(w.val_ends[0]) + step)  # up to the first validation target
+        forecasts = quantile_forecasts(forecasts, frame, train, horizon, season, quantiles)
     out = {}
     for name, forecast in forecasts.items():
-        e = baseline_errors(forecast, actual, std)
+        e = baseline_errors(point(forecast, quantiles), actual, std)
+        if quantiles:
+            e.update(quantile_scores(forecast, actual, quantiles, std))
         out[name] = {f"val_{k}": v for k, v in e.items()}
     return out
 
@@ -160,6 +192,8 @@ class RunBaselines:
         self.season = season_length(self.step, spec.data.season)
         self._fingerprints = {p: period_fingerprint(frame, p) for p in spec.periods}
         self._tuned = tuple(k for k in WINDOW_KEYS if k in spec.parameters)
+        # a spec whose configs train on the quantile loss: the baselines get its quantiles too
+        self.quantiles = tuple(spec.base_params["quantiles"]) if "quantile" in spec.losses else None
         self._done: set[tuple[Any, ...]] = set()  # settings whose rows are at the location or were computed
 
     def settings(self) -> list[dict[str, Any]]:
@@ -202,6 +236,8 @@ class RunBaselines:
         tags: dict[str, Any] = {}
         if name == "naive-seasonal":
             key["season"] = tags["season"] = self.season
+        if self.quantiles:  # rows with val_pinball and val_coverage; without, ids as before quantiles existed
+            key["quantiles"] = list(self.quantiles)
         cid = digest(key)
         return Trial(trial_id=trial_id(cid, period.label, self.spec.fidelity, self._fingerprints[period], seed=0),
                      config_id=cid, architecture=name, params=params, tuned=self._tuned, period=period, seed=0,
@@ -228,7 +264,7 @@ class RunBaselines:
                 t0 = time.perf_counter()
                 try:
                     scores = period_baselines(self.frame, period, int(setting["lookback"]), int(setting["horizon"]),
-                                              setting["validation"], self.season)
+                                              setting["validation"], self.season, self.quantiles)
                 except InputError:  # a setting the data cannot window (its trials fail and say why)
                     continue
                 ms = round((time.perf_counter() - t0) * 1000, 3)

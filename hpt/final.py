@@ -38,11 +38,20 @@ import numpy as np
 import pandas as pd
 
 from hpt import __version__
-from hpt.baselines import BASELINES, baseline_errors, baseline_mask, naive_forecasts, season_length
+from hpt.baselines import (
+    BASELINES,
+    baseline_errors,
+    baseline_mask,
+    naive_forecasts,
+    quantile_forecasts,
+    season_length,
+)
 from hpt.data import DataError, Windows, frame_step, make_windows, step_text
 from hpt.errors import HptError, InputError, did_you_mean, show
+from hpt.hparams import quantiles_of
 from hpt.periods import Period, parse_time, usable_span
 from hpt.progress import format_duration, format_params, format_value, plural
+from hpt.quantiles import point, quantile_scores
 from hpt.rows import plain
 from hpt.sinks import Sink, SinkUnavailable, open_sink
 from hpt.spec import Spec, load_spec, parse_spec
@@ -410,9 +419,16 @@ def _forecast(model: Any, x: Any) -> np.ndarray:
     return np.concatenate(out).astype(np.float64)
 
 
-def _scores(forecast: np.ndarray, actual: np.ndarray, scale: float) -> tuple[dict[str, float], dict[str, float]]:
-    """(data units, standardised) errors of `forecast`."""
-    return baseline_errors(forecast, actual, 1.0), baseline_errors(forecast, actual, scale)
+def _scores(forecast: np.ndarray, actual: np.ndarray, scale: float,
+            quantiles: tuple[float, ...] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(data units, standardised) errors of `forecast`; of a quantile forecast ``(N, horizon, Q)``
+    those of its median, with its pinball loss and coverage."""
+    median = point(forecast, quantiles)
+    units, standardised = baseline_errors(median, actual, 1.0), baseline_errors(median, actual, scale)
+    if quantiles:
+        units.update(quantile_scores(forecast, actual, quantiles))
+        standardised.update(quantile_scores(forecast, actual, quantiles, scale))
+    return units, standardised
 
 
 # -- the run --------------------------------------------------------------------------
@@ -538,6 +554,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     final_params = {**params, "epochs": epochs}
     modes = (["fine-tune", "scratch"] if req.compare else ["fine-tune"]) if start_model is not None else ["scratch"]
     trained: list[Trained] = []
+    quantiles = quantiles_of(params)
     for mode in modes:
         torch.manual_seed(seed)
         model = arch.build(len(w.columns), lookback, horizon, dict(params)).to(device)
@@ -546,7 +563,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
             model.load_state_dict(start_model.module.state_dict())
         seconds, loss = train_epochs(model, params, x_train, y_train, epochs, seed)
         forecast = _forecast(model, x_val) * std + mean
-        metrics, standardised = _scores(forecast, actual, std)
+        metrics, standardised = _scores(forecast, actual, std, quantiles)
         say(f"{mode}: trained in {format_duration(seconds)} (last epoch's loss {loss:.4g}); hold-out "
             f"mse={format_value(metrics['mse'])} ({format_value(standardised['mse'])} standardised)")
         key = f"final/{final_id}/{'model.pt' if mode == modes[0] else 'scratch.pt'}"
@@ -563,8 +580,10 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     season = season_length(step, spec.data.season)
     forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
     baselines: dict[str, dict[str, Any]] = {}
+    if quantiles:
+        forecasts = quantile_forecasts(forecasts, frame, Period(train_start, holdout.start), horizon, season, quantiles)
     for name in BASELINES:
-        metrics, standardised = _scores(forecasts[name], actual, std)
+        metrics, standardised = _scores(forecasts[name], actual, std, quantiles)
         baselines[name] = {"metrics": metrics, "standardised": standardised}
     baselines["naive-seasonal"]["season"] = season
     say(f"baselines on the same {plural(len(w.x_val), 'window')}: " + ", ".join(
@@ -656,7 +675,7 @@ def _index_row(doc: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         "params": json.dumps(doc["params"], sort_keys=True), "train_start": doc["train"]["start"],
         "train_end": doc["train"]["end"], "epochs": doc["epochs"], "holdout_start": doc["holdout"]["start"],
         "holdout_end": doc["holdout"]["end"], "holdout_windows": doc["holdout"]["windows"],
-        **{k: model["metrics"][k] for k in ("mse", "mae", "rmse")},
+        **{k: model["metrics"][k] for k in ("mse", "mae", "rmse", "pinball", "coverage") if k in model["metrics"]},
         **{f"std_{k}": model["standardised"][k] for k in ("mse", "mae", "rmse")},
         "naive_last_mse": b["naive-last"]["metrics"]["mse"], "naive_seasonal_mse": b["naive-seasonal"]["metrics"]["mse"],
         "vs_best_baseline": model["vs_best_baseline"], "from_model": doc["from_model"] or "",
@@ -726,9 +745,14 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
         f"  {'on the hold-out':<22}{'mse':>12}{'mae':>12}{'rmse':>12}   {'standardised: mse':>17}{'mae':>9}{'rmse':>9}",
     ]
 
+    quantile = "pinball" in doc["models"][0]["metrics"]
+    if quantile:  # a quantile model: the point metrics are its median's
+        lines[-1] += f"{'pinball':>12}{'coverage':>10}"
+
     def row(name: str, m: Mapping[str, float], s: Mapping[str, float], note: str = "") -> str:
+        extra = f"{m['pinball']:>12.5g}{m['coverage']:>10.1%}" if quantile else ""
         return (f"  {name:<22}{m['mse']:>12.5g}{m['mae']:>12.5g}{m['rmse']:>12.5g}   "
-                f"{s['mse']:>17.4f}{s['mae']:>9.4f}{s['rmse']:>9.4f}{note}")
+                f"{s['mse']:>17.4f}{s['mae']:>9.4f}{s['rmse']:>9.4f}{extra}{note}")
 
     for model in doc["models"]:
         label = "model" if len(doc["models"]) == 1 else f"model ({_MODE_TEXT.get(model['mode'], model['mode'])})"

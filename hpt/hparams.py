@@ -13,9 +13,11 @@ import pandas as pd
 
 from hpt.errors import show
 
-__all__ = ["Constraint", "HParam", "LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation"]
+__all__ = ["Constraint", "HParam", "LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation", "quantile_name",
+           "quantiles_of"]
 
-LOSSES = ("mse", "mae", "huber")
+LOSSES = ("mse", "mae", "huber", "quantile")
+DEFAULT_QUANTILES = [0.1, 0.5, 0.9]
 SCALERS = ("standard", "window")
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
@@ -129,6 +131,32 @@ def _check_validation(value: Any) -> str | None:
     return None
 
 
+def _check_quantiles(value: Any) -> str | None:
+    ok = isinstance(value, list) and value and all(_is_kind(q, "float") and math.isfinite(q) for q in value)
+    if not ok:
+        return f"expected a list of numbers between 0 and 1 such as [0.1, 0.5, 0.9], got {show(value)}"
+    outside = [q for q in value if not 0 < q < 1]
+    if outside:
+        return f"each quantile must be between 0 and 1 (exclusive), got {show(outside[0])}"
+    if list(value) != sorted(set(value)):
+        return f"expected increasing quantiles without repeats, got {show(value)}"
+    if 0.5 not in value:
+        return f"must include 0.5: the median is the point forecast (mse, mae, rmse), got {show(value)}"
+    return None
+
+
+def quantiles_of(params: dict[str, Any]) -> tuple[float, ...] | None:
+    """The quantiles a model forecasts (``training.loss`` "quantile"), or None for a point forecast."""
+    if params.get("loss") != "quantile":
+        return None
+    return tuple(float(q) for q in params.get("quantiles", DEFAULT_QUANTILES))
+
+
+def quantile_name(q: float) -> str:
+    """A quantile's column name: 0.1 -> "p10", 0.025 -> "p2.5"."""
+    return f"p{round(q * 100, 6):g}"
+
+
 TRAINING: dict[str, HParam] = {
     p.name: p
     for p in (
@@ -151,9 +179,12 @@ TRAINING: dict[str, HParam] = {
         HParam("amp", "off", "str", choices=("off", "bf16", "fp16"),
                help="mixed precision on CUDA GPUs (the CPU always trains in fp32)"),
         HParam("loss", "mse", "str", choices=LOSSES, new_key=True,
-               help="training loss: mse, mae or huber (see huber_delta)"),
+               help="training loss: mse, mae, huber (see huber_delta) or quantile (see quantiles)"),
         HParam("huber_delta", 1.0, "float", low=0, low_open=True, new_key=True,
                help="huber loss: errors above this (standardised units) count linearly"),
+        HParam("quantiles", DEFAULT_QUANTILES, "any", check=_check_quantiles, new_key=True,
+               help="quantile loss: the quantiles forecast, increasing, between 0 and 1, with 0.5 (the point "
+                    "forecast); the model is trained on their mean pinball loss"),
         HParam("scaler", "standard", "str", choices=SCALERS, new_key=True,
                help="standard (each column by its train part's mean and std) or window (also each input "
                     "window's target by its own, the forecast scaled back: RevIN)"),

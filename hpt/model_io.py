@@ -83,15 +83,44 @@ class TrainedModel:
     step: pd.Timedelta | None = None  # the data's step (None: not recorded)
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
 
+    @property
+    def calendar(self) -> tuple[str, ...]:
+        """The calendar inputs (``data.calendar``) among its columns: derived from the times, not read."""
+        from hpt.calendar import calendar_of
+
+        return calendar_of(self.columns)
+
+    @property
+    def file_columns(self) -> tuple[str, ...]:
+        """The columns a data file must hold for it: the target and features (no calendar inputs)."""
+        from hpt.calendar import PREFIX
+
+        return tuple(c for c in self.columns if not c.startswith(PREFIX))
+
+    @property
+    def quantiles(self) -> tuple[float, ...] | None:
+        """The quantiles a quantile model (``training.loss`` "quantile") forecasts; None for a point forecast."""
+        from hpt.hparams import quantiles_of
+
+        return quantiles_of(self.params)
+
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Forecast the next `horizon` target values after each window's end.
 
         `inputs` is a DataFrame holding the model's columns (or an array of them in that
-        order), at least `lookback` rows long, oldest first. Returns an array of shape
-        ``(horizon,)`` for the window ending at the last row.
+        order), at least `lookback` rows long, oldest first; a model with calendar inputs
+        derives them from the DataFrame's DatetimeIndex or its time column. Returns an array of shape
+        ``(horizon,)`` for the window ending at the last row; for a quantile model
+        ``(horizon, len(quantiles))``, each step's quantiles in increasing order.
         """
         import torch
 
+        if isinstance(inputs, pd.DataFrame) and self.calendar and not set(self.columns) <= set(inputs.columns):
+            from hpt.calendar import with_calendar
+
+            timed = inputs if isinstance(inputs.index, pd.DatetimeIndex) or self.time_column not in inputs.columns \
+                else inputs.set_index(pd.DatetimeIndex(pd.to_datetime(inputs[self.time_column])))
+            inputs = with_calendar(timed, self.calendar)
         values = inputs[list(self.columns)].to_numpy(np.float64) if isinstance(inputs, pd.DataFrame) \
             else np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
         if len(values) < self.lookback:
@@ -101,9 +130,15 @@ class TrainedModel:
             out = self.module(torch.from_numpy(window)[None]).numpy()[0]
         return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
 
+    @property
+    def _shape(self) -> tuple[int, ...]:
+        quantiles = self.quantiles
+        return (self.horizon,) if quantiles is None else (self.horizon, len(quantiles))
+
     def predict_windows(self, windows: np.ndarray, batch: int = 8192) -> np.ndarray:
         """Forecasts for many windows at once: `windows` of shape ``(N, lookback, n_columns)``
-        in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units.
+        in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units
+        (a quantile model: ``(N, horizon, len(quantiles))``).
 
         Each window gives what :meth:`predict` gives for it; they run through the model in
         batches of `batch`.
@@ -113,7 +148,7 @@ class TrainedModel:
         windows = np.asarray(windows)
         if windows.ndim != 3 or windows.shape[1:] != (self.lookback, len(self.columns)):
             raise ValueError(f"expected windows of shape (N, {self.lookback}, {len(self.columns)}), got {windows.shape}")
-        out = np.empty((len(windows), self.horizon), dtype=np.float64)
+        out = np.empty((len(windows), *self._shape), dtype=np.float64)
         with torch.no_grad():
             for i in range(0, len(windows), batch):
                 scaled = ((windows[i:i + batch].astype(np.float64) - self.mean) / self.std).astype(np.float32)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.calendar import with_calendar
 from hpt.data import (
     DataError,
     column_hint,
@@ -28,6 +29,7 @@ from hpt.data import (
     unbroken,
 )
 from hpt.errors import HptError, InputError, show
+from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
 from hpt.progress import plural
 
@@ -37,14 +39,14 @@ log = logging.getLogger("hpt")
 
 _BATCH = 8192
 COLUMNS = ("timestamp", "horizon_step", "prediction")
-"""The columns of ``hpt predict``'s CSV."""
+"""The columns of ``hpt predict``'s CSV; a quantile model's adds one per quantile (p10, p50, p90)."""
 
 
 @dataclass(frozen=True)
 class Forecasts:
     """What :func:`forecast_file` gives: one row per window and horizon step, and how the windows were cut."""
 
-    table: pd.DataFrame  # timestamp, horizon_step, prediction (in the target's units)
+    table: pd.DataFrame  # timestamp, horizon_step, prediction (in the target's units), and p10... for quantiles
     windows: int
     skipped: int  # windows left out because they span a missing step
     rows: int  # rows of the file used
@@ -71,7 +73,7 @@ def _time_column(model: TrainedModel, header: list[str], given: str | None, path
         return given
     if model.time_column:
         return model.time_column
-    others = [c for c in header if c not in model.columns]
+    others = [c for c in header if c not in model.file_columns]
     if len(others) == 1:
         log.info("the model does not record its time column (saved by an older hpt): reading times from \"%s\"",
                  others[0])
@@ -95,7 +97,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     except DataError as e:
         raise InputError(f"--data: {e.message}") from None
     column = _time_column(model, header, time_column, path)
-    missing = [c for c in (column, *model.columns) if c not in header]
+    missing = [c for c in (column, *model.file_columns) if c not in header]
     if missing:
         hint = column_hint(missing[0], header) if len(missing) == 1 or len(header) == 1 else ""
         what = "the time column" if missing == [column] else \
@@ -104,7 +106,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
     try:
-        frame = read_data(resolved, column, tuple(model.columns)).frame
+        frame = with_calendar(read_data(resolved, column, model.file_columns).frame, model.calendar)
     except DataError as e:
         raise InputError(f"{path}: {e.message}") from None
     step = frame_step(frame)
@@ -129,15 +131,21 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         if not len(starts):
             raise InputError(f"{path}: each of its {plural(len(clean), 'window')} of {lookback} rows (the model's "
                              f"lookback) spans a missing step (data every {step_text(step)}): fill the gaps")
-    preds = np.zeros((len(starts), model.horizon))
+    quantiles = model.quantiles
+    preds = np.zeros((len(starts), model.horizon, *((len(quantiles),) if quantiles else ())))
     for i in range(0, len(starts), _BATCH):  # copies of at most _BATCH windows at a time: memory stays bounded
         preds[i:i + _BATCH] = model.predict_windows(windows[starts[i:i + _BATCH]], batch=_BATCH)
     ends = frame.index.to_numpy()[starts + lookback - 1]
     h = model.horizon
     offsets = np.arange(1, h + 1)
     stamps = ends[:, None] + offsets[None, :] * step.to_timedelta64()
-    table = pd.DataFrame({"timestamp": pd.DatetimeIndex(stamps.ravel()), "horizon_step": np.tile(offsets, len(starts)),
-                          "prediction": preds.ravel()})
+    columns = {"timestamp": pd.DatetimeIndex(stamps.ravel()), "horizon_step": np.tile(offsets, len(starts))}
+    if quantiles:  # the median is the point forecast; each quantile its own column, in increasing order
+        columns["prediction"] = preds[..., quantiles.index(0.5)].ravel()
+        columns.update({quantile_name(q): preds[..., i].ravel() for i, q in enumerate(quantiles)})
+    else:
+        columns["prediction"] = preds.ravel()
+    table = pd.DataFrame(columns)
     skipped = 0 if last else int((~clean).sum())
     return Forecasts(table, len(starts), skipped, n, step, model)
 

@@ -36,8 +36,13 @@ def digest(obj: Any) -> str:
 
 
 def data_identity(spec: Spec) -> dict[str, Any]:
-    """What config ids (and the baselines' ids) say of the data: its file name, time column and columns."""
-    return {"file": Path(spec.data.path).name, "time": spec.data.time_column, "columns": spec.data.columns}
+    """What config ids (and the baselines' ids) say of the data: its file name, time column and columns
+    (and calendar inputs, when it has any: ids without them are as before data.calendar existed)."""
+    identity: dict[str, Any] = {"file": Path(spec.data.path).name, "time": spec.data.time_column,
+                                "columns": spec.data.columns}
+    if spec.data.calendar:
+        identity["calendar"] = list(spec.data.calendar)
+    return identity
 
 
 def config_id(spec: Spec, params: dict[str, Any], data: dict[str, Any] | None = None) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
+from hpt.calendar import CALENDAR, with_calendar
 from hpt.data import (
     DUPLICATES,
     FILLS,
@@ -70,6 +71,8 @@ METRICS: dict[str, str] = {
     "mse": "val_mse",
     "mae": "val_mae",
     "rmse": "val_rmse",
+    "pinball": "val_pinball",
+    "coverage": "val_coverage",
     "train_loss": "train_loss",
     "train_time": "train_time_s",
     "best_epoch": "best_epoch",
@@ -78,13 +81,14 @@ METRICS: dict[str, str] = {
     "infer_ms": "infer_ms",
 }
 ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
-OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "train_loss")
+OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "val_pinball", "train_loss")
+QUANTILE_METRICS = ("val_pinball", "val_coverage")  # rows of a quantile model (training.loss "quantile") only
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
         "training", "metrics", "objective", "sink", "resources", "tracking")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
-         "season")
+         "season", "calendar")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
 _TRACKING = ("mlflow", "experiment", "tensorboard")
@@ -103,13 +107,19 @@ class DataSpec:
     features: tuple[str, ...] = ()
     options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
     season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
+    calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """The file's columns the models read: the target, then the features."""
         return (self.target, *self.features)
 
     def read(self) -> Table:
-        return read_data(self.path, self.time_column, self.columns, self.options)
+        """The data; with ``data.calendar`` its calendar columns after the file's."""
+        table = read_data(self.path, self.time_column, self.columns, self.options)
+        if not self.calendar:
+            return table
+        return dataclasses.replace(table, frame=with_calendar(table.frame, self.calendar))
 
 
 @dataclass(frozen=True)
@@ -174,9 +184,16 @@ class Spec:
         return base
 
     @property
+    def losses(self) -> list[str]:
+        """The training losses its configs use (``training.loss``, or each value ``parameters.loss`` tunes)."""
+        return _losses(self.parameters, self.training)
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """The metric columns of this spec's results, objective first."""
-        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *self.metrics)))
+        """The metric columns of this spec's results, objective first (and the quantile metrics
+        when a config trains on the quantile loss)."""
+        quantile = QUANTILE_METRICS if "quantile" in self.losses else ()
+        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *self.metrics)))
 
 
 def load_spec(path: str | Path, today: date | None = None) -> Spec:
@@ -411,6 +428,7 @@ class _Parser:
             parameters = {**_auto_axes(arch), **parameters}
         metrics = self.metrics(doc.get("metrics", []))
         objective = self.objective(doc.get("objective", "val_mse"))
+        self.quantile_metrics(objective, metrics, parameters, training)
         resources = self.resources(doc.get("resources", {}))
         tracking = self.tracking(doc.get("tracking", {}))
         sink = self.sink(doc.get("sink"))
@@ -428,6 +446,20 @@ class _Parser:
                     parameters=parameters, training=training, metrics=metrics, objective=objective,
                     sink=sink, source=self.source, document=doc, period_rule=rule, today=self.today,
                     resources=resources, repeats=repeats, tracking=tracking)
+
+    def quantile_metrics(self, objective: str, metrics: tuple[str, ...], parameters: Mapping[str, Axis],
+                         training: Mapping[str, Any]) -> None:
+        """val_pinball and val_coverage exist only for quantile models: asking for them needs
+        training.loss "quantile" in every config."""
+        others = [loss for loss in _losses(parameters, training) if loss != "quantile"]
+        if not others:
+            return
+        where = "parameters.loss" if "loss" in parameters else "training.loss"
+        asked = [("objective", objective)] if objective in QUANTILE_METRICS else []
+        asked += [("metrics", m) for m in metrics if m in QUANTILE_METRICS]
+        for place, metric in asked[:1]:
+            self.add(place, f'{metric} needs training.loss "quantile" in every config, but {where} '
+                            f'gives {show(others[0])}: set "loss": "quantile" (and "quantiles")')
 
     def sink(self, value: Any) -> str | None:
         """A folder is relative to the spec's folder, as data.path is; a gs:// or s3:// URI stays as it is."""
@@ -517,6 +549,16 @@ class _Parser:
             self.add("data.season", f"expected a positive integer (steps in one season, e.g. 24 for a day of hourly "
                                     f"data), got {show(season)}")
             season = None
+        calendar = obj.get("calendar", [])
+        if not isinstance(calendar, list) or not all(isinstance(c, str) for c in calendar):
+            self.add("data.calendar", f"expected a list of calendar inputs ({', '.join(CALENDAR)}), got {show(calendar)}")
+            calendar = []
+        for i, c in enumerate(calendar):
+            if c not in CALENDAR:
+                self.add(f"data.calendar[{i}]", f"unknown calendar input {show(c)}{did_you_mean(c, CALENDAR)}; "
+                                                f"valid: {', '.join(CALENDAR)}")
+            elif c in calendar[:i]:
+                self.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
         if not (path and time_column and target) or options is None:
             return None
         try:
@@ -524,7 +566,8 @@ class _Parser:
         except DataError as e:
             self.add(e.json_path, e.message)
             return None
-        return DataSpec(resolved, time_column, target, tuple(features), options, season)
+        return DataSpec(resolved, time_column, target, tuple(features), options, season,
+                        tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)))
 
     def read_options(self, obj: dict[str, Any]) -> ReadOptions | None:
         """data.time_format, time_unit, fill, fill_limit and duplicates."""
@@ -739,6 +782,10 @@ class _Parser:
             hp = valid.get(name)
             if name == REPEATS:
                 self.add(where, f'"{REPEATS}" is not tuned: set it under "training" (seeds per config and period)')
+                continue
+            if name == "quantiles":
+                self.add(where, '"quantiles" is not tuned (pinball losses of other quantiles do not compare): '
+                                'set it under "training"')
                 continue
             if hp is None:
                 if arch is None:
@@ -960,10 +1007,18 @@ def _value_key(v: Any) -> Any:
     return (type(v).__name__, v)
 
 
+def _losses(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[str]:
+    """The training losses the configs of a search use."""
+    axis = parameters.get("loss")
+    return [str(v) for v in axis] if isinstance(axis, tuple) else [str(training.get("loss", TRAINING["loss"].default))]
+
+
 def _normalise(hp: HParam, v: Any) -> Any:
     """JSON 64.0 for an integer parameter becomes 64, so ids and models agree."""
     if hp.kind == "int" and isinstance(v, float):
         return int(v)
+    if hp.name == "quantiles":
+        return [float(q) for q in v]
     return v
 
 

@@ -28,10 +28,13 @@ from torch import nn
 
 from hpt.architectures import get_architecture
 from hpt.data import Windows, frame_step, make_windows, step_text
+from hpt.hparams import quantiles_of
 from hpt.model_io import model_payload
+from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 
-__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms", "loss_function"]
+__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms",
+           "loss_function"]
 
 _EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
@@ -88,9 +91,23 @@ def _gpu_memory(device: torch.device, metrics: dict[str, float]) -> Iterator[Non
         metrics["gpu_mem_total_mb"] = round(torch.cuda.get_device_properties(device).total_memory / 2**20, 1)
 
 
+class PinballLoss(nn.Module):
+    """The mean pinball loss over every window, step and quantile."""
+
+    def __init__(self, quantiles: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("quantiles", torch.tensor(quantiles, dtype=torch.float32))
+
+    def forward(self, forecast: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+        return pinball(forecast, actual, self.quantiles.to(forecast.device)).mean()  # type: ignore[no-any-return]
+
+
 def loss_function(params: dict[str, Any]) -> nn.Module:
     """``training.loss`` (mse when the params predate it), on standardised targets."""
     loss = params.get("loss", "mse")
+    quantiles = quantiles_of(params)
+    if quantiles:
+        return PinballLoss(quantiles)
     if loss == "mae":
         return nn.L1Loss()
     if loss == "huber":
@@ -190,10 +207,10 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
         if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
         with _autocast(device, amp):
-            val_mse, val_mae = evaluate(model, x_val, y_val)
-        if not (math.isfinite(val_mse) and math.isfinite(val_mae)):
-            raise Diverged(f"validation loss became {val_mse} in epoch {epoch}")
-        current = {"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse, "val_mae": val_mae,
+            scores = evaluate(model, x_val, y_val, quantiles_of(params))
+        if not all(math.isfinite(v) for v in scores.values()):
+            raise Diverged(f"validation loss became {scores['val_mse']} in epoch {epoch}")
+        current = {"epoch": epoch, "train_loss": train_loss, **scores,
                    "lr": step.lr, "time_s": round(time.perf_counter() - start, 4)}
         curve.append(current)
         if not best or current[monitor] < best[monitor]:
@@ -217,17 +234,27 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean squared and absolute error over all windows (scaled units)."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             quantiles: tuple[float, ...] | None = None) -> dict[str, float]:
+    """``val_mse`` and ``val_mae`` over all windows (scaled units), of the median for a quantile
+    model, which also gets ``val_pinball`` (mean pinball loss) and ``val_coverage`` (the share of
+    targets inside its outer quantiles)."""
     model.eval()
-    se = torch.zeros((), device=x.device, dtype=torch.float64)
-    ae = torch.zeros((), device=x.device, dtype=torch.float64)
+    sums = torch.zeros(4, device=x.device, dtype=torch.float64)
+    q = None if quantiles is None else torch.tensor(quantiles, device=x.device, dtype=torch.float64)
     for i in range(0, len(x), _EVAL_BATCH):
-        err = model(x[i:i + _EVAL_BATCH]) - y[i:i + _EVAL_BATCH]
-        se += err.double().pow(2).sum()
-        ae += err.double().abs().sum()
-    count = y.numel()
-    return float(se) / count, float(ae) / count
+        out, actual = model(x[i:i + _EVAL_BATCH]).double(), y[i:i + _EVAL_BATCH].double()
+        err = point(out, quantiles) - actual
+        sums[0] += err.pow(2).sum()
+        sums[1] += err.abs().sum()
+        if q is not None:
+            sums[2] += pinball(out, actual, q).mean(dim=-1).sum()
+            sums[3] += coverage(out, actual).sum()
+    mse, mae, pin, cover = (float(v) / y.numel() for v in sums)
+    scores = {"val_mse": mse, "val_mae": mae}
+    if q is not None:
+        scores.update(val_pinball=pin, val_coverage=cover)
+    return scores
 
 
 @torch.no_grad()

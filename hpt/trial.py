@@ -94,14 +94,15 @@ def utcnow() -> str:
 
 def monitor_of(objective: str) -> str:
     """The validation metric that picks a trial's best epoch (the weights it keeps) for `objective`."""
-    return objective if objective.startswith("val_") and objective != "val_rmse" else "val_mse"
+    return objective if objective.startswith("val_") and objective not in ("val_rmse", "val_coverage") else "val_mse"
 
 
 def curve_metrics(curve: Sequence[Mapping[str, float]], monitor: str) -> dict[str, float]:
     """A row's metrics from a learning curve (epochs in order): those of the first epoch with the
     lowest `monitor`, whose weights a trial keeps, and how many epochs ran."""
     best = min(curve, key=lambda epoch: epoch[monitor])
-    return {"val_mse": best["val_mse"], "val_mae": best["val_mae"], "val_rmse": math.sqrt(best["val_mse"]),
+    quantile = {k: best[k] for k in ("val_pinball", "val_coverage") if k in best}  # a quantile model's
+    return {"val_mse": best["val_mse"], "val_mae": best["val_mae"], "val_rmse": math.sqrt(best["val_mse"]), **quantile,
             "train_loss": best["train_loss"], "best_epoch": int(best["epoch"]), "epochs": len(curve)}
 
 

@@ -88,8 +88,9 @@ def test_hpt_archs_lists_every_architecture_with_its_inputs_and_the_new_training
         assert any(ln.startswith("  auto ranges: lr ") for ln in block), (name, block)
     assert "flattened" in next(ln for ln in lines[lines.index(next(ln for ln in lines if ln.startswith("dlinear:"))):]
                                if ln.startswith("  inputs: "))
-    for key in ("loss", "huber_delta", "scaler"):
-        assert any(ln.split()[:3] == [key, "default", json.dumps(TRAINING[key].default)] for ln in lines), key
+    for key in ("loss", "huber_delta", "quantiles", "scaler"):
+        assert any(ln.split()[:2] == [key, "default"] and f" {json.dumps(TRAINING[key].default)} " in ln
+                   for ln in lines), key
 
 
 def test_dlinear_with_a_window_shorter_than_its_kernel_and_nlinear_adds_the_last_value_back() -> None:
@@ -119,7 +120,7 @@ def test_each_loss_on_a_hand_checked_example() -> None:
 
 
 def test_an_unknown_loss_or_scaler_is_one_line_naming_the_valid_ones(write_spec: Any) -> None:
-    for where, doc in (("training.loss", tiny_spec(training={"loss": "quantile"})),
+    for where, doc in (("training.loss", tiny_spec(training={"loss": "pinball"})),
                        ("parameters.loss[1]", tiny_spec(parameters={"loss": ["mae", "pinball"]})),
                        ("training.scaler", tiny_spec(training={"scaler": "minmax"}))):
         done = hpt_cli("validate", str(write_spec(doc)))
@@ -130,7 +131,7 @@ def test_an_unknown_loss_or_scaler_is_one_line_naming_the_valid_ones(write_spec:
         assert valid in lines[0], lines[0]
 
 
-# The trial ids of this spec as hpt computed them before training.loss, huber_delta and scaler existed:
+# The trial ids of this spec as hpt computed them before training.loss, huber_delta, quantiles and scaler existed:
 # a spec that does not set them must keep them (its rows and models are found again on a rerun).
 _ID_SPEC = {
     "name": "ids", "architecture": "mlp",
@@ -150,9 +151,10 @@ def _ids(**training: Any) -> list[str]:
 
 def test_ids_of_specs_without_the_new_keys_are_unchanged_and_a_set_key_changes_them() -> None:
     assert _ids() == _IDS_BEFORE
-    assert _ids(loss="mse", scaler="standard", huber_delta=1.0) == _IDS_BEFORE  # the defaults, spelt out
-    changed = [_ids(loss="mae"), _ids(loss="huber"), _ids(loss="huber", huber_delta=0.5), _ids(scaler="window")]
-    assert len({tuple(ids) for ids in changed}) == 4
+    assert _ids(loss="mse", scaler="standard", huber_delta=1.0, quantiles=[0.1, 0.5, 0.9]) == _IDS_BEFORE  # defaults
+    changed = [_ids(loss="mae"), _ids(loss="huber"), _ids(loss="huber", huber_delta=0.5), _ids(scaler="window"),
+               _ids(loss="quantile"), _ids(loss="quantile", quantiles=[0.25, 0.5, 0.75])]
+    assert len({tuple(ids) for ids in changed}) == 6
     assert not {i for ids in changed for i in ids} & set(_IDS_BEFORE)
 
 

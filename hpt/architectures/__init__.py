@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.errors import InputError
-from hpt.hparams import Constraint, HParam
+from hpt.hparams import Constraint, HParam, quantiles_of
 
 __all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "get_architecture"]
 
@@ -50,10 +50,18 @@ class Architecture:
         return _resolve(self.builder_ref)
 
     def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any]) -> Any:
-        """The module for these hyperparameters; with ``training.scaler`` "window" wrapped in
-        per-window scaling (:class:`hpt.architectures.models.WindowScaled`), whatever the family."""
+        """The module for these hyperparameters; with ``training.loss`` "quantile" built for
+        horizon x quantiles outputs and reshaped to ``(B, horizon, quantiles)``, sorted
+        (:class:`hpt.architectures.models.Quantiles`); with ``training.scaler`` "window" wrapped
+        in per-window scaling (:class:`hpt.architectures.models.WindowScaled`), whatever the family."""
         kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
-        module = self.builder()(n_features=n_features, lookback=lookback, horizon=horizon, **kwargs)
+        quantiles = quantiles_of(params)
+        outputs = horizon * len(quantiles) if quantiles else horizon
+        module = self.builder()(n_features=n_features, lookback=lookback, horizon=outputs, **kwargs)
+        if quantiles:
+            from hpt.architectures.models import Quantiles
+
+            module = Quantiles(module, horizon, len(quantiles))
         if params.get("scaler", "standard") == "window":
             from hpt.architectures.models import WindowScaled
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "Quantiles",
     "WindowScaled",
     "build_attention",
     "build_cnn",
@@ -351,7 +352,23 @@ class WindowScaled(nn.Module):
         mean = target.mean(dim=1, keepdim=True)
         scale = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + self.EPS)
         out = self.inner(torch.cat([(target - mean) / scale, x[:, :, 1:]], dim=2))
-        return out * scale[:, :, 0] + mean[:, :, 0]  # type: ignore[no-any-return]
+        shape = (-1,) + (1,) * (out.dim() - 1)  # (B, horizon) or (B, horizon, quantiles)
+        return out * scale.reshape(shape) + mean.reshape(shape)  # type: ignore[no-any-return]
+
+
+class Quantiles(nn.Module):
+    """Any model built with horizon x quantiles outputs, read as ``(B, horizon, quantiles)``:
+    each step's quantiles sorted in increasing order, so they never cross."""
+
+    def __init__(self, inner: nn.Module, horizon: int, quantiles: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.horizon = horizon
+        self.quantiles = quantiles
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x).reshape(len(x), self.quantiles, self.horizon).transpose(1, 2)
+        return torch.sort(out, dim=2).values
 
 
 def build_linear(n_features: int, lookback: int, horizon: int) -> nn.Module:
