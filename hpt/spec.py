@@ -43,7 +43,15 @@ from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural
-from hpt.scheduling.strategies import SHARED_KEYS, STRATEGIES, TPE_STARTUP, Budget, EarlyStopping, check_shared
+from hpt.scheduling.strategies import (
+    FINALISTS,
+    SHARED_KEYS,
+    STRATEGIES,
+    TPE_STARTUP,
+    Budget,
+    EarlyStopping,
+    check_shared,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -121,6 +129,7 @@ class SearchSpec:
     early_stopping: EarlyStopping | None = None
     budget: Budget | None = None
     warm_start: tuple[str, ...] = ()  # results locations whose rows seed the search
+    finalists: int = FINALISTS  # configs an adaptive search completes on every period at its end (0: none)
 
 
 @dataclass(frozen=True)
