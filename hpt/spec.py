@@ -129,7 +129,7 @@ class SearchSpec:
     early_stopping: EarlyStopping | None = None
     budget: Budget | None = None
     warm_start: tuple[str, ...] = ()  # results locations whose rows seed the search
-    finalists: int = FINALISTS  # configs an adaptive search completes on every period at its end (0: none)
+    finalists: int = FINALISTS  # configs a search with early stopping completes on every period at its end (0: none)
 
 
 @dataclass(frozen=True)

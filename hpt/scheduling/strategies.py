@@ -217,7 +217,7 @@ def _warm_start(value: Any, report: Report, folder: Callable[[str], str]) -> tup
     return tuple(out)
 
 
-FINALISTS = 3  # configs an adaptive search completes on every period at its end unless search.finalists says otherwise
+FINALISTS = 3  # configs a search with early stopping completes on every period at its end, unless search.finalists says
 
 
 def _finalists(obj: Mapping[str, Any], report: Report) -> int:
@@ -227,8 +227,8 @@ def _finalists(obj: Mapping[str, Any], report: Report) -> int:
     if not _is_int(value) or value < 0:
         report("search.finalists", f"expected an integer >= 0 (0 turns finalists off), got {show(value)}")
         return FINALISTS
-    if value and obj.get("early_stopping") is None and obj.get("budget") is None:
-        report("search.finalists", "only an adaptive search (early_stopping or budget) leaves configs to complete; "
+    if value and obj.get("early_stopping") is None:
+        report("search.finalists", "only early stopping leaves configs with stopped periods to complete; "
                                    "remove it or add early_stopping")
     return int(value)
 
