@@ -230,7 +230,8 @@ def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli:
     from hpt.search import expand
 
     def doc(n: int, lr_range: tuple[float, float]) -> dict[str, Any]:
-        d = tiny_spec(search={"strategy": "auto", "max_trials": 4, "seed": n, "early_stopping": ASHA},
+        d = tiny_spec(search={"strategy": "auto", "max_trials": 4, "seed": n, "early_stopping": {**ASHA, "min_trials": 1},
+                                     "finalists": 8},
                       parameters={"lr": {"loguniform": list(lr_range)}})
         d["training"]["epochs"] = 9
         return d
@@ -244,6 +245,9 @@ def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli:
     rows = rows_of(tmp_path / "res")
     assert summary.exit_code == 0 and summary.counts["pruned"] > 0 and set(rows["round"]) == {1, 2, 3}
     assert any("round 2 moves the range" in line for line in said)  # rounds decide on the complete configs
+    # 6 configs ran both periods; once the last round is done, 2 stopped ones are completed, each keeping its round
+    finalists = rows[rows["finalist"] == 1]
+    assert finalists["config_id"].nunique() == 2 and finalists["round"].isin([1, 2, 3]).all(), rows[["round", "finalist"]]
     out = cli("auto", "--arch", "mlp", "--early-stopping", "asha", "--dry-run", "--today", "2014-06-01")
     assert out.returncode == 0, out.stderr
     assert "early stopping asha: rungs at epoch 2, 6, 18 of 20" in out.stdout

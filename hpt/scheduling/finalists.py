@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch
-from hpt.scheduling.warm import fits, row_params
+from hpt.scheduling.warm import row_params
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class Finalists(Scheduler):
         self._per_config = len(spec.periods) * spec.repeats
         self._seen: dict[str, _Seen] = {}  # trial id -> what it gave
         self._params: dict[str, dict[str, Any]] = {}  # config id -> its tuned values
+        self._tags: dict[str, dict[str, Any]] = {}  # config id -> the tags its trials carry (hpt auto's round, tpe's number)
         self._tagged: set[str] = set()  # configs with a finalist row: finalists first when resuming
         self._shielded: set[str] = set()  # trial ids early stopping does not hear (finalists' trials)
         self._mine: set[str] = set()  # trial ids the finalist stage started (the inner scheduler never suggested them)
@@ -88,12 +89,23 @@ class Finalists(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
+        from hpt.rows import TAG_COLUMNS
+        from hpt.search import config_id
+
         for tid, row in rows.items():
             key = period_key(row.get("fidelity") or None, row.get("period_start"), row.get("period_end"))
-            if row.get("status") == Status.INTERRUPTED.value or key not in self._keys or fits(row, self.spec, value=False):
+            cid, params = str(row["config_id"]), row_params(row)
+            if row.get("status") == Status.INTERRUPTED.value or key not in self._keys \
+                    or row.get("architecture") != self.spec.architecture:
                 continue
-            cid = str(row["config_id"])
-            self._params.setdefault(cid, {name: row_params(row)[name] for name in self.spec.parameters})
+            if cid not in self._params:  # a config this spec can rebuild its trials of (the same ids)
+                if any(name not in params for name in self.spec.parameters):
+                    continue
+                tuned = {name: params[name] for name in self.spec.parameters}
+                if config_id(self.spec, {**self.spec.base_params, **tuned}) != cid:
+                    continue
+                self._params[cid] = tuned
+                self._tags[cid] = {k: row[k] for k in TAG_COLUMNS if k != FINALIST and row.get(k) is not None}
             status = str(row.get("status"))
             self._note(tid, cid, key, status, row.get("error"), row.get("epochs"), metric_value(row, self.spec.objective),
                        bool(row.get(FINALIST)))
@@ -157,7 +169,7 @@ class Finalists(Scheduler):
                     if trial.trial_id in self._running:
                         self._shielded.add(trial.trial_id)  # a search trial of a finalist: no longer stopped early
                     elif seen is None or seen.status != Status.OK.value:
-                        todo.append(dataclasses.replace(trial, tags={**trial.tags, FINALIST: 1}))
+                        todo.append(dataclasses.replace(trial, tags={**self._tags.get(cid, {}), FINALIST: 1}))
         configs = len({t.config_id for t in todo})
         if todo:
             self.say(f"finalists: {plural(configs, 'config')} of the best {len(chosen)} "
@@ -205,7 +217,9 @@ class Finalists(Scheduler):
         tid = trial.trial_id
         self._running.discard(tid)
         if result.status is not Status.INTERRUPTED:
-            self._params.setdefault(trial.config_id, dict(trial.tuned_params))
+            if trial.config_id not in self._params:
+                self._params[trial.config_id] = dict(trial.tuned_params)
+                self._tags[trial.config_id] = {k: v for k, v in trial.tags.items() if k != FINALIST}
             self._note(tid, trial.config_id, period_key(trial.fidelity, trial.period.start_text, trial.period.end_text),
                        result.status.value, result.error, result.metrics.get("epochs"),
                        metric_value(result.metrics, self.spec.objective), bool(trial.tags.get(FINALIST)))
