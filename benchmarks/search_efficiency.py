@@ -8,6 +8,9 @@ prints, as the median over seeds:
 - compute: the sum of ``train_time_s`` of every trial, pruned ones included, and the
   epochs trained (the same measure without the noise of a shared machine's load);
 - best: the best mean objective found (a config that completed every period);
+- configs ranked: how many configs completed every period at the end (the fewest over seeds),
+  what the ranking and "Is the winner real?" work with; with early stopping the finalists
+  (``search.finalists``, default 3) are among them, and their compute is in the totals;
 - to target: the compute spent until a config within 2% of the best mean objective that
   full random search found with the same seed had completed every period (trials in the
   order they finished), and that as a fraction of full random search's whole compute.
@@ -104,6 +107,7 @@ class Outcome:
     trials: int
     pruned: int
     wall: float
+    ranked: int = 0  # configs that completed every period at the end (what the ranking and verdict work with)
 
     def to_target(self, target: float) -> float:
         """Compute spent until a complete config was within the target; inf if none was."""
@@ -123,22 +127,26 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     wall = time.monotonic() - t0
     periods = len(spec.periods)
     spent, epochs = 0.0, 0
-    values: dict[str, list[float]] = {}
-    broken: set[str] = set()
+    values: dict[str, dict[str, float]] = {}  # config -> trial id -> its value (a finalist's replaces its pruned trial)
+    broken: set[str] = set()  # configs with a failed or diverged trial
     timeline = []
     for r in results:
         spent += float(r.metrics.get("train_time_s", 0.0))
         epochs += int(r.metrics.get("epochs", 0))
         cid = r.trial.config_id
+        got = values.setdefault(cid, {})
         if r.status is not Status.OK or spec.objective not in r.metrics:
-            broken.add(cid)
+            if r.status is not Status.PRUNED:
+                broken.add(cid)
+            got.pop(r.trial.trial_id, None)
             continue
-        values.setdefault(cid, []).append(float(r.metrics[spec.objective]))
-        if cid not in broken and len(values[cid]) == periods:
-            timeline.append((spent, epochs, statistics.fmean(values[cid])))
+        got[r.trial.trial_id] = float(r.metrics[spec.objective])
+        if cid not in broken and len(got) == periods:
+            timeline.append((spent, epochs, statistics.fmean(got.values())))
     best = min((mean for _, _, mean in timeline), default=math.inf)
+    ranked = sum(1 for cid, got in values.items() if cid not in broken and len(got) == periods)
     return Outcome(strategy, seed, spent, epochs, best, timeline, len(results),
-                   sum(r.status is Status.PRUNED for r in results), wall)
+                   sum(r.status is Status.PRUNED for r in results), wall, ranked)
 
 
 def _median(values: list[float]) -> float:
@@ -164,7 +172,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
           "medians over seeds")
     print()
     headers = ["strategy", "compute (s)", "epochs", "best mean val_mse", "reached target", "compute to target (s)",
-               "to target / random's compute", "in epochs", "pruned trials", "wall (s)"]
+               "to target / random's compute", "in epochs", "pruned trials", "configs ranked", "wall (s)"]
     rows = []
     for strategy in STRATEGIES:
         mine = [o for o in outcomes if o.strategy == strategy]
@@ -179,6 +187,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
                      "missed" if math.isinf(_median(ratios)) else f"{_median(ratios):.2f}",
                      "missed" if math.isinf(in_epochs) else f"{in_epochs:.2f}",
                      f"{_median([o.pruned for o in mine]):.0f} of {_median([o.trials for o in mine]):.0f}",
+                     f"{min(o.ranked for o in mine)}",
                      _fmt(_median([o.wall for o in mine]), "s")])
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     for r in [headers, *rows]:

@@ -44,7 +44,15 @@ from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural
-from hpt.scheduling.strategies import SHARED_KEYS, STRATEGIES, TPE_STARTUP, Budget, EarlyStopping, check_shared
+from hpt.scheduling.strategies import (
+    FINALISTS,
+    SHARED_KEYS,
+    STRATEGIES,
+    TPE_STARTUP,
+    Budget,
+    EarlyStopping,
+    check_shared,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -131,6 +139,7 @@ class SearchSpec:
     early_stopping: EarlyStopping | None = None
     budget: Budget | None = None
     warm_start: tuple[str, ...] = ()  # results locations whose rows seed the search
+    finalists: int = FINALISTS  # configs a search with early stopping completes on every period at its end (0: none)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,15 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
     plan = cli("plan", str(spec), "--sink", str(sink))
     assert plan.returncode == 0, plan.stderr
     assert ("early stopping asha: rungs at epoch 1, 3, 9 of 12; a trial goes on when in the best 1/3 of its period's "
-            "trials at each rung; trials are compared only with trials of the same period") in plan.stdout
+            "trials at each rung; a rung judges a trial only once 3 other trials of its period reached it (before that "
+            "it goes on); trials are compared only with trials of the same period") in plan.stdout
+    assert "finalists: when the search is done, the best 3 configs by how far they got are completed" in plan.stdout
     assert "at most 12 trials and 144 epochs (if none is stopped" in plan.stdout
 
     out = cli("run", str(spec), "--sink", str(sink), "--workers", "2")
     assert out.returncode == 0, out.stderr
-    assert "12 trials (6 configs x 2 periods), early stopping asha of mlp on the CPU (2 workers" in out.stdout
+    assert ("12 trials (6 configs x 2 periods), early stopping asha, then 3 finalists of mlp on the CPU (2 workers"
+            in out.stdout)
     rows = rows_of(sink)
     pruned, ok = rows[rows["status"] == "pruned"], rows[rows["status"] == "ok"]
     assert len(pruned) >= 1 and len(ok) >= 2 and len(pruned) + len(ok) == len(rows)
@@ -47,6 +50,9 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
     assert f"Stopped early: {n} config{'s' if n > 1 else ''} with a pruned period ({len(pruned)} trial" in shown.stdout
     assert f"{len(pruned)} pruned trial{'s' if len(pruned) > 1 else ''} left out, counted per value" in shown.stdout
     ranked = shown.stdout[:shown.stdout.index("Stopped early")]
+    # finalists: at least 3 configs ran every period, so the ranking and the verdict have them
+    configs = re.search(r"Configs ranked by mean val_mse over 2 periods \(full runs: \d+ ok trials, (\d+) configs\)", ranked)
+    assert configs and int(configs.group(1)) >= 3 and "Is the winner real?" in ranked, shown.stdout
     assert not any(c in ranked for c in pruned["config_id"])  # a config with a pruned period is never ranked
 
     again = cli("run", str(spec), "--sink", str(sink), "--workers", "2")

@@ -75,7 +75,10 @@ def test_search_efficiency_benchmark_quick() -> None:
     number = r"\d+(\.\d+)?"
     for strategy in ("random", "random+asha", "tpe", "tpe+asha"):
         assert re.search(rf"^  {re.escape(strategy)} +{number}s +\d+ +{number}(e-\d+)? +[01]/1 +({number}s|missed) +"
-                         rf"({number}|missed) +({number}|missed) +\d+ of \d+ +{number}s$", out, re.M), out
+                         rf"({number}|missed) +({number}|missed) +\d+ of \d+ +\d+ +{number}s$", out, re.M), out
+    for strategy in ("random+asha", "tpe+asha"):  # finalists: every adaptive search ends with 3 configs ranked
+        ranked = re.search(rf"^  {re.escape(strategy)} .* \d+ of \d+ +(\d+) +{number}s$", out, re.M)
+        assert ranked and int(ranked.group(1)) >= 3, out
     # full random search reaches its own best by definition
     assert re.search(r"^  random +\S+ +\S+ +\S+ +1/1 ", out, re.M), out
     for strategy in ("random+asha", "tpe+asha"):

@@ -74,15 +74,16 @@ def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(
         assert spec.search.early_stopping == EarlyStopping("asha", 2, 3)
         assert spec.search.budget is not None and spec.search.budget.seconds == 5400
         assert spec.search.warm_start == (str(spec_file.parent / old),)  # a folder relative to the spec's
-    bad = {"strategy": "tpe", "early_stopping": {"kind": "asha", "reduction_factor": 1, "min_epoch": 2},
+    bad = {"strategy": "tpe", "early_stopping": {"kind": "asha", "reduction_factor": 1, "min_epoch": 2, "min_trials": 0},
            "budget": "2 weeks", "warm_start": [old, old, 3], "startup_trials": 0}
     with pytest.raises(SpecError) as e:
         load_spec(write_spec(tiny_spec(search=bad)))
     assert [f"{p.path}: {p.message}" for p in e.value.problems] == [
         "search.max_trials: required for tpe search (how many configs to try)",
         "search.startup_trials: expected an integer >= 1, got 0",
-        "search.early_stopping.min_epoch: unknown key; valid: kind, min_epochs, reduction_factor",
+        "search.early_stopping.min_epoch: unknown key; valid: kind, min_epochs, reduction_factor, min_trials",
         "search.early_stopping.reduction_factor: expected an integer >= 2, got 1",
+        "search.early_stopping.min_trials: expected an integer >= 1, got 0",
         'search.budget: expected a duration such as "2h", "90m" or "1h30m", or a number of trials >= 1, got "2 weeks"',
         'search.warm_start[1]: "old" is listed twice',
         "search.warm_start[2]: expected a folder, gs:// or s3:// URI, got 3",
@@ -138,7 +139,7 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     spec = spec_with(write_spec, {"early_stopping": ASHA})
     summary, backend = run(spec, tmp_path / "res", falling, slots=2)
     out = capsys.readouterr().out
-    assert "12 trials (6 configs x 2 periods), early stopping asha of mlp" in out
+    assert "12 trials (6 configs x 2 periods), early stopping asha, then 3 finalists of mlp" in out
     rows = rows_of(tmp_path / "res")
     pruned = rows[rows["status"] == "pruned"]
     assert len(pruned) == summary.counts["pruned"] > 0
@@ -203,7 +204,7 @@ def test_resume_after_ctrl_c_makes_the_same_prunes_and_trains_nothing_twice(writ
 
 
 def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_spec: Any) -> None:
-    spec = spec_with(write_spec, {"early_stopping": ASHA})
+    spec = spec_with(write_spec, {"early_stopping": {**ASHA, "min_trials": 1}, "finalists": 0})
     scheduler = make_scheduler(spec)
     assert isinstance(scheduler, Pruning)
     scheduler.restore({})
@@ -229,7 +230,8 @@ def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli:
     from hpt.search import expand
 
     def doc(n: int, lr_range: tuple[float, float]) -> dict[str, Any]:
-        d = tiny_spec(search={"strategy": "auto", "max_trials": 4, "seed": n, "early_stopping": ASHA},
+        d = tiny_spec(search={"strategy": "auto", "max_trials": 4, "seed": n, "early_stopping": {**ASHA, "min_trials": 1},
+                                     "finalists": 8},
                       parameters={"lr": {"loguniform": list(lr_range)}})
         d["training"]["epochs"] = 9
         return d
@@ -243,6 +245,9 @@ def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli:
     rows = rows_of(tmp_path / "res")
     assert summary.exit_code == 0 and summary.counts["pruned"] > 0 and set(rows["round"]) == {1, 2, 3}
     assert any("round 2 moves the range" in line for line in said)  # rounds decide on the complete configs
+    # 6 configs ran both periods; once the last round is done, 2 stopped ones are completed, each keeping its round
+    finalists = rows[rows["finalist"] == 1]
+    assert finalists["config_id"].nunique() == 2 and finalists["round"].isin([1, 2, 3]).all(), rows[["round", "finalist"]]
     out = cli("auto", "--arch", "mlp", "--early-stopping", "asha", "--dry-run", "--today", "2014-06-01")
     assert out.returncode == 0, out.stderr
     assert "early stopping asha: rungs at epoch 2, 6, 18 of 20" in out.stdout

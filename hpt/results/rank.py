@@ -36,7 +36,8 @@ __all__ = [
 Planned = Mapping[str, Collection[str]]
 """The periods (labels, ``2013-01-01..2013-03-01``) the runs meant each config of a fidelity to run, by fidelity."""
 
-STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial")
+STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial",
+         "finalist")
 """The columns of a ranking's table after config_id, before the parameters."""
 PRUNED_STATS = ("periods_pruned", "periods_run", "epochs", "mean_so_far")
 """The columns of a ranking's pruned table after config_id, before the parameters."""
@@ -193,6 +194,8 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str, planned: Coll
         "ranks": [[None if math.isnan(x) else int(x) for x in row] for row in arr.tolist()],
     })
     table["partial"] = table["periods_run"] < len(periods)
+    tagged = ok[pd.to_numeric(ok["finalist"], errors="coerce").fillna(0) > 0] if "finalist" in ok else ok.iloc[:0]
+    table["finalist"] = table["config_id"].isin(set(tagged["config_id"].astype(str)))  # completed by search.finalists
     params = sorted(c.removeprefix("param_") for c in ok.columns if c.startswith("param_") and ok[c].notna().any())
     if params:
         firsts = ok.groupby(ok["config_id"].astype(str), sort=False)[[f"param_{p}" for p in params]].first()

@@ -69,7 +69,7 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         mark = "*" if best is not None and d["config_id"] == best.config_id else ""
         ranks = " ".join("-" if x is None else str(x) for x in d["ranks"])
         won = f"{d['periods_won']}/{len(r.periods)}"
-        cid = d["config_id"] + (" (partial)" if d["partial"] else "")
+        cid = d["config_id"] + (" (partial)" if d["partial"] else "") + (" (finalist)" if d.get("finalist") else "")
         spreads = [_num(d["std"]), _num(d["seed_std"])] if seeds else [_num(d["std"])]
         vs = [versus[d["config_id"]].short() if d["config_id"] in versus else "-"] if versus else []
         sec.rows.append([f"{i}{mark}", cid, *(_num(d[p]) for p in r.params), _num(d["mean"]), _num(d["median"]),
@@ -84,6 +84,9 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         sec.notes.append(f"* best: {best.config_id}  {_params_text(best)}  "
                          f"mean {r.metric}={_num(best.mean)}, won {best.periods_won} of {plural(len(r.periods), 'period')}"
                          + (f"; {vs_best.text()}" if vs_best else ""))
+    if "finalist" in r.table and r.table["finalist"].any():
+        sec.notes.append("(finalist): early stopping had stopped it; completed on every period at the search's end "
+                         "(search.finalists)")
     if n_partial:
         sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
                          "never crowned best")

@@ -2,7 +2,10 @@
 
 :func:`adapt` wraps a scheduler: :class:`~hpt.scheduling.pruning.Pruning` for
 ``early_stopping`` (inside), :class:`~hpt.scheduling.budget.Budgeted` for ``budget``
-(outside, so that trials early stopping does not start are not counted).
+(outside, so that trials early stopping does not start are not counted), and, with early
+stopping, around both :class:`~hpt.scheduling.finalists.Finalists` for ``finalists`` (the best
+configs completed on every period once the search is otherwise done: its strategy has nothing
+more to start or its budget is spent).
 ``warm_start`` rows reach the strategy's scheduler (tpe's sampler) and the pruner.
 """
 
@@ -32,6 +35,10 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
         from hpt.scheduling.budget import Budgeted
 
         scheduler = Budgeted(scheduler, s.budget, spec.fidelity, say)
+    if s.finalists and s.early_stopping is not None:
+        from hpt.scheduling.finalists import Finalists
+
+        scheduler = Finalists(scheduler, spec, s.finalists, say)
     return scheduler
 
 
@@ -59,6 +66,10 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
                          "then no new config starts")
         else:
             lines.append(f"budget: {s.budget.text} from the first trial; then no new config starts")
+    if s.finalists and s.early_stopping is not None:
+        from hpt.scheduling.finalists import finalists_text
+
+        lines.append(finalists_text(s.finalists, periods * spec.repeats))
     if s.warm_start:
         lines.append(f"warm start from: {', '.join(s.warm_start)}")
     return lines

@@ -67,14 +67,18 @@ def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
     at = rungs(stopping, max_epochs)
     if not at:
         return f"early stopping {stopping.kind}: no epoch to compare at below {max_epochs}"
+    n = stopping.evidence
     if stopping.kind == "median":
         return (f"early stopping median: from epoch {stopping.min_epochs} on, a trial worse than the median of its "
-                f"period's finished trials at the same epoch stops")
+                f"period's finished trials at the same epoch stops; judged only once {plural(n, 'other trial')} "
+                f"of its period reported at that epoch")
     listed = ", ".join(map(str, at))
     what = (f"in the best 1/{stopping.reduction_factor} of its period's trials at each rung"
             if stopping.kind == "asha" else
             f"in the best 1/{stopping.reduction_factor} of its bracket; brackets start at different rungs")
-    return f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}"
+    return (f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
+            f"a rung judges a trial only once {plural(n, 'other trial')} of its "
+            f"{'period' if stopping.kind == 'asha' else 'bracket'} reached it (before that it goes on)")
 
 
 def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -88,7 +92,8 @@ def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.Base
         return optuna.pruners.HyperbandPruner(min_resource=stopping.min_epochs,
                                               max_resource=max(max_epochs, stopping.min_epochs),
                                               reduction_factor=stopping.reduction_factor)
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=stopping.min_epochs)
+    return optuna.pruners.MedianPruner(n_startup_trials=stopping.evidence, n_warmup_steps=stopping.min_epochs,
+                                       n_min_trials=stopping.evidence)
 
 
 def metric_value(metrics: Mapping[str, Any], objective: str) -> float | None:
@@ -278,8 +283,22 @@ class Pruning(Scheduler):
         t.report(best, event.epoch)
         if event.epoch >= int(event.trial.params.get("epochs", 0)) or not t.should_prune():
             return None  # at the last epoch, stopping saves nothing
+        if self._peers(t, event.epoch) < self.stopping.evidence:
+            return None  # too little evidence at this rung: it goes on (the rung is passed, not judged again)
         self._stopping.add(tid)
         return f"pruned at epoch {event.epoch} ({self._where(t)})"
+
+    def _peers(self, t: optuna.trial.Trial, epoch: int) -> int:
+        """How many other trials of t's period (of its bracket, for hyperband) reported a value at `epoch`."""
+        import optuna
+
+        study = t.study
+        trials = study.get_trials(deepcopy=False)
+        pruner = study.pruner
+        if isinstance(pruner, optuna.pruners.HyperbandPruner):
+            bracket = pruner._get_bracket_id(study, trials[t.number])  # the trials its bracket compares it with
+            trials = [f for f in trials if pruner._get_bracket_id(study, f) == bracket]
+        return sum(1 for f in trials if f.number != t.number and epoch in f.intermediate_values)
 
     def _where(self, t: optuna.trial.Trial) -> str:
         if self.stopping.kind == "median":

@@ -1,7 +1,7 @@
 """The search strategies a spec can name: each validates its own ``search`` keys and builds its scheduler.
 
 Besides a strategy's own keys, every strategy takes the shared ones (:data:`SHARED_KEYS`):
-``early_stopping``, ``budget`` and ``warm_start``. They are checked here, once for all
+``early_stopping``, ``budget``, ``warm_start`` and ``finalists``. They are checked here, once for all
 strategies, and applied by :func:`make_scheduler` as wrappers around the strategy's
 scheduler (:mod:`hpt.scheduling.adaptive`), so they work alike for grid, random, auto and tpe.
 This module imports nothing of the spec at load time, so the spec parser can use it.
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_TRIALS",
     "EARLY_STOPPING",
+    "FINALISTS",
     "SHARED_KEYS",
     "STRATEGIES",
     "TPE_STARTUP",
@@ -56,8 +57,9 @@ class Strategy:
 
 EARLY_STOPPING = ("asha", "hyperband", "median")
 """Kinds of ``search.early_stopping``: Optuna's SuccessiveHalving, Hyperband and Median pruners."""
-_ES_KEYS = ("kind", "min_epochs", "reduction_factor")
+_ES_KEYS = ("kind", "min_epochs", "reduction_factor", "min_trials")
 _ES_DEFAULTS = {"min_epochs": 2, "reduction_factor": 3}
+MIN_TRIALS = 3  # the fewest other trials a trial is judged against at a rung, unless the reduction factor is more
 
 
 @dataclass(frozen=True)
@@ -70,16 +72,29 @@ class EarlyStopping:
     Optuna's HyperbandPruner, several such brackets with different first rungs. median:
     Optuna's MedianPruner, from min_epochs on, stop a trial worse than the median of the
     finished trials of its period at the same epoch.
+
+    Whatever the kind, a trial is judged at a rung (an epoch, for median) only when at least
+    `min_trials` other trials of its period (of its bracket, for hyperband) have reported a
+    value there; before that it goes on, and it is not judged at that rung again.
     """
 
     kind: str
     min_epochs: int = 2
     reduction_factor: int = 3
+    min_trials: int | None = None  # None: the reduction factor, and at least MIN_TRIALS
+
+    @property
+    def evidence(self) -> int:
+        """The fewest other trials of the period a trial is judged against at a rung."""
+        if self.min_trials is not None:
+            return self.min_trials
+        return MIN_TRIALS if self.kind == "median" else max(MIN_TRIALS, self.reduction_factor)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "min_epochs": self.min_epochs}
         if self.kind != "median":
             out["reduction_factor"] = self.reduction_factor
+        out["min_trials"] = self.evidence
         return out
 
 
@@ -134,7 +149,8 @@ def _early_stopping(value: Any, report: Report) -> EarlyStopping | None:
     if isinstance(value, str):
         value = {"kind": value}  # "asha" for {"kind": "asha"}
     if not isinstance(value, dict):
-        report(where, f'expected an object such as {{"kind": "asha", "min_epochs": 2, "reduction_factor": 3}}, '
+        report(where, f'expected an object such as {{"kind": "asha", "min_epochs": 2, "reduction_factor": 3, '
+                      f'"min_trials": 3}}, '
                       f"got {show(value)}")
         return None
     ok = True
@@ -147,8 +163,8 @@ def _early_stopping(value: Any, report: Report) -> EarlyStopping | None:
         report(f"{where}.kind", ("missing (required): " if kind is None else "")
                + f"expected one of {', '.join(EARLY_STOPPING)}" + ("" if kind is None else f", got {show(kind)}"))
         return None
-    numbers = dict(_ES_DEFAULTS)
-    for key, low in (("min_epochs", 1), ("reduction_factor", 2)):
+    numbers: dict[str, Any] = dict(_ES_DEFAULTS)
+    for key, low in (("min_epochs", 1), ("reduction_factor", 2), ("min_trials", 1)):
         if key not in value:
             continue
         v = value[key]
@@ -201,7 +217,23 @@ def _warm_start(value: Any, report: Report, folder: Callable[[str], str]) -> tup
     return tuple(out)
 
 
-SHARED_KEYS = ("early_stopping", "budget", "warm_start")
+FINALISTS = 3  # configs a search with early stopping completes on every period at its end, unless search.finalists says
+
+
+def _finalists(obj: Mapping[str, Any], report: Report) -> int:
+    if "finalists" not in obj:
+        return FINALISTS
+    value = obj["finalists"]
+    if not _is_int(value) or value < 0:
+        report("search.finalists", f"expected an integer >= 0 (0 turns finalists off), got {show(value)}")
+        return FINALISTS
+    if value and obj.get("early_stopping") is None:
+        report("search.finalists", "only early stopping leaves configs with stopped periods to complete; "
+                                   "remove it or add early_stopping")
+    return int(value)
+
+
+SHARED_KEYS = ("early_stopping", "budget", "warm_start", "finalists")
 """``search`` keys every strategy takes."""
 
 
@@ -210,7 +242,8 @@ def check_shared(obj: Mapping[str, Any], report: Report,
     """The shared ``search`` keys as SearchSpec fields; `folder` resolves a local folder named in the spec."""
     return {"early_stopping": _early_stopping(obj.get("early_stopping"), report),
             "budget": _budget(obj.get("budget"), report),
-            "warm_start": _warm_start(obj.get("warm_start"), report, folder)}
+            "warm_start": _warm_start(obj.get("warm_start"), report, folder),
+            "finalists": _finalists(obj, report)}
 
 
 def _check_grid(obj: Mapping[str, Any], report: Report) -> dict[str, Any]:

@@ -1,0 +1,229 @@
+"""``search.finalists``: an adaptive search ends with configs ranked over every period.
+
+Early stopping leaves most configs with a stopped period, and a config missing a period is
+never ranked: without more, the ranking and "Is the winner real?" may have one or two
+configs to work with. When the search is otherwise done (its strategy has nothing more to
+start, or its budget is spent), this wrapper takes the best `finalists` configs and trains
+the periods they lack at full fidelity, to the last epoch and without early stopping.
+
+Which configs: those that ran every period come first (they are finalists already), then
+the others by how far they got: more periods finished, then a later epoch reached in the
+period where they were stopped, then their place among the trials stopped in that period
+at that epoch (the same period and epoch: comparable values). Configs with a failed trial
+are passed over.
+
+Ids: a finalist's trial of a period is the same trial (same id) as the one early stopping
+stopped there; its ok row replaces the pruned row (an ok row supersedes a pruned one) and
+carries the tag ``finalist``. Resuming derives everything from the rows: configs with a
+finalist row are finalists first, so an interrupted finalist stage goes on with the same
+configs and trains only what they still lack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hpt.progress import plural
+from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch
+from hpt.scheduling.warm import row_params
+from hpt.trial import Progress, Status, Trial, TrialResult
+
+if TYPE_CHECKING:
+    from hpt.search import TrialPlan
+    from hpt.spec import Spec
+
+__all__ = ["FINALIST", "Finalists", "finalists_text"]
+
+FINALIST = "finalist"
+"""The row tag (1) of the trials the finalist stage trains."""
+
+
+def finalists_text(count: int, trials_per_config: int) -> str:
+    """What ``hpt plan`` says about ``search.finalists``."""
+    return (f"finalists: when the search is done, the best {plural(count, 'config')} by how far they got are completed "
+            f"on every period at full epochs, without early stopping (at most {plural(count * trials_per_config, 'more trial')}; "
+            f"rows tagged {FINALIST})")
+
+
+@dataclass
+class _Seen:
+    """What the ranking needs of one trial of this search."""
+
+    config_id: str
+    study: str  # fidelity and period
+    status: str
+    epoch: int  # the epoch it stopped at (pruned trials)
+    value: float
+    finalist: bool
+
+
+class Finalists(Scheduler):
+    """Wraps an adaptive search (early stopping inside, budget outside) with the finalist stage."""
+
+    def __init__(self, inner: Scheduler, spec: Spec, count: int, say: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.spec = spec
+        self.count = count
+        self.say = say
+        self._keys = {period_key(spec.fidelity, p.start_text, p.end_text) for p in spec.periods}
+        self._per_config = len(spec.periods) * spec.repeats
+        self._seen: dict[str, _Seen] = {}  # trial id -> what it gave
+        self._params: dict[str, dict[str, Any]] = {}  # config id -> its tuned values
+        self._tags: dict[str, dict[str, Any]] = {}  # config id -> the tags its trials carry (hpt auto's round, tpe's number)
+        self._tagged: set[str] = set()  # configs with a finalist row: finalists first when resuming
+        self._shielded: set[str] = set()  # trial ids early stopping does not hear (finalists' trials)
+        self._mine: set[str] = set()  # trial ids the finalist stage started (the inner scheduler never suggested them)
+        self._running: set[str] = set()
+        self._queue: list[Trial] | None = None  # the finalist stage's trials, once it has started
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        return self.inner.skipped
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}, then {plural(self.count, 'finalist')}"
+
+    def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
+        self.inner.restore(rows, curves)
+        from hpt.rows import TAG_COLUMNS
+        from hpt.search import config_id
+
+        for tid, row in rows.items():
+            key = period_key(row.get("fidelity") or None, row.get("period_start"), row.get("period_end"))
+            cid, params = str(row["config_id"]), row_params(row)
+            if row.get("status") == Status.INTERRUPTED.value or key not in self._keys \
+                    or row.get("architecture") != self.spec.architecture:
+                continue
+            if cid not in self._params:  # a config this spec can rebuild its trials of (the same ids)
+                if any(name not in params for name in self.spec.parameters):
+                    continue
+                tuned = {name: params[name] for name in self.spec.parameters}
+                if config_id(self.spec, {**self.spec.base_params, **tuned}) != cid:
+                    continue
+                self._params[cid] = tuned
+                self._tags[cid] = {k: row[k] for k in TAG_COLUMNS if k != FINALIST and row.get(k) is not None}
+            status = str(row.get("status"))
+            self._note(tid, cid, key, status, row.get("error"), row.get("epochs"), metric_value(row, self.spec.objective),
+                       bool(row.get(FINALIST)))
+
+    def _note(self, tid: str, cid: str, key: str, status: str, error: Any, epochs: Any, value: float | None,
+              finalist: bool) -> None:
+        epoch = pruned_epoch(error)
+        if epoch is None:
+            try:
+                epoch = int(float(epochs))
+            except (TypeError, ValueError):
+                epoch = 0
+        self._seen[tid] = _Seen(cid, key, status, epoch, float("inf") if value is None else value, finalist)
+        if finalist:
+            self._tagged.add(cid)
+
+    # -- choosing ----------------------------------------------------------------------------
+
+    def _ranked(self) -> list[str]:
+        """Config ids, the finalists first: complete ones, those already tagged, then by how far they got."""
+        by_config: dict[str, list[_Seen]] = {}
+        for seen in self._seen.values():
+            by_config.setdefault(seen.config_id, []).append(seen)
+        stopped: dict[tuple[str, int], list[float]] = {}  # trials stopped in a period at an epoch: their values
+        for seen in self._seen.values():
+            if seen.status == Status.PRUNED.value:
+                stopped.setdefault((seen.study, seen.epoch), []).append(seen.value)
+
+        def key(cid: str) -> tuple[Any, ...]:
+            trials = by_config[cid]
+            ok = sum(s.status == Status.OK.value for s in trials)
+            pruned = [s for s in trials if s.status == Status.PRUNED.value]
+            first = min(pruned, key=lambda s: s.epoch) if pruned else None
+            reached = first.epoch if first else 1 << 30
+            place = 0.0
+            if first is not None:
+                peers = stopped[(first.study, first.epoch)]
+                place = sum(v < first.value for v in peers) / len(peers)
+            return ok < self._per_config, cid not in self._tagged, -ok, -reached, place, cid
+
+        usable = [cid for cid, trials in by_config.items() if cid in self._tagged or cid in self._params and not any(
+            s.status in (Status.FAILED.value, Status.DIVERGED.value) for s in trials)]
+        return sorted(usable, key=key)
+
+    def _plan(self) -> TrialPlan:
+        from hpt.search import TrialPlan
+
+        return TrialPlan(self.spec, [])
+
+    def _stage(self) -> list[Trial]:
+        chosen = self._ranked()[:self.count]
+        if not chosen:
+            return []
+        plan = self._plan()
+        todo = []
+        for cid in chosen:
+            for repeat in range(self.spec.repeats):
+                for period in self.spec.periods:
+                    trial = plan.trial(self._params[cid], period, repeat)
+                    seen = self._seen.get(trial.trial_id)
+                    if trial.trial_id in self._running:
+                        self._shielded.add(trial.trial_id)  # a search trial of a finalist: no longer stopped early
+                    elif seen is None or seen.status != Status.OK.value:
+                        todo.append(dataclasses.replace(trial, tags={**self._tags.get(cid, {}), FINALIST: 1}))
+        configs = len({t.config_id for t in todo})
+        if todo:
+            self.say(f"finalists: {plural(configs, 'config')} of the best {len(chosen)} "
+                     f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
+                     f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))})")
+        else:
+            self.say(f"finalists: the best {plural(len(chosen), 'config')} ran every period")
+        return todo
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def remaining(self) -> int | None:
+        if self._queue is not None:
+            return len(self._queue)
+        inner = self.inner.remaining()
+        return None if inner is None else inner + self.count * self._per_config
+
+    def suggest(self) -> Trial | Suggestion:
+        if self._queue is None:
+            nxt = self.inner.suggest()
+            if nxt is WAIT:
+                return WAIT
+            if isinstance(nxt, Trial):
+                if nxt.config_id in self._tagged:  # a finalist's period the search had not started (resuming)
+                    nxt = dataclasses.replace(nxt, tags={**nxt.tags, FINALIST: 1})
+                    self._shielded.add(nxt.trial_id)
+                self._running.add(nxt.trial_id)
+                return nxt
+            self._queue = self._stage()
+        while self._queue:
+            trial = self._queue.pop(0)
+            self._mine.add(trial.trial_id)
+            self._shielded.add(trial.trial_id)
+            self._running.add(trial.trial_id)
+            return trial
+        return DONE
+
+    def on_progress(self, event: Progress) -> str | None:
+        if event.trial.trial_id in self._shielded:
+            return None
+        return self.inner.on_progress(event)
+
+    def on_result(self, result: TrialResult) -> None:
+        trial = result.trial
+        tid = trial.trial_id
+        self._running.discard(tid)
+        if result.status is not Status.INTERRUPTED:
+            if trial.config_id not in self._params:
+                self._params[trial.config_id] = dict(trial.tuned_params)
+                self._tags[trial.config_id] = {k: v for k, v in trial.tags.items() if k != FINALIST}
+            self._note(tid, trial.config_id, period_key(trial.fidelity, trial.period.start_text, trial.period.end_text),
+                       result.status.value, result.error, result.metrics.get("epochs"),
+                       metric_value(result.metrics, self.spec.objective), bool(trial.tags.get(FINALIST)))
+        if tid in self._mine:
+            self._mine.discard(tid)
+            return  # the inner scheduler never suggested it
+        self.inner.on_result(result)

@@ -1,0 +1,164 @@
+"""No pruning on too little evidence (early_stopping.min_trials) and the finalist stage (search.finalists),
+on the fake backend with scripted curves: one worker, configs in a known order of quality."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hpt.backends.fake import Script
+from hpt.errors import SpecError
+from hpt.spec import load_spec
+from hpt.trial import Trial
+from tests.conftest import tiny_spec
+from tests.test_pruning import run, spec_with
+
+# the curves of the configs in the order they start (the grid's order is seeded; the script follows the order)
+CURVES = [
+    [1.0] * 9,  # c0: the best at epoch 1 and never better: good early, not at the end
+    [5.0, 4.0, 3.0, 2.0, 1.0, 0.8, 0.6, 0.5, 0.4],  # c1: slow start, the best config
+    [2.0] * 9,  # c2
+    [10.0] * 9, [10.0] * 9, [12.0] * 9,  # c3..c5: bad from the start
+]
+
+
+def ordered() -> tuple[Callable[[Trial], Script], dict[str, int]]:
+    """A script giving the n-th config to start the n-th curve, and the config ids by that order."""
+    order: dict[str, int] = {}
+
+    def script(trial: Trial) -> Script:
+        n = order.setdefault(trial.config_id, len(order))
+        return Script(curve=CURVES[n])
+
+    return script, order
+
+
+def rows_by_config(folder: Path, order: dict[str, int]) -> dict[int, list[dict[str, Any]]]:
+    """The rows at `folder` by config (its place in the start order), each config's rows by period."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for p in sorted((folder / "rows").glob("*.json")):
+        row = json.loads(p.read_text())
+        if row["config_id"] in order:
+            out.setdefault(order[row["config_id"]], []).append(row)
+    return {c: sorted(rows, key=lambda r: r["period_start"]) for c, rows in sorted(out.items())}
+
+
+def statuses(rows: dict[int, list[dict[str, Any]]]) -> dict[int, list[str]]:
+    return {c: [r["status"] for r in rs] for c, rs in rows.items()}
+
+
+@pytest.mark.parametrize("min_trials", [None, 1])
+def test_a_rung_judges_a_trial_only_once_min_trials_others_reached_it(write_spec: Any, tmp_path: Path,
+                                                                      min_trials: int | None) -> None:
+    stopping = {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}
+    if min_trials is not None:
+        stopping["min_trials"] = min_trials
+    spec = spec_with(write_spec, {"early_stopping": stopping, "finalists": 0})
+    script, order = ordered()
+    run(spec, tmp_path / "res", script)
+    got = statuses(rows_by_config(tmp_path / "res", order))
+    if min_trials is None:  # the default: 3 other trials of the period at the rung (reduction factor 3)
+        # c1 and c2 reach epochs 1 and 3 with fewer than 3 others there: they go on, whatever c0's early curve says;
+        # from the fourth config on every rung has its evidence, and the bad configs stop at the first
+        assert got == {0: ["ok", "ok"], 1: ["ok", "ok"], 2: ["ok", "ok"], 3: ["pruned"], 4: ["pruned"], 5: ["pruned"]}
+    else:  # judged against the first config alone: the best config of the search is stopped at epoch 1
+        assert got == {0: ["ok", "ok"], 1: ["pruned"], 2: ["pruned"], 3: ["pruned"], 4: ["pruned"], 5: ["pruned"]}
+
+
+def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any, cli: Any) -> None:
+    doc = tiny_spec(search={"strategy": "grid", "early_stopping": {"kind": "asha", "min_epochs": 1}})
+    doc["training"] = {**doc["training"], "epochs": 9}
+    out = cli("plan", str(write_spec(doc)))
+    assert out.returncode == 0, out.stderr
+    assert "a rung judges a trial only once 3 other trials of its period reached it (before that it goes on)" in out.stdout
+    assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
+            "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist)") in out.stdout
+
+
+def _finalist_spec(write_spec: Any, **search: Any) -> Any:
+    return spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_epochs": 1, "min_trials": 1}, **search})
+
+
+def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spec: Any, tmp_path: Path,
+                                                                       cli: Any, capsys: Any) -> None:
+    script, order = ordered()
+    summary, backend = run(_finalist_spec(write_spec), tmp_path / "res", script)
+    rows = rows_by_config(tmp_path / "res", order)
+    # c0 ran every period; c2 and c1 were stopped at epoch 1 (the best places among those stopped there):
+    # completed on both periods, to the last epoch, without early stopping; the rest stay stopped
+    assert statuses(rows) == {0: ["ok", "ok"], 1: ["ok", "ok"], 2: ["ok", "ok"], 3: ["pruned"], 4: ["pruned"],
+                              5: ["pruned"]}
+    for c in (1, 2):
+        assert all(r["finalist"] == 1 and r["epochs"] == 9 for r in rows[c])
+    assert all("finalist" not in r for c in (0, 3, 4, 5) for r in rows[c])
+    submitted = [tid for what, tid in backend.log if what == "submit"]
+    # the trial of a period early stopping stopped is the same trial (same id) when its config is a finalist:
+    # submitted twice, its ok row now in place of the pruned one
+    assert sorted(tid for tid in set(submitted) if submitted.count(tid) == 2) == sorted(r["trial_id"] for c in (1, 2)
+                                                                                          for r in rows[c][:1])
+    assert summary.counts == {"ok": 6, "pruned": 5}  # the finalists' compute counts in the run's totals
+    out = capsys.readouterr().out
+    assert "finalists: 2 configs of the best 3 lack periods; 4 trials now run to the last epoch" in out
+    res = cli("results", str(tmp_path / "res"))
+    assert res.returncode == 0, res.stderr
+    ids = {c: cid for cid, c in order.items()}
+    ranked = [line for line in res.stdout.splitlines() if any(ids[c] in line for c in (0, 1, 2))]
+    assert any(f"{ids[1]} (finalist)" in line and "*" in line.split()[0] for line in ranked), res.stdout  # best
+    assert f"{ids[2]} (finalist)" in res.stdout and f"{ids[0]} (finalist)" not in res.stdout
+    assert "(finalist): early stopping had stopped it; completed on every period" in res.stdout
+    verdict = res.stdout.split("Is the winner real?")[1] if "Is the winner real?" in res.stdout else ""
+    assert verdict and "3 configs" in verdict, res.stdout
+
+
+def test_finalists_0_leaves_the_stopped_configs_stopped(write_spec: Any, tmp_path: Path) -> None:
+    script, order = ordered()
+    run(_finalist_spec(write_spec, finalists=0), tmp_path / "res", script)
+    assert statuses(rows_by_config(tmp_path / "res", order)) == {0: ["ok", "ok"], **{c: ["pruned"] for c in range(1, 6)}}
+
+
+def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_again(write_spec: Any,
+                                                                                       tmp_path: Path) -> None:
+    spec = _finalist_spec(write_spec)
+    script, order = ordered()
+    _, whole = run(spec, tmp_path / "whole", script)
+    first_finalist = [tid for what, tid in whole.log if what == "submit"][7]  # 7 search trials, then the finalists
+    script, order = ordered()
+    calls = [0]
+
+    def cut(trial: Trial) -> Script:
+        calls[0] += 1
+        if calls[0] == 9:  # the second finalist trial starts: Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+        return script(trial)
+
+    first, _ = run(spec, tmp_path / "cut", cut, grace=0)
+    assert first.exit_code == 130
+    again, backend = run(spec, tmp_path / "cut", script)
+    assert again.exit_code == 0
+    submitted = [tid for what, tid in backend.log if what == "submit"]
+    assert len(submitted) == 3 and first_finalist not in submitted  # the finalist trials it lacked, nothing else
+    columns = ["trial_id", "status", "epochs", "finalist"]
+
+    def table(folder: Path) -> pd.DataFrame:
+        rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
+        return pd.DataFrame(rows).reindex(columns=columns).sort_values("trial_id").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(table(tmp_path / "cut"), table(tmp_path / "whole"))
+
+
+def test_finalists_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
+    with pytest.raises(SpecError, match=r"search.finalists: expected an integer >= 0 \(0 turns finalists off\), "
+                                        r"got -1"):
+        load_spec(write_spec(tiny_spec(search={"early_stopping": "asha", "finalists": -1})))
+    assert load_spec(write_spec(tiny_spec(search={"early_stopping": "asha"}))).search.finalists == 3
+    out = cli("validate", str(write_spec(tiny_spec(search={"strategy": "grid", "finalists": 2}))))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert out.stderr.strip().endswith("search.finalists: only early stopping leaves configs with stopped periods to "
+                                       "complete; remove it or add early_stopping")
