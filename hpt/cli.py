@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from hpt import __version__
-from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError, redact
+from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError, putting_signals_off, redact
 
 __all__ = ["main"]
 
@@ -26,23 +26,16 @@ class _Interrupted(BaseException):
     """SIGTERM outside the trial loop (which handles signals itself), raised like KeyboardInterrupt."""
 
 
-def _importing(frame: Any) -> bool:
-    """Whether Python is importing a module at `frame` (its own code or a module it imports)."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
 def _on_signal(signum: int, frame: Any) -> None:
-    """Ctrl-C or SIGTERM outside the trial loop: raised, except inside an import.
+    """Ctrl-C or SIGTERM outside the trial loop: raised, except while a user's module imports.
 
     An exception raised while a C extension imports (torch, numpy: a spec's builder module
     imports them at its top) breaks that import: an ImportError, or an abort from inside the
-    extension. So the signal is sent again 50 ms later, until the import is over.
+    extension. So there the signal is sent again 50 ms later, until the import is over
+    (:func:`hpt.errors.signals_put_off`; not around hpt's own imports, where a signal sent
+    again could meet a moment of ignored signals, e.g. a worker's start, and be lost).
     """
-    if _importing(frame):
+    if putting_signals_off():
         again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
         again.daemon = True
         again.start()

@@ -7,13 +7,36 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SIGNAL_EXIT", "HptError", "InputError", "Problem", "SpecError", "did_you_mean", "install_hint", "redact",
-           "show"]
+__all__ = ["HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
+           "putting_signals_off", "redact", "show", "signals_put_off"]
+
+_putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
+
+
+@contextmanager
+def signals_put_off() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (the CLI's handler sends them again 50 ms later).
+
+    For importing a user's module: an exception raised while it imports a C extension (torch,
+    numpy) breaks that import, which ends in an ImportError or an abort instead of 130/143.
+    """
+    global _putting_off
+    _putting_off += 1
+    try:
+        yield
+    finally:
+        _putting_off -= 1
+
+
+def putting_signals_off() -> bool:
+    return _putting_off > 0
+
 
 # The exit code of a run stopped by a signal: Ctrl-C (130) or Jenkins' abort (143).
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpt.errors import InputError
+from hpt.errors import InputError, signals_put_off
 from hpt.hparams import Constraint, HParam, quantiles_of
 
 __all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "get_architecture"]
@@ -227,7 +227,8 @@ BUILTIN: dict[str, Architecture] = {
 
 def _resolve(ref: str) -> Callable[..., Any]:
     module_name, _, attr = ref.partition(":")
-    module = importlib.import_module(module_name)
+    with signals_put_off():  # the user's module may import torch at its top
+        module = importlib.import_module(module_name)
     obj = getattr(module, attr)
     if not callable(obj):
         raise TypeError(f"{ref} is not callable")
