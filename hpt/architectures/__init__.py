@@ -107,6 +107,7 @@ _LR_RANGES = {
     "lr_patience": (1, 8, "int"),
     "patience": (3, 15, "int"),
 }
+_LR_RANGES_3E4 = {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")}  # convolutional and linear families: a higher lr range
 
 BUILTIN: dict[str, Architecture] = {
     a.name: a
@@ -115,7 +116,7 @@ BUILTIN: dict[str, Architecture] = {
             "mlp", "hpt.architectures.models:build_mlp",
             (_p("hidden_size", 64, "int", low=1, help="units per hidden layer"), _layers(2), _dropout()),
             "fully connected network on the flattened window",
-            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            dict(_LR_RANGES_3E4),
             inputs=_FLAT,
         ),
         Architecture(
@@ -143,7 +144,7 @@ BUILTIN: dict[str, Architecture] = {
             "stack of causal dilated 1-D convolutions (dilation doubles per layer); it sees only the last "
             "1 + (kernel_size - 1) * (2**num_layers - 1) steps (15 with the defaults), whatever the lookback: "
             "tcn covers the whole lookback",
-            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            dict(_LR_RANGES_3E4),
             inputs=_CHANNELS,
         ),
         Architecture(
@@ -164,21 +165,21 @@ BUILTIN: dict[str, Architecture] = {
         Architecture(
             "linear", "hpt.architectures.models:build_linear", (),
             "one linear map from the lookback to the horizon (Zeng et al. 2023)",
-            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            dict(_LR_RANGES_3E4),
             inputs=_FLAT,
         ),
         Architecture(
             "nlinear", "hpt.architectures.models:build_nlinear", (),
             "NLinear: each column minus its last value, one linear map, the last target value added back "
             "(Zeng et al. 2023)",
-            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            dict(_LR_RANGES_3E4),
             inputs=_FLAT,
         ),
         Architecture(
             "dlinear", "hpt.architectures.models:build_dlinear",
             (_p("kernel_size", 25, "int", low=1, help="moving-average steps of the trend (capped at the lookback)"),),
             "DLinear: trend (moving average) and remainder, one linear map each, summed (Zeng et al. 2023)",
-            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            dict(_LR_RANGES_3E4),
             inputs=_FLAT + "; each column decomposed on its own",
         ),
         Architecture(
@@ -218,7 +219,7 @@ BUILTIN: dict[str, Architecture] = {
             ),
             "temporal convolutional network: residual levels of dilated causal convolutions, as many levels as "
             "make the receptive field 1 + 2 * (kernel_size - 1) * (2**levels - 1) cover the lookback",
-            {**_LR_RANGES, "lr": (3e-4, 3e-2, "log")},
+            dict(_LR_RANGES_3E4),
             inputs=_CHANNELS,
         ),
     )
