@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests import gated
-from tests.conftest import ROOT, hpt_cli
-from tests.final_fixtures import TODAY, final_spec
+from tests.conftest import ROOT, hpt_cli, tiny_spec
+from tests.final_fixtures import TODAY
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def held_location(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     gate = folder / "gate"
     gated.let(gate)
     spec = folder / "held.json"
-    spec.write_text(json.dumps(final_spec(architecture=gated.ARCHITECTURE, date_ranges={"auto": {
+    spec.write_text(json.dumps(tiny_spec(name="held-final", architecture=gated.ARCHITECTURE, date_ranges={"auto": {
         "count": 1, "months": 1, "holdout": 1}}, parameters={"lr": [0.01], "gate": [str(gate)]},
         training={"epochs": 3, "patience": 0})))
     sink = folder / "results"
