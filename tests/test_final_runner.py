@@ -100,3 +100,21 @@ def test_two_finals_of_one_config_at_once_train_it_once(held_location: tuple[Pat
     assert [p.name for p in new] == [claim["run_id"]]  # one final trained and written
     assert sorted(p.name for p in new[0].iterdir()) == ["model.pt", "report.json"]
     assert stdout.startswith(f"final {claim['run_id']}: config ")
+
+
+def test_a_final_whose_worker_dies_is_recorded_failed_and_exits_1(held_location: tuple[Path, Path]) -> None:
+    location, gate = held_location
+    before = set(gated.arrivals(gate))
+    finals = _finals(location)
+    proc = _start_final(location)
+    arrival = _held(gate, before, proc)
+    os.kill(gated.arrivals(gate)[arrival][0], signal.SIGKILL)  # its worker, as the kernel's OOM killer would
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stdout + stderr
+    assert "Traceback" not in stderr
+    new = [p for p in _finals(location) if p not in finals]
+    assert len(new) == 1 and sorted(p.name for p in new[0].iterdir()) == ["report.json"]
+    report = json.loads((new[0] / "report.json").read_text())
+    assert report["status"] == "failed"
+    assert report["trials"][0]["error"] == "worker process died (killed by signal SIGKILL) while training this trial"
+    assert f"from scratch: failed (on cpu): {report['trials'][0]['error']}" in stdout
