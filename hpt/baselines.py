@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from hpt.store import ResultStore
     from hpt.trial import Trial, TrialResult
 
-__all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "is_baseline",
-           "naive_forecasts", "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
+__all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "forecast_scores",
+           "is_baseline", "naive_forecasts", "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
 
 BASELINES = ("naive-last", "naive-seasonal")
 """The baselines' names; rows of a baseline carry its name as their architecture."""
@@ -110,6 +110,21 @@ def baseline_errors(forecast: np.ndarray, actual: np.ndarray, scale: float = 1.0
     err = (np.asarray(forecast, dtype=np.float64) - np.asarray(actual, dtype=np.float64)) / scale
     mse = float(np.mean(err ** 2))
     return {"mse": mse, "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(mse))}
+
+
+def forecast_scores(forecast: np.ndarray, actual: np.ndarray, scale: float,
+                    quantiles: tuple[float, ...] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(data units, standardised by `scale`) errors of `forecast` against `actual`, a model's or a
+    baseline's alike; of a quantile forecast ``(N, horizon, Q)`` those of its median, with its pinball
+    loss and coverage."""
+    from hpt.quantiles import point, quantile_scores
+
+    median = point(forecast, quantiles)
+    units, standardised = baseline_errors(median, actual, 1.0), baseline_errors(median, actual, scale)
+    if quantiles:
+        units.update(quantile_scores(forecast, actual, quantiles))
+        standardised.update(quantile_scores(forecast, actual, quantiles, scale))
+    return units, standardised
 
 
 def quantile_forecasts(forecasts: Mapping[str, np.ndarray], frame: pd.DataFrame, train: Any, horizon: int,

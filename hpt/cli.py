@@ -657,7 +657,8 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     click.echo(json.dumps(params))
 
 
-@main.command(epilog="Exit codes: 0 done, 1 training or the location failed, 2 bad input (no hold-out, "
+@main.command(epilog="Exit codes: 0 done (or another final is training the same models now), 1 training or the location "
+                     "failed, 130/143 interrupted by Ctrl-C/SIGTERM, 2 bad input (no hold-out, "
                      "a tuning period overlaps it, unknown config, ...).")
 @click.argument("location")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
@@ -672,12 +673,25 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
               help="Fine-tune this earlier final model (its weights as the start) instead of training from scratch.")
 @click.option("--compare", is_flag=True, help="With --from-model: also train from scratch and report both.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where to train: the first visible CUDA GPU, else the CPU.")
-@_threads_option("this one process", "1 on the CPU, like each worker of a run; 2 beside a GPU")
+              help="Where to train: a visible CUDA GPU, else the CPU (on Ray: a node's GPU, else a CPU).")
+@click.option("--gpus", callback=_gpu_list, metavar="0,2",
+              help="Train only on these GPUs (of those CUDA_VISIBLE_DEVICES shows) [default: all; spec: resources.gpus].")
+@_threads_option("each model's worker", "1 on the CPU, like each worker of a run; 2 beside a GPU; spec: "
+                 "resources.threads")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where the models train: a local worker process, or a Ray cluster (needs Ray: hpt's ray extra) "
+                   "[default: local; spec: resources.executor].")
+@click.option("--ray-address", metavar="HOST:PORT",
+              help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
+                   "[default: $RAY_ADDRESS, else a local Ray instance].")
+@click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+              help="On Ctrl-C/SIGTERM, how long the training may take to finish before it is stopped "
+                   "(an interrupted final is recorded in its report.json; nothing else is written).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write report.json to this local file (for CI artifacts).")
 def final(location: str, spec_path: str | None, config_id: str | None, months: int | None, holdout: str | None,
-          holdout_start: str | None, from_model: str | None, compare: bool, device: str, threads: int | None,
+          holdout_start: str | None, from_model: str | None, compare: bool, device: str, gpus: tuple[str, ...] | None,
+          threads: int | None, executor: str | None, ray_address: str | None, grace: float,
           report_path: str | None) -> None:
     """Retrain the best config on the newest data and test it on a hold-out tuning never saw.
 
@@ -690,6 +704,11 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
     rests on, with a warning below 30. Writes final/<id>/model.pt and report.json at LOCATION
     and adds a row to final/index.csv.
 
+    The models train as a run's trials do: in a worker process on this machine's GPU or CPU,
+    or on a Ray cluster (--executor ray). A final interrupted by Ctrl-C or SIGTERM (exit 130,
+    143) or whose training failed (exit 1) is recorded in its report.json, with no model. Two
+    finals of one config at once train it once: the second says which final trains it.
+
     \b
     Examples:
       hpt final gs://my-bucket/hpt/lstm    (its spec keeps date_ranges.auto.holdout months back)
@@ -701,13 +720,15 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 
     req = FinalRequest(location=location, spec_path=spec_path, config_id=config_id, months=months, holdout=holdout,
                        holdout_start=holdout_start, from_model=from_model, compare=compare, device=device,
-                       threads=threads)
+                       threads=threads, gpus=gpus, executor=executor, ray_address=ray_address, grace=grace)
     report = run_final(req)
     if report_path:
         with open(report_path, "w", encoding="utf-8") as f:
             json.dump(report.document, f, indent=1, default=str)
     for line in report.lines():
         click.echo(line)
+    if report.exit_code:
+        sys.exit(report.exit_code)
 
 
 @main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "

@@ -43,8 +43,8 @@ from hpt.spec import Spec, check_data, data_report
 from hpt.store import ResultStore
 from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, as_decided, monitor_of, utcnow
 
-__all__ = ["Gate", "RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend", "results_location",
-           "run_spec"]
+__all__ = ["ClaimGate", "Gate", "RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend",
+           "results_location", "run_spec"]
 
 log = logging.getLogger("hpt")
 
@@ -199,7 +199,7 @@ class Gate(Protocol):
         """Trials turned away because another live run is training them, to ask about again later."""
 
 
-class _ClaimGate:
+class ClaimGate:
     """Admits a trial once this run holds its claim and no other run has stored an ok row for it."""
 
     def __init__(self, claims: Claims, store: ResultStore, run_id: str, force: bool) -> None:
@@ -400,7 +400,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
                 sink.write(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())
 
     claims = Claims(sink, run_id, beat)
-    gate = _ClaimGate(claims, store, run_id, options.force)
+    gate = ClaimGate(claims, store, run_id, options.force)
     baselines = RunBaselines(spec, frame)
 
     def on_result(result: TrialResult) -> None:

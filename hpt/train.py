@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -33,8 +34,8 @@ from hpt.model_io import model_payload
 from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 
-__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms",
-           "loss_function"]
+__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "fit_fixed", "forecast",
+           "infer_ms", "loss_function"]
 
 _EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
@@ -233,6 +234,53 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     return Fit(metrics, curve, stopped)
 
 
+def fit_fixed(model: nn.Module, params: dict[str, Any], x: torch.Tensor, y: torch.Tensor, device: torch.device,
+              seed: int, on_epoch: EpochCallback | None = None) -> Fit:
+    """Train `model` in place for exactly ``params["epochs"]`` epochs on device tensors, with nothing
+    held out: the same optimiser and batches as :func:`fit` (:class:`Stepper`), the learning rate
+    decaying when the training loss plateaus, and the last epoch's weights kept (nothing is selected)."""
+    torch.manual_seed(seed)
+    step = Stepper(model, params, device, seed)
+    curve: list[dict[str, float]] = []
+    stopped: str | None = None
+    start = time.perf_counter()
+    for epoch in range(1, int(params["epochs"]) + 1):
+        train_loss = step.epoch(x, y)
+        if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
+            raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
+        step.plateau(train_loss)
+        curve.append({"epoch": epoch, "train_loss": train_loss, "lr": step.lr,
+                      "time_s": round(time.perf_counter() - start, 4)})
+        if on_epoch is not None:
+            stopped = on_epoch(epoch, dict(curve[-1]))
+            if stopped:
+                break
+    model.eval()
+    metrics = {"train_loss": curve[-1]["train_loss"] if curve else math.nan, "epochs": len(curve),
+               "train_time_s": round(time.perf_counter() - start, 4),
+               "n_params": sum(p.numel() for p in model.parameters())}
+    return Fit(metrics, curve, stopped)
+
+
+@torch.no_grad()
+def forecast(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """`model`'s forecasts of windows `x` (on its device), in batches, as float64 on the CPU."""
+    model.eval()
+    out = [model(x[i:i + _EVAL_BATCH]).float().cpu().numpy() for i in range(0, len(x), _EVAL_BATCH)]
+    return np.concatenate(out).astype(np.float64)
+
+
+def holdout_scores(model: nn.Module, windows: Windows, x: torch.Tensor, params: dict[str, Any]) -> dict[str, float]:
+    """A refit trial's scores of its split, the windows' validation part: ``holdout_*`` in the data's
+    units and ``holdout_std_*`` standardised (as :func:`hpt.baselines.forecast_scores` scores the baselines)."""
+    from hpt.baselines import forecast_scores
+
+    mean, std = float(windows.mean[0]), float(windows.std[0])
+    actual = windows.y_val.astype(np.float64) * std + mean
+    units, standardised = forecast_scores(forecast(model, x) * std + mean, actual, std, quantiles_of(params))
+    return {**{f"holdout_{k}": v for k, v in units.items()}, **{f"holdout_std_{k}": v for k, v in standardised.items()}}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              quantiles: tuple[float, ...] | None = None) -> dict[str, float]:
@@ -299,11 +347,12 @@ class TrainContext:
 
     def windows(self, trial: Trial) -> tuple[Windows, tuple[torch.Tensor, ...]]:
         p = trial.params
-        key = (trial.period, p["lookback"], p["horizon"], p["validation"])
+        validation = trial.refit.split if trial.refit is not None else p["validation"]
+        key = (trial.period, p["lookback"], p["horizon"], validation)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        w = make_windows(self.frame, trial.period, int(p["lookback"]), int(p["horizon"]), p["validation"])
+        w = make_windows(self.frame, trial.period, int(p["lookback"]), int(p["horizon"]), validation)
         tensors = tuple(torch.from_numpy(a).to(self.device) for a in (w.x_train, w.y_train, w.x_val, w.y_val))
         self._cache[key] = (w, tensors)
         if len(self._cache) > self._cache_size:
@@ -321,14 +370,18 @@ class TrainContext:
         try:
             with _gpu_memory(self.device, memory):
                 windows, tensors = self.windows(trial)
-                arch = get_architecture(trial.architecture)
-                torch.manual_seed(trial.seed)
-                model = arch.build(len(windows.columns), int(trial.params["lookback"]),
-                                   int(trial.params["horizon"]), dict(trial.params)).to(self.device)
-                result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch, seed=trial.seed)
+                model = self._build(trial, windows)
+                if trial.refit is None:
+                    result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch,
+                                 seed=trial.seed)
+                else:
+                    result = fit_fixed(model, dict(trial.params), tensors[0], tensors[1], self.device, trial.seed,
+                                       on_epoch)
             result.metrics.update(memory)
             if not result.stopped:  # after the memory peak is read: forecasting 1,000 windows is not training
                 result.metrics["infer_ms"] = infer_ms(model, tensors[2], str(trial.params.get("amp", "off")))
+                if trial.refit is not None:
+                    result.metrics.update(holdout_scores(model, windows, tensors[2], dict(trial.params)))
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             first = str(e).split(".")[0]
@@ -342,16 +395,38 @@ class TrainContext:
         if result.stopped:
             return TrialResult(trial, Status.PRUNED, metrics=result.metrics, error=result.stopped, started_at=started,
                                finished_at=utcnow(), device=device, curve=_curve_csv(result.curve))
-        model_bytes = model_payload(
+        return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
+                           device=device, model=self._payload(trial, windows, model, result.metrics),
+                           curve=_curve_csv(result.curve))
+
+    def _build(self, trial: Trial, windows: Windows) -> nn.Module:
+        """The trial's model on the device, seeded; a refit's starts from its weights when it has them."""
+        torch.manual_seed(trial.seed)
+        model = get_architecture(trial.architecture).build(
+            len(windows.columns), int(trial.params["lookback"]), int(trial.params["horizon"]),
+            dict(trial.params)).to(self.device)
+        if trial.refit is not None and trial.refit.start_from is not None:
+            state = torch.load(io.BytesIO(trial.refit.start_from), map_location=self.device, weights_only=True)
+            model.load_state_dict(state)
+        return model
+
+    def _payload(self, trial: Trial, windows: Windows, model: nn.Module, metrics: dict[str, float]) -> bytes:
+        """The model file: a refit's says what its refit asks (its id, training span, info) and its
+        standardised hold-out scores."""
+        refit = trial.refit
+        period = (trial.period.start_text, trial.period.end_text)
+        if refit is not None:
+            metrics = {k.replace("holdout_std_", "holdout_"): v for k, v in metrics.items()
+                       if k.startswith("holdout_std_")}
+        return model_payload(
             architecture=trial.architecture, params=dict(trial.params), n_features=len(windows.columns),
             lookback=int(trial.params["lookback"]), horizon=int(trial.params["horizon"]),
             columns=windows.columns, mean=windows.mean, std=windows.std, state_dict=model.state_dict(),
-            trial_id=trial.trial_id, period=(trial.period.start_text, trial.period.end_text),
-            metrics=result.metrics, seed=trial.seed,
-            time_column=self.frame.index.name, step=step_text(frame_step(self.frame)),
+            trial_id=(refit.model_id if refit is not None and refit.model_id else trial.trial_id),
+            period=(refit.model_period or period) if refit is not None else period,
+            metrics=metrics, seed=trial.seed, time_column=self.frame.index.name,
+            step=step_text(frame_step(self.frame)), info=dict(refit.info) if refit is not None else None,
         )
-        return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
-                           device=device, model=model_bytes, curve=_curve_csv(result.curve))
 
 
 def _curve_csv(curve: list[dict[str, float]]) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 from hpt.periods import Period
 
-__all__ = ["Event", "Finished", "Progress", "Started", "Status", "Trial", "TrialResult", "as_decided", "curve_metrics",
-           "monitor_of", "utcnow"]
+__all__ = ["Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
+           "curve_metrics", "monitor_of", "utcnow"]
 
 
 class Status(str, enum.Enum):
@@ -24,6 +24,25 @@ class Status(str, enum.Enum):
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
     PRUNED = "pruned"  # stopped early by the scheduler: metrics so far, its curve, no model
+
+
+@dataclass(frozen=True)
+class Refit:
+    """How a trial trains a chosen config again instead of tuning it (``hpt final``).
+
+    It trains for exactly ``params["epochs"]`` epochs on the training part of its period with
+    nothing held out for selection (no early stopping: the last epoch's weights are kept), then
+    forecasts the period's `split` once and scores it: the split is cut from the end of the
+    period as a ``validation`` setting is, and is a hold-out that training never saw. Its
+    metrics are ``holdout_*`` in the data's units and ``holdout_std_*`` standardised (divided
+    by the train part's standard deviation, like the rows' ``val_*``).
+    """
+
+    split: str  # the period's end that is scored, as a validation setting ("2678400s")
+    start_from: bytes | None = None  # weights to start from (torch.save of a state dict: fine-tuning), else fresh ones
+    model_id: str = ""  # the model file's trial_id [default: the trial's]
+    model_period: tuple[str, str] | None = None  # what the model file says it was trained on [default: the period]
+    info: Mapping[str, Any] = field(default_factory=dict)  # what the model file's info says
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,7 @@ class Trial:
     seed: int  # what it trains with: derived from params["seed"], the period and the repeat (hpt.search.trial_seed)
     fidelity: str = "full"  # "quick" for screening trials
     tags: Mapping[str, Any] = field(default_factory=dict)  # extra row columns, e.g. {"round": 2}
+    refit: Refit | None = None  # trained for fixed epochs and scored on a hold-out (hpt final), not tuned
 
     @property
     def tuned_params(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from hpt.spec import load_spec
 from hpt.trial import Finished, Progress, Status
 from tests import gated
 from tests.cloud_servers import free_port
-from tests.conftest import ROOT, tiny_spec, trial_row_files, trial_rows
+from tests.conftest import ROOT, hpt_here, tiny_spec, trial_row_files, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
@@ -294,6 +294,26 @@ def test_a_stop_from_the_scheduler_prunes_a_trial_on_ray(connected: RayCluster, 
     assert rows.loc[5, "epochs"] == epochs and rows.loc[5, "status"] == "ok"
     for tid, heard in scheduler.heard.items():  # every epoch of every trial reached the scheduler, in order
         assert heard == list(range(1, int(rows.set_index("trial_id").loc[tid, "epochs"]) + 1))
+
+
+@needs_ray
+def test_hpt_final_trains_its_model_on_the_cluster(connected: RayCluster, tuned_location: Path, tmp_path: Path) -> None:
+    """`hpt final --executor ray`: the model trains as a Ray task on a node, as it would locally."""
+    from hpt.final import FinalRequest, run_final
+
+    local = run_final(FinalRequest(str(tuned_location), threads=1, executor="local"), say=lambda line: None)
+    done = hpt_here("final", str(tuned_location), "--executor", "ray", "--ray-address", connected.address,
+                    "--report", str(tmp_path / "report.json"))
+    assert done.exit_code == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["device"].startswith(os.uname().nodename + "/") and report["device"].endswith("/cpu")
+    assert f"on {report['device']}" in done.stdout
+    assert report["config_id"] == local.document["config_id"]
+    # the same training as on this machine: the same seed and data give the same model
+    assert report["models"][0]["metrics"]["mse"] == pytest.approx(local.document["models"][0]["metrics"]["mse"],
+                                                                  rel=1e-6)
+    assert (tuned_location / "final" / report["final_id"] / "model.pt").is_file()
+    assert report["final_id"] in (tuned_location / "final" / "index.csv").read_text()
 
 
 @needs_ray

@@ -23,7 +23,7 @@ from hpt.results.rank import Ranking, fidelities
 from hpt.rows import is_number, plain
 from hpt.trial import Status
 
-__all__ = ["VsBaseline", "compare", "versus_baselines"]
+__all__ = ["VsBaseline", "compare", "percent", "relative_change", "versus_baselines"]
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,7 @@ class VsBaseline:
     @property
     def change(self) -> float:
         """The config's mean relative to the baseline's, in percent (negative: the config is lower, better)."""
-        if self.baseline_mean == 0:
-            return 0.0 if self.config_mean == 0 else math.inf
-        return (self.config_mean - self.baseline_mean) / abs(self.baseline_mean) * 100
+        return relative_change(self.config_mean, self.baseline_mean) * 100
 
     @property
     def beats(self) -> bool:
@@ -55,12 +53,12 @@ class VsBaseline:
 
     def text(self) -> str:
         """E.g. ``-38% vs seasonal naive, better in 3 of 3 periods``."""
-        return f"{_percent(self.change)} vs {self.label}, better in {self.better} of {plural(self.periods, 'period')}"
+        return f"{percent(self.change / 100)} vs {self.label}, better in {self.better} of {plural(self.periods, 'period')}"
 
     def short(self) -> str:
         """E.g. ``-38% seasonal 3/3``, for a table column."""
         name = "seasonal" if self.baseline == "naive-seasonal" else "last"
-        return f"{_percent(self.change)} {name} {self.better}/{self.periods}"
+        return f"{percent(self.change / 100)} {name} {self.better}/{self.periods}"
 
     def to_json(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "config_mean": self.config_mean, "baseline_mean": self.baseline_mean,
@@ -68,7 +66,20 @@ class VsBaseline:
                 "periods_better": self.better, "beats": self.beats, "text": self.text()}
 
 
-def _percent(x: float) -> str:
+def relative_change(value: float, reference: float) -> float:
+    """`value` against `reference` as a fraction of it: -0.38 is 38% lower (better, for an error); 0 when
+    both are 0, infinite when only the reference is. The one comparison with a baseline that
+    ``hpt results``, ``hpt run``'s summary and ``hpt final`` print."""
+    if reference == 0:
+        return 0.0 if value == 0 else math.inf
+    return (value - reference) / abs(reference)
+
+
+def percent(change: float | None) -> str:
+    """A :func:`relative_change` as a percentage: ``-38%``, ``+0.4%`` under one percent, ``n/a`` for None."""
+    if change is None:
+        return "n/a"
+    x = change * 100
     if math.isinf(x):
         return "+inf%"
     return f"{x:+.0f}%" if abs(x) >= 1 else f"{x:+.1f}%"

@@ -1,0 +1,222 @@
+"""What ``hpt final`` was asked, and everything it settles before training: the spec, the config,
+the data, the hold-out, the training span and the windows, and the baselines on the same windows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpt.baselines import BASELINES, baseline_mask, forecast_scores, naive_forecasts, quantile_forecasts, season_length
+from hpt.data import DataError, Windows, frame_step, make_windows, step_text
+from hpt.errors import HptError, InputError
+from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
+from hpt.final.holdout import Holdout, _require_holdout, holdout_window, overlapping_period, parse_holdout
+from hpt.hparams import quantiles_of
+from hpt.periods import Period
+from hpt.progress import format_params, plural
+from hpt.sinks import Sink, open_sink
+from hpt.spec import Spec
+
+__all__ = ["MIN_VERDICT_WINDOWS", "FinalRequest", "Setup", "few_windows", "prepare", "score_baselines"]
+
+log = logging.getLogger("hpt")
+
+MIN_VERDICT_WINDOWS = 30
+"""Below this many hold-out windows, a verdict against the baselines is flagged as too few to trust."""
+
+
+@dataclass(frozen=True)
+class FinalRequest:
+    """What ``hpt final`` was asked to do."""
+
+    location: str
+    spec_path: str | None = None  # else the spec recorded in runs/ at the location
+    config_id: str | None = None  # else the best config
+    months: int | None = None  # training window; else the length of one tuning period
+    holdout: str | None = None  # "1M", "2W", "30D": the end of the data
+    holdout_start: str | None = None  # a date: from there to the end of the data
+    from_model: str | None = None  # fine-tune this earlier final model instead of training from scratch
+    compare: bool = False  # with from_model: also train from scratch, report both
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads [default: 1 on the CPU, as each of a run's workers; 2 beside a GPU]
+    gpus: tuple[str, ...] | None = None  # narrows the visible GPUs (as hpt run's --gpus)
+    executor: str | None = None  # "local" or "ray" [default: the spec's resources.executor, else local]
+    ray_address: str | None = None  # with executor ray: the cluster [default: $RAY_ADDRESS, else a local instance]
+    grace: float = 10.0  # seconds the training gets to finish after SIGINT/SIGTERM
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a final trains and on what: settled before anything trains or is written."""
+
+    sink: Sink
+    spec: Spec
+    spec_source: str
+    metric: str
+    choice: Choice
+    start_model: Any  # --from-model's model (hpt.predict's), or None
+    frame: pd.DataFrame  # the spec's data, as the workers train on it
+    holdout: Holdout
+    tuning_periods: list[Period]
+    train: Period  # the training span: up to the hold-out's start
+    length: str  # the training span in words: "1 month, one tuning period"
+    windows: Windows  # training windows and, as their validation part, the hold-out's
+    split: str  # the validation setting that cuts the hold-out from `window`'s end
+    train_rows: int
+    held_rows: int
+    from_model: str | None = None  # where start_model was read
+    compare: bool = False  # with start_model: also train from scratch
+
+    @property
+    def window(self) -> Period:
+        """What a final trial trains and scores on: the training span and the hold-out."""
+        return Period(self.train.start, self.holdout.end)
+
+    @property
+    def modes(self) -> list[str]:
+        """The models to train: ``scratch``; with --from-model ``fine-tune`` (and ``scratch`` with --compare)."""
+        if self.start_model is None:
+            return ["scratch"]
+        return ["fine-tune", "scratch"] if self.compare else ["fine-tune"]
+
+
+def check_request(req: FinalRequest) -> None:
+    """InputError for options that contradict each other, before anything is read."""
+    if req.compare and not req.from_model:
+        raise InputError("--compare needs --from-model (it trains from scratch beside the fine-tuned model)")
+    if req.config_id and req.from_model:
+        raise InputError("give --config or --from-model, not both (a fine-tuned model keeps its own config)")
+    if req.months is not None and req.months < 1:
+        raise InputError(f"--months must be at least 1, got {req.months}")
+    if req.holdout and req.holdout_start:
+        raise InputError("give --holdout or --holdout-start, not both")
+    if req.holdout:
+        parse_holdout(req.holdout)
+    if req.device not in ("auto", "cpu", "cuda"):
+        raise InputError(f'--device must be auto, cpu or cuda, got "{req.device}"')
+
+
+def _check_devices(req: FinalRequest, spec: Spec) -> None:
+    """InputError for --device cuda without a GPU, or --gpus naming one that is not there (this machine's pool)."""
+    if (req.executor or spec.resources.get("executor") or "local") == "local":
+        from hpt.backends.local import choose_slots
+
+        choose_slots(req.device, 1, only=req.gpus or tuple(str(g) for g in spec.resources.get("gpus", ())) or None)
+
+
+def _open_start_model(from_model: str | None) -> Any:
+    if not from_model:
+        return None
+    from hpt.predict import open_model
+
+    try:
+        return open_model(from_model)
+    except InputError as e:
+        raise InputError(f"--from-model: {e}") from None
+
+
+def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
+    """Read the location, choose the config, cut the hold-out and the training span; say what was chosen."""
+    from hpt.results import load_results, planned_periods, summarise
+
+    check_request(req)
+    sink = open_sink(req.location)
+    frame_rows = load_results(req.location)
+    spec, spec_source = recorded_spec(sink, req.spec_path)
+    metric = spec.objective
+    _require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
+    _check_devices(req, spec)
+    planned = planned_periods(req.location, frame_rows)
+    if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
+        planned[spec.fidelity] = [p.label for p in spec.periods]
+    summary = summarise(frame_rows, metric, compare=0, uri=sink.uri, planned=planned)
+    start_model = _open_start_model(req.from_model)
+    choice = choose(req.from_model, req.config_id, frame_rows[~baseline_mask(frame_rows)], summary, spec, sink.uri,
+                    start_model)
+    frame = spec.data.read().frame
+    if start_model is not None and tuple(start_model.columns) != tuple(frame.columns):
+        raise InputError(f"--from-model: the model forecasts from columns {', '.join(start_model.columns)}; "
+                         f"the spec's data has {', '.join(map(str, frame.columns))}")
+    holdout = holdout_window(spec, frame, req.holdout, req.holdout_start)
+    tuning_periods = config_periods(frame_rows)
+    clash = overlapping_period(tuning_periods, holdout)
+    if clash is not None:
+        raise InputError(f"tuning period {clash} overlaps the hold-out {holdout.period} ({holdout.how}): the hold-out "
+                         "would not be unseen; choose a later --holdout-start or a shorter --holdout, or tune with "
+                         "date_ranges.auto.holdout so that the periods keep it back")
+    start, length = train_start(req.months, spec, config_periods(choice.rows) or tuning_periods, holdout.start)
+    clamped = start < frame.index[0]
+    if clamped:
+        start = pd.Timestamp(frame.index[0])
+    windows, split = _windows(frame, Period(start, holdout.start), holdout, choice.params)
+    setup = Setup(sink, spec, spec_source, metric, choice, start_model, frame, holdout, tuning_periods,
+                  Period(start, holdout.start), length, windows, split,
+                  train_rows=int(((frame.index >= start) & (frame.index < holdout.start)).sum()),
+                  held_rows=int(((frame.index >= holdout.start) & (frame.index < holdout.end)).sum()),
+                  from_model=req.from_model, compare=req.compare)
+    _say_setup(setup, clamped, say)
+    return setup
+
+
+def _windows(frame: pd.DataFrame, train: Period, holdout: Holdout, params: dict[str, Any]) -> tuple[Windows, str]:
+    """The training span's windows with the hold-out's as their validation part, and the validation
+    setting that cuts it: every row after (start - 1s), the unit the index surely holds."""
+    step = frame_step(frame)
+    split = f"{int((frame.index[-1] - holdout.start) / pd.Timedelta(seconds=1)) + 1}s"
+    try:
+        w = make_windows(frame, Period(train.start, holdout.end), int(params["lookback"]), int(params["horizon"]),
+                         split)
+    except DataError as e:
+        raise InputError(f"training window {train} and hold-out {holdout.period}: {e.message}") from None
+    assert w.val_ends is not None
+    if len(w.val_ends) and pd.Timestamp(w.val_ends[0]) + step < holdout.start:
+        raise HptError(f"the hold-out windows start before {holdout.start}: data with steps under a second is not supported")
+    return w, split
+
+
+def _say_setup(s: Setup, clamped: bool, say: Callable[[str], None]) -> None:
+    c, w = s.choice, s.windows
+    say(f"config {c.config_id} ({c.architecture}): {format_params(c.tuned) or 'no tuned parameters'}; {c.chosen}")
+    if clamped:
+        say(f"the data starts at {s.train.start}: the training window starts there, shorter than {s.length}")
+    say(f"data: {Path(s.spec.data.path).name}, {plural(len(s.frame), 'row')} every {step_text(frame_step(s.frame))}; "
+        f"hold-out {s.holdout.period} ({s.holdout.how}): {plural(s.held_rows, 'row')}, "
+        f"{plural(len(w.x_val), 'window')} of horizon {int(c.params['horizon'])}; no tuning period reaches it")
+    few = few_windows(len(w.x_val))
+    if few:
+        log.warning("%s", few)
+
+
+def few_windows(windows: int) -> str | None:
+    """The warning for a hold-out with too few windows for its verdict, else None."""
+    if windows >= MIN_VERDICT_WINDOWS:
+        return None
+    return (f"the hold-out has {plural(windows, 'window')}: too few for a verdict against the baselines (under "
+            f"{MIN_VERDICT_WINDOWS}, one good or bad stretch decides it); give a longer --holdout or an earlier "
+            "--holdout-start")
+
+
+def score_baselines(s: Setup) -> dict[str, dict[str, Any]]:
+    """Both naive baselines on the hold-out's windows, scored as the model is (:func:`forecast_scores`)."""
+    w, params = s.windows, s.choice.params
+    assert w.val_ends is not None
+    step = frame_step(s.frame)
+    mean, std = float(w.mean[0]), float(w.std[0])
+    actual = w.y_val.astype(np.float64) * std + mean
+    season = season_length(step, s.spec.data.season)
+    quantiles = quantiles_of(params)
+    forecasts = naive_forecasts(s.frame.iloc[:, 0], w.val_ends, int(params["horizon"]), step, season)
+    if quantiles:
+        forecasts = quantile_forecasts(forecasts, s.frame, s.train, int(params["horizon"]), season, quantiles)
+    baselines: dict[str, dict[str, Any]] = {}
+    for name in BASELINES:
+        metrics, standardised = forecast_scores(forecasts[name], actual, std, quantiles)
+        baselines[name] = {"metrics": metrics, "standardised": standardised}
+    baselines["naive-seasonal"]["season"] = season
+    return baselines
