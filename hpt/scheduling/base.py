@@ -33,7 +33,9 @@ class Scheduler:
     record of truth: resuming is rebuilding, then going on), then :meth:`suggest` whenever
     a slot is free, :meth:`on_progress` after every epoch of a running trial (a returned
     text stops the trial and says why) and :meth:`on_result` once per finished trial,
-    the trials it asked to stop included (they end ``pruned``).
+    the trials it asked to stop included (they end ``pruned``). A wrapper that starts
+    trials of its own (the finalist stage) passes their results on too: a scheduler
+    ignores results of trials it does not know, or learns from them (tpe).
     """
 
     skipped = 0  # trials passed over because the location already has them done
@@ -62,4 +64,4 @@ class Scheduler:
         return None
 
     def on_result(self, result: TrialResult) -> None:
-        """A trial this scheduler suggested has ended."""
+        """A trial this scheduler suggested has ended (or one a wrapper around it started)."""
