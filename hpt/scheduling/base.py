@@ -51,8 +51,9 @@ class Scheduler:
         that compare curves (early stopping); the others need not call it.
         """
 
-    def suggest(self) -> Trial | Suggestion:
-        """The next trial to start, or WAIT, or DONE."""
+    def suggest(self) -> Trial | TrialResult | Suggestion:
+        """The next trial to start, or WAIT, or DONE; or a trial decided without training it (a config racing
+        dropped: its later periods), which the runner records and passes to :meth:`on_result` as if it had run."""
         raise NotImplementedError
 
     def remaining(self) -> int | None:

@@ -186,11 +186,11 @@ class Finalists(Scheduler):
         inner = self.inner.remaining()
         return None if inner is None else inner + self.count * self._per_config
 
-    def suggest(self) -> Trial | Suggestion:
+    def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._queue is None:
             nxt = self.inner.suggest()
-            if nxt is WAIT:
-                return WAIT
+            if nxt is WAIT or isinstance(nxt, TrialResult):
+                return nxt
             if isinstance(nxt, Trial):
                 if nxt.config_id in self._tagged:  # a finalist's period the search had not started (resuming)
                     nxt = dataclasses.replace(nxt, tags={**nxt.tags, FINALIST: 1})

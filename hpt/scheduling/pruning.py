@@ -262,7 +262,7 @@ class Pruning(Scheduler):
     def remaining(self) -> int | None:
         return self.inner.remaining()
 
-    def suggest(self) -> Trial | Suggestion:
+    def suggest(self) -> Trial | TrialResult | Suggestion:
         while True:
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
