@@ -91,3 +91,29 @@ def test_race_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
                                                         "combine with early_stopping")):
         out = cli("plan", str(write_spec(tiny_spec(search=search))))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_race_through_the_cli_ends_with_a_verdict_and_says_which_config_it_dropped(write_spec: Any, cli: Any,
+                                                                                   tmp_path: Path) -> None:
+    """Real training: lr=1e-7 barely moves in two epochs and is last in every period, lr=0.01 first."""
+    weeks = [[f"2013-0{m}-01", f"2013-0{m}-08"] for m in range(1, 5)]
+    spec = write_spec(tiny_spec(date_ranges=weeks, search={"race": True},
+                                parameters={"lr": [1e-7, 0.0003, 0.001, 0.003, 0.01], "hidden_size": [8]},
+                                training={"epochs": 2}))
+    plan = cli("plan", str(spec))
+    assert plan.returncode == 0 and "race: configs run period by period; after each of the 4 periods" in plan.stdout
+    out = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    rows = rows_of(tmp_path / "res")
+    slow = rows[rows["param_lr"] == 1e-7].sort_values("period_start")
+    assert list(slow["status"]) == ["ok", "ok", "ok", "pruned"], slow[["status", "val_mse"]]
+    reason = slow["error"].iloc[3]
+    assert reason.startswith("dropped after 3 periods: worse than ") and "(Nemenyi p=0.0" in reason
+    assert "race: after 3 periods, 1 config worse than" in out.stdout and reason in out.stdout
+    results = cli("results", str(tmp_path / "res"))
+    assert results.returncode == 0 and "Is the winner real?" in results.stdout
+    assert "Dropped by the race: 1 config with a pruned period" in results.stdout and reason in results.stdout
+    assert "Configs ranked by mean val_mse over 4 periods (full runs: 16 ok trials, 4 configs)" in results.stdout
+    again = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
+    assert again.returncode == 0 and "skipping 20 trials already done" in again.stdout, again.stdout
+    assert len(rows_of(tmp_path / "res")) == 20  # nothing trained again, the dropped period not either
