@@ -9,6 +9,7 @@ import pandas as pd
 
 from hpt.backends.fake import FakeBackend, Script
 from hpt.progress import Reporter
+from hpt.results import load_results, summarise
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
 from hpt.trial import Trial
@@ -117,3 +118,14 @@ def test_race_through_the_cli_ends_with_a_verdict_and_says_which_config_it_dropp
     again = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
     assert again.returncode == 0 and "skipping 20 trials already done" in again.stdout, again.stdout
     assert len(rows_of(tmp_path / "res")) == 20  # nothing trained again, the dropped period not either
+
+
+def test_with_more_finalists_than_survivors_a_dropped_config_is_completed_and_ranked(write_spec: Any,
+                                                                                     tmp_path: Path) -> None:
+    summary, backend = run(race_spec(write_spec, finalists=4), tmp_path / "res")
+    rows = rows_of(tmp_path / "res").drop_duplicates("trial_id", keep="last")
+    dropped = rows[rows["param_lr"] == 0.1].sort_values("period_start")
+    assert list(dropped["status"]) == ["ok"] * 4 and dropped["finalist"].iloc[3] == 1  # its ok row replaces the pruned one
+    assert summary.counts == {"ok": 16, "pruned": 1}
+    verdict = summarise(load_results(str(tmp_path / "res")), "val_mse").verdict
+    assert verdict.configs == 4 and verdict.best == rows[rows["param_lr"] == 0.001]["config_id"].iloc[0]
