@@ -41,9 +41,15 @@ def race_text(periods: int) -> str:
     """What ``hpt plan`` says about ``search.race``."""
     from hpt.results.stats import periods_needed
 
-    return (f"race: configs run period by period; after each of the {plural(periods, 'period')}, from period "
-            f"{periods_needed(3)} on (with 3 or more configs left), the configs the Friedman test and Nemenyi's comparison "
-            f"with the best find worse are dropped: their later periods are recorded pruned, not trained")
+    first = periods_needed(3)
+    head = "race: configs run period by period"
+    if periods - 1 < first:
+        return (f"{head}; with {plural(periods, 'period')} no config can be dropped (the tests need {first} periods, "
+                "and a period left to save): add periods")
+    when = f"period {first}" if periods - 1 == first else f"each period from {first} to {periods - 1}"
+    return (f"{head}; after {when}, the configs the Friedman test and Nemenyi's comparison with the best "
+            "(3 or more configs left) or Wilcoxon's test (2) find worse are dropped: their later periods are "
+            "recorded pruned, not trained")
 
 
 def drop_verdicts(values: Mapping[str, list[float]], alpha: float | None = None) -> tuple[str, dict[str, str]]:
