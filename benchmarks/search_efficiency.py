@@ -1,4 +1,4 @@
-"""Search efficiency: random search against random+asha, tpe and tpe+asha, on real training.
+"""Search efficiency: random search against random+asha, tpe, tpe+asha and race, on real training.
 
 Every strategy gets the same number of configs of the same space (mlp on the bundled
 electricity data: lr, hidden_size, num_layers, dropout) over the same periods, repeated
@@ -15,6 +15,12 @@ prints, as the median over seeds:
   full random search found with the same seed had completed every period (trials in the
   order they finished), and that as a fraction of full random search's whole compute.
 
+race is random search raced period by period (``search.race``): after each period, the
+configs the Friedman test and Nemenyi's comparison with the best find worse are dropped. No
+test can tell configs apart over fewer than 3 periods, so with the default 2 periods race is
+random search; ``--periods 4`` (or 5) gives it periods to save (the other strategies run
+them too).
+
 The goal (issue 12): random+asha and tpe+asha reach the target with at most 1/3 of full
 random search's compute. Trials run on worker processes as ``hpt run`` runs them (one
 shared pool, one torch thread per worker); the strategies are interleaved seed by seed so
@@ -22,6 +28,7 @@ that load from other processes falls on all of them alike.
 
     python benchmarks/search_efficiency.py            # the table in benchmarks/README.md (about 15 minutes on 2 cores)
     python benchmarks/search_efficiency.py --quick    # a smoke run (about a minute)
+    python benchmarks/search_efficiency.py --periods 4    # where racing can drop configs (about twice as long)
 """
 
 from __future__ import annotations
@@ -43,22 +50,30 @@ from hpt.spec import Spec, check_data, parse_spec
 from hpt.trial import Event, Status, Trial, TrialResult
 
 PERIODS = [["2013-01-01", "2013-03-01"], ["2013-07-01", "2013-09-01"]]
+MORE_PERIODS = [["2012-07-01", "2012-09-01"], *PERIODS, ["2014-01-01", "2014-03-01"], ["2014-07-01", "2014-09-01"]]
 SPACE = {"lr": {"loguniform": [1e-5, 1e-1]}, "hidden_size": {"int": [8, 128]}, "num_layers": {"int": [1, 4]},
          "dropout": {"uniform": [0.0, 0.5]}}
-STRATEGIES = ("random", "random+asha", "tpe", "tpe+asha")
+STRATEGIES = ("random", "random+asha", "tpe", "tpe+asha", "race")
 TARGET = 0.02  # within 2% of the best mean objective full random search found
 
 
-def make_spec(strategy: str, seed: int, configs: int, epochs: int, min_epochs: int) -> Spec:
+def periods(n: int) -> list[list[str]]:
+    """The benchmark's periods: two months each, in time order; 2 (the default) are PERIODS."""
+    return PERIODS if n == 2 else MORE_PERIODS[:n]
+
+
+def make_spec(strategy: str, seed: int, configs: int, epochs: int, min_epochs: int, n_periods: int = 2) -> Spec:
     name, _, stopping = strategy.partition("+")
     search: dict[str, Any] = {"strategy": name, "seed": seed, "max_trials": configs}
+    if name == "race":
+        search.update(strategy="random", race=True)
     if stopping:
         search["early_stopping"] = {"kind": stopping, "min_epochs": min_epochs, "reduction_factor": 3}
     doc = {
         "name": f"search-efficiency-{strategy}-{seed}",
         "architecture": "mlp",
         "data": {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y"},
-        "date_ranges": PERIODS,
+        "date_ranges": periods(n_periods),
         "search": search,
         "parameters": SPACE,
         "training": {"epochs": epochs, "batch_size": 64, "lookback": 48, "horizon": 1, "validation": "7D",
@@ -118,7 +133,7 @@ class Outcome:
 
 
 def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace) -> Outcome:
-    spec = make_spec(strategy, seed, args.configs, args.epochs, args.min_epochs)
+    spec = make_spec(strategy, seed, args.configs, args.epochs, args.min_epochs, args.periods)
     scheduler = make_scheduler(spec)
     scheduler.restore({})
     results: list[TrialResult] = []
@@ -165,7 +180,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     seeds = sorted({o.seed for o in outcomes})
     full = {o.seed: o for o in outcomes if o.strategy == "random"}
     print()
-    print(f"search efficiency: mlp on the bundled electricity data, {len(PERIODS)} periods, {args.configs} configs "
+    print(f"search efficiency: mlp on the bundled electricity data, {args.periods} periods, {args.configs} configs "
           f"per strategy, up to {args.epochs} epochs, early stopping asha (min_epochs {args.min_epochs}, "
           f"reduction factor 3); {args.workers} worker processes x 1 torch thread; seeds {', '.join(map(str, seeds))}")
     print(f"target: within {TARGET:.0%} of the best mean val_mse that full random search found with the same seed; "
@@ -201,9 +216,14 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         print(f"  {o.strategy:<12} seed {o.seed}: {_fmt(o.to_target(target), 's'):>8} / {o.compute:7.1f}s  "
               f"{'missed' if math.isinf(e) else f'{e:.0f}':>6} / {o.epochs:5d}  best {_fmt(o.best)}")
     print()
-    for strategy in ("random+asha", "tpe+asha"):
+    for strategy in ("random+asha", "tpe+asha", "race"):
         mine = [o for o in outcomes if o.strategy == strategy]
         if not mine:
+            continue
+        if strategy == "race":
+            print(f"race: {_median([o.pruned for o in mine]):.0f} of {_median([o.trials for o in mine]):.0f} trials "
+                  f"dropped, not trained (median over seeds)"
+                  + ("; with 2 periods no test can drop a config: --periods 4 or 5" if args.periods < 4 else ""))
             continue
         ratio = _median([o.to_target(full[o.seed].best * (1 + TARGET)) / full[o.seed].compute for o in mine])
         verdict = "met" if ratio <= 1 / 3 else "missed"
@@ -221,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--min-epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--periods", type=int, default=2, choices=range(2, len(MORE_PERIODS) + 1),
+                        help="periods per config (2: the README's table; race needs 4 or more to drop configs)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.configs, args.epochs, args.min_epochs = 1, 4, 4, 1
-    spec = make_spec("random", 0, args.configs, args.epochs, args.min_epochs)
+    spec = make_spec("random", 0, args.configs, args.epochs, args.min_epochs, args.periods)
     slots = [Slot(f"cpu-{i}", "cpu", (("CUDA_VISIBLE_DEVICES", ""),), threads=1) for i in range(args.workers)]
     pool = LocalBackend(check_data(spec), slots, spec.objective)
     outcomes = []

@@ -448,7 +448,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
         click.echo(f"tuned: {name} {_axis_text(axis)}")
-    if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start:
+    if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start or s.race:
         for line in outline(spec, n_configs, n_periods):
             click.echo(line)
     from hpt.baselines import RunBaselines, without_baselines

@@ -288,6 +288,12 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
         while True:
             while signals.first is None and backend.free() > 0:
                 nxt = scheduler.suggest() if not exhausted else DONE
+                if isinstance(nxt, TrialResult):  # decided without training (a config racing dropped)
+                    finished += 1
+                    on_result(nxt)
+                    scheduler.on_result(nxt)
+                    reporter.trial_done(nxt, finished, max(total, finished + len(running)), objective)
+                    continue
                 if not isinstance(nxt, Trial):
                     exhausted = nxt is DONE
                     if gate is None or not gate.waiting() or (running and time.monotonic() < recheck):

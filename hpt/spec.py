@@ -140,6 +140,7 @@ class SearchSpec:
     budget: Budget | None = None
     warm_start: tuple[str, ...] = ()  # results locations whose rows seed the search
     finalists: int = FINALISTS  # configs a search with early stopping completes on every period at its end (0: none)
+    race: bool = False  # configs run period by period; the worse ones are dropped after each period
 
 
 @dataclass(frozen=True)

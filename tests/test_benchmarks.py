@@ -73,7 +73,7 @@ def test_search_efficiency_benchmark_quick() -> None:
     out = _quick_run("search_efficiency.py", timeout=300)
     assert "2 worker processes x 1 torch thread" in out and "within 2% of the best mean val_mse" in out
     number = r"\d+(\.\d+)?"
-    for strategy in ("random", "random+asha", "tpe", "tpe+asha"):
+    for strategy in ("random", "random+asha", "tpe", "tpe+asha", "race"):
         assert re.search(rf"^  {re.escape(strategy)} +{number}s +\d+ +{number}(e-\d+)? +[01]/1 +({number}s|missed) +"
                          rf"({number}|missed) +({number}|missed) +\d+ of \d+ +\d+ +{number}s$", out, re.M), out
     for strategy in ("random+asha", "tpe+asha"):  # finalists: every adaptive search ends with 3 configs ranked
@@ -85,6 +85,9 @@ def test_search_efficiency_benchmark_quick() -> None:
         assert re.search(rf"^goal for {re.escape(strategy)}: target within 1/3 of full random search's compute "
                          r"\(median over seeds\): (\d\.\d\d|never reached) -> (met|missed)( \(in epochs: \d\.\d\d\))?$",
                          out, re.M), out
+    # 2 periods (the quick run's): no test can drop a config, and the report says so
+    assert re.search(r"^race: 0 of \d+ trials dropped, not trained \(median over seeds\); with 2 periods no test can "
+                     r"drop a config: --periods 4 or 5$", out, re.M), out
 
 
 def test_forecast_quality_benchmark_quick() -> None:

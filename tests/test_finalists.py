@@ -160,5 +160,5 @@ def test_finalists_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
     assert load_spec(write_spec(tiny_spec(search={"early_stopping": "asha"}))).search.finalists == 3
     out = cli("validate", str(write_spec(tiny_spec(search={"strategy": "grid", "finalists": 2}))))
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
-    assert out.stderr.strip().endswith("search.finalists: only early stopping leaves configs with stopped periods to "
-                                       "complete; remove it or add early_stopping")
+    assert out.stderr.strip().endswith("search.finalists: only early stopping or racing leaves configs with stopped "
+                                       "periods to complete; remove it or add early_stopping or race")

@@ -144,15 +144,16 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     pruned = rows[rows["status"] == "pruned"]
     assert len(pruned) == summary.counts["pruned"] > 0
     for r in pruned.itertuples():
-        m = re.fullmatch(r"pruned at epoch (\d+) \(rung (\d+)\)", r.error)
+        m = re.fullmatch(r"pruned at epoch (\d+) \(rung (\d+), behind (\d+) of (\d+) trials of its period\)", r.error)
         assert m, r.error
         epoch, rung = int(m.group(1)), int(m.group(2))
+        assert 1 <= int(m.group(3)) <= int(m.group(4))  # the others of its period at that epoch, some better
         assert epoch == 3 ** rung  # min_epochs 1, reduction factor 3: rungs at epochs 1, 3, 9
         assert r.epochs == epoch  # the row is as of the decision, however late the stop reached the trial
         curve = pd.read_csv(tmp_path / "res" / "curves" / f"{r.trial_id}.csv")
         assert len(curve) == r.epochs and r.val_mse == curve["val_mse"].min()  # best so far
         assert re.search(rf"\] pruned +\S+ +lr={r.param_lr:.4g} hidden_size=8  pruned at epoch {epoch} "
-                         rf"\(rung {rung}\)  val_mse=", out)
+                         rf"\(rung {rung}, behind \d+ of \d+ trials of its period\)  val_mse=", out)
     ok = rows[rows["status"] == "ok"]
     assert (ok["epochs"] == 9).all() and (ok["error"] == "").all()  # models: see the end-to-end test
 
@@ -220,7 +221,8 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
     third, fourth = scheduler.suggest(), scheduler.suggest()
     assert isinstance(third, Trial) and isinstance(fourth, Trial) and third.period == first.period
     # worse than the first trial of its own period at rung 0: stopped; better than it: goes on (even at 40 > 5)
-    assert scheduler.on_progress(Progress(third, 1, {"val_mse": 6.0})) == "pruned at epoch 1 (rung 0)"
+    stop = scheduler.on_progress(Progress(third, 1, {"val_mse": 6.0}))
+    assert stop == "pruned at epoch 1 (rung 0, behind 1 of 1 trials of its period)"
     assert scheduler.on_progress(Progress(fourth, 1, {"val_mse": 40.0})) is None
 
 

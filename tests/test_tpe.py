@@ -268,3 +268,39 @@ def test_two_seeded_one_worker_runs_of_tpe_with_asha_give_the_same_rows(write_sp
     pd.testing.assert_frame_equal(a[same], b[same])
     for ca, cb in zip(curves_a, curves_b, strict=True):
         pd.testing.assert_frame_equal(ca, cb)
+
+
+def _told(scheduler: Any) -> dict[tuple[Any, ...], tuple[str, float | None, dict[int, float]]]:
+    """What tpe's study holds of each config (its params): state, value, intermediate values."""
+    inner = scheduler.inner.inner  # finalists around early stopping around tpe
+    return {tuple(sorted(t.params.items())): (t.state.name, t.value, dict(t.intermediate_values))
+            for t in inner.study.get_trials()}
+
+
+def test_tpe_learns_from_stopped_trials_and_finalists_and_resuming_tells_it_the_same(write_spec: Any,
+                                                                                      tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2}, finalists=7)
+    scheduler = make_scheduler(spec)
+    run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), backend=FakeBackend(bowl),
+             scheduler=scheduler)
+    rows = rows_of(tmp_path / "res")
+    live = _told(scheduler)
+    by_config = {tuple(sorted({"lr": g["param_lr"].iloc[0], "hidden_size": g["param_hidden_size"].iloc[0]}.items())): g
+                 for _, g in rows.groupby("config_id")}
+    pruned = {k: g for k, g in by_config.items() if (g["status"] == "pruned").any()}
+    finalists = {k: g for k, g in by_config.items() if g.get("finalist", pd.Series(dtype=float)).eq(1).any()}
+    assert len(pruned) >= 3 and len(finalists) >= 1, rows[["config_id", "status"]]
+    for key, group in pruned.items():  # a stopped config: pruned, its step how far it got, its place in its period
+        state, value, steps = live[key]
+        ok = int((group["status"] == "ok").sum())
+        epoch = int(group[group["status"] == "pruned"]["error"].str.extract(r"pruned at epoch (\d+)")[0].astype(int).min())
+        assert state == "PRUNED" and value is None and list(steps) == [ok * 6 + epoch], (group, steps)
+        assert 0 <= steps[ok * 6 + epoch] <= 1  # a place, not February's ten-times-larger loss
+    for key, group in finalists.items():  # a finalist: told complete with its mean over every period
+        assert (group["status"] == "ok").all() and len(group) == 2
+        assert live[key][:2] == ("COMPLETE", pytest.approx(group["val_mse"].mean()))
+    again = make_scheduler(spec)
+    curves = tmp_path / "res" / "curves"
+    again.restore({r["trial_id"]: r for r in rows.to_dict(orient="records")},
+                  lambda ids: {tid: (curves / f"{tid}.csv").read_text() for tid in ids})
+    assert _told(again) == live  # resuming tells tpe the same

@@ -39,7 +39,9 @@ Planned = Mapping[str, Collection[str]]
 STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial",
          "finalist")
 """The columns of a ranking's table after config_id, before the parameters."""
-PRUNED_STATS = ("periods_pruned", "periods_run", "epochs", "mean_so_far")
+PRUNED_STATS = ("periods_pruned", "periods_run", "epochs", "mean_so_far", "dropped")
+RACED = "dropped after "
+"""How the error of the trials of a config that racing (``search.race``) dropped begins."""
 """The columns of a ranking's pruned table after config_id, before the parameters."""
 
 
@@ -69,8 +71,8 @@ class Ranking:
 
     Configs that early stopping stopped in any period are not in `table`: `pruned` lists
     them apart (config_id, periods_pruned, periods_run, epochs: the most any of its pruned
-    trials ran, mean_so_far: the mean metric of its trials up to where they stopped, then
-    the parameters), so one is never ranked above a config that completed every period.
+    trials ran, mean_so_far: the mean metric of its trials up to where they stopped, dropped:
+    why racing dropped it, or "", then the parameters), so one is never ranked above a config that completed every period.
     """
 
     fidelity: str
@@ -214,12 +216,14 @@ def _pruned_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     key = counted["config_id"].astype(str)
     stopped = counted["status"].astype(str) == Status.PRUNED.value
     epochs = counted["epochs"] if "epochs" in counted else pd.Series(float("nan"), index=counted.index)
+    errors = counted["error"].fillna("").astype(str) if "error" in counted else pd.Series("", index=counted.index)
     g = counted.groupby(key, sort=False)
     table = pd.DataFrame({
         "periods_pruned": stopped.groupby(key, sort=False).sum().astype(int),
         "periods_run": g.size(),
         "epochs": epochs.where(stopped).groupby(key, sort=False).max(),
         "mean_so_far": pd.to_numeric(counted[metric], errors="coerce").groupby(key, sort=False).mean(),
+        "dropped": errors.where(stopped & errors.str.startswith(RACED), "").groupby(key, sort=False).max(),
     })
     table.index.name = "config_id"
     table = table.reset_index()

@@ -105,19 +105,24 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
 
 def _pruned_section(r: Ranking, top: int) -> _Section:
     t = r.pruned
-    title = (f"Stopped early: {plural(len(t), 'config')} with a pruned period "
+    raced = int((t["dropped"] != "").sum()) if "dropped" in t else 0
+    what = "Stopped early" if not raced else "Dropped by the race" if raced == len(t) else "Stopped early or dropped by the race"
+    title = (f"{what}: {plural(len(t), 'config')} with a pruned period "
              f"({plural(int(t['periods_pruned'].sum()), 'trial')}), listed apart and never ranked")
     params = [c for c in t.columns if c not in ("config_id", *PRUNED_STATS)]
-    headers = ["config", *params, "pruned", "epochs", f"{r.metric} so far"]
-    sec = _Section(title, headers, right={*range(1, len(headers))})
+    headers = ["config", *params, "pruned", "epochs", f"{r.metric} so far", *(["why"] if raced else [])]
+    sec = _Section(title, headers, right={*range(1, len(headers) - bool(raced))})
     shown = t if top <= 0 else t.head(top)
     for d in shown.to_dict(orient="records"):
         sec.rows.append([str(d["config_id"]), *(_num(d[p]) for p in params),
-                         f"{d['periods_pruned']}/{d['periods_run']}", _num(d["epochs"]), _num(d["mean_so_far"])])
+                         f"{d['periods_pruned']}/{d['periods_run']}", _num(d["epochs"]), _num(d["mean_so_far"]),
+                         *([d["dropped"] or "stopped early"] if raced else [])])
     if len(t) > len(shown):
         sec.notes.append(f"... and {len(t) - len(shown)} more (--top 0 lists all)")
     sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran; so far: the mean "
-                     "over its trials up to where they stopped (not comparable with the ranked means)")
+                     "over its trials up to where they stopped (not comparable with the ranked means)"
+                     + ("; why: the race (search.race) drops a config the tests find worse than the best so far, "
+                        "and does not train its later periods" if raced else ""))
     return sec
 
 

@@ -2,8 +2,9 @@
 
 :func:`adapt` wraps a scheduler: :class:`~hpt.scheduling.pruning.Pruning` for
 ``early_stopping`` (inside), :class:`~hpt.scheduling.budget.Budgeted` for ``budget``
-(outside, so that trials early stopping does not start are not counted), and, with early
-stopping, around both :class:`~hpt.scheduling.finalists.Finalists` for ``finalists`` (the best
+(outside, so that trials early stopping does not start are not counted), :class:`~hpt.scheduling.race.Race`
+for ``race`` (between them: racing holds the strategy's trials and starts a period at a time), and, with early
+stopping or racing, around all :class:`~hpt.scheduling.finalists.Finalists` for ``finalists`` (the best
 configs completed on every period once the search is otherwise done: its strategy has nothing
 more to start or its budget is spent).
 ``warm_start`` rows reach the strategy's scheduler (tpe's sampler) and the pruner.
@@ -31,11 +32,15 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
         from hpt.scheduling.pruning import Pruning
 
         scheduler = Pruning(scheduler, spec, say, warm)
+    if s.race:
+        from hpt.scheduling.race import Race
+
+        scheduler = Race(scheduler, spec, say)
     if s.budget is not None:
         from hpt.scheduling.budget import Budgeted
 
         scheduler = Budgeted(scheduler, s.budget, spec.fidelity, say)
-    if s.finalists and s.early_stopping is not None:
+    if s.finalists and (s.early_stopping is not None or s.race):
         from hpt.scheduling.finalists import Finalists
 
         scheduler = Finalists(scheduler, spec, s.finalists, say)
@@ -59,14 +64,19 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
         lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} "
                      f"(if none is stopped; a stopped trial may run one more epoch before it stops)")
     else:
-        lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} (no early stopping)")
+        lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} (no early stopping"
+                     + ("; racing drops configs between periods)" if s.race else ")"))
+    if s.race:
+        from hpt.scheduling.race import race_text
+
+        lines.append(race_text(periods))
     if s.budget is not None:
         if s.budget.trials is not None:
             lines.append(f"budget: {plural(s.budget.trials, 'trial')} (counting those already at the results location); "
                          "then no new config starts")
         else:
             lines.append(f"budget: {s.budget.text} from the first trial; then no new config starts")
-    if s.finalists and s.early_stopping is not None:
+    if s.finalists and (s.early_stopping is not None or s.race):
         from hpt.scheduling.finalists import finalists_text
 
         lines.append(finalists_text(s.finalists, periods * spec.repeats))

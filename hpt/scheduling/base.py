@@ -33,7 +33,9 @@ class Scheduler:
     record of truth: resuming is rebuilding, then going on), then :meth:`suggest` whenever
     a slot is free, :meth:`on_progress` after every epoch of a running trial (a returned
     text stops the trial and says why) and :meth:`on_result` once per finished trial,
-    the trials it asked to stop included (they end ``pruned``).
+    the trials it asked to stop included (they end ``pruned``). A wrapper that starts
+    trials of its own (the finalist stage) passes their results on too: a scheduler
+    ignores results of trials it does not know, or learns from them (tpe).
     """
 
     skipped = 0  # trials passed over because the location already has them done
@@ -49,8 +51,9 @@ class Scheduler:
         that compare curves (early stopping); the others need not call it.
         """
 
-    def suggest(self) -> Trial | Suggestion:
-        """The next trial to start, or WAIT, or DONE."""
+    def suggest(self) -> Trial | TrialResult | Suggestion:
+        """The next trial to start, or WAIT, or DONE; or a trial decided without training it (a config racing
+        dropped: its later periods), which the runner records and passes to :meth:`on_result` as if it had run."""
         raise NotImplementedError
 
     def remaining(self) -> int | None:
@@ -62,4 +65,4 @@ class Scheduler:
         return None
 
     def on_result(self, result: TrialResult) -> None:
-        """A trial this scheduler suggested has ended."""
+        """A trial this scheduler suggested has ended (or one a wrapper around it started)."""

@@ -75,7 +75,7 @@ class Budgeted(Scheduler):
             return inner
         return left if inner is None else min(inner, left)
 
-    def suggest(self) -> Trial | Suggestion:
+    def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._t0 is None:
             self._t0 = self.clock()
         if self._over:

@@ -76,7 +76,6 @@ class Finalists(Scheduler):
         self._tags: dict[str, dict[str, Any]] = {}  # config id -> the tags its trials carry (hpt auto's round, tpe's number)
         self._tagged: set[str] = set()  # configs with a finalist row: finalists first when resuming
         self._shielded: set[str] = set()  # trial ids early stopping does not hear (finalists' trials)
-        self._mine: set[str] = set()  # trial ids the finalist stage started (the inner scheduler never suggested them)
         self._running: set[str] = set()
         self._queue: list[Trial] | None = None  # the finalist stage's trials, once it has started
 
@@ -187,11 +186,11 @@ class Finalists(Scheduler):
         inner = self.inner.remaining()
         return None if inner is None else inner + self.count * self._per_config
 
-    def suggest(self) -> Trial | Suggestion:
+    def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._queue is None:
             nxt = self.inner.suggest()
-            if nxt is WAIT:
-                return WAIT
+            if nxt is WAIT or isinstance(nxt, TrialResult):
+                return nxt
             if isinstance(nxt, Trial):
                 if nxt.config_id in self._tagged:  # a finalist's period the search had not started (resuming)
                     nxt = dataclasses.replace(nxt, tags={**nxt.tags, FINALIST: 1})
@@ -201,7 +200,6 @@ class Finalists(Scheduler):
             self._queue = self._stage()
         while self._queue:
             trial = self._queue.pop(0)
-            self._mine.add(trial.trial_id)
             self._shielded.add(trial.trial_id)
             self._running.add(trial.trial_id)
             return trial
@@ -223,7 +221,4 @@ class Finalists(Scheduler):
             self._note(tid, trial.config_id, period_key(trial.fidelity, trial.period.start_text, trial.period.end_text),
                        result.status.value, result.error, result.metrics.get("epochs"),
                        metric_value(result.metrics, self.spec.objective), bool(trial.tags.get(FINALIST)))
-        if tid in self._mine:
-            self._mine.discard(tid)
-            return  # the inner scheduler never suggested it
-        self.inner.on_result(result)
+        self.inner.on_result(result)  # the finalist stage's own trials too: tpe learns from a finalist's complete result

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from hpt.spec import Spec
 
 __all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch",
-           "rungs", "start_order", "stopping_text"]
+           "rungs", "start_order", "stopped_place", "stopping_text"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
+_BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
 
 
 def max_epochs(spec: Spec) -> int:
@@ -124,6 +125,13 @@ def pruned_epoch(error: Any) -> int | None:
     """The epoch at which this wrapper decided to stop a trial, from its row's error."""
     found = _PRUNED_AT.search(str(error or ""))
     return int(found.group(1)) if found else None
+
+
+def stopped_place(error: Any) -> float | None:
+    """Where a stopped trial stood among the trials of its period at the epoch it was stopped (0 the best, 1 the
+    worst), from its row's error (``... behind 5 of 6 trials of its period``); None in rows from before hpt said."""
+    found = _BEHIND.search(str(error or ""))
+    return int(found.group(1)) / int(found.group(2)) if found and int(found.group(2)) else None
 
 
 def period_key(fidelity: Any, start: Any, end: Any) -> str:
@@ -254,7 +262,7 @@ class Pruning(Scheduler):
     def remaining(self) -> int | None:
         return self.inner.remaining()
 
-    def suggest(self) -> Trial | Suggestion:
+    def suggest(self) -> Trial | TrialResult | Suggestion:
         while True:
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
@@ -286,7 +294,7 @@ class Pruning(Scheduler):
         if self._peers(t, event.epoch) < self.stopping.evidence:
             return None  # too little evidence at this rung: it goes on (the rung is passed, not judged again)
         self._stopping.add(tid)
-        return f"pruned at epoch {event.epoch} ({self._where(t)})"
+        return f"pruned at epoch {event.epoch} ({self._where(t)}, {self._behind(t, event.epoch)} trials of its period)"
 
     def _peers(self, t: optuna.trial.Trial, epoch: int) -> int:
         """How many other trials of t's period (of its bracket, for hyperband) reported a value at `epoch`."""
@@ -299,6 +307,14 @@ class Pruning(Scheduler):
             bracket = pruner._get_bracket_id(study, trials[t.number])  # the trials its bracket compares it with
             trials = [f for f in trials if pruner._get_bracket_id(study, f) == bracket]
         return sum(1 for f in trials if f.number != t.number and epoch in f.intermediate_values)
+
+    @staticmethod
+    def _behind(t: optuna.trial.Trial, epoch: int) -> str:
+        """``behind 5 of 6``: how many of the other trials of t's period that reported at `epoch` were better."""
+        trials = t.study.get_trials(deepcopy=False)
+        mine = trials[t.number].intermediate_values[epoch]
+        peers = [f.intermediate_values[epoch] for f in trials if f.number != t.number and epoch in f.intermediate_values]
+        return f"behind {sum(v < mine for v in peers)} of {len(peers)}"
 
     def _where(self, t: optuna.trial.Trial) -> str:
         if self.stopping.kind == "median":

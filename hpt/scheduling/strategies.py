@@ -227,13 +227,32 @@ def _finalists(obj: Mapping[str, Any], report: Report) -> int:
     if not _is_int(value) or value < 0:
         report("search.finalists", f"expected an integer >= 0 (0 turns finalists off), got {show(value)}")
         return FINALISTS
-    if value and obj.get("early_stopping") is None:
-        report("search.finalists", "only early stopping leaves configs with stopped periods to complete; "
-                                   "remove it or add early_stopping")
+    if value and obj.get("early_stopping") is None and obj.get("race") is not True:
+        report("search.finalists", "only early stopping or racing leaves configs with stopped periods to complete; "
+                                   "remove it or add early_stopping or race")
     return int(value)
 
 
-SHARED_KEYS = ("early_stopping", "budget", "warm_start", "finalists")
+# -- search.race (periods as a fidelity: hpt.scheduling.race) --
+RACE_STRATEGIES = ("grid", "random")
+
+
+def _race(obj: Mapping[str, Any], report: Report) -> bool:
+    value = obj.get("race", False)
+    if not isinstance(value, bool):
+        report("search.race", f"expected true or false, got {show(value)}")
+        return False
+    strategy = obj.get("strategy", "grid")
+    if value and strategy not in RACE_STRATEGIES and strategy in STRATEGIES:
+        report("search.race", f"racing works with the {' and '.join(RACE_STRATEGIES)} strategies, "
+                              f"not {strategy} (it holds the whole plan and starts it a period at a time)")
+    if value and obj.get("early_stopping") is not None:
+        report("search.race", "racing drops configs between periods; it does not combine with early_stopping "
+                              "(remove one)")
+    return value
+
+
+SHARED_KEYS = ("early_stopping", "budget", "warm_start", "finalists", "race")
 """``search`` keys every strategy takes."""
 
 
@@ -243,7 +262,8 @@ def check_shared(obj: Mapping[str, Any], report: Report,
     return {"early_stopping": _early_stopping(obj.get("early_stopping"), report),
             "budget": _budget(obj.get("budget"), report),
             "warm_start": _warm_start(obj.get("warm_start"), report, folder),
-            "finalists": _finalists(obj, report)}
+            "finalists": _finalists(obj, report),
+            "race": _race(obj, report)}
 
 
 def _check_grid(obj: Mapping[str, Any], report: Report) -> dict[str, Any]:

@@ -1,9 +1,19 @@
 """``search.strategy: "tpe"``: configs chosen by Optuna's TPE sampler from the results so far.
 
 One Optuna study holds one trial per config (ask-and-tell). A config's value is its mean
-objective over its periods, told when its last period finishes; a config with a pruned
-period is told as pruned, one with a failed or diverged period as failed (its other
-periods are then not started). The periods of a config run in parallel on free slots:
+objective over its periods, told when its last period finishes; a config with a failed or
+diverged period is told as failed (its other periods are then not started).
+
+A config early stopping stopped in a period is told as pruned, with one intermediate value,
+which is what Optuna's TPE ranks pruned trials by (after the complete ones: a later step
+first, then a lower value): the step is how far it got (the periods it completed times the
+most epochs, plus the epoch where it was stopped), the value its place among the trials of
+that period that reached that epoch (periods' losses are not comparable). A stopped config
+that learns more later (a period running when it was stopped finishes, or the finalist stage
+completes it: then it is told complete, with its mean) is told again: the study is rebuilt
+from what each of its trials stands for, as resuming does from the rows.
+
+The periods of a config run in parallel on free slots:
 the next period of a config already asked is suggested before a new config is asked, so
 with N workers at most N configs are pending. Running configs are handed to TPE as
 Optuna's "constant liar" does: TPE treats them as bad results until told, so workers that
@@ -25,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, start_order
+from hpt.scheduling.pruning import max_epochs, metric_value, pruned_epoch, start_order, stopped_place
 from hpt.scheduling.warm import WarmStart, fits, row_params
 from hpt.search import TrialPlan, config_id
 from hpt.trial import Status, Trial, TrialResult
@@ -59,13 +69,15 @@ class _Config:
     index: int  # in the plan
     config_id: str
     params: dict[str, Any]  # the tuned values
-    number: int  # its trial in the study
+    number: int  # its first trial in the study
     waiting: list[optuna.trial.Trial] = field(default_factory=list)  # asked trials told when it is decided
     todo: list[int] = field(default_factory=list)  # periods not yet suggested
     running: set[str] = field(default_factory=set)
+    ids: dict[str, int] = field(default_factory=dict)  # trial id -> period
     values: dict[int, float] = field(default_factory=dict)  # period -> objective of its ok trial
-    state: str = ""  # "", COMPLETE, PRUNED, FAIL
-    pruned_at: tuple[int, float] | None = None  # (epoch, value so far) of its pruned period
+    stopped: dict[int, tuple[int, float]] = field(default_factory=dict)  # period -> (epoch, place) where it was stopped
+    failed: bool = False
+    told: tuple[Any, ...] = ()  # what the study was told of it: (state, value, intermediate values)
 
 
 class TPEScheduler(Scheduler):
@@ -94,6 +106,8 @@ class TPEScheduler(Scheduler):
         self.repeats = 0  # asks that gave a config already tried
         self.skipped = 0
         self._warm_used = 0
+        self.max_epochs = max_epochs(spec)
+        self._entries: list[optuna.trial.FrozenTrial | _Config] = []  # what each trial of the study stands for
 
     def _sampler(self, number: int) -> optuna.samplers.BaseSampler:
         import numpy as np
@@ -116,13 +130,63 @@ class TPEScheduler(Scheduler):
     def _add(self, params: dict[str, Any], cid: str, number: int) -> _Config:
         self._params.append(params)
         config = _Config(len(self._params) - 1, cid, params, number, todo=list(range(self.periods)))
+        config.ids = {self._trial(config, p).trial_id: p for p in range(self.periods)}
         self._configs[cid] = config
         return config
+
+    def _state(self, config: _Config) -> str:
+        """"" while undecided, else what the study is told of it: FAIL, COMPLETE or PRUNED."""
+        if config.failed:
+            return "FAIL"
+        if len(config.values) == self.periods:
+            return "COMPLETE"
+        return "PRUNED" if config.stopped else ""
+
+    def _steps(self, config: _Config) -> dict[int, float]:
+        """A stopped config's intermediate value, which Optuna's TPE ranks pruned trials by (a later step first,
+        then a lower value). The step is how far it got: the periods it completed times the most epochs, plus
+        the epoch where it was stopped; the value is its place among the trials of that period at that epoch
+        (0 the best, 1 the worst), as one period's loss may be ten times another's."""
+        epoch, place = min([v for p, v in config.stopped.items() if p not in config.values] or config.stopped.values())
+        return {len(config.values) * self.max_epochs + epoch: place}
+
+    def _frozen(self, config: _Config) -> optuna.trial.FrozenTrial:
+        import optuna
+
+        state = self._state(config)
+        return optuna.trial.create_trial(
+            state=getattr(optuna.trial.TrialState, state), value=self._mean(config) if state == "COMPLETE" else None,
+            params=config.params, distributions=self.distributions,
+            intermediate_values=self._steps(config) if state == "PRUNED" else None)
+
+    def _signature(self, config: _Config) -> tuple[Any, ...]:
+        state = self._state(config)
+        return (state, self._mean(config) if state == "COMPLETE" else None,
+                tuple(self._steps(config).items()) if state == "PRUNED" else ())
+
+    def _mean(self, config: _Config) -> float:
+        return sum(config.values.values()) / len(config.values)
+
+    def _hear(self, config: _Config, period: int, status: Any, metrics: Mapping[str, Any], error: Any) -> None:
+        """What one trial of `config` gave (a row or a result)."""
+        value = metric_value(metrics, self.spec.objective)
+        if status == Status.OK.value and value is not None and math.isfinite(value):
+            config.values[period] = value
+        elif status == Status.PRUNED.value:
+            epoch = pruned_epoch(error)
+            if epoch is None:
+                try:
+                    epoch = int(float(metrics["epochs"]))
+                except (KeyError, TypeError, ValueError):
+                    return  # not started: its config was stopped in another period
+            place = stopped_place(error)
+            config.stopped[period] = (epoch, 0.5 if place is None else place)
+        elif status != Status.INTERRUPTED.value:
+            config.failed = True
 
     # -- rebuilding ------------------------------------------------------------------------
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
-
         if self.warm is not None:
             self._seed_from(self.warm.rows)
         mine: dict[str, list[Mapping[str, Any]]] = {}
@@ -137,8 +201,7 @@ class TPEScheduler(Scheduler):
         for cid, config_rows in sorted(mine.items(), key=order):
             params = {name: row_params(config_rows[0])[name] for name in self.spec.parameters}
             config = self._add(params, cid, len(self.study.get_trials(deepcopy=False)))
-            ids = {self._trial(config, p).trial_id: p for p in range(self.periods)}
-            here = {ids[str(r["trial_id"])]: r for r in config_rows if str(r["trial_id"]) in ids}
+            here = {config.ids[str(r["trial_id"])]: r for r in config_rows if str(r["trial_id"]) in config.ids}
             if not here:  # rows of other periods (another month's automatic periods): not this search
                 self._params.pop()
                 del self._configs[cid]
@@ -146,26 +209,39 @@ class TPEScheduler(Scheduler):
             self.asked += 1
             self.skipped += len(here)
             for p, row in here.items():
-                status = row.get("status")
-                value = metric_value(row, self.spec.objective)
-                if status == Status.OK.value and value is not None:
-                    config.values[p] = value
-                elif status == Status.PRUNED.value:
-                    config.state = "PRUNED"
-                    config.pruned_at = (int(row.get("epochs") or 1), value if value is not None else math.inf)
-                elif not config.state:
-                    config.state = "FAIL"
+                self._hear(config, p, row.get("status"), row, row.get("error"))
             config.todo = [p for p in range(self.periods) if p not in here]
-            if not config.state and not config.todo:
-                config.state = "COMPLETE"
-            if config.state:
+            self._entries.append(config)
+            if self._state(config):
                 config.todo = []
                 self.study.add_trial(self._frozen(config))
+                config.told = self._signature(config)
             else:  # some periods still to run: pending, as it was when the run stopped
-                self.study.enqueue_trial(params)
-                self.study.sampler = self._sampler(config.number)
-                config.waiting.append(self.study.ask(self.distributions))
+                self._ask_again(config)
                 self._pending.append(config)
+
+    def _ask_again(self, config: _Config) -> None:
+        """A trial of the study for a pending config, with its values (resuming, rebuilding)."""
+        self.study.enqueue_trial(config.params)
+        self.study.sampler = self._sampler(len(self.study.get_trials(deepcopy=False)))
+        config.waiting.append(self.study.ask(self.distributions))
+
+    def _rebuild(self) -> None:
+        """A decided config learnt more (a period that finished after another was stopped, a finalist's
+        periods): the study is made anew from what each of its trials stands for, in order, as resuming does."""
+        import optuna
+
+        self.study = optuna.create_study(direction="minimize", study_name="hpt tpe", sampler=self._sampler(0))
+        for config in self._pending:
+            config.waiting = []
+        for entry in self._entries:
+            if not isinstance(entry, _Config):
+                self.study.add_trial(entry)  # a warm-start config
+            elif self._state(entry):
+                self.study.add_trial(self._frozen(entry))
+                entry.told = self._signature(entry)
+            else:
+                self._ask_again(entry)
 
     def _seed_from(self, rows: list[dict[str, Any]]) -> None:
         import optuna
@@ -176,24 +252,14 @@ class TPEScheduler(Scheduler):
         for config_rows in by_config.values():
             values = [metric_value(r, self.spec.objective) for r in config_rows]
             params = {name: row_params(config_rows[0])[name] for name in self.spec.parameters}
-            self.study.add_trial(optuna.trial.create_trial(
+            frozen = optuna.trial.create_trial(
                 params=params, distributions=self.distributions, value=sum(v for v in values if v is not None) / len(values),
-                user_attrs={"warm_start": True}))
+                user_attrs={"warm_start": True})
+            self.study.add_trial(frozen)
+            self._entries.append(frozen)
         self._warm_used = len(by_config)
         self.say(f"warm start: tpe starts from {plural(len(by_config), 'earlier config')} "
                  f"({plural(len(rows), 'row')}; a config's value is its mean {self.spec.objective} over its periods there)")
-
-    def _frozen(self, config: _Config) -> optuna.trial.FrozenTrial:
-        import optuna
-
-        state = getattr(optuna.trial.TrialState, config.state)
-        value = self._mean(config) if config.state == "COMPLETE" else None
-        steps = {config.pruned_at[0]: config.pruned_at[1]} if config.pruned_at and config.state == "PRUNED" else None
-        return optuna.trial.create_trial(state=state, value=value, params=config.params,
-                                         distributions=self.distributions, intermediate_values=steps)
-
-    def _mean(self, config: _Config) -> float:
-        return sum(config.values.values()) / len(config.values)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -216,52 +282,51 @@ class TPEScheduler(Scheduler):
             known = self._configs.get(cid)
             if known is None:
                 config = self._add(params, cid, asked.number)
+                self._entries.append(config)
                 config.waiting.append(asked)
                 self._pending.append(config)
                 return self.suggest()
             self.repeats += 1
-            if known.state:
+            self._entries.append(known)
+            if self._state(known):
                 self._tell(known, [asked])  # tried before: the same value again
             else:
                 known.waiting.append(asked)  # running now: told with it
         return DONE
 
     def on_result(self, result: TrialResult) -> None:
+        """A trial of a config: one this scheduler suggested, or a finalist's (the finalist stage's own trials)."""
         config = self._configs.get(result.trial.config_id)
         tid = result.trial.trial_id
-        if config is None or tid not in config.running:
+        period = None if config is None else config.ids.get(tid)
+        if config is None or period is None:
             return
         config.running.discard(tid)
-        if config.state:
-            return  # already decided by another period
-        status = result.status
-        value = metric_value(result.metrics, self.spec.objective)
-        if status is Status.OK and value is not None and math.isfinite(value):
-            period = next(p for p in range(self.periods) if self._trial(config, p).trial_id == tid)
-            config.values[period] = value
-            if len(config.values) == self.periods:
-                config.state = "COMPLETE"
-        elif status is Status.PRUNED:
-            config.state = "PRUNED"
-            config.pruned_at = (int(result.metrics.get("epochs", 1)), value if value is not None else math.inf)
-        elif status is Status.INTERRUPTED:
-            config.todo.insert(0, next(p for p in range(self.periods) if self._trial(config, p).trial_id == tid))
+        decided = bool(config.told)
+        if result.status is Status.INTERRUPTED:
+            if not decided and period not in config.values:
+                config.todo.insert(0, period)
             return
-        else:
-            config.state = "FAIL"  # failed or diverged: the sampler hears it failed, the run goes on
-        if config.state:
+        self._hear(config, period, result.status.value, result.metrics, result.error)
+        if not self._state(config):
+            return
+        if not decided:  # failed or diverged: the sampler hears it failed, the run goes on
             config.todo = []
             self._tell(config, config.waiting)
             config.waiting = []
             self._pending.remove(config)
+        elif self._signature(config) != config.told:
+            self._rebuild()
 
     def _tell(self, config: _Config, trials: list[optuna.trial.Trial]) -> None:
         import optuna
 
+        frozen = self._frozen(config)
         for t in trials:
-            if config.state == "COMPLETE":
-                self.study.tell(t, self._mean(config))
+            if frozen.state is optuna.trial.TrialState.COMPLETE:
+                self.study.tell(t, frozen.value)
                 continue
-            if config.state == "PRUNED" and config.pruned_at is not None:
-                t.report(config.pruned_at[1], config.pruned_at[0])
-            self.study.tell(t, state=getattr(optuna.trial.TrialState, config.state))
+            for step, value in frozen.intermediate_values.items():
+                t.report(value, step)
+            self.study.tell(t, state=frozen.state)
+        config.told = self._signature(config)
