@@ -394,3 +394,48 @@ def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path
         assert trials[tid].info.status == ("FINISHED" if row["status"] == "ok" else "KILLED")
     parent, = (r for r in runs if r.data.tags.get("hpt.kind") == "run")
     assert parent.info.status == "KILLED"
+
+
+def test_tensorboard_during_a_run_has_each_epoch_before_the_trial_ends(tmp_path: Path) -> None:
+    """hpt run --tensorboard: a trial's first epoch is in its TensorBoard run while the trial is held before its
+    second (tests/gated.py); when it ends, its run has each epoch once, its HParams session and its status."""
+    import subprocess
+    import sys
+
+    from tests import gated
+    from tests.conftest import ROOT, trial_row_files
+
+    gate, out, sink = tmp_path / "gate", tmp_path / "tb", tmp_path / "results"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="epochs", architecture=gated.ARCHITECTURE,
+                                         parameters={"lr": [0.01], "gate": [str(gate)]},
+                                         date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         training={"epochs": 3, "patience": 0})))
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--workers", "1",
+                             "-q", "--tensorboard", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        gated.wait_for(lambda: gated.waiting(gate) == {0: 2}, "the trial did not reach its second epoch", alive=proc)
+
+        def first_epoch() -> list[tuple[int, float]]:
+            runs = _tensorboard_runs(out) if out.is_dir() else {}
+            return [point for run in runs.values() for point in run["scalars"].get("curve/val_mse", [])]
+
+        (step, _), = gated.wait_for(first_epoch, "epoch 1 was not written while the trial ran", timeout=120, alive=proc)
+        assert step == 1
+        assert gated.waiting(gate) == {0: 2} and trial_row_files(sink) == 0  # still held: it has not ended
+    finally:
+        gated.let(gate)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout + stderr
+    assert stdout.splitlines()[-1] == \
+        f"tensorboard: 1 trial(s) of this run written to {out}; see them with: tensorboard --logdir {out}"
+    row, = _rows(sink).values()
+    runs = _tensorboard_runs(out)
+    assert set(runs) == {".", f"{row['config_id']}/2013-01-01_2013-01-15/full"}
+    run = runs[f"{row['config_id']}/2013-01-01_2013-01-15/full"]
+    assert run["scalars"]["curve/val_mse"] == [
+        (int(c["epoch"]), pytest.approx(float(c["val_mse"]), rel=1e-6)) for c in _curve(sink, row["trial_id"])]
+    assert [e for e, _ in run["scalars"]["curve/val_mse"]] == [1, 2, 3]
+    assert run["scalars"]["val_mse"] == [(3, pytest.approx(row["val_mse"], rel=1e-6))]
+    assert run["status"] == "STATUS_SUCCESS" and run["hparams"]["lr"] == 0.01

@@ -91,6 +91,9 @@ class MlflowLog:
         self.thread = threading.Thread(target=self._loop, name="hpt-mlflow", daemon=True)
         self.thread.start()
 
+    def progress(self, event: Any) -> None:
+        """A running trial's epoch: logged with the rest of its curve once its row is stored (one run per row)."""
+
     def add(self, row: Mapping[str, Any], curve: str | None = None) -> None:
         """Queue a stored trial's row (and its curve's CSV text) for logging; returns at once."""
         self.add_view(trial_view(row, curve, self.location))
