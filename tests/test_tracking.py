@@ -439,3 +439,97 @@ def test_tensorboard_during_a_run_has_each_epoch_before_the_trial_ends(tmp_path:
     assert [e for e, _ in run["scalars"]["curve/val_mse"]] == [1, 2, 3]
     assert run["scalars"]["val_mse"] == [(3, pytest.approx(row["val_mse"], rel=1e-6))]
     assert run["status"] == "STATUS_SUCCESS" and run["hparams"]["lr"] == 0.01
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real `mlflow server` on 127.0.0.1 (a SQLite store in a temporary folder), in its own process group:
+    started once for the module, stopped by its pid (killpg). Skipped, saying why, where the server cannot start
+    for a missing module (its extra packages, aiohttp: pip install -e '.[test]' -c constraints.txt)."""
+    import importlib.util
+    import re
+    import sys
+
+    from tests.cloud_servers import LocalServer, free_port
+
+    missing = [m for m in ("mlflow.server", "aiohttp") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"mlflow's tracking server needs {', '.join(missing)}: pip install -e '.[test]' -c constraints.txt")
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    server = LocalServer("mlflow", [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                                    "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                                    "--default-artifact-root", str(folder / "artifacts"), "--workers", "1"],
+                         port, "/health", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job queue (huey)
+    try:
+        server.start(timeout=300)  # a guard against a hang: the first start creates the store's tables
+    except RuntimeError as e:
+        module = re.search(r"No module named '([\w.]+)'", str(e))
+        if module:
+            pytest.skip(f"mlflow server cannot start here: no module {module[1]} "
+                        "(pip install -e '.[test]' -c constraints.txt)")
+        raise
+    yield server
+    server.stop()
+
+
+def test_a_real_mlflow_server_gets_a_run_per_trial(mlflow_server: Any, tmp_path: Path) -> None:
+    if mlflow_server.proc.poll() is not None:  # the test that stops it ran first
+        mlflow_server.start(timeout=300)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="served", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
+                                         training={"epochs": 2})))
+    sink = tmp_path / "results"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", "--mlflow", mlflow_server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if mlflow_server.url in line] == [
+        f"mlflow: 4 trials logged to {mlflow_server.url} (experiment served)"]  # and it is the last line
+    assert done.stdout.splitlines()[-1].startswith("mlflow: ")
+    _check_mlflow_trials(mlflow_server.url, "served", sink, {r["run_id"] for r in _rows(sink).values()})
+
+
+def test_a_real_mlflow_server_stopped_mid_run_costs_one_line(mlflow_server: Any, tmp_path: Path) -> None:
+    """The server stops after the first trial was logged and before the second ends: the run finishes as it
+    would have (exit 0, every row and model stored) and says once, at its end, what was not logged."""
+    import subprocess
+    import sys
+
+    from tests import gated
+    from tests.conftest import ROOT
+
+    if mlflow_server.proc.poll() is not None:
+        mlflow_server.start(timeout=300)
+    gate, sink, uri = tmp_path / "gate", tmp_path / "results", mlflow_server.url
+    gated.let(gate, trial=0)  # the first trial runs to its end; the second waits before its second epoch
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="stopped", architecture=gated.ARCHITECTURE,
+                                         parameters={"lr": [0.001, 0.002], "gate": [str(gate)]},
+                                         date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         training={"epochs": 2, "patience": 0})))
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--workers", "1",
+                             "--mlflow", uri], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        gated.wait_for(lambda: gated.waiting(gate) == {1: 2}, "the second trial did not start", alive=proc)
+        gated.wait_for(lambda: [r for r in _mlflow_runs_if_any(uri, "stopped")
+                                if "hpt.trial_id" in r.data.tags and r.info.status == "FINISHED"],
+                       "the first trial was not logged", alive=proc)  # its last call (set_terminated) is done
+        mlflow_server.stop()
+    finally:
+        gated.let(gate)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout + stderr
+    rows = _rows(sink)
+    assert len(rows) == 2 and {r["status"] for r in rows.values()} == {"ok"}
+    assert all((sink / "models" / f"{tid}.pt").is_file() for tid in rows)
+    lines = [line for line in (stdout + stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
+    assert lines == [stdout.splitlines()[-1]], lines
+    assert lines[0].startswith(f"mlflow: 1 of 2 trials could not be logged to {uri} (experiment stopped): ")
+    assert lines[0].endswith(f"; log them with: hpt results {sink.resolve()} --mlflow {uri}")
+
+
+def _mlflow_runs_if_any(store: str, experiment: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    found = client.get_experiment_by_name(experiment)
+    return list(client.search_runs([found.experiment_id])) if found else []

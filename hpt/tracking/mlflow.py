@@ -69,6 +69,8 @@ class MlflowLog:
         # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # and prints two lines ("View run ... at: URL") per run it ends on a server: hpt says one line at the end
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
         self.experiment = experiment
         self.location = location
