@@ -676,9 +676,12 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 @_threads_option("this one process", "1 on the CPU, like each worker of a run; 2 beside a GPU")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write report.json to this local file (for CI artifacts).")
+@click.option("--mlflow", metavar="URI",
+              help="Also log the report and the model to this MLflow tracking server or store, as one run; a failure "
+                   "is one line, the exit code stays (needs pip install 'hpt[mlflow]') [spec: tracking.mlflow].")
 def final(location: str, spec_path: str | None, config_id: str | None, months: int | None, holdout: str | None,
           holdout_start: str | None, from_model: str | None, compare: bool, device: str, threads: int | None,
-          report_path: str | None) -> None:
+          report_path: str | None, mlflow: str | None = None) -> None:
     """Retrain the best config on the newest data and test it on a hold-out tuning never saw.
 
     LOCATION is a results location (folder, gs:// or s3://). The config (the one `hpt best`
@@ -698,7 +701,9 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
       hpt final hpt-results/lstm-demo --holdout 1M --from-model hpt-results/lstm-demo/final/<id>/model.pt --compare
     """
     from hpt.final import FinalRequest, run_final
+    from hpt.tracking.mlflow import final_target  # mlflow itself only when it logs
 
+    tracked = final_target(mlflow, location, spec_path)  # where to log: said wrong before anything trains
     req = FinalRequest(location=location, spec_path=spec_path, config_id=config_id, months=months, holdout=holdout,
                        holdout_start=holdout_start, from_model=from_model, compare=compare, device=device,
                        threads=threads)
@@ -708,6 +713,11 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
             json.dump(report.document, f, indent=1, default=str)
     for line in report.lines():
         click.echo(line)
+    if tracked is not None:
+        from hpt.errors import redact
+        from hpt.tracking.mlflow import log_final
+
+        click.echo(redact(log_final(*tracked, report.document, {t.key.rsplit("/", 1)[-1]: t.payload for t in report.models})))
 
 
 @main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "

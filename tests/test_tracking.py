@@ -533,3 +533,70 @@ def _mlflow_runs_if_any(store: str, experiment: str) -> list[Any]:
     client = MlflowClient(tracking_uri=store)
     found = client.get_experiment_by_name(experiment)
     return list(client.search_runs([found.experiment_id])) if found else []
+
+
+def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp_path: Path) -> None:
+    """hpt final --mlflow: one MLflow run with the tuned parameters, the hold-out metrics, tags, and report.json and
+    model.pt as artifacts (byte for byte those at the location); logging the same final again adds nothing."""
+    from mlflow.tracking import MlflowClient
+
+    from hpt.tracking.mlflow import log_final
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
+                   str(tmp_path / "report.json"), cwd=tmp_path)  # MLflow keeps a sqlite store's artifacts in ./mlruns
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    final_id, model = report["final_id"], report["models"][0]
+    assert done.stdout.splitlines()[-1].startswith(
+        f"mlflow: final {final_id} logged to {store} (experiment tiny-final): report.json and model.pt (run ")
+    run, = _mlflow_runs(store, "tiny-final")
+    tags = run.data.tags
+    assert (tags["hpt.kind"], tags["hpt.final_id"], tags["hpt.config_id"], tags["hpt.model_uri"]) == \
+        ("final", final_id, report["config_id"], model["model_uri"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {**{k: json.dumps(v) for k, v in report["params"].items()},
+                               "epochs": str(report["epochs"]), "train_start": report["train"]["start"],
+                               "train_end": report["train"]["end"], "holdout_start": report["holdout"]["start"],
+                               "holdout_end": report["holdout"]["end"]}
+    assert run.data.metrics["holdout_mse"] == pytest.approx(model["metrics"]["mse"])
+    assert run.data.metrics["naive-last_holdout_mse"] == pytest.approx(report["baselines"]["naive-last"]["metrics"]["mse"])
+    client = MlflowClient(tracking_uri=store)
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["model.pt", "report.json"]
+    got = Path(client.download_artifacts(run.info.run_id, "model.pt", str(tmp_path / "got")))
+    assert got.read_bytes() == (tuned_location / "final" / final_id / "model.pt").read_bytes()
+    logged = json.loads(Path(client.download_artifacts(run.info.run_id, "report.json", str(tmp_path / "got"))).read_text())
+    assert logged["final_id"] == final_id and logged["models"][0]["metrics"] == model["metrics"]
+    again = log_final(store, "tiny-final", report, {"model.pt": b""})
+    assert again == f"mlflow: final {final_id} is already in {store} (experiment tiny-final)"
+    assert len(_mlflow_runs(store, "tiny-final")) == 1
+
+
+def test_hpt_final_with_a_tracking_server_away_is_one_line(tuned_location: Path, tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{closed_port()}"
+    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    final_id = json.loads((tmp_path / "r.json").read_text())["final_id"]
+    assert (tuned_location / "final" / final_id / "model.pt").is_file()
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
+    assert lines == [f"mlflow: final {final_id} could not be logged to {uri} (experiment tiny-final): MlflowException: "
+                     f"cannot connect to 127.0.0.1:{uri.rsplit(':', 1)[1]}; its model and report stay at "
+                     f"{tuned_location}"]
+
+
+def test_hpt_final_logs_where_the_recorded_specs_tracking_section_says(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpt.errors import InputError
+    from hpt.tracking.mlflow import final_target
+
+    (tmp_path / "runs").mkdir()
+    record = {"spec_name": "lstm", "spec": {"name": "lstm", "tracking": {"mlflow": "sqlite:///x.db", "experiment": "e"}}}
+    (tmp_path / "runs" / "20260101T000000Z-abcd.json").write_text(json.dumps(record))
+    assert final_target(None, str(tmp_path), None) == ("sqlite:///x.db", "e")
+    assert final_target("http://h:5000", str(tmp_path), None) == ("http://h:5000", "e")
+    record["spec"] = {"name": "lstm", "tracking": {"mlflow": True}}
+    (tmp_path / "runs" / "20260101T000000Z-abcd.json").write_text(json.dumps(record))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(InputError, match=r"tracking.mlflow: true logs to \$MLFLOW_TRACKING_URI, which is not set"):
+        final_target(None, str(tmp_path), None)
+    assert final_target(None, str(tmp_path / "elsewhere"), None) is None  # nothing recorded: nowhere
