@@ -232,7 +232,7 @@ def _run_options(f: Any) -> Any:
                      help="Also log each trial to this MLflow tracking server or store, from a background thread "
                           "(needs pip install 'hpt[mlflow]') [spec: tracking.mlflow]."),
         click.option("--tensorboard", metavar="DIR",
-                     help="Also write each trial as it ends to DIR as a TensorBoard run "
+                     help="Also write each trial to DIR as a TensorBoard run, its epochs as they arrive "
                           "(needs pip install 'hpt[tensorboard]') [spec: tracking.tensorboard]."),
     ]):
         f = option(f)

@@ -291,7 +291,7 @@ def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) ->
 
 def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
     """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment; tracking.tensorboard
-    gets each trial as it ends. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
+    gets each trial as it runs. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = tmp_path / "tb"
     spec = tmp_path / "spec.json"

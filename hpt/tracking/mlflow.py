@@ -316,7 +316,10 @@ def final_target(option: str | None, location: str, spec_path: str | None) -> tu
     else:
         from hpt.sinks import open_sink
 
-        record = _latest_run(open_sink(location))
+        try:
+            record = _latest_run(open_sink(location))
+        except HptError:  # hpt final says what is wrong with the location itself
+            record = {}
         doc: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
         tracking = doc["tracking"] if isinstance(doc.get("tracking"), dict) else {}
         name = str(record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
