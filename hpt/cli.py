@@ -232,7 +232,7 @@ def _run_options(f: Any) -> Any:
                      help="Also log each trial to this MLflow tracking server or store, from a background thread "
                           "(needs pip install 'hpt[mlflow]') [spec: tracking.mlflow]."),
         click.option("--tensorboard", metavar="DIR",
-                     help="Also write each trial as it ends to DIR as a TensorBoard run "
+                     help="Also write each trial to DIR as a TensorBoard run, its epochs as they arrive "
                           "(needs pip install 'hpt[tensorboard]') [spec: tracking.tensorboard]."),
     ]):
         f = option(f)
@@ -689,10 +689,13 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
                    "(an interrupted final is recorded in its report.json; nothing else is written).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write report.json to this local file (for CI artifacts).")
+@click.option("--mlflow", metavar="URI",
+              help="Also log the report and the model to this MLflow tracking server or store, as one run; a failure "
+                   "is one line, the exit code stays (needs pip install 'hpt[mlflow]') [spec: tracking.mlflow].")
 def final(location: str, spec_path: str | None, config_id: str | None, months: int | None, holdout: str | None,
           holdout_start: str | None, from_model: str | None, compare: bool, device: str, gpus: tuple[str, ...] | None,
           threads: int | None, executor: str | None, ray_address: str | None, grace: float,
-          report_path: str | None) -> None:
+          report_path: str | None, mlflow: str | None = None) -> None:
     """Retrain the best config on the newest data and test it on a hold-out tuning never saw.
 
     LOCATION is a results location (folder, gs:// or s3://). The config (the one `hpt best`
@@ -717,7 +720,9 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
       hpt final hpt-results/lstm-demo --holdout 1M --from-model hpt-results/lstm-demo/final/<id>/model.pt --compare
     """
     from hpt.final import FinalRequest, run_final
+    from hpt.tracking.mlflow import final_target  # mlflow itself only when it logs
 
+    tracked = final_target(mlflow, location, spec_path)  # where to log: said wrong before anything trains
     req = FinalRequest(location=location, spec_path=spec_path, config_id=config_id, months=months, holdout=holdout,
                        holdout_start=holdout_start, from_model=from_model, compare=compare, device=device,
                        threads=threads, gpus=gpus, executor=executor, ray_address=ray_address, grace=grace)
@@ -727,6 +732,11 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
             json.dump(report.document, f, indent=1, default=str)
     for line in report.lines():
         click.echo(line)
+    if tracked is not None and report.files:
+        from hpt.errors import redact
+        from hpt.tracking.mlflow import log_final
+
+        click.echo(redact(log_final(*tracked, report.document, report.files)))
     if report.exit_code:
         sys.exit(report.exit_code)
 

@@ -252,10 +252,11 @@ class _Signals:
 
 
 def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Reporter, objective: str,
-          grace: float = 10.0, gate: Gate | None = None) -> int:
+          grace: float = 10.0, gate: Gate | None = None, on_progress: Any = None) -> int:
     """Run the loop until the scheduler is done or a signal stops it; the exit code (0, 130, 143).
 
-    `on_result(result)` stores each ended trial, the interrupted ones included. An error
+    `on_result(result)` stores each ended trial, the interrupted ones included; `on_progress(event)`, when
+    given, hears each epoch that is part of a trial's result (not those trained after its stop). An error
     raised while storing a result stops the loop and propagates; the results already polled
     are stored and the trials still running recorded ``interrupted`` on the way out, and an
     error doing that is logged, never allowed to hide the first one.
@@ -328,6 +329,8 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
                 elif isinstance(event, Progress):
                     if event.trial.trial_id in stopping:
                         continue  # an epoch trained while its stop was on the way: not part of its result
+                    if on_progress is not None:
+                        on_progress(event)
                     reason = scheduler.on_progress(event)
                     if reason:
                         stopping[event.trial.trial_id] = (event.epoch, reason)
@@ -445,7 +448,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         except BaseException:
             backend.close()  # a signal or an error before the loop: its workers are starting, stop them
             raise
-        summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace, gate)
+        summary.exit_code = drive(scheduler, backend, on_result, reporter, spec.objective, options.grace, gate,
+                                  tracker.progress if tracker is not None else None)
         status = "interrupted" if summary.exit_code else "finished"
     finally:
         summary.elapsed_s = time.monotonic() - t0

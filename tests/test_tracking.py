@@ -291,7 +291,7 @@ def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) ->
 
 def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
     """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment; tracking.tensorboard
-    gets each trial as it ends. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
+    gets each trial as it runs. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = tmp_path / "tb"
     spec = tmp_path / "spec.json"
@@ -394,3 +394,209 @@ def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path
         assert trials[tid].info.status == ("FINISHED" if row["status"] == "ok" else "KILLED")
     parent, = (r for r in runs if r.data.tags.get("hpt.kind") == "run")
     assert parent.info.status == "KILLED"
+
+
+def test_tensorboard_during_a_run_has_each_epoch_before_the_trial_ends(tmp_path: Path) -> None:
+    """hpt run --tensorboard: a trial's first epoch is in its TensorBoard run while the trial is held before its
+    second (tests/gated.py); when it ends, its run has each epoch once, its HParams session and its status."""
+    import subprocess
+    import sys
+
+    from tests import gated
+    from tests.conftest import ROOT, trial_row_files
+
+    gate, out, sink = tmp_path / "gate", tmp_path / "tb", tmp_path / "results"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="epochs", architecture=gated.ARCHITECTURE,
+                                         parameters={"lr": [0.01], "gate": [str(gate)]},
+                                         date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         training={"epochs": 3, "patience": 0})))
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--workers", "1",
+                             "-q", "--tensorboard", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        gated.wait_for(lambda: gated.waiting(gate) == {0: 2}, "the trial did not reach its second epoch", alive=proc)
+
+        def first_epoch() -> list[tuple[int, float]]:
+            runs = _tensorboard_runs(out) if out.is_dir() else {}
+            return [point for run in runs.values() for point in run["scalars"].get("curve/val_mse", [])]
+
+        (step, _), = gated.wait_for(first_epoch, "epoch 1 was not written while the trial ran", timeout=120, alive=proc)
+        assert step == 1
+        assert gated.waiting(gate) == {0: 2} and trial_row_files(sink) == 0  # still held: it has not ended
+    finally:
+        gated.let(gate)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout + stderr
+    assert stdout.splitlines()[-1] == \
+        f"tensorboard: 1 trial(s) of this run written to {out}; see them with: tensorboard --logdir {out}"
+    row, = _rows(sink).values()
+    runs = _tensorboard_runs(out)
+    assert set(runs) == {".", f"{row['config_id']}/2013-01-01_2013-01-15/full"}
+    run = runs[f"{row['config_id']}/2013-01-01_2013-01-15/full"]
+    assert run["scalars"]["curve/val_mse"] == [
+        (int(c["epoch"]), pytest.approx(float(c["val_mse"]), rel=1e-6)) for c in _curve(sink, row["trial_id"])]
+    assert [e for e, _ in run["scalars"]["curve/val_mse"]] == [1, 2, 3]
+    assert run["scalars"]["val_mse"] == [(3, pytest.approx(row["val_mse"], rel=1e-6))]
+    assert run["status"] == "STATUS_SUCCESS" and run["hparams"]["lr"] == 0.01
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real `mlflow server` on 127.0.0.1 (a SQLite store in a temporary folder), in its own process group:
+    started once for the module, stopped by its pid (killpg). Skipped, saying why, where the server cannot start
+    for a missing module (its extra packages, aiohttp: pip install -e '.[test]' -c constraints.txt)."""
+    import importlib.util
+    import re
+    import sys
+
+    from tests.cloud_servers import LocalServer, free_port
+
+    missing = [m for m in ("mlflow.server", "aiohttp") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"mlflow's tracking server needs {', '.join(missing)}: pip install -e '.[test]' -c constraints.txt")
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    server = LocalServer("mlflow", [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                                    "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                                    "--default-artifact-root", str(folder / "artifacts"), "--workers", "1"],
+                         port, "/health", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job queue (huey)
+    try:
+        server.start(timeout=300)  # a guard against a hang: the first start creates the store's tables
+    except RuntimeError as e:
+        module = re.search(r"No module named '([\w.]+)'", str(e))
+        if module:
+            pytest.skip(f"mlflow server cannot start here: no module {module[1]} "
+                        "(pip install -e '.[test]' -c constraints.txt)")
+        raise
+    yield server
+    server.stop()
+
+
+def test_a_real_mlflow_server_gets_a_run_per_trial(mlflow_server: Any, tmp_path: Path) -> None:
+    if mlflow_server.proc.poll() is not None:  # the test that stops it ran first
+        mlflow_server.start(timeout=300)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="served", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
+                                         training={"epochs": 2})))
+    sink = tmp_path / "results"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", "--mlflow", mlflow_server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if mlflow_server.url in line] == [
+        f"mlflow: 4 trials logged to {mlflow_server.url} (experiment served)"]  # and it is the last line
+    assert done.stdout.splitlines()[-1].startswith("mlflow: ")
+    _check_mlflow_trials(mlflow_server.url, "served", sink, {r["run_id"] for r in _rows(sink).values()})
+
+
+def test_a_real_mlflow_server_stopped_mid_run_costs_one_line(mlflow_server: Any, tmp_path: Path) -> None:
+    """The server stops after the first trial was logged and before the second ends: the run finishes as it
+    would have (exit 0, every row and model stored) and says once, at its end, what was not logged."""
+    import subprocess
+    import sys
+
+    from tests import gated
+    from tests.conftest import ROOT
+
+    if mlflow_server.proc.poll() is not None:
+        mlflow_server.start(timeout=300)
+    gate, sink, uri = tmp_path / "gate", tmp_path / "results", mlflow_server.url
+    gated.let(gate, trial=0)  # the first trial runs to its end; the second waits before its second epoch
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(name="stopped", architecture=gated.ARCHITECTURE,
+                                         parameters={"lr": [0.001, 0.002], "gate": [str(gate)]},
+                                         date_ranges=[["2013-01-01", "2013-01-15"]],
+                                         training={"epochs": 2, "patience": 0})))
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--workers", "1",
+                             "--mlflow", uri], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        gated.wait_for(lambda: gated.waiting(gate) == {1: 2}, "the second trial did not start", alive=proc)
+        gated.wait_for(lambda: [r for r in _mlflow_runs_if_any(uri, "stopped")
+                                if "hpt.trial_id" in r.data.tags and r.info.status == "FINISHED"],
+                       "the first trial was not logged", alive=proc)  # its last call (set_terminated) is done
+        mlflow_server.stop()
+    finally:
+        gated.let(gate)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout + stderr
+    rows = _rows(sink)
+    assert len(rows) == 2 and {r["status"] for r in rows.values()} == {"ok"}
+    assert all((sink / "models" / f"{tid}.pt").is_file() for tid in rows)
+    lines = [line for line in (stdout + stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
+    assert lines == [stdout.splitlines()[-1]], lines
+    assert lines[0].startswith(f"mlflow: 1 of 2 trials could not be logged to {uri} (experiment stopped): ")
+    assert lines[0].endswith(f"; log them with: hpt results {sink.resolve()} --mlflow {uri}")
+
+
+def _mlflow_runs_if_any(store: str, experiment: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    found = client.get_experiment_by_name(experiment)
+    return list(client.search_runs([found.experiment_id])) if found else []
+
+
+def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp_path: Path) -> None:
+    """hpt final --mlflow: one MLflow run with the tuned parameters, the hold-out metrics, tags, and report.json and
+    model.pt as artifacts (byte for byte those at the location); logging the same final again adds nothing."""
+    from mlflow.tracking import MlflowClient
+
+    from hpt.tracking.mlflow import log_final
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
+                   str(tmp_path / "report.json"), cwd=tmp_path)  # MLflow keeps a sqlite store's artifacts in ./mlruns
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    final_id, model = report["final_id"], report["models"][0]
+    assert done.stdout.splitlines()[-1].startswith(
+        f"mlflow: final {final_id} logged to {store} (experiment tiny-final): report.json and model.pt (run ")
+    run, = _mlflow_runs(store, "tiny-final")
+    tags = run.data.tags
+    assert (tags["hpt.kind"], tags["hpt.final_id"], tags["hpt.config_id"], tags["hpt.model_uri"]) == \
+        ("final", final_id, report["config_id"], model["model_uri"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {**{k: json.dumps(v) for k, v in report["params"].items()},
+                               "epochs": str(report["epochs"]), "train_start": report["train"]["start"],
+                               "train_end": report["train"]["end"], "holdout_start": report["holdout"]["start"],
+                               "holdout_end": report["holdout"]["end"]}
+    assert run.data.metrics["holdout_mse"] == pytest.approx(model["metrics"]["mse"])
+    assert run.data.metrics["naive-last_holdout_mse"] == pytest.approx(report["baselines"]["naive-last"]["metrics"]["mse"])
+    client = MlflowClient(tracking_uri=store)
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["model.pt", "report.json"]
+    got = Path(client.download_artifacts(run.info.run_id, "model.pt", str(tmp_path / "got")))
+    assert got.read_bytes() == (tuned_location / "final" / final_id / "model.pt").read_bytes()
+    logged = json.loads(Path(client.download_artifacts(run.info.run_id, "report.json", str(tmp_path / "got"))).read_text())
+    assert logged["final_id"] == final_id and logged["models"][0]["metrics"] == model["metrics"]
+    again = log_final(store, "tiny-final", report, {"model.pt": b""})
+    assert again == f"mlflow: final {final_id} is already in {store} (experiment tiny-final)"
+    assert len(_mlflow_runs(store, "tiny-final")) == 1
+
+
+def test_hpt_final_with_a_tracking_server_away_is_one_line(tuned_location: Path, tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{closed_port()}"
+    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    final_id = json.loads((tmp_path / "r.json").read_text())["final_id"]
+    assert (tuned_location / "final" / final_id / "model.pt").is_file()
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
+    assert lines == [f"mlflow: final {final_id} could not be logged to {uri} (experiment tiny-final): MlflowException: "
+                     f"cannot connect to 127.0.0.1:{uri.rsplit(':', 1)[1]}; its model and report stay at "
+                     f"{tuned_location}"]
+
+
+def test_hpt_final_logs_where_the_recorded_specs_tracking_section_says(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpt.errors import InputError
+    from hpt.tracking.mlflow import final_target
+
+    (tmp_path / "runs").mkdir()
+    record = {"spec_name": "lstm", "spec": {"name": "lstm", "tracking": {"mlflow": "sqlite:///x.db", "experiment": "e"}}}
+    (tmp_path / "runs" / "20260101T000000Z-abcd.json").write_text(json.dumps(record))
+    assert final_target(None, str(tmp_path), None) == ("sqlite:///x.db", "e")
+    assert final_target("http://h:5000", str(tmp_path), None) == ("http://h:5000", "e")
+    record["spec"] = {"name": "lstm", "tracking": {"mlflow": True}}
+    (tmp_path / "runs" / "20260101T000000Z-abcd.json").write_text(json.dumps(record))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(InputError, match=r"tracking.mlflow: true logs to \$MLFLOW_TRACKING_URI, which is not set"):
+        final_target(None, str(tmp_path), None)
+    assert final_target(None, str(tmp_path / "elsewhere"), None) is None  # nothing recorded: nowhere

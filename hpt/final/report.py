@@ -27,6 +27,7 @@ class FinalReport:
     final_id: str
     document: dict[str, Any]
     uris: dict[str, str] = field(default_factory=dict)  # model, report, index (and scratch)
+    files: dict[str, bytes] = field(default_factory=dict)  # model.pt (and scratch.pt) as written, for trackers
     exit_code: int = 0  # 130 or 143: interrupted by a signal; 1: training failed
 
     def lines(self) -> list[str]:

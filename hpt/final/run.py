@@ -71,7 +71,9 @@ def _record(s: Setup, final_id: str, trials: list[Trial], training: Training, sa
     sink.write(report_key, json.dumps(doc, indent=1, default=str).encode())
     merge_index(sink, [index_row(doc, m) for m in doc["models"]])
     say(f"wrote {uris['model']}, {uris['report']}; added to {uris['index']}")
-    return FinalReport(final_id, doc, uris)
+    files = {keys[name].rsplit("/", 1)[-1]: result.model for name, (_, result) in zip(keys, pairs, strict=False)
+             if result.model is not None}
+    return FinalReport(final_id, doc, uris, files)
 
 
 def _not_run(trial: Trial, training: Training) -> TrialResult:

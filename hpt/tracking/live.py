@@ -1,15 +1,18 @@
 """The trackers of one ``hpt run`` (--mlflow URI, --tensorboard DIR, or the spec's tracking section), behind the
-runner's one hook: each stored trial's row is handed to them, and their lines are said at the end."""
+runner's hooks: each epoch a running trial reports, each stored trial's row, and their lines at the end."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from hpt.trial import Progress
+
 __all__ = ["Tracker", "Trackers", "open_trackers"]
 
 
 class Tracker(Protocol):
+    def progress(self, event: Progress) -> None: ...
     def add(self, row: Mapping[str, Any], curve: str | None = None) -> None: ...
     def begin_run(self, run_id: str) -> None: ...
     def end_run(self, run_id: str, status: str) -> None: ...
@@ -21,6 +24,10 @@ class Trackers:
 
     def __init__(self, trackers: list[Tracker]) -> None:
         self.trackers = trackers
+
+    def progress(self, event: Progress) -> None:
+        for t in self.trackers:
+            t.progress(event)
 
     def add(self, row: Mapping[str, Any], curve: str | None = None) -> None:
         for t in self.trackers:

@@ -20,8 +20,10 @@ Imported only when used (``pip install 'hpt[mlflow]'``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections import deque
@@ -42,12 +44,21 @@ from hpt.tracking import (
     with_curves,
 )
 
-__all__ = ["MlflowLog", "live_log", "log_location", "tracking_uri"]
+__all__ = ["MlflowLog", "final_target", "live_log", "log_final", "log_location", "tracking_uri"]
 
 _ATTEMPTS = 3  # per MLflow call, while the server answers now and then
 _STATUS = {"ok": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}  # pruned, interrupted: KILLED
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
 _RECONNECT_S = 30.0  # a server that was not reachable is tried again after this long
+
+
+def _client_settings() -> None:
+    need("mlflow", "--mlflow", "mlflow")
+    # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # and prints two lines ("View run ... at: URL") per run it ends on a server: hpt says one line at the end
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def tracking_uri(option: str | None, tracking: Mapping[str, Any] | None = None) -> str | None:
@@ -65,10 +76,7 @@ class MlflowLog:
     """Logs trials to one MLflow experiment from a background thread; :meth:`close` says what could not be logged."""
 
     def __init__(self, uri: str, experiment: str, location: str, live: bool = True, spec_name: str = "") -> None:
-        need("mlflow", "--mlflow", "mlflow")
-        # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        _client_settings()
         self.uri = uri
         self.experiment = experiment
         self.location = location
@@ -90,6 +98,9 @@ class MlflowLog:
         self._created: set[str] = set()  # hpt run ids whose parent run this logger created (and so ends)
         self.thread = threading.Thread(target=self._loop, name="hpt-mlflow", daemon=True)
         self.thread.start()
+
+    def progress(self, event: Any) -> None:
+        """A running trial's epoch: logged with the rest of its curve once its row is stored (one run per row)."""
 
     def add(self, row: Mapping[str, Any], curve: str | None = None) -> None:
         """Queue a stored trial's row (and its curve's CSV text) for logging; returns at once."""
@@ -267,7 +278,7 @@ def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, lo
 def log_location(location: str, uri: str) -> str:
     """Log the trials at a results location that the experiment lacks; the line to print (HptError when not all)."""
     store, views = location_trials(location)
-    record = _latest_run(store)
+    record = _latest_run(store.sink)
     spec: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
     tracking: dict[str, Any] = spec["tracking"] if isinstance(spec.get("tracking"), dict) else {}
     experiment = str(tracking.get("experiment") or record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
@@ -282,16 +293,125 @@ def log_location(location: str, uri: str) -> str:
     return line
 
 
-def _latest_run(store: Any) -> dict[str, Any]:
-    keys = [k for k in store.sink.list("runs/") if k.endswith(".json")]
+def _latest_run(sink: Any) -> dict[str, Any]:
+    keys = [k for k in sink.list("runs/") if k.endswith(".json")]
     for key in reversed(keys):
         try:
-            record = json.loads(store.sink.read(key) or b"")
+            record = json.loads(sink.read(key) or b"")
         except ValueError:
             continue
         if isinstance(record, dict):
             return record
     return {}
+
+
+def final_target(option: str | None, location: str, spec_path: str | None) -> tuple[str, str] | None:
+    """Where ``hpt final`` logs: (tracking URI, experiment) from --mlflow, else the spec's tracking section (the
+    --spec file's, else the spec recorded at the location); None: nowhere. InputError before anything trains."""
+    if spec_path:
+        from hpt.spec import load_spec
+
+        spec = load_spec(spec_path)
+        tracking, name = dict(spec.tracking), spec.name
+    else:
+        from hpt.sinks import open_sink
+
+        try:
+            record = _latest_run(open_sink(location))
+        except HptError:  # hpt final says what is wrong with the location itself
+            record = {}
+        doc: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
+        tracking = doc["tracking"] if isinstance(doc.get("tracking"), dict) else {}
+        name = str(record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
+    uri = tracking_uri(option, tracking)
+    if uri is None:
+        return None
+    _client_settings()
+    return uri, str(tracking.get("experiment") or name)
+
+
+def log_final(uri: str, experiment: str, report: Mapping[str, Any], files: Mapping[str, bytes]) -> str:
+    """Log one ``hpt final`` as an MLflow run: its report (report.json) and model files as artifacts, its tuned
+    parameters, hold-out metrics (the model's, the baselines') and tags; the line to print. Already logged (tag
+    hpt.final_id): nothing is. A failure is said in the line, never raised: the location keeps both files."""
+    _client_settings()
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    final_id, location = str(report["final_id"]), str(report.get("location", ""))
+    where = f"{uri} (experiment {experiment})"
+    client, rid = MlflowClient(tracking_uri=uri), ""
+    try:
+        found = _retried(client.get_experiment_by_name, experiment)
+        eid = found.experiment_id if found else _retried(client.create_experiment, experiment)
+        if _retried(client.search_runs, [eid], f"tags.`hpt.final_id` = '{_quote(final_id)}'", max_results=1):
+            return f"mlflow: final {final_id} is already in {where}"
+        rid = _retried(client.create_run, eid, run_name=f"hpt final {final_id}", tags=_final_tags(report)).info.run_id
+        now = int(time.time() * 1000)
+        params = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in _final_params(report).items()]
+        metrics = [Metric(k, v, now, 0) for k, v in _final_metrics(report).items()]
+        _retried(client.log_batch, rid, metrics=metrics, params=params)
+        _retried(client.log_dict, rid, dict(report), "report.json")
+        with tempfile.TemporaryDirectory(prefix="hpt-final-") as tmp:
+            for name, payload in files.items():
+                path = os.path.join(tmp, name)
+                with open(path, "wb") as f:
+                    f.write(payload)
+                _retried(client.log_artifact, rid, path)
+        _retried(client.log_batch, rid, tags=[RunTag("hpt.final_id", final_id)])  # last: marks it complete
+        _retried(client.set_terminated, rid, status="FINISHED")
+    except Exception as e:
+        if rid:
+            try:
+                client.set_terminated(rid, status="FAILED")
+            except Exception:
+                pass
+        return (f"mlflow: final {final_id} could not be logged to {where}: {describe(e)}; "
+                f"its model and report stay at {location}")
+    return f"mlflow: final {final_id} logged to {where}: report.json and {', '.join(files)} (run {rid})"
+
+
+def _final_tags(report: Mapping[str, Any]) -> dict[str, str]:
+    models = report.get("models") or [{}]
+    tags = {"hpt.kind": "final", "hpt.config_id": report.get("config_id"), "hpt.results": report.get("location"),
+            "hpt.architecture": report.get("architecture"), "hpt.spec": (report.get("spec") or {}).get("name"),
+            "hpt.model_uri": models[0].get("model_uri"), "hpt.report_uri": (report.get("uris") or {}).get("report"),
+            "hpt.from_model": report.get("from_model"), "hpt.verdict_note": (report.get("verdict") or {}).get("note")}
+    return {k: str(v)[:5000] for k, v in tags.items() if v not in (None, "")}
+
+
+def _final_params(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The tuned parameters, the epochs, and the training and hold-out spans."""
+    train, holdout = report.get("train") or {}, report.get("holdout") or {}
+    return {**(report.get("params") or {}), "epochs": report.get("epochs"), "train_start": train.get("start"),
+            "train_end": train.get("end"), "holdout_start": holdout.get("start"), "holdout_end": holdout.get("end")}
+
+
+def _final_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """holdout_<metric> (and holdout_std_<metric>, standardised) of the final model; the same prefixed by the mode
+    of a second model (scratch_, with --compare) and by each baseline's name (naive-last_holdout_mse, ...)."""
+    found: dict[str, float] = {}
+    models = report.get("models") or []
+    for i, model in enumerate(models):
+        prefix = "" if i == 0 else f"{model.get('mode')}_"
+        found.update({f"{prefix}holdout_{k}": v for k, v in (model.get("metrics") or {}).items()})
+        found.update({f"{prefix}holdout_std_{k}": v for k, v in (model.get("standardised") or {}).items()})
+        found.update({f"{prefix}{k}": model.get(k) for k in ("train_time_s", "train_loss", "vs_best_baseline")})
+    for name, baseline in (report.get("baselines") or {}).items():
+        found.update({f"{name}_holdout_{k}": v for k, v in (baseline.get("metrics") or {}).items()})
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)}
+
+
+def _retried(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)`, tried up to _ATTEMPTS times with a short pause."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            if attempt + 1 == _ATTEMPTS:
+                raise
+            time.sleep(0.5 * 2 ** attempt)
 
 
 class _Away(Exception):

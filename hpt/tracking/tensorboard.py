@@ -10,14 +10,19 @@
       .hpt/<trial_id>.json                   which run a trial was written to, and which row of it:
           a second call writes only trials not written yet, or whose row changed since (a rerun)
 
-Written with the ``tensorboard`` package's own event writer and protobufs (no TensorFlow,
+Written with the ``tensorboard`` package's own record writer and protobufs (no TensorFlow,
 no torch.utils.tensorboard); imported only here (``pip install 'hpt[tensorboard]'``).
+``hpt run --tensorboard DIR`` writes a trial's epochs as they arrive (:class:`TensorBoardLog`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import os
 import shutil
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,12 +31,14 @@ from typing import Any
 
 from hpt.errors import HptError, InputError
 from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, trial_view, with_curves
+from hpt.trial import Progress
 
 __all__ = ["Logdir", "TensorBoardLog", "TensorBoardReport", "write_tensorboard"]
 
 _MARKERS = ".hpt"
 _EXPERIMENT_SUFFIX = ".hpt-experiment"
 _STATUS = {"ok": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "diverged": "STATUS_FAILURE"}  # others: UNKNOWN
+_FILES = itertools.count()  # tells apart the event files this process opens in one second
 _DISCRETE_MAX = 20  # a number parameter with at most this many values seen is listed by its values, else a range
 
 
@@ -78,38 +85,75 @@ class Logdir:
         """True when this row of the trial is not here yet (a new trial, or a rerun of one)."""
         return self.written.get(view.trial_id, {}).get("version") != view.version
 
-    def write(self, view: TrialView) -> None:
-        old = self.written.get(view.trial_id, {}).get("run")
-        if old:  # the trial's row changed since it was written (a rerun): its run is written anew
+    def open(self, trial_id: str, name: str) -> _EventFile:
+        """A new event file for the trial's run: the run written before (a rerun, or a write cut short) is
+        removed first, and the trial is marked as being written (a write cut short is done again)."""
+        old = self.written.get(trial_id, {}).get("run")
+        if old:
             shutil.rmtree(self.root / old, ignore_errors=True)
             self.taken.discard(old)
-        name = view.name if view.name not in self.taken else f"{view.name}/{view.trial_id}"
-        _write_session(self.root / name, view)
-        self.taken.add(name)
+        run = name if name not in self.taken else f"{name}/{trial_id}"
+        self.taken.add(run)
+        self._mark(trial_id, {"run": run, "version": ""})
+        return _EventFile(self.root / run)
+
+    def write(self, view: TrialView, events: _EventFile | None = None) -> None:
+        """The trial's run: its curve (the epochs after those `events` has, when it was written as they came),
+        its HParams session and the row's metrics; then it is marked written."""
+        events = events or self.open(view.trial_id, view.name)
+        try:
+            _write_session(events, view)
+        finally:
+            events.close()
+        self._mark(view.trial_id, {**self.written[view.trial_id], "version": view.version})
+
+    def _mark(self, trial_id: str, marker: dict[str, str]) -> None:
         self.markers.mkdir(parents=True, exist_ok=True)
-        marker = {"run": name, "version": view.version}
-        (self.markers / f"{view.trial_id}.json").write_text(json.dumps(marker))
-        self.written[view.trial_id] = marker
+        (self.markers / f"{trial_id}.json").write_text(json.dumps(marker))
+        self.written[trial_id] = marker
 
 
 class TensorBoardLog:
-    """``hpt run --tensorboard DIR``: each trial written as it ends (in the main process, a few ms: one small
-    local file); at the end, the trials of the location DIR still lacks and the HParams experiment."""
+    """``hpt run --tensorboard DIR``, in the main process: a trial's run gets each epoch as the runner hears of it
+    (one small write to a local file), and its HParams session and row's metrics when it ends; at the end of the
+    run, the trials of the location that DIR still lacks, and the HParams experiment."""
 
     def __init__(self, out: str, location: str) -> None:
         self.logdir = Logdir(out)
         self.location = location
         self.error = ""
         self.count = 0  # trials this run wrote
+        self.live: dict[str, _EventFile | None] = {}  # running trials' event files (None: one could not be written)
+
+    def progress(self, event: Progress) -> None:
+        trial = event.trial
+        if trial.trial_id in self.live and self.live[trial.trial_id] is None:
+            return  # its epochs could not be written: the whole trial is, when it ends
+        try:
+            events = self.live.get(trial.trial_id)
+            if events is None:
+                name = f"{trial.config_id}/{trial.period.start_text}_{trial.period.end_text}/{trial.fidelity}"
+                events = self.live[trial.trial_id] = self.logdir.open(trial.trial_id, name)
+            events.epoch(event.epoch, event.metrics)
+        except OSError as e:
+            self._failed(e)
+            dropped = self.live.get(trial.trial_id)
+            if dropped is not None:
+                dropped.close()
+            self.live[trial.trial_id] = None
 
     def add(self, row: Mapping[str, Any], curve: str | None = None) -> None:
         view = trial_view(row, curve, self.location)
+        events = self.live.pop(view.trial_id, None)
         try:
-            if self.logdir.lacks(view):
-                self.logdir.write(view)
+            if events is not None or self.logdir.lacks(view):
+                self.logdir.write(view, events)
                 self.count += 1
         except OSError as e:
-            self.error = self.error or f"{e.strerror or e}: {e.filename}"
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        self.error = self.error or f"{e.strerror or e}: {e.filename}"
 
     def begin_run(self, run_id: str) -> None:
         pass
@@ -118,6 +162,10 @@ class TensorBoardLog:
         pass
 
     def close(self) -> list[str]:
+        for events in self.live.values():  # trials that never ended here (none, unless the run failed)
+            if events is not None:
+                events.close()
+        self.live.clear()
         out = str(self.logdir.root)
         added = 0
         try:
@@ -132,6 +180,40 @@ class TensorBoardLog:
                 f"see them with: tensorboard --logdir {out}"]
 
 
+class _EventFile:
+    """One event file, written as events come: each is on disk (flushed) when :meth:`add` returns, so TensorBoard
+    reads a running trial's epochs (the package's record writer, without its writer thread)."""
+
+    def __init__(self, folder: Path, suffix: str = "") -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILES)}"
+        self.file = open(folder / (name + suffix), "wb")  # noqa: SIM115 (closed by close())
+        self.records = RecordWriter(self.file)
+        self.last_epoch = 0  # the last epoch written
+        self.add(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def add(self, event: Any) -> None:
+        self.records.write(event.SerializeToString())
+        self.file.flush()
+
+    def epoch(self, epoch: int, values: Mapping[str, float], wall_time: float | None = None) -> None:
+        """One epoch of the learning curve: curve/<column> at step `epoch` (written now unless `wall_time`)."""
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        scalars = [Summary.Value(tag=CURVE_PREFIX + k, simple_value=v) for k, v in values.items()
+                   if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)]
+        self.add(Event(wall_time=time.time() if wall_time is None else wall_time, step=epoch,
+                       summary=Summary(value=scalars)))
+        self.last_epoch = epoch
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def _read_markers(folder: Path) -> dict[str, dict[str, Any]]:
     found = {}
     for path in folder.glob("*.json") if folder.is_dir() else ():
@@ -144,30 +226,27 @@ def _read_markers(folder: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _write_session(folder: Path, view: TrialView) -> None:
+def _write_session(events: _EventFile, view: TrialView) -> None:
+    """The trial's HParams session, the epochs of its curve that `events` lacks, and the row's metrics."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    writer = EventFileWriter(str(folder))
     start, end = seconds(view.started_at), seconds(view.finished_at)
     hparams = {**view.params, **_labels(view)}
     session = plugin_data_pb2.SessionStartInfo(group_name=view.name, start_time_secs=start,
                                                model_uri=view.tags.get("model_uri", ""))
     for key, value in hparams.items():
         _set_value(session.hparams[key], value)
-    writer.add_event(Event(wall_time=start, step=0, summary=_plugin_summary(session_start_info=session)))
+    events.add(Event(wall_time=start, step=0, summary=_plugin_summary(session_start_info=session)))
     for epoch in view.curve:
-        step = int(epoch["epoch"])
-        values = [Summary.Value(tag=CURVE_PREFIX + k, simple_value=v) for k, v in epoch.items() if k != "epoch"]
-        writer.add_event(Event(wall_time=start + epoch.get("time_s", 0.0), step=step, summary=Summary(value=values)))
+        if int(epoch["epoch"]) > events.last_epoch:
+            events.epoch(int(epoch["epoch"]), epoch, wall_time=start + epoch.get("time_s", 0.0))
     metrics = [Summary.Value(tag=k, simple_value=v) for k, v in view.metrics.items()]
-    writer.add_event(Event(wall_time=end, step=view.steps, summary=Summary(value=metrics)))
+    events.add(Event(wall_time=end, step=view.steps, summary=Summary(value=metrics)))
     status = api_pb2.Status.Value(_STATUS.get(view.status, "STATUS_UNKNOWN"))
     ended = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end)
-    writer.add_event(Event(wall_time=end, step=view.steps, summary=_plugin_summary(session_end_info=ended)))
-    writer.close()
+    events.add(Event(wall_time=end, step=view.steps, summary=_plugin_summary(session_end_info=ended)))
 
 
 def _write_experiment(root: Path, views: list[TrialView]) -> None:
@@ -175,7 +254,6 @@ def _write_experiment(root: Path, views: list[TrialView]) -> None:
     from google.protobuf import struct_pb2
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     seen: dict[str, list[Any]] = {}
     for view in views:
@@ -207,9 +285,11 @@ def _write_experiment(root: Path, views: list[TrialView]) -> None:
     experiment.time_created_secs = time.time()
     for old in root.glob(f"events.out.tfevents.*{_EXPERIMENT_SUFFIX}"):
         old.unlink()
-    writer = EventFileWriter(str(root), filename_suffix=_EXPERIMENT_SUFFIX)
-    writer.add_event(Event(wall_time=time.time(), step=0, summary=_plugin_summary(experiment=experiment)))
-    writer.close()
+    events = _EventFile(root, suffix=_EXPERIMENT_SUFFIX)
+    try:
+        events.add(Event(wall_time=time.time(), step=0, summary=_plugin_summary(experiment=experiment)))
+    finally:
+        events.close()
 
 
 def _plugin_summary(**data: Any) -> Any:
