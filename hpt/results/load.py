@@ -17,6 +17,9 @@ from hpt.rows import (
     TEXT_COLUMNS,
     fill_fidelity,
     is_number,
+    is_param,
+    param_columns,
+    param_name,
     parse_row,
     read_csv,
     row_damage,
@@ -123,9 +126,7 @@ def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
 
     hpt writes integers as integers; a results.csv written by another tool (pandas) may not.
     """
-    for c in frame.columns:
-        if not c.startswith("param_"):
-            continue
+    for c in param_columns(frame.columns):
         col = frame[c]
         present = col.notna()
         if present.all() or not present.any():
@@ -219,17 +220,16 @@ def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     Example: ``lr < 0.01 and period_start >= '2013-02-01'``.
     """
     params: dict[str, pd.Series] = {}
-    for c in frame.columns:
-        if c.startswith("param_"):
-            col = frame[c]
-            numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
-            params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
-    bare = {c.removeprefix("param_"): v for c, v in params.items() if c.removeprefix("param_") not in frame.columns}
+    for c in param_columns(frame.columns):
+        col = frame[c]
+        numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
+        params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
+    bare = {name: v for c, v in params.items() if (name := param_name(c)) not in frame.columns}
     try:
         mask = frame.eval(where, resolvers=[params, bare])
     except NameError as e:  # pandas' UndefinedVariableError is one
         name = str(e).split("'")[1] if "'" in str(e) else ""
-        names = sorted(set(bare) | {c for c in frame.columns if not c.startswith("param_")})
+        names = sorted(set(bare) | {c for c in frame.columns if not is_param(c)})
         raise InputError(f"--where: {e}{did_you_mean(name, names)}; names: {', '.join(names)}") from None
     except Exception as e:
         raise InputError(f"--where: cannot evaluate {where!r}: {type(e).__name__}: {e}") from None
@@ -245,7 +245,7 @@ def check_metric(frame: pd.DataFrame, metric: str) -> str:
     """The numeric column `metric` names (``mse`` means ``val_mse``); InputError listing the metrics when none."""
     if metric not in frame.columns and f"val_{metric}" in frame.columns:
         metric = f"val_{metric}"  # --metric mse means val_mse
-    numeric = [c for c in frame.columns if c not in TEXT_COLUMNS and c not in TAG_COLUMNS and not c.startswith("param_")
+    numeric = [c for c in frame.columns if c not in TEXT_COLUMNS and c not in TAG_COLUMNS and not is_param(c)
                and pd.api.types.is_numeric_dtype(frame[c])]
     if metric not in numeric:
         raise InputError(f'--metric: no metric "{metric}" in these results{did_you_mean(metric, numeric)}; '
