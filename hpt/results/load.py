@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from hpt import layout
 from hpt.errors import HptError, InputError, did_you_mean
+from hpt.layout import RESULTS_CSV
 from hpt.rows import (
     KEY_COLUMNS,
-    RESULTS_CSV,
     TAG_COLUMNS,
     TEXT_COLUMNS,
     fill_fidelity,
@@ -25,6 +25,7 @@ from hpt.rows import (
     row_damage,
     rows_frame,
 )
+from hpt.runs import latest_run, run_records
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
@@ -50,10 +51,10 @@ def load_results(uri: str) -> pd.DataFrame:
                              "e.g. hpt-results/<name>)")
     found: list[str] = []  # what is there instead of rows, for the error
     damaged: list[str] = []  # warnings about row objects that do not parse, when there are rows to show
-    rows_url = sink.url("rows/").rstrip("/") + "/"
+    rows_url = sink.url(layout.ROWS).rstrip("/") + "/"
     frame = _load_csv(sink, found)
     try:
-        keys = [k for k in sink.list("rows/") if k.endswith(".json")]
+        keys = [k for k in sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS)]
     except OSError as e:
         keys = []
         found.append(f"{rows_url} cannot be read: {e.strerror or e}")
@@ -61,7 +62,7 @@ def load_results(uri: str) -> pd.DataFrame:
         if not keys:
             found.append("no rows/")
     if keys:
-        ids = {k.removeprefix("rows/").removesuffix(".json"): k for k in keys}
+        ids = {str(layout.id_of(k, layout.ROWS)): k for k in keys}
         have: set[str] = set()
         if not frame.empty:
             listed = len(frame)
@@ -136,7 +137,7 @@ def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
             continue
         tid = frame.loc[values.index[0], "trial_id"]
         try:
-            row = parse_row(sink.read(f"rows/{tid}.json"))
+            row = parse_row(sink.read(layout.row(tid)))
         except OSError:
             continue
         original = row.get(c) if row else None
@@ -163,12 +164,10 @@ def _read_rows(sink: Sink, keys: Sequence[str], damaged: list[str]) -> list[dict
 def default_metric(uri: str) -> str:
     """The objective of the latest run recorded at `uri` (``runs/``), else ``val_mse``."""
     try:
-        sink = open_sink(uri)
-        keys = sink.list("runs/")
-        data = sink.read(keys[-1]) if keys else None
-        objective = json.loads(data).get("spec", {}).get("objective") if data else None
-    except (HptError, OSError, ValueError, AttributeError):
-        objective = None
+        latest = latest_run(open_sink(uri))
+    except (HptError, OSError):
+        latest = None
+    objective = latest[1]["spec"].get("objective") if latest else None
     return objective if isinstance(objective, str) and objective else "val_mse"
 
 
@@ -180,8 +179,7 @@ def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, li
     its run in `frame` (a run that left no rows adds nothing). Unreadable records are passed over.
     """
     try:
-        sink = open_sink(uri)
-        keys = [k for k in sink.list("runs/") if k.endswith(".json")]
+        records = [record for _, record in run_records(open_sink(uri))]
     except (HptError, OSError):
         return {}
     def fidelity_of(run_id: str) -> str | None:
@@ -195,14 +193,7 @@ def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, li
 
     by_run: dict[str, str] = {}
     planned: dict[str, list[str]] = {}
-    for key in keys:
-        try:
-            data = sink.read(key)
-            record = json.loads(data) if data else None
-        except (OSError, ValueError):
-            continue
-        if not isinstance(record, dict):
-            continue
+    for record in records:
         periods = record.get("periods")
         if not isinstance(periods, list):
             data_report = record.get("data")

@@ -25,6 +25,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from types import EllipsisType
 from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError, redact
@@ -201,7 +202,7 @@ UPDATE_ATTEMPTS = 40
 
 
 def update(sink: Sink, key: str, merge: Callable[[bytes | None], bytes | None], *,
-           expect: tuple[bytes, str] | None = None, attempts: int = UPDATE_ATTEMPTS) -> str | None:
+           expect: tuple[bytes, str] | None | EllipsisType = ..., attempts: int = UPDATE_ATTEMPTS) -> str | None:
     """Replace the object under `key` with ``merge(what is there)``, safe against other writers.
 
     `merge` gets the object's bytes (None when there is none) and returns the new bytes, or
@@ -209,12 +210,12 @@ def update(sink: Sink, key: str, merge: Callable[[bytes | None], bytes | None], 
     the version read; when another writer got there first, the object is read again and
     merged again (with a jittered back-off), so nothing another writer put there is lost.
     `expect` is the object and version the caller believes are there (what it last read or
-    wrote): the first attempt merges into it without reading. Returns the version written,
+    wrote; None: no object): the first attempt merges into it without reading. Returns the version written,
     None when `merge` left the object as it was; SinkUnavailable when the object kept
     changing during `attempts` tries.
     """
     for attempt in range(attempts):
-        got = expect if attempt == 0 and expect is not None else sink.read_versioned(key)
+        got = sink.read_versioned(key) if attempt or isinstance(expect, EllipsisType) else expect
         data = merge(got[0] if got else None)
         if data is None:
             return None

@@ -30,6 +30,7 @@ from typing import Any
 
 from hpt.errors import HptError, InputError
 from hpt.progress import plural
+from hpt.runs import latest_run
 from hpt.sinks import describe, env_float
 from hpt.tracking import (
     CURVE_PREFIX,
@@ -267,7 +268,8 @@ def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, lo
 def log_location(location: str, uri: str) -> str:
     """Log the trials at a results location that the experiment lacks; the line to print (HptError when not all)."""
     store, views = location_trials(location)
-    record = _latest_run(store)
+    latest = latest_run(store.sink)
+    record = latest[1] if latest else {}
     spec: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
     tracking: dict[str, Any] = spec["tracking"] if isinstance(spec.get("tracking"), dict) else {}
     experiment = str(tracking.get("experiment") or record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
@@ -280,18 +282,6 @@ def log_location(location: str, uri: str) -> str:
     if logger.failed:
         raise HptError(line)
     return line
-
-
-def _latest_run(store: Any) -> dict[str, Any]:
-    keys = [k for k in store.sink.list("runs/") if k.endswith(".json")]
-    for key in reversed(keys):
-        try:
-            record = json.loads(store.sink.read(key) or b"")
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            return record
-    return {}
 
 
 class _Away(Exception):
