@@ -22,10 +22,11 @@ import pytest
 
 from hpt.backends.fake import FakeBackend, Script
 from hpt.claims import Claims
+from hpt.layout import RESULTS_CSV
 from hpt.periods import Period
 from hpt.progress import Reporter
 from hpt.results import load_results
-from hpt.rows import RESULTS_CSV, parse_csv, parse_row
+from hpt.rows import parse_csv, parse_row
 from hpt.runner import RunOptions, RunSummary, run_spec
 from hpt.search import expand
 from hpt.sinks import open_sink

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from hpt.errors import InputError
+from hpt.layout import RESULTS_CSV
 from hpt.periods import Period
-from hpt.rows import RESULTS_CSV
 from hpt.sinks import Sink, SinkAccessError, open_sink, redact
 from hpt.sinks.local import LocalSink
 from hpt.store import ResultStore
