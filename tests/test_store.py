@@ -128,7 +128,7 @@ def test_a_run_writes_only_what_the_layout_names(tmp_path: Path, write_spec: Cal
     assert [layout.id_of(k, layout.RUNS) for k, _ in runs] == [r["run_id"] for _, r in runs]
     last = runs[-1][1]
     assert parse_stamp(last["started_at"]) <= parse_stamp(last["heartbeat_at"]) <= parse_stamp(last["finished_at"])
-    assert "--force" in last["command"]
+    assert runs[0][1]["run_id"] != last["run_id"] and last["spec_name"] == "tiny" and last["counts"] == {"ok": 4}
 
 
 def test_the_latest_run_record_passes_over_damaged_and_specless_ones(tmp_path: Path) -> None:
