@@ -27,7 +27,7 @@ from typing import Any
 
 from hpt import layout
 from hpt.errors import HptError
-from hpt.sinks import Sink, SinkUnavailable, env_float
+from hpt.sinks import Sink, env_float, update
 from hpt.stamps import now, parse_stamp, utcnow
 
 __all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone", "this_process"]
@@ -137,23 +137,21 @@ class Claims:
         """
         if time.monotonic() < self._down_until:
             return None
-        key = layout.claim(trial_id)
+        holder: Holder | None = None
+
+        def claim(data: bytes | None) -> bytes | None:
+            """Ours unless another live run holds it (a claim that expired or is damaged is taken over)."""
+            nonlocal holder
+            holder = _holder(data) if data is not None else None
+            return None if holder is not None and holder.run_id != self.run_id else self._record()
+
         try:
-            for _ in range(5):
-                version = self.sink.write_if(key, self._record(), None)
-                if version is None:
-                    got = self.sink.read_versioned(key)
-                    if got is None:
-                        continue  # released in between: try again
-                    holder = _holder(got[0])
-                    if holder is not None and holder.run_id != self.run_id:
-                        return holder
-                    version = self.sink.write_if(key, self._record(), got[1])  # expired or damaged: take it over
-                if version is not None:
-                    with self._lock:
-                        self._held[trial_id] = version
-                    return None
-            raise SinkUnavailable(f"{self.sink.uri}: {key} kept changing")
+            version = update(self.sink, layout.claim(trial_id), claim, expect=None, attempts=5)  # first: create it
+            if version is None:
+                return holder
+            with self._lock:
+                self._held[trial_id] = version
+            return None
         except HptError as e:
             self._down_until = time.monotonic() + self.renew
             if not self._warned:
