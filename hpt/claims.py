@@ -22,11 +22,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
+from hpt import layout
 from hpt.errors import HptError
-from hpt.sinks import Sink, SinkUnavailable, env_float
+from hpt.sinks import Sink, env_float, update
+from hpt.stamps import now, parse_stamp, utcnow
 
 __all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone", "this_process"]
 
@@ -37,14 +39,6 @@ def lease_seconds() -> tuple[float, float]:
     """(lease, renewal interval) in seconds, from ``HPT_CLAIM_LEASE`` and ``HPT_CLAIM_RENEW``."""
     lease = env_float("HPT_CLAIM_LEASE", 120.0)
     return lease, min(env_float("HPT_CLAIM_RENEW", lease / 4), lease / 2)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(t: datetime) -> str:
-    return t.isoformat(timespec="milliseconds")
 
 
 def _pid_namespace() -> str:
@@ -80,23 +74,15 @@ def process_gone(record: dict[str, Any]) -> bool:
         return False
 
 
-def _until(record: dict[str, Any]) -> datetime | None:
-    try:
-        until = datetime.fromisoformat(str(record["expires_at"]))
-    except (KeyError, ValueError):
-        return None
-    return until if until.tzinfo is not None else until.replace(tzinfo=timezone.utc)
-
-
-def expired(record: dict[str, Any], now: datetime | None = None) -> bool:
+def expired(record: dict[str, Any], at: datetime | None = None) -> bool:
     """A claim or run record whose lease ran out, or whose process is gone from this host.
 
     A record without a lease (written by an older hpt) never expires.
     """
-    until = _until(record)
+    until = parse_stamp(record.get("expires_at"))
     if until is None:
         return False
-    return until < (now or _now()) or process_gone(record)
+    return until < (at or now()) or process_gone(record)
 
 
 @dataclass(frozen=True)
@@ -132,10 +118,10 @@ class Claims:
         self._warned = False
 
     def expires_at(self) -> str:
-        return _iso(_now() + timedelta(seconds=self.lease))
+        return utcnow(self.lease)
 
     def _record(self) -> bytes:
-        return json.dumps({**self.me, "claimed_at": _iso(_now()), "expires_at": self.expires_at()}).encode()
+        return json.dumps({**self.me, "claimed_at": utcnow(), "expires_at": self.expires_at()}).encode()
 
     def start(self) -> None:
         """Start renewing (and beating) in the background."""
@@ -151,23 +137,21 @@ class Claims:
         """
         if time.monotonic() < self._down_until:
             return None
-        key = f"claims/{trial_id}.json"
+        holder: Holder | None = None
+
+        def claim(data: bytes | None) -> bytes | None:
+            """Ours unless another live run holds it (a claim that expired or is damaged is taken over)."""
+            nonlocal holder
+            holder = _holder(data) if data is not None else None
+            return None if holder is not None and holder.run_id != self.run_id else self._record()
+
         try:
-            for _ in range(5):
-                version = self.sink.write_if(key, self._record(), None)
-                if version is None:
-                    got = self.sink.read_versioned(key)
-                    if got is None:
-                        continue  # released in between: try again
-                    holder = _holder(got[0])
-                    if holder is not None and holder.run_id != self.run_id:
-                        return holder
-                    version = self.sink.write_if(key, self._record(), got[1])  # expired or damaged: take it over
-                if version is not None:
-                    with self._lock:
-                        self._held[trial_id] = version
-                    return None
-            raise SinkUnavailable(f"{self.sink.uri}: {key} kept changing")
+            version = update(self.sink, layout.claim(trial_id), claim, expect=None, attempts=5)  # first: create it
+            if version is None:
+                return holder
+            with self._lock:
+                self._held[trial_id] = version
+            return None
         except HptError as e:
             self._down_until = time.monotonic() + self.renew
             if not self._warned:
@@ -178,7 +162,7 @@ class Claims:
 
     def release(self, trial_id: str) -> None:
         """Delete this run's claim on a trial (unless another run has taken it over meanwhile)."""
-        key = f"claims/{trial_id}.json"
+        key = layout.claim(trial_id)
         with self._io:
             version = self._held.get(trial_id)
             if version is None:
@@ -216,7 +200,7 @@ class Claims:
                 version = self._held.get(tid)
                 if version is None:
                     continue  # released meanwhile
-                new = self.sink.write_if(f"claims/{tid}.json", self._record(), version)
+                new = self.sink.write_if(layout.claim(tid), self._record(), version)
                 with self._lock:
                     if new is not None:
                         self._held[tid] = new
@@ -234,6 +218,6 @@ def _holder(data: bytes) -> Holder | None:
         record = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(record, dict) or _until(record) is None or expired(record):
+    if not isinstance(record, dict) or parse_stamp(record.get("expires_at")) is None or expired(record):
         return None
     return Holder(str(record.get("run_id", "?")), str(record.get("host", "?")), int(record.get("pid") or 0))

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpt import layout
 from hpt.baselines import baseline_mask
 from hpt.errors import HptError, InputError, install_hint
 from hpt.results import Ranking, Summary
+from hpt.rows import param_column
 from hpt.sinks import open_sink
 from hpt.trial import Status
 
@@ -118,7 +120,7 @@ def _parameters(summary: Summary, rows: pd.DataFrame) -> Figure | None:
     period_of = rows["period_start"].astype(str) + ".." + rows["period_end"].astype(str)
     rng = np.random.default_rng(0)
     for ax, p in zip(axes.flat, params, strict=False):
-        col = rows[f"param_{p}"]
+        col = rows[param_column(p)]
         present = col.notna().to_numpy()
         vals = col[present]
         y = rows.loc[present, metric].to_numpy(dtype=float)
@@ -227,7 +229,7 @@ def _curves(summary: Summary, rows: pd.DataFrame, top: int) -> Figure | None:
     for cid in shown["config_id"]:
         for period in periods:
             tid = trial_of.get((cid, period))
-            data = sink.read(f"curves/{tid}.csv") if tid else None
+            data = sink.read(layout.curve(tid)) if tid else None
             if data:
                 try:
                     c = pd.read_csv(io.BytesIO(data))

@@ -5,6 +5,9 @@ merges ``results.csv`` with :func:`parse_csv`; the results commands read them ba
 DataFrame with :func:`read_csv` and :func:`rows_frame`. Columns: the leading ids, period
 and training seed, ``param_<name>`` for each tuned parameter, the metrics (and any tags, such as
 ``round``), then where and when.
+
+The ``param_`` columns are made and read here only: :func:`param_column`, :func:`param_name`,
+:func:`param_columns` and :func:`params_of`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.layout import RESULTS_CSV
 from hpt.trial import TrialResult
 
 __all__ = [
@@ -34,6 +38,11 @@ __all__ = [
     "TRAILING_COLUMNS",
     "fill_fidelity",
     "is_number",
+    "is_param",
+    "param_column",
+    "param_columns",
+    "param_name",
+    "params_of",
     "parse_csv",
     "parse_row",
     "plain",
@@ -44,7 +53,6 @@ __all__ = [
     "to_csv",
 ]
 
-RESULTS_CSV = "results.csv"
 LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end",
                    "seed")
 TRAILING_COLUMNS = ("device", "started_at", "finished_at", "error", "model_uri")
@@ -76,7 +84,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
         "seed": t.seed,  # the seed it trained with; param_seed (when tuned) is the config's
     }
     row.update(t.tags)
-    row.update({f"param_{k}": v for k, v in t.tuned_params.items()})
+    row.update({param_column(k): v for k, v in t.tuned_params.items()})
     row.update({m: result.metrics.get(m) for m in metric_columns})
     row.update({m: result.metrics[m] for m in DEVICE_METRICS if m in result.metrics})
     row.update({"device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
@@ -213,7 +221,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     seen = list(first)
     if not seen:
         return ",".join(LEADING_COLUMNS + TRAILING_COLUMNS) + "\n"
-    params = sorted(c for c in seen if c.startswith("param_"))
+    params = sorted(param_columns(seen))
     known = TEXT_COLUMNS.union(params)
     order = ([c for c in LEADING_COLUMNS if c in seen] + params + [c for c in seen if c not in known]
              + [c for c in TRAILING_COLUMNS if c in seen])
@@ -245,7 +253,7 @@ def read_csv(data: bytes) -> pd.DataFrame:
     `data` is not a CSV table.
     """
     header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
-    params = {c: str for c in header if c.startswith("param_")}
+    params = dict.fromkeys(param_columns(header), str)
     text = {c: str for c in header if c in TEXT_COLUMNS}  # an error column that is mostly empty is still text
     frame = pd.read_csv(io.BytesIO(data), dtype={**text, **params}, low_memory=False)  # type: ignore[arg-type]
     for c in params:
@@ -261,9 +269,8 @@ def rows_frame(rows: Iterable[Mapping[str, Any]], only: Collection[str] | None =
     """
     kept = [r for r in rows if only is None or r.get("trial_id") in only]
     frame = pd.DataFrame(kept)
-    for c in frame.columns:
-        if c.startswith("param_"):
-            frame[c] = pd.Series([r.get(c) for r in kept], index=frame.index, dtype=object)
+    for c in param_columns(frame.columns):
+        frame[c] = pd.Series([r.get(c) for r in kept], index=frame.index, dtype=object)
     if not frame.empty:
         fill_fidelity(frame)
     return frame
@@ -294,14 +301,54 @@ def _typed(text: str) -> Any:
     return int(text) if digits.isdecimal() else number  # "8" is an int, as the regex [-+]?\d+ said
 
 
+_PARAM = "param_"
+
+
+def param_column(name: str) -> str:
+    """The column of a tuned parameter: ``lr`` -> ``param_lr``."""
+    return _PARAM + name
+
+
+def is_param(column: str) -> bool:
+    """Whether a column holds a tuned parameter."""
+    return column.startswith(_PARAM)
+
+
+def param_name(column: str) -> str:
+    """The parameter a parameter column holds: ``param_lr`` -> ``lr``."""
+    return column.removeprefix(_PARAM)
+
+
+def param_columns(columns: Iterable[str]) -> list[str]:
+    """The parameter columns among `columns`, in their order."""
+    return [c for c in columns if c.startswith(_PARAM)]
+
+
+def params_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The tuned parameters a row records (a dict, or a DataFrame row's items), by name, as plain JSON
+    values; those it has no value for (None, NaN) left out."""
+    out = {}
+    for c, v in row.items():
+        if c.startswith(_PARAM):
+            v = plain(v)
+            if v is not None:
+                out[c[len(_PARAM):]] = v
+    return out
+
+
 def is_number(v: Any) -> bool:
     """An int or float (numpy's included), not a bool."""
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+_PLAIN = frozenset({str, int, bool})  # JSON values as they are
+
+
 def plain(v: Any) -> Any:
     """A value from a DataFrame as the plain JSON value of a row: numpy scalars -> Python values, NaN -> None."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or v.__class__ in _PLAIN:
+        return v
+    if isinstance(v, float) and math.isnan(v):
         return None
     if isinstance(v, np.generic):
         v = v.item()

@@ -10,38 +10,33 @@ so running the same command again resumes an interrupted run.
 
 from __future__ import annotations
 
-import getpass
-import importlib.metadata
 import json
 import logging
 import os
-import platform
-import secrets
 import signal
-import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import pandas as pd
 
-from hpt import __version__
+from hpt import __version__, layout
 from hpt.backends import Backend
 from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
 from hpt.baselines import RunBaselines, without_baselines
-from hpt.claims import Claims, Holder, this_process
+from hpt.claims import Claims, Holder
 from hpt.errors import SIGNAL_EXIT, HptError, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import BestConfig, VsBaseline, main_fidelity, rank_fidelity, versus_baselines
 from hpt.rows import parse_row, rows_frame
+from hpt.runs import RunRecord, abandon_dead_runs, run_fields
 from hpt.scheduling import DONE, Scheduler, make_scheduler
 from hpt.sinks import check_uri, open_sink
 from hpt.spec import Spec, check_data, data_report
+from hpt.stamps import new_id
 from hpt.store import ResultStore
-from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, as_decided, monitor_of, utcnow
+from hpt.trial import Event, Finished, Progress, Started, Status, Trial, TrialResult, as_decided, monitor_of
 
 __all__ = ["ClaimGate", "Gate", "RunOptions", "RunSummary", "drive", "local_backend", "make_backend", "ray_backend",
            "results_location", "run_spec"]
@@ -158,34 +153,6 @@ def make_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any,
     return local_backend(spec, frame, options, say, slots)
 
 
-def _new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-
-
-def _run_record(spec: Spec, run_id: str, backend: Backend, started: str) -> dict[str, Any]:
-    try:
-        torch_version = importlib.metadata.version("torch")  # without importing torch into this process
-    except importlib.metadata.PackageNotFoundError:
-        torch_version = "unknown"
-    return {
-        "run_id": run_id,
-        "spec_name": spec.name,
-        "spec_source": spec.source,
-        "spec": dict(spec.document),
-        "fidelity": spec.fidelity,
-        "periods": [p.label for p in spec.periods],  # what every config is meant to run: hpt results reads it
-        "command": sys.argv,
-        "hpt_version": __version__,
-        "torch_version": torch_version,
-        "python": platform.python_version(),
-        **this_process(),  # host, pid, pid_ns: with the heartbeat, how a killed run is told from a live one
-        "user": getpass.getuser(),
-        "slots": list(backend.slot_names()),
-        "started_at": started,
-        "status": "running",
-    }
-
-
 class Gate(Protocol):
     """Whether this run may start a trial now (another run at the location may have it)."""
 
@@ -220,7 +187,7 @@ class ClaimGate:
             return False
         self.held.pop(tid, None)
         try:
-            row = parse_row(self.store.sink.read(f"rows/{tid}.json"))
+            row = parse_row(self.store.sink.read(layout.row(tid)))
         except HptError:
             row = None  # the location is away: train it (the first ok row is kept)
         if row is not None and row.get("status") == Status.OK.value and row.get("run_id") != self.run_id \
@@ -383,7 +350,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     # what is said before the run's first line (runs found killed, the scheduler's notes) is said after it
     held: list[str] | None = [f"run {dead.get('run_id')} on host {dead.get('host')} ended without a word (killed?); "
                               f"its last heartbeat was at {dead.get('heartbeat_at') or dead.get('started_at')}: "
-                              f"runs/{dead.get('run_id')}.json now says abandoned" for dead in store.abandoned_runs()]
+                              f"{layout.run(str(dead.get('run_id')))} now says abandoned" for dead in abandon_dead_runs(store)]
 
     def say(line: str) -> None:
         if held is None:
@@ -395,20 +362,11 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
     backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
 
-    run_id = _new_run_id()
+    run_id = new_id()
     summary = RunSummary(run_id, sink.uri, scheduler.skipped)
     columns = spec.columns
-    record: dict[str, Any] = {}
-    record_lock = threading.Lock()
-
-    def beat(expires_at: str) -> None:
-        """The run record's heartbeat: a record still `running` after it expires is a run that was killed."""
-        with record_lock:
-            if record.get("status") == "running":
-                record.update(heartbeat_at=utcnow(), expires_at=expires_at)
-                sink.write(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())
-
-    claims = Claims(sink, run_id, beat)
+    run = RunRecord(store, run_id)
+    claims = Claims(sink, run_id, run.beat)
     gate = ClaimGate(claims, store, run_id, options.force)
     baselines = RunBaselines(spec, frame)
 
@@ -429,9 +387,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             # the first write (a local folder is made now): a start that failed before it leaves nothing behind;
             # a missing, garbage or truncated results.csv is rebuilt from rows/, even with nothing to train
             store.write_csv()
-            record.update(_run_record(spec, run_id, backend, utcnow()), data=data_report(spec, frame))
-            record.update(heartbeat_at=record["started_at"], expires_at=claims.expires_at())
-            store.write_run(run_id, record)
+            run.start({**run_fields(spec, backend.slot_names()), "data": data_report(spec, frame)}, claims.expires_at())
             if tracker is not None:
                 tracker.begin_run(run_id)
             claims.start()
@@ -458,12 +414,9 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         for holder, n in Counter(summary.elsewhere.values()).items():
             reporter.line(f"{plural(n, 'trial')} {'is' if n == 1 else 'are'} being trained by {holder}; not started here")
         reporter.close()
-        with record_lock:
-            record.update(status=status, finished_at=utcnow(), counts=dict(summary.counts), skipped=summary.skipped,
-                          elsewhere={tid: h.run_id for tid, h in summary.elsewhere.items()})
         try:
-            if "run_id" in record:
-                store.write_run(run_id, record)
+            run.end(status, counts=dict(summary.counts), skipped=summary.skipped,
+                    elsewhere={tid: h.run_id for tid, h in summary.elsewhere.items()})
         finally:
             undelivered = store.close()  # waits for the background writes of results.csv and uploads (claims released)
             claims.close()

@@ -1,16 +1,12 @@
-"""The results layout on top of any sink.
+"""The trials' results at a location on top of any sink (the keys: :mod:`hpt.layout`).
 
-    results.csv            one row per trial, merged from the rows after each finished trial
-    rows/<trial_id>.json   the row of one trial: the record of truth
-    models/<trial_id>.pt   the trained model (see hpt.model_io)
-    curves/<trial_id>.csv  per-epoch metrics
-    runs/<run_id>.json     what was run, where, when; a heartbeat while it runs
-    claims/<trial_id>.json which live run trains the trial (hpt.claims)
+A finished trial is its model, its curve and its row, then a line of ``results.csv``;
+run records are :mod:`hpt.runs`, claims :mod:`hpt.claims`.
 
-Several runs may write to one location at once: ``results.csv`` is only replaced with a
-conditional write against the version just read, and on a conflict the newer file is read,
-merged and written again, so no run drops another's rows. A row object is written with a
-conditional write as well, and never over another run's ``ok`` row unless it is a new ``ok``
+Several runs may write to one location at once: ``results.csv`` is only replaced with
+:func:`hpt.sinks.update` (a conditional write against the version just read; on a conflict
+the newer file is read, merged and written again), so no run drops another's rows. A row
+object is written with :func:`~hpt.sinks.update` as well, and never over another run's ``ok`` row unless it is a new ``ok``
 row of a ``--force`` run (:mod:`hpt.claims` keeps two live runs off one trial; this is what
 holds when they met anyway).
 
@@ -24,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import signal
 import threading
 import time
@@ -34,17 +29,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hpt import layout
 from hpt.baselines import is_baseline
-from hpt.claims import expired
 from hpt.journal import Entry, Journal
+from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
-from hpt.rows import RESULTS_CSV, parse_csv, parse_row, result_row, row_damage, to_csv
-from hpt.sinks import Sink, SinkUnavailable, describe, env_float
+from hpt.rows import parse_csv, parse_row, result_row, row_damage, to_csv
+from hpt.sinks import Sink, SinkUnavailable, describe, env_float, update
 from hpt.trial import Status, TrialResult
 
 __all__ = ["ResultStore", "SyncReport"]
 
-_CSV_ATTEMPTS = 40
 _CSV_PACE = 1.0  # seconds: while trials keep finishing, results.csv is merged at most this often
 log = logging.getLogger("hpt")
 T = TypeVar("T")
@@ -71,7 +66,7 @@ class ResultStore:
         self.replace_ok = replace_ok  # --force: a new ok row may replace an ok row (nothing else ever does)
         self._rows: dict[str, dict[str, Any]] | None = None
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
-        self._csv: tuple[str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
+        self._csv: tuple[bytes, str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
         self._lock = threading.Lock()
         self.stream = stream
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
@@ -84,8 +79,8 @@ class ResultStore:
     def rows(self) -> dict[str, dict[str, Any]]:
         """Every trial's row by trial id, read once from ``rows/`` and kept up to date."""
         if self._rows is None:
-            keys = self.sink.list("rows/")
-            blobs = self._read_many(self.sink.read, keys)
+            keys = self.sink.list(layout.ROWS)
+            blobs = self.read_many(self.sink.read, keys)
             rows: dict[str, dict[str, Any]] = {}
             for key, data in zip(keys, blobs, strict=True):
                 row = parse_row(data)
@@ -104,17 +99,16 @@ class ResultStore:
         the location (an ok row is never replaced by a worse one)."""
         rows = self.rows()
         if trial_ids is None:
-            keys = [k for k in self.sink.list("rows/")
-                    if k.endswith(".json") and k.removeprefix("rows/").removesuffix(".json") not in rows]
+            keys = [k for k in self.sink.list(layout.ROWS) if (tid := layout.id_of(k, layout.ROWS)) and tid not in rows]
         else:
-            keys = [f"rows/{tid}.json" for tid in dict.fromkeys(trial_ids)]
-        found = [r for r in (parse_row(data) for data in self._read_many(self.sink.read, keys)) if r is not None]
+            keys = [layout.row(tid) for tid in dict.fromkeys(trial_ids)]
+        found = [r for r in (parse_row(data) for data in self.read_many(self.sink.read, keys)) if r is not None]
         with self._lock:
             for row in found:
                 _prefer_newer(self._known, row)
                 _prefer_newer(rows, row)
 
-    def _read_many(self, read: Callable[[str], T], keys: list[str]) -> list[T]:
+    def read_many(self, read: Callable[[str], T], keys: list[str]) -> list[T]:
         """`read` of each key, in order: 16 at a time from a bucket (each is a request), one by one from a folder."""
         if getattr(self.sink, "remote", False) and len(keys) > 1:
             with ThreadPoolExecutor(16) as pool:
@@ -124,7 +118,7 @@ class ResultStore:
     def curves(self, trial_ids: Collection[str]) -> dict[str, str]:
         """The learning curves (``curves/<trial_id>.csv`` text) of these trials, by id; those without one left out."""
         ids = list(dict.fromkeys(trial_ids))
-        blobs = self._read_many(self.sink.read, [f"curves/{tid}.csv" for tid in ids])
+        blobs = self.read_many(self.sink.read, [layout.curve(tid) for tid in ids])
         return {tid: data.decode("utf-8", "replace") for tid, data in zip(ids, blobs, strict=True) if data is not None}
 
     def done(self) -> set[str]:
@@ -137,12 +131,12 @@ class ResultStore:
         objects: list[tuple[str, bytes]] = []
         model_uri = ""
         if result.model is not None:
-            objects.append((f"models/{tid}.pt", result.model))
-            model_uri = self.sink.url(f"models/{tid}.pt")
+            objects.append((layout.model(tid), result.model))
+            model_uri = self.sink.url(layout.model(tid))
         if result.curve is not None:
-            objects.append((f"curves/{tid}.csv", result.curve.encode()))
+            objects.append((layout.curve(tid), result.curve.encode()))
         row = result_row(result, run_id, metric_columns, model_uri)
-        objects.append((f"rows/{tid}.json", json.dumps(row, indent=1).encode()))
+        objects.append((layout.row(tid), json.dumps(row, indent=1).encode()))
         _prefer_newer(self.rows(), row)
         self._put(objects, row)
         return row
@@ -158,8 +152,9 @@ class ResultStore:
         """Merge every row this store knows into results.csv."""
         self._merge_csv(list(self.rows().values()))
 
-    def write_run(self, run_id: str, record: dict[str, Any]) -> None:
-        self._put([(f"runs/{run_id}.json", json.dumps(record, indent=1, default=str).encode())], None)
+    def write_run(self, record: dict[str, Any]) -> None:
+        """Write a run record (:mod:`hpt.runs`) in turn with the results before it."""
+        self._put([(layout.run(record["run_id"]), json.dumps(record, indent=1, default=str).encode())], None)
 
     def _put(self, objects: list[tuple[str, bytes]], row: dict[str, Any] | None) -> None:
         if self.journal is not None:  # remote: durable in the local journal first, then delivered
@@ -190,24 +185,26 @@ class ResultStore:
             for key, data in objects:
                 self.sink.write(key, data)
             return True
-        key = f"rows/{row['trial_id']}.json"
+        key = layout.row(row["trial_id"])
         got = self.sink.read_versioned(key)
-        if not self._may_replace(got, row):
+        if not self._may_replace(got[0] if got else None, row):
             return False
         for k, data in objects:
             if k != key:
                 self.sink.write(k, data)
-        data = dict(objects)[key]
-        for _ in range(_CSV_ATTEMPTS):
-            if self.sink.write_if(key, data, got[1] if got else None) is not None:
-                return True
-            got = self.sink.read_versioned(key)  # another run wrote this row meanwhile
-            if not self._may_replace(got, row):
-                return False
-        raise SinkUnavailable(f"{self.uri}: {key} kept changing during {_CSV_ATTEMPTS} attempts to write it")
+        mine = dict(objects)[key]
+        stands = True
 
-    def _may_replace(self, got: tuple[bytes, str] | None, row: dict[str, Any]) -> bool:
-        there = parse_row(got[0]) if got else None
+        def merge(there: bytes | None) -> bytes | None:  # another run may have written this row meanwhile
+            nonlocal stands
+            stands = self._may_replace(there, row)
+            return mine if stands else None
+
+        update(self.sink, key, merge, expect=got)
+        return stands
+
+    def _may_replace(self, data: bytes | None, row: dict[str, Any]) -> bool:
+        there = parse_row(data)
         if there is None or there.get("status") != Status.OK.value or _same(there, row):
             return True
         if row.get("status") == Status.OK.value and self.replace_ok:
@@ -221,56 +218,32 @@ class ResultStore:
                 self._rows[row["trial_id"]] = there
         return False
 
-    def abandoned_runs(self) -> list[dict[str, Any]]:
-        """Mark ``running`` records in runs/ whose heartbeat ran out (their process was killed) ``abandoned``.
-
-        Returns the records so marked. A record whose run beat meanwhile is left alone (a conditional write).
-        """
-        keys = [k for k in self.sink.list("runs/") if k.endswith(".json")]
-        got = self._read_many(self.sink.read_versioned, keys)
-        marked = []
-        for key, item in zip(keys, got, strict=True):
-            try:
-                record = json.loads(item[0]) if item else None
-            except ValueError:
-                continue
-            if not isinstance(record, dict) or record.get("status") != "running" or not expired(record):
-                continue
-            assert item is not None
-            record["status"] = "abandoned"
-            if self.sink.write_if(key, json.dumps(record, indent=1, default=str).encode(), item[1]) is not None:
-                marked.append(record)
-        return marked
-
     def _merge_csv(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Merge `rows` and every row known to be here into results.csv, with a conditional write."""
+        """Merge `rows` and every row known to be here into results.csv (:func:`hpt.sinks.update`)."""
         with self._lock:
             for row in rows:
                 _prefer_newer(self._known, row)
             mine = list(self._known.values())
-        for attempt in range(_CSV_ATTEMPTS):
-            if attempt == 0 and self._csv is not None:
-                # Optimistic: nobody else wrote since our last write, so skip reading and parsing it;
-                # a conflict sends us to the read-merge-write path below.
-                version: str | None = self._csv[0]
-                current = dict(self._csv[1])
-                exists = True
-            else:
-                got = self.sink.read_versioned(RESULTS_CSV)
-                current = parse_csv(got[0]) if got else {}
-                version, exists = (got[1], True) if got else (None, False)
+        merged: dict[str, dict[str, Any]] = {}
+        out = b""
+
+        def merge(data: bytes | None) -> bytes | None:
+            nonlocal merged, out
+            last = self._csv
+            # as this store last wrote it: nobody else wrote since, so it need not be parsed again
+            merged = dict(last[2]) if last is not None and data is last[0] else parse_csv(data) if data else {}
             changed = False
             for row in mine:
-                changed |= _prefer_newer(current, row)
-            if exists and not changed:
-                return
-            written = self.sink.write_if(RESULTS_CSV, to_csv(list(current.values())).encode(), version)
-            if written:
-                self._csv = (written, current)
-                return
-            if attempt:
-                time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))  # another run wrote it: read, merge, retry
-        raise SinkUnavailable(f"{self.uri}: results.csv kept changing during {_CSV_ATTEMPTS} attempts to update it")
+                changed |= _prefer_newer(merged, row)
+            if data is not None and not changed:
+                return None
+            out = to_csv(list(merged.values())).encode()
+            return out
+
+        # optimistic: results.csv as this store last wrote it, unread; a conflict reads, merges and writes again
+        version = update(self.sink, RESULTS_CSV, merge, expect=(self._csv[0], self._csv[1]) if self._csv else ...)
+        if version is not None:
+            self._csv = (out, version, merged)
 
     def sync(self) -> SyncReport:
         """Deliver what ended runs left in the local journal, and add rows missing from results.csv."""
@@ -289,7 +262,7 @@ class ResultStore:
                 delivered += sum(1 for e in entries if e.row is not None)
         got = self.sink.read(RESULTS_CSV)
         in_csv = set(parse_csv(got)) if got else set()
-        missing = [k for k in self.sink.list("rows/") if k.removeprefix("rows/").removesuffix(".json") not in in_csv]
+        missing = [k for k in self.sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS) not in in_csv]
         repaired = [r for r in (parse_row(self.sink.read(k)) for k in missing) if r is not None]
         if repaired:
             self._merge_csv(repaired)

@@ -9,10 +9,10 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from hpt.periods import Period
+from hpt.stamps import utcnow  # a row's started_at and finished_at
 
 __all__ = ["Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
            "curve_metrics", "monitor_of", "utcnow"]
@@ -105,11 +105,6 @@ class Finished:
 
 
 Event = Started | Progress | Finished
-
-
-def utcnow() -> str:
-    """The current UTC time as the rows record it."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def monitor_of(objective: str) -> str:

@@ -22,10 +22,11 @@ import pytest
 
 from hpt.backends.fake import FakeBackend, Script
 from hpt.claims import Claims
+from hpt.layout import RESULTS_CSV
 from hpt.periods import Period
 from hpt.progress import Reporter
 from hpt.results import load_results
-from hpt.rows import RESULTS_CSV, parse_csv, parse_row
+from hpt.rows import parse_csv, parse_row
 from hpt.runner import RunOptions, RunSummary, run_spec
 from hpt.search import expand
 from hpt.sinks import open_sink
@@ -151,13 +152,14 @@ def test_a_trial_another_run_finishes_meanwhile_is_not_trained_again(location: s
 
 def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setenv("HPT_CLAIM_LEASE", "1")
+    # a lease of 3 s: a server on a loaded machine may take over a second to answer the claim's write
+    monkeypatch.setenv("HPT_CLAIM_LEASE", "3")
     _, spec = _spec(tmp_path, [0.001])
     (tid,) = [t.trial_id for t in expand(spec)]
     stalled = Claims(open_sink(location), "stalled")  # claims, then never renews: a run that hangs or lost its box
     assert stalled.take(tid) is None
-    assert Claims(open_sink(location), "eager").take(tid) is not None  # live for a second
-    time.sleep(1.5)
+    assert Claims(open_sink(location), "eager").take(tid) is not None  # live for its lease
+    time.sleep(3.5)
     backend = FakeBackend(_ok)
     summary, out = _run(spec, location, backend)
     assert _submitted(backend) == [tid] and summary.counts == {"ok": 1}, out

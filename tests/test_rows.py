@@ -10,8 +10,21 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from hpt.layout import RESULTS_CSV
 from hpt.results import load_results
-from hpt.rows import LEADING_COLUMNS, RESULTS_CSV, TRAILING_COLUMNS, parse_csv, parse_row, to_csv
+from hpt.rows import (
+    LEADING_COLUMNS,
+    TRAILING_COLUMNS,
+    is_param,
+    param_column,
+    param_columns,
+    param_name,
+    params_of,
+    parse_csv,
+    parse_row,
+    read_csv,
+    to_csv,
+)
 from hpt.sinks import open_sink
 from hpt.store import ResultStore
 
@@ -110,3 +123,16 @@ def test_the_store_and_results_agree_on_what_a_row_object_is(tmp_path: Path) -> 
     assert parse_row(json.dumps(good).encode()) == good
     assert list(ResultStore(open_sink(str(tmp_path))).rows()) == ["good"]
     assert list(load_results(str(tmp_path))["trial_id"]) == ["good"]
+
+
+def test_the_param_codec_reads_back_what_a_row_and_results_csv_record(tmp_path: Path) -> None:
+    """params_of gives the tuned parameters by name, as the row objects and the CSV both record them."""
+    assert params_of(ROWS[0]) == {"hidden_size": 8, "lr": 0.001, "bidir": True, "opt": "adam"}
+    assert params_of(ROWS[2]) == {"hidden_size": 16, "lr": 3e-05}  # those without a value left out
+    frame = read_csv(to_csv(ROWS).encode())
+    by_id = {r["trial_id"]: params_of(r) for _, r in frame.iterrows()}
+    assert by_id == {r["trial_id"]: params_of(r) for r in ROWS}
+    assert type(by_id["t1"]["hidden_size"]) is int and type(by_id["t2"]["lr"]) is float  # plain JSON values
+    assert param_columns(frame.columns) == ["param_bidir", "param_hidden_size", "param_lr", "param_opt"]
+    assert [param_name(c) for c in param_columns(frame.columns)] == ["bidir", "hidden_size", "lr", "opt"]
+    assert param_column("lr") == "param_lr" and is_param("param_lr") and not is_param("val_mse")

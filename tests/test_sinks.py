@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from hpt.errors import InputError
+from hpt.layout import RESULTS_CSV
 from hpt.periods import Period
-from hpt.rows import RESULTS_CSV
 from hpt.sinks import Sink, SinkAccessError, open_sink, redact
 from hpt.sinks.local import LocalSink
 from hpt.store import ResultStore
@@ -191,7 +191,7 @@ def test_local_files_get_the_mode_a_plain_open_gives(tmp_path: Path, umask: int)
     try:
         sink = LocalSink(tmp_path / "results")
         ResultStore(sink).record(_result(0, "a"), "run-a", ["val_mse"])
-        ResultStore(sink).write_run("run-a", {"run_id": "run-a"})
+        ResultStore(sink).write_run({"run_id": "run-a"})
         sink.write_if("extra.txt", b"1", None)
     finally:
         os.umask(old)

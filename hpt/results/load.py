@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from hpt import layout
 from hpt.errors import HptError, InputError, did_you_mean
+from hpt.layout import RESULTS_CSV
 from hpt.rows import (
     KEY_COLUMNS,
-    RESULTS_CSV,
     TAG_COLUMNS,
     TEXT_COLUMNS,
     fill_fidelity,
     is_number,
+    is_param,
+    param_columns,
+    param_name,
     parse_row,
     read_csv,
     row_damage,
     rows_frame,
 )
+from hpt.runs import latest_run, run_records
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
@@ -47,10 +51,10 @@ def load_results(uri: str) -> pd.DataFrame:
                              "e.g. hpt-results/<name>)")
     found: list[str] = []  # what is there instead of rows, for the error
     damaged: list[str] = []  # warnings about row objects that do not parse, when there are rows to show
-    rows_url = sink.url("rows/").rstrip("/") + "/"
+    rows_url = sink.url(layout.ROWS).rstrip("/") + "/"
     frame = _load_csv(sink, found)
     try:
-        keys = [k for k in sink.list("rows/") if k.endswith(".json")]
+        keys = [k for k in sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS)]
     except OSError as e:
         keys = []
         found.append(f"{rows_url} cannot be read: {e.strerror or e}")
@@ -58,7 +62,7 @@ def load_results(uri: str) -> pd.DataFrame:
         if not keys:
             found.append("no rows/")
     if keys:
-        ids = {k.removeprefix("rows/").removesuffix(".json"): k for k in keys}
+        ids = {str(layout.id_of(k, layout.ROWS)): k for k in keys}
         have: set[str] = set()
         if not frame.empty:
             listed = len(frame)
@@ -123,9 +127,7 @@ def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
 
     hpt writes integers as integers; a results.csv written by another tool (pandas) may not.
     """
-    for c in frame.columns:
-        if not c.startswith("param_"):
-            continue
+    for c in param_columns(frame.columns):
         col = frame[c]
         present = col.notna()
         if present.all() or not present.any():
@@ -135,7 +137,7 @@ def _restore_ints(frame: pd.DataFrame, sink: Sink) -> None:
             continue
         tid = frame.loc[values.index[0], "trial_id"]
         try:
-            row = parse_row(sink.read(f"rows/{tid}.json"))
+            row = parse_row(sink.read(layout.row(tid)))
         except OSError:
             continue
         original = row.get(c) if row else None
@@ -162,12 +164,10 @@ def _read_rows(sink: Sink, keys: Sequence[str], damaged: list[str]) -> list[dict
 def default_metric(uri: str) -> str:
     """The objective of the latest run recorded at `uri` (``runs/``), else ``val_mse``."""
     try:
-        sink = open_sink(uri)
-        keys = sink.list("runs/")
-        data = sink.read(keys[-1]) if keys else None
-        objective = json.loads(data).get("spec", {}).get("objective") if data else None
-    except (HptError, OSError, ValueError, AttributeError):
-        objective = None
+        latest = latest_run(open_sink(uri))
+    except (HptError, OSError):
+        latest = None
+    objective = latest[1]["spec"].get("objective") if latest else None
     return objective if isinstance(objective, str) and objective else "val_mse"
 
 
@@ -179,8 +179,7 @@ def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, li
     its run in `frame` (a run that left no rows adds nothing). Unreadable records are passed over.
     """
     try:
-        sink = open_sink(uri)
-        keys = [k for k in sink.list("runs/") if k.endswith(".json")]
+        records = [record for _, record in run_records(open_sink(uri))]
     except (HptError, OSError):
         return {}
     def fidelity_of(run_id: str) -> str | None:
@@ -194,14 +193,7 @@ def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, li
 
     by_run: dict[str, str] = {}
     planned: dict[str, list[str]] = {}
-    for key in keys:
-        try:
-            data = sink.read(key)
-            record = json.loads(data) if data else None
-        except (OSError, ValueError):
-            continue
-        if not isinstance(record, dict):
-            continue
+    for record in records:
         periods = record.get("periods")
         if not isinstance(periods, list):
             data_report = record.get("data")
@@ -219,17 +211,16 @@ def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     Example: ``lr < 0.01 and period_start >= '2013-02-01'``.
     """
     params: dict[str, pd.Series] = {}
-    for c in frame.columns:
-        if c.startswith("param_"):
-            col = frame[c]
-            numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
-            params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
-    bare = {c.removeprefix("param_"): v for c, v in params.items() if c.removeprefix("param_") not in frame.columns}
+    for c in param_columns(frame.columns):
+        col = frame[c]
+        numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
+        params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
+    bare = {name: v for c, v in params.items() if (name := param_name(c)) not in frame.columns}
     try:
         mask = frame.eval(where, resolvers=[params, bare])
     except NameError as e:  # pandas' UndefinedVariableError is one
         name = str(e).split("'")[1] if "'" in str(e) else ""
-        names = sorted(set(bare) | {c for c in frame.columns if not c.startswith("param_")})
+        names = sorted(set(bare) | {c for c in frame.columns if not is_param(c)})
         raise InputError(f"--where: {e}{did_you_mean(name, names)}; names: {', '.join(names)}") from None
     except Exception as e:
         raise InputError(f"--where: cannot evaluate {where!r}: {type(e).__name__}: {e}") from None
@@ -245,7 +236,7 @@ def check_metric(frame: pd.DataFrame, metric: str) -> str:
     """The numeric column `metric` names (``mse`` means ``val_mse``); InputError listing the metrics when none."""
     if metric not in frame.columns and f"val_{metric}" in frame.columns:
         metric = f"val_{metric}"  # --metric mse means val_mse
-    numeric = [c for c in frame.columns if c not in TEXT_COLUMNS and c not in TAG_COLUMNS and not c.startswith("param_")
+    numeric = [c for c in frame.columns if c not in TEXT_COLUMNS and c not in TAG_COLUMNS and not is_param(c)
                and pd.api.types.is_numeric_dtype(frame[c])]
     if metric not in numeric:
         raise InputError(f'--metric: no metric "{metric}" in these results{did_you_mean(metric, numeric)}; '

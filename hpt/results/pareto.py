@@ -10,7 +10,7 @@ import pandas as pd
 from hpt.baselines import baseline_mask
 from hpt.errors import InputError, did_you_mean
 from hpt.results.rank import Ranking, fidelities
-from hpt.rows import TEXT_COLUMNS
+from hpt.rows import TEXT_COLUMNS, is_param
 from hpt.trial import Status
 
 __all__ = ["Front", "pareto_front"]
@@ -44,7 +44,7 @@ def pareto_front(rows: pd.DataFrame, ranking: Ranking, column: str) -> Front:
     `rows` are the rows the ranking was made from (baseline rows are left out).
     """
     rows = rows[~baseline_mask(rows).to_numpy()]
-    numeric = [c for c in rows.columns if c not in TEXT_COLUMNS and not c.startswith("param_")
+    numeric = [c for c in rows.columns if c not in TEXT_COLUMNS and not is_param(c)
                and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
     if column not in numeric:
         raise InputError(f'--pareto: no column "{column}" in these results{did_you_mean(column, numeric)}; '

@@ -14,7 +14,7 @@ import pandas as pd
 
 from hpt.baselines import baseline_mask
 from hpt.progress import plural
-from hpt.rows import DEFAULT_FIDELITY, plain
+from hpt.rows import DEFAULT_FIDELITY, param_columns, param_name, plain
 from hpt.trial import Status
 
 __all__ = [
@@ -198,11 +198,12 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str, planned: Coll
     table["partial"] = table["periods_run"] < len(periods)
     tagged = ok[pd.to_numeric(ok["finalist"], errors="coerce").fillna(0) > 0] if "finalist" in ok else ok.iloc[:0]
     table["finalist"] = table["config_id"].isin(set(tagged["config_id"].astype(str)))  # completed by search.finalists
-    params = sorted(c.removeprefix("param_") for c in ok.columns if c.startswith("param_") and ok[c].notna().any())
-    if params:
-        firsts = ok.groupby(ok["config_id"].astype(str), sort=False)[[f"param_{p}" for p in params]].first()
-        for p in params:
-            table[p] = firsts[f"param_{p}"].reindex(values.index).to_numpy()
+    columns = sorted(c for c in param_columns(ok.columns) if ok[c].notna().any())
+    params = [param_name(c) for c in columns]
+    if columns:
+        firsts = ok.groupby(ok["config_id"].astype(str), sort=False)[columns].first()
+        for p, c in zip(params, columns, strict=True):
+            table[p] = firsts[c].reindex(values.index).to_numpy()
     table = table.sort_values(["partial", "mean", "config_id"], kind="stable").reset_index(drop=True)
     return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok), pruned)
 
@@ -227,11 +228,11 @@ def _pruned_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     })
     table.index.name = "config_id"
     table = table.reset_index()
-    params = sorted(c for c in counted.columns if c.startswith("param_") and counted[c].notna().any())
+    params = sorted(c for c in param_columns(counted.columns) if counted[c].notna().any())
     if params:
         firsts = g[params].first()
         for c in params:
-            table[c.removeprefix("param_")] = firsts[c].reindex(table["config_id"]).to_numpy()
+            table[param_name(c)] = firsts[c].reindex(table["config_id"]).to_numpy()
     return table.sort_values(["epochs", "mean_so_far", "config_id"], ascending=[False, True, True],
                              kind="stable").reset_index(drop=True)
 

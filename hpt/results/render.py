@@ -20,7 +20,7 @@ from hpt.results.rank import PRUNED_STATS, STATS, BestConfig, Ranking
 from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
 from hpt.results.summary import QUICK, Summary
 from hpt.results.versus import VsBaseline
-from hpt.rows import DEFAULT_FIDELITY, plain
+from hpt.rows import DEFAULT_FIDELITY, param_column, params_of, plain
 from hpt.trial import Status
 
 __all__ = ["FORMATS", "render", "render_pareto"]
@@ -185,10 +185,9 @@ def _problem_section(s: Summary, limit: int) -> _Section:
     what = ", ".join(f"{s.counts[k]} {k}" for k in [*known, *others] if k in s.counts)
     sec = _Section(f"Not ranked: {plural(len(s.problems), 'trial')} did not finish ok ({what})",
                    ["status", "trial", "config", "fidelity", "period", "params", "error"])
-    params = [c for c in s.problems.columns if c.startswith("param_")]
     shown = s.problems if limit <= 0 else s.problems.head(limit)
     for _, row in shown.iterrows():
-        ptext = " ".join(f"{c.removeprefix('param_')}={_num(row[c])}" for c in params if plain(row[c]) is not None)
+        ptext = " ".join(f"{name}={_num(v)}" for name, v in params_of(row).items())
         err = row.get("error")
         err_text = "" if plain(err) is None else next(iter(str(err).splitlines()), "")[:100]  # a pruned row has none
         sec.rows.append([str(row["status"]), str(row["trial_id"]), str(row["config_id"]), str(row.get("fidelity", "")),
@@ -328,7 +327,7 @@ def _config_records(r: Ranking, top: int, verdict: Verdict | None = None,
         for k in STATS:
             rec[k] = plain(row[k])
         for p in r.params:
-            rec[p if p not in rec else f"param_{p}"] = plain(row[p])
+            rec[p if p not in rec else param_column(p)] = plain(row[p])
         if versus is not None:
             vs = versus.get(row["config_id"])
             rec["vs_baseline"] = None if vs is None else vs.to_json()
@@ -352,8 +351,7 @@ def _json(s: Summary, top: int) -> str:
     problems = []
     for row in s.problems.to_dict(orient="records"):
         rec = {c: plain(row[c]) for c in problem_cols}
-        rec["params"] = {c.removeprefix("param_"): plain(v) for c, v in row.items()
-                         if c.startswith("param_") and plain(v) is not None}
+        rec["params"] = params_of(row)
         problems.append(rec)
     doc = {
         "uri": s.uri, "metric": s.metric, "where": s.where, "trials": s.trials, "counts": s.counts, "notes": s.notes,

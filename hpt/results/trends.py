@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hpt.rows import is_number, plain
+from hpt.rows import is_number, param_column, plain
 from hpt.trial import Status
 
 __all__ = ["parameter_trends"]
@@ -30,7 +30,7 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
     is_ok = ok_mask[both.index]
     trends: dict[str, pd.DataFrame] = {}
     for p in params:
-        column = f"param_{p}"
+        column = param_column(p)
         if column not in both:
             continue
         col = both[column]

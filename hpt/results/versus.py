@@ -20,7 +20,7 @@ import pandas as pd
 from hpt.baselines import LABELS, WINDOW_KEYS
 from hpt.progress import plural
 from hpt.results.rank import Ranking, fidelities
-from hpt.rows import is_number, plain
+from hpt.rows import is_number, param_column, plain
 from hpt.trial import Status
 
 __all__ = ["VsBaseline", "compare", "percent", "relative_change", "versus_baselines"]
@@ -111,7 +111,7 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> Mapping[str, VsBas
     # (baseline, window setting) -> period -> value
     scored: dict[tuple[str, tuple[Any, ...]], dict[str, float]] = {}
     for rec in mine.to_dict(orient="records"):
-        setting = tuple(_norm(rec.get(f"param_{k}")) for k in WINDOW_KEYS)
+        setting = tuple(_norm(rec.get(param_column(k))) for k in WINDOW_KEYS)
         period = f"{rec['period_start']}..{rec['period_end']}"
         scored.setdefault((str(rec["architecture"]), setting), {})[period] = float(rec[metric])
     table = ranking.table

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
+from hpt.rows import params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch
-from hpt.scheduling.warm import row_params
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Finalists(Scheduler):
 
         for tid, row in rows.items():
             key = period_key(row.get("fidelity") or None, row.get("period_start"), row.get("period_end"))
-            cid, params = str(row["config_id"]), row_params(row)
+            cid, params = str(row["config_id"]), params_of(row)
             if row.get("status") == Status.INTERRUPTED.value or key not in self._keys \
                     or row.get("architecture") != self.spec.architecture:
                 continue

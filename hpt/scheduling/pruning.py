@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
-from hpt.rows import DEFAULT_FIDELITY
+from hpt.rows import DEFAULT_FIDELITY, param_column
 from hpt.scheduling.base import Curves, Scheduler, Suggestion
 from hpt.scheduling.strategies import EarlyStopping
 from hpt.trial import Progress, Status, Trial, TrialResult
@@ -234,7 +234,7 @@ class Pruning(Scheduler):
             t = self._study(_row_key(row)).ask()
             status = str(row.get("status"))
             last = pruned_epoch(row.get("error")) if status == Status.PRUNED.value else None
-            limit = _int(row.get("param_epochs")) or self.max_epochs
+            limit = _int(row.get(param_column("epochs"))) or self.max_epochs
             best = math.inf
             for epoch, value in curve_values(texts.get(str(row["trial_id"]), ""), self.objective):
                 if last is not None and epoch > last:

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
+from hpt.rows import params_of
 from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import max_epochs, metric_value, pruned_epoch, start_order, stopped_place
-from hpt.scheduling.warm import WarmStart, fits, row_params
+from hpt.scheduling.warm import WarmStart, fits
 from hpt.search import TrialPlan, config_id
 from hpt.trial import Status, Trial, TrialResult
 
@@ -199,7 +200,7 @@ class TPEScheduler(Scheduler):
             return (min(tags) if tags else math.inf), min(start_order(r) for r in item[1])
 
         for cid, config_rows in sorted(mine.items(), key=order):
-            params = {name: row_params(config_rows[0])[name] for name in self.spec.parameters}
+            params = {name: params_of(config_rows[0])[name] for name in self.spec.parameters}
             config = self._add(params, cid, len(self.study.get_trials(deepcopy=False)))
             here = {config.ids[str(r["trial_id"])]: r for r in config_rows if str(r["trial_id"]) in config.ids}
             if not here:  # rows of other periods (another month's automatic periods): not this search
@@ -251,7 +252,7 @@ class TPEScheduler(Scheduler):
             by_config.setdefault(str(row["config_id"]), []).append(row)
         for config_rows in by_config.values():
             values = [metric_value(r, self.spec.objective) for r in config_rows]
-            params = {name: row_params(config_rows[0])[name] for name in self.spec.parameters}
+            params = {name: params_of(config_rows[0])[name] for name in self.spec.parameters}
             frozen = optuna.trial.create_trial(
                 params=params, distributions=self.distributions, value=sum(v for v in values if v is not None) / len(values),
                 user_attrs={"warm_start": True})

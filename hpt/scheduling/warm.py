@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from hpt.baselines import without_baselines
 from hpt.errors import InputError
 from hpt.progress import plural
-from hpt.rows import DEFAULT_FIDELITY, is_number
+from hpt.rows import DEFAULT_FIDELITY, is_number, params_of
 from hpt.trial import Status
 
 if TYPE_CHECKING:
     from hpt.spec import Axis, Spec
     from hpt.store import ResultStore
 
-__all__ = ["WarmStart", "fits", "in_space", "load_warm_start", "row_params"]
+__all__ = ["WarmStart", "fits", "in_space", "load_warm_start"]
 
 
 @dataclass
@@ -65,11 +65,6 @@ def in_space(value: Any, axis: Axis) -> bool:
                                                           and not isinstance(value, bool) and value == v) for v in axis)
 
 
-def row_params(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The tuned parameters a row records, by name."""
-    return {k.removeprefix("param_"): v for k, v in row.items() if k.startswith("param_") and v is not None}
-
-
 def fits(row: Mapping[str, Any], spec: Spec, value: bool = True) -> str:
     """Why a row does not fit `spec`'s search ("" when it fits); `value`: it must have the objective."""
     from hpt.search import config_id
@@ -82,7 +77,7 @@ def fits(row: Mapping[str, Any], spec: Spec, value: bool = True) -> str:
     objective = row.get(spec.objective)
     if value and not (is_number(objective) and math.isfinite(float(objective))):  # type: ignore[arg-type]
         return f"no {spec.objective} value"
-    params = row_params(row)
+    params = params_of(row)
     for name, axis in spec.parameters.items():
         if name not in params:
             return f"no value for {name}"

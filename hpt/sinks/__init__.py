@@ -25,12 +25,14 @@ import random
 import re
 import time
 from collections.abc import Callable
+from types import EllipsisType
 from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError, redact
 
 __all__ = ["ENV_NUMBERS", "BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_env",
-           "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri"]
+           "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri",
+           "update"]
 
 log = logging.getLogger("hpt")
 T = TypeVar("T")
@@ -194,6 +196,35 @@ def retrying(call: Callable[[], T], transient: Callable[[BaseException], bool], 
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
     raise AssertionError("unreachable")
+
+
+UPDATE_ATTEMPTS = 40
+
+
+def update(sink: Sink, key: str, merge: Callable[[bytes | None], bytes | None], *,
+           expect: tuple[bytes, str] | None | EllipsisType = ..., attempts: int = UPDATE_ATTEMPTS) -> str | None:
+    """Replace the object under `key` with ``merge(what is there)``, safe against other writers.
+
+    `merge` gets the object's bytes (None when there is none) and returns the new bytes, or
+    None to leave it as it is. The new object is written with a conditional write against
+    the version read; when another writer got there first, the object is read again and
+    merged again (with a jittered back-off), so nothing another writer put there is lost.
+    `expect` is the object and version the caller believes are there (what it last read or
+    wrote; None: no object): the first attempt merges into it without reading. Returns the version written,
+    None when `merge` left the object as it was; SinkUnavailable when the object kept
+    changing during `attempts` tries.
+    """
+    for attempt in range(attempts):
+        got = sink.read_versioned(key) if attempt or isinstance(expect, EllipsisType) else expect
+        data = merge(got[0] if got else None)
+        if data is None:
+            return None
+        written = sink.write_if(key, data, got[1] if got else None)
+        if written is not None:
+            return written
+        if attempt:  # another writer was there first: read, merge, write again
+            time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))
+    raise SinkUnavailable(f"{sink.url(key)} kept changing during {attempts} attempts to update it")
 
 
 def broken_install(scheme: str, requirement: str, e: ImportError) -> HptError:

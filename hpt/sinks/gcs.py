@@ -74,7 +74,7 @@ class GCSSink(BucketSink):
     def check_writable(self) -> None:
         probe = self._bucket.blob(self._key(f".hpt-write-check-{secrets.token_hex(4)}"))
         self._call("write", lambda: probe.upload_from_string(b"hpt", timeout=self._timeout, retry=None))
-        self._call("list", lambda: list(self._client.list_blobs(self._bucket, prefix=self._key("rows/"), max_results=1,
+        self._call("list", lambda: list(self._client.list_blobs(self._bucket, prefix=probe.name, max_results=1,
                                                                 timeout=self._timeout, retry=None)))
         try:
             probe.delete(timeout=self._timeout, retry=None)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hpt.errors import InputError
-from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS
+from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS, is_param, params_of
 from hpt.sinks import Sink
 from hpt.store import ResultStore
 
@@ -63,9 +63,9 @@ class TrialView:
 
 def trial_view(row: Mapping[str, Any], curve_text: str | None = None, location: str = "") -> TrialView:
     """A row (and its curve's CSV text) as a :class:`TrialView`."""
-    params = {k.removeprefix("param_"): v for k, v in row.items() if k.startswith("param_") and v is not None}
+    params = params_of(row)
     metrics = {k: float(v) for k, v in row.items()
-               if k not in TEXT_COLUMNS and k not in TAG_COLUMNS and not k.startswith("param_") and _finite(v)}
+               if k not in TEXT_COLUMNS and k not in TAG_COLUMNS and not is_param(k) and _finite(v)}
     period = f"{row.get('period_start') or ''}_{row.get('period_end') or ''}"
     tags = {k: str(row[k]) for k in ("run_id", "trial_id", "config_id", "status", "fidelity", "architecture",
                                      "period_start", "period_end", "seed", "device", "model_uri", "error")

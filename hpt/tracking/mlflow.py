@@ -32,6 +32,7 @@ from typing import Any
 
 from hpt.errors import HptError, InputError
 from hpt.progress import plural
+from hpt.runs import latest_run
 from hpt.sinks import describe, env_float
 from hpt.tracking import (
     CURVE_PREFIX,
@@ -278,7 +279,8 @@ def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, lo
 def log_location(location: str, uri: str) -> str:
     """Log the trials at a results location that the experiment lacks; the line to print (HptError when not all)."""
     store, views = location_trials(location)
-    record = _latest_run(store.sink)
+    latest = latest_run(store.sink)
+    record = latest[1] if latest else {}
     spec: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
     tracking: dict[str, Any] = spec["tracking"] if isinstance(spec.get("tracking"), dict) else {}
     experiment = str(tracking.get("experiment") or record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
@@ -293,18 +295,6 @@ def log_location(location: str, uri: str) -> str:
     return line
 
 
-def _latest_run(sink: Any) -> dict[str, Any]:
-    keys = [k for k in sink.list("runs/") if k.endswith(".json")]
-    for key in reversed(keys):
-        try:
-            record = json.loads(sink.read(key) or b"")
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            return record
-    return {}
-
-
 def final_target(option: str | None, location: str, spec_path: str | None) -> tuple[str, str] | None:
     """Where ``hpt final`` logs: (tracking URI, experiment) from --mlflow, else the spec's tracking section (the
     --spec file's, else the spec recorded at the location); None: nowhere. InputError before anything trains."""
@@ -317,9 +307,10 @@ def final_target(option: str | None, location: str, spec_path: str | None) -> tu
         from hpt.sinks import open_sink
 
         try:
-            record = _latest_run(open_sink(location))
+            latest = latest_run(open_sink(location))
         except HptError:  # hpt final says what is wrong with the location itself
-            record = {}
+            latest = None
+        record = latest[1] if latest else {}
         doc: dict[str, Any] = record["spec"] if isinstance(record.get("spec"), dict) else {}
         tracking = doc["tracking"] if isinstance(doc.get("tracking"), dict) else {}
         name = str(record.get("spec_name") or location.rstrip("/").rsplit("/", 1)[-1])
