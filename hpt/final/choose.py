@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ import pandas as pd
 from hpt.errors import HptError, InputError, did_you_mean
 from hpt.periods import Period
 from hpt.progress import format_value, plural
-from hpt.rows import plain
+from hpt.rows import params_of
+from hpt.runs import latest_run
 from hpt.sinks import Sink
 from hpt.spec import Spec, load_spec, parse_spec
 from hpt.trial import Status
@@ -29,15 +29,9 @@ def recorded_spec(sink: Sink, spec_path: str | None) -> tuple[Spec, str]:
     """--spec, else the spec of the latest run recorded in runs/ at the location; and where it was read."""
     if spec_path:
         return load_spec(spec_path), spec_path
-    keys = [k for k in sink.list("runs/") if k.endswith(".json")]
-    for key in reversed(keys):
-        data = sink.read(key)
-        try:
-            record = json.loads(data) if data else None
-        except ValueError:
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
-            continue
+    latest = latest_run(sink)
+    if latest is not None:
+        key, record = latest
         source = str(record.get("spec_source") or "")
         base = Path(source).parent if source and Path(source).parent.is_dir() else Path.cwd()
         where = sink.url(key)
@@ -54,17 +48,6 @@ def _config_rows(frame: pd.DataFrame, config_id: str, fidelity: str | None) -> p
         if not same.empty:
             return same
     return ok
-
-
-def _tuned_params(rows: pd.DataFrame) -> dict[str, Any]:
-    first = rows.iloc[0]
-    out = {}
-    for c in rows.columns:
-        if c.startswith("param_"):
-            v = plain(first[c])
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                out[c.removeprefix("param_")] = v
-    return out
 
 
 def _median_epochs(rows: pd.DataFrame) -> tuple[int, list[int]]:
@@ -93,7 +76,7 @@ def _full_params(spec: Spec, config_id: str, rows: pd.DataFrame) -> dict[str, An
     """The config's every hyperparameter: the spec's values with its tuned ones, else as its model file says."""
     from hpt.search import config_id as make_config_id
 
-    params = {**spec.base_params, **_tuned_params(rows)}
+    params = {**spec.base_params, **params_of(rows.iloc[0])}
     if make_config_id(spec, params) == config_id:
         return params
     for uri in rows.get("model_uri", pd.Series(dtype=object)).dropna().astype(str):
@@ -165,7 +148,7 @@ def choose(from_model: str | None, given: str | None, frame: pd.DataFrame, summa
         params = _full_params(spec, config_id, rows)
         architecture = str(rows["architecture"].iloc[0])
         epochs, values = _median_epochs(rows)
-    tuned = _tuned_params(rows) if not rows.empty else {k: params[k] for k in spec.parameters if k in params}
+    tuned = params_of(rows.iloc[0]) if not rows.empty else {k: params[k] for k in spec.parameters if k in params}
     return Choice(config_id, chosen, params, architecture, rows, epochs, values, tuned)
 
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
-import time
 from typing import Any
 
+from hpt import layout
 from hpt.errors import HptError
-from hpt.sinks import Sink, SinkUnavailable
+from hpt.sinks import Sink, update
 
 __all__ = ["INDEX_CSV", "INDEX_COLUMNS", "index_row", "merge_index"]
 
-INDEX_CSV = "final/index.csv"
+INDEX_CSV = layout.FINAL_INDEX
 INDEX_COLUMNS = ("final_id", "mode", "created_at", "config_id", "architecture", "params", "train_start", "train_end",
                  "epochs", "holdout_start", "holdout_end", "holdout_windows", "mse", "mae", "rmse", "std_mse", "std_mae",
                  "std_rmse", "naive_last_mse", "naive_seasonal_mse", "vs_best_baseline", "from_model", "model_uri",
                  "report_uri", "device")
-_INDEX_ATTEMPTS = 20
 
 
 def index_row(doc: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
@@ -58,18 +56,16 @@ def _index_csv(rows: list[dict[str, Any]]) -> bytes:
 
 
 def merge_index(sink: Sink, rows: list[dict[str, Any]]) -> None:
-    """Add `rows` to final/index.csv with a conditional write: on a conflict (another final
-    wrote it meanwhile) read it again, merge and retry, so no row is lost."""
+    """Add `rows` to final/index.csv through the one read-merge-write (:func:`hpt.sinks.update`): a
+    final that wrote it meanwhile is read again and merged, so no row is lost."""
     mine = {(str(r["final_id"]), str(r["mode"])): r for r in rows}
-    for attempt in range(_INDEX_ATTEMPTS):
-        got = sink.read_versioned(INDEX_CSV)
-        current = _parse_index(got[0]) if got else []
-        if got and got[0].strip() and not current:
+
+    def merge(data: bytes | None) -> bytes:
+        current = _parse_index(data)
+        if data and data.strip() and not current:
             raise HptError(f"{sink.url(INDEX_CSV)} is not a CSV file hpt can merge into; move it away and run again "
                            "(the model and report.json are written)")
         kept = [r for r in current if (r.get("final_id", ""), r.get("mode", "")) not in mine]
-        if sink.write_if(INDEX_CSV, _index_csv(kept + list(mine.values())), got[1] if got else None):
-            return
-        time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))
-    raise SinkUnavailable(f"{sink.url(INDEX_CSV)} kept changing during {_INDEX_ATTEMPTS} attempts to update it")
+        return _index_csv(kept + list(mine.values()))
 
+    update(sink, INDEX_CSV, merge)

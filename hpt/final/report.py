@@ -7,7 +7,6 @@ import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from hpt import __version__
@@ -15,6 +14,7 @@ from hpt.baselines import BASELINES
 from hpt.final.prepare import MIN_VERDICT_WINDOWS, Setup, few_windows
 from hpt.progress import format_params, plural
 from hpt.results.versus import percent, relative_change
+from hpt.stamps import utcnow
 from hpt.trial import TrialResult
 
 __all__ = ["FinalReport", "elsewhere_document", "failed_document", "report_document", "report_lines"]
@@ -32,10 +32,6 @@ class FinalReport:
 
     def lines(self) -> list[str]:
         return report_lines(self.document)
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _chosen(s: Setup, final_id: str, status: str) -> dict[str, Any]:

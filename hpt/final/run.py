@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Callable
-from datetime import datetime, timezone
 
+from hpt import layout
 from hpt.final.index import INDEX_CSV, index_row, merge_index
 from hpt.final.prepare import FinalRequest, Setup, prepare, score_baselines
 from hpt.final.report import FinalReport, elsewhere_document, failed_document, report_document
 from hpt.final.training import Training, final_trials, train
 from hpt.progress import format_value, plural
-from hpt.trial import Status, Trial, TrialResult, utcnow
+from hpt.stamps import new_id, utcnow
+from hpt.trial import Status, Trial, TrialResult
 
 __all__ = ["run_final"]
 
 log = logging.getLogger("hpt")
-
-
-def new_final_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
 def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> FinalReport:
@@ -34,7 +30,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     """
     say = say or (lambda line: log.info("%s", line))
     s = prepare(req, say)
-    final_id = new_final_id()
+    final_id = new_id()
     trials = final_trials(s, final_id)
     training = train(req, s, trials, final_id, say)
     try:
@@ -48,12 +44,12 @@ def _record(s: Setup, final_id: str, trials: list[Trial], training: Training, sa
     sink = s.sink
     if training.elsewhere and not training.results:
         holder = next(iter(training.elsewhere.values()))
-        doc = elsewhere_document(s, final_id, holder.run_id, holder.host, sink.url(f"final/{holder.run_id}/report.json"))
+        doc = elsewhere_document(s, final_id, holder.run_id, holder.host, sink.url(layout.final_report(holder.run_id)))
         return FinalReport(final_id, doc)
     got = {r.trial.trial_id: r for r in training.results}
     pairs = [(str(t.tags["mode"]), got.get(t.trial_id) or _not_run(t, training)) for t in trials]
-    uris = {"report": sink.url(f"final/{final_id}/report.json"), "index": sink.url(INDEX_CSV)}
-    report_key = f"final/{final_id}/report.json"
+    report_key = layout.final_report(final_id)
+    uris = {"report": sink.url(report_key), "index": sink.url(INDEX_CSV)}
     if any(r.status is not Status.OK for _, r in pairs):
         doc = failed_document(s, final_id, training.device, pairs, uris)
         sink.write(report_key, json.dumps(doc, indent=1, default=str).encode())
@@ -62,7 +58,7 @@ def _record(s: Setup, final_id: str, trials: list[Trial], training: Training, sa
     baselines = score_baselines(s)
     say(f"baselines on the same {plural(len(s.windows.x_val), 'window')}: " + ", ".join(
         f"{n} mse={format_value(b['metrics']['mse'])}" for n, b in baselines.items()))
-    keys = {"model": f"final/{final_id}/model.pt", "scratch": f"final/{final_id}/scratch.pt"}
+    keys = {"model": layout.final_model(final_id), "scratch": layout.final_model(final_id, scratch=True)}
     uris.update({name: sink.url(keys[name]) for name, _ in zip(keys, pairs, strict=False)})
     doc = report_document(s, final_id, training.device, pairs, baselines, uris)
     for name, (_, result) in zip(keys, pairs, strict=False):
