@@ -46,18 +46,29 @@ from hpt.baselines import (
     quantile_forecasts,
     season_length,
 )
-from hpt.data import DataError, Windows, frame_step, make_windows, step_text
-from hpt.errors import HptError, InputError, did_you_mean, show
+from hpt.data import DataError
+from hpt.errors import HptError, InputError, did_you_mean
 from hpt.hparams import quantiles_of
-from hpt.periods import Period, parse_time, usable_span
+from hpt.inference import forecast
+from hpt.periods import Period
 from hpt.progress import format_duration, format_params, format_value, plural
 from hpt.quantiles import point, quantile_scores
 from hpt.rows import plain
 from hpt.sinks import Sink, SinkUnavailable, open_sink
 from hpt.spec import Spec, load_spec, parse_spec
 from hpt.trial import Status
+from hpt.windows import (
+    Windows,
+    frame_step,
+    holdout_window,
+    make_windows,
+    overlapping_period,
+    parse_holdout,
+    require_holdout,
+    step_text,
+)
 
-__all__ = ["INDEX_CSV", "FinalReport", "FinalRequest", "Holdout", "holdout_window", "parse_holdout", "run_final"]
+__all__ = ["INDEX_CSV", "FinalReport", "FinalRequest", "run_final"]
 
 log = logging.getLogger("hpt")
 
@@ -67,8 +78,6 @@ INDEX_COLUMNS = ("final_id", "mode", "created_at", "config_id", "architecture", 
                  "std_rmse", "naive_last_mse", "naive_seasonal_mse", "vs_best_baseline", "from_model", "model_uri",
                  "report_uri", "device")
 _INDEX_ATTEMPTS = 20
-_HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
-_EVAL_BATCH = 8192
 MIN_VERDICT_WINDOWS = 30
 """Below this many hold-out windows, a verdict against the baselines is flagged as too few to trust."""
 
@@ -87,19 +96,6 @@ class FinalRequest:
     compare: bool = False  # with from_model: also train from scratch, report both
     device: str = "auto"
     threads: int | None = None  # torch CPU threads [default: 1 on the CPU, as each of a run's workers; 2 beside a GPU]
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """The hold-out: ``[start, end)`` at the end of the data, and where it was asked for."""
-
-    start: pd.Timestamp
-    end: pd.Timestamp
-    how: str  # "date_ranges.auto.holdout: 1 month", "--holdout 1M", "--holdout-start 2014-12-01"
-
-    @property
-    def period(self) -> Period:
-        return Period(self.start, self.end)
 
 
 @dataclass
@@ -126,69 +122,6 @@ class FinalReport:
 
     def lines(self) -> list[str]:
         return report_lines(self.document)
-
-
-# -- the hold-out ---------------------------------------------------------------------
-
-
-def parse_holdout(text: str) -> pd.DateOffset:
-    """``--holdout``: a number and a unit, M (months), W (weeks), D (days) or h (hours): "1M", "6W"."""
-    t = text.strip()
-    unit = t[-1:] if t[-1:] in _HOLDOUT_UNITS else ""
-    number = t[:-1].strip() if unit else ""
-    if not unit or not number.isdigit() or int(number) < 1:
-        raise InputError(f"--holdout: expected a length such as 1M (months), 6W, 30D or 72h, got {show(text)}")
-    return pd.DateOffset(**{_HOLDOUT_UNITS[unit]: int(number)})
-
-
-def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
-                   holdout_start: str | None = None) -> Holdout:
-    """The hold-out: from --holdout-start, or --holdout before the end of the data, or the
-    spec's ``date_ranges.auto.holdout`` months; it always runs to the end of the data.
-
-    InputError when none is given, or it leaves no data (or all of it) to the hold-out.
-    """
-    first, last, step = frame.index[0], frame.index[-1], frame_step(frame)
-    end = pd.Timestamp(last + step)
-    if holdout and holdout_start:
-        raise InputError("give --holdout or --holdout-start, not both")
-    _require_holdout(spec, holdout, holdout_start)
-    if holdout_start:
-        try:
-            start = parse_time(holdout_start)
-        except ValueError:
-            raise InputError(f"--holdout-start: expected a date such as 2014-12-01, got {show(holdout_start)}") from None
-        how = f"--holdout-start {holdout_start}"
-    elif holdout:
-        start = pd.Timestamp(end - parse_holdout(holdout))
-        how = f"--holdout {holdout}"
-    else:
-        assert spec.period_rule is not None  # _require_holdout said so
-        months = spec.period_rule.holdout
-        start = usable_span(first, last, step, months)[1]  # where the automatic periods had to end
-        how = f"date_ranges.auto.holdout: {plural(months, 'month')}"
-    if start <= first:
-        raise InputError(f"hold-out {how}: it starts at {start}, not after the data's first time ({first}): "
-                         "nothing is left to train on")
-    if start > last:
-        raise InputError(f"hold-out {how}: it starts at {start}, after the data's last time ({last})")
-    return Holdout(start, end, how)
-
-
-def _require_holdout(spec: Spec, holdout: str | None, holdout_start: str | None) -> None:
-    """InputError unless a hold-out is given: an option, or the spec's ``date_ranges.auto.holdout``."""
-    if not (holdout or holdout_start or (spec.period_rule is not None and spec.period_rule.holdout)):
-        raise InputError("no hold-out: the spec's periods keep none back (set \"holdout\": N months in "
-                         "date_ranges.auto and tune again), so give one: --holdout 1M (the last month of the data) "
-                         "or --holdout-start YYYY-MM-DD")
-
-
-def overlapping_period(periods: list[Period], holdout: Holdout) -> Period | None:
-    """The first tuning period that overlaps the hold-out, or None."""
-    for p in sorted(periods):
-        if p.start < holdout.end and p.end > holdout.start:
-            return p
-    return None
 
 
 # -- the spec and the config ----------------------------------------------------------
@@ -408,17 +341,6 @@ def train_epochs(model: Any, params: Mapping[str, Any], x: Any, y: Any, epochs: 
     return time.perf_counter() - start, loss_value
 
 
-def _forecast(model: Any, x: Any) -> np.ndarray:
-    import torch
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), _EVAL_BATCH):
-            out.append(model(x[i:i + _EVAL_BATCH]).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
 def _scores(forecast: np.ndarray, actual: np.ndarray, scale: float,
             quantiles: tuple[float, ...] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """(data units, standardised) errors of `forecast`; of a quantile forecast ``(N, horizon, Q)``
@@ -469,7 +391,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
     metric = spec.objective
-    _require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
+    require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
     planned = planned_periods(req.location, frame_rows)
     if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
         planned[spec.fidelity] = [p.label for p in spec.periods]
@@ -506,16 +428,11 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     if clamped:
         train_start = pd.Timestamp(frame.index[0])
     window = Period(train_start, holdout.end)
-    # the windows' validation part is the hold-out: every row after (start - 1s), the unit the index surely holds
-    held = f"{int((frame.index[-1] - holdout.start) / pd.Timedelta(seconds=1)) + 1}s"
-    try:
-        w: Windows = make_windows(frame, window, lookback, horizon, held)
+    try:  # the windows are scored on the hold-out: targets from its start on, none in training
+        w: Windows = make_windows(frame, window, lookback, horizon, holdout)
     except DataError as e:
         raise InputError(f"training window {Period(train_start, holdout.start)} and hold-out {holdout.period}: "
                          f"{e.message}") from None
-    assert w.val_ends is not None
-    if len(w.val_ends) and pd.Timestamp(w.val_ends[0]) + step < holdout.start:
-        raise HptError(f"the hold-out windows start before {holdout.start}: data with steps under a second is not supported")
     say(f"config {config_id} ({architecture}): {format_params(tuned) or 'no tuned parameters'}; {choice.chosen}")
     if clamped:
         say(f"the data starts at {train_start}: the training window starts there, shorter than {length}")
@@ -562,8 +479,8 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
             assert start_model is not None
             model.load_state_dict(start_model.module.state_dict())
         seconds, loss = train_epochs(model, params, x_train, y_train, epochs, seed)
-        forecast = _forecast(model, x_val) * std + mean
-        metrics, standardised = _scores(forecast, actual, std, quantiles)
+        predicted = forecast(model, x_val) * std + mean
+        metrics, standardised = _scores(predicted, actual, std, quantiles)
         say(f"{mode}: trained in {format_duration(seconds)} (last epoch's loss {loss:.4g}); hold-out "
             f"mse={format_value(metrics['mse'])} ({format_value(standardised['mse'])} standardised)")
         key = f"final/{final_id}/{'model.pt' if mode == modes[0] else 'scratch.pt'}"

@@ -27,16 +27,16 @@ import torch
 from torch import nn
 
 from hpt.architectures import get_architecture
-from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.hparams import quantiles_of
+from hpt.inference import batches
 from hpt.model_io import model_payload
 from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
+from hpt.windows import Windows, frame_step, make_windows, step_text
 
 __all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms",
            "loss_function"]
 
-_EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
 """infer_ms is the time to forecast this many windows in one batch."""
 # Targets are standardised, so predicting their mean scores about 1: a mean training loss
@@ -239,11 +239,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """``val_mse`` and ``val_mae`` over all windows (scaled units), of the median for a quantile
     model, which also gets ``val_pinball`` (mean pinball loss) and ``val_coverage`` (the share of
     targets inside its outer quantiles)."""
-    model.eval()
     sums = torch.zeros(4, device=x.device, dtype=torch.float64)
     q = None if quantiles is None else torch.tensor(quantiles, device=x.device, dtype=torch.float64)
-    for i in range(0, len(x), _EVAL_BATCH):
-        out, actual = model(x[i:i + _EVAL_BATCH]).double(), y[i:i + _EVAL_BATCH].double()
+    for i, forecast in batches(model, x):
+        out, actual = forecast.double(), y[i:i + len(forecast)].double()
         err = point(out, quantiles) - actual
         sums[0] += err.pow(2).sum()
         sums[1] += err.abs().sum()
