@@ -1,7 +1,5 @@
 """Windows: how a period's rows are split chronologically and cut into the windows a model learns from.
 
-Each rule lives here once:
-
 * **The split** (:class:`Split`, :func:`split_rows`): a run of rows is cut in time order into
   train ``[0, val)``, validation ``[val, holdout)`` and hold-out ``[holdout, rows)``. A tuning
   period's validation part is its last rows (``validation``: a fraction or a duration); ``hpt
@@ -16,9 +14,9 @@ Each rule lives here once:
   the scored part and its inputs may reach back before it (those values are past), so nothing
   scored leaks into training. Scaling statistics come from the train part only.
 
-Windows are positions in the rows (first row of each): the arrays are views of the rows, copied
-only when a part's windows are asked for. Breaks are a boolean per pair of consecutive rows, so
-another boundary no window may cross (one series ending and another starting) adds to them.
+Windows are positions in the rows (the first row of each), copied into arrays only when asked
+for. Breaks are a boolean per pair of consecutive rows: another boundary no window may cross
+(one series ending, the next starting) adds to them.
 """
 
 from __future__ import annotations
@@ -172,10 +170,6 @@ def split_rows(index: pd.DatetimeIndex, rule: SplitRule) -> Split:
     else:
         s = int(index.searchsorted(index[-1] - validation, side="right")) if n else 0
     return Split(n, s, n)
-
-
-def _scored_name(rule: SplitRule) -> str:
-    return "hold-out" if isinstance(rule, Holdout) else "validation"
 
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
@@ -420,8 +414,8 @@ def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
     step = frame_step(frame)
     brk = breaks(rows.index, step)
     starts = window_starts(parts, lookback, horizon, brk)
-    for part, found, begin in (("train", starts.train, 0),
-                               (_scored_name(split), starts.scored, max(parts.scored.start - lookback, 0))):
+    scored = "hold-out" if isinstance(split, Holdout) else "validation"
+    for part, found, begin in (("train", starts.train, 0), (scored, starts.scored, max(parts.scored.start - lookback, 0))):
         if not len(found):
             gap = int(np.flatnonzero(brk[begin:])[0]) + begin
             return (f"period {period}: gaps leave its {part} part no window of lookback {lookback} + horizon "
