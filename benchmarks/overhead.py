@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hpt.architectures import get_architecture
 from hpt.backends.local import Slot, choose_slots, usable_cpus
-from hpt.data import DEMO_DATA, load_frame, make_windows, resolve_data_path
+from hpt.data import DEMO_DATA, load_frame, resolve_data_path
 from hpt.hparams import TRAINING
 from hpt.periods import Period, parse_time
 from hpt.progress import Reporter
@@ -53,6 +53,7 @@ from hpt.rows import RESULTS_CSV, to_csv
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
 from hpt.train import fit
+from hpt.windows import make_windows
 
 Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 Loop = Callable[[nn.Module, dict[str, Any], Data, torch.device], None]

@@ -133,17 +133,14 @@ def quantile_forecasts(forecasts: Mapping[str, np.ndarray], frame: pd.DataFrame,
     plus the empirical quantiles, per horizon step, of its own errors on the `train` part (a
     Period: every time in it whose next `horizon` steps are rows inside it), so that a quantile
     model's pinball loss and coverage have a fair comparison."""
-    from hpt.data import frame_step
     from hpt.quantiles import error_quantiles
+    from hpt.windows import forecast_ends, frame_step
 
     step = frame_step(frame)
-    index = pd.DatetimeIndex(frame.index)
-    ends = index[(index >= train.start) & (index + horizon * step < train.end)]
-    at = np.stack([index.get_indexer(ends + k * step) for k in range(1, horizon + 1)], axis=1)
-    whole = (at >= 0).all(axis=1)
+    ends, at = forecast_ends(pd.DatetimeIndex(frame.index), train, horizon, step)
     target = frame.iloc[:, 0]
-    actual = target.to_numpy(np.float64)[at[whole]]
-    on_train = naive_forecasts(target, ends[whole].to_numpy(), horizon, step, season)
+    actual = target.to_numpy(np.float64)[at]
+    on_train = naive_forecasts(target, ends.to_numpy(), horizon, step, season)
     return {n: f[..., None] + error_quantiles(on_train[n], actual, quantiles)[None] for n, f in forecasts.items()}
 
 
@@ -155,14 +152,13 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
     measured on the period's train part).
 
     The windows and the standardisation are those a trial with this lookback, horizon and
-    validation is scored on (:func:`hpt.data.make_windows`), so the figures compare directly
+    validation is scored on (:func:`hpt.windows.make_windows`), so the figures compare directly
     with a trial's row.
     """
-    from hpt.data import frame_step, make_windows
     from hpt.quantiles import point, quantile_scores
+    from hpt.windows import frame_step, make_windows
 
     w = make_windows(frame, period, lookback, horizon, validation)
-    assert w.val_ends is not None
     mean, std = float(w.mean[0]), float(w.std[0])
     actual = w.y_val.astype(np.float64) * std + mean
     step = frame_step(frame)
@@ -199,7 +195,8 @@ class RunBaselines:
     """
 
     def __init__(self, spec: Spec, frame: pd.DataFrame) -> None:
-        from hpt.data import frame_step, period_fingerprint
+        from hpt.data import period_fingerprint
+        from hpt.windows import frame_step
 
         self.spec = spec
         self.frame = frame
@@ -229,8 +226,8 @@ class RunBaselines:
 
     def describe(self, outcome: str = "") -> str:
         """One line for the plan (what will be scored) or, with `outcome`, for the run's log."""
-        from hpt.data import step_text
         from hpt.progress import plural
+        from hpt.windows import step_text
 
         settings = self.settings()
         how = "data.season" if self.spec.data.season is not None else f"the {step_text(self.step)} step"

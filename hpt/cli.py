@@ -791,7 +791,7 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
 
 
 def _step_text(step: Any) -> str:
-    from hpt.data import step_text
+    from hpt.windows import step_text
 
     return str(step_text(step))
 

@@ -1,11 +1,8 @@
-"""Time-series data: read a CSV or Parquet file, select a period, split, scale and window it.
+"""Time-series data: read a CSV or Parquet file into a frame on a sorted time index.
 
-Within a period the split is chronological: the last part (a fraction of the rows or a
-duration) is validation. Scaling statistics come from the train part only, and a validation
-window's inputs may reach back into the train part (those values are in the past) but its
-targets never cross the split, so nothing from the validation part leaks into training.
-A window never spans a missing step: the series' step is its most common time difference,
-and windows across a longer difference (a gap) are left out unless ``data.fill`` fills it.
+Times are parsed in one format, duplicated timestamps merged or listed, rows with missing
+values dropped, or (``data.fill``) missing values and missing steps filled. How a period's
+rows are then split, scaled and cut into windows is :mod:`hpt.windows`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpt.errors import InputError, did_you_mean, show
-from hpt.hparams import parse_validation
+from hpt.errors import DataError, InputError, did_you_mean, show
 from hpt.periods import Period
 from hpt.progress import plural
+from hpt.windows import infer_step, missing_steps, period_rows
 
 __all__ = [
     "DEMO_DATA",
@@ -43,25 +39,14 @@ __all__ = [
     "DataError",
     "ReadOptions",
     "Table",
-    "WindowCount",
-    "Windows",
     "column_hint",
-    "count_windows",
     "csv_format",
     "file_columns",
-    "frame_step",
-    "infer_step",
     "is_bucket_uri",
     "load_frame",
-    "make_windows",
     "period_fingerprint",
     "read_data",
     "resolve_data_path",
-    "split_index",
-    "step_text",
-    "unbroken",
-    "window_problem",
-    "window_report",
 ]
 
 log = logging.getLogger("hpt")
@@ -93,15 +78,6 @@ class Table:
     step: pd.Timedelta  # the most common time difference
     duplicates: pd.Series  # unmerged duplicated timestamps -> the file rows that hold them
     filled_steps: int = 0
-
-
-class DataError(InputError):
-    """A problem with the data, tied to the spec key it comes from (e.g. ``data.target``)."""
-
-    def __init__(self, json_path: str, message: str) -> None:
-        self.json_path = json_path
-        self.message = message
-        super().__init__(f"{json_path}: {message}")
 
 
 def resolve_data_path(path: str, base: Path | None = None) -> str:
@@ -451,7 +427,7 @@ def _from_numbers(col: pd.Series, name: str, unit: str) -> pd.Series:
     return parsed
 
 
-# -- duplicates, step, gaps --------------------------------------------------------------
+# -- duplicates and gaps --------------------------------------------------------------------
 
 
 def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None,
@@ -476,47 +452,6 @@ def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None,
 _NO_DUPLICATES = pd.Series([], index=pd.DatetimeIndex([]), dtype=object)
 
 
-def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """The series' step: the most common difference between consecutive times (the smallest of a tie)."""
-    diffs = np.diff(index.to_numpy())
-    diffs = diffs[diffs > np.timedelta64(0)]
-    if not len(diffs):
-        return pd.Timedelta(0)
-    values, counts = np.unique(diffs, return_counts=True)
-    return pd.Timedelta(values[int(np.argmax(counts))])
-
-
-def step_text(step: pd.Timedelta) -> str:
-    """A step in the largest unit that divides it: "1D", "1h", "15min", "90s"."""
-    if step <= pd.Timedelta(0):
-        return "none"
-    for unit in ("D", "h", "min", "s", "ms", "us"):
-        n, rest = divmod(step, pd.Timedelta(1, unit=unit))
-        if not rest:
-            return f"{n}{unit}"
-    return str(step)
-
-
-def _breaks(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
-    """For each pair of consecutive times, whether at least one step is missing between them.
-
-    Half a step of slack lets calendar steps through: months of 28 to 31 days, leap years.
-    """
-    if step <= pd.Timedelta(0) or len(index) < 2:
-        return np.zeros(max(len(index) - 1, 0), dtype=bool)
-    return np.diff(index.to_numpy()) > (1.5 * step).to_timedelta64()
-
-
-def _missing_steps(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
-    """How many steps are missing after each time (0 where the next time follows directly)."""
-    out = np.zeros(max(len(index) - 1, 0), dtype=np.int64)
-    brk = _breaks(index, step)
-    if brk.any():
-        diffs = np.diff(index.to_numpy())[brk]
-        out[brk] = np.rint(diffs / step.to_timedelta64()).astype(np.int64) - 1
-    return np.maximum(out, 0)
-
-
 def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions,
                 name_only: str) -> tuple[pd.DataFrame, int]:
     """Drop rows with missing values, or fill them and the missing steps as options.fill says."""
@@ -526,7 +461,7 @@ def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions,
             log.warning("%s: dropped %d of %d rows with missing values", name_only, int(missing.sum()), len(frame))
             frame = frame[~missing]
         return frame, 0
-    counts = _missing_steps(frame.index, step)
+    counts = missing_steps(frame.index, step)
     if counts.any():
         at = np.repeat(np.arange(len(counts)), counts)
         k = np.arange(len(at)) - np.repeat(np.cumsum(counts) - counts, counts) + 1
@@ -547,60 +482,7 @@ def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions,
     return filled[~left], n_filled
 
 
-# -- periods and windows ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``.
-
-    Windows that would span a missing step are left out; ``skipped_train`` and
-    ``skipped_val`` count them.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    mean: np.ndarray  # per column, fitted on the train part
-    std: np.ndarray
-    columns: tuple[str, ...]
-    skipped_train: int = 0
-    skipped_val: int = 0
-    val_ends: np.ndarray | None = None  # the time of each validation window's last input row (datetime64)
-
-
-@dataclass(frozen=True)
-class WindowCount:
-    """The windows of one period and what missing steps cost it."""
-
-    period: Period
-    rows: int
-    gaps: int  # stretches of missing steps between the period's rows
-    missing_steps: int
-    train: int  # windows used
-    val: int
-    skipped_train: int  # windows left out because they span a missing step
-    skipped_val: int
-
-    def to_json(self) -> dict[str, int]:
-        return {"rows": self.rows, "gaps": self.gaps, "missing_steps": self.missing_steps,
-                "train_windows": self.train, "val_windows": self.val,
-                "skipped_train_windows": self.skipped_train, "skipped_val_windows": self.skipped_val}
-
-
-def split_index(index: pd.DatetimeIndex, validation: float | str) -> int:
-    """Where the validation part of a period starts (a row position)."""
-    spec = parse_validation(validation)
-    if isinstance(spec, float):
-        return int(round(len(index) * (1 - spec)))
-    if len(index) == 0:
-        return 0
-    return int(index.searchsorted(index[-1] - spec, side="right"))
-
-
-def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
-    return frame.loc[(frame.index >= period.start) & (frame.index < period.end)]
+# -- periods ----------------------------------------------------------------------------
 
 
 def period_fingerprint(frame: pd.DataFrame, period: Period) -> str:
@@ -615,141 +497,6 @@ def period_fingerprint(frame: pd.DataFrame, period: Period) -> str:
     digest.update(rows.index.to_numpy(dtype="datetime64[ns]").view(np.int64).tobytes())
     digest.update(np.ascontiguousarray(rows.to_numpy(dtype=np.float64)).tobytes())
     return digest.hexdigest()[:16]
-
-
-def frame_step(frame: pd.DataFrame) -> pd.Timedelta:
-    """The step read_data found, else the frame's own."""
-    step = frame.attrs.get("step")
-    return step if isinstance(step, pd.Timedelta) else infer_step(frame.index)
-
-
-def _starts(index: pd.DatetimeIndex, split: int, lookback: int, horizon: int,
-            step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """First rows of the train and validation windows without a missing step, and how many were left out.
-
-    Window j holds rows j .. j+lookback+horizon-1; train windows end before `split`,
-    validation windows have their targets at or after it.
-    """
-    n, width = len(index), lookback + horizon
-    train = np.arange(0, max(split - width + 1, 0))
-    val = np.arange(max(split - lookback, 0), max(n - width + 1, 0))
-    clean = unbroken(index, step, width)
-    if clean.all():
-        return train, val, 0, 0
-    return train[clean[train]], val[clean[val]], int((~clean[train]).sum()), int((~clean[val]).sum())
-
-
-def unbroken(index: pd.DatetimeIndex, step: pd.Timedelta, width: int) -> np.ndarray:
-    """For each run of `width` consecutive rows (by its first row), whether no step is missing inside it."""
-    n = len(index)
-    if n < width:
-        return np.zeros(0, dtype=bool)
-    seen = np.concatenate(([0], np.cumsum(_breaks(index, step))))  # breaks before each row
-    return np.asarray(seen[width - 1:] - seen[: n - width + 1] == 0)
-
-
-def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
-                  validation: float | str) -> WindowCount:
-    """The windows `make_windows` would cut from this period, and those missing steps cost."""
-    rows = period_rows(frame, period)
-    step = frame_step(frame)
-    train, val, skipped_train, skipped_val = _starts(rows.index, split_index(rows.index, validation), lookback,
-                                                     horizon, step)
-    missing = _missing_steps(rows.index, step)
-    return WindowCount(period, len(rows), int((missing > 0).sum()), int(missing.sum()), len(train), len(val),
-                       skipped_train, skipped_val)
-
-
-def window_report(frame: pd.DataFrame, periods: Iterable[Period], lookback: int, horizon: int,
-                  validation: float | str) -> dict[str, Any]:
-    """What the data gives each period, for the run record: the step, filled steps, and per
-    period its rows, gaps, missing steps, windows used and windows left out for a gap."""
-    return {
-        "step": step_text(frame_step(frame)),
-        "filled_steps": int(frame.attrs.get("filled_steps", 0)),
-        "lookback": lookback, "horizon": horizon, "validation": validation,
-        "periods": {p.label: count_windows(frame, p, lookback, horizon, validation).to_json() for p in periods},
-    }
-
-
-def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
-                   validation: float | str) -> str | None:
-    """Why this period cannot give at least one train and one validation window, or None.
-
-    Also refused: an infinite value, a target that is constant on the train part (its
-    scale is zero), and gaps that leave the train or the validation part no window.
-    """
-    rows = period_rows(frame, period)
-    if rows.empty:
-        first, last = frame.index[0], frame.index[-1]
-        return f"period {period} has no data (data covers {first} to {last})"
-    s = split_index(rows.index, validation)
-    n_train, n_val = s, len(rows) - s
-    need = lookback + horizon
-    if n_train < need or n_val < horizon:
-        return (f"period {period} has {plural(len(rows), 'row')}, {n_train} before the validation split "
-                f"(validation {validation!r} takes {n_val}): too few for lookback {lookback} + horizon {horizon} "
-                f"(train part needs >= {need} rows, validation >= {horizon}); use longer periods, or a shorter "
-                f"validation, lookback or horizon")
-    values = rows.to_numpy(dtype=np.float64)
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        i, j = (int(k[0]) for k in np.nonzero(infinite))
-        return f'period {period}: column "{rows.columns[j]}" holds an infinite value ({values[i, j]} at {rows.index[i]})'
-    with np.errstate(all="ignore"):  # an overflow is the finding here, not a warning to print
-        scale = values[:s].std(axis=0)
-    if not np.isfinite(scale).all():
-        j = int(np.flatnonzero(~np.isfinite(scale))[0])
-        return (f'period {period}: column "{rows.columns[j]}" holds values too large to scale '
-                f"(up to {np.abs(values[:s, j]).max():g} on its train part)")
-    target = values[:s, 0]
-    if target.min() == target.max():
-        return (f'period {period}: target "{rows.columns[0]}" is constant ({target[0]:g}) on its train part '
-                f"({rows.index[0]} to {rows.index[s - 1]}): its scale is zero, there is nothing to learn")
-    step = frame_step(frame)
-    train, val, _, _ = _starts(rows.index, s, lookback, horizon, step)
-    for part, starts, begin in (("train", train, 0), ("validation", val, max(s - lookback, 0))):
-        if not len(starts):
-            gap = int(np.flatnonzero(_breaks(rows.index, step)[begin:])[0]) + begin
-            return (f"period {period}: gaps leave its {part} part no window of lookback {lookback} + horizon "
-                    f"{horizon} without a missing step (the first: no data from {rows.index[gap] + step} to "
-                    f"{rows.index[gap + 1] - step}); set data.fill or choose another period")
-    return None
-
-
-def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
-                 validation: float | str) -> Windows:
-    """Split a period chronologically, scale with train statistics, and cut sliding windows.
-
-    A window that spans a missing step (a gap in the times) is left out.
-    """
-    problem = window_problem(frame, period, lookback, horizon, validation)
-    if problem:
-        raise DataError("date_ranges", problem)
-    rows = period_rows(frame, period)
-    values = rows.to_numpy(dtype=np.float64)
-    s = split_index(rows.index, validation)
-    mean = values[:s].mean(axis=0)
-    std = values[:s].std(axis=0)
-    std[std == 0] = 1.0  # a constant feature; a constant target is refused above
-    z = ((values - mean) / std).astype(np.float32)
-    n = len(z)
-    # x[j] = z[j : j+lookback]; y[j] = target z[j+lookback : j+lookback+horizon]
-    x_all = np.lib.stride_tricks.sliding_window_view(z[: n - horizon], lookback, axis=0).transpose(0, 2, 1)
-    y_all = np.lib.stride_tricks.sliding_window_view(z[lookback:, 0], horizon)
-    train, val, skipped_train, skipped_val = _starts(rows.index, s, lookback, horizon, frame_step(frame))
-    return Windows(
-        x_train=x_all[train],  # indexing with an array copies
-        y_train=y_all[train],
-        x_val=x_all[val],
-        y_val=y_all[val],
-        mean=mean,
-        std=std,
-        columns=tuple(rows.columns),
-        skipped_train=skipped_train,
-        skipped_val=skipped_val,
-        val_ends=rows.index.to_numpy()[val + lookback - 1],
-    )
 
 
 def file_columns(path: str) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
+__all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
            "putting_signals_off", "redact", "show", "signals_put_off"]
 
 _putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
@@ -52,6 +52,15 @@ class InputError(HptError):
     """Bad input (spec, data, arguments): reported before anything trains, exit code 2."""
 
     exit_code = 2
+
+
+class DataError(InputError):
+    """A problem with the data, tied to the spec key it comes from (e.g. ``data.target``)."""
+
+    def __init__(self, json_path: str, message: str) -> None:
+        self.json_path = json_path
+        self.message = message
+        super().__init__(f"{json_path}: {message}")
 
 
 @dataclass(frozen=True)

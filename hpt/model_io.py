@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.inference import BATCH
+
 __all__ = ["FORMAT", "TrainedModel", "load_model", "model_payload"]
 
 FORMAT = "hpt-model-1"
@@ -135,25 +137,28 @@ class TrainedModel:
         quantiles = self.quantiles
         return (self.horizon,) if quantiles is None else (self.horizon, len(quantiles))
 
-    def predict_windows(self, windows: np.ndarray, batch: int = 8192) -> np.ndarray:
+    def predict_windows(self, windows: np.ndarray, batch: int = BATCH, at: np.ndarray | None = None) -> np.ndarray:
         """Forecasts for many windows at once: `windows` of shape ``(N, lookback, n_columns)``
         in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units
         (a quantile model: ``(N, horizon, len(quantiles))``).
 
         Each window gives what :meth:`predict` gives for it; they run through the model in
-        batches of `batch`.
+        batches of `batch` (:func:`hpt.inference.forecast`). With `at`, only the windows
+        ``windows[at]``, copied a batch at a time (`windows` may then be a view of every window).
         """
-        import torch
+        from hpt.inference import forecast
 
         windows = np.asarray(windows)
         if windows.ndim != 3 or windows.shape[1:] != (self.lookback, len(self.columns)):
             raise ValueError(f"expected windows of shape (N, {self.lookback}, {len(self.columns)}), got {windows.shape}")
-        out = np.empty((len(windows), *self._shape), dtype=np.float64)
-        with torch.no_grad():
-            for i in range(0, len(windows), batch):
-                scaled = ((windows[i:i + batch].astype(np.float64) - self.mean) / self.std).astype(np.float32)
-                out[i:i + batch] = self.module(torch.from_numpy(scaled)).numpy()
+        if not (len(windows) if at is None else len(at)):
+            return np.empty((0, *self._shape), dtype=np.float64)
+        out = forecast(self.module, windows, batch, at=at, prepare=self._scaled)
         return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
+
+    def _scaled(self, windows: np.ndarray) -> np.ndarray:
+        """Windows in the data's units as the model's inputs: standardised as in training, float32."""
+        return ((windows.astype(np.float64) - self.mean) / self.std).astype(np.float32)  # type: ignore[no-any-return]
 
 
 def load_model(path: str | Path) -> TrainedModel:

@@ -17,27 +17,17 @@ import numpy as np
 import pandas as pd
 
 from hpt.calendar import with_calendar
-from hpt.data import (
-    DataError,
-    column_hint,
-    file_columns,
-    frame_step,
-    is_bucket_uri,
-    read_data,
-    resolve_data_path,
-    step_text,
-    unbroken,
-)
+from hpt.data import DataError, column_hint, file_columns, is_bucket_uri, read_data, resolve_data_path
 from hpt.errors import HptError, InputError, show
 from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
 from hpt.progress import plural
+from hpt.windows import breaks, frame_step, input_windows, step_text, unbroken
 
 __all__ = ["COLUMNS", "Forecasts", "check_out", "forecast_file", "open_model", "write_csv"]
 
 log = logging.getLogger("hpt")
 
-_BATCH = 8192
 COLUMNS = ("timestamp", "horizon_step", "prediction")
 """The columns of ``hpt predict``'s CSV; a quantile model's adds one per quantile (p10, p50, p90)."""
 
@@ -118,9 +108,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     n, lookback = len(values), model.lookback
     if n < lookback:
         raise InputError(f"{path} has {plural(n, 'row')} with values: fewer than the model's lookback of {lookback}")
-    windows = np.lib.stride_tricks.sliding_window_view(values, lookback, axis=0).transpose(0, 2, 1)
+    windows = input_windows(values, lookback)  # a view: only a batch of them is copied at a time
     starts = np.arange(len(windows))
-    clean = unbroken(frame.index, step, lookback)
+    clean = unbroken(breaks(frame.index, step), lookback)
     if last:
         if not clean[-1]:
             raise InputError(f"{path}: the last {lookback} rows (the model's lookback) span a missing step; "
@@ -132,9 +122,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
             raise InputError(f"{path}: each of its {plural(len(clean), 'window')} of {lookback} rows (the model's "
                              f"lookback) spans a missing step (data every {step_text(step)}): fill the gaps")
     quantiles = model.quantiles
-    preds = np.zeros((len(starts), model.horizon, *((len(quantiles),) if quantiles else ())))
-    for i in range(0, len(starts), _BATCH):  # copies of at most _BATCH windows at a time: memory stays bounded
-        preds[i:i + _BATCH] = model.predict_windows(windows[starts[i:i + _BATCH]], batch=_BATCH)
+    preds = model.predict_windows(windows, at=starts)
     ends = frame.index.to_numpy()[starts + lookback - 1]
     h = model.horizon
     offsets = np.arange(1, h + 1)

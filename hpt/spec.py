@@ -24,22 +24,7 @@ import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
 from hpt.calendar import CALENDAR, with_calendar
-from hpt.data import (
-    DUPLICATES,
-    FILLS,
-    TIME_UNITS,
-    DataError,
-    ReadOptions,
-    Table,
-    WindowCount,
-    count_windows,
-    frame_step,
-    read_data,
-    resolve_data_path,
-    step_text,
-    window_problem,
-    window_report,
-)
+from hpt.data import DUPLICATES, FILLS, TIME_UNITS, DataError, ReadOptions, Table, read_data, resolve_data_path
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
@@ -53,6 +38,7 @@ from hpt.scheduling.strategies import (
     EarlyStopping,
     check_shared,
 )
+from hpt.windows import WindowCount, count_windows, frame_step, step_text, window_problem, window_report
 
 __all__ = [
     "DISTRIBUTIONS",

@@ -28,16 +28,16 @@ import torch
 from torch import nn
 
 from hpt.architectures import get_architecture
-from hpt.data import Windows, frame_step, make_windows, step_text
 from hpt.hparams import quantiles_of
+from hpt.inference import batches, forecast
 from hpt.model_io import model_payload
 from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
+from hpt.windows import Windows, frame_step, make_windows, step_text
 
-__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "fit_fixed", "forecast",
+__all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "fit_fixed",
            "infer_ms", "loss_function"]
 
-_EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
 """infer_ms is the time to forecast this many windows in one batch."""
 # Targets are standardised, so predicting their mean scores about 1: a mean training loss
@@ -262,14 +262,6 @@ def fit_fixed(model: nn.Module, params: dict[str, Any], x: torch.Tensor, y: torc
     return Fit(metrics, curve, stopped)
 
 
-@torch.no_grad()
-def forecast(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """`model`'s forecasts of windows `x` (on its device), in batches, as float64 on the CPU."""
-    model.eval()
-    out = [model(x[i:i + _EVAL_BATCH]).float().cpu().numpy() for i in range(0, len(x), _EVAL_BATCH)]
-    return np.concatenate(out).astype(np.float64)
-
-
 def holdout_scores(model: nn.Module, windows: Windows, x: torch.Tensor, params: dict[str, Any]) -> dict[str, float]:
     """A refit trial's scores of its split, the windows' validation part: ``holdout_*`` in the data's
     units and ``holdout_std_*`` standardised (as :func:`hpt.baselines.forecast_scores` scores the baselines)."""
@@ -287,11 +279,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """``val_mse`` and ``val_mae`` over all windows (scaled units), of the median for a quantile
     model, which also gets ``val_pinball`` (mean pinball loss) and ``val_coverage`` (the share of
     targets inside its outer quantiles)."""
-    model.eval()
     sums = torch.zeros(4, device=x.device, dtype=torch.float64)
     q = None if quantiles is None else torch.tensor(quantiles, device=x.device, dtype=torch.float64)
-    for i in range(0, len(x), _EVAL_BATCH):
-        out, actual = model(x[i:i + _EVAL_BATCH]).double(), y[i:i + _EVAL_BATCH].double()
+    for i, batch in batches(model, x):
+        out, actual = batch.double(), y[i:i + len(batch)].double()
         err = point(out, quantiles) - actual
         sums[0] += err.pow(2).sum()
         sums[1] += err.abs().sum()

@@ -9,10 +9,13 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpt.periods import Period
 from hpt.stamps import utcnow  # a row's started_at and finished_at
+
+if TYPE_CHECKING:
+    from hpt.windows import Holdout
 
 __all__ = ["Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
            "curve_metrics", "monitor_of", "utcnow"]
@@ -32,13 +35,13 @@ class Refit:
 
     It trains for exactly ``params["epochs"]`` epochs on the training part of its period with
     nothing held out for selection (no early stopping: the last epoch's weights are kept), then
-    forecasts the period's `split` once and scores it: the split is cut from the end of the
-    period as a ``validation`` setting is, and is a hold-out that training never saw. Its
+    forecasts the period's `split` once and scores it: the hold-out at the end of the period
+    (:class:`hpt.windows.Holdout`), which training never saw. Its
     metrics are ``holdout_*`` in the data's units and ``holdout_std_*`` standardised (divided
     by the train part's standard deviation, like the rows' ``val_*``).
     """
 
-    split: str  # the period's end that is scored, as a validation setting ("2678400s")
+    split: Holdout  # the period's end that is scored
     start_from: bytes | None = None  # weights to start from (torch.save of a state dict: fine-tuning), else fresh ones
     model_id: str = ""  # the model file's trial_id [default: the trial's]
     model_period: tuple[str, str] | None = None  # what the model file says it was trained on [default: the period]

@@ -10,19 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpt.data import (
-    DataError,
-    ReadOptions,
-    count_windows,
-    infer_step,
-    load_frame,
-    make_windows,
-    read_data,
-    resolve_data_path,
-    window_report,
-)
+from hpt.data import DataError, ReadOptions, load_frame, read_data, resolve_data_path
 from hpt.periods import Period
 from hpt.spec import check_data, data_report, load_spec
+from hpt.windows import count_windows, infer_step, make_windows, window_report
 from tests.conftest import ROOT, tiny_spec, trial_rows
 
 SHARED_WEATHER = ROOT / "tests" / "data" / "seattle_weather_daily.csv"
@@ -76,7 +67,7 @@ def test_windows_never_train_on_validation_targets_and_scale_from_train_only(tmp
     t = pd.date_range("2020-01-01", periods=n, freq="h")
     path = _csv(tmp_path, pd.DataFrame({"t": t, "y": np.arange(n, dtype=float)}).to_csv(index=False))
     frame = load_frame(path, "t", ("y",))
-    w = make_windows(frame, Period(t[0], t[-1] + pd.Timedelta("1h")), lookback=5, horizon=2, validation=0.2)
+    w = make_windows(frame, Period(t[0], t[-1] + pd.Timedelta("1h")), lookback=5, horizon=2, split=0.2)
     split = 80  # rows 80..99 are validation
     mean, std = np.arange(split).mean(), np.arange(split).std()
     assert w.mean[0] == pytest.approx(mean) and w.std[0] == pytest.approx(std)
@@ -94,7 +85,7 @@ def test_duration_validation_holds_out_the_end_of_the_period(tmp_path: Path) -> 
     t = pd.date_range("2020-01-01", periods=24 * 10, freq="h")
     path = _csv(tmp_path, pd.DataFrame({"t": t, "y": np.sin(np.arange(len(t)))}).to_csv(index=False))
     frame = load_frame(path, "t", ("y",))
-    w = make_windows(frame, Period(t[0], pd.Timestamp("2020-01-11")), lookback=24, horizon=1, validation="2D")
+    w = make_windows(frame, Period(t[0], pd.Timestamp("2020-01-11")), lookback=24, horizon=1, split="2D")
     assert len(w.y_val) == 48  # the last two days, one window per hour
 
 
@@ -274,7 +265,7 @@ def test_windows_never_span_a_missing_step(tmp_path: Path) -> None:
     path = _write(tmp_path / "g.csv", pd.DataFrame({"ts": HOURS[keep], "y": np.arange(len(HOURS), dtype=float)[keep]}))
     frame = load_frame(str(path), "ts", ("y",))
     period = Period(HOURS[0], HOURS[-1] + pd.Timedelta("1h"))
-    w = make_windows(frame, period, lookback=24, horizon=2, validation=0.2)
+    w = make_windows(frame, period, lookback=24, horizon=2, split=0.2)
     unscale = lambda a: np.rint(a * w.std[0] + w.mean[0])  # noqa: E731  (y is the hour's number)
     for x, y in ((w.x_train, w.y_train), (w.x_val, w.y_val)):
         hours = np.concatenate([unscale(x[:, :, 0]), unscale(y)], axis=1)

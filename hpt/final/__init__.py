@@ -17,14 +17,13 @@ The hold-out is the final ``holdout`` months of automatic periods (``date_ranges
 or given as a duration at the end of the data (``--holdout 1M``) or a start date; a tuning
 period that overlaps it is refused, since the hold-out would then not be unseen.
 
-    prepare (choose, holdout) -> training (trials, runner, backend) -> run (files) -> report (lines)
+    prepare (choose; the hold-out from hpt.windows) -> training (trials, runner, backend) -> run (files) -> report (lines)
 """
 
-from hpt.final.holdout import Holdout, holdout_window, overlapping_period, parse_holdout
 from hpt.final.index import INDEX_CSV, merge_index
 from hpt.final.prepare import MIN_VERDICT_WINDOWS, FinalRequest
 from hpt.final.report import FinalReport, report_lines
 from hpt.final.run import run_final
 
-__all__ = ["INDEX_CSV", "MIN_VERDICT_WINDOWS", "FinalReport", "FinalRequest", "Holdout", "holdout_window",
-           "merge_index", "overlapping_period", "parse_holdout", "report_lines", "run_final"]
+__all__ = ["INDEX_CSV", "MIN_VERDICT_WINDOWS", "FinalReport", "FinalRequest", "merge_index", "report_lines",
+           "run_final"]

@@ -13,15 +13,25 @@ import numpy as np
 import pandas as pd
 
 from hpt.baselines import BASELINES, baseline_mask, forecast_scores, naive_forecasts, quantile_forecasts, season_length
-from hpt.data import DataError, Windows, frame_step, make_windows, step_text
-from hpt.errors import HptError, InputError
+from hpt.data import DataError
+from hpt.errors import InputError
 from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
-from hpt.final.holdout import Holdout, _require_holdout, holdout_window, overlapping_period, parse_holdout
 from hpt.hparams import quantiles_of
 from hpt.periods import Period
 from hpt.progress import format_params, plural
 from hpt.sinks import Sink, open_sink
 from hpt.spec import Spec
+from hpt.windows import (
+    Holdout,
+    Windows,
+    frame_step,
+    holdout_window,
+    make_windows,
+    overlapping_period,
+    parse_holdout,
+    require_holdout,
+    step_text,
+)
 
 __all__ = ["MIN_VERDICT_WINDOWS", "FinalRequest", "Setup", "few_windows", "prepare", "score_baselines"]
 
@@ -67,7 +77,6 @@ class Setup:
     train: Period  # the training span: up to the hold-out's start
     length: str  # the training span in words: "1 month, one tuning period"
     windows: Windows  # training windows and, as their validation part, the hold-out's
-    split: str  # the validation setting that cuts the hold-out from `window`'s end
     train_rows: int
     held_rows: int
     from_model: str | None = None  # where start_model was read
@@ -130,7 +139,7 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
     metric = spec.objective
-    _require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
+    require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
     _check_devices(req, spec)
     planned = planned_periods(req.location, frame_rows)
     if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
@@ -154,9 +163,9 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     clamped = start < frame.index[0]
     if clamped:
         start = pd.Timestamp(frame.index[0])
-    windows, split = _windows(frame, Period(start, holdout.start), holdout, choice.params)
+    windows = _windows(frame, Period(start, holdout.start), holdout, choice.params)
     setup = Setup(sink, spec, spec_source, metric, choice, start_model, frame, holdout, tuning_periods,
-                  Period(start, holdout.start), length, windows, split,
+                  Period(start, holdout.start), length, windows,
                   train_rows=int(((frame.index >= start) & (frame.index < holdout.start)).sum()),
                   held_rows=int(((frame.index >= holdout.start) & (frame.index < holdout.end)).sum()),
                   from_model=req.from_model, compare=req.compare)
@@ -164,20 +173,13 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     return setup
 
 
-def _windows(frame: pd.DataFrame, train: Period, holdout: Holdout, params: dict[str, Any]) -> tuple[Windows, str]:
-    """The training span's windows with the hold-out's as their validation part, and the validation
-    setting that cuts it: every row after (start - 1s), the unit the index surely holds."""
-    step = frame_step(frame)
-    split = f"{int((frame.index[-1] - holdout.start) / pd.Timedelta(seconds=1)) + 1}s"
+def _windows(frame: pd.DataFrame, train: Period, holdout: Holdout, params: dict[str, Any]) -> Windows:
+    """The training span's windows with the hold-out's as their scored part (the explicit split)."""
     try:
-        w = make_windows(frame, Period(train.start, holdout.end), int(params["lookback"]), int(params["horizon"]),
-                         split)
+        return make_windows(frame, Period(train.start, holdout.end), int(params["lookback"]), int(params["horizon"]),
+                            holdout)
     except DataError as e:
         raise InputError(f"training window {train} and hold-out {holdout.period}: {e.message}") from None
-    assert w.val_ends is not None
-    if len(w.val_ends) and pd.Timestamp(w.val_ends[0]) + step < holdout.start:
-        raise HptError(f"the hold-out windows start before {holdout.start}: data with steps under a second is not supported")
-    return w, split
 
 
 def _say_setup(s: Setup, clamped: bool, say: Callable[[str], None]) -> None:

@@ -36,7 +36,7 @@ class FinalReport:
 
 def _chosen(s: Setup, final_id: str, status: str) -> dict[str, Any]:
     """What report.json says of any final: what was to be trained, and on what."""
-    from hpt.data import frame_step, step_text
+    from hpt.windows import frame_step, step_text
 
     c, w, train, ho = s.choice, s.windows, s.train, s.holdout
     return {

@@ -48,11 +48,11 @@ def final_trials(s: Setup, final_id: str) -> list[Trial]:
             "train": [s.train.start_text, s.train.end_text],
             "holdout": [s.holdout.period.start_text, s.holdout.period.end_text], "epochs": c.epochs,
             "from_model": s.from_model or ""}
-    what = json.dumps([c.config_id, c.architecture, params, s.window.label, s.split, s.from_model or "", s.modes],
-                      sort_keys=True, default=str)
+    what = json.dumps([c.config_id, c.architecture, params, s.window.label, s.holdout.start.isoformat(),
+                       s.from_model or "", s.modes], sort_keys=True, default=str)
     trials = []
     for mode in s.modes:
-        refit = Refit(split=s.split, start_from=_weights(s.start_model) if mode == "fine-tune" else None,
+        refit = Refit(split=s.holdout, start_from=_weights(s.start_model) if mode == "fine-tune" else None,
                       model_id=final_id, model_period=(s.train.start_text, s.holdout.period.start_text),
                       info={**info, "mode": mode})
         digest = hashlib.sha256(f"{what} {mode}".encode()).hexdigest()[:12]

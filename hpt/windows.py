@@ -1,0 +1,454 @@
+"""Windows: how a period's rows are split chronologically and cut into the windows a model learns from.
+
+* **The split** (:class:`Split`, :func:`split_rows`): a run of rows is cut in time order into
+  train ``[0, val)``, validation ``[val, holdout)`` and hold-out ``[holdout, rows)``. A tuning
+  period's validation part is its last rows (``validation``: a fraction or a duration); ``hpt
+  final``'s hold-out (:class:`Holdout`) starts at a time and has no validation part before it.
+* **A period's rows** (:func:`period_rows`): those with ``start <= time < end``.
+* **The missing-step rule** (:func:`breaks`, :func:`unbroken`): the series' step is its most
+  common time difference (:func:`infer_step`); a longer difference is a missing step, and no
+  window holds the rows on both sides of one.
+* **The windows** (:func:`window_starts`, :func:`make_windows`): window ``j`` holds rows
+  ``j .. j+lookback+horizon-1``, inputs first, then targets (the target column). Train windows
+  lie wholly in the train part; a scored window (validation, or the hold-out) has its targets in
+  the scored part and its inputs may reach back before it (those values are past), so nothing
+  scored leaks into training. Scaling statistics come from the train part only.
+
+Windows are positions in the rows (the first row of each), copied into arrays only when asked
+for. Breaks are a boolean per pair of consecutive rows: another boundary no window may cross
+(one series ending, the next starting) adds to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from hpt.errors import DataError, InputError, show
+from hpt.hparams import parse_validation
+from hpt.periods import Period, parse_time, usable_span
+from hpt.progress import plural
+
+if TYPE_CHECKING:
+    from hpt.spec import Spec
+
+__all__ = ["Holdout", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks", "count_windows",
+           "forecast_ends", "frame_step", "holdout_window", "infer_step", "input_windows", "make_windows",
+           "missing_steps", "overlapping_period", "parse_holdout", "period_rows", "require_holdout", "split_rows",
+           "step_text", "unbroken", "window_problem", "window_report", "window_starts"]
+
+_HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
+
+
+# -- the step and the missing-step rule ---------------------------------------------------
+
+
+def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The series' step: the most common difference between consecutive times (the smallest of a tie)."""
+    diffs = np.diff(index.to_numpy())
+    diffs = diffs[diffs > np.timedelta64(0)]
+    if not len(diffs):
+        return pd.Timedelta(0)
+    values, counts = np.unique(diffs, return_counts=True)
+    return pd.Timedelta(values[int(np.argmax(counts))])
+
+
+def step_text(step: pd.Timedelta) -> str:
+    """A step in the largest unit that divides it: "1D", "1h", "15min", "90s"."""
+    if step <= pd.Timedelta(0):
+        return "none"
+    for unit in ("D", "h", "min", "s", "ms", "us"):
+        n, rest = divmod(step, pd.Timedelta(1, unit=unit))
+        if not rest:
+            return f"{n}{unit}"
+    return str(step)
+
+
+def frame_step(frame: pd.DataFrame) -> pd.Timedelta:
+    """The step :func:`hpt.data.read_data` found, else the frame's own."""
+    step = frame.attrs.get("step")
+    return step if isinstance(step, pd.Timedelta) else infer_step(frame.index)
+
+
+def breaks(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
+    """For each pair of consecutive times, whether at least one step is missing between them.
+
+    Half a step of slack lets calendar steps through: months of 28 to 31 days, leap years.
+    """
+    if step <= pd.Timedelta(0) or len(index) < 2:
+        return np.zeros(max(len(index) - 1, 0), dtype=bool)
+    return np.diff(index.to_numpy()) > (1.5 * step).to_timedelta64()
+
+
+def missing_steps(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
+    """How many steps are missing after each time (0 where the next time follows directly)."""
+    out = np.zeros(max(len(index) - 1, 0), dtype=np.int64)
+    brk = breaks(index, step)
+    if brk.any():
+        diffs = np.diff(index.to_numpy())[brk]
+        out[brk] = np.rint(diffs / step.to_timedelta64()).astype(np.int64) - 1
+    return np.maximum(out, 0)
+
+
+def unbroken(cut: np.ndarray, width: int) -> np.ndarray:
+    """For each run of `width` consecutive rows (by its first row), whether no break lies inside it.
+
+    `cut[i]` says no window may hold both row i and row i+1 (:func:`breaks`: a missing step).
+    """
+    n = len(cut) + 1
+    if n < width:
+        return np.zeros(0, dtype=bool)
+    seen = np.concatenate(([0], np.cumsum(cut)))  # breaks before each row
+    return np.asarray(seen[width - 1:] - seen[: n - width + 1] == 0)
+
+
+# -- the split ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The hold-out: ``[start, end)`` at the end of the data, and where it was asked for."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    how: str  # "date_ranges.auto.holdout: 1 month", "--holdout 1M", "--holdout-start 2014-12-01"
+
+    @property
+    def period(self) -> Period:
+        return Period(self.start, self.end)
+
+
+SplitRule = float | str | Holdout
+"""Where a period's rows are split: a validation part at their end (a fraction such as 0.2 or a
+duration such as "7D", as the ``validation`` hyperparameter says), or a :class:`Holdout`."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A run of rows cut in time order: train ``[0, val)``, validation ``[val, holdout)``, hold-out ``[holdout, rows)``."""
+
+    rows: int
+    val: int  # the first validation row
+    holdout: int  # the first hold-out row; `rows` when there is none
+
+    @property
+    def train(self) -> range:
+        return range(0, self.val)
+
+    @property
+    def validation(self) -> range:
+        return range(self.val, self.holdout)
+
+    @property
+    def held_out(self) -> range:
+        return range(self.holdout, self.rows)
+
+    @property
+    def scored(self) -> range:
+        """The rows windows are scored on: the hold-out when there is one, else the validation part."""
+        return self.held_out if self.holdout < self.rows else self.validation
+
+
+def split_rows(index: pd.DatetimeIndex, rule: SplitRule) -> Split:
+    """How `rule` splits the rows at these times.
+
+    A validation fraction takes that share of the rows (rounded); a duration the rows within
+    it of the last time; a hold-out every row from its start on, and leaves no validation part.
+    """
+    n = len(index)
+    if isinstance(rule, Holdout):
+        s = int(index.searchsorted(rule.start))
+        return Split(n, s, s)
+    validation = parse_validation(rule)
+    if isinstance(validation, float):
+        s = int(round(n * (1 - validation)))
+    else:
+        s = int(index.searchsorted(index[-1] - validation, side="right")) if n else 0
+    return Split(n, s, n)
+
+
+def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """The rows of `frame` with ``period.start <= time < period.end``."""
+    return frame.loc[(frame.index >= period.start) & (frame.index < period.end)]
+
+
+# -- the hold-out -------------------------------------------------------------------------
+
+
+def parse_holdout(text: str) -> pd.DateOffset:
+    """``--holdout``: a number and a unit, M (months), W (weeks), D (days) or h (hours): "1M", "6W"."""
+    t = text.strip()
+    unit = t[-1:] if t[-1:] in _HOLDOUT_UNITS else ""
+    number = t[:-1].strip() if unit else ""
+    if not unit or not number.isdigit() or int(number) < 1:
+        raise InputError(f"--holdout: expected a length such as 1M (months), 6W, 30D or 72h, got {show(text)}")
+    return pd.DateOffset(**{_HOLDOUT_UNITS[unit]: int(number)})
+
+
+def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
+                   holdout_start: str | None = None) -> Holdout:
+    """The hold-out: from --holdout-start, or --holdout before the end of the data, or the
+    spec's ``date_ranges.auto.holdout`` months; it always runs to the end of the data.
+
+    InputError when none is given, or it leaves no data (or all of it) to the hold-out.
+    """
+    first, last, step = frame.index[0], frame.index[-1], frame_step(frame)
+    end = pd.Timestamp(last + step)
+    if holdout and holdout_start:
+        raise InputError("give --holdout or --holdout-start, not both")
+    require_holdout(spec, holdout, holdout_start)
+    if holdout_start:
+        try:
+            start = parse_time(holdout_start)
+        except ValueError:
+            raise InputError(f"--holdout-start: expected a date such as 2014-12-01, got {show(holdout_start)}") from None
+        how = f"--holdout-start {holdout_start}"
+    elif holdout:
+        start = pd.Timestamp(end - parse_holdout(holdout))
+        how = f"--holdout {holdout}"
+    else:
+        assert spec.period_rule is not None  # require_holdout said so
+        months = spec.period_rule.holdout
+        start = usable_span(first, last, step, months)[1]  # where the automatic periods had to end
+        how = f"date_ranges.auto.holdout: {plural(months, 'month')}"
+    if start <= first:
+        raise InputError(f"hold-out {how}: it starts at {start}, not after the data's first time ({first}): "
+                         "nothing is left to train on")
+    if start > last:
+        raise InputError(f"hold-out {how}: it starts at {start}, after the data's last time ({last})")
+    return Holdout(start, end, how)
+
+
+def require_holdout(spec: Spec, holdout: str | None, holdout_start: str | None) -> None:
+    """InputError unless a hold-out is given: an option, or the spec's ``date_ranges.auto.holdout``."""
+    if not (holdout or holdout_start or (spec.period_rule is not None and spec.period_rule.holdout)):
+        raise InputError("no hold-out: the spec's periods keep none back (set \"holdout\": N months in "
+                         "date_ranges.auto and tune again), so give one: --holdout 1M (the last month of the data) "
+                         "or --holdout-start YYYY-MM-DD")
+
+
+def overlapping_period(periods: Iterable[Period], holdout: Holdout) -> Period | None:
+    """The first tuning period that overlaps the hold-out, or None."""
+    for p in sorted(periods):
+        if p.start < holdout.end and p.end > holdout.start:
+            return p
+    return None
+
+
+# -- windows ------------------------------------------------------------------------------
+
+
+class Starts(NamedTuple):
+    """The first row of each train and scored window, and how many of each a break left out."""
+
+    train: np.ndarray
+    scored: np.ndarray
+    skipped_train: int
+    skipped_scored: int
+
+
+def window_starts(split: Split, lookback: int, horizon: int, cut: np.ndarray) -> Starts:
+    """The windows of `split`'s rows that no break in `cut` (:func:`breaks`) runs through.
+
+    Window j holds rows j .. j+lookback+horizon-1; train windows end before the validation
+    part, scored windows have their targets in the scored part (:attr:`Split.scored`).
+    """
+    width = lookback + horizon
+    scored = split.scored
+    train = np.arange(0, max(split.val - width + 1, 0))
+    val = np.arange(max(scored.start - lookback, 0), max(scored.stop - width + 1, 0))
+    clean = unbroken(cut, width)
+    if clean.all():
+        return Starts(train, val, 0, 0)
+    return Starts(train[clean[train]], val[clean[val]], int((~clean[train]).sum()), int((~clean[val]).sum()))
+
+
+def input_windows(values: np.ndarray, lookback: int) -> np.ndarray:
+    """Every run of `lookback` consecutive rows of `values` ``(rows, F)``: a view ``(rows-lookback+1, lookback, F)``."""
+    return np.lib.stride_tricks.sliding_window_view(values, lookback, axis=0).transpose(0, 2, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Windows:
+    """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``.
+
+    ``*_train`` are the train windows, ``*_val`` the scored ones: the validation part's, or the
+    hold-out's for a :class:`Holdout` split. Windows that would span a missing step are left out;
+    ``skipped_train`` and ``skipped_val`` count them. The arrays are made from the scaled rows
+    when first asked for.
+    """
+
+    values: np.ndarray  # the period's rows, scaled, float32 (rows, F); the target is column 0
+    times: np.ndarray  # the time of each row (datetime64)
+    lookback: int
+    horizon: int
+    starts: Starts
+    split: Split
+    mean: np.ndarray  # per column, fitted on the train part
+    std: np.ndarray
+    columns: tuple[str, ...]
+
+    @property
+    def skipped_train(self) -> int:
+        return self.starts.skipped_train
+
+    @property
+    def skipped_val(self) -> int:
+        return self.starts.skipped_scored
+
+    def _inputs(self, starts: np.ndarray) -> np.ndarray:
+        return input_windows(self.values, self.lookback)[starts]  # indexing with an array copies
+
+    def _targets(self, starts: np.ndarray) -> np.ndarray:
+        return np.lib.stride_tricks.sliding_window_view(self.values[self.lookback:, 0], self.horizon)[starts]
+
+    @cached_property
+    def x_train(self) -> np.ndarray:
+        return self._inputs(self.starts.train)
+
+    @cached_property
+    def y_train(self) -> np.ndarray:
+        return self._targets(self.starts.train)
+
+    @cached_property
+    def x_val(self) -> np.ndarray:
+        return self._inputs(self.starts.scored)
+
+    @cached_property
+    def y_val(self) -> np.ndarray:
+        return self._targets(self.starts.scored)
+
+    @property
+    def val_ends(self) -> np.ndarray:
+        """The time of each scored window's last input row (datetime64)."""
+        return self.times[self.starts.scored + self.lookback - 1]
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """The windows of one period and what missing steps cost it."""
+
+    period: Period
+    rows: int
+    gaps: int  # stretches of missing steps between the period's rows
+    missing_steps: int
+    train: int  # windows used
+    val: int
+    skipped_train: int  # windows left out because they span a missing step
+    skipped_val: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"rows": self.rows, "gaps": self.gaps, "missing_steps": self.missing_steps,
+                "train_windows": self.train, "val_windows": self.val,
+                "skipped_train_windows": self.skipped_train, "skipped_val_windows": self.skipped_val}
+
+
+def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> WindowCount:
+    """The windows `make_windows` would cut from this period, and those missing steps cost."""
+    rows = period_rows(frame, period)
+    step = frame_step(frame)
+    starts = window_starts(split_rows(rows.index, split), lookback, horizon, breaks(rows.index, step))
+    missing = missing_steps(rows.index, step)
+    return WindowCount(period, len(rows), int((missing > 0).sum()), int(missing.sum()), len(starts.train),
+                       len(starts.scored), starts.skipped_train, starts.skipped_scored)
+
+
+def window_report(frame: pd.DataFrame, periods: Iterable[Period], lookback: int, horizon: int,
+                  validation: float | str) -> dict[str, Any]:
+    """What the data gives each period, for the run record: the step, filled steps, and per
+    period its rows, gaps, missing steps, windows used and windows left out for a gap."""
+    return {
+        "step": step_text(frame_step(frame)),
+        "filled_steps": int(frame.attrs.get("filled_steps", 0)),
+        "lookback": lookback, "horizon": horizon, "validation": validation,
+        "periods": {p.label: count_windows(frame, p, lookback, horizon, validation).to_json() for p in periods},
+    }
+
+
+def _too_few(period: Period, rows: int, split: Split, rule: SplitRule, lookback: int, horizon: int) -> str:
+    n_train, n_scored, need = split.val, len(split.scored), lookback + horizon
+    if isinstance(rule, Holdout):
+        return (f"period {period} has {plural(rows, 'row')}, {n_train} before the hold-out (which takes {n_scored}): "
+                f"too few for lookback {lookback} + horizon {horizon} (the training window needs >= {need} rows, the "
+                f"hold-out >= {horizon}); use a longer training window or hold-out, or a shorter lookback or horizon")
+    return (f"period {period} has {plural(rows, 'row')}, {n_train} before the validation split "
+            f"(validation {rule!r} takes {n_scored}): too few for lookback {lookback} + horizon {horizon} "
+            f"(train part needs >= {need} rows, validation >= {horizon}); use longer periods, or a shorter "
+            f"validation, lookback or horizon")
+
+
+def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> str | None:
+    """Why this period cannot give at least one train and one scored window, or None.
+
+    Also refused: an infinite value, a target that is constant on the train part (its
+    scale is zero), and gaps that leave the train or the scored part no window.
+    """
+    rows = period_rows(frame, period)
+    if rows.empty:
+        first, last = frame.index[0], frame.index[-1]
+        return f"period {period} has no data (data covers {first} to {last})"
+    parts = split_rows(rows.index, split)
+    s = parts.val
+    if s < lookback + horizon or len(parts.scored) < horizon:
+        return _too_few(period, len(rows), parts, split, lookback, horizon)
+    values = rows.to_numpy(dtype=np.float64)
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        i, j = (int(k[0]) for k in np.nonzero(infinite))
+        return f'period {period}: column "{rows.columns[j]}" holds an infinite value ({values[i, j]} at {rows.index[i]})'
+    with np.errstate(all="ignore"):  # an overflow is the finding here, not a warning to print
+        scale = values[:s].std(axis=0)
+    if not np.isfinite(scale).all():
+        j = int(np.flatnonzero(~np.isfinite(scale))[0])
+        return (f'period {period}: column "{rows.columns[j]}" holds values too large to scale '
+                f"(up to {np.abs(values[:s, j]).max():g} on its train part)")
+    target = values[:s, 0]
+    if target.min() == target.max():
+        return (f'period {period}: target "{rows.columns[0]}" is constant ({target[0]:g}) on its train part '
+                f"({rows.index[0]} to {rows.index[s - 1]}): its scale is zero, there is nothing to learn")
+    step = frame_step(frame)
+    brk = breaks(rows.index, step)
+    starts = window_starts(parts, lookback, horizon, brk)
+    scored = "hold-out" if isinstance(split, Holdout) else "validation"
+    for part, found, begin in (("train", starts.train, 0), (scored, starts.scored, max(parts.scored.start - lookback, 0))):
+        if not len(found):
+            gap = int(np.flatnonzero(brk[begin:])[0]) + begin
+            return (f"period {period}: gaps leave its {part} part no window of lookback {lookback} + horizon "
+                    f"{horizon} without a missing step (the first: no data from {rows.index[gap] + step} to "
+                    f"{rows.index[gap + 1] - step}); set data.fill or choose another period")
+    return None
+
+
+def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
+    """Split a period chronologically, scale with train statistics, and cut sliding windows.
+
+    A window that spans a missing step (a gap in the times) is left out. DataError (at
+    ``date_ranges``) when the period cannot give a train and a scored window (:func:`window_problem`).
+    """
+    problem = window_problem(frame, period, lookback, horizon, split)
+    if problem:
+        raise DataError("date_ranges", problem)
+    rows = period_rows(frame, period)
+    values = rows.to_numpy(dtype=np.float64)
+    parts = split_rows(rows.index, split)
+    mean = values[:parts.val].mean(axis=0)
+    std = values[:parts.val].std(axis=0)
+    std[std == 0] = 1.0  # a constant feature; a constant target is refused above
+    z = ((values - mean) / std).astype(np.float32)
+    starts = window_starts(parts, lookback, horizon, breaks(rows.index, frame_step(frame)))
+    return Windows(z, rows.index.to_numpy(), lookback, horizon, starts, parts, mean, std, tuple(rows.columns))
+
+
+def forecast_ends(index: pd.DatetimeIndex, period: Period, horizon: int,
+                  step: pd.Timedelta) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The times in `period` whose next `horizon` steps are all rows inside it, and the positions
+    of those rows ``(N, horizon)``: where a forecast made at that time can be scored."""
+    ends = index[(index >= period.start) & (index + horizon * step < period.end)]
+    at = np.stack([index.get_indexer(ends + k * step) for k in range(1, horizon + 1)], axis=1)
+    whole = (at >= 0).all(axis=1)
+    return ends[whole], at[whole]
