@@ -522,7 +522,8 @@ def archs(names: tuple[str, ...]) -> None:
 
     NAMES narrows the list; a user builder "package.module:function" is shown too.
     "inputs" says how a model uses the target and the data's features; any architecture
-    takes training.scaler "window" (per-window scaling) and every training.loss.
+    takes every training.scaler ("window": per-window scaling, "robust": medians and IQRs)
+    and every training.loss.
 
     \b
     Examples:

@@ -544,6 +544,8 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     x_train, y_train, x_val = (torch.from_numpy(a).to(device) for a in (w.x_train, w.y_train, w.x_val))
     final_id = _new_final_id()
     from hpt.architectures import get_architecture
+    from hpt.architectures.heads import fit_scalers
+    from hpt.train import train_part_rows
 
     arch = get_architecture(architecture)
     seed = trial_seed(int(params.get("seed", 0)), f"final:{Period(train_start, holdout.start).label}")
@@ -557,7 +559,9 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     quantiles = quantiles_of(params)
     for mode in modes:
         torch.manual_seed(seed)
-        model = arch.build(len(w.columns), lookback, horizon, dict(params)).to(device)
+        model = arch.build(len(w.columns), lookback, horizon, dict(params))
+        fit_scalers(model, lambda: train_part_rows(frame, window, held, w))  # a fine-tuned model keeps its own below
+        model = model.to(device)
         if mode == "fine-tune":
             assert start_model is not None
             model.load_state_dict(start_model.module.state_dict())

@@ -18,7 +18,7 @@ __all__ = ["Constraint", "HParam", "LOSSES", "SCALERS", "TRAINING", "id_params",
 
 LOSSES = ("mse", "mae", "huber", "quantile")
 DEFAULT_QUANTILES = [0.1, 0.5, 0.9]
-SCALERS = ("standard", "window")
+SCALERS = ("standard", "window", "robust")
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
@@ -186,8 +186,9 @@ TRAINING: dict[str, HParam] = {
                help="quantile loss: the quantiles forecast, increasing, between 0 and 1, with 0.5 (the point "
                     "forecast); the model is trained on their mean pinball loss"),
         HParam("scaler", "standard", "str", choices=SCALERS, new_key=True,
-               help="standard (each column by its train part's mean and std) or window (also each input "
-                    "window's target by its own, the forecast scaled back: RevIN)"),
+               help="standard (each column by its train part's mean and std), window (also each input "
+                    "window's target by its own, the forecast scaled back: RevIN) or robust (each column by its "
+                    "train part's median and interquartile range)"),
     )
 }
 

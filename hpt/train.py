@@ -27,14 +27,15 @@ import torch
 from torch import nn
 
 from hpt.architectures import get_architecture
-from hpt.data import Windows, frame_step, make_windows, step_text
+from hpt.architectures.heads import fit_scalers
+from hpt.data import Windows, frame_step, make_windows, period_rows, split_index, step_text
 from hpt.hparams import quantiles_of
 from hpt.model_io import model_payload
 from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 
 __all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "infer_ms",
-           "loss_function"]
+           "loss_function", "train_part_rows"]
 
 _EVAL_BATCH = 8192
 INFER_WINDOWS = 1000
@@ -324,7 +325,9 @@ class TrainContext:
                 arch = get_architecture(trial.architecture)
                 torch.manual_seed(trial.seed)
                 model = arch.build(len(windows.columns), int(trial.params["lookback"]),
-                                   int(trial.params["horizon"]), dict(trial.params)).to(self.device)
+                                   int(trial.params["horizon"]), dict(trial.params))
+                fit_scalers(model, lambda: train_part_rows(self.frame, trial.period, trial.params["validation"], windows))
+                model = model.to(self.device)
                 result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch, seed=trial.seed)
             result.metrics.update(memory)
             if not result.stopped:  # after the memory peak is read: forecasting 1,000 windows is not training
@@ -352,6 +355,13 @@ class TrainContext:
         )
         return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
                            device=device, model=model_bytes, curve=_curve_csv(result.curve))
+
+
+def train_part_rows(frame: pd.DataFrame, period: Any, validation: Any, windows: Windows) -> Any:
+    """The rows of `period`'s train part (before its `validation` split), standardised as `windows`
+    are: what a robust scaler learns its medians and interquartile ranges from."""
+    rows = period_rows(frame, period)
+    return (rows.to_numpy(dtype="float64")[:split_index(rows.index, validation)] - windows.mean) / windows.std
 
 
 def _curve_csv(curve: list[dict[str, float]]) -> str:

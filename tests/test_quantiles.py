@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hpt.architectures import BUILTIN
-from hpt.architectures.models import Quantiles, WindowScaled
+from hpt.architectures.heads import Quantiles, WindowScaled
 from hpt.model_io import load_model
 from hpt.quantiles import quantile_scores
 from hpt.train import evaluate, loss_function
