@@ -52,6 +52,7 @@ from hpt.hparams import quantiles_of
 from hpt.periods import Period, parse_time, usable_span
 from hpt.progress import format_duration, format_params, format_value, plural
 from hpt.quantiles import point, quantile_scores
+from hpt.results.versus import judge_best
 from hpt.rows import plain
 from hpt.sinks import Sink, SinkUnavailable, open_sink
 from hpt.spec import Spec, load_spec, parse_spec
@@ -729,10 +730,6 @@ def merge_index(sink: Sink, rows: list[dict[str, Any]]) -> None:
 _MODE_TEXT = {"fine-tune": "fine-tuned", "scratch": "from scratch"}
 
 
-def _pct(change: float | None) -> str:
-    return "n/a" if change is None else f"{change * 100:+.0f}%"
-
-
 def report_lines(doc: Mapping[str, Any]) -> list[str]:
     """The short report ``hpt final`` prints."""
     tr, ho = doc["train"], doc["holdout"]
@@ -764,14 +761,13 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
     for name, b in doc["baselines"].items():
         label = f"{name} ({b['season']})" if "season" in b else name
         lines.append(row(label, b["metrics"], b["standardised"]))
-    best = doc["best_baseline"]
     lines.append("")
     basis = f" on {plural(ho['windows'], 'hold-out window')}"
-    for model in doc["models"]:
-        change = model["vs_best_baseline"]
-        verdict = "beats" if change is not None and change < 0 else "does NOT beat"
+    for model in doc["models"]:  # judged on the objective's error; the others where they disagree
+        _, verdict = judge_best(str(doc.get("metric") or "mse"), model["metrics"],
+                                {n: b["metrics"] for n, b in doc["baselines"].items()})
         who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
-        lines.append(f"  {who} {verdict} the better baseline ({best}): mse {_pct(change)}{basis}")
+        lines.append(f"  {who} {verdict.text()}{basis}")
     note = doc.get("verdict", {}).get("note")
     if note:
         lines.append(f"  warning:  {note}")
