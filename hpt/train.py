@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from hpt.architectures import get_architecture
-from hpt.architectures.heads import fit_scalers
+from hpt.architectures.heads import MixtureNLL, fit_scalers
 from hpt.data import Windows, frame_step, make_windows, period_rows, split_index, step_text
 from hpt.hparams import quantiles_of
 from hpt.model_io import model_payload
@@ -106,6 +106,8 @@ class PinballLoss(nn.Module):
 def loss_function(params: dict[str, Any]) -> nn.Module:
     """``training.loss`` (mse when the params predate it), on standardised targets."""
     loss = params.get("loss", "mse")
+    if loss == "mdn":
+        return MixtureNLL()
     quantiles = quantiles_of(params)
     if quantiles:
         return PinballLoss(quantiles)

@@ -51,15 +51,21 @@ class Architecture:
 
     def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any]) -> Any:
         """The module for these hyperparameters; with ``training.loss`` "quantile" built for
-        horizon x quantiles outputs and reshaped to ``(B, horizon, quantiles)``, sorted; with
+        horizon x quantiles outputs and reshaped to ``(B, horizon, quantiles)``, sorted; with "mdn"
+        for horizon x mdn_components x 3, a mixture of Gaussians per step (its quantiles evaluating); with
         ``training.scaler`` "window" or "robust" wrapped in that scaling, whatever the family
         (:mod:`hpt.architectures.heads`). A robust scaler learns its medians from the train part
         (:func:`hpt.architectures.heads.fit_scalers`) or from a saved model's weights."""
         kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
         quantiles = quantiles_of(params)
-        outputs = horizon * len(quantiles) if quantiles else horizon
+        components = int(params.get("mdn_components", 3)) if params.get("loss") == "mdn" else 0
+        outputs = horizon * components * 3 if components else horizon * len(quantiles) if quantiles else horizon
         module = self.builder()(n_features=n_features, lookback=lookback, horizon=outputs, **kwargs)
-        if quantiles:
+        if components:
+            from hpt.architectures.heads import Mixture
+
+            module = Mixture(module, horizon, components, quantiles or ())
+        elif quantiles:
             from hpt.architectures.heads import Quantiles
 
             module = Quantiles(module, horizon, len(quantiles))
