@@ -89,7 +89,7 @@ def test_hpt_archs_lists_every_architecture_with_its_inputs_and_the_new_training
         assert any(ln.startswith("  auto ranges: lr ") for ln in block), (name, block)
     assert "flattened" in next(ln for ln in lines[lines.index(next(ln for ln in lines if ln.startswith("dlinear:"))):]
                                if ln.startswith("  inputs: "))
-    for key in ("loss", "huber_delta", "quantiles", "scaler"):
+    for key in ("loss", "huber_delta", "quantiles", "scaler", "mdn_components"):
         assert any(ln.split()[:2] == [key, "default"] and f" {json.dumps(TRAINING[key].default)} " in ln
                    for ln in lines), key
 
