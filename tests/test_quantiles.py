@@ -75,7 +75,7 @@ def test_every_architecture_forecasts_sorted_quantiles_per_step(name: str) -> No
     ({"training": {"loss": "quantile", "quantiles": [0.9, 0.5, 0.1]}}, "training.quantiles", "increasing"),
     ({"training": {"loss": "quantile", "quantiles": [0.1, 0.9]}}, "training.quantiles", "must include 0.5"),
     ({"training": {"quantiles": "0.1"}}, "training.quantiles", "a list of numbers"),
-    ({"objective": "val_pinball"}, "objective", 'val_pinball needs training.loss "quantile" in every config'),
+    ({"objective": "val_pinball"}, "objective", 'val_pinball needs training.loss "quantile" or "mdn" in every config'),
     ({"objective": "pinball", "parameters": {"loss": ["mse", "quantile"]}}, "objective", "parameters.loss gives"),
     ({"metrics": ["coverage"]}, "metrics", "val_coverage needs"),
     ({"training": {"loss": "quantile"}, "parameters": {"quantiles": [[0.1, 0.5, 0.9]]}}, "parameters.quantiles",
