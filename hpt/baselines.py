@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpt.hparams import QUANTILE_LOSSES
+
 if TYPE_CHECKING:
     from hpt.periods import Period
     from hpt.spec import Spec
@@ -205,7 +207,7 @@ class RunBaselines:
         self._fingerprints = {p: period_fingerprint(frame, p) for p in spec.periods}
         self._tuned = tuple(k for k in WINDOW_KEYS if k in spec.parameters)
         # a spec whose configs train on the quantile loss: the baselines get its quantiles too
-        self.quantiles = tuple(spec.base_params["quantiles"]) if "quantile" in spec.losses else None
+        self.quantiles = tuple(spec.base_params["quantiles"]) if set(QUANTILE_LOSSES) & set(spec.losses) else None
         self._done: set[tuple[Any, ...]] = set()  # settings whose rows are at the location or were computed
 
     def settings(self) -> list[dict[str, Any]]:

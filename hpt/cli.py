@@ -522,7 +522,8 @@ def archs(names: tuple[str, ...]) -> None:
 
     NAMES narrows the list; a user builder "package.module:function" is shown too.
     "inputs" says how a model uses the target and the data's features; any architecture
-    takes training.scaler "window" (per-window scaling) and every training.loss.
+    takes every training.scaler ("window": per-window scaling, "robust": medians and IQRs)
+    and every training.loss.
 
     \b
     Examples:
@@ -761,8 +762,8 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     MODEL is a trial's models/<trial_id>.pt or a final/<id>/model.pt (a path, gs:// or
     s3:// URI). Every `lookback` consecutive rows without a missing step form a window;
     timestamp is the time each forecast step is for, prediction is in the target's units.
-    A quantile model (training.loss "quantile") adds one column per quantile (p10, p50,
-    p90), in increasing order; its prediction is the median.
+    A quantile model (training.loss "quantile", or "mdn": the quantiles of its mixture) adds
+    one column per quantile (p10, p50, p90), in increasing order; its prediction is the median.
 
     \b
     Examples:

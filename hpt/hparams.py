@@ -13,12 +13,14 @@ import pandas as pd
 
 from hpt.errors import show
 
-__all__ = ["Constraint", "HParam", "LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation", "quantile_name",
-           "quantiles_of"]
+__all__ = ["Constraint", "HParam", "LOSSES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation",
+           "quantile_name", "quantiles_of"]
 
-LOSSES = ("mse", "mae", "huber", "quantile")
+LOSSES = ("mse", "mae", "huber", "quantile", "mdn")
+QUANTILE_LOSSES = ("quantile", "mdn")
+"""The losses whose models forecast quantiles (``training.quantiles``): pinball-trained, or read off a mixture."""
 DEFAULT_QUANTILES = [0.1, 0.5, 0.9]
-SCALERS = ("standard", "window")
+SCALERS = ("standard", "window", "robust")
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
@@ -146,8 +148,8 @@ def _check_quantiles(value: Any) -> str | None:
 
 
 def quantiles_of(params: dict[str, Any]) -> tuple[float, ...] | None:
-    """The quantiles a model forecasts (``training.loss`` "quantile"), or None for a point forecast."""
-    if params.get("loss") != "quantile":
+    """The quantiles a model forecasts (``training.loss`` "quantile" or "mdn"), or None for a point forecast."""
+    if params.get("loss") not in QUANTILE_LOSSES:
         return None
     return tuple(float(q) for q in params.get("quantiles", DEFAULT_QUANTILES))
 
@@ -179,15 +181,19 @@ TRAINING: dict[str, HParam] = {
         HParam("amp", "off", "str", choices=("off", "bf16", "fp16"),
                help="mixed precision on CUDA GPUs (the CPU always trains in fp32)"),
         HParam("loss", "mse", "str", choices=LOSSES, new_key=True,
-               help="training loss: mse, mae, huber (see huber_delta) or quantile (see quantiles)"),
+               help="training loss: mse, mae, huber (see huber_delta), quantile (see quantiles) or mdn (a mixture "
+                    "of Gaussians per step on its negative log-likelihood, see mdn_components)"),
         HParam("huber_delta", 1.0, "float", low=0, low_open=True, new_key=True,
                help="huber loss: errors above this (standardised units) count linearly"),
         HParam("quantiles", DEFAULT_QUANTILES, "any", check=_check_quantiles, new_key=True,
-               help="quantile loss: the quantiles forecast, increasing, between 0 and 1, with 0.5 (the point "
-                    "forecast); the model is trained on their mean pinball loss"),
+               help="quantile and mdn losses: the quantiles forecast, increasing, between 0 and 1, with 0.5 (the "
+                    "point forecast); a quantile model is trained on their mean pinball loss"),
+        HParam("mdn_components", 3, "int", low=1, high=16, new_key=True,
+               help="mdn loss: Gaussians in each step's mixture"),
         HParam("scaler", "standard", "str", choices=SCALERS, new_key=True,
-               help="standard (each column by its train part's mean and std) or window (also each input "
-                    "window's target by its own, the forecast scaled back: RevIN)"),
+               help="standard (each column by its train part's mean and std), window (also each input "
+                    "window's target by its own, the forecast scaled back: RevIN) or robust (each column by its "
+                    "train part's median and interquartile range)"),
     )
 }
 

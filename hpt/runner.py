@@ -28,7 +28,15 @@ from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims, Holder
 from hpt.errors import SIGNAL_EXIT, HptError, InputError
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
-from hpt.results import BestConfig, VsBaseline, main_fidelity, rank_fidelity, versus_baselines
+from hpt.results import (
+    BestConfig,
+    Judgement,
+    VsBaseline,
+    config_judgement,
+    main_fidelity,
+    rank_fidelity,
+    versus_baselines,
+)
 from hpt.rows import parse_row, rows_frame
 from hpt.runs import RunRecord, abandon_dead_runs, run_fields
 from hpt.scheduling import DONE, Scheduler, make_scheduler
@@ -69,6 +77,7 @@ class RunSummary:
     best: BestConfig | None = None
     best_note: str = ""  # why no config is best, when none is
     vs_baseline: VsBaseline | None = None  # the best config against the better naive baseline
+    verdict: Judgement | None = None  # ... and where the other reported errors disagree with the objective's
     exit_code: int = 0
     elapsed_s: float = 0.0
     elsewhere: dict[str, Holder] = field(default_factory=dict)  # trials another live run trains: not started here
@@ -434,7 +443,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     ranking = rank_fidelity(trial_rows, spec.objective, fidelity, planned.get(fidelity, ()))
     summary.best, summary.best_note = ranking.best, ranking.why_no_best()
     if summary.best is not None:
-        summary.vs_baseline = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
+        summary.vs_baseline = vs = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
+        summary.verdict = None if vs is None else config_judgement(trial_rows, ranking, vs, spec.columns)
     _report_end(reporter, spec, summary)
     for line in undelivered + tracked:
         reporter.line(line)
@@ -465,9 +475,11 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
         reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
                       f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
         vs = s.vs_baseline
-        if vs is not None:
-            reporter.line(f"best config vs naive baselines: {vs.text()}" if vs.beats else
-                          f"warning: the best config does not beat the {vs.label} forecast: {vs.text()}")
+        if vs is not None:  # judged on the objective; the other reported errors where they disagree
+            dissent = f"; {s.verdict.dissent()}" if s.verdict is not None and s.verdict.dissent() else ""
+            reporter.line(f"best config vs naive baselines: {vs.text(spec.objective)}{dissent}" if vs.beats else
+                          f"warning: the best config does not beat the {vs.label} forecast: "
+                          f"{vs.text(spec.objective)}{dissent}")
     elif s.best_note:
         reporter.line(s.best_note)
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")

@@ -26,7 +26,7 @@ from hpt.architectures import Architecture, get_architecture
 from hpt.calendar import CALENDAR, with_calendar
 from hpt.data import DUPLICATES, FILLS, TIME_UNITS, DataError, ReadOptions, Table, read_data, resolve_data_path
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
-from hpt.hparams import TRAINING, Constraint, HParam
+from hpt.hparams import QUANTILE_LOSSES, TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural
 from hpt.scheduling.strategies import (
@@ -76,7 +76,7 @@ METRICS: dict[str, str] = {
 }
 ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
 OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "val_pinball", "train_loss")
-QUANTILE_METRICS = ("val_pinball", "val_coverage")  # rows of a quantile model (training.loss "quantile") only
+QUANTILE_METRICS = ("val_pinball", "val_coverage")  # rows of a quantile model (training.loss "quantile"/"mdn") only
 
 _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", "parameters",
         "training", "metrics", "objective", "sink", "resources", "tracking")
@@ -188,7 +188,7 @@ class Spec:
     def columns(self) -> tuple[str, ...]:
         """The metric columns of this spec's results, objective first (and the quantile metrics
         when a config trains on the quantile loss)."""
-        quantile = QUANTILE_METRICS if "quantile" in self.losses else ()
+        quantile = QUANTILE_METRICS if set(QUANTILE_LOSSES) & set(self.losses) else ()
         return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *self.metrics)))
 
 
@@ -446,15 +446,15 @@ class _Parser:
     def quantile_metrics(self, objective: str, metrics: tuple[str, ...], parameters: Mapping[str, Axis],
                          training: Mapping[str, Any]) -> None:
         """val_pinball and val_coverage exist only for quantile models: asking for them needs
-        training.loss "quantile" in every config."""
-        others = [loss for loss in _losses(parameters, training) if loss != "quantile"]
+        training.loss "quantile" (or "mdn") in every config."""
+        others = [loss for loss in _losses(parameters, training) if loss not in QUANTILE_LOSSES]
         if not others:
             return
         where = "parameters.loss" if "loss" in parameters else "training.loss"
         asked = [("objective", objective)] if objective in QUANTILE_METRICS else []
         asked += [("metrics", m) for m in metrics if m in QUANTILE_METRICS]
         for place, metric in asked[:1]:
-            self.add(place, f'{metric} needs training.loss "quantile" in every config, but {where} '
+            self.add(place, f'{metric} needs training.loss "quantile" or "mdn" in every config, but {where} '
                             f'gives {show(others[0])}: set "loss": "quantile" (and "quantiles")')
 
     def sink(self, value: Any) -> str | None:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from hpt.architectures import get_architecture
+from hpt.architectures.heads import MixtureNLL, fit_scalers
 from hpt.hparams import quantiles_of
 from hpt.inference import batches, forecast
 from hpt.model_io import model_payload
@@ -106,6 +107,8 @@ class PinballLoss(nn.Module):
 def loss_function(params: dict[str, Any]) -> nn.Module:
     """``training.loss`` (mse when the params predate it), on standardised targets."""
     loss = params.get("loss", "mse")
+    if loss == "mdn":
+        return MixtureNLL()
     quantiles = quantiles_of(params)
     if quantiles:
         return PinballLoss(quantiles)
@@ -391,11 +394,13 @@ class TrainContext:
                            curve=_curve_csv(result.curve))
 
     def _build(self, trial: Trial, windows: Windows) -> nn.Module:
-        """The trial's model on the device, seeded; a refit's starts from its weights when it has them."""
+        """The trial's model on the device, seeded, its scalers fitted; a refit's starts from its weights when it has them."""
         torch.manual_seed(trial.seed)
         model = get_architecture(trial.architecture).build(
-            len(windows.columns), int(trial.params["lookback"]), int(trial.params["horizon"]),
-            dict(trial.params)).to(self.device)
+            len(windows.columns), int(trial.params["lookback"]), int(trial.params["horizon"]), dict(trial.params))
+        # a robust scaler learns from the train part's rows, standardised; a fine-tune's start weights replace it
+        fit_scalers(model, lambda: windows.values[:windows.split.val].astype(np.float64))
+        model = model.to(self.device)
         if trial.refit is not None and trial.refit.start_from is not None:
             state = torch.load(io.BytesIO(trial.refit.start_from), map_location=self.device, weights_only=True)
             model.load_state_dict(state)

@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from hpt.architectures import BUILTIN
-from hpt.architectures.models import WindowScaled, tcn_receptive_field
+from hpt.architectures.heads import RobustScaled, WindowScaled, fit_scalers
+from hpt.architectures.models import tcn_receptive_field
 from hpt.hparams import TRAINING
 from hpt.model_io import load_model
 from hpt.search import expand
 from hpt.spec import check_data, parse_spec
-from hpt.train import TrainContext, loss_function
+from hpt.train import TrainContext, evaluate, loss_function
 from hpt.trial import Status
 from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec
 
@@ -88,7 +89,7 @@ def test_hpt_archs_lists_every_architecture_with_its_inputs_and_the_new_training
         assert any(ln.startswith("  auto ranges: lr ") for ln in block), (name, block)
     assert "flattened" in next(ln for ln in lines[lines.index(next(ln for ln in lines if ln.startswith("dlinear:"))):]
                                if ln.startswith("  inputs: "))
-    for key in ("loss", "huber_delta", "quantiles", "scaler"):
+    for key in ("loss", "huber_delta", "quantiles", "scaler", "mdn_components"):
         assert any(ln.split()[:2] == [key, "default"] and f" {json.dumps(TRAINING[key].default)} " in ln
                    for ln in lines), key
 
@@ -190,6 +191,86 @@ def test_window_scaling_forecasts_move_with_a_constant_added_to_the_target() -> 
         plain = BUILTIN[name].build(2, 24, 3, {}).double().eval()
         with torch.no_grad():  # without it only nlinear moves with the level (it subtracts the last value)
             assert torch.allclose(plain(shifted), plain(x) + 7.5, atol=1e-9) == (name == "nlinear"), name
+
+
+# --------------------------------------------------------------------------- robust scaling
+
+
+def test_robust_scaling_takes_each_column_s_median_and_iqr_and_the_std_where_the_iqr_is_zero() -> None:
+    train = np.zeros((9, 3))
+    train[:, 0] = [0, 1, 2, 3, 4, 5, 6, 7, 80]  # a spike: the IQR ignores it, a standard deviation would not
+    train[:, 1] = [0, 0, 0, 0, 0, 0, 0, 0, 3]  # mostly constant: IQR 0, its standard deviation (1 here) instead
+    train[:, 2] = np.arange(9) * 2.0
+    model = BUILTIN["linear"].build(3, 4, 1, {"scaler": "robust"})
+    assert isinstance(model, RobustScaled)
+    fit_scalers(model, lambda: train)
+    assert model.center.tolist() == [4.0, 0.0, 8.0]
+    assert model.spread.tolist() == [4.0, 1.0, 8.0]
+
+
+def _seasonal_naive(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` (linear, lookback 24, horizon 1, one column) set to forecast the value 24 steps back."""
+    inner = model.inner if isinstance(model, RobustScaled) else model
+    with torch.no_grad():
+        inner.linear.weight.zero_()
+        inner.linear.weight[0, 0] = 1.0
+        inner.linear.bias.zero_()
+    return model
+
+
+def test_robust_scaling_keeps_the_metrics_on_the_scale_of_the_standard_scaler() -> None:
+    # the same forecaster (seasonal naive, as a linear model) scores the same under either scaler: the robust
+    # scaler's units stay inside the model, its metrics are on the target standardised with the train part's
+    # mean and std, as every other config's and the baselines'
+    spec = parse_spec(tiny_spec(architecture="linear", date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"scaler": ["standard", "robust"]}))
+    context = TrainContext(check_data(spec))
+    trials = expand(spec)
+    windows, (_, _, x_val, y_val) = context.windows(trials[0])
+    train = windows.values[:windows.split.val].astype(np.float64)  # what TrainContext fits a robust scaler on
+    scores = {}
+    for trial in trials:
+        model = BUILTIN["linear"].build(1, 24, 1, dict(trial.params))
+        fit_scalers(model, lambda: train)
+        if isinstance(model, RobustScaled):
+            assert model.spread[0] != pytest.approx(1.0)  # it does scale differently
+        scores[trial.params["scaler"]] = evaluate(_seasonal_naive(model), x_val, y_val)
+    expected = float(((y_val[:, 0] - x_val[:, 0, 0]) ** 2).mean())
+    assert scores["robust"]["val_mse"] == pytest.approx(scores["standard"]["val_mse"], rel=1e-5)
+    assert scores["robust"]["val_mse"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_scaler_can_be_tuned_and_a_robust_model_file_keeps_its_medians(write_spec: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(architecture="dlinear", date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"scaler": ["standard", "robust"], "lr": [0.003]},
+                                training={"epochs": 2, "horizon": 3}))
+    sink = tmp_path / "out"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {r["param_scaler"]: r for r in (json.loads(p.read_text()) for p in (sink / "rows").glob("*.json"))
+            if r["architecture"] == "dlinear"}
+    assert set(rows) == {"standard", "robust"}
+    assert 0 < rows["robust"]["val_mse"] < 2 * rows["standard"]["val_mse"] + 1  # the same (standardised) scale
+    model_path = sink / "models" / f"{rows['robust']['trial_id']}.pt"
+    model = load_model(model_path)
+    assert isinstance(model.module, RobustScaled) and model.module.center[0] != 0  # the train part's median
+    frame = pd.read_csv(DEMO, parse_dates=["ts"], nrows=24 * 20)
+    data = tmp_path / "recent.csv"
+    frame.to_csv(data, index=False)
+    got = _predict_last(model_path, data)
+    np.testing.assert_allclose(got, model.predict(frame.tail(24)), rtol=1e-6)
+    assert frame["y"].min() * 0.5 < got.mean() < frame["y"].max() * 1.5  # data units
+
+    # hpt final retrains the config with a robust scaler fitted on its own training window
+    report_path = tmp_path / "report.json"
+    done = hpt("final", str(sink), "--config", rows["robust"]["config_id"], "--threads", "1", "--holdout", "1M",
+               "--report", str(report_path))
+    assert done.exit_code == 0, done.output
+    report = json.loads(report_path.read_text())
+    final = load_model(sink / "final" / report["final_id"] / "model.pt")
+    assert final.params["scaler"] == "robust" and isinstance(final.module, RobustScaled)
+    assert final.module.center[0] != model.module.center[0]  # its own window's median
+    assert report["models"][0]["standardised"]["mse"] < 1.5
 
 
 # --------------------------------------------------------------------------- real runs, hpt predict

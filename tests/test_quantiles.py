@@ -1,9 +1,12 @@
-"""training.loss "quantile": the pinball loss and coverage by hand, every architecture's widened head,
-spec errors, and a quantile model through `hpt run`, `hpt predict` and `hpt final`."""
+"""training.loss "quantile" and "mdn": the pinball loss and coverage by hand, every architecture's widened
+head, a mixture's quantiles and likelihood, spec errors, and a quantile and a mixture density model through
+`hpt run`, `hpt predict` and `hpt final`."""
 
 from __future__ import annotations
 
+import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,13 @@ import pytest
 import torch
 
 from hpt.architectures import BUILTIN
-from hpt.architectures.models import Quantiles, WindowScaled
+from hpt.architectures.heads import Mixture, Quantiles, WindowScaled, mixture_quantiles
 from hpt.model_io import load_model
 from hpt.quantiles import quantile_scores
-from hpt.train import evaluate, loss_function
+from hpt.search import expand
+from hpt.spec import check_data, parse_spec
+from hpt.train import TrainContext, evaluate, loss_function
+from hpt.trial import Status
 from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec
 
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
@@ -69,7 +75,7 @@ def test_every_architecture_forecasts_sorted_quantiles_per_step(name: str) -> No
     ({"training": {"loss": "quantile", "quantiles": [0.9, 0.5, 0.1]}}, "training.quantiles", "increasing"),
     ({"training": {"loss": "quantile", "quantiles": [0.1, 0.9]}}, "training.quantiles", "must include 0.5"),
     ({"training": {"quantiles": "0.1"}}, "training.quantiles", "a list of numbers"),
-    ({"objective": "val_pinball"}, "objective", 'val_pinball needs training.loss "quantile" in every config'),
+    ({"objective": "val_pinball"}, "objective", 'val_pinball needs training.loss "quantile" or "mdn" in every config'),
     ({"objective": "pinball", "parameters": {"loss": ["mse", "quantile"]}}, "objective", "parameters.loss gives"),
     ({"metrics": ["coverage"]}, "metrics", "val_coverage needs"),
     ({"training": {"loss": "quantile"}, "parameters": {"quantiles": [[0.1, 0.5, 0.9]]}}, "parameters.quantiles",
@@ -84,10 +90,64 @@ def test_quantile_spec_mistakes_are_one_line(write_spec: Any, overrides: dict[st
     assert words in lines[0], lines[0]
 
 
-def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_path: Path) -> None:
+# --------------------------------------------------------------------------- mixture density networks
+
+
+def test_a_mixture_s_quantiles_by_hand() -> None:
+    q = torch.tensor(QUANTILES)
+    one = torch.tensor([[[[0.0, 1.0, 2.0], [-50.0, 9.0, 1.0]]]])  # the second Gaussian weighs ~e^-50: ignored
+    np.testing.assert_allclose(mixture_quantiles(one, q)[0, 0].numpy(), [1 - 2 * 1.2815516, 1, 1 + 2 * 1.2815516],
+                               atol=1e-4)  # N(1, 2): mean -+ 1.2816 standard deviations
+    two = torch.tensor([[[[0.0, -3.0, 1.0], [0.0, 3.0, 1.0]]]])  # even weights, symmetric about 0
+    lo, mid, hi = mixture_quantiles(two, q)[0, 0].tolist()
+    assert mid == pytest.approx(0.0, abs=1e-4) and lo == pytest.approx(-hi, abs=1e-4)
+    cdf = 0.5 * sum(0.5 * (1 + math.erf((hi - m) / math.sqrt(2))) for m in (-3.0, 3.0))
+    assert cdf == pytest.approx(0.9, abs=1e-5)
+
+
+@pytest.mark.parametrize("scaler", ["standard", "window", "robust"])
+def test_every_architecture_gets_a_mixture_head_and_its_likelihood_gradient(scaler: str) -> None:
+    torch.manual_seed(0)
+    for name in ("mlp", "patchtst", "tcn"):
+        model = BUILTIN[name].build(2, 24, 5, {"loss": "mdn", "mdn_components": 4, "scaler": scaler})
+        x = torch.randn(3, 24, 2, requires_grad=True)
+        params = model(x)  # training: each step's mixture
+        assert params.shape == (3, 5, 4, 3) and (params[..., 2] > 0).all()
+        loss_function({"loss": "mdn"})(params, torch.randn(3, 5)).backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0
+        forecast = model.eval()(x)  # evaluating: its quantiles, increasing
+        assert forecast.shape == (3, 5, 3) and (forecast.diff(dim=2) >= 0).all()
+        assert any(isinstance(m, Mixture) for m in model.modules())
+
+
+def test_a_window_scaled_mixture_moves_with_a_constant_added_to_the_target() -> None:
+    torch.manual_seed(0)
+    model = BUILTIN["mlp"].build(1, 24, 2, {"loss": "mdn", "scaler": "window", "dropout": 0.0}).double()
+    x = torch.randn(4, 24, 1, dtype=torch.float64)
+    with torch.no_grad():
+        params, shifted = model(x), model(x + 7.5)
+        np.testing.assert_allclose(shifted[..., 1], params[..., 1] + 7.5, atol=1e-9)  # the means move
+        np.testing.assert_allclose(shifted[..., (0, 2)], params[..., (0, 2)], atol=1e-9)  # weights, widths do not
+        model.eval()
+        np.testing.assert_allclose(model(x + 7.5), model(x) + 7.5, atol=1e-5)
+
+
+def test_a_tiny_mixture_density_fit_lowers_its_negative_log_likelihood() -> None:
+    spec = parse_spec(tiny_spec(architecture="linear", date_ranges=[["2013-01-01", "2013-01-15"]],
+                                parameters={"lr": [0.01]}, objective="val_pinball",
+                                training={"epochs": 4, "horizon": 2, "loss": "mdn", "mdn_components": 2}))
+    result = TrainContext(check_data(spec)).run(expand(spec)[0])
+    assert result.status is Status.OK, result.error
+    curve = pd.read_csv(io.StringIO(result.curve))
+    assert curve["train_loss"].iloc[-1] < curve["train_loss"].iloc[0]  # the mean NLL on the train windows
+    assert result.metrics["val_pinball"] > 0 and 0 < result.metrics["val_coverage"] <= 1
+
+
+@pytest.mark.parametrize("loss", ["quantile", "mdn"])
+def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_path: Path, loss: str) -> None:
     spec = write_spec(tiny_spec(architecture="dlinear", date_ranges=[["2013-01-01", "2013-01-15"]],
                                 parameters={"lr": [0.003]}, objective="val_pinball", metrics=["coverage"],
-                                training={"epochs": 2, "horizon": 3, "loss": "quantile"}))
+                                training={"epochs": 2, "horizon": 3, "loss": loss}))
     sink = tmp_path / "out"
     done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -112,7 +172,7 @@ def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_pat
     assert (table["p10"] < table["p90"]).any()
     np.testing.assert_array_equal(table["prediction"], table["p50"])
     model = load_model(model_path)
-    assert model.quantiles == (0.1, 0.5, 0.9)
+    assert model.quantiles == (0.1, 0.5, 0.9) and isinstance(model.module, Mixture) == (loss == "mdn")
     np.testing.assert_allclose(table[["p10", "p50", "p90"]].tail(3).to_numpy(), model.predict(frame.tail(24)),
                                rtol=1e-6)
 

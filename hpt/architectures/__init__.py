@@ -51,21 +51,33 @@ class Architecture:
 
     def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any]) -> Any:
         """The module for these hyperparameters; with ``training.loss`` "quantile" built for
-        horizon x quantiles outputs and reshaped to ``(B, horizon, quantiles)``, sorted
-        (:class:`hpt.architectures.models.Quantiles`); with ``training.scaler`` "window" wrapped
-        in per-window scaling (:class:`hpt.architectures.models.WindowScaled`), whatever the family."""
+        horizon x quantiles outputs and reshaped to ``(B, horizon, quantiles)``, sorted; with "mdn"
+        for horizon x mdn_components x 3, a mixture of Gaussians per step (its quantiles evaluating); with
+        ``training.scaler`` "window" or "robust" wrapped in that scaling, whatever the family
+        (:mod:`hpt.architectures.heads`). A robust scaler learns its medians from the train part
+        (:func:`hpt.architectures.heads.fit_scalers`) or from a saved model's weights."""
         kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
         quantiles = quantiles_of(params)
-        outputs = horizon * len(quantiles) if quantiles else horizon
+        components = int(params.get("mdn_components", 3)) if params.get("loss") == "mdn" else 0
+        outputs = horizon * components * 3 if components else horizon * len(quantiles) if quantiles else horizon
         module = self.builder()(n_features=n_features, lookback=lookback, horizon=outputs, **kwargs)
-        if quantiles:
-            from hpt.architectures.models import Quantiles
+        if components:
+            from hpt.architectures.heads import Mixture
+
+            module = Mixture(module, horizon, components, quantiles or ())
+        elif quantiles:
+            from hpt.architectures.heads import Quantiles
 
             module = Quantiles(module, horizon, len(quantiles))
-        if params.get("scaler", "standard") == "window":
-            from hpt.architectures.models import WindowScaled
+        scaler = params.get("scaler", "standard")
+        if scaler == "window":
+            from hpt.architectures.heads import WindowScaled
 
             module = WindowScaled(module)
+        elif scaler == "robust":
+            from hpt.architectures.heads import RobustScaled
+
+            module = RobustScaled(module, n_features)
         return module
 
 

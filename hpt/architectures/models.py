@@ -8,8 +8,6 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Quantiles",
-    "WindowScaled",
     "build_attention",
     "build_cnn",
     "build_dlinear",
@@ -330,45 +328,6 @@ class TCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.levels(x.transpose(1, 2))[:, :, -1])  # type: ignore[no-any-return]
-
-
-# -- per-window scaling (training.scaler "window") ----------------------------------------
-
-
-class WindowScaled(nn.Module):
-    """Any model with per-window instance normalisation (RevIN, Kim et al., ICLR 2022): the
-    target column of each window is shifted by its own mean and divided by its own standard
-    deviation before `inner` sees it, and the forecast is scaled back; other columns pass as
-    they are. Inputs and outputs are in the same (globally standardised) units as without it."""
-
-    EPS = 1e-5
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        target = x[:, :, :1]
-        mean = target.mean(dim=1, keepdim=True)
-        scale = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + self.EPS)
-        out = self.inner(torch.cat([(target - mean) / scale, x[:, :, 1:]], dim=2))
-        shape = (-1,) + (1,) * (out.dim() - 1)  # (B, horizon) or (B, horizon, quantiles)
-        return out * scale.reshape(shape) + mean.reshape(shape)  # type: ignore[no-any-return]
-
-
-class Quantiles(nn.Module):
-    """Any model built with horizon x quantiles outputs, read as ``(B, horizon, quantiles)``:
-    each step's quantiles sorted in increasing order, so they never cross."""
-
-    def __init__(self, inner: nn.Module, horizon: int, quantiles: int) -> None:
-        super().__init__()
-        self.inner = inner
-        self.horizon = horizon
-        self.quantiles = quantiles
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inner(x).reshape(len(x), self.quantiles, self.horizon).transpose(1, 2)
-        return torch.sort(out, dim=2).values
 
 
 def build_linear(n_features: int, lookback: int, horizon: int) -> nn.Module:

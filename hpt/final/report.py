@@ -13,7 +13,7 @@ from hpt import __version__
 from hpt.baselines import BASELINES
 from hpt.final.prepare import MIN_VERDICT_WINDOWS, Setup, few_windows
 from hpt.progress import format_params, plural
-from hpt.results.versus import percent, relative_change
+from hpt.results.versus import judge_best, relative_change
 from hpt.stamps import utcnow
 from hpt.trial import TrialResult
 
@@ -156,14 +156,13 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
     for name, b in doc["baselines"].items():
         label = f"{name} ({b['season']})" if "season" in b else name
         lines.append(row(label, b["metrics"], b["standardised"]))
-    best = doc["best_baseline"]
     lines.append("")
     basis = f" on {plural(ho['windows'], 'hold-out window')}"
-    for model in doc["models"]:
-        change = model["vs_best_baseline"]
-        verdict = "beats" if change is not None and change < 0 else "does NOT beat"
+    for model in doc["models"]:  # judged on the objective's error; the others where they disagree
+        _, verdict = judge_best(str(doc.get("metric") or "mse"), model["metrics"],
+                                {n: b["metrics"] for n, b in doc["baselines"].items()})
         who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
-        lines.append(f"  {who} {verdict} the better baseline ({best}): mse {percent(change)}{basis}")
+        lines.append(f"  {who} {verdict.text()}{basis}")
     note = doc.get("verdict", {}).get("note")
     if note:
         lines.append(f"  warning:  {note}")

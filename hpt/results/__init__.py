@@ -36,12 +36,13 @@ from hpt.results.render import FORMATS, render, render_pareto
 from hpt.results.stats import ALPHA, Comparison, Verdict, periods_needed, winner_verdict
 from hpt.results.summary import Summary, best_params, summarise
 from hpt.results.trends import parameter_trends
-from hpt.results.versus import VsBaseline, versus_baselines
+from hpt.results.versus import Judgement, VsBaseline, config_judgement, judge, versus_baselines
 
 __all__ = [
     "ALPHA",
     "FORMATS",
     "BestConfig",
+    "Judgement",
     "Comparison",
     "Front",
     "Planned",
@@ -52,9 +53,11 @@ __all__ = [
     "best_config",
     "best_params",
     "check_metric",
+    "config_judgement",
     "default_metric",
     "fidelity_order",
     "filter_rows",
+    "judge",
     "load_results",
     "main_fidelity",
     "parameter_trends",

@@ -24,7 +24,7 @@ from hpt.results.rank import (
 )
 from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
-from hpt.results.versus import VsBaseline, versus_baselines
+from hpt.results.versus import Judgement, VsBaseline, config_judgement, versus_baselines
 from hpt.rows import DEFAULT_FIDELITY
 from hpt.trial import Status
 
@@ -58,6 +58,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     baseline_rows: int = 0  # rows of the naive baselines (never ranked, never counted as trials)
     versus: dict[str, Mapping[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
+    best_verdict: Judgement | None = None  # the best config vs the better baseline, the other errors where they disagree
 
     def vs_baseline(self, fidelity: str) -> Mapping[str, VsBaseline]:
         """Each config of a fidelity's ranking against the better naive baseline, by config id."""
@@ -70,8 +71,9 @@ class Summary:
         vs = self.vs_baseline(self.main_fidelity).get(best.config_id) if best is not None else None
         if vs is None or vs.beats:
             return ""
+        dissent = self.best_verdict.dissent() if self.best_verdict is not None else ""
         return (f"the best config {vs.config_id} does not beat the {vs.label} forecast: mean {self.metric} "
-                f"{vs.config_mean:.4g} against {vs.baseline_mean:.4g} ({vs.text()})")
+                f"{vs.config_mean:.4g} against {vs.baseline_mean:.4g} ({vs.text()})" + (f"; {dissent}" if dissent else ""))
 
     def ranking(self, fidelity: str) -> Ranking:
         """The ranking of one fidelity (of no configs when there are no such rows)."""
@@ -139,11 +141,15 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     missing = int((ok & frame[metric].isna()).sum())
     if missing:
         notes.append(f"{plural(missing, 'ok trial')} without a {metric} value left out of the ranking")
+    versus = {f: versus_baselines(baselines, r) for f, r in rankings.items()}
+    best = main_ranking.best
+    vs = versus.get(main, {}).get(best.config_id) if best is not None else None
+    judged = None if vs is None else config_judgement(pd.concat([frame, baselines]), main_ranking, vs, frame.columns)
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
-                   missing_metric=missing, notes=notes, baseline_rows=len(baselines),
-                   versus={f: versus_baselines(baselines, r) for f, r in rankings.items()})
+                   missing_metric=missing, notes=notes, baseline_rows=len(baselines), versus=versus,
+                   best_verdict=judged)
 
 
 def _narrowed(planned: Planned, before: pd.DataFrame, after: pd.DataFrame) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ the config's periods is "the better baseline".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,11 @@ from hpt.results.rank import Ranking, fidelities
 from hpt.rows import is_number, param_column, plain
 from hpt.trial import Status
 
-__all__ = ["VsBaseline", "compare", "percent", "relative_change", "versus_baselines"]
+__all__ = ["Judgement", "VsBaseline", "compare", "config_judgement", "error_metrics", "judge", "judge_best", "percent",
+           "relative_change", "versus_baselines"]
+
+ERRORS = ("mse", "mae", "rmse", "pinball")
+"""The forecast errors a verdict against a baseline looks at (lower is better), with or without ``val_``."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,10 @@ class VsBaseline:
     def label(self) -> str:
         return LABELS.get(self.baseline, self.baseline)
 
-    def text(self) -> str:
-        """E.g. ``-38% vs seasonal naive, better in 3 of 3 periods``."""
-        return f"{percent(self.change / 100)} vs {self.label}, better in {self.better} of {plural(self.periods, 'period')}"
+    def text(self, metric: str = "") -> str:
+        """E.g. ``-38% vs seasonal naive, better in 3 of 3 periods`` (``... naive on val_mse, ...`` given the metric)."""
+        on = f" on {metric}" if metric else ""
+        return f"{percent(self.change / 100)} vs {self.label}{on}, better in {self.better} of {plural(self.periods, 'period')}"
 
     def short(self) -> str:
         """E.g. ``-38% seasonal 3/3``, for a table column."""
@@ -64,6 +69,105 @@ class VsBaseline:
         return {"baseline": self.baseline, "config_mean": self.config_mean, "baseline_mean": self.baseline_mean,
                 "change_pct": None if math.isinf(self.change) else round(self.change, 2), "periods": self.periods,
                 "periods_better": self.better, "beats": self.beats, "text": self.text()}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A model against a baseline on the user's metric (the objective's), and the other reported
+    errors that disagree with it: ``beats seasonal naive on mse (-34%), not on mae (+18%)``."""
+
+    baseline: str  # as the text names it
+    changes: tuple[tuple[str, float], ...]  # (metric, relative_change; negative: the model is lower), judging first
+
+    @property
+    def metric(self) -> str:
+        return self.changes[0][0]
+
+    @property
+    def change(self) -> float:
+        return self.changes[0][1]
+
+    @property
+    def beats(self) -> bool:
+        """The model is lower than the baseline on the judging metric."""
+        return self.change < 0
+
+    @property
+    def disagreeing(self) -> tuple[tuple[str, float], ...]:
+        """The other metrics on which the model does the opposite of what it does on the judging one."""
+        return tuple((m, c) for m, c in self.changes[1:] if (c < 0) != self.beats)
+
+    def dissent(self) -> str:
+        """E.g. ``not on mae (+18%)`` or ``though it does on mae (-3%)``; "" when every metric agrees."""
+        listed = ", ".join(f"{m} ({percent(c)})" for m, c in self.disagreeing)
+        if not listed:
+            return ""
+        return f"not on {listed}" if self.beats else f"though it does on {listed}"
+
+    def text(self) -> str:
+        """E.g. ``beats seasonal naive on mse (-34%), not on mae (+18%)``."""
+        head = f"{'beats' if self.beats else 'does NOT beat'} {self.baseline} on {self.metric} ({percent(self.change)})"
+        dissent = self.dissent()
+        return f"{head}, {dissent}" if dissent else head
+
+
+def error_metrics(names: Iterable[str]) -> list[str]:
+    """The forecast errors among `names` (mse, mae, rmse, pinball, with or without ``val_``): what a
+    verdict compares; coverage (best near its nominal rate), times and sizes are left out."""
+    return [n for n in names if n.removeprefix("val_") in ERRORS]
+
+
+def judge(metric: str, mine: Mapping[str, float], theirs: Mapping[str, float], baseline: str) -> Judgement:
+    """The model's errors `mine` against a baseline's `theirs` (metric -> value, lower is better),
+    judged on `metric`; the other forecast errors both have say where they disagree."""
+    others = [m for m in error_metrics(mine) if m != metric and m in theirs]
+    return Judgement(baseline, tuple((m, relative_change(float(mine[m]), float(theirs[m]))) for m in (metric, *others)))
+
+
+def judge_best(metric: str, mine: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+               label: str = "the better baseline ({name})") -> tuple[str, Judgement]:
+    """The baseline lowest on `metric` (its name) and the model's :func:`judge`-ment against it;
+    `label` names it in the text. `metric` may be an objective (``val_mae``) for errors named
+    without ``val_`` (a hold-out's); one they do not have (``train_loss``) judges on the first error."""
+    if metric not in mine:
+        metric = metric.removeprefix("val_") if metric.removeprefix("val_") in mine else error_metrics(mine)[0]
+    name = min(baselines, key=lambda n: float(baselines[n][metric]))
+    return name, judge(metric, mine, baselines[name], label.format(name=name))
+
+
+def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metrics: Iterable[str]) -> Judgement:
+    """`vs` (a config against the better baseline on the ranking's metric) with the other forecast
+    errors among `metrics`: the config's and that baseline's means over the periods both have (at
+    the ranking's fidelity, the baseline's rows of the config's window setting)."""
+    at = (fidelities(rows) == ranking.fidelity).to_numpy() & (rows["status"].astype(str) == Status.OK.value).to_numpy()
+    rows = rows[at]
+    mine = rows[rows["config_id"].astype(str) == vs.config_id] if "config_id" in rows else rows.iloc[:0]
+    setting = _setting_of(mine, ranking.params)
+    theirs = rows[(rows["architecture"].astype(str) == vs.baseline).to_numpy()]
+    theirs = theirs[[_setting_of(theirs.iloc[[i]], WINDOW_KEYS) == setting for i in range(len(theirs))]]
+    means_mine, means_theirs = {ranking.metric: vs.config_mean}, {ranking.metric: vs.baseline_mean}
+    for m in error_metrics(metrics):
+        if m == ranking.metric or m not in mine or m not in theirs:
+            continue
+        a, b = _per_period(mine, m), _per_period(theirs, m)
+        both = a.index.intersection(b.index)
+        if len(both):
+            means_mine[m], means_theirs[m] = float(a[both].mean()), float(b[both].mean())
+    return judge(ranking.metric, means_mine, means_theirs, vs.label)
+
+
+def _setting_of(rows: pd.DataFrame, params: Iterable[str]) -> tuple[Any, ...]:
+    """The window setting of `rows` (their first row's), None for a key not in `params`."""
+    first = rows.iloc[0] if len(rows) else {}
+    return tuple(_norm(first.get(f"param_{k}")) if k in params else None for k in WINDOW_KEYS)
+
+
+def _per_period(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """`metric` per period, the latest row of a period winning."""
+    if "finished_at" in rows:
+        rows = rows.sort_values("finished_at", kind="stable", na_position="first")
+    keyed = rows.assign(_period=rows["period_start"].astype(str) + ".." + rows["period_end"].astype(str))
+    return keyed.dropna(subset=[metric]).groupby("_period")[metric].last().astype(float)
 
 
 def relative_change(value: float, reference: float) -> float:
