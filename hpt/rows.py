@@ -32,6 +32,7 @@ __all__ = [
     "TAG_COLUMNS",
     "TEXT_COLUMNS",
     "TRAILING_COLUMNS",
+    "all_numbers",
     "fill_fidelity",
     "is_number",
     "parse_csv",
@@ -297,6 +298,12 @@ def _typed(text: str) -> Any:
 def is_number(v: Any) -> bool:
     """An int or float (numpy's included), not a bool."""
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def all_numbers(values: Iterable[Any]) -> bool:
+    """Every value :func:`is_number` (True for none); decided once per type: 100,000 random-search values are 3 types."""
+    return all(issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_))
+               for t in set(map(type, values)))
 
 
 def plain(v: Any) -> Any:

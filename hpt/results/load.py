@@ -15,8 +15,8 @@ from hpt.rows import (
     RESULTS_CSV,
     TAG_COLUMNS,
     TEXT_COLUMNS,
+    all_numbers,
     fill_fidelity,
-    is_number,
     parse_row,
     read_csv,
     row_damage,
@@ -222,7 +222,7 @@ def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     for c in frame.columns:
         if c.startswith("param_"):
             col = frame[c]
-            numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
+            numeric = col.dtype == object and all_numbers(col.dropna().unique())
             params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
     bare = {c.removeprefix("param_"): v for c, v in params.items() if c.removeprefix("param_") not in frame.columns}
     try:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hpt.rows import is_number, plain
+from hpt.rows import all_numbers, plain
 from hpt.trial import Status
 
 __all__ = ["parameter_trends"]
@@ -38,7 +38,7 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
         if col[present & is_ok].nunique() < 2:
             continue
         values = col[present]
-        numeric = all(is_number(v) for v in values.unique())
+        numeric = all_numbers(values.unique())
         if numeric and values.nunique() > _MAX_TREND_VALUES:
             key = _bins(values.astype(float))
         elif numeric:
