@@ -294,12 +294,14 @@ class TrialPlan(Sequence[Trial]):
         # config_id and trial_id with the text around the config's parameters and id encoded once
         config_digest = _Digests(_config_key(self.spec, _Digests.SLOT, self._identity))
         trial_digests: dict[tuple[int, str, int], _Digests] = {}  # a config's seed is mostly the spec's: one each
+        base = id_params(self._base)  # the canonical text sorts the keys: a dict's order is no part of an id
         for config in self.configs:
-            params = {**self._base, **config}
-            cid = config_digest(id_params(params))
+            tuned = id_params(config)
+            cid = config_digest({**{k: v for k, v in base.items() if k not in config}, **tuned}
+                                if config.keys() & base.keys() else {**base, **tuned})
             for repeat in range(self.seeds):
                 for period in self.periods:
-                    key = (int(params["seed"]), period.label, repeat)
+                    key = (int(config.get("seed", self._base["seed"])), period.label, repeat)
                     trial_digest = trial_digests.get(key)
                     if trial_digest is None:
                         trial_digest = trial_digests[key] = _Digests(_trial_key(

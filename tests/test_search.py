@@ -242,8 +242,9 @@ def test_a_plans_ids_walked_fast_are_the_ids_of_its_trials_whatever_the_values(w
 
     spec = load_spec(write_spec(tiny_spec(search={"strategy": "random", "max_trials": 30, "seed": 3},
                                           parameters={"lr": {"loguniform": [1e-4, 1e-1]}, "seed": [0, 1, 2**40],
-                                                      "optimizer": ["adam", "sgd"], "grad_clip": [None, 0.5]},
-                                          training={"repeats": 2})))
+                                                      "optimizer": ["adam", "sgd"], "grad_clip": [None, 0.5],
+                                                      "loss": ["mse", "huber"]},  # mse: left out of ids
+                                          training={"repeats": 2, "loss": "huber"})))
     plan = expand(spec)
     trials = list(plan)
     assert list(plan.trial_ids()) == [t.trial_id for t in trials]
