@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hpt.results.rank import select
 from hpt.rows import all_numbers, plain
 from hpt.trial import Status
 
@@ -26,7 +27,7 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
     """
     status = frame["status"].astype(str)
     ok_mask = (status == Status.OK.value) & frame[metric].notna()
-    both = frame[ok_mask | (status == Status.PRUNED.value)]
+    both = select(frame, ok_mask | (status == Status.PRUNED.value))
     is_ok = ok_mask[both.index]
     trends: dict[str, pd.DataFrame] = {}
     for p in params:
