@@ -36,6 +36,7 @@ __all__ = [
     "TAG_COLUMNS",
     "TEXT_COLUMNS",
     "TRAILING_COLUMNS",
+    "all_numbers",
     "fill_fidelity",
     "is_number",
     "is_param",
@@ -154,7 +155,7 @@ def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
                 if len(cells) > width:
                     return {}
                 cells += [""] * (width - len(cells))
-            row = dict(zip(header, cells, strict=True))
+            row = dict(zip(header, cells, strict=False))  # as long as the header now: no check per line
             rows[row["trial_id"]] = row
     except csv.Error:
         return {}
@@ -339,6 +340,12 @@ def params_of(row: Mapping[str, Any]) -> dict[str, Any]:
 def is_number(v: Any) -> bool:
     """An int or float (numpy's included), not a bool."""
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def all_numbers(values: Iterable[Any]) -> bool:
+    """Every value :func:`is_number` (True for none); decided once per type: 100,000 random-search values are 3 types."""
+    return all(issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_))
+               for t in set(map(type, values)))
 
 
 _PLAIN = frozenset({str, int, bool})  # JSON values as they are

@@ -35,6 +35,27 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+class _Digests:
+    """:func:`digest` of objects alike but for one value (the slot): the JSON text around it is encoded once.
+
+    Exactly the bytes :func:`digest` hashes, since JSON text is the text of its parts (the
+    canonical encoder sorts the keys of each object by itself). A plan of 100,000 trials
+    hashes their ids in a third of the time.
+    """
+
+    SLOT = "\0hpt-slot\0"
+
+    def __init__(self, template: Any) -> None:
+        head, *tail = _CANONICAL.encode(template).split(_CANONICAL.encode(self.SLOT))
+        if len(tail) != 1:
+            raise ValueError("a digest template has one slot")
+        self.head, self.tail = head, tail[0]
+
+    def __call__(self, value: Any) -> str:
+        text = self.head + _CANONICAL.encode(value) + self.tail
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def data_identity(spec: Spec) -> dict[str, Any]:
     """What config ids (and the baselines' ids) say of the data: its file name, time column and columns
     (and calendar inputs, when it has any: ids without them are as before data.calendar existed)."""
@@ -49,13 +70,20 @@ def config_id(spec: Spec, params: dict[str, Any], data: dict[str, Any] | None = 
     """Stable id of a config: the architecture, the data's identity and every hyperparameter
     (a newer training key at its default left out: :func:`hpt.hparams.id_params`).
     `data`: ``data_identity(spec)``, when the caller has it already."""
-    return digest({"architecture": spec.architecture, "data": data_identity(spec) if data is None else data,
-                   "params": id_params(params)})
+    return digest(_config_key(spec, id_params(params), data))
+
+
+def _config_key(spec: Spec, params: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"architecture": spec.architecture, "data": data_identity(spec) if data is None else data, "params": params}
 
 
 def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
     """Stable id of a trial: its config, period, fidelity and training seed, and `data`, the period's fingerprint."""
-    return digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data, "seed": seed})
+    return digest(_trial_key(config, period_label, fidelity, data, seed))
+
+
+def _trial_key(config: str, period_label: str, fidelity: str, data: str, seed: int) -> dict[str, Any]:
+    return {"config": config, "period": period_label, "fidelity": fidelity, "data": data, "seed": seed}
 
 
 def trial_seed(seed: int, period_label: str, repeat: int = 0) -> int:
@@ -158,7 +186,8 @@ class RandomSearch(_Space):
         super().__init__(max_trials)
 
     def _get(self, i: int) -> dict[str, Any]:
-        rng = np.random.default_rng([self.seed, i])
+        # the words of [seed, i] as an array: what a list of them becomes, a quarter faster (a plan counts 50,000)
+        rng = np.random.default_rng(np.array([self.seed, i], dtype=np.uint32) if self.seed < 2**32 else [self.seed, i])
         return {name: _draw(rng, axis) for name, axis in self.axes.items()}
 
 
@@ -262,17 +291,22 @@ class TrialPlan(Sequence[Trial]):
 
     def trial_ids(self) -> Iterator[str]:
         """Every trial's id in plan order, without building the trials (cheaper than iterating)."""
-        seeds: dict[tuple[int, str, int], int] = {}  # a config's seed is mostly the spec's: derive each once
+        # config_id and trial_id with the text around the config's parameters and id encoded once
+        config_digest = _Digests(_config_key(self.spec, _Digests.SLOT, self._identity))
+        trial_digests: dict[tuple[int, str, int], _Digests] = {}  # a config's seed is mostly the spec's: one each
+        base = id_params(self._base)  # the canonical text sorts the keys: a dict's order is no part of an id
         for config in self.configs:
-            params = {**self._base, **config}
-            cid = config_id(self.spec, params, self._identity)
+            tuned = id_params(config)
+            cid = config_digest({**{k: v for k, v in base.items() if k not in config}, **tuned}
+                                if config.keys() & base.keys() else {**base, **tuned})
             for repeat in range(self.seeds):
                 for period in self.periods:
-                    key = (int(params["seed"]), period.label, repeat)
-                    seed = seeds.get(key)
-                    if seed is None:
-                        seed = seeds[key] = trial_seed(*key)
-                    yield trial_id(cid, period.label, self.fidelity, self._data[period], seed=seed)
+                    key = (int(config.get("seed", self._base["seed"])), period.label, repeat)
+                    trial_digest = trial_digests.get(key)
+                    if trial_digest is None:
+                        trial_digest = trial_digests[key] = _Digests(_trial_key(
+                            _Digests.SLOT, period.label, self.fidelity, self._data[period], trial_seed(*key)))
+                    yield trial_digest(cid)
 
 
 def expand(spec: Spec, tags: dict[str, Any] | None = None) -> TrialPlan:

@@ -444,4 +444,12 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(str(a.get(k, "")) == str(b.get(k, "")) for k in ("run_id", "status", "finished_at"))
+    """The same run, status and finish time, compared as text (a row from results.csv beside one from JSON)."""
+    for k in _SAME_KEYS:
+        x, y = a.get(k, ""), b.get(k, "")
+        if not (x.__class__ is str and y.__class__ is str and x == y) and str(x) != str(y):  # text mostly: no str()
+            return False
+    return True
+
+
+_SAME_KEYS = ("run_id", "status", "finished_at")

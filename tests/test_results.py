@@ -7,6 +7,8 @@ import json
 import os
 import re
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,29 @@ def test_nemenyi_and_friedman_agree_with_scikit_posthocs_and_scipy() -> None:
     assert verdict.friedman_p == pytest.approx(stats.friedmanchisquare(*blocks.T).pvalue)
     reference = sp.posthoc_nemenyi_friedman(blocks)
     assert [c.p_value for c in verdict.comparisons] == pytest.approx(list(reference.iloc[0, 1:]), rel=1e-6)
+
+
+def test_the_tabled_periods_needed_are_what_scipy_gives_at_every_step() -> None:
+    from hpt.results.stats import _NEEDED_AT_ALPHA, _TABLED_UP_TO, ALPHA, _periods_needed_scipy, periods_needed
+
+    for first, n in _NEEDED_AT_ALPHA:
+        assert periods_needed(first) == _periods_needed_scipy(first, ALPHA) == n
+        if first > 3:
+            assert periods_needed(first - 1) == _periods_needed_scipy(first - 1, ALPHA) == n - 1
+    assert periods_needed(_TABLED_UP_TO) == _periods_needed_scipy(_TABLED_UP_TO, ALPHA)
+    assert periods_needed(50, alpha=0.01) == _periods_needed_scipy(50, 0.01)  # other levels: scipy's answer
+
+
+def test_a_summary_with_too_few_periods_to_test_imports_no_scipy(tmp_path: Path) -> None:
+    """The verdict of 5,000 configs over 2 periods needs no test at all: nothing imports scipy.stats (a second)."""
+    rows = grid({f"c{i}": [1.0 + i, 2.0 + i] for i in range(5000)}, {f"c{i}": {} for i in range(5000)}, 2)
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    code = ("import json, sys; import pandas as pd; from hpt.results import summarise, render; "
+            f"s = summarise(pd.DataFrame(json.load(open({str(tmp_path / 'rows.json')!r})))); render(s, 'json', 3); "
+            "print(s.verdict.answer, s.verdict.needed, 'scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    assert out.split() == ["too", "few", "periods", "6", "False"]
 
 
 def test_a_config_that_ranks_first_in_most_periods_is_not_called_worse(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -233,3 +234,39 @@ def test_walking_a_plans_ids_derives_the_data_identity_and_each_seed_once(write_
         monkeypatch.setattr(search, name, counting(name))
     assert list(plan.trial_ids()) == built
     assert calls == {"data_identity": 0, "trial_seed": len(spec.periods)}  # per period, not per trial
+
+
+def test_a_plans_ids_walked_fast_are_the_ids_of_its_trials_whatever_the_values(write_spec: Any) -> None:
+    """trial_ids() hashes the text around a config's parameters once: the same bytes as config_id and trial_id."""
+    from hpt.search import _Digests, config_id, digest
+
+    spec = load_spec(write_spec(tiny_spec(search={"strategy": "random", "max_trials": 30, "seed": 3},
+                                          parameters={"lr": {"loguniform": [1e-4, 1e-1]}, "seed": [0, 1, 2**40],
+                                                      "optimizer": ["adam", "sgd"], "grad_clip": [None, 0.5],
+                                                      "loss": ["mse", "huber"]},  # mse: left out of ids
+                                          training={"repeats": 2, "loss": "huber"})))
+    plan = expand(spec)
+    trials = list(plan)
+    assert list(plan.trial_ids()) == [t.trial_id for t in trials]
+    assert all(t.config_id == config_id(spec, t.params) for t in trials)
+    key = {"b": [1, 2.5, None, True], "a": "é\n\"", "z": {"y": 1e-300, "x": float("inf")}, "s": _Digests.SLOT}
+    for value in ("3fa2", 0.1, -7, None, {"k": "ü", "a": [np.float64(0.25)]}, [1, "2"], 2**70):
+        assert _Digests(key)(value) == digest({**key, "s": value})
+    with pytest.raises(ValueError):
+        _Digests({"a": 1})
+
+
+def test_random_draws_are_what_they_always_were() -> None:
+    """Draw i of seed s is the same config in every hpt version: trial ids, and so resuming, depend on it."""
+    axes = {"lr": Distribution("loguniform", 1e-4, 1e-1), "hidden_size": Distribution("int", 8, 64),
+            "optimizer": ("adam", "sgd")}
+    drawn = {seed: [RandomSearch(axes, seed=seed, max_trials=10**6)[i] for i in (0, 999_999)]
+             for seed in (0, 2**32 - 1, 2**32 + 5)}
+    assert drawn == {
+        0: [{"lr": 0.00814489, "hidden_size": 37, "optimizer": "adam"},
+            {"lr": 0.00677384, "hidden_size": 24, "optimizer": "adam"}],
+        2**32 - 1: [{"lr": 0.000569942, "hidden_size": 49, "optimizer": "adam"},
+                    {"lr": 0.00105963, "hidden_size": 48, "optimizer": "sgd"}],
+        2**32 + 5: [{"lr": 0.021019, "hidden_size": 52, "optimizer": "adam"},
+                    {"lr": 0.0123978, "hidden_size": 43, "optimizer": "sgd"}],
+    }

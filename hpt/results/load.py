@@ -15,8 +15,8 @@ from hpt.rows import (
     KEY_COLUMNS,
     TAG_COLUMNS,
     TEXT_COLUMNS,
+    all_numbers,
     fill_fidelity,
-    is_number,
     is_param,
     param_columns,
     param_name,
@@ -213,7 +213,7 @@ def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     params: dict[str, pd.Series] = {}
     for c in param_columns(frame.columns):
         col = frame[c]
-        numeric = col.dtype == object and all(is_number(v) for v in col.dropna().unique())
+        numeric = col.dtype == object and all_numbers(col.dropna().unique())
         params[c] = pd.to_numeric(col) if numeric else col  # arithmetic works on numbers kept as objects
     bare = {name: v for c, v in params.items() if (name := param_name(c)) not in frame.columns}
     try:

@@ -186,6 +186,14 @@ def periods_needed(configs: int = 2, alpha: float = ALPHA) -> int:
     return _periods_needed(max(configs, 2), alpha)
 
 
+_NEEDED_AT_ALPHA = ((3, 3), (72, 4), (414, 5), (2094, 6), (10190, 7), (48801, 8), (231632, 9))
+"""periods_needed(k) at ALPHA for 3 <= k <= _TABLED_UP_TO: (the first k, periods) where the answer steps up.
+
+What :func:`_periods_needed_scipy` gives (tests check every step), without importing scipy.stats
+(about a second) for a summary whose periods are too few for any test to run."""
+_TABLED_UP_TO = 1_000_000
+
+
 @lru_cache(maxsize=256)
 def _periods_needed(k: int, alpha: float) -> int:
     if k == 2:
@@ -193,6 +201,13 @@ def _periods_needed(k: int, alpha: float) -> int:
         while 2.0 / 2**n >= alpha:
             n += 1
         return n
+    if alpha == ALPHA and k <= _TABLED_UP_TO:
+        return next(n for first, n in reversed(_NEEDED_AT_ALPHA) if k >= first)
+    return _periods_needed_scipy(k, alpha)
+
+
+def _periods_needed_scipy(k: int, alpha: float) -> int:
+    """The fewest periods with which both Friedman's and Nemenyi's tests of `k` > 2 configs can reach p < alpha."""
     from scipy import stats
 
     crit = float(stats.studentized_range.ppf(1 - alpha, k, np.inf))

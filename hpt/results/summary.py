@@ -21,6 +21,7 @@ from hpt.results.rank import (
     fidelities,
     main_fidelity,
     rank_fidelities,
+    select,
 )
 from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
@@ -119,12 +120,12 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     if where:
         frame = filter_rows(trials, where) if not is_base.all() else filter_rows(frame, where)
         planned = _narrowed(planned or {}, trials, frame)
-    frame = frame[~baseline_mask(frame).to_numpy()]
+    frame = select(frame, ~baseline_mask(frame).to_numpy())
     metric = check_metric(frame if not frame.empty else baselines, metric)
     rankings = rank_fidelities(frame, metric, planned)
     main = main_fidelity(frame, metric)
     main_ranking = rankings.get(main) or empty_ranking(main, metric)
-    main_rows = frame[(fidelities(frame) == main).to_numpy()]
+    main_rows = select(frame, fidelities(frame) == main)
     status = frame["status"].astype(str)
     counts = {k: int(v) for k, v in status.value_counts().items()}
     ok = status == Status.OK.value

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hpt.rows import is_number, param_column, plain
+from hpt.results.rank import select
+from hpt.rows import all_numbers, param_column, plain
 from hpt.trial import Status
 
 __all__ = ["parameter_trends"]
@@ -26,7 +27,7 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
     """
     status = frame["status"].astype(str)
     ok_mask = (status == Status.OK.value) & frame[metric].notna()
-    both = frame[ok_mask | (status == Status.PRUNED.value)]
+    both = select(frame, ok_mask | (status == Status.PRUNED.value))
     is_ok = ok_mask[both.index]
     trends: dict[str, pd.DataFrame] = {}
     for p in params:
@@ -38,7 +39,7 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
         if col[present & is_ok].nunique() < 2:
             continue
         values = col[present]
-        numeric = all(is_number(v) for v in values.unique())
+        numeric = all_numbers(values.unique())
         if numeric and values.nunique() > _MAX_TREND_VALUES:
             key = _bins(values.astype(float))
         elif numeric:

@@ -14,6 +14,8 @@ from hpt.errors import InputError
 
 __all__ = ["LocalSink"]
 
+_CHUNK = 1 << 16  # bytes a read asks for: a row object in one
+
 
 class LocalSink:
     """A folder; conditional writes are serialised by an advisory lock on the object's folder."""
@@ -63,11 +65,19 @@ class LocalSink:
             raise
 
     def read(self, key: str) -> bytes | None:
+        # os.open and os.read, not open() nor pathlib: a run reads every row object, and a file object costs
+        # twice the system calls (100,000 rows: about a second)
         try:
-            with open(os.path.join(self.uri, key), "rb") as f:  # not through pathlib: a run reads every row object
-                return f.read()
+            fd = os.open(os.path.join(self.uri, key), os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            chunks = [os.read(fd, _CHUNK)]
+            while chunks[-1]:
+                chunks.append(os.read(fd, _CHUNK))
+        finally:
+            os.close(fd)
+        return chunks[0] if len(chunks) == 2 else b"".join(chunks)
 
     def list(self, prefix: str) -> list[str]:
         folder = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
