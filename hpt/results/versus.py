@@ -159,7 +159,7 @@ def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metri
 def _setting_of(rows: pd.DataFrame, params: Iterable[str]) -> tuple[Any, ...]:
     """The window setting of `rows` (their first row's), None for a key not in `params`."""
     first = rows.iloc[0] if len(rows) else {}
-    return tuple(_norm(first.get(f"param_{k}")) if k in params else None for k in WINDOW_KEYS)
+    return tuple(_norm(first.get(param_column(k))) if k in params else None for k in WINDOW_KEYS)
 
 
 def _per_period(rows: pd.DataFrame, metric: str) -> pd.Series:
