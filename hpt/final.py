@@ -52,7 +52,7 @@ from hpt.hparams import quantiles_of
 from hpt.periods import Period, parse_time, usable_span
 from hpt.progress import format_duration, format_params, format_value, plural
 from hpt.quantiles import point, quantile_scores
-from hpt.rows import plain
+from hpt.rows import DEFAULT_FIDELITY, plain
 from hpt.sinks import Sink, SinkUnavailable, open_sink
 from hpt.spec import Spec, load_spec, parse_spec
 from hpt.trial import Status
@@ -219,7 +219,7 @@ def recorded_spec(sink: Sink, spec_path: str | None) -> tuple[Spec, str]:
 def _config_rows(frame: pd.DataFrame, config_id: str, fidelity: str | None) -> pd.DataFrame:
     ok = frame[(frame["config_id"].astype(str) == config_id) & (frame["status"].astype(str) == Status.OK.value)]
     if fidelity is not None and "fidelity" in ok:
-        same = ok[ok["fidelity"].fillna("full").astype(str) == fidelity]
+        same = ok[ok["fidelity"].fillna(DEFAULT_FIDELITY).astype(str) == fidelity]
         if not same.empty:
             return same
     return ok
@@ -472,7 +472,7 @@ def run_final(req: FinalRequest, say: Callable[[str], None] | None = None) -> Fi
     _require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
     planned = planned_periods(req.location, frame_rows)
     if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
-        planned[spec.fidelity] = [p.label for p in spec.periods]
+        planned[spec.fidelity.name] = [p.label for p in spec.periods]
     summary = summarise(frame_rows, metric, compare=0, uri=sink.uri, planned=planned)
     start_model = None
     if req.from_model:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.fidelity import FULL
 from hpt.trial import TrialResult
 
 __all__ = [
@@ -57,7 +58,7 @@ KEY_COLUMNS = ("trial_id", "config_id", "status")
 """What every row has: a JSON object or a table without them is not trial rows."""
 DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")
 """Recorded for trials that ran on a GPU, whatever the spec's metrics."""
-DEFAULT_FIDELITY = "full"
+DEFAULT_FIDELITY = FULL.name
 """The fidelity of rows written before rows had one."""
 
 
@@ -70,7 +71,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
         "config_id": t.config_id,
         "status": result.status.value,
         "architecture": t.architecture,
-        "fidelity": t.fidelity,
+        "fidelity": t.fidelity.name,
         "period_start": t.period.start_text,
         "period_end": t.period.end_text,
         "seed": t.seed,  # the seed it trained with; param_seed (when tuned) is the config's

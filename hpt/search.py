@@ -17,9 +17,10 @@ from typing import Any, overload
 import numpy as np
 
 from hpt.data import load_frame, period_fingerprint
+from hpt.fidelity import FULL, Fidelity
 from hpt.hparams import id_params
 from hpt.periods import Period
-from hpt.spec import QUICK_EPOCHS, Distribution, Spec
+from hpt.spec import Distribution, Spec
 from hpt.trial import Trial
 
 __all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "data_identity", "digest", "expand",
@@ -53,9 +54,10 @@ def config_id(spec: Spec, params: dict[str, Any], data: dict[str, Any] | None = 
                    "params": id_params(params)})
 
 
-def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
-    """Stable id of a trial: its config, period, fidelity and training seed, and `data`, the period's fingerprint."""
-    return digest({"config": config, "period": period_label, "fidelity": fidelity, "data": data, "seed": seed})
+def trial_id(config: str, period_label: str, fidelity: Fidelity = FULL, data: str = "", *, seed: int) -> str:
+    """Stable id of a trial: its config, period, fidelity (its name) and training seed, and `data`, the period's
+    fingerprint."""
+    return digest({"config": config, "period": period_label, "fidelity": fidelity.name, "data": data, "seed": seed})
 
 
 def trial_seed(seed: int, period_label: str, repeat: int = 0) -> int:
@@ -242,8 +244,8 @@ class TrialPlan(Sequence[Trial]):
         """The trial of one config (its tuned values), period and repeat: what any scheduler hands a backend."""
         params = {**self._base, **config}
         cid = config_id(self.spec, params, self._identity)  # the same config in quick and full runs
-        if self.fidelity == "quick":
-            params["epochs"] = min(int(params["epochs"]), QUICK_EPOCHS)
+        if self.fidelity.max_epochs is not None:
+            params["epochs"] = self.fidelity.epochs(int(params["epochs"]))
         seed = trial_seed(int(params["seed"]), period.label, repeat)
         return Trial(
             trial_id=trial_id(cid, period.label, self.fidelity, self._data[period], seed=seed),

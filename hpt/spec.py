@@ -41,6 +41,7 @@ from hpt.data import (
     window_report,
 )
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
+from hpt.fidelity import FULL, LAST_MONTH, QUICK, Fidelity
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural
@@ -61,7 +62,6 @@ __all__ = [
     "Distribution",
     "SearchSpec",
     "Spec",
-    "QUICK_EPOCHS",
     "check_data",
     "data_report",
     "load_spec",
@@ -72,7 +72,6 @@ __all__ = [
 log = logging.getLogger("hpt")
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int")
-QUICK_EPOCHS = 20
 
 # short name -> result column; every column is also accepted as its own name
 METRICS: dict[str, str] = {
@@ -175,7 +174,7 @@ class Spec:
     document: Mapping[str, Any] = field(default_factory=dict)
     period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
     today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
-    fidelity: str = "full"  # "quick": the one-month screening variant (see quick_spec)
+    fidelity: Fidelity = FULL  # QUICK: the one-month screening variant (see quick_spec)
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor, threads (options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
     tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment, tensorboard (DIR)
@@ -254,17 +253,24 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
 
 
 def quick_spec(spec: Spec) -> Spec:
-    """The screening variant: one period of the last whole month of data before `spec.today`,
-    at most QUICK_EPOCHS epochs. Its trials get their own ids (fidelity "quick")."""
+    """The screening variant: the spec at fidelity :data:`~hpt.fidelity.QUICK`."""
+    return at_fidelity(spec, QUICK)
+
+
+def at_fidelity(spec: Spec, fidelity: Fidelity) -> Spec:
+    """The spec at `fidelity`: its trials get their own ids, and train at most its epochs on its data
+    (for ``last_month``: one period, the last whole month of data before `spec.today`)."""
+    if fidelity.data != LAST_MONTH:
+        return dataclasses.replace(spec, fidelity=fidelity)
     frame = check_data(spec)
     first, last, step = _span(frame)
     try:
         period = quick_period(first, last, step, spec.today, spec.period_rule.holdout if spec.period_rule else 0)
     except ValueError as e:
-        raise SpecError(spec.source, [Problem("date_ranges", f"--quick: {e}")]) from None
-    quick = dataclasses.replace(spec, periods=(period,), fidelity="quick")
-    check_data(quick)
-    return quick
+        raise SpecError(spec.source, [Problem("date_ranges", f"{fidelity.option}: {e}")]) from None
+    variant = dataclasses.replace(spec, periods=(period,), fidelity=fidelity)
+    check_data(variant)
+    return variant
 
 
 def check_data(spec: Spec) -> pd.DataFrame:
@@ -273,8 +279,8 @@ def check_data(spec: Spec) -> pd.DataFrame:
     places = [(f"date_ranges[{i}]" if spec.period_rule is None else "date_ranges.auto", p)
               for i, p in enumerate(spec.periods)]
     frame, problems = _data_problems(spec.data, places, extremes)
-    if spec.fidelity == "quick":
-        problems = [Problem(pr.path, f"--quick: screening {pr.message}") for pr in problems]
+    if spec.fidelity.option:
+        problems = [Problem(pr.path, f"{spec.fidelity.option}: {spec.fidelity.purpose} {pr.message}") for pr in problems]
     if problems or frame is None:
         raise SpecError(spec.source, problems)
     return frame

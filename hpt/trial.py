@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hpt.fidelity import FULL, Fidelity
 from hpt.periods import Period
 
 __all__ = ["Event", "Finished", "Progress", "Started", "Status", "Trial", "TrialResult", "as_decided", "curve_metrics",
@@ -37,7 +38,7 @@ class Trial:
     tuned: tuple[str, ...]  # the names the search varies
     period: Period
     seed: int  # what it trains with: derived from params["seed"], the period and the repeat (hpt.search.trial_seed)
-    fidelity: str = "full"  # "quick" for screening trials
+    fidelity: Fidelity = FULL  # QUICK for screening trials
     tags: Mapping[str, Any] = field(default_factory=dict)  # extra row columns, e.g. {"round": 2}
 
     @property

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
 from hpt.baselines import RunBaselines
+from hpt.fidelity import FULL, QUICK, fidelity_named
+from hpt.rows import result_row
 from hpt.search import expand
 from hpt.spec import parse_spec, quick_spec
+from hpt.trial import Status, TrialResult
 from tests.conftest import tiny_spec
 
 TODAY = date(2013, 3, 10)  # --quick screens February 2013
@@ -61,3 +65,16 @@ def test_ids_of_sampled_configs_and_of_quick_trials_whose_epochs_are_capped_are_
     quick = expand(quick_spec(long))
     assert [(t.config_id, t.trial_id, t.params["epochs"]) for t in quick] == _EPOCHS_30_QUICK
     assert list(quick.trial_ids()) == [trial_id for _, trial_id, _ in _EPOCHS_30_QUICK]
+
+
+def test_rows_write_the_fidelitys_name_and_reading_them_gives_the_value_back() -> None:
+    quick = next(iter(expand(quick_spec(_spec()))))
+    row = result_row(TrialResult(quick, Status.OK, {"val_mse": 1.0}), "run", ["val_mse"])
+    assert row["fidelity"] == "quick" and json.loads(json.dumps(row))["fidelity"] == "quick"
+    assert fidelity_named(row["fidelity"]) is QUICK and fidelity_named("full") is FULL
+    for missing in (None, "", float("nan")):  # rows written before rows had a fidelity are full
+        assert fidelity_named(missing) is FULL
+    other = fidelity_named("low")  # a fidelity this version does not know: its name, nothing capped
+    assert other not in (FULL, QUICK) and other.name == "low" and other.epochs(50) == 50 and other.rows == "low rows"
+    assert QUICK.epochs(50) == 20 and QUICK.epochs(5) == 5 and FULL.epochs(50) == 50
+    assert QUICK.rows == "screening (quick) rows"

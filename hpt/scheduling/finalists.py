@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch
+from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch, row_key
 from hpt.scheduling.warm import row_params
 from hpt.trial import Progress, Status, Trial, TrialResult
 
@@ -93,7 +93,7 @@ class Finalists(Scheduler):
         from hpt.search import config_id
 
         for tid, row in rows.items():
-            key = period_key(row.get("fidelity") or None, row.get("period_start"), row.get("period_end"))
+            key = row_key(row)
             cid, params = str(row["config_id"]), row_params(row)
             if row.get("status") == Status.INTERRUPTED.value or key not in self._keys \
                     or row.get("architecture") != self.spec.architecture:

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from hpt.baselines import without_baselines
 from hpt.errors import InputError
+from hpt.fidelity import fidelity_named
 from hpt.progress import plural
-from hpt.rows import DEFAULT_FIDELITY, is_number
+from hpt.rows import is_number
 from hpt.trial import Status
 
 if TYPE_CHECKING:
@@ -74,9 +75,9 @@ def fits(row: Mapping[str, Any], spec: Spec, value: bool = True) -> str:
     """Why a row does not fit `spec`'s search ("" when it fits); `value`: it must have the objective."""
     from hpt.search import config_id
 
-    fidelity = row.get("fidelity") or DEFAULT_FIDELITY
+    fidelity = fidelity_named(row.get("fidelity"))
     if fidelity != spec.fidelity:
-        return "screening (quick) rows" if fidelity == "quick" else f"{fidelity} rows"
+        return fidelity.rows
     if row.get("architecture") != spec.architecture:
         return f"architecture {row.get('architecture')}"
     objective = row.get(spec.objective)
