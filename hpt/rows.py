@@ -25,6 +25,7 @@ from hpt.fidelity import FULL
 from hpt.trial import TrialResult
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_FIDELITY",
     "DEVICE_METRICS",
     "KEY_COLUMNS",
@@ -34,6 +35,7 @@ __all__ = [
     "TEXT_COLUMNS",
     "TRAILING_COLUMNS",
     "fill_fidelity",
+    "is_baseline",
     "is_number",
     "parse_csv",
     "parse_row",
@@ -60,6 +62,13 @@ DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")
 """Recorded for trials that ran on a GPU, whatever the spec's metrics."""
 DEFAULT_FIDELITY = FULL.name
 """The fidelity of rows written before rows had one."""
+BASELINES = ("naive-last", "naive-seasonal")
+"""The naive baselines (:mod:`hpt.baselines`); rows of a baseline carry its name as their architecture."""
+
+
+def is_baseline(row: Mapping[str, Any]) -> bool:
+    """A row of a naive baseline, not of a trial: never ranked, never seen by a scheduler."""
+    return row.get("architecture") in BASELINES
 
 
 def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], model_uri: str = "") -> dict[str, Any]:

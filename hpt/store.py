@@ -34,11 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hpt.baselines import is_baseline
 from hpt.claims import expired
 from hpt.journal import Entry, Journal
 from hpt.progress import plural
-from hpt.rows import RESULTS_CSV, parse_csv, parse_row, result_row, row_damage, to_csv
+from hpt.rows import RESULTS_CSV, is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv
 from hpt.sinks import Sink, SinkUnavailable, describe, env_float
 from hpt.trial import Status, TrialResult
 

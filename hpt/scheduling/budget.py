@@ -16,7 +16,7 @@ from typing import Any
 from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import format_duration, plural
 from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
-from hpt.scheduling.strategies import Budget
+from hpt.spec.search import Budget
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 __all__ = ["Budgeted"]

@@ -24,17 +24,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpt.progress import plural
+from hpt.rows import TAG_COLUMNS
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch, row_key
 from hpt.scheduling.warm import row_params
+from hpt.search import TrialPlan, config_id
+from hpt.spec import Spec
 from hpt.trial import Progress, Status, Trial, TrialResult
-
-if TYPE_CHECKING:
-    from hpt.search import TrialPlan
-    from hpt.spec import Spec
 
 __all__ = ["FINALIST", "Finalists", "finalists_text"]
 
@@ -89,9 +88,6 @@ class Finalists(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
-        from hpt.rows import TAG_COLUMNS
-        from hpt.search import config_id
-
         for tid, row in rows.items():
             key = row_key(row)
             cid, params = str(row["config_id"]), row_params(row)
@@ -151,8 +147,6 @@ class Finalists(Scheduler):
         return sorted(usable, key=key)
 
     def _plan(self) -> TrialPlan:
-        from hpt.search import TrialPlan
-
         return TrialPlan(self.spec, [])
 
     def _stage(self) -> list[Trial]:

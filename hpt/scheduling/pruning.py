@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING, Any
 from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import plural
 from hpt.scheduling.base import Curves, Scheduler, Suggestion
-from hpt.scheduling.strategies import EarlyStopping
+from hpt.scheduling.warm import WarmStart
+from hpt.spec import Distribution, Spec
+from hpt.spec.search import EarlyStopping
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import optuna
-
-    from hpt.scheduling.warm import WarmStart
-    from hpt.spec import Spec
 
 __all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key",
            "rungs", "start_order", "stopping_text"]
@@ -41,8 +40,6 @@ _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 
 def max_epochs(spec: Spec) -> int:
     """The most epochs a trial of `spec` runs (the screening cap included)."""
-    from hpt.spec import Distribution
-
     axis = spec.parameters.get("epochs")
     if axis is None:
         most = int(spec.base_params["epochs"])
