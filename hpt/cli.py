@@ -15,6 +15,7 @@ import click
 
 from hpt import __version__
 from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError, putting_signals_off, redact
+from hpt.fidelity import QUICK
 
 __all__ = ["main"]
 
@@ -189,7 +190,7 @@ _today_option = click.option(
     "--today", callback=_today, metavar="YYYY-MM-DD",
     help="Pretend it is this date: picks automatic periods and the --quick month [default: today].")
 _quick_option = click.option("--quick", is_flag=True,
-                             help="Screen: one period of the last whole month of data, at most 20 epochs.")
+                             help=f"Screen: one period of the last whole month of data, at most {QUICK.max_epochs} epochs.")
 
 
 def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FIDELITIES", "FULL", "QUICK", "Fidelity", "fidelity_named"]
+__all__ = ["FIDELITIES", "FULL", "LAST_MONTH", "PERIODS", "QUICK", "Fidelity", "fidelity_named"]
 
 PERIODS = "periods"  # Fidelity.data: the spec's periods
 LAST_MONTH = "last_month"  # Fidelity.data: one period, the last whole month of data before the spec's today
