@@ -86,7 +86,7 @@ def build_location(root: Path, n_rows: int, seed: int = 0) -> tuple[Path, int, i
         (loc / "rows" / f"{row['trial_id']}.json").write_text(json.dumps(row, indent=1))
     (loc / "results.csv").write_text(to_csv(rows + base))
     record = {"run_id": "bench", "spec_name": spec.name, "spec_source": str(spec_path), "spec": spec.document,
-              "status": "finished", "fidelity": spec.fidelity, "periods": [p.label for p in spec.periods]}
+              "status": "finished", "fidelity": spec.fidelity.name, "periods": [p.label for p in spec.periods]}
     (loc / "runs" / "bench.json").write_text(json.dumps(record, indent=1))
     return spec_path, len(rows), len(base)
 

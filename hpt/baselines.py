@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.hparams import QUANTILE_LOSSES
+from hpt.rows import BASELINES, is_baseline
 
 if TYPE_CHECKING:
     from hpt.periods import Period
@@ -28,19 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "forecast_scores",
            "is_baseline", "naive_forecasts", "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
 
-BASELINES = ("naive-last", "naive-seasonal")
-"""The baselines' names; rows of a baseline carry its name as their architecture."""
-
 WINDOW_KEYS = ("lookback", "horizon", "validation")
 """The hyperparameters that decide a trial's validation windows: a baseline is scored once per distinct setting."""
 LABELS = {"naive-last": "persistence (naive-last)", "naive-seasonal": "seasonal naive"}
 
 _DAY = pd.Timedelta(days=1)
-
-
-def is_baseline(row: Mapping[str, Any]) -> bool:
-    """A row of a naive baseline, not of a trial: never ranked, never seen by a scheduler."""
-    return row.get("architecture") in BASELINES
 
 
 def baseline_mask(frame: pd.DataFrame) -> pd.Series:

@@ -15,6 +15,7 @@ import click
 
 from hpt import __version__
 from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError, putting_signals_off, redact
+from hpt.fidelity import QUICK
 
 __all__ = ["main"]
 
@@ -189,7 +190,7 @@ _today_option = click.option(
     "--today", callback=_today, metavar="YYYY-MM-DD",
     help="Pretend it is this date: picks automatic periods and the --quick month [default: today].")
 _quick_option = click.option("--quick", is_flag=True,
-                             help="Screen: one period of the last whole month of data, at most 20 epochs.")
+                             help=f"Screen: one period of the last whole month of data, at most {QUICK.max_epochs} epochs.")
 
 
 def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) -> Any:
@@ -421,12 +422,12 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
 
 def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, more: str = "") -> None:
     """`more`: how to list the trials past `limit`, when the command has a way."""
+    from hpt.fidelity import PERIODS
     from hpt.progress import format_params, plural
     from hpt.runner import results_location
     from hpt.scheduling.adaptive import outline
     from hpt.search import expand
     from hpt.sinks import open_sink
-    from hpt.spec import QUICK_EPOCHS
     from hpt.store import ResultStore
 
     s = spec.search
@@ -438,11 +439,12 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     if trials is not None and trials.seeds > 1:
         shape += f" x {trials.seeds} seeds (training.repeats)"
     count = f"up to {plural(n_configs * n_periods, 'trial')}" if adaptive else plural(len(trials), "trial")
+    f = spec.fidelity
     click.echo(f"{spec.name}: {count} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
-               + (f"; quick screening: at most {QUICK_EPOCHS} epochs" if spec.fidelity == "quick" else ""))
+               + (f"; {f.name} {f.purpose}: at most {f.max_epochs} epochs" if f.max_epochs is not None else ""))
     rule = f" (auto: {json.dumps(spec.period_rule.to_json()['auto'])}, drawn for {spec.today:%Y-%m})" \
-        if spec.period_rule and spec.fidelity == "full" else ""
+        if spec.period_rule and f.data == PERIODS else ""
     click.echo(f"periods{rule}:")
     for p in spec.periods:
         click.echo(f"  {p.label}")
@@ -641,6 +643,7 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
       hpt best hpt-results/lstm-demo
       hpt best hpt-results/lstm-demo --metric val_mae > best.json
     """
+    from hpt.fidelity import FULL, fidelity_named
     from hpt.progress import plural
     from hpt.results import best_params, default_metric, load_results, planned_periods, summarise
 
@@ -650,7 +653,8 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     params = best_params(summary)
     top = summary.best
     assert top is not None  # best_params raised otherwise
-    source = {"full": "", "quick": "; from screening rows"}.get(top.fidelity, f"; from {top.fidelity} rows")
+    fidelity = fidelity_named(top.fidelity)
+    source = "" if fidelity == FULL else f"; from {fidelity.purpose or fidelity.name} rows"
     tied = summary.verdict.tied
     ties = f"; tied with {plural(len(tied), 'other config')} (hpt results says which)" if tied else ""
     click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "

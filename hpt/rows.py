@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.fidelity import FULL
 from hpt.layout import RESULTS_CSV
 from hpt.trial import TrialResult
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_FIDELITY",
     "DEVICE_METRICS",
     "KEY_COLUMNS",
@@ -38,6 +40,7 @@ __all__ = [
     "TRAILING_COLUMNS",
     "all_numbers",
     "fill_fidelity",
+    "is_baseline",
     "is_number",
     "is_param",
     "param_column",
@@ -66,8 +69,15 @@ KEY_COLUMNS = ("trial_id", "config_id", "status")
 """What every row has: a JSON object or a table without them is not trial rows."""
 DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")
 """Recorded for trials that ran on a GPU, whatever the spec's metrics."""
-DEFAULT_FIDELITY = "full"
+DEFAULT_FIDELITY = FULL.name
 """The fidelity of rows written before rows had one."""
+BASELINES = ("naive-last", "naive-seasonal")
+"""The naive baselines (:mod:`hpt.baselines`); rows of a baseline carry its name as their architecture."""
+
+
+def is_baseline(row: Mapping[str, Any]) -> bool:
+    """A row of a naive baseline, not of a trial: never ranked, never seen by a scheduler."""
+    return row.get("architecture") in BASELINES
 
 
 def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], model_uri: str = "") -> dict[str, Any]:
@@ -79,7 +89,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
         "config_id": t.config_id,
         "status": result.status.value,
         "architecture": t.architecture,
-        "fidelity": t.fidelity,
+        "fidelity": t.fidelity.name,
         "period_start": t.period.start_text,
         "period_end": t.period.end_text,
         "seed": t.seed,  # the seed it trained with; param_seed (when tuned) is the config's

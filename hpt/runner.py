@@ -438,7 +438,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         except (OSError, HptError) as e:
             log.warning("could not read the rows other runs stored at %s: %s", sink.uri, e)
     trial_rows = rows_frame(store.rows().values())
-    planned = {spec.fidelity: [p.label for p in spec.periods]}
+    planned = {spec.fidelity.name: [p.label for p in spec.periods]}
     fidelity = main_fidelity(trial_rows, spec.objective)  # what best_config ranks: ranked once here
     ranking = rank_fidelity(trial_rows, spec.objective, fidelity, planned.get(fidelity, ()))
     summary.best, summary.best_note = ranking.best, ranking.why_no_best()

@@ -43,7 +43,7 @@ def run_fields(spec: Spec, slots: Iterable[str]) -> dict[str, Any]:
         "spec_name": spec.name,
         "spec_source": spec.source,
         "spec": dict(spec.document),
-        "fidelity": spec.fidelity,
+        "fidelity": spec.fidelity.name,
         "periods": [p.label for p in spec.periods],  # what every config is meant to run: hpt results reads it
         "command": sys.argv,
         "hpt_version": __version__,

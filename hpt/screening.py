@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hpt.errors import SIGNAL_EXIT, InputError
+from hpt.fidelity import FULL, QUICK
 from hpt.progress import Reporter
 from hpt.results import rank_fidelity
 from hpt.runner import RunOptions, run_spec
@@ -49,16 +50,16 @@ def compare_rankings(rows: pd.DataFrame, objective: str, top_k: int = 3) -> Scre
     from scipy.stats import spearmanr
 
     means = {}
-    for fidelity in ("quick", "full"):
-        table = rank_fidelity(rows, objective, fidelity).table
+    for fidelity in (QUICK, FULL):
+        table = rank_fidelity(rows, objective, fidelity.name).table
         means[fidelity] = table.set_index("config_id")["mean"] if not table.empty else pd.Series(dtype=float)
-    common = means["quick"].index.intersection(means["full"].index)
-    quick, full = means["quick"][common], means["full"][common]
+    common = means[QUICK].index.intersection(means[FULL].index)
+    quick, full = means[QUICK][common], means[FULL][common]
     rho = float(spearmanr(quick, full).statistic) if len(common) > 1 else float("nan")
     k = min(top_k, len(common))
     overlap = len(set(quick.nsmallest(k).index) & set(full.nsmallest(k).index))
     cost = rows.groupby("fidelity")["train_time_s"].sum()
-    return ScreenCheck(len(common), rho, k, overlap, float(cost.get("quick", 0.0)), float(cost.get("full", 0.0)))
+    return ScreenCheck(len(common), rho, k, overlap, float(cost.get(QUICK.name, 0.0)), float(cost.get(FULL.name, 0.0)))
 
 
 def screen_check(spec: Spec, n_configs: int, options: RunOptions, reporter: Reporter, top_k: int = 3) -> ScreenCheck:

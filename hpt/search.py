@@ -17,9 +17,10 @@ from typing import Any, overload
 import numpy as np
 
 from hpt.data import load_frame, period_fingerprint
+from hpt.fidelity import FULL, Fidelity
 from hpt.hparams import id_params
 from hpt.periods import Period
-from hpt.spec import QUICK_EPOCHS, Distribution, Spec
+from hpt.spec import Distribution, Spec
 from hpt.trial import Trial
 
 __all__ = ["AutoSearch", "GridSearch", "RandomSearch", "TrialPlan", "config_id", "data_identity", "digest", "expand",
@@ -77,9 +78,10 @@ def _config_key(spec: Spec, params: Any, data: dict[str, Any] | None = None) -> 
     return {"architecture": spec.architecture, "data": data_identity(spec) if data is None else data, "params": params}
 
 
-def trial_id(config: str, period_label: str, fidelity: str = "full", data: str = "", *, seed: int) -> str:
-    """Stable id of a trial: its config, period, fidelity and training seed, and `data`, the period's fingerprint."""
-    return digest(_trial_key(config, period_label, fidelity, data, seed))
+def trial_id(config: str, period_label: str, fidelity: Fidelity = FULL, data: str = "", *, seed: int) -> str:
+    """Stable id of a trial: its config, period, fidelity (its name) and training seed, and `data`, the period's
+    fingerprint."""
+    return digest(_trial_key(config, period_label, fidelity.name, data, seed))
 
 
 def _trial_key(config: str, period_label: str, fidelity: str, data: str, seed: int) -> dict[str, Any]:
@@ -271,8 +273,8 @@ class TrialPlan(Sequence[Trial]):
         """The trial of one config (its tuned values), period and repeat: what any scheduler hands a backend."""
         params = {**self._base, **config}
         cid = config_id(self.spec, params, self._identity)  # the same config in quick and full runs
-        if self.fidelity == "quick":
-            params["epochs"] = min(int(params["epochs"]), QUICK_EPOCHS)
+        if self.fidelity.max_epochs is not None:
+            params["epochs"] = self.fidelity.epochs(int(params["epochs"]))
         seed = trial_seed(int(params["seed"]), period.label, repeat)
         return Trial(
             trial_id=trial_id(cid, period.label, self.fidelity, self._data[period], seed=seed),
@@ -305,7 +307,7 @@ class TrialPlan(Sequence[Trial]):
                     trial_digest = trial_digests.get(key)
                     if trial_digest is None:
                         trial_digest = trial_digests[key] = _Digests(_trial_key(
-                            _Digests.SLOT, period.label, self.fidelity, self._data[period], trial_seed(*key)))
+                            _Digests.SLOT, period.label, self.fidelity.name, self._data[period], trial_seed(*key)))
                     yield trial_digest(cid)
 
 

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hpt import layout
-from hpt.baselines import is_baseline
 from hpt.journal import Entry, Journal
 from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
-from hpt.rows import parse_csv, parse_row, result_row, row_damage, to_csv
+from hpt.rows import is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv
 from hpt.sinks import Sink, SinkUnavailable, describe, env_float, update
 from hpt.trial import Status, TrialResult
 

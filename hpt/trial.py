@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hpt.fidelity import FULL, Fidelity
 from hpt.periods import Period
 from hpt.stamps import utcnow  # a row's started_at and finished_at
 
@@ -59,7 +60,7 @@ class Trial:
     tuned: tuple[str, ...]  # the names the search varies
     period: Period
     seed: int  # what it trains with: derived from params["seed"], the period and the repeat (hpt.search.trial_seed)
-    fidelity: str = "full"  # "quick" for screening trials
+    fidelity: Fidelity = FULL  # QUICK for screening trials
     tags: Mapping[str, Any] = field(default_factory=dict)  # extra row columns, e.g. {"round": 2}
     refit: Refit | None = None  # trained for fixed epochs and scored on a hold-out (hpt final), not tuned
 

@@ -16,6 +16,7 @@ import pytest
 
 from hpt.auto import LR_FAMILY, AutoRequest, auto_spec
 from hpt.errors import SpecError
+from hpt.fidelity import QUICK
 from hpt.periods import AutoPeriods, auto_periods
 from hpt.scheduling.auto import next_range
 from hpt.screening import compare_rankings
@@ -67,7 +68,7 @@ def test_quick_spec_is_one_month_at_most_20_epochs(write_spec: Any) -> None:
     assert [p.label for p in quick.periods] == ["2013-05-01..2013-06-01"]
     full_ids = {t.config_id: t.trial_id for t in expand(spec)}
     for trial in expand(quick):
-        assert trial.params["epochs"] == 20 and trial.fidelity == "quick"
+        assert trial.params["epochs"] == 20 and trial.fidelity == QUICK
         assert trial.config_id in full_ids and trial.trial_id not in full_ids.values()
     lower = quick_spec(load_spec(write_spec(tiny_spec(training={"epochs": 5})), today=date(2013, 6, 10)))
     assert all(t.params["epochs"] == 5 for t in expand(lower))  # a lower value in the spec wins
@@ -198,7 +199,7 @@ def test_screen_check_exits_1_when_results_were_not_delivered(write_spec: Any, t
 
     def undelivered_quick_run(spec: Any, *args: Any, **kwargs: Any) -> Any:
         summary = real(spec, *args, **kwargs)
-        return dataclasses.replace(summary, exit_code=1) if spec.fidelity == "quick" else summary
+        return dataclasses.replace(summary, exit_code=1) if spec.fidelity == QUICK else summary
 
     monkeypatch.setattr(hpt.screening, "run_spec", undelivered_quick_run)
     spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01]}, training={"epochs": 2}))

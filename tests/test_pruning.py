@@ -19,8 +19,8 @@ from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
 from hpt.scheduling import make_scheduler
 from hpt.scheduling.pruning import Pruning, rungs
-from hpt.scheduling.strategies import EarlyStopping, parse_duration
 from hpt.spec import load_spec
+from hpt.spec.search import EarlyStopping, parse_duration
 from hpt.trial import Trial
 from tests.conftest import tiny_spec
 

@@ -15,7 +15,7 @@ import pandas as pd
 from hpt.errors import HptError, InputError, did_you_mean
 from hpt.periods import Period
 from hpt.progress import format_value, plural
-from hpt.rows import params_of
+from hpt.rows import DEFAULT_FIDELITY, params_of
 from hpt.runs import latest_run
 from hpt.sinks import Sink
 from hpt.spec import Spec, load_spec, parse_spec
@@ -44,7 +44,7 @@ def recorded_spec(sink: Sink, spec_path: str | None) -> tuple[Spec, str]:
 def _config_rows(frame: pd.DataFrame, config_id: str, fidelity: str | None) -> pd.DataFrame:
     ok = frame[(frame["config_id"].astype(str) == config_id) & (frame["status"].astype(str) == Status.OK.value)]
     if fidelity is not None and "fidelity" in ok:
-        same = ok[ok["fidelity"].fillna("full").astype(str) == fidelity]
+        same = ok[ok["fidelity"].fillna(DEFAULT_FIDELITY).astype(str) == fidelity]
         if not same.empty:
             return same
     return ok

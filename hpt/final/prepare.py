@@ -143,7 +143,7 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     _check_devices(req, spec)
     planned = planned_periods(req.location, frame_rows)
     if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
-        planned[spec.fidelity] = [p.label for p in spec.periods]
+        planned[spec.fidelity.name] = [p.label for p in spec.periods]
     summary = summarise(frame_rows, metric, compare=0, uri=sink.uri, planned=planned)
     start_model = _open_start_model(req.from_model)
     choice = choose(req.from_model, req.config_id, frame_rows[~baseline_mask(frame_rows)], summary, spec, sink.uri,

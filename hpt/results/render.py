@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 
 from hpt.errors import InputError
+from hpt.fidelity import FULL, fidelity_named
 from hpt.progress import plural
 from hpt.results.pareto import Front
 from hpt.results.rank import PRUNED_STATS, STATS, BestConfig, Ranking
 from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
-from hpt.results.summary import QUICK, Summary
+from hpt.results.summary import Summary
 from hpt.results.versus import VsBaseline
 from hpt.rows import DEFAULT_FIDELITY, param_column, params_of, plain
 from hpt.trial import Status
@@ -211,9 +212,8 @@ def _ranking_title(s: Summary, r: Ranking) -> str:
     what = f"{plural(r.trials, 'ok trial')}, {plural(len(r.table), 'config')}"
     if r.fidelity == DEFAULT_FIDELITY:
         return f"Configs ranked by mean {s.metric} over {plural(len(r.periods), 'period')} (full runs: {what})"
-    if r.fidelity == QUICK:
-        return f"Screening (quick) rows, ranked apart: {what}"
-    return f"{r.fidelity} rows, ranked apart: {what}"
+    f = fidelity_named(r.fidelity)
+    return f"{f.rows.capitalize() if f.purpose else f.rows}, ranked apart: {what}"
 
 
 def _sections(s: Summary, top: int) -> list[_Section]:
@@ -235,7 +235,8 @@ def _sections(s: Summary, top: int) -> list[_Section]:
             secs.append(sec)
     trends = _trend_sections(s)
     if trends:
-        which = "screening" if s.main_fidelity == QUICK else s.main_fidelity
+        f = fidelity_named(s.main_fidelity)
+        which = f.purpose or f.name
         n_pruned = int(s.counts.get(Status.PRUNED.value, 0))
         left_out = (f"; {plural(n_pruned, 'pruned trial')} left out, counted per value under pruned"
                     if n_pruned else "")
@@ -410,7 +411,8 @@ def render(summary: Summary, fmt: str = "table", top: int = 10) -> str:
 
 
 def _pareto_section(f: Front) -> _Section:
-    which = {DEFAULT_FIDELITY: "full runs", QUICK: "screening rows"}.get(f.fidelity, f"{f.fidelity} rows")
+    fidelity = fidelity_named(f.fidelity)
+    which = "full runs" if fidelity == FULL else f"{fidelity.purpose or fidelity.name} rows"
     title = (f"Pareto front of mean {f.metric} and {f.column} ({which}): {plural(len(f.table), 'config')} of "
              f"{f.considered} that no other config beats on both, by {f.column}")
     headers = ["config", *f.params, f.column, f"mean {f.metric}"]

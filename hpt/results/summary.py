@@ -11,6 +11,7 @@ import pandas as pd
 
 from hpt.baselines import baseline_mask
 from hpt.errors import HptError
+from hpt.fidelity import QUICK, fidelity_named
 from hpt.progress import plural
 from hpt.results.load import check_metric, filter_rows
 from hpt.results.rank import (
@@ -29,10 +30,7 @@ from hpt.results.versus import Judgement, VsBaseline, config_judgement, versus_b
 from hpt.rows import DEFAULT_FIDELITY
 from hpt.trial import Status
 
-__all__ = ["QUICK", "Summary", "best_params", "summarise"]
-
-QUICK = "quick"
-"""The fidelity of ``--quick`` screening rows."""
+__all__ = ["Summary", "best_params", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ class Summary:
 
     @cached_property
     def screening(self) -> Ranking:
-        return self.ranking(QUICK)
+        return self.ranking(QUICK.name)
 
     @property
     def comparisons(self) -> tuple[Comparison, ...]:
@@ -133,10 +131,8 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     notes = []
     ranked = [f for f, r in rankings.items() if not r.table.empty]
     if main != DEFAULT_FIDELITY and ranked:
-        if ranked == [QUICK]:
-            notes.append("only screening (quick) rows so far: the ranking below is from them")
-        elif ranked == [main]:
-            notes.append(f"only {main} rows so far: the ranking below is from them")
+        if ranked == [main]:
+            notes.append(f"only {fidelity_named(main).rows} so far: the ranking below is from them")
         else:
             notes.append(f"no full rows ranked yet: the best config, comparisons and trends are from the {main} rows")
     missing = int((ok & frame[metric].isna()).sum())

@@ -13,14 +13,13 @@ more to start or its budget is spent).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from hpt.progress import plural
 from hpt.scheduling.base import Scheduler
-
-if TYPE_CHECKING:
-    from hpt.scheduling.warm import WarmStart
-    from hpt.spec import Spec
+from hpt.scheduling.budget import Budgeted
+from hpt.scheduling.pruning import Pruning, max_epochs, stopping_text
+from hpt.scheduling.warm import WarmStart
+from hpt.spec import Spec
 
 __all__ = ["adapt", "outline"]
 
@@ -29,16 +28,12 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
     """`scheduler` with the spec's early stopping and budget around it."""
     s = spec.search
     if s.early_stopping is not None:
-        from hpt.scheduling.pruning import Pruning
-
         scheduler = Pruning(scheduler, spec, say, warm)
     if s.race:
         from hpt.scheduling.race import Race
 
         scheduler = Race(scheduler, spec, say)
     if s.budget is not None:
-        from hpt.scheduling.budget import Budgeted
-
         scheduler = Budgeted(scheduler, s.budget, spec.fidelity, say)
     if s.finalists and (s.early_stopping is not None or s.race):
         from hpt.scheduling.finalists import Finalists
@@ -49,8 +44,6 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
 
 def outline(spec: Spec, configs: int, periods: int) -> list[str]:
     """The adaptive part of the plan: rungs, the most trials and epochs that can run, the budget."""
-    from hpt.scheduling.pruning import max_epochs, stopping_text
-
     s = spec.search
     most = max_epochs(spec)
     trials = configs * periods

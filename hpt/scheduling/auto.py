@@ -99,7 +99,7 @@ class AutoScheduler(Scheduler):
         low, high = self.lr_range
         self.say(f"auto round {self.round}/{self.rounds}: {plan.spec.architecture}, lr {low:g}..{high:g} (log), "
                  f"{plural(len(plan.configs), 'config')} x {plural(len(plan.periods), 'period')}"
-                 + (" (quick screening)" if plan.fidelity == "quick" else ""))
+                 + (f" ({plan.fidelity.name} {plan.fidelity.purpose})" if plan.fidelity.purpose else ""))
         self._announced = True
 
     def _decide(self) -> None:
@@ -107,7 +107,7 @@ class AutoScheduler(Scheduler):
 
         rows = rows_frame({**self._restored, **self._rows}.values(), self._ids)
         plan = self._inner.plan if self._inner is not None else None
-        planned = {plan.fidelity: [p.label for p in plan.periods]} if plan is not None else None
+        planned = {plan.fidelity.name: [p.label for p in plan.periods]} if plan is not None else None
         best = best_config(rows, self.objective, planned=planned)
         low, high = self.lr_range
         if best is None:

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import format_duration, plural
-from hpt.rows import DEFAULT_FIDELITY
 from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
-from hpt.scheduling.strategies import Budget
+from hpt.spec.search import Budget
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 __all__ = ["Budgeted"]
@@ -25,7 +25,7 @@ __all__ = ["Budgeted"]
 class Budgeted(Scheduler):
     """Wraps any scheduler with a budget of trials or of time."""
 
-    def __init__(self, inner: Scheduler, budget: Budget, fidelity: str, say: Callable[[str], None],
+    def __init__(self, inner: Scheduler, budget: Budget, fidelity: Fidelity, say: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.inner = inner
         self.budget = budget
@@ -47,7 +47,7 @@ class Budgeted(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
-        counted = [r for r in rows.values() if (r.get("fidelity") or DEFAULT_FIDELITY) == self.fidelity
+        counted = [r for r in rows.values() if fidelity_named(r.get("fidelity")) == self.fidelity
                    and r.get("status") != Status.INTERRUPTED.value]
         self.spent_before = len(counted)
         self._configs = {str(r["config_id"]) for r in counted}

@@ -24,17 +24,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpt.progress import plural
-from hpt.rows import params_of
+from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch
+from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch, row_key
+from hpt.search import TrialPlan, config_id
+from hpt.spec import Spec
 from hpt.trial import Progress, Status, Trial, TrialResult
-
-if TYPE_CHECKING:
-    from hpt.search import TrialPlan
-    from hpt.spec import Spec
 
 __all__ = ["FINALIST", "Finalists", "finalists_text"]
 
@@ -88,11 +86,8 @@ class Finalists(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
-        from hpt.rows import TAG_COLUMNS
-        from hpt.search import config_id
-
         for tid, row in rows.items():
-            key = period_key(row.get("fidelity") or None, row.get("period_start"), row.get("period_end"))
+            key = row_key(row)
             cid, params = str(row["config_id"]), params_of(row)
             if row.get("status") == Status.INTERRUPTED.value or key not in self._keys \
                     or row.get("architecture") != self.spec.architecture:
@@ -150,8 +145,6 @@ class Finalists(Scheduler):
         return sorted(usable, key=key)
 
     def _plan(self) -> TrialPlan:
-        from hpt.search import TrialPlan
-
         return TrialPlan(self.spec, [])
 
     def _stage(self) -> list[Trial]:

@@ -21,19 +21,20 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import plural
-from hpt.rows import DEFAULT_FIDELITY, param_column
+from hpt.rows import param_column
 from hpt.scheduling.base import Curves, Scheduler, Suggestion
-from hpt.scheduling.strategies import EarlyStopping
+from hpt.scheduling.warm import WarmStart
+from hpt.spec import Distribution, Spec
+from hpt.spec.search import EarlyStopping
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import optuna
 
-    from hpt.scheduling.warm import WarmStart
-    from hpt.spec import Spec
 
-__all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch",
+__all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key",
            "rungs", "start_order", "stopped_place", "stopping_text"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
@@ -42,14 +43,12 @@ _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
 
 def max_epochs(spec: Spec) -> int:
     """The most epochs a trial of `spec` runs (the screening cap included)."""
-    from hpt.spec import QUICK_EPOCHS, Distribution
-
     axis = spec.parameters.get("epochs")
     if axis is None:
         most = int(spec.base_params["epochs"])
     else:
         most = int(axis.high if isinstance(axis, Distribution) else max(axis))
-    return min(most, QUICK_EPOCHS) if spec.fidelity == "quick" else most
+    return spec.fidelity.epochs(most)
 
 
 def rungs(stopping: EarlyStopping, max_epochs: int) -> list[int]:
@@ -134,19 +133,18 @@ def stopped_place(error: Any) -> float | None:
     return int(found.group(1)) / int(found.group(2)) if found and int(found.group(2)) else None
 
 
-def period_key(fidelity: Any, start: Any, end: Any) -> str:
+def period_key(fidelity: Fidelity, start: Any, end: Any) -> str:
     """Which study a trial belongs to: its fidelity and period."""
-    return f"{fidelity or DEFAULT_FIDELITY} {start}..{end}"
+    return f"{fidelity.name} {start}..{end}"
 
 
 def _trial_key(trial: Trial) -> str:
     return period_key(trial.fidelity, trial.period.start_text, trial.period.end_text)
 
 
-def _row_key(row: Mapping[str, Any]) -> str:
-    fidelity = row.get("fidelity")
-    return period_key(fidelity if isinstance(fidelity, str) and fidelity else None, row.get("period_start"),
-                      row.get("period_end"))
+def row_key(row: Mapping[str, Any]) -> str:
+    """The study of a row's trial (:func:`period_key`)."""
+    return period_key(fidelity_named(row.get("fidelity")), row.get("period_start"), row.get("period_end"))
 
 
 def start_order(row: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -215,10 +213,10 @@ class Pruning(Scheduler):
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
         if self.warm is not None:
-            used = self._replay([r for r in self.warm.rows if _row_key(r) in self._keys], self.warm.curves)
+            used = self._replay([r for r in self.warm.rows if row_key(r) in self._keys], self.warm.curves)
             self.say(f"warm start: early stopping compares trials with {plural(used, 'earlier trial')} of the same "
                      f"periods" + ("" if used else " (none of the warm-start rows is of this spec's periods)"))
-        own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value and _row_key(r) in self._keys]
+        own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value and row_key(r) in self._keys]
         self._replay(own, curves)
         for row in own:
             if row.get("status") == Status.PRUNED.value:
@@ -231,7 +229,7 @@ class Pruning(Scheduler):
         rows = sorted(rows, key=start_order)
         texts = curves([str(r["trial_id"]) for r in rows]) if curves is not None and rows else {}
         for row in rows:
-            t = self._study(_row_key(row)).ask()
+            t = self._study(row_key(row)).ask()
             status = str(row.get("status"))
             last = pruned_epoch(row.get("error")) if status == Status.PRUNED.value else None
             limit = _int(row.get(param_column("epochs"))) or self.max_epochs

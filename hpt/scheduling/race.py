@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, period_key
+from hpt.scheduling.pruning import metric_value, period_key, row_key
 from hpt.trial import Status, Trial, TrialResult
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Race(Scheduler):
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
         for row in rows.values():
-            key = period_key(row.get("fidelity") or None, row.get("period_start"), row.get("period_end"))
+            key = row_key(row)
             if key in self._keys:
                 self._note(str(row["config_id"]), self._keys.index(key), str(row.get("status")),
                            metric_value(row, self.objective))

@@ -39,12 +39,11 @@ from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import max_epochs, metric_value, pruned_epoch, start_order, stopped_place
 from hpt.scheduling.warm import WarmStart, fits
 from hpt.search import TrialPlan, config_id
+from hpt.spec import Axis, Distribution, Spec
 from hpt.trial import Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import optuna
-
-    from hpt.spec import Axis, Spec
 
 __all__ = ["TAG", "TPEScheduler", "distribution"]
 
@@ -55,8 +54,6 @@ TAG = "tpe_trial"
 def distribution(axis: Axis) -> optuna.distributions.BaseDistribution:
     """The Optuna distribution of a spec axis: a list is categorical; loguniform, uniform, int as they say."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    from hpt.spec import Distribution
 
     if not isinstance(axis, Distribution):
         return CategoricalDistribution(list(axis))

@@ -16,17 +16,18 @@ import os
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpt.baselines import without_baselines
 from hpt.errors import InputError
+from hpt.fidelity import fidelity_named
 from hpt.progress import plural
-from hpt.rows import DEFAULT_FIDELITY, is_number, params_of
+from hpt.rows import is_number, params_of
+from hpt.search import config_id
+from hpt.sinks import open_sink
+from hpt.spec import Axis, Distribution, Spec
+from hpt.store import ResultStore
 from hpt.trial import Status
-
-if TYPE_CHECKING:
-    from hpt.spec import Axis, Spec
-    from hpt.store import ResultStore
 
 __all__ = ["WarmStart", "fits", "in_space", "load_warm_start"]
 
@@ -53,8 +54,6 @@ class WarmStart:
 
 def in_space(value: Any, axis: Axis) -> bool:
     """Whether `value` is one of a list axis's values or inside a distribution."""
-    from hpt.spec import Distribution
-
     if isinstance(axis, Distribution):
         if not is_number(value) or isinstance(value, bool) or not math.isfinite(float(value)):
             return False
@@ -67,11 +66,9 @@ def in_space(value: Any, axis: Axis) -> bool:
 
 def fits(row: Mapping[str, Any], spec: Spec, value: bool = True) -> str:
     """Why a row does not fit `spec`'s search ("" when it fits); `value`: it must have the objective."""
-    from hpt.search import config_id
-
-    fidelity = row.get("fidelity") or DEFAULT_FIDELITY
+    fidelity = fidelity_named(row.get("fidelity"))
     if fidelity != spec.fidelity:
-        return "screening (quick) rows" if fidelity == "quick" else f"{fidelity} rows"
+        return fidelity.rows
     if row.get("architecture") != spec.architecture:
         return f"architecture {row.get('architecture')}"
     objective = row.get(spec.objective)
@@ -96,9 +93,6 @@ def _same_location(a: str, b: str) -> bool:
 
 def load_warm_start(spec: Spec, say: Callable[[str], None], own: str | None = None) -> WarmStart:
     """The rows of ``search.warm_start`` that fit `spec`; says how many were used and ignored, and why."""
-    from hpt.sinks import open_sink
-    from hpt.store import ResultStore
-
     warm = WarmStart()
     for i, uri in enumerate(spec.search.warm_start):
         where = f"search.warm_start[{i}]"

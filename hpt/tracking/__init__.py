@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hpt.errors import InputError
+from hpt.fidelity import fidelity_named
 from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS, is_param, params_of
 from hpt.sinks import Sink
 from hpt.store import ResultStore
@@ -74,7 +75,7 @@ def trial_view(row: Mapping[str, Any], curve_text: str | None = None, location: 
     if location:
         tags["results"] = location
     return TrialView(trial_id=str(row["trial_id"]), config_id=str(row["config_id"]), status=str(row["status"]),
-                     fidelity=str(row.get("fidelity") or "full"), period=period, params=params, metrics=metrics,
+                     fidelity=fidelity_named(row.get("fidelity")).name, period=period, params=params, metrics=metrics,
                      curve=parse_curve(curve_text), tags=tags, started_at=str(row.get("started_at") or ""),
                      finished_at=str(row.get("finished_at") or ""))
 

@@ -1,0 +1,83 @@
+"""The ``data`` section: the file, its columns and how to read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpt.calendar import CALENDAR
+from hpt.data import DUPLICATES, FILLS, TIME_UNITS, DataError, ReadOptions, resolve_data_path
+from hpt.errors import did_you_mean, show
+from hpt.spec.checker import SECTIONS, Checker, is_int
+from hpt.spec.objects import DataSpec
+
+__all__ = ["parse_data"]
+
+
+def parse_data(ck: Checker, value: Any) -> DataSpec | None:
+    obj = ck.section(value, "data", required=True)
+    if obj is None:
+        return None
+    ck.unknown_keys(obj, SECTIONS["data"], "data")
+    path = ck.string(obj, "path", "data")
+    time_column = ck.string(obj, "time_column", "data")
+    target = ck.string(obj, "target", "data")
+    features = obj.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) and f for f in features):
+        ck.add("data.features", f"expected a list of column names, got {show(features)}")
+        features = []
+    for i, f in enumerate(features):
+        if f == target or f in features[:i]:
+            ck.add(f"data.features[{i}]", f'"{f}" is listed twice (the target is always an input)')
+    options = _read_options(ck, obj)
+    season = obj.get("season")
+    if season is not None and (not is_int(season) or season < 1):
+        ck.add("data.season", f"expected a positive integer (steps in one season, e.g. 24 for a day of hourly "
+                              f"data), got {show(season)}")
+        season = None
+    calendar = obj.get("calendar", [])
+    if not isinstance(calendar, list) or not all(isinstance(c, str) for c in calendar):
+        ck.add("data.calendar", f"expected a list of calendar inputs ({', '.join(CALENDAR)}), got {show(calendar)}")
+        calendar = []
+    for i, c in enumerate(calendar):
+        if c not in CALENDAR:
+            ck.add(f"data.calendar[{i}]", f"unknown calendar input {show(c)}{did_you_mean(c, CALENDAR)}; "
+                                          f"valid: {', '.join(CALENDAR)}")
+        elif c in calendar[:i]:
+            ck.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
+    if not (path and time_column and target) or options is None:
+        return None
+    try:
+        resolved = resolve_data_path(path, ck.base_dir)
+    except DataError as e:
+        ck.add(e.json_path, e.message)
+        return None
+    return DataSpec(resolved, time_column, target, tuple(features), options, season,
+                    tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)))
+
+
+def _read_options(ck: Checker, obj: dict[str, Any]) -> ReadOptions | None:
+    """data.time_format, time_unit, fill, fill_limit and duplicates."""
+    before = len(ck.problems)
+    fmt, unit = obj.get("time_format"), obj.get("time_unit")
+    if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
+        ck.add("data.time_format", f'expected a strftime pattern such as "%d/%m/%Y %H:%M", got {show(fmt)}')
+    if unit is not None and unit not in TIME_UNITS:
+        ck.add("data.time_unit", f'expected "s" or "ms" (seconds or milliseconds since 1970), got {show(unit)}')
+    elif unit is not None and fmt is not None:
+        ck.add("data.time_unit", "give data.time_format or data.time_unit, not both")
+    fill = obj.get("fill", "none")
+    if fill not in FILLS:
+        ck.add("data.fill", f"expected one of {', '.join(FILLS)}, got {show(fill)}"
+                            f"{did_you_mean(fill, FILLS) if isinstance(fill, str) else ''}")
+    limit = obj.get("fill_limit")
+    if limit is not None:
+        if not is_int(limit) or limit < 1:
+            ck.add("data.fill_limit", f"expected an integer >= 1 (missing steps in a row), got {show(limit)}")
+        elif fill == "none":
+            ck.add("data.fill_limit", 'needs data.fill "ffill" or "interpolate"')
+    duplicates = obj.get("duplicates")
+    if duplicates is not None and duplicates not in DUPLICATES:
+        ck.add("data.duplicates", f"expected one of {', '.join(DUPLICATES)}, got {show(duplicates)}")
+    if len(ck.problems) > before:
+        return None
+    return ReadOptions(time_format=fmt, time_unit=unit, fill=fill, fill_limit=limit, duplicates=duplicates)

@@ -1,0 +1,134 @@
+"""The validated spec's frozen objects: :class:`Spec` and its parts, and the metric names a spec may use."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from hpt.architectures import Architecture, get_architecture
+from hpt.calendar import with_calendar
+from hpt.data import ReadOptions, Table, read_data
+from hpt.fidelity import FULL, Fidelity
+from hpt.hparams import QUANTILE_LOSSES, TRAINING
+from hpt.periods import AutoPeriods, Period
+from hpt.spec.search import SearchSpec
+
+__all__ = ["ALWAYS_METRICS", "DISTRIBUTIONS", "METRICS", "MAX_REPEATS", "OBJECTIVES", "QUANTILE_METRICS", "REPEATS",
+           "Axis", "DataSpec", "Distribution", "Spec", "config_losses"]
+
+DISTRIBUTIONS = ("loguniform", "uniform", "int")
+
+# short name -> result column; every column is also accepted as its own name
+METRICS: dict[str, str] = {
+    "mse": "val_mse",
+    "mae": "val_mae",
+    "rmse": "val_rmse",
+    "pinball": "val_pinball",
+    "coverage": "val_coverage",
+    "train_loss": "train_loss",
+    "train_time": "train_time_s",
+    "best_epoch": "best_epoch",
+    "epochs": "epochs",
+    "n_params": "n_params",
+    "infer_ms": "infer_ms",
+}
+ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
+OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "val_pinball", "train_loss")
+QUANTILE_METRICS = ("val_pinball", "val_coverage")  # rows of a quantile model (training.loss "quantile"/"mdn") only
+REPEATS = "repeats"  # training.repeats: seeds per config and period
+MAX_REPEATS = 100
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str  # resolved: absolute, bundled or a URI
+    time_column: str
+    target: str
+    features: tuple[str, ...] = ()
+    options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
+    season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
+    calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The file's columns the models read: the target, then the features."""
+        return (self.target, *self.features)
+
+    def read(self) -> Table:
+        """The data; with ``data.calendar`` its calendar columns after the file's."""
+        table = read_data(self.path, self.time_column, self.columns, self.options)
+        if not self.calendar:
+            return table
+        return dataclasses.replace(table, frame=with_calendar(table.frame, self.calendar))
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A range to sample from in random search."""
+
+    kind: str  # loguniform | uniform | int
+    low: float
+    high: float
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {self.kind: [self.low, self.high]}
+
+
+Axis = tuple[Any, ...] | Distribution
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated experiment spec."""
+
+    name: str
+    architecture: str
+    data: DataSpec
+    periods: tuple[Period, ...]
+    search: SearchSpec
+    parameters: Mapping[str, Axis]
+    training: Mapping[str, Any]  # fixed training values given in the spec
+    metrics: tuple[str, ...]
+    objective: str
+    sink: str | None  # a folder relative to the spec's folder is made absolute, as data.path is
+    source: str = "<spec>"
+    document: Mapping[str, Any] = field(default_factory=dict)
+    period_rule: AutoPeriods | None = None  # set when date_ranges is {"auto": ...}
+    today: date = field(default_factory=date.today)  # the month automatic periods are drawn from
+    fidelity: Fidelity = FULL  # QUICK: the one-month screening variant (see quick_spec)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor, threads (options win)
+    repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
+    tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment, tensorboard (DIR)
+
+    @property
+    def arch(self) -> Architecture:
+        return get_architecture(self.architecture)
+
+    @property
+    def base_params(self) -> dict[str, Any]:
+        """Every hyperparameter's value before the search varies the tuned ones."""
+        base = {name: p.default for name, p in TRAINING.items()}
+        base.update(self.arch.defaults)
+        base.update(self.training)
+        return base
+
+    @property
+    def losses(self) -> list[str]:
+        """The training losses its configs use (``training.loss``, or each value ``parameters.loss`` tunes)."""
+        return config_losses(self.parameters, self.training)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The metric columns of this spec's results, objective first (and the quantile metrics
+        when a config trains on the quantile loss)."""
+        quantile = QUANTILE_METRICS if set(QUANTILE_LOSSES) & set(self.losses) else ()
+        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *self.metrics)))
+
+
+def config_losses(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[str]:
+    """The training losses the configs of a search use."""
+    axis = parameters.get("loss")
+    return [str(v) for v in axis] if isinstance(axis, tuple) else [str(training.get("loss", TRAINING["loss"].default))]

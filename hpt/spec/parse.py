@@ -1,0 +1,129 @@
+"""A spec document, section by section, into a :class:`~hpt.spec.objects.Spec`; every problem is raised together."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from hpt.architectures import Architecture, get_architecture
+from hpt.errors import InputError, Problem, SpecError
+from hpt.periods import AutoPeriods, Period
+from hpt.spec.checker import SECTIONS, Checker, type_text
+from hpt.spec.data import parse_data
+from hpt.spec.metrics import check_quantile_metrics, parse_metrics, parse_objective
+from hpt.spec.objects import Axis, DataSpec, Spec
+from hpt.spec.parameters import auto_axes, check_constraints, check_stopping_epochs, parse_parameters
+from hpt.spec.periods import parse_periods, resolve_auto
+from hpt.spec.run import name_problem, parse_resources, parse_sink, parse_tracking
+from hpt.spec.search import SearchSpec, check_search, search_strategy
+from hpt.spec.training import parse_repeats, parse_training
+from hpt.spec.windowing import data_problems, window_extremes
+
+__all__ = ["parse_search", "parse_spec"]
+
+log = logging.getLogger("hpt")
+
+_ALIASES = {"date-range": "date_ranges"}
+
+
+def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None,
+               default_name: str = "experiment", today: date | None = None) -> Spec:
+    """Validate a spec document, its data included; every problem is raised together."""
+    ck = Checker(source, base_dir, today or date.today())
+    doc = _top_level(ck, document)
+    name = _name(ck, doc, default_name)
+    architecture = ck.string(doc, "architecture", "")
+    arch = _architecture(ck, architecture)
+    data = parse_data(ck, doc.get("data"))
+    periods = parse_periods(ck, doc.get("date_ranges"))
+    rule = periods if isinstance(periods, AutoPeriods) else None
+    search = parse_search(ck, doc.get("search", {}))
+    training = parse_training(ck, doc.get("training", {}), arch)
+    repeats = parse_repeats(ck, doc.get("training"))
+    parameters = _search_space(ck, doc.get("parameters", {}), arch, search, training)
+    metrics = parse_metrics(ck, doc.get("metrics", []))
+    objective = parse_objective(ck, doc.get("objective", "val_mse"))
+    check_quantile_metrics(ck, objective, metrics, parameters, training)
+    resources = parse_resources(ck, doc.get("resources", {}))
+    tracking = parse_tracking(ck, doc.get("tracking", {}))
+    sink = parse_sink(ck, doc.get("sink"))
+    if data is not None and periods:  # the data's problems are reported with the rest
+        periods = _periods_in_data(ck, data, periods, parameters, training)
+    if ck.problems:
+        raise SpecError(source, ck.problems)
+    assert data is not None and architecture
+    assert isinstance(periods, tuple)
+    return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
+                parameters=parameters, training=training, metrics=metrics, objective=objective,
+                sink=sink, source=source, document=doc, period_rule=rule, today=ck.today,
+                resources=resources, repeats=repeats, tracking=tracking)
+
+
+def parse_search(ck: Checker, value: Any) -> SearchSpec:
+    """The strategy says which keys it takes (see :mod:`hpt.spec.search`)."""
+    obj = ck.section(value, "search")
+    if obj is None:
+        return SearchSpec()
+    strategy = search_strategy(obj, ck.add)
+    ck.unknown_keys(obj, strategy.valid, "search")
+    return check_search(obj, strategy, ck.add, ck.folder)
+
+
+def _top_level(ck: Checker, document: Any) -> dict[str, Any]:
+    """The document's top-level object, its aliases under their keys."""
+    if not isinstance(document, dict):
+        raise SpecError(ck.source, [Problem("", f"expected a JSON object at the top, got {type_text(document)}")])
+    doc = dict(document)
+    for alias, key in _ALIASES.items():
+        if alias in doc:
+            if key in doc:
+                ck.add(alias, f'"{alias}" and "{key}" are the same setting; keep one')
+            doc[key] = doc.pop(alias)
+    ck.unknown_keys(doc, SECTIONS[""], "")
+    return doc
+
+
+def _name(ck: Checker, doc: dict[str, Any], default_name: str) -> str:
+    name = ck.string(doc, "name", "", default=default_name)
+    if name and (problem := name_problem(name)):
+        ck.add("name", problem + ("" if "name" in doc else ' (the name comes from the file name: set "name")'))
+    return name
+
+
+def _architecture(ck: Checker, architecture: str) -> Architecture | None:
+    if not architecture:
+        return None
+    try:
+        return get_architecture(architecture, ck.base_dir)
+    except InputError as e:
+        ck.add("architecture", str(e))
+        return None
+
+
+def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: SearchSpec,
+                  training: dict[str, Any]) -> dict[str, Axis]:
+    """The ``parameters`` section, checked against the architecture and the search; auto adds its ranges."""
+    parameters = parse_parameters(ck, value, arch, search)
+    for name in sorted(set(training) & set(parameters)):
+        log.warning("%s: training.%s is not used: parameters.%s tunes it", ck.source, name, name)
+    if arch is not None:
+        check_constraints(ck, arch, value, parameters, training)
+    if search.early_stopping is not None:
+        check_stopping_epochs(ck, search.early_stopping, parameters, training)
+    if search.strategy == "auto" and arch is not None:
+        # the architecture's built-in learning-rate ranges, unless the spec gives its own
+        parameters = {**auto_axes(arch), **parameters}
+    return parameters
+
+
+def _periods_in_data(ck: Checker, data: DataSpec, periods: tuple[Period, ...] | AutoPeriods,
+                     parameters: dict[str, Axis], training: dict[str, Any]) -> tuple[Period, ...]:
+    """The periods (automatic ones drawn from the data), each checked for its windows in the data."""
+    if isinstance(periods, AutoPeriods):
+        periods = resolve_auto(ck, data, periods)
+    if periods:
+        _, problems = data_problems(data, ck.period_places, window_extremes(parameters, training))
+        ck.problems += problems
+    return periods

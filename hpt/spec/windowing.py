@@ -1,0 +1,172 @@
+"""Whether a spec's data gives every period its windows: checked when a spec is parsed and again when it runs.
+
+Also the spec at another fidelity (:func:`quick_spec`): its periods are drawn from the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpt.data import DUPLICATES, DataError
+from hpt.errors import Problem, SpecError, show
+from hpt.fidelity import LAST_MONTH, QUICK, Fidelity
+from hpt.hparams import TRAINING
+from hpt.periods import Period, quick_period
+from hpt.progress import plural
+from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
+from hpt.windows import WindowCount, count_windows, frame_step, step_text, window_problem, window_report
+
+__all__ = ["MIN_TRAIN_WINDOWS", "at_fidelity", "check_data", "data_problems", "data_report", "quick_spec", "span",
+           "window_extremes"]
+
+log = logging.getLogger("hpt")
+
+MIN_TRAIN_WINDOWS = 100  # fewer in a period: validate and run warn
+
+
+def quick_spec(spec: Spec) -> Spec:
+    """The screening variant: the spec at fidelity :data:`~hpt.fidelity.QUICK`."""
+    return at_fidelity(spec, QUICK)
+
+
+def at_fidelity(spec: Spec, fidelity: Fidelity) -> Spec:
+    """The spec at `fidelity`: its trials get their own ids, and train at most its epochs on its data
+    (for ``last_month``: one period, the last whole month of data before `spec.today`)."""
+    if fidelity.data != LAST_MONTH:
+        return dataclasses.replace(spec, fidelity=fidelity)
+    frame = check_data(spec)
+    first, last, step = span(frame)
+    try:
+        period = quick_period(first, last, step, spec.today, spec.period_rule.holdout if spec.period_rule else 0)
+    except ValueError as e:
+        raise SpecError(spec.source, [Problem("date_ranges", f"{fidelity.option}: {e}")]) from None
+    variant = dataclasses.replace(spec, periods=(period,), fidelity=fidelity)
+    check_data(variant)
+    return variant
+
+
+def check_data(spec: Spec) -> pd.DataFrame:
+    """Read the spec's data and check that every period can be windowed; return the data."""
+    extremes = window_extremes(spec.parameters, spec.training)
+    places = [(f"date_ranges[{i}]" if spec.period_rule is None else "date_ranges.auto", p)
+              for i, p in enumerate(spec.periods)]
+    frame, problems = data_problems(spec.data, places, extremes)
+    if spec.fidelity.option:
+        problems = [Problem(pr.path, f"{spec.fidelity.option}: {spec.fidelity.purpose} {pr.message}") for pr in problems]
+    if problems or frame is None:
+        raise SpecError(spec.source, problems)
+    return frame
+
+
+def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
+    """For the run record: how the data was read and what each period gives.
+
+    Window counts are for the largest lookback and horizon the search can pick (the most
+    windows a gap can cost) and the first validation setting.
+    """
+    lookback, horizon, validation = window_extremes(spec.parameters, spec.training)[0]
+    o = spec.data.options
+    return {"time_format": o.time_format, "time_unit": o.time_unit, "fill": o.fill, "fill_limit": o.fill_limit,
+            "duplicates": o.duplicates, **window_report(frame, spec.periods, lookback, horizon, validation)}
+
+
+def span(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]:
+    """First and last timestamp, and the series' step (its most common time difference)."""
+    return frame.index[0], frame.index[-1], frame_step(frame)
+
+
+def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: list[tuple[int, int, Any]],
+                   ) -> tuple[pd.DataFrame | None, list[Problem]]:
+    try:
+        table = data.read()
+    except DataError as e:
+        return None, [Problem(e.json_path, e.message)]
+    frame = table.frame
+    problems = []
+    first, last, step = span(frame)
+    outside = table.duplicates
+    for where, period in periods:  # where: the period's JSON path in the spec
+        refused = False
+        if period.start < first or period.end > last + step:
+            problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
+            refused = True
+        inside = (outside.index >= period.start) & (outside.index < period.end)
+        if inside.any():  # said for a period refused above too: it is the next thing to fix there
+            problems.append(Problem(where, _duplicates_message(period, outside[inside], data.time_column)))
+            outside = outside[~inside]
+            refused = True
+        if refused:
+            continue
+        for lookback, horizon, validation in extremes:
+            msg = window_problem(frame, period, lookback, horizon, validation)
+            if msg:
+                problems.append(Problem(where, msg))
+                break
+        else:
+            count = count_windows(frame, period, *extremes[0])
+            _say_gaps(count, step, extremes[0])
+            _say_few_windows(count, where, step, extremes[0])
+    if len(outside) and len(outside) == len(table.duplicates):
+        _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
+                  f"outside the periods used (first: {outside.index[0]}, rows {_rows(outside.iloc[0])}); "
+                  "no trial uses them")
+    return frame, problems
+
+
+def _duplicates_message(period: Period, dups: pd.Series, time_column: str) -> str:
+    return (f'period {period} holds {plural(len(dups), "duplicated timestamp")} in "{time_column}" (first: '
+            f"{dups.index[0]}, rows {_rows(dups.iloc[0])}): remove them or set data.duplicates to "
+            + ", ".join(f'"{d}"' for d in DUPLICATES[:-1]) + f' or "{DUPLICATES[-1]}"')
+
+
+def _rows(rows: tuple[int, ...]) -> str:
+    return ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+
+
+def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
+    if not count.gaps:
+        return
+    lookback, horizon, _ = extremes
+    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')} ({plural(count.missing_steps, 'missing step')} "
+              f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
+              f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
+              f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")
+
+
+def _say_few_windows(count: WindowCount, where: str, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
+    if count.train >= MIN_TRAIN_WINDOWS:
+        return
+    lookback, horizon, validation = extremes
+    _say_once(f"period {count.period} ({where}) leaves {plural(count.train, 'training window')} ({step_text(step)} "
+              f"steps; lookback {lookback}, horizon {horizon}, validation {show(validation)}): fewer than "
+              f"{MIN_TRAIN_WINDOWS}, too few to train on; use longer periods, or a shorter lookback, horizon or "
+              "validation")
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning once per process: validating and then running a spec checks its data twice."""
+    if message not in _said:
+        _said.add(message)
+        log.warning("%s", message)
+
+
+def window_extremes(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[tuple[int, int, Any]]:
+    """The largest lookback and horizon the search can pick, with each validation setting."""
+    def values(name: str) -> list[Any]:
+        axis = parameters.get(name)
+        if axis is None:
+            return [training.get(name, TRAINING[name].default)]
+        return [axis.high] if isinstance(axis, Distribution) else list(axis)
+
+    lookback = int(max(values("lookback")))
+    horizon = int(max(values("horizon")))
+    return [(lookback, horizon, v) for v in values("validation")]
