@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["AutoPeriods", "Period", "auto_periods", "parse_time", "quick_period", "usable_span"]
+__all__ = ["AutoPeriods", "Holdout", "Period", "auto_periods", "parse_time", "quick_period", "usable_span"]
 
 
 def parse_time(text: str) -> pd.Timestamp:
@@ -108,3 +108,16 @@ def quick_period(first: pd.Timestamp, last: pd.Timestamp, step: pd.Timedelta, to
     if end - pd.DateOffset(months=1) < start:
         raise ValueError(f"no whole month of data before {today.isoformat()}")
     return Period(pd.Timestamp(end - pd.DateOffset(months=1)), pd.Timestamp(end))
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The hold-out: ``[start, end)`` at the end of the data, and where it was asked for."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    how: str  # "date_ranges.auto.holdout: 1 month", "--holdout 1M", "--holdout-start 2014-12-01"
+
+    @property
+    def period(self) -> Period:
+        return Period(self.start, self.end)

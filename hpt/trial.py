@@ -16,7 +16,7 @@ from hpt.periods import Period
 from hpt.stamps import utcnow  # a row's started_at and finished_at
 
 if TYPE_CHECKING:
-    from hpt.windows import Holdout
+    from hpt.periods import Holdout
 
 __all__ = ["Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
            "curve_metrics", "monitor_of", "utcnow"]

@@ -31,7 +31,7 @@ import pandas as pd
 
 from hpt.errors import DataError, InputError, show
 from hpt.hparams import parse_validation
-from hpt.periods import Period, parse_time, usable_span
+from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
 
 if TYPE_CHECKING:
@@ -108,19 +108,6 @@ def unbroken(cut: np.ndarray, width: int) -> np.ndarray:
 
 
 # -- the split ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """The hold-out: ``[start, end)`` at the end of the data, and where it was asked for."""
-
-    start: pd.Timestamp
-    end: pd.Timestamp
-    how: str  # "date_ranges.auto.holdout: 1 month", "--holdout 1M", "--holdout-start 2014-12-01"
-
-    @property
-    def period(self) -> Period:
-        return Period(self.start, self.end)
 
 
 SplitRule = float | str | Holdout
