@@ -207,9 +207,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     stopped: str | None = None
     start = time.perf_counter()
     for epoch in range(1, int(params["epochs"]) + 1):
-        train_loss = step.epoch(x_train, y_train)
-        if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
-            raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
+        train_loss = _checked(step.epoch(x_train, y_train), epoch, params)
         with _autocast(device, amp):
             scores = evaluate(model, x_val, y_val, quantiles_of(params))
         if not all(math.isfinite(v) for v in scores.values()):
@@ -237,6 +235,13 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     return Fit(metrics, curve, stopped)
 
 
+def _checked(train_loss: float, epoch: int, params: dict[str, Any]) -> float:
+    """An epoch's training loss; Diverged when it is not finite or past DIVERGED_LOSS."""
+    if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
+        raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
+    return train_loss
+
+
 def fit_fixed(model: nn.Module, params: dict[str, Any], x: torch.Tensor, y: torch.Tensor, device: torch.device,
               seed: int, on_epoch: EpochCallback | None = None) -> Fit:
     """Train `model` in place for exactly ``params["epochs"]`` epochs on device tensors, with nothing
@@ -248,9 +253,7 @@ def fit_fixed(model: nn.Module, params: dict[str, Any], x: torch.Tensor, y: torc
     stopped: str | None = None
     start = time.perf_counter()
     for epoch in range(1, int(params["epochs"]) + 1):
-        train_loss = step.epoch(x, y)
-        if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
-            raise Diverged(f"training loss reached {train_loss:.3g} in epoch {epoch} (lr={params['lr']:g})")
+        train_loss = _checked(step.epoch(x, y), epoch, params)
         step.plateau(train_loss)
         curve.append({"epoch": epoch, "train_loss": train_loss, "lr": step.lr,
                       "time_s": round(time.perf_counter() - start, 4)})
