@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,9 +33,6 @@ from hpt.errors import DataError, InputError, show
 from hpt.hparams import parse_validation
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
-
-if TYPE_CHECKING:
-    from hpt.spec import Spec
 
 __all__ = ["Holdout", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks", "count_windows",
            "forecast_ends", "frame_step", "holdout_window", "infer_step", "input_windows", "make_windows",
@@ -177,10 +174,11 @@ def parse_holdout(text: str) -> pd.DateOffset:
     return pd.DateOffset(**{_HOLDOUT_UNITS[unit]: int(number)})
 
 
-def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
+def holdout_window(kept: int, frame: pd.DataFrame, holdout: str | None = None,
                    holdout_start: str | None = None) -> Holdout:
     """The hold-out: from --holdout-start, or --holdout before the end of the data, or the
-    spec's ``date_ranges.auto.holdout`` months; it always runs to the end of the data.
+    `kept` months the spec's automatic periods keep back (``date_ranges.auto.holdout``, 0 for
+    none); it always runs to the end of the data.
 
     InputError when none is given, or it leaves no data (or all of it) to the hold-out.
     """
@@ -188,7 +186,7 @@ def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
     end = pd.Timestamp(last + step)
     if holdout and holdout_start:
         raise InputError("give --holdout or --holdout-start, not both")
-    require_holdout(spec, holdout, holdout_start)
+    require_holdout(kept, holdout, holdout_start)
     if holdout_start:
         try:
             start = parse_time(holdout_start)
@@ -199,8 +197,7 @@ def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
         start = pd.Timestamp(end - parse_holdout(holdout))
         how = f"--holdout {holdout}"
     else:
-        assert spec.period_rule is not None  # require_holdout said so
-        months = spec.period_rule.holdout
+        months = kept  # require_holdout said there are some
         start = usable_span(first, last, step, months)[1]  # where the automatic periods had to end
         how = f"date_ranges.auto.holdout: {plural(months, 'month')}"
     if start <= first:
@@ -211,9 +208,9 @@ def holdout_window(spec: Spec, frame: pd.DataFrame, holdout: str | None = None,
     return Holdout(start, end, how)
 
 
-def require_holdout(spec: Spec, holdout: str | None, holdout_start: str | None) -> None:
-    """InputError unless a hold-out is given: an option, or the spec's ``date_ranges.auto.holdout``."""
-    if not (holdout or holdout_start or (spec.period_rule is not None and spec.period_rule.holdout)):
+def require_holdout(kept: int, holdout: str | None, holdout_start: str | None) -> None:
+    """InputError unless a hold-out is given: an option, or `kept` > 0 months the spec's automatic periods keep back."""
+    if not (holdout or holdout_start or kept):
         raise InputError("no hold-out: the spec's periods keep none back (set \"holdout\": N months in "
                          "date_ranges.auto and tune again), so give one: --holdout 1M (the last month of the data) "
                          "or --holdout-start YYYY-MM-DD")

@@ -139,7 +139,8 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
     metric = spec.objective
-    require_holdout(spec, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
+    kept = spec.period_rule.holdout if spec.period_rule is not None else 0  # months the tuning periods keep back
+    require_holdout(kept, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
     _check_devices(req, spec)
     planned = planned_periods(req.location, frame_rows)
     if req.spec_path and spec.period_rule is None:  # automatic periods are this month's, not the tuning's: the records'
@@ -152,7 +153,7 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     if start_model is not None and tuple(start_model.columns) != tuple(frame.columns):
         raise InputError(f"--from-model: the model forecasts from columns {', '.join(start_model.columns)}; "
                          f"the spec's data has {', '.join(map(str, frame.columns))}")
-    holdout = holdout_window(spec, frame, req.holdout, req.holdout_start)
+    holdout = holdout_window(kept, frame, req.holdout, req.holdout_start)
     tuning_periods = config_periods(frame_rows)
     clash = overlapping_period(tuning_periods, holdout)
     if clash is not None:
