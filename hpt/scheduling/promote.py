@@ -103,6 +103,8 @@ class Promote(Scheduler):
             row = rows.get(tid)
             if row is not None:
                 self._note(tid, str(row.get("status")), metric_value(row, self.spec.objective))
+        if self.inner.remaining() == 0:  # the screen is done: so is the choice, and the run can say what it skips
+            self._queue = self._stage()
 
     def _note(self, tid: str, status: str, value: float | None) -> None:
         cid = self._screen_trials[tid][0]

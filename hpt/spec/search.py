@@ -347,7 +347,7 @@ def _promote(s: Section) -> Promote | None:
     extra = [k for k in value if k != "top"]
     for key in extra:
         s.report(f"{where}.{key}", "unknown key; valid: top")
-    top = value.get("top")
+    top: Any = value.get("top")
     if _is_int(top) and top >= 1:
         number: int | float = int(top)
     elif isinstance(top, float) and 0 < top < 1:
