@@ -173,7 +173,7 @@ class Promote(Scheduler):
 
     def report(self, rows: pd.DataFrame) -> list[str]:
         """The screen's rank correlation with the full results over the promoted configs, warned about when low."""
-        from hpt.screening import compare_rankings
+        from hpt.results.screen import compare_rankings
 
         if self._queue is None or rows.empty:
             return []  # the screen did not end: nothing was promoted yet
