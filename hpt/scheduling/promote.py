@@ -27,7 +27,7 @@ from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.plan import PlanScheduler
 from hpt.scheduling.pruning import metric_value
 from hpt.search import TrialPlan, expand
-from hpt.trial import Progress, Status, Trial, TrialResult
+from hpt.trial import Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,9 +92,9 @@ class Promote(Scheduler):
         return self.inner.skipped + self._skipped_full
 
     def describe(self) -> str:
-        n = len(self.screen.configs)
-        return (f"{self.inner.describe()} screened at {self.screen.fidelity.name} fidelity, "
-                f"then {self.rule.text} of {n} at {self.spec.fidelity.name} fidelity")
+        p = len(self.spec.periods)
+        return (f"{self.inner.describe()} screened at {self.screen.fidelity.name} fidelity, then {self.rule.text} "
+                f"on {plural(p, 'period')} at {self.spec.fidelity.name} fidelity")
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
@@ -159,9 +159,6 @@ class Promote(Scheduler):
             self._running.add(trial.trial_id)
             return trial
         return DONE
-
-    def on_progress(self, event: Progress) -> str | None:
-        return None
 
     def on_result(self, result: TrialResult) -> None:
         tid = result.trial.trial_id
