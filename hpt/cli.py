@@ -190,7 +190,8 @@ _today_option = click.option(
     "--today", callback=_today, metavar="YYYY-MM-DD",
     help="Pretend it is this date: picks automatic periods and the --quick month [default: today].")
 _quick_option = click.option("--quick", is_flag=True,
-                             help=f"Screen: one period of the last whole month of data, at most {QUICK.max_epochs} epochs.")
+                             help=f"Screen: one period of the last whole month of data, at most {QUICK.max_epochs} epochs "
+                                  "(with search.promote: its first stage alone).")
 
 
 def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) -> Any:
