@@ -190,7 +190,8 @@ _today_option = click.option(
     "--today", callback=_today, metavar="YYYY-MM-DD",
     help="Pretend it is this date: picks automatic periods and the --quick month [default: today].")
 _quick_option = click.option("--quick", is_flag=True,
-                             help=f"Screen: one period of the last whole month of data, at most {QUICK.max_epochs} epochs.")
+                             help=f"Screen: one period of the last whole month of data, at most {QUICK.max_epochs} epochs "
+                                  "(with search.promote: its first stage alone).")
 
 
 def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) -> Any:
@@ -422,7 +423,7 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
 
 def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, more: str = "") -> None:
     """`more`: how to list the trials past `limit`, when the command has a way."""
-    from hpt.fidelity import PERIODS
+    from hpt.fidelity import FULL, PERIODS
     from hpt.progress import format_params, plural
     from hpt.runner import results_location
     from hpt.scheduling.adaptive import outline
@@ -440,6 +441,14 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
         shape += f" x {trials.seeds} seeds (training.repeats)"
     count = f"up to {plural(n_configs * n_periods, 'trial')}" if adaptive else plural(len(trials), "trial")
     f = spec.fidelity
+    promoting = s.promote is not None and f == FULL  # under --quick the run is the screen alone
+    if promoting:
+        from hpt.scheduling.promote import promote_text, promote_trials
+        from hpt.spec import quick_spec
+
+        quick = quick_spec(spec)
+        first, second = promote_trials(spec, quick, n_configs)
+        count, shape = f"up to {plural(first + second, 'trial')} in 2 stages", f"{first} screening, up to {second} full"
     click.echo(f"{spec.name}: {count} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
                + (f"; {f.name} {f.purpose}: at most {f.max_epochs} epochs" if f.max_epochs is not None else ""))
@@ -453,6 +462,10 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start or s.race:
         for line in outline(spec, n_configs, n_periods):
             click.echo(line)
+    if promoting:  # the trials listed are the screen's: stage 2's are chosen by it
+        for line in promote_text(spec, quick, n_configs):
+            click.echo(line)
+        trials = expand(quick)
     from hpt.baselines import RunBaselines, without_baselines
     from hpt.data import load_frame
 
@@ -470,6 +483,8 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     if adaptive:
         click.echo("trials: chosen as results come in, so none can be listed ahead")
     else:
+        if promoting:
+            click.echo(f"stage 1 trials ({trials.fidelity.name}; stage 2's are chosen by the screen):")
         width = len(str(len(trials)))
         for i, t in enumerate(trials[:limit], 1):
             st = status.get(t.trial_id)

@@ -445,7 +445,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     if summary.best is not None:
         summary.vs_baseline = vs = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
         summary.verdict = None if vs is None else config_judgement(trial_rows, ranking, vs, spec.columns)
-    _report_end(reporter, spec, summary)
+    _report_end(reporter, spec, summary, scheduler.report(trial_rows))
     for line in undelivered + tracked:
         reporter.line(line)
     if undelivered:
@@ -463,7 +463,8 @@ def _tracker(spec: Spec, options: RunOptions, sink: Any) -> Any:
     return open_trackers(options.mlflow, options.tensorboard, spec.tracking, spec.name, location_uri(sink))
 
 
-def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
+def _report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: list[str]) -> None:
+    """The run's summary; `notes`: the scheduler's lines about the run (a promotion's screen vs its full results)."""
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: list(Status).index(Status(kv[0]))))
     verb = "interrupted" if s.exit_code else "finished"
     reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}"
@@ -482,4 +483,6 @@ def _report_end(reporter: Reporter, spec: Spec, s: RunSummary) -> None:
                           f"{vs.text(spec.objective)}{dissent}")
     elif s.best_note:
         reporter.line(s.best_note)
+    for line in notes:
+        reporter.line(line)
     reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")

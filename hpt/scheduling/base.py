@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpt.trial import Progress, Trial, TrialResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DONE", "WAIT", "Curves", "Scheduler", "Suggestion"]
 
@@ -66,3 +69,8 @@ class Scheduler:
 
     def on_result(self, result: TrialResult) -> None:
         """A trial this scheduler suggested has ended (or one a wrapper around it started)."""
+
+    def report(self, rows: pd.DataFrame) -> list[str]:
+        """Lines for the end of the run's summary, given every trial row at the location (promotion: how well
+        its screen ranked the promoted configs); a wrapper around other schedulers passes theirs on."""
+        return []

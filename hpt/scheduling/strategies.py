@@ -3,13 +3,15 @@
 A strategy's keys and their checks are the spec's (:mod:`hpt.spec.search`); here each
 strategy gets the scheduler that runs it, and :func:`make_scheduler` wraps that scheduler
 for the keys every strategy takes (early stopping, budget, finalists:
-:mod:`hpt.scheduling.adaptive`), so they work alike for grid, random, auto and tpe.
+:mod:`hpt.scheduling.adaptive`), so they work alike for grid, random, auto and tpe;
+``promote`` (:mod:`hpt.scheduling.promote`) replaces a fixed plan's scheduler by its two stages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from hpt.fidelity import FULL
 from hpt.scheduling.adaptive import adapt
 from hpt.scheduling.base import Scheduler
 from hpt.scheduling.plan import PlanScheduler
@@ -48,5 +50,10 @@ def make_scheduler(spec: Spec, say: Say | None = None, location: str | None = No
     counts, trials not started); default: nowhere.
     """
     say = say or (lambda line: None)
+    if spec.search.promote is not None and spec.fidelity == FULL:  # under --quick the run is the screen alone
+        from hpt.scheduling.promote import Promote
+        from hpt.spec import quick_spec
+
+        return Promote(spec, quick_spec(spec), say)
     warm = load_warm_start(spec, say, location) if spec.search.warm_start else None
     return adapt(BUILDERS[spec.search.strategy](spec, say, warm), spec, say, warm)

@@ -3,7 +3,7 @@
 :data:`KEYS` is the one table of the section's keys (besides ``strategy``), each with its
 check; a key's check fills the :class:`SearchSpec` field of the same name. A strategy
 (:data:`STRATEGIES`) names the keys of its own that it takes; every strategy takes
-:data:`SHARED_KEYS` too: ``early_stopping``, ``budget``, ``warm_start``, ``finalists`` and ``race``,
+:data:`SHARED_KEYS` too: ``early_stopping``, ``budget``, ``warm_start``, ``finalists``, ``race`` and ``promote``,
 which :func:`hpt.scheduling.strategies.make_scheduler` applies as wrappers around any
 strategy's scheduler. A new key is a check, a row of :data:`KEYS`, a :class:`SearchSpec`
 field and its place in a strategy's keys or in :data:`SHARED_KEYS`.
@@ -28,11 +28,13 @@ __all__ = [
     "EARLY_STOPPING",
     "FINALISTS",
     "KEYS",
+    "PROMOTE_STRATEGIES",
     "SHARED_KEYS",
     "STRATEGIES",
     "TPE_STARTUP",
     "Budget",
     "EarlyStopping",
+    "Promote",
     "SearchSpec",
     "Strategy",
     "check_search",
@@ -107,6 +109,29 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Promote:
+    """``search.promote``: every config is screened at the quick fidelity, then the best `top` run at full fidelity.
+
+    `top` is a number of configs (an int >= 1) or a share of the configs the screen ranked (a float in (0, 1)).
+    """
+
+    top: int | float
+
+    def count(self, ranked: int) -> int:
+        """How many of `ranked` configs (ranked by the screen) are promoted."""
+        if isinstance(self.top, int):
+            return min(self.top, ranked)
+        return min(ranked, max(1, math.ceil(self.top * ranked)))
+
+    @property
+    def text(self) -> str:
+        """As ``hpt plan`` says it: "the best 2 configs", "the best 25% of the configs"."""
+        if isinstance(self.top, int):
+            return f"the best {self.top} config{'s' if self.top != 1 else ''}"
+        return f"the best {100 * self.top:g}% of the configs"
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     """The validated ``search`` section: one field per key of :data:`KEYS`, and the strategy."""
 
@@ -119,6 +144,7 @@ class SearchSpec:
     warm_start: tuple[str, ...] = ()  # results locations whose rows seed the search
     finalists: int = FINALISTS  # configs a search with early stopping completes on every period at its end (0: none)
     race: bool = False  # configs run period by period; the worse ones are dropped after each period
+    promote: Promote | None = None  # screen every config quick, then run the best at full fidelity
 
 
 @dataclass(frozen=True)
@@ -145,7 +171,7 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
              required={"max_trials": "how many configs to try"}),
 )}
 
-SHARED_KEYS = ("early_stopping", "budget", "warm_start", "finalists", "race")
+SHARED_KEYS = ("early_stopping", "budget", "warm_start", "finalists", "race", "promote")
 """``search`` keys every strategy takes."""
 
 
@@ -303,6 +329,46 @@ def _race(s: Section) -> bool:
     return value
 
 
+PROMOTE_STRATEGIES = ("grid", "random", "auto")
+"""The strategies ``search.promote`` works with: their configs are fixed ahead, so every one can be screened."""
+
+
+def _promote(s: Section) -> Promote | None:
+    where = "search.promote"
+    value = s.obj.get("promote")
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = {"top": value}  # 3 for {"top": 3}
+    if not isinstance(value, dict):
+        s.report(where, f'expected an object such as {{"top": 3}} (configs) or {{"top": 0.25}} (a share of them), '
+                        f"got {show(value)}")
+        return None
+    extra = [k for k in value if k != "top"]
+    for key in extra:
+        s.report(f"{where}.{key}", "unknown key; valid: top")
+    top: Any = value.get("top")
+    if _is_int(top) and top >= 1:
+        number: int | float = int(top)
+    elif isinstance(top, float) and 0 < top < 1:
+        number = top
+    else:
+        s.report(f"{where}.top", ("missing (required): " if top is None else "")
+                 + "expected a number of configs >= 1 or a share of them between 0 and 1"
+                 + ("" if top is None else f", got {show(top)}"))
+        return None
+    strategy = s.obj.get("strategy", "grid")
+    if strategy not in PROMOTE_STRATEGIES and strategy in STRATEGIES:
+        s.report(where, f"promotion screens every config first; it works with the {', '.join(PROMOTE_STRATEGIES)} "
+                        f"strategies, not {strategy} (it chooses configs from full results)")
+    for other, what in (("early_stopping", "early_stopping"), ("race", "race"), ("budget", "budget")):
+        if s.obj.get(other) not in (None, False):
+            s.report(where, f"promotion is its own adaptive search (a quick screen, then the best at full fidelity); "
+                            f"it does not combine with {what} (remove one)")
+            break
+    return None if extra else Promote(number)
+
+
 KEYS: dict[str, Callable[[Section], Any]] = {
     "max_trials": _max_trials,
     "seed": _seed,
@@ -312,6 +378,7 @@ KEYS: dict[str, Callable[[Section], Any]] = {
     "warm_start": _warm_start,
     "finalists": _finalists,
     "race": _race,
+    "promote": _promote,
 }
 """Every key of ``search`` but ``strategy``, with its check: the value of its :class:`SearchSpec` field."""
 
