@@ -521,9 +521,10 @@ def archs(names: tuple[str, ...]) -> None:
     """List the architectures, their hyperparameters, defaults, inputs and auto ranges.
 
     NAMES narrows the list; a user builder "package.module:function" is shown too.
-    "inputs" says how a model uses the target and the data's features; any architecture
-    takes every training.scaler ("window": per-window scaling, "robust": medians and IQRs)
-    and every training.loss.
+    "inputs" says how a model uses the target and the data's features; "known ahead" whether
+    it takes data.calendar and data.future_features (fed for the forecast steps too). Any
+    architecture takes every training.scaler ("window": per-window scaling, "robust": medians
+    and IQRs) and every training.loss.
 
     \b
     Examples:
@@ -542,6 +543,9 @@ def archs(names: tuple[str, ...]) -> None:
                            for k, (lo, hi, scale) in arch.auto_ranges.items())
         if arch.inputs:
             click.echo(f"  inputs: {arch.inputs}")
+        click.echo("  known ahead: " + ("data.calendar and data.future_features, for the input window and the "
+                                        "forecast steps" if arch.future else "none (a spec giving data.calendar or "
+                                        "data.future_features is refused)"))
         click.echo(f"  auto ranges: {ranges}")
     if not names:
         click.echo("training (any of these may also be tuned under \"parameters\"):")

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
-from hpt.calendar import CALENDAR, with_calendar
+from hpt.calendar import CALENDAR, calendar_columns, with_calendar
 from hpt.data import DUPLICATES, FILLS, TIME_UNITS, DataError, ReadOptions, Table, read_data, resolve_data_path
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
+from hpt.future import future_problem, mark_known_ahead
 from hpt.hparams import QUANTILE_LOSSES, TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural
@@ -82,7 +83,7 @@ _TOP = ("name", "description", "architecture", "data", "date_ranges", "search", 
         "training", "metrics", "objective", "sink", "resources", "tracking")
 _ALIASES = {"date-range": "date_ranges"}
 _DATA = ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
-         "season", "calendar")
+         "season", "calendar", "future_features")
 _AUTO_PERIODS = ("count", "months", "holdout")
 _RESOURCES = ("gpus", "trials_per_gpu", "executor", "threads")
 _TRACKING = ("mlflow", "experiment", "tensorboard")
@@ -102,18 +103,26 @@ class DataSpec:
     options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
     season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
     calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
+    future_features: tuple[str, ...] = ()  # data.future_features: columns known ahead (hpt.future)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The file's columns the models read: the target, then the features."""
-        return (self.target, *self.features)
+        """The file's columns the models read: the target, the features, then the future features."""
+        return (self.target, *self.features, *self.future_features)
+
+    @property
+    def known_ahead(self) -> tuple[str, ...]:
+        """The input columns known for the forecast steps too: the future features and calendar columns."""
+        return (*self.future_features, *calendar_columns(self.calendar))
 
     def read(self) -> Table:
-        """The data; with ``data.calendar`` its calendar columns after the file's."""
+        """The data; with ``data.calendar`` its calendar columns after the file's; the columns known
+        ahead, if any, named in the frame's ``attrs`` (:func:`hpt.future.mark_known_ahead`)."""
         table = read_data(self.path, self.time_column, self.columns, self.options)
-        if not self.calendar:
+        if not self.known_ahead:
             return table
-        return dataclasses.replace(table, frame=with_calendar(table.frame, self.calendar))
+        return dataclasses.replace(table, frame=mark_known_ahead(with_calendar(table.frame, self.calendar),
+                                                                 self.known_ahead))
 
 
 @dataclass(frozen=True)
@@ -417,6 +426,8 @@ class _Parser:
             log.warning("%s: training.%s is not used: parameters.%s tunes it", self.source, name, name)
         if arch is not None:
             self.constraints(arch, doc.get("parameters"), parameters, training)
+            if data is not None and (problem := future_problem(arch, data.known_ahead)):
+                self.add("architecture", problem)
         if search.early_stopping is not None:
             self.stopping_epochs(search.early_stopping, parameters, training)
         if search.strategy == "auto" and arch is not None:
@@ -555,6 +566,7 @@ class _Parser:
                                                 f"valid: {', '.join(CALENDAR)}")
             elif c in calendar[:i]:
                 self.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
+        future = self.future_features(obj, target, features)
         if not (path and time_column and target) or options is None:
             return None
         try:
@@ -563,7 +575,19 @@ class _Parser:
             self.add(e.json_path, e.message)
             return None
         return DataSpec(resolved, time_column, target, tuple(features), options, season,
-                        tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)))
+                        tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)), future)
+
+    def future_features(self, obj: dict[str, Any], target: str | None, features: list[str]) -> tuple[str, ...]:
+        """data.future_features: columns known ahead, neither the target nor among the features."""
+        future = obj.get("future_features", [])
+        if not isinstance(future, list) or not all(isinstance(f, str) and f for f in future):
+            self.add("data.future_features", f"expected a list of column names, got {show(future)}")
+            return ()
+        for i, f in enumerate(future):
+            if f == target or f in features or f in future[:i]:
+                self.add(f"data.future_features[{i}]", f'"{f}" is listed twice (a future feature is an input '
+                                                       "of the past rows too: list it here only)")
+        return tuple(future)
 
     def read_options(self, obj: dict[str, Any]) -> ReadOptions | None:
         """data.time_format, time_unit, fill, fill_limit and duplicates."""
