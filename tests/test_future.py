@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from hpt.architectures import BUILTIN
 from hpt.calendar import with_calendar
 from hpt.future import mark_known_ahead
 from hpt.model_io import load_model
@@ -126,3 +128,27 @@ def test_a_future_feature_through_run_predict_and_final(write_spec: Any, tmp_pat
     done_final_predict = hpt_here("predict", str(sink / "final" / json.loads(report_path.read_text())["final_id"]
                                                   / "model.pt"), "--data", str(file), "--last", "--out", str(out))
     assert done_final_predict.exit_code == 0, done_final_predict.output
+
+
+@pytest.mark.parametrize("name", [a.name for a in BUILTIN.values() if a.future])
+def test_each_architecture_that_takes_inputs_known_ahead_reads_the_forecast_steps_rows(name: str) -> None:
+    torch.manual_seed(0)
+    model = BUILTIN[name].build(3, 24, 5, {}, future_rows=5).eval()
+    x = torch.randn(4, 24 + 5, 3, requires_grad=True)
+    out = model(x)
+    assert out.shape == (4, 5)
+    out.sum().backward()
+    assert x.grad is not None and x.grad[:, 24:, 1:].abs().sum() > 0  # the future rows move the forecast
+    assert x.grad[:, :24].abs().sum() > 0
+
+
+def test_window_scaling_with_future_rows_shifts_the_lookback_only() -> None:
+    torch.manual_seed(0)
+    for name in ("linear", "nlinear", "lstm"):
+        model = BUILTIN[name].build(2, 24, 3, {"scaler": "window"}, future_rows=3).double().eval()
+        x = torch.randn(4, 27, 2, dtype=torch.float64)
+        x[:, 24:, 0] = 0  # the target is not known ahead
+        shifted = x.clone()
+        shifted[:, :24, 0] += 7.5
+        with torch.no_grad():
+            assert torch.allclose(model(shifted), model(x) + 7.5, atol=1e-9), name
