@@ -543,10 +543,10 @@ def archs(names: tuple[str, ...]) -> None:
                            for k, (lo, hi, scale) in arch.auto_ranges.items())
         if arch.inputs:
             click.echo(f"  inputs: {arch.inputs}")
+        click.echo(f"  auto ranges: {ranges}")
         click.echo("  known ahead: " + ("data.calendar and data.future_features, for the input window and the "
                                         "forecast steps" if arch.future else "none (a spec giving data.calendar or "
                                         "data.future_features is refused)"))
-        click.echo(f"  auto ranges: {ranges}")
     if not names:
         click.echo("training (any of these may also be tuned under \"parameters\"):")
         for p in TRAINING.values():
