@@ -152,3 +152,25 @@ def test_window_scaling_with_future_rows_shifts_the_lookback_only() -> None:
         shifted[:, :24, 0] += 7.5
         with torch.no_grad():
             assert torch.allclose(model(shifted), model(x) + 7.5, atol=1e-9), name
+
+
+def test_a_builder_of_one_s_own_takes_inputs_known_ahead_with_a_future_rows_argument(write_spec: Any,
+                                                                                     tmp_path: Path) -> None:
+    (tmp_path / "mymodels.py").write_text(
+        "from torch import nn\n\n"
+        "def ahead(n_features, lookback, horizon, future_rows=0, width=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear((lookback + future_rows) * n_features, horizon))\n\n"
+        "def past_only(n_features, lookback, horizon, width=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, horizon))\n")
+    calendar = {"calendar": ["hour"]}
+    ok = hpt_cli("validate", str(write_spec(tiny_spec(architecture="mymodels:ahead", data=calendar,
+                                                      parameters={"width": [4]}))))
+    assert ok.returncode == 0, ok.stderr
+    listed = hpt_cli("archs", "mymodels:ahead", cwd=tmp_path).stdout
+    assert "  width " in listed and "future_rows" not in listed  # not a hyperparameter
+    assert "  known ahead: data.calendar and data.future_features" in listed
+    refused = hpt_cli("validate", str(write_spec(tiny_spec(architecture="mymodels:past_only", data=calendar,
+                                                           parameters={"width": [4]}))))
+    assert refused.returncode == 2
+    assert ('architecture "mymodels:past_only" cannot take inputs known ahead (data.calendar: hour): its builder '
+            'takes no "future_rows" argument') in refused.stderr
