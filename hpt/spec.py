@@ -118,7 +118,13 @@ class DataSpec:
     def read(self) -> Table:
         """The data; with ``data.calendar`` its calendar columns after the file's; the columns known
         ahead, if any, named in the frame's ``attrs`` (:func:`hpt.future.mark_known_ahead`)."""
-        table = read_data(self.path, self.time_column, self.columns, self.options)
+        try:
+            table = read_data(self.path, self.time_column, self.columns, self.options)
+        except DataError as e:  # read_data numbers every column after the target as a feature
+            at = e.json_path.removeprefix("data.features[").rstrip("]")
+            if e.json_path.startswith("data.features[") and at.isdigit() and int(at) >= len(self.features):
+                raise DataError(f"data.future_features[{int(at) - len(self.features)}]", e.message) from None
+            raise
         if not self.known_ahead:
             return table
         return dataclasses.replace(table, frame=mark_known_ahead(with_calendar(table.frame, self.calendar),

@@ -62,6 +62,8 @@ def test_future_feature_mistakes_and_ids(write_spec: Any, tmp_path: Path) -> Non
     done = hpt_cli("validate", str(write_spec(tiny_spec(data={"path": path, "features": ["promo"],
                                                               "future_features": ["promo"]}))))
     assert done.returncode == 2 and 'data.future_features[0]: "promo" is listed twice' in done.stderr
+    absent = hpt_cli("validate", str(write_spec(tiny_spec(data={"path": path, "future_features": ["promo", "sale"]}))))
+    assert absent.returncode == 2 and 'data.future_features[1]: no column "sale" in promo.csv' in absent.stderr
     plain = [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path})))]
     assert [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path, "future_features": []})))] == plain
     with_it = [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path, "future_features": ["promo"]})))]
