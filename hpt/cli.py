@@ -748,7 +748,8 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 
 @main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "
                      "such model, columns missing from the file, data at another step than the model's, fewer rows "
-                     "than the lookback, --out in a missing folder or the --data file itself).")
+                     "than the lookback, --out in a missing folder or the --data file itself, a model with "
+                     "data.future_features and no rows of them for the forecast steps).")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--data", "data_path", required=True, metavar="PATH",
               help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column, a row every step "
@@ -768,6 +769,10 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     timestamp is the time each forecast step is for, prediction is in the target's units.
     A quantile model (training.loss "quantile", or "mdn": the quantiles of its mixture) adds
     one column per quantile (p10, p50, p90), in increasing order; its prediction is the median.
+    A model with data.calendar takes the forecast steps' calendar from their times; one with
+    data.future_features takes their values from the file's rows at the forecast steps' times
+    (rows after the last target may hold only those, the target empty), and a window without
+    them is left out (with --last: exit 2).
 
     \b
     Examples:
