@@ -9,23 +9,19 @@ spans (window j holds rows ``j .. j+lookback+horizon-1``), so the windows are th
 
 A builder that can use them takes a ``future_rows`` keyword argument and is called with
 ``future_rows=horizon`` (its input is then ``(B, lookback + future_rows, n_features)``); one
-that does not take it cannot, and a spec that gives it inputs known ahead is refused. The
+that does not take it cannot, and a spec that gives it inputs known ahead is refused
+(:func:`hpt.architectures.future_problem`). The
 frame a spec reads names its columns known ahead in ``attrs`` (:func:`mark_known_ahead`).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from hpt.calendar import PREFIX, calendar_of
 
-if TYPE_CHECKING:
-    from hpt.architectures import Architecture
-
-__all__ = ["FUTURE_ARG", "future_problem", "known_ahead", "known_mask", "mark_known_ahead", "zero_unknown"]
+__all__ = ["FUTURE_ARG", "known_ahead", "known_mask", "known_text", "mark_known_ahead", "zero_unknown"]
 
 FUTURE_ARG = "future_rows"
 _ATTR = "known_ahead"
@@ -54,18 +50,9 @@ def zero_unknown(windows: np.ndarray, lookback: int, known: np.ndarray) -> np.nd
     return windows
 
 
-def future_problem(arch: Architecture, known: tuple[str, ...]) -> str | None:
-    """Why `arch` cannot take these inputs known ahead, naming both; None when it can (or there are none)."""
-    if not known or arch.future:
-        return None
-    from hpt.architectures import BUILTIN
-
+def known_text(known: tuple[str, ...]) -> str:
+    """The spec keys that gave these columns known ahead: "data.calendar: hour, dow; data.future_features: promo"."""
     calendar = calendar_of(known)
     features = [c for c in known if not c.startswith(PREFIX)]
-    given = "; ".join(([f"data.calendar: {', '.join(calendar)}"] if calendar else [])
-                      + ([f"data.future_features: {', '.join(features)}"] if features else []))
-    able = ", ".join(a.name for a in BUILTIN.values() if a.future)
-    how = (f'its builder takes no "{FUTURE_ARG}" argument' if ":" in arch.name
-           else "it cannot use inputs for the forecast steps")
-    return (f'architecture "{arch.name}" cannot take inputs known ahead ({given}): {how}; use one that can '
-            f"({able}) or drop them")
+    return "; ".join(([f"data.calendar: {', '.join(calendar)}"] if calendar else [])
+                     + ([f"data.future_features: {', '.join(features)}"] if features else []))

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpt.architectures import Architecture, get_architecture
+from hpt.architectures import Architecture, future_problem, get_architecture
 from hpt.calendar import CALENDAR, calendar_columns, with_calendar
 from hpt.data import DUPLICATES, FILLS, TIME_UNITS, DataError, ReadOptions, Table, read_data, resolve_data_path
 from hpt.errors import InputError, Problem, SpecError, did_you_mean, show
-from hpt.future import future_problem, mark_known_ahead
+from hpt.future import mark_known_ahead
 from hpt.hparams import QUANTILE_LOSSES, TRAINING, Constraint, HParam
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time, quick_period
 from hpt.progress import plural

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hpt.errors import InputError, signals_put_off
-from hpt.future import FUTURE_ARG
+from hpt.future import FUTURE_ARG, known_text
 from hpt.hparams import Constraint, HParam, quantiles_of
 
-__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "get_architecture"]
+__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "future_problem", "get_architecture"]
 
 BUILDER_ARGS = ("n_features", "lookback", "horizon")
 
@@ -314,3 +314,15 @@ def _is_own_module(e: ModuleNotFoundError, module_name: str) -> bool:
 
 def _takes_var_kwargs(params: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def future_problem(arch: Architecture, known: tuple[str, ...]) -> str | None:
+    """Why `arch` cannot take these inputs known ahead (:mod:`hpt.future`), naming both; None when it can
+    (or there are none)."""
+    if not known or arch.future:
+        return None
+    able = ", ".join(a.name for a in BUILTIN.values() if a.future)
+    how = (f'its builder takes no "{FUTURE_ARG}" argument' if ":" in arch.name
+           else "it cannot use inputs for the forecast steps")
+    return (f'architecture "{arch.name}" cannot take inputs known ahead ({known_text(known)}): {how}; use one that '
+            f"can ({able}) or drop them")
