@@ -176,3 +176,25 @@ def test_a_builder_of_one_s_own_takes_inputs_known_ahead_with_a_future_rows_argu
     assert refused.returncode == 2
     assert ('architecture "mymodels:past_only" cannot take inputs known ahead (data.calendar: hour): its builder '
             'takes no "future_rows" argument') in refused.stderr
+
+
+def test_a_calendar_model_saved_before_inputs_known_ahead_forecasts_from_its_lookback_alone(tmp_path: Path) -> None:
+    """A file without "known_ahead" (hpt before data.future_features): its calendar columns cover the input window only."""
+    from hpt.model_io import model_payload
+
+    columns = ("y", "calendar:hour_sin", "calendar:hour_cos")
+    torch.manual_seed(0)
+    module = BUILTIN["linear"].build(3, 24, 2, {})
+    path = tmp_path / "old.pt"
+    path.write_bytes(model_payload(architecture="linear", params={}, n_features=3, lookback=24, horizon=2,
+                                   columns=columns, mean=np.array([2e3, 0.0, 0.0]), std=np.array([400.0, 1.0, 1.0]),
+                                   state_dict=module.state_dict(), trial_id="old", period=("2013-01-01", "2013-02-01"),
+                                   metrics={}, time_column="ts", step="1h"))
+    model = load_model(path)
+    assert model.known_ahead == () and model.future_rows == 0
+    frame = pd.read_csv(DATA, parse_dates=["ts"], nrows=48)
+    data, out = tmp_path / "recent.csv", tmp_path / "forecast.csv"
+    frame.to_csv(data, index=False)
+    done = hpt_here("predict", str(path), "--data", str(data), "--last", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    np.testing.assert_allclose(pd.read_csv(out)["prediction"], model.predict(frame.tail(24)), rtol=1e-6)
