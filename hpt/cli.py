@@ -538,9 +538,10 @@ def archs(names: tuple[str, ...]) -> None:
     """List the architectures, their hyperparameters, defaults, inputs and auto ranges.
 
     NAMES narrows the list; a user builder "package.module:function" is shown too.
-    "inputs" says how a model uses the target and the data's features; any architecture
-    takes every training.scaler ("window": per-window scaling, "robust": medians and IQRs)
-    and every training.loss.
+    "inputs" says how a model uses the target and the data's features; "known ahead" whether
+    it takes data.calendar and data.future_features (fed for the forecast steps too). Any
+    architecture takes every training.scaler ("window": per-window scaling, "robust": medians
+    and IQRs) and every training.loss.
 
     \b
     Examples:
@@ -560,6 +561,9 @@ def archs(names: tuple[str, ...]) -> None:
         if arch.inputs:
             click.echo(f"  inputs: {arch.inputs}")
         click.echo(f"  auto ranges: {ranges}")
+        click.echo("  known ahead: " + ("data.calendar and data.future_features, for the input window and the "
+                                        "forecast steps" if arch.future else "none (a spec giving data.calendar or "
+                                        "data.future_features is refused)"))
     if not names:
         click.echo("training (any of these may also be tuned under \"parameters\"):")
         for p in TRAINING.values():
@@ -763,7 +767,8 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 
 @main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "
                      "such model, columns missing from the file, data at another step than the model's, fewer rows "
-                     "than the lookback, --out in a missing folder or the --data file itself).")
+                     "than the lookback, --out in a missing folder or the --data file itself, a model with "
+                     "data.future_features and no rows of them for the forecast steps).")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--data", "data_path", required=True, metavar="PATH",
               help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column, a row every step "
@@ -783,6 +788,10 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     timestamp is the time each forecast step is for, prediction is in the target's units.
     A quantile model (training.loss "quantile", or "mdn": the quantiles of its mixture) adds
     one column per quantile (p10, p50, p90), in increasing order; its prediction is the median.
+    A model with data.calendar takes the forecast steps' calendar from their times; one with
+    data.future_features takes their values from the file's rows at the forecast steps' times
+    (rows after the last target may hold only those, the target empty), and a window without
+    them is left out (with --last: exit 2).
 
     \b
     Examples:

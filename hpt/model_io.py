@@ -30,13 +30,15 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
                   horizon: int, columns: tuple[str, ...], mean: np.ndarray, std: np.ndarray,
                   state_dict: dict[str, Any], trial_id: str, period: tuple[str, str],
                   metrics: dict[str, float], seed: int | None = None, time_column: str | None = None,
-                  step: str | None = None, info: dict[str, Any] | None = None) -> bytes:
+                  step: str | None = None, info: dict[str, Any] | None = None,
+                  known_ahead: tuple[str, ...] = ()) -> bytes:
     """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
 
     `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
     `time_column` and `step` (such as ``"1h"``) say how the data's times were read, so
     forecasts can be dated; `info` holds plain JSON-like extras (a final model's config id,
-    train window and hold-out).
+    train window and hold-out). `known_ahead`: the columns it takes for the forecast steps too
+    (:mod:`hpt.future`); files without it have none.
     """
     import torch
 
@@ -62,6 +64,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
         payload["step"] = step
     if info:
         payload["info"] = dict(info)
+    if known_ahead:
+        payload["known_ahead"] = list(known_ahead)
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -84,6 +88,19 @@ class TrainedModel:
     time_column: str | None = None  # None in files saved before models recorded it
     step: pd.Timedelta | None = None  # the data's step (None: not recorded)
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
+    known_ahead: tuple[str, ...] = ()  # columns it takes for the forecast steps too (hpt.future)
+
+    @property
+    def future_rows(self) -> int:
+        """Rows after the lookback its windows have: `horizon` with inputs known ahead, else 0."""
+        return self.horizon if self.known_ahead else 0
+
+    @property
+    def future_features(self) -> tuple[str, ...]:
+        """The data's columns it needs for the forecast steps (``data.future_features``): read, not derived."""
+        from hpt.calendar import PREFIX
+
+        return tuple(c for c in self.known_ahead if not c.startswith(PREFIX))
 
     @property
     def calendar(self) -> tuple[str, ...]:
@@ -106,31 +123,59 @@ class TrainedModel:
 
         return quantiles_of(self.params)
 
-    def predict(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def predict(self, inputs: pd.DataFrame | np.ndarray, future: pd.DataFrame | None = None) -> np.ndarray:
         """Forecast the next `horizon` target values after each window's end.
 
         `inputs` is a DataFrame holding the model's columns (or an array of them in that
         order), at least `lookback` rows long, oldest first; a model with calendar inputs
-        derives them from the DataFrame's DatetimeIndex or its time column. Returns an array of shape
-        ``(horizon,)`` for the window ending at the last row; for a quantile model
-        ``(horizon, len(quantiles))``, each step's quantiles in increasing order.
+        derives them from the DataFrame's DatetimeIndex or its time column. A model with
+        inputs known ahead (:attr:`known_ahead`) takes them for the forecast steps from
+        `future`: `horizon` rows of its future features (more are ignored), on their times;
+        a model whose only ones are calendar inputs dates the steps from the last row and
+        its step when `future` is None. Returns an array of shape ``(horizon,)`` for the
+        window ending at the last row; for a quantile model ``(horizon, len(quantiles))``,
+        each step's quantiles in increasing order.
         """
-        import torch
-
-        if isinstance(inputs, pd.DataFrame) and self.calendar and not set(self.columns) <= set(inputs.columns):
-            from hpt.calendar import with_calendar
-
-            timed = inputs if isinstance(inputs.index, pd.DatetimeIndex) or self.time_column not in inputs.columns \
-                else inputs.set_index(pd.DatetimeIndex(pd.to_datetime(inputs[self.time_column])))
-            inputs = with_calendar(timed, self.calendar)
-        values = inputs[list(self.columns)].to_numpy(np.float64) if isinstance(inputs, pd.DataFrame) \
-            else np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+        values = self._values(inputs)
         if len(values) < self.lookback:
             raise ValueError(f"need at least lookback={self.lookback} rows, got {len(values)}")
-        window = ((values[-self.lookback:] - self.mean) / self.std).astype(np.float32)
-        with torch.no_grad():
-            out = self.module(torch.from_numpy(window)[None]).numpy()[0]
-        return out * self.std[0] + self.mean[0]  # type: ignore[no-any-return]
+        window = values[-self.lookback:]
+        if self.known_ahead:
+            window = np.concatenate([window, self._future_values(inputs, future)])
+        return self.predict_windows(window[None])[0]  # type: ignore[no-any-return]
+
+    def _timed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` on a DatetimeIndex (its own, else its time column), with the model's calendar columns."""
+        from hpt.calendar import with_calendar
+
+        timed = frame if isinstance(frame.index, pd.DatetimeIndex) or self.time_column not in frame.columns \
+            else frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame[self.time_column])))
+        return with_calendar(timed, self.calendar)
+
+    def _values(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if not isinstance(inputs, pd.DataFrame):
+            return np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+        if self.calendar and not set(self.columns) <= set(inputs.columns):
+            inputs = self._timed(inputs)
+        return inputs[list(self.columns)].to_numpy(np.float64)
+
+    def _future_values(self, inputs: pd.DataFrame | np.ndarray, future: pd.DataFrame | None) -> np.ndarray:
+        """The forecast steps' rows ``(horizon, n_columns)`` in the data's units: the columns known
+        ahead from `future` (or the times after the inputs' last), the others at their train mean."""
+        if future is None:
+            if self.future_features or not isinstance(inputs, pd.DataFrame) or self.step is None:
+                raise ValueError(f"give future=: a DataFrame of the {self.horizon} forecast steps' "
+                                 f"{', '.join(self.future_features) or 'times'} (inputs known ahead)")
+            last = self._timed(inputs).index[-1]
+            future = pd.DataFrame(index=pd.DatetimeIndex([last + k * self.step for k in range(1, self.horizon + 1)]))
+        timed = self._timed(future)
+        if len(timed) < self.horizon:
+            raise ValueError(f"future= has {len(timed)} rows: the model forecasts {self.horizon} steps")
+        rows = np.tile(self.mean, (self.horizon, 1))
+        for i, c in enumerate(self.columns):
+            if c in self.known_ahead:
+                rows[:, i] = timed[c].to_numpy(np.float64)[:self.horizon]
+        return rows
 
     @property
     def _shape(self) -> tuple[int, ...]:
@@ -139,7 +184,9 @@ class TrainedModel:
 
     def predict_windows(self, windows: np.ndarray, batch: int = BATCH, at: np.ndarray | None = None) -> np.ndarray:
         """Forecasts for many windows at once: `windows` of shape ``(N, lookback, n_columns)``
-        in the data's units, oldest row first; returns ``(N, horizon)`` in the target's units
+        in the data's units, oldest row first (with inputs known ahead ``(N, lookback + horizon,
+        n_columns)``: the forecast steps' rows after, only their columns known ahead read);
+        returns ``(N, horizon)`` in the target's units
         (a quantile model: ``(N, horizon, len(quantiles))``).
 
         Each window gives what :meth:`predict` gives for it; they run through the model in
@@ -149,8 +196,9 @@ class TrainedModel:
         from hpt.inference import forecast
 
         windows = np.asarray(windows)
-        if windows.ndim != 3 or windows.shape[1:] != (self.lookback, len(self.columns)):
-            raise ValueError(f"expected windows of shape (N, {self.lookback}, {len(self.columns)}), got {windows.shape}")
+        rows = self.lookback + self.future_rows
+        if windows.ndim != 3 or windows.shape[1:] != (rows, len(self.columns)):
+            raise ValueError(f"expected windows of shape (N, {rows}, {len(self.columns)}), got {windows.shape}")
         if not (len(windows) if at is None else len(at)):
             return np.empty((0, *self._shape), dtype=np.float64)
         out = forecast(self.module, windows, batch, at=at, prepare=self._scaled)
@@ -158,7 +206,12 @@ class TrainedModel:
 
     def _scaled(self, windows: np.ndarray) -> np.ndarray:
         """Windows in the data's units as the model's inputs: standardised as in training, float32."""
-        return ((windows.astype(np.float64) - self.mean) / self.std).astype(np.float32)  # type: ignore[no-any-return]
+        scaled = ((windows.astype(np.float64) - self.mean) / self.std).astype(np.float32)
+        if self.known_ahead:
+            from hpt.future import known_mask, zero_unknown
+
+            zero_unknown(scaled, self.lookback, known_mask(self.columns, self.known_ahead))
+        return scaled  # type: ignore[no-any-return]
 
 
 def load_model(path: str | Path) -> TrainedModel:
@@ -181,7 +234,9 @@ def load_model(path: str | Path) -> TrainedModel:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a model saved by hpt")
     arch = get_architecture(payload["architecture"])
-    module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"])
+    known = tuple(payload.get("known_ahead") or ())
+    module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"],
+                        payload["horizon"] if known else 0)
     module.load_state_dict(payload["state_dict"])
     module.eval()
     return TrainedModel(
@@ -198,6 +253,7 @@ def load_model(path: str | Path) -> TrainedModel:
         time_column=payload.get("time_column"),
         step=_step(payload.get("step")),
         info=dict(payload.get("info") or {}),
+        known_ahead=known,
     )
 
 

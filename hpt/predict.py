@@ -96,7 +96,8 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
     try:
-        frame = with_calendar(read_data(resolved, column, model.file_columns).frame, model.calendar)
+        frame = read_data(resolved, column, model.file_columns).frame
+        ahead = read_data(resolved, column, model.future_features).frame if model.future_features else None
     except DataError as e:
         raise InputError(f"{path}: {e.message}") from None
     step = frame_step(frame)
@@ -104,26 +105,24 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         raise InputError(f"{path} has a row every {step_text(step)}; the model was trained on data every "
                          f"{step_text(model.step)}: give data at the model's step (its windows and dates would be wrong)")
     step = model.step or step
-    values = frame[list(model.columns)].to_numpy(np.float64)
-    n, lookback = len(values), model.lookback
+    n, lookback = len(frame), model.lookback
     if n < lookback:
         raise InputError(f"{path} has {plural(n, 'row')} with values: fewer than the model's lookback of {lookback}")
-    windows = input_windows(values, lookback)  # a view: only a batch of them is copied at a time
-    starts = np.arange(len(windows))
-    clean = unbroken(breaks(frame.index, step), lookback)
-    if last:
-        if not clean[-1]:
-            raise InputError(f"{path}: the last {lookback} rows (the model's lookback) span a missing step; "
-                             "fill the gap or drop --last")
-        starts = starts[-1:]
+    rows = _with_future_rows(model, frame, ahead, step)
+    values = rows[list(model.columns)].to_numpy(np.float64)
+    windows = input_windows(values, lookback + model.future_rows)  # a view: a batch of them is copied at a time
+    whole, ready = _usable(model, rows, values, step)
+    if last:  # the window whose lookback ends at the file's last row with values
+        starts = np.array([int(rows.index.get_loc(frame.index[-1])) - lookback + 1])
+        if not ready[starts[0]]:
+            raise InputError(_last_problem(model, path, frame, step))
     else:
-        starts = starts[clean]
+        starts = np.flatnonzero(ready)
         if not len(starts):
-            raise InputError(f"{path}: each of its {plural(len(clean), 'window')} of {lookback} rows (the model's "
-                             f"lookback) spans a missing step (data every {step_text(step)}): fill the gaps")
+            raise InputError(_none_problem(model, path, whole, step))
     quantiles = model.quantiles
     preds = model.predict_windows(windows, at=starts)
-    ends = frame.index.to_numpy()[starts + lookback - 1]
+    ends = rows.index.to_numpy()[starts + lookback - 1]
     h = model.horizon
     offsets = np.arange(1, h + 1)
     stamps = ends[:, None] + offsets[None, :] * step.to_timedelta64()
@@ -134,8 +133,67 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     else:
         columns["prediction"] = preds.ravel()
     table = pd.DataFrame(columns)
-    skipped = 0 if last else int((~clean).sum())
+    skipped = 0 if last else int(len(whole) - len(starts))
     return Forecasts(table, len(starts), skipped, n, step, model)
+
+
+def _with_future_rows(model: TrainedModel, frame: pd.DataFrame, ahead: pd.DataFrame | None,
+                      step: pd.Timedelta) -> pd.DataFrame:
+    """The file's rows with the model's calendar columns; with inputs known ahead also the rows of the
+    forecast steps after the last (and the file's rows holding only future features), their
+    unknown columns empty, the future features from `ahead`."""
+    if not model.future_rows:
+        return with_calendar(frame, model.calendar)
+    end = frame.index[-1]
+    times = frame.index.append(pd.DatetimeIndex([end + k * step for k in range(1, model.horizon + 1)]))
+    if ahead is not None:
+        times = times.append(ahead.index[ahead.index <= end + model.horizon * step])
+    rows = frame.reindex(times.unique().sort_values())
+    if ahead is not None:
+        rows[list(ahead.columns)] = ahead.reindex(rows.index)
+    return with_calendar(rows, model.calendar)
+
+
+def _usable(model: TrainedModel, rows: pd.DataFrame, values: np.ndarray,
+            step: pd.Timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """Per window start: whether its lookback rows are whole rows of the file (the windows to
+    consider), and whether it can be forecast (no missing step in it, the forecast steps' inputs
+    known ahead all given)."""
+    width = model.lookback + model.future_rows
+    known = np.array([c in model.known_ahead for c in model.columns], dtype=bool)
+    whole = _all_in_runs(np.isfinite(values).all(axis=1), model.lookback)[:len(rows) - width + 1]
+    ready = unbroken(breaks(rows.index, step), width)
+    if model.future_rows:
+        given = _all_in_runs(np.isfinite(values[:, known]).all(axis=1), model.future_rows)
+        ready = ready & given[model.lookback:][:len(ready)]
+    return whole, ready & whole
+
+
+def _all_in_runs(ok: np.ndarray, width: int) -> np.ndarray:
+    """For each run of `width` consecutive rows (by its first), whether `ok` holds for all of them."""
+    bad = np.concatenate(([0], np.cumsum(~ok)))
+    return np.asarray(bad[width:] - bad[:len(ok) - width + 1] == 0)
+
+
+def _last_problem(model: TrainedModel, path: str, frame: pd.DataFrame, step: pd.Timedelta) -> str:
+    """Why --last cannot forecast after the file's last row."""
+    if model.future_features and not breaks(frame.index[-model.lookback:], step).any():
+        end = frame.index[-1]
+        return (f"{path}: no {', '.join(show(c) for c in model.future_features)} for the {model.horizon} forecast "
+                f"steps after its last row ({end + step} to {end + model.horizon * step}): the model takes them "
+                "(data.future_features); add those rows with their values (the target empty)")
+    return (f"{path}: the last {model.lookback} rows (the model's lookback) span a missing step; "
+            "fill the gap or drop --last")
+
+
+def _none_problem(model: TrainedModel, path: str, whole: np.ndarray, step: pd.Timedelta) -> str:
+    """Why no window of the file can be forecast."""
+    if model.future_features:
+        return (f"{path}: no window of {model.lookback} rows (the model's lookback) without a missing step has "
+                f"{', '.join(show(c) for c in model.future_features)} for all its {model.horizon} forecast steps "
+                "(the model takes them: data.future_features); add them, or fill the gaps")
+    return (f"{path}: each of its {plural(int(whole.sum()), 'window')} of {model.lookback} rows (the model's "
+            f"lookback) spans a missing step (data every {step_text(step)}): fill the gaps")
 
 
 def _same_step(data: pd.Timedelta, model: pd.Timedelta) -> bool:

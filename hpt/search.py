@@ -59,11 +59,14 @@ class _Digests:
 
 def data_identity(spec: Spec) -> dict[str, Any]:
     """What config ids (and the baselines' ids) say of the data: its file name, time column and columns
-    (and calendar inputs, when it has any: ids without them are as before data.calendar existed)."""
+    (and calendar inputs and the columns known ahead, when it has any: ids without them are as before
+    data.calendar and data.future_features existed)."""
     identity: dict[str, Any] = {"file": Path(spec.data.path).name, "time": spec.data.time_column,
                                 "columns": spec.data.columns}
     if spec.data.calendar:
         identity["calendar"] = list(spec.data.calendar)
+    if spec.data.known_ahead:  # fed for the forecast steps too (hpt.future)
+        identity["known_ahead"] = list(spec.data.known_ahead)
     return identity
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from hpt.architectures import get_architecture
 from hpt.architectures.heads import MixtureNLL, fit_scalers
+from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
 from hpt.inference import batches, forecast
 from hpt.model_io import model_payload
@@ -400,7 +401,8 @@ class TrainContext:
         """The trial's model on the device, seeded, its scalers fitted; a refit's starts from its weights when it has them."""
         torch.manual_seed(trial.seed)
         model = get_architecture(trial.architecture).build(
-            len(windows.columns), int(trial.params["lookback"]), int(trial.params["horizon"]), dict(trial.params))
+            len(windows.columns), int(trial.params["lookback"]), int(trial.params["horizon"]), dict(trial.params),
+            windows.future_rows)
         # a robust scaler learns from the train part's rows, standardised; a fine-tune's start weights replace it
         fit_scalers(model, lambda: windows.values[:windows.split.val].astype(np.float64))
         model = model.to(self.device)
@@ -425,6 +427,7 @@ class TrainContext:
             period=(refit.model_period or period) if refit is not None else period,
             metrics=metrics, seed=trial.seed, time_column=self.frame.index.name,
             step=step_text(frame_step(self.frame)), info=dict(refit.info) if refit is not None else None,
+            known_ahead=known_ahead(self.frame),
         )
 
 

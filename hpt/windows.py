@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.errors import DataError, InputError, show
+from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
@@ -259,7 +260,8 @@ def input_windows(values: np.ndarray, lookback: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Windows:
-    """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``.
+    """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``;
+    with inputs known ahead (:mod:`hpt.future`) the inputs are ``(N, lookback + horizon, F)``.
 
     ``*_train`` are the train windows, ``*_val`` the scored ones: the validation part's, or the
     hold-out's for a :class:`Holdout` split. Windows that would span a missing step are left out;
@@ -276,6 +278,12 @@ class Windows:
     mean: np.ndarray  # per column, fitted on the train part
     std: np.ndarray
     columns: tuple[str, ...]
+    known: np.ndarray | None = None  # per column, whether it is known ahead (hpt.future); None: none is
+
+    @property
+    def future_rows(self) -> int:
+        """Rows of the forecast steps after each input window: `horizon` with inputs known ahead, else 0."""
+        return self.horizon if self.known is not None else 0
 
     @property
     def skipped_train(self) -> int:
@@ -286,7 +294,8 @@ class Windows:
         return self.starts.skipped_scored
 
     def _inputs(self, starts: np.ndarray) -> np.ndarray:
-        return input_windows(self.values, self.lookback)[starts]  # indexing with an array copies
+        windows = input_windows(self.values, self.lookback + self.future_rows)[starts]  # indexing with an array copies
+        return windows if self.known is None else zero_unknown(windows, self.lookback, self.known)
 
     def _targets(self, starts: np.ndarray) -> np.ndarray:
         return np.lib.stride_tricks.sliding_window_view(self.values[self.lookback:, 0], self.horizon)[starts]
@@ -425,7 +434,9 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     std[std == 0] = 1.0  # a constant feature; a constant target is refused above
     z = ((values - mean) / std).astype(np.float32)
     starts = window_starts(parts, lookback, horizon, breaks(rows.index, frame_step(frame)))
-    return Windows(z, rows.index.to_numpy(), lookback, horizon, starts, parts, mean, std, tuple(rows.columns))
+    known = known_ahead(frame)
+    return Windows(z, rows.index.to_numpy(), lookback, horizon, starts, parts, mean, std, tuple(rows.columns),
+                   known_mask(tuple(rows.columns), known) if known else None)
 
 
 def forecast_ends(index: pd.DatetimeIndex, period: Period, horizon: int,

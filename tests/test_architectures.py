@@ -87,6 +87,8 @@ def test_hpt_archs_lists_every_architecture_with_its_inputs_and_the_new_training
         block = lines[at + 1:at + 1 + len(BUILTIN[name].hparams) + 2]
         assert any(ln.startswith("  inputs: ") for ln in block), (name, block)
         assert any(ln.startswith("  auto ranges: lr ") for ln in block), (name, block)
+        known = lines[at + 1 + len(BUILTIN[name].hparams) + 2]  # what it takes known ahead, after the auto ranges
+        assert known.startswith("  known ahead: data.calendar and" if BUILTIN[name].future else "  known ahead: none")
     assert "flattened" in next(ln for ln in lines[lines.index(next(ln for ln in lines if ln.startswith("dlinear:"))):]
                                if ln.startswith("  inputs: "))
     for key in ("loss", "huber_delta", "quantiles", "scaler", "mdn_components"):

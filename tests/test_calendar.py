@@ -63,7 +63,8 @@ def test_a_model_with_calendar_inputs_forecasts_from_a_file_without_them(write_s
     model = load_model(model_path)
     assert model.columns == ("y", "calendar:hour_sin", "calendar:hour_cos", "calendar:dow_sin", "calendar:dow_cos")
     assert model.calendar == ("hour", "dow") and model.file_columns == ("y",)
-    assert model.module.linear.weight.shape[1] == 24 * 5  # the calendar columns are inputs
+    assert model.module.linear.weight.shape[1] == (24 + 3) * 5  # the lookback's rows and the 3 forecast steps'
+    assert model.known_ahead == model.columns[1:] and model.future_rows == 3
 
     frame = pd.read_csv(DEMO, parse_dates=["ts"], nrows=24 * 20)
     data, out = tmp_path / "recent.csv", tmp_path / "forecast.csv"

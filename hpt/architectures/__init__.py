@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hpt.errors import InputError, signals_put_off
+from hpt.future import FUTURE_ARG, known_text
 from hpt.hparams import Constraint, HParam, quantiles_of
 
-__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "get_architecture"]
+__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "future_problem", "get_architecture"]
 
 BUILDER_ARGS = ("n_features", "lookback", "horizon")
 
@@ -38,6 +39,7 @@ class Architecture:
     auto_ranges: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     constraints: tuple[Constraint, ...] = ()  # rules across hyperparameters, checked by the spec
     inputs: str = ""  # how the model uses the input columns (the target and any features)
+    future: bool = False  # takes inputs known ahead: its builder has a `future_rows` argument (hpt.future)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -49,14 +51,17 @@ class Architecture:
     def builder(self) -> Callable[..., Any]:
         return _resolve(self.builder_ref)
 
-    def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any]) -> Any:
+    def build(self, n_features: int, lookback: int, horizon: int, params: dict[str, Any], future_rows: int = 0) -> Any:
         """The module for these hyperparameters; with ``training.loss`` "quantile" built for
         horizon x quantiles outputs and reshaped to ``(B, horizon, quantiles)``, sorted; with "mdn"
         for horizon x mdn_components x 3, a mixture of Gaussians per step (its quantiles evaluating); with
         ``training.scaler`` "window" or "robust" wrapped in that scaling, whatever the family
         (:mod:`hpt.architectures.heads`). A robust scaler learns its medians from the train part
-        (:func:`hpt.architectures.heads.fit_scalers`) or from a saved model's weights."""
+        (:func:`hpt.architectures.heads.fit_scalers`) or from a saved model's weights. With inputs known
+        ahead the builder gets `future_rows` and the input has that many rows after the lookback (:mod:`hpt.future`)."""
         kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
+        if future_rows:
+            kwargs["future_rows"] = future_rows
         quantiles = quantiles_of(params)
         components = int(params.get("mdn_components", 3)) if params.get("loss") == "mdn" else 0
         outputs = horizon * components * 3 if components else horizon * len(quantiles) if quantiles else horizon
@@ -73,7 +78,7 @@ class Architecture:
         if scaler == "window":
             from hpt.architectures.heads import WindowScaled
 
-            module = WindowScaled(module)
+            module = WindowScaled(module, lookback)
         elif scaler == "robust":
             from hpt.architectures.heads import RobustScaled
 
@@ -129,21 +134,21 @@ BUILTIN: dict[str, Architecture] = {
             (_p("hidden_size", 64, "int", low=1, help="units per hidden layer"), _layers(2), _dropout()),
             "fully connected network on the flattened window",
             dict(_LR_RANGES_3E4),
-            inputs=_FLAT,
+            future=True, inputs=_FLAT,
         ),
         Architecture(
             "lstm", "hpt.architectures.models:build_lstm",
             (_p("hidden_size", 64, "int", low=1, help="LSTM state size"), _layers(1), _dropout()),
             "LSTM over the window, linear head on the last state",
             dict(_LR_RANGES),
-            inputs=_STEPS,
+            future=True, inputs=_STEPS,
         ),
         Architecture(
             "gru", "hpt.architectures.models:build_gru",
             (_p("hidden_size", 64, "int", low=1, help="GRU state size"), _layers(1), _dropout()),
             "GRU over the window, linear head on the last state",
             dict(_LR_RANGES),
-            inputs=_STEPS,
+            future=True, inputs=_STEPS,
         ),
         Architecture(
             "cnn", "hpt.architectures.models:build_cnn",
@@ -165,34 +170,34 @@ BUILTIN: dict[str, Architecture] = {
             "small transformer encoder with learned positions",
             {**_LR_RANGES, "lr": (3e-5, 3e-3, "log")},
             _HEADS,
-            inputs=_STEPS + " (one token per step)",
+            future=True, inputs=_STEPS + " (one token per step)",
         ),
         Architecture(
             "lstm-attention", "hpt.architectures.models:build_lstm_attention",
             (_p("hidden_size", 64, "int", low=1, help="LSTM state size"), _layers(1), _dropout()),
             "LSTM whose states are pooled by learned attention",
             dict(_LR_RANGES),
-            inputs=_STEPS,
+            future=True, inputs=_STEPS,
         ),
         Architecture(
             "linear", "hpt.architectures.models:build_linear", (),
             "one linear map from the lookback to the horizon (Zeng et al. 2023)",
             dict(_LR_RANGES_3E4),
-            inputs=_FLAT,
+            future=True, inputs=_FLAT,
         ),
         Architecture(
             "nlinear", "hpt.architectures.models:build_nlinear", (),
             "NLinear: each column minus its last value, one linear map, the last target value added back "
             "(Zeng et al. 2023)",
             dict(_LR_RANGES_3E4),
-            inputs=_FLAT,
+            future=True, inputs=_FLAT,
         ),
         Architecture(
             "dlinear", "hpt.architectures.models:build_dlinear",
             (_p("kernel_size", 25, "int", low=1, help="moving-average steps of the trend (capped at the lookback)"),),
             "DLinear: trend (moving average) and remainder, one linear map each, summed (Zeng et al. 2023)",
             dict(_LR_RANGES_3E4),
-            inputs=_FLAT + "; each column decomposed on its own",
+            future=True, inputs=_FLAT + "; each column decomposed on its own",
         ),
         Architecture(
             "nhits", "hpt.architectures.models:build_nhits",
@@ -232,7 +237,7 @@ BUILTIN: dict[str, Architecture] = {
             "temporal convolutional network: residual levels of dilated causal convolutions, as many levels as "
             "make the receptive field 1 + 2 * (kernel_size - 1) * (2**levels - 1) cover the lookback",
             dict(_LR_RANGES_3E4),
-            inputs=_CHANNELS,
+            future=True, inputs=_CHANNELS,
         ),
     )
 }
@@ -294,11 +299,12 @@ def get_architecture(name: str, folder: Path | None = None) -> Architecture:
     hparams = tuple(
         HParam(p.name, p.default, _kind_of(p.default), help="user builder argument")
         for p in params.values()
-        if p.name not in BUILDER_ARGS
+        if p.name not in (*BUILDER_ARGS, FUTURE_ARG)
         and p.default is not inspect.Parameter.empty
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     )
-    return Architecture(name, name, hparams, (inspect.getdoc(fn) or "").split("\n")[0], dict(_LR_RANGES))
+    return Architecture(name, name, hparams, (inspect.getdoc(fn) or "").split("\n")[0], dict(_LR_RANGES),
+                        future=FUTURE_ARG in params)
 
 
 def _is_own_module(e: ModuleNotFoundError, module_name: str) -> bool:
@@ -308,3 +314,15 @@ def _is_own_module(e: ModuleNotFoundError, module_name: str) -> bool:
 
 def _takes_var_kwargs(params: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def future_problem(arch: Architecture, known: tuple[str, ...]) -> str | None:
+    """Why `arch` cannot take these inputs known ahead (:mod:`hpt.future`), naming both; None when it can
+    (or there are none)."""
+    if not known or arch.future:
+        return None
+    able = ", ".join(a.name for a in BUILTIN.values() if a.future)
+    how = (f'its builder takes no "{FUTURE_ARG}" argument' if ":" in arch.name
+           else "it cannot use inputs for the forecast steps")
+    return (f'architecture "{arch.name}" cannot take inputs known ahead ({known_text(known)}): {how}; use one that '
+            f"can ({able}) or drop them")

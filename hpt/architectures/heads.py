@@ -33,19 +33,23 @@ class WindowScaled(nn.Module):
     """Any model with per-window instance normalisation (RevIN, Kim et al., ICLR 2022): the
     target column of each window is shifted by its own mean and divided by its own standard
     deviation before `inner` sees it, and the forecast is scaled back; other columns pass as
-    they are. Inputs and outputs are in the same (globally standardised) units as without it."""
+    they are. Inputs and outputs are in the same (globally standardised) units as without it. Only the
+    first `lookback` rows are the window's: rows after them (the forecast steps' inputs known ahead,
+    :mod:`hpt.future`) keep their target at 0."""
 
     EPS = 1e-5
 
-    def __init__(self, inner: nn.Module) -> None:
+    def __init__(self, inner: nn.Module, lookback: int) -> None:
         super().__init__()
         self.inner = inner
+        self.lookback = lookback
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        target = x[:, :, :1]
+        target = x[:, :self.lookback, :1]
         mean = target.mean(dim=1, keepdim=True)
         scale = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + self.EPS)
-        out = self.inner(torch.cat([(target - mean) / scale, x[:, :, 1:]], dim=2))
+        future = x[:, self.lookback:, :1]
+        out = self.inner(torch.cat([torch.cat([(target - mean) / scale, future], dim=1), x[:, :, 1:]], dim=2))
         return unscale(out, scale.reshape(-1), mean.reshape(-1))
 
 

@@ -1,4 +1,7 @@
-"""Built-in forecasting models: each maps ``(B, lookback, n_features)`` to ``(B, horizon)``."""
+"""Built-in forecasting models: each maps ``(B, lookback, n_features)`` to ``(B, horizon)``.
+
+A builder with a ``future_rows`` argument takes inputs known ahead (:mod:`hpt.future`): its input
+is then ``(B, lookback + future_rows, n_features)``, the forecast steps' rows after the lookback."""
 
 from __future__ import annotations
 
@@ -113,17 +116,18 @@ class LSTMAttention(nn.Module):
 
 
 def build_mlp(n_features: int, lookback: int, horizon: int, hidden_size: int = 64,
-              num_layers: int = 2, dropout: float = 0.1) -> nn.Module:
-    return MLP(n_features, lookback, horizon, hidden_size, num_layers, dropout)
+              num_layers: int = 2, dropout: float = 0.1, future_rows: int = 0) -> nn.Module:
+    return MLP(n_features, lookback + future_rows, horizon, hidden_size, num_layers, dropout)
 
 
+# The recurrent models read the future rows after the lookback's, as any other steps.
 def build_lstm(n_features: int, lookback: int, horizon: int, hidden_size: int = 64,
-               num_layers: int = 1, dropout: float = 0.1) -> nn.Module:
+               num_layers: int = 1, dropout: float = 0.1, future_rows: int = 0) -> nn.Module:
     return Recurrent(nn.LSTM, n_features, horizon, hidden_size, num_layers, dropout)
 
 
 def build_gru(n_features: int, lookback: int, horizon: int, hidden_size: int = 64,
-              num_layers: int = 1, dropout: float = 0.1) -> nn.Module:
+              num_layers: int = 1, dropout: float = 0.1, future_rows: int = 0) -> nn.Module:
     return Recurrent(nn.GRU, n_features, horizon, hidden_size, num_layers, dropout)
 
 
@@ -133,12 +137,12 @@ def build_cnn(n_features: int, lookback: int, horizon: int, channels: int = 32,
 
 
 def build_attention(n_features: int, lookback: int, horizon: int, d_model: int = 32,
-                    num_heads: int = 4, num_layers: int = 2, dropout: float = 0.1) -> nn.Module:
-    return Attention(n_features, lookback, horizon, d_model, num_heads, num_layers, dropout)
+                    num_heads: int = 4, num_layers: int = 2, dropout: float = 0.1, future_rows: int = 0) -> nn.Module:
+    return Attention(n_features, lookback + future_rows, horizon, d_model, num_heads, num_layers, dropout)
 
 
 def build_lstm_attention(n_features: int, lookback: int, horizon: int, hidden_size: int = 64,
-                         num_layers: int = 1, dropout: float = 0.1) -> nn.Module:
+                         num_layers: int = 1, dropout: float = 0.1, future_rows: int = 0) -> nn.Module:
     return LSTMAttention(n_features, horizon, hidden_size, num_layers, dropout)
 
 
@@ -157,10 +161,14 @@ class Linear(nn.Module):
 
 
 class NLinear(Linear):
-    """Every column minus its last value, the linear map, the target's last value added back."""
+    """Every column minus its last value in the lookback, the linear map, the target's last value added back."""
+
+    def __init__(self, n_features: int, lookback: int, horizon: int, future_rows: int = 0) -> None:
+        super().__init__(n_features, lookback + future_rows, horizon)
+        self.past = lookback
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        last = x[:, -1:, :]
+        last = x[:, self.past - 1:self.past, :]
         return self.linear((x - last).flatten(1)) + last[:, :, 0]  # type: ignore[no-any-return]
 
 
@@ -330,16 +338,17 @@ class TCN(nn.Module):
         return self.head(self.levels(x.transpose(1, 2))[:, :, -1])  # type: ignore[no-any-return]
 
 
-def build_linear(n_features: int, lookback: int, horizon: int) -> nn.Module:
-    return Linear(n_features, lookback, horizon)
+def build_linear(n_features: int, lookback: int, horizon: int, future_rows: int = 0) -> nn.Module:
+    return Linear(n_features, lookback + future_rows, horizon)
 
 
-def build_nlinear(n_features: int, lookback: int, horizon: int) -> nn.Module:
-    return NLinear(n_features, lookback, horizon)
+def build_nlinear(n_features: int, lookback: int, horizon: int, future_rows: int = 0) -> nn.Module:
+    return NLinear(n_features, lookback, horizon, future_rows)
 
 
-def build_dlinear(n_features: int, lookback: int, horizon: int, kernel_size: int = 25) -> nn.Module:
-    return DLinear(n_features, lookback, horizon, kernel_size)
+def build_dlinear(n_features: int, lookback: int, horizon: int, kernel_size: int = 25,
+                  future_rows: int = 0) -> nn.Module:
+    return DLinear(n_features, lookback + future_rows, horizon, kernel_size)
 
 
 def build_nhits(n_features: int, lookback: int, horizon: int, hidden_size: int = 128, num_stacks: int = 3,
@@ -353,5 +362,5 @@ def build_patchtst(n_features: int, lookback: int, horizon: int, patch_len: int 
 
 
 def build_tcn(n_features: int, lookback: int, horizon: int, channels: int = 32, kernel_size: int = 3,
-              dropout: float = 0.1) -> nn.Module:
-    return TCN(n_features, lookback, horizon, channels, kernel_size, dropout)
+              dropout: float = 0.1, future_rows: int = 0) -> nn.Module:
+    return TCN(n_features, lookback + future_rows, horizon, channels, kernel_size, dropout)

@@ -16,6 +16,7 @@ from hpt.baselines import BASELINES, baseline_mask, forecast_scores, naive_forec
 from hpt.data import DataError
 from hpt.errors import InputError
 from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
+from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
 from hpt.periods import Period
 from hpt.progress import format_params, plural
@@ -153,6 +154,9 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     if start_model is not None and tuple(start_model.columns) != tuple(frame.columns):
         raise InputError(f"--from-model: the model forecasts from columns {', '.join(start_model.columns)}; "
                          f"the spec's data has {', '.join(map(str, frame.columns))}")
+    if start_model is not None and start_model.known_ahead != known_ahead(frame):
+        raise InputError(f"--from-model: the model takes {', '.join(start_model.known_ahead) or 'no columns'} known "
+                         f"ahead (for the forecast steps); the spec's data gives {', '.join(known_ahead(frame)) or 'none'}")
     holdout = holdout_window(kept, frame, req.holdout, req.holdout_start)
     tuning_periods = config_periods(frame_rows)
     clash = overlapping_period(tuning_periods, holdout)

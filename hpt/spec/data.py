@@ -44,6 +44,7 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
                                           f"valid: {', '.join(CALENDAR)}")
         elif c in calendar[:i]:
             ck.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
+    future = _future_features(ck, obj, target, features)
     if not (path and time_column and target) or options is None:
         return None
     try:
@@ -52,7 +53,20 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
         ck.add(e.json_path, e.message)
         return None
     return DataSpec(resolved, time_column, target, tuple(features), options, season,
-                    tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)))
+                    tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)), future)
+
+
+def _future_features(ck: Checker, obj: dict[str, Any], target: str | None, features: list[str]) -> tuple[str, ...]:
+    """data.future_features: columns known ahead, neither the target nor among the features."""
+    future = obj.get("future_features", [])
+    if not isinstance(future, list) or not all(isinstance(f, str) and f for f in future):
+        ck.add("data.future_features", f"expected a list of column names, got {show(future)}")
+        return ()
+    for i, f in enumerate(future):
+        if f == target or f in features or f in future[:i]:
+            ck.add(f"data.future_features[{i}]", f'"{f}" is listed twice (a future feature is an input '
+                                                 "of the past rows too: list it here only)")
+    return tuple(future)
 
 
 def _read_options(ck: Checker, obj: dict[str, Any]) -> ReadOptions | None:

@@ -9,9 +9,10 @@ from datetime import date
 from typing import Any
 
 from hpt.architectures import Architecture, get_architecture
-from hpt.calendar import with_calendar
-from hpt.data import ReadOptions, Table, read_data
+from hpt.calendar import calendar_columns, with_calendar
+from hpt.data import DataError, ReadOptions, Table, read_data
 from hpt.fidelity import FULL, Fidelity
+from hpt.future import mark_known_ahead
 from hpt.hparams import QUANTILE_LOSSES, TRAINING
 from hpt.periods import AutoPeriods, Period
 from hpt.spec.search import SearchSpec
@@ -51,18 +52,32 @@ class DataSpec:
     options: ReadOptions = ReadOptions()  # time_format, time_unit, fill, fill_limit, duplicates
     season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
     calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
+    future_features: tuple[str, ...] = ()  # data.future_features: columns known ahead (hpt.future)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The file's columns the models read: the target, then the features."""
-        return (self.target, *self.features)
+        """The file's columns the models read: the target, the features, then the future features."""
+        return (self.target, *self.features, *self.future_features)
+
+    @property
+    def known_ahead(self) -> tuple[str, ...]:
+        """The input columns known for the forecast steps too: the future features and calendar columns."""
+        return (*self.future_features, *calendar_columns(self.calendar))
 
     def read(self) -> Table:
-        """The data; with ``data.calendar`` its calendar columns after the file's."""
-        table = read_data(self.path, self.time_column, self.columns, self.options)
-        if not self.calendar:
+        """The data; with ``data.calendar`` its calendar columns after the file's; the columns known
+        ahead, if any, named in the frame's ``attrs`` (:func:`hpt.future.mark_known_ahead`)."""
+        try:
+            table = read_data(self.path, self.time_column, self.columns, self.options)
+        except DataError as e:  # read_data numbers every column after the target as a feature
+            at = e.json_path.removeprefix("data.features[").rstrip("]")
+            if e.json_path.startswith("data.features[") and at.isdigit() and int(at) >= len(self.features):
+                raise DataError(f"data.future_features[{int(at) - len(self.features)}]", e.message) from None
+            raise
+        if not self.known_ahead:
             return table
-        return dataclasses.replace(table, frame=with_calendar(table.frame, self.calendar))
+        return dataclasses.replace(table, frame=mark_known_ahead(with_calendar(table.frame, self.calendar),
+                                                                 self.known_ahead))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from hpt.architectures import Architecture, get_architecture
+from hpt.architectures import Architecture, future_problem, get_architecture
 from hpt.errors import InputError, Problem, SpecError
 from hpt.periods import AutoPeriods, Period
 from hpt.spec.checker import SECTIONS, Checker, type_text
@@ -43,6 +43,8 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     training = parse_training(ck, doc.get("training", {}), arch)
     repeats = parse_repeats(ck, doc.get("training"))
     parameters = _search_space(ck, doc.get("parameters", {}), arch, search, training)
+    if arch is not None and data is not None and (problem := future_problem(arch, data.known_ahead)):
+        ck.add("architecture", problem)
     metrics = parse_metrics(ck, doc.get("metrics", []))
     objective = parse_objective(ck, doc.get("objective", "val_mse"))
     check_quantile_metrics(ck, objective, metrics, parameters, training)
