@@ -31,4 +31,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) hpt-results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) hpt-results mlruns .pytest_cache .mypy_cache .ruff_cache

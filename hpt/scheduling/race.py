@@ -52,6 +52,13 @@ def race_text(periods: int) -> str:
             "recorded pruned, not trained")
 
 
+def _needed(configs: int) -> int:
+    """The periods a test of this many configs needs (hpt.results.stats.periods_needed)."""
+    from hpt.results.stats import periods_needed
+
+    return periods_needed(configs)
+
+
 def drop_verdicts(values: Mapping[str, list[float]], alpha: float | None = None) -> tuple[str, dict[str, str]]:
     """The best config of `values` (config id -> its value in each period so far) and why each config
     found worse than it is dropped (``worse than <best> (Nemenyi p=0.012)``); no one is dropped when
@@ -160,10 +167,13 @@ class Race(Scheduler):
         n = self._stage + 1
         for cid, why in worse.items():
             self._dropped[cid] = f"{DROPPED} {plural(n, 'period')}: {why}"
+        left = len(values) - len(worse)
+        go_on = f"{plural(left, 'config')} {'goes' if left == 1 else 'go'} on"
         if worse:
             self.say(f"race: after {plural(n, 'period')}, {plural(len(worse), 'config')} worse than {best} "
-                     f"{'is' if len(worse) == 1 else 'are'} dropped ({', '.join(worse)}); "
-                     f"{plural(len(values) - len(worse), 'config')} go on")
+                     f"{'is' if len(worse) == 1 else 'are'} dropped ({', '.join(worse)}); {go_on}")
+        elif len(values) >= 2 and n >= _needed(len(values)):  # tested, none found worse: a log must show it ran
+            self.say(f"race: after {plural(n, 'period')}, no config is found worse than {best}; {go_on}")
 
     def on_result(self, result: TrialResult) -> None:
         tid = result.trial.trial_id

@@ -54,12 +54,14 @@ _RECONNECT_S = 30.0  # a server that was not reachable is tried again after this
 
 
 def _client_settings() -> None:
-    need("mlflow", "--mlflow", "mlflow")
     # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     # and prints two lines ("View run ... at: URL") per run it ends on a server: hpt says one line at the end
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # and logs its own INFO lines ("Creating initial MLflow database tables...") into hpt's log
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    need("mlflow", "--mlflow", "mlflow")  # imports it: after the settings it reads at import
 
 
 def tracking_uri(option: str | None, tracking: Mapping[str, Any] | None = None) -> str | None:
