@@ -138,17 +138,17 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
         f"  hold-out: {ho['start']}..{ho['end']} ({ho['how']}; {plural(ho['rows'], 'row')}, "
         f"{plural(ho['windows'], 'window')} of horizon {ho['horizon']}), never used in tuning or training",
         "",
-        f"  {'on the hold-out':<22}{'mse':>12}{'mae':>12}{'rmse':>12}   {'standardised: mse':>17}{'mae':>9}{'rmse':>9}",
     ]
-
+    # a quantile model: the point metrics are its median's; pinball (data units) and coverage beside them
     quantile = "pinball" in doc["models"][0]["metrics"]
-    if quantile:  # a quantile model: the point metrics are its median's
-        lines[-1] += f"{'pinball':>12}{'coverage':>10}"
+    extra_head = f"{'pinball':>12}{'coverage':>10}" if quantile else ""
+    lines.append(f"  {'on the hold-out':<22}{'mse':>12}{'mae':>12}{'rmse':>12}{extra_head}   "
+                 f"{'standardised: mse':>17}{'mae':>9}{'rmse':>9}")
 
     def row(name: str, m: Mapping[str, float], s: Mapping[str, float], note: str = "") -> str:
         extra = f"{m['pinball']:>12.5g}{m['coverage']:>10.1%}" if quantile else ""
-        return (f"  {name:<22}{m['mse']:>12.5g}{m['mae']:>12.5g}{m['rmse']:>12.5g}   "
-                f"{s['mse']:>17.4f}{s['mae']:>9.4f}{s['rmse']:>9.4f}{extra}{note}")
+        return (f"  {name:<22}{m['mse']:>12.5g}{m['mae']:>12.5g}{m['rmse']:>12.5g}{extra}   "
+                f"{s['mse']:>17.4f}{s['mae']:>9.4f}{s['rmse']:>9.4f}{note}")
 
     for model in doc["models"]:
         label = "model" if len(doc["models"]) == 1 else f"model ({_MODE_TEXT.get(model['mode'], model['mode'])})"
