@@ -202,7 +202,7 @@ class RayBackend:
         self.per_gpu = 1 if per_gpu == "auto" else int(per_gpu)
         self._packer: Any = None
         if self.use_gpu and per_gpu == "auto":
-            from hpt.backends.local import AutoPacker
+            from hpt.backends.slots import AutoPacker
 
             self._packer = AutoPacker([str(i) for i in range(int(self._gpus))], self.say, cpus=int(self._cpus))
         self._threads = threads or 1

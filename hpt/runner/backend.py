@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 
 from hpt.backends import Backend
-from hpt.backends.local import AutoPacker, LocalBackend, Slot, choose_slots
+from hpt.backends.local import LocalBackend
+from hpt.backends.slots import AutoPacker, Slot, choose_slots
 from hpt.errors import InputError
 from hpt.runner.options import RunOptions
 from hpt.spec import Spec

@@ -16,7 +16,7 @@ import pandas as pd
 
 from hpt import __version__, layout
 from hpt.backends import Backend
-from hpt.backends.local import Slot
+from hpt.backends.slots import Slot
 from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims
 from hpt.errors import HptError
