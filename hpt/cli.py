@@ -1,4 +1,9 @@
-"""The ``hpt`` command: each command parses its arguments, calls one library function, prints."""
+"""The ``hpt`` command: each command parses its arguments, calls one library function, prints.
+
+Longer than hpt's ~450 lines on purpose: most of it is the commands' --help texts and option
+declarations, which read best beside the few lines that call the library; what a command does
+beyond parsing and printing lives in the library (hpt.runner, hpt.results, hpt.final, ...).
+"""
 
 from __future__ import annotations
 
@@ -422,25 +427,45 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
 
 
 def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, more: str = "") -> None:
-    """`more`: how to list the trials past `limit`, when the command has a way."""
-    from hpt.fidelity import FULL, PERIODS
-    from hpt.progress import format_params, plural
+    """What `hpt plan` (and --dry-run) prints: the plan's shape, the trials with those already done marked, where
+    results go. `more`: how to list the trials past `limit`, when the command has a way."""
+    from hpt.progress import plural
     from hpt.runner import results_location
+    from hpt.search import expand
+
+    adaptive = spec.search.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
+    trials = None if adaptive else trials if trials is not None else expand(spec)
+    screen = _print_shape(spec, trials)
+    location = results_location(spec, sink)
+    status, unchecked = _trial_status(location)
+    done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
+    if trials is None:
+        click.echo("trials: chosen as results come in, so none can be listed ahead")
+    else:
+        if screen is not None:  # the trials listed are the screen's: stage 2's are chosen by it
+            trials = screen
+            click.echo(f"stage 1 trials ({trials.fidelity.name}; stage 2's are chosen by the screen):")
+        _print_trials(trials, status, limit, more)
+    click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
+
+
+def _print_shape(spec: Any, trials: Any) -> Any:
+    """The plan's size, periods, tuned parameters, adaptive outline and baselines (`trials` None: chosen as it
+    goes); the screen's trials when the run promotes (search.promote), else None."""
+    from hpt.baselines import RunBaselines
+    from hpt.data import load_frame
+    from hpt.fidelity import FULL, PERIODS
+    from hpt.progress import plural
     from hpt.scheduling.adaptive import outline
     from hpt.search import expand
-    from hpt.sinks import open_sink
-    from hpt.store import ResultStore
 
-    s = spec.search
-    adaptive = s.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
-    trials = None if adaptive else trials if trials is not None else expand(spec)
-    n_configs = s.max_trials if adaptive else len(trials.configs)
+    s, f = spec.search, spec.fidelity
+    n_configs = s.max_trials if trials is None else len(trials.configs)
     n_periods = len(spec.periods)
     shape = f"{plural(n_configs, 'config')} x {plural(n_periods, 'period')}"
     if trials is not None and trials.seeds > 1:
         shape += f" x {trials.seeds} seeds (training.repeats)"
-    count = f"up to {plural(n_configs * n_periods, 'trial')}" if adaptive else plural(len(trials), "trial")
-    f = spec.fidelity
+    count = f"up to {plural(n_configs * n_periods, 'trial')}" if trials is None else plural(len(trials), "trial")
     promoting = s.promote is not None and f == FULL  # under --quick the run is the screen alone
     if promoting:
         from hpt.scheduling.promote import promote_text, promote_trials
@@ -459,41 +484,44 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
         click.echo(f"tuned: {name} {_axis_text(axis)}")
-    if adaptive or s.early_stopping is not None or s.budget is not None or s.warm_start or s.race:
+    if trials is None or s.early_stopping is not None or s.budget is not None or s.warm_start or s.race:
         for line in outline(spec, n_configs, n_periods):
             click.echo(line)
-    if promoting:  # the trials listed are the screen's: stage 2's are chosen by it
+    screen = None
+    if promoting:
         for line in promote_text(spec, quick, n_configs):
             click.echo(line)
-        trials = expand(quick)
-    from hpt.baselines import RunBaselines, without_baselines
-    from hpt.data import load_frame
-
+        screen = expand(quick)
     d = spec.data
     click.echo(RunBaselines(spec, load_frame(d.path, d.time_column, d.columns, d.options)).describe())
-    location = results_location(spec, sink)
-    status: dict[str, str] = {}
-    unchecked = ""
+    return screen
+
+
+def _trial_status(location: str) -> tuple[dict[str, str], str]:
+    """Each trial's status at the location (baselines left out), and a note when it could not be read."""
+    from hpt.baselines import without_baselines
+    from hpt.sinks import open_sink
+    from hpt.store import ResultStore
+
     try:
         rows = without_baselines(ResultStore(open_sink(location)).rows())
-        status = {tid: str(row.get("status")) for tid, row in rows.items()}
     except HptError as e:
-        unchecked = f" (could not check which trials are done: {str(e).splitlines()[0]})"
-    done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
-    if adaptive:
-        click.echo("trials: chosen as results come in, so none can be listed ahead")
-    else:
-        if promoting:
-            click.echo(f"stage 1 trials ({trials.fidelity.name}; stage 2's are chosen by the screen):")
-        width = len(str(len(trials)))
-        for i, t in enumerate(trials[:limit], 1):
-            st = status.get(t.trial_id)
-            mark = "  (done)" if st == "ok" else "  (pruned)" if st == "pruned" else ""
-            click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
-                       f"{format_params(t.tuned_params)}{mark}")
-        if len(trials) > limit:
-            click.echo(f"  ... and {len(trials) - limit} more" + (f" ({more})" if more else ""))
-    click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
+        return {}, f" (could not check which trials are done: {str(e).splitlines()[0]})"
+    return {tid: str(row.get("status")) for tid, row in rows.items()}, ""
+
+
+def _print_trials(trials: Any, status: dict[str, str], limit: int, more: str) -> None:
+    """The first `limit` trials, one a line, those done or pruned at the location marked."""
+    from hpt.progress import format_params
+
+    width = len(str(len(trials)))
+    for i, t in enumerate(trials[:limit], 1):
+        st = status.get(t.trial_id)
+        mark = "  (done)" if st == "ok" else "  (pruned)" if st == "pruned" else ""
+        click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
+                   f"{format_params(t.tuned_params)}{mark}")
+    if len(trials) > limit:
+        click.echo(f"  ... and {len(trials) - limit} more" + (f" ({more})" if more else ""))
 
 
 def _axis_text(axis: Any, head: int = 5, tail: int = 2) -> str:

@@ -12,19 +12,16 @@ holds when they met anyway).
 
 For a remote sink a streaming store (``ResultStore(sink, stream=True)``) writes each trial
 to a local journal (:mod:`hpt.journal`) and returns at once; a background thread delivers
-it, retrying while the sink is away, so uploads overlap the next trial's training and an
-outage loses nothing.
+it (:mod:`hpt.uploader`), retrying while the sink is away, so uploads overlap the next trial's
+training and an outage loses nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
-import time
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,12 +31,12 @@ from hpt.journal import Entry, Journal
 from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
 from hpt.rows import is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv
-from hpt.sinks import Sink, SinkUnavailable, describe, env_float, update
+from hpt.sinks import Sink, env_float, update
 from hpt.trial import Status, TrialResult
+from hpt.uploader import InMemory, Then, Uploader
 
 __all__ = ["ResultStore", "SyncReport"]
 
-_CSV_PACE = 1.0  # seconds: while trials keep finishing, results.csv is merged at most this often
 log = logging.getLogger("hpt")
 T = TypeVar("T")
 
@@ -69,7 +66,7 @@ class ResultStore:
         self._lock = threading.Lock()
         self.stream = stream
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
-        self._uploader: _Uploader | None = None
+        self._uploader: Uploader | None = None
 
     @property
     def uri(self) -> str:
@@ -143,7 +140,7 @@ class ResultStore:
     def then(self, call: Callable[[], None]) -> None:
         """Call `call` once everything stored so far is at the location (at once when nothing waits)."""
         if self.stream:
-            self._background().submit(_Then(call))
+            self._background().submit(Then(call))
         else:
             call()
 
@@ -159,16 +156,16 @@ class ResultStore:
         if self.journal is not None:  # remote: durable in the local journal first, then delivered
             self._background().submit(self.journal.add(objects, row))
         elif self.stream:  # a local folder: written, and results.csv merged in batches, off the dispatch thread
-            self._background().submit(_InMemory(objects, row))
+            self._background().submit(InMemory(objects, row))
         elif self._write(objects, row) and row is not None:
             self._merge_csv([row])
 
-    def _background(self) -> _Uploader:
+    def _background(self) -> Uploader:
         if self._uploader is None:
-            self._uploader = _Uploader(self)
+            self._uploader = Uploader(self._deliver, self._merge_csv, self.uri)
         return self._uploader
 
-    def _deliver(self, entry: Entry | _InMemory | _Then) -> bool:
+    def _deliver(self, entry: Entry | InMemory | Then) -> bool:
         """Write an entry's objects; False when its row was not written because an ok row is there."""
         stands = True
         if not entry.delivered:
@@ -289,139 +286,6 @@ class ResultStore:
         return [f"{plural(waiting, 'finished trial')} could not be delivered to {self.uri} in full: {error}",
                 f"they are kept in the local journal {self.journal.dir}",
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
-
-
-@dataclass
-class _InMemory:
-    """A finished trial's objects and row for a local folder, until the background thread writes them."""
-
-    items: list[tuple[str, bytes]]
-    row: dict[str, Any] | None
-    delivered: bool = False
-
-    def objects(self) -> Iterator[tuple[str, bytes]]:
-        return iter(self.items)
-
-    def mark_delivered(self) -> None:
-        self.delivered = True
-        self.items = []
-
-    def remove(self) -> None:
-        pass
-
-
-@dataclass
-class _Then:
-    """A call to make once every entry queued before it is delivered (a claim released after its row is written)."""
-
-    call: Callable[[], None]
-    row: None = None
-    delivered: bool = False
-
-    def objects(self) -> Iterator[tuple[str, bytes]]:
-        return iter(())
-
-    def mark_delivered(self) -> None:
-        self.call()
-        self.delivered = True
-
-    def remove(self) -> None:
-        pass
-
-
-class _Uploader:
-    """The background thread that delivers entries in order (journal entries to a bucket, or a local
-    folder's objects), then merges their rows into results.csv: at once after a quiet spell, and at
-    most once a second while trials keep finishing (a merge rewrites the whole file)."""
-
-    def __init__(self, store: ResultStore) -> None:
-        self.store = store
-        self.queue: deque[Entry | _InMemory | _Then] = deque()  # not yet delivered
-        self.unmerged: list[Entry | _InMemory] = []  # delivered, row not yet in results.csv
-        self.cond = threading.Condition()
-        self.closing = False
-        self.abandon = False
-        self.error = ""
-        self.failing_since: float | None = None
-        self.last_merge = -_CSV_PACE
-        self.thread = threading.Thread(target=self._loop, name="hpt-uploader", daemon=True)
-        self.thread.start()
-
-    def submit(self, entry: Entry | _InMemory | _Then) -> None:
-        with self.cond:
-            self.queue.append(entry)
-            self.cond.notify_all()
-
-    def _step(self) -> None:
-        with self.cond:
-            entry = self.queue[0] if self.queue else None
-        if entry is not None:
-            stands = self.store._deliver(entry)
-            with self.cond:
-                self.queue.popleft()
-                if entry.row is None or not stands:
-                    entry.remove()
-                else:
-                    self.unmerged.append(entry)
-        batch = list(self.unmerged)
-        if batch and self._merge_due():  # one merge for every row delivered since the last one
-            self.last_merge = time.monotonic()
-            self.store._merge_csv([e.row for e in batch if e.row is not None])
-            for e in batch:
-                e.remove()
-            with self.cond:
-                self.unmerged = self.unmerged[len(batch):]
-
-    def _merge_due(self) -> bool:
-        """A merge rewrites all of results.csv: at most one per _CSV_PACE seconds, except at the end."""
-        return self.closing or time.monotonic() >= self.last_merge + _CSV_PACE
-
-    def _loop(self) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
-        pause = 1.0
-        while True:
-            with self.cond:
-                while not self.queue and not self.closing:
-                    if not self.unmerged:
-                        self.cond.wait()
-                    elif self._merge_due():
-                        break
-                    else:
-                        self.cond.wait(self.last_merge + _CSV_PACE - time.monotonic())
-                if self.abandon or (self.closing and not self.queue and not self.unmerged):
-                    return
-            try:
-                self._step()
-            except Exception as e:
-                self.error = str(e) if isinstance(e, SinkUnavailable) else describe(e)
-                if self.failing_since is None:
-                    self.failing_since = time.monotonic()
-                    log.warning("%s: cannot deliver results now (%s); training goes on, finished trials wait in the "
-                                "local journal and are retried", self.store.uri, self.error)
-                with self.cond:
-                    if not self.abandon:
-                        self.cond.wait(pause)
-                pause = min(pause * 2, 5.0 if self.closing else 30.0)
-                continue
-            if self.failing_since is not None:
-                log.warning("%s: delivering again after %.0fs without", self.store.uri,
-                            time.monotonic() - self.failing_since)
-                self.failing_since = None
-            pause = 1.0
-
-    def close(self, timeout: float) -> tuple[int, str]:
-        """Wait for the queue to drain; (results still waiting, the last error)."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            self.closing = True
-            self.cond.notify_all()
-        while self.thread.is_alive() and time.monotonic() < deadline:
-            self.thread.join(min(0.2, max(0.0, deadline - time.monotonic())))
-        with self.cond:
-            self.abandon = True
-            self.cond.notify_all()
-            waiting = sum(1 for e in self.queue if e.row is not None) + len(self.unmerged)
-        return waiting, self.error
 
 
 def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:

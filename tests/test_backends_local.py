@@ -123,7 +123,7 @@ def test_the_pool_grows_when_told(write_spec: Any, tmp_path: Path, monkeypatch: 
         grown.append(1)
         return _on_cpu(gpu_slots(["0"], 1, first=1))
 
-    import hpt.runner as runner
+    import hpt.runner.backend as runner
 
     monkeypatch.setattr(runner, "AutoPacker", lambda gpus, say, **kw: grow)
     summary = run_spec(spec, RunOptions(sink=str(tmp_path / "res"), trials_per_gpu="auto"), Reporter(quiet=True),

@@ -136,7 +136,7 @@ def test_a_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_addresses_are_parsed_with_rays_default_ports() -> None:
-    from hpt.backends.ray import _host_port
+    from hpt.backends.ray_connect import _host_port
 
     assert _host_port("head:6380") == ("head", 6380)
     assert _host_port("head") == ("head", 6379)

@@ -295,7 +295,7 @@ def test_a_run_with_nothing_left_starts_no_worker_and_imports_no_torch(write_spe
                                           "validation": 0.25}))
     sink = tmp_path / "res"
     assert cli("run", str(spec), "--sink", str(sink), "--workers", "1").returncode == 0
-    from hpt.backends.local import _gpu_device_nodes
+    from hpt.backends.slots import _gpu_device_nodes
 
     if _gpu_device_nodes():
         pytest.skip("this machine has a GPU device node: torch is imported to count its GPUs")

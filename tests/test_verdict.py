@@ -13,7 +13,7 @@ from hpt.final import report_lines
 from hpt.progress import Reporter
 from hpt.results import BestConfig, VsBaseline, judge
 from hpt.results.versus import judge_best
-from hpt.runner import RunSummary, _report_end
+from hpt.runner.summary import RunSummary, report_end
 from hpt.spec import parse_spec
 from tests.conftest import tiny_spec
 from tests.test_results import baseline, grid, results_cli, write_results
@@ -50,7 +50,7 @@ def _run_end(vs: VsBaseline, objective: str, mine: dict[str, float], theirs: dic
     summary = RunSummary("r1", "/x", 0, best=BestConfig("a", {"lr": 0.1}, vs.config_mean, 3, 3, "full"),
                          vs_baseline=vs, verdict=judge(objective, mine, theirs, vs.label))
     out = io.StringIO()
-    _report_end(Reporter(out, bar=False), parse_spec(tiny_spec(objective=objective)), summary)
+    report_end(Reporter(out, bar=False), parse_spec(tiny_spec(objective=objective)), summary)
     return out.getvalue()
 
 

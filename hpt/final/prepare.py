@@ -115,7 +115,7 @@ def check_request(req: FinalRequest) -> None:
 def _check_devices(req: FinalRequest, spec: Spec) -> None:
     """InputError for --device cuda without a GPU, or --gpus naming one that is not there (this machine's pool)."""
     if (req.executor or spec.resources.get("executor") or "local") == "local":
-        from hpt.backends.local import choose_slots
+        from hpt.backends.slots import choose_slots
 
         choose_slots(req.device, 1, only=req.gpus or tuple(str(g) for g in spec.resources.get("gpus", ())) or None)
 

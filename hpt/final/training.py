@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpt.backends import Backend
-from hpt.backends.local import Slot, choose_slots
+from hpt.backends.slots import Slot, choose_slots
 from hpt.claims import Claims, Holder
 from hpt.final.prepare import FinalRequest, Setup
 from hpt.progress import Reporter, format_duration, format_value, plural

@@ -1,0 +1,75 @@
+"""What a run ends with: its counts, the best config at the location against the naive baselines, the last lines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from hpt.claims import Holder
+from hpt.progress import Reporter, format_duration, format_params, format_value, plural
+from hpt.results import (
+    BestConfig,
+    Judgement,
+    VsBaseline,
+    config_judgement,
+    main_fidelity,
+    rank_fidelity,
+    versus_baselines,
+)
+from hpt.spec import Spec
+from hpt.trial import Status
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    results: str
+    skipped: int
+    counts: Counter[str] = field(default_factory=Counter)
+    best: BestConfig | None = None
+    best_note: str = ""  # why no config is best, when none is
+    vs_baseline: VsBaseline | None = None  # the best config against the better naive baseline
+    verdict: Judgement | None = None  # ... and where the other reported errors disagree with the objective's
+    exit_code: int = 0
+    elapsed_s: float = 0.0
+    elsewhere: dict[str, Holder] = field(default_factory=dict)  # trials another live run trains: not started here
+
+
+def judge_best(summary: RunSummary, spec: Spec, trial_rows: pd.DataFrame) -> None:
+    """The best config among `trial_rows`, all the rows at the location (other runs' too), and how it fares
+    against the baselines."""
+    planned = {spec.fidelity.name: [p.label for p in spec.periods]}
+    fidelity = main_fidelity(trial_rows, spec.objective)  # what best_config ranks: ranked once here
+    ranking = rank_fidelity(trial_rows, spec.objective, fidelity, planned.get(fidelity, ()))
+    summary.best, summary.best_note = ranking.best, ranking.why_no_best()
+    if summary.best is not None:
+        summary.vs_baseline = vs = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
+        summary.verdict = None if vs is None else config_judgement(trial_rows, ranking, vs, spec.columns)
+
+
+def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[str] = ()) -> None:
+    """The run's summary; `notes`: the scheduler's lines about the run (a promotion's screen vs its full results)."""
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: list(Status).index(Status(kv[0]))))
+    verb = "interrupted" if s.exit_code else "finished"
+    reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}"
+                  + (f"; {s.skipped} skipped as already done" if s.skipped else "")
+                  + (f"; {len(s.elsewhere)} left to another run" if s.elsewhere else ""))
+    if s.exit_code:
+        reporter.line("finished trials are kept; run the same command again to do the rest")
+    if s.best:
+        reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
+                      f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
+        vs = s.vs_baseline
+        if vs is not None:  # judged on the objective; the other reported errors where they disagree
+            dissent = f"; {s.verdict.dissent()}" if s.verdict is not None and s.verdict.dissent() else ""
+            reporter.line(f"best config vs naive baselines: {vs.text(spec.objective)}{dissent}" if vs.beats else
+                          f"warning: the best config does not beat the {vs.label} forecast: "
+                          f"{vs.text(spec.objective)}{dissent}")
+    elif s.best_note:
+        reporter.line(s.best_note)
+    for line in notes:
+        reporter.line(line)
+    reporter.line(f"results: {s.results}  (see them with: hpt results {s.results})")
