@@ -181,7 +181,8 @@ def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_pat
     done_final = hpt_here("final", str(sink), "--threads", "1", "--holdout", "1M", "--report", str(report_path))
     assert done_final.exit_code == 0, done_final.output
     header = next(ln for ln in done_final.output.splitlines() if "on the hold-out" in ln)
-    assert header.split()[-2:] == ["pinball", "coverage"]
+    # pinball (data units) and coverage stand beside the data-unit errors, before the standardised ones
+    assert header.split()[5:8] == ["rmse", "pinball", "coverage"] and header.index("coverage") < header.index("standardised")
     report = json.loads(report_path.read_text())
     final = load_model(sink / "final" / report["final_id"] / "model.pt")
     y = pd.read_csv(DEMO, parse_dates=["ts"]).set_index("ts")["y"]
