@@ -23,7 +23,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from hpt.progress import plural
+from hpt.results.stats import ALPHA, WORSE, _friedman_nemenyi, _wilcoxon, format_p, periods_needed
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import metric_value, period_key, row_key
 from hpt.trial import Status, Trial, TrialResult
@@ -39,8 +42,6 @@ DROPPED = "dropped after"
 
 def race_text(periods: int) -> str:
     """What ``hpt plan`` says about ``search.race``."""
-    from hpt.results.stats import periods_needed
-
     first = periods_needed(3)
     head = "race: configs run period by period"
     if periods - 1 < first:
@@ -52,21 +53,10 @@ def race_text(periods: int) -> str:
             "recorded pruned, not trained")
 
 
-def _needed(configs: int) -> int:
-    """The periods a test of this many configs needs (hpt.results.stats.periods_needed)."""
-    from hpt.results.stats import periods_needed
-
-    return periods_needed(configs)
-
-
 def drop_verdicts(values: Mapping[str, list[float]], alpha: float | None = None) -> tuple[str, dict[str, str]]:
     """The best config of `values` (config id -> its value in each period so far) and why each config
     found worse than it is dropped (``worse than <best> (Nemenyi p=0.012)``); no one is dropped when
     too few periods or configs allow no test."""
-    import numpy as np
-
-    from hpt.results.stats import ALPHA, WORSE, _friedman_nemenyi, _wilcoxon, format_p, periods_needed
-
     alpha = ALPHA if alpha is None else alpha
     ids = sorted(values, key=lambda c: (sum(values[c]) / len(values[c]), c))
     if not ids:
@@ -172,7 +162,7 @@ class Race(Scheduler):
         if worse:
             self.say(f"race: after {plural(n, 'period')}, {plural(len(worse), 'config')} worse than {best} "
                      f"{'is' if len(worse) == 1 else 'are'} dropped ({', '.join(worse)}); {go_on}")
-        elif len(values) >= 2 and n >= _needed(len(values)):  # tested, none found worse: a log must show it ran
+        elif len(values) >= 2 and n >= periods_needed(len(values)):  # tested, none found worse: a log must show it ran
             self.say(f"race: after {plural(n, 'period')}, no config is found worse than {best}; {go_on}")
 
     def on_result(self, result: TrialResult) -> None:
