@@ -16,6 +16,26 @@ CONFIGS = {0.01: "ok", 1e12: "diverged"}  # lr 1e12 diverges in its first epoch:
 
 
 @pytest.fixture(scope="module")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store with its tables made, once for the module: MLflow's schema migrations take 5-15 s
+    on a fresh file, the same in every test; each test copies this file instead (what it logs is its own)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def sqlite_store(empty_mlflow_db: Path, tmp_path: Path) -> str:
+    """A fresh MLflow tracking URI for one test: a copy of the empty store in the test's folder."""
+    import shutil
+
+    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
 def location(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished location: 2 configs x 2 periods, 2 epochs; one config ok, one diverged."""
     folder = tmp_path_factory.mktemp("tracking")
@@ -277,8 +297,8 @@ def _check_mlflow_trials(store: str, experiment: str, location: Path, run_ids: s
             assert "training loss reached nan" in tags["hpt.error"]
 
 
-def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path, sqlite_store: str) -> None:
+    store = sqlite_store
     done = hpt_cli("results", str(location), "--mlflow", store)
     assert done.returncode == 0, done.stderr
     assert f"mlflow: 4 trials logged to {store} (experiment tracked)" in done.stdout
@@ -289,10 +309,10 @@ def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path) ->
     assert len(_mlflow_runs(store, "tracked")) == 5
 
 
-def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path) -> None:
+def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path, sqlite_store: str) -> None:
     """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment; tracking.tensorboard
     gets each trial as it runs. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = sqlite_store
     out = tmp_path / "tb"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec(name="live", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
@@ -361,7 +381,7 @@ def test_tracking_section_mistakes_are_one_line(tmp_path: Path, tracking: dict[s
     assert not (tmp_path / "results" / "rows").exists()
 
 
-def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path) -> None:
+def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path, sqlite_store: str) -> None:
     """Ctrl-C: the trial cut short is logged KILLED with hpt.status interrupted, and so is the run's parent."""
     import signal
     import subprocess
@@ -369,7 +389,7 @@ def test_mlflow_logs_an_interrupted_run_and_its_interrupted_trial(tmp_path: Path
 
     from tests.conftest import ROOT, trial_row_files
 
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = sqlite_store
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec(name="cut", parameters={"lr": [0.001, 0.002, 0.003]},
                                          training={"epochs": 200, "patience": 0})))
@@ -442,12 +462,13 @@ def test_tensorboard_during_a_run_has_each_epoch_before_the_trial_ends(tmp_path:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_db: Path) -> Any:
     """A real `mlflow server` on 127.0.0.1 (a SQLite store in a temporary folder), in its own process group:
     started once for the module, stopped by its pid (killpg). Skipped, saying why, where the server cannot start
     for a missing module (its extra packages, aiohttp: pip install -e '.[test]' -c constraints.txt)."""
     import importlib.util
     import re
+    import shutil
     import sys
 
     from tests.cloud_servers import LocalServer, free_port
@@ -456,13 +477,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if missing:
         pytest.skip(f"mlflow's tracking server needs {', '.join(missing)}: pip install -e '.[test]' -c constraints.txt")
     folder = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copy(empty_mlflow_db, folder / "mlflow.db")
     port = free_port()
     server = LocalServer("mlflow", [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                                     "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                                     "--default-artifact-root", str(folder / "artifacts"), "--workers", "1"],
                          port, "/health", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job queue (huey)
     try:
-        server.start(timeout=300)  # a guard against a hang: the first start creates the store's tables
+        server.start(timeout=300)  # a guard against a hang
     except RuntimeError as e:
         module = re.search(r"No module named '([\w.]+)'", str(e))
         if module:
@@ -535,14 +557,14 @@ def _mlflow_runs_if_any(store: str, experiment: str) -> list[Any]:
     return list(client.search_runs([found.experiment_id])) if found else []
 
 
-def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp_path: Path) -> None:
+def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp_path: Path, sqlite_store: str) -> None:
     """hpt final --mlflow: one MLflow run with the tuned parameters, the hold-out metrics, tags, and report.json and
     model.pt as artifacts (byte for byte those at the location); logging the same final again adds nothing."""
     from mlflow.tracking import MlflowClient
 
     from hpt.tracking.mlflow import log_final
 
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = sqlite_store
     done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
                    str(tmp_path / "report.json"), cwd=tmp_path)  # MLflow keeps a sqlite store's artifacts in ./mlruns
     assert done.returncode == 0, done.stdout + done.stderr
