@@ -1,34 +1,44 @@
-"""Search efficiency: random search against random+asha, tpe, tpe+asha and race, on real training.
+"""Search efficiency: random search against the adaptive strategies, on real training.
+
+Strategies (``--strategies``; all but tpe by default): random (full random search, the
+baseline), random+asha and tpe+asha (early stopping on epochs), tpe, promote (every config
+screened at the quick fidelity, the best 3 run at full fidelity: ``search.promote``), race
+(``search.race``) and asha-data (random search with asha on data shares:
+``early_stopping.resource: "data"``, rungs at 1/9 and 1/3 of each period's training windows).
 
 Every strategy gets the same number of configs of the same space (mlp on the bundled
 electricity data: lr, hidden_size, num_layers, dropout) over the same periods, repeated
 over several seeds (the search seed; training itself is seeded alike). Per strategy it
 prints, as the median over seeds:
 
-- compute: the sum of ``train_time_s`` of every trial, pruned ones included, and the
-  epochs trained (the same measure without the noise of a shared machine's load);
+- compute: the sum of ``train_time_s`` of every trial, pruned, screening and data-share
+  ones included, and the epochs trained (an epoch on a share of the data counts as that
+  share of one; the same measure without the noise of a shared machine's load);
 - best: the best mean objective found (a config that completed every period);
-- configs ranked: how many configs completed every period at the end (the fewest over seeds),
-  what the ranking and "Is the winner real?" work with; with early stopping the finalists
-  (``search.finalists``, default 3) are among them, and their compute is in the totals;
+- configs ranked: how many configs completed every period at the end (median, and the fewest
+  over seeds), what the ranking and "Is the winner real?" work with; with early stopping or
+  racing the finalists (``search.finalists``, default 3) are among them, and their compute is in
+  the totals;
 - to target: the compute spent until a config within 2% of the best mean objective that
   full random search found with the same seed had completed every period (trials in the
   order they finished), and that as a fraction of full random search's whole compute.
 
-race is random search raced period by period (``search.race``): after each period, the
-configs the Friedman test and Nemenyi's comparison with the best find worse are dropped. No
-test can tell configs apart over fewer than 3 periods, so with the default 2 periods race is
-random search; ``--periods 4`` (or 5) gives it periods to save (the other strategies run
-them too).
+race drops configs after a period when the Friedman test and Nemenyi's comparison with the
+best find them worse. No test can tell configs apart over fewer than 3 periods, so with the
+default 2 periods race is random search; ``--periods 4`` (or 5) gives it periods to save
+(the other strategies run them too).
 
-The goal (issue 12): random+asha and tpe+asha reach the target with at most 1/3 of full
-random search's compute. Trials run on worker processes as ``hpt run`` runs them (one
-shared pool, one torch thread per worker); the strategies are interleaved seed by seed so
-that load from other processes falls on all of them alike.
+The goals (issue 24): random+asha and promote reach the target with at most 1/5 of full
+random search's compute, tpe+asha with at most 1/3, and every adaptive strategy ends with at
+least 3 configs ranked over every period. Trials run on worker processes as ``hpt run`` runs
+them (one shared pool, one torch thread per worker); the strategies are interleaved seed by
+seed so that load from other processes falls on all of them alike. ``--save FILE`` keeps each
+outcome (JSON lines) and ``--merge FILE`` reports saved ones with a new run's, so one strategy
+can be rerun (with random's outcomes saved, the ratios need them).
 
-    python benchmarks/search_efficiency.py            # the table in benchmarks/README.md (about 15 minutes on 2 cores)
+    python benchmarks/search_efficiency.py            # the table in benchmarks/README.md
     python benchmarks/search_efficiency.py --quick    # a smoke run (about a minute)
-    python benchmarks/search_efficiency.py --periods 4    # where racing can drop configs (about twice as long)
+    python benchmarks/search_efficiency.py --periods 4 --strategies random,race   # where racing can drop configs
 """
 
 from __future__ import annotations

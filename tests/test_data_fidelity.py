@@ -10,14 +10,18 @@ from typing import Any
 import pytest
 import torch
 
-from hpt.backends.fake import Script
+from hpt.backends.fake import FakeBackend, Script
 from hpt.fidelity import FULL, data_share, fidelity_named
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.scheduling import make_scheduler
 from hpt.search import expand
 from hpt.spec import load_spec
 from hpt.train import recent_share
 from hpt.trial import Trial
 from tests.conftest import hpt_here, tiny_spec
 from tests.test_pruning import LRS, run, spec_with
+from tests.test_tpe import bowl, tpe_spec
 
 DATA = {"kind": "asha", "resource": "data"}
 
@@ -158,3 +162,19 @@ def test_the_spec_keeps_the_shares(write_spec: Any) -> None:
     stopping = spec.search.early_stopping
     assert stopping is not None and stopping.resource == "data" and stopping.shares == [4, 2]
     assert LRS  # the grid the fake-backend tests search
+
+
+def test_tpe_learns_from_configs_stopped_at_a_share(write_spec: Any, tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec, early_stopping={**DATA, "min_trials": 1}, finalists=1)
+    scheduler = make_scheduler(spec)
+    run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), backend=FakeBackend(bowl),
+             scheduler=scheduler)
+    rows = [r for r in rows_at(tmp_path / "res") if r["fidelity"] == "full"]
+    stopped = {r["tpe_trial"]: r for r in rows if r["status"] == "pruned" and "data share" in r["error"]}
+    assert stopped
+    study = scheduler.inner.inner.study  # type: ignore[attr-defined]  # finalists around data rungs around tpe
+    told = {t.number: t for t in study.get_trials()}
+    for number, row in stopped.items():  # told pruned, its step the share's epoch-equivalent (6 epochs x 1/9 or 1/3)
+        n = int(row["error"].split("data share 1/")[1].split()[0])
+        ok = sum(r["status"] == "ok" for r in rows if r["tpe_trial"] == number)
+        assert told[number].state.name == "PRUNED" and list(told[number].intermediate_values) == [ok * 6 + round(6 / n)]
