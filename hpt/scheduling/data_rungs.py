@@ -7,7 +7,9 @@ on a larger share, and at last on all of them (its own trial, the id a run witho
 stopping gives it). The shares are 1/reduction_factor^k down to ``min_share`` (1/9 and 1/3
 with the defaults); each share's trial is a trial of its own, at the fidelity
 ``data-1/n`` (:func:`hpt.fidelity.data_share`): its own id and row, with the tag
-``data_share``, ranked apart from the full rows as screening rows are.
+``data_share``, ranked apart from the full rows as screening rows are. (Evenly spread and
+random windows ranked configs no better: benchmarks/data_shares.py, Spearman 0.90 for all
+three at share 1/9, medians over 3 seeds of 12 configs.)
 
 At each share a config goes on only when it is in the best 1/reduction_factor of the trials
 of its period that reached that share (asynchronous successive halving, as Optuna's
