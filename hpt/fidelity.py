@@ -7,18 +7,21 @@
 different trials, and results rank each fidelity apart. Rows say only the name:
 :func:`fidelity_named` turns it back into the value where rows are read.
 
-A fidelity that trains on less data (a share of each period's training windows, say) is
-another value of this class with its own name and a setting of its own (``data`` says
-which periods; a share would be a new field beside it): whatever trains differently must be
-named differently, as ids hash only the name.
+A fidelity that trains on less data is another value of this class with its own name:
+:func:`data_share` gives the fidelity of early stopping's data rungs
+(``early_stopping.resource: "data"``): a share ``1/n`` of each period's training windows (the
+most recent ones), named ``data-1/n`` (``quick-data-1/n`` under ``--quick``). Whatever trains
+differently must be named differently, as ids hash only the name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["FIDELITIES", "FULL", "LAST_MONTH", "PERIODS", "QUICK", "Fidelity", "fidelity_named"]
+__all__ = ["FIDELITIES", "FULL", "LAST_MONTH", "PERIODS", "QUICK", "Fidelity", "data_share", "fidelity_named",
+           "share_text"]
 
 PERIODS = "periods"  # Fidelity.data: the spec's periods
 LAST_MONTH = "last_month"  # Fidelity.data: one period, the last whole month of data before the spec's today
@@ -33,6 +36,7 @@ class Fidelity:
     data: str = PERIODS  # PERIODS or LAST_MONTH
     option: str = ""  # the command-line option that picks it ("--quick"), for messages
     purpose: str = ""  # what it is for ("screening"), for messages; "" for full runs
+    share: float = 1.0  # the share of each period's training windows it trains on (the most recent ones)
 
     def __str__(self) -> str:
         return self.name
@@ -52,9 +56,29 @@ QUICK = Fidelity("quick", max_epochs=20, data=LAST_MONTH, option="--quick", purp
 FIDELITIES: dict[str, Fidelity] = {f.name: f for f in (FULL, QUICK)}
 
 
+_DATA = re.compile(r"(?:(\w+)-)?data-1/(\d+)")
+
+
+def share_text(share: float) -> str:
+    """A share 1/n as it is written: ``1/9``; ``1`` for the whole."""
+    return "1" if share >= 1 else f"1/{round(1 / share)}"
+
+
+def data_share(base: Fidelity, n: int) -> Fidelity:
+    """`base` on the most recent 1/`n` of each period's training windows: early stopping's data rungs."""
+    name = f"data-1/{n}" if base == FULL else f"{base.name}-data-1/{n}"
+    return replace(base, name=name, share=1 / n, purpose="data share")
+
+
 def fidelity_named(name: Any) -> Fidelity:
     """The fidelity a row's ``fidelity`` column names: :data:`FULL` where it has none (rows written before
     rows had one); a name this version does not know is a fidelity of that name and nothing else."""
     if not isinstance(name, str) or not name:
         return FULL
-    return FIDELITIES.get(name) or Fidelity(name)
+    known = FIDELITIES.get(name)
+    if known is not None:
+        return known
+    found = _DATA.fullmatch(name)
+    if found and int(found.group(2)) >= 1 and (found.group(1) is None or found.group(1) in FIDELITIES):
+        return data_share(FIDELITIES[found.group(1) or FULL.name], int(found.group(2)))
+    return Fidelity(name)

@@ -90,13 +90,15 @@ class Reporter:
         if result.status in (Status.OK, Status.PRUNED) and objective in result.metrics:
             score = f"{objective}={format_value(result.metrics.get(objective))}"
             took = format_duration(float(result.metrics.get("train_time_s", 0.0)))
-            detail = f"{score}  epochs={result.metrics.get('epochs')}  {took}"
+            epochs = f"  epochs={result.metrics['epochs']}" if "epochs" in result.metrics else ""  # a data rung's stop: none
+            detail = f"{score}{epochs}  {took}"
             if result.status is Status.PRUNED:
                 detail = f"{result.error}  {detail}"
         else:
             detail = result.error
         eta_text = f"  ETA {format_duration(eta)}" if done < total and not self._stopping else ""
-        self.line(f"[{done:>{self._width}}/{total}] {status:<11} {t.period.label}  "
+        share = f" {t.fidelity.name}" if t.fidelity.share < 1 else ""  # a rung of early stopping on data
+        self.line(f"[{done:>{self._width}}/{total}] {status:<11} {t.period.label}{share}  "
                   f"{format_params(t.tuned_params)}  {detail}{eta_text}")
 
     def close(self) -> None:

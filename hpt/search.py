@@ -7,6 +7,7 @@ with cycle walking), so a run cut short has still sampled the whole space evenly
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -290,6 +291,16 @@ class TrialPlan(Sequence[Trial]):
             fidelity=self.fidelity,
             tags=self.tags,
         )
+
+    def same_trial(self, trial: Trial, tags: Mapping[str, Any] | None = None) -> Trial:
+        """`trial` (a trial of this spec: one config, period and training seed) at this plan's fidelity: its own id."""
+        params = dict(trial.params)
+        if self.fidelity.max_epochs is not None:
+            params["epochs"] = self.fidelity.epochs(int(params["epochs"]))
+        return dataclasses.replace(
+            trial, trial_id=trial_id(trial.config_id, trial.period.label, self.fidelity, self._data[trial.period],
+                                     seed=trial.seed),
+            params=params, fidelity=self.fidelity, tags={**trial.tags, **(tags or {})})
 
     def __iter__(self) -> Iterator[Trial]:
         return (self[k] for k in range(len(self)))

@@ -368,6 +368,8 @@ class TrainContext:
         try:
             with _gpu_memory(self.device, memory):
                 windows, tensors = self.windows(trial)
+                if trial.fidelity.share < 1:
+                    tensors = recent_share(tensors, trial.fidelity.share)
                 model = self._build(trial, windows)
                 if trial.refit is None:
                     result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch,
@@ -429,6 +431,14 @@ class TrainContext:
             step=step_text(frame_step(self.frame)), info=dict(refit.info) if refit is not None else None,
             known_ahead=known_ahead(self.frame),
         )
+
+
+def recent_share(tensors: tuple[torch.Tensor, ...], share: float) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_val, y_val) with only the most recent `share` of the training windows (at least one):
+    the windows closest to the validation part, as the quick screen trains on the last month."""
+    x, y, *rest = tensors
+    keep = max(1, math.ceil(share * len(x) - 1e-9))
+    return (x[-keep:], y[-keep:], *rest)
 
 
 def _curve_csv(curve: list[dict[str, float]]) -> str:

@@ -340,6 +340,41 @@ def test_sigterm_on_the_driver_exits_143_keeps_finished_rows_and_cancels_the_run
     _wait_for(lambda: not _alive(held), 30, "the cancelled task's worker process did not end")
 
 
+@needs_ray
+def test_a_run_killed_with_kill_9_on_ray_resumes_without_repeating_finished_trials(
+        connected: RayCluster, tmp_path: Path) -> None:
+    path = _probe_spec(tmp_path, {5: 300.0}, [4, 5, 6, 7])  # width 5 still trains when the run is killed
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(path), "--executor", "ray", "--ray-address",
+                             connected.address, "--sink", str(sink)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: trial_row_files(sink) == 3 or proc.poll() is not None, 120, "three trials did not finish")
+        held = _wait_for(lambda: _pids(tmp_path).get(5) or proc.poll() is not None, 60,
+                         "the trial of width 5 did not start")
+        assert proc.poll() is None, proc.communicate()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and whatever it started, as an OOM kill or a CI abort does
+        proc.communicate(timeout=60)
+    first = _rows(sink).set_index("param_width")
+    assert sorted(first.index) == [4, 6, 7] and (first["status"] == "ok").all()  # no row for the trial cut short
+    _wait_for(lambda: not _alive(held), 60, "Ray did not end the killed driver's running task")
+
+    (tmp_path / "pids.txt").unlink()
+    module = json.loads(path.read_text())["architecture"].split(":")[0]
+    (tmp_path / f"{module}.py").write_text(PROBE.format(hold={5: 0.0}, pids=str(tmp_path / "pids.txt")))  # no hold now
+    spec = load_spec(path)
+    ids = {int(t.params["width"]): t.trial_id for t in expand(spec)}
+    again = run_spec(spec, _ray(connected, sink=str(sink)), Reporter(quiet=True))
+    assert again.exit_code == 0 and again.skipped == 3 and again.counts == {"ok": 1}
+    assert set(_pids(tmp_path)) == {5}  # only the trial cut short was built (trained) again
+    rows = _rows(sink).set_index("param_width")
+    assert (rows["status"] == "ok").all() and sorted(rows.index) == [4, 5, 6, 7]
+    for width in (4, 6, 7):  # the finished trials' rows are the killed run's, untouched
+        assert rows.loc[width, "run_id"] == first.loc[width, "run_id"] and rows.loc[width, "trial_id"] == ids[width]
+    assert rows.loc[5, "run_id"] == again.run_id
+
+
 def _hub_pids(cluster: RayCluster) -> set[int]:
     """The process ids of the hub actors (progress and stops) on the cluster's nodes: a process titled
     "ray::_Hub" that descends from one of its `ray start` processes."""

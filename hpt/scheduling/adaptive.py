@@ -1,7 +1,8 @@
 """The shared ``search`` keys applied to any strategy's scheduler, and what ``hpt plan`` says about them.
 
 :func:`adapt` wraps a scheduler: :class:`~hpt.scheduling.pruning.Pruning` for
-``early_stopping`` (inside), :class:`~hpt.scheduling.budget.Budgeted` for ``budget``
+``early_stopping`` (inside; :class:`~hpt.scheduling.data_rungs.DataRungs` with ``"resource": "data"``),
+:class:`~hpt.scheduling.budget.Budgeted` for ``budget``
 (outside, so that trials early stopping does not start are not counted), :class:`~hpt.scheduling.race.Race`
 for ``race`` (between them: racing holds the strategy's trials and starts a period at a time), and, with early
 stopping or racing, around all :class:`~hpt.scheduling.finalists.Finalists` for ``finalists`` (the best
@@ -27,7 +28,11 @@ __all__ = ["adapt", "outline"]
 def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
     """`scheduler` with the spec's early stopping and budget around it."""
     s = spec.search
-    if s.early_stopping is not None:
+    if s.early_stopping is not None and s.early_stopping.resource == "data":
+        from hpt.scheduling.data_rungs import DataRungs
+
+        scheduler = DataRungs(scheduler, spec, say)
+    elif s.early_stopping is not None:
         scheduler = Pruning(scheduler, spec, say, warm)
     if s.race:
         from hpt.scheduling.race import Race
@@ -52,7 +57,14 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
         lines.append(f"tpe: each config is chosen from the results so far (the first {min(s.startup_trials, configs)} "
                      f"at random); a config's value is its mean {spec.objective} over its periods")
     per = " per round" if s.strategy == "auto" else ""
-    if s.early_stopping is not None:
+    if s.early_stopping is not None and s.early_stopping.resource == "data":
+        from hpt.scheduling.data_rungs import data_cost, data_text
+
+        lines.append(data_text(s.early_stopping, most) + "; trials are compared only with trials of the same period")
+        lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} at full data, and "
+                     f"{plural(trials * len(s.early_stopping.shares), 'trial')} on data shares: at most "
+                     f"{data_cost(s.early_stopping):.2f}x the compute of the full trials (if none is stopped)")
+    elif s.early_stopping is not None:
         lines.append(stopping_text(s.early_stopping, most) + "; trials are compared only with trials of the same period")
         lines.append(f"at most {plural(trials, 'trial')} and {trials * most:,} epochs{per} "
                      f"(if none is stopped; a stopped trial may run one more epoch before it stops)")

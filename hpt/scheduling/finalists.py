@@ -29,7 +29,7 @@ from typing import Any
 from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, period_key, pruned_epoch, row_key
+from hpt.scheduling.pruning import max_epochs, metric_value, period_key, pruned_epoch, row_key
 from hpt.search import TrialPlan, config_id
 from hpt.spec import Spec
 from hpt.trial import Progress, Status, Trial, TrialResult
@@ -69,6 +69,7 @@ class Finalists(Scheduler):
         self.say = say
         self._keys = {period_key(spec.fidelity, p.start_text, p.end_text) for p in spec.periods}
         self._per_config = len(spec.periods) * spec.repeats
+        self._most = max_epochs(spec)
         self._seen: dict[str, _Seen] = {}  # trial id -> what it gave
         self._params: dict[str, dict[str, Any]] = {}  # config id -> its tuned values
         self._tags: dict[str, dict[str, Any]] = {}  # config id -> the tags its trials carry (hpt auto's round, tpe's number)
@@ -106,7 +107,7 @@ class Finalists(Scheduler):
 
     def _note(self, tid: str, cid: str, key: str, status: str, error: Any, epochs: Any, value: float | None,
               finalist: bool) -> None:
-        epoch = pruned_epoch(error)
+        epoch = pruned_epoch(error, self._most)
         if epoch is None:
             try:
                 epoch = int(float(epochs))
@@ -207,7 +208,7 @@ class Finalists(Scheduler):
         trial = result.trial
         tid = trial.trial_id
         self._running.discard(tid)
-        if result.status is not Status.INTERRUPTED:
+        if result.status is not Status.INTERRUPTED and trial.fidelity == self.spec.fidelity:  # not a data share's
             if trial.config_id not in self._params:
                 self._params[trial.config_id] = dict(trial.tuned_params)
                 self._tags[trial.config_id] = {k: v for k, v in trial.tags.items() if k != FINALIST}

@@ -38,6 +38,7 @@ __all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value
            "rungs", "start_order", "stopped_place", "stopping_text"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
+_PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
 _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
 
 
@@ -120,10 +121,15 @@ def curve_values(text: str, objective: str) -> list[tuple[int, float]]:
     return out
 
 
-def pruned_epoch(error: Any) -> int | None:
-    """The epoch at which this wrapper decided to stop a trial, from its row's error."""
+def pruned_epoch(error: Any, most: int | None = None) -> int | None:
+    """The epoch at which this wrapper decided to stop a trial, from its row's error. A trial early stopping
+    on data stopped (:mod:`hpt.scheduling.data_rungs`: ``pruned at data share 1/9``) had, given the `most`
+    epochs a trial trains, the compute of that share of them: its epoch-equivalent (at least 1)."""
     found = _PRUNED_AT.search(str(error or ""))
-    return int(found.group(1)) if found else None
+    if found:
+        return int(found.group(1))
+    share = _PRUNED_SHARE.search(str(error or ""))
+    return max(1, round(most / int(share.group(1)))) if share and most is not None else None
 
 
 def stopped_place(error: Any) -> float | None:

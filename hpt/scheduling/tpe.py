@@ -171,7 +171,7 @@ class TPEScheduler(Scheduler):
         if status == Status.OK.value and value is not None and math.isfinite(value):
             config.values[period] = value
         elif status == Status.PRUNED.value:
-            epoch = pruned_epoch(error)
+            epoch = pruned_epoch(error, self.max_epochs)
             if epoch is None:
                 try:
                     epoch = int(float(metrics["epochs"]))

@@ -164,6 +164,8 @@ def _constraint(ck: Checker, rule: Constraint, axes: dict[str, list[Any]], tuned
 def check_stopping_epochs(ck: Checker, stopping: EarlyStopping, parameters: Mapping[str, Axis],
                           training: Mapping[str, Any]) -> None:
     """Early stopping that could never stop a trial (its first check at or after the last epoch) is a mistake."""
+    if stopping.resource == "data":
+        return  # its rungs are data shares, each trained for every epoch
     axis = parameters.get("epochs")
     if axis is None:
         most = int(training.get("epochs", TRAINING["epochs"].default))

@@ -51,8 +51,11 @@ Report = Callable[[str, str], None]  # (JSON path, message)
 
 EARLY_STOPPING = ("asha", "hyperband", "median")
 """Kinds of ``search.early_stopping``: Optuna's SuccessiveHalving, Hyperband and Median pruners."""
-_ES_KEYS = ("kind", "min_epochs", "reduction_factor", "min_trials")
+_ES_KEYS = ("kind", "min_epochs", "reduction_factor", "min_trials", "resource", "min_share")
 _ES_DEFAULTS = {"min_epochs": 2, "reduction_factor": 3}
+RESOURCES = ("epochs", "data")
+"""What early stopping's rungs count: epochs of one trial, or shares of each period's training windows."""
+MIN_SHARE = 0.1  # resource "data": the smallest share a rung trains on, unless early_stopping.min_share says
 MIN_TRIALS = 3  # the fewest other trials a trial is judged against at a rung, unless the reduction factor is more
 
 
@@ -70,12 +73,29 @@ class EarlyStopping:
     Whatever the kind, a trial is judged at a rung (an epoch, for median) only when at least
     `min_trials` other trials of its period (of its bracket, for hyperband) have reported a
     value there; before that it goes on, and it is not judged at that rung again.
+
+    With `resource` "data" (asha only) the rungs are shares of each period's training
+    windows instead of epochs: 1/reduction_factor^k down to `min_share` (1/9 and 1/3 with the
+    defaults), each a trial of its own trained for the full epochs on that share (the most
+    recent windows); a config goes on to the next share, and at last to its full trial, only
+    when in the best 1/reduction_factor of its period's configs at the share.
     """
 
     kind: str
     min_epochs: int = 2
     reduction_factor: int = 3
     min_trials: int | None = None  # None: the reduction factor, and at least MIN_TRIALS
+    resource: str = "epochs"  # or "data": rungs are shares of each period's training windows
+    min_share: float = MIN_SHARE  # resource "data": the smallest share a rung trains on
+
+    @property
+    def shares(self) -> list[int]:
+        """Resource "data": the rungs' shares as their denominators n (a share is 1/n), smallest share first."""
+        out, n = [], self.reduction_factor
+        while 1 / n >= self.min_share - 1e-12:
+            out.append(n)
+            n *= self.reduction_factor
+        return out[::-1]
 
     @property
     def evidence(self) -> int:
@@ -85,7 +105,11 @@ class EarlyStopping:
         return MIN_TRIALS if self.kind == "median" else max(MIN_TRIALS, self.reduction_factor)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "min_epochs": self.min_epochs}
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.resource == "data":
+            out.update(resource=self.resource, min_share=self.min_share)
+        else:
+            out["min_epochs"] = self.min_epochs
         if self.kind != "median":
             out["reduction_factor"] = self.reduction_factor
         out["min_trials"] = self.evidence
@@ -254,7 +278,40 @@ def _early_stopping(s: Section) -> EarlyStopping | None:
             ok = False
         else:
             numbers[key] = int(v)
-    return EarlyStopping(str(kind), **numbers) if ok else None
+    resource = value.get("resource", "epochs")
+    if resource not in RESOURCES:
+        s.report(f"{where}.resource", f"expected one of {', '.join(RESOURCES)}, got {show(resource)}")
+        return None
+    if resource == "data":
+        ok = _data_resource(s, value, str(kind), numbers) and ok
+    elif "min_share" in value:
+        s.report(f"{where}.min_share", 'a share of the data: only with "resource": "data"')
+        ok = False
+    return EarlyStopping(str(kind), resource=str(resource), **numbers) if ok else None
+
+
+def _data_resource(s: Section, value: Mapping[str, Any], kind: str, numbers: dict[str, Any]) -> bool:
+    """Check early stopping on data shares; fill `numbers` with its min_share. False when it is wrong."""
+    where = "search.early_stopping"
+    if kind != "asha":
+        s.report(f"{where}.resource", f'"data" works with asha (rungs of growing data shares), not {kind}')
+        return False
+    if "min_epochs" in value:
+        s.report(f"{where}.min_epochs", 'with "resource": "data" every rung trains the full epochs on a share of the '
+                                        "data; remove min_epochs (min_share sets the smallest share)")
+        return False
+    share = value.get("min_share", MIN_SHARE)
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share < 1:
+        s.report(f"{where}.min_share", f"expected a share between 0 and 1 (0.1: a tenth of the training windows), "
+                                       f"got {show(share)}")
+        return False
+    factor = numbers["reduction_factor"]
+    if 1 / factor < share:
+        s.report(f"{where}.min_share", f"no rung: the largest share below the whole, 1/{factor} (1/reduction_factor), "
+                                       f"is below min_share {share:g}; lower min_share")
+        return False
+    numbers["min_share"] = float(share)
+    return True
 
 
 def _budget(s: Section) -> Budget | None:

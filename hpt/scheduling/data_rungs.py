@@ -1,0 +1,203 @@
+"""Early stopping on data (``early_stopping.resource: "data"``): rungs of growing data shares.
+
+Instead of stopping a trial after a few epochs, each trial of the strategy first trains, for
+its full epochs, on a small share of its period's training windows (the most recent ones:
+the windows closest to the validation part, as the quick screen takes the last month), then
+on a larger share, and at last on all of them (its own trial, the id a run without early
+stopping gives it). The shares are 1/reduction_factor^k down to ``min_share`` (1/9 and 1/3
+with the defaults); each share's trial is a trial of its own, at the fidelity
+``data-1/n`` (:func:`hpt.fidelity.data_share`): its own id and row, with the tag
+``data_share``, ranked apart from the full rows as screening rows are. (Evenly spread and
+random windows ranked configs no better: benchmarks/data_shares.py, Spearman 0.90 for all
+three at share 1/9, medians over 3 seeds of 12 configs.)
+
+At each share a config goes on only when it is in the best 1/reduction_factor of the trials
+of its period that reached that share (asynchronous successive halving, as Optuna's
+SuccessiveHalvingPruner promotes), and only once ``min_trials`` other trials of its period
+reached it; before that it goes on unjudged. A config stopped at a share gets a ``pruned``
+row for its full trial (not trained) that says where: ``pruned at data share 1/9 (rung 0,
+behind 5 of 6 trials of its period)``, with the share's validation metrics; its periods
+not yet started are not started (a config with a stopped period is never ranked), unless it
+becomes a finalist (:mod:`hpt.scheduling.finalists`), which trains the full trial.
+
+Resuming derives everything from the rows: a share trial with a row is not trained again,
+and a config part-way up the shares is judged again at its last share against every
+value at that share the rows hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hpt.fidelity import Fidelity, data_share, share_text
+from hpt.progress import plural
+from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.pruning import metric_value, period_key, row_key
+from hpt.search import TrialPlan
+from hpt.spec import Spec
+from hpt.spec.search import EarlyStopping
+from hpt.trial import Progress, Status, Trial, TrialResult
+
+__all__ = ["SHARE", "DataRungs", "data_cost", "data_text"]
+
+SHARE = "data_share"
+"""The row tag with the share of its period's training windows a trial of a data-rung search trained on."""
+
+Slot = tuple[str, str, int]  # a full trial as its share trials know it: config id, period label, training seed
+
+
+def data_text(stopping: EarlyStopping, max_epochs: int) -> str:
+    """One line on early stopping on data, for logs and ``hpt plan``."""
+    shares = ", ".join(f"1/{n}" for n in stopping.shares)
+    return (f"early stopping asha on data: rungs at data shares {shares} of each period's training windows (the most "
+            f"recent), each trained for the full epochs (up to {max_epochs}), then the whole; a config goes on when "
+            f"in the best 1/{stopping.reduction_factor} of its period's trials at each share; a share judges a trial "
+            f"only once {plural(stopping.evidence, 'other trial')} of its period reached it (before that it goes on)")
+
+
+def data_cost(stopping: EarlyStopping) -> float:
+    """What a config that climbs every share costs, in full trials (1/9 + 1/3 + 1 = 1.44 with the defaults)."""
+    return 1 + sum(1 / n for n in stopping.shares)
+
+
+def _slot(trial: Trial) -> Slot:
+    return trial.config_id, trial.period.label, trial.seed
+
+
+class DataRungs(Scheduler):
+    """Wraps any scheduler: each trial it proposes climbs the data shares first, its full trial last."""
+
+    def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None]) -> None:
+        assert spec.search.early_stopping is not None
+        self.inner = inner
+        self.spec = spec
+        self.stopping = spec.search.early_stopping
+        self.say = say
+        self.fidelities: list[Fidelity] = [data_share(spec.fidelity, n) for n in self.stopping.shares]
+        self._plans: dict[int, TrialPlan] = {}
+        self._keys = {period_key(spec.fidelity, p.start_text, p.end_text) for p in spec.periods}
+        self._values: dict[tuple[str, int], dict[Slot, float]] = {}  # (period label, rung) -> value of each trial there
+        self._have: dict[tuple[Slot, int], dict[str, float]] = {}  # (slot, rung) -> the metrics of its share trial
+        self._climbing: dict[str, tuple[Trial, int]] = {}  # running share trial id -> (its full trial, its rung)
+        self._ready: list[Trial | TrialResult] = []  # next shares and decided full trials, handed out first
+        self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
+        self.not_started = 0
+
+    @property
+    def skipped(self) -> int:  # type: ignore[override]
+        return self.inner.skipped
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}, early stopping asha on data shares"
+
+    def _plan(self, rung: int) -> TrialPlan:
+        plan = self._plans.get(rung)
+        if plan is None:
+            plan = self._plans[rung] = TrialPlan(dataclasses.replace(self.spec, fidelity=self.fidelities[rung]), [])
+        return plan
+
+    # -- rebuilding ------------------------------------------------------------------------
+
+    def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
+        self.inner.restore(rows, curves)
+        rungs = {f.name: k for k, f in enumerate(self.fidelities)}
+        for row in rows.values():
+            rung = rungs.get(str(row.get("fidelity")))
+            if rung is not None and row.get("status") == Status.OK.value:
+                value = metric_value(row, self.spec.objective)
+                if value is None or not math.isfinite(value):
+                    continue
+                label = f"{row.get('period_start')}..{row.get('period_end')}"
+                slot = (str(row["config_id"]), label, int(row["seed"]))
+                self._values.setdefault((label, rung), {})[slot] = value
+                self._have[(slot, rung)] = {k: v for k, v in row.items() if _kept(k, self.spec.objective)}
+            elif row.get("status") == Status.PRUNED.value and row_key(row) in self._keys:
+                self._dead.setdefault(str(row["config_id"]),
+                                      f"stopped in {row.get('period_start')}..{row.get('period_end')}")
+
+    # -- climbing ----------------------------------------------------------------------------
+
+    def _climb(self, full: Trial, rung: int) -> Trial | TrialResult:
+        """What `full` runs next from `rung` on: a share trial, itself, or its pruned result (a share stopped it)."""
+        slot = _slot(full)
+        while rung < len(self.fidelities):
+            metrics = self._have.get((slot, rung))
+            if metrics is None:
+                share = self._plan(rung).same_trial(full, {SHARE: self.fidelities[rung].share})
+                self._climbing[share.trial_id] = (full, rung)
+                return share
+            why = self._judge(slot, rung)
+            if why:
+                self._dead.setdefault(full.config_id, f"stopped in {full.period.label}")
+                stopped = dataclasses.replace(full, tags={**full.tags, SHARE: self.fidelities[rung].share})
+                return TrialResult(stopped, Status.PRUNED, metrics=metrics, error=why)  # the values of that share
+            rung += 1
+        return dataclasses.replace(full, tags={**full.tags, SHARE: 1.0})
+
+    def _judge(self, slot: Slot, rung: int) -> str:
+        """Why the trial of `slot` stops at `rung` ("" when it goes on)."""
+        values = self._values.get((slot[1], rung), {})
+        mine = values[slot]
+        others = [v for s, v in values.items() if s != slot]
+        if len(others) < self.stopping.evidence:
+            return ""  # too little evidence at this share: it goes on
+        ranked = sorted([mine, *others])
+        top = max(len(ranked) // self.stopping.reduction_factor, 1)
+        if mine <= ranked[top - 1]:
+            return ""
+        share = share_text(self.fidelities[rung].share)
+        return (f"pruned at data share {share} (rung {rung}, behind {sum(v < mine for v in others)} of {len(others)} "
+                "trials of its period)")
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def remaining(self) -> int | None:
+        inner = self.inner.remaining()
+        return None if inner is None else inner * (1 + len(self.fidelities)) + len(self._ready)
+
+    def suggest(self) -> Trial | TrialResult | Suggestion:
+        if self._ready:
+            return self._ready.pop(0)
+        while True:
+            nxt = self.inner.suggest()
+            if nxt is DONE and self._climbing:
+                return WAIT  # a climbing config may still want its next share
+            if not isinstance(nxt, Trial):
+                return nxt
+            why = self._dead.get(nxt.config_id)
+            if why is None:
+                return self._climb(nxt, 0)
+            if not self.not_started:
+                self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
+                         "(a config with a stopped period is never ranked); the same goes for every stopped config")
+            self.not_started += 1
+            self.inner.on_result(TrialResult(nxt, Status.PRUNED, error=f"not started: its config was {why}"))
+
+    def on_progress(self, event: Progress) -> str | None:
+        return self.inner.on_progress(event)
+
+    def on_result(self, result: TrialResult) -> None:
+        climbing = self._climbing.pop(result.trial.trial_id, None)
+        if climbing is None:
+            self.inner.on_result(result)  # a full trial, or one a wrapper started
+            return
+        full, rung = climbing
+        value = metric_value(result.metrics, self.spec.objective)
+        if result.status is Status.OK and value is not None and math.isfinite(value):
+            slot = _slot(full)
+            self._values.setdefault((slot[1], rung), {})[slot] = value
+            self._have[(slot, rung)] = {k: v for k, v in result.metrics.items() if _kept(k, self.spec.objective)}
+            self._ready.insert(0, self._climb(full, rung))  # judged at its share, then on (or stopped)
+        elif result.status is Status.INTERRUPTED:
+            self.inner.on_result(TrialResult(full, Status.INTERRUPTED, error=result.error))
+        else:  # failed or diverged on a share: so would the config be, as far as the search can tell
+            share = share_text(self.fidelities[rung].share)
+            self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))
+
+
+def _kept(column: str, objective: str) -> bool:
+    """The metrics a stopped config's pruned full row takes from its last share: the validation scores."""
+    return column == objective or column.startswith("val_")

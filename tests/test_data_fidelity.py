@@ -1,0 +1,180 @@
+"""Data as a fidelity (early_stopping.resource "data"): rungs train on growing shares of each period's training
+windows. Scheduler logic on the fake backend with scripted values; one small real run through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hpt.backends.fake import FakeBackend, Script
+from hpt.fidelity import FULL, data_share, fidelity_named
+from hpt.progress import Reporter
+from hpt.runner import RunOptions, run_spec
+from hpt.scheduling import make_scheduler
+from hpt.search import expand
+from hpt.spec import load_spec
+from hpt.train import recent_share
+from hpt.trial import Trial
+from tests.conftest import hpt_here, tiny_spec
+from tests.test_pruning import LRS, run, spec_with
+from tests.test_tpe import bowl, tpe_spec
+
+DATA = {"kind": "asha", "resource": "data"}
+
+
+def quality(trial: Trial) -> float:
+    """Lowest at lr=0.01; a share's value is worse the less data it saw, in the same order of configs."""
+    import math
+
+    return (1 + abs(math.log10(float(trial.params["lr"])) + 2)) * (1 + 1 / trial.fidelity.share) / 2
+
+
+def scripted(trial: Trial) -> Script:
+    return Script(curve=[quality(trial)] * int(trial.params["epochs"]))
+
+
+def rows_at(folder: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
+    return sorted((r for r in rows if not r["architecture"].startswith("naive-")), key=lambda r: r["started_at"])
+
+
+def test_rungs_train_on_data_shares_and_stop_configs_behind_at_a_share(write_spec: Any, tmp_path: Path) -> None:
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 2}, "finalists": 0})
+    summary, backend = run(spec, tmp_path / "res", scripted)
+    rows = rows_at(tmp_path / "res")
+    # every trial a worker got trained on a share 1/9, 1/3 or on the whole, for the full 9 epochs
+    shares = {r["trial_id"]: r.get("data_share") for r in rows}
+    assert set(shares.values()) == {1 / 9, 1 / 3, 1.0}
+    assert {r["fidelity"] for r in rows} == {"data-1/9", "data-1/3", "full"}
+    trained = [r for r in rows if r["status"] == "ok"]
+    assert all(r["epochs"] == 9 for r in trained)
+    # a config climbs 1/9 -> 1/3 -> the whole within its period; configs behind at a share are stopped there:
+    # their full trial is not trained but recorded pruned, with where and why
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    assert pruned and all(r["fidelity"] == "full" for r in pruned)
+    assert all(r["error"].startswith(("pruned at data share 1/9 (rung 0, behind", "pruned at data share 1/3 (rung 1, "
+                                                                                    "behind")) for r in pruned)
+    submitted = {tid for what, tid in backend.log if what == "submit"}
+    assert not submitted & {r["trial_id"] for r in pruned}
+    # lr=0.01 is the best at every share: it is never stopped and ends with an ok full row in both periods
+    best = [r for r in rows if r["param_lr"] == 0.01 and r["fidelity"] == "full"]
+    assert [r["status"] for r in best] == ["ok", "ok"]
+    # the first configs (too few others at a share: min_trials 2) went on unjudged, so were not stopped
+    first = next(r["config_id"] for r in rows if r["trial_id"] == backend.log[0][1])
+    assert all(r["status"] == "ok" for r in rows if r["config_id"] == first)
+    assert summary.counts["pruned"] == len(pruned)
+
+
+def test_full_trials_keep_their_ids_and_a_rerun_trains_nothing_again(write_spec: Any, tmp_path: Path) -> None:
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 2}, "finalists": 0})
+    run(spec, tmp_path / "res", scripted)
+    rows = rows_at(tmp_path / "res")
+    plain = spec_with(write_spec, {})  # the same spec without early stopping: the ids a full run gives
+    assert {r["trial_id"] for r in rows if r["fidelity"] == "full"} <= {t.trial_id for t in expand(plain)}
+    assert all(r["trial_id"] not in {t.trial_id for t in expand(plain)} for r in rows if r["fidelity"] != "full")
+    _, again = run(spec, tmp_path / "res", scripted)
+    assert [tid for what, tid in again.log if what == "submit"] == []  # shares and full trials: all done
+
+
+def test_a_run_cut_after_a_share_goes_on_from_the_next_share(write_spec: Any, tmp_path: Path) -> None:
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 2}, "finalists": 0})
+    run(spec, tmp_path / "res", scripted)
+    rows = rows_at(tmp_path / "res")
+    best_full = next(r for r in rows if r["param_lr"] == 0.01 and r["fidelity"] == "full")
+    third = next(r for r in rows if r["config_id"] == best_full["config_id"] and r["fidelity"] == "data-1/3"
+                 and r["period_start"] == best_full["period_start"])
+    for r in (best_full, third):  # as if the run had been killed after its 1/9 share
+        (tmp_path / "res" / "rows" / f"{r['trial_id']}.json").unlink()
+    _, again = run(spec, tmp_path / "res", scripted)
+    assert [tid for what, tid in again.log if what == "submit"] == [third["trial_id"], best_full["trial_id"]]
+
+
+def test_finalists_complete_configs_stopped_at_a_share(write_spec: Any, tmp_path: Path) -> None:
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 1}, "finalists": 3})
+    run(spec, tmp_path / "res", scripted)
+    full = [r for r in rows_at(tmp_path / "res") if r["fidelity"] == "full" and r["status"] == "ok"]
+    by_config: dict[str, int] = {}
+    for r in full:
+        by_config[r["config_id"]] = by_config.get(r["config_id"], 0) + 1
+    assert sum(n == 2 for n in by_config.values()) >= 3  # at least 3 configs ranked over both periods
+    assert any(r.get("finalist") == 1 for r in full)
+
+
+def test_data_rows_are_ranked_apart_and_the_plan_shows_shares(write_spec: Any, tmp_path: Path, cli: Any) -> None:
+    doc = tiny_spec(search={"strategy": "grid", "early_stopping": {**DATA, "min_trials": 1}, "finalists": 0},
+                    parameters={"lr": [0.0001, 0.01], "hidden_size": [8]}, date_ranges=[["2013-01-01", "2013-01-15"]])
+    doc["training"] = {**doc["training"], "epochs": 2}
+    spec = write_spec(doc)
+    plan = hpt_here("plan", str(spec))
+    assert plan.exit_code == 0, plan.output
+    assert "early stopping asha on data: rungs at data shares 1/9, 1/3 of each period's training windows" in plan.stdout
+    assert "and 4 trials on data shares: at most 1.44x the compute of the full trials" in plan.stdout
+    out = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "1")
+    assert out.returncode == 0, out.stderr
+    assert " data-1/9  " in out.stdout and " data-1/3  " in out.stdout  # each share's trial, named in the log
+    res = hpt_here("results", str(tmp_path / "res"))
+    assert res.exit_code == 0, res.output
+    assert "Data share (data-1/9) rows, ranked apart" in res.stdout
+    assert "Data share (data-1/3) rows, ranked apart" in res.stdout
+    assert res.stdout.index("Configs ranked by mean val_mse over 1 period (full runs") < res.stdout.index("Data share")
+
+
+def test_a_share_trains_on_the_most_recent_windows() -> None:
+    x = torch.arange(10.0).reshape(10, 1, 1)
+    y = torch.arange(10.0).reshape(10, 1)
+    kept = recent_share((x, y, x[:2], y[:2]), 1 / 3)
+    assert kept[0].flatten().tolist() == [6.0, 7.0, 8.0, 9.0] and kept[1].flatten().tolist() == [6.0, 7.0, 8.0, 9.0]
+    assert kept[2] is not None and len(kept[2]) == 2  # the validation windows are all kept
+    assert len(recent_share((x, y, x, y), 0.01)[0]) == 1
+
+
+def test_share_fidelities_are_named_and_read_back() -> None:
+    assert data_share(FULL, 9).name == "data-1/9" and fidelity_named("data-1/9") == data_share(FULL, 9)
+    assert fidelity_named("quick-data-1/3").max_epochs == 20 and fidelity_named("quick-data-1/3").share == 1 / 3
+    assert fidelity_named("full").share == 1.0
+
+
+@pytest.mark.parametrize("stopping, where, says", [
+    ({"kind": "asha", "resource": "bytes"}, "search.early_stopping.resource", "expected one of epochs, data"),
+    ({"kind": "median", "resource": "data"}, "search.early_stopping.resource", '"data" works with asha'),
+    ({"kind": "asha", "resource": "data", "min_epochs": 2}, "search.early_stopping.min_epochs", "remove min_epochs"),
+    ({"kind": "asha", "resource": "data", "min_share": 1.5}, "search.early_stopping.min_share",
+     "expected a share between 0 and 1"),
+    ({"kind": "asha", "resource": "data", "min_share": 0.5}, "search.early_stopping.min_share", "no rung"),
+    ({"kind": "asha", "min_share": 0.1}, "search.early_stopping.min_share", 'only with "resource": "data"'),
+])
+def test_bad_data_resource_settings_exit_2_with_one_line(write_spec: Any, stopping: dict[str, Any],
+                                                        where: str, says: str) -> None:
+    out = hpt_here("validate", str(write_spec(tiny_spec(search={"strategy": "grid", "early_stopping": stopping}))))
+    assert out.exit_code == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hpt: error:") and where in lines[0] and says in lines[0], out.stderr
+    assert "Traceback" not in out.output
+
+
+def test_the_spec_keeps_the_shares(write_spec: Any) -> None:
+    spec = load_spec(write_spec(tiny_spec(search={"strategy": "grid", "early_stopping": {
+        **DATA, "reduction_factor": 2, "min_share": 0.2}})))
+    stopping = spec.search.early_stopping
+    assert stopping is not None and stopping.resource == "data" and stopping.shares == [4, 2]
+    assert LRS  # the grid the fake-backend tests search
+
+
+def test_tpe_learns_from_configs_stopped_at_a_share(write_spec: Any, tmp_path: Path) -> None:
+    spec = tpe_spec(write_spec, early_stopping={**DATA, "min_trials": 1}, finalists=1)
+    scheduler = make_scheduler(spec)
+    run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), backend=FakeBackend(bowl),
+             scheduler=scheduler)
+    rows = [r for r in rows_at(tmp_path / "res") if r["fidelity"] == "full"]
+    stopped = {r["tpe_trial"]: r for r in rows if r["status"] == "pruned" and "data share" in r["error"]}
+    assert stopped
+    study = scheduler.inner.inner.study  # type: ignore[attr-defined]  # finalists around data rungs around tpe
+    told = {t.number: t for t in study.get_trials()}
+    for number, row in stopped.items():  # told pruned, its step the share's epoch-equivalent (6 epochs x 1/9 or 1/3)
+        n = int(row["error"].split("data share 1/")[1].split()[0])
+        ok = sum(r["status"] == "ok" for r in rows if r["tpe_trial"] == number)
+        assert told[number].state.name == "PRUNED" and list(told[number].intermediate_values) == [ok * 6 + round(6 / n)]
