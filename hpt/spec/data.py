@@ -46,8 +46,9 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
         elif c in calendar[:i]:
             ck.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
     future = _future_features(ck, obj, target, features)
+    before = len(ck.problems)
     series = _series(ck, obj, (time_column, target, *features, *future))
-    if not (path and time_column and target) or options is None:
+    if not (path and time_column and target) or options is None or len(ck.problems) > before:
         return None
     try:
         resolved = resolve_data_path(path, ck.base_dir)
