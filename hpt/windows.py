@@ -361,6 +361,7 @@ class WindowCount:
     skipped_val: int
     series: int | None = None  # of a panel: the series that give the period windows
     left_out: int = 0  # of a panel: the series too short (or otherwise unfit) for the period
+    gappy: tuple[str, ...] = ()  # of a panel: the series with gaps in the period
 
     def to_json(self) -> dict[str, int]:
         panel = {} if self.series is None else {"series": self.series, "series_left_out": self.left_out}
@@ -374,13 +375,13 @@ def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: i
     panel: summed over the series that give the period windows)."""
     if is_panel(frame):
         left_out = series_problems(frame, period, lookback, horizon, split)
-        counts = [count_windows(one, period, lookback, horizon, split) for sid, one in series_frames(frame)
-                  if sid not in left_out]
+        counts = {sid: count_windows(one, period, lookback, horizon, split) for sid, one in series_frames(frame)
+                  if sid not in left_out}
         rows, gaps, missing, train, val, skipped_train, skipped_val = (
-            sum(getattr(c, f) for c in counts)
+            sum(getattr(c, f) for c in counts.values())
             for f in ("rows", "gaps", "missing_steps", "train", "val", "skipped_train", "skipped_val"))
         return WindowCount(period, rows, gaps, missing, train, val, skipped_train, skipped_val, series=len(counts),
-                           left_out=len(left_out))
+                           left_out=len(left_out), gappy=tuple(sid for sid, c in counts.items() if c.gaps))
     rows = period_rows(frame, period)
     step = frame_step(frame)
     starts = window_starts(split_rows(rows.index, split), lookback, horizon, breaks(rows.index, step))

@@ -3,6 +3,7 @@ val_mase and per-series baselines; hpt final and hpt predict refuse a panel for 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def write_panel(path: Path, series: dict[str, tuple[float, int]], *, shape: str 
     return path
 
 
-def panel_spec(data: Path, **data_keys: Any) -> dict[str, Any]:
+def panel_spec(data: Path | str, **data_keys: Any) -> dict[str, Any]:
     return {
         "name": "panel", "architecture": "mlp",
         "data": {"path": str(data), "time_column": "ts", "target": "y", "series": "station", **data_keys},
@@ -206,3 +207,29 @@ def test_panel_spec_errors_are_one_line(tmp_path: Path, write_spec: Any, change:
     errors = [line for line in done.output.splitlines() if line.startswith("hpt: error")]
     assert len(errors) == 1, done.output
     assert where in errors[0] and says in errors[0], errors[0]
+
+
+def test_a_panel_read_from_a_bucket_with_results_streamed_to_it(s3_server: Any, tmp_path: Path,
+                                                                 write_spec: Any) -> None:
+    bucket = s3_server.create_bucket()
+    data = write_panel(tmp_path / "stations.csv", {"a": (1.0, 480), "b": (1000.0, 480)}, shape="daily")
+    s3_server.put(bucket, "data/stations.csv", data.read_bytes())
+    env = {**s3_server.client_env(), "HPT_SINK_RETRIES": "2", "HPT_SINK_TIMEOUT": "5"}
+    spec = write_spec(panel_spec(f"s3://{bucket}/data/stations.csv"))
+    done = hpt_cli("run", str(spec), "--sink", f"s3://{bucket}/results", "--workers", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(io.BytesIO(s3_server.get(bucket, "results/results.csv")))
+    assert list(trial_rows(table)["status"]) == ["ok"] and table["val_mase"].notna().all()
+
+
+def test_validate_counts_and_names_the_series_with_gaps_and_constant_targets(tmp_path: Path, cli: Any,
+                                                                            write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 480), "b": (1.0, 480), "flat": (0.0, 480)}, shape="daily")
+    frame = pd.read_csv(data)
+    hole = (frame["station"] == "b") & frame["ts"].between("2024-01-05 00:00:00", "2024-01-05 04:00:00")
+    frame[~hole].to_csv(data, index=False)
+    done = cli("validate", str(write_spec(panel_spec(data))))
+    assert done.returncode == 0, done.stderr
+    assert ('1 of 3 series left out of it ("flat") because target "y" is constant (0) on its train part'
+            in done.stderr)
+    assert "1 gap in 1 series (\"b\") (5 missing steps of 1h)" in done.stderr

@@ -82,8 +82,9 @@ def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
     """
     lookback, horizon, validation = window_extremes(spec.parameters, spec.training)[0]
     o = spec.data.options
+    panel = {} if o.series is None else {"series": o.series, "series_filter": o.series_filter and list(o.series_filter)}
     return {"time_format": o.time_format, "time_unit": o.time_unit, "fill": o.fill, "fill_limit": o.fill_limit,
-            "duplicates": o.duplicates, **window_report(frame, spec.periods, lookback, horizon, validation)}
+            "duplicates": o.duplicates, **panel, **window_report(frame, spec.periods, lookback, horizon, validation)}
 
 
 def span(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]:
@@ -166,7 +167,8 @@ def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, 
     if not count.gaps:
         return
     lookback, horizon, _ = extremes
-    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')} ({plural(count.missing_steps, 'missing step')} "
+    where = f" in {len(count.gappy)} series ({name_few(list(count.gappy))})" if count.gappy else ""
+    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')}{where} ({plural(count.missing_steps, 'missing step')} "
               f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
               f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
               f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")
