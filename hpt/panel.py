@@ -38,14 +38,15 @@ def series_frames(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
     """Each series of a panel by id, as a frame on its own sorted DatetimeIndex (with the panel's attrs)."""
     index = frame.index
     assert isinstance(index, pd.MultiIndex)
-    codes = index.codes[0]
+    codes = np.asarray(index.codes[0])
+    times = index.get_level_values(-1).to_numpy()
+    values = frame.to_numpy()
     bounds = np.flatnonzero(np.diff(codes)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(codes)], strict=True):
         if hi <= lo:
             continue
-        part = frame.iloc[lo:hi]
-        one = pd.DataFrame(part.to_numpy(), columns=frame.columns,
-                           index=pd.DatetimeIndex(index.get_level_values(-1)[lo:hi], name=index.names[-1]))
+        one = pd.DataFrame(values[lo:hi], columns=frame.columns,
+                           index=pd.DatetimeIndex(times[lo:hi], name=index.names[-1]), copy=False)
         one.attrs.update(frame.attrs)
         yield str(index.levels[0][codes[lo]]), one
 

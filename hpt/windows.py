@@ -370,13 +370,15 @@ class WindowCount:
                 "skipped_train_windows": self.skipped_train, "skipped_val_windows": self.skipped_val, **panel}
 
 
-def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> WindowCount:
+def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
+                  left_out: dict[str, str] | None = None) -> WindowCount:
     """The windows `make_windows` would cut from this period, and those missing steps cost (of a
-    panel: summed over the series that give the period windows)."""
+    panel: summed over the series that give the period windows; `left_out`: the others, when known)."""
     if is_panel(frame):
-        left_out = series_problems(frame, period, lookback, horizon, split)
-        counts = {sid: count_windows(one, period, lookback, horizon, split) for sid, one in series_frames(frame)
-                  if sid not in left_out}
+        if left_out is None:
+            left_out = series_problems(frame, period, lookback, horizon, split)
+        counts = {sid: count_windows(one, period, lookback, horizon, split)
+                  for sid, one in series_frames(period_rows(frame, period)) if sid not in left_out}
         rows, gaps, missing, train, val, skipped_train, skipped_val = (
             sum(getattr(c, f) for c in counts.values())
             for f in ("rows", "gaps", "missing_steps", "train", "val", "skipped_train", "skipped_val"))
@@ -414,20 +416,19 @@ def _too_few(period: Period, rows: int, split: Split, rule: SplitRule, lookback:
             f"validation, lookback or horizon")
 
 
-def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> str | None:
+def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
+                   left_out: dict[str, str] | None = None) -> str | None:
     """Why this period cannot give at least one train and one scored window, or None.
 
     Also refused: an infinite value, a target that is constant on the train part (its
     scale is zero), and gaps that leave the train or the scored part no window. A panel is
-    refused when none of its series gives the period windows (:func:`series_problems`).
+    refused when none of its series gives the period windows (:func:`series_problems`; `left_out`, when
+    known).
     """
     if is_panel(frame):
-        left_out = series_problems(frame, period, lookback, horizon, split)
-        n = frame.index.get_level_values(0).nunique()
-        if len(left_out) < n:
-            return None
-        sid, first = next(iter(left_out.items()))
-        return f"period {period}: none of the {n} series gives it a window (the first, \"{sid}\": {first})"
+        if left_out is None:
+            left_out = series_problems(frame, period, lookback, horizon, split)
+        return _none_left(frame, period, left_out)
     rows = period_rows(frame, period)
     if rows.empty:
         first, last = frame.index[0], frame.index[-1]
@@ -470,11 +471,16 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     A window that spans a missing step (a gap in the times) is left out. DataError (at
     ``date_ranges``) when the period cannot give a train and a scored window (:func:`window_problem`).
     """
+    if is_panel(frame):
+        return _panel_windows(frame, period, lookback, horizon, split)
     problem = window_problem(frame, period, lookback, horizon, split)
     if problem:
         raise DataError("date_ranges", problem)
-    if is_panel(frame):
-        return _panel_windows(frame, period, lookback, horizon, split)
+    return _series_windows(frame, period, lookback, horizon, split)
+
+
+def _series_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
+    """:func:`make_windows` of one series whose period :func:`window_problem` found fit."""
     rows = period_rows(frame, period)
     values = rows.to_numpy(dtype=np.float64)
     parts = split_rows(rows.index, split)
@@ -492,12 +498,41 @@ def series_problems(frame: pd.DataFrame, period: Period, lookback: int, horizon:
                     split: SplitRule) -> dict[str, str]:
     """Of a panel: the series that cannot give this period a train and a scored window, each with
     why (:func:`window_problem`); they are left out of the period."""
-    out = {}
-    for sid, one in series_frames(frame):
+    return _check_series(frame, period, lookback, horizon, split)[1]
+
+
+def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
+                  split: SplitRule) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, str]]:
+    """A panel's series in a period: those fit for windows (their rows in it), and why each other one is not."""
+    fit, out = [], {}
+    inside = period_rows(frame, period)
+    for sid, one in series_frames(inside):
         problem = window_problem(one, period, lookback, horizon, split)
         if problem:
             out[sid] = problem.replace(f"period {period}: ", "").replace(f"period {period} ", "it ")
-    return out
+        else:
+            fit.append((sid, one))
+    if len(fit) + len(out) < _series_count(frame):
+        times = times_of(frame)
+        seen = set(inside.index.get_level_values(0))
+        for sid in frame.index.get_level_values(0).unique():
+            if sid not in seen:
+                mine = times[frame.index.get_level_values(0) == sid]
+                out[str(sid)] = f"it has no data (the series covers {mine.min()} to {mine.max()})"
+    return fit, out
+
+
+def _series_count(frame: pd.DataFrame) -> int:
+    return int(frame.index.get_level_values(0).nunique())
+
+
+def _none_left(frame: pd.DataFrame, period: Period, left_out: dict[str, str]) -> str | None:
+    """Why a panel gives a period no window: none of its series does; None when some do."""
+    n = _series_count(frame)
+    if len(left_out) < n:
+        return None
+    sid, first = next(iter(left_out.items()))
+    return f"period {period}: none of the {n} series gives it a window (the first, \"{sid}\": {first})"
 
 
 def left_out_line(period: Period, left_out: dict[str, str], n: int) -> str:
@@ -512,9 +547,11 @@ def left_out_line(period: Period, left_out: dict[str, str], n: int) -> str:
 def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
     """The windows of every series of a panel that gives the period windows, one after another: each
     series scaled by its own train part, no window crossing from one series into the next."""
-    left_out = series_problems(frame, period, lookback, horizon, split)
-    parts = [(sid, make_windows(one, period, lookback, horizon, split)) for sid, one in series_frames(frame)
-             if sid not in left_out]
+    fit, left_out = _check_series(frame, period, lookback, horizon, split)
+    problem = _none_left(frame, period, left_out)
+    if problem:
+        raise DataError("date_ranges", problem)
+    parts = [(sid, _series_windows(one, period, lookback, horizon, split)) for sid, one in fit]
     step = frame_step(frame)
     season = season_length(step, frame.attrs.get("season"))
     offsets = np.cumsum([0] + [len(w.values) for _, w in parts])

@@ -116,15 +116,17 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
             refused = True
         if refused:
             continue
+        left_out: list[dict[str, str] | None] = []  # of a panel, per extreme: the series left out of the period
         for lookback, horizon, validation in extremes:
-            msg = window_problem(frame, period, lookback, horizon, validation)
+            left_out.append(series_problems(frame, period, lookback, horizon, validation) if is_panel(frame) else None)
+            msg = window_problem(frame, period, lookback, horizon, validation, left_out[-1])
             if msg:
                 problems.append(Problem(where, msg))
                 break
         else:
             if is_panel(frame):
-                _say_left_out(frame, period, extremes)
-            count = count_windows(frame, period, *extremes[0])
+                _say_left_out(frame, period, left_out)
+            count = count_windows(frame, period, *extremes[0], left_out[0])
             _say_gaps(count, step, extremes[0])
             _say_few_windows(count, where, step, extremes[0])
     if len(outside) and len(outside) == len(table.duplicates):
@@ -134,11 +136,11 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
     return frame, problems
 
 
-def _say_left_out(frame: pd.DataFrame, period: Period, extremes: list[tuple[int, int, Any]]) -> None:
+def _say_left_out(frame: pd.DataFrame, period: Period, each: list[dict[str, str] | None]) -> None:
     """The series of a panel a period leaves out (too short for the largest window the search can pick)."""
     left_out: dict[str, str] = {}
-    for lookback, horizon, validation in extremes:
-        for sid, why in series_problems(frame, period, lookback, horizon, validation).items():
+    for found in each:
+        for sid, why in (found or {}).items():
             left_out.setdefault(sid, why)
     if left_out:
         _say_once(left_out_line(period, left_out, frame.index.get_level_values(0).nunique()))
