@@ -17,7 +17,7 @@ from hpt.data import ReadOptions, read_data
 from hpt.panel import in_sample_naive_mae, mase, series_frames
 from hpt.periods import Period
 from hpt.windows import make_windows
-from tests.conftest import hpt_cli, hpt_here, trial_rows
+from tests.conftest import ROOT, hpt_cli, hpt_here, trial_rows
 
 START = pd.Timestamp("2024-01-01")
 PERIOD = Period(START, START + pd.Timedelta(days=20))
@@ -233,3 +233,11 @@ def test_validate_counts_and_names_the_series_with_gaps_and_constant_targets(tmp
     assert ('1 of 3 series left out of it ("flat") because target "y" is constant (0) on its train part'
             in done.stderr)
     assert "1 gap in 1 series (\"b\") (5 missing steps of 1h)" in done.stderr
+
+
+def test_the_bundled_panel_demo_is_what_its_generator_makes_and_its_spec_validates() -> None:
+    from tests.make_stations import OUT, csv_text
+
+    assert OUT.read_text(encoding="utf-8") == csv_text()
+    done = hpt_here("validate", str(ROOT / "specs" / "panel.json"))
+    assert done.exit_code == 0, done.output
