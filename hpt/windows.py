@@ -15,8 +15,12 @@
   scored leaks into training. Scaling statistics come from the train part only.
 
 Windows are positions in the rows (the first row of each), copied into arrays only when asked
-for. Breaks are a boolean per pair of consecutive rows: another boundary no window may cross
-(one series ending, the next starting) adds to them.
+for. Breaks are a boolean per pair of consecutive rows: no window holds the rows on both sides.
+
+**Many series** (``data.series``, :mod:`hpt.panel`): each series is split, checked, scaled and cut
+as above on its own; a series that cannot give a period a window is left out of it
+(:func:`series_problems`); the windows of the others lie one series after another in one
+:class:`Windows`, whose :class:`PanelWindows` says which series each scored window is of.
 """
 
 from __future__ import annotations
@@ -285,7 +289,9 @@ class Windows:
     ``*_train`` are the train windows, ``*_val`` the scored ones: the validation part's, or the
     hold-out's for a :class:`Holdout` split. Windows that would span a missing step are left out;
     ``skipped_train`` and ``skipped_val`` count them. The arrays are made from the scaled rows
-    when first asked for.
+    when first asked for. The windows of many series (`panel`) have each series' rows one after
+    another, each scaled by its own train part: their `mean` and `std` are then 0 and 1 and `split`
+    covers every row, and `panel` holds each series' statistics and train rows.
     """
 
     values: np.ndarray  # the period's rows, scaled, float32 (rows, F); the target is column 0

@@ -14,6 +14,7 @@ import pytest
 
 from hpt.baselines import period_baselines
 from hpt.data import ReadOptions, read_data
+from hpt.model_io import load_model
 from hpt.panel import in_sample_naive_mae, mase, series_frames
 from hpt.periods import Period
 from hpt.windows import make_windows
@@ -163,6 +164,10 @@ def test_final_and_predict_refuse_a_panel_for_now(tuned_panel: Path) -> None:
     predicted = hpt_here("predict", str(model), "--data", str(model))
     assert predicted.exit_code == 2
     assert "hpt: error: hpt predict does not support data.series yet" in predicted.output
+    loaded = load_model(model)
+    assert loaded.series == "station"
+    with pytest.raises(ValueError, match="trained on many series"):
+        loaded.predict(np.zeros((24, 1)))
 
 
 def test_validate_names_the_series_with_duplicates(tmp_path: Path, write_spec: Any) -> None:
@@ -241,3 +246,13 @@ def test_the_bundled_panel_demo_is_what_its_generator_makes_and_its_spec_validat
     assert OUT.read_text(encoding="utf-8") == csv_text()
     done = hpt_here("validate", str(ROOT / "specs" / "panel.json"))
     assert done.exit_code == 0, done.output
+
+
+def test_a_period_no_series_gives_a_window_is_refused(tmp_path: Path, write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 30), "b": (1.0, 20)})
+    done = hpt_here("validate", str(write_spec(panel_spec(data))))
+    assert done.exit_code == 2
+    errors = [line for line in done.output.splitlines() if line.startswith("hpt: error")]
+    assert len(errors) == 1, done.output
+    assert 'date_ranges[0]: period 2024-01-01..2024-01-21: none of the 2 series gives it a window (the first, "a": ' \
+           "it has 30 rows" in errors[0]
