@@ -249,10 +249,10 @@ def test_the_bundled_panel_demo_is_what_its_generator_makes_and_its_spec_validat
 
 
 def test_a_period_no_series_gives_a_window_is_refused(tmp_path: Path, write_spec: Any) -> None:
-    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 30), "b": (1.0, 20)})
-    done = hpt_here("validate", str(write_spec(panel_spec(data))))
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 30), "b": (1.0, 24)})
+    done = hpt_here("validate", str(write_spec({**panel_spec(data), "date_ranges": [["2024-01-01", "2024-01-02"]]})))
     assert done.exit_code == 2
     errors = [line for line in done.output.splitlines() if line.startswith("hpt: error")]
     assert len(errors) == 1, done.output
-    assert 'date_ranges[0]: period 2024-01-01..2024-01-21: none of the 2 series gives it a window (the first, "a": ' \
-           "it has 30 rows" in errors[0]
+    assert 'date_ranges[0]: period 2024-01-01..2024-01-02: none of the 2 series gives it a window (the first, "a": ' \
+           "it has 24 rows" in errors[0]
