@@ -126,75 +126,48 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
 
     The windows and the standardisation are those a trial with this lookback, horizon and
     validation is scored on (:func:`hpt.windows.make_windows`), so the figures compare directly
-    with a trial's row.
+    with a trial's row. Of many series (a panel): each series' baselines on its own windows, in its
+    own standardised units, pooled as a trial's windows are, and ``val_mase`` (:func:`hpt.panel.mase`).
     """
-    from hpt.quantiles import point, quantile_scores
-    from hpt.windows import frame_step, make_windows
-
-    w = make_windows(frame, period, lookback, horizon, validation)
-    if w.panel is not None:
-        return _panel_baselines(frame, w, period, validation, season, quantiles)
-    mean, std = float(w.mean[0]), float(w.std[0])
-    actual = w.y_val.astype(np.float64) * std + mean
-    step = frame_step(frame)
-    season = season_length(step, season)
-    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
-    if quantiles and len(w.val_ends):
-        from hpt.periods import Period
-
-        train = Period(period.start, pd.Timestamp(w.val_ends[0]) + step)  # up to the first validation target
-        forecasts = quantile_forecasts(forecasts, frame, train, horizon, season, quantiles)
-    out = {}
-    for name, forecast in forecasts.items():
-        e = baseline_errors(point(forecast, quantiles), actual, std)
-        if quantiles:
-            e.update(quantile_scores(forecast, actual, quantiles, std))
-        out[name] = {f"val_{k}": v for k, v in e.items()}
-    return out
-
-
-def _panel_baselines(frame: pd.DataFrame, w: Windows, period: Period, validation: float | str, season: int | None,
-                     quantiles: tuple[float, ...] | None) -> dict[str, dict[str, float]]:
-    """:func:`period_baselines` of a panel's windows `w`: each series' baselines on its own windows, in its
-    own standardised units, pooled as a trial's are (and ``val_mase``, :func:`hpt.panel.mase`)."""
     from hpt.panel import mase, series_frames
     from hpt.quantiles import point, quantile_scores
+    from hpt.windows import make_windows
 
-    assert w.panel is not None
-    frames = dict(series_frames(frame))
-    pooled: dict[str, list[np.ndarray]] = {name: [] for name in BASELINES}
-    for sid in w.panel.series:
-        for name, forecast in period_forecasts(frames[sid], period, w.lookback, w.horizon, validation, season,
-                                               quantiles).items():
-            pooled[name].append(forecast)
+    w = make_windows(frame, period, lookback, horizon, validation)
+    if w.panel is None:
+        forecasts = _forecasts(frame, w, period, season, quantiles)
+    else:
+        frames = dict(series_frames(frame))
+        each = [_forecasts(frames[sid], make_windows(frames[sid], period, lookback, horizon, validation), period,
+                           season, quantiles) for sid in w.panel.series]
+        forecasts = {name: np.concatenate([f[name] for f in each]) for name in BASELINES}
     actual = w.y_val.astype(np.float64)
     out = {}
-    for name, parts in pooled.items():
-        forecast = np.concatenate(parts)
+    for name, forecast in forecasts.items():
         e = baseline_errors(point(forecast, quantiles), actual)
         if quantiles:
             e.update(quantile_scores(forecast, actual, quantiles))
-        e["mase"] = mase(np.abs(point(forecast, quantiles) - actual), w.panel.val_series, w.panel.naive_mae)
+        if w.panel is not None:
+            e["mase"] = mase(np.abs(point(forecast, quantiles) - actual), w.panel.val_series, w.panel.naive_mae)
         out[name] = {f"val_{k}": v for k, v in e.items() if not (k == "mase" and np.isnan(v))}
     return out
 
 
-def period_forecasts(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, validation: float | str,
-                     season: int | None = None, quantiles: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
-    """Each baseline's forecasts on one series' validation windows in a period, in its standardised units
+def _forecasts(frame: pd.DataFrame, w: Windows, period: Period, season: int | None,
+               quantiles: tuple[float, ...] | None) -> dict[str, np.ndarray]:
+    """Each baseline's forecasts on the validation windows `w` of one series, in its standardised units
     (those its trials are scored in); quantile forecasts with `quantiles` (:func:`quantile_forecasts`)."""
-    from hpt.windows import frame_step, make_windows
+    from hpt.windows import frame_step
 
-    w = make_windows(frame, period, lookback, horizon, validation)
     mean, std = float(w.mean[0]), float(w.std[0])
     step = frame_step(frame)
     season = season_length(step, season)
-    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
+    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, w.horizon, step, season)
     if quantiles and len(w.val_ends):
         from hpt.periods import Period
 
         train = Period(period.start, pd.Timestamp(w.val_ends[0]) + step)  # up to the first validation target
-        forecasts = quantile_forecasts(forecasts, frame, train, horizon, season, quantiles)
+        forecasts = quantile_forecasts(forecasts, frame, train, w.horizon, season, quantiles)
     return {name: (f - mean) / std for name, f in forecasts.items()}
 
 
