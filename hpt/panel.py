@@ -1,7 +1,8 @@
 """Many series in one frame (``data.series``): the panel's shape, each series' season and the panel's MASE.
 
 A panel is the data of several series in long format, read into one frame on a
-:class:`pandas.MultiIndex` of (series id, time): the series in the order of their ids,
+:class:`pandas.MultiIndex` of (series id, time), its levels named by the series column and the
+time column: the series in the order of their ids,
 each series' rows in time order, one row per series and time. Every series is a
 frame of its own (:func:`series_frames`) on which the single-series rules apply; how
 a period's windows come from every series is :mod:`hpt.windows`'s.
@@ -14,11 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["SERIES_LEVEL", "in_sample_naive_mae", "is_panel", "mase", "name_few", "season_length", "series_frames",
+__all__ = ["in_sample_naive_mae", "is_panel", "mase", "mase_scale", "name_few", "season_length", "series_frames",
            "times_of"]
-
-SERIES_LEVEL = "series"
-"""The name of a panel index's first level; the second is the time column."""
 
 _DAY = pd.Timedelta(days=1)
 
@@ -90,6 +88,13 @@ def in_sample_naive_mae(target: np.ndarray, times: np.ndarray, step: pd.Timedelt
         return float("nan")
     y = np.asarray(target, dtype=np.float64)
     return float(np.mean(np.abs(y[season:] - y[:-season])[lagged]))
+
+
+def mase_scale(target: np.ndarray, times: np.ndarray, step: pd.Timedelta, season: int) -> float:
+    """What a series' errors are divided by in :func:`mase`: its in-sample seasonal-naive MAE; where that
+    is 0 or has no rows (a train part no longer than a season, or exactly seasonal), the one-step naive's."""
+    scale = in_sample_naive_mae(target, times, step, season)
+    return scale if scale > 0 else in_sample_naive_mae(target, times, step, 1)
 
 
 def mase(abs_error: np.ndarray, series: np.ndarray, naive_mae: np.ndarray) -> float:

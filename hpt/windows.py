@@ -36,7 +36,7 @@ import pandas as pd
 from hpt.errors import DataError, InputError, show
 from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
-from hpt.panel import in_sample_naive_mae, is_panel, name_few, season_length, series_frames, times_of
+from hpt.panel import is_panel, mase_scale, name_few, season_length, series_frames, times_of
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
 
@@ -277,7 +277,7 @@ class PanelWindows:
     std: np.ndarray
     train_rows: np.ndarray  # the rows of `Windows.values` in a series' train part (bool)
     val_series: np.ndarray  # the series (its position in `series`) of each scored window
-    naive_mae: np.ndarray  # per series
+    naive_mae: np.ndarray  # per series (hpt.panel.mase_scale)
     season: int
 
 
@@ -569,7 +569,7 @@ def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
         series=tuple(sid for sid, _ in parts),
         mean=np.stack([w.mean for _, w in parts]), std=np.stack([w.std for _, w in parts]), train_rows=train_rows,
         val_series=np.concatenate([np.full(len(w.starts.scored), k) for k, (_, w) in enumerate(parts)]),
-        naive_mae=np.array([in_sample_naive_mae(w.values[:w.split.val, 0], w.times[:w.split.val], step, season)
+        naive_mae=np.array([mase_scale(w.values[:w.split.val, 0], w.times[:w.split.val], step, season)
                             for _, w in parts]),
         season=season)
     first = parts[0][1]

@@ -15,7 +15,7 @@ import pytest
 from hpt.baselines import period_baselines
 from hpt.data import ReadOptions, read_data
 from hpt.model_io import load_model
-from hpt.panel import in_sample_naive_mae, mase, series_frames
+from hpt.panel import in_sample_naive_mae, mase, mase_scale, series_frames
 from hpt.periods import Period
 from hpt.windows import make_windows
 from tests.conftest import ROOT, hpt_cli, hpt_here, trial_rows
@@ -101,6 +101,10 @@ def test_mase_by_hand() -> None:
     # two windows of series 0 (mean abs errors 1 and 3 -> MAE 2) and one of series 1 (0.5): 2 / 4 and 0.5 / 0.25
     errors = np.array([[1.0, 1.0], [2.0, 4.0], [0.5, 0.5]])
     assert mase(errors, np.array([0, 0, 1]), np.array([4.0, 0.25])) == pytest.approx((0.5 + 2.0) / 2)
+    # a series shorter than a season and a step, or exactly seasonal, is scaled by the one-step naive's MAE
+    hours = pd.date_range(START, periods=4, freq="h").to_numpy()
+    assert mase_scale(np.array([0, 2, 0, 2.0]), hours, pd.Timedelta("1h"), 2) == pytest.approx(2.0)
+    assert mase_scale(np.array([0, 1, 3.0]), hours[:3], pd.Timedelta("1h"), 24) == pytest.approx(1.5)
     # a series with nothing to scale by is left out of the mean
     assert mase(errors, np.array([0, 0, 1]), np.array([4.0, 0.0])) == pytest.approx(0.5)
 
