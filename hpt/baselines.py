@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.hparams import QUANTILE_LOSSES
+from hpt.panel import season_length
 from hpt.rows import BASELINES, is_baseline
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from hpt.spec import Spec
     from hpt.store import ResultStore
     from hpt.trial import Trial, TrialResult
+    from hpt.windows import Windows
 
 __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "forecast_scores",
            "is_baseline", "naive_forecasts", "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
@@ -32,8 +34,6 @@ __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_error
 WINDOW_KEYS = ("lookback", "horizon", "validation")
 """The hyperparameters that decide a trial's validation windows: a baseline is scored once per distinct setting."""
 LABELS = {"naive-last": "persistence (naive-last)", "naive-seasonal": "seasonal naive"}
-
-_DAY = pd.Timedelta(days=1)
 
 
 def baseline_mask(frame: pd.DataFrame) -> pd.Series:
@@ -46,28 +46,6 @@ def baseline_mask(frame: pd.DataFrame) -> pd.Series:
 def without_baselines(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     """Rows by trial id, the baselines' left out."""
     return {tid: row for tid, row in rows.items() if not is_baseline(row)}
-
-
-def season_length(step: pd.Timedelta, season: int | None = None) -> int:
-    """Steps in one season: `season` when given, else inferred from the data's step.
-
-    Steps that divide a day: one day (hourly 24, half-hourly 48, 15 minutes 96); daily: a
-    week (7); weekly: a year (52); monthly (28 to 31 days): a year (12). Anything else: 1,
-    where seasonal naive is persistence.
-    """
-    if season is not None:
-        return int(season)
-    if step <= pd.Timedelta(0):
-        return 1
-    if step < _DAY and _DAY % step == pd.Timedelta(0):
-        return int(_DAY // step)
-    if step == _DAY:
-        return 7
-    if step == pd.Timedelta(weeks=1):
-        return 52
-    if pd.Timedelta(days=28) <= step <= pd.Timedelta(days=31):
-        return 12
-    return 1
 
 
 def naive_forecasts(target: pd.Series, ends: np.ndarray, horizon: int, step: pd.Timedelta,
@@ -148,29 +126,49 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
 
     The windows and the standardisation are those a trial with this lookback, horizon and
     validation is scored on (:func:`hpt.windows.make_windows`), so the figures compare directly
-    with a trial's row.
+    with a trial's row. Of many series (a panel): each series' baselines on its own windows, in its
+    own standardised units, pooled as a trial's windows are, and ``val_mase`` (:func:`hpt.panel.mase`).
     """
+    from hpt.panel import mase, series_frames
     from hpt.quantiles import point, quantile_scores
-    from hpt.windows import frame_step, make_windows
+    from hpt.windows import make_windows
 
     w = make_windows(frame, period, lookback, horizon, validation)
+    if w.panel is None:
+        forecasts = _forecasts(frame, w, period, season, quantiles)
+    else:
+        frames = dict(series_frames(frame))
+        each = [_forecasts(frames[sid], make_windows(frames[sid], period, lookback, horizon, validation), period,
+                           season, quantiles) for sid in w.panel.series]
+        forecasts = {name: np.concatenate([f[name] for f in each]) for name in BASELINES}
+    actual = w.y_val.astype(np.float64)
+    out = {}
+    for name, forecast in forecasts.items():
+        e = baseline_errors(point(forecast, quantiles), actual)
+        if quantiles:
+            e.update(quantile_scores(forecast, actual, quantiles))
+        if w.panel is not None:
+            e["mase"] = mase(np.abs(point(forecast, quantiles) - actual), w.panel.val_series, w.panel.naive_mae)
+        out[name] = {f"val_{k}": v for k, v in e.items() if not (k == "mase" and np.isnan(v))}
+    return out
+
+
+def _forecasts(frame: pd.DataFrame, w: Windows, period: Period, season: int | None,
+               quantiles: tuple[float, ...] | None) -> dict[str, np.ndarray]:
+    """Each baseline's forecasts on the validation windows `w` of one series, in its standardised units
+    (those its trials are scored in); quantile forecasts with `quantiles` (:func:`quantile_forecasts`)."""
+    from hpt.windows import frame_step
+
     mean, std = float(w.mean[0]), float(w.std[0])
-    actual = w.y_val.astype(np.float64) * std + mean
     step = frame_step(frame)
     season = season_length(step, season)
-    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, horizon, step, season)
+    forecasts = naive_forecasts(frame.iloc[:, 0], w.val_ends, w.horizon, step, season)
     if quantiles and len(w.val_ends):
         from hpt.periods import Period
 
         train = Period(period.start, pd.Timestamp(w.val_ends[0]) + step)  # up to the first validation target
-        forecasts = quantile_forecasts(forecasts, frame, train, horizon, season, quantiles)
-    out = {}
-    for name, forecast in forecasts.items():
-        e = baseline_errors(point(forecast, quantiles), actual, std)
-        if quantiles:
-            e.update(quantile_scores(forecast, actual, quantiles, std))
-        out[name] = {f"val_{k}": v for k, v in e.items()}
-    return out
+        forecasts = quantile_forecasts(forecasts, frame, train, w.horizon, season, quantiles)
+    return {name: (f - mean) / std for name, f in forecasts.items()}
 
 
 def _key(setting: Mapping[str, Any]) -> tuple[str, ...]:

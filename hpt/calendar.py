@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hpt.panel import times_of
+
 __all__ = ["CALENDAR", "PREFIX", "calendar_columns", "calendar_of", "with_calendar"]
 
 CALENDAR = ("hour", "dow", "dom", "month", "doy")
@@ -46,10 +48,11 @@ def calendar_of(columns: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def with_calendar(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
-    """`frame` (on a DatetimeIndex) with the calendar columns of `names` appended; `frame` itself when none."""
+    """`frame` (on a DatetimeIndex, or a panel's (series, time) index) with the calendar columns of `names`
+    appended; `frame` itself when none."""
     if not names:
         return frame
-    index = pd.DatetimeIndex(frame.index)
+    index = times_of(frame)
     extra = {}
     for name in names:
         angle = 2 * np.pi * _position(index, name)

@@ -20,11 +20,13 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hpt.errors import DataError, InputError, did_you_mean, show
+from hpt.panel import is_panel, name_few, times_of
 from hpt.periods import Period
 from hpt.progress import plural
 from hpt.time_column import parse_times
@@ -67,15 +69,17 @@ class ReadOptions:
     fill: str = "none"  # none | ffill | interpolate: missing values and missing steps
     fill_limit: int | None = None  # at most this many missing steps in a row are filled
     duplicates: str | None = None  # first | last | mean; None: refused inside a period
+    series: str | None = None  # data.series: the column naming each row's series (a panel: hpt.panel)
+    series_filter: tuple[str, ...] | None = None  # data.series_filter: only these series
 
 
 @dataclass(frozen=True)
 class Table:
     """What :func:`read_data` returns: the frame and what reading it found."""
 
-    frame: pd.DataFrame  # float columns, target first, on a sorted unique DatetimeIndex
+    frame: pd.DataFrame  # float columns, target first, on a sorted unique DatetimeIndex (a panel: (series, time))
     step: pd.Timedelta  # the most common time difference
-    duplicates: pd.Series  # unmerged duplicated timestamps -> the file rows that hold them
+    duplicates: pd.Series  # unmerged duplicated timestamps (a panel: (series, time)) -> the file rows that hold them
     filled_steps: int = 0
 
 
@@ -175,11 +179,12 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
     parquet = shown.endswith((".parquet", ".pq"))
     header = _header(path, parquet, shown)
     name_only = shown.rstrip("/").rsplit("/", 1)[-1]
-    for key, name in [("data.time_column", time_column), *(_column_keys(columns))]:
+    series = [options.series] if options.series is not None else []
+    for key, name in [("data.time_column", time_column), *(("data.series", s) for s in series), *_column_keys(columns)]:
         if name not in header:
             hint = column_hint(name, header)
             raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {_names(header)}')
-    wanted = [time_column, *dict.fromkeys(columns)]
+    wanted = [time_column, *series, *dict.fromkeys(columns)]
     try:
         raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(path, usecols=wanted,
                                                                                  **csv_format(path))
@@ -200,16 +205,74 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
             col = numeric
         frame[name] = col.to_numpy(dtype="float64")
     rows = np.arange(2, len(frame) + 2)  # as a spreadsheet numbers them: the header is row 1
+    if series:
+        return _read_panel(frame, rows, raw[series[0]], options, name_only, shown)
     if not frame.index.is_monotonic_increasing:
         order = np.argsort(frame.index.to_numpy(), kind="stable")
         frame, rows = frame.iloc[order], rows[order]
-    frame, duplicates = _merge_duplicates(frame, rows, options.duplicates, name_only)
+    frame, duplicates = _merge_duplicates(frame, rows, options.duplicates)
+    if len(duplicates) and options.duplicates is not None:
+        _say_merged(name_only, len(duplicates), frame.index.name, options.duplicates)
+        duplicates = _NO_DUPLICATES
     step = infer_step(frame.index)
-    frame, filled = _regularise(frame, step, options, name_only)
+    frame, fill = _regularise(frame, step, options)
+    _say_fill(name_only, fill, options)
     if frame.empty:
         raise DataError("data.path", f"{shown} has no rows with values")
-    frame.attrs.update(step=step, filled_steps=filled)
-    return Table(frame, step, duplicates, filled)
+    frame.attrs.update(step=step, filled_steps=fill.filled)
+    return Table(frame, step, duplicates, fill.filled)
+
+
+def _read_panel(frame: pd.DataFrame, rows: np.ndarray, ids: pd.Series, options: ReadOptions, name_only: str,
+                shown: str) -> Table:
+    """A long-format file as a panel (:mod:`hpt.panel`): each series sorted, its duplicates merged or
+    listed and its gaps filled on its own; the step is the most common one within the series."""
+    column = str(ids.name)
+    empty = ids.isna().to_numpy()
+    if empty.any():
+        raise DataError("data.series", f'column "{column}" has no series id in row {int(np.flatnonzero(empty)[0]) + 2}')
+    ids = ids.astype(str)
+    if options.series_filter is not None:
+        present = set(ids)
+        unknown = [i for i in options.series_filter if i not in present]
+        if unknown:
+            raise DataError("data.series_filter", f'no series {name_few(unknown)} in column "{column}" of {name_only}'
+                                                  f"{did_you_mean(unknown[0], sorted(present))}")
+        keep = ids.isin(options.series_filter).to_numpy()
+        frame, rows, ids = frame.iloc[keep], rows[keep], ids[keep]
+    order = np.lexsort((frame.index.to_numpy(), ids.to_numpy()))  # by series, then time
+    frame, rows, ids = frame.iloc[order], rows[order], ids.iloc[order]
+    labels = ids.to_numpy()
+    bounds = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    parts, listed = [], []
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(labels)], strict=True):
+        merged, dups = _merge_duplicates(frame.iloc[lo:hi], rows[lo:hi], options.duplicates)
+        parts.append((str(labels[lo]), merged))
+        if len(dups):
+            listed.append((str(labels[lo]), dups))
+    if listed and options.duplicates is not None:
+        _say_merged(f"{name_only} ({len(listed)} series: {name_few([i for i, _ in listed])})",
+                    sum(len(d) for _, d in listed), frame.index.name, options.duplicates)
+        listed = []
+    step = infer_step(*(part.index for _, part in parts))
+    fills = {}
+    for k, (sid, part) in enumerate(parts):
+        regular, fills[sid] = _regularise(part, step, options)
+        parts[k] = (sid, regular)
+    _say_panel_fill(name_only, fills, options)
+    parts = [(sid, part) for sid, part in parts if len(part)]
+    if not parts:
+        raise DataError("data.path", f"{shown} has no rows with values")
+    index = pd.MultiIndex.from_arrays(
+        [np.repeat([sid for sid, _ in parts], [len(p) for _, p in parts]),
+         pd.DatetimeIndex(np.concatenate([p.index.to_numpy() for _, p in parts]), name=frame.index.name)],
+        names=[column, frame.index.name])
+    panel = pd.DataFrame(np.concatenate([p.to_numpy() for _, p in parts]), index=index, columns=frame.columns)
+    filled = sum(f.filled for f in fills.values())
+    panel.attrs.update(step=step, filled_steps=filled)
+    duplicates = pd.concat([d.set_axis(pd.MultiIndex.from_arrays([[sid] * len(d), d.index], names=index.names))
+                            for sid, d in listed]) if listed else _NO_DUPLICATES
+    return Table(panel, step, duplicates, filled)
 
 
 def _names(header: list[str], most: int = 20) -> str:
@@ -272,9 +335,9 @@ def column_hint(name: str, header: list[str]) -> str:
 # -- duplicates and gaps --------------------------------------------------------------------
 
 
-def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None,
-                      name_only: str) -> tuple[pd.DataFrame, pd.Series]:
-    """One row per timestamp: merged as `how` says, else the first kept and the others listed."""
+def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None) -> tuple[pd.DataFrame, pd.Series]:
+    """One row per timestamp: merged as `how` says, else the first kept. Also the duplicated timestamps
+    with the file rows that hold them (the caller says how many were merged, or lists them)."""
     repeated = frame.index.duplicated(keep=False)
     if not repeated.any():
         return frame, _NO_DUPLICATES
@@ -284,25 +347,33 @@ def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None,
         merged = frame.groupby(level=0, sort=True).mean()
     else:
         merged = frame[~frame.index.duplicated(keep="last" if how == "last" else "first")]
-    if how is not None:
-        log.info("%s: %s duplicated in %s: kept the %s of each (data.duplicates)", name_only,
-                 plural(len(listed), "timestamp"), show(frame.index.name), how)
-        return merged, _NO_DUPLICATES
     return merged, listed
+
+
+def _say_merged(where: str, n: int, time_column: Any, how: str) -> None:
+    log.info("%s: %s duplicated in %s: kept the %s of each (data.duplicates)", where,
+             plural(n, "timestamp"), show(time_column), how)
 
 
 _NO_DUPLICATES = pd.Series([], index=pd.DatetimeIndex([]), dtype=object)
 
 
-def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions,
-                name_only: str) -> tuple[pd.DataFrame, int]:
+@dataclass(frozen=True)
+class _Fill:
+    """What :func:`_regularise` did to one series."""
+
+    rows: int  # before
+    dropped: int = 0  # rows with a missing value dropped (data.fill "none")
+    holes: int = 0  # missing values and steps found (data.fill)
+    filled: int = 0
+    left: int = 0  # steps left missing (beyond data.fill_limit)
+
+
+def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions) -> tuple[pd.DataFrame, _Fill]:
     """Drop rows with missing values, or fill them and the missing steps as options.fill says."""
     missing = frame.isna().any(axis=1)
     if options.fill == "none":
-        if missing.any():
-            log.warning("%s: dropped %d of %d rows with missing values", name_only, int(missing.sum()), len(frame))
-            frame = frame[~missing]
-        return frame, 0
+        return (frame[~missing] if missing.any() else frame), _Fill(len(frame), dropped=int(missing.sum()))
     counts = missing_steps(frame.index, step)
     if counts.any():
         at = np.repeat(np.arange(len(counts)), counts)
@@ -315,13 +386,28 @@ def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions,
     else:
         filled = frame.interpolate(method="time", limit=options.fill_limit, limit_area="inside")
     left = filled.isna().any(axis=1)
-    n_filled = int((holes & ~left).sum())
-    if holes.any():
+    return filled[~left], _Fill(len(missing), holes=int(holes.sum()), filled=int((holes & ~left).sum()),
+                                left=int(left.sum()))
+
+
+def _say_fill(where: str, fill: _Fill, options: ReadOptions) -> None:
+    """The log line of what :func:`_regularise` did to the data (nothing when it found nothing to do)."""
+    if fill.dropped:
+        log.warning("%s: dropped %d of %d rows with missing values", where, fill.dropped, fill.rows)
+    if fill.holes:
         limit = f" (at most {options.fill_limit} in a row)" if options.fill_limit else ""
-        log.info("%s: filled %s by %s%s%s", name_only, plural(n_filled, "missing step"),
+        log.info("%s: filled %s by %s%s%s", where, plural(fill.filled, "missing step"),
                  "carrying the last value forward" if options.fill == "ffill" else "interpolation", limit,
-                 f"; {plural(int(left.sum()), 'step')} left missing" if left.any() else "")
-    return filled[~left], n_filled
+                 f"; {plural(fill.left, 'step')} left missing" if fill.left else "")
+
+
+def _say_panel_fill(where: str, fills: dict[str, _Fill], options: ReadOptions) -> None:
+    """One log line for the series of a panel that had rows dropped or filled: the sums, and which series."""
+    touched = [sid for sid, f in fills.items() if f.dropped or f.holes]
+    if touched:
+        total = _Fill(sum(f.rows for f in fills.values()), *(sum(getattr(f, k) for f in fills.values())
+                                                             for k in ("dropped", "holes", "filled", "left")))
+        _say_fill(f"{where} ({len(touched)} series: {name_few(touched)})", total, options)
 
 
 # -- periods ----------------------------------------------------------------------------
@@ -336,7 +422,9 @@ def period_fingerprint(frame: pd.DataFrame, period: Period) -> str:
     rows = period_rows(frame, period)
     digest = hashlib.sha256()
     digest.update(",".join(map(str, rows.columns)).encode())
-    digest.update(rows.index.to_numpy(dtype="datetime64[ns]").view(np.int64).tobytes())
+    if is_panel(rows):  # which series each row is of
+        digest.update("\0".join(map(str, rows.index.get_level_values(0))).encode())
+    digest.update(times_of(rows).to_numpy(dtype="datetime64[ns]").view(np.int64).tobytes())
     digest.update(np.ascontiguousarray(rows.to_numpy(dtype=np.float64)).tobytes())
     return digest.hexdigest()[:16]
 

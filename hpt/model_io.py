@@ -31,14 +31,16 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
                   state_dict: dict[str, Any], trial_id: str, period: tuple[str, str],
                   metrics: dict[str, float], seed: int | None = None, time_column: str | None = None,
                   step: str | None = None, info: dict[str, Any] | None = None,
-                  known_ahead: tuple[str, ...] = ()) -> bytes:
+                  known_ahead: tuple[str, ...] = (), series: str | None = None) -> bytes:
     """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
 
     `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
     `time_column` and `step` (such as ``"1h"``) say how the data's times were read, so
     forecasts can be dated; `info` holds plain JSON-like extras (a final model's config id,
     train window and hold-out). `known_ahead`: the columns it takes for the forecast steps too
-    (:mod:`hpt.future`); files without it have none.
+    (:mod:`hpt.future`); files without it have none. `series`: the column naming each row's series
+    of a model trained on many series (``data.series``); its `mean` and `std` are then 0 and 1 (each
+    series was scaled by its own).
     """
     import torch
 
@@ -66,6 +68,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
         payload["info"] = dict(info)
     if known_ahead:
         payload["known_ahead"] = list(known_ahead)
+    if series is not None:
+        payload["series"] = series
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -89,6 +93,13 @@ class TrainedModel:
     step: pd.Timedelta | None = None  # the data's step (None: not recorded)
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
     known_ahead: tuple[str, ...] = ()  # columns it takes for the forecast steps too (hpt.future)
+    series: str | None = None  # trained on many series (data.series): the column naming them
+
+    def require_one_series(self) -> None:
+        """ValueError for a model trained on many series: forecasting with one is not supported yet."""
+        if self.series is not None:
+            raise ValueError(f'this model was trained on many series (data.series "{self.series}"), each scaled '
+                             "by its own statistics: forecasting with it is not supported yet")
 
     @property
     def future_rows(self) -> int:
@@ -195,6 +206,7 @@ class TrainedModel:
         """
         from hpt.inference import forecast
 
+        self.require_one_series()
         windows = np.asarray(windows)
         rows = self.lookback + self.future_rows
         if windows.ndim != 3 or windows.shape[1:] != (rows, len(self.columns)):
@@ -254,6 +266,7 @@ def load_model(path: str | Path) -> TrainedModel:
         step=_step(payload.get("step")),
         info=dict(payload.get("info") or {}),
         known_ahead=known,
+        series=payload.get("series"),
     )
 
 

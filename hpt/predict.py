@@ -47,7 +47,7 @@ class Forecasts:
 def open_model(uri: str) -> TrainedModel:
     """A saved model (a path, gs:// or s3:// URI); InputError when there is none or it is not hpt's."""
     try:
-        return load_model(uri)
+        model = load_model(uri)
     except FileNotFoundError:
         raise InputError(f"no model at {uri}") from None
     except IsADirectoryError:
@@ -56,6 +56,10 @@ def open_model(uri: str) -> TrainedModel:
         raise
     except Exception as e:  # torch's unpickling errors for a file that is not a model
         raise InputError(f"{uri} is not a model saved by hpt ({type(e).__name__})") from None
+    if model.series is not None:
+        raise InputError(f'hpt predict does not support data.series yet: {uri} was trained on many series '
+                         f'("{model.series}")')
+    return model
 
 
 def _time_column(model: TrainedModel, header: list[str], given: str | None, path: str) -> str:

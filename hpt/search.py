@@ -68,6 +68,10 @@ def data_identity(spec: Spec) -> dict[str, Any]:
         identity["calendar"] = list(spec.data.calendar)
     if spec.data.known_ahead:  # fed for the forecast steps too (hpt.future)
         identity["known_ahead"] = list(spec.data.known_ahead)
+    if spec.data.series is not None:  # many series (hpt.panel): which, and which of them
+        identity["series"] = spec.data.series
+        if spec.data.options.series_filter is not None:
+            identity["series_filter"] = list(spec.data.options.series_filter)
     return identity
 
 

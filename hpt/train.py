@@ -33,9 +33,10 @@ from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
 from hpt.inference import batches, forecast
 from hpt.model_io import model_payload
+from hpt.panel import mase
 from hpt.quantiles import coverage, pinball, point
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
-from hpt.windows import Windows, frame_step, make_windows, step_text
+from hpt.windows import PanelWindows, Windows, frame_step, make_windows, step_text
 
 __all__ = ["INFER_WINDOWS", "Diverged", "EpochCallback", "Stepper", "TrainContext", "fit", "fit_fixed",
            "infer_ms", "loss_function"]
@@ -188,11 +189,13 @@ class Stepper:
 
 
 def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
-        monitor: str = "val_mse", on_epoch: EpochCallback | None = None, seed: int | None = None) -> Fit:
+        monitor: str = "val_mse", on_epoch: EpochCallback | None = None, seed: int | None = None,
+        panel: PanelWindows | None = None) -> Fit:
     """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val).
 
     `seed` (default: ``params["seed"]``) seeds dropout and the batch order; a trial passes
-    its own seed, derived per period (:func:`hpt.search.trial_seed`).
+    its own seed, derived per period (:func:`hpt.search.trial_seed`). The windows of many
+    series (`panel`) are also scored by ``val_mase``.
     """
     x_train, y_train, x_val, y_val = data
     seed = int(params["seed"]) if seed is None else seed
@@ -210,7 +213,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     for epoch in range(1, int(params["epochs"]) + 1):
         train_loss = _checked(step.epoch(x_train, y_train), epoch, params)
         with _autocast(device, amp):
-            scores = evaluate(model, x_val, y_val, quantiles_of(params))
+            scores = evaluate(model, x_val, y_val, quantiles_of(params), panel)
         if not all(math.isfinite(v) for v in scores.values()):
             raise Diverged(f"validation loss became {scores['val_mse']} in epoch {epoch}")
         current = {"epoch": epoch, "train_loss": train_loss, **scores,
@@ -282,17 +285,21 @@ def holdout_scores(model: nn.Module, windows: Windows, x: torch.Tensor, params: 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             quantiles: tuple[float, ...] | None = None) -> dict[str, float]:
+             quantiles: tuple[float, ...] | None = None, panel: PanelWindows | None = None) -> dict[str, float]:
     """``val_mse`` and ``val_mae`` over all windows (scaled units), of the median for a quantile
     model, which also gets ``val_pinball`` (mean pinball loss) and ``val_coverage`` (the share of
-    targets inside its outer quantiles)."""
+    targets inside its outer quantiles). The windows of many series (`panel`) also get ``val_mase``
+    (:func:`hpt.panel.mase`): their scaled units are each series' own."""
     sums = torch.zeros(4, device=x.device, dtype=torch.float64)
     q = None if quantiles is None else torch.tensor(quantiles, device=x.device, dtype=torch.float64)
+    per_window = torch.zeros(len(x), device=x.device, dtype=torch.float64) if panel is not None else None
     for i, batch in batches(model, x):
         out, actual = batch.double(), y[i:i + len(batch)].double()
         err = point(out, quantiles) - actual
         sums[0] += err.pow(2).sum()
         sums[1] += err.abs().sum()
+        if per_window is not None:
+            per_window[i:i + len(batch)] = err.abs().mean(dim=-1)
         if q is not None:
             sums[2] += pinball(out, actual, q).mean(dim=-1).sum()
             sums[3] += coverage(out, actual).sum()
@@ -300,6 +307,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     scores = {"val_mse": mse, "val_mae": mae}
     if q is not None:
         scores.update(val_pinball=pin, val_coverage=cover)
+    if panel is not None and per_window is not None:
+        value = mase(per_window.cpu().numpy(), panel.val_series, panel.naive_mae)
+        if math.isfinite(value):  # no series with a seasonal-naive error to scale by: no val_mase
+            scores["val_mase"] = value
     return scores
 
 
@@ -373,7 +384,7 @@ class TrainContext:
                 model = self._build(trial, windows)
                 if trial.refit is None:
                     result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch,
-                                 seed=trial.seed)
+                                 seed=trial.seed, panel=windows.panel)
                 else:
                     result = fit_fixed(model, dict(trial.params), tensors[0], tensors[1], self.device, trial.seed,
                                        on_epoch)
@@ -406,7 +417,7 @@ class TrainContext:
             len(windows.columns), int(trial.params["lookback"]), int(trial.params["horizon"]), dict(trial.params),
             windows.future_rows)
         # a robust scaler learns from the train part's rows, standardised; a fine-tune's start weights replace it
-        fit_scalers(model, lambda: windows.values[:windows.split.val].astype(np.float64))
+        fit_scalers(model, windows.train_values)
         model = model.to(self.device)
         if trial.refit is not None and trial.refit.start_from is not None:
             state = torch.load(io.BytesIO(trial.refit.start_from), map_location=self.device, weights_only=True)
@@ -430,6 +441,7 @@ class TrainContext:
             metrics=metrics, seed=trial.seed, time_column=self.frame.index.name,
             step=step_text(frame_step(self.frame)), info=dict(refit.info) if refit is not None else None,
             known_ahead=known_ahead(self.frame),
+            series=self.frame.index.names[0] if windows.panel is not None else None,
         )
 
 

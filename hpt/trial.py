@@ -120,7 +120,7 @@ def curve_metrics(curve: Sequence[Mapping[str, float]], monitor: str) -> dict[st
     """A row's metrics from a learning curve (epochs in order): those of the first epoch with the
     lowest `monitor`, whose weights a trial keeps, and how many epochs ran."""
     best = min(curve, key=lambda epoch: epoch[monitor])
-    quantile = {k: best[k] for k in ("val_pinball", "val_coverage") if k in best}  # a quantile model's
+    quantile = {k: best[k] for k in ("val_pinball", "val_coverage", "val_mase") if k in best}  # a quantile model's, a panel's
     return {"val_mse": best["val_mse"], "val_mae": best["val_mae"], "val_rmse": math.sqrt(best["val_mse"]), **quantile,
             "train_loss": best["train_loss"], "best_epoch": int(best["epoch"]), "epochs": len(curve)}
 

@@ -15,8 +15,12 @@
   scored leaks into training. Scaling statistics come from the train part only.
 
 Windows are positions in the rows (the first row of each), copied into arrays only when asked
-for. Breaks are a boolean per pair of consecutive rows: another boundary no window may cross
-(one series ending, the next starting) adds to them.
+for. Breaks are a boolean per pair of consecutive rows: no window holds the rows on both sides.
+
+**Many series** (``data.series``, :mod:`hpt.panel`): each series is split, checked, scaled and cut
+as above on its own; a series that cannot give a period a window is left out of it
+(:func:`series_problems`); the windows of the others lie one series after another in one
+:class:`Windows`, whose :class:`PanelWindows` says which series each scored window is of.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ import pandas as pd
 from hpt.errors import DataError, InputError, show
 from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
+from hpt.panel import is_panel, mase_scale, name_few, season_length, series_frames, times_of
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
 
-__all__ = ["Holdout", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks", "count_windows",
-           "forecast_ends", "frame_step", "holdout_window", "infer_step", "input_windows", "make_windows",
-           "missing_steps", "overlapping_period", "parse_holdout", "period_rows", "require_holdout", "split_rows",
-           "step_text", "unbroken", "window_problem", "window_report", "window_starts"]
+__all__ = ["Holdout", "PanelWindows", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks",
+           "count_windows", "forecast_ends", "frame_step", "holdout_window", "infer_step", "input_windows",
+           "left_out_line", "make_windows", "missing_steps", "overlapping_period", "parse_holdout", "period_rows",
+           "require_holdout", "series_problems", "split_rows", "step_text", "unbroken", "window_problem",
+           "window_report", "window_starts"]
 
 _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 
@@ -46,9 +52,10 @@ _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 # -- the step and the missing-step rule ---------------------------------------------------
 
 
-def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """The series' step: the most common difference between consecutive times (the smallest of a tie)."""
-    diffs = np.diff(index.to_numpy())
+def infer_step(*indexes: pd.DatetimeIndex) -> pd.Timedelta:
+    """The series' step: the most common difference between consecutive times (the smallest of a tie);
+    of several series (a panel's), over the differences within each."""
+    diffs = np.concatenate([np.diff(index.to_numpy()) for index in indexes]) if indexes else np.array([])
     diffs = diffs[diffs > np.timedelta64(0)]
     if not len(diffs):
         return pd.Timedelta(0)
@@ -158,8 +165,9 @@ def split_rows(index: pd.DatetimeIndex, rule: SplitRule) -> Split:
 
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
-    """The rows of `frame` with ``period.start <= time < period.end``."""
-    return frame.loc[(frame.index >= period.start) & (frame.index < period.end)]
+    """The rows of `frame` (of every series, for a panel) with ``period.start <= time < period.end``."""
+    times = times_of(frame)
+    return frame.loc[(times >= period.start) & (times < period.end)]
 
 
 # -- the hold-out -------------------------------------------------------------------------
@@ -259,6 +267,21 @@ def input_windows(values: np.ndarray, lookback: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class PanelWindows:
+    """What the windows of a panel (:mod:`hpt.panel`) know beyond a single series' :class:`Windows`: the
+    series that give the period windows, each one's scaling, which series each scored window is of, and
+    each one's in-sample seasonal-naive MAE in its standardised units (for ``val_mase``)."""
+
+    series: tuple[str, ...]
+    mean: np.ndarray  # (series, columns): each series' train-part statistics
+    std: np.ndarray
+    train_rows: np.ndarray  # the rows of `Windows.values` in a series' train part (bool)
+    val_series: np.ndarray  # the series (its position in `series`) of each scored window
+    naive_mae: np.ndarray  # per series (hpt.panel.mase_scale)
+    season: int
+
+
+@dataclass(frozen=True, eq=False)
 class Windows:
     """Scaled sliding windows of one period: inputs ``(N, lookback, F)``, targets ``(N, horizon)``;
     with inputs known ahead (:mod:`hpt.future`) the inputs are ``(N, lookback + horizon, F)``.
@@ -266,7 +289,9 @@ class Windows:
     ``*_train`` are the train windows, ``*_val`` the scored ones: the validation part's, or the
     hold-out's for a :class:`Holdout` split. Windows that would span a missing step are left out;
     ``skipped_train`` and ``skipped_val`` count them. The arrays are made from the scaled rows
-    when first asked for.
+    when first asked for. The windows of many series (`panel`) have each series' rows one after
+    another, each scaled by its own train part: their `mean` and `std` are then 0 and 1 and `split`
+    covers every row, and `panel` holds each series' statistics and train rows.
     """
 
     values: np.ndarray  # the period's rows, scaled, float32 (rows, F); the target is column 0
@@ -279,6 +304,7 @@ class Windows:
     std: np.ndarray
     columns: tuple[str, ...]
     known: np.ndarray | None = None  # per column, whether it is known ahead (hpt.future); None: none is
+    panel: PanelWindows | None = None  # the windows of several series: `values` is theirs one after another
 
     @property
     def future_rows(self) -> int:
@@ -316,6 +342,11 @@ class Windows:
     def y_val(self) -> np.ndarray:
         return self._targets(self.starts.scored)
 
+    def train_values(self) -> np.ndarray:
+        """The scaled rows of the train part (of every series' for a panel) ``(rows, F)``, as float64."""
+        rows = self.values[self.panel.train_rows] if self.panel is not None else self.values[:self.split.val]
+        return rows.astype(np.float64)
+
     @property
     def val_ends(self) -> np.ndarray:
         """The time of each scored window's last input row (datetime64)."""
@@ -334,15 +365,31 @@ class WindowCount:
     val: int
     skipped_train: int  # windows left out because they span a missing step
     skipped_val: int
+    series: int | None = None  # of a panel: the series that give the period windows
+    left_out: int = 0  # of a panel: the series too short (or otherwise unfit) for the period
+    gappy: tuple[str, ...] = ()  # of a panel: the series with gaps in the period
 
     def to_json(self) -> dict[str, int]:
+        panel = {} if self.series is None else {"series": self.series, "series_left_out": self.left_out}
         return {"rows": self.rows, "gaps": self.gaps, "missing_steps": self.missing_steps,
                 "train_windows": self.train, "val_windows": self.val,
-                "skipped_train_windows": self.skipped_train, "skipped_val_windows": self.skipped_val}
+                "skipped_train_windows": self.skipped_train, "skipped_val_windows": self.skipped_val, **panel}
 
 
-def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> WindowCount:
-    """The windows `make_windows` would cut from this period, and those missing steps cost."""
+def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
+                  left_out: dict[str, str] | None = None) -> WindowCount:
+    """The windows `make_windows` would cut from this period, and those missing steps cost (of a
+    panel: summed over the series that give the period windows; `left_out`: the others, when known)."""
+    if is_panel(frame):
+        if left_out is None:
+            left_out = series_problems(frame, period, lookback, horizon, split)
+        counts = {sid: count_windows(one, period, lookback, horizon, split)
+                  for sid, one in series_frames(period_rows(frame, period)) if sid not in left_out}
+        rows, gaps, missing, train, val, skipped_train, skipped_val = (
+            sum(getattr(c, f) for c in counts.values())
+            for f in ("rows", "gaps", "missing_steps", "train", "val", "skipped_train", "skipped_val"))
+        return WindowCount(period, rows, gaps, missing, train, val, skipped_train, skipped_val, series=len(counts),
+                           left_out=len(left_out), gappy=tuple(sid for sid, c in counts.items() if c.gaps))
     rows = period_rows(frame, period)
     step = frame_step(frame)
     starts = window_starts(split_rows(rows.index, split), lookback, horizon, breaks(rows.index, step))
@@ -375,12 +422,19 @@ def _too_few(period: Period, rows: int, split: Split, rule: SplitRule, lookback:
             f"validation, lookback or horizon")
 
 
-def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> str | None:
+def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
+                   left_out: dict[str, str] | None = None) -> str | None:
     """Why this period cannot give at least one train and one scored window, or None.
 
     Also refused: an infinite value, a target that is constant on the train part (its
-    scale is zero), and gaps that leave the train or the scored part no window.
+    scale is zero), and gaps that leave the train or the scored part no window. A panel is
+    refused when none of its series gives the period windows (:func:`series_problems`; `left_out`, when
+    known).
     """
+    if is_panel(frame):
+        if left_out is None:
+            left_out = series_problems(frame, period, lookback, horizon, split)
+        return _none_left(frame, period, left_out)
     rows = period_rows(frame, period)
     if rows.empty:
         first, last = frame.index[0], frame.index[-1]
@@ -423,9 +477,16 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     A window that spans a missing step (a gap in the times) is left out. DataError (at
     ``date_ranges``) when the period cannot give a train and a scored window (:func:`window_problem`).
     """
+    if is_panel(frame):
+        return _panel_windows(frame, period, lookback, horizon, split)
     problem = window_problem(frame, period, lookback, horizon, split)
     if problem:
         raise DataError("date_ranges", problem)
+    return _series_windows(frame, period, lookback, horizon, split)
+
+
+def _series_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
+    """:func:`make_windows` of one series whose period :func:`window_problem` found fit."""
     rows = period_rows(frame, period)
     values = rows.to_numpy(dtype=np.float64)
     parts = split_rows(rows.index, split)
@@ -437,6 +498,85 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     known = known_ahead(frame)
     return Windows(z, rows.index.to_numpy(), lookback, horizon, starts, parts, mean, std, tuple(rows.columns),
                    known_mask(tuple(rows.columns), known) if known else None)
+
+
+def series_problems(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
+                    split: SplitRule) -> dict[str, str]:
+    """Of a panel: the series that cannot give this period a train and a scored window, each with
+    why (:func:`window_problem`); they are left out of the period."""
+    return _check_series(frame, period, lookback, horizon, split)[1]
+
+
+def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
+                  split: SplitRule) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, str]]:
+    """A panel's series in a period: those fit for windows (their rows in it), and why each other one is not."""
+    fit, out = [], {}
+    inside = period_rows(frame, period)
+    for sid, one in series_frames(inside):
+        problem = window_problem(one, period, lookback, horizon, split)
+        if problem:
+            out[sid] = problem.replace(f"period {period}: ", "").replace(f"period {period} ", "it ")
+        else:
+            fit.append((sid, one))
+    if len(fit) + len(out) < _series_count(frame):
+        times = times_of(frame)
+        seen = set(inside.index.get_level_values(0))
+        for sid in frame.index.get_level_values(0).unique():
+            if sid not in seen:
+                mine = times[frame.index.get_level_values(0) == sid]
+                out[str(sid)] = f"it has no data (the series covers {mine.min()} to {mine.max()})"
+    return fit, out
+
+
+def _series_count(frame: pd.DataFrame) -> int:
+    return int(frame.index.get_level_values(0).nunique())
+
+
+def _none_left(frame: pd.DataFrame, period: Period, left_out: dict[str, str]) -> str | None:
+    """Why a panel gives a period no window: none of its series does; None when some do."""
+    n = _series_count(frame)
+    if len(left_out) < n:
+        return None
+    sid, first = next(iter(left_out.items()))
+    return f"period {period}: none of the {n} series gives it a window (the first, \"{sid}\": {first})"
+
+
+def left_out_line(period: Period, left_out: dict[str, str], n: int) -> str:
+    """The log line of the series a period leaves out (:func:`series_problems`): how many, the first few
+    named, and why the first is."""
+    sid, why = next(iter(left_out.items()))
+    first = "" if len(left_out) == 1 else f', the first, "{sid}",'
+    return (f"period {period}: {len(left_out)} of {n} series left out of it ({name_few(list(left_out))}){first} "
+            f"because {why}")
+
+
+def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
+    """The windows of every series of a panel that gives the period windows, one after another: each
+    series scaled by its own train part, no window crossing from one series into the next."""
+    fit, left_out = _check_series(frame, period, lookback, horizon, split)
+    problem = _none_left(frame, period, left_out)
+    if problem:
+        raise DataError("date_ranges", problem)
+    parts = [(sid, _series_windows(one, period, lookback, horizon, split)) for sid, one in fit]
+    step = frame_step(frame)
+    season = season_length(step, frame.attrs.get("season"))
+    offsets = np.cumsum([0] + [len(w.values) for _, w in parts])
+    starts = Starts(np.concatenate([w.starts.train + o for (_, w), o in zip(parts, offsets, strict=False)]),
+                    np.concatenate([w.starts.scored + o for (_, w), o in zip(parts, offsets, strict=False)]),
+                    sum(w.starts.skipped_train for _, w in parts), sum(w.starts.skipped_scored for _, w in parts))
+    train_rows = np.concatenate([np.arange(len(w.values)) < w.split.val for _, w in parts])
+    panel = PanelWindows(
+        series=tuple(sid for sid, _ in parts),
+        mean=np.stack([w.mean for _, w in parts]), std=np.stack([w.std for _, w in parts]), train_rows=train_rows,
+        val_series=np.concatenate([np.full(len(w.starts.scored), k) for k, (_, w) in enumerate(parts)]),
+        naive_mae=np.array([mase_scale(w.values[:w.split.val, 0], w.times[:w.split.val], step, season)
+                            for _, w in parts]),
+        season=season)
+    first = parts[0][1]
+    n = int(offsets[-1])
+    return Windows(np.concatenate([w.values for _, w in parts]), np.concatenate([w.times for _, w in parts]),
+                   lookback, horizon, starts, Split(n, n, n), np.zeros_like(first.mean), np.ones_like(first.std),
+                   first.columns, first.known, panel)
 
 
 def forecast_ends(index: pd.DatetimeIndex, period: Period, horizon: int,

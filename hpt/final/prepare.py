@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpt.baselines import BASELINES, baseline_mask, forecast_scores, naive_forecasts, quantile_forecasts, season_length
+from hpt.baselines import BASELINES, baseline_mask, forecast_scores, naive_forecasts, quantile_forecasts
 from hpt.data import DataError
 from hpt.errors import InputError
 from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
+from hpt.panel import season_length
 from hpt.periods import Period
 from hpt.progress import format_params, plural
 from hpt.sinks import Sink, open_sink
@@ -139,6 +140,9 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     sink = open_sink(req.location)
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
+    if spec.data.series is not None:
+        raise InputError(f'hpt final does not support data.series yet (the spec at {sink.uri} tunes over many '
+                         f'series, "{spec.data.series}")')
     metric = spec.objective
     kept = spec.period_rule.holdout if spec.period_rule is not None else 0  # months the tuning periods keep back
     require_holdout(kept, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"

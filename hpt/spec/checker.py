@@ -23,7 +23,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "": ("name", "description", "architecture", "data", "date_ranges", "search", "parameters", "training", "metrics",
          "objective", "sink", "resources", "tracking"),
     "data": ("path", "time_column", "target", "features", "time_format", "time_unit", "fill", "fill_limit", "duplicates",
-             "season", "calendar", "future_features"),
+             "season", "calendar", "future_features", "series", "series_filter", "series_features"),
     "training": (*TRAINING, REPEATS),
     "parameters": tuple(TRAINING),
     "search": ("strategy", *KEYS),

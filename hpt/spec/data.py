@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hpt.calendar import CALENDAR
@@ -45,13 +46,17 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
         elif c in calendar[:i]:
             ck.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
     future = _future_features(ck, obj, target, features)
-    if not (path and time_column and target) or options is None:
+    before = len(ck.problems)
+    series = _series(ck, obj, (time_column, target, *features, *future))
+    if not (path and time_column and target) or options is None or len(ck.problems) > before:
         return None
     try:
         resolved = resolve_data_path(path, ck.base_dir)
     except DataError as e:
         ck.add(e.json_path, e.message)
         return None
+    if series is not None:
+        options = dataclasses.replace(options, series=series[0], series_filter=series[1])
     return DataSpec(resolved, time_column, target, tuple(features), options, season,
                     tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)), future)
 
@@ -67,6 +72,35 @@ def _future_features(ck: Checker, obj: dict[str, Any], target: str | None, featu
             ck.add(f"data.future_features[{i}]", f'"{f}" is listed twice (a future feature is an input '
                                                  "of the past rows too: list it here only)")
     return tuple(future)
+
+
+def _series(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple[str, tuple[str, ...] | None] | None:
+    """data.series (the column naming each row's series) and data.series_filter (the ids to keep)."""
+    column, ids = obj.get("series"), obj.get("series_filter")
+    if "series_features" in obj:
+        ck.add("data.series_features", "static per-series inputs are not supported yet: leave data.series_features "
+                                       "out (a per-series column can be given as a feature in data.features)")
+    if column is None:
+        if ids is not None:
+            ck.add("data.series_filter", "needs data.series (the column naming each row's series)")
+        return None
+    if not isinstance(column, str) or not column:
+        ck.add("data.series", f"expected the name of the column naming each row's series, got {show(column)}")
+        return None
+    if column in columns:
+        ck.add("data.series", f'"{column}" is already the time column, the target or a feature')
+        return None
+    if ids is None:
+        return column, None
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, (str, int)) and not isinstance(i, bool)
+                                                         for i in ids):
+        ck.add("data.series_filter", f"expected a non-empty list of series ids, got {show(ids)}")
+        return None
+    kept = tuple(str(i) for i in ids)
+    for i, sid in enumerate(kept):
+        if sid in kept[:i]:
+            ck.add(f"data.series_filter[{i}]", f"{show(sid)} is listed twice")
+    return column, tuple(dict.fromkeys(kept))
 
 
 def _read_options(ck: Checker, obj: dict[str, Any]) -> ReadOptions | None:

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpt.errors import did_you_mean, show
-from hpt.hparams import QUANTILE_LOSSES
+from hpt.hparams import QUANTILE_LOSSES, TRAINING
 from hpt.spec.checker import Checker
-from hpt.spec.objects import METRICS, OBJECTIVES, QUANTILE_METRICS, Axis, config_losses
+from hpt.spec.objects import METRICS, OBJECTIVES, PANEL_METRICS, QUANTILE_METRICS, Axis, DataSpec, config_losses
 
-__all__ = ["check_quantile_metrics", "parse_metrics", "parse_objective"]
+__all__ = ["check_panel", "check_quantile_metrics", "parse_metrics", "parse_objective"]
 
 
 def parse_metrics(ck: Checker, value: Any) -> tuple[str, ...]:
@@ -51,3 +51,22 @@ def check_quantile_metrics(ck: Checker, objective: str, metrics: tuple[str, ...]
     for place, metric in asked[:1]:
         ck.add(place, f'{metric} needs training.loss "quantile" or "mdn" in every config, but {where} '
                       f'gives {show(others[0])}: set "loss": "quantile" (and "quantiles")')
+
+
+def check_panel(ck: Checker, data: DataSpec, objective: str, metrics: tuple[str, ...], parameters: Mapping[str, Axis],
+                training: Mapping[str, Any]) -> None:
+    """val_mase exists only over many series (data.series); a spec over many series scales each series
+    by its own mean and standard deviation: the robust scaler (one median and IQR for all) is refused."""
+    if data.series is None:
+        asked = [("objective", objective)] if objective in PANEL_METRICS else []
+        asked += [("metrics", m) for m in metrics if m in PANEL_METRICS]
+        for place, metric in asked[:1]:
+            ck.add(place, f"{metric} is scored over many series: it needs data.series (the column naming each "
+                          "row's series)")
+        return
+    axis = parameters.get("scaler")
+    scalers = list(axis) if isinstance(axis, tuple) else [training.get("scaler", TRAINING["scaler"].default)]
+    if "robust" in scalers:
+        where = "parameters.scaler" if "scaler" in parameters else "training.scaler"
+        ck.add(where, 'the "robust" scaler does not support data.series yet (each series is scaled by its own '
+                      'train part\'s mean and standard deviation): use "standard" or "window"')

@@ -17,8 +17,8 @@ from hpt.hparams import QUANTILE_LOSSES, TRAINING
 from hpt.periods import AutoPeriods, Period
 from hpt.spec.search import SearchSpec
 
-__all__ = ["ALWAYS_METRICS", "DISTRIBUTIONS", "METRICS", "MAX_REPEATS", "OBJECTIVES", "QUANTILE_METRICS", "REPEATS",
-           "Axis", "DataSpec", "Distribution", "Spec", "config_losses"]
+__all__ = ["ALWAYS_METRICS", "DISTRIBUTIONS", "METRICS", "MAX_REPEATS", "OBJECTIVES", "PANEL_METRICS",
+           "QUANTILE_METRICS", "REPEATS", "Axis", "DataSpec", "Distribution", "Spec", "config_losses"]
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int")
 
@@ -35,10 +35,12 @@ METRICS: dict[str, str] = {
     "epochs": "epochs",
     "n_params": "n_params",
     "infer_ms": "infer_ms",
+    "mase": "val_mase",
 }
 ALWAYS_METRICS = ("val_mse", "val_mae", "val_rmse", "train_time_s", "epochs", "best_epoch", "n_params", "infer_ms")
-OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "val_pinball", "train_loss")
+OBJECTIVES = ("val_mse", "val_mae", "val_rmse", "val_pinball", "val_mase", "train_loss")
 QUANTILE_METRICS = ("val_pinball", "val_coverage")  # rows of a quantile model (training.loss "quantile"/"mdn") only
+PANEL_METRICS = ("val_mase",)  # rows of a spec over many series (data.series) only
 REPEATS = "repeats"  # training.repeats: seeds per config and period
 MAX_REPEATS = 100
 
@@ -53,6 +55,11 @@ class DataSpec:
     season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
     calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
     future_features: tuple[str, ...] = ()  # data.future_features: columns known ahead (hpt.future)
+
+    @property
+    def series(self) -> str | None:
+        """``data.series``: the column naming each row's series (many series: :mod:`hpt.panel`), or None."""
+        return self.options.series
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -74,6 +81,8 @@ class DataSpec:
             if e.json_path.startswith("data.features[") and at.isdigit() and int(at) >= len(self.features):
                 raise DataError(f"data.future_features[{int(at) - len(self.features)}]", e.message) from None
             raise
+        if self.series is not None:  # a panel's windows score each series against its own seasonal naive
+            table.frame.attrs["season"] = self.season
         if not self.known_ahead:
             return table
         return dataclasses.replace(table, frame=mark_known_ahead(with_calendar(table.frame, self.calendar),
@@ -140,7 +149,8 @@ class Spec:
         """The metric columns of this spec's results, objective first (and the quantile metrics
         when a config trains on the quantile loss)."""
         quantile = QUANTILE_METRICS if set(QUANTILE_LOSSES) & set(self.losses) else ()
-        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *self.metrics)))
+        panel = PANEL_METRICS if self.data.series is not None else ()
+        return tuple(dict.fromkeys((self.objective, *ALWAYS_METRICS, *quantile, *panel, *self.metrics)))
 
 
 def config_losses(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[str]:

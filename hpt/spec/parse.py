@@ -12,7 +12,7 @@ from hpt.errors import InputError, Problem, SpecError
 from hpt.periods import AutoPeriods, Period
 from hpt.spec.checker import SECTIONS, Checker, type_text
 from hpt.spec.data import parse_data
-from hpt.spec.metrics import check_quantile_metrics, parse_metrics, parse_objective
+from hpt.spec.metrics import check_panel, check_quantile_metrics, parse_metrics, parse_objective
 from hpt.spec.objects import Axis, DataSpec, Spec
 from hpt.spec.parameters import auto_axes, check_constraints, check_stopping_epochs, parse_parameters
 from hpt.spec.periods import parse_periods, resolve_auto
@@ -48,6 +48,8 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     metrics = parse_metrics(ck, doc.get("metrics", []))
     objective = parse_objective(ck, doc.get("objective", "val_mse"))
     check_quantile_metrics(ck, objective, metrics, parameters, training)
+    if data is not None:
+        check_panel(ck, data, objective, metrics, parameters, training)
     resources = parse_resources(ck, doc.get("resources", {}))
     tracking = parse_tracking(ck, doc.get("tracking", {}))
     sink = parse_sink(ck, doc.get("sink"))

@@ -17,10 +17,20 @@ from hpt.data import DUPLICATES, DataError
 from hpt.errors import Problem, SpecError, show
 from hpt.fidelity import LAST_MONTH, QUICK, Fidelity
 from hpt.hparams import TRAINING
+from hpt.panel import is_panel, name_few, times_of
 from hpt.periods import Period, quick_period
 from hpt.progress import plural
 from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
-from hpt.windows import WindowCount, count_windows, frame_step, step_text, window_problem, window_report
+from hpt.windows import (
+    WindowCount,
+    count_windows,
+    frame_step,
+    left_out_line,
+    series_problems,
+    step_text,
+    window_problem,
+    window_report,
+)
 
 __all__ = ["MIN_TRAIN_WINDOWS", "at_fidelity", "check_data", "data_problems", "data_report", "quick_spec", "span",
            "window_extremes"]
@@ -72,13 +82,15 @@ def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
     """
     lookback, horizon, validation = window_extremes(spec.parameters, spec.training)[0]
     o = spec.data.options
+    panel = {} if o.series is None else {"series": o.series, "series_filter": o.series_filter and list(o.series_filter)}
     return {"time_format": o.time_format, "time_unit": o.time_unit, "fill": o.fill, "fill_limit": o.fill_limit,
-            "duplicates": o.duplicates, **window_report(frame, spec.periods, lookback, horizon, validation)}
+            "duplicates": o.duplicates, **panel, **window_report(frame, spec.periods, lookback, horizon, validation)}
 
 
 def span(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]:
-    """First and last timestamp, and the series' step (its most common time difference)."""
-    return frame.index[0], frame.index[-1], frame_step(frame)
+    """First and last timestamp (of any series), and the series' step (its most common time difference)."""
+    times = times_of(frame)
+    return times.min(), times.max(), frame_step(frame)
 
 
 def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: list[tuple[int, int, Any]],
@@ -96,32 +108,56 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
         if period.start < first or period.end > last + step:
             problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
             refused = True
-        inside = (outside.index >= period.start) & (outside.index < period.end)
+        at = times_of(outside)
+        inside = (at >= period.start) & (at < period.end)
         if inside.any():  # said for a period refused above too: it is the next thing to fix there
             problems.append(Problem(where, _duplicates_message(period, outside[inside], data.time_column)))
             outside = outside[~inside]
             refused = True
         if refused:
             continue
+        left_out: list[dict[str, str] | None] = []  # of a panel, per extreme: the series left out of the period
         for lookback, horizon, validation in extremes:
-            msg = window_problem(frame, period, lookback, horizon, validation)
+            left_out.append(series_problems(frame, period, lookback, horizon, validation) if is_panel(frame) else None)
+            msg = window_problem(frame, period, lookback, horizon, validation, left_out[-1])
             if msg:
                 problems.append(Problem(where, msg))
                 break
         else:
-            count = count_windows(frame, period, *extremes[0])
+            if is_panel(frame):
+                _say_left_out(frame, period, left_out)
+            count = count_windows(frame, period, *extremes[0], left_out[0])
             _say_gaps(count, step, extremes[0])
             _say_few_windows(count, where, step, extremes[0])
     if len(outside) and len(outside) == len(table.duplicates):
         _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
-                  f"outside the periods used (first: {outside.index[0]}, rows {_rows(outside.iloc[0])}); "
+                  f"outside the periods used (first: {_first(outside)}, rows {_rows(outside.iloc[0])}); "
                   "no trial uses them")
     return frame, problems
 
 
+def _say_left_out(frame: pd.DataFrame, period: Period, each: list[dict[str, str] | None]) -> None:
+    """The series of a panel a period leaves out (too short for the largest window the search can pick)."""
+    left_out: dict[str, str] = {}
+    for found in each:
+        for sid, why in (found or {}).items():
+            left_out.setdefault(sid, why)
+    if left_out:
+        _say_once(left_out_line(period, left_out, frame.index.get_level_values(0).nunique()))
+
+
+def _first(dups: pd.Series) -> str:
+    """The first duplicated timestamp, with its series for a panel."""
+    return f'{dups.index[0][1]} in series "{dups.index[0][0]}"' if is_panel(dups.to_frame()) else str(dups.index[0])
+
+
 def _duplicates_message(period: Period, dups: pd.Series, time_column: str) -> str:
-    return (f'period {period} holds {plural(len(dups), "duplicated timestamp")} in "{time_column}" (first: '
-            f"{dups.index[0]}, rows {_rows(dups.iloc[0])}): remove them or set data.duplicates to "
+    where = ""
+    if is_panel(dups.to_frame()):
+        ids = list(dict.fromkeys(map(str, dups.index.get_level_values(0))))
+        where = f" of {len(ids)} series ({name_few(ids)})"
+    return (f'period {period} holds {plural(len(dups), "duplicated timestamp")} in "{time_column}"{where} (first: '
+            f"{_first(dups)}, rows {_rows(dups.iloc[0])}): remove them or set data.duplicates to "
             + ", ".join(f'"{d}"' for d in DUPLICATES[:-1]) + f' or "{DUPLICATES[-1]}"')
 
 
@@ -133,7 +169,8 @@ def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, 
     if not count.gaps:
         return
     lookback, horizon, _ = extremes
-    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')} ({plural(count.missing_steps, 'missing step')} "
+    where = f" in {len(count.gappy)} series ({name_few(list(count.gappy))})" if count.gappy else ""
+    _say_once(f"period {count.period}: {plural(count.gaps, 'gap')}{where} ({plural(count.missing_steps, 'missing step')} "
               f"of {step_text(step)}): {count.skipped_train} of {count.train + count.skipped_train} train and "
               f"{count.skipped_val} of {count.val + count.skipped_val} validation windows span one and are not used "
               f"(lookback {lookback}, horizon {horizon}; data.fill fills gaps)")

@@ -1,0 +1,262 @@
+"""Many series in one spec (data.series): windows per series, per-series scaling, checks per series,
+val_mase and per-series baselines; hpt final and hpt predict refuse a panel for now."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpt.baselines import period_baselines
+from hpt.data import ReadOptions, read_data
+from hpt.model_io import load_model
+from hpt.panel import in_sample_naive_mae, mase, mase_scale, series_frames
+from hpt.periods import Period
+from hpt.windows import make_windows
+from tests.conftest import ROOT, hpt_cli, hpt_here, trial_rows
+
+START = pd.Timestamp("2024-01-01")
+PERIOD = Period(START, START + pd.Timedelta(days=20))
+
+
+def write_panel(path: Path, series: dict[str, tuple[float, int]], *, shape: str = "ramp") -> Path:
+    """A long-format CSV (station, ts, y): each series `id -> (scale, hourly rows)` from 2024-01-01.
+
+    "ramp": y is the row number times the scale (plus a series offset), so a window that ran from
+    one series into the next would show a step down; "daily": a day's cycle plus a slow wobble."""
+    parts = []
+    for j, (sid, (scale, n)) in enumerate(series.items()):
+        k = np.arange(n, dtype=np.float64)
+        y = scale * k + 10_000 * (len(series) - j) if shape == "ramp" else \
+            scale * (3 + np.sin(2 * np.pi * k / 24) + 0.3 * np.cos(0.37 * k))
+        parts.append(pd.DataFrame({"station": sid, "ts": pd.date_range(START, periods=n, freq="h"), "y": y}))
+    pd.concat(parts).sample(frac=1.0, random_state=0).to_csv(path, index=False)  # long files come in any order
+    return path
+
+
+def panel_spec(data: Path | str, **data_keys: Any) -> dict[str, Any]:
+    return {
+        "name": "panel", "architecture": "mlp",
+        "data": {"path": str(data), "time_column": "ts", "target": "y", "series": "station", **data_keys},
+        "date_ranges": [["2024-01-01", "2024-01-21"]],
+        "search": {"strategy": "grid", "seed": 0},
+        "parameters": {"lr": [0.01], "hidden_size": [8]},
+        "training": {"epochs": 2, "batch_size": 64, "lookback": 24, "horizon": 2, "validation": 0.25},
+        "objective": "val_mase",
+    }
+
+
+def read_panel(path: Path, **options: Any) -> pd.DataFrame:
+    return read_data(str(path), "ts", ("y",), ReadOptions(series="station", **options)).frame
+
+
+# -- windows and scaling ------------------------------------------------------------------
+
+
+def test_windows_never_cross_series_and_each_series_is_scaled_by_its_own_train_part(tmp_path: Path) -> None:
+    frame = read_panel(write_panel(tmp_path / "p.csv", {"a": (1.0, 200), "b": (1000.0, 300), "c": (1.0, 150)}))
+    assert [sid for sid, _ in series_frames(frame)] == ["a", "b", "c"]
+    w = make_windows(frame, PERIOD, 24, 2, 0.25)
+    # each series is a ramp: within it every step adds the same amount; crossing into the next series steps down
+    whole = np.concatenate([w.x_train[..., 0], w.y_train], axis=1)
+    steps = np.diff(whole, axis=1)
+    assert (steps > 0).all()
+    assert np.allclose(steps, steps[:, :1], rtol=1e-3)
+    scored = np.diff(np.concatenate([w.x_val[..., 0], w.y_val], axis=1), axis=1)
+    assert (scored > 0).all()
+    # every window of each series alone, and no other: (rows in train - width + 1) per series
+    assert len(w.y_train) == sum(round(n * 0.75) - 26 + 1 for n in (200, 300, 150))
+    assert w.panel is not None and w.panel.series == ("a", "b", "c")
+    # per-series scaling: each series' train part has mean 0 and std 1 in its own units, scale 1 and 1000 alike
+    assert w.panel.std[1, 0] / w.panel.std[0, 0] == pytest.approx(1000 * 225 / 150, rel=0.01)  # ramps of 225 and 150 train rows
+    starts = np.cumsum([0, 200, 300])
+    for k, n in enumerate((200, 300, 150)):
+        train = w.values[starts[k]:starts[k] + round(n * 0.75), 0]
+        assert train.mean() == pytest.approx(0, abs=1e-5) and train.std() == pytest.approx(1, abs=1e-4)
+    assert np.abs(w.y_val).max() < 3  # the big series' validation targets are on the small one's scale
+
+
+def test_a_series_too_short_for_a_period_is_left_out_of_it(tmp_path: Path) -> None:
+    frame = read_panel(write_panel(tmp_path / "p.csv", {"a": (1.0, 200), "short": (1.0, 30)}))
+    w = make_windows(frame, PERIOD, 24, 2, 0.25)
+    assert w.panel is not None and w.panel.series == ("a",)
+    assert len(w.y_train) == round(200 * 0.75) - 26 + 1
+
+
+# -- MASE and the baselines -----------------------------------------------------------------
+
+
+def test_mase_by_hand() -> None:
+    # series 0: y = 0, 2, 0, 2, 4 with season 2: |0-0|, |2-2|, |4-0| -> naive MAE 4/3
+    assert in_sample_naive_mae(np.array([0, 2, 0, 2, 4.0]), pd.date_range(START, periods=5, freq="h").to_numpy(),
+                               pd.Timedelta("1h"), 2) == pytest.approx(4 / 3)
+    # a missing hour: only lags exactly one season apart count (rows 0->2 are 3 h apart: left out)
+    times = pd.DatetimeIndex([START, START + pd.Timedelta("1h"), START + pd.Timedelta("3h")]).to_numpy()
+    assert np.isnan(in_sample_naive_mae(np.array([1, 5, 2.0]), times, pd.Timedelta("1h"), 2))
+    # two windows of series 0 (mean abs errors 1 and 3 -> MAE 2) and one of series 1 (0.5): 2 / 4 and 0.5 / 0.25
+    errors = np.array([[1.0, 1.0], [2.0, 4.0], [0.5, 0.5]])
+    assert mase(errors, np.array([0, 0, 1]), np.array([4.0, 0.25])) == pytest.approx((0.5 + 2.0) / 2)
+    # a series shorter than a season and a step, or exactly seasonal, is scaled by the one-step naive's MAE
+    hours = pd.date_range(START, periods=4, freq="h").to_numpy()
+    assert mase_scale(np.array([0, 2, 0, 2.0]), hours, pd.Timedelta("1h"), 2) == pytest.approx(2.0)
+    assert mase_scale(np.array([0, 1, 3.0]), hours[:3], pd.Timedelta("1h"), 24) == pytest.approx(1.5)
+    # a series with nothing to scale by is left out of the mean
+    assert mase(errors, np.array([0, 0, 1]), np.array([4.0, 0.0])) == pytest.approx(0.5)
+
+
+def test_baselines_are_scored_per_series_and_pooled_like_a_trial(tmp_path: Path) -> None:
+    frame = read_panel(write_panel(tmp_path / "p.csv", {"a": (1.0, 240), "b": (1000.0, 360)}, shape="daily"))
+    pooled = period_baselines(frame, PERIOD, 24, 2, 0.25, season=24)
+    alone = {sid: period_baselines(one, PERIOD, 24, 2, 0.25, season=24) for sid, one in series_frames(frame)}
+    n = {sid: len(make_windows(one, PERIOD, 24, 2, 0.25).y_val) for sid, one in series_frames(frame)}
+    for name in ("naive-last", "naive-seasonal"):
+        # the pooled standardised MSE is the series' own, weighted by their windows: the big one does not drown the small
+        expected = sum(n[s] * alone[s][name]["val_mse"] for s in n) / sum(n.values())
+        assert pooled[name]["val_mse"] == pytest.approx(expected)
+    # val_mase: each series' MAE over its own in-sample seasonal-naive MAE, averaged over the series
+    w = make_windows(frame, PERIOD, 24, 2, 0.25)
+    assert w.panel is not None
+    for name in ("naive-last", "naive-seasonal"):
+        by_hand = np.mean([alone[s][name]["val_mae"] / w.panel.naive_mae[k] for k, s in enumerate(("a", "b"))])
+        assert pooled[name]["val_mase"] == pytest.approx(by_hand)
+
+
+# -- through the CLI -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tuned_panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A panel of three series (scales 1 and 1,000, and one too short) tuned once with `hpt run`."""
+    folder = tmp_path_factory.mktemp("panel")
+    data = write_panel(folder / "stations.csv", {"small": (1.0, 480), "big": (1000.0, 480), "short": (1.0, 30)},
+                       shape="daily")
+    spec = folder / "panel.json"
+    spec.write_text(json.dumps(panel_spec(data)))
+    done = hpt_cli("run", str(spec), "--sink", str(folder / "results"), "--workers", "1", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '1 of 3 series left out of it ("short") because it has 30 rows' in done.stderr
+    return folder / "results"
+
+
+def test_run_and_results_over_a_panel(tuned_panel: Path) -> None:
+    table = pd.read_csv(tuned_panel / "results.csv")
+    trials = trial_rows(table)
+    assert list(trials["status"]) == ["ok"]
+    assert trials["val_mase"].notna().all() and trials["val_mse"].notna().all()
+    baselines = table[table["architecture"].str.startswith("naive-")]
+    assert sorted(baselines["architecture"]) == ["naive-last", "naive-seasonal"]
+    assert baselines["val_mase"].notna().all()
+    record = json.loads(next((tuned_panel / "runs").glob("*.json")).read_text())
+    period = record["data"]["periods"]["2024-01-01..2024-01-21"]
+    # 2 series of 480 hourly rows: 360 train rows -> 335 windows each, none across the two
+    assert (period["series"], period["series_left_out"], period["train_windows"]) == (2, 1, 670)
+    shown = hpt_here("results", str(tuned_panel))
+    assert shown.exit_code == 0, shown.output
+    assert "metric val_mase" in shown.output and "seasonal" in shown.output
+
+
+def test_final_and_predict_refuse_a_panel_for_now(tuned_panel: Path) -> None:
+    final = hpt_here("final", str(tuned_panel), "--holdout", "2D")
+    assert final.exit_code == 2
+    assert final.output.strip().splitlines()[-1].startswith("hpt: error: hpt final does not support data.series yet")
+    model = next((tuned_panel / "models").glob("*.pt"))
+    predicted = hpt_here("predict", str(model), "--data", str(model))
+    assert predicted.exit_code == 2
+    assert "hpt: error: hpt predict does not support data.series yet" in predicted.output
+    loaded = load_model(model)
+    assert loaded.series == "station"
+    with pytest.raises(ValueError, match="trained on many series"):
+        loaded.predict(np.zeros((24, 1)))
+
+
+def test_validate_names_the_series_with_duplicates(tmp_path: Path, write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 480), "b": (1.0, 480)})
+    frame = pd.read_csv(data)
+    frame = pd.concat([frame, frame[(frame["station"] == "b") & (frame["ts"] == "2024-01-03 05:00:00")]])
+    frame.to_csv(data, index=False)
+    done = hpt_here("validate", str(write_spec(panel_spec(data))))
+    assert done.exit_code == 2
+    error = [line for line in done.output.splitlines() if "duplicated" in line]
+    assert len(error) == 1
+    assert 'holds 1 duplicated timestamp in "ts" of 1 series ("b")' in error[0]
+    assert 'first: 2024-01-03 05:00:00 in series "b"' in error[0]
+    merged = hpt_here("validate", str(write_spec(panel_spec(data, duplicates="mean"))))
+    assert merged.exit_code == 0, merged.output
+
+
+def test_series_filter_tunes_on_a_subset(tmp_path: Path, write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 480), "b": (1.0, 480), "short": (1.0, 30)})
+    frame = read_panel(data, series_filter=("a", "b"))
+    assert sorted(set(frame.index.get_level_values(0))) == ["a", "b"]
+    done = hpt_here("validate", str(write_spec(panel_spec(data, series_filter=["a", "b"]))))
+    assert done.exit_code == 0, done.output
+
+
+@pytest.mark.parametrize(("change", "where", "says"), [
+    ({"data": {"series": "place"}}, "data.series", 'no column "place"'),
+    ({"data": {"series": "y"}}, "data.series", "already the time column, the target or a feature"),
+    ({"data": {"series_filter": ["a", "nowhere"]}}, "data.series_filter", 'no series "nowhere"'),
+    ({"data": {"series": None, "series_filter": ["a"]}}, "data.series_filter", "needs data.series"),
+    ({"data": {"series_features": ["region"]}}, "data.series_features", "not supported yet"),
+    ({"training": {"scaler": "robust"}}, "training.scaler", '"robust" scaler does not support data.series yet'),
+    ({"data": {"series": None}}, "objective", "val_mase is scored over many series: it needs data.series"),
+])
+def test_panel_spec_errors_are_one_line(tmp_path: Path, write_spec: Any, change: dict[str, Any], where: str,
+                                        says: str) -> None:
+    doc = panel_spec(write_panel(tmp_path / "p.csv", {"a": (1.0, 480)}))
+    for section, keys in change.items():
+        doc[section] = {k: v for k, v in {**doc[section], **keys}.items() if v is not None}
+    done = hpt_here("validate", str(write_spec(doc)))
+    assert done.exit_code == 2
+    errors = [line for line in done.output.splitlines() if line.startswith("hpt: error")]
+    assert len(errors) == 1, done.output
+    assert where in errors[0] and says in errors[0], errors[0]
+
+
+def test_a_panel_read_from_a_bucket_with_results_streamed_to_it(s3_server: Any, tmp_path: Path,
+                                                                 write_spec: Any) -> None:
+    bucket = s3_server.create_bucket()
+    data = write_panel(tmp_path / "stations.csv", {"a": (1.0, 480), "b": (1000.0, 480)}, shape="daily")
+    s3_server.put(bucket, "data/stations.csv", data.read_bytes())
+    env = {**s3_server.client_env(), "HPT_SINK_RETRIES": "2", "HPT_SINK_TIMEOUT": "5"}
+    spec = write_spec(panel_spec(f"s3://{bucket}/data/stations.csv"))
+    done = hpt_cli("run", str(spec), "--sink", f"s3://{bucket}/results", "--workers", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(io.BytesIO(s3_server.get(bucket, "results/results.csv")))
+    assert list(trial_rows(table)["status"]) == ["ok"] and table["val_mase"].notna().all()
+
+
+def test_validate_counts_and_names_the_series_with_gaps_and_constant_targets(tmp_path: Path, cli: Any,
+                                                                            write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 480), "b": (1.0, 480), "flat": (0.0, 480)}, shape="daily")
+    frame = pd.read_csv(data)
+    hole = (frame["station"] == "b") & frame["ts"].between("2024-01-05 00:00:00", "2024-01-05 04:00:00")
+    frame[~hole].to_csv(data, index=False)
+    done = cli("validate", str(write_spec(panel_spec(data))))
+    assert done.returncode == 0, done.stderr
+    assert ('1 of 3 series left out of it ("flat") because target "y" is constant (0) on its train part'
+            in done.stderr)
+    assert "1 gap in 1 series (\"b\") (5 missing steps of 1h)" in done.stderr
+
+
+def test_the_bundled_panel_demo_is_what_its_generator_makes_and_its_spec_validates() -> None:
+    from tests.make_stations import OUT, csv_text
+
+    assert OUT.read_text(encoding="utf-8") == csv_text()
+    done = hpt_here("validate", str(ROOT / "specs" / "panel.json"))
+    assert done.exit_code == 0, done.output
+
+
+def test_a_period_no_series_gives_a_window_is_refused(tmp_path: Path, write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 30), "b": (1.0, 24)})
+    done = hpt_here("validate", str(write_spec({**panel_spec(data), "date_ranges": [["2024-01-01", "2024-01-02"]]})))
+    assert done.exit_code == 2
+    errors = [line for line in done.output.splitlines() if line.startswith("hpt: error")]
+    assert len(errors) == 1, done.output
+    assert 'date_ranges[0]: period 2024-01-01..2024-01-02: none of the 2 series gives it a window (the first, "a": ' \
+           "it has 24 rows" in errors[0]
