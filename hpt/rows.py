@@ -55,6 +55,7 @@ __all__ = [
     "row_damage",
     "rows_frame",
     "to_csv",
+    "typed_rows",
 ]
 
 LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end",
@@ -170,6 +171,51 @@ def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
     except csv.Error:
         return {}
     return rows
+
+
+def typed_rows(lines: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """Lines of ``results.csv`` (text, as :func:`parse_csv` gives them) back as the rows :func:`result_row` made,
+    by trial id; a line with a cell that cannot say its value (a list or an object written as text) is left out.
+
+    The text columns stay text (:data:`TEXT_COLUMNS`; ``seed`` is an int); in the others an empty cell is None
+    (no value, or no such key) and the rest read as :func:`read_csv` reads parameters: ``8`` an int, ``0.5`` a
+    float (``repr`` gives it back exactly), ``True`` a bool, anything else text. Each distinct text is typed once.
+    """
+    if not lines:
+        return {}
+    header = list(next(iter(lines.values())))  # parse_csv gives every line the header's keys, in its order
+    get = operator.itemgetter(*header)
+    matrix = list(map(get, lines.values())) if len(header) > 1 else [(line[header[0]],) for line in lines.values()]
+    untyped: set[int] = set()  # the lines with a cell that cannot be typed back
+    columns = [col if c in TEXT_COLUMNS and c != "seed" else _typed_cells(col, untyped)
+               for c, col in zip(header, zip(*matrix, strict=True), strict=True)]
+    return {tid: dict(zip(header, values, strict=True))
+            for i, (tid, values) in enumerate(zip(lines, zip(*columns, strict=True), strict=True)) if i not in untyped}
+
+
+def _typed_cells(texts: Sequence[str], untyped: set[int]) -> Sequence[Any]:
+    """The cells of a column that is not text as the values they were written from, adding the lines of those that
+    cannot be to `untyped`; each distinct text typed once where the values repeat (parameters, tags), one by one
+    where they hardly do (metrics)."""
+    distinct = set(texts)
+    if len(distinct) * 2 > len(texts):
+        values = list(map(_cell_value, texts))
+    else:
+        typed = {t: _cell_value(t) for t in distinct}
+        values = list(map(typed.__getitem__, texts))
+    if any(t[:1] in ("[", "{") for t in distinct):
+        untyped.update(i for i, v in enumerate(values) if v is _UNTYPED)
+    return values
+
+
+_UNTYPED = object()  # a cell whose text was a list or an object: the CSV cannot say its value
+
+
+def _cell_value(text: str) -> Any:
+    """A cell of a column that is not text as the value it was written from (:func:`typed_rows`)."""
+    if not text:
+        return None
+    return _UNTYPED if text[0] in "[{" else _typed(text)
 
 
 _NEEDS_QUOTES = re.compile('[,"\r\n]')

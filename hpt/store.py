@@ -30,7 +30,7 @@ from hpt import layout
 from hpt.journal import Entry, Journal
 from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
-from hpt.rows import is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv
+from hpt.rows import is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv, typed_rows
 from hpt.sinks import Sink, env_float, update
 from hpt.trial import Status, TrialResult
 from hpt.uploader import InMemory, Then, Uploader
@@ -62,7 +62,10 @@ class ResultStore:
         self.replace_ok = replace_ok  # --force: a new ok row may replace an ok row (nothing else ever does)
         self._rows: dict[str, dict[str, Any]] | None = None
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
-        self._csv: tuple[bytes, str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
+        # results.csv as this store last read or wrote it, its version and its lines
+        self._csv: tuple[bytes, str, dict[str, dict[str, Any]]] | None = None
+        self._typed: dict[str, dict[str, Any]] = {}  # rows typed from results.csv's ok lines, by trial id
+        self.objects_read = 0  # row objects read by rows(): what a run with nothing left to train reads
         self._lock = threading.Lock()
         self.stream = stream
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
@@ -73,12 +76,28 @@ class ResultStore:
         return self.sink.uri
 
     def rows(self) -> dict[str, dict[str, Any]]:
-        """Every trial's row by trial id, read once from ``rows/`` and kept up to date."""
+        """Every trial's row by trial id (the trials of ``rows/``), read once and kept up to date.
+
+        A trial whose ``results.csv`` line is ``ok`` has its row from that line (:func:`~hpt.rows.typed_rows`):
+        an ok row object is only ever replaced by another ok one (:meth:`_write`), and a line is merged
+        only from a row object written before it, so an ok line is an ok row for good. Only the other
+        row objects are read (a location of 100,000 done trials: none). A ``--force`` store reads them all:
+        it reruns the rows that are there, as their objects say.
+        """
         if self._rows is None:
             keys = self.sink.list(layout.ROWS)
-            blobs = self.read_many(self.sink.read, keys)
+            done = {} if self.replace_ok else self._ok_lines()
+            typed = {key: done[tid] for tid, key in layout.ids_of(keys, layout.ROWS).items() if tid in done}
+            unread = [k for k in keys if k not in typed]
+            self.objects_read += len(unread)
+            blobs = iter(self.read_many(self.sink.read, unread))
             rows: dict[str, dict[str, Any]] = {}
-            for key, data in zip(keys, blobs, strict=True):
+            for key in keys:  # in the order of rows/, as ever
+                row = typed.get(key)
+                if row is not None:
+                    rows[row["trial_id"]] = row
+                    continue
+                data = next(blobs)
                 row = parse_row(data)
                 if row is not None:
                     rows[row["trial_id"]] = row
@@ -88,6 +107,17 @@ class ResultStore:
                 self._known.update(rows)
             self._rows = rows
         return self._rows
+
+    def _ok_lines(self) -> dict[str, dict[str, Any]]:
+        """The rows of results.csv's ok lines, typed, by trial id ({} when it is missing or damaged); the file
+        as read becomes the version the next merge into it expects."""
+        got = self.sink.read_versioned(RESULTS_CSV)
+        if got is None:
+            return {}
+        lines = parse_csv(got[0])
+        self._csv = (got[0], got[1], lines)
+        self._typed = typed_rows({tid: line for tid, line in lines.items() if line.get("status") == Status.OK.value})
+        return self._typed
 
     def refresh(self, trial_ids: Iterable[str] | None = None) -> None:
         """Read again what other runs may have written since :meth:`rows` was read: the rows of `trial_ids`,
@@ -226,11 +256,17 @@ class ResultStore:
         def merge(data: bytes | None) -> bytes | None:
             nonlocal merged, out
             last = self._csv
-            # as this store last wrote it: nobody else wrote since, so it need not be parsed again
-            merged = dict(last[2]) if last is not None and data is last[0] else parse_csv(data) if data else {}
+            typed: dict[str, dict[str, Any]] = {}
+            if last is not None and data is last[0]:  # as this store last read or wrote it: not parsed again
+                merged = dict(last[2])
+                # a row typed from a line of the file as this store read it is in every version it read or wrote since
+                typed = self._typed
+            else:
+                merged = parse_csv(data) if data else {}
             changed = False
             for row in mine:
-                changed |= _prefer_newer(merged, row)
+                if typed.get(row["trial_id"]) is not row:
+                    changed |= _prefer_newer(merged, row)
             if data is not None and not changed:
                 return None
             out = to_csv(list(merged.values())).encode()

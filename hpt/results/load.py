@@ -54,15 +54,14 @@ def load_results(uri: str) -> pd.DataFrame:
     rows_url = sink.url(layout.ROWS).rstrip("/") + "/"
     frame = _load_csv(sink, found)
     try:
-        keys = [k for k in sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS)]
+        ids = layout.ids_of(sink.list(layout.ROWS), layout.ROWS)
     except OSError as e:
-        keys = []
+        ids = {}
         found.append(f"{rows_url} cannot be read: {e.strerror or e}")
     else:
-        if not keys:
+        if not ids:
             found.append("no rows/")
-    if keys:
-        ids = {str(layout.id_of(k, layout.ROWS)): k for k in keys}
+    if ids:
         have: set[str] = set()
         if not frame.empty:
             listed = len(frame)
@@ -77,7 +76,7 @@ def load_results(uri: str) -> pd.DataFrame:
         if extra:
             frame = pd.concat([frame, rows_frame(extra)], ignore_index=True) if not frame.empty else rows_frame(extra)
         elif not have:
-            files = f"{len(keys)} .json file" + ("s" if len(keys) != 1 else "")
+            files = f"{len(ids)} .json file" + ("s" if len(ids) != 1 else "")
             found.append(f"{rows_url} holds no readable trial rows ({files})")
     if frame.empty:
         raise InputError(f"no results at {uri}: {'; '.join(found)}")
