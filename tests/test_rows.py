@@ -24,6 +24,7 @@ from hpt.rows import (
     parse_row,
     read_csv,
     to_csv,
+    typed_rows,
 )
 from hpt.sinks import open_sink
 from hpt.store import ResultStore
@@ -92,6 +93,19 @@ def test_text_rows_are_written_back_unchanged() -> None:
     lines = merged.splitlines()
     assert lines[1].startswith("r1,t4,")  # the earliest finished
     assert parse_csv(merged.encode())["t1"] == parse_csv(first.encode())["t1"]
+
+
+def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
+    """What a run takes from results.csv's ok lines instead of reading their row objects (ResultStore.rows)."""
+    typed = typed_rows(parse_csv(to_csv(ROWS).encode()))
+    for row in ROWS:
+        back = typed[row["trial_id"]]
+        expected = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}  # NaN: no value
+        assert {k: back[k] for k in row} == expected
+        assert [type(back[k]) for k in row] == [type(v) for v in expected.values()]  # 8 an int, 1.0 a float, True...
+        assert all(back[k] is None for k in back.keys() - row.keys())  # columns of other rows: no value
+    listed = _row("t5", "2026-01-01T00:04:00.000+00:00", param_layers=[64, 32], val_mse=0.1)
+    assert list(typed_rows(parse_csv(to_csv([*ROWS, listed]).encode()))) == ["t2", "t3", "t1"]  # a list: not typed
 
 
 def test_rows_finished_at_the_same_time_keep_their_order() -> None:
