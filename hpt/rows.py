@@ -148,57 +148,76 @@ def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
     that is not UTF-8 or a table without ``trial_id`` make the whole file damaged (the
     store then rebuilds it from the rows it knows). A trial listed twice keeps its last line.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    table = read_lines(data)
+    if table is None:
         return {}
-    reader = csv.reader(io.StringIO(text, newline=""))
+    header, lines = table
     rows: dict[str, dict[str, str]] = {}
-    try:
-        header = next(reader, None)
-        if not header or "trial_id" not in header:
-            return {}
-        width = len(header)
-        for cells in reader:
-            if not cells:
-                continue  # a blank line
-            if len(cells) != width:
-                if len(cells) > width:
-                    return {}
-                cells += [""] * (width - len(cells))
-            row = dict(zip(header, cells, strict=False))  # as long as the header now: no check per line
-            rows[row["trial_id"]] = row
-    except csv.Error:
-        return {}
+    for cells in lines:
+        row = dict(zip(header, cells, strict=True))
+        rows[row["trial_id"]] = row
     return rows
 
 
-def typed_rows(lines: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
-    """Lines of ``results.csv`` (text, as :func:`parse_csv` gives them) back as the rows :func:`result_row` made,
-    by trial id; a line with a cell that cannot say its value (a list or an object written as text) is left out.
+def read_lines(data: bytes) -> tuple[list[str], list[list[str]]] | None:
+    """``results.csv`` as its header and its lines of cells, each as long as the header; None when it is damaged
+    (:func:`parse_csv` says when)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    try:
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:
+        return None
+    if not lines or not lines[0] or "trial_id" not in lines[0]:
+        return None
+    header, width = lines[0], len(lines[0])
+    body = [cells for cells in lines[1:] if len(cells) == width]
+    if len(body) < len(lines) - 1:  # blank lines, short ones (padded) or long ones (damage)
+        body = []
+        for cells in lines[1:]:
+            if not cells:
+                continue
+            if len(cells) > width:
+                return None
+            body.append(cells + [""] * (width - len(cells)))
+    return header, body
+
+
+def typed_rows(header: list[str], lines: list[list[str]]) -> dict[str, dict[str, Any]]:
+    """Lines of ``results.csv`` (cells under `header`, as :func:`read_lines` gives them) back as the rows
+    :func:`result_row` made, by trial id; a line with a cell that cannot say its value (a list or an object
+    written as text) is left out.
 
     The text columns stay text (:data:`TEXT_COLUMNS`; ``seed`` is an int); in the others an empty cell is None
     (no value, or no such key) and the rest read as :func:`read_csv` reads parameters: ``8`` an int, ``0.5`` a
-    float (``repr`` gives it back exactly), ``True`` a bool, anything else text. Each distinct text is typed once.
+    float (``repr`` gives it back exactly), ``True`` a bool, anything else text. Column by column: each
+    distinct text is typed once, and a column of floats in one call.
     """
     if not lines:
         return {}
-    header = list(next(iter(lines.values())))  # parse_csv gives every line the header's keys, in its order
-    get = operator.itemgetter(*header)
-    matrix = list(map(get, lines.values())) if len(header) > 1 else [(line[header[0]],) for line in lines.values()]
     untyped: set[int] = set()  # the lines with a cell that cannot be typed back
     columns = [col if c in TEXT_COLUMNS and c != "seed" else _typed_cells(col, untyped)
-               for c, col in zip(header, zip(*matrix, strict=True), strict=True)]
-    return {tid: dict(zip(header, values, strict=True))
-            for i, (tid, values) in enumerate(zip(lines, zip(*columns, strict=True), strict=True)) if i not in untyped}
+               for c, col in zip(header, zip(*lines, strict=True), strict=True)]
+    tid = header.index("trial_id")
+    return {values[tid]: dict(zip(header, values, strict=True))
+            for i, values in enumerate(zip(*columns, strict=True)) if i not in untyped}
+
+
+_INT_CELL = re.compile(r"^[+-]?\d+$", re.MULTILINE)
 
 
 def _typed_cells(texts: Sequence[str], untyped: set[int]) -> Sequence[Any]:
-    """The cells of a column that is not text as the values they were written from, adding the lines of those that
-    cannot be to `untyped`; each distinct text typed once where the values repeat (parameters, tags), one by one
-    where they hardly do (metrics)."""
+    """The cells of a column that is not text as the values they were written from (:func:`_cell_value`),
+    adding the lines of those that cannot be to `untyped`."""
     distinct = set(texts)
-    if len(distinct) * 2 > len(texts):
+    if len(distinct) * 2 > len(texts):  # hardly repeated: metrics, floats all (repr, as to_csv writes them)?
+        if "" not in distinct and not _INT_CELL.search("\n".join(distinct)):
+            try:
+                return list(map(float, texts))  # what _typed gives each: none is an int, True or a list
+            except ValueError:
+                pass
         values = list(map(_cell_value, texts))
     else:
         typed = {t: _cell_value(t) for t in distinct}

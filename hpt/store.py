@@ -30,7 +30,7 @@ from hpt import layout
 from hpt.journal import Entry, Journal
 from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
-from hpt.rows import is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv, typed_rows
+from hpt.rows import is_baseline, parse_csv, parse_row, read_lines, result_row, row_damage, to_csv, typed_rows
 from hpt.sinks import Sink, env_float, update
 from hpt.trial import Status, TrialResult
 from hpt.uploader import InMemory, Then, Uploader
@@ -62,8 +62,8 @@ class ResultStore:
         self.replace_ok = replace_ok  # --force: a new ok row may replace an ok row (nothing else ever does)
         self._rows: dict[str, dict[str, Any]] | None = None
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
-        # results.csv as this store last read or wrote it, its version and its lines
-        self._csv: tuple[bytes, str, dict[str, dict[str, Any]]] | None = None
+        # results.csv as this store last read or wrote it, its version and its text rows (None: not parsed yet)
+        self._csv: tuple[bytes, str, dict[str, dict[str, Any]] | None] | None = None
         self._typed: dict[str, dict[str, Any]] = {}  # rows typed from results.csv's ok lines, by trial id
         self.objects_read = 0  # row objects read by rows(): what a run with nothing left to train reads
         self._lock = threading.Lock()
@@ -114,9 +114,14 @@ class ResultStore:
         got = self.sink.read_versioned(RESULTS_CSV)
         if got is None:
             return {}
-        lines = parse_csv(got[0])
-        self._csv = (got[0], got[1], lines)
-        self._typed = typed_rows({tid: line for tid, line in lines.items() if line.get("status") == Status.OK.value})
+        self._csv = (got[0], got[1], None)  # its text rows when a merge needs them
+        table = read_lines(got[0])
+        if table is None:
+            return {}
+        header, lines = table
+        status = header.index("status") if "status" in header else None
+        ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
+        self._typed = typed_rows(header, ok)
         return self._typed
 
     def refresh(self, trial_ids: Iterable[str] | None = None) -> None:
@@ -256,17 +261,19 @@ class ResultStore:
         def merge(data: bytes | None) -> bytes | None:
             nonlocal merged, out
             last = self._csv
-            typed: dict[str, dict[str, Any]] = {}
-            if last is not None and data is last[0]:  # as this store last read or wrote it: not parsed again
-                merged = dict(last[2])
+            todo = mine
+            if last is not None and data is last[0]:  # as this store last read or wrote it: parsed once at most
                 # a row typed from a line of the file as this store read it is in every version it read or wrote since
                 typed = self._typed
+                todo = [row for row in mine if typed.get(row["trial_id"]) is not row]
+                if not todo:
+                    return None
+                merged = dict(last[2]) if last[2] is not None else parse_csv(data)
             else:
                 merged = parse_csv(data) if data else {}
             changed = False
-            for row in mine:
-                if typed.get(row["trial_id"]) is not row:
-                    changed |= _prefer_newer(merged, row)
+            for row in todo:
+                changed |= _prefer_newer(merged, row)
             if data is not None and not changed:
                 return None
             out = to_csv(list(merged.values())).encode()

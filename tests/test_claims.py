@@ -345,7 +345,11 @@ def test_a_run_with_nothing_left_reads_no_row_object_and_results_csv_once(
     from hpt import store as store_module
     from hpt.sinks.local import LocalSink
     parsed: list[int] = []
-    monkeypatch.setattr(store_module, "parse_csv", lambda data: parsed.append(1) or parse_csv(data))
+    def counted(read: Any) -> Any:
+        return lambda data: parsed.append(1) or read(data)
+
+    for name in ("parse_csv", "read_lines"):  # the two ways the store reads results.csv
+        monkeypatch.setattr(store_module, name, counted(getattr(store_module, name)))
     read = _count_row_reads(LocalSink, monkeypatch)
     backend = FakeBackend(_ok)
     summary, out = _run(spec, res, backend)

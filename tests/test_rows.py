@@ -23,6 +23,7 @@ from hpt.rows import (
     parse_csv,
     parse_row,
     read_csv,
+    read_lines,
     to_csv,
     typed_rows,
 )
@@ -97,7 +98,7 @@ def test_text_rows_are_written_back_unchanged() -> None:
 
 def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
     """What a run takes from results.csv's ok lines instead of reading their row objects (ResultStore.rows)."""
-    typed = typed_rows(parse_csv(to_csv(ROWS).encode()))
+    typed = typed_rows(*_lines(to_csv(ROWS)))
     for row in ROWS:
         back = typed[row["trial_id"]]
         expected = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}  # NaN: no value
@@ -105,7 +106,16 @@ def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
         assert [type(back[k]) for k in row] == [type(v) for v in expected.values()]  # 8 an int, 1.0 a float, True...
         assert all(back[k] is None for k in back.keys() - row.keys())  # columns of other rows: no value
     listed = _row("t5", "2026-01-01T00:04:00.000+00:00", param_layers=[64, 32], val_mse=0.1)
-    assert list(typed_rows(parse_csv(to_csv([*ROWS, listed]).encode()))) == ["t2", "t3", "t1"]  # a list: not typed
+    assert list(typed_rows(*_lines(to_csv([*ROWS, listed])))) == ["t2", "t3", "t1"]  # a list: not typed
+    floats = [_row(f"f{i}", "2026-01-01T00:00:00.000+00:00", val_mse=v) for i, v in enumerate([0.1, 1e-300, 2.0, 7e22])]
+    back = typed_rows(*_lines(to_csv(floats)))  # a column of floats typed in one call: still floats, exactly
+    assert [(type(r["val_mse"]), r["val_mse"]) for r in back.values()] == [(float, r["val_mse"]) for r in floats]
+
+
+def _lines(text: str) -> tuple[list[str], list[list[str]]]:
+    table = read_lines(text.encode())
+    assert table is not None
+    return table
 
 
 def test_rows_finished_at_the_same_time_keep_their_order() -> None:
