@@ -66,10 +66,10 @@ def load_results(uri: str) -> pd.DataFrame:
         if not frame.empty:
             listed = len(frame)
             tids = frame["trial_id"].astype(str).tolist()  # lists and sets: pandas' isin on text is slow at scale
-            kept = [t in ids for t in tids]
-            if not all(kept):
-                frame = frame[kept]
-            have = set(tids) & ids.keys()
+            have = set(tids)
+            if not have <= ids.keys():  # lines of trials without a row object
+                frame = frame[[t in ids for t in tids]]
+                have &= ids.keys()
             if listed and not have:
                 found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
         extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have], damaged)
