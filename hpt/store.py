@@ -87,26 +87,34 @@ class ResultStore:
         if self._rows is None:
             keys = self.sink.list(layout.ROWS)
             done = {} if self.replace_ok else self._ok_lines()
-            typed = {key: done[tid] for tid, key in layout.ids_of(keys, layout.ROWS).items() if tid in done}
-            unread = [k for k in keys if k not in typed]
-            self.objects_read += len(unread)
-            blobs = iter(self.read_many(self.sink.read, unread))
-            rows: dict[str, dict[str, Any]] = {}
-            for key in keys:  # in the order of rows/, as ever
-                row = typed.get(key)
-                if row is not None:
-                    rows[row["trial_id"]] = row
-                    continue
-                data = next(blobs)
-                row = parse_row(data)
-                if row is not None:
-                    rows[row["trial_id"]] = row
-                elif key.endswith(".json") and data is not None:
-                    log.warning("warning: %s is damaged (%s); its trial will run again", key, row_damage(data))
+            ids = layout.ids_of(keys, layout.ROWS)
+            if len(ids) == len(keys) and ids.keys() <= done.keys():  # every row an ok line's: none to read
+                rows = {tid: done[tid] for tid in ids}
+            else:
+                rows = self._read_rows(keys, {key: done[tid] for tid, key in ids.items() if tid in done})
             with self._lock:
                 self._known.update(rows)
             self._rows = rows
         return self._rows
+
+    def _read_rows(self, keys: list[str], typed: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The rows of `keys`, in their order: from `typed` (by key) where it has them, else read."""
+        unread = [k for k in keys if k not in typed]
+        self.objects_read += len(unread)
+        blobs = iter(self.read_many(self.sink.read, unread))
+        rows: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            row = typed.get(key)
+            if row is not None:
+                rows[row["trial_id"]] = row
+                continue
+            data = next(blobs)
+            row = parse_row(data)
+            if row is not None:
+                rows[row["trial_id"]] = row
+            elif key.endswith(".json") and data is not None:
+                log.warning("warning: %s is damaged (%s); its trial will run again", key, row_damage(data))
+        return rows
 
     def _ok_lines(self) -> dict[str, dict[str, Any]]:
         """The rows of results.csv's ok lines, typed, by trial id ({} when it is missing or damaged); the file
@@ -180,8 +188,10 @@ class ResultStore:
             call()
 
     def write_csv(self) -> None:
-        """Merge every row this store knows into results.csv."""
-        self._merge_csv(list(self.rows().values()))
+        """Merge every row this store knows to be at the location (those of :meth:`rows`, and those it wrote) into
+        results.csv."""
+        self.rows()  # read, if not yet
+        self._merge_csv(())
 
     def write_run(self, record: dict[str, Any]) -> None:
         """Write a run record (:mod:`hpt.runs`) in turn with the results before it."""
