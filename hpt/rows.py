@@ -159,9 +159,10 @@ def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
     return rows
 
 
-def read_lines(data: bytes) -> tuple[list[str], list[list[str]]] | None:
+def read_lines(data: bytes, whole: bool = False) -> tuple[list[str], list[list[str]]] | None:
     """``results.csv`` as its header and its lines of cells, each as long as the header; None when it is damaged
-    (:func:`parse_csv` says when)."""
+    (:func:`parse_csv` says when). With `whole`, only the lines written whole: a short line is left out, not padded,
+    and so is the last one unless the file ends with a line break (:func:`to_csv` ends each line with one)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -173,6 +174,8 @@ def read_lines(data: bytes) -> tuple[list[str], list[list[str]]] | None:
     if not lines or not lines[0] or "trial_id" not in lines[0]:
         return None
     header, width = lines[0], len(lines[0])
+    if whole and len(lines) > 1 and not data.endswith(b"\n"):
+        lines.pop()  # cut off, maybe inside its last cell
     body = [cells for cells in lines[1:] if len(cells) == width]
     if len(body) < len(lines) - 1:  # blank lines, short ones (padded) or long ones (damage)
         body = []
@@ -181,7 +184,8 @@ def read_lines(data: bytes) -> tuple[list[str], list[list[str]]] | None:
                 continue
             if len(cells) > width:
                 return None
-            body.append(cells + [""] * (width - len(cells)))
+            if len(cells) == width or not whole:
+                body.append(cells + [""] * (width - len(cells)))
     return header, body
 
 

@@ -123,7 +123,7 @@ class ResultStore:
         if got is None:
             return {}
         self._csv = (got[0], got[1], None)  # its text rows when a merge needs them
-        table = read_lines(got[0])
+        table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
         if table is None:
             return {}
         header, lines = table

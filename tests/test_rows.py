@@ -112,8 +112,19 @@ def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
     assert [(type(r["val_mse"]), r["val_mse"]) for r in back.values()] == [(float, r["val_mse"]) for r in floats]
 
 
-def _lines(text: str) -> tuple[list[str], list[list[str]]]:
-    table = read_lines(text.encode())
+def test_only_lines_written_whole_are_taken_for_rows() -> None:
+    """A store takes an ok line for its row only when the line is whole: a file cut short is damaged at its end."""
+    text = to_csv(ROWS)
+    cut = text[: text.rindex("2026-01-01T00:03")] + "2026-01-01T00:0"  # inside the last line's finished_at
+    assert list(parse_csv(cut.encode())) == ["t2", "t3", "t1"]  # read, padded, by hpt results
+    assert [cells[1] for cells in _lines(cut, whole=True)[1]] == ["t2", "t3"]
+    assert [cells[1] for cells in _lines(text[:-1], whole=True)[1]] == ["t2", "t3"]  # no final line break: cut?
+    blank = text.replace("\nr1,t3,", "\n\nr1,t3,")
+    assert [cells[1] for cells in _lines(blank, whole=True)[1]] == ["t2", "t3", "t1"]  # a blank line is no damage
+
+
+def _lines(text: str, whole: bool = False) -> tuple[list[str], list[list[str]]]:
+    table = read_lines(text.encode(), whole)
     assert table is not None
     return table
 
