@@ -346,7 +346,7 @@ def test_a_run_with_nothing_left_reads_no_row_object_and_results_csv_once(
     from hpt.sinks.local import LocalSink
     parsed: list[int] = []
     def counted(read: Any) -> Any:
-        return lambda data: parsed.append(1) or read(data)
+        return lambda *args, **kwargs: parsed.append(1) or read(*args, **kwargs)
 
     for name in ("parse_csv", "read_lines"):  # the two ways the store reads results.csv
         monkeypatch.setattr(store_module, name, counted(getattr(store_module, name)))
