@@ -38,6 +38,7 @@ __all__ = [
     "TAG_COLUMNS",
     "TEXT_COLUMNS",
     "TRAILING_COLUMNS",
+    "TypedLines",
     "all_numbers",
     "fill_fidelity",
     "is_baseline",
@@ -55,7 +56,6 @@ __all__ = [
     "row_damage",
     "rows_frame",
     "to_csv",
-    "typed_rows",
 ]
 
 LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end",
@@ -189,24 +189,43 @@ def read_lines(data: bytes, whole: bool = False) -> tuple[list[str], list[list[s
     return header, body
 
 
-def typed_rows(header: list[str], lines: list[list[str]]) -> dict[str, dict[str, Any]]:
-    """Lines of ``results.csv`` (cells under `header`, as :func:`read_lines` gives them) back as the rows
-    :func:`result_row` made, by trial id; a line with a cell that cannot say its value (a list or an object
-    written as text) is left out.
+class TypedLines:
+    """Lines of ``results.csv`` typed back column by column: :attr:`rows`, the rows :func:`result_row` made, by
+    trial id (a line with a cell that cannot say its value, a list or an object written as text, left out), and
+    :meth:`frame` of them.
 
     The text columns stay text (:data:`TEXT_COLUMNS`; ``seed`` is an int); in the others an empty cell is None
     (no value, or no such key) and the rest read as :func:`read_csv` reads parameters: ``8`` an int, ``0.5`` a
-    float (``repr`` gives it back exactly), ``True`` a bool, anything else text. Column by column: each
-    distinct text is typed once, and a column of floats in one call.
+    float (``repr`` gives it back exactly), ``True`` a bool, anything else text. Each distinct text is typed
+    once, and a column of floats in one call.
     """
-    if not lines:
-        return {}
-    untyped: set[int] = set()  # the lines with a cell that cannot be typed back
-    columns = [col if c in TEXT_COLUMNS and c != "seed" else _typed_cells(col, untyped)
-               for c, col in zip(header, zip(*lines, strict=True), strict=True)]
-    tid = header.index("trial_id")
-    return {values[tid]: dict(zip(header, values, strict=True))
-            for i, values in enumerate(zip(*columns, strict=True)) if i not in untyped}
+
+    def __init__(self, header: list[str], lines: list[list[str]]) -> None:
+        self.header = header
+        untyped: set[int] = set()  # the lines with a cell that cannot be typed back
+        self.columns = [col if c in TEXT_COLUMNS and c != "seed" else _typed_cells(col, untyped)
+                        for c, col in zip(header, zip(*lines, strict=True), strict=True)] if lines else []
+        tid = header.index("trial_id")
+        self.rows: dict[str, dict[str, Any]] = {
+            values[tid]: dict(zip(header, values, strict=True))
+            for i, values in enumerate(zip(*self.columns, strict=True)) if i not in untyped}
+        self.line = {cells[tid]: i for i, cells in enumerate(lines) if i not in untyped}  # last, as in rows
+
+    def frame(self, trial_ids: Iterable[str]) -> pd.DataFrame:
+        """:func:`rows_frame` of the rows of `trial_ids` (of :attr:`rows`), in that order, built from the columns
+        in the order of the lines, then reordered: pandas reads the values in the order they were made, and a
+        frame of 100,000 rows takes a second less than from the row dicts."""
+        wanted = np.fromiter((self.line[t] for t in trial_ids), dtype=np.intp)
+        if not len(wanted):
+            return rows_frame([])
+        lines = np.sort(wanted)
+        taken = {c: np.asarray(col, dtype=object)[lines] for c, col in zip(self.header, self.columns, strict=True)}
+        frame = pd.DataFrame({c: values.tolist() for c, values in taken.items()})
+        for c in param_columns(frame.columns):
+            frame[c] = pd.Series(taken[c], index=frame.index, dtype=object)
+        frame = frame.take(np.searchsorted(lines, wanted)).reset_index(drop=True)
+        fill_fidelity(frame)
+        return frame
 
 
 _INT_CELL = re.compile(r"^[+-]?\d+$", re.MULTILINE)
@@ -244,7 +263,7 @@ _UNTYPED = object()  # a cell whose text was a list or an object: the CSV cannot
 
 
 def _cell_value(text: str) -> Any:
-    """A cell of a column that is not text as the value it was written from (:func:`typed_rows`)."""
+    """A cell of a column that is not text as the value it was written from (:class:`TypedLines`)."""
     if not text:
         return None
     return _UNTYPED if text[0] in "[{" else _typed(text)

@@ -26,11 +26,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pandas as pd
+
 from hpt import layout
 from hpt.journal import Entry, Journal
 from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
-from hpt.rows import is_baseline, parse_csv, parse_row, read_lines, result_row, row_damage, to_csv, typed_rows
+from hpt.rows import (
+    TypedLines,
+    is_baseline,
+    parse_csv,
+    parse_row,
+    read_lines,
+    result_row,
+    row_damage,
+    rows_frame,
+    to_csv,
+)
 from hpt.sinks import Sink, env_float, update
 from hpt.trial import Status, TrialResult
 from hpt.uploader import InMemory, Then, Uploader
@@ -64,7 +76,8 @@ class ResultStore:
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
         # results.csv as this store last read or wrote it, its version and its text rows (None: not parsed yet)
         self._csv: tuple[bytes, str, dict[str, dict[str, Any]] | None] | None = None
-        self._typed: dict[str, dict[str, Any]] = {}  # rows typed from results.csv's ok lines, by trial id
+        self._lines: TypedLines | None = None  # results.csv's ok lines, typed
+        self._typed: dict[str, dict[str, Any]] = {}  # ... their rows, by trial id
         self.objects_read = 0  # row objects read by rows(): what a run with nothing left to train reads
         self._lock = threading.Lock()
         self.stream = stream
@@ -78,7 +91,7 @@ class ResultStore:
     def rows(self) -> dict[str, dict[str, Any]]:
         """Every trial's row by trial id (the trials of ``rows/``), read once and kept up to date.
 
-        A trial whose ``results.csv`` line is ``ok`` has its row from that line (:func:`~hpt.rows.typed_rows`):
+        A trial whose ``results.csv`` line is ``ok`` has its row from that line (:class:`~hpt.rows.TypedLines`):
         an ok row object is only ever replaced by another ok one (:meth:`_write`), and a line is merged
         only from a row object written before it, so an ok line is an ok row for good. Only the other
         row objects are read (a location of 100,000 done trials: none). A ``--force`` store reads them all:
@@ -129,8 +142,17 @@ class ResultStore:
         header, lines = table
         status = header.index("status") if "status" in header else None
         ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
-        self._typed = typed_rows(header, ok)
+        self._lines = TypedLines(header, ok)
+        self._typed = self._lines.rows
         return self._typed
+
+    def frame(self) -> pd.DataFrame:
+        """:meth:`rows` as :func:`~hpt.rows.rows_frame` gives them; from results.csv's typed columns when every
+        row is one of its ok lines (a run with nothing left to train)."""
+        rows, lines = self.rows(), self._lines
+        if lines is not None and len(rows) == len(lines.rows) and all(lines.rows.get(t) is r for t, r in rows.items()):
+            return lines.frame(rows)
+        return rows_frame(rows.values())
 
     def refresh(self, trial_ids: Iterable[str] | None = None) -> None:
         """Read again what other runs may have written since :meth:`rows` was read: the rows of `trial_ids`,

@@ -15,6 +15,7 @@ from hpt.results import load_results
 from hpt.rows import (
     LEADING_COLUMNS,
     TRAILING_COLUMNS,
+    TypedLines,
     is_param,
     param_column,
     param_columns,
@@ -24,8 +25,8 @@ from hpt.rows import (
     parse_row,
     read_csv,
     read_lines,
+    rows_frame,
     to_csv,
-    typed_rows,
 )
 from hpt.sinks import open_sink
 from hpt.store import ResultStore
@@ -98,7 +99,8 @@ def test_text_rows_are_written_back_unchanged() -> None:
 
 def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
     """What a run takes from results.csv's ok lines instead of reading their row objects (ResultStore.rows)."""
-    typed = typed_rows(*_lines(to_csv(ROWS)))
+    lines = TypedLines(*_lines(to_csv(ROWS)))
+    typed = lines.rows
     for row in ROWS:
         back = typed[row["trial_id"]]
         expected = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}  # NaN: no value
@@ -106,9 +108,12 @@ def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
         assert [type(back[k]) for k in row] == [type(v) for v in expected.values()]  # 8 an int, 1.0 a float, True...
         assert all(back[k] is None for k in back.keys() - row.keys())  # columns of other rows: no value
     listed = _row("t5", "2026-01-01T00:04:00.000+00:00", param_layers=[64, 32], val_mse=0.1)
-    assert list(typed_rows(*_lines(to_csv([*ROWS, listed])))) == ["t2", "t3", "t1"]  # a list: not typed
+    with_list = TypedLines(*_lines(to_csv([*ROWS, listed])))
+    assert list(with_list.rows) == ["t2", "t3", "t1"]  # a list: not typed
+    for table, ids in ((lines, ["t1", "t3", "t2"]), (with_list, ["t3", "t1"])):  # the frame of a run's summary
+        pd.testing.assert_frame_equal(table.frame(ids), rows_frame(table.rows[t] for t in ids), check_exact=True)
     floats = [_row(f"f{i}", "2026-01-01T00:00:00.000+00:00", val_mse=v) for i, v in enumerate([0.1, 1e-300, 2.0, 7e22])]
-    back = typed_rows(*_lines(to_csv(floats)))  # a column of floats typed in one call: still floats, exactly
+    back = TypedLines(*_lines(to_csv(floats))).rows  # a column of floats typed in one call: still floats, exactly
     assert [(type(r["val_mse"]), r["val_mse"]) for r in back.values()] == [(float, r["val_mse"]) for r in floats]
 
 
