@@ -285,13 +285,16 @@ class RunBaselines:
         those of every known setting (:meth:`settings`), or of the setting of one trial's `params`.
         Returns the line for the run's log."""
         from hpt.progress import plural
+        from hpt.trial import Status
 
         t0 = time.perf_counter()
         settings = self.settings() if params is None else [{k: params[k] for k in WINDOW_KEYS}]
         new = [s for s in settings if _key(s) not in self._done]
         if new:  # another run at the location may have stored them since this run read its rows: never twice
-            store.refresh(self.trial(name, s, period).trial_id for s in new for period in self.spec.periods
-                          for name in BASELINES)
+            rows = store.rows()  # (an ok row is there for good: not read again)
+            ids = [self.trial(name, s, period).trial_id for s in new for period in self.spec.periods
+                   for name in BASELINES]
+            store.refresh(tid for tid in ids if rows.get(tid, {}).get("status") != Status.OK.value)
         scored = self.missing(settings, store.rows())
         for result in scored:
             store.record(result, run_id, columns)

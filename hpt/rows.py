@@ -38,6 +38,7 @@ __all__ = [
     "TAG_COLUMNS",
     "TEXT_COLUMNS",
     "TRAILING_COLUMNS",
+    "TypedLines",
     "all_numbers",
     "fill_fidelity",
     "is_baseline",
@@ -148,29 +149,125 @@ def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
     that is not UTF-8 or a table without ``trial_id`` make the whole file damaged (the
     store then rebuilds it from the rows it knows). A trial listed twice keeps its last line.
     """
+    table = read_lines(data)
+    if table is None:
+        return {}
+    header, lines = table
+    rows: dict[str, dict[str, str]] = {}
+    for cells in lines:
+        row = dict(zip(header, cells, strict=True))
+        rows[row["trial_id"]] = row
+    return rows
+
+
+def read_lines(data: bytes, whole: bool = False) -> tuple[list[str], list[list[str]]] | None:
+    """``results.csv`` as its header and its lines of cells, each as long as the header; None when it is damaged
+    (:func:`parse_csv` says when). With `whole`, only the lines written whole: a short line is left out, not padded,
+    and so is the last one unless the file ends with a line break (:func:`to_csv` ends each line with one)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return {}
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: dict[str, dict[str, str]] = {}
+        return None
     try:
-        header = next(reader, None)
-        if not header or "trial_id" not in header:
-            return {}
-        width = len(header)
-        for cells in reader:
-            if not cells:
-                continue  # a blank line
-            if len(cells) != width:
-                if len(cells) > width:
-                    return {}
-                cells += [""] * (width - len(cells))
-            row = dict(zip(header, cells, strict=False))  # as long as the header now: no check per line
-            rows[row["trial_id"]] = row
+        lines = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error:
-        return {}
-    return rows
+        return None
+    if not lines or not lines[0] or "trial_id" not in lines[0]:
+        return None
+    header, width = lines[0], len(lines[0])
+    if whole and len(lines) > 1 and not data.endswith(b"\n"):
+        lines.pop()  # cut off, maybe inside its last cell
+    body = [cells for cells in lines[1:] if len(cells) == width]
+    if len(body) < len(lines) - 1:  # blank lines, short ones (padded) or long ones (damage)
+        body = []
+        for cells in lines[1:]:
+            if not cells:
+                continue
+            if len(cells) > width:
+                return None
+            if len(cells) == width or not whole:
+                body.append(cells + [""] * (width - len(cells)))
+    return header, body
+
+
+class TypedLines:
+    """Lines of ``results.csv`` typed back column by column: :attr:`rows`, the rows :func:`result_row` made, by
+    trial id (a line with a cell that cannot say its value, a list or an object written as text, left out), and
+    :meth:`frame` of them.
+
+    The text columns stay text (:data:`TEXT_COLUMNS`; ``seed`` is an int); in the others an empty cell is None
+    (no value, or no such key) and the rest read as :func:`read_csv` reads parameters: ``8`` an int, ``0.5`` a
+    float (``repr`` gives it back exactly), ``True`` a bool, anything else text. Each distinct text is typed
+    once, and a column of floats in one call.
+    """
+
+    def __init__(self, header: list[str], lines: list[list[str]]) -> None:
+        self.header = header
+        untyped: set[int] = set()  # the lines with a cell that cannot be typed back
+        self.columns = [col if c in TEXT_COLUMNS and c != "seed" else _typed_cells(col, untyped)
+                        for c, col in zip(header, zip(*lines, strict=True), strict=True)] if lines else []
+        tid = header.index("trial_id")
+        self.rows: dict[str, dict[str, Any]] = {
+            values[tid]: dict(zip(header, values, strict=True))
+            for i, values in enumerate(zip(*self.columns, strict=True)) if i not in untyped}
+        self.line = {cells[tid]: i for i, cells in enumerate(lines) if i not in untyped}  # last, as in rows
+
+    def frame(self, trial_ids: Iterable[str]) -> pd.DataFrame:
+        """:func:`rows_frame` of the rows of `trial_ids` (of :attr:`rows`), in that order, built from the columns
+        in the order of the lines, then reordered: pandas reads the values in the order they were made, and a
+        frame of 100,000 rows takes a second less than from the row dicts."""
+        wanted = np.fromiter((self.line[t] for t in trial_ids), dtype=np.intp)
+        if not len(wanted):
+            return rows_frame([])
+        lines = np.sort(wanted)
+        taken = {c: np.asarray(col, dtype=object)[lines] for c, col in zip(self.header, self.columns, strict=True)}
+        frame = pd.DataFrame({c: values.tolist() for c, values in taken.items()})
+        for c in param_columns(frame.columns):
+            frame[c] = pd.Series(taken[c], index=frame.index, dtype=object)
+        frame = frame.take(np.searchsorted(lines, wanted)).reset_index(drop=True)
+        fill_fidelity(frame)
+        return frame
+
+
+_INT_CELL = re.compile(r"^[+-]?\d+$", re.MULTILINE)
+
+
+def _floats(texts: Sequence[str]) -> list[float] | None:
+    """What :func:`_typed` gives each of `texts` when every one is a float (none an int, True or empty): in one
+    call (a random search's 50,000 values of lr); None otherwise."""
+    if "" in texts or _INT_CELL.search("\n".join(texts)):
+        return None
+    try:
+        return list(map(float, texts))
+    except ValueError:
+        return None
+
+
+def _typed_cells(texts: Sequence[str], untyped: set[int]) -> Sequence[Any]:
+    """The cells of a column that is not text as the values they were written from (:func:`_cell_value`),
+    adding the lines of those that cannot be to `untyped`."""
+    distinct = set(texts)
+    if len(distinct) * 2 > len(texts):  # hardly repeated: metrics, floats all (repr, as to_csv writes them)?
+        floats = _floats(texts)
+        if floats is not None:
+            return floats
+        values = list(map(_cell_value, texts))
+    else:
+        typed = {t: _cell_value(t) for t in distinct}
+        values = list(map(typed.__getitem__, texts))
+    if any(t[:1] in ("[", "{") for t in distinct):
+        untyped.update(i for i, v in enumerate(values) if v is _UNTYPED)
+    return values
+
+
+_UNTYPED = object()  # a cell whose text was a list or an object: the CSV cannot say its value
+
+
+def _cell_value(text: str) -> Any:
+    """A cell of a column that is not text as the value it was written from (:class:`TypedLines`)."""
+    if not text:
+        return None
+    return _UNTYPED if text[0] in "[{" else _typed(text)
 
 
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
@@ -299,7 +396,8 @@ def _typed_column(col: pd.Series) -> pd.Series:
     """Text from the CSV back to the JSON value it was: 8 -> int, 0.5 -> float, True -> bool."""
     codes, uniques = pd.factorize(col)  # each distinct text typed once; a missing value's code is -1
     typed = np.empty(len(uniques) + 1, dtype=object)
-    typed[:-1] = [_typed(str(u)) for u in uniques.tolist()]
+    texts = [str(u) for u in uniques.tolist()]
+    typed[:-1] = _floats(texts) or [_typed(t) for t in texts]
     typed[-1] = None
     return pd.Series(typed[codes], index=col.index, dtype=object)
 

@@ -26,11 +26,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pandas as pd
+
 from hpt import layout
 from hpt.journal import Entry, Journal
 from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
-from hpt.rows import is_baseline, parse_csv, parse_row, result_row, row_damage, to_csv
+from hpt.rows import (
+    TypedLines,
+    is_baseline,
+    parse_csv,
+    parse_row,
+    read_lines,
+    result_row,
+    row_damage,
+    rows_frame,
+    to_csv,
+)
 from hpt.sinks import Sink, env_float, update
 from hpt.trial import Status, TrialResult
 from hpt.uploader import InMemory, Then, Uploader
@@ -62,7 +74,11 @@ class ResultStore:
         self.replace_ok = replace_ok  # --force: a new ok row may replace an ok row (nothing else ever does)
         self._rows: dict[str, dict[str, Any]] | None = None
         self._known: dict[str, dict[str, Any]] = {}  # rows known to be at the location: results.csv is merged from them
-        self._csv: tuple[bytes, str, dict[str, dict[str, Any]]] | None = None  # results.csv as this store last wrote it
+        # results.csv as this store last read or wrote it, its version and its text rows (None: not parsed yet)
+        self._csv: tuple[bytes, str, dict[str, dict[str, Any]] | None] | None = None
+        self._lines: TypedLines | None = None  # results.csv's ok lines, typed
+        self._typed: dict[str, dict[str, Any]] = {}  # ... their rows, by trial id
+        self.objects_read = 0  # row objects read by rows(): what a run with nothing left to train reads
         self._lock = threading.Lock()
         self.stream = stream
         self.journal = Journal(sink.uri) if stream and getattr(sink, "remote", False) else None
@@ -73,21 +89,70 @@ class ResultStore:
         return self.sink.uri
 
     def rows(self) -> dict[str, dict[str, Any]]:
-        """Every trial's row by trial id, read once from ``rows/`` and kept up to date."""
+        """Every trial's row by trial id (the trials of ``rows/``), read once and kept up to date.
+
+        A trial whose ``results.csv`` line is ``ok`` has its row from that line (:class:`~hpt.rows.TypedLines`):
+        an ok row object is only ever replaced by another ok one (:meth:`_write`), and a line is merged
+        only from a row object written before it, so an ok line is an ok row for good. Only the other
+        row objects are read (a location of 100,000 done trials: none). A ``--force`` store reads them all:
+        it reruns the rows that are there, as their objects say.
+        """
         if self._rows is None:
             keys = self.sink.list(layout.ROWS)
-            blobs = self.read_many(self.sink.read, keys)
-            rows: dict[str, dict[str, Any]] = {}
-            for key, data in zip(keys, blobs, strict=True):
-                row = parse_row(data)
-                if row is not None:
-                    rows[row["trial_id"]] = row
-                elif key.endswith(".json") and data is not None:
-                    log.warning("warning: %s is damaged (%s); its trial will run again", key, row_damage(data))
+            done = {} if self.replace_ok else self._ok_lines()
+            ids = layout.ids_of(keys, layout.ROWS)
+            if len(ids) == len(keys) and ids.keys() <= done.keys():  # every row an ok line's: none to read
+                rows = {tid: done[tid] for tid in ids}
+            else:
+                rows = self._read_rows(keys, {key: done[tid] for tid, key in ids.items() if tid in done})
             with self._lock:
                 self._known.update(rows)
             self._rows = rows
         return self._rows
+
+    def _read_rows(self, keys: list[str], typed: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The rows of `keys`, in their order: from `typed` (by key) where it has them, else read."""
+        unread = [k for k in keys if k not in typed]
+        self.objects_read += len(unread)
+        blobs = iter(self.read_many(self.sink.read, unread))
+        rows: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            row = typed.get(key)
+            if row is not None:
+                rows[row["trial_id"]] = row
+                continue
+            data = next(blobs)
+            row = parse_row(data)
+            if row is not None:
+                rows[row["trial_id"]] = row
+            elif key.endswith(".json") and data is not None:
+                log.warning("warning: %s is damaged (%s); its trial will run again", key, row_damage(data))
+        return rows
+
+    def _ok_lines(self) -> dict[str, dict[str, Any]]:
+        """The rows of results.csv's ok lines, typed, by trial id ({} when it is missing or damaged); the file
+        as read becomes the version the next merge into it expects."""
+        got = self.sink.read_versioned(RESULTS_CSV)
+        if got is None:
+            return {}
+        self._csv = (got[0], got[1], None)  # its text rows when a merge needs them
+        table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
+        if table is None:
+            return {}
+        header, lines = table
+        status = header.index("status") if "status" in header else None
+        ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
+        self._lines = TypedLines(header, ok)
+        self._typed = self._lines.rows
+        return self._typed
+
+    def frame(self) -> pd.DataFrame:
+        """:meth:`rows` as :func:`~hpt.rows.rows_frame` gives them; from results.csv's typed columns when every
+        row is one of its ok lines (a run with nothing left to train)."""
+        rows, lines = self.rows(), self._lines
+        if lines is not None and len(rows) == len(lines.rows) and all(lines.rows.get(t) is r for t, r in rows.items()):
+            return lines.frame(rows)
+        return rows_frame(rows.values())
 
     def refresh(self, trial_ids: Iterable[str] | None = None) -> None:
         """Read again what other runs may have written since :meth:`rows` was read: the rows of `trial_ids`,
@@ -145,8 +210,10 @@ class ResultStore:
             call()
 
     def write_csv(self) -> None:
-        """Merge every row this store knows into results.csv."""
-        self._merge_csv(list(self.rows().values()))
+        """Merge every row this store knows to be at the location (those of :meth:`rows`, and those it wrote) into
+        results.csv."""
+        self.rows()  # read, if not yet
+        self._merge_csv(())
 
     def write_run(self, record: dict[str, Any]) -> None:
         """Write a run record (:mod:`hpt.runs`) in turn with the results before it."""
@@ -226,10 +293,18 @@ class ResultStore:
         def merge(data: bytes | None) -> bytes | None:
             nonlocal merged, out
             last = self._csv
-            # as this store last wrote it: nobody else wrote since, so it need not be parsed again
-            merged = dict(last[2]) if last is not None and data is last[0] else parse_csv(data) if data else {}
+            todo = mine
+            if last is not None and data is last[0]:  # as this store last read or wrote it: parsed once at most
+                # a row typed from a line of the file as this store read it is in every version it read or wrote since
+                typed = self._typed
+                todo = [row for row in mine if typed.get(row["trial_id"]) is not row]
+                if not todo:
+                    return None
+                merged = dict(last[2]) if last[2] is not None else parse_csv(data)
+            else:
+                merged = parse_csv(data) if data else {}
             changed = False
-            for row in mine:
+            for row in todo:
                 changed |= _prefer_newer(merged, row)
             if data is not None and not changed:
                 return None

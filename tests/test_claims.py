@@ -289,3 +289,80 @@ def test_every_number_hpt_reads_from_the_environment_is_checked_up_front() -> No
     for path in (ROOT / "hpt").rglob("*.py"):
         read |= set(re.findall(r'env_float\("(HPT_\w+)"', path.read_text()))
     assert read and read <= set(ENV_NUMBERS)
+
+
+def _count_row_reads(store_or_cls: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The rows/ keys read through `store_or_cls`'s read (a sink instance, or a sink class for every instance)."""
+    read = store_or_cls.read
+    keys: list[str] = []
+
+    def counting(*args: Any) -> bytes | None:
+        key = args[-1]
+        if key.startswith("rows/"):
+            keys.append(key)
+        return read(*args)
+
+    monkeypatch.setattr(store_or_cls, "read", counting)
+    return keys
+
+
+def test_a_store_reads_only_the_row_objects_whose_results_csv_line_is_not_ok(
+        location: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ok line is an ok row for good: its object is not read, and the row typed from the line is the object's."""
+    writer = ResultStore(open_sink(location))
+    period = Period(pd.Timestamp("2013-01-01"), pd.Timestamp("2013-01-15"))
+    for i, status in enumerate([Status.OK] * 4 + [Status.FAILED]):
+        trial = Trial(f"t{i}", f"c{i}", "mlp", {"lr": 0.01 * (i + 1), "hidden_size": 8 * (i + 1), "bidir": i % 2 == 0},
+                      ("lr", "hidden_size", "bidir"), period, 1234 + i)
+        writer.record(TrialResult(trial, status, {"val_mse": 0.1 + i / 3} if status is Status.OK else {},
+                                  finished_at=f"2026-11-23T17:00:0{i}.000+00:00", error="" if status is Status.OK
+                                  else "boom"), "runA", ["val_mse", "val_mae"])
+    sink = open_sink(location)
+    late = parse_row(sink.read("rows/t3.json"))
+    assert late is not None
+    sink.write("rows/t9.json", json.dumps({**late, "trial_id": "t9"}).encode())  # its run died before merging it
+    every = ResultStore(open_sink(location), replace_ok=True)  # --force: reads every object
+    objects = every.rows()
+    assert every.objects_read == 6
+
+    store = ResultStore(open_sink(location))
+    read = _count_row_reads(store.sink, monkeypatch)
+    rows = store.rows()
+    assert sorted(read) == ["rows/t4.json", "rows/t9.json"]  # the failed trial's and the one not in results.csv
+    assert store.objects_read == 2
+    assert list(rows) == list(objects) == ["t0", "t1", "t2", "t3", "t4", "t9"]
+    for tid, row in objects.items():
+        assert {k: rows[tid].get(k) for k in row} == row  # the same values, of the same types
+        assert [type(rows[tid][k]) for k in row] == [type(v) for v in row.values()]
+    assert store.done() == {"t0", "t1", "t2", "t3", "t9"}
+
+
+def test_a_run_with_nothing_left_reads_no_row_object_and_results_csv_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, spec = _spec(tmp_path, [0.001, 0.01, 0.1])
+    res = str(tmp_path / "res")
+    _run(spec, res, FakeBackend(lambda t: Script(status=Status.FAILED if t.params["lr"] == 0.1 else Status.OK)))
+    from hpt import store as store_module
+    from hpt.sinks.local import LocalSink
+    parsed: list[int] = []
+    def counted(read: Any) -> Any:
+        return lambda *args, **kwargs: parsed.append(1) or read(*args, **kwargs)
+
+    for name in ("parse_csv", "read_lines"):  # the two ways the store reads results.csv
+        monkeypatch.setattr(store_module, name, counted(getattr(store_module, name)))
+    read = _count_row_reads(LocalSink, monkeypatch)
+    backend = FakeBackend(_ok)
+    summary, out = _run(spec, res, backend)
+    assert _submitted(backend) == [t.trial_id for t in expand(spec) if t.params["lr"] == 0.1]  # the failed one, again
+    failed = f"rows/{_submitted(backend)[0]}.json"
+    assert read[0] == failed and read[-1] == failed  # what it was (the store), what it is (the gate)
+    assert not {f"rows/{t.trial_id}.json" for t in expand(spec)} - {failed} & set(read)  # no ok trial's object
+    assert summary.counts == {"ok": 1} and "skipping 2 trials already done" in out
+    read.clear()
+    parsed.clear()
+    before = (tmp_path / "res" / RESULTS_CSV).stat()
+    summary, out = _run(spec, res, backend := FakeBackend(_ok))
+    assert not _submitted(backend) and "skipping 3 trials already done" in out
+    assert read == [] and parsed == [1]  # results.csv parsed once, no row object read
+    after = (tmp_path / "res" / RESULTS_CSV).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # nothing to merge: not rewritten

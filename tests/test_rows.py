@@ -15,6 +15,7 @@ from hpt.results import load_results
 from hpt.rows import (
     LEADING_COLUMNS,
     TRAILING_COLUMNS,
+    TypedLines,
     is_param,
     param_column,
     param_columns,
@@ -23,6 +24,8 @@ from hpt.rows import (
     parse_csv,
     parse_row,
     read_csv,
+    read_lines,
+    rows_frame,
     to_csv,
 )
 from hpt.sinks import open_sink
@@ -92,6 +95,43 @@ def test_text_rows_are_written_back_unchanged() -> None:
     lines = merged.splitlines()
     assert lines[1].startswith("r1,t4,")  # the earliest finished
     assert parse_csv(merged.encode())["t1"] == parse_csv(first.encode())["t1"]
+
+
+def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
+    """What a run takes from results.csv's ok lines instead of reading their row objects (ResultStore.rows)."""
+    lines = TypedLines(*_lines(to_csv(ROWS)))
+    typed = lines.rows
+    for row in ROWS:
+        back = typed[row["trial_id"]]
+        expected = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}  # NaN: no value
+        assert {k: back[k] for k in row} == expected
+        assert [type(back[k]) for k in row] == [type(v) for v in expected.values()]  # 8 an int, 1.0 a float, True...
+        assert all(back[k] is None for k in back.keys() - row.keys())  # columns of other rows: no value
+    listed = _row("t5", "2026-01-01T00:04:00.000+00:00", param_layers=[64, 32], val_mse=0.1)
+    with_list = TypedLines(*_lines(to_csv([*ROWS, listed])))
+    assert list(with_list.rows) == ["t2", "t3", "t1"]  # a list: not typed
+    for table, ids in ((lines, ["t1", "t3", "t2"]), (with_list, ["t3", "t1"])):  # the frame of a run's summary
+        pd.testing.assert_frame_equal(table.frame(ids), rows_frame(table.rows[t] for t in ids), check_exact=True)
+    floats = [_row(f"f{i}", "2026-01-01T00:00:00.000+00:00", val_mse=v) for i, v in enumerate([0.1, 1e-300, 2.0, 7e22])]
+    back = TypedLines(*_lines(to_csv(floats))).rows  # a column of floats typed in one call: still floats, exactly
+    assert [(type(r["val_mse"]), r["val_mse"]) for r in back.values()] == [(float, r["val_mse"]) for r in floats]
+
+
+def test_only_lines_written_whole_are_taken_for_rows() -> None:
+    """A store takes an ok line for its row only when the line is whole: a file cut short is damaged at its end."""
+    text = to_csv(ROWS)
+    cut = text[: text.rindex("2026-01-01T00:03")] + "2026-01-01T00:0"  # inside the last line's finished_at
+    assert list(parse_csv(cut.encode())) == ["t2", "t3", "t1"]  # read, padded, by hpt results
+    assert [cells[1] for cells in _lines(cut, whole=True)[1]] == ["t2", "t3"]
+    assert [cells[1] for cells in _lines(text[:-1], whole=True)[1]] == ["t2", "t3"]  # no final line break: cut?
+    blank = text.replace("\nr1,t3,", "\n\nr1,t3,")
+    assert [cells[1] for cells in _lines(blank, whole=True)[1]] == ["t2", "t3", "t1"]  # a blank line is no damage
+
+
+def _lines(text: str, whole: bool = False) -> tuple[list[str], list[list[str]]]:
+    table = read_lines(text.encode(), whole)
+    assert table is not None
+    return table
 
 
 def test_rows_finished_at_the_same_time_keep_their_order() -> None:

@@ -54,30 +54,29 @@ def load_results(uri: str) -> pd.DataFrame:
     rows_url = sink.url(layout.ROWS).rstrip("/") + "/"
     frame = _load_csv(sink, found)
     try:
-        keys = [k for k in sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS)]
+        ids = layout.ids_of(sink.list(layout.ROWS), layout.ROWS)
     except OSError as e:
-        keys = []
+        ids = {}
         found.append(f"{rows_url} cannot be read: {e.strerror or e}")
     else:
-        if not keys:
+        if not ids:
             found.append("no rows/")
-    if keys:
-        ids = {str(layout.id_of(k, layout.ROWS)): k for k in keys}
+    if ids:
         have: set[str] = set()
         if not frame.empty:
             listed = len(frame)
             tids = frame["trial_id"].astype(str).tolist()  # lists and sets: pandas' isin on text is slow at scale
-            kept = [t in ids for t in tids]
-            if not all(kept):
-                frame = frame[kept]
-            have = set(tids) & ids.keys()
+            have = set(tids)
+            if not have <= ids.keys():  # lines of trials without a row object
+                frame = frame[[t in ids for t in tids]]
+                have &= ids.keys()
             if listed and not have:
                 found.append(f"{sink.url(RESULTS_CSV)} lists none of the trials in rows/")
         extra = _read_rows(sink, [k for tid, k in ids.items() if tid not in have], damaged)
         if extra:
             frame = pd.concat([frame, rows_frame(extra)], ignore_index=True) if not frame.empty else rows_frame(extra)
         elif not have:
-            files = f"{len(keys)} .json file" + ("s" if len(keys) != 1 else "")
+            files = f"{len(ids)} .json file" + ("s" if len(ids) != 1 else "")
             found.append(f"{rows_url} holds no readable trial rows ({files})")
     if frame.empty:
         raise InputError(f"no results at {uri}: {'; '.join(found)}")

@@ -21,7 +21,6 @@ from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims
 from hpt.errors import HptError
 from hpt.progress import Reporter, plural
-from hpt.rows import rows_frame
 from hpt.runner.backend import make_backend
 from hpt.runner.gate import ClaimGate
 from hpt.runner.loop import drive
@@ -67,7 +66,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             store.refresh()  # rows other runs at the location stored meanwhile count toward the best config too
         except (OSError, HptError) as e:
             log.warning("could not read the rows other runs stored at %s: %s", sink.uri, e)
-    trial_rows = rows_frame(store.rows().values())
+    trial_rows = store.frame()
     judge_best(run.summary, spec, trial_rows)
     report_end(reporter, spec, run.summary, scheduler.report(trial_rows))
     for line in undelivered + tracked:
