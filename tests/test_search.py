@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpt import draws
 from hpt.backends.fake import FakeBackend, Script
 from hpt.errors import SpecError
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
-from hpt.search import AutoSearch, GridSearch, RandomSearch, expand, trial_seed
+from hpt.search import GridSearch, RandomSearch, expand, trial_seed
 from hpt.spec import Distribution, check_data, load_spec, parse_spec
 from hpt.train import TrainContext
 from hpt.trial import Trial
@@ -271,24 +270,3 @@ def test_random_draws_are_what_they_always_were() -> None:
         2**32 + 5: [{"lr": 0.021019, "hidden_size": 52, "optimizer": "adam"},
                     {"lr": 0.0123978, "hidden_size": 43, "optimizer": "sgd"}],
     }
-
-
-@pytest.mark.parametrize("seed", [0, 7, 2**32 - 1])
-def test_draws_in_bulk_are_the_configs_one_generator_each_draws(seed: int) -> None:
-    """Counting a plan draws its configs in bulk (hpt.draws, no generator per config): the same values, bit for bit,
-    of every kind of axis, as numpy's generator of [seed, i] draws for config i alone."""
-    axes: dict[str, Any] = {
-        "lr": Distribution("loguniform", 1e-5, 0.3), "dropout": Distribution("uniform", 0, 0.5),
-        "hidden_size": Distribution("int", 8, 300), "wide": Distribution("int", -5, 2**32 - 6),  # 2**32 values
-        "one": ("only",), "three": (16, 32, 64), "seven": tuple(range(7)), "odd": range(2**31 + 3),
-    }
-    for space in (RandomSearch(axes, seed=seed, max_trials=5000), AutoSearch(axes, seed=seed, max_trials=300)):
-        bulk = list(space)
-        assert len(bulk) == len(space) and bulk == [space[i] for i in range(len(space))]
-        assert [type(v) for v in bulk[0].values()] == [type(v) for v in space[0].values()]
-    state = draws.seeded(seed, 41, 43)[1]  # i = 42: what numpy's generator of [seed, 42] holds
-    assert {"state": state.state, "inc": state.inc} == \
-        np.random.default_rng(np.array([seed, 42], dtype=np.uint32)).bit_generator.state["state"]
-    wider = {"n": Distribution("int", 0, 2**32)}  # 2**32 + 1 values: numpy draws 64 bits; so does a space that has it
-    assert list(RandomSearch(wider, seed=seed, max_trials=50)) == [RandomSearch(wider, seed=seed, max_trials=50)[i]
-                                                                     for i in range(50)]
