@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 
 import pytest
 
@@ -90,17 +91,28 @@ def test_search_efficiency_benchmark_quick() -> None:
                      r"drop a config: --periods 4 or 5$", out, re.M), out
 
 
-def test_forecast_quality_benchmark_quick() -> None:
-    out = _quick_run("forecast_quality.py", timeout=600)
+def test_forecast_quality_benchmark_quick(tmp_path: Path) -> None:
+    saved = tmp_path / "rows.jsonl"
+    out = _quick_run("forecast_quality.py", 600, "--save", str(saved))
     number = r"\d+(\.\d+)?(e[+-]\d+)?"
-    assert "one torch thread" in out, out
+    assert re.search(r"^hourly: .*final trained on the 3 months before the hold-out.*one torch thread; medians over "
+                     r"seeds$", out, re.M), out
     assert re.search(rf"^seasonal naive on the same \d+ hold-out windows: mae {number}, mse {number}$", out, re.M), out
     for arch in ("dlinear",):
         for scaler in ("standard", "window"):
             for loss in ("mse", "mae"):
-                assert re.search(rf"^  {arch} +{scaler} +{loss} +{number} +{number} +{number} +{number} +{number}$",
+                assert re.search(rf"^  {arch} +{scaler} +{loss} +{number} +{number} +{number} +{number} +{number} +1$",
                                  out, re.M), (arch, scaler, loss, out)
-    assert re.search(r"^beat seasonal naive on both mae and mse: \d+ of 4 combinations; best mae: ", out, re.M), out
+    assert re.search(r"^beat seasonal naive on both mae and mse \(hourly\): \d+ of 4 combinations, \d of 1 families; "
+                     r"best mae: ", out, re.M), out
+    assert re.search(r"^goal \(hourly\): a family beats seasonal naive on both mae and mse -> (met|missed)", out, re.M)
+    assert re.search(r"^goal \(hourly\): best mae at least 10% below seasonal naive's -> (met|missed) ", out, re.M)
+    # the saved rows give the same tables again, nothing trained
+    assert len(saved.read_text().splitlines()) == 4
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "forecast_quality.py"), "--load", str(saved)],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == out
 
 
 def test_results_scale_benchmark_quick() -> None:
