@@ -121,3 +121,14 @@ def test_results_scale_benchmark_quick() -> None:
     for command in ("hpt results", "hpt results --format json", "hpt results --format csv", "hpt best",
                     r"hpt run \(nothing left\)"):
         assert re.search(rf"^  {command} +\d+\.\d\d +\d+\.\d\d +\d+$", out, re.M), out  # exit 0: no "(exit N)"
+
+
+def test_dlinear_reference_runs() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dlinear_reference.py"), "--train-start",
+                           "2014-11-01", "--epochs", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\d+ train windows \(2014-11-01 00:00:00 \.\. 2014-12-01\), 721 hold-out windows", done.stdout,
+                     re.M), done.stdout
+    # seasonal naive on the same windows as hpt final's (forecast_quality's hold-out: mae 108.6)
+    assert re.search(r"seasonal naive: mae 108\.6 mse 7\.429e\+04; ratio mae \d\.\d{3} mse \d\.\d{3}$", done.stdout,
+                     re.M), done.stdout
