@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scaler", choices=("window", "standard"), default="window")
     p.add_argument("--kernel", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cosine", action="store_true", help="the learning rate decays to 0 over the epochs (cosine)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     path = files("hpt.demo").joinpath(a.data[5:]) if a.data.startswith("demo:") else a.data
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     model = DLinear(lb, h, a.kernel, a.scaler == "window")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     loss_fn = nn.L1Loss() if a.loss == "mae" else nn.MSELoss()
+    steps = a.epochs * -(-len(x_train) // a.batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if a.cosine else None
     began = time.perf_counter()
     for _ in range(a.epochs):
         order = torch.randperm(len(x_train))
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
             opt.zero_grad()
             loss_fn(model(x_train[idx]), y_train[idx]).backward()
             opt.step()
+            if sched is not None:
+                sched.step()
     seconds = time.perf_counter() - began
     with torch.no_grad():
         forecast = model(x_test).numpy() * std + mean

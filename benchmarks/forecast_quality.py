@@ -49,7 +49,7 @@ import torch
 import hpt.final.training
 from hpt.architectures import BUILTIN
 from hpt.final import FinalRequest, run_final
-from hpt.hparams import LOSSES, SCALERS
+from hpt.hparams import LOSSES, LR_SCHEDULES, SCALERS
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import check_data, parse_spec
@@ -67,7 +67,10 @@ DATASETS: dict[str, dict[str, Any]] = {
                 "lookback": 28, "horizon": 7, "tune": "2013-01-01:2015-10-01", "holdout": "3M", "final_months": 45},
 }
 SETTINGS = ("data", "target", "time_column", "lookback", "horizon", "tune", "holdout", "final_months")
-GOAL_MAE = {"hourly": 0.9}  # the issue: the best family's MAE at least 10% below seasonal naive's on hourly data
+GOAL_MAE = {"hourly": 0.9}
+# A longer season than hpt's default (a day for hourly data), scored on the same windows as a second yardstick:
+# data.season 168 would make it the baseline hpt final compares with.
+OTHER_SEASON = {"hourly": 168}  # the issue: the best family's MAE at least 10% below seasonal naive's on hourly data
 
 
 class InProcess:
@@ -124,7 +127,7 @@ def _spec(ds: dict[str, Any], args: argparse.Namespace, arch: str, scaler: str, 
         "parameters": {"lr": {"loguniform": [low, high]}},
         "training": {"epochs": _epochs(args, arch), "batch_size": 64, "lookback": ds["lookback"],
                      "horizon": ds["horizon"], "validation": 0.25, "patience": 5, "loss": loss, "scaler": scaler,
-                     "seed": seed},
+                     "seed": seed, "lr_schedule": args.lr_schedule},
         "objective": "val_mae" if loss == "mae" else "val_mse",
     })
 
@@ -138,7 +141,7 @@ def _one(name: str, ds: dict[str, Any], args: argparse.Namespace, arch: str, sca
     spec = _spec(ds, args, arch, scaler, loss, seed)
     location = str(folder / f"{name}-{spec.name}")
     row: dict[str, Any] = {"dataset": name, "arch": arch, "scaler": scaler, "loss": loss, "seed": seed,
-                           "configs": args.configs, "epochs": _epochs(args, arch),
+                           "configs": args.configs, "epochs": _epochs(args, arch), "lr_schedule": args.lr_schedule,
                            **{k: ds[k] for k in SETTINGS}}
     start = time.perf_counter()
     summary = run_spec(spec, RunOptions(sink=location, device="cpu"), Reporter(io.StringIO(), bar=False, quiet=True),
@@ -155,6 +158,25 @@ def _one(name: str, ds: dict[str, Any], args: argparse.Namespace, arch: str, sca
     return {**row, "mae": model["mae"], "mse": model["mse"], "mae_ratio": model["mae"] / naive["mae"],
             "mse_ratio": model["mse"] / naive["mse"], "seconds": seconds, "naive_mae": naive["mae"],
             "naive_mse": naive["mse"], "windows": doc["holdout"]["windows"]}
+
+
+def _seasonal_naive(row: dict[str, Any], season: int) -> tuple[float, float]:
+    """Seasonal naive's hold-out MAE and MSE with this `season` (in steps) on the windows `row`'s final
+    was scored on: every window whose targets lie in the hold-out (hpt final's)."""
+    from hpt.baselines import naive_forecasts
+    from hpt.windows import frame_step, holdout_window
+
+    spec = parse_spec({"architecture": "linear", "data": {"path": row["data"], "time_column": row["time_column"],
+                                                          "target": row["target"]},
+                       "date_ranges": [row["tune"].split(":")]})
+    frame = spec.data.read().frame
+    target, step, h = frame.iloc[:, 0], frame_step(frame), int(row["horizon"])
+    first = int(frame.index.searchsorted(holdout_window(0, frame, row["holdout"]).start))
+    ends = frame.index[first - 1:len(frame) - h]
+    forecast = naive_forecasts(target, ends.to_numpy(), h, step, season)["naive-seasonal"]
+    values = target.to_numpy(float)
+    actual = values[[[frame.index.get_loc(e) + k for k in range(1, h + 1)] for e in ends]]
+    return float(abs(forecast - actual).mean()), float(((forecast - actual) ** 2).mean())
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -219,6 +241,13 @@ def report(rows: list[dict[str, Any]]) -> None:
                 print(f"  {_line(r)}")
         both = [r for r in table if r["mae_ratio"] < 1 and r["mse_ratio"] < 1]
         best = table[0]
+        if name in OTHER_SEASON:
+            season = OTHER_SEASON[name]
+            mae, mse = _seasonal_naive(mine[0], season)
+            print(f"seasonal naive with a season of {season} steps (data.season {season}) on the same windows: "
+                  f"mae {mae:.4g}, mse {mse:.4g}; against it, the best mae ({best['arch']} {best['scaler']} "
+                  f"{best['loss']}) is {(best['mae'] / mae - 1) * 100:+.1f}% on mae, "
+                  f"{(best['mse'] / mse - 1) * 100:+.1f}% on mse")
         print(f"beat seasonal naive on both mae and mse ({name}): {len(both)} of {len(table)} combinations, "
               f"{len({r['arch'] for r in both})} of {len(seen)} families; best mae: {best['arch']} {best['scaler']} "
               f"{best['loss']} ({(best['mae_ratio'] - 1) * 100:+.1f}%)")
@@ -257,6 +286,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of search and training [0,1,2]")
     parser.add_argument("--configs", type=int, default=4, help="random configs per combination [4]")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per trial (patience 5) [20]")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
+                        help="training.lr_schedule of every trial and final [plateau]")
     parser.add_argument("--arch-epochs", type=_pairs, default={}, metavar="ARCH=N,...",
                         help="fewer epochs for some families (slow on a CPU), e.g. lstm=5,attention=5")
     for key in SETTINGS:
