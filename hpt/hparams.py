@@ -13,8 +13,8 @@ import pandas as pd
 
 from hpt.errors import show
 
-__all__ = ["Constraint", "HParam", "LOSSES", "LR_SCHEDULES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation",
-           "quantile_name", "quantiles_of"]
+__all__ = ["Constraint", "HParam", "LOSSES", "LR_SCHEDULES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "id_params",
+           "parse_validation", "quantile_name", "quantiles_of"]
 
 LOSSES = ("mse", "mae", "huber", "quantile", "mdn")
 QUANTILE_LOSSES = ("quantile", "mdn")
