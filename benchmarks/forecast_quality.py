@@ -50,7 +50,7 @@ import hpt.final.training
 from hpt.architectures import BUILTIN
 from hpt.final import FinalRequest, run_final
 from hpt.hparams import LOSSES, LR_SCHEDULES, SCALERS
-from hpt.progress import Reporter
+from hpt.progress import Reporter, plural
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import check_data, parse_spec
 from hpt.train import TrainContext
@@ -209,7 +209,8 @@ def _describe(name: str, rows: list[dict[str, Any]]) -> str:
     configs = sorted({r["configs"] for r in rows})
     return (f"{name}: {first['data']} ({first['target']}), lookback {first['lookback']}, horizon {first['horizon']}; "
             f"tuned on {first['tune']}, {'/'.join(map(str, configs))} random configs of {usual} epochs per "
-            f"combination{f' (except: {fewer})' if fewer else ''}; final trained on the {first['final_months']} "
+            f"combination{f' (except: {fewer})' if fewer else ''}, lr_schedule "
+            f"{'/'.join(sorted({r.get('lr_schedule', 'plateau') for r in rows}))}; final trained on the {first['final_months']} "
             f"months before the hold-out (hpt final --months), hold-out the last {first['holdout']}; "
             f"1 worker, one torch thread; medians over seeds")
 
@@ -241,6 +242,9 @@ def report(rows: list[dict[str, Any]]) -> None:
                 print(f"  {_line(r)}")
         both = [r for r in table if r["mae_ratio"] < 1 and r["mse_ratio"] < 1]
         best = table[0]
+        seeds = max(r["seeds"] for r in table)  # the goals are judged on the combinations run with every seed
+        full = [r for r in table if r["seeds"] == seeds]
+        full_both = [r for r in full if r["mae_ratio"] < 1 and r["mse_ratio"] < 1]
         if name in OTHER_SEASON:
             season = OTHER_SEASON[name]
             mae, mse = _seasonal_naive(mine[0], season)
@@ -251,13 +255,15 @@ def report(rows: list[dict[str, Any]]) -> None:
         print(f"beat seasonal naive on both mae and mse ({name}): {len(both)} of {len(table)} combinations, "
               f"{len({r['arch'] for r in both})} of {len(seen)} families; best mae: {best['arch']} {best['scaler']} "
               f"{best['loss']} ({(best['mae_ratio'] - 1) * 100:+.1f}%)")
-        goals.append(f"goal ({name}): a family beats seasonal naive on both mae and mse -> "
-                     + (f"met ({both[0]['arch']} {both[0]['scaler']} {both[0]['loss']}: mae {both[0]['mae_ratio']:.3f}, "
-                        f"mse {both[0]['mse_ratio']:.3f})" if both else "missed"))
+        among = f"among the {len(full)} combinations with {plural(seeds, 'seed')}"
+        goals.append(f"goal ({name}): a family beats seasonal naive on both mae and mse ({among}) -> "
+                     + (f"met ({full_both[0]['arch']} {full_both[0]['scaler']} {full_both[0]['loss']}: mae "
+                        f"{full_both[0]['mae_ratio']:.3f}, mse {full_both[0]['mse_ratio']:.3f})" if full_both else "missed"))
         if name in GOAL_MAE:
+            top = full[0]
             goals.append(f"goal ({name}): best mae at least {(1 - GOAL_MAE[name]) * 100:.0f}% below seasonal naive's "
-                         f"-> {'met' if best['mae_ratio'] <= GOAL_MAE[name] else 'missed'} ({best['arch']} "
-                         f"{best['scaler']} {best['loss']}: {(best['mae_ratio'] - 1) * 100:+.1f}%)")
+                         f"({among}) -> {'met' if top['mae_ratio'] <= GOAL_MAE[name] else 'missed'} ({top['arch']} "
+                         f"{top['scaler']} {top['loss']}: {(top['mae_ratio'] - 1) * 100:+.1f}%)")
     for line in goals:
         print(line)
     if not ok:
