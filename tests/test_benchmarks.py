@@ -110,7 +110,10 @@ def test_forecast_quality_benchmark_quick(tmp_path: Path) -> None:
                      out, re.M), out
     assert re.search(rf"^goal \(hourly\): best mae at least 10% below seasonal naive's {among} -> (met|missed) ", out,
                      re.M), out
-    assert re.search(rf"^seasonal naive with a season of 168 steps \(data.season 168\) on the same windows: mae {number}, ",
+    assert re.search(rf"^naive-last \(the last value\) on the same windows: mae {number}, mse {number}; against it, ",
+                     out, re.M), out
+    assert re.search(rf"^seasonal naive with a season of 168 steps \(data.season 168\) on the same windows: mae {number}, "
+                     rf"mse {number}; against it, the best mae with every seed ",
                      out, re.M), out
     # the saved rows give the same tables again, nothing trained
     assert len(saved.read_text().splitlines()) == 4
