@@ -10,6 +10,7 @@ windows and seasonal naive as ``hpt final --holdout-start`` (forecast_quality.py
 
     python benchmarks/dlinear_reference.py                                   # hourly, a year's training
     python benchmarks/dlinear_reference.py --train-start 2014-09-01          # 3 months, as hpt final's default
+    python benchmarks/dlinear_reference.py --cosine                          # the lr along a cosine to 0
     python benchmarks/dlinear_reference.py --data ../shared/data/seattle_weather_daily.csv --target temp_max \\
         --time-column date --lookback 28 --horizon 7 --season 7 --holdout 2015-10-01 --train-start 2012-01-01
 """
