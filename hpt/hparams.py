@@ -13,14 +13,15 @@ import pandas as pd
 
 from hpt.errors import show
 
-__all__ = ["Constraint", "HParam", "LOSSES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "id_params", "parse_validation",
-           "quantile_name", "quantiles_of"]
+__all__ = ["Constraint", "HParam", "LOSSES", "LR_SCHEDULES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "id_params",
+           "parse_validation", "quantile_name", "quantiles_of"]
 
 LOSSES = ("mse", "mae", "huber", "quantile", "mdn")
 QUANTILE_LOSSES = ("quantile", "mdn")
 """The losses whose models forecast quantiles (``training.quantiles``): pinball-trained, or read off a mixture."""
 DEFAULT_QUANTILES = [0.1, 0.5, 0.9]
 SCALERS = ("standard", "window", "robust")
+LR_SCHEDULES = ("plateau", "cosine")
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
@@ -190,6 +191,10 @@ TRAINING: dict[str, HParam] = {
                     "point forecast); a quantile model is trained on their mean pinball loss"),
         HParam("mdn_components", 3, "int", low=1, high=16, new_key=True,
                help="mdn loss: Gaussians in each step's mixture"),
+        HParam("lr_schedule", "plateau", "str", choices=LR_SCHEDULES, new_key=True,
+               help="plateau (lr times lr_decay when the monitored loss has not improved for lr_patience epochs) "
+                    "or cosine (lr falls along a half cosine to 0 over the epochs, batch by batch, so the last "
+                    "weights are settled, not the last of a noisy walk; lr_decay and lr_patience unused)"),
         HParam("scaler", "standard", "str", choices=SCALERS, new_key=True,
                help="standard (each column by its train part's mean and std), window (also each input "
                     "window's target by its own, the forecast scaled back: RevIN) or robust (each column by its "

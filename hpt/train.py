@@ -126,7 +126,8 @@ class Stepper:
 
     The loss is ``training.loss`` (:func:`loss_function`); Adam, AdamW or SGD (momentum 0.9)
     with weight decay, a seeded batch order, optional gradient clipping and mixed precision
-    on CUDA; the learning rate decays on plateaus of whatever :meth:`plateau` is given.
+    on CUDA; the learning rate decays on plateaus of whatever :meth:`plateau` is given, or with
+    ``training.lr_schedule`` "cosine" along a half cosine to 0 over ``epochs`` full passes, batch by batch.
     """
 
     def __init__(self, model: nn.Module, params: dict[str, Any], device: torch.device, seed: int) -> None:
@@ -143,9 +144,12 @@ class Stepper:
         else:
             self.opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
         decay = float(params["lr_decay"])
+        self.cosine = params.get("lr_schedule", "plateau") == "cosine"
+        self.epochs = int(params["epochs"])
         self.sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=decay,
                                                                  patience=int(params["lr_patience"]))
-                      if decay < 1 else None)
+                      if decay < 1 and not self.cosine else None)
+        self.per_batch: torch.optim.lr_scheduler.LRScheduler | None = None  # the cosine, set at the first epoch
         self.clip = params.get("grad_clip")
         self.batch = int(params["batch_size"])
         self.amp = str(params.get("amp", "off"))
@@ -159,6 +163,8 @@ class Stepper:
     def epoch(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One pass over the windows in a seeded random order; the mean training loss."""
         model, opt, n = self.model, self.opt, len(x)
+        if self.cosine and self.per_batch is None:  # the batches of every epoch: known once the windows are
+            self.per_batch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs * math.ceil(n / self.batch))
         model.train()
         order = torch.randperm(n, device=self.device, generator=self.gen)
         total = torch.zeros((), device=self.device)
@@ -179,6 +185,8 @@ class Stepper:
                 self.scaler.update()
             else:
                 opt.step()
+            if self.per_batch is not None:
+                self.per_batch.step()
             total += loss.detach() * len(idx)
         return float(total) / n
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 
 import pytest
 
@@ -91,17 +92,36 @@ def test_search_efficiency_benchmark_quick() -> None:
                      r"drop a config: --periods 4 or 5$", out, re.M), out
 
 
-def test_forecast_quality_benchmark_quick() -> None:
-    out = _quick_run("forecast_quality.py", timeout=600)
+def test_forecast_quality_benchmark_quick(tmp_path: Path) -> None:
+    saved = tmp_path / "rows.jsonl"
+    out = _quick_run("forecast_quality.py", 600, "--save", str(saved))
     number = r"\d+(\.\d+)?(e[+-]\d+)?"
-    assert "one torch thread" in out, out
+    assert re.search(r"^hourly: .*final trained on the 3 months before the hold-out.*one torch thread; medians over "
+                     r"seeds$", out, re.M), out
     assert re.search(rf"^seasonal naive on the same \d+ hold-out windows: mae {number}, mse {number}$", out, re.M), out
     for arch in ("dlinear",):
         for scaler in ("standard", "window"):
             for loss in ("mse", "mae"):
-                assert re.search(rf"^  {arch} +{scaler} +{loss} +{number} +{number} +{number} +{number} +{number}$",
+                assert re.search(rf"^  {arch} +{scaler} +{loss} +{number} +{number} +{number} +{number} +{number} +1$",
                                  out, re.M), (arch, scaler, loss, out)
-    assert re.search(r"^beat seasonal naive on both mae and mse: \d+ of 4 combinations; best mae: ", out, re.M), out
+    assert re.search(r"^beat seasonal naive on both mae and mse \(hourly\): \d+ of 4 combinations, \d of 1 families; "
+                     r"best mae: ", out, re.M), out
+    among = r"\(among the 4 combinations with 1 seed\)"
+    assert re.search(rf"^goal \(hourly\): a family beats seasonal naive on both mae and mse {among} -> (met|missed)",
+                     out, re.M), out
+    assert re.search(rf"^goal \(hourly\): best mae at least 10% below seasonal naive's {among} -> (met|missed) ", out,
+                     re.M), out
+    assert re.search(rf"^naive-last \(the last value\) on the same windows: mae {number}, mse {number}; against it, ",
+                     out, re.M), out
+    assert re.search(rf"^seasonal naive with a season of 168 steps \(data.season 168\) on the same windows: mae {number}, "
+                     rf"mse {number}; against it, the best mae with every seed ",
+                     out, re.M), out
+    # the saved rows give the same tables again, nothing trained
+    assert len(saved.read_text().splitlines()) == 4
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "forecast_quality.py"), "--load", str(saved)],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == out
 
 
 def test_results_scale_benchmark_quick() -> None:
@@ -110,3 +130,14 @@ def test_results_scale_benchmark_quick() -> None:
     for command in ("hpt results", "hpt results --format json", "hpt results --format csv", "hpt best",
                     r"hpt run \(nothing left\)"):
         assert re.search(rf"^  {command} +\d+\.\d\d +\d+\.\d\d +\d+$", out, re.M), out  # exit 0: no "(exit N)"
+
+
+def test_dlinear_reference_runs() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dlinear_reference.py"), "--train-start",
+                           "2014-11-01", "--epochs", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\d+ train windows \(2014-11-01 00:00:00 \.\. 2014-12-01\), 721 hold-out windows", done.stdout,
+                     re.M), done.stdout
+    # seasonal naive on the same windows as hpt final's (forecast_quality's hold-out: mae 108.6)
+    assert re.search(r"seasonal naive: mae 108\.6 mse 7\.429e\+04; ratio mae \d\.\d{3} mse \d\.\d{3}$", done.stdout,
+                     re.M), done.stdout
