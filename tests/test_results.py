@@ -88,6 +88,25 @@ def test_ranking_orders_by_mean_and_counts_periods_won(tmp_path: Path) -> None:
     assert "best: aaa  hidden_size=16 lr=0.01  mean val_mse=0.2, won 2 of 3 periods" in text
 
 
+def test_configs_of_several_families_in_one_location_say_which_family_they_are(tmp_path: Path) -> None:
+    """One spec per family into one sink (docs/spec.md "Tuning across families"): the ranking names each config's
+    architecture; a location of one family shows no such column."""
+    rows = grid({"nh1": [0.1, 0.2], "dl1": [0.3, 0.3], "dl2": [0.5, 0.4]},
+                {"nh1": {"lr": 0.01}, "dl1": {"lr": 0.01}, "dl2": {"lr": 0.001}}, 2)
+    for r in rows:
+        r["architecture"] = "nhits" if r["config_id"].startswith("nh") else "dlinear"
+    uri = write_results(tmp_path / "mixed", rows)
+    text = results_cli("results", uri).stdout
+    assert re.search(r"#\s+config\s+architecture\s+lr\s+mean", text), text
+    assert re.search(r"1\*\s+nh1\s+nhits\s+0\.01\s", text) and re.search(r"3\s+dl2\s+dlinear\s+0\.001\s", text), text
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert [(c["config_id"], c["architecture"]) for c in doc["full"]["configs"]] == [
+        ("nh1", "nhits"), ("dl1", "dlinear"), ("dl2", "dlinear")]
+    one = write_results(tmp_path / "one", grid({"a": [0.1, 0.2]}, {"a": {"lr": 0.01}}, 2))
+    assert "architecture" not in results_cli("results", one).stdout
+    assert "architecture" not in json.loads(results_cli("results", one, "--format", "json").stdout)["full"]["configs"][0]
+
+
 def test_partial_config_is_shown_but_never_crowned(tmp_path: Path) -> None:
     rows = grid({"full1": [0.3, 0.3, 0.3], "full2": [0.4, 0.5, 0.4]}, {"full1": {"lr": 1}, "full2": {"lr": 2}}, 3)
     rows += [row("part", 0, 0.01, lr=3), row("part", 1, 0.01, lr=3)]  # best mean, one period missing

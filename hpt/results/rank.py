@@ -212,6 +212,10 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str, planned: Coll
         firsts = ok.groupby(ok["config_id"].astype(str), sort=False)[columns].first()
         for p, c in zip(params, columns, strict=True):
             table[p] = firsts[c].reindex(values.index).to_numpy()
+    if "architecture" in ok:  # several families tuned into one location: say which config is which
+        archs = ok.groupby(ok["config_id"].astype(str), sort=False)["architecture"].first().reindex(values.index)
+        if archs.nunique() > 1:
+            table["architecture"] = archs.astype(str).to_numpy()
     table = table.sort_values(["partial", "mean", "config_id"], kind="stable").reset_index(drop=True)
     return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok), pruned)
 

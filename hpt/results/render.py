@@ -62,8 +62,10 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
     seeds = r.seeds_measured
     spread = ["period std", "seed std"] if seeds else ["std"]
     vs_header = ["vs naive"] if versus else []
-    headers = ["#", "config", *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})", *vs_header]
-    sec = _Section(title, headers, right={0, *range(2, len(headers) - 1 - len(vs_header))})
+    family = ["architecture"] if "architecture" in r.table else []  # only when the location holds several
+    headers = ["#", "config", *family, *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})",
+               *vs_header]
+    sec = _Section(title, headers, right={0, *range(2 + len(family), len(headers) - 1 - len(vs_header))})
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
     for i, d in enumerate(shown.to_dict(orient="records"), 1):
@@ -73,7 +75,8 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         cid = d["config_id"] + (" (partial)" if d["partial"] else "") + (" (finalist)" if d.get("finalist") else "")
         spreads = [_num(d["std"]), _num(d["seed_std"])] if seeds else [_num(d["std"])]
         vs = [versus[d["config_id"]].short() if d["config_id"] in versus else "-"] if versus else []
-        sec.rows.append([f"{i}{mark}", cid, *(_num(d[p]) for p in r.params), _num(d["mean"]), _num(d["median"]),
+        sec.rows.append([f"{i}{mark}", cid, *(d[c] for c in family), *(_num(d[p]) for p in r.params),
+                         _num(d["mean"]), _num(d["median"]),
                          _num(d["worst"]), *spreads, won, ranks, *vs])
     if len(r.table) > len(shown):
         sec.notes.append(f"... and {plural(len(r.table) - len(shown), 'more config')} (--top N shows more; --top 0 all)")
@@ -327,6 +330,8 @@ def _config_records(r: Ranking, top: int, verdict: Verdict | None = None,
             rec["verdict"] = verdicts.get(row["config_id"])
         for k in STATS:
             rec[k] = plain(row[k])
+        if "architecture" in row:
+            rec["architecture"] = row["architecture"]
         for p in r.params:
             rec[p if p not in rec else param_column(p)] = plain(row[p])
         if versus is not None:
