@@ -31,7 +31,7 @@ def test_overhead_benchmark_quick() -> None:
     assert re.search(rf"^  ratio hpt/DataLoader: +{number}", out, re.M), out
     assert re.search(rf"^  overhead per trial: {number} ms at 50 rows, {number} ms at 200 rows", out, re.M), out
     for layout in (r"1 worker x \d+ threads", r"\d+ workers x 1 thread", r"default \(hpt run\)"):
-        assert re.search(rf"^  {layout} +\d+ +{number} +\d+ +{number}$", out, re.M), out
+        assert re.search(rf"^  {layout} +\d+ +{number} +not run +-$", out, re.M), out  # --quick: idle half only
 
 
 def test_ray_overhead_benchmark_quick() -> None:

@@ -339,28 +339,28 @@ def _csv(server: LocalServer, bucket: str, prefix: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module", params=["s3", "gcs"])
 def two_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Two `hpt run` processes, 20 trials each, writing to one prefix at the same time."""
+    """Two `hpt run` processes, 10 trials each, writing to one prefix at the same time."""
     server: LocalServer = request.getfixturevalue(f"{request.param}_server")
     tmp = tmp_path_factory.mktemp(f"two-runs-{request.param}")
     bucket = server.create_bucket()
     uri = f"{SCHEME[server.kind]}://{bucket}/jenkins/tiny"
     env = {**server.client_env(), **_fast_env(tmp)}
-    specs = [_spec_file(tmp, f"build{b}", [round(0.0005 * (i + 1) + 0.0001 * b, 6) for i in range(20)]) for b in (1, 2)]
+    specs = [_spec_file(tmp, f"build{b}", [round(0.0005 * (i + 1) + 0.0001 * b, 6) for i in range(10)]) for b in (1, 2)]
     procs = [_popen(["run", str(s), "--sink", uri], env) for s in specs]
     outputs = [p.communicate(timeout=240) for p in procs]
     yield {"server": server, "bucket": bucket, "uri": uri, "env": env, "codes": [p.returncode for p in procs],
            "outputs": outputs}
 
 
-def test_two_concurrent_runs_on_one_prefix_keep_all_40_rows(two_runs: dict[str, Any]) -> None:
+def test_two_concurrent_runs_on_one_prefix_keep_all_20_rows(two_runs: dict[str, Any]) -> None:
     assert two_runs["codes"] == [0, 0], two_runs["outputs"]
     server, bucket = two_runs["server"], two_runs["bucket"]
     table = _csv(server, bucket, "jenkins/tiny")
-    assert len(table) == 40 and table["trial_id"].is_unique
+    assert len(table) == 20 and table["trial_id"].is_unique
     assert set(table["status"]) == {"ok"}
     rows = server.keys(bucket, "jenkins/tiny/rows/")  # and the 2 naive baselines' (both specs share their ids)
-    assert len(rows) == 40 + 2 and {Path(k).stem for k in rows} >= set(table["trial_id"])
-    assert len(server.keys(bucket, "jenkins/tiny/models/")) == 40
+    assert len(rows) == 20 + 2 and {Path(k).stem for k in rows} >= set(table["trial_id"])
+    assert len(server.keys(bucket, "jenkins/tiny/models/")) == 20
     assert len(server.keys(bucket, "jenkins/tiny/runs/")) == 2
     assert server.keys(bucket, "jenkins/tiny/.hpt") == []  # the preflight probe is gone
 
@@ -368,7 +368,7 @@ def test_two_concurrent_runs_on_one_prefix_keep_all_40_rows(two_runs: dict[str, 
 def test_results_and_load_model_read_back_from_the_bucket(two_runs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     done = _hpt(["results", two_runs["uri"], "--format", "csv", "--top", "0"], two_runs["env"])
     assert done.returncode == 0, done.stderr
-    assert len(pd.read_csv(io.StringIO(done.stdout))) == 40  # one line per config
+    assert len(pd.read_csv(io.StringIO(done.stdout))) == 20  # one line per config
     for k, v in two_runs["env"].items():
         monkeypatch.setenv(k, v)
     from hpt import load_model
