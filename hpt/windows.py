@@ -166,6 +166,9 @@ def split_rows(index: pd.DatetimeIndex, rule: SplitRule) -> Split:
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
     """The rows of `frame` (of every series, for a panel) with ``period.start <= time < period.end``."""
+    index = frame.index
+    if not isinstance(index, pd.MultiIndex) and index.is_monotonic_increasing:  # a slice: no mask, no copy
+        return frame.iloc[int(index.searchsorted(period.start)):int(index.searchsorted(period.end))]
     times = times_of(frame)
     return frame.loc[(times >= period.start) & (times < period.end)]
 
@@ -546,7 +549,9 @@ def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: i
 
 
 def _series_count(frame: pd.DataFrame) -> int:
-    return int(frame.index.get_level_values(0).nunique())
+    index = frame.index
+    assert isinstance(index, pd.MultiIndex)
+    return int(np.count_nonzero(np.bincount(np.asarray(index.codes[0]), minlength=1)))
 
 
 def _none_left(frame: pd.DataFrame, period: Period, left_out: dict[str, str]) -> str | None:

@@ -110,3 +110,13 @@ def test_results_scale_benchmark_quick() -> None:
     for command in ("hpt results", "hpt results --format json", "hpt results --format csv", "hpt best",
                     r"hpt run \(nothing left\)"):
         assert re.search(rf"^  {command} +\d+\.\d\d +\d+\.\d\d +\d+$", out, re.M), out  # exit 0: no "(exit N)"
+
+
+def test_panel_scale_benchmark_quick() -> None:
+    out = _quick_run("panel_scale.py", timeout=300)
+    number = r"\d+(\.\d+)?"
+    for n in (3, 10, 30):
+        assert re.search(rf"^ +{n} +{n * 120} +{number}s +\d+ +\d+ +\d+$", out, re.M), out
+    for a, b in ((3, 10), (10, 30)):
+        assert re.search(rf"^  {a} -> {b} series \(x{number}\): validate x{number}, windows x{number} built at "
+                         rf"x{number} the rate, peak memory x{number}$", out, re.M), out
