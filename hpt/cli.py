@@ -759,6 +759,11 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
     rests on, with a warning below 30. Writes final/<id>/model.pt and report.json at LOCATION
     and adds a row to final/index.csv.
 
+    Over many series (data.series) one model is trained across all of them and scored on
+    every series' hold-out windows: each series in its own units, standardised by its own
+    train part, and by MASE; the report adds on how many series it beats seasonal naive
+    and its worst series by MASE (report.json: "panel", and each model's "series").
+
     The models train as a run's trials do: in a worker process on this machine's GPU or CPU,
     or on a Ray cluster (--executor ray). A final interrupted by Ctrl-C or SIGTERM (exit 130,
     143) or whose training failed (exit 1) is recorded in its report.json, with no model. Two
