@@ -95,7 +95,7 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     series that cannot be forecast is left out with a warning; none left is InputError.
     """
     if series and model.series is None:
-        raise InputError("--series: the model was trained on one series (no data.series): give the file without it")
+        raise InputError("--series: the model was trained on one series (no data.series): drop --series")
     try:
         resolved = resolve_data_path(path)
         header = file_columns(resolved)
