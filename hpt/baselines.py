@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from hpt.windows import Windows
 
 __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_errors", "baseline_mask", "forecast_scores",
-           "is_baseline", "naive_forecasts", "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
+           "is_baseline", "naive_forecasts", "panel_forecasts", "panel_scores",
+           "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
 
 WINDOW_KEYS = ("lookback", "horizon", "validation")
 """The hyperparameters that decide a trial's validation windows: a baseline is scored once per distinct setting."""
@@ -129,7 +130,7 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
     with a trial's row. Of many series (a panel): each series' baselines on its own windows, in its
     own standardised units, pooled as a trial's windows are, and ``val_mase`` (:func:`hpt.panel.mase`).
     """
-    from hpt.panel import mase, series_frames
+    from hpt.panel import mase
     from hpt.quantiles import point, quantile_scores
     from hpt.windows import make_windows
 
@@ -137,10 +138,7 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
     if w.panel is None:
         forecasts = _forecasts(frame, w, period, season, quantiles)
     else:
-        frames = dict(series_frames(frame))
-        each = [_forecasts(frames[sid], make_windows(frames[sid], period, lookback, horizon, validation), period,
-                           season, quantiles) for sid in w.panel.series]
-        forecasts = {name: np.concatenate([f[name] for f in each]) for name in BASELINES}
+        forecasts = panel_forecasts(frame, w, period, validation, season, quantiles)
     actual = w.y_val.astype(np.float64)
     out = {}
     for name, forecast in forecasts.items():
@@ -151,6 +149,49 @@ def period_baselines(frame: pd.DataFrame, period: Any, lookback: int, horizon: i
             e["mase"] = mase(np.abs(point(forecast, quantiles) - actual), w.panel.val_series, w.panel.naive_mae)
         out[name] = {f"val_{k}": v for k, v in e.items() if not (k == "mase" and np.isnan(v))}
     return out
+
+
+def panel_forecasts(frame: pd.DataFrame, w: Windows, period: Period, split: Any, season: int | None,
+                    quantiles: tuple[float, ...] | None) -> dict[str, np.ndarray]:
+    """Each baseline's forecasts on the scored windows `w` of a panel (`split`: as they were cut), each
+    series' in the windows' units (its own standardised ones, or its robust ones), in the windows' order
+    (series after series)."""
+    from hpt.panel import series_frames
+    from hpt.windows import make_windows
+
+    assert w.panel is not None
+    frames = dict(series_frames(frame))
+    each = [_forecasts(frames[sid], make_windows(frames[sid], period, w.lookback, w.horizon, split), period,
+                       season, quantiles) for sid in w.panel.series]
+    out = {name: np.concatenate([f[name] for f in each]) for name in BASELINES}
+    p = w.panel
+    if p.unit is not None and p.shift is not None:  # series scaled by their medians and IQRs: into those units
+        per = (-1,) + (1,) * (next(iter(out.values())).ndim - 1)
+        out = {n: (f - p.shift[p.val_series].reshape(per)) / p.unit[p.val_series].reshape(per) for n, f in out.items()}
+    return out
+
+
+def panel_scores(forecast: np.ndarray, actual: np.ndarray, panel: Any,
+                 quantiles: tuple[float, ...] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(data units, standardised) errors of forecasts of a panel's scored windows, a model's or a baseline's
+    alike: `forecast` and `actual` in the windows' units (`panel`: their :class:`~hpt.windows.PanelWindows`;
+    each series' standardised units, or its robust ones, :meth:`~hpt.windows.PanelWindows.standardised`).
+    In data units each window is put back in its series' units; the
+    standardised errors pool every window as a trial's ``val_*`` do; both get ``mase`` (:func:`hpt.panel.mase`)
+    where some series has a naive error to scale by."""
+    from hpt.panel import mase
+    from hpt.quantiles import point
+
+    forecast, actual = np.asarray(forecast, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+    mean, std = panel.mean[panel.val_series, 0], panel.std[panel.val_series, 0]
+    per = (-1,) + (1,) * (forecast.ndim - 1)
+    units, _ = forecast_scores(forecast * std.reshape(per) + mean.reshape(per), actual * std[:, None] + mean[:, None],
+                               1.0, quantiles)
+    standardised, _ = forecast_scores(panel.standardised(forecast), panel.standardised(actual), 1.0, quantiles)
+    value = mase(np.abs(point(forecast, quantiles) - actual), panel.val_series, panel.naive_mae)
+    if np.isfinite(value):
+        units["mase"] = standardised["mase"] = value
+    return units, standardised
 
 
 def _forecasts(frame: pd.DataFrame, w: Windows, period: Period, season: int | None,

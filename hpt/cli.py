@@ -759,6 +759,11 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
     rests on, with a warning below 30. Writes final/<id>/model.pt and report.json at LOCATION
     and adds a row to final/index.csv.
 
+    Over many series (data.series) one model is trained across all of them and scored on
+    every series' hold-out windows: each series in its own units, standardised by its own
+    train part, and by MASE; the report adds on how many series it beats seasonal naive
+    and its worst series by MASE (report.json: "panel", and each model's "series").
+
     The models train as a run's trials do: in a worker process on this machine's GPU or CPU,
     or on a Ray cluster (--executor ray). A final interrupted by Ctrl-C or SIGTERM (exit 130,
     143) or whose training failed (exit 1) is recorded in its report.json, with no model. Two
@@ -796,7 +801,8 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 @main.command(epilog="Exit codes: 0 forecasts written, 1 a gs:// or s3:// location did not answer, 2 bad input (no "
                      "such model, columns missing from the file, data at another step than the model's, fewer rows "
                      "than the lookback, --out in a missing folder or the --data file itself, a model with "
-                     "data.future_features and no rows of them for the forecast steps).")
+                     "data.future_features and no rows of them for the forecast steps, a model trained on many series "
+                     "and a file without its series column, --series naming a series not in the file).")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--data", "data_path", required=True, metavar="PATH",
               help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column, a row every step "
@@ -806,9 +812,12 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 @click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
 @click.option("--time-column", metavar="NAME", help="The time column [default: the one the model was trained with; "
                                                    "models saved before hpt recorded it: the file's only other column].")
+@click.option("--series", "series", multiple=True, metavar="ID",
+              help="A model trained on many series (data.series): forecast only this series (repeatable) "
+                   "[default: every series in the file].")
 @_threads_option("this one process", "1, like each worker of a run", default=1)
 def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None,
-            threads: int) -> None:
+            series: tuple[str, ...], threads: int) -> None:
     """Forecast every window of a data file with a saved model; CSV of timestamp, horizon_step, prediction.
 
     MODEL is a trial's models/<trial_id>.pt or a final/<id>/model.pt (a path, gs:// or
@@ -821,11 +830,19 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     (rows after the last target may hold only those, the target empty), and a window without
     them is left out (with --last: exit 2).
 
+    A model trained on many series (data.series) needs the file in long format with its
+    series column, and forecasts each series on its own: the CSV's first column, series,
+    is the series id (series, timestamp, horizon_step, prediction). A series the model was trained
+    on is scaled by its train part's statistics, stored in the model; one it never saw is
+    forecast by the same global model, scaled by its own rows in the file, with a warning.
+    A series that cannot be forecast (too few rows, gaps) is left out with a warning.
+
     \b
     Examples:
       hpt predict hpt-results/lstm-demo/final/<id>/model.pt --data new.csv --last
       hpt predict hpt-results/lstm-demo/models/3f2a9c1d0b7e.pt --data load.parquet --out forecasts.csv
       hpt predict gs://my-bucket/hpt/lstm/final/<id>/model.pt --data gs://my-bucket/data/load.csv
+      hpt predict hpt-results/panel/final/<id>/model.pt --data stations.csv --last --series s01 --series s07
     """
     import torch
 
@@ -835,16 +852,17 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
         check_out(out_path, data_path)
     torch.set_num_threads(threads)
     model = open_model(model_uri)
-    result = forecast_file(model, data_path, time_column, last)
+    result = forecast_file(model, data_path, time_column, last, series or None)
     if out_path:
         write_csv(result.table, out_path)
     else:
         write_csv(result.table, sys.stdout)
     skipped = f" ({result.skipped} left out: they span a missing step)" if result.skipped else ""
     where = out_path or "stdout"
+    of = f" of {result.series} series" if model.series is not None else ""
     logging.getLogger("hpt").info(
-        "%d window(s) of %d rows from %s%s: %d forecast(s) of %d step(s) every %s -> %s", result.windows,
-        model.lookback, data_path, skipped, result.windows, model.horizon, _step_text(result.step), where)
+        "%d window(s) of %d rows%s from %s%s: %d forecast(s) of %d step(s) every %s -> %s", result.windows,
+        model.lookback, of, data_path, skipped, result.windows, model.horizon, _step_text(result.step), where)
 
 
 def _step_text(step: Any) -> str:

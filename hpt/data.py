@@ -371,7 +371,7 @@ class _Fill:
 
 def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions) -> tuple[pd.DataFrame, _Fill]:
     """Drop rows with missing values, or fill them and the missing steps as options.fill says."""
-    missing = frame.isna().any(axis=1)
+    missing = np.isnan(frame.to_numpy(dtype=np.float64)).any(axis=1)
     if options.fill == "none":
         return (frame[~missing] if missing.any() else frame), _Fill(len(frame), dropped=int(missing.sum()))
     counts = missing_steps(frame.index, step)

@@ -31,7 +31,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
                   state_dict: dict[str, Any], trial_id: str, period: tuple[str, str],
                   metrics: dict[str, float], seed: int | None = None, time_column: str | None = None,
                   step: str | None = None, info: dict[str, Any] | None = None,
-                  known_ahead: tuple[str, ...] = (), series: str | None = None) -> bytes:
+                  known_ahead: tuple[str, ...] = (), series: str | None = None,
+                  series_scaling: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None) -> bytes:
     """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
 
     `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
@@ -40,7 +41,9 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
     train window and hold-out). `known_ahead`: the columns it takes for the forecast steps too
     (:mod:`hpt.future`); files without it have none. `series`: the column naming each row's series
     of a model trained on many series (``data.series``); its `mean` and `std` are then 0 and 1 (each
-    series was scaled by its own).
+    series was scaled by its own), and `series_scaling` holds those: the ids of the series it was
+    trained on and each one's mean and standard deviation per column ``(series, columns)``, of its
+    train part.
     """
     import torch
 
@@ -70,6 +73,10 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
         payload["known_ahead"] = list(known_ahead)
     if series is not None:
         payload["series"] = series
+    if series_scaling is not None:
+        ids, means, stds = series_scaling
+        payload["series_scaling"] = {"ids": [str(i) for i in ids], "mean": np.asarray(means, dtype=float).tolist(),
+                                     "std": np.asarray(stds, dtype=float).tolist()}
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -94,12 +101,39 @@ class TrainedModel:
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
     known_ahead: tuple[str, ...] = ()  # columns it takes for the forecast steps too (hpt.future)
     series: str | None = None  # trained on many series (data.series): the column naming them
+    # of a model trained on many series: each seen series' (mean, std) per column, of its train part
+    series_scaling: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def require_one_series(self) -> None:
-        """ValueError for a model trained on many series: forecasting with one is not supported yet."""
+        """ValueError for a model trained on many series: it forecasts one series at a time (:meth:`for_series`)."""
         if self.series is not None:
             raise ValueError(f'this model was trained on many series (data.series "{self.series}"), each scaled '
-                             "by its own statistics: forecasting with it is not supported yet")
+                             "by its own statistics: forecast one series at a time, model.for_series(ID, rows)")
+
+    def for_series(self, series_id: str, rows: pd.DataFrame | np.ndarray | None = None) -> TrainedModel:
+        """A model trained on many series as one for the series `series_id`, which forecasts as a single
+        series' model does: scaled by that series' statistics of its train part when the model was trained
+        on it, else (a series it never saw: the model is global) by the mean and standard deviation of
+        `rows` (their medians and IQRs for a model of ``training.scaler`` "robust"), that series' history
+        (its columns as :meth:`predict` takes them); ValueError without them."""
+        import dataclasses
+
+        if self.series is None:
+            return self
+        if series_id in self.series_scaling:
+            mean, std = self.series_scaling[series_id]
+        elif rows is None:
+            raise ValueError(f'series "{series_id}" was not among those the model was trained on: give its history, '
+                             "rows=, to scale it by")
+        else:
+            values = self._values(rows)
+            mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+            std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+            if self.params.get("scaler") == "robust":  # as in training: its medians and IQRs (an IQR of 0: its std)
+                q25, mean, q75 = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+                std = np.where(q75 - q25 > 1e-12 * std, q75 - q25, std)
+        return dataclasses.replace(self, mean=np.asarray(mean, dtype=np.float64),
+                                   std=np.asarray(std, dtype=np.float64), series=None, series_scaling={})
 
     @property
     def future_rows(self) -> int:
@@ -226,25 +260,25 @@ class TrainedModel:
         return scaled  # type: ignore[no-any-return]
 
 
-def load_model(path: str | Path) -> TrainedModel:
+def load_model(path: str | Path | bytes) -> TrainedModel:
     """Load a model saved by hpt onto the CPU: a ``models/<trial_id>.pt`` file, or its URI.
 
     `path` is a local path or a ``gs://bucket/.../models/<trial_id>.pt`` or
     ``s3://bucket/.../models/<trial_id>.pt`` URI (the ``model_uri`` column of the results),
-    read with read-only access and the cloud's standard credentials.
+    read with read-only access and the cloud's standard credentials; or a model file's bytes.
     """
     import torch
 
     from hpt.architectures import get_architecture
 
-    source: Any = str(path)
+    source: Any = io.BytesIO(path) if isinstance(path, bytes) else str(path)
     if isinstance(path, str) and path.split("://", 1)[0].lower() in ("gs", "s3") and "://" in path:
         from hpt.sinks import read_uri
 
         source = io.BytesIO(read_uri(path))
     payload = torch.load(source, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a model saved by hpt")
+        raise ValueError(f"{'the bytes given' if isinstance(path, bytes) else path} is not a model saved by hpt")
     arch = get_architecture(payload["architecture"])
     known = tuple(payload.get("known_ahead") or ())
     module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"],
@@ -267,7 +301,16 @@ def load_model(path: str | Path) -> TrainedModel:
         info=dict(payload.get("info") or {}),
         known_ahead=known,
         series=payload.get("series"),
+        series_scaling=_series_scaling(payload.get("series_scaling")),
     )
+
+
+def _series_scaling(stored: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each seen series' (mean, std) as a model file of many series records them; none in older files."""
+    if not isinstance(stored, dict):
+        return {}
+    return {str(sid): (np.asarray(m, dtype=np.float64), np.asarray(s, dtype=np.float64))
+            for sid, m, s in zip(stored["ids"], stored["mean"], stored["std"], strict=True)}
 
 
 def _step(text: Any) -> pd.Timedelta | None:

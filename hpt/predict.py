@@ -1,4 +1,5 @@
-"""Forecasts from a saved model: every window of a CSV or Parquet file, or only its last one.
+"""Forecasts from a saved model: every window of a CSV or Parquet file, or only its last one (of
+every series in it, for a model trained on many).
 
 A window is `lookback` consecutive rows without a missing step; its forecast is dated from
 its last row: step k (1..horizon) is ``k * step`` after it, so the last window forecasts
@@ -17,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from hpt.calendar import with_calendar
-from hpt.data import DataError, column_hint, file_columns, is_bucket_uri, read_data, resolve_data_path
+from hpt.data import DataError, ReadOptions, column_hint, file_columns, is_bucket_uri, read_data, resolve_data_path
 from hpt.errors import HptError, InputError, show
 from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
+from hpt.panel import name_few, series_frames
 from hpt.progress import plural
 from hpt.windows import breaks, frame_step, input_windows, step_text, unbroken
 
@@ -29,7 +31,8 @@ __all__ = ["COLUMNS", "Forecasts", "check_out", "forecast_file", "open_model", "
 log = logging.getLogger("hpt")
 
 COLUMNS = ("timestamp", "horizon_step", "prediction")
-"""The columns of ``hpt predict``'s CSV; a quantile model's adds one per quantile (p10, p50, p90)."""
+"""The columns of ``hpt predict``'s CSV; a quantile model's adds one per quantile (p10, p50, p90), and a model
+trained on many series (``data.series``) has a ``series`` column first, each row's series id."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Forecasts:
     rows: int  # rows of the file used
     step: pd.Timedelta
     model: TrainedModel
+    series: int = 1  # the series forecast (a model trained on many: each a block of the table, column "series" its id)
+    unseen: tuple[str, ...] = ()  # of those, the ones the model was not trained on
 
 
 def open_model(uri: str) -> TrainedModel:
@@ -56,9 +61,6 @@ def open_model(uri: str) -> TrainedModel:
         raise
     except Exception as e:  # torch's unpickling errors for a file that is not a model
         raise InputError(f"{uri} is not a model saved by hpt ({type(e).__name__})") from None
-    if model.series is not None:
-        raise InputError(f'hpt predict does not support data.series yet: {uri} was trained on many series '
-                         f'("{model.series}")')
     return model
 
 
@@ -77,20 +79,33 @@ def _time_column(model: TrainedModel, header: list[str], given: str | None, path
                      f"(columns: {', '.join(header)})")
 
 
-def forecast_file(model: TrainedModel, path: str, time_column: str | None = None, last: bool = False) -> Forecasts:
+def forecast_file(model: TrainedModel, path: str, time_column: str | None = None, last: bool = False,
+                  series: tuple[str, ...] | None = None) -> Forecasts:
     """The model's forecasts for every window of the file at `path` (only the last with `last`).
 
     InputError (exit 2) when the file lacks a column the model was trained on (all missing
     ones are named), has rows at another step than the model's data, has fewer usable rows
     than the model's lookback, or no window without a missing step (with `last`: its last
     rows span one).
+
+    A model trained on many series (``data.series``) forecasts each series of the file (those
+    in `series` only, when given) on its own, the table's first column, ``series``, naming it: a series it
+    was trained on scaled by its train part's statistics, stored in the model, one it never saw
+    by those of its own rows in the file (with a warning: the global model has not seen it). A
+    series that cannot be forecast is left out with a warning; none left is InputError.
     """
+    if series and model.series is None:
+        raise InputError("--series: the model was trained on one series (no data.series): drop --series")
     try:
         resolved = resolve_data_path(path)
         header = file_columns(resolved)
     except DataError as e:
         raise InputError(f"--data: {e.message}") from None
     column = _time_column(model, header, time_column, path)
+    if model.series is not None and model.series not in header:
+        raise InputError(f'{path} lacks the series column "{model.series}" (data.series: the model was trained on '
+                         f"many series and forecasts each one){column_hint(model.series, header)} "
+                         f"(it has: {', '.join(header)})")
     missing = [c for c in (column, *model.file_columns) if c not in header]
     if missing:
         hint = column_hint(missing[0], header) if len(missing) == 1 or len(header) == 1 else ""
@@ -99,16 +114,63 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         fix = "; give --time-column" if column in missing and len(header) > 1 else ""
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
+    options = ReadOptions(series=model.series, series_filter=tuple(dict.fromkeys(series)) if series else None)
     try:
-        frame = read_data(resolved, column, model.file_columns).frame
-        ahead = read_data(resolved, column, model.future_features).frame if model.future_features else None
+        frame = read_data(resolved, column, model.file_columns, options).frame
+        ahead = read_data(resolved, column, model.future_features, options).frame if model.future_features else None
     except DataError as e:
-        raise InputError(f"{path}: {e.message}") from None
+        where = "--series" if e.json_path == "data.series_filter" else path
+        raise InputError(f"{where}: {e.message}") from None
     step = frame_step(frame)
     if model.step is not None and step > pd.Timedelta(0) and not _same_step(step, model.step):
         raise InputError(f"{path} has a row every {step_text(step)}; the model was trained on data every "
                          f"{step_text(model.step)}: give data at the model's step (its windows and dates would be wrong)")
     step = model.step or step
+    if model.series is None:
+        return _forecast_series(model, path, frame, ahead, step, last)
+    return _forecast_panel(model, path, frame, ahead, step, last)
+
+
+def _forecast_panel(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: pd.DataFrame | None,
+                    step: pd.Timedelta, last: bool) -> Forecasts:
+    """:func:`forecast_file` of a model trained on many series: each series of `frame` on its own."""
+    assert model.series is not None
+    futures = dict(series_frames(ahead)) if ahead is not None else {}
+    tables, left_out, unseen = [], [], []
+    windows = skipped = rows = 0
+    for sid, one in series_frames(frame):
+        seen = sid in model.series_scaling
+        try:
+            history = None if seen else with_calendar(one, model.calendar)
+            got = _forecast_series(model.for_series(sid, history), f'{path} (series "{sid}")', one, futures.get(sid),
+                                   step, last)
+        except InputError as e:
+            left_out.append((sid, str(e)))
+            continue
+        if not seen:
+            unseen.append(sid)
+        tables.append(got.table.assign(series=sid)[["series", *got.table.columns]])
+        windows, skipped, rows = windows + got.windows, skipped + got.skipped, rows + got.rows
+    if unseen:
+        log.warning("%s not among the %s the model was trained on: forecast by the global model, scaled by its own "
+                    "rows in %s", _series_words(unseen), plural(len(model.series_scaling), "series"), path)
+    if not tables:
+        raise InputError(left_out[0][1] + ("" if len(left_out) == 1 else f" (and {len(left_out) - 1} more series "
+                                                                          "cannot be forecast)"))
+    for sid, why in left_out:
+        log.warning("series \"%s\" left out: %s", sid, why)
+    return Forecasts(pd.concat(tables, ignore_index=True), windows, skipped, rows, step, model, len(tables),
+                     tuple(unseen))
+
+
+def _series_words(ids: list[str]) -> str:
+    """"series "x"" or "3 series ("x", "y", "z")": the series a warning is about."""
+    return f'series "{ids[0]}" is' if len(ids) == 1 else f"{len(ids)} series ({name_few(ids)}) are"
+
+
+def _forecast_series(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: pd.DataFrame | None,
+                     step: pd.Timedelta, last: bool) -> Forecasts:
+    """:func:`forecast_file` of one series' rows."""
     n, lookback = len(frame), model.lookback
     if n < lookback:
         raise InputError(f"{path} has {plural(n, 'row')} with values: fewer than the model's lookback of {lookback}")

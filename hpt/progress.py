@@ -24,7 +24,7 @@ def format_duration(seconds: float) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n} {word}{'' if n == 1 or word.endswith('series') else 's'}"
 
 
 def format_value(v: Any) -> str:

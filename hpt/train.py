@@ -283,8 +283,12 @@ def fit_fixed(model: nn.Module, params: dict[str, Any], x: torch.Tensor, y: torc
 def holdout_scores(model: nn.Module, windows: Windows, x: torch.Tensor, params: dict[str, Any]) -> dict[str, float]:
     """A refit trial's scores of its split, the windows' validation part: ``holdout_*`` in the data's
     units and ``holdout_std_*`` standardised (as :func:`hpt.baselines.forecast_scores` scores the baselines)."""
-    from hpt.baselines import forecast_scores
+    from hpt.baselines import forecast_scores, panel_scores
 
+    if windows.panel is not None:  # each series in its own units; the standardised errors pooled, and MASE
+        units, standardised = panel_scores(forecast(model, x), windows.y_val, windows.panel, quantiles_of(params))
+        return {**{f"holdout_{k}": v for k, v in units.items()},
+                **{f"holdout_std_{k}": v for k, v in standardised.items()}}
     mean, std = float(windows.mean[0]), float(windows.std[0])
     actual = windows.y_val.astype(np.float64) * std + mean
     units, standardised = forecast_scores(forecast(model, x) * std + mean, actual, std, quantiles_of(params))
@@ -301,15 +305,22 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     sums = torch.zeros(4, device=x.device, dtype=torch.float64)
     q = None if quantiles is None else torch.tensor(quantiles, device=x.device, dtype=torch.float64)
     per_window = torch.zeros(len(x), device=x.device, dtype=torch.float64) if panel is not None else None
+    # series scaled by their medians and IQRs (training.scaler "robust"): errors in each one's standardised units
+    unit = None if panel is None or panel.unit is None else \
+        torch.as_tensor(panel.unit[panel.val_series], device=x.device, dtype=torch.float64)
     for i, batch in batches(model, x):
         out, actual = batch.double(), y[i:i + len(batch)].double()
         err = point(out, quantiles) - actual
+        if per_window is not None:
+            per_window[i:i + len(batch)] = err.abs().mean(dim=-1)  # MASE: in the units its scales are in
+        scale = None if unit is None else unit[i:i + len(batch), None]
+        if scale is not None:
+            err = err * scale
         sums[0] += err.pow(2).sum()
         sums[1] += err.abs().sum()
-        if per_window is not None:
-            per_window[i:i + len(batch)] = err.abs().mean(dim=-1)
         if q is not None:
-            sums[2] += pinball(out, actual, q).mean(dim=-1).sum()
+            loss = pinball(out, actual, q).mean(dim=-1)
+            sums[2] += (loss if scale is None else loss * scale).sum()
             sums[3] += coverage(out, actual).sum()
     mse, mae, pin, cover = (float(v) / y.numel() for v in sums)
     scores = {"val_mse": mse, "val_mae": mae}
@@ -365,11 +376,12 @@ class TrainContext:
     def windows(self, trial: Trial) -> tuple[Windows, tuple[torch.Tensor, ...]]:
         p = trial.params
         validation = trial.refit.split if trial.refit is not None else p["validation"]
-        key = (trial.period, p["lookback"], p["horizon"], validation)
+        scaler = str(p.get("scaler", "standard"))  # of many series, "robust" scales each by its medians and IQRs
+        key = (trial.period, p["lookback"], p["horizon"], validation, scaler == "robust")
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        w = make_windows(self.frame, trial.period, int(p["lookback"]), int(p["horizon"]), validation)
+        w = make_windows(self.frame, trial.period, int(p["lookback"]), int(p["horizon"]), validation, scaler)
         tensors = tuple(torch.from_numpy(a).to(self.device) for a in (w.x_train, w.y_train, w.x_val, w.y_val))
         self._cache[key] = (w, tensors)
         if len(self._cache) > self._cache_size:
@@ -446,10 +458,12 @@ class TrainContext:
             columns=windows.columns, mean=windows.mean, std=windows.std, state_dict=model.state_dict(),
             trial_id=(refit.model_id if refit is not None and refit.model_id else trial.trial_id),
             period=(refit.model_period or period) if refit is not None else period,
-            metrics=metrics, seed=trial.seed, time_column=self.frame.index.name,
+            metrics=metrics, seed=trial.seed, time_column=self.frame.index.names[-1],
             step=step_text(frame_step(self.frame)), info=dict(refit.info) if refit is not None else None,
             known_ahead=known_ahead(self.frame),
             series=self.frame.index.names[0] if windows.panel is not None else None,
+            series_scaling=(windows.panel.series, windows.panel.mean, windows.panel.std)
+            if windows.panel is not None else None,
         )
 
 

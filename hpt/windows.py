@@ -26,7 +26,7 @@ as above on its own; a series that cannot give a period a window is left out of 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, NamedTuple
 
@@ -166,6 +166,9 @@ def split_rows(index: pd.DatetimeIndex, rule: SplitRule) -> Split:
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
     """The rows of `frame` (of every series, for a panel) with ``period.start <= time < period.end``."""
+    index = frame.index
+    if not isinstance(index, pd.MultiIndex) and index.is_monotonic_increasing:  # a slice: no mask, no copy
+        return frame.iloc[int(index.searchsorted(period.start)):int(index.searchsorted(period.end))]
     times = times_of(frame)
     return frame.loc[(times >= period.start) & (times < period.end)]
 
@@ -191,7 +194,8 @@ def holdout_window(kept: int, frame: pd.DataFrame, holdout: str | None = None,
 
     InputError when none is given, or it leaves no data (or all of it) to the hold-out.
     """
-    first, last, step = frame.index[0], frame.index[-1], frame_step(frame)
+    times = times_of(frame)
+    first, last, step = times.min(), times.max(), frame_step(frame)
     end = pd.Timestamp(last + step)
     if holdout and holdout_start:
         raise InputError("give --holdout or --holdout-start, not both")
@@ -277,8 +281,21 @@ class PanelWindows:
     std: np.ndarray
     train_rows: np.ndarray  # the rows of `Windows.values` in a series' train part (bool)
     val_series: np.ndarray  # the series (its position in `series`) of each scored window
-    naive_mae: np.ndarray  # per series (hpt.panel.mase_scale)
+    naive_mae: np.ndarray  # per series (hpt.panel.mase_scale), in the windows' units
     season: int
+    # per series: how its windows' target units give its standardised ones, ``z = value * unit + shift`` (training.scaler
+    # "robust": each series scaled by its medians and IQRs); 1 and 0 when they are those (standard scaling)
+    unit: np.ndarray | None = None
+    shift: np.ndarray | None = None
+
+    def standardised(self, values: np.ndarray) -> np.ndarray:
+        """Values of the scored windows' targets ``(N, ...)`` (forecasts or actuals, in the windows' units) in
+        each series' standardised units, those the panel's ``val_*`` are scored in."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.unit is None or self.shift is None:
+            return values
+        per = (-1,) + (1,) * (values.ndim - 1)
+        return values * self.unit[self.val_series].reshape(per) + self.shift[self.val_series].reshape(per)
 
 
 @dataclass(frozen=True, eq=False)
@@ -471,14 +488,17 @@ def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
     return None
 
 
-def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
+def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
+                 scaler: str = "standard") -> Windows:
     """Split a period chronologically, scale with train statistics, and cut sliding windows.
 
     A window that spans a missing step (a gap in the times) is left out. DataError (at
     ``date_ranges``) when the period cannot give a train and a scored window (:func:`window_problem`).
+    Of many series with `scaler` "robust" (``training.scaler``), each series is scaled by its own train
+    part's medians and interquartile ranges (:class:`PanelWindows`); any other scaler is the model's.
     """
     if is_panel(frame):
-        return _panel_windows(frame, period, lookback, horizon, split)
+        return _panel_windows(frame, period, lookback, horizon, split, robust=scaler == "robust")
     problem = window_problem(frame, period, lookback, horizon, split)
     if problem:
         raise DataError("date_ranges", problem)
@@ -529,7 +549,9 @@ def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: i
 
 
 def _series_count(frame: pd.DataFrame) -> int:
-    return int(frame.index.get_level_values(0).nunique())
+    index = frame.index
+    assert isinstance(index, pd.MultiIndex)
+    return int(np.count_nonzero(np.bincount(np.asarray(index.codes[0]), minlength=1)))
 
 
 def _none_left(frame: pd.DataFrame, period: Period, left_out: dict[str, str]) -> str | None:
@@ -550,14 +572,22 @@ def left_out_line(period: Period, left_out: dict[str, str], n: int) -> str:
             f"because {why}")
 
 
-def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
+def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
+                   robust: bool = False) -> Windows:
     """The windows of every series of a panel that gives the period windows, one after another: each
-    series scaled by its own train part, no window crossing from one series into the next."""
+    series scaled by its own train part (`robust`: by its medians and IQRs), no window crossing from one
+    series into the next."""
     fit, left_out = _check_series(frame, period, lookback, horizon, split)
     problem = _none_left(frame, period, left_out)
     if problem:
         raise DataError("date_ranges", problem)
     parts = [(sid, _series_windows(one, period, lookback, horizon, split)) for sid, one in fit]
+    units = np.ones(len(parts))
+    shifts = np.zeros(len(parts))
+    if robust:
+        for k, (sid, w) in enumerate(parts):
+            robust_w, shifts[k], units[k] = _robust(w)
+            parts[k] = (sid, robust_w)
     step = frame_step(frame)
     season = season_length(step, frame.attrs.get("season"))
     offsets = np.cumsum([0] + [len(w.values) for _, w in parts])
@@ -571,12 +601,30 @@ def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
         val_series=np.concatenate([np.full(len(w.starts.scored), k) for k, (_, w) in enumerate(parts)]),
         naive_mae=np.array([mase_scale(w.values[:w.split.val, 0], w.times[:w.split.val], step, season)
                             for _, w in parts]),
-        season=season)
+        season=season, unit=units, shift=shifts)
     first = parts[0][1]
     n = int(offsets[-1])
     return Windows(np.concatenate([w.values for _, w in parts]), np.concatenate([w.times for _, w in parts]),
                    lookback, horizon, starts, Split(n, n, n), np.zeros_like(first.mean), np.ones_like(first.std),
                    first.columns, first.known, panel)
+
+
+def _robust_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The medians and interquartile ranges of standardised rows ``(rows, F)`` per column (an IQR of 0: 1, the
+    column's standard deviation), as :class:`hpt.architectures.heads.RobustScaled` takes them."""
+    q25, median, q75 = np.quantile(np.asarray(z, dtype=np.float64), [0.25, 0.5, 0.75], axis=0)
+    iqr = q75 - q25
+    iqr[~(iqr > 1e-12)] = 1.0
+    return median, iqr
+
+
+def _robust(w: Windows) -> tuple[Windows, float, float]:
+    """One series' windows (:func:`_series_windows`) scaled by its train part's medians and IQRs instead of its
+    means and standard deviations (`mean` and `std` are then those, in the data's units); and the (shift,
+    unit) that put its target back in its standardised units, ``standardised = robust * unit + shift``."""
+    center, spread = _robust_stats(w.values[:w.split.val])
+    values = ((w.values.astype(np.float64) - center) / spread).astype(np.float32)
+    return replace(w, values=values, mean=w.mean + center * w.std, std=w.std * spread), float(center[0]), float(spread[0])
 
 
 def forecast_ends(index: pd.DatetimeIndex, period: Period, horizon: int,

@@ -141,3 +141,13 @@ def test_dlinear_reference_runs() -> None:
     # seasonal naive on the same windows as hpt final's (forecast_quality's hold-out: mae 108.6)
     assert re.search(r"seasonal naive: mae 108\.6 mse 7\.429e\+04; ratio mae \d\.\d{3} mse \d\.\d{3}$", done.stdout,
                      re.M), done.stdout
+
+
+def test_panel_scale_benchmark_quick() -> None:
+    out = _quick_run("panel_scale.py", timeout=300)
+    number = r"\d+(\.\d+)?"
+    for n in (3, 10, 30):
+        assert re.search(rf"^ +{n} +{n * 120} +{number}s +\d+ +\d+ +\d+$", out, re.M), out
+    for a, b in ((3, 10), (10, 30)):
+        assert re.search(rf"^  {a} -> {b} series \(x{number}\): validate x{number}, windows x{number} built at "
+                         rf"x{number} the rate, peak memory x{number}$", out, re.M), out

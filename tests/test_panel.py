@@ -1,5 +1,5 @@
 """Many series in one spec (data.series): windows per series, per-series scaling, checks per series,
-val_mase and per-series baselines; hpt final and hpt predict refuse a panel for now."""
+val_mase and per-series baselines; hpt final and hpt predict over a panel."""
 
 from __future__ import annotations
 
@@ -81,6 +81,43 @@ def test_windows_never_cross_series_and_each_series_is_scaled_by_its_own_train_p
     assert np.abs(w.y_val).max() < 3  # the big series' validation targets are on the small one's scale
 
 
+def test_robust_scaling_scales_each_series_by_its_own_median_and_iqr_and_scores_in_standardised_units(
+        tmp_path: Path) -> None:
+    frame = read_panel(write_panel(tmp_path / "p.csv", {"a": (1.0, 240), "b": (1000.0, 360)}, shape="daily"))
+    standard = make_windows(frame, PERIOD, 24, 2, 0.25)
+    robust = make_windows(frame, PERIOD, 24, 2, 0.25, scaler="robust")
+    assert robust.panel is not None and standard.panel is not None
+    for k, (start, n) in enumerate(((0, 240), (240, 360))):
+        train = robust.values[start:start + round(n * 0.75), 0].astype(np.float64)
+        q25, median, q75 = np.quantile(train, [0.25, 0.5, 0.75])
+        assert median == pytest.approx(0, abs=1e-5) and q75 - q25 == pytest.approx(1, abs=1e-4)
+        # the model file's statistics put the series back in its own units: the median and IQR of its train part
+        raw = frame.xs(("a", "b")[k], level="station")["y"].to_numpy()[:round(n * 0.75)]
+        assert robust.panel.mean[k, 0] == pytest.approx(np.median(raw), rel=1e-5)
+        assert robust.panel.std[k, 0] == pytest.approx(np.subtract(*np.quantile(raw, [0.75, 0.25])), rel=1e-4)
+    # the same windows, and scored in the same standardised units as with standard scaling
+    assert len(robust.y_val) == len(standard.y_val) and len(robust.y_train) == len(standard.y_train)
+    assert robust.panel.standardised(robust.y_val) == pytest.approx(standard.y_val.astype(np.float64), abs=1e-4)
+    # baselines in the robust windows' units score as in the standard ones
+    assert robust.panel.naive_mae / standard.panel.naive_mae == pytest.approx(1 / robust.panel.unit, rel=1e-4)
+
+
+def test_a_series_the_model_never_saw_is_scaled_as_the_model_was_trained() -> None:
+    from hpt.model_io import TrainedModel
+
+    rows = np.array([[1.0], [2.0], [3.0], [4.0], [100.0]])
+    for scaler, mean, std in (("standard", 22.0, np.std(rows)), ("robust", 3.0, 2.0)):
+        model = TrainedModel(module=None, architecture="mlp", params={"scaler": scaler}, columns=("y",), lookback=2,
+                             horizon=1, mean=np.zeros(1), std=np.ones(1), trial_id="t", metrics={}, series="station",
+                             series_scaling={"seen": (np.array([5.0]), np.array([7.0]))})
+        one = model.for_series("new", rows)
+        assert (one.series, float(one.mean[0]), float(one.std[0])) == (None, pytest.approx(mean), pytest.approx(std))
+        seen = model.for_series("seen")
+        assert (float(seen.mean[0]), float(seen.std[0])) == (5.0, 7.0)
+    with pytest.raises(ValueError, match='series "new" was not among'):
+        model.for_series("new")
+
+
 def test_a_series_too_short_for_a_period_is_left_out_of_it(tmp_path: Path) -> None:
     frame = read_panel(write_panel(tmp_path / "p.csv", {"a": (1.0, 200), "short": (1.0, 30)}))
     w = make_windows(frame, PERIOD, 24, 2, 0.25)
@@ -131,9 +168,10 @@ def test_baselines_are_scored_per_series_and_pooled_like_a_trial(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def tuned_panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A panel of three series (scales 1 and 1,000, and one too short) tuned once with `hpt run`."""
+    """A panel of three series (scales 1 and 1,000, and one too short) tuned once with `hpt run` on its first
+    20 days; two more days are left for a final's hold-out."""
     folder = tmp_path_factory.mktemp("panel")
-    data = write_panel(folder / "stations.csv", {"small": (1.0, 480), "big": (1000.0, 480), "short": (1.0, 30)},
+    data = write_panel(folder / "stations.csv", {"small": (1.0, 528), "big": (1000.0, 528), "short": (1.0, 30)},
                        shape="daily")
     spec = folder / "panel.json"
     spec.write_text(json.dumps(panel_spec(data)))
@@ -160,18 +198,117 @@ def test_run_and_results_over_a_panel(tuned_panel: Path) -> None:
     assert "metric val_mase" in shown.output and "seasonal" in shown.output
 
 
-def test_final_and_predict_refuse_a_panel_for_now(tuned_panel: Path) -> None:
-    final = hpt_here("final", str(tuned_panel), "--holdout", "2D")
-    assert final.exit_code == 2
-    assert final.output.strip().splitlines()[-1].startswith("hpt: error: hpt final does not support data.series yet")
-    model = next((tuned_panel / "models").glob("*.pt"))
-    predicted = hpt_here("predict", str(model), "--data", str(model))
-    assert predicted.exit_code == 2
-    assert "hpt: error: hpt predict does not support data.series yet" in predicted.output
+@pytest.fixture(scope="module")
+def final_panel(tuned_panel: Path) -> tuple[Path, dict[str, Any], str]:
+    """`hpt final` of the tuned panel on a 2-day hold-out: its model, report.json and printed report."""
+    report = tuned_panel.parent / "report.json"
+    done = hpt_here("final", str(tuned_panel), "--holdout", "2D", "--report", str(report))
+    assert done.exit_code == 0, done.output
+    doc = json.loads(report.read_text())
+    return Path(doc["uris"]["model"]), doc, done.output
+
+
+def test_final_over_a_panel_reports_mase_the_share_beating_seasonal_naive_and_the_worst_series(
+        final_panel: tuple[Path, dict[str, Any], str]) -> None:
+    model, doc, output = final_panel
+    assert doc["panel"] == {"column": "station", "series": 2, "left_out": ["short"]}
+    assert doc["holdout"]["windows"] == 2 * (48 - 2 + 1)  # each series' 48 hold-out hours, none across the two
+    scored = doc["models"][0]
+    series = scored["series"]
+    assert series["series"] == 2 and 0 <= series["beats_seasonal"] <= 2
+    assert series["beats_seasonal_share"] == pytest.approx(series["beats_seasonal"] / 2)
+    assert [w["series"] for w in series["worst"]] and {w["series"] for w in series["worst"]} == {"small", "big"}
+    assert all(w["windows"] == 47 for w in series["worst"])
+    mases = [w["mase"] for w in series["worst"]]
+    assert mases == sorted(mases, reverse=True)  # the worst first
+    # the panel's MASE is the mean of the series'; the baselines have theirs on the same windows
+    assert scored["metrics"]["mase"] == pytest.approx(np.mean(mases))
+    assert set(doc["baselines"]) == {"naive-last", "naive-seasonal"}
+    assert all("mase" in b["metrics"] for b in doc["baselines"].values())
+    # in data units each series is put back in its own: the big one's errors are in the thousands' units
+    assert scored["metrics"]["mae"] > 10 * scored["standardised"]["mae"]
+    assert f"beats seasonal naive on {series['beats_seasonal']} of 2 series" in output
+    assert '1 left out (no window in the training span or the hold-out: "short")' in output
+    assert "worst:" in output and '"big" MASE' in output and "MASE " in output
+    index = pd.read_csv(model.parents[1] / "index.csv")
+    assert index["mase"].iloc[-1] == pytest.approx(scored["metrics"]["mase"])
+    assert index["beats_seasonal_share"].iloc[-1] == pytest.approx(series["beats_seasonal_share"])
+
+
+def test_predict_forecasts_every_series_of_the_file_each_in_its_own_units(
+        tuned_panel: Path, final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
+    model, _, _ = final_panel
+    data = tuned_panel.parent / "stations.csv"
+    out = tmp_path / "forecasts.csv"
+    done = hpt_here("predict", str(model), "--data", str(data), "--last", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["series", "timestamp", "horizon_step", "prediction"]
+    assert sorted(set(table["series"])) == ["big", "short", "small"]
+    last = table[table["series"] == "big"]
+    assert list(last["timestamp"]) == ["2024-01-23 00:00:00", "2024-01-23 01:00:00"]  # after the file's last row
+    # the two series have one shape at scales 1 and 1,000: each scaled by its own statistics, one forecast
+    small = table.loc[table["series"] == "small", "prediction"].to_numpy()
+    assert last["prediction"].to_numpy() == pytest.approx(1000 * small, rel=1e-4)
+    # the Python API gives the same: the model for one series, as a single series' model
     loaded = load_model(model)
-    assert loaded.series == "station"
+    assert loaded.series == "station" and set(loaded.series_scaling) == {"small", "big"}
+    frame = read_panel(data)
+    big_rows = frame.xs("big", level="station")
+    assert loaded.for_series("big").predict(big_rows) == pytest.approx(last["prediction"].to_numpy(), rel=1e-6)
     with pytest.raises(ValueError, match="trained on many series"):
-        loaded.predict(np.zeros((24, 1)))
+        loaded.predict(big_rows)
+    # --series: only those; every window of them without --last
+    some = hpt_here("predict", str(model), "--data", str(data), "--series", "small", "--out", str(out))
+    assert some.exit_code == 0, some.output
+    rows = pd.read_csv(out)
+    assert set(rows["series"]) == {"small"} and len(rows) == 2 * (528 - 24 + 1)
+
+
+def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
+        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path, cli: Any) -> None:
+    model, _, _ = final_panel
+    data = write_panel(tmp_path / "new.csv", {"small": (1.0, 200), "fresh": (10.0, 200)}, shape="daily")
+    done = cli("predict", str(model), "--data", str(data), "--last")
+    assert done.returncode == 0, done.stderr
+    assert ('series "fresh" is not among the 2 series the model was trained on: forecast by the global model, '
+            "scaled by its own rows in") in done.stderr
+    table = pd.read_csv(io.StringIO(done.stdout))
+    fresh, small = (table.loc[table["series"] == s, "prediction"].to_numpy() for s in ("fresh", "small"))
+    assert fresh == pytest.approx(10 * small, rel=0.05)  # its own scale: 10 times the small one's
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ("drop", 'lacks the series column "station"'),
+    ("unknown", '--series: no series "nowhere" in column "station"'),
+])
+def test_predict_refuses_a_file_without_the_series_column_or_an_unknown_series(
+        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path, change: str, says: str) -> None:
+    model, _, _ = final_panel
+    data = write_panel(tmp_path / "new.csv", {"small": (1.0, 100)}, shape="daily")
+    extra: tuple[str, ...] = ()
+    if change == "drop":
+        pd.read_csv(data).drop(columns="station").to_csv(data, index=False)
+    else:
+        extra = ("--series", "nowhere")
+    done = hpt_here("predict", str(model), "--data", str(data), *extra)
+    assert done.exit_code == 2
+    errors = [line for line in done.output.splitlines() if line.startswith("hpt: error")]
+    assert len(errors) == 1 and says in errors[0], done.output
+
+
+def test_a_panel_tunes_with_the_robust_scaler_beside_the_standard_one(tmp_path: Path, write_spec: Any) -> None:
+    data = write_panel(tmp_path / "p.csv", {"a": (1.0, 480), "b": (1000.0, 480)}, shape="daily")
+    doc = panel_spec(data)
+    doc["parameters"] = {"scaler": ["standard", "robust"]}
+    done = hpt_here("run", str(write_spec(doc)), "--sink", str(tmp_path / "results"), "--workers", "1")
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(tmp_path / "results" / "results.csv")
+    trials = trial_rows(table)
+    assert sorted(trials["param_scaler"]) == ["robust", "standard"] and list(trials["status"]) == ["ok", "ok"]
+    # both scored in each series' standardised units: the same scale as each other and the baselines'
+    naive = table.loc[table["architecture"] == "naive-last", "val_mse"].iloc[0]
+    assert (trials["val_mse"] < 10 * naive).all() and trials["val_mase"].notna().all()
 
 
 def test_validate_names_the_series_with_duplicates(tmp_path: Path, write_spec: Any) -> None:
@@ -203,7 +340,6 @@ def test_series_filter_tunes_on_a_subset(tmp_path: Path, write_spec: Any) -> Non
     ({"data": {"series_filter": ["a", "nowhere"]}}, "data.series_filter", 'no series "nowhere"'),
     ({"data": {"series": None, "series_filter": ["a"]}}, "data.series_filter", "needs data.series"),
     ({"data": {"series_features": ["region"]}}, "data.series_features", "not supported yet"),
-    ({"training": {"scaler": "robust"}}, "training.scaler", '"robust" scaler does not support data.series yet'),
     ({"data": {"series": None}}, "objective", "val_mase is scored over many series: it needs data.series"),
 ])
 def test_panel_spec_errors_are_one_line(tmp_path: Path, write_spec: Any, change: dict[str, Any], where: str,

@@ -12,13 +12,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpt.baselines import BASELINES, baseline_mask, forecast_scores, naive_forecasts, quantile_forecasts
+from hpt.baselines import (
+    BASELINES,
+    baseline_mask,
+    forecast_scores,
+    naive_forecasts,
+    panel_forecasts,
+    panel_scores,
+    quantile_forecasts,
+)
 from hpt.data import DataError
 from hpt.errors import InputError
 from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
-from hpt.panel import season_length
+from hpt.panel import season_length, times_of
 from hpt.periods import Period
 from hpt.progress import format_params, plural
 from hpt.sinks import Sink, open_sink
@@ -35,7 +43,8 @@ from hpt.windows import (
     step_text,
 )
 
-__all__ = ["MIN_VERDICT_WINDOWS", "FinalRequest", "Setup", "few_windows", "prepare", "score_baselines"]
+__all__ = ["MIN_VERDICT_WINDOWS", "WORST_SERIES", "FinalRequest", "Setup", "few_windows", "left_out_series",
+           "panel_baselines", "prepare", "score_baselines", "series_verdicts"]
 
 log = logging.getLogger("hpt")
 
@@ -140,9 +149,6 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     sink = open_sink(req.location)
     frame_rows = load_results(req.location)
     spec, spec_source = recorded_spec(sink, req.spec_path)
-    if spec.data.series is not None:
-        raise InputError(f'hpt final does not support data.series yet (the spec at {sink.uri} tunes over many '
-                         f'series, "{spec.data.series}")')
     metric = spec.objective
     kept = spec.period_rule.holdout if spec.period_rule is not None else 0  # months the tuning periods keep back
     require_holdout(kept, req.holdout, req.holdout_start)  # bad input is said before "no best config yet"
@@ -169,14 +175,15 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
                          "would not be unseen; choose a later --holdout-start or a shorter --holdout, or tune with "
                          "date_ranges.auto.holdout so that the periods keep it back")
     start, length = train_start(req.months, spec, config_periods(choice.rows) or tuning_periods, holdout.start)
-    clamped = start < frame.index[0]
+    times = times_of(frame)
+    clamped = start < times.min()
     if clamped:
-        start = pd.Timestamp(frame.index[0])
+        start = pd.Timestamp(times.min())
     windows = _windows(frame, Period(start, holdout.start), holdout, choice.params)
     setup = Setup(sink, spec, spec_source, metric, choice, start_model, frame, holdout, tuning_periods,
                   Period(start, holdout.start), length, windows,
-                  train_rows=int(((frame.index >= start) & (frame.index < holdout.start)).sum()),
-                  held_rows=int(((frame.index >= holdout.start) & (frame.index < holdout.end)).sum()),
+                  train_rows=int(((times >= start) & (times < holdout.start)).sum()),
+                  held_rows=int(((times >= holdout.start) & (times < holdout.end)).sum()),
                   from_model=req.from_model, compare=req.compare)
     _say_setup(setup, clamped, say)
     return setup
@@ -186,7 +193,7 @@ def _windows(frame: pd.DataFrame, train: Period, holdout: Holdout, params: dict[
     """The training span's windows with the hold-out's as their scored part (the explicit split)."""
     try:
         return make_windows(frame, Period(train.start, holdout.end), int(params["lookback"]), int(params["horizon"]),
-                            holdout)
+                            holdout, str(params.get("scaler", "standard")))
     except DataError as e:
         raise InputError(f"training window {train} and hold-out {holdout.period}: {e.message}") from None
 
@@ -213,9 +220,26 @@ def few_windows(windows: int) -> str | None:
             "--holdout-start")
 
 
-def score_baselines(s: Setup) -> dict[str, dict[str, Any]]:
-    """Both naive baselines on the hold-out's windows, scored as the model is (:func:`forecast_scores`)."""
+def panel_baselines(s: Setup) -> dict[str, np.ndarray] | None:
+    """Of a final over many series: each baseline's forecasts of the hold-out's windows, each series' in
+    its own standardised units (:func:`hpt.baselines.panel_forecasts`); None for one series."""
+    if s.windows.panel is None:
+        return None
+    return panel_forecasts(s.frame, s.windows, s.window, s.holdout, s.spec.data.season, quantiles_of(s.choice.params))
+
+
+def score_baselines(s: Setup, forecasts: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
+    """Both naive baselines on the hold-out's windows, scored as the model is (:func:`forecast_scores`); of many
+    series from their forecasts `forecasts` (:func:`panel_baselines`), as the model is (:func:`panel_scores`)."""
     w, params = s.windows, s.choice.params
+    if w.panel is not None:
+        assert forecasts is not None
+        out: dict[str, dict[str, Any]] = {}
+        for name in BASELINES:
+            units, standardised = panel_scores(forecasts[name], w.y_val, w.panel, quantiles_of(params))
+            out[name] = {"metrics": units, "standardised": standardised}
+        out["naive-seasonal"]["season"] = w.panel.season
+        return out
     assert w.val_ends is not None
     step = frame_step(s.frame)
     mean, std = float(w.mean[0]), float(w.std[0])
@@ -231,3 +255,56 @@ def score_baselines(s: Setup) -> dict[str, dict[str, Any]]:
         baselines[name] = {"metrics": metrics, "standardised": standardised}
     baselines["naive-seasonal"]["season"] = season
     return baselines
+
+
+WORST_SERIES = 5
+"""How many of a panel's series ``hpt final`` names as the model's worst on the hold-out."""
+
+
+def series_verdicts(s: Setup, model_file: bytes, forecasts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Of a final over many series: how the model (`model_file`, as trained) does on each series' hold-out
+    windows against seasonal naive (`forecasts`: :func:`panel_baselines`), by MAE in the series' own
+    standardised units: on how many series it beats it, and its worst series by MASE (its MAE over the
+    series' in-sample seasonal-naive MAE)."""
+    from hpt.inference import forecast
+    from hpt.model_io import load_model
+    from hpt.quantiles import point
+
+    w, panel = s.windows, s.windows.panel
+    assert panel is not None
+    quantiles = quantiles_of(s.choice.params)
+    actual = w.y_val.astype(np.float64)
+    predicted = forecast(load_model(model_file).module, w.x_val)
+    counts = np.bincount(panel.val_series, minlength=len(panel.series))
+
+    def mae(f: np.ndarray) -> np.ndarray:
+        err = np.abs(point(f, quantiles) - actual).mean(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(panel.val_series, weights=err, minlength=len(counts)) / counts  # type: ignore[no-any-return]
+
+    mine, naive = mae(predicted), mae(forecasts["naive-seasonal"])
+    unit = panel.unit if panel.unit is not None else np.ones(len(counts))  # the windows' units -> standardised
+    scale = np.where(panel.naive_mae > 0, panel.naive_mae, np.nan)
+    scored = counts > 0
+    beats = int((mine < naive)[scored].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mase, naive_mase = mine / scale, naive / scale
+    order = sorted(np.flatnonzero(scored), key=lambda k: (-mase[k] if np.isfinite(mase[k]) else np.inf, -mine[k]))
+    worst = [{"series": panel.series[k], "windows": int(counts[k]), "mase": _number(mase[k]),
+              "naive_seasonal_mase": _number(naive_mase[k]), "std_mae": float(mine[k] * unit[k]),
+              "naive_seasonal_std_mae": float(naive[k] * unit[k]), "beats_seasonal": bool(mine[k] < naive[k])}
+             for k in order[:WORST_SERIES]]
+    return {"series": int(scored.sum()), "beats_seasonal": beats,
+            "beats_seasonal_share": beats / int(scored.sum()) if scored.any() else None, "worst": worst}
+
+
+def _number(value: float) -> float | None:
+    """A float for JSON: None where it is not finite."""
+    return float(value) if np.isfinite(value) else None
+
+
+def left_out_series(s: Setup) -> list[str]:
+    """Of a final over many series: the series that give its training span and hold-out no window."""
+    assert s.windows.panel is not None
+    trained = set(s.windows.panel.series)
+    return [str(sid) for sid in s.frame.index.get_level_values(0).unique() if str(sid) not in trained]

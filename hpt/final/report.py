@@ -11,7 +11,8 @@ from typing import Any
 
 from hpt import __version__
 from hpt.baselines import BASELINES
-from hpt.final.prepare import MIN_VERDICT_WINDOWS, Setup, few_windows
+from hpt.final.prepare import MIN_VERDICT_WINDOWS, Setup, few_windows, left_out_series
+from hpt.panel import name_few
 from hpt.progress import format_params, plural
 from hpt.results.versus import judge_best, relative_change
 from hpt.stamps import utcnow
@@ -83,8 +84,10 @@ def _change(value: float, reference: float) -> float | None:
 
 
 def report_document(s: Setup, final_id: str, device: str, trained: list[tuple[str, TrialResult]],
-                    baselines: dict[str, dict[str, Any]], uris: dict[str, str]) -> dict[str, Any]:
-    """report.json of a final whose models all trained: `trained` is (mode, result) in order, the first model.pt."""
+                    baselines: dict[str, dict[str, Any]], uris: dict[str, str],
+                    series: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """report.json of a final whose models all trained: `trained` is (mode, result) in order, the first model.pt;
+    of a final over many series, `series` is each model's :func:`~hpt.final.prepare.series_verdicts`."""
     better = min(BASELINES, key=lambda n: baselines[n]["metrics"]["mse"])
     few = few_windows(len(s.windows.x_val))
     models = []
@@ -93,7 +96,11 @@ def report_document(s: Setup, final_id: str, device: str, trained: list[tuple[st
         models.append({"mode": mode, "model_uri": uris[key], "train_time_s": round(result.metrics["train_time_s"], 3),
                        "train_loss": result.metrics["train_loss"], "metrics": metrics, "standardised": standardised,
                        "vs_best_baseline": _change(metrics["mse"], baselines[better]["metrics"]["mse"])})
-    return {**_chosen(s, final_id, "ok"),
+        if series is not None:
+            models[-1]["series"] = series[len(models) - 1]
+    panel = {} if s.windows.panel is None else {"panel": {
+        "column": s.spec.data.series, "series": len(s.windows.panel.series), "left_out": left_out_series(s)}}
+    return {**_chosen(s, final_id, "ok"), **panel,
             "verdict": {"windows": int(len(s.windows.x_val)), "min_windows": MIN_VERDICT_WINDOWS,
                         "too_few": bool(few), "note": few},
             "models": models, "baselines": baselines, "best_baseline": better, **_where(device, uris)}
@@ -163,6 +170,7 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
                                 {n: b["metrics"] for n, b in doc["baselines"].items()})
         who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
         lines.append(f"  {who} {verdict.text()}{basis}")
+    lines.extend(_panel_lines(doc))
     note = doc.get("verdict", {}).get("note")
     if note:
         lines.append(f"  warning:  {note}")
@@ -172,6 +180,35 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
     lines.append(f"  index:    {uris['index']}")
     lines.append(f"  use it:   hpt predict {uris['model']} --data FILE --last")
     return lines
+
+
+def _panel_lines(doc: Mapping[str, Any]) -> list[str]:
+    """Of a final over many series: MASE, on how many series each model beats seasonal naive, its worst series."""
+    panel = doc.get("panel")
+    if not panel:
+        return []
+    left = panel["left_out"]
+    lines = [f"  series:   {plural(panel['series'], 'series')} of \"{panel['column']}\" in the hold-out"
+             + (f"; {len(left)} left out (no window in the training span or the hold-out: {name_few(left)})"
+                if left else "")]
+    mase = {n: b["metrics"].get("mase") for n, b in doc["baselines"].items()}
+    for model in doc["models"]:
+        who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
+        v = model["series"]
+        theirs = ", ".join(f"{n} {m:.3f}" for n, m in mase.items() if m is not None)
+        if model["metrics"].get("mase") is not None:
+            lines.append(f"  {who}: MASE {model['metrics']['mase']:.3f} over the series ({theirs})")
+        share = v["beats_seasonal_share"]
+        lines.append(f"  {who} beats seasonal naive on {v['beats_seasonal']} of {plural(v['series'], 'series')}"
+                     + (f" ({share:.0%})" if share is not None else "") + " (MAE on its hold-out windows)")
+        worst = "; ".join(f"\"{w['series']}\" MASE {_maybe(w['mase'])} (seasonal naive {_maybe(w['naive_seasonal_mase'])})"
+                          for w in v["worst"])
+        lines.append(f"  worst:    {worst}")
+    return lines
+
+
+def _maybe(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _failed_lines(doc: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from hpt import layout
 from hpt.final.index import INDEX_CSV, index_row, merge_index
-from hpt.final.prepare import FinalRequest, Setup, prepare, score_baselines
+from hpt.final.prepare import FinalRequest, Setup, panel_baselines, prepare, score_baselines, series_verdicts
 from hpt.final.report import FinalReport, elsewhere_document, failed_document, report_document
 from hpt.final.training import Training, final_trials, train
 from hpt.progress import format_value, plural
@@ -55,12 +55,15 @@ def _record(s: Setup, final_id: str, trials: list[Trial], training: Training, sa
         sink.write(report_key, json.dumps(doc, indent=1, default=str).encode())
         say(f"final {final_id} {doc['status']}: recorded in {uris['report']}")
         return FinalReport(final_id, doc, uris, exit_code=training.exit_code or 1)
-    baselines = score_baselines(s)
+    forecasts = panel_baselines(s)
+    baselines = score_baselines(s, forecasts)
+    verdicts = None if forecasts is None else \
+        [series_verdicts(s, result.model, forecasts) for _, result in pairs if result.model is not None]
     say(f"baselines on the same {plural(len(s.windows.x_val), 'window')}: " + ", ".join(
         f"{n} mse={format_value(b['metrics']['mse'])}" for n, b in baselines.items()))
     keys = {"model": layout.final_model(final_id), "scratch": layout.final_model(final_id, scratch=True)}
     uris.update({name: sink.url(keys[name]) for name, _ in zip(keys, pairs, strict=False)})
-    doc = report_document(s, final_id, training.device, pairs, baselines, uris)
+    doc = report_document(s, final_id, training.device, pairs, baselines, uris, verdicts)
     for name, (_, result) in zip(keys, pairs, strict=False):
         assert result.model is not None
         sink.write(keys[name], result.model)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpt.errors import did_you_mean, show
-from hpt.hparams import QUANTILE_LOSSES, TRAINING
+from hpt.hparams import QUANTILE_LOSSES
 from hpt.spec.checker import Checker
 from hpt.spec.objects import METRICS, OBJECTIVES, PANEL_METRICS, QUANTILE_METRICS, Axis, DataSpec, config_losses
 
@@ -53,10 +53,8 @@ def check_quantile_metrics(ck: Checker, objective: str, metrics: tuple[str, ...]
                       f'gives {show(others[0])}: set "loss": "quantile" (and "quantiles")')
 
 
-def check_panel(ck: Checker, data: DataSpec, objective: str, metrics: tuple[str, ...], parameters: Mapping[str, Axis],
-                training: Mapping[str, Any]) -> None:
-    """val_mase exists only over many series (data.series); a spec over many series scales each series
-    by its own mean and standard deviation: the robust scaler (one median and IQR for all) is refused."""
+def check_panel(ck: Checker, data: DataSpec, objective: str, metrics: tuple[str, ...]) -> None:
+    """val_mase exists only over many series (data.series)."""
     if data.series is None:
         asked = [("objective", objective)] if objective in PANEL_METRICS else []
         asked += [("metrics", m) for m in metrics if m in PANEL_METRICS]
@@ -64,9 +62,3 @@ def check_panel(ck: Checker, data: DataSpec, objective: str, metrics: tuple[str,
             ck.add(place, f"{metric} is scored over many series: it needs data.series (the column naming each "
                           "row's series)")
         return
-    axis = parameters.get("scaler")
-    scalers = list(axis) if isinstance(axis, tuple) else [training.get("scaler", TRAINING["scaler"].default)]
-    if "robust" in scalers:
-        where = "parameters.scaler" if "scaler" in parameters else "training.scaler"
-        ck.add(where, 'the "robust" scaler does not support data.series yet (each series is scaled by its own '
-                      'train part\'s mean and standard deviation): use "standard" or "window"')

@@ -49,7 +49,7 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     objective = parse_objective(ck, doc.get("objective", "val_mse"))
     check_quantile_metrics(ck, objective, metrics, parameters, training)
     if data is not None:
-        check_panel(ck, data, objective, metrics, parameters, training)
+        check_panel(ck, data, objective, metrics)
     resources = parse_resources(ck, doc.get("resources", {}))
     tracking = parse_tracking(ck, doc.get("tracking", {}))
     sink = parse_sink(ck, doc.get("sink"))
