@@ -162,3 +162,24 @@ def test_finalists_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
     assert out.stderr.strip().endswith("search.finalists: only early stopping or racing leaves configs with stopped "
                                        "periods to complete; remove it or add early_stopping or race")
+
+
+def test_finalists_are_the_configs_asha_takes_furthest_with_all_the_evidence(write_spec: Any, tmp_path: Path) -> None:
+    # the first three configs are bad, but they run before 3 others reach a rung, so they pass every rung unjudged
+    # and complete; c4 is second of 5 at epoch 1 and stopped there (asha keeps the best floor(5/3) = 1)
+    curves = [[10.0] * 9, [11.0] * 9, [12.0] * 9, [1.0] * 9, [2.0] * 9, [13.0] * 9]
+    order: dict[str, int] = {}
+
+    def script(trial: Trial) -> Script:
+        return Script(curve=curves[order.setdefault(trial.config_id, len(order))])
+
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_epochs": 1, "reduction_factor": 3},
+                                  "finalists": 2})
+    summary, _ = run(spec, tmp_path / "res", script)
+    rows = rows_by_config(tmp_path / "res", order)
+    # replayed with every trial's value at epoch 1, c0..c2 are out of the best third there, as c4 is; c4 is the
+    # best of them there, so the two finalists are c3 (complete, the best) and c4, completed on both periods
+    assert statuses(rows)[4] == ["ok", "ok"] and all(r.get("finalist") == 1 for r in rows[4])
+    assert statuses(rows)[5] == ["pruned"]
+    assert not any(r.get("finalist") for c in (0, 1, 2, 3) for r in rows[c])
+    assert summary.exit_code == 0
