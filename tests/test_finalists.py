@@ -77,7 +77,8 @@ def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any, c
     doc["training"] = {**doc["training"], "epochs": 9}
     out = cli("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
-    assert "a rung judges a trial only once 3 other trials of its period reached it (before that it goes on)" in out.stdout
+    assert ("a rung judges a trial only once 3 other trials of its period reached it (before that it goes on, and is "
+            "judged there once they have)") in out.stdout
     assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
             "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist)") in out.stdout
 

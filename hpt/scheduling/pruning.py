@@ -79,7 +79,8 @@ def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
             f"in the best 1/{stopping.reduction_factor} of its bracket; brackets start at different rungs")
     return (f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
             f"a rung judges a trial only once {plural(n, 'other trial')} of its "
-            f"{'period' if stopping.kind == 'asha' else 'bracket'} reached it (before that it goes on)")
+            f"{'period' if stopping.kind == 'asha' else 'bracket'} reached it (before that it goes on"
+            + (", and is judged there once they have)" if stopping.kind == "asha" else ")"))
 
 
 def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.BasePruner:
