@@ -152,13 +152,23 @@ class Outcome:
         return next((float(epochs) for _, epochs, mean in self.timeline if mean <= target), math.inf)
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a strategy's run: the benchmark stops too (`code`: 130 or 143)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace) -> Outcome:
     spec = make_spec(strategy, seed, args.configs, args.epochs, args.min_epochs, args.periods)
     scheduler = make_scheduler(spec)
     scheduler.restore({})
     results: list[TrialResult] = []
     t0 = time.monotonic()
-    drive(scheduler, backend, results.append, Reporter(quiet=True), spec.objective)
+    code = drive(scheduler, backend, results.append, Reporter(quiet=True), spec.objective)
+    if code:
+        raise Interrupted(code)  # an outcome cut short would read as a cheap search
     wall = time.monotonic() - t0
     periods = len(spec.periods)
     spent, epochs = 0.0, 0.0
@@ -312,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     slots = [Slot(f"cpu-{i}", "cpu", (("CUDA_VISIBLE_DEVICES", ""),), threads=1) for i in range(args.workers)]
     pool = LocalBackend(check_data(spec), slots, spec.objective)
     outcomes = []
+    code = 0
     try:
         shared = _Shared(pool)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -323,13 +334,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seed {seed} {strategy:<12} compute {o.compute:7.1f}s  {o.epochs:7.0f} epochs  "
                       f"best mean val_mse {_fmt(o.best)}  {o.pruned} of {o.trials} trials pruned  "
                       f"{o.ranked} configs ranked  wall {o.wall:.1f}s", flush=True)
+    except Interrupted as e:
+        code = e.code
+        print(f"interrupted: {len(outcomes)} outcomes complete; the strategy that was running is left out, "
+              "no further strategy starts", file=sys.stderr, flush=True)
     finally:
         pool.close()
     ran = {(o.strategy, o.seed) for o in outcomes}
     for path in args.merge:
         outcomes += [o for o in _load(path) if (o.strategy, o.seed) not in ran]
-    report(outcomes, args)
-    return 0
+    if outcomes:
+        report(outcomes, args)
+    return code
 
 
 if __name__ == "__main__":

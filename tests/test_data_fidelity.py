@@ -4,6 +4,7 @@ windows. Scheduler logic on the fake backend with scripted values; one small rea
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ def test_rungs_train_on_data_shares_and_stop_configs_behind_at_a_share(write_spe
     first = next(r["config_id"] for r in rows if r["trial_id"] == backend.log[0][1])
     assert all(r["status"] == "ok" for r in rows if r["config_id"] == first)
     assert summary.counts["pruned"] == len(pruned)
+    # hpt results lists them under "Stopped early" with the share where they stopped in the epochs column
+    res = hpt_here("results", str(tmp_path / "res"))
+    assert res.exit_code == 0, res.output
+    stopped = res.stdout[res.stdout.index("Stopped early: "):]
+    assert re.search(r" 1/\d\s+share 1/9\s", stopped) and not re.search(r" 1/\d\s+-\s", stopped), stopped
 
 
 def test_full_trials_keep_their_ids_and_a_rerun_trains_nothing_again(write_spec: Any, tmp_path: Path) -> None:

@@ -77,7 +77,8 @@ def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any, c
     doc["training"] = {**doc["training"], "epochs": 9}
     out = cli("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
-    assert "a rung judges a trial only once 3 other trials of its period reached it (before that it goes on)" in out.stdout
+    assert ("a rung judges a trial only once 3 other trials of its period reached it (before that it goes on, and is "
+            "judged there once they have)") in out.stdout
     assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
             "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist)") in out.stdout
 
@@ -162,3 +163,24 @@ def test_finalists_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
     assert out.stderr.strip().endswith("search.finalists: only early stopping or racing leaves configs with stopped "
                                        "periods to complete; remove it or add early_stopping or race")
+
+
+def test_finalists_are_the_configs_asha_takes_furthest_with_all_the_evidence(write_spec: Any, tmp_path: Path) -> None:
+    # the first three configs are bad, but they run before 3 others reach a rung, so they pass every rung unjudged
+    # and complete; c4 is second of 5 at epoch 1 and stopped there (asha keeps the best floor(5/3) = 1)
+    curves = [[10.0] * 9, [11.0] * 9, [12.0] * 9, [1.0] * 9, [2.0] * 9, [13.0] * 9]
+    order: dict[str, int] = {}
+
+    def script(trial: Trial) -> Script:
+        return Script(curve=curves[order.setdefault(trial.config_id, len(order))])
+
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_epochs": 1, "reduction_factor": 3},
+                                  "finalists": 2})
+    summary, _ = run(spec, tmp_path / "res", script)
+    rows = rows_by_config(tmp_path / "res", order)
+    # replayed with every trial's value at epoch 1, c0..c2 are out of the best third there, as c4 is; c4 is the
+    # best of them there, so the two finalists are c3 (complete, the best) and c4, completed on both periods
+    assert statuses(rows)[4] == ["ok", "ok"] and all(r.get("finalist") == 1 for r in rows[4])
+    assert statuses(rows)[5] == ["pruned"]
+    assert not any(r.get("finalist") for c in (0, 1, 2, 3) for r in rows[c])
+    assert summary.exit_code == 0

@@ -40,7 +40,7 @@ Planned = Mapping[str, Collection[str]]
 STATS = ("mean", "median", "worst", "std", "seed_std", "seeds", "periods_run", "periods_won", "ranks", "partial",
          "finalist")
 """The columns of a ranking's table after config_id, before the parameters."""
-PRUNED_STATS = ("periods_pruned", "periods_run", "epochs", "mean_so_far", "dropped")
+PRUNED_STATS = ("periods_pruned", "periods_run", "epochs", "data_share", "mean_so_far", "dropped")
 RACED = "dropped after "
 """How the error of the trials of a config that racing (``search.race``) dropped begins."""
 """The columns of a ranking's pruned table after config_id, before the parameters."""
@@ -230,11 +230,14 @@ def _pruned_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     stopped = counted["status"].astype(str) == Status.PRUNED.value
     epochs = counted["epochs"] if "epochs" in counted else pd.Series(float("nan"), index=counted.index)
     errors = counted["error"].fillna("").astype(str) if "error" in counted else pd.Series("", index=counted.index)
+    shares = pd.to_numeric(counted["data_share"], errors="coerce") if "data_share" in counted else \
+        pd.Series(float("nan"), index=counted.index)  # early stopping on data: the share a config was stopped at
     g = counted.groupby(key, sort=False)
     table = pd.DataFrame({
         "periods_pruned": stopped.groupby(key, sort=False).sum().astype(int),
         "periods_run": g.size(),
         "epochs": epochs.where(stopped).groupby(key, sort=False).max(),
+        "data_share": shares.where(stopped & (shares < 1)).groupby(key, sort=False).max(),
         "mean_so_far": pd.to_numeric(counted[metric], errors="coerce").groupby(key, sort=False).mean(),
         "dropped": errors.where(stopped & errors.str.startswith(RACED), "").groupby(key, sort=False).max(),
     })

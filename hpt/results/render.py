@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.errors import InputError
-from hpt.fidelity import FULL, fidelity_named
+from hpt.fidelity import FULL, fidelity_named, share_text
 from hpt.progress import plural
 from hpt.results.pareto import Front
 from hpt.results.rank import PRUNED_STATS, STATS, BestConfig, Ranking
@@ -119,15 +119,24 @@ def _pruned_section(r: Ranking, top: int) -> _Section:
     shown = t if top <= 0 else t.head(top)
     for d in shown.to_dict(orient="records"):
         sec.rows.append([str(d["config_id"]), *(_num(d[p]) for p in params),
-                         f"{d['periods_pruned']}/{d['periods_run']}", _num(d["epochs"]), _num(d["mean_so_far"]),
+                         f"{d['periods_pruned']}/{d['periods_run']}", _stopped_at(d), _num(d["mean_so_far"]),
                          *([d["dropped"] or "stopped early"] if raced else [])])
     if len(t) > len(shown):
         sec.notes.append(f"... and {len(t) - len(shown)} more (--top 0 lists all)")
-    sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran; so far: the mean "
+    sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran (share 1/9: "
+                     "stopped at that share of the data, early_stopping.resource \"data\"); so far: the mean "
                      "over its trials up to where they stopped (not comparable with the ranked means)"
                      + ("; why: the race (search.race) drops a config the tests find worse than the best so far, "
                         "and does not train its later periods" if raced else ""))
     return sec
+
+
+def _stopped_at(d: dict[str, Any]) -> str:
+    """The epochs column of a stopped config: its epochs, or the data share it was stopped at."""
+    share = d.get("data_share")
+    if (d.get("epochs") is None or pd.isna(d["epochs"])) and share is not None and not pd.isna(share) and share > 0:
+        return f"share {share_text(float(share))}"
+    return _num(d["epochs"])
 
 
 _TEST_NAMES = {FRIEDMAN_NEMENYI: "Nemenyi p", WILCOXON: "Wilcoxon p"}

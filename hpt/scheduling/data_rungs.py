@@ -35,7 +35,7 @@ from typing import Any
 from hpt.fidelity import Fidelity, data_share, share_text
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, period_key, row_key
+from hpt.scheduling.pruning import behind_too_many, metric_value, period_key, row_key
 from hpt.search import TrialPlan
 from hpt.spec import Spec
 from hpt.spec.search import EarlyStopping
@@ -144,13 +144,11 @@ class DataRungs(Scheduler):
         others = [v for s, v in values.items() if s != slot]
         if len(others) < self.stopping.evidence:
             return ""  # too little evidence at this share: it goes on
-        ranked = sorted([mine, *others])
-        top = max(len(ranked) // self.stopping.reduction_factor, 1)
-        if mine <= ranked[top - 1]:
+        behind = sum(v < mine for v in others)
+        if not behind_too_many(behind, len(others), self.stopping.reduction_factor):
             return ""
         share = share_text(self.fidelities[rung].share)
-        return (f"pruned at data share {share} (rung {rung}, behind {sum(v < mine for v in others)} of {len(others)} "
-                "trials of its period)")
+        return f"pruned at data share {share} (rung {rung}, behind {behind} of {len(others)} trials of its period)"
 
     # -- the run -----------------------------------------------------------------------------
 

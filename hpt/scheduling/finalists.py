@@ -6,11 +6,18 @@ configs to work with. When the search is otherwise done (its strategy has nothin
 start, or its budget is spent), this wrapper takes the best `finalists` configs and trains
 the periods they lack at full fidelity, to the last epoch and without early stopping.
 
-Which configs: those that ran every period come first (they are finalists already), then
-the others by how far they got: more periods finished, then a later epoch reached in the
-period where they were stopped, then their place among the trials stopped in that period
-at that epoch (the same period and epoch: comparable values). Configs with a failed trial
-are passed over.
+Which configs: with asha (on epochs), the configs that successive halving takes furthest when
+it is replayed at the end with all the evidence: a trial's reach is the epoch it got to (the
+last, for a complete one), or the first rung before that where it is out of the best
+1/reduction_factor of every trial of its period that got there (:func:`behind_too_many`; a
+trial that ran early passed its rungs before the others got there, so a complete trial is not
+better for being complete); a config's reach is the least over its periods that started (a
+period early stopping did not start tells nothing about the config), and configs that got
+equally far are ordered by their mean place among their periods' trials at that epoch (the same
+period and epoch: comparable values). Otherwise (racing, median, hyperband, data shares): those
+that ran every period come first, then the others by how far they got: more periods finished,
+then a later epoch reached in the period where they were stopped, then their place among the
+trials stopped in that period at that epoch. Configs with a failed trial are passed over.
 
 Ids: a finalist's trial of a period is the same trial (same id) as the one early stopping
 stopped there; its ok row replaces the pruned row (an ok row supersedes a pruned one) and
@@ -29,7 +36,16 @@ from typing import Any
 from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import max_epochs, metric_value, period_key, pruned_epoch, row_key
+from hpt.scheduling.pruning import (
+    behind_too_many,
+    curve_values,
+    max_epochs,
+    metric_value,
+    period_key,
+    pruned_epoch,
+    row_key,
+    rungs,
+)
 from hpt.search import TrialPlan, config_id
 from hpt.spec import Spec
 from hpt.trial import Progress, Status, Trial, TrialResult
@@ -77,6 +93,11 @@ class Finalists(Scheduler):
         self._shielded: set[str] = set()  # trial ids early stopping does not hear (finalists' trials)
         self._running: set[str] = set()
         self._queue: list[Trial] | None = None  # the finalist stage's trials, once it has started
+        stopping = spec.search.early_stopping
+        self._asha = stopping if stopping is not None and stopping.kind == "asha" and stopping.resource == "epochs" \
+            else None
+        self._rungs = rungs(self._asha, self._most) if self._asha is not None else []
+        self._curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> objective (asha: how far it got)
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
@@ -87,6 +108,11 @@ class Finalists(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
+        if self._rungs and curves is not None:
+            mine = [tid for tid, row in rows.items() if row_key(row) in self._keys
+                    and row.get("status") in (Status.OK.value, Status.PRUNED.value)]
+            for tid, text in (curves(mine) if mine else {}).items():
+                self._curves[tid] = dict(curve_values(text, self.spec.objective))
         for tid, row in rows.items():
             key = row_key(row)
             cid, params = str(row["config_id"]), params_of(row)
@@ -120,10 +146,14 @@ class Finalists(Scheduler):
     # -- choosing ----------------------------------------------------------------------------
 
     def _ranked(self) -> list[str]:
-        """Config ids, the finalists first: complete ones, those already tagged, then by how far they got."""
+        """Config ids, the finalists first: those already tagged, then by how far they got."""
         by_config: dict[str, list[_Seen]] = {}
         for seen in self._seen.values():
             by_config.setdefault(seen.config_id, []).append(seen)
+        usable = [cid for cid, trials in by_config.items() if cid in self._tagged or cid in self._params and not any(
+            s.status in (Status.FAILED.value, Status.DIVERGED.value) for s in trials)]
+        if self._rungs:
+            return sorted(usable, key=self._halving_key())
         stopped: dict[tuple[str, int], list[float]] = {}  # trials stopped in a period at an epoch: their values
         for seen in self._seen.values():
             if seen.status == Status.PRUNED.value:
@@ -141,9 +171,61 @@ class Finalists(Scheduler):
                 place = sum(v < first.value for v in peers) / len(peers)
             return ok < self._per_config, cid not in self._tagged, -ok, -reached, place, cid
 
-        usable = [cid for cid, trials in by_config.items() if cid in self._tagged or cid in self._params and not any(
-            s.status in (Status.FAILED.value, Status.DIVERGED.value) for s in trials)]
         return sorted(usable, key=key)
+
+    def _halving_key(self) -> Callable[[str], tuple[Any, ...]]:
+        """asha's order of configs, replayed with all the evidence (the module's docstring)."""
+        assert self._asha is not None
+        factor, evidence = self._asha.reduction_factor, self._asha.evidence
+        by_study: dict[str, list[str]] = {}  # trial ids of each period's ok and pruned trials
+        for tid, seen in self._seen.items():
+            if seen.status in (Status.OK.value, Status.PRUNED.value):
+                by_study.setdefault(seen.study, []).append(tid)
+
+        def value_at(tid: str, epoch: int) -> float | None:
+            """Its objective at `epoch` (the best so far); None when it did not get there."""
+            seen = self._seen[tid]
+            if seen.status == Status.OK.value and (epoch >= self._most or epoch > max(self._curves.get(tid, {0: 0}))):
+                return seen.value  # complete (ended by its own patience before `epoch`: as it ended)
+            got = [v for e, v in self._curves.get(tid, {}).items() if e <= epoch]
+            reached = seen.epoch if seen.status == Status.PRUNED.value else self._most
+            return min(got) if got and epoch <= reached else None
+
+        def standing(tid: str, epoch: int) -> tuple[int, int]:
+            """(behind, others): how many of the other trials of its period that got to `epoch` were better."""
+            mine = value_at(tid, epoch)
+            others = [v for o in by_study[self._seen[tid].study] if o != tid and (v := value_at(o, epoch)) is not None]
+            return (sum(v < mine for v in others) if mine is not None else len(others)), len(others)
+
+        def reach(tid: str) -> int:
+            seen = self._seen[tid]
+            got = self._most if seen.status == Status.OK.value else seen.epoch
+            for rung in self._rungs:
+                if rung >= got:
+                    break
+                behind, others = standing(tid, rung)
+                if others >= evidence and behind_too_many(behind, others, factor):
+                    return rung
+            return got
+
+        reaches: dict[str, int] = {}
+        trials: dict[str, list[str]] = {}
+        for tid, seen in self._seen.items():
+            if seen.status in (Status.OK.value, Status.PRUNED.value):
+                reaches[tid] = reach(tid)
+                trials.setdefault(seen.config_id, []).append(tid)
+
+        def key(cid: str) -> tuple[Any, ...]:
+            mine = trials.get(cid, [])
+            far = min((reaches[t] for t in mine), default=0)  # a period not started tells nothing: left out
+            places = []
+            for tid in mine:
+                behind, others = standing(tid, far)
+                places.append(behind / others if others else 0.0)
+            place = sum(places) / len(places) if places else 1.0
+            return cid not in self._tagged, -far, place, cid
+
+        return key
 
     def _plan(self) -> TrialPlan:
         return TrialPlan(self.spec, [])
@@ -200,6 +282,10 @@ class Finalists(Scheduler):
         return DONE
 
     def on_progress(self, event: Progress) -> str | None:
+        if self._rungs and event.trial.fidelity == self.spec.fidelity:
+            value = metric_value(event.metrics, self.spec.objective)
+            if value is not None:
+                self._curves.setdefault(event.trial.trial_id, {})[event.epoch] = value
         if event.trial.trial_id in self._shielded:
             return None
         return self.inner.on_progress(event)

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["Pruning", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key",
-           "rungs", "start_order", "stopped_place", "stopping_text"]
+__all__ = ["Pruning", "behind_too_many", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key",
+           "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place", "stopping_text"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
@@ -79,7 +79,8 @@ def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
             f"in the best 1/{stopping.reduction_factor} of its bracket; brackets start at different rungs")
     return (f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
             f"a rung judges a trial only once {plural(n, 'other trial')} of its "
-            f"{'period' if stopping.kind == 'asha' else 'bracket'} reached it (before that it goes on)")
+            f"{'period' if stopping.kind == 'asha' else 'bracket'} reached it (before that it goes on"
+            + (", and is judged there once they have)" if stopping.kind == "asha" else ")"))
 
 
 def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -95,6 +96,14 @@ def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.Base
                                               reduction_factor=stopping.reduction_factor)
     return optuna.pruners.MedianPruner(n_startup_trials=stopping.evidence, n_warmup_steps=stopping.min_epochs,
                                        n_min_trials=stopping.evidence)
+
+
+def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
+    """Whether a trial that `behind` of the `others` trials at its rung beat is out of their best 1/reduction_factor:
+    not among the best floor(n / reduction_factor) (at least 1) of the n trials there, itself included, as
+    Optuna's SuccessiveHalvingPruner promotes. Early stopping on epochs and on data shares decides with it,
+    and the finalists replay it at the end with every trial's values."""
+    return behind + 1 > max(1, (others + 1) // reduction_factor)
 
 
 def metric_value(metrics: Mapping[str, Any], objective: str) -> float | None:
@@ -192,6 +201,8 @@ class Pruning(Scheduler):
         self._live: dict[str, optuna.trial.Trial] = {}  # trial id -> its trial in its period's study
         self._best: dict[str, float] = {}  # trial id -> best objective so far
         self._stopping: set[str] = set()  # told to stop: later epochs are not reported
+        self._rungs = rungs(self.stopping, self.max_epochs) if self.stopping.kind == "asha" else []
+        self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
         self.not_started = 0
         self.stopped = 0
@@ -293,12 +304,34 @@ class Pruning(Scheduler):
         best = min(self._best.get(tid, math.inf), value)
         self._best[tid] = best
         t.report(best, event.epoch)
-        if event.epoch >= int(event.trial.params.get("epochs", 0)) or not t.should_prune():
+        if event.epoch >= int(event.trial.params.get("epochs", 0)):
             return None  # at the last epoch, stopping saves nothing
-        if self._peers(t, event.epoch) < self.stopping.evidence:
-            return None  # too little evidence at this rung: it goes on (the rung is passed, not judged again)
+        if self._rungs:
+            return self._asha(t, tid, event.epoch)
+        if not t.should_prune() or self._peers(t, event.epoch) < self.stopping.evidence:
+            return None  # too little evidence at this rung: it goes on
         self._stopping.add(tid)
-        return f"pruned at epoch {event.epoch} ({self._where(t)}, {self._behind(t, event.epoch)} trials of its period)"
+        behind, others = self._behind(t, event.epoch)
+        return f"pruned at epoch {event.epoch} ({self._where(t)}, behind {behind} of {others} trials of its period)"
+
+    def _asha(self, t: optuna.trial.Trial, tid: str, epoch: int) -> str | None:
+        """asha's decision at `epoch`: at a rung, a trial goes on while in the best 1/reduction_factor of the
+        others there (:func:`behind_too_many`). A trial that reached a rung before `min_trials` others did goes
+        on meanwhile, and is judged at that rung, by its value there, as soon as they have got there."""
+        t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
+        waiting = self._unjudged.setdefault(tid, [])
+        if epoch in self._rungs:
+            waiting.append(epoch)
+        for rung in list(waiting):
+            if self._peers(t, rung) < self.stopping.evidence:
+                continue  # too little evidence at this rung yet: it goes on
+            waiting.remove(rung)
+            behind, others = self._behind(t, rung)
+            if behind_too_many(behind, others, self.stopping.reduction_factor):
+                self._stopping.add(tid)
+                where = f"rung {self._rungs.index(rung)}" + ("" if rung == epoch else f" at epoch {rung}")
+                return f"pruned at epoch {epoch} ({where}, behind {behind} of {others} trials of its period)"
+        return None
 
     def _peers(self, t: optuna.trial.Trial, epoch: int) -> int:
         """How many other trials of t's period (of its bracket, for hyperband) reported a value at `epoch`."""
@@ -313,12 +346,13 @@ class Pruning(Scheduler):
         return sum(1 for f in trials if f.number != t.number and epoch in f.intermediate_values)
 
     @staticmethod
-    def _behind(t: optuna.trial.Trial, epoch: int) -> str:
-        """``behind 5 of 6``: how many of the other trials of t's period that reported at `epoch` were better."""
+    def _behind(t: optuna.trial.Trial, epoch: int) -> tuple[int, int]:
+        """(5, 6) for *behind 5 of 6*: how many of the other trials of t's period that reported at `epoch` were
+        better, and how many reported there."""
         trials = t.study.get_trials(deepcopy=False)
         mine = trials[t.number].intermediate_values[epoch]
         peers = [f.intermediate_values[epoch] for f in trials if f.number != t.number and epoch in f.intermediate_values]
-        return f"behind {sum(v < mine for v in peers)} of {len(peers)}"
+        return sum(v < mine for v in peers), len(peers)
 
     def _where(self, t: optuna.trial.Trial) -> str:
         if self.stopping.kind == "median":
@@ -334,6 +368,7 @@ class Pruning(Scheduler):
         t = self._live.pop(tid, None)
         self._best.pop(tid, None)
         self._stopping.discard(tid)
+        self._unjudged.pop(tid, None)
         if t is not None:
             value = metric_value(result.metrics, self.objective)
             if result.status is Status.OK and value is not None and math.isfinite(value):

@@ -72,7 +72,8 @@ class EarlyStopping:
 
     Whatever the kind, a trial is judged at a rung (an epoch, for median) only when at least
     `min_trials` other trials of its period (of its bracket, for hyperband) have reported a
-    value there; before that it goes on, and it is not judged at that rung again.
+    value there; before that it goes on (asha: and is judged at that rung, by its value there,
+    once they have; median and hyperband: it is not judged at that rung again).
 
     With `resource` "data" (asha only) the rungs are shares of each period's training
     windows instead of epochs: 1/reduction_factor^k down to `min_share` (1/9 and 1/3 with the
