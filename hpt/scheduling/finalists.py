@@ -230,8 +230,30 @@ class Finalists(Scheduler):
     def _plan(self) -> TrialPlan:
         return TrialPlan(self.spec, [])
 
+    def _chosen(self) -> list[str]:
+        """The finalists: the best `count` configs; after a finalist stage began (configs with a finalist row,
+        when resuming), its configs, topped up only while fewer than `count` configs are tagged or complete, so
+        that rerunning a finished search trains nothing new (the replayed order changes once finalists have
+        run to the end, as their values at every rung join the evidence)."""
+        ranked = self._ranked()
+        if not self._tagged:
+            return ranked[:self.count]
+        oks: dict[str, int] = {}
+        for seen in self._seen.values():
+            if seen.status == Status.OK.value:
+                oks[seen.config_id] = oks.get(seen.config_id, 0) + 1
+        counted = {cid for cid in ranked if cid in self._tagged or oks.get(cid, 0) >= self._per_config}
+        chosen = [cid for cid in ranked if cid in self._tagged]
+        for cid in ranked:
+            if len(counted) >= self.count:
+                break
+            if cid not in counted:
+                chosen.append(cid)
+                counted.add(cid)
+        return chosen
+
     def _stage(self) -> list[Trial]:
-        chosen = self._ranked()[:self.count]
+        chosen = self._chosen()
         if not chosen:
             return []
         plan = self._plan()
