@@ -101,10 +101,7 @@ class ResultStore:
             keys = self.sink.list(layout.ROWS)
             done = {} if self.replace_ok else self._ok_lines()
             ids = layout.ids_of(keys, layout.ROWS)
-            if len(ids) == len(keys) and ids.keys() <= done.keys():  # every row an ok line's: none to read
-                rows = {tid: done[tid] for tid in ids}
-            else:
-                rows = self._read_rows(keys, {key: done[tid] for tid, key in ids.items() if tid in done})
+            rows = self._read_rows(keys, {key: done[tid] for tid, key in ids.items() if tid in done})
             with self._lock:
                 self._known.update(rows)
             self._rows = rows
