@@ -29,6 +29,7 @@ configs and trains only what they still lack.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +146,10 @@ class Finalists(Scheduler):
 
     # -- choosing ----------------------------------------------------------------------------
 
+    def _oks(self) -> Counter[str]:
+        """Each config's ok trials (a config with `per_config` of them ran every period)."""
+        return Counter(s.config_id for s in self._seen.values() if s.status == Status.OK.value)
+
     def _ranked(self) -> list[str]:
         """Config ids, the finalists first: those already tagged, then by how far they got."""
         by_config: dict[str, list[_Seen]] = {}
@@ -158,10 +163,11 @@ class Finalists(Scheduler):
         for seen in self._seen.values():
             if seen.status == Status.PRUNED.value:
                 stopped.setdefault((seen.study, seen.epoch), []).append(seen.value)
+        oks = self._oks()
 
         def key(cid: str) -> tuple[Any, ...]:
             trials = by_config[cid]
-            ok = sum(s.status == Status.OK.value for s in trials)
+            ok = oks[cid]
             pruned = [s for s in trials if s.status == Status.PRUNED.value]
             first = min(pruned, key=lambda s: s.epoch) if pruned else None
             reached = first.epoch if first else 1 << 30
@@ -238,11 +244,8 @@ class Finalists(Scheduler):
         ranked = self._ranked()
         if not self._tagged:
             return ranked[:self.count]
-        oks: dict[str, int] = {}
-        for seen in self._seen.values():
-            if seen.status == Status.OK.value:
-                oks[seen.config_id] = oks.get(seen.config_id, 0) + 1
-        counted = {cid for cid in ranked if cid in self._tagged or oks.get(cid, 0) >= self._per_config}
+        oks = self._oks()
+        counted = {cid for cid in ranked if cid in self._tagged or oks[cid] >= self._per_config}
         chosen = [cid for cid in ranked if cid in self._tagged]
         for cid in ranked:
             if len(counted) >= self.count:
