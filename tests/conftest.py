@@ -55,16 +55,23 @@ def trial_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[~table["architecture"].astype(str).str.startswith("naive-")].reset_index(drop=True)
 
 
-def trial_row_files(folder: Path) -> int:
-    """How many trials' row files are at a results folder (the naive baselines' rows are there from the run's start;
-    a file being written is not counted yet)."""
-    count = 0
-    for path in (folder / "rows").glob("*.json") if (folder / "rows").is_dir() else ():
+def trial_row_objects(folder: Path) -> list[dict[str, Any]]:
+    """The trials' row objects at a results folder, the record of truth (the naive baselines' rows, there from the
+    run's start, left out; a file being written is skipped)."""
+    rows = []
+    for path in sorted((folder / "rows").glob("*.json")) if (folder / "rows").is_dir() else ():
         try:
-            count += not str(json.loads(path.read_text()).get("architecture", "")).startswith("naive-")
+            row = json.loads(path.read_text())
         except (OSError, ValueError):
-            pass
-    return count
+            continue
+        if not str(row.get("architecture", "")).startswith("naive-"):
+            rows.append(row)
+    return rows
+
+
+def trial_row_files(folder: Path) -> int:
+    """How many trials' row files are at a results folder (a file being written is not counted yet)."""
+    return len(trial_row_objects(folder))
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from hpt.spec import load_spec
 from hpt.trial import Finished, Progress, Status
 from tests import gated
 from tests.cloud_servers import free_port
-from tests.conftest import ROOT, hpt_here, tiny_spec, trial_row_files, trial_rows
+from tests.conftest import ROOT, hpt_here, tiny_spec, trial_row_files, trial_row_objects, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
@@ -358,8 +358,7 @@ def test_a_run_killed_with_kill_9_on_ray_resumes_without_repeating_finished_tria
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and whatever it started, as an OOM kill or a CI abort does
         proc.communicate(timeout=60)
     # the row objects are the record (results.csv is merged from them in batches: a kill -9 can come first)
-    objects = [json.loads(p.read_text()) for p in (sink / "rows").glob("*.json")]
-    first = pd.DataFrame([r for r in objects if not r["architecture"].startswith("naive-")]).set_index("param_width")
+    first = pd.DataFrame(trial_row_objects(sink)).set_index("param_width")
     assert sorted(first.index) == [4, 6, 7] and (first["status"] == "ok").all()  # no row for the trial cut short
     _wait_for(lambda: not _alive(held), 200, "Ray did not end the killed driver's running task")
 

@@ -3,7 +3,6 @@ windows. Scheduler logic on the fake backend with scripted values; one small rea
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from hpt.search import expand
 from hpt.spec import load_spec
 from hpt.train import recent_share
 from hpt.trial import Trial
-from tests.conftest import hpt_here, tiny_spec
+from tests.conftest import hpt_here, tiny_spec, trial_row_objects
 from tests.test_pruning import LRS, run, spec_with
 from tests.test_tpe import bowl, tpe_spec
 
@@ -39,8 +38,7 @@ def scripted(trial: Trial) -> Script:
 
 
 def rows_at(folder: Path) -> list[dict[str, Any]]:
-    rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
-    return sorted((r for r in rows if not r["architecture"].startswith("naive-")), key=lambda r: r["started_at"])
+    return sorted(trial_row_objects(folder), key=lambda r: r["started_at"])
 
 
 def test_rungs_train_on_data_shares_and_stop_configs_behind_at_a_share(write_spec: Any, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -22,7 +21,7 @@ from hpt.scheduling.pruning import Pruning, rungs
 from hpt.spec import load_spec
 from hpt.spec.search import EarlyStopping, parse_duration
 from hpt.trial import Trial
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_spec, trial_row_objects
 
 ASHA = {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}
 LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
@@ -30,9 +29,7 @@ LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 
 def rows_of(folder: Path) -> pd.DataFrame:
     """Every row object at a results folder (the record of truth), in the order the trials started."""
-    rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
-    rows = [r for r in rows if not r["architecture"].startswith("naive-")]  # the baselines' rows: not trials
-    return pd.DataFrame(rows).sort_values(["started_at", "trial_id"]).reset_index(drop=True)
+    return pd.DataFrame(trial_row_objects(folder)).sort_values(["started_at", "trial_id"]).reset_index(drop=True)
 
 
 def loss(trial: Trial) -> float:
