@@ -8,6 +8,7 @@ that trial runs.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -424,3 +425,45 @@ def test_a_dead_hub_actor_ends_the_run_with_one_plain_error_line(ray_cluster: Ra
     assert "\x1b[" not in out + err and "Traceback" not in err
     rows = _rows(sink).set_index("param_width")
     assert rows.loc[4, "status"] == "ok" and rows.loc[5, "status"] == "interrupted"
+
+
+@needs_ray
+def test_a_panel_runs_on_the_cluster_streams_to_a_gcs_bucket_and_its_final_model_forecasts_every_series(
+        connected: RayCluster, gcs_server: Any, tmp_path: Path) -> None:
+    """Many series (data.series) end to end on Ray with the results in a gs:// bucket (fake-gcs-server):
+    `hpt run`, `hpt results`, `hpt final --executor ray` and `hpt predict` on the bucket's model."""
+    from tests.test_panel import panel_spec, write_panel
+
+    bucket = gcs_server.create_bucket()
+    location = f"gs://{bucket}/panel"
+    env = {**gcs_server.client_env(), "HPT_SINK_RETRIES": "2", "HPT_SINK_TIMEOUT": "5"}
+    data = write_panel(tmp_path / "stations.csv", {"small": (1.0, 528), "big": (1000.0, 528)}, shape="daily")
+    spec = tmp_path / "panel.json"
+    spec.write_text(json.dumps(panel_spec(data)))
+    ray = ("--executor", "ray", "--ray-address", connected.address)
+    done = hpt_here("run", str(spec), *ray, "--sink", location, env=env)
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(io.BytesIO(gcs_server.get(bucket, "panel/results.csv")))
+    trials = trial_rows(table)
+    assert list(trials["status"]) == ["ok"] and trials["val_mase"].notna().all()
+    assert trials["device"].str.endswith("/cpu").all()  # trained on a node of the cluster
+    assert sorted(table.loc[table["architecture"].str.startswith("naive-"), "architecture"]) == \
+        ["naive-last", "naive-seasonal"]
+
+    shown = hpt_here("results", location, env=env)
+    assert shown.exit_code == 0 and "metric val_mase" in shown.output, shown.output
+
+    final = hpt_here("final", location, *ray, "--holdout", "2D", "--report", str(tmp_path / "report.json"), env=env)
+    assert final.exit_code == 0, final.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["panel"]["series"] == 2 and report["device"].endswith("/cpu")
+    model = report["uris"]["model"]
+    assert model.startswith(f"gs://{bucket}/panel/final/")
+
+    forecast = hpt_here("predict", model, "--data", str(data), "--last", env=env)
+    assert forecast.exit_code == 0, forecast.output
+    rows = pd.read_csv(io.StringIO(forecast.stdout))
+    assert list(rows.columns[:4]) == ["series", "timestamp", "horizon_step", "prediction"]
+    assert sorted(rows["series"].unique()) == ["big", "small"] and len(rows) == 2 * 2  # horizon 2 per series
+    big, small = (rows.loc[rows["series"] == s, "prediction"].abs().mean() for s in ("big", "small"))
+    assert big > 100 * small  # each series forecast in its own units
