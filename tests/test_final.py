@@ -121,7 +121,7 @@ def test_the_holdout_metrics_and_baselines_are_right(tuned_location: Path, first
     assert m["metrics"]["mse"] == pytest.approx(np.mean(err ** 2), rel=1e-4)
     assert m["standardised"]["mae"] == pytest.approx(np.mean(np.abs(err)) / scale, rel=1e-4)
     best = min(("naive-last", "naive-seasonal"), key=lambda n: report["baselines"][n]["metrics"]["mse"])
-    assert report["best_baseline"] == best
+    assert report["best_baseline"] == best and report["verdict"]["metric"] == "mse"  # the objective: val_mse
     assert m["vs_best_baseline"] == pytest.approx(m["metrics"]["mse"] / report["baselines"][best]["metrics"]["mse"] - 1)
 
 

@@ -198,6 +198,11 @@ def test_a_quantile_model_through_run_predict_and_final(write_spec: Any, tmp_pat
     for b in report["baselines"].values():
         assert b["metrics"]["pinball"] > 0 and 0 < b["metrics"]["coverage"] <= 1
         assert b["standardised"]["pinball"] == pytest.approx(b["metrics"]["pinball"] / report["train"]["target_std"])
+    # the better baseline and the change against it are on the verdict's metric, the objective's (pinball)
+    better = min(report["baselines"], key=lambda n: report["baselines"][n]["metrics"]["pinball"])
+    assert report["verdict"]["metric"] == "pinball" and report["best_baseline"] == better
+    assert report["models"][0]["vs_best_baseline"] == pytest.approx(
+        metrics["pinball"] / report["baselines"][better]["metrics"]["pinball"] - 1)
 
 
 def test_baseline_quantiles_are_their_own_errors_on_the_train_part() -> None:

@@ -88,20 +88,22 @@ def report_document(s: Setup, final_id: str, device: str, trained: list[tuple[st
                     series: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """report.json of a final whose models all trained: `trained` is (mode, result) in order, the first model.pt;
     of a final over many series, `series` is each model's :func:`~hpt.final.prepare.series_verdicts`."""
-    better = min(BASELINES, key=lambda n: baselines[n]["metrics"]["mse"])
     few = few_windows(len(s.windows.x_val))
-    models = []
+    models, better, judged_on = [], "", "mse"
     for (mode, result), key in zip(trained, ("model", "scratch"), strict=False):
         metrics, standardised = _scores(result.metrics)
+        # the better baseline and the change against it on the metric the verdict judges on (the objective's)
+        better, verdict = judge_best(s.metric, metrics, {n: baselines[n]["metrics"] for n in BASELINES})
+        judged_on = verdict.metric
         models.append({"mode": mode, "model_uri": uris[key], "train_time_s": round(result.metrics["train_time_s"], 3),
                        "train_loss": result.metrics["train_loss"], "metrics": metrics, "standardised": standardised,
-                       "vs_best_baseline": _change(metrics["mse"], baselines[better]["metrics"]["mse"])})
+                       "vs_best_baseline": _change(metrics[judged_on], baselines[better]["metrics"][judged_on])})
         if series is not None:
             models[-1]["series"] = series[len(models) - 1]
     panel = {} if s.windows.panel is None else {"panel": {
         "column": s.spec.data.series, "series": len(s.windows.panel.series), "left_out": left_out_series(s)}}
     return {**_chosen(s, final_id, "ok"), **panel,
-            "verdict": {"windows": int(len(s.windows.x_val)), "min_windows": MIN_VERDICT_WINDOWS,
+            "verdict": {"metric": judged_on, "windows": int(len(s.windows.x_val)), "min_windows": MIN_VERDICT_WINDOWS,
                         "too_few": bool(few), "note": few},
             "models": models, "baselines": baselines, "best_baseline": better, **_where(device, uris)}
 
