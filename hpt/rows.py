@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.errors import redact
 from hpt.fidelity import FULL
 from hpt.layout import RESULTS_CSV
 from hpt.trial import TrialResult
@@ -101,7 +102,7 @@ def result_row(result: TrialResult, run_id: str, metric_columns: Iterable[str], 
     row.update({m: result.metrics.get(m) for m in metric_columns})
     row.update({m: result.metrics[m] for m in DEVICE_METRICS if m in result.metrics})
     row.update({"device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
-                "error": result.error, "model_uri": model_uri})
+                "error": redact(result.error), "model_uri": model_uri})  # a row is read by people: no credentials
     return row
 
 

@@ -28,7 +28,7 @@ from hpt.store import ResultStore
 from hpt.trial import Status, Trial, TrialResult
 from tests import gated
 from tests.cloud_servers import S3_SECRET, LocalServer, free_port, start_gcs, start_s3
-from tests.conftest import ROOT, tiny_spec, trial_rows
+from tests.conftest import ROOT, hpt_cli, tiny_spec, trial_rows
 
 SCHEME = {"s3": "s3", "gcs": "gs"}
 
@@ -552,3 +552,20 @@ def test_preflight_absent_credentials(tmp_path: Path) -> None:
 def test_bad_sink_uri_is_bad_input() -> None:
     with pytest.raises(SinkAccessError.__mro__[1]):  # InputError
         open_sink("gs://Not_A_Bucket!/x")
+
+
+def test_credentials_in_a_failed_trials_error_are_not_stored_or_printed(write_spec: Any, tmp_path: Path) -> None:
+    """A trial that fails with a URL holding a user and password in its error: the row (results.csv and the row
+    object) and what `hpt results` prints name the host, not the user and password."""
+    (tmp_path / "leaky.py").write_text(
+        "def build(n_features, lookback, horizon):\n"
+        "    raise ConnectionError('cannot fetch weights from https://svc-user:weights-pw-93@10.9.8.7/w.pt')\n")
+    spec = write_spec(architecture="leaky:build", parameters={"lr": [0.01]})
+    sink = tmp_path / "res"
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1")
+    assert done.returncode == 0 and ": 2 failed" in done.stdout, done.stdout + done.stderr
+    shown = hpt_cli("results", str(sink))
+    stored = (sink / "results.csv").read_text() + "".join(p.read_text() for p in (sink / "rows").glob("*.json"))
+    for text in (done.stdout + done.stderr, shown.stdout + shown.stderr, stored):
+        assert "weights-pw-93" not in text and "svc-user" not in text
+    assert "10.9.8.7" in stored and "cannot fetch weights" in stored

@@ -11,6 +11,7 @@ from typing import Any
 
 from hpt import __version__
 from hpt.baselines import BASELINES
+from hpt.errors import redact
 from hpt.final.prepare import MIN_VERDICT_WINDOWS, Setup, few_windows, left_out_series
 from hpt.panel import name_few
 from hpt.progress import format_params, plural
@@ -112,7 +113,7 @@ def failed_document(s: Setup, final_id: str, device: str, results: list[tuple[st
                     uris: dict[str, str]) -> dict[str, Any]:
     """report.json of a final that did not train all its models: interrupted, failed or diverged."""
     status = next(r.status.value for _, r in results if r.status.value != "ok")
-    trials = [{"mode": mode, "status": r.status.value, "error": r.error, "device": r.device,
+    trials = [{"mode": mode, "status": r.status.value, "error": redact(r.error), "device": r.device,
                "started_at": r.started_at, "finished_at": r.finished_at} for mode, r in results]
     return {**_chosen(s, final_id, status), "trials": trials, **_where(device, uris)}
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpt.errors import InputError
+from hpt.errors import InputError, redact
 from hpt.fidelity import FULL, fidelity_named, share_text
 from hpt.progress import plural
 from hpt.results.pareto import Front
@@ -202,7 +202,8 @@ def _problem_section(s: Summary, limit: int) -> _Section:
     for _, row in shown.iterrows():
         ptext = " ".join(f"{name}={_num(v)}" for name, v in params_of(row).items())
         err = row.get("error")
-        err_text = "" if plain(err) is None else next(iter(str(err).splitlines()), "")[:100]  # a pruned row has none
+        # a pruned row has none; a row written before hpt redacted errors may hold a URL's user and password
+        err_text = "" if plain(err) is None else redact(next(iter(str(err).splitlines()), ""))[:100]
         sec.rows.append([str(row["status"]), str(row["trial_id"]), str(row["config_id"]), str(row.get("fidelity", "")),
                          f"{row.get('period_start')}..{row.get('period_end')}", ptext, err_text])
     if len(s.problems) > len(shown):
