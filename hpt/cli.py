@@ -360,9 +360,11 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
     """Tune the learning-rate family (lr, lr_decay, lr_patience, patience) with built-in ranges.
 
     Every other hyperparameter stays at the architecture's default (or the base spec's
-    value). When a round's best lr sits in the outer tenth of its range, the next round
-    moves the range that way. Periods: the base spec's, else 3 periods of 2 months chosen
-    from the current month (see --today). `hpt archs` shows the ranges.
+    value); with a cosine lr_schedule (base spec's training or a one-value parameter),
+    lr_decay and lr_patience are not drawn, as cosine does not use them. When a round's
+    best lr sits in the outer tenth of its range, the next round moves the range that way.
+    Periods: the base spec's, else 3 periods of 2 months chosen from the current month (see
+    --today). `hpt archs` shows the ranges.
 
     \b
     Examples:

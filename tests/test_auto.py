@@ -99,6 +99,17 @@ def test_auto_tunes_only_the_learning_rate_family(write_spec: Any) -> None:
     assert spec.periods == load_spec(base).periods
 
 
+@pytest.mark.parametrize("cosine", [{"training": {"lr_schedule": "cosine"}},
+                                    {"parameters": {"lr_schedule": ["cosine"], "hidden_size": [8]}}])
+def test_auto_with_a_cosine_schedule_draws_no_lr_decay_or_lr_patience(write_spec: Any, cosine: dict[str, Any]) -> None:
+    """A cosine schedule ignores lr_decay and lr_patience: auto does not draw them (they would only repeat configs)."""
+    base = write_spec(tiny_spec(architecture="mlp", **cosine))
+    spec = auto_spec(AutoRequest(arch="mlp", base_spec=str(base), trials=4, today=date(2026, 11, 22)))
+    assert {"lr", "patience"} <= set(spec.parameters) and not {"lr_decay", "lr_patience"} & set(spec.parameters)
+    trials = list(expand(spec))
+    assert len({t.config_id for t in trials}) == 4 and all(t.params["lr_schedule"] == "cosine" for t in trials)
+
+
 def test_next_range_moves_only_from_the_edges() -> None:
     assert next_range(1e-4, 1e-2, 1e-2) == pytest.approx((1e-3, 1e-1))
     assert next_range(1e-4, 1e-2, 1.2e-4) == pytest.approx((1e-5, 1e-3))

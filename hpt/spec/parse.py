@@ -117,8 +117,11 @@ def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: Se
     if search.early_stopping is not None:
         check_stopping_epochs(ck, search.early_stopping, parameters, training)
     if search.strategy == "auto" and arch is not None:
-        # the architecture's built-in learning-rate ranges, unless the spec gives its own
-        parameters = {**auto_axes(arch), **parameters}
+        # the architecture's built-in learning-rate ranges, unless the spec gives its own; a cosine
+        # schedule ignores lr_decay and lr_patience, so drawing them would only train one config twice
+        schedule = parameters.get("lr_schedule", (training.get("lr_schedule", "plateau"),))
+        unused = ("lr_decay", "lr_patience") if schedule == ("cosine",) else ()
+        parameters = {**{k: v for k, v in auto_axes(arch).items() if k not in unused}, **parameters}
     return parameters
 
 
