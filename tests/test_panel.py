@@ -212,6 +212,7 @@ def test_final_over_a_panel_reports_mase_the_share_beating_seasonal_naive_and_th
         final_panel: tuple[Path, dict[str, Any], str]) -> None:
     model, doc, output = final_panel
     assert doc["panel"] == {"column": "station", "series": 2, "left_out": ["short"]}
+    assert doc["train"]["target_mean"] is None and doc["train"]["target_std"] is None  # each series has its own
     assert doc["holdout"]["windows"] == 2 * (48 - 2 + 1)  # each series' 48 hold-out hours, none across the two
     scored = doc["models"][0]
     series = scored["series"]

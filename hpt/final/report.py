@@ -7,7 +7,7 @@ import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpt import __version__
 from hpt.baselines import BASELINES
@@ -18,6 +18,9 @@ from hpt.progress import format_params, plural
 from hpt.results.versus import judge_best, relative_change
 from hpt.stamps import utcnow
 from hpt.trial import TrialResult
+
+if TYPE_CHECKING:
+    from hpt.windows import Windows
 
 __all__ = ["FinalReport", "elsewhere_document", "failed_document", "report_document", "report_lines"]
 
@@ -56,7 +59,7 @@ def _chosen(s: Setup, final_id: str, status: str) -> dict[str, Any]:
         "data": {"path": s.spec.data.path, "time_column": s.spec.data.time_column, "columns": list(w.columns),
                  "step": step_text(frame_step(s.frame))},
         "train": {"start": train.start_text, "end": train.end_text, "length": s.length, "rows": s.train_rows,
-                  "windows": int(len(w.x_train)), "target_mean": float(w.mean[0]), "target_std": float(w.std[0])},
+                  "windows": int(len(w.x_train)), **_target_stats(w)},
         "epochs": c.epochs,
         "epochs_from": c.epochs_from,
         "best_epochs": c.epoch_values,
@@ -65,6 +68,13 @@ def _chosen(s: Setup, final_id: str, status: str) -> dict[str, Any]:
                     "tuning_periods": [p.label for p in s.tuning_periods]},
         "from_model": s.from_model,
     }
+
+
+def _target_stats(w: Windows) -> dict[str, float | None]:
+    """The train part's target mean and standard deviation; null over many series, each of which has its own
+    (stored in the model file)."""
+    one = w.panel is None
+    return {"target_mean": float(w.mean[0]) if one else None, "target_std": float(w.std[0]) if one else None}
 
 
 def _where(device: str, uris: dict[str, str]) -> dict[str, Any]:
