@@ -15,10 +15,19 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["in_sample_naive_mae", "is_panel", "mase", "mase_scale", "name_few", "season_length", "series_frames",
-           "times_of"]
+__all__ = ["STATIC", "in_sample_naive_mae", "is_panel", "mase", "mase_scale", "name_few", "season_length",
+           "series_frames", "static_mask", "times_of"]
 
 _DAY = pd.Timedelta(days=1)
+
+STATIC = "static:"
+"""How the input columns of static series features (``data.series_features``, :mod:`hpt.static`) begin: they are
+scaled across the series when read, so the per-series scaling leaves them as they are (:func:`static_mask`)."""
+
+
+def static_mask(columns: tuple[str, ...]) -> np.ndarray:
+    """For each of `columns`, whether it is a static series feature's input (:data:`STATIC`)."""
+    return np.array([str(c).startswith(STATIC) for c in columns], dtype=bool)
 
 
 def is_panel(frame: pd.DataFrame) -> bool:
