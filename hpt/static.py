@@ -110,10 +110,11 @@ class Encoding:
                              f"{f.fill_text()} for it")
             if bad.any():
                 which = [i for i, b in zip(ids, bad, strict=True) if b]
-                first = values.to_numpy()[np.flatnonzero(bad)[0]]
-                known = "" if f.categories is None else f" (it knows {name_few([*f.categories], 5)})"
-                notes.append(f'{_series(which)} a "{f.name}" the model was not trained on ({show(_text(first))}'
-                             f"{'' if len(which) == 1 else ', ...'}){known}: forecast with {f.fill_text()} for it")
+                first = show(_text(values.to_numpy()[np.flatnonzero(bad)[0]]))
+                what = (f"not a number ({first})" if f.categories is None else
+                        f"{first}, a value the model was not trained on (it knows {name_few([*f.categories], 5)})")
+                notes.append(f'{_series(which)} "{f.name}" (a static series feature) {what}'
+                             f"{'' if len(which) == 1 else ' (the first)'}: forecast with {f.fill_text()} for it")
         data = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table), 0))
         return pd.DataFrame(data, index=table.index, columns=list(self.columns)), notes
 
@@ -188,8 +189,8 @@ def series_values(raw: pd.DataFrame, series: str, names: tuple[str, ...], keys: 
         empty = col.isna().to_numpy()
         if required and empty.any():
             row = int(np.flatnonzero(empty)[0])
-            raise DataError(key, f'column "{name}" has no value in row {int(raw.index[row]) + 2} (series "{ids.iloc[row]}"): a static '
-                                 "series feature needs its series' value on every row")
+            raise DataError(key, f'column "{name}" has no value in row {int(raw.index[row]) + 2} (series '
+                                 f'"{ids.iloc[row]}"): a static series feature needs its series\' value on every row')
         present = pd.DataFrame({"id": ids[~empty], "value": col[~empty].map(_text) if not _is_numeric(col)
                                 else pd.to_numeric(col[~empty])})
         counts = present.groupby("id", sort=True)["value"].nunique()
