@@ -111,10 +111,15 @@ class Encoding:
             if bad.any():
                 which = [i for i, b in zip(ids, bad, strict=True) if b]
                 first = show(_text(values.to_numpy()[np.flatnonzero(bad)[0]]))
-                what = (f"not a number ({first})" if f.categories is None else
-                        f"{first}, a value the model was not trained on (it knows {name_few([*f.categories], 5)})")
-                notes.append(f'{_series(which)} "{f.name}" (a static series feature) {what}'
-                             f"{'' if len(which) == 1 else ' (the first)'}: forecast with {f.fill_text()} for it")
+                one = len(which) == 1
+                if f.categories is None:
+                    what = f"{first}, not a number" if one else f"values that are not numbers (the first: {first})"
+                else:
+                    knows = f"it knows {name_few([*f.categories], 5)}"
+                    what = (f"{first}, a value the model was not trained on ({knows})" if one else
+                            f"values the model was not trained on (the first: {first}; {knows})")
+                notes.append(f'{_series(which)} "{f.name}" (a static series feature) {what}: forecast with '
+                             f"{f.fill_text()} for it")
         data = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table), 0))
         return pd.DataFrame(data, index=table.index, columns=list(self.columns)), notes
 

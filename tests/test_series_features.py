@@ -16,6 +16,7 @@ from hpt.model_io import load_model
 from hpt.search import expand
 from hpt.spec import parse_spec
 from hpt.spec.windowing import check_data
+from hpt.static import Encoding, fit_encoding
 from hpt.train import TrainContext
 from hpt.windows import make_windows
 from tests.conftest import hpt_cli, hpt_here
@@ -248,3 +249,26 @@ def test_the_model_learns_from_a_categorical_static_feature(tmp_path: Path) -> N
     # standardised: without the region the best one-row forecast is about the mean (mse near 1); with it, the
     # noise is what is left (1 - 0.81 = 0.19)
     assert scores["with"] < 0.5 * scores["without"], scores
+
+
+def test_the_encoding_fills_what_it_cannot_encode_and_says_so() -> None:
+    values = pd.DataFrame({"region": ["day", "night", "day"], "capacity": [10.0, 20.0, 30.0]},
+                          index=pd.Index(["a", "b", "c"], name="station"))
+    encoding = fit_encoding(values)
+    assert Encoding.from_json(json.loads(json.dumps(encoding.to_json()))) == encoding  # as a model file keeps it
+    new = pd.DataFrame({"region": ["coast", "hills", None, "night"], "capacity": ["big", 20.0, np.nan, 40.0]},
+                       index=pd.Index(["w", "x", "y", "z"], name="station"))
+    encoded, notes = encoding.encode(new)
+    assert list(encoded.columns) == [*ONE_HOT, "static:capacity"]
+    assert encoded.loc["z"].tolist() == pytest.approx([0.0, 1.0, (40 - 20) / np.std([10, 20, 30])])
+    assert encoded.loc[["w", "x", "y"], list(ONE_HOT)].to_numpy().sum() == 0  # no category
+    assert encoded.loc[["w", "y"], "static:capacity"].tolist() == [0.0, 0.0]  # the training mean
+    assert notes == [
+        'series "y" has no value of "region" (a static series feature): forecast with no category (all-zero one-hot) '
+        "for it",
+        '2 series ("w", "x") have "region" (a static series feature) values the model was not trained on (the first: '
+        '"coast"; it knows "day", "night"): forecast with no category (all-zero one-hot) for it',
+        'series "y" has no value of "capacity" (a static series feature): forecast with the training series\' mean '
+        "(20) for it",
+        'series "w" has "capacity" (a static series feature) "big", not a number: forecast with the training series\' '
+        "mean (20) for it"]
