@@ -153,7 +153,7 @@ def _is_numeric(values: pd.Series) -> bool:
         return False
     if pd.api.types.is_numeric_dtype(values):
         return True
-    present = values.dropna()
+    present = pd.Series(values.dropna().unique(), dtype=object)
     return bool(len(present)) and not any(isinstance(v, (bool, np.bool_)) for v in present) \
         and bool(pd.to_numeric(present, errors="coerce").notna().all())
 
@@ -196,8 +196,13 @@ def series_values(raw: pd.DataFrame, series: str, names: tuple[str, ...], keys: 
             row = int(np.flatnonzero(empty)[0])
             raise DataError(key, f'column "{name}" has no value in row {int(raw.index[row]) + 2} (series '
                                  f'"{ids.iloc[row]}"): a static series feature needs its series\' value on every row')
-        present = pd.DataFrame({"id": ids[~empty], "value": col[~empty].map(_text) if not _is_numeric(col)
-                                else pd.to_numeric(col[~empty])})
+        given = col[~empty]
+        if _is_numeric(col):
+            value = pd.to_numeric(given)
+        else:  # each distinct value named once: a column of a million rows holds a few
+            codes, uniques = pd.factorize(given)
+            value = pd.Series(np.array([_text(u) for u in uniques], dtype=object)[codes], index=given.index)
+        present = pd.DataFrame({"id": ids[~empty], "value": value})
         counts = present.groupby("id", sort=True)["value"].nunique()
         varying = [str(i) for i in counts.index[counts > 1]]
         if varying:
@@ -206,7 +211,7 @@ def series_values(raw: pd.DataFrame, series: str, names: tuple[str, ...], keys: 
                                  f'a static series feature has one value per series (series "{varying[0]}" has '
                                  f"{show(_plain(seen[0]))} and {show(_plain(seen[1]))})")
         out[name] = col[~empty].groupby(ids[~empty], sort=True).first()
-    index = pd.Index(sorted(set(ids)), name=series)
+    index = pd.Index(sorted(ids.unique()), name=series)
     return pd.DataFrame({n: v.reindex(index) for n, v in out.items()}, index=index)
 
 
