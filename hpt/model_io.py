@@ -135,7 +135,7 @@ class TrainedModel:
             raise ValueError(f'series "{series_id}" was not among those the model was trained on: give its history, '
                              "rows=, to scale it by")
         else:
-            from hpt.panel import static_mask
+            from hpt.panel import leave_static
 
             values = self._values(rows)
             mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
@@ -143,8 +143,7 @@ class TrainedModel:
             if self.params.get("scaler") == "robust":  # as in training: its medians and IQRs (an IQR of 0: its std)
                 q25, mean, q75 = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
                 std = np.where(q75 - q25 > 1e-12 * std, q75 - q25, std)
-            static = static_mask(self.columns)  # scaled across the series when encoded: as they are
-            mean[static], std[static] = 0.0, 1.0
+            leave_static(self.columns, mean, std)
         return dataclasses.replace(self, mean=np.asarray(mean, dtype=np.float64),
                                    std=np.asarray(std, dtype=np.float64), series=None, series_scaling={})
 
@@ -233,9 +232,11 @@ class TrainedModel:
         for f in self.series_features.features:
             given = rows[f.name].dropna()
             hot, missing, bad = f.encode(given.iloc[-1:] if len(given) else pd.Series([np.nan]))
-            if missing.any() or bad.any():
-                what = "no value" if missing.any() else f"{given.iloc[-1]!r}, a value the model was not trained on"
-                raise ValueError(f'the rows\' "{f.name}" (a static series feature) is {what}')
+            if missing.any():
+                raise ValueError(f'the rows have no value of "{f.name}" (a static series feature)')
+            if bad.any():
+                raise ValueError(f'the rows\' "{f.name}" (a static series feature) is {given.iloc[-1]!r}, a value the '
+                                 "model was not trained on")
             extra.update({c: float(v) for c, v in zip(f.columns, hot[0], strict=True)})
         return rows.assign(**extra)
 

@@ -196,6 +196,11 @@ def test_predict_encodes_each_series_as_in_training_and_fills_what_it_cannot_wit
     rows = pd.read_csv(data, parse_dates=["ts"]).query("station == 'a'").sort_values("ts").set_index("ts")
     assert model.for_series("a").predict(rows) == pytest.approx(
         table.loc[table["series"] == "a", "prediction"].to_numpy(), rel=1e-5)
+    # a series it never saw is scaled by its own rows, but its static inputs as encoded, across the series
+    unseen = model.for_series("new", rows)
+    assert list(unseen.mean[1:]) == [0, 0, 0] and list(unseen.std[1:]) == [1, 1, 1] and unseen.mean[0] > 0
+    with pytest.raises(ValueError, match='the rows have no value of "region"'):
+        model.for_series("a").predict(rows.assign(region=np.nan))
     # the column absent altogether: every series forecast, the capacity at the training mean, said once
     pd.read_csv(data).drop(columns="capacity").to_csv(data, index=False)
     again = hpt_here("predict", str(final_model), "--data", str(data), "--last", "--out", str(tmp_path / "out.csv"))
