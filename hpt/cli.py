@@ -804,7 +804,8 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
                      "such model, columns missing from the file, data at another step than the model's, fewer rows "
                      "than the lookback, --out in a missing folder or the --data file itself, a model with "
                      "data.future_features and no rows of them for the forecast steps, a model trained on many series "
-                     "and a file without its series column, --series naming a series not in the file).")
+                     "and a file without its series column, --series naming a series not in the file, a static series feature "
+                     "not constant within a series).")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--data", "data_path", required=True, metavar="PATH",
               help="CSV or Parquet file (local, gs:// or s3://) with the model's columns and time column, a row every step "
@@ -837,7 +838,12 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     is the series id (series, timestamp, horizon_step, prediction). A series the model was trained
     on is scaled by its train part's statistics, stored in the model; one it never saw is
     forecast by the same global model, scaled by its own rows in the file, with a warning.
-    A series that cannot be forecast (too few rows, gaps) is left out with a warning.
+    A series that cannot be forecast (too few rows, gaps) is left out with a warning. A model
+    with data.series_features reads each series' static columns from the file and encodes
+    them as in training (numbers by the training series' mean and standard deviation, text
+    one-hot over the training categories); a value missing (or the column) is taken as the
+    training mean for a number and as no category (all-zero one-hot) for text, and a category
+    not seen in training as no category, each with a warning line.
 
     \b
     Examples:

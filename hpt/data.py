@@ -46,6 +46,7 @@ __all__ = [
     "is_bucket_uri",
     "load_frame",
     "period_fingerprint",
+    "read_columns",
     "read_data",
     "resolve_data_path",
 ]
@@ -435,3 +436,23 @@ def file_columns(path: str) -> list[str]:
     if not os.path.isfile(local):
         raise DataError("data.path", f"file not found: {path}")
     return _header(local, path.endswith((".parquet", ".pq")), path)
+
+
+def read_columns(path: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Columns of a CSV or Parquet file (local, ``gs://`` or ``s3://``) as they are: every row in the file's
+    order, no value parsed beyond what the reader infers (text stays text). The caller names columns the
+    file has (:func:`file_columns`). Cached per file version, like :func:`read_data`."""
+    local = _download(path) if is_bucket_uri(path) else path
+    if not os.path.isfile(local):
+        raise DataError("data.path", f"file not found: {path}")
+    return _read_columns_cached(local, os.stat(local).st_mtime_ns, tuple(dict.fromkeys(columns)), path).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _read_columns_cached(path: str, _mtime: int, columns: tuple[str, ...], shown: str) -> pd.DataFrame:
+    try:
+        if shown.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path, columns=list(columns)).reset_index(drop=True)
+        return pd.read_csv(path, usecols=list(columns), **csv_format(path))
+    except Exception as e:  # pandas raises many kinds for a malformed file
+        raise DataError("data.path", f"cannot read {shown}: {e}") from None

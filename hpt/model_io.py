@@ -14,12 +14,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from hpt.inference import BATCH
+
+if TYPE_CHECKING:
+    from hpt.static import Encoding
 
 __all__ = ["FORMAT", "TrainedModel", "load_model", "model_payload"]
 
@@ -32,7 +35,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
                   metrics: dict[str, float], seed: int | None = None, time_column: str | None = None,
                   step: str | None = None, info: dict[str, Any] | None = None,
                   known_ahead: tuple[str, ...] = (), series: str | None = None,
-                  series_scaling: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None) -> bytes:
+                  series_scaling: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None,
+                  series_features: dict[str, Any] | None = None) -> bytes:
     """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
 
     `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
@@ -43,7 +47,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
     of a model trained on many series (``data.series``); its `mean` and `std` are then 0 and 1 (each
     series was scaled by its own), and `series_scaling` holds those: the ids of the series it was
     trained on and each one's mean and standard deviation per column ``(series, columns)``, of its
-    train part.
+    train part. `series_features`: how its static series features became its ``static:`` columns
+    (:meth:`hpt.static.Encoding.to_json`).
     """
     import torch
 
@@ -77,6 +82,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
         ids, means, stds = series_scaling
         payload["series_scaling"] = {"ids": [str(i) for i in ids], "mean": np.asarray(means, dtype=float).tolist(),
                                      "std": np.asarray(stds, dtype=float).tolist()}
+    if series_features:
+        payload["series_features"] = dict(series_features)
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -103,6 +110,8 @@ class TrainedModel:
     series: str | None = None  # trained on many series (data.series): the column naming them
     # of a model trained on many series: each seen series' (mean, std) per column, of its train part
     series_scaling: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # static series features (data.series_features): how a series' values become its static: columns
+    series_features: Encoding | None = None
 
     def require_one_series(self) -> None:
         """ValueError for a model trained on many series: it forecasts one series at a time (:meth:`for_series`)."""
@@ -126,12 +135,15 @@ class TrainedModel:
             raise ValueError(f'series "{series_id}" was not among those the model was trained on: give its history, '
                              "rows=, to scale it by")
         else:
+            from hpt.panel import leave_static
+
             values = self._values(rows)
             mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
             std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
             if self.params.get("scaler") == "robust":  # as in training: its medians and IQRs (an IQR of 0: its std)
                 q25, mean, q75 = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
                 std = np.where(q75 - q25 > 1e-12 * std, q75 - q25, std)
+            leave_static(self.columns, mean, std)
         return dataclasses.replace(self, mean=np.asarray(mean, dtype=np.float64),
                                    std=np.asarray(std, dtype=np.float64), series=None, series_scaling={})
 
@@ -156,10 +168,12 @@ class TrainedModel:
 
     @property
     def file_columns(self) -> tuple[str, ...]:
-        """The columns a data file must hold for it: the target and features (no calendar inputs)."""
+        """The columns a data file must hold for it: the target and features (no calendar inputs, no static
+        series features' inputs: those are encoded from the file's columns :attr:`series_features` names)."""
         from hpt.calendar import PREFIX
+        from hpt.panel import STATIC
 
-        return tuple(c for c in self.columns if not c.startswith(PREFIX))
+        return tuple(c for c in self.columns if not c.startswith((PREFIX, STATIC)))
 
     @property
     def quantiles(self) -> tuple[float, ...] | None:
@@ -202,7 +216,29 @@ class TrainedModel:
             return np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
         if self.calendar and not set(self.columns) <= set(inputs.columns):
             inputs = self._timed(inputs)
+        if self.series_features is not None and not set(self.series_features.columns) <= set(inputs.columns):
+            inputs = self._with_static(inputs)
         return inputs[list(self.columns)].to_numpy(np.float64)
+
+    def _with_static(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """One series' `rows` with its static series features' inputs, encoded from their columns in `rows`
+        (their last values); ValueError when a column is missing or a value cannot be encoded."""
+        assert self.series_features is not None
+        lacking = [n for n in self.series_features.names if n not in rows.columns]
+        if lacking:
+            raise ValueError(f"the model takes static series features (data.series_features): give the rows their "
+                             f"columns {', '.join(lacking)}")
+        extra = {}
+        for f in self.series_features.features:
+            given = rows[f.name].dropna()
+            hot, missing, bad = f.encode(given.iloc[-1:] if len(given) else pd.Series([np.nan]))
+            if missing.any():
+                raise ValueError(f'the rows have no value of "{f.name}" (a static series feature)')
+            if bad.any():
+                raise ValueError(f'the rows\' "{f.name}" (a static series feature) is {given.iloc[-1]!r}, a value the '
+                                 "model was not trained on")
+            extra.update({c: float(v) for c, v in zip(f.columns, hot[0], strict=True)})
+        return rows.assign(**extra)
 
     def _future_values(self, inputs: pd.DataFrame | np.ndarray, future: pd.DataFrame | None) -> np.ndarray:
         """The forecast steps' rows ``(horizon, n_columns)`` in the data's units: the columns known
@@ -302,7 +338,17 @@ def load_model(path: str | Path | bytes) -> TrainedModel:
         known_ahead=known,
         series=payload.get("series"),
         series_scaling=_series_scaling(payload.get("series_scaling")),
+        series_features=_series_features(payload.get("series_features")),
     )
+
+
+def _series_features(stored: Any) -> Encoding | None:
+    """The static series features' encoding a model file records; None in one without them."""
+    if not stored:
+        return None
+    from hpt.static import Encoding
+
+    return Encoding.from_json(stored)
 
 
 def _series_scaling(stored: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:

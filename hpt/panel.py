@@ -15,10 +15,28 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["in_sample_naive_mae", "is_panel", "mase", "mase_scale", "name_few", "season_length", "series_frames",
-           "times_of"]
+__all__ = ["STATIC", "in_sample_naive_mae", "is_panel", "leave_static", "mase", "mase_scale", "name_few",
+           "season_length", "series_frames", "static_mask", "times_of"]
 
 _DAY = pd.Timedelta(days=1)
+
+STATIC = "static:"
+"""How the input columns of static series features (``data.series_features``, :mod:`hpt.static`) begin: they are
+scaled across the series when read, so the per-series scaling leaves them as they are (:func:`static_mask`)."""
+
+
+def static_mask(columns: tuple[str, ...]) -> np.ndarray:
+    """For each of `columns`, whether it is a static series feature's input (:data:`STATIC`)."""
+    return np.array([str(c).startswith(STATIC) for c in columns], dtype=bool)
+
+
+def leave_static(columns: tuple[str, ...], shift: np.ndarray, scale: np.ndarray) -> None:
+    """A per-series scaling's `shift` and `scale` (their last axis the `columns`) made, in place, the identity
+    for the static series features' inputs: those are scaled across the series already (:mod:`hpt.static`),
+    and a column constant within a series would be 0 scaled by its own statistics."""
+    static = static_mask(tuple(columns))
+    shift[..., static] = 0.0
+    scale[..., static] = 1.0
 
 
 def is_panel(frame: pd.DataFrame) -> bool:

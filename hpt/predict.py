@@ -24,6 +24,7 @@ from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
 from hpt.panel import name_few, series_frames
 from hpt.progress import plural
+from hpt.static import read_series_values
 from hpt.windows import breaks, frame_step, input_windows, step_text, unbroken
 
 __all__ = ["COLUMNS", "Forecasts", "check_out", "forecast_file", "open_model", "write_csv"]
@@ -128,18 +129,39 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     step = model.step or step
     if model.series is None:
         return _forecast_series(model, path, frame, ahead, step, last)
-    return _forecast_panel(model, path, frame, ahead, step, last)
+    return _forecast_panel(model, path, frame, ahead, step, last, _static_inputs(model, resolved, path, frame))
+
+
+def _static_inputs(model: TrainedModel, resolved: str, path: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Of a model with static series features (:mod:`hpt.static`): each series' inputs, encoded from the file's
+    values as in training; a value missing or not seen in training is filled, with a warning line."""
+    encoding = model.series_features
+    if encoding is None:
+        return None
+    ids = pd.Index(frame.index.get_level_values(0).unique())
+    assert model.series is not None
+    try:
+        values = read_series_values(resolved, model.series, encoding.names, tuple(ids), required=False)
+    except DataError as e:
+        raise InputError(f"{path}: {e.message}") from None
+    encoded, notes = encoding.encode(values.reindex(ids))
+    for note in notes:
+        log.warning("%s: %s", path, note)
+    return encoded
 
 
 def _forecast_panel(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: pd.DataFrame | None,
-                    step: pd.Timedelta, last: bool) -> Forecasts:
-    """:func:`forecast_file` of a model trained on many series: each series of `frame` on its own."""
+                    step: pd.Timedelta, last: bool, static: pd.DataFrame | None = None) -> Forecasts:
+    """:func:`forecast_file` of a model trained on many series: each series of `frame` on its own (with its
+    static series features' inputs from `static`, one row per series id, when the model takes them)."""
     assert model.series is not None
     futures = dict(series_frames(ahead)) if ahead is not None else {}
     tables, left_out, unseen = [], [], []
     windows = skipped = rows = 0
     for sid, one in series_frames(frame):
         seen = sid in model.series_scaling
+        if static is not None:
+            one = one.assign(**static.loc[sid])
         try:
             history = None if seen else with_calendar(one, model.calendar)
             got = _forecast_series(model.for_series(sid, history), f'{path} (series "{sid}")', one, futures.get(sid),

@@ -60,8 +60,8 @@ class _Digests:
 
 def data_identity(spec: Spec) -> dict[str, Any]:
     """What config ids (and the baselines' ids) say of the data: its file name, time column and columns
-    (and calendar inputs and the columns known ahead, when it has any: ids without them are as before
-    data.calendar and data.future_features existed)."""
+    (and calendar inputs, the columns known ahead, the series and the static series features, when it has
+    any: ids without them are as before data.calendar, data.future_features and data.series existed)."""
     identity: dict[str, Any] = {"file": Path(spec.data.path).name, "time": spec.data.time_column,
                                 "columns": spec.data.columns}
     if spec.data.calendar:
@@ -72,6 +72,8 @@ def data_identity(spec: Spec) -> dict[str, Any]:
         identity["series"] = spec.data.series
         if spec.data.options.series_filter is not None:
             identity["series_filter"] = list(spec.data.options.series_filter)
+        if spec.data.series_features:  # static per-series inputs (hpt.static)
+            identity["series_features"] = list(spec.data.series_features)
     return identity
 
 
@@ -255,7 +257,9 @@ class TrialPlan(Sequence[Trial]):
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
         self._identity = data_identity(spec)
-        frame = load_frame(spec.data.path, spec.data.time_column, spec.data.columns, spec.data.options)
+        # the static series features' inputs are data too; the frame without them keeps other specs' fingerprints
+        frame = spec.data.read().frame if spec.data.series_features else \
+            load_frame(spec.data.path, spec.data.time_column, spec.data.columns, spec.data.options)
         self._data = {p: period_fingerprint(frame, p) for p in self.periods}
 
     def __len__(self) -> int:

@@ -35,6 +35,7 @@ from hpt.inference import batches, forecast
 from hpt.model_io import model_payload
 from hpt.panel import mase
 from hpt.quantiles import coverage, pinball, point
+from hpt.static import ATTR as SERIES_FEATURES
 from hpt.trial import Status, Trial, TrialResult, curve_metrics, monitor_of, utcnow
 from hpt.windows import PanelWindows, Windows, frame_step, make_windows, step_text
 
@@ -464,6 +465,7 @@ class TrainContext:
             series=self.frame.index.names[0] if windows.panel is not None else None,
             series_scaling=(windows.panel.series, windows.panel.mean, windows.panel.std)
             if windows.panel is not None else None,
+            series_features=self.frame.attrs.get(SERIES_FEATURES),
         )
 
 

@@ -36,7 +36,7 @@ import pandas as pd
 from hpt.errors import DataError, InputError, show
 from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
-from hpt.panel import is_panel, mase_scale, name_few, season_length, series_frames, times_of
+from hpt.panel import is_panel, leave_static, mase_scale, name_few, season_length, series_frames, times_of
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
 
@@ -513,6 +513,7 @@ def _series_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon:
     mean = values[:parts.val].mean(axis=0)
     std = values[:parts.val].std(axis=0)
     std[std == 0] = 1.0  # a constant feature; a constant target is refused above
+    leave_static(tuple(rows.columns), mean, std)  # static series features: scaled across the series already
     z = ((values - mean) / std).astype(np.float32)
     starts = window_starts(parts, lookback, horizon, breaks(rows.index, frame_step(frame)))
     known = known_ahead(frame)
@@ -623,6 +624,7 @@ def _robust(w: Windows) -> tuple[Windows, float, float]:
     means and standard deviations (`mean` and `std` are then those, in the data's units); and the (shift,
     unit) that put its target back in its standardised units, ``standardised = robust * unit + shift``."""
     center, spread = _robust_stats(w.values[:w.split.val])
+    leave_static(w.columns, center, spread)
     values = ((w.values.astype(np.float64) - center) / spread).astype(np.float32)
     return replace(w, values=values, mean=w.mean + center * w.std, std=w.std * spread), float(center[0]), float(spread[0])
 

@@ -340,7 +340,6 @@ def test_series_filter_tunes_on_a_subset(tmp_path: Path, write_spec: Any) -> Non
     ({"data": {"series": "y"}}, "data.series", "already the time column, the target or a feature"),
     ({"data": {"series_filter": ["a", "nowhere"]}}, "data.series_filter", 'no series "nowhere"'),
     ({"data": {"series": None, "series_filter": ["a"]}}, "data.series_filter", "needs data.series"),
-    ({"data": {"series_features": ["region"]}}, "data.series_features", "not supported yet"),
     ({"data": {"series": None}}, "objective", "val_mase is scored over many series: it needs data.series"),
 ])
 def test_panel_spec_errors_are_one_line(tmp_path: Path, write_spec: Any, change: dict[str, Any], where: str,

@@ -111,8 +111,9 @@ def report_document(s: Setup, final_id: str, device: str, trained: list[tuple[st
                        "vs_best_baseline": _change(metrics[judged_on], baselines[better]["metrics"][judged_on])})
         if series is not None:
             models[-1]["series"] = series[len(models) - 1]
+    static = {"series_features": list(s.spec.data.series_features)} if s.spec.data.series_features else {}
     panel = {} if s.windows.panel is None else {"panel": {
-        "column": s.spec.data.series, "series": len(s.windows.panel.series), "left_out": left_out_series(s)}}
+        "column": s.spec.data.series, "series": len(s.windows.panel.series), "left_out": left_out_series(s), **static}}
     return {**_chosen(s, final_id, "ok"), **panel,
             "verdict": {"metric": judged_on, "windows": int(len(s.windows.x_val)), "min_windows": MIN_VERDICT_WINDOWS,
                         "too_few": bool(few), "note": few},
@@ -201,7 +202,9 @@ def _panel_lines(doc: Mapping[str, Any]) -> list[str]:
     if not panel:
         return []
     left = panel["left_out"]
+    static = panel.get("series_features")
     lines = [f"  series:   {plural(panel['series'], 'series')} of \"{panel['column']}\" in the hold-out"
+             + (f" (static series features: {', '.join(static)})" if static else "")
              + (f"; {len(left)} left out (no window in the training span or the hold-out: {name_few(left)})"
                 if left else "")]
     mase = {n: b["metrics"].get("mase") for n, b in doc["baselines"].items()}

@@ -48,6 +48,7 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
     future = _future_features(ck, obj, target, features)
     before = len(ck.problems)
     series = _series(ck, obj, (time_column, target, *features, *future))
+    static = _series_features(ck, obj, (time_column, target, *features, *future, obj.get("series")))
     if not (path and time_column and target) or options is None or len(ck.problems) > before:
         return None
     try:
@@ -58,7 +59,7 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
     if series is not None:
         options = dataclasses.replace(options, series=series[0], series_filter=series[1])
     return DataSpec(resolved, time_column, target, tuple(features), options, season,
-                    tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)), future)
+                    tuple(dict.fromkeys(c for c in calendar if c in CALENDAR)), future, static)
 
 
 def _future_features(ck: Checker, obj: dict[str, Any], target: str | None, features: list[str]) -> tuple[str, ...]:
@@ -77,9 +78,6 @@ def _future_features(ck: Checker, obj: dict[str, Any], target: str | None, featu
 def _series(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple[str, tuple[str, ...] | None] | None:
     """data.series (the column naming each row's series) and data.series_filter (the ids to keep)."""
     column, ids = obj.get("series"), obj.get("series_filter")
-    if "series_features" in obj:
-        ck.add("data.series_features", "static per-series inputs are not supported yet: leave data.series_features "
-                                       "out (a per-series column can be given as a feature in data.features)")
     if column is None:
         if ids is not None:
             ck.add("data.series_filter", "needs data.series (the column naming each row's series)")
@@ -101,6 +99,29 @@ def _series(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple
         if sid in kept[:i]:
             ck.add(f"data.series_filter[{i}]", f"{show(sid)} is listed twice")
     return column, tuple(dict.fromkeys(kept))
+
+
+def _series_features(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple[str, ...]:
+    """data.series_features: static per-series columns (hpt.static), only with data.series, each a column of
+    its own (not the time column, the target, a feature or the series column)."""
+    static = obj.get("series_features")
+    if static is None:
+        return ()
+    if not isinstance(static, list) or not all(isinstance(f, str) and f for f in static):
+        ck.add("data.series_features", f"expected a list of column names (static per-series inputs such as a region "
+                                       f"or a capacity), got {show(static)}")
+        return ()
+    if obj.get("series") is None:
+        ck.add("data.series_features", "needs data.series (the column naming each row's series): a static series "
+                                       "feature holds one value per series")
+        return ()
+    for i, f in enumerate(static):
+        if f in columns:
+            ck.add(f"data.series_features[{i}]", f'"{f}" is already the time column, the target, a feature or '
+                                                 "the series column")
+        elif f in static[:i]:
+            ck.add(f"data.series_features[{i}]", f'"{f}" is listed twice')
+    return tuple(static)
 
 
 def _read_options(ck: Checker, obj: dict[str, Any]) -> ReadOptions | None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pandas as pd
+
 from hpt.architectures import Architecture, get_architecture
 from hpt.calendar import calendar_columns, with_calendar
 from hpt.data import DataError, ReadOptions, Table, read_data
@@ -16,6 +18,7 @@ from hpt.future import mark_known_ahead
 from hpt.hparams import QUANTILE_LOSSES, TRAINING
 from hpt.periods import AutoPeriods, Period
 from hpt.spec.search import SearchSpec
+from hpt.static import ATTR, fit_encoding, read_series_values, with_static
 
 __all__ = ["ALWAYS_METRICS", "DISTRIBUTIONS", "METRICS", "MAX_REPEATS", "OBJECTIVES", "PANEL_METRICS",
            "QUANTILE_METRICS", "REPEATS", "Axis", "DataSpec", "Distribution", "Spec", "config_losses"]
@@ -55,6 +58,7 @@ class DataSpec:
     season: int | None = None  # steps in one season for the seasonal-naive baseline; None: from the data's step
     calendar: tuple[str, ...] = ()  # data.calendar: hour, dow, dom, month, doy (hpt.calendar)
     future_features: tuple[str, ...] = ()  # data.future_features: columns known ahead (hpt.future)
+    series_features: tuple[str, ...] = ()  # data.series_features: static per-series columns (hpt.static)
 
     @property
     def series(self) -> str | None:
@@ -83,10 +87,23 @@ class DataSpec:
             raise
         if self.series is not None:  # a panel's windows score each series against its own seasonal naive
             table.frame.attrs["season"] = self.season
-        if not self.known_ahead:
+        if not self.known_ahead and not self.series_features:
             return table
-        return dataclasses.replace(table, frame=mark_known_ahead(with_calendar(table.frame, self.calendar),
-                                                                 self.known_ahead))
+        frame = with_calendar(table.frame, self.calendar)
+        if self.series_features:
+            frame = self._with_series_features(frame)
+        return dataclasses.replace(table, frame=mark_known_ahead(frame, self.known_ahead) if self.known_ahead else frame)
+
+    def _with_series_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A panel's `frame` with its static series features' inputs (:mod:`hpt.static`), their encoding fitted
+        on the series it holds and named in its ``attrs`` for the model file."""
+        assert self.series is not None
+        values = read_series_values(self.path, self.series, self.series_features, self.options.series_filter)
+        values = values.reindex(pd.Index(frame.index.get_level_values(0).unique(), name=self.series))
+        encoding = fit_encoding(values)
+        out = with_static(frame, encoding.encode(values)[0])
+        out.attrs[ATTR] = encoding.to_json()
+        return out
 
 
 @dataclass(frozen=True)

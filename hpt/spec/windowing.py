@@ -82,7 +82,8 @@ def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
     """
     lookback, horizon, validation = window_extremes(spec.parameters, spec.training)[0]
     o = spec.data.options
-    panel = {} if o.series is None else {"series": o.series, "series_filter": o.series_filter and list(o.series_filter)}
+    panel = {} if o.series is None else {"series": o.series, "series_filter": o.series_filter and list(o.series_filter),
+                                         "series_features": list(spec.data.series_features)}
     return {"time_format": o.time_format, "time_unit": o.time_unit, "fill": o.fill, "fill_limit": o.fill_limit,
             "duplicates": o.duplicates, **panel, **window_report(frame, spec.periods, lookback, horizon, validation)}
 
