@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["in_sample_naive_mae", "is_panel", "mase", "mase_scale", "name_few", "season_length", "series_frames",
-           "times_of"]
+__all__ = ["in_sample_naive_mae", "is_panel", "mase", "mase_scale", "name_few", "season_length", "series_count",
+           "series_frames", "times_of"]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -30,6 +30,13 @@ def times_of(frame: pd.DataFrame) -> pd.DatetimeIndex:
     """The time of each row: the index, or a panel's time level."""
     index = frame.index
     return pd.DatetimeIndex(index.get_level_values(-1) if isinstance(index, pd.MultiIndex) else index)
+
+
+def series_count(frame: pd.DataFrame) -> int:
+    """How many series a panel holds."""
+    index = frame.index
+    assert isinstance(index, pd.MultiIndex)
+    return int(np.count_nonzero(np.bincount(np.asarray(index.codes[0]), minlength=1)))
 
 
 def series_frames(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:

@@ -8,7 +8,7 @@
 * **The missing-step rule** (:func:`breaks`, :func:`unbroken`): the series' step is its most
   common time difference (:func:`infer_step`); a longer difference is a missing step, and no
   window holds the rows on both sides of one.
-* **The windows** (:func:`window_starts`, :func:`make_windows`): window ``j`` holds rows
+* **The windows** (:func:`make_windows`, :func:`count_windows`): window ``j`` holds rows
   ``j .. j+lookback+horizon-1``, inputs first, then targets (the target column). Train windows
   lie wholly in the train part; a scored window (validation, or the hold-out) has its targets in
   the scored part and its inputs may reach back before it (those values are past), so nothing
@@ -20,7 +20,10 @@ for. Breaks are a boolean per pair of consecutive rows: no window holds the rows
 **Many series** (``data.series``, :mod:`hpt.panel`): each series is split, checked, scaled and cut
 as above on its own; a series that cannot give a period a window is left out of it
 (:func:`series_problems`); the windows of the others lie one series after another in one
-:class:`Windows`, whose :class:`PanelWindows` says which series each scored window is of.
+:class:`Windows`, whose :class:`PanelWindows` says which series each scored window is of. All of
+it is computed for every series at once (:class:`_Rows`, :class:`_Cut`): per-series figures are
+arrays over the series, found by passes over all the rows (a single series is a panel of one), so
+a panel of a thousand series costs little more than one series of as many rows.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import pandas as pd
 from hpt.errors import DataError, InputError, show
 from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
-from hpt.panel import is_panel, mase_scale, name_few, season_length, times_of
+from hpt.panel import is_panel, mase_scale, name_few, season_length, series_count, times_of
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
 
@@ -520,15 +523,9 @@ def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: i
     return cut, out
 
 
-def _series_count(frame: pd.DataFrame) -> int:
-    index = frame.index
-    assert isinstance(index, pd.MultiIndex)
-    return int(np.count_nonzero(np.bincount(np.asarray(index.codes[0]), minlength=1)))
-
-
 def _none_left(frame: pd.DataFrame, period: Period, left_out: dict[str, str]) -> str | None:
     """Why a panel gives a period no window: none of its series does; None when some do."""
-    n = _series_count(frame)
+    n = series_count(frame)
     if len(left_out) < n:
         return None
     sid, first = next(iter(left_out.items()))
@@ -668,8 +665,8 @@ class _Cut:
     rule: SplitRule
     val: np.ndarray  # per series: its first validation (or hold-out) row, from its first row
     holdout: np.ndarray  # and its first hold-out row (its row count when there is none)
-    within: np.ndarray  # per pair of consecutive rows: both are of one series
-    brk: np.ndarray  # per pair: a missing step between them (:func:`breaks`), never between two series
+    brk: np.ndarray  # per pair of consecutive rows: a missing step between them (:func:`breaks`; a pair of two
+    # series is never asked about: each series' pairs are those from its first row to its last)
     train: tuple[np.ndarray, np.ndarray]  # per series: its train windows' first rows
     scored: tuple[np.ndarray, np.ndarray]  # and its scored windows' (targets in the scored part)
     clean: np.ndarray  # per row: no missing step lies inside the window that starts there (of its series)
@@ -685,7 +682,7 @@ class _Cut:
 
     def counts(self) -> _Counts:
         rows = self.rows
-        missing = missing_steps(rows.times, rows.step) * self.within
+        missing = missing_steps(rows.times, rows.step)
         pairs_lo, pairs_hi = rows.pairs(rows.hi)
         train, scored = (stop - start for start, stop in (self.train, self.scored))
         used_train, used_scored = self.used(self.train), self.used(self.scored)
@@ -702,9 +699,7 @@ def _cut(rows: _Rows, lookback: int, horizon: int, rule: SplitRule) -> _Cut:
     width = lookback + horizon
     n, size = rows.n, len(rows.times)
     val, holdout = _split_points(rows.times, rows.lo, rows.hi, rule)
-    within = np.ones(max(size - 1, 0), dtype=bool)
-    within[rows.hi[(rows.hi > 0) & (rows.hi < size)] - 1] = False
-    brk = breaks(rows.times, rows.step) & within
+    brk = breaks(rows.times, rows.step)
     clean = np.zeros(size, dtype=bool)
     if size >= width:
         clean[:size - width + 1] = unbroken(brk, width)
@@ -712,7 +707,7 @@ def _cut(rows: _Rows, lookback: int, horizon: int, rule: SplitRule) -> _Cut:
     first_scored = np.maximum(val - lookback, 0)
     train = (rows.lo, rows.lo + np.maximum(val - width + 1, 0))
     scored = (rows.lo + first_scored, rows.lo + np.maximum(n - width + 1, first_scored))
-    return _Cut(rows, lookback, horizon, rule, val, holdout, within, brk, train, scored, clean)
+    return _Cut(rows, lookback, horizon, rule, val, holdout, brk, train, scored, clean)
 
 
 _LARGE = 1e100  # values below this in size always have a finite standard deviation
@@ -737,7 +732,8 @@ def _problems(cut: _Cut) -> dict[int, str]:
         out[k] = (f'period {period}: column "{rows.columns[j]}" holds an infinite value ({values[i, j]} at '
                   f"{rows.times[lo[k] + i]})")
     left &= ~infinite
-    for k in map(int, np.flatnonzero(left & (_in_each((np.abs(rows.values) > _LARGE).any(axis=0), lo, lo + val) > 0))):
+    large = left & (_in_each((np.abs(rows.values) > _LARGE).any(axis=0), lo, lo + val) > 0)
+    for k in map(int, np.flatnonzero(large)):  # may be too large to scale: as window_problem computes it
         train = rows.series(k)[:val[k]]
         with np.errstate(all="ignore"):  # an overflow is the finding here, not a warning to print
             scale = train.std(axis=0)
@@ -781,9 +777,9 @@ def _scaled(cut: _Cut, series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     z = ((values - np.repeat(mean.T, n, axis=1)) / np.repeat(std.T, n, axis=1)).astype(np.float32)
     place = np.cumsum(keep) - 1  # each kept row's place among them
     train, scored = (place[cut.starts(part, series)] for part in (cut.train, cut.scored))
-    windows = [(stop - start)[series].sum() - cut.used((start, stop))[series].sum()
+    skipped = [int((stop - start)[series].sum() - cut.used((start, stop))[series].sum())
                for start, stop in (cut.train, cut.scored)]
-    return z, mean, std, Starts(train, scored, int(windows[0]), int(windows[1]))
+    return z, mean, std, Starts(train, scored, *skipped)
 
 
 def _robust_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
