@@ -621,18 +621,27 @@ def _period_rows(frame: pd.DataFrame, period: Period) -> _Rows:
     """The rows of `frame` with ``period.start <= time < period.end``, series by series."""
     index = frame.index
     times = times_of(frame)
+    inside: slice | np.ndarray
     if isinstance(index, pd.MultiIndex):
         codes = np.asarray(index.codes[0])
         change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
         starts, ends = (np.r_[0, change], np.r_[change, len(codes)]) if len(codes) else (change, change)
         ids = tuple(map(str, index.levels[0][codes[starts]]))
+        inside = np.asarray((times >= period.start) & (times < period.end))
+        before = np.concatenate(([0], np.cumsum(inside)))
+        lo, hi = before[starts], before[ends]
     else:
         starts, ends, ids = np.array([0]), np.array([len(index)]), ("",)
-    inside = np.asarray((times >= period.start) & (times < period.end))
-    before = np.concatenate(([0], np.cumsum(inside)))
+        if index.is_monotonic_increasing:  # a slice: no mask, no copy
+            inside = slice(int(index.searchsorted(period.start)), int(index.searchsorted(period.end)))
+        else:
+            inside = np.asarray((times >= period.start) & (times < period.end))
+        lo, hi = np.array([0]), np.array([len(times[inside])])
     values = frame.to_numpy(dtype=np.float64).T[:, inside]
-    return _Rows(period, times[inside], np.ascontiguousarray(values), tuple(frame.columns), ids, before[starts],
-                 before[ends], times[starts], times[ends - 1], frame_step(frame))
+    if not isinstance(inside, slice):  # each column's values one after another, as a frame holds them: a series'
+        values = np.ascontiguousarray(values)  # means and deviations then add its values up as they always did
+    return _Rows(period, times[inside], values, tuple(frame.columns), ids, lo, hi, times[starts], times[ends - 1],
+                 frame_step(frame))
 
 
 def _in_runs(size: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
