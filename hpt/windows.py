@@ -45,9 +45,9 @@ from hpt.progress import plural
 
 __all__ = ["Holdout", "PanelWindows", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks",
            "count_windows", "forecast_ends", "frame_step", "holdout_window", "infer_step", "input_windows",
-           "left_out_line", "make_windows", "missing_steps", "overlapping_period", "parse_holdout", "period_rows",
-           "require_holdout", "series_problems", "split_rows", "step_text", "unbroken", "window_problem",
-           "window_report"]
+           "left_out_line", "make_windows", "missing_steps", "most_common_step", "overlapping_period", "parse_holdout",
+           "period_rows", "require_holdout", "series_problems", "split_rows", "step_text", "unbroken",
+           "window_problem", "window_report"]
 
 _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 
@@ -58,10 +58,10 @@ _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 def infer_step(*indexes: pd.DatetimeIndex) -> pd.Timedelta:
     """The series' step: the most common difference between consecutive times (the smallest of a tie);
     of several series (a panel's), over the differences within each."""
-    return _most_common(np.concatenate([np.diff(index.to_numpy()) for index in indexes]) if indexes else np.array([]))
+    return most_common_step(np.concatenate([np.diff(index.to_numpy()) for index in indexes]) if indexes else np.array([]))
 
 
-def _most_common(diffs: np.ndarray) -> pd.Timedelta:
+def most_common_step(diffs: np.ndarray) -> pd.Timedelta:
     """The most common positive time difference (the smallest of a tie); 0 when there is none."""
     diffs = diffs[diffs > np.timedelta64(0)]
     if not len(diffs):
@@ -90,7 +90,7 @@ def frame_step(frame: pd.DataFrame) -> pd.Timedelta:
     index = frame.index
     if isinstance(index, pd.MultiIndex):
         codes = np.asarray(index.codes[0])
-        return _most_common(np.diff(times_of(frame).to_numpy())[codes[1:] == codes[:-1]])
+        return most_common_step(np.diff(times_of(frame).to_numpy())[codes[1:] == codes[:-1]])
     return infer_step(index)
 
 
