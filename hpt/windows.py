@@ -469,10 +469,10 @@ def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
         if left_out is None:
             left_out = series_problems(frame, period, lookback, horizon, split)
         return _none_left(frame, period, left_out)
-    return _series_problem(_cut(_period_rows(frame, period), lookback, horizon, split))
+    return _one_series_problem(_cut(_period_rows(frame, period), lookback, horizon, split))
 
 
-def _series_problem(cut: _Cut) -> str | None:
+def _one_series_problem(cut: _Cut) -> str | None:
     """:func:`window_problem` of a single series' :class:`_Cut`."""
     rows = cut.rows
     if not rows.n[0]:
@@ -492,7 +492,7 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     if is_panel(frame):
         return _panel_windows(frame, period, lookback, horizon, split, robust=scaler == "robust")
     cut = _cut(_period_rows(frame, period), lookback, horizon, split)
-    problem = _series_problem(cut)
+    problem = _one_series_problem(cut)
     if problem:
         raise DataError("date_ranges", problem)
     z, mean, std, starts = _scaled(cut, np.array([0]))
