@@ -541,12 +541,14 @@ def _axis_text(axis: Any, head: int = 5, tail: int = 2) -> str:
 def validate(spec_paths: tuple[str, ...]) -> None:
     """Check specs and their data without training; exit 0 when all are valid, 2 otherwise.
 
-    Every problem is printed on its own line with its JSON path.
+    Every problem is printed on its own line with its JSON path; a valid spec gets one ok
+    line with its architecture and periods (over many series, data.series, how many).
 
     \b
     Example:
       hpt validate specs/*.json
     """
+    from hpt.panel import series_count
     from hpt.progress import plural
     from hpt.spec import load_spec
 
@@ -557,7 +559,8 @@ def validate(spec_paths: tuple[str, ...]) -> None:
         except SpecError as e:
             lines += e.lines()
             continue
-        click.echo(f"{path}: ok ({spec.architecture}, {plural(len(spec.periods), 'period')})")
+        panel = "" if spec.data.options.series is None else f", {series_count(spec.data.read().frame):,} series"
+        click.echo(f"{path}: ok ({spec.architecture}, {plural(len(spec.periods), 'period')}{panel})")
     if lines:
         raise _Exit(lines, 2)
 

@@ -30,7 +30,7 @@ from hpt.panel import is_panel, name_few, times_of
 from hpt.periods import Period
 from hpt.progress import plural
 from hpt.time_column import parse_times
-from hpt.windows import infer_step, missing_steps, period_rows
+from hpt.windows import breaks, infer_step, missing_steps, most_common_step, period_rows
 
 __all__ = [
     "DEMO_DATA",
@@ -227,7 +227,8 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
 def _read_panel(frame: pd.DataFrame, rows: np.ndarray, ids: pd.Series, options: ReadOptions, name_only: str,
                 shown: str) -> Table:
     """A long-format file as a panel (:mod:`hpt.panel`): each series sorted, its duplicates merged or
-    listed and its gaps filled on its own; the step is the most common one within the series."""
+    listed and its gaps filled on its own; the step is the most common one within the series. All the
+    rows are sorted at once; only a series with something to merge, drop or fill is taken apart."""
     column = str(ids.name)
     empty = ids.isna().to_numpy()
     if empty.any():
@@ -241,34 +242,46 @@ def _read_panel(frame: pd.DataFrame, rows: np.ndarray, ids: pd.Series, options: 
                                                   f"{did_you_mean(unknown[0], sorted(present))}")
         keep = ids.isin(options.series_filter).to_numpy()
         frame, rows, ids = frame.iloc[keep], rows[keep], ids[keep]
-    order = np.lexsort((frame.index.to_numpy(), ids.to_numpy()))  # by series, then time
-    frame, rows, ids = frame.iloc[order], rows[order], ids.iloc[order]
-    labels = ids.to_numpy()
-    bounds = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    parts, listed = [], []
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(labels)], strict=True):
+    codes, uniques = pd.factorize(ids, sort=True)  # each row's series as a number, in the order of the ids
+    order = np.lexsort((frame.index.to_numpy(), codes))  # by series, then time
+    frame, rows, codes = frame.iloc[order], rows[order], codes[order]
+    times, values = frame.index.to_numpy(), frame.to_numpy()
+    same = codes[1:] == codes[:-1]  # two consecutive rows of one series
+    starts = np.r_[0, np.flatnonzero(~same) + 1]
+    # the step: the most common difference within the series (a duplicate's 0 is none, merged or not)
+    step = most_common_step(np.diff(times)[same])
+    # only the series with a timestamp to merge, a missing value, or a missing step to fill are taken apart
+    work = np.r_[False, same & (times[1:] == times[:-1])] | np.isnan(values).any(axis=1)
+    if options.fill != "none":
+        work[1:] |= same & breaks(frame.index, step)
+    touched = np.flatnonzero(np.add.reduceat(work, starts))
+    ends = np.r_[starts[1:], len(codes)]
+    fills = {str(sid): _Fill(int(n)) for sid, n in zip(uniques, ends - starts, strict=True)}  # the others: as they are
+    listed, pieces, done = [], [], 0  # pieces: (series, times, values), the others' rows as they are between them
+    for k in touched:
+        lo, hi = starts[k], ends[k]
+        sid = str(uniques[codes[lo]])
+        pieces.append((codes[done:lo], times[done:lo], values[done:lo]))
         merged, dups = _merge_duplicates(frame.iloc[lo:hi], rows[lo:hi], options.duplicates)
-        parts.append((str(labels[lo]), merged))
         if len(dups):
-            listed.append((str(labels[lo]), dups))
+            listed.append((sid, dups))
+        regular, fills[sid] = _regularise(merged, step, options)
+        pieces.append((np.full(len(regular), codes[lo]), regular.index.to_numpy(), regular.to_numpy()))
+        done = hi
+    pieces.append((codes[done:], times[done:], values[done:]))
     if listed and options.duplicates is not None:
         _say_merged(f"{name_only} ({len(listed)} series: {name_few([i for i, _ in listed])})",
                     sum(len(d) for _, d in listed), frame.index.name, options.duplicates)
         listed = []
-    step = infer_step(*(part.index for _, part in parts))
-    fills = {}
-    for k, (sid, part) in enumerate(parts):
-        regular, fills[sid] = _regularise(part, step, options)
-        parts[k] = (sid, regular)
     _say_panel_fill(name_only, fills, options)
-    parts = [(sid, part) for sid, part in parts if len(part)]
-    if not parts:
+    series, at = np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+    if not len(series):
         raise DataError("data.path", f"{shown} has no rows with values")
-    index = pd.MultiIndex.from_arrays(
-        [np.repeat([sid for sid, _ in parts], [len(p) for _, p in parts]),
-         pd.DatetimeIndex(np.concatenate([p.index.to_numpy() for _, p in parts]), name=frame.index.name)],
-        names=[column, frame.index.name])
-    panel = pd.DataFrame(np.concatenate([p.to_numpy() for _, p in parts]), index=index, columns=frame.columns)
+    kept, series = np.unique(series, return_inverse=True)  # a series whose every row was dropped is none
+    when, moments = pd.factorize(at, sort=True)
+    index = pd.MultiIndex(levels=[uniques[kept], pd.DatetimeIndex(moments)], codes=[series, when],
+                          names=[column, frame.index.name], verify_integrity=False)
+    panel = pd.DataFrame(np.concatenate([p[2] for p in pieces]), index=index, columns=frame.columns)
     filled = sum(f.filled for f in fills.values())
     panel.attrs.update(step=step, filled_steps=filled)
     duplicates = pd.concat([d.set_axis(pd.MultiIndex.from_arrays([[sid] * len(d), d.index], names=index.names))

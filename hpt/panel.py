@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["STATIC", "in_sample_naive_mae", "is_panel", "leave_static", "mase", "mase_scale", "name_few",
-           "season_length", "series_frames", "static_mask", "times_of"]
+           "season_length", "series_count", "series_frames", "static_mask", "times_of"]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -48,6 +48,13 @@ def times_of(frame: pd.DataFrame) -> pd.DatetimeIndex:
     """The time of each row: the index, or a panel's time level."""
     index = frame.index
     return pd.DatetimeIndex(index.get_level_values(-1) if isinstance(index, pd.MultiIndex) else index)
+
+
+def series_count(frame: pd.DataFrame) -> int:
+    """How many series a panel holds."""
+    index = frame.index
+    assert isinstance(index, pd.MultiIndex)
+    return int(np.count_nonzero(np.bincount(np.asarray(index.codes[0]), minlength=1)))
 
 
 def series_frames(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:

@@ -8,7 +8,7 @@
 * **The missing-step rule** (:func:`breaks`, :func:`unbroken`): the series' step is its most
   common time difference (:func:`infer_step`); a longer difference is a missing step, and no
   window holds the rows on both sides of one.
-* **The windows** (:func:`window_starts`, :func:`make_windows`): window ``j`` holds rows
+* **The windows** (:func:`make_windows`, :func:`count_windows`): window ``j`` holds rows
   ``j .. j+lookback+horizon-1``, inputs first, then targets (the target column). Train windows
   lie wholly in the train part; a scored window (validation, or the hold-out) has its targets in
   the scored part and its inputs may reach back before it (those values are past), so nothing
@@ -20,7 +20,10 @@ for. Breaks are a boolean per pair of consecutive rows: no window holds the rows
 **Many series** (``data.series``, :mod:`hpt.panel`): each series is split, checked, scaled and cut
 as above on its own; a series that cannot give a period a window is left out of it
 (:func:`series_problems`); the windows of the others lie one series after another in one
-:class:`Windows`, whose :class:`PanelWindows` says which series each scored window is of.
+:class:`Windows`, whose :class:`PanelWindows` says which series each scored window is of. All of
+it is computed for every series at once (:class:`_Rows`, :class:`_Cut`): per-series figures are
+arrays over the series, found by passes over all the rows (a single series is a panel of one), so
+a panel of a thousand series costs little more than one series of as many rows.
 """
 
 from __future__ import annotations
@@ -36,15 +39,15 @@ import pandas as pd
 from hpt.errors import DataError, InputError, show
 from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
-from hpt.panel import is_panel, leave_static, mase_scale, name_few, season_length, series_frames, times_of
+from hpt.panel import is_panel, leave_static, mase_scale, name_few, season_length, series_count, times_of
 from hpt.periods import Holdout, Period, parse_time, usable_span
 from hpt.progress import plural
 
 __all__ = ["Holdout", "PanelWindows", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks",
            "count_windows", "forecast_ends", "frame_step", "holdout_window", "infer_step", "input_windows",
-           "left_out_line", "make_windows", "missing_steps", "overlapping_period", "parse_holdout", "period_rows",
-           "require_holdout", "series_problems", "split_rows", "step_text", "unbroken", "window_problem",
-           "window_report", "window_starts"]
+           "left_out_line", "make_windows", "missing_steps", "most_common_step", "overlapping_period", "parse_holdout",
+           "period_rows", "require_holdout", "series_problems", "split_rows", "step_text", "unbroken",
+           "window_problem", "window_report"]
 
 _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 
@@ -55,7 +58,11 @@ _HOLDOUT_UNITS = {"M": "months", "W": "weeks", "D": "days", "h": "hours"}
 def infer_step(*indexes: pd.DatetimeIndex) -> pd.Timedelta:
     """The series' step: the most common difference between consecutive times (the smallest of a tie);
     of several series (a panel's), over the differences within each."""
-    diffs = np.concatenate([np.diff(index.to_numpy()) for index in indexes]) if indexes else np.array([])
+    return most_common_step(np.concatenate([np.diff(index.to_numpy()) for index in indexes]) if indexes else np.array([]))
+
+
+def most_common_step(diffs: np.ndarray) -> pd.Timedelta:
+    """The most common positive time difference (the smallest of a tie); 0 when there is none."""
     diffs = diffs[diffs > np.timedelta64(0)]
     if not len(diffs):
         return pd.Timedelta(0)
@@ -75,9 +82,16 @@ def step_text(step: pd.Timedelta) -> str:
 
 
 def frame_step(frame: pd.DataFrame) -> pd.Timedelta:
-    """The step :func:`hpt.data.read_data` found, else the frame's own."""
+    """The step :func:`hpt.data.read_data` found, else the frame's own (a panel's: over the differences within
+    each series)."""
     step = frame.attrs.get("step")
-    return step if isinstance(step, pd.Timedelta) else infer_step(frame.index)
+    if isinstance(step, pd.Timedelta):
+        return step
+    index = frame.index
+    if isinstance(index, pd.MultiIndex):
+        codes = np.asarray(index.codes[0])
+        return most_common_step(np.diff(times_of(frame).to_numpy())[codes[1:] == codes[:-1]])
+    return infer_step(index)
 
 
 def breaks(index: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
@@ -152,16 +166,33 @@ def split_rows(index: pd.DatetimeIndex, rule: SplitRule) -> Split:
     A validation fraction takes that share of the rows (rounded); a duration the rows within
     it of the last time; a hold-out every row from its start on, and leaves no validation part.
     """
-    n = len(index)
+    val, holdout = _split_points(index, np.array([0]), np.array([len(index)]), rule)
+    return Split(len(index), int(val[0]), int(holdout[0]))
+
+
+def _split_points(times: pd.DatetimeIndex, lo: np.ndarray, hi: np.ndarray, rule: SplitRule,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Where `rule` splits each run ``[lo, hi)`` of `times` (runs one after another, covering every time, each
+    in time order), as :func:`split_rows` says: per run, its first validation row and its first hold-out row,
+    counted from its first row."""
+    n = hi - lo
     if isinstance(rule, Holdout):
-        s = int(index.searchsorted(rule.start))
-        return Split(n, s, s)
+        val = _in_each(np.asarray(times < rule.start), lo, hi)
+        return val, val
     validation = parse_validation(rule)
     if isinstance(validation, float):
-        s = int(round(n * (1 - validation)))
-    else:
-        s = int(index.searchsorted(index[-1] - validation, side="right")) if n else 0
-    return Split(n, s, n)
+        return np.rint(n * (1 - validation)).astype(np.int64), n
+    t = times.to_numpy()
+    if not len(t):
+        return np.zeros_like(n), n
+    last = t[np.maximum(hi - 1, 0)] - validation.to_timedelta64()  # within the duration of a run's last time
+    return _in_each(t <= np.repeat(last, n), lo, hi), n
+
+
+def _in_each(flags: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """How many of `flags` are set in each run ``[lo, hi)``."""
+    seen = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    return seen[hi] - seen[lo]
 
 
 def period_rows(frame: pd.DataFrame, period: Period) -> pd.DataFrame:
@@ -247,22 +278,6 @@ class Starts(NamedTuple):
     scored: np.ndarray
     skipped_train: int
     skipped_scored: int
-
-
-def window_starts(split: Split, lookback: int, horizon: int, cut: np.ndarray) -> Starts:
-    """The windows of `split`'s rows that no break in `cut` (:func:`breaks`) runs through.
-
-    Window j holds rows j .. j+lookback+horizon-1; train windows end before the validation
-    part, scored windows have their targets in the scored part (:attr:`Split.scored`).
-    """
-    width = lookback + horizon
-    scored = split.scored
-    train = np.arange(0, max(split.val - width + 1, 0))
-    val = np.arange(max(scored.start - lookback, 0), max(scored.stop - width + 1, 0))
-    clean = unbroken(cut, width)
-    if clean.all():
-        return Starts(train, val, 0, 0)
-    return Starts(train[clean[train]], val[clean[val]], int((~clean[train]).sum()), int((~clean[val]).sum()))
 
 
 def input_windows(values: np.ndarray, lookback: int) -> np.ndarray:
@@ -397,22 +412,24 @@ def count_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: i
                   left_out: dict[str, str] | None = None) -> WindowCount:
     """The windows `make_windows` would cut from this period, and those missing steps cost (of a
     panel: summed over the series that give the period windows; `left_out`: the others, when known)."""
-    if is_panel(frame):
-        if left_out is None:
-            left_out = series_problems(frame, period, lookback, horizon, split)
-        counts = {sid: count_windows(one, period, lookback, horizon, split)
-                  for sid, one in series_frames(period_rows(frame, period)) if sid not in left_out}
-        rows, gaps, missing, train, val, skipped_train, skipped_val = (
-            sum(getattr(c, f) for c in counts.values())
-            for f in ("rows", "gaps", "missing_steps", "train", "val", "skipped_train", "skipped_val"))
-        return WindowCount(period, rows, gaps, missing, train, val, skipped_train, skipped_val, series=len(counts),
-                           left_out=len(left_out), gappy=tuple(sid for sid, c in counts.items() if c.gaps))
-    rows = period_rows(frame, period)
-    step = frame_step(frame)
-    starts = window_starts(split_rows(rows.index, split), lookback, horizon, breaks(rows.index, step))
-    missing = missing_steps(rows.index, step)
-    return WindowCount(period, len(rows), int((missing > 0).sum()), int(missing.sum()), len(starts.train),
-                       len(starts.scored), starts.skipped_train, starts.skipped_scored)
+    if not is_panel(frame):
+        return _window_count(period, _cut(_period_rows(frame, period), lookback, horizon, split).counts(),
+                             np.array([True]))
+    if left_out is None:
+        cut, left_out = _check_series(frame, period, lookback, horizon, split)
+    else:
+        cut = _cut(_period_rows(frame, period), lookback, horizon, split)
+    ids = cut.rows.ids
+    fit = np.array([sid not in left_out for sid in ids], dtype=bool)
+    counts = cut.counts()
+    return replace(_window_count(period, counts, fit), series=int(fit.sum()), left_out=len(left_out),
+                   gappy=tuple(ids[k] for k in np.flatnonzero(fit & (counts.gaps > 0))))
+
+
+def _window_count(period: Period, counts: _Counts, series: np.ndarray) -> WindowCount:
+    """The :class:`WindowCount` of these series (a mask), their figures summed."""
+    rows, gaps, missing, train, val, skipped_train, skipped_val = (int(c[series].sum()) for c in counts)
+    return WindowCount(period, rows, gaps, missing, train, val, skipped_train, skipped_val)
 
 
 def window_report(frame: pd.DataFrame, periods: Iterable[Period], lookback: int, horizon: int,
@@ -452,40 +469,15 @@ def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
         if left_out is None:
             left_out = series_problems(frame, period, lookback, horizon, split)
         return _none_left(frame, period, left_out)
-    rows = period_rows(frame, period)
-    if rows.empty:
-        first, last = frame.index[0], frame.index[-1]
-        return f"period {period} has no data (data covers {first} to {last})"
-    parts = split_rows(rows.index, split)
-    s = parts.val
-    if s < lookback + horizon or len(parts.scored) < horizon:
-        return _too_few(period, len(rows), parts, split, lookback, horizon)
-    values = rows.to_numpy(dtype=np.float64)
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        i, j = (int(k[0]) for k in np.nonzero(infinite))
-        return f'period {period}: column "{rows.columns[j]}" holds an infinite value ({values[i, j]} at {rows.index[i]})'
-    with np.errstate(all="ignore"):  # an overflow is the finding here, not a warning to print
-        scale = values[:s].std(axis=0)
-    if not np.isfinite(scale).all():
-        j = int(np.flatnonzero(~np.isfinite(scale))[0])
-        return (f'period {period}: column "{rows.columns[j]}" holds values too large to scale '
-                f"(up to {np.abs(values[:s, j]).max():g} on its train part)")
-    target = values[:s, 0]
-    if target.min() == target.max():
-        return (f'period {period}: target "{rows.columns[0]}" is constant ({target[0]:g}) on its train part '
-                f"({rows.index[0]} to {rows.index[s - 1]}): its scale is zero, there is nothing to learn")
-    step = frame_step(frame)
-    brk = breaks(rows.index, step)
-    starts = window_starts(parts, lookback, horizon, brk)
-    scored = "hold-out" if isinstance(split, Holdout) else "validation"
-    for part, found, begin in (("train", starts.train, 0), (scored, starts.scored, max(parts.scored.start - lookback, 0))):
-        if not len(found):
-            gap = int(np.flatnonzero(brk[begin:])[0]) + begin
-            return (f"period {period}: gaps leave its {part} part no window of lookback {lookback} + horizon "
-                    f"{horizon} without a missing step (the first: no data from {rows.index[gap] + step} to "
-                    f"{rows.index[gap + 1] - step}); set data.fill or choose another period")
-    return None
+    return _one_series_problem(_cut(_period_rows(frame, period), lookback, horizon, split))
+
+
+def _one_series_problem(cut: _Cut) -> str | None:
+    """:func:`window_problem` of a single series' :class:`_Cut`."""
+    rows = cut.rows
+    if not rows.n[0]:
+        return f"period {rows.period} has no data (data covers {rows.first[0]} to {rows.last[0]})"
+    return _problems(cut).get(0)
 
 
 def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,
@@ -499,26 +491,15 @@ def make_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: in
     """
     if is_panel(frame):
         return _panel_windows(frame, period, lookback, horizon, split, robust=scaler == "robust")
-    problem = window_problem(frame, period, lookback, horizon, split)
+    cut = _cut(_period_rows(frame, period), lookback, horizon, split)
+    problem = _one_series_problem(cut)
     if problem:
         raise DataError("date_ranges", problem)
-    return _series_windows(frame, period, lookback, horizon, split)
-
-
-def _series_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule) -> Windows:
-    """:func:`make_windows` of one series whose period :func:`window_problem` found fit."""
-    rows = period_rows(frame, period)
-    values = rows.to_numpy(dtype=np.float64)
-    parts = split_rows(rows.index, split)
-    mean = values[:parts.val].mean(axis=0)
-    std = values[:parts.val].std(axis=0)
-    std[std == 0] = 1.0  # a constant feature; a constant target is refused above
-    leave_static(tuple(rows.columns), mean, std)  # static series features: scaled across the series already
-    z = ((values - mean) / std).astype(np.float32)
-    starts = window_starts(parts, lookback, horizon, breaks(rows.index, frame_step(frame)))
+    z, mean, std, starts = _scaled(cut, np.array([0]))
+    n, val, holdout = (int(a[0]) for a in (cut.rows.n, cut.val, cut.holdout))
     known = known_ahead(frame)
-    return Windows(z, rows.index.to_numpy(), lookback, horizon, starts, parts, mean, std, tuple(rows.columns),
-                   known_mask(tuple(rows.columns), known) if known else None)
+    return Windows(z.T, cut.rows.times.to_numpy(), lookback, horizon, starts, Split(n, val, holdout), mean[0],
+                   std[0], cut.rows.columns, known_mask(cut.rows.columns, known) if known else None)
 
 
 def series_problems(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
@@ -529,35 +510,22 @@ def series_problems(frame: pd.DataFrame, period: Period, lookback: int, horizon:
 
 
 def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: int,
-                  split: SplitRule) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, str]]:
-    """A panel's series in a period: those fit for windows (their rows in it), and why each other one is not."""
-    fit, out = [], {}
-    inside = period_rows(frame, period)
-    for sid, one in series_frames(inside):
-        problem = window_problem(one, period, lookback, horizon, split)
-        if problem:
-            out[sid] = problem.replace(f"period {period}: ", "").replace(f"period {period} ", "it ")
-        else:
-            fit.append((sid, one))
-    if len(fit) + len(out) < _series_count(frame):
-        times = times_of(frame)
-        seen = set(inside.index.get_level_values(0))
-        for sid in frame.index.get_level_values(0).unique():
-            if sid not in seen:
-                mine = times[frame.index.get_level_values(0) == sid]
-                out[str(sid)] = f"it has no data (the series covers {mine.min()} to {mine.max()})"
-    return fit, out
+                  split: SplitRule) -> tuple[_Cut, dict[str, str]]:
+    """A panel's rows in a period, cut into windows (:class:`_Cut`); and why each series left out of the period is.
 
-
-def _series_count(frame: pd.DataFrame) -> int:
-    index = frame.index
-    assert isinstance(index, pd.MultiIndex)
-    return int(np.count_nonzero(np.bincount(np.asarray(index.codes[0]), minlength=1)))
+    Those without rows in the period come last."""
+    cut = _cut(_period_rows(frame, period), lookback, horizon, split)
+    rows = cut.rows
+    out = {rows.ids[k]: why.replace(f"period {period}: ", "").replace(f"period {period} ", "it ")
+           for k, why in _problems(cut).items()}
+    for k in np.flatnonzero(rows.n == 0):
+        out[rows.ids[k]] = f"it has no data (the series covers {rows.first[k]} to {rows.last[k]})"
+    return cut, out
 
 
 def _none_left(frame: pd.DataFrame, period: Period, left_out: dict[str, str]) -> str | None:
     """Why a panel gives a period no window: none of its series does; None when some do."""
-    n = _series_count(frame)
+    n = series_count(frame)
     if len(left_out) < n:
         return None
     sid, first = next(iter(left_out.items()))
@@ -578,36 +546,251 @@ def _panel_windows(frame: pd.DataFrame, period: Period, lookback: int, horizon: 
     """The windows of every series of a panel that gives the period windows, one after another: each
     series scaled by its own train part (`robust`: by its medians and IQRs), no window crossing from one
     series into the next."""
-    fit, left_out = _check_series(frame, period, lookback, horizon, split)
+    cut, left_out = _check_series(frame, period, lookback, horizon, split)
     problem = _none_left(frame, period, left_out)
     if problem:
         raise DataError("date_ranges", problem)
-    parts = [(sid, _series_windows(one, period, lookback, horizon, split)) for sid, one in fit]
-    units = np.ones(len(parts))
-    shifts = np.zeros(len(parts))
-    if robust:
-        for k, (sid, w) in enumerate(parts):
-            robust_w, shifts[k], units[k] = _robust(w)
-            parts[k] = (sid, robust_w)
+    rows = cut.rows
+    fit = np.array([k for k, sid in enumerate(rows.ids) if sid not in left_out])
+    z, mean, std, starts = _scaled(cut, fit)
+    n, val = rows.n[fit], cut.val[fit]
+    offsets = np.concatenate(([0], np.cumsum(n)))
+    units = np.ones(len(fit))
+    shifts = np.zeros(len(fit))
+    if robust:  # each series' rows by its train part's medians and IQRs, in place of its means and deviations
+        for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:], strict=True)):
+            center, spread = _robust_stats(z[:, a:b].T[:val[i]])
+            leave_static(tuple(rows.columns), center, spread)
+            z[:, a:b] = ((z[:, a:b].T.astype(np.float64) - center) / spread).astype(np.float32).T
+            mean[i], std[i] = mean[i] + center * std[i], std[i] * spread
+            shifts[i], units[i] = center[0], spread[0]
     step = frame_step(frame)
     season = season_length(step, frame.attrs.get("season"))
-    offsets = np.cumsum([0] + [len(w.values) for _, w in parts])
-    starts = Starts(np.concatenate([w.starts.train + o for (_, w), o in zip(parts, offsets, strict=False)]),
-                    np.concatenate([w.starts.scored + o for (_, w), o in zip(parts, offsets, strict=False)]),
-                    sum(w.starts.skipped_train for _, w in parts), sum(w.starts.skipped_scored for _, w in parts))
-    train_rows = np.concatenate([np.arange(len(w.values)) < w.split.val for _, w in parts])
+    times = rows.times.to_numpy()[_in_runs(len(rows.times), rows.lo[fit], rows.hi[fit])]
+    at = np.arange(len(times)) - np.repeat(offsets[:-1], n)  # each row's place in its series
     panel = PanelWindows(
-        series=tuple(sid for sid, _ in parts),
-        mean=np.stack([w.mean for _, w in parts]), std=np.stack([w.std for _, w in parts]), train_rows=train_rows,
-        val_series=np.concatenate([np.full(len(w.starts.scored), k) for k, (_, w) in enumerate(parts)]),
-        naive_mae=np.array([mase_scale(w.values[:w.split.val, 0], w.times[:w.split.val], step, season)
-                            for _, w in parts]),
+        series=tuple(rows.ids[k] for k in fit), mean=mean, std=std, train_rows=at < np.repeat(val, n),
+        val_series=np.repeat(np.arange(len(fit)), cut.used(cut.scored)[fit]),
+        naive_mae=np.array([mase_scale(z[0, a:a + v], times[a:a + v], step, season)
+                            for a, v in zip(offsets[:-1], val, strict=True)]),
         season=season, unit=units, shift=shifts)
-    first = parts[0][1]
-    n = int(offsets[-1])
-    return Windows(np.concatenate([w.values for _, w in parts]), np.concatenate([w.times for _, w in parts]),
-                   lookback, horizon, starts, Split(n, n, n), np.zeros_like(first.mean), np.ones_like(first.std),
-                   first.columns, first.known, panel)
+    total = int(offsets[-1])
+    known = known_ahead(frame)
+    return Windows(z.T, times, lookback, horizon, starts, Split(total, total, total),
+                   np.zeros(len(rows.columns)), np.ones(len(rows.columns)), rows.columns,
+                   known_mask(rows.columns, known) if known else None, panel)
+
+
+# -- a period's rows, every series at once ---------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """A period's rows of every series of a frame, one series after another, each in time order (a single
+    series is a panel of one). The checks, the counts and the windows of a period come from it for every
+    series at once: each per-series figure is an array over the series, found by passes over all the rows."""
+
+    period: Period
+    times: pd.DatetimeIndex  # the time of each row
+    values: np.ndarray  # (columns, rows) float64: each column's values one after another, as a frame holds them
+    columns: tuple[str, ...]
+    ids: tuple[str, ...]  # each series' id, in the frame's order ("" for a single series)
+    lo: np.ndarray  # each series' first row
+    hi: np.ndarray  # the row after its last (lo == hi: no rows in the period)
+    first: pd.DatetimeIndex  # each series' first and last time in the frame (in any period)
+    last: pd.DatetimeIndex
+    step: pd.Timedelta
+
+    @property
+    def n(self) -> np.ndarray:
+        """Each series' rows."""
+        return self.hi - self.lo
+
+    def series(self, k: int) -> np.ndarray:
+        """Series `k`'s rows ``(rows, columns)``."""
+        return self.values[:, self.lo[k]:self.hi[k]].T
+
+    def pairs(self, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per series, the pairs of consecutive rows (pair i: rows i and i+1) from its first row to row `stop`
+        (a row of the period, or its first row: none), as runs ``(start, stop)`` over the pairs."""
+        last = max(len(self.times) - 1, 0)
+        start = np.minimum(self.lo, last)
+        return start, np.clip(stop - 1, start, last)
+
+
+def _period_rows(frame: pd.DataFrame, period: Period) -> _Rows:
+    """The rows of `frame` with ``period.start <= time < period.end``, series by series."""
+    index = frame.index
+    times = times_of(frame)
+    inside: slice | np.ndarray
+    if isinstance(index, pd.MultiIndex):
+        codes = np.asarray(index.codes[0])
+        change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        starts, ends = (np.r_[0, change], np.r_[change, len(codes)]) if len(codes) else (change, change)
+        ids = tuple(map(str, index.levels[0][codes[starts]]))
+        inside = np.asarray((times >= period.start) & (times < period.end))
+        before = np.concatenate(([0], np.cumsum(inside)))
+        lo, hi = before[starts], before[ends]
+    else:
+        starts, ends, ids = np.array([0]), np.array([len(index)]), ("",)
+        if index.is_monotonic_increasing:  # a slice: no mask, no copy
+            inside = slice(int(index.searchsorted(period.start)), int(index.searchsorted(period.end)))
+        else:
+            inside = np.asarray((times >= period.start) & (times < period.end))
+        lo, hi = np.array([0]), np.array([len(times[inside])])
+    values = frame.to_numpy(dtype=np.float64).T[:, inside]
+    if not isinstance(inside, slice):  # each column's values one after another, as a frame holds them: a series'
+        values = np.ascontiguousarray(values)  # means and deviations then add its values up as they always did
+    return _Rows(period, times[inside], values, tuple(frame.columns), ids, lo, hi, times[starts], times[ends - 1],
+                 frame_step(frame))
+
+
+def _in_runs(size: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which of `size` positions lie in one of the runs ``[lo, hi)`` (runs that do not overlap)."""
+    edges = np.bincount(lo, minlength=size + 1) - np.bincount(hi, minlength=size + 1)
+    return np.cumsum(edges[:size]) > 0
+
+
+class _Counts(NamedTuple):
+    """Per series, :class:`WindowCount`'s figures."""
+
+    rows: np.ndarray
+    gaps: np.ndarray
+    missing_steps: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    skipped_train: np.ndarray
+    skipped_val: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _Cut:
+    """A period's rows (:class:`_Rows`) split by a rule and cut into windows of lookback + horizon rows, per
+    series: its split, where its train and scored windows may start, and which windows no missing step
+    runs through. Window starts are rows of the period, as runs ``(start, stop)`` per series."""
+
+    rows: _Rows
+    lookback: int
+    horizon: int
+    rule: SplitRule
+    val: np.ndarray  # per series: its first validation (or hold-out) row, from its first row
+    holdout: np.ndarray  # and its first hold-out row (its row count when there is none)
+    brk: np.ndarray  # per pair of consecutive rows: a missing step between them (:func:`breaks`; a pair of two
+    # series is never asked about: each series' pairs are those from its first row to its last)
+    train: tuple[np.ndarray, np.ndarray]  # per series: its train windows' first rows
+    scored: tuple[np.ndarray, np.ndarray]  # and its scored windows' (targets in the scored part)
+    clean: np.ndarray  # per row: no missing step lies inside the window that starts there (of its series)
+
+    def used(self, part: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Per series, its windows of `part` (:attr:`train` or :attr:`scored`) that no missing step runs through."""
+        return _in_each(self.clean, *part)
+
+    def starts(self, part: tuple[np.ndarray, np.ndarray], series: np.ndarray) -> np.ndarray:
+        """The first rows of the windows of `part` of these series that no missing step runs through."""
+        start, stop = part
+        return np.flatnonzero(_in_runs(len(self.clean), start[series], stop[series]) & self.clean)
+
+    def counts(self) -> _Counts:
+        rows = self.rows
+        missing = missing_steps(rows.times, rows.step)
+        pairs_lo, pairs_hi = rows.pairs(rows.hi)
+        train, scored = (stop - start for start, stop in (self.train, self.scored))
+        used_train, used_scored = self.used(self.train), self.used(self.scored)
+        sums = np.concatenate(([0], np.cumsum(missing)))
+        return _Counts(rows.n, _in_each(missing > 0, pairs_lo, pairs_hi), sums[pairs_hi] - sums[pairs_lo],
+                       used_train, used_scored, train - used_train, scored - used_scored)
+
+
+def _cut(rows: _Rows, lookback: int, horizon: int, rule: SplitRule) -> _Cut:
+    """`rows` split by `rule` (:func:`split_rows`) and cut into windows of `lookback` inputs and `horizon` targets.
+
+    Window j of a series holds its rows j .. j+lookback+horizon-1; train windows end before the
+    validation part, scored windows have their targets in the scored part (:attr:`Split.scored`)."""
+    width = lookback + horizon
+    n, size = rows.n, len(rows.times)
+    val, holdout = _split_points(rows.times, rows.lo, rows.hi, rule)
+    brk = breaks(rows.times, rows.step)
+    clean = np.zeros(size, dtype=bool)
+    if size >= width:
+        clean[:size - width + 1] = unbroken(brk, width)
+    # the scored part is [val, rows) (a hold-out's has no validation part before it); its windows' inputs reach back
+    first_scored = np.maximum(val - lookback, 0)
+    train = (rows.lo, rows.lo + np.maximum(val - width + 1, 0))
+    scored = (rows.lo + first_scored, rows.lo + np.maximum(n - width + 1, first_scored))
+    return _Cut(rows, lookback, horizon, rule, val, holdout, brk, train, scored, clean)
+
+
+_LARGE = 1e100  # values below this in size always have a finite standard deviation
+
+
+def _problems(cut: _Cut) -> dict[int, str]:
+    """Why each series with rows in the period cannot give it a train and a scored window, as
+    :func:`window_problem` says it of a single series; by series (its place in :attr:`_Rows.ids`), in order."""
+    rows, lookback, horizon, rule = cut.rows, cut.lookback, cut.horizon, cut.rule
+    period, lo, n, val = rows.period, rows.lo, rows.n, cut.val
+    out: dict[int, str] = {}
+    left = n > 0
+    few = left & ((val < lookback + horizon) | (n - val < horizon))
+    for k in map(int, np.flatnonzero(few)):
+        out[k] = _too_few(period, int(n[k]), Split(int(n[k]), int(val[k]), int(cut.holdout[k])), rule, lookback,
+                          horizon)
+    left &= ~few
+    infinite = left & (_in_each(~np.isfinite(rows.values).all(axis=0), lo, rows.hi) > 0)
+    for k in map(int, np.flatnonzero(infinite)):
+        values = rows.series(k)
+        i, j = (int(at[0]) for at in np.nonzero(~np.isfinite(values)))
+        out[k] = (f'period {period}: column "{rows.columns[j]}" holds an infinite value ({values[i, j]} at '
+                  f"{rows.times[lo[k] + i]})")
+    left &= ~infinite
+    large = left & (_in_each((np.abs(rows.values) > _LARGE).any(axis=0), lo, lo + val) > 0)
+    for k in map(int, np.flatnonzero(large)):  # may be too large to scale: as window_problem computes it
+        train = rows.series(k)[:val[k]]
+        with np.errstate(all="ignore"):  # an overflow is the finding here, not a warning to print
+            scale = train.std(axis=0)
+        if not np.isfinite(scale).all():
+            j = int(np.flatnonzero(~np.isfinite(scale))[0])
+            out[k] = (f'period {period}: column "{rows.columns[j]}" holds values too large to scale '
+                      f"(up to {np.abs(train[:, j]).max():g} on its train part)")
+            left[k] = False
+    target = rows.values[0]
+    flat = left & (_in_each(target[1:] != target[:-1], *rows.pairs(lo + val)) == 0)
+    for k in map(int, np.flatnonzero(flat)):
+        out[k] = (f'period {period}: target "{rows.columns[0]}" is constant ({target[lo[k]]:g}) on its train part '
+                  f"({rows.times[lo[k]]} to {rows.times[lo[k] + val[k] - 1]}): its scale is zero, there is nothing "
+                  "to learn")
+    left &= ~flat
+    scored = "hold-out" if isinstance(rule, Holdout) else "validation"
+    for name, part in (("train", cut.train), (scored, cut.scored)):
+        for k in map(int, np.flatnonzero(left & (cut.used(part) == 0))):
+            gap = int(np.flatnonzero(cut.brk[part[0][k]:rows.hi[k] - 1])[0]) + part[0][k]
+            out[k] = (f"period {period}: gaps leave its {name} part no window of lookback {lookback} + horizon "
+                      f"{horizon} without a missing step (the first: no data from {rows.times[gap] + rows.step} to "
+                      f"{rows.times[gap + 1] - rows.step}); set data.fill or choose another period")
+            left[k] = False
+    return dict(sorted(out.items()))
+
+
+def _scaled(cut: _Cut, series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Starts]:
+    """The rows of these series one after another, each scaled by its own train part's means and standard
+    deviations (float32, ``(columns, rows)``); those statistics ``(series, columns)``; and the first rows of
+    their windows (among those rows) that no missing step runs through."""
+    rows = cut.rows
+    mean = np.empty((len(series), len(rows.columns)))
+    std = np.empty_like(mean)
+    for i, k in enumerate(series):
+        train = rows.series(k)[:cut.val[k]]
+        mean[i], std[i] = train.mean(axis=0), train.std(axis=0)
+    std[std == 0] = 1.0  # a constant feature; a constant target is refused
+    leave_static(tuple(rows.columns), mean, std)  # static series features: scaled across the series already
+    n = rows.n[series]
+    keep = _in_runs(len(rows.times), rows.lo[series], rows.hi[series])
+    values = rows.values if keep.all() else rows.values[:, keep]
+    z = ((values - np.repeat(mean.T, n, axis=1)) / np.repeat(std.T, n, axis=1)).astype(np.float32)
+    place = np.cumsum(keep) - 1  # each kept row's place among them
+    train, scored = (place[cut.starts(part, series)] for part in (cut.train, cut.scored))
+    skipped = [int((stop - start)[series].sum() - cut.used((start, stop))[series].sum())
+               for start, stop in (cut.train, cut.scored)]
+    return z, mean, std, Starts(train, scored, *skipped)
 
 
 def _robust_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -617,16 +800,6 @@ def _robust_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     iqr = q75 - q25
     iqr[~(iqr > 1e-12)] = 1.0
     return median, iqr
-
-
-def _robust(w: Windows) -> tuple[Windows, float, float]:
-    """One series' windows (:func:`_series_windows`) scaled by its train part's medians and IQRs instead of its
-    means and standard deviations (`mean` and `std` are then those, in the data's units); and the (shift,
-    unit) that put its target back in its standardised units, ``standardised = robust * unit + shift``."""
-    center, spread = _robust_stats(w.values[:w.split.val])
-    leave_static(w.columns, center, spread)
-    values = ((w.values.astype(np.float64) - center) / spread).astype(np.float32)
-    return replace(w, values=values, mean=w.mean + center * w.std, std=w.std * spread), float(center[0]), float(spread[0])
 
 
 def forecast_ends(index: pd.DatetimeIndex, period: Period, horizon: int,

@@ -17,7 +17,7 @@ from hpt.data import ReadOptions, read_data
 from hpt.model_io import load_model
 from hpt.panel import in_sample_naive_mae, mase, mase_scale, series_frames
 from hpt.periods import Period
-from hpt.windows import make_windows
+from hpt.windows import count_windows, make_windows, series_problems, window_problem
 from tests.conftest import ROOT, hpt_cli, hpt_here, trial_rows
 
 START = pd.Timestamp("2024-01-01")
@@ -123,6 +123,86 @@ def test_a_series_too_short_for_a_period_is_left_out_of_it(tmp_path: Path) -> No
     w = make_windows(frame, PERIOD, 24, 2, 0.25)
     assert w.panel is not None and w.panel.series == ("a",)
     assert len(w.y_train) == round(200 * 0.75) - 26 + 1
+
+
+def _each_series_by_hand(one: pd.DataFrame, period: Period, lookback: int, horizon: int,
+                         validation: float) -> tuple[int, int, int, int, int]:
+    """One series' rows in the period, gaps, missing steps, and train and validation windows without a missing
+    step, counted window by window as the docs say (hourly steps; validation: the last share of the rows)."""
+    times = one.index[(one.index >= period.start) & (one.index < period.end)]
+    hours = np.diff(times.to_numpy()) / np.timedelta64(1, "h")
+    n, width = len(times), lookback + horizon
+    s = round(n * (1 - validation))
+    def whole(j: int) -> bool:
+        return bool(np.all(hours[j:j + width - 1] == 1))
+    train = sum(whole(j) for j in range(0, s - width + 1))
+    val = sum(whole(j) for j in range(max(s - lookback, 0), n - width + 1))
+    return n, int((hours > 1).sum()), int((hours[hours > 1] - 1).sum()), train, val
+
+
+def test_each_series_of_a_panel_is_checked_and_counted_as_it_would_be_alone(tmp_path: Path, cli: Any,
+                                                                         write_spec: Any) -> None:
+    hours = pd.date_range(START, periods=480, freq="h")
+    k = np.arange(480.0)
+    daily = 3 + np.sin(2 * np.pi * k / 24) + 0.01 * k
+    keep_b = ~np.isin(np.arange(480), [100, 101, 102, 103, 104, 300])  # two gaps: 5 and 1 missing steps
+    keep_holey = np.arange(480) % 20 != 7  # a missing step every 20 hours: no window of 26 rows
+    series = {
+        "a": (hours, daily),
+        "b": (hours[keep_b], 2 * daily[keep_b]),
+        "dup": (hours.append(hours[[50, 400]]), np.r_[daily, [99.0, -99.0]]),  # two duplicated times: the first kept
+        "flat": (hours, np.zeros(480)),
+        "holey": (hours[keep_holey], daily[keep_holey]),
+        "late": (hours + pd.Timedelta(days=30), daily),  # no row in the period
+        "short": (hours[:30], daily[:30]),
+        "tail": (hours[200:], daily[200:] + 5),  # starts inside the period
+    }
+    pd.concat([pd.DataFrame({"station": sid, "ts": t, "y": y}) for sid, (t, y) in series.items()]).sample(
+        frac=1.0, random_state=1).to_csv(tmp_path / "p.csv", index=False)
+    frame = read_panel(tmp_path / "p.csv")
+    alone = dict(series_frames(frame))
+    lookback, horizon, validation = 24, 2, 0.25
+    left_out = series_problems(frame, PERIOD, lookback, horizon, validation)
+    # each series' reason is the one it would get alone, said of "it"; the series without a row in the period last
+    expected = {}
+    for sid, one in alone.items():
+        problem = window_problem(one, PERIOD, lookback, horizon, validation)
+        if problem and sid != "late":
+            expected[sid] = problem.replace(f"period {PERIOD}: ", "").replace(f"period {PERIOD} ", "it ")
+    expected["late"] = f"it has no data (the series covers {hours[0] + pd.Timedelta(days=30)} to " \
+                       f"{hours[-1] + pd.Timedelta(days=30)})"
+    assert left_out == expected
+    assert list(left_out) == ["flat", "holey", "short", "late"]
+    assert left_out["flat"].startswith('target "y" is constant (0) on its train part')
+    assert left_out["holey"].startswith("gaps leave its train part no window of lookback 24 + horizon 2")
+    assert left_out["short"].startswith("it has 30 rows, 22 before the validation split")
+    # the counts: each series' windows counted by hand, summed over those left in
+    by_hand = {sid: _each_series_by_hand(one, PERIOD, lookback, horizon, validation) for sid, one in alone.items()}
+    assert by_hand["b"][1:3] == (2, 6) and by_hand["dup"][0] == 480 and by_hand["tail"][0] == 280
+    count = count_windows(frame, PERIOD, lookback, horizon, validation)
+    kept = [sid for sid in alone if sid not in left_out]
+    assert kept == ["a", "b", "dup", "tail"]
+    assert (count.rows, count.gaps, count.missing_steps, count.train, count.val) == tuple(
+        sum(by_hand[sid][i] for sid in kept) for i in range(5))
+    assert (count.series, count.left_out, count.gappy) == (4, 4, ("b",))
+    for sid in kept:
+        one = count_windows(alone[sid], PERIOD, lookback, horizon, validation)
+        assert (one.rows, one.gaps, one.missing_steps, one.train, one.val) == by_hand[sid], sid
+    # the windows: each series' own, one series after another, each scaled by its own train part
+    w = make_windows(frame, PERIOD, lookback, horizon, validation)
+    each = [make_windows(alone[sid], PERIOD, lookback, horizon, validation) for sid in kept]
+    assert w.panel is not None and w.panel.series == tuple(kept)
+    for part in ("x_train", "y_train", "x_val", "y_val"):
+        assert np.array_equal(getattr(w, part), np.concatenate([getattr(e, part) for e in each])), part
+    assert np.array_equal(w.panel.mean, np.stack([e.mean for e in each]))
+    assert np.array_equal(w.panel.val_series, np.repeat(np.arange(4), [len(e.y_val) for e in each]))
+    # hpt validate says how many series the spec tunes on
+    done = cli("validate", str(write_spec({**panel_spec(tmp_path / "p.csv"), "objective": "val_mse"})))
+    assert done.returncode == 2  # the period holds the duplicated times
+    done = cli("validate", str(write_spec({**panel_spec(tmp_path / "p.csv", duplicates="first")})))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(": ok (mlp, 1 period, 8 series)")
+    assert '4 of 8 series left out of it ("flat", "holey", "short" and 1 more), the first, "flat",' in done.stderr
 
 
 # -- MASE and the baselines -----------------------------------------------------------------

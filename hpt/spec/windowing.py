@@ -17,7 +17,7 @@ from hpt.data import DUPLICATES, DataError
 from hpt.errors import Problem, SpecError, show
 from hpt.fidelity import LAST_MONTH, QUICK, Fidelity
 from hpt.hparams import TRAINING
-from hpt.panel import is_panel, name_few, times_of
+from hpt.panel import is_panel, name_few, series_count, times_of
 from hpt.periods import Period, quick_period
 from hpt.progress import plural
 from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
@@ -144,7 +144,7 @@ def _say_left_out(frame: pd.DataFrame, period: Period, each: list[dict[str, str]
         for sid, why in (found or {}).items():
             left_out.setdefault(sid, why)
     if left_out:
-        _say_once(left_out_line(period, left_out, frame.index.get_level_values(0).nunique()))
+        _say_once(left_out_line(period, left_out, series_count(frame)))
 
 
 def _first(dups: pd.Series) -> str:
