@@ -58,23 +58,33 @@ def naive_forecasts(target: pd.Series, ends: np.ndarray, horizon: int, step: pd.
     ``season * ceil(k / season)`` steps before it, so never later than the window's end;
     where that time is not in the series (a gap, or before its start) the last value stands in.
     """
-    index = pd.DatetimeIndex(target.index)
+    times = pd.DatetimeIndex(target.index).as_unit("ns").asi8  # nanoseconds (UTC of an aware index), sorted
     values = target.to_numpy(dtype=np.float64)
-    ends = np.asarray(ends, dtype="datetime64[ns]")
-    at_end = index.get_indexer(pd.DatetimeIndex(ends))
+    ends = np.asarray(ends, dtype="datetime64[ns]").view(np.int64)
+    at_end = _nearest(times, ends, 0)
     if (at_end < 0).any():
         raise ValueError("a window's end is not a time of the series")
     last = np.repeat(values[at_end][:, None], horizon, axis=1)
     seasonal = last.copy()
-    tolerance = step / 2 if step > pd.Timedelta(0) else None
+    tolerance = (step / 2).value if step > pd.Timedelta(0) else 0  # a time within half a step is that step's row
     for k in range(1, horizon + 1):
         lag = season * -(-k // season)  # season * ceil(k / season), in steps
-        source = pd.DatetimeIndex(ends) + (k - lag) * step
-        pos = index.get_indexer(source, method="nearest", tolerance=tolerance) if tolerance is not None \
-            else index.get_indexer(source)
+        pos = _nearest(times, ends + (k - lag) * step.value, tolerance)
         found = pos >= 0
         seasonal[found, k - 1] = values[pos[found]]
     return {"naive-last": last, "naive-seasonal": seasonal}
+
+
+def _nearest(times: np.ndarray, query: np.ndarray, tolerance: int) -> np.ndarray:
+    """For each of `query`, the position in the sorted `times` of the nearest time at most `tolerance` away
+    (a tie: the later), -1 where none is (nanoseconds; one binary search per query, no pandas index)."""
+    n = len(times)
+    if not n:
+        return np.full(len(query), -1)
+    right = np.minimum(np.searchsorted(times, query), n - 1)  # the first time >= query (or the last time)
+    left = np.maximum(right - 1, 0)
+    pick = np.where(np.abs(query - times[left]) < np.abs(times[right] - query), left, right)
+    return np.where(np.abs(times[pick] - query) <= tolerance, pick, -1)
 
 
 def baseline_errors(forecast: np.ndarray, actual: np.ndarray, scale: float = 1.0) -> dict[str, float]:

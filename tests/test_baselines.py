@@ -53,6 +53,28 @@ def test_seasonal_naive_never_looks_past_the_window_and_repeats_the_last_season_
     assert got["naive-seasonal"].tolist() == [[4, 5, 4, 5, 4]]  # steps 6..10 from the last season 4, 5
 
 
+def test_seasonal_naive_takes_the_row_within_half_a_step_and_falls_back_to_the_last_value_across_a_gap() -> None:
+    """Irregular times: a row up to half a step off the seasonal time stands for it (the later of two as near);
+    a gap, or a time before the series, leaves the last value; a window end that is no row is refused."""
+    h = pd.Timedelta(hours=1)
+    times = pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 01:20", "2024-01-01 01:40", "2024-01-01 05:00",
+                              "2024-01-01 06:00", "2024-01-01 07:00", "2024-01-01 08:00"])
+    target = pd.Series([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0], index=times)
+    got = naive_forecasts(target, times[[4, 6]].to_numpy(), horizon=2, step=h, season=5)
+    # end 06:00 looks back to 02:00 (01:40 is 20 min off: 12) and 03:00 (no row within 30 min: the last value, 14);
+    # end 08:00 to 04:00 (none: 16) and 05:00 (13)
+    assert got["naive-seasonal"].tolist() == [[12.0, 14.0], [16.0, 13.0]]
+    assert got["naive-last"].tolist() == [[14.0, 14.0], [16.0, 16.0]]
+    before = naive_forecasts(target, times[[3]].to_numpy(), horizon=1, step=h, season=5)
+    assert before["naive-seasonal"].tolist() == [[11.0]]  # 06:00 - 5 h = 01:00: 01:20, the row 20 min after it
+    tie = naive_forecasts(target, times[[3]].to_numpy(), horizon=1, step=pd.Timedelta(minutes=30), season=8)
+    assert tie["naive-seasonal"].tolist() == [[12.0]]  # 05:30 - 240 min = 01:30: 01:20 and 01:40 as near, the later
+    early = naive_forecasts(target, times[[0]].to_numpy(), horizon=1, step=h, season=3)
+    assert early["naive-seasonal"].tolist() == [[10.0]]  # before the series: the last value
+    with pytest.raises(ValueError, match="not a time of the series"):
+        naive_forecasts(target, np.array(["2024-01-01 02:00"], dtype="datetime64[ns]"), horizon=1, step=h, season=1)
+
+
 def test_season_from_the_step_or_data_season() -> None:
     assert season_length(pd.Timedelta(hours=1)) == 24
     assert season_length(pd.Timedelta(minutes=30)) == 48

@@ -244,10 +244,10 @@ def test_a_holdout_of_few_windows_warns_that_the_verdict_rests_on_too_few(tuned_
     note = ("the hold-out has 1 window: too few for a verdict against the baselines (under 30, one good or bad stretch "
             "decides it); give a longer --holdout or an earlier --holdout-start")
     assert report["holdout"]["windows"] == 1
-    assert report["verdict"] == {"windows": 1, "min_windows": 30, "too_few": True, "note": note}
+    assert report["verdict"] == {"metric": "mse", "windows": 1, "min_windows": 30, "too_few": True, "note": note}
     assert "the better baseline" in done.stdout and "on 1 hold-out window\n" in done.stdout
     assert f"  warning:  {note}" in done.stdout.splitlines()
     assert f"hpt: {note}" in done.stderr.splitlines()  # said as it trains, too
     first_done, first, _ = first_final  # a month of hourly windows: a verdict without the warning
-    assert first["verdict"] == {"windows": 744, "min_windows": 30, "too_few": False, "note": None}
+    assert first["verdict"] == {"metric": "mse", "windows": 744, "min_windows": 30, "too_few": False, "note": None}
     assert "on 744 hold-out windows" in first_done.stdout and "too few" not in first_done.stdout + first_done.stderr
