@@ -19,7 +19,7 @@ import io
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import plural
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["Pruning", "behind_too_many", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key",
-           "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place", "stopping_text"]
+__all__ = ["Pruning", "Reached", "behind_too_many", "curve_values", "halving_standing", "make_pruner", "max_epochs",
+           "metric_value", "period_key", "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place",
+           "stopping_text"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
@@ -104,6 +105,76 @@ def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
     Optuna's SuccessiveHalvingPruner promotes. Early stopping on epochs and on data shares decides with it,
     and the finalists replay it at the end with every trial's values."""
     return behind + 1 > max(1, (others + 1) // reduction_factor)
+
+
+class Reached(Protocol):
+    """What :func:`halving_standing` needs of one finished trial (ok or pruned)."""
+
+    config_id: str
+    study: str  # fidelity and period (:func:`period_key`)
+    status: str  # "ok" or "pruned"
+    epoch: int  # the epoch it was stopped at (pruned trials)
+    value: float  # its objective (ok trials)
+
+
+def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping[int, float]],
+                     stopping: EarlyStopping, most: int) -> dict[str, tuple[int, float]]:
+    """Successive halving replayed with all the evidence: config id -> (reach, place).
+
+    `trials`: the finished trials (ok or pruned) by trial id; `curves`: their objective per epoch.
+    A trial's reach is the epoch it got to (`most`, for an ok one), or the first rung before that
+    where it is out of the best 1/reduction_factor of every trial of its period that got there
+    (:func:`behind_too_many`, once `min_trials` others got there): a trial that ran early passed
+    its rungs before the others got there, so a complete trial is not better for being complete.
+    A config's reach is the least over its trials (a period early stopping did not start tells
+    nothing); its place is its mean place (0 the best, 1 the worst) among its periods' trials at
+    that epoch (the same period and epoch: comparable values). The finalists are chosen by it, and
+    tpe is told it."""
+    factor, evidence = stopping.reduction_factor, stopping.evidence
+    at = rungs(stopping, most)
+    by_study: dict[str, list[str]] = {}
+    for tid, seen in trials.items():
+        by_study.setdefault(seen.study, []).append(tid)
+
+    def value_at(tid: str, epoch: int) -> float | None:
+        """Its objective at `epoch` (the best so far); None when it did not get there."""
+        seen, curve = trials[tid], curves.get(tid, {})
+        if seen.status == Status.OK.value and (epoch >= most or epoch > max(curve, default=0)):
+            return seen.value  # complete (ended by its own patience before `epoch`: as it ended)
+        got = [v for e, v in curve.items() if e <= epoch]
+        reached = seen.epoch if seen.status == Status.PRUNED.value else most
+        return min(got) if got and epoch <= reached else None
+
+    def standing(tid: str, epoch: int) -> tuple[int, int]:
+        """(behind, others): how many of the other trials of its period that got to `epoch` were better."""
+        mine = value_at(tid, epoch)
+        others = [v for o in by_study[trials[tid].study] if o != tid and (v := value_at(o, epoch)) is not None]
+        return (sum(v < mine for v in others) if mine is not None else len(others)), len(others)
+
+    def reach(tid: str) -> int:
+        seen = trials[tid]
+        got = most if seen.status == Status.OK.value else seen.epoch
+        for rung in at:
+            if rung >= got:
+                break
+            behind, others = standing(tid, rung)
+            if others >= evidence and behind_too_many(behind, others, factor):
+                return rung
+        return got
+
+    reaches = {tid: reach(tid) for tid in trials}
+    of_config: dict[str, list[str]] = {}
+    for tid, seen in trials.items():
+        of_config.setdefault(seen.config_id, []).append(tid)
+    out = {}
+    for cid, mine in of_config.items():
+        far = min(reaches[t] for t in mine)
+        places = []
+        for tid in mine:
+            behind, others = standing(tid, far)
+            places.append(behind / others if others else 0.0)
+        out[cid] = far, sum(places) / len(places)
+    return out
 
 
 def metric_value(metrics: Mapping[str, Any], objective: str) -> float | None:
