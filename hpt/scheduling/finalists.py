@@ -269,9 +269,8 @@ class Finalists(Scheduler):
             value = metric_value(event.metrics, self.spec.objective)
             if value is not None:
                 self._curves.setdefault(event.trial.trial_id, {})[event.epoch] = value
-        if event.trial.trial_id in self._shielded:
-            return None
-        return self.inner.on_progress(event)
+        reason = self.inner.on_progress(event)  # heard inside too (tpe keeps the curves its replay compares)
+        return None if event.trial.trial_id in self._shielded else reason  # a finalist's trial is never stopped
 
     def on_result(self, result: TrialResult) -> None:
         trial = result.trial
