@@ -427,9 +427,10 @@ class Pruning(Scheduler):
             if not isinstance(nxt, Trial):
                 if not self._waiting:
                     return nxt
-                if self._live or nxt is WAIT:
+                if self._live:
                     return WAIT  # trials running may bring the evidence the waiting ones lack
                 for tid, (trial, _, _) in list(self._waiting.items()):  # none will: they run again, not waiting
+                    # (the inner scheduler may itself wait for them: an auto round ends when its trials have)
                     if trial is not None:
                         del self._waiting[tid]
                         self._rerun.add(tid)
