@@ -14,6 +14,7 @@ of ``search.warm_start``), in the order the trials started.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
@@ -142,21 +143,30 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
     by_study: dict[str, list[str]] = {}
     for tid, seen in trials.items():
         by_study.setdefault(seen.study, []).append(tid)
+    known: dict[tuple[str, int], float | None] = {}
+    ranked: dict[tuple[str, int], list[float]] = {}  # (study, epoch) -> the values there, sorted
 
     def value_at(tid: str, epoch: int) -> float | None:
         """Its objective at `epoch` (the best so far); None when it did not get there."""
-        seen, curve = trials[tid], curves.get(tid, {})
-        if seen.status == Status.OK.value and (epoch >= most or epoch > max(curve, default=0)):
-            return seen.value  # complete (ended by its own patience before `epoch`: as it ended)
-        got = [v for e, v in curve.items() if e <= epoch]
-        reached = seen.epoch if seen.status == Status.PRUNED.value else most
-        return min(got) if got and epoch <= reached else None
+        if (tid, epoch) not in known:
+            seen, curve = trials[tid], curves.get(tid, {})
+            if seen.status == Status.OK.value and (epoch >= most or epoch > max(curve, default=0)):
+                known[tid, epoch] = seen.value  # complete (ended by its own patience before `epoch`: as it ended)
+            else:
+                got = [v for e, v in curve.items() if e <= epoch]
+                reached = seen.epoch if seen.status == Status.PRUNED.value else most
+                known[tid, epoch] = min(got) if got and epoch <= reached else None
+        return known[tid, epoch]
 
     def standing(tid: str, epoch: int) -> tuple[int, int]:
         """(behind, others): how many of the other trials of its period that got to `epoch` were better."""
-        mine = value_at(tid, epoch)
-        others = [v for o in by_study[trials[tid].study] if o != tid and (v := value_at(o, epoch)) is not None]
-        return (sum(v < mine for v in others) if mine is not None else len(others)), len(others)
+        study = trials[tid].study
+        if (study, epoch) not in ranked:
+            ranked[study, epoch] = sorted(v for o in by_study[study] if (v := value_at(o, epoch)) is not None)
+        there, mine = ranked[study, epoch], value_at(tid, epoch)
+        if mine is None:
+            return len(there), len(there)
+        return bisect.bisect_left(there, mine), len(there) - 1
 
     def reach(tid: str) -> int:
         seen = trials[tid]
