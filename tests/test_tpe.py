@@ -348,3 +348,13 @@ def test_tpe_with_asha_models_the_configs_halving_keeps_not_the_first_that_ran_u
         assert step in (1, 2, 4) and 0 <= place <= 1  # the rung where the replay stops it, its place there
     best = _tpe(scheduler).study.best_trial
     assert tuple(sorted(best.params.items())) == min(kept, key=kept.__getitem__)
+
+
+def test_the_plan_says_how_tpe_ranks_the_configs_asha_stops(write_spec: Any, cli: Any) -> None:
+    doc = tiny_spec(search={"strategy": "tpe", "max_trials": 6, "startup_trials": 3,
+                            "early_stopping": {"kind": "asha", "min_epochs": 1}}, parameters=SPACE)
+    out = cli("plan", str(write_spec(doc)))
+    assert out.returncode == 0, out.stderr
+    assert ("tpe: each config is chosen from the results so far (the first 3 at random); a config's value is its mean "
+            "val_mse over its periods; a config asha, replayed with all the evidence, stops at a rung (a complete one "
+            "too) is ranked below those it keeps, by that rung and its place there") in out.stdout
