@@ -486,8 +486,9 @@ class Pruning(Scheduler):
 
     def _asha(self, t: optuna.trial.Trial, tid: str, epoch: int) -> str | None:
         """asha's decision at `epoch`: at a rung, a trial goes on while in the best 1/reduction_factor of the
-        others there (:func:`behind_too_many`). A trial that reached a rung before `min_trials` others did goes
-        on meanwhile, and is judged at that rung, by its value there, as soon as they have got there."""
+        others there (:func:`behind_too_many`). A trial that reached the first rung before `min_trials` others did
+        waits there (the class's docstring) while the search has more trials to start; at a later rung it goes on
+        meanwhile, and is judged at that rung, by its value there, as soon as they have got there."""
         t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
         if epoch == self._rungs[0] and tid not in self._rerun and self.inner.remaining() != 0:
             peers = self._peers(t, epoch)
