@@ -65,9 +65,14 @@ def test_a_rung_judges_a_trial_only_once_min_trials_others_reached_it(write_spec
     run(spec, tmp_path / "res", script)
     got = statuses(rows_by_config(tmp_path / "res", order))
     if min_trials is None:  # the default: 3 other trials of the period at the rung (reduction factor 3)
-        # c1 and c2 reach epochs 1 and 3 with fewer than 3 others there: they go on, whatever c0's early curve says;
-        # from the fourth config on every rung has its evidence, and the bad configs stop at the first
-        assert got == {0: ["ok", "ok"], 1: ["ok", "ok"], 2: ["ok", "ok"], 3: ["pruned"], 4: ["pruned"], 5: ["pruned"]}
+        # c0, c1 and c2 reach epoch 1 with fewer than 3 others there: they wait there (stopped), neither judged nor
+        # trained on; once c3 got there they are judged by their values there, as asha judges any trial: c0, the
+        # best at epoch 1, runs again; c1 (the best at the end, a slow starter) and c2 are behind: stopped there,
+        # not privileged for having come first. The bad configs stop at the first rung
+        assert got == {0: ["ok", "ok"], 1: ["pruned", "pruned"], 2: ["pruned", "pruned"], 3: ["pruned"], 4: ["pruned"],
+                       5: ["pruned"]}
+        waited = rows_by_config(tmp_path / "res", order)
+        assert all("it waits" in r["error"] and r["epochs"] == 1 for c in (1, 2) for r in waited[c])
     else:  # judged against the first config alone: the best config of the search is stopped at epoch 1
         assert got == {0: ["ok", "ok"], 1: ["pruned"], 2: ["pruned"], 3: ["pruned"], 4: ["pruned"], 5: ["pruned"]}
 
@@ -77,8 +82,9 @@ def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any, c
     doc["training"] = {**doc["training"], "epochs": 9}
     out = cli("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
-    assert ("a rung judges a trial only once 3 other trials of its period reached it (before that it goes on, and is "
-            "judged there once they have)") in out.stdout
+    assert ("a rung judges a trial only once 3 other trials of its period reached it: at the first rung a trial waits "
+            "for them (it stops there, and once they got there it runs again from the start if it is in their best "
+            "1/3), at a later one it goes on and is judged there once they have") in out.stdout
     assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
             "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist)") in out.stdout
 
@@ -101,10 +107,10 @@ def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spe
     assert all("finalist" not in r for c in (0, 3, 4, 5) for r in rows[c])
     submitted = [tid for what, tid in backend.log if what == "submit"]
     # the trial of a period early stopping stopped is the same trial (same id) when its config is a finalist:
-    # submitted twice, its ok row now in place of the pruned one
-    assert sorted(tid for tid in set(submitted) if submitted.count(tid) == 2) == sorted(r["trial_id"] for c in (1, 2)
-                                                                                          for r in rows[c][:1])
-    assert summary.counts == {"ok": 6, "pruned": 5}  # the finalists' compute counts in the run's totals
+    # submitted twice, its ok row now in place of the pruned one; so are c0's, which waited at the first rung
+    assert sorted(tid for tid in set(submitted) if submitted.count(tid) == 2) == sorted(
+        [r["trial_id"] for c in (1, 2) for r in rows[c][:1]] + [r["trial_id"] for r in rows[0]])
+    assert summary.counts == {"ok": 6, "pruned": 7}  # the finalists' and the waiting trials' compute in the totals
     out = capsys.readouterr().out
     assert "finalists: 2 configs of the best 3 lack periods; 4 trials now run to the last epoch" in out
     res = cli("results", str(tmp_path / "res"))
@@ -129,13 +135,13 @@ def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_
     spec = _finalist_spec(write_spec)
     script, order = ordered()
     _, whole = run(spec, tmp_path / "whole", script)
-    first_finalist = [tid for what, tid in whole.log if what == "submit"][7]  # 7 search trials, then the finalists
+    first_finalist = [tid for what, tid in whole.log if what == "submit"][9]  # 9 search trials, then the finalists
     script, order = ordered()
     calls = [0]
 
     def cut(trial: Trial) -> Script:
         calls[0] += 1
-        if calls[0] == 9:  # the second finalist trial starts: Ctrl-C
+        if calls[0] == 11:  # the second finalist trial starts: Ctrl-C
             os.kill(os.getpid(), signal.SIGINT)
         return script(trial)
 

@@ -140,8 +140,16 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     assert "12 trials (6 configs x 2 periods), early stopping asha of mlp" in out
     rows = rows_of(tmp_path / "res")
     pruned = rows[rows["status"] == "pruned"]
-    assert len(pruned) == summary.counts["pruned"] > 0
-    for r in pruned.itertuples():
+    submitted = [tid for what, tid in backend.log if what == "submit"]
+    again = len(submitted) - len(set(submitted))  # waited at the first rung, then ran again: its new row replaced
+    assert again >= 1 and len(pruned) + again == summary.counts["pruned"] and len(pruned) > 0  # ... the pruned one
+    waited = pruned[pruned["error"].str.contains("it waits")]  # stopped at the first rung before 3 others got there,
+    assert len(waited) >= 1  # then judged there once they had (out of their best third: not run again)
+    for r in waited.itertuples():
+        assert r.epochs == 1 and re.fullmatch(r"pruned at epoch 1 \(rung 0: [0-2] of the 3 other trials of its period "
+                                              r"it is judged with got there so far; it waits, and runs again if it is "
+                                              r"then in their best 1/3\)", r.error), r.error
+    for r in pruned.drop(waited.index).itertuples():
         m = re.fullmatch(r"pruned at epoch (\d+) \(rung (\d+), behind (\d+) of (\d+) trials of its period\)", r.error)
         assert m, r.error
         epoch, rung = int(m.group(1)), int(m.group(2))
@@ -163,7 +171,7 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     started = rows.groupby("config_id")["status"].agg(list)
     assert all(statuses[-1] == "pruned" or statuses == ["ok", "ok"] for statuses in started), started
     assert (started.map(len) == 1).any()  # stopped in January: February never started
-    assert len([e for e in backend.log if e[0] == "submit"]) == len(rows) < 12
+    assert len({e[1] for e in backend.log if e[0] == "submit"}) == len(rows) < 12
     assert "its other periods are not started (a config with a stopped period is never ranked)" in capsys.readouterr().out
 
 
@@ -185,7 +193,7 @@ def test_resume_after_ctrl_c_makes_the_same_prunes_and_trains_nothing_twice(writ
     stopping = {"kind": kind, "min_epochs": 1} | ({"reduction_factor": 2} if kind != "median" else {})
     params = {"lr": LRS + [0.02, 0.005], "hidden_size": [8, 16]}
     spec = spec_with(write_spec, {"early_stopping": stopping}, parameters=params)
-    whole, _ = run(spec, tmp_path / "whole", falling)
+    whole, whole_backend = run(spec, tmp_path / "whole", falling)
     first, _ = run(spec, tmp_path / "cut", _interrupt_at(7, falling), grace=0)
     assert first.exit_code == 130 and first.counts["interrupted"] == 1
     again, backend = run(spec, tmp_path / "cut", falling)
@@ -196,8 +204,11 @@ def test_resume_after_ctrl_c_makes_the_same_prunes_and_trains_nothing_twice(writ
     columns = ["trial_id", "status", "epochs", "error"]
     expected = rows_of(tmp_path / "whole")[columns].sort_values("trial_id").reset_index(drop=True)
     assert rows_of(tmp_path / "cut")[columns].sort_values("trial_id").reset_index(drop=True).equals(expected)
+    ran = [tid for what, tid in whole_backend.log if what == "submit"]
+    again = len(ran) - len(set(ran))  # asha: waited at the first rung, then ran again (each result counted)
     assert whole.counts == {"ok": len(expected) - int((expected["status"] == "pruned").sum()),
-                            "pruned": int((expected["status"] == "pruned").sum())}
+                            "pruned": int((expected["status"] == "pruned").sum()) + again}
+    assert (again > 0) == (kind == "asha")
     if kind != "median":
         assert whole.counts["pruned"] > 0
 
@@ -211,17 +222,27 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
 
     first, second = scheduler.suggest(), scheduler.suggest()
     assert isinstance(first, Trial) and isinstance(second, Trial) and first.period != second.period
-    # one trial per period: each is the only one of its period at rung 0, so neither stops
-    assert scheduler.on_progress(Progress(first, 1, {"val_mse": 5.0})) is None
-    assert scheduler.on_progress(Progress(second, 1, {"val_mse": 50.0})) is None
-    scheduler.on_result(TrialResult(first, Status.OK, {"val_mse": 1.0}))
-    scheduler.on_result(TrialResult(second, Status.OK, {"val_mse": 10.0}))
-    third, fourth = scheduler.suggest(), scheduler.suggest()
+    # one trial per period: each is the only one of its period at rung 0, with more trials to start: each waits there
+    for t, value in ((first, 5.0), (second, 50.0)):
+        why = scheduler.on_progress(Progress(t, 1, {"val_mse": value}))
+        assert why == ("pruned at epoch 1 (rung 0: 0 of the 1 other trials of its period it is judged with got there "
+                       "so far; it waits, and runs again if it is then in their best 1/3)")
+        scheduler.on_result(TrialResult(t, Status.PRUNED, {"val_mse": value, "epochs": 1}, error=why))
+    third, fourth = scheduler.suggest(), scheduler.suggest()  # new trials: the waiting ones lack their evidence
     assert isinstance(third, Trial) and isinstance(fourth, Trial) and third.period == first.period
+    assert third.trial_id != first.trial_id and fourth.trial_id != second.trial_id
     # worse than the first trial of its own period at rung 0: stopped; better than it: goes on (even at 40 > 5)
     stop = scheduler.on_progress(Progress(third, 1, {"val_mse": 6.0}))
     assert stop == "pruned at epoch 1 (rung 0, behind 1 of 1 trials of its period)"
     assert scheduler.on_progress(Progress(fourth, 1, {"val_mse": 40.0})) is None
+    # the waiting trials are judged by their value there: the first, in front of the third, runs again (the same
+    # trial); the second, behind the fourth, stays stopped
+    scheduler.on_result(TrialResult(third, Status.PRUNED, {"val_mse": 6.0, "epochs": 1}, error=stop))
+    again = scheduler.suggest()
+    assert isinstance(again, Trial) and again.trial_id == first.trial_id
+    assert scheduler.on_progress(Progress(again, 1, {"val_mse": 5.0})) is None  # judged now, in front: goes on
+    nxt = scheduler.suggest()
+    assert isinstance(nxt, Trial) and nxt.trial_id not in {first.trial_id, second.trial_id}
 
 
 def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli: Any) -> None:
@@ -262,8 +283,8 @@ def test_a_trial_that_passed_a_rung_unjudged_is_judged_there_once_the_others_got
     scheduler.restore({})
     from hpt.trial import Progress
 
-    trials = [scheduler.suggest() for _ in range(8)]
-    assert all(isinstance(t, Trial) for t in trials)
+    trials = [scheduler.suggest() for _ in range(12)]  # every trial started: no trial to come can be evidence,
+    assert all(isinstance(t, Trial) for t in trials)  # so none waits at the first rung
     jan = [t for t in trials if isinstance(t, Trial) and t.period == trials[0].period]
     first, best, second, third = jan[:4]
     # the first trial of its period reaches rung 0 (epoch 1) alone: it goes on, unjudged

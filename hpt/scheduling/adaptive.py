@@ -54,8 +54,13 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
     trials = configs * periods
     lines = []
     if s.strategy == "tpe":
-        lines.append(f"tpe: each config is chosen from the results so far (the first {min(s.startup_trials, configs)} "
-                     f"at random); a config's value is its mean {spec.objective} over its periods")
+        line = (f"tpe: each config is chosen from the results so far (the first {min(s.startup_trials, configs)} "
+                f"at random); a config's value is its mean {spec.objective} over its periods")
+        stopping = s.early_stopping
+        if stopping is not None and stopping.kind == "asha" and stopping.resource == "epochs":
+            line += ("; a config asha, replayed with all the evidence, stops at a rung (a complete one too) is ranked "
+                     "below those it keeps, by that rung and its place there")
+        lines.append(line)
     per = " per round" if s.strategy == "auto" else ""
     if s.early_stopping is not None and s.early_stopping.resource == "data":
         from hpt.scheduling.data_rungs import data_cost, data_text

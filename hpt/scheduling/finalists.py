@@ -38,8 +38,8 @@ from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import (
-    behind_too_many,
     curve_values,
+    halving_standing,
     max_epochs,
     metric_value,
     period_key,
@@ -180,55 +180,13 @@ class Finalists(Scheduler):
         return sorted(usable, key=key)
 
     def _halving_key(self) -> Callable[[str], tuple[Any, ...]]:
-        """asha's order of configs, replayed with all the evidence (the module's docstring)."""
+        """asha's order of configs, replayed with all the evidence (:func:`halving_standing`)."""
         assert self._asha is not None
-        factor, evidence = self._asha.reduction_factor, self._asha.evidence
-        by_study: dict[str, list[str]] = {}  # trial ids of each period's ok and pruned trials
-        for tid, seen in self._seen.items():
-            if seen.status in (Status.OK.value, Status.PRUNED.value):
-                by_study.setdefault(seen.study, []).append(tid)
-
-        def value_at(tid: str, epoch: int) -> float | None:
-            """Its objective at `epoch` (the best so far); None when it did not get there."""
-            seen = self._seen[tid]
-            if seen.status == Status.OK.value and (epoch >= self._most or epoch > max(self._curves.get(tid, {0: 0}))):
-                return seen.value  # complete (ended by its own patience before `epoch`: as it ended)
-            got = [v for e, v in self._curves.get(tid, {}).items() if e <= epoch]
-            reached = seen.epoch if seen.status == Status.PRUNED.value else self._most
-            return min(got) if got and epoch <= reached else None
-
-        def standing(tid: str, epoch: int) -> tuple[int, int]:
-            """(behind, others): how many of the other trials of its period that got to `epoch` were better."""
-            mine = value_at(tid, epoch)
-            others = [v for o in by_study[self._seen[tid].study] if o != tid and (v := value_at(o, epoch)) is not None]
-            return (sum(v < mine for v in others) if mine is not None else len(others)), len(others)
-
-        def reach(tid: str) -> int:
-            seen = self._seen[tid]
-            got = self._most if seen.status == Status.OK.value else seen.epoch
-            for rung in self._rungs:
-                if rung >= got:
-                    break
-                behind, others = standing(tid, rung)
-                if others >= evidence and behind_too_many(behind, others, factor):
-                    return rung
-            return got
-
-        reaches: dict[str, int] = {}
-        trials: dict[str, list[str]] = {}
-        for tid, seen in self._seen.items():
-            if seen.status in (Status.OK.value, Status.PRUNED.value):
-                reaches[tid] = reach(tid)
-                trials.setdefault(seen.config_id, []).append(tid)
+        finished = {tid: seen for tid, seen in self._seen.items() if seen.status in (Status.OK.value, Status.PRUNED.value)}
+        standing = halving_standing(finished, self._curves, self._asha, self._most)
 
         def key(cid: str) -> tuple[Any, ...]:
-            mine = trials.get(cid, [])
-            far = min((reaches[t] for t in mine), default=0)  # a period not started tells nothing: left out
-            places = []
-            for tid in mine:
-                behind, others = standing(tid, far)
-                places.append(behind / others if others else 0.0)
-            place = sum(places) / len(places) if places else 1.0
+            far, place = standing.get(cid, (0, 1.0))
             return cid not in self._tagged, -far, place, cid
 
         return key
@@ -311,9 +269,8 @@ class Finalists(Scheduler):
             value = metric_value(event.metrics, self.spec.objective)
             if value is not None:
                 self._curves.setdefault(event.trial.trial_id, {})[event.epoch] = value
-        if event.trial.trial_id in self._shielded:
-            return None
-        return self.inner.on_progress(event)
+        reason = self.inner.on_progress(event)  # heard inside too (tpe keeps the curves its replay compares)
+        return None if event.trial.trial_id in self._shielded else reason  # a finalist's trial is never stopped
 
     def on_result(self, result: TrialResult) -> None:
         trial = result.trial

@@ -14,17 +14,18 @@ of ``search.warm_start``), in the order the trials started.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import plural
 from hpt.rows import param_column
-from hpt.scheduling.base import Curves, Scheduler, Suggestion
+from hpt.scheduling.base import WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
@@ -34,12 +35,15 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["Pruning", "behind_too_many", "curve_values", "make_pruner", "max_epochs", "metric_value", "period_key",
-           "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place", "stopping_text"]
+__all__ = ["Pruning", "Reached", "behind_too_many", "curve_values", "halving_standing", "make_pruner", "max_epochs",
+           "metric_value", "period_key", "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place",
+           "stopping_text"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
 _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
+WAITS = "it waits"
+"""In the error of a trial asha stopped at its first rung before `min_trials` others of its period got there."""
 
 
 def max_epochs(spec: Spec) -> int:
@@ -77,10 +81,15 @@ def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
     what = (f"in the best 1/{stopping.reduction_factor} of its period's trials at each rung"
             if stopping.kind == "asha" else
             f"in the best 1/{stopping.reduction_factor} of its bracket; brackets start at different rungs")
+    if stopping.kind == "asha":
+        return (f"early stopping asha: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
+                f"a rung judges a trial only once {plural(n, 'other trial')} of its period reached it: at the first rung "
+                f"a trial waits for them (it stops there, and once they got there it runs again from the start if it is "
+                f"in their best 1/{stopping.reduction_factor}), at a later one it goes on and is judged there once they "
+                f"have")
     return (f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
-            f"a rung judges a trial only once {plural(n, 'other trial')} of its "
-            f"{'period' if stopping.kind == 'asha' else 'bracket'} reached it (before that it goes on"
-            + (", and is judged there once they have)" if stopping.kind == "asha" else ")"))
+            f"a rung judges a trial only once {plural(n, 'other trial')} of its bracket reached it (before that it "
+            f"goes on)")
 
 
 def make_pruner(stopping: EarlyStopping, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -104,6 +113,85 @@ def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
     Optuna's SuccessiveHalvingPruner promotes. Early stopping on epochs and on data shares decides with it,
     and the finalists replay it at the end with every trial's values."""
     return behind + 1 > max(1, (others + 1) // reduction_factor)
+
+
+class Reached(Protocol):
+    """What :func:`halving_standing` needs of one finished trial (ok or pruned)."""
+
+    config_id: str
+    study: str  # fidelity and period (:func:`period_key`)
+    status: str  # "ok" or "pruned"
+    epoch: int  # the epoch it was stopped at (pruned trials)
+    value: float  # its objective (ok trials)
+
+
+def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping[int, float]],
+                     stopping: EarlyStopping, most: int) -> dict[str, tuple[int, float]]:
+    """Successive halving replayed with all the evidence: config id -> (reach, place).
+
+    `trials`: the finished trials (ok or pruned) by trial id; `curves`: their objective per epoch.
+    A trial's reach is the epoch it got to (`most`, for an ok one), or the first rung before that
+    where it is out of the best 1/reduction_factor of every trial of its period that got there
+    (:func:`behind_too_many`, once `min_trials` others got there): a trial that ran early passed
+    its rungs before the others got there, so a complete trial is not better for being complete.
+    A config's reach is the least over its trials (a period early stopping did not start tells
+    nothing); its place is its mean place (0 the best, 1 the worst) among its periods' trials at
+    that epoch (the same period and epoch: comparable values). The finalists are chosen by it, and
+    tpe is told it."""
+    factor, evidence = stopping.reduction_factor, stopping.evidence
+    at = rungs(stopping, most)
+    by_study: dict[str, list[str]] = {}
+    for tid, seen in trials.items():
+        by_study.setdefault(seen.study, []).append(tid)
+    known: dict[tuple[str, int], float | None] = {}
+    ranked: dict[tuple[str, int], list[float]] = {}  # (study, epoch) -> the values there, sorted
+
+    def value_at(tid: str, epoch: int) -> float | None:
+        """Its objective at `epoch` (the best so far); None when it did not get there."""
+        if (tid, epoch) not in known:
+            seen, curve = trials[tid], curves.get(tid, {})
+            if seen.status == Status.OK.value and (epoch >= most or epoch > max(curve, default=0)):
+                known[tid, epoch] = seen.value  # complete (ended by its own patience before `epoch`: as it ended)
+            else:
+                got = [v for e, v in curve.items() if e <= epoch]
+                reached = seen.epoch if seen.status == Status.PRUNED.value else most
+                known[tid, epoch] = min(got) if got and epoch <= reached else None
+        return known[tid, epoch]
+
+    def standing(tid: str, epoch: int) -> tuple[int, int]:
+        """(behind, others): how many of the other trials of its period that got to `epoch` were better."""
+        study = trials[tid].study
+        if (study, epoch) not in ranked:
+            ranked[study, epoch] = sorted(v for o in by_study[study] if (v := value_at(o, epoch)) is not None)
+        there, mine = ranked[study, epoch], value_at(tid, epoch)
+        if mine is None:
+            return len(there), len(there)
+        return bisect.bisect_left(there, mine), len(there) - 1
+
+    def reach(tid: str) -> int:
+        seen = trials[tid]
+        got = most if seen.status == Status.OK.value else seen.epoch
+        for rung in at:
+            if rung >= got:
+                break
+            behind, others = standing(tid, rung)
+            if others >= evidence and behind_too_many(behind, others, factor):
+                return rung
+        return got
+
+    reaches = {tid: reach(tid) for tid in trials}
+    of_config: dict[str, list[str]] = {}
+    for tid, seen in trials.items():
+        of_config.setdefault(seen.config_id, []).append(tid)
+    out = {}
+    for cid, mine in of_config.items():
+        far = min(reaches[t] for t in mine)
+        places = []
+        for tid in mine:
+            behind, others = standing(tid, far)
+            places.append(behind / others if others else 0.0)
+        out[cid] = far, sum(places) / len(places)
+    return out
 
 
 def metric_value(metrics: Mapping[str, Any], objective: str) -> float | None:
@@ -183,6 +271,22 @@ class Pruning(Scheduler):
     A trial of a config already stopped in another period is not started (the config can
     no longer be ranked): the inner scheduler hears it as pruned without it running, and the
     log says so once.
+
+    asha's first rung: a trial that gets there before `min_trials` others of its period did
+    waits, while the search has more trials to start. It stops there (its row: pruned, "it
+    waits"), the inner scheduler does not hear of it yet, and its value there counts as evidence
+    for the others. Once `min_trials` others got there it is judged by that value: out of their
+    best 1/reduction_factor, it stays stopped (the inner scheduler hears so); in them, the same
+    trial runs again from the start (its new row replaces the waiting one). Otherwise the first
+    configs of a search would pass the first rung unjudged and train every epoch while the
+    workers they hold keep the others from reaching it. A waiting trial runs again anyway when
+    nothing else runs and the search has nothing more to start. Resuming finds waiting trials
+    by their rows' "it waits": one whose rung has fewer than `min_trials` others waits on; one
+    whose rung has them was judged when they got there and stays stopped (a run stopped in
+    between leaves it stopped too: nothing a finished search decided runs again). A waiting trial
+    that was running again when the run stopped has an interrupted row in place of its waiting
+    one: resuming lacks its value at the first rung until it has run again, so tpe may then ask
+    other configs than the run would have.
     """
 
     def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> None:
@@ -204,12 +308,20 @@ class Pruning(Scheduler):
         self._rungs = rungs(self.stopping, self.max_epochs) if self.stopping.kind == "asha" else []
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
+        self._pausing: set[str] = set()  # trial ids stopped at the first rung to wait for evidence
+        self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, Mapping[str, Any]]] = {}  # trial id -> the
+        # trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's study,
+        # its result's metrics (or row)
+        self._again: list[Trial] = []  # waiting trials judged in their best 1/reduction_factor: they run again
+        self._rerun: set[str] = set()  # trial ids running again: they do not wait a second time
+        self._ghosts: set[tuple[str, int]] = set()  # (study, number): a waiting trial's entry, once it runs again
+        self._waited = 0  # waiting trials found when resuming
         self.not_started = 0
         self.stopped = 0
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
-        return self.inner.skipped
+        return self.inner.skipped + self._waited  # trials waiting at the first rung are not trained again meanwhile
 
     def describe(self) -> str:
         return f"{self.inner.describe()}, early stopping {self.stopping.kind}"
@@ -228,25 +340,37 @@ class Pruning(Scheduler):
     # -- rebuilding ------------------------------------------------------------------------
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
-        self.inner.restore(rows, curves)
         if self.warm is not None:
-            used = self._replay([r for r in self.warm.rows if row_key(r) in self._keys], self.warm.curves)
+            used = len(self._replay([r for r in self.warm.rows if row_key(r) in self._keys], self.warm.curves))
             self.say(f"warm start: early stopping compares trials with {plural(used, 'earlier trial')} of the same "
                      f"periods" + ("" if used else " (none of the warm-start rows is of this spec's periods)"))
         own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value and row_key(r) in self._keys]
-        self._replay(own, curves)
+        waiting = set()
+        for tid, t in self._replay(own, curves).items():
+            row = rows[tid]
+            if self._rungs and row.get("status") == Status.PRUNED.value and WAITS in str(row.get("error") or "") \
+                    and self._peers(t, self._rungs[0]) < self.stopping.evidence:
+                self._waiting[tid] = None, t, row  # still waiting: judged once its evidence is there
+                waiting.add(tid)
+            # a waiting row whose rung has its evidence was judged when it got there (unless the run stopped in
+            # between): stopped there, so that nothing a finished search decided runs again
+        self._waited = len(waiting)
+        self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
         for row in own:
-            if row.get("status") == Status.PRUNED.value:
+            if row.get("status") == Status.PRUNED.value and str(row["trial_id"]) not in waiting:
                 self._dead.setdefault(str(row["config_id"]), f"stopped in {row.get('period_start')}..{row.get('period_end')}")
 
-    def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> int:
-        """Rebuild the period studies from finished trials: each epoch reported and checked as it was live."""
+    def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> dict[str, optuna.trial.Trial]:
+        """Rebuild the period studies from finished trials: each epoch reported and checked as it was live.
+        Returns each trial's entry in its study, by trial id."""
         import optuna
 
         rows = sorted(rows, key=start_order)
+        entries = {}
         texts = curves([str(r["trial_id"]) for r in rows]) if curves is not None and rows else {}
         for row in rows:
             t = self._study(row_key(row)).ask()
+            entries[str(row["trial_id"])] = t
             status = str(row.get("status"))
             last = pruned_epoch(row.get("error")) if status == Status.PRUNED.value else None
             limit = _int(row.get(param_column("epochs"))) or self.max_epochs
@@ -266,7 +390,7 @@ class Pruning(Scheduler):
                 self._tell(t, optuna.trial.TrialState.PRUNED)
             else:
                 self._tell(t, optuna.trial.TrialState.FAIL)
-        return len(rows)
+        return entries
 
     @staticmethod
     def _tell(t: optuna.trial.Trial, state: Any, value: float | None = None) -> None:
@@ -275,17 +399,63 @@ class Pruning(Scheduler):
     # -- the run -----------------------------------------------------------------------------
 
     def remaining(self) -> int | None:
-        return self.inner.remaining()
+        inner = self.inner.remaining()
+        return None if inner is None else inner + len(self._waiting) + len(self._again)
+
+    def _start(self, trial: Trial) -> Trial:
+        self._live[trial.trial_id] = self._study(_trial_key(trial)).ask()
+        return trial
+
+    def _judge_waiting(self) -> None:
+        """Waiting trials whose first rung now has `min_trials` others: stopped for good, or to run again."""
+        first = self._rungs[0] if self._rungs else 0
+        for tid, (trial, t, metrics) in list(self._waiting.items()):
+            if trial is None:
+                continue  # resuming: judged once the inner scheduler suggests it again
+            why = self._dead.get(trial.config_id)
+            if why is None and self._peers(t, first) < self.stopping.evidence:
+                continue
+            del self._waiting[tid]
+            behind, others = self._behind(t, first)
+            if why is None and not behind_too_many(behind, others, self.stopping.reduction_factor):
+                self._ghosts.add((t.study.study_name, t.number))  # its new run reports instead
+                self._rerun.add(tid)
+                self._again.append(trial)
+                continue
+            where = f"its config was {why}" if why else f"rung 0, behind {behind} of {others} trials of its period"
+            self.stopped += 1
+            self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
+            self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics),
+                                             error=f"pruned at epoch {first} ({where})"))
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
+        self._judge_waiting()
         while True:
+            if self._again:
+                return self._start(self._again.pop(0))
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
-                return nxt
+                if not self._waiting:
+                    return nxt
+                if self._live:
+                    return WAIT  # trials running may bring the evidence the waiting ones lack
+                for tid, (trial, _, _) in list(self._waiting.items()):  # none will: they run again, not waiting
+                    # (the inner scheduler may itself wait for them: an auto round ends when its trials have)
+                    if trial is not None:
+                        del self._waiting[tid]
+                        self._rerun.add(tid)
+                        self._again.append(trial)
+                if not self._again:
+                    return nxt
+                continue
+            if nxt.trial_id in self._waiting:  # resuming: a trial that waits at the first rung
+                _, t, row = self._waiting[nxt.trial_id]
+                self._waiting[nxt.trial_id] = nxt, t, row
+                self._judge_waiting()
+                continue
             why = self._dead.get(nxt.config_id)
             if why is None:
-                self._live[nxt.trial_id] = self._study(_trial_key(nxt)).ask()
-                return nxt
+                return self._start(nxt)
             if not self.not_started:
                 self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
                          "(a config with a stopped period is never ranked); the same goes for every stopped config")
@@ -316,9 +486,18 @@ class Pruning(Scheduler):
 
     def _asha(self, t: optuna.trial.Trial, tid: str, epoch: int) -> str | None:
         """asha's decision at `epoch`: at a rung, a trial goes on while in the best 1/reduction_factor of the
-        others there (:func:`behind_too_many`). A trial that reached a rung before `min_trials` others did goes
-        on meanwhile, and is judged at that rung, by its value there, as soon as they have got there."""
+        others there (:func:`behind_too_many`). A trial that reached the first rung before `min_trials` others did
+        waits there (the class's docstring) while the search has more trials to start; at a later rung it goes on
+        meanwhile, and is judged at that rung, by its value there, as soon as they have got there."""
         t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
+        if epoch == self._rungs[0] and tid not in self._rerun and self.inner.remaining() != 0:
+            peers = self._peers(t, epoch)
+            if peers < self.stopping.evidence:
+                self._stopping.add(tid)
+                self._pausing.add(tid)
+                return (f"pruned at epoch {epoch} (rung 0: {peers} of the {self.stopping.evidence} other trials of its "
+                        f"period it is judged with got there so far; {WAITS}, and runs again if it is then in their "
+                        f"best 1/{self.stopping.reduction_factor})")
         waiting = self._unjudged.setdefault(tid, [])
         if epoch in self._rungs:
             waiting.append(epoch)
@@ -338,20 +517,24 @@ class Pruning(Scheduler):
         import optuna
 
         study = t.study
-        trials = study.get_trials(deepcopy=False)
+        trials = self._others(t)
         pruner = study.pruner
         if isinstance(pruner, optuna.pruners.HyperbandPruner):
-            bracket = pruner._get_bracket_id(study, trials[t.number])  # the trials its bracket compares it with
+            bracket = pruner._get_bracket_id(study, study.get_trials(deepcopy=False)[t.number])  # its bracket's trials
             trials = [f for f in trials if pruner._get_bracket_id(study, f) == bracket]
-        return sum(1 for f in trials if f.number != t.number and epoch in f.intermediate_values)
+        return sum(1 for f in trials if epoch in f.intermediate_values)
 
-    @staticmethod
-    def _behind(t: optuna.trial.Trial, epoch: int) -> tuple[int, int]:
+    def _others(self, t: optuna.trial.Trial) -> list[optuna.trial.FrozenTrial]:
+        """The other trials of t's period (a waiting trial that runs again: its new run only)."""
+        name = t.study.study_name
+        return [f for f in t.study.get_trials(deepcopy=False)
+                if f.number != t.number and (name, f.number) not in self._ghosts]
+
+    def _behind(self, t: optuna.trial.Trial, epoch: int) -> tuple[int, int]:
         """(5, 6) for *behind 5 of 6*: how many of the other trials of t's period that reported at `epoch` were
         better, and how many reported there."""
-        trials = t.study.get_trials(deepcopy=False)
-        mine = trials[t.number].intermediate_values[epoch]
-        peers = [f.intermediate_values[epoch] for f in trials if f.number != t.number and epoch in f.intermediate_values]
+        mine = t.study.get_trials(deepcopy=False)[t.number].intermediate_values[epoch]
+        peers = [f.intermediate_values[epoch] for f in self._others(t) if epoch in f.intermediate_values]
         return sum(v < mine for v in peers), len(peers)
 
     def _where(self, t: optuna.trial.Trial) -> str:
@@ -369,10 +552,16 @@ class Pruning(Scheduler):
         self._best.pop(tid, None)
         self._stopping.discard(tid)
         self._unjudged.pop(tid, None)
+        pausing = tid in self._pausing
+        self._pausing.discard(tid)
         if t is not None:
             value = metric_value(result.metrics, self.objective)
             if result.status is Status.OK and value is not None and math.isfinite(value):
                 self._tell(t, optuna.trial.TrialState.COMPLETE, value)
+            elif result.status is Status.PRUNED and pausing:
+                self._tell(t, optuna.trial.TrialState.PRUNED)
+                self._waiting[tid] = result.trial, t, result.metrics  # decided once the rung has its evidence
+                return
             elif result.status is Status.PRUNED:
                 self._tell(t, optuna.trial.TrialState.PRUNED)
                 self.stopped += 1

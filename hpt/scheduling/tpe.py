@@ -6,12 +6,19 @@ diverged period is told as failed (its other periods are then not started).
 
 A config early stopping stopped in a period is told as pruned, with one intermediate value,
 which is what Optuna's TPE ranks pruned trials by (after the complete ones: a later step
-first, then a lower value): the step is how far it got (the periods it completed times the
-most epochs, plus the epoch where it was stopped), the value its place among the trials of
-that period that reached that epoch (periods' losses are not comparable). A stopped config
-that learns more later (a period running when it was stopped finishes, or the finalist stage
-completes it: then it is told complete, with its mean) is told again: the study is rebuilt
-from what each of its trials stands for, as resuming does from the rows.
+first, then a lower value). With asha on epochs (the finalists' order, :func:`halving_standing`):
+successive halving is replayed with all the evidence, and a config is told complete, with its
+mean, only when it completed every period and the replay takes it to the last epoch in each;
+any other config that ran (a stopped one, and a complete one the replay stops at a rung: the
+first configs pass their rungs before others got there) is told pruned, its step the epoch it
+reaches, its value its mean place among its periods' trials at that epoch (periods' losses are
+not comparable). So the configs TPE models as the best are the best by the same evidence, not
+the first to have run unjudged. With other early stopping: the step is how far it got (the
+periods it completed times the most epochs, plus the epoch where it was stopped), the value its
+place among the trials of that period at that epoch when it was stopped. What a config stands
+for changes as others finish (the replay, a period running when it was stopped that finishes, the
+finalist stage that completes it): the study is then rebuilt from what each of its trials stands
+for, as resuming does from the rows.
 
 The periods of a config run in parallel on free slots:
 the next period of a config already asked is suggested before a new config is asked, so
@@ -36,11 +43,19 @@ from typing import TYPE_CHECKING, Any
 from hpt.progress import plural
 from hpt.rows import params_of
 from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import max_epochs, metric_value, pruned_epoch, start_order, stopped_place
+from hpt.scheduling.pruning import (
+    curve_values,
+    halving_standing,
+    max_epochs,
+    metric_value,
+    pruned_epoch,
+    start_order,
+    stopped_place,
+)
 from hpt.scheduling.warm import WarmStart, fits
 from hpt.search import TrialPlan, config_id
 from hpt.spec import Axis, Distribution, Spec
-from hpt.trial import Status, Trial, TrialResult
+from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import optuna
@@ -63,6 +78,17 @@ def distribution(axis: Axis) -> optuna.distributions.BaseDistribution:
 
 
 @dataclass
+class _Finished:
+    """One ok or pruned trial, as :func:`halving_standing` needs it."""
+
+    config_id: str
+    study: str  # its period
+    status: str
+    epoch: int  # where it was stopped (pruned)
+    value: float  # its objective (ok)
+
+
+@dataclass
 class _Config:
     index: int  # in the plan
     config_id: str
@@ -74,6 +100,7 @@ class _Config:
     ids: dict[str, int] = field(default_factory=dict)  # trial id -> period
     values: dict[int, float] = field(default_factory=dict)  # period -> objective of its ok trial
     stopped: dict[int, tuple[int, float]] = field(default_factory=dict)  # period -> (epoch, place) where it was stopped
+    finished: dict[str, _Finished] = field(default_factory=dict)  # trial id -> how it ended (ok or pruned)
     failed: bool = False
     told: tuple[Any, ...] = ()  # what the study was told of it: (state, value, intermediate values)
 
@@ -105,6 +132,11 @@ class TPEScheduler(Scheduler):
         self.skipped = 0
         self._warm_used = 0
         self.max_epochs = max_epochs(spec)
+        stopping = s.early_stopping
+        self._halving = stopping if stopping is not None and stopping.kind == "asha" and stopping.resource == "epochs" \
+            else None  # told by successive halving replayed with all the evidence
+        self._curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> objective (with _halving)
+        self._standing: dict[str, tuple[int, float]] = {}  # config id -> its replayed (reach, place)
         self._entries: list[optuna.trial.FrozenTrial | _Config] = []  # what each trial of the study stands for
 
     def _sampler(self, number: int) -> optuna.samplers.BaseSampler:
@@ -137,16 +169,30 @@ class TPEScheduler(Scheduler):
         if config.failed:
             return "FAIL"
         if len(config.values) == self.periods:
-            return "COMPLETE"
+            return "PRUNED" if self._replayed(config) < self.max_epochs else "COMPLETE"
         return "PRUNED" if config.stopped else ""
 
+    def _replayed(self, config: _Config) -> int:
+        """The epoch the replayed successive halving takes the config to (the most epochs without it)."""
+        return self._standing.get(config.config_id, (self.max_epochs, 0.0))[0] if self._halving else self.max_epochs
+
     def _steps(self, config: _Config) -> dict[int, float]:
-        """A stopped config's intermediate value, which Optuna's TPE ranks pruned trials by (a later step first,
-        then a lower value). The step is how far it got: the periods it completed times the most epochs, plus
-        the epoch where it was stopped; the value is its place among the trials of that period at that epoch
-        (0 the best, 1 the worst), as one period's loss may be ten times another's."""
+        """A pruned config's intermediate value, which Optuna's TPE ranks pruned trials by (a later step first,
+        then a lower value). With asha on epochs: the epoch the replay takes it to, and its mean place among
+        its periods' trials there. Otherwise the step is how far it got: the periods it completed times the most
+        epochs, plus the epoch where it was stopped; the value is its place among the trials of that period at
+        that epoch (0 the best, 1 the worst), as one period's loss may be ten times another's."""
+        if self._halving:
+            reach, place = self._standing[config.config_id]
+            return {reach: place}
         epoch, place = min([v for p, v in config.stopped.items() if p not in config.values] or config.stopped.values())
         return {len(config.values) * self.max_epochs + epoch: place}
+
+    def _replay(self) -> None:
+        """Successive halving replayed with every finished trial (asha on epochs)."""
+        if self._halving:
+            finished = {tid: f for c in self._configs.values() for tid, f in c.finished.items()}
+            self._standing = halving_standing(finished, self._curves, self._halving, self.max_epochs)
 
     def _frozen(self, config: _Config) -> optuna.trial.FrozenTrial:
         import optuna
@@ -165,11 +211,13 @@ class TPEScheduler(Scheduler):
     def _mean(self, config: _Config) -> float:
         return sum(config.values.values()) / len(config.values)
 
-    def _hear(self, config: _Config, period: int, status: Any, metrics: Mapping[str, Any], error: Any) -> None:
+    def _hear(self, config: _Config, tid: str, status: Any, metrics: Mapping[str, Any], error: Any) -> None:
         """What one trial of `config` gave (a row or a result)."""
+        period = config.ids[tid]
         value = metric_value(metrics, self.spec.objective)
         if status == Status.OK.value and value is not None and math.isfinite(value):
             config.values[period] = value
+            config.finished[tid] = _Finished(config.config_id, str(period), status, self.max_epochs, value)
         elif status == Status.PRUNED.value:
             epoch = pruned_epoch(error, self.max_epochs)
             if epoch is None:
@@ -179,6 +227,7 @@ class TPEScheduler(Scheduler):
                     return  # not started: its config was stopped in another period
             place = stopped_place(error)
             config.stopped[period] = (epoch, 0.5 if place is None else place)
+            config.finished[tid] = _Finished(config.config_id, str(period), status, epoch, math.inf)
         elif status != Status.INTERRUPTED.value:
             config.failed = True
 
@@ -198,25 +247,29 @@ class TPEScheduler(Scheduler):
 
         for cid, config_rows in sorted(mine.items(), key=order):
             params = {name: params_of(config_rows[0])[name] for name in self.spec.parameters}
-            config = self._add(params, cid, len(self.study.get_trials(deepcopy=False)))
-            here = {config.ids[str(r["trial_id"])]: r for r in config_rows if str(r["trial_id"]) in config.ids}
+            config = self._add(params, cid, len(self._entries))
+            here = {str(r["trial_id"]): r for r in config_rows if str(r["trial_id"]) in config.ids}
             if not here:  # rows of other periods (another month's automatic periods): not this search
                 self._params.pop()
                 del self._configs[cid]
                 continue
             self.asked += 1
             self.skipped += len(here)
-            for p, row in here.items():
-                self._hear(config, p, row.get("status"), row, row.get("error"))
-            config.todo = [p for p in range(self.periods) if p not in here]
+            for tid, row in here.items():
+                self._hear(config, tid, row.get("status"), row, row.get("error"))
+            config.todo = [p for tid, p in config.ids.items() if tid not in here]
             self._entries.append(config)
+        if self._halving and curves is not None:
+            ids = [tid for c in self._configs.values() for tid in c.finished]
+            for tid, text in (curves(ids) if ids else {}).items():
+                self._curves[tid] = dict(curve_values(text, self.spec.objective))
+        self._replay()
+        for config in self._configs.values():
             if self._state(config):
                 config.todo = []
-                self.study.add_trial(self._frozen(config))
-                config.told = self._signature(config)
             else:  # some periods still to run: pending, as it was when the run stopped
-                self._ask_again(config)
                 self._pending.append(config)
+        self._rebuild()
 
     def _ask_again(self, config: _Config) -> None:
         """A trial of the study for a pending config, with its values (resuming, rebuilding)."""
@@ -292,6 +345,15 @@ class TPEScheduler(Scheduler):
                 known.waiting.append(asked)  # running now: told with it
         return DONE
 
+    def on_progress(self, event: Progress) -> str | None:
+        """Keeps the objective per epoch of this search's trials (asha on epochs: the replay compares them)."""
+        config = self._configs.get(event.trial.config_id)
+        if self._halving and config is not None and event.trial.trial_id in config.ids:
+            value = metric_value(event.metrics, self.spec.objective)
+            if value is not None:
+                self._curves.setdefault(event.trial.trial_id, {})[event.epoch] = value
+        return None
+
     def on_result(self, result: TrialResult) -> None:
         """A trial of a config: one this scheduler suggested, or a finalist's (the finalist stage's own trials)."""
         config = self._configs.get(result.trial.config_id)
@@ -305,15 +367,14 @@ class TPEScheduler(Scheduler):
             if not decided and period not in config.values:
                 config.todo.insert(0, period)
             return
-        self._hear(config, period, result.status.value, result.metrics, result.error)
-        if not self._state(config):
-            return
-        if not decided:  # failed or diverged: the sampler hears it failed, the run goes on
+        self._hear(config, tid, result.status.value, result.metrics, result.error)
+        self._replay()
+        if self._state(config) and not decided:  # stopped, failed or diverged: told now, the run goes on
             config.todo = []
             self._tell(config, config.waiting)
             config.waiting = []
             self._pending.remove(config)
-        elif self._signature(config) != config.told:
+        if any(c.told and self._signature(c) != c.told for c in self._configs.values()):
             self._rebuild()
 
     def _tell(self, config: _Config, trials: list[optuna.trial.Trial]) -> None:
