@@ -49,6 +49,9 @@ class Reporter:
         self._width = 1
         self._running: dict[str, str] = {}  # trial id -> "slot: params", shown beside the bar
         self._stopping = False  # after a signal: no ETA, the rest will not run
+        self._slots = 1  # trials that run at once
+        self._trained: list[float] = []  # the training seconds of each trial that reported them
+        self._wave_end: float | None = None  # when the first `slots` trials had ended (worker start-up behind)
 
     def line(self, text: str) -> None:
         text = redact(text)
@@ -57,8 +60,9 @@ class Reporter:
         else:
             print(text, file=self.out, flush=True)
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, slots: int = 1) -> None:
         self._t0 = time.monotonic()
+        self._slots = max(1, slots)
         self._width = len(str(total))
         if self.use_bar and total and not self.quiet:
             from tqdm import tqdm
@@ -84,8 +88,7 @@ class Reporter:
         if self.quiet:
             return
         t = result.trial
-        elapsed = time.monotonic() - self._t0
-        eta = elapsed / done * (total - done) if done else 0.0
+        eta = self._eta(result, done, total)
         status = result.status.value
         if result.status in (Status.OK, Status.PRUNED) and objective in result.metrics:
             score = f"{objective}={format_value(result.metrics.get(objective))}"
@@ -100,6 +103,24 @@ class Reporter:
         share = f" {t.fidelity.name}" if t.fidelity.share < 1 else ""  # a rung of early stopping on data
         self.line(f"[{done:>{self._width}}/{total}] {status:<11} {t.period.label}{share}  "
                   f"{format_params(t.tuned_params)}  {detail}{eta_text}")
+
+    def _eta(self, result: TrialResult, done: int, total: int) -> float:
+        """Seconds until the last of `total` trials ends, `done` having ended. The first trials' wall time
+        includes starting the workers (importing torch, reading the data), so until `slots` have ended it
+        is the trials' own mean training time per slot; after that, also the pace since then (which
+        includes every per-trial cost), whichever is longer."""
+        now = time.monotonic()
+        if "train_time_s" in result.metrics:
+            self._trained.append(float(result.metrics["train_time_s"]))
+        left = total - done
+        by_training = sum(self._trained) / len(self._trained) * left / self._slots if self._trained else 0.0
+        if done <= self._slots:
+            if done == self._slots:
+                self._wave_end = now
+            return by_training if self._trained else (now - self._t0) / done * left
+        if self._wave_end is None:
+            return by_training
+        return max(by_training, (now - self._wave_end) / (done - self._slots) * left)
 
     def close(self) -> None:
         if self._bar is not None:
