@@ -165,10 +165,14 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class _Redacting(logging.Formatter):
-    """Log lines without credentials (a URL's user and password, tokens: see :func:`hpt.errors.redact`)."""
+    """Log lines without credentials (a URL's user and password, tokens: see :func:`hpt.errors.redact`); a
+    warning's line says so (`hpt: warning: ...`), so that a search of a build log for "warning" finds it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        line = super().format(record)
+        if record.levelno >= logging.WARNING and not record.getMessage().startswith("warning"):
+            line = line.replace("hpt: ", "hpt: warning: ", 1)
+        return redact(line)
 
 
 def _log_to_stderr() -> None:
@@ -710,7 +714,8 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     tied = summary.verdict.tied
     ties = f"; tied with {plural(len(tied), 'other config')} (hpt results says which)" if tied else ""
     click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
-               f"{plural(top.periods_run, 'period')}, best in {top.periods_won} of them{source}{ties}", err=True)
+               f"{plural(top.periods_run, 'period')}, best in {top.periods_won}"
+               f"{' of them' if top.periods_run > 1 else ''}{source}{ties}", err=True)
     click.echo(json.dumps(params))
 
 

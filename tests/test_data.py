@@ -284,7 +284,7 @@ def test_gaps_are_counted_in_the_log(tmp_path: Path, write_spec: Any, cli: Any) 
     spec_path = _spec_on(write_spec, path)
     out = cli("validate", str(spec_path))
     assert out.returncode == 0, out.stderr
-    assert ("hpt: period 2013-01-01..2013-01-21: 2 gaps (4 missing steps of 1h): 48 of 357 train and 0 of 95 "
+    assert ("hpt: warning: period 2013-01-01..2013-01-21: 2 gaps (4 missing steps of 1h): 48 of 357 train and 0 of 95 "
             "validation windows span one and are not used") in out.stderr
     spec = load_spec(spec_path)
     report = json.loads(json.dumps(data_report(spec, check_data(spec))))  # for the run record
@@ -352,7 +352,7 @@ def test_duplicated_timestamps_outside_every_period_are_a_warning(tmp_path: Path
     spec = _spec_on(write_spec, _with_duplicates(tmp_path), date_ranges=[["2013-01-02", "2013-01-15"]])
     out = cli("validate", str(spec))
     assert out.returncode == 0, out.stderr
-    assert ('hpt: dup.csv: 2 duplicated timestamps in "ts" outside the periods used (first: 2013-01-01 05:00:00, '
+    assert ('hpt: warning: dup.csv: 2 duplicated timestamps in "ts" outside the periods used (first: 2013-01-01 05:00:00, '
             "rows 7 and 8); no trial uses them") in out.stderr.splitlines()
 
 

@@ -247,7 +247,7 @@ def test_a_holdout_of_few_windows_warns_that_the_verdict_rests_on_too_few(tuned_
     assert report["verdict"] == {"metric": "mse", "windows": 1, "min_windows": 30, "too_few": True, "note": note}
     assert "the better baseline" in done.stdout and "on 1 hold-out window\n" in done.stdout
     assert f"  warning:  {note}" in done.stdout.splitlines()
-    assert f"hpt: {note}" in done.stderr.splitlines()  # said as it trains, too
+    assert f"hpt: warning: {note}" in done.stderr.splitlines()  # said as it trains, too
     first_done, first, _ = first_final  # a month of hourly windows: a verdict without the warning
     assert first["verdict"] == {"metric": "mse", "windows": 744, "min_windows": 30, "too_few": False, "note": None}
     assert "on 744 hold-out windows" in first_done.stdout and "too few" not in first_done.stdout + first_done.stderr

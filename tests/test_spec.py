@@ -158,8 +158,8 @@ def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_chang
         assert out.returncode == 0, out.stderr
         # 59 days, 7 of them validation, leave 52 rows: 4 windows of 48 + 1
         assert out.stderr.splitlines() == [
-            'hpt: period 2013-01-01..2013-03-01 (date_ranges[0]) leaves 4 training windows (1D steps; lookback 48, '
-            'horizon 1, validation "7D"): fewer than 100, too few to train on; use longer periods, or a shorter '
+            'hpt: warning: period 2013-01-01..2013-03-01 (date_ranges[0]) leaves 4 training windows (1D steps; lookback 48, '
+            'horizon 1, validation "7D"): fewer than 100, likely too few to learn from; use longer periods, or a shorter '
             "lookback, horizon or validation"], command  # the year-long period has enough
 
 

@@ -65,7 +65,7 @@ class AutoScheduler(Scheduler):
 
     def describe(self) -> str:
         assert self._inner is not None
-        return f"up to {self.rounds} rounds of {self._inner.describe()}"
+        return f"up to {plural(self.rounds, 'round')} of {self._inner.describe()}"
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self._restored = rows

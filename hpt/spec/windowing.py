@@ -183,7 +183,7 @@ def _say_few_windows(count: WindowCount, where: str, step: pd.Timedelta, extreme
     lookback, horizon, validation = extremes
     _say_once(f"period {count.period} ({where}) leaves {plural(count.train, 'training window')} ({step_text(step)} "
               f"steps; lookback {lookback}, horizon {horizon}, validation {show(validation)}): fewer than "
-              f"{MIN_TRAIN_WINDOWS}, too few to train on; use longer periods, or a shorter lookback, horizon or "
+              f"{MIN_TRAIN_WINDOWS}, likely too few to learn from; use longer periods, or a shorter lookback, horizon or "
               "validation")
 
 
