@@ -34,6 +34,7 @@ from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
 from hpt.rows import (
     TypedLines,
+    bulk,
     is_baseline,
     parse_csv,
     parse_row,
@@ -133,13 +134,15 @@ class ResultStore:
         if got is None:
             return {}
         self._csv = (got[0], got[1], None)  # its text rows when a merge needs them
-        table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
-        if table is None:
-            return {}
-        header, lines = table
-        status = header.index("status") if "status" in header else None
-        ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
-        self._lines = TypedLines(header, ok)
+        with bulk():  # the lines' lists are made and gone before the garbage collector runs again
+            table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
+            if table is None:
+                return {}
+            header, lines = table
+            status = header.index("status") if "status" in header else None
+            ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
+            self._lines = TypedLines(header, ok)
+            del table, lines, ok
         self._typed = self._lines.rows
         return self._typed
 
