@@ -160,7 +160,7 @@ class ResultStore:
         the location (an ok row is never replaced by a worse one)."""
         rows = self.rows()
         if trial_ids is None:
-            keys = [k for k in self.sink.list(layout.ROWS) if (tid := layout.id_of(k, layout.ROWS)) and tid not in rows]
+            keys = [k for tid, k in layout.ids_of(self.sink.list(layout.ROWS), layout.ROWS).items() if tid not in rows]
         else:
             keys = [layout.row(tid) for tid in dict.fromkeys(trial_ids)]
         found = [r for r in (parse_row(data) for data in self.read_many(self.sink.read, keys)) if r is not None]
