@@ -246,7 +246,7 @@ class AutoSearch(RandomSearch):
         return point
 
 
-MEMO_SIZES = (20_000, 2_000_000)
+MEMO_SIZES = (20_000, 1_000_000)
 """Plans of these many trials (smallest, largest) keep their ids in the local cache (:meth:`TrialPlan.trial_ids`):
 a smaller plan draws them in a moment, a larger one is not walked ahead (:data:`hpt.scheduling.plan.COUNT_LIMIT`)."""
 MEMO_CHECKS = 16
