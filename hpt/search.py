@@ -248,7 +248,8 @@ class AutoSearch(RandomSearch):
 
 MEMO_SIZES = (20_000, 1_000_000)
 """Plans of these many trials (smallest, largest) keep their ids in the local cache (:meth:`TrialPlan.trial_ids`):
-a smaller plan draws them in a moment, a larger one is not walked ahead (:data:`hpt.scheduling.plan.COUNT_LIMIT`)."""
+a smaller plan draws them in a moment; a larger one would keep a file of over 13 MB (a run counts a plan ahead only
+up to :data:`hpt.scheduling.plan.COUNT_LIMIT` trials; hpt auto walks each round's)."""
 MEMO_CHECKS = 16
 """Ids of the cache checked against trials built the usual way, spread over the plan."""
 
