@@ -10,7 +10,8 @@ Then times each command in a fresh process as a user runs it (medians of --repea
 and its peak memory (the process's maximum resident set size):
 
     hpt results LOC [--format json | csv], hpt best LOC,
-    hpt run SPEC --sink LOC with every trial already done (from start to exit).
+    hpt run SPEC --sink LOC with every trial already done (from start to exit), first with no plan ids kept in
+    the local cache (cold: the first run of the spec on a machine), then as a run after another one.
 
 --against DIR runs the same commands with the hpt package of another checkout (e.g.
 ``git worktree add /tmp/hpt-old <commit>``) first on its path, and prints old/new ratios.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,16 +98,25 @@ COMMANDS = {
     "hpt results --format json": ["results", "{loc}", "--format", "json"],
     "hpt results --format csv": ["results", "{loc}", "--format", "csv"],
     "hpt best": ["best", "{loc}"],
+    "hpt run (nothing left, cold)": ["run", "{spec}", "--workers", "1"],
     "hpt run (nothing left)": ["run", "{spec}", "--workers", "1"],
 }
+COLD = "hpt run (nothing left, cold)"
+"""Timed with the local cache of plan ids emptied before each run (the first run of the spec on a machine); the
+processes keep that cache (``$XDG_CACHE_HOME/hpt/plans``) in the location's folder, not the user's."""
 
 
-def measure(args: list[str], tree: Path, repeat: int) -> tuple[float, float, float, int]:
+def measure(args: list[str], tree: Path, repeat: int, cache: Path | None = None,
+            cold: bool = False) -> tuple[float, float, float, int]:
     """Median wall seconds, median CPU seconds (user + system: what a busy machine changes least), peak MB
-    (the largest of the runs) and exit code of `python -m hpt ARGS` with `tree` first on the path."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    (the largest of the runs) and exit code of `python -m hpt ARGS` with `tree` first on the path; `cache` its
+    $XDG_CACHE_HOME, whose kept plan ids are deleted before each run when `cold`."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1",
+           **({"XDG_CACHE_HOME": str(cache)} if cache is not None else {})}
     times, cpu, peaks, code = [], [], [], 0
     for _ in range(repeat):
+        if cold and cache is not None:
+            shutil.rmtree(cache / "hpt" / "plans", ignore_errors=True)
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "hpt", *args], env=env, cwd=tree,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -152,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         worst = 0.0
         for label, template in COMMANDS.items():
             cmd = [a.format(loc=loc, spec=spec_path) for a in template]
-            figures = [measure(cmd, tree, args.repeat) for _, tree in trees]
-            worst = max(worst, figures[0][0]) if label != "hpt run (nothing left)" else worst
+            figures = [measure(cmd, tree, args.repeat, root / "cache", label == COLD) for _, tree in trees]
+            worst = max(worst, figures[0][0]) if not label.startswith("hpt run") else worst
             cells = "  ".join(f"{t:7.2f} {c:7.2f} {mb:7.0f}" + ("" if code == 0 else f" (exit {code})")
                               for t, c, mb, code in figures)
             ratio = f"  {figures[1][0] / figures[0][0]:.1f}x (cpu {figures[1][1] / figures[0][1]:.1f}x)" \

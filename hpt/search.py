@@ -17,9 +17,11 @@ from typing import Any, overload
 
 import numpy as np
 
+from hpt import __version__
 from hpt.data import load_frame, period_fingerprint
 from hpt.fidelity import FULL, Fidelity
 from hpt.hparams import id_params
+from hpt.memo import load_ids, save_ids
 from hpt.periods import Period
 from hpt.spec import Distribution, Spec
 from hpt.trial import Trial
@@ -181,6 +183,11 @@ class GridSearch(_Space):
         self._perm = _Permutation(self.size, seed)
         super().__init__(self.size if max_trials is None else min(self.size, max_trials))
 
+    def memo_key(self) -> dict[str, Any]:
+        """What the configs follow from (:meth:`TrialPlan.memo_key`)."""
+        return {"search": "grid", "axes": [[k, list(v)] for k, v in self.axes.items()], "seed": self._perm.seed,
+                "n": len(self)}
+
     def _get(self, i: int) -> dict[str, Any]:
         point = self._grid[self._perm[i]]
         return {name: point[name] for name in self.axes}  # the spec's order, for logs
@@ -196,6 +203,11 @@ class RandomSearch(_Space):
         self.axes = dict(axes)
         self.seed = seed
         super().__init__(max_trials)
+
+    def memo_key(self) -> dict[str, Any]:
+        """What the configs follow from (:meth:`TrialPlan.memo_key`): the axes in order, as random draws take them."""
+        return {"search": type(self).__name__, "seed": self.seed, "n": len(self),
+                "axes": [[k, v.to_json() if isinstance(v, Distribution) else list(v)] for k, v in self.axes.items()]}
 
     def _get(self, i: int) -> dict[str, Any]:
         # the words of [seed, i] as an array: what a list of them becomes, a quarter faster (a plan counts 50,000)
@@ -234,6 +246,14 @@ class AutoSearch(RandomSearch):
             position = self._order[i] / (n - 1) if n > 1 else 0.5
             point["lr"] = float(f"{lr.low * (lr.high / lr.low) ** position:.6g}")
         return point
+
+
+MEMO_SIZES = (20_000, 1_000_000)
+"""Plans of these many trials (smallest, largest) keep their ids in the local cache (:meth:`TrialPlan.trial_ids`):
+a smaller plan draws them in a moment; a larger one would keep a file of over 13 MB (a run counts a plan ahead only
+up to :data:`hpt.scheduling.plan.COUNT_LIMIT` trials; hpt auto walks each round's)."""
+MEMO_CHECKS = 16
+"""Ids of the cache checked against trials built the usual way, spread over the plan."""
 
 
 class TrialPlan(Sequence[Trial]):
@@ -314,7 +334,42 @@ class TrialPlan(Sequence[Trial]):
         return (self[k] for k in range(len(self)))
 
     def trial_ids(self) -> Iterator[str]:
-        """Every trial's id in plan order, without building the trials (cheaper than iterating)."""
+        """Every trial's id in plan order, without building the trials (cheaper than iterating).
+
+        A plan of :data:`MEMO_SIZES` trials keeps its ids in the local cache (:mod:`hpt.memo`) under
+        :meth:`memo_key`: a run of an unchanged spec reads them instead of drawing every config again,
+        once some of them (:data:`MEMO_CHECKS`, the first and last among them) are the ids of trials built
+        the usual way.
+        """
+        key = self.memo_key() if MEMO_SIZES[0] <= len(self) <= MEMO_SIZES[1] else None
+        if key is None:
+            return self._drawn_ids()
+        ids = load_ids(key, len(self))
+        if ids is None or not self._ids_hold(ids):
+            ids = list(self._drawn_ids())
+            save_ids(key, ids)
+        return iter(ids)
+
+    def memo_key(self) -> str | None:
+        """The digest of everything the plan's ids follow from (None for configs other than hpt's searches):
+        the configs' search, axes (in order: random draws follow it), seed and count; the architecture, the
+        data's identity and base parameters; each period and its data's fingerprint; the fidelity; the seeds
+        per config; and the versions of hpt and numpy (whose generators draw the configs)."""
+        space = getattr(self.configs, "memo_key", None)
+        if space is None:
+            return None
+        return hashlib.sha256(_CANONICAL.encode({
+            "configs": space(), "architecture": self.spec.architecture, "data": self._identity, "base": self._base,
+            "periods": [[p.label, self._data[p]] for p in self.periods], "fidelity": self.fidelity.name,
+            "seeds": self.seeds, "hpt": __version__, "numpy": np.__version__}).encode()).hexdigest()[:32]
+
+    def _ids_hold(self, ids: Sequence[str]) -> bool:
+        """Whether `ids` are the ids of this plan's trials where checked: the first, the last and some between."""
+        n = len(self)
+        return all(ids[i] == self[i].trial_id for i in sorted({0, n - 1, *range(0, n, max(1, n // MEMO_CHECKS))}))
+
+    def _drawn_ids(self) -> Iterator[str]:
+        """:meth:`trial_ids`, each config drawn and each id hashed."""
         # config_id and trial_id with the text around the config's parameters and id encoded once
         config_digest = _Digests(_config_key(self.spec, _Digests.SLOT, self._identity))
         trial_digests: dict[tuple[int, str, int], _Digests] = {}  # a config's seed is mostly the spec's: one each

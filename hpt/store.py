@@ -34,6 +34,7 @@ from hpt.layout import RESULTS_CSV
 from hpt.progress import plural
 from hpt.rows import (
     TypedLines,
+    bulk,
     is_baseline,
     parse_csv,
     parse_row,
@@ -133,13 +134,15 @@ class ResultStore:
         if got is None:
             return {}
         self._csv = (got[0], got[1], None)  # its text rows when a merge needs them
-        table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
-        if table is None:
-            return {}
-        header, lines = table
-        status = header.index("status") if "status" in header else None
-        ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
-        self._lines = TypedLines(header, ok)
+        with bulk():  # the lines' lists are made and gone before the garbage collector runs again
+            table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
+            if table is None:
+                return {}
+            header, lines = table
+            status = header.index("status") if "status" in header else None
+            ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
+            self._lines = TypedLines(header, ok)
+            del table, lines, ok
         self._typed = self._lines.rows
         return self._typed
 
@@ -157,7 +160,7 @@ class ResultStore:
         the location (an ok row is never replaced by a worse one)."""
         rows = self.rows()
         if trial_ids is None:
-            keys = [k for k in self.sink.list(layout.ROWS) if (tid := layout.id_of(k, layout.ROWS)) and tid not in rows]
+            keys = [k for tid, k in layout.ids_of(self.sink.list(layout.ROWS), layout.ROWS).items() if tid not in rows]
         else:
             keys = [layout.row(tid) for tid in dict.fromkeys(trial_ids)]
         found = [r for r in (parse_row(data) for data in self.read_many(self.sink.read, keys)) if r is not None]

@@ -270,3 +270,88 @@ def test_random_draws_are_what_they_always_were() -> None:
         2**32 + 5: [{"lr": 0.021019, "hidden_size": 52, "optimizer": "adam"},
                     {"lr": 0.0123978, "hidden_size": 43, "optimizer": "sgd"}],
     }
+
+
+def _random_spec(write_spec: Any, **search: Any) -> Any:
+    return load_spec(write_spec(tiny_spec(search={"strategy": "random", "max_trials": 150, "seed": 0, **search},
+                                          parameters={"lr": {"loguniform": [1e-4, 1e-1]}, "hidden_size": [8, 16]})))
+
+
+def _counting_draws(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    draws: list[int] = []
+    real = RandomSearch._get
+
+    def counted(self: RandomSearch, i: int) -> dict[str, Any]:
+        draws.append(i)
+        return real(self, i)
+
+    monkeypatch.setattr(RandomSearch, "_get", counted)
+    return draws
+
+
+def test_a_large_plans_ids_are_kept_and_read_back_instead_of_drawn_again(
+        write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `hpt run` counts before it starts (100,000 ids on a big location, 2 s of draws) is kept in the local
+    cache: an unchanged spec reads it, drawing only the configs of the trials that check it; a changed spec, a
+    damaged file or one whose ids are not the plan's draws them all again."""
+    import hpt.search as search
+    from hpt import memo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(search, "MEMO_SIZES", (100, 10**6))
+    draws = _counting_draws(monkeypatch)
+    spec = _random_spec(write_spec)
+    plan = expand(spec)
+    built = [t.trial_id for t in plan]  # 150 configs x 2 periods
+    kept = tmp_path / "cache" / "hpt" / "plans"
+    draws.clear()
+    assert list(plan.trial_ids()) == built and len(draws) == 150  # each config drawn once
+    assert [p.name for p in kept.iterdir()] == [f"{plan.memo_key()}.ids"]
+
+    draws.clear()
+    assert list(expand(spec).trial_ids()) == built
+    assert 0 < len(draws) <= search.MEMO_CHECKS + 2  # only the trials that check the kept ids
+
+    key = plan.memo_key()
+    assert key is not None
+    memo.save_ids(key, ["000000000000", *built[1:]])  # whole, but not the plan's ids
+    draws.clear()
+    assert list(expand(spec).trial_ids()) == built and len(draws) > 150 and memo.load_ids(key, len(built)) == built
+    path = kept / f"{key}.ids"
+    path.write_bytes(path.read_bytes()[:-5])  # cut short
+    assert memo.load_ids(key, len(built)) is None
+    draws.clear()
+    assert list(expand(spec).trial_ids()) == built and len(draws) == 150
+
+    other = expand(_random_spec(write_spec, seed=1))
+    draws.clear()
+    ids = list(other.trial_ids())
+    assert len(draws) == 150 and ids == [t.trial_id for t in other] and set(ids).isdisjoint(built)
+    reordered = load_spec(write_spec(tiny_spec(search={"strategy": "random", "max_trials": 150, "seed": 0},
+                                               parameters={"hidden_size": [8, 16],
+                                                           "lr": {"loguniform": [1e-4, 1e-1]}})))
+    assert expand(reordered).memo_key() not in (key, other.memo_key())  # random draws take the axes in order
+    assert len(list(kept.iterdir())) == 2
+
+    for i in range(memo.KEEP + 2):
+        memo.save_ids(f"k{i}", ["a"])
+    assert len(list(kept.iterdir())) == memo.KEEP  # the oldest dropped
+
+
+def test_a_finished_run_of_a_large_plan_counts_what_is_done_from_the_kept_ids(
+        write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with nothing left to train on a big location draws no config but those that check the kept ids."""
+    import hpt.search as search
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(search, "MEMO_SIZES", (100, 10**6))
+    spec = _random_spec(write_spec, max_trials=60)
+    sink = str(tmp_path / "res")
+    first = run_spec(spec, RunOptions(sink=sink), Reporter(quiet=True),
+                     backend=FakeBackend(lambda t: Script(curve=[1.0, 0.5])))
+    assert first.counts == {"ok": 120}
+    draws = _counting_draws(monkeypatch)
+    backend = FakeBackend(lambda t: Script(curve=[1.0, 0.5]))
+    again = run_spec(spec, RunOptions(sink=sink), Reporter(quiet=True), backend=backend)
+    assert again.skipped == 120 and again.counts == {} and backend.log == []
+    assert 0 < len(draws) <= search.MEMO_CHECKS + 2 < 60  # the configs of the trials that check the kept ids only

@@ -114,11 +114,13 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     """
     is_base = baseline_mask(frame).to_numpy()
     baselines = frame[is_base]  # never filtered: a config is compared with them on its own periods and windows only
-    trials = frame[~is_base]
+    trials = select(frame, ~is_base)
     if where:
         frame = filter_rows(trials, where) if not is_base.all() else filter_rows(frame, where)
         planned = _narrowed(planned or {}, trials, frame)
-    frame = select(frame, ~baseline_mask(frame).to_numpy())
+        frame = select(frame, ~baseline_mask(frame).to_numpy())
+    else:
+        frame = trials  # one copy of 100,000 rows without the baselines', not two
     metric = check_metric(frame if not frame.empty else baselines, metric)
     rankings = rank_fidelities(frame, metric, planned)
     main = main_fidelity(frame, metric)
@@ -141,7 +143,10 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     versus = {f: versus_baselines(baselines, r) for f, r in rankings.items()}
     best = main_ranking.best
     vs = versus.get(main, {}).get(best.config_id) if best is not None else None
-    judged = None if vs is None else config_judgement(pd.concat([frame, baselines]), main_ranking, vs, frame.columns)
+    judged = None
+    if vs is not None:  # the best config's rows and the baselines' (config_judgement takes no other)
+        mine = frame[(frame["config_id"].astype(str) == vs.config_id).to_numpy()]
+        judged = config_judgement(pd.concat([mine, baselines]), main_ranking, vs, frame.columns)
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,

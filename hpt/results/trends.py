@@ -39,8 +39,9 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
         if col[present & is_ok].nunique() < 2:
             continue
         values = col[present]
-        numeric = all_numbers(values.unique())
-        if numeric and values.nunique() > _MAX_TREND_VALUES:
+        distinct = values.unique()  # once: each pass over 100,000 values as objects hashes every one
+        numeric = all_numbers(distinct)
+        if numeric and len(distinct) > _MAX_TREND_VALUES:
             key = _bins(values.astype(float))
         elif numeric:
             key = values.astype(float)
@@ -58,8 +59,8 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
         t["pruned"] = counts.reindex(t.index).fillna(0).astype(int).to_numpy()
         t.index.name = "value"
         t = t.reset_index()
-        if numeric and values.nunique() <= _MAX_TREND_VALUES:
-            originals = {float(v): v for v in values.unique()}
+        if numeric and len(distinct) <= _MAX_TREND_VALUES:
+            originals = {float(v): v for v in distinct}
             t["value"] = [plain(originals.get(v, v)) for v in t["value"]]
         elif numeric:
             t["value"] = t["value"].astype(str)

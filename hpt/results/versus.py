@@ -139,7 +139,11 @@ def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metri
     """`vs` (a config against the better baseline on the ranking's metric) with the other forecast
     errors among `metrics`: the config's and that baseline's means over the periods both have (at
     the ranking's fidelity, the baseline's rows of the config's window setting)."""
-    at = (fidelities(rows) == ranking.fidelity).to_numpy() & (rows["status"].astype(str) == Status.OK.value).to_numpy()
+    theirs_or_mine = rows["architecture"].astype(str) == vs.baseline  # of 100,000 rows only these are taken
+    if "config_id" in rows:
+        theirs_or_mine |= rows["config_id"].astype(str) == vs.config_id
+    at = theirs_or_mine.to_numpy() & (fidelities(rows) == ranking.fidelity).to_numpy() & \
+        (rows["status"].astype(str) == Status.OK.value).to_numpy()
     rows = rows[at]
     mine = rows[rows["config_id"].astype(str) == vs.config_id] if "config_id" in rows else rows.iloc[:0]
     setting = _setting_of(mine, ranking.params)
