@@ -190,3 +190,27 @@ def test_finalists_are_the_configs_asha_takes_furthest_with_all_the_evidence(wri
     assert statuses(rows)[5] == ["pruned"]
     assert not any(r.get("finalist") for c in (0, 1, 2, 3) for r in rows[c])
     assert summary.exit_code == 0
+
+
+def test_a_finalist_whose_running_trial_a_stop_already_reached_is_run_again_to_the_end(write_spec: Any,
+                                                                                     tmp_path: Path) -> None:
+    """Three trials at a time, stops obeyed 3 epochs late: the stage picks a config whose search trial is
+    still running with a stop on its way; that trial ends stopped, and the stage runs it again to the last
+    epoch instead of ending with one finalist short (it ended with 2 configs ranked, not 3)."""
+    from hpt.backends.fake import FakeBackend
+    from hpt.progress import Reporter
+    from hpt.runner import RunOptions, run_spec
+
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_epochs": 1, "min_trials": 3}})
+    curves = CURVES[2:] + CURVES[:2]
+    order: dict[str, int] = {}
+
+    def script(trial: Trial) -> Script:
+        return Script(curve=curves[order.setdefault(trial.config_id, len(order))])
+
+    run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(bar=False, quiet=True),
+             backend=FakeBackend(script, slots=3, stop_lag=3))
+    rows = rows_by_config(tmp_path / "res", order)
+    complete = [c for c, rs in rows.items() if [r["status"] for r in rs] == ["ok", "ok"]]
+    assert len(complete) >= 3, statuses(rows)
+    assert all(r["epochs"] == 9 for c in complete for r in rows[c] if r.get("finalist") == 1)

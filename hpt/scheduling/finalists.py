@@ -262,7 +262,8 @@ class Finalists(Scheduler):
             self._shielded.add(trial.trial_id)
             self._running.add(trial.trial_id)
             return trial
-        return DONE
+        # a finalist's trial still running may yet end stopped (a stop decided before the stage): wait for it
+        return WAIT if self._running & self._shielded else DONE
 
     def on_progress(self, event: Progress) -> str | None:
         if self._rungs and event.trial.fidelity == self.spec.fidelity:
@@ -283,4 +284,7 @@ class Finalists(Scheduler):
             self._note(tid, trial.config_id, period_key(trial.fidelity, trial.period.start_text, trial.period.end_text),
                        result.status.value, result.error, result.metrics.get("epochs"),
                        metric_value(result.metrics, self.spec.objective), bool(trial.tags.get(FINALIST)))
+        if self._queue is not None and tid in self._shielded and result.status is Status.PRUNED:
+            # a finalist's search trial that a stop decided before the stage reached: run it again to the last epoch
+            self._queue.append(dataclasses.replace(trial, tags={**self._tags.get(trial.config_id, {}), FINALIST: 1}))
         self.inner.on_result(result)  # the finalist stage's own trials too: tpe learns from a finalist's complete result
