@@ -6,6 +6,7 @@
     curves/<trial_id>.csv        per-epoch metrics
     runs/<run_id>.json           what was run, where, when; a heartbeat while it runs (hpt.runs)
     claims/<trial_id>.json       which live run trains the trial (hpt.claims)
+    plans/<key>.ids              the trial ids of a large plan, so another machine need not draw them (hpt.memo)
     final/<final_id>/model.pt    a final model (hpt final); scratch.pt beside it when compared
     final/<final_id>/report.json what the final model was trained on and how it scored
     final/index.csv              one row per final model
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CLAIMS", "CURVES", "FINAL_INDEX", "MODELS", "RESULTS_CSV", "ROWS", "RUNS", "claim", "curve", "final_model",
-           "final_report", "id_of", "ids_of", "kind", "model", "row", "run"]
+__all__ = ["CLAIMS", "CURVES", "FINAL_INDEX", "MODELS", "PLANS", "RESULTS_CSV", "ROWS", "RUNS", "claim", "curve",
+           "final_model", "final_report", "id_of", "ids_of", "kind", "model", "plan_ids", "row", "run"]
 
 RESULTS_CSV = "results.csv"
 FINAL_INDEX = "final/index.csv"
@@ -29,9 +30,10 @@ MODELS = "models/"
 CURVES = "curves/"
 RUNS = "runs/"
 CLAIMS = "claims/"
+PLANS = "plans/"
 _FINAL = "final/"
 
-_SUFFIX = {ROWS: ".json", MODELS: ".pt", CURVES: ".csv", RUNS: ".json", CLAIMS: ".json"}
+_SUFFIX = {ROWS: ".json", MODELS: ".pt", CURVES: ".csv", RUNS: ".json", CLAIMS: ".json", PLANS: ".ids"}
 
 
 def row(trial_id: str) -> str:
@@ -52,6 +54,10 @@ def run(run_id: str) -> str:
 
 def claim(trial_id: str) -> str:
     return f"{CLAIMS}{trial_id}.json"
+
+
+def plan_ids(key: str) -> str:
+    return f"{PLANS}{key}.ids"
 
 
 def final_model(final_id: str, scratch: bool = False) -> str:

@@ -355,3 +355,37 @@ def test_a_finished_run_of_a_large_plan_counts_what_is_done_from_the_kept_ids(
     again = run_spec(spec, RunOptions(sink=sink), Reporter(quiet=True), backend=backend)
     assert again.skipped == 120 and again.counts == {} and backend.log == []
     assert 0 < len(draws) <= search.MEMO_CHECKS + 2 < 60  # the configs of the trials that check the kept ids only
+
+
+def test_another_machine_reads_a_large_plans_ids_from_the_location_instead_of_drawing_them(
+        write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run that drew a large plan keeps its ids at the location too (plans/<key>.ids, a layout key): a run
+    on a machine whose own cache is empty (another CI agent) reads them there; a damaged copy is drawn again."""
+    import hpt.search as search
+    from hpt import layout
+
+    monkeypatch.setattr(search, "MEMO_SIZES", (100, 10**6))
+    spec = _random_spec(write_spec, max_trials=60)
+    sink = tmp_path / "res"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "first-machine"))
+    first = run_spec(spec, RunOptions(sink=str(sink)), Reporter(quiet=True),
+                     backend=FakeBackend(lambda t: Script(curve=[1.0, 0.5])))
+    assert first.counts == {"ok": 120}
+    (kept,) = (sink / "plans").iterdir()
+    assert layout.kind(f"plans/{kept.name}") == layout.PLANS and kept.read_text().count("\n") == 120
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "second-machine"))
+    draws = _counting_draws(monkeypatch)
+    again = run_spec(spec, RunOptions(sink=str(sink)), Reporter(quiet=True),
+                     backend=FakeBackend(lambda t: Script(curve=[1.0, 0.5])))
+    assert again.skipped == 120 and again.counts == {}
+    assert 0 < len(draws) <= search.MEMO_CHECKS + 2 < 60  # only the trials that check the location's ids
+    assert [p.name for p in (tmp_path / "second-machine" / "hpt" / "plans").iterdir()] == [kept.name]
+
+    kept.write_text(kept.read_text().replace("\n", "\nx", 1))  # damaged: drawn again, and the copy rewritten
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "third-machine"))
+    draws.clear()
+    third = run_spec(spec, RunOptions(sink=str(sink)), Reporter(quiet=True),
+                     backend=FakeBackend(lambda t: Script(curve=[1.0, 0.5])))
+    assert third.skipped == 120 and len(draws) >= 60
+    assert "\nx" not in kept.read_text()

@@ -20,6 +20,7 @@ from hpt.backends.slots import Slot
 from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims
 from hpt.errors import HptError
+from hpt.memo import at_location
 from hpt.progress import Reporter, plural
 from hpt.runner.backend import make_backend
 from hpt.runner.gate import ClaimGate
@@ -56,11 +57,12 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
     said = _Held(reporter, _dead_runs(store))
-    scheduler = scheduler if scheduler is not None else make_scheduler(spec, said, sink.uri)
-    scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
-    backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
-    run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend)
-    undelivered, tracked = run.go(said)
+    with at_location(sink):  # a large plan's ids: read from the location rather than drawn, kept there when drawn
+        scheduler = scheduler if scheduler is not None else make_scheduler(spec, said, sink.uri)
+        scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
+        backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
+        run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend)
+        undelivered, tracked = run.go(said)
     if not undelivered:  # a location that did not take this run's results is not read again (it said why)
         try:
             store.refresh()  # rows other runs at the location stored meanwhile count toward the best config too
