@@ -291,13 +291,19 @@ def _told(scheduler: Any) -> dict[tuple[Any, ...], tuple[str, float | None, dict
             for t in inner.study.get_trials()}
 
 
-def test_tpe_learns_from_stopped_trials_and_finalists_and_resuming_tells_it_the_same(write_spec: Any,
-                                                                                      tmp_path: Path) -> None:
-    spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2}, finalists=7)
+def _tpe_with_asha(write_spec: Any, tmp_path: Path, finalists: int) -> tuple[Any, Any, pd.DataFrame]:
+    """A tpe search with asha (rungs at epochs 1, 2, 4) on the fake backend: its spec, scheduler and rows."""
+    spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2},
+                    finalists=finalists)
     scheduler = make_scheduler(spec)
     run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), backend=FakeBackend(bowl),
              scheduler=scheduler)
-    rows = rows_of(tmp_path / "res")
+    return spec, scheduler, rows_of(tmp_path / "res")
+
+
+def test_tpe_learns_from_stopped_trials_and_finalists_and_resuming_tells_it_the_same(write_spec: Any,
+                                                                                      tmp_path: Path) -> None:
+    spec, scheduler, rows = _tpe_with_asha(write_spec, tmp_path, finalists=7)
     live = _told(scheduler)
     by_config = {tuple(sorted({"lr": g["param_lr"].iloc[0], "hidden_size": g["param_hidden_size"].iloc[0]}.items())): g
                  for _, g in rows.groupby("config_id")}
@@ -328,11 +334,7 @@ def test_tpe_with_asha_models_the_configs_halving_keeps_not_the_first_that_ran_u
     there and complete. tpe is not told they are the best for being complete: successive halving is replayed with
     all the evidence, and a complete config it stops at a rung is told as stopped there; the configs told complete
     are those it keeps to the end."""
-    spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2}, finalists=0)
-    scheduler = make_scheduler(spec)
-    run_spec(spec, RunOptions(sink=str(tmp_path / "res")), Reporter(quiet=True), backend=FakeBackend(bowl),
-             scheduler=scheduler)
-    rows = rows_of(tmp_path / "res")
+    _, scheduler, rows = _tpe_with_asha(write_spec, tmp_path, finalists=0)
     told = _told(scheduler)
     complete = {tuple(sorted({"lr": g["param_lr"].iloc[0], "hidden_size": g["param_hidden_size"].iloc[0]}.items())):
                 (int(g["tpe_trial"].iloc[0]), g["val_mse"].mean())
