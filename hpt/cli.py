@@ -692,7 +692,8 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     The best config is the one with the lowest mean metric among those that ran every
     period: every period the runs' specs planned (their records in runs/ say which), so a
     config an interrupted run left with some of its periods is never named. What it scored
-    goes to stderr, so stdout is only the JSON.
+    goes to stderr (with a warning line when it does not beat the better naive baseline), so
+    stdout is only the JSON.
 
     \b
     Examples:
@@ -716,6 +717,8 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
                f"{plural(top.periods_run, 'period')}, best in {top.periods_won}"
                f"{' of them' if top.periods_run > 1 else ''}{source}{ties}", err=True)
+    if summary.baseline_warning:  # as hpt results and the run's summary say it
+        click.echo(f"warning: {summary.baseline_warning}", err=True)
     click.echo(json.dumps(params))
 
 

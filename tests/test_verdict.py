@@ -40,6 +40,10 @@ def test_hpt_results_warning_says_where_another_error_disagrees(tmp_path: Path) 
     out = results_cli("results", write_results(tmp_path, rows)).output
     assert ("warning: the best config a does not beat the seasonal naive forecast: mean val_mse 0.6 against 0.5 "
             "(+20% vs seasonal naive, better in 0 of 3 periods); though it does on val_mae (-40%)\n") in out, out
+    best = results_cli("best", str(tmp_path))  # hpt best warns the same, on stderr beside its JSON
+    assert best.exit_code == 0 and best.stdout.strip() == '{"lr": [0.1]}', best.output
+    assert ("warning: the best config a does not beat the seasonal naive forecast: mean val_mse 0.6 against 0.5 "
+            "(+20% vs seasonal naive, better in 0 of 3 periods); though it does on val_mae (-40%)\n") in best.stderr
     agreeing = tmp_path / "agreeing"
     rows = rows[:3] + [{**r, "val_mae": 0.1} for r in rows[3:]]
     out = results_cli("results", write_results(agreeing, rows)).output
