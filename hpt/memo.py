@@ -16,6 +16,7 @@ bucket) reads it in one request instead of drawing the plan.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import tempfile
@@ -62,27 +63,20 @@ def _decode(text: str, key: str, n: int) -> list[str] | None:
     return ids if len(ids) == n else None
 
 
-class _Location:
-    """The results location whose copy of the plans' ids a run reads and writes beside the local cache (one at
-    a time: :func:`at_location`)."""
-
-    sink: Any = None
+_LOCATION: contextvars.ContextVar[Any] = contextvars.ContextVar("hpt_plan_location", default=None)
+"""The results location whose copy of the plans' ids a run reads and writes beside the local cache."""
 
 
-def at_location(sink: Any) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def at_location(sink: Any) -> Iterator[None]:
     """While in it, a plan whose ids the local cache lacks reads them from `sink` (a :class:`hpt.sinks.Sink`,
     ``plans/<key>.ids``: one request instead of drawing every config on a machine that has not run the spec),
     and ids drawn are kept there too. A location that cannot be read or written is passed over."""
-
-    @contextlib.contextmanager
-    def held() -> Iterator[None]:
-        before, _Location.sink = _Location.sink, sink
-        try:
-            yield
-        finally:
-            _Location.sink = before
-
-    return held()
+    token = _LOCATION.set(sink)
+    try:
+        yield
+    finally:
+        _LOCATION.reset(token)
 
 
 def load_ids(key: str, n: int) -> list[str] | None:
@@ -92,10 +86,11 @@ def load_ids(key: str, n: int) -> list[str] | None:
         ids = _decode(_path(key).read_text(encoding="ascii"), key, n)
     except (OSError, UnicodeDecodeError):
         ids = None
-    if ids is not None or _Location.sink is None:
+    sink = _LOCATION.get()
+    if ids is not None or sink is None:
         return ids
     try:
-        data = _Location.sink.read(plan_ids(key))
+        data = sink.read(plan_ids(key))
         ids = _decode(data.decode("ascii"), key, n) if data is not None else None
     except (OSError, UnicodeDecodeError, HptError):
         return None
@@ -109,9 +104,10 @@ def save_ids(key: str, ids: Sequence[str]) -> None:
     :data:`KEEP` dropped) and at the location of :func:`at_location`; a place that cannot be written is
     passed over."""
     _save_local(key, ids)
-    if _Location.sink is not None:
+    sink = _LOCATION.get()
+    if sink is not None:
         try:
-            _Location.sink.write(plan_ids(key), _encode(key, ids).encode("ascii"))
+            sink.write(plan_ids(key), _encode(key, ids).encode("ascii"))
         except (OSError, HptError):
             pass
 
