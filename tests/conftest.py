@@ -69,6 +69,14 @@ def trial_row_objects(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def run_rows_by(spec: Path, sink: Path, param: str) -> dict[Any, dict[str, Any]]:
+    """`hpt run SPEC` on one worker into `sink` (it must succeed), then its trials' row objects by their value of
+    the tuned parameter `param`."""
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {r[f"param_{param}"]: r for r in trial_row_objects(sink)}
+
+
 def trial_row_files(folder: Path) -> int:
     """How many trials' row files are at a results folder (a file being written is not counted yet)."""
     return len(trial_row_objects(folder))

@@ -21,7 +21,7 @@ from hpt.search import expand
 from hpt.spec import check_data, parse_spec
 from hpt.train import TrainContext, evaluate, loss_function
 from hpt.trial import Status
-from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec, trial_row_objects
+from tests.conftest import ROOT, hpt_cli, hpt_here, run_rows_by, tiny_spec
 
 NEW = ["linear", "nlinear", "dlinear", "nhits", "patchtst", "tcn"]
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
@@ -247,9 +247,7 @@ def test_the_scaler_can_be_tuned_and_a_robust_model_file_keeps_its_medians(write
                                 parameters={"scaler": ["standard", "robust"], "lr": [0.003]},
                                 training={"epochs": 2, "horizon": 3}))
     sink = tmp_path / "out"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = {r["param_scaler"]: r for r in trial_row_objects(sink) if r["architecture"] == "dlinear"}
+    rows = run_rows_by(spec, sink, "scaler")
     assert set(rows) == {"standard", "robust"}
     assert 0 < rows["robust"]["val_mse"] < 2 * rows["standard"]["val_mse"] + 1  # the same (standardised) scale
     model_path = sink / "models" / f"{rows['robust']['trial_id']}.pt"

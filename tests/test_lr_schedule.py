@@ -10,7 +10,7 @@ import pytest
 
 from hpt.search import expand
 from hpt.spec import parse_spec
-from tests.conftest import hpt_cli, tiny_spec, trial_row_objects
+from tests.conftest import hpt_cli, run_rows_by, tiny_spec
 
 
 def test_a_cosine_schedule_takes_the_lr_to_zero_by_the_last_epoch_and_can_be_tuned(write_spec: Any,
@@ -19,9 +19,7 @@ def test_a_cosine_schedule_takes_the_lr_to_zero_by_the_last_epoch_and_can_be_tun
                                 parameters={"lr_schedule": ["plateau", "cosine"], "lr": [0.01]},
                                 training={"epochs": 4, "patience": 0}))
     sink = tmp_path / "out"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q")
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = {r["param_lr_schedule"]: r for r in trial_row_objects(sink) if r["architecture"] == "linear"}
+    rows = run_rows_by(spec, sink, "lr_schedule")
     assert set(rows) == {"plateau", "cosine"}
     lr = {name: pd.read_csv(sink / "curves" / f"{row['trial_id']}.csv")["lr"].tolist() for name, row in rows.items()}
     # after epoch e of 4, the cosine is at 0.01 * (1 + cos(pi * e / 4)) / 2: 0.0085, 0.005, 0.0015, 0
