@@ -7,6 +7,7 @@ beyond parsing and printing lives in the library (hpt.runner, hpt.results, hpt.f
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -42,11 +43,26 @@ def _on_signal(signum: int, frame: Any) -> None:
     again could meet a moment of ignored signals, e.g. a worker's start, and be lost).
     """
     if putting_signals_off():
-        again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
-        again.daemon = True
-        again.start()
+        _send_again(signum)
         return
     raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _send_again(signum: int) -> None:
+    """The signal sent to this process again 50 ms from now."""
+    again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+    again.daemon = True
+    again.start()
+
+
+def _unraisable(hook: Any, info: Any) -> None:
+    """An interrupt :func:`_on_signal` raised where Python cannot raise (a weakref callback of an import's module
+    lock, a ``__del__``) would be printed as "Exception ignored ... Traceback" and lost: send the signal again
+    instead. Anything else goes to the `hook` there was (Python's, or a test runner's)."""
+    if isinstance(info.exc_value, (KeyboardInterrupt, _Interrupted)):
+        _send_again(signal.SIGTERM if isinstance(info.exc_value, _Interrupted) else signal.SIGINT)
+        return
+    hook(info)
 
 
 def _stopping() -> None:
@@ -87,30 +103,35 @@ class _Group(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNAL_EXIT}
+        hook = sys.unraisablehook
+        sys.unraisablehook = functools.partial(_unraisable, hook)
         try:
             try:
-                code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
-            except click.UsageError as e:
-                hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-                click.echo(redact(f"hpt: error: {e.format_message()}{hint}"), err=True)
-                code = e.exit_code
-            except click.ClickException as e:
-                e.show()
-                code = e.exit_code
-        except (click.Abort, KeyboardInterrupt, _Interrupted) as e:
-            signum = signal.SIGTERM if isinstance(e, _Interrupted) else signal.SIGINT
-            code = SIGNAL_EXIT[signum]
-            _stopping()
-            click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
-        except SystemExit as e:  # a run that a signal stopped ends with 130 or 143 (sys.exit in the command)
-            if e.code in SIGNAL_EXIT.values():
+                try:
+                    code = super().main(args, prog_name or "hpt", complete_var, standalone_mode=False, **extra)
+                except click.UsageError as e:
+                    hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+                    click.echo(redact(f"hpt: error: {e.format_message()}{hint}"), err=True)
+                    code = e.exit_code
+                except click.ClickException as e:
+                    e.show()
+                    code = e.exit_code
+            except (click.Abort, KeyboardInterrupt, _Interrupted) as e:
+                signum = signal.SIGTERM if isinstance(e, _Interrupted) else signal.SIGINT
+                code = SIGNAL_EXIT[signum]
                 _stopping()
+                click.echo(f"hpt: interrupted ({signal.Signals(signum).name}); finished trials are kept", err=True)
+            except SystemExit as e:  # a run that a signal stopped ends with 130 or 143 (sys.exit in the command)
+                if e.code in SIGNAL_EXIT.values():
+                    _stopping()
+                else:
+                    _restore(previous)
+                raise
             else:
                 _restore(previous)
-            raise
-        else:
-            _restore(previous)
-        sys.exit(code if isinstance(code, int) else 0)
+            sys.exit(code if isinstance(code, int) else 0)
+        finally:
+            sys.unraisablehook = hook
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -183,3 +183,19 @@ def test_a_folder_in_a_spec_is_relative_to_the_spec_and_one_on_the_command_line_
     assert results("plan", "specs/spec.json", "--sink", "out")[1] == ""
     (tmp_path / "specs" / "out" / "rows").mkdir(parents=True)
     assert results("plan", "specs/spec.json")[1] == ""
+
+
+def test_an_interrupt_python_cannot_raise_is_sent_again_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C landing in a weakref callback of an import's module lock: Python would print "Exception ignored ...
+    Traceback" and drop it. hpt's hook sends the signal again instead; anything else reaches the hook there was."""
+    import types
+
+    import hpt.cli as cli_module
+
+    sent: list[int] = []
+    monkeypatch.setattr(cli_module, "_send_again", sent.append)
+    passed: list[Any] = []
+    for exc in (KeyboardInterrupt(), cli_module._Interrupted(), ValueError("x")):
+        cli_module._unraisable(passed.append, types.SimpleNamespace(exc_value=exc))
+    assert sent == [signal.SIGINT, signal.SIGTERM]
+    assert [type(i.exc_value) for i in passed] == [ValueError]
