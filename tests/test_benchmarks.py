@@ -74,15 +74,15 @@ def test_search_efficiency_benchmark_quick() -> None:
     out = _quick_run("search_efficiency.py", timeout=300)
     assert "2 worker processes x 1 torch thread" in out and "within 2% of the best mean val_mse" in out
     number = r"\d+(\.\d+)?"
-    for strategy in ("random", "random+asha", "tpe+asha", "promote", "race", "asha-data"):
+    for strategy in ("random", "random+asha", "tpe+asha", "promote", "promote+asha", "race", "asha-data"):
         assert re.search(rf"^  {re.escape(strategy)} +{number}s +\d+ +{number}(e-\d+)? +[01]/1 +({number}s|missed) +"
                          rf"({number}|missed) +({number}|missed) +\d+ of \d+ +\d+ \(\d+\) +{number}s$", out, re.M), out
-    for strategy in ("random+asha", "tpe+asha", "promote", "asha-data"):  # every adaptive search ends with 3 ranked
+    for strategy in ("random+asha", "tpe+asha", "promote", "promote+asha", "asha-data"):  # each ends with 3 ranked
         ranked = re.search(rf"^  {re.escape(strategy)} .* \d+ of \d+ +\d+ \((\d+)\) +{number}s$", out, re.M)
         assert ranked and int(ranked.group(1)) >= 3, out
     # full random search reaches its own best by definition
     assert re.search(r"^  random +\S+ +\S+ +\S+ +1/1 ", out, re.M), out
-    for strategy, goal in (("random+asha", 5), ("tpe+asha", 3), ("promote", 5)):
+    for strategy, goal in (("random+asha", 5), ("tpe+asha", 3), ("promote", 5), ("promote+asha", 5)):
         assert re.search(rf"^goal for {re.escape(strategy)}: >= 3 configs ranked over every period at the end: \d+ at "
                          rf"the fewest -> (met|missed); target within 1/{goal} of full random search's compute "
                          r"\(median over seeds\): (\d\.\d\d|never reached) -> (met|missed) \(in epochs: "

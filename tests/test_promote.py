@@ -123,6 +123,58 @@ def test_an_earlier_quick_run_is_the_screen(write_spec: Any, tmp_path: Path) -> 
     assert stages(rows_of(tmp_path / "res"))["full"] == {0.003: 2, 0.1: 2}
 
 
+NINE = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1]
+LEVEL = {lr: 1.0 + i for i, lr in enumerate([0.01, 0.005, 0.02, 0.003, 0.05, 0.002, 0.1, 0.001, 0.0005])}
+"""The screen's final value of each config: 0.01 the best, then 0.005, 0.02, ..."""
+
+
+def screened_with_asha(trial: Trial) -> Script:
+    """Falling screening curves (20 epochs) in the order of LEVEL; full curves that get worse, so early
+    stopping would stop a full trial if it heard one."""
+    lr = float(trial.params["lr"])
+    if trial.fidelity == QUICK:
+        return Script(curve=[LEVEL[lr] * (1 + 2 / e) for e in range(1, 21)])
+    return Script(curve=[LEVEL[lr] * e for e in range(1, 9)])
+
+
+def asha_promote_spec(write_spec: Any) -> Any:
+    return load_spec(write_spec(tiny_spec(
+        parameters={"lr": NINE, "hidden_size": [8]}, training={"epochs": 8},
+        search={"promote": 2, "early_stopping": {"kind": "asha", "min_epochs": 2, "min_trials": 1}})))
+
+
+def test_early_stopping_works_inside_the_screen_and_promotes_the_configs_successive_halving_takes_furthest(
+        write_spec: Any, tmp_path: Path) -> None:
+    said: list[str] = []
+    summary, backend = run(asha_promote_spec(write_spec), tmp_path / "res", screened_with_asha, say=said)
+    rows = rows_of(tmp_path / "res")
+    quick, full = rows[rows["fidelity"] == "quick"], rows[rows["fidelity"] == "full"]
+    assert quick["config_id"].nunique() == 9
+    # the screen stopped most configs early: far fewer epochs than 9 configs x 20
+    assert (quick["status"] == "pruned").sum() >= 5 and quick["epochs"].sum() < 9 * 20 / 2, quick[["status", "epochs"]]
+    # the best two by the screen run on both periods, to their last epoch: the full stage is never stopped early
+    assert stages(rows)["full"] == {0.01: 2, 0.005: 2}
+    assert set(full["status"]) == {"ok"} and set(full["epochs"]) == {8}
+    assert any(line.startswith("promote: the screen ranked 9 configs (asha's order, replayed with all the evidence); "
+                               "the best 2 (") for line in said), said
+    assert summary.exit_code == 0 and summary.best is not None and summary.best.params["lr"] == 0.01
+
+
+def test_promote_with_early_stopping_resumes_mid_screen_with_the_same_promotion(write_spec: Any,
+                                                                              tmp_path: Path) -> None:
+    spec = asha_promote_spec(write_spec)
+    summary, _ = run(spec, tmp_path / "res", _interrupt_at(5, screened_with_asha), grace=0)
+    assert summary.exit_code == 130 and set(rows_of(tmp_path / "res")["fidelity"]) == {"quick"}
+    done = set(rows_of(tmp_path / "res").query("status == 'ok'")["trial_id"])
+    summary, backend = run(spec, tmp_path / "res", screened_with_asha)
+    assert summary.exit_code == 0
+    assert not {tid for what, tid in backend.log if what == "submit"} & done  # nothing finished trains again
+    assert stages(rows_of(tmp_path / "res"))["full"] == {0.01: 2, 0.005: 2}
+    # --quick on the same spec is the screen alone, early stopping included: nothing left to do
+    summary, backend = run(quick_spec(spec), tmp_path / "res", screened_with_asha)
+    assert not [tid for what, tid in backend.log if what == "submit"]
+
+
 def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
     for search, message in (
             ({"promote": {"top": 0}}, "search.promote.top: expected a number of configs >= 1 or a share of them "
@@ -134,7 +186,8 @@ def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
              "not tpe"),
             ({"promote": 2, "race": True}, "search.promote: promotion is its own adaptive search (a quick screen, then "
                                            "the best at full fidelity); it does not combine with race (remove one)"),
-            ({"promote": 2, "early_stopping": "asha"}, "it does not combine with early_stopping (remove one)")):
+            ({"promote": 2, "early_stopping": "median"}, "search.promote: with promotion, early stopping works inside "
+                                                          "the quick screen and must be asha on epochs")):
         out = cli("plan", str(write_spec(tiny_spec(search=search))))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
@@ -150,6 +203,14 @@ def test_promote_through_the_cli(write_spec: Any, cli: Any, tmp_path: Path) -> N
     assert "at most 20 epochs): 4 trials (4 configs x 1 period)" in plan.stdout
     assert ("promote, stage 2: the best 2 configs by the screen (mean val_mse) run at full fidelity on every "
             "period: at most 4 trials (2 configs x 2 periods)") in plan.stdout
+    with_asha = write_spec(tiny_spec(search={"promote": {"top": 2}, "early_stopping": "asha"}, training={"epochs": 30},
+                                     parameters={"lr": [1e-5, 0.001, 0.01, 0.03], "hidden_size": [8]}))
+    plan = cli("plan", str(with_asha), "--sink", str(tmp_path / "other"))
+    assert plan.returncode == 0, plan.stderr
+    assert "promote, stage 1 with early stopping asha: rungs at epoch 2, 6, 18 of 20;" in plan.stdout
+    assert ("promote, stage 2: the best 2 configs by the screen (how far successive halving takes them) run at full "
+            "fidelity on every period, without early stopping: at most 4 trials") in plan.stdout
+    assert "finalists" not in plan.stdout  # the promoted configs run every period anyway
     out = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
     assert out.returncode == 0, out.stderr
     rows = rows_of(tmp_path / "res")

@@ -4,8 +4,15 @@ Stage 1, the screen: every config of the strategy's plan (grid, random or auto) 
 quick fidelity (:data:`~hpt.fidelity.QUICK`: one period, the last whole month of data, at most
 20 epochs), as ``hpt run --quick`` runs it: the same trials, the same ids, so the rows of an
 earlier ``--quick`` run count. Stage 2: once every screening trial has ended, the configs are
-ranked by their mean objective over their screening trials (a config with a failed or diverged
-one is not ranked), and the best `top` run at full fidelity on every period.
+ranked by the screen (a config with a failed or diverged screening trial is not ranked), and
+the best `top` run at full fidelity on every period, to their last epoch.
+
+With ``early_stopping`` (asha on epochs), early stopping works inside the screen alone: the
+screen's trials are stopped at asha's rungs when behind the others (:class:`~hpt.scheduling.pruning.Pruning`,
+as under ``hpt run --quick``), and the configs are ranked as successive halving, replayed at the end
+with all the evidence, takes them (:func:`~hpt.scheduling.pruning.halving_standing`, as the finalists
+are chosen): the furthest first, then by their place at the epoch they got to. Without it, by their mean
+objective over their screening trials.
 
 Resuming derives both stages from the rows: screening trials with a row are not trained again,
 and once the screen is complete the same configs are promoted (ties go to the lower config id),
@@ -20,14 +27,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.plan import PlanScheduler
-from hpt.scheduling.pruning import metric_value
+from hpt.scheduling.pruning import Pruning, curve_values, halving_standing, max_epochs, metric_value, period_key, pruned_epoch
 from hpt.search import TrialPlan, expand
-from hpt.trial import Status, Trial, TrialResult
+from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,12 +43,19 @@ if TYPE_CHECKING:
     from hpt.spec import Spec
     from hpt.spec.search import Promote as PromoteSpec
 
-__all__ = ["LOW_CORRELATION", "Promote", "promote_text", "promote_trials"]
+__all__ = ["LOW_CORRELATION", "Promote", "promote_text", "promote_trials", "screen_scheduler"]
 
 LOW_CORRELATION = 0.5
 """Below this rank correlation between the screen and the full results, the run's summary warns."""
 
 _DONE = (Status.OK.value, Status.PRUNED.value)
+
+
+def screen_scheduler(quick: Spec, say: Callable[[str], None]) -> Scheduler:
+    """The screen's scheduler: the plan at the quick fidelity, with the spec's early stopping (asha) if it has one.
+    ``hpt run --quick`` on a promote spec runs this alone, so its rows are the screen's."""
+    plan = PlanScheduler(expand(quick))
+    return plan if quick.search.early_stopping is None else Pruning(plan, quick, say)
 
 
 def promote_trials(spec: Spec, quick: Spec, configs: int) -> tuple[int, int]:
@@ -52,18 +67,36 @@ def promote_trials(spec: Spec, quick: Spec, configs: int) -> tuple[int, int]:
 
 def promote_text(spec: Spec, quick: Spec, configs: int) -> list[str]:
     """What ``hpt plan`` says about ``search.promote``: both stages and their trial counts."""
+    from hpt.scheduling.pruning import stopping_text
+
     rule = spec.search.promote
     assert rule is not None
     top = rule.count(configs)
     seeds = f" x {spec.repeats} seeds" if spec.repeats > 1 else ""
     first, second = promote_trials(spec, quick, configs)
     epochs = f", at most {quick.fidelity.max_epochs} epochs" if quick.fidelity.max_epochs is not None else ""
-    return [f"promote, stage 1: every config is screened at {quick.fidelity.name} fidelity ("
-            f"{', '.join(p.label for p in quick.periods)}{epochs}): {plural(first, 'trial')} "
-            f"({plural(configs, 'config')} x {plural(len(quick.periods), 'period')}{seeds})",
-            f"promote, stage 2: {rule.text} by the screen (mean {spec.objective}) run at {spec.fidelity.name} fidelity "
-            f"on every period: at most {plural(second, 'trial')} ({plural(top, 'config')} x "
-            f"{plural(len(spec.periods), 'period')}{seeds})"]
+    stopping = spec.search.early_stopping
+    by = f"mean {spec.objective}" if stopping is None else "how far successive halving takes them"
+    lines = [f"promote, stage 1: every config is screened at {quick.fidelity.name} fidelity ("
+             f"{', '.join(p.label for p in quick.periods)}{epochs}): {plural(first, 'trial')} "
+             f"({plural(configs, 'config')} x {plural(len(quick.periods), 'period')}{seeds})"]
+    if stopping is not None:
+        lines.append(f"promote, stage 1 with {stopping_text(stopping, max_epochs(quick))}")
+    lines.append(f"promote, stage 2: {rule.text} by the screen ({by}) run at {spec.fidelity.name} fidelity "
+                 f"on every period{'' if stopping is None else ', without early stopping'}: at most "
+                 f"{plural(second, 'trial')} ({plural(top, 'config')} x {plural(len(spec.periods), 'period')}{seeds})")
+    return lines
+
+
+@dataclass
+class _Screened:
+    """What the ranking needs of one finished screening trial (:class:`~hpt.scheduling.pruning.Reached`)."""
+
+    config_id: str
+    study: str
+    status: str
+    epoch: int  # the epoch it got to
+    value: float  # its objective (inf when it has none)
 
 
 class Promote(Scheduler):
@@ -74,10 +107,14 @@ class Promote(Scheduler):
         self.spec = spec
         self.rule: PromoteSpec = spec.search.promote
         self.say = say
+        self.stopping = quick.search.early_stopping
         self.screen = expand(quick)  # stage 1: the plan at the quick fidelity (the ids --quick gives)
-        self.inner = PlanScheduler(self.screen)
+        self.inner = screen_scheduler(quick, say)
+        self._most = max_epochs(quick)
         self._screen_trials: dict[str, tuple[str, dict[str, Any]]] = {}  # trial id -> config id, tuned values
-        self._values: dict[str, dict[str, float | None]] = {}  # config id -> screening trial id -> value (None: failed)
+        self._studies: dict[str, str] = {}  # screening trial id -> its period (what early stopping compares within)
+        self._seen: dict[str, _Screened] = {}  # screening trial id -> how it ended (the last row or result)
+        self._curves: dict[str, dict[int, float]] = {}  # screening trial id -> epoch -> objective (early stopping)
         self._done: set[str] = set()  # trial ids with an ok or pruned row
         self._running: set[str] = set()
         self._queue: list[Trial] | None = None  # stage 2, once it has started
@@ -85,7 +122,7 @@ class Promote(Scheduler):
         self._skipped_full = 0  # of those, already done at the location
         for trial in self.screen:
             self._screen_trials[trial.trial_id] = (trial.config_id, dict(trial.tuned_params))
-            self._values.setdefault(trial.config_id, {})
+            self._studies[trial.trial_id] = period_key(trial.fidelity, trial.period.start_text, trial.period.end_text)
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
@@ -93,32 +130,54 @@ class Promote(Scheduler):
 
     def describe(self) -> str:
         p = len(self.spec.periods)
-        return (f"{self.inner.describe()} screened at {self.screen.fidelity.name} fidelity, then {self.rule.text} "
-                f"on {plural(p, 'period')} at {self.spec.fidelity.name} fidelity")
+        stopping = "" if self.stopping is None else f" with early stopping {self.stopping.kind}"
+        return (f"{plural(len(self.screen), 'trial')} ({plural(len(self.screen.configs), 'config')}) screened at "
+                f"{self.screen.fidelity.name} fidelity{stopping}, then {self.rule.text} on {plural(p, 'period')} at "
+                f"{self.spec.fidelity.name} fidelity")
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
         self._done = {tid for tid, row in rows.items() if row.get("status") in _DONE}
-        for tid in self._screen_trials:
-            row = rows.get(tid)
-            if row is not None:
-                self._note(tid, str(row.get("status")), metric_value(row, self.spec.objective))
+        screened = [tid for tid in self._screen_trials if tid in rows]
+        if self.stopping is not None and curves is not None and screened:
+            for tid, text in curves([t for t in screened if t in self._done]).items():
+                self._curves[tid] = dict(curve_values(text, self.spec.objective))
+        for tid in screened:
+            row = rows[tid]
+            self._note(tid, str(row.get("status")), row.get("error"), row.get("epochs"),
+                       metric_value(row, self.spec.objective))
         if self.inner.remaining() == 0:  # the screen is done: so is the choice, and the run can say what it skips
             self._queue = self._stage()
 
-    def _note(self, tid: str, status: str, value: float | None) -> None:
-        cid = self._screen_trials[tid][0]
-        if status == Status.OK.value and value is not None and math.isfinite(value):
-            self._values[cid][tid] = value
-        elif status in (Status.FAILED.value, Status.DIVERGED.value, Status.PRUNED.value):
-            self._values[cid][tid] = None
+    def _note(self, tid: str, status: str, error: Any, epochs: Any, value: float | None) -> None:
+        if status == Status.INTERRUPTED.value:
+            return
+        epoch = pruned_epoch(error) if status == Status.PRUNED.value else None
+        if epoch is None:
+            try:
+                epoch = int(float(epochs))
+            except (TypeError, ValueError):
+                epoch = 0
+        self._seen[tid] = _Screened(self._screen_trials[tid][0], self._studies[tid], status, epoch,
+                                    value if value is not None and math.isfinite(value) else math.inf)
 
     def ranked(self) -> list[str]:
-        """The screened configs, best first: those with every screening trial ok, by their mean value."""
-        per_config = len(self.screen.periods) * self.screen.seeds
-        means = {cid: sum(v for v in vals.values() if v is not None) / len(vals) for cid, vals in self._values.items()
-                 if len(vals) == per_config and all(v is not None for v in vals.values())}
-        return sorted(means, key=lambda c: (means[c], c))
+        """The screened configs, best first. Without early stopping: those with every screening trial ok, by their
+        mean value. With it: those with no failed or diverged screening trial, as successive halving replayed
+        with all the evidence takes them (the furthest first, then by their place where they got to)."""
+        by_config: dict[str, list[_Screened]] = {}
+        for seen in self._seen.values():
+            by_config.setdefault(seen.config_id, []).append(seen)
+        if self.stopping is None:
+            per_config = len(self.screen.periods) * self.screen.seeds
+            means = {cid: sum(s.value for s in got) / len(got) for cid, got in by_config.items()
+                     if len(got) == per_config and all(s.status == Status.OK.value and math.isfinite(s.value)
+                                                       for s in got)}
+            return sorted(means, key=lambda c: (means[c], c))
+        usable = {cid for cid, got in by_config.items() if all(s.status in _DONE for s in got)}
+        finished = {tid: s for tid, s in self._seen.items() if s.config_id in usable}
+        standing = halving_standing(finished, self._curves, self.stopping, self._most)
+        return sorted(usable, key=lambda c: (-standing[c][0], standing[c][1], c))
 
     def _stage(self) -> list[Trial]:
         ranked = self.ranked()
@@ -132,8 +191,9 @@ class Promote(Scheduler):
                 self._skipped_full += 1
             else:
                 todo.append(trial)
-        unranked = len(self._values) - len(ranked)
-        self.say(f"promote: the screen ranked {plural(len(ranked), 'config')}"
+        unranked = len(self.screen.configs) - len(ranked)
+        how = "" if self.stopping is None else " (asha's order, replayed with all the evidence)"
+        self.say(f"promote: the screen ranked {plural(len(ranked), 'config')}{how}"
                  + (f" ({unranked} with a failed screening trial left out)" if unranked else "")
                  + f"; the best {len(chosen)} ({', '.join(chosen)}) now run at {self.spec.fidelity.name} fidelity: "
                  + plural(len(todo), "trial") + (f" ({self._skipped_full} already done)" if self._skipped_full else ""))
@@ -142,8 +202,9 @@ class Promote(Scheduler):
     def remaining(self) -> int | None:
         if self._queue is not None:
             return len(self._queue)
-        ranked = len(self.screen.configs)
-        return self.inner.remaining() + self.rule.count(ranked) * len(self.spec.periods) * self.spec.repeats
+        inner = self.inner.remaining()
+        top = self.rule.count(len(self.screen.configs))
+        return None if inner is None else inner + top * len(self.spec.periods) * self.spec.repeats
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._queue is None:
@@ -151,6 +212,8 @@ class Promote(Scheduler):
             if isinstance(nxt, Trial):
                 self._running.add(nxt.trial_id)
                 return nxt
+            if nxt is not DONE:
+                return nxt  # WAIT (early stopping waits for evidence), or a trial decided without training it
             if self._running:
                 return WAIT  # the screen's last trials decide who is promoted
             self._queue = self._stage()
@@ -160,11 +223,23 @@ class Promote(Scheduler):
             return trial
         return DONE
 
+    def on_progress(self, event: Progress) -> str | None:
+        tid = event.trial.trial_id
+        if tid not in self._screen_trials:
+            return None  # a full trial: trained to its last epoch (its own patience aside)
+        if self.stopping is not None:
+            value = metric_value(event.metrics, self.spec.objective)
+            if value is not None:
+                self._curves.setdefault(tid, {})[event.epoch] = value
+        return self.inner.on_progress(event)
+
     def on_result(self, result: TrialResult) -> None:
         tid = result.trial.trial_id
         self._running.discard(tid)
-        if tid in self._screen_trials and result.status is not Status.INTERRUPTED:
-            self._note(tid, result.status.value, metric_value(result.metrics, self.spec.objective))
+        if tid in self._screen_trials:
+            self._note(tid, result.status.value, result.error, result.metrics.get("epochs"),
+                       metric_value(result.metrics, self.spec.objective))
+            self.inner.on_result(result)
         if result.status in (Status.OK, Status.PRUNED):
             self._done.add(tid)
 

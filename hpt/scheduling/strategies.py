@@ -50,10 +50,12 @@ def make_scheduler(spec: Spec, say: Say | None = None, location: str | None = No
     counts, trials not started); default: nowhere.
     """
     say = say or (lambda line: None)
-    if spec.search.promote is not None and spec.fidelity == FULL:  # under --quick the run is the screen alone
-        from hpt.scheduling.promote import Promote
+    if spec.search.promote is not None:
+        from hpt.scheduling.promote import Promote, screen_scheduler
         from hpt.spec import quick_spec
 
+        if spec.fidelity != FULL:  # under --quick the run is the screen alone, as promotion runs it
+            return screen_scheduler(spec, say)
         return Promote(spec, quick_spec(spec), say)
     warm = load_warm_start(spec, say, location) if spec.search.warm_start else None
     return adapt(BUILDERS[spec.search.strategy](spec, say, warm), spec, say, warm)

@@ -419,11 +419,17 @@ def _promote(s: Section) -> Promote | None:
     if strategy not in PROMOTE_STRATEGIES and strategy in STRATEGIES:
         s.report(where, f"promotion screens every config first; it works with the {', '.join(PROMOTE_STRATEGIES)} "
                         f"strategies, not {strategy} (it chooses configs from full results)")
-    for other, what in (("early_stopping", "early_stopping"), ("race", "race"), ("budget", "budget")):
+    for other in ("race", "budget"):
         if s.obj.get(other) not in (None, False):
             s.report(where, f"promotion is its own adaptive search (a quick screen, then the best at full fidelity); "
-                            f"it does not combine with {what} (remove one)")
+                            f"it does not combine with {other} (remove one)")
             break
+    stopping = s.obj.get("early_stopping")
+    kind = stopping if isinstance(stopping, str) else stopping.get("kind") if isinstance(stopping, dict) else None
+    resource = stopping.get("resource", "epochs") if isinstance(stopping, dict) else "epochs"
+    if kind in EARLY_STOPPING and (kind != "asha" or resource != "epochs"):
+        s.report(where, "with promotion, early stopping works inside the quick screen and must be asha on epochs "
+                        f'("early_stopping": "asha"), got {show(stopping)}')
     return None if extra else Promote(number)
 
 
