@@ -200,7 +200,7 @@ def test_promote_through_the_cli(write_spec: Any, cli: Any, tmp_path: Path) -> N
     assert plan.returncode == 0, plan.stderr
     assert "tiny: up to 8 trials in 2 stages = 4 screening, up to 4 full" in plan.stdout
     assert "promote, stage 1: every config is screened at quick fidelity (" in plan.stdout
-    assert "at most 20 epochs): 4 trials (4 configs x 1 period)" in plan.stdout
+    assert "at most 1 epoch): 4 trials (4 configs x 1 period)" in plan.stdout  # the spec's epochs, below 20
     assert ("promote, stage 2: the best 2 configs by the screen (mean val_mse) run at full fidelity on every "
             "period: at most 4 trials (2 configs x 2 periods)") in plan.stdout
     with_asha = write_spec(tiny_spec(search={"promote": {"top": 2}, "early_stopping": "asha"}, training={"epochs": 30},

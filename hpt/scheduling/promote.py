@@ -74,7 +74,7 @@ def promote_text(spec: Spec, quick: Spec, configs: int) -> list[str]:
     top = rule.count(configs)
     seeds = f" x {spec.repeats} seeds" if spec.repeats > 1 else ""
     first, second = promote_trials(spec, quick, configs)
-    epochs = f", at most {quick.fidelity.max_epochs} epochs" if quick.fidelity.max_epochs is not None else ""
+    epochs = f", at most {plural(max_epochs(quick), 'epoch')}" if quick.fidelity.max_epochs is not None else ""
     stopping = spec.search.early_stopping
     by = f"mean {spec.objective}" if stopping is None else "how far successive halving takes them"
     lines = [f"promote, stage 1: every config is screened at {quick.fidelity.name} fidelity ("
