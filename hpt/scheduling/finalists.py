@@ -38,12 +38,12 @@ from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import (
+    Reached,
     curve_values,
     halving_standing,
     max_epochs,
     metric_value,
     period_key,
-    pruned_epoch,
     row_key,
     rungs,
 )
@@ -65,14 +65,9 @@ def finalists_text(count: int, trials_per_config: int) -> str:
 
 
 @dataclass
-class _Seen:
-    """What the ranking needs of one trial of this search."""
+class _Seen(Reached):
+    """What the ranking needs of one trial of this search: how far it got, and whether it is a finalist's."""
 
-    config_id: str
-    study: str  # fidelity and period
-    status: str
-    epoch: int  # the epoch it stopped at (pruned trials)
-    value: float
     finalist: bool
 
 
@@ -134,12 +129,7 @@ class Finalists(Scheduler):
 
     def _note(self, tid: str, cid: str, key: str, status: str, error: Any, epochs: Any, value: float | None,
               finalist: bool) -> None:
-        epoch = pruned_epoch(error, self._most)
-        if epoch is None:
-            try:
-                epoch = int(float(epochs))
-            except (TypeError, ValueError):
-                epoch = 0
+        epoch = Reached.where(error, epochs, self._most)
         self._seen[tid] = _Seen(cid, key, status, epoch, float("inf") if value is None else value, finalist)
         if finalist:
             self._tagged.add(cid)

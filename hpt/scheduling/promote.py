@@ -27,13 +27,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.plan import PlanScheduler
-from hpt.scheduling.pruning import Pruning, curve_values, halving_standing, max_epochs, metric_value, period_key, pruned_epoch
+from hpt.scheduling.pruning import (
+    Pruning,
+    Reached,
+    curve_values,
+    halving_standing,
+    max_epochs,
+    metric_value,
+    period_key,
+)
 from hpt.search import TrialPlan, expand
 from hpt.trial import Progress, Status, Trial, TrialResult
 
@@ -88,17 +95,6 @@ def promote_text(spec: Spec, quick: Spec, configs: int) -> list[str]:
     return lines
 
 
-@dataclass
-class _Screened:
-    """What the ranking needs of one finished screening trial (:class:`~hpt.scheduling.pruning.Reached`)."""
-
-    config_id: str
-    study: str
-    status: str
-    epoch: int  # the epoch it got to
-    value: float  # its objective (inf when it has none)
-
-
 class Promote(Scheduler):
     """Screens every config of a fixed plan at the quick fidelity, then runs the best at full fidelity."""
 
@@ -113,7 +109,7 @@ class Promote(Scheduler):
         self._most = max_epochs(quick)
         self._screen_trials: dict[str, tuple[str, dict[str, Any]]] = {}  # trial id -> config id, tuned values
         self._studies: dict[str, str] = {}  # screening trial id -> its period (what early stopping compares within)
-        self._seen: dict[str, _Screened] = {}  # screening trial id -> how it ended (the last row or result)
+        self._seen: dict[str, Reached] = {}  # screening trial id -> how it ended (the last row or result)
         self._curves: dict[str, dict[int, float]] = {}  # screening trial id -> epoch -> objective (early stopping)
         self._done: set[str] = set()  # trial ids with an ok or pruned row
         self._running: set[str] = set()
@@ -152,20 +148,14 @@ class Promote(Scheduler):
     def _note(self, tid: str, status: str, error: Any, epochs: Any, value: float | None) -> None:
         if status == Status.INTERRUPTED.value:
             return
-        epoch = pruned_epoch(error) if status == Status.PRUNED.value else None
-        if epoch is None:
-            try:
-                epoch = int(float(epochs))
-            except (TypeError, ValueError):
-                epoch = 0
-        self._seen[tid] = _Screened(self._screen_trials[tid][0], self._studies[tid], status, epoch,
-                                    value if value is not None and math.isfinite(value) else math.inf)
+        self._seen[tid] = Reached(self._screen_trials[tid][0], self._studies[tid], status, Reached.where(error, epochs),
+                                  value if value is not None and math.isfinite(value) else math.inf)
 
     def ranked(self) -> list[str]:
         """The screened configs, best first. Without early stopping: those with every screening trial ok, by their
         mean value. With it: those with no failed or diverged screening trial, as successive halving replayed
         with all the evidence takes them (the furthest first, then by their place where they got to)."""
-        by_config: dict[str, list[_Screened]] = {}
+        by_config: dict[str, list[Reached]] = {}
         for seen in self._seen.values():
             by_config.setdefault(seen.config_id, []).append(seen)
         if self.stopping is None:

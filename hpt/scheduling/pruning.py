@@ -20,7 +20,8 @@ import io
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import plural
@@ -115,7 +116,8 @@ def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
     return behind + 1 > max(1, (others + 1) // reduction_factor)
 
 
-class Reached(Protocol):
+@dataclass
+class Reached:
     """What :func:`halving_standing` needs of one finished trial (ok or pruned)."""
 
     config_id: str
@@ -123,6 +125,18 @@ class Reached(Protocol):
     status: str  # "ok" or "pruned"
     epoch: int  # the epoch it was stopped at (pruned trials)
     value: float  # its objective (ok trials)
+
+    @staticmethod
+    def where(error: Any, epochs: Any, most: int | None = None) -> int:
+        """The epoch a trial got to, from its row or result: where this wrapper stopped it (its error), else its
+        epochs trained (0 when unknown)."""
+        epoch = pruned_epoch(error, most)
+        if epoch is not None:
+            return epoch
+        try:
+            return int(float(epochs))
+        except (TypeError, ValueError):
+            return 0
 
 
 def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping[int, float]],

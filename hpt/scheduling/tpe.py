@@ -44,6 +44,7 @@ from hpt.progress import plural
 from hpt.rows import params_of
 from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import (
+    Reached,
     curve_values,
     halving_standing,
     max_epochs,
@@ -78,17 +79,6 @@ def distribution(axis: Axis) -> optuna.distributions.BaseDistribution:
 
 
 @dataclass
-class _Finished:
-    """One ok or pruned trial, as :func:`halving_standing` needs it."""
-
-    config_id: str
-    study: str  # its period
-    status: str
-    epoch: int  # where it was stopped (pruned)
-    value: float  # its objective (ok)
-
-
-@dataclass
 class _Config:
     index: int  # in the plan
     config_id: str
@@ -100,7 +90,7 @@ class _Config:
     ids: dict[str, int] = field(default_factory=dict)  # trial id -> period
     values: dict[int, float] = field(default_factory=dict)  # period -> objective of its ok trial
     stopped: dict[int, tuple[int, float]] = field(default_factory=dict)  # period -> (epoch, place) where it was stopped
-    finished: dict[str, _Finished] = field(default_factory=dict)  # trial id -> how it ended (ok or pruned)
+    finished: dict[str, Reached] = field(default_factory=dict)  # trial id -> how it ended (ok or pruned)
     failed: bool = False
     told: tuple[Any, ...] = ()  # what the study was told of it: (state, value, intermediate values)
 
@@ -217,7 +207,7 @@ class TPEScheduler(Scheduler):
         value = metric_value(metrics, self.spec.objective)
         if status == Status.OK.value and value is not None and math.isfinite(value):
             config.values[period] = value
-            config.finished[tid] = _Finished(config.config_id, str(period), status, self.max_epochs, value)
+            config.finished[tid] = Reached(config.config_id, str(period), status, self.max_epochs, value)
         elif status == Status.PRUNED.value:
             epoch = pruned_epoch(error, self.max_epochs)
             if epoch is None:
@@ -227,7 +217,7 @@ class TPEScheduler(Scheduler):
                     return  # not started: its config was stopped in another period
             place = stopped_place(error)
             config.stopped[period] = (epoch, 0.5 if place is None else place)
-            config.finished[tid] = _Finished(config.config_id, str(period), status, epoch, math.inf)
+            config.finished[tid] = Reached(config.config_id, str(period), status, epoch, math.inf)
         elif status != Status.INTERRUPTED.value:
             config.failed = True
 
