@@ -224,3 +224,14 @@ def test_promote_through_the_cli(write_spec: Any, cli: Any, tmp_path: Path) -> N
     again = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
     assert again.returncode == 0 and "skipping 8 trials already done" in again.stdout, again.stdout
     assert len(rows_of(tmp_path / "res")) == 8
+
+
+def test_hpt_final_after_a_screen_says_the_screen_saw_the_hold_out(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    run(promote_spec(write_spec), tmp_path / "res")
+    out = cli("final", str(tmp_path / "res"), "--holdout", "1M")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "hpt: error: the quick screen's period 2014-12-01..2015-01-01 (--quick and search.promote screen on the last "
+        "whole month of data) overlaps the hold-out 2014-12-01..2015-01-01 (--holdout 1M): the screen chose configs on "
+        "it, so the hold-out would not be unseen; to keep months back from the screen too, tune with date_ranges.auto "
+        "and its \"holdout\" (the screen then uses the last whole month before them)"], out.stderr

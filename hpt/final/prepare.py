@@ -23,6 +23,7 @@ from hpt.baselines import (
 )
 from hpt.data import DataError
 from hpt.errors import InputError
+from hpt.fidelity import QUICK
 from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
@@ -171,6 +172,13 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     tuning_periods = config_periods(frame_rows)
     clash = overlapping_period(tuning_periods, holdout)
     if clash is not None:
+        quick = frame_rows["fidelity"].astype(str).eq(QUICK.name) if "fidelity" in frame_rows else None
+        if quick is not None and quick.any() and clash in config_periods(frame_rows[quick]):
+            raise InputError(f"the quick screen's period {clash} (--quick and search.promote screen on the last whole "
+                             f"month of data) overlaps the hold-out {holdout.period} ({holdout.how}): the screen chose "
+                             "configs on it, so the hold-out would not be unseen; to keep months back from the screen "
+                             "too, tune with date_ranges.auto and its \"holdout\" (the screen then uses the last whole "
+                             "month before them)")
         raise InputError(f"tuning period {clash} overlaps the hold-out {holdout.period} ({holdout.how}): the hold-out "
                          "would not be unseen; choose a later --holdout-start or a shorter --holdout, or tune with "
                          "date_ranges.auto.holdout so that the periods keep it back")
