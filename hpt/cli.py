@@ -471,7 +471,10 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     else:
         if screen is not None:  # the trials listed are the screen's: stage 2's are chosen by it
             trials = screen
-            click.echo(f"stage 1 trials ({trials.fidelity.name}; stage 2's are chosen by the screen):")
+            click.echo(f"stage 1 trials ({trials.fidelity.name}; stage 2's are chosen by the screen): trial id, period, "
+                       "seed, tuned values")
+        else:
+            click.echo("trials: trial id, period, seed, tuned values")
         _print_trials(trials, status, limit, more)
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 

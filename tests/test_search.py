@@ -206,6 +206,7 @@ def test_plan_shows_each_trials_seed_and_the_seeds_per_period(write_spec: Any, t
     out = CliRunner().invoke(main, ["plan", str(spec), "--sink", str(tmp_path / "res"), "--limit", "12"])
     assert out.exit_code == 0, out.output
     assert "12 trials = 2 configs x 2 periods x 3 seeds (training.repeats)" in out.stdout
+    assert "\ntrials: trial id, period, seed, tuned values\n" in out.stdout  # what the columns below are
     plan = expand(load_spec(spec))
     for t in plan:
         assert f"  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  " in out.stdout
