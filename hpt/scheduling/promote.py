@@ -40,6 +40,7 @@ from hpt.scheduling.pruning import (
     max_epochs,
     metric_value,
     period_key,
+    stopping_text,
 )
 from hpt.search import TrialPlan, expand
 from hpt.trial import Progress, Status, Trial, TrialResult
@@ -74,8 +75,6 @@ def promote_trials(spec: Spec, quick: Spec, configs: int) -> tuple[int, int]:
 
 def promote_text(spec: Spec, quick: Spec, configs: int) -> list[str]:
     """What ``hpt plan`` says about ``search.promote``: both stages and their trial counts."""
-    from hpt.scheduling.pruning import stopping_text
-
     rule = spec.search.promote
     assert rule is not None
     top = rule.count(configs)
