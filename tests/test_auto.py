@@ -76,7 +76,7 @@ def test_quick_spec_is_one_month_at_most_20_epochs(write_spec: Any) -> None:
 
 def test_quick_run_rows(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(training={"epochs": 25, "patience": 0}))
-    out = cli("run", str(spec), "--quick", "--today", "2014-03-05", "--sink", str(tmp_path / "res"))
+    out = cli("run", str(spec), "--quick", "--today", "2014-03-05", "--sink", str(tmp_path / "res"), "--workers", "1")
     assert out.returncode == 0, out.stderr
     table = pd.read_csv(tmp_path / "res" / "results.csv")
     rows = table[table["architecture"] == "mlp"].reset_index(drop=True)  # the naive baselines' rows apart
@@ -151,7 +151,8 @@ def test_compare_rankings() -> None:
 
 def test_screen_check_runs_both_and_reports(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(parameters={"lr": [0.0003, 0.003, 0.03]}))
-    out = cli("screen-check", str(spec), "--configs", "3", "--sink", str(tmp_path / "res"), "--today", "2013-03-10", "-q")
+    out = cli("screen-check", str(spec), "--configs", "3", "--sink", str(tmp_path / "res"), "--today", "2013-03-10", "-q",
+              "--workers", "1")
     assert out.returncode == 0, out.stderr
     assert "Spearman rank correlation quick vs full:" in out.stdout and "top-3 overlap:" in out.stdout
     rows = pd.read_csv(tmp_path / "res" / "results.csv")

@@ -106,7 +106,7 @@ def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, cli:
     env = {**server.client_env(), "HPT_SINK_RETRIES": "2", "HPT_SINK_TIMEOUT": "5"}
     data = {"path": f"{scheme}://{bucket}/data/load.csv", "time_column": "ts", "target": "y"}
     spec = write_spec(tiny_spec(data=data, parameters={"lr": [0.01]}, training={"epochs": 1}))
-    done = cli("run", str(spec), "--sink", str(tmp_path / "r"), env=env)
+    done = cli("run", str(spec), "--sink", str(tmp_path / "r"), "--workers", "1", env=env)
     assert done.returncode == 0, done.stderr
     table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert list(table["status"]) == ["ok", "ok"]

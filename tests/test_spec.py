@@ -270,7 +270,7 @@ def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Pa
     doc = tiny_spec(architecture="my_spec_models:tiny_tcn", parameters={"width": [4, 8]}, training={"epochs": 1},
                     date_ranges=[["2013-01-01", "2013-01-15"]])
     (folder / "spec.json").write_text(json.dumps(doc))
-    done = cli("run", str(folder / "spec.json"), "--sink", str(tmp_path / "res"), env={"PYTHONPATH": ""})
+    done = cli("run", str(folder / "spec.json"), "--sink", str(tmp_path / "res"), "--workers", "1", env={"PYTHONPATH": ""})
     assert done.returncode == 0, done.stderr
     rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "res" / "rows").glob("*.json"))]
     rows = [r for r in rows if not r["architecture"].startswith("naive-")]
