@@ -436,8 +436,7 @@ def test_outage_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> 
         gated.let(gate, trial=0)
         gated.let(gate, trial=1)
         lrs = [0.0005 * (i + 1) for i in range(10)]
-        proc = _popen(["run", str(_spec_file(tmp_path, "outage", lrs, epochs=3, gate=gate)), "--sink", uri, "--workers", "1"],
-                      env)
+        proc = _popen(["run", str(_spec_file(tmp_path, "outage", lrs, epochs=3, gate=gate)), "--sink", uri], env)
         lines = _Lines(proc)
         _wait_for_rows(server, bucket, "p", 2, proc)
         server.stop()
@@ -464,7 +463,7 @@ def test_frozen_s3_server_delays_delivery_without_stopping_training(s3_server: L
     uri = f"s3://{bucket}/p"
     env = {**s3_server.client_env(), **_fast_env(tmp_path), "HPT_SINK_TIMEOUT": "1", "HPT_FLUSH_TIMEOUT": "60"}
     proc = _popen(["run", str(_spec_file(tmp_path, "frozen", [0.0005 * (i + 1) for i in range(8)], epochs=2)),
-                   "--sink", uri, "--workers", "1"], env)
+                   "--sink", uri], env)
     try:
         _wait_for_rows(s3_server, bucket, "p", 1, proc)
         s3_server.freeze()
@@ -487,7 +486,7 @@ def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(
         gate = tmp_path / "gate"  # the trials after the first wait until the server is down (tests/gated.py)
         gated.let(gate, trial=0)
         spec = _spec_file(tmp_path, "down", [0.0005 * (i + 1) for i in range(5)], epochs=2, gate=gate)
-        proc = _popen(["run", str(spec), "--sink", uri, "--workers", "1"], env)
+        proc = _popen(["run", str(spec), "--sink", uri], env)
         _wait_for_rows(server, bucket, "p", 1, proc)
         server.stop()
         gated.let(gate)
