@@ -123,15 +123,18 @@ def cli_here(*args: str, cwd: Path | None = None,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """What hpt_cli answers (exit code, stdout, stderr) from the CLI run in this process: for the many checks of
     what a command says that are not about the process, without a second's imports each. An exception hpt does
-    not turn into an exit code fails the test (where hpt_cli would show a traceback in stderr)."""
+    not turn into an exit code fails the test (where hpt_cli would show a traceback in stderr). Warnings a
+    process says once are said again, as by a new process."""
     import torch
 
     from hpt.cli import main
+    from hpt.spec import windowing
 
     threads, here = torch.get_num_threads(), os.getcwd()
     try:
         if cwd is not None:
             os.chdir(cwd)
+        windowing._said.clear()
         done = CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
     finally:
         os.chdir(here)

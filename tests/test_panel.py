@@ -347,10 +347,10 @@ def test_predict_forecasts_every_series_of_the_file_each_in_its_own_units(
 
 
 def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
-        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path, cli: Any) -> None:
+        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
     model, _, _ = final_panel
     data = write_panel(tmp_path / "new.csv", {"small": (1.0, 200), "fresh": (10.0, 200)}, shape="daily")
-    done = cli("predict", str(model), "--data", str(data), "--last")
+    done = cli_here("predict", str(model), "--data", str(data), "--last")
     assert done.returncode == 0, done.stderr
     assert ('series "fresh" is not among the 2 series the model was trained on: forecast by the global model, '
             "scaled by its own rows in") in done.stderr

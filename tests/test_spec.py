@@ -23,8 +23,7 @@ DATA = {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """The CLI in this process here: these checks are of what a command says about a spec, not of the process
-    (the builder module test runs it as a process: its PYTHONPATH is the point; the few-windows warning too: a
-    process says it once)."""
+    (the builder module test runs it as a process: its PYTHONPATH is the point)."""
     return cli_here
 
 
@@ -156,7 +155,7 @@ def test_a_key_in_the_wrong_section_is_pointed_to_its_section(write_spec: Any, c
 
 
 def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_change(
-        tmp_path: Path, write_spec: Any) -> None:
+        tmp_path: Path, write_spec: Any, cli: Any) -> None:
     days = pd.date_range("2013-01-01", "2014-12-31", freq="D")
     pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "sales": np.sin(np.arange(len(days))) + 10}).to_csv(
         tmp_path / "daily.csv", index=False)
@@ -164,7 +163,7 @@ def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_chang
                                      date_ranges=[["2013-01-01", "2013-03-01"], ["2013-07-01", "2014-07-01"]],
                                      training={"lookback": 48, "validation": "7D"}))
     for command in (["validate"], ["run", "--dry-run"]):
-        out = hpt_cli(*command, str(spec_file), cwd=tmp_path)  # each a process: one process warns once per period
+        out = cli(*command, str(spec_file), cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         # 59 days, 7 of them validation, leave 52 rows: 4 windows of 48 + 1
         assert out.stderr.splitlines() == [
