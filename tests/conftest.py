@@ -135,7 +135,7 @@ def cli_here(*args: str, cwd: Path | None = None,
         if cwd is not None:
             os.chdir(cwd)
         windowing._said.clear()
-        done = CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+        done = CliRunner(env=env).invoke(main, list(args), prog_name="hpt", catch_exceptions=False)
     finally:
         os.chdir(here)
         torch.set_num_threads(threads)

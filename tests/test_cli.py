@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, hpt_here, tiny_spec
+from tests.conftest import ROOT, cli_here, hpt_here, tiny_spec
 
 
 def _error_line(done: Any) -> str:
@@ -37,26 +37,26 @@ def _error_line(done: Any) -> str:
     (["final", "hpt-results/x", "--months", "0"], "--months"),
     (["predict", "model.pt"], "Missing option '--data'"),
 ])
-def test_usage_errors_are_one_line(cli: Any, args: list[str], words: str) -> None:
-    line = _error_line(cli(*args))
+def test_usage_errors_are_one_line(args: list[str], words: str) -> None:
+    line = _error_line(cli_here(*args))
     assert words in line
     if args[0] != "frob":
         assert f"see 'hpt {args[0]} --help'" in line
 
 
-def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(cli: Any, tmp_path: Path) -> None:
-    line = _error_line(cli("run", str(ROOT / "specs" / "lstm.json"), "--sink", "s3:/bucket/x", cwd=tmp_path))
+def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(tmp_path: Path) -> None:
+    line = _error_line(cli_here("run", str(ROOT / "specs" / "lstm.json"), "--sink", "s3:/bucket/x", cwd=tmp_path))
     assert "s3:/bucket/x: not a valid location (did you mean s3://bucket/x?)" in line
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(cli: Any, tmp_path: Path) -> None:
+def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(tmp_path: Path) -> None:
     missing_spec = tmp_path / "nosuch.json"
-    assert "spec file not found" in _error_line(cli("sync", str(missing_spec)))
-    assert "no such results folder" in _error_line(cli("sync", str(tmp_path / "nodir")))
+    assert "spec file not found" in _error_line(cli_here("sync", str(missing_spec)))
+    assert "no such results folder" in _error_line(cli_here("sync", str(tmp_path / "nodir")))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "no results there" in _error_line(cli("sync", str(empty)))
+    assert "no results there" in _error_line(cli_here("sync", str(empty)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
 
 

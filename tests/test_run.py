@@ -16,7 +16,7 @@ import pytest
 
 from hpt.model_io import load_model
 from tests import gated
-from tests.conftest import ROOT, hpt_here, tiny_spec, trial_row_files
+from tests.conftest import ROOT, cli_here, hpt_here, tiny_spec, trial_row_files
 
 
 def _csv(folder: Path) -> pd.DataFrame:
@@ -76,13 +76,12 @@ def test_dry_run_and_plan_list_trials_without_training(write_spec: Any, cli: Any
     assert "... and 9 more" in planned.stdout
 
 
-def test_a_missing_warm_start_folder_is_bad_input_for_validate_plan_and_run(write_spec: Any, cli: Any,
-                                                                            tmp_path: Path) -> None:
+def test_a_missing_warm_start_folder_is_bad_input_for_validate_plan_and_run(write_spec: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(search={"strategy": "tpe", "max_trials": 4, "seed": 0,
                                         "warm_start": [str(tmp_path / "old-results")]},
                                 parameters={"lr": {"loguniform": [0.001, 0.1]}, "hidden_size": [8]}))
     for args in (["validate"], ["plan"], ["run", "--sink", str(tmp_path / "res")]):
-        out = cli(*args, str(spec))
+        out = cli_here(*args, str(spec))
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr == f"hpt: error: {spec}: search.warm_start[0]: {tmp_path / 'old-results'}: " \
                              "no such results folder\n"
@@ -245,10 +244,10 @@ def test_two_workers_share_the_trials(write_spec: Any, cli: Any, tmp_path: Path)
     assert len(table) == 8 and (table["status"] == "ok").all()
 
 
-def test_unwritable_results_folder_is_bad_input(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+def test_unwritable_results_folder_is_bad_input(write_spec: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    out = cli("run", str(write_spec()), "--sink", str(blocker / "res"))
+    out = cli_here("run", str(write_spec()), "--sink", str(blocker / "res"))
     assert out.returncode == 2 and "cannot write results to" in out.stderr and "Traceback" not in out.stderr
     assert blocker.read_text() == "not a folder"
 
