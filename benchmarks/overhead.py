@@ -48,7 +48,7 @@ from hpt.backends.local import Slot, choose_slots, usable_cpus
 from hpt.data import DEMO_DATA, load_frame, resolve_data_path
 from hpt.hparams import TRAINING
 from hpt.periods import Period, parse_time
-from hpt.progress import Reporter, plural
+from hpt.progress import Reporter
 from hpt.rows import RESULTS_CSV, to_csv
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
@@ -231,8 +231,8 @@ def overhead(trials: int, reps: int, existing: int) -> list[dict[str, float]]:
         return runs
 
 
-def _layout_spec(folder: Path, configs: int, epochs: int) -> Path:
-    """Small LSTM trials of about a second each on one core (at 5 epochs): what a CPU-only machine tunes."""
+def _layout_spec(folder: Path, configs: int) -> Path:
+    """Small LSTM trials of about a second each on one core: what a CPU-only machine tunes."""
     doc = {
         "name": "layout",
         "architecture": "lstm",
@@ -240,8 +240,7 @@ def _layout_spec(folder: Path, configs: int, epochs: int) -> Path:
         "date_ranges": [["2013-01-01", "2013-02-01"], ["2013-03-01", "2013-04-01"]],
         "search": {"strategy": "grid", "seed": 0},
         "parameters": {"lr": [round(1e-3 * (1 + i), 6) for i in range(configs)], "hidden_size": [16]},
-        "training": {"epochs": epochs, "batch_size": 128, "lookback": 24, "horizon": 1, "validation": "7D",
-                     "patience": 0},
+        "training": {"epochs": 5, "batch_size": 128, "lookback": 24, "horizon": 1, "validation": "7D", "patience": 0},
         "objective": "val_mse",
     }
     path = folder / "layout.json"
@@ -249,7 +248,7 @@ def _layout_spec(folder: Path, configs: int, epochs: int) -> Path:
     return path
 
 
-def trials_per_hour(configs: int, reps: int, busy: bool, epochs: int) -> dict[str, list[float]]:
+def trials_per_hour(configs: int, reps: int, busy: bool) -> dict[str, list[float]]:
     """Trials per hour of whole runs (worker start-up included) for each CPU layout, `reps` times, interleaved.
 
     `busy`: another process keeps one core busy meanwhile, as a second job on a shared machine does.
@@ -261,7 +260,7 @@ def trials_per_hour(configs: int, reps: int, busy: bool, epochs: int) -> dict[st
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         with tempfile.TemporaryDirectory(prefix="hpt-bench-") as tmp:
-            spec = load_spec(_layout_spec(Path(tmp), configs, epochs))
+            spec = load_spec(_layout_spec(Path(tmp), configs))
             for r in range(reps):
                 for i, (name, slots) in enumerate(layouts.items()):
                     t0 = time.perf_counter()
@@ -284,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads in (a) [default: 1]")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="device of (a)")
     ap.add_argument("--layout-configs", type=int, help="configs per run in (c), x 2 periods [default: 6, quick: 2]")
-    ap.add_argument("--layout-epochs", type=int, default=5, help="epochs per trial in (c) [default: 5]")
     args = ap.parse_args(argv)
     reps = args.reps or (1 if args.quick else 15)
     runs = args.runs or (1 if args.quick else 5)
@@ -292,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     trials = args.trials or (10 if args.quick else 50)
     if trials < 4 or trials % 2:
         ap.error("--trials must be an even number >= 4 (configs x 2 periods)")
-    if args.layout_epochs < 1:
-        ap.error("--layout-epochs must be >= 1")
     period = Period(parse_time("2013-01-01"), parse_time("2013-01-22" if args.quick else "2013-03-01"))
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -333,13 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             f"train_time_s of trials 2..{trials}, per trial)")
 
     configs = args.layout_configs or (2 if args.quick else 6)
-    print(f"\n(c) trials per hour by CPU layout: {2 * configs} small LSTM trials (hidden 16, "
-          f"{plural(args.layout_epochs, 'epoch')}, 1-month periods) per run, whole runs including worker start-up; "
-          f"medians of {runs} run(s)")
+    print(f"\n(c) trials per hour by CPU layout: {2 * configs} small LSTM trials (hidden 16, 5 epochs, 1-month "
+          f"periods) per run, whole runs including worker start-up; medians of {runs} run(s)")
     print(f"  {'layout':<28}{'idle machine':>14}{'x 1st':>7}{'one core busy':>15}{'x 1st':>7}")
-    idle = trials_per_hour(configs, runs, busy=False, epochs=args.layout_epochs)
-    # a smoke run measures the idle half
-    busy = None if args.quick else trials_per_hour(configs, runs, busy=True, epochs=args.layout_epochs)
+    idle = trials_per_hour(configs, runs, busy=False)
+    busy = None if args.quick else trials_per_hour(configs, runs, busy=True)  # a smoke run measures the idle half
     first = next(iter(idle))
     for name in idle:
         a = statistics.median(idle[name])
