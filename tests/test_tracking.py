@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import hpt_cli, hpt_here, tiny_spec
+from tests.conftest import cli_here, hpt_cli, hpt_here, tiny_spec
 
 CONFIGS = {0.01: "ok", 1e12: "diverged"}  # lr 1e12 diverges in its first epoch: a trial that did not finish ok
 
@@ -299,11 +299,11 @@ def _check_mlflow_trials(store: str, experiment: str, location: Path, run_ids: s
 
 def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path, sqlite_store: str) -> None:
     store = sqlite_store
-    done = hpt_cli("results", str(location), "--mlflow", store)
+    done = cli_here("results", str(location), "--mlflow", store)
     assert done.returncode == 0, done.stderr
     assert f"mlflow: 4 trials logged to {store} (experiment tracked)" in done.stdout
     _check_mlflow_trials(store, "tracked", location, {r["run_id"] for r in _rows(location).values()})
-    again = hpt_cli("results", str(location), "--mlflow", store)
+    again = cli_here("results", str(location), "--mlflow", store)
     assert again.returncode == 0, again.stderr
     assert f"mlflow: 0 trials logged to {store} (experiment tracked); 4 already there" in again.stdout
     assert len(_mlflow_runs(store, "tracked")) == 5
@@ -328,7 +328,7 @@ def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_
     runs = _tensorboard_runs(out)
     assert len(runs) == 5 and sorted(runs.pop(".")["experiment"]["hparams"]["lr"]) == sorted(CONFIGS)
     assert {r["status"] for r in runs.values()} == {"STATUS_SUCCESS", "STATUS_FAILURE"}
-    after = hpt_cli("results", str(sink), "--mlflow", store, "--tensorboard", str(out))  # its spec names the experiment
+    after = cli_here("results", str(sink), "--mlflow", store, "--tensorboard", str(out))  # its spec names the experiment
     assert f"mlflow: 0 trials logged to {store} (experiment hpt-live); 4 already there" in after.stdout, after.stderr
     assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in after.stdout
 
@@ -565,7 +565,7 @@ def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp
     from hpt.tracking.mlflow import log_final
 
     store = sqlite_store
-    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
+    done = cli_here("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
                    str(tmp_path / "report.json"), cwd=tmp_path)  # MLflow keeps a sqlite store's artifacts in ./mlruns
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
@@ -596,7 +596,7 @@ def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp
 
 def test_hpt_final_with_a_tracking_server_away_is_one_line(tuned_location: Path, tmp_path: Path) -> None:
     uri = f"http://127.0.0.1:{closed_port()}"
-    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
+    done = cli_here("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
     assert done.returncode == 0, done.stdout + done.stderr
     final_id = json.loads((tmp_path / "r.json").read_text())["final_id"]
     assert (tuned_location / "final" / final_id / "model.pt").is_file()
