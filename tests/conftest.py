@@ -119,6 +119,31 @@ def hpt_here(*args: str, env: dict[str, str] | None = None) -> Result:
         torch.set_num_threads(threads)
 
 
+def cli_here(*args: str, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """What hpt_cli answers (exit code, stdout, stderr) from the CLI run in this process: for the many checks of
+    what a command says that are not about the process, without a second's imports each. An exception hpt does
+    not turn into an exit code fails the test (where hpt_cli would show a traceback in stderr). As with a new
+    process, warnings a process says once are said again, and what the command sets in os.environ is undone."""
+    import torch
+
+    from hpt.cli import main
+    from hpt.spec import windowing
+
+    threads, here, environ = torch.get_num_threads(), os.getcwd(), dict(os.environ)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        windowing._said.clear()
+        done = CliRunner(env=env).invoke(main, list(args), prog_name="hpt", catch_exceptions=False)
+    finally:
+        os.chdir(here)
+        torch.set_num_threads(threads)
+        os.environ.clear()
+        os.environ.update(environ)
+    return subprocess.CompletedProcess(["hpt", *args], done.exit_code, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return hpt_cli

@@ -25,6 +25,6 @@ def tuned_location(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = folder / "tiny-final.json"
     spec.write_text(json.dumps(final_spec()))
     sink = folder / "results"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "--today", TODAY, "--workers", "2", "-q", timeout=240)
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--today", TODAY, "--workers", "1", "-q", timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     return sink

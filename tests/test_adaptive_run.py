@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from tests.conftest import tiny_spec
+from tests.conftest import cli_here, tiny_spec
 from tests.test_pruning import rows_of
 
 
@@ -18,7 +18,7 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
                     parameters={"lr": [0.03, 0.0001, 0.00003], "hidden_size": [8, 16]})
     doc["training"]["epochs"] = 12  # a stop has epochs to arrive in: tiny epochs take milliseconds
     spec, sink = write_spec(doc), tmp_path / "res"
-    plan = cli("plan", str(spec), "--sink", str(sink))
+    plan = cli_here("plan", str(spec), "--sink", str(sink))
     assert plan.returncode == 0, plan.stderr
     assert ("early stopping asha: rungs at epoch 1, 3, 9 of 12; a trial goes on when in the best 1/3 of its period's "
             "trials at each rung; a rung judges a trial only once 3 other trials of its period reached it: at the first "
@@ -56,7 +56,7 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
     assert all((sink / "models" / f"{t}.pt").exists() for t in ok["trial_id"])
     assert (ok["epochs"] == 12).all()
 
-    shown = cli("results", str(sink))
+    shown = cli_here("results", str(sink))
     assert shown.returncode == 0, shown.stderr
     n = pruned["config_id"].nunique()
     assert f"Stopped early: {n} config{'s' if n > 1 else ''} with a pruned period ({len(pruned)} trial" in shown.stdout
@@ -78,7 +78,7 @@ def test_tpe_on_real_trials_with_two_workers_survives_diverging_configs(write_sp
                             "early_stopping": {"kind": "median", "min_epochs": 1}},
                     parameters={"lr": [0.001, 0.01, 1e3], "hidden_size": {"int": [4, 16]}})
     spec, sink = write_spec(doc), tmp_path / "res"
-    plan = cli("plan", str(spec))
+    plan = cli_here("plan", str(spec))
     assert plan.returncode == 0, plan.stderr
     assert "up to 12 trials = 6 configs x 2 periods (tpe search, seed 0" in plan.stdout
     assert "tpe: each config is chosen from the results so far (the first 3 at random)" in plan.stdout

@@ -23,7 +23,7 @@ from hpt.screening import compare_rankings
 from hpt.search import expand
 from hpt.spec import load_spec, quick_spec
 from tests import gated
-from tests.conftest import ROOT, tiny_spec, trial_row_files, trial_rows
+from tests.conftest import ROOT, cli_here, tiny_spec, trial_row_files, trial_rows
 
 FIRST, LAST, STEP = pd.Timestamp("2012-01-01"), pd.Timestamp("2014-12-31 23:00"), pd.Timedelta("1h")
 
@@ -54,10 +54,10 @@ def test_automatic_periods_that_do_not_fit_are_bad_input(write_spec: Any) -> Non
         load_spec(write_spec(tiny_spec(date_ranges={"auto": {"months": 0}})))
 
 
-def test_plan_shows_the_periods_of_the_month(write_spec: Any, cli: Any) -> None:
+def test_plan_shows_the_periods_of_the_month(write_spec: Any) -> None:
     spec = write_spec(tiny_spec(date_ranges={"auto": {"count": 2, "months": 1}}))
-    nov = cli("plan", str(spec), "--today", "2026-11-22")
-    dec = cli("plan", str(spec), "--today", "2026-12-01")
+    nov = cli_here("plan", str(spec), "--today", "2026-11-22")
+    dec = cli_here("plan", str(spec), "--today", "2026-12-01")
     assert nov.returncode == 0 and "drawn for 2026-11" in nov.stdout
     assert nov.stdout != dec.stdout.replace("2026-12", "2026-11")
 
@@ -76,7 +76,7 @@ def test_quick_spec_is_one_month_at_most_20_epochs(write_spec: Any) -> None:
 
 def test_quick_run_rows(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(training={"epochs": 25, "patience": 0}))
-    out = cli("run", str(spec), "--quick", "--today", "2014-03-05", "--sink", str(tmp_path / "res"))
+    out = cli("run", str(spec), "--quick", "--today", "2014-03-05", "--sink", str(tmp_path / "res"), "--workers", "1")
     assert out.returncode == 0, out.stderr
     table = pd.read_csv(tmp_path / "res" / "results.csv")
     rows = table[table["architecture"] == "mlp"].reset_index(drop=True)  # the naive baselines' rows apart
@@ -130,10 +130,10 @@ def test_auto_moves_a_badly_placed_range(cli: Any, write_spec: Any, tmp_path: Pa
     assert set(rows.filter(like="param_").columns) == {f"param_{p}" for p in LR_FAMILY} | {"param_hidden_size"}
 
 
-def test_auto_bad_input(cli: Any) -> None:
-    out = cli("auto", "--arch", "transformerz", "--dry-run")
+def test_auto_bad_input() -> None:
+    out = cli_here("auto", "--arch", "transformerz", "--dry-run")
     assert out.returncode == 2 and 'unknown architecture "transformerz"; known: mlp, lstm' in out.stderr
-    out = cli("auto", "--arch", "lstm", "--data", "x.csv", "--dry-run")
+    out = cli_here("auto", "--arch", "lstm", "--data", "x.csv", "--dry-run")
     assert out.returncode == 2 and "--data needs --target and --time-column" in out.stderr
 
 
@@ -151,7 +151,8 @@ def test_compare_rankings() -> None:
 
 def test_screen_check_runs_both_and_reports(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(parameters={"lr": [0.0003, 0.003, 0.03]}))
-    out = cli("screen-check", str(spec), "--configs", "3", "--sink", str(tmp_path / "res"), "--today", "2013-03-10", "-q")
+    out = cli("screen-check", str(spec), "--configs", "3", "--sink", str(tmp_path / "res"), "--today", "2013-03-10", "-q",
+              "--workers", "1")
     assert out.returncode == 0, out.stderr
     assert "Spearman rank correlation quick vs full:" in out.stdout and "top-3 overlap:" in out.stdout
     rows = pd.read_csv(tmp_path / "res" / "results.csv")

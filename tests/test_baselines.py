@@ -121,7 +121,7 @@ def test_a_real_run_logs_baselines_apart_from_the_trials_and_records_infer_ms(
     assert ("baselines: naive-last and naive-seasonal (season 24 from the 1h step): 4 rows = 2 x 2 periods on the "
             "trials' validation windows (not trials)") in plan.output
 
-    out = cli("run", str(spec), "--sink", str(sink))
+    out = cli("run", str(spec), "--sink", str(sink), "--workers", "1")
     assert out.returncode == 0, out.stderr
     assert re.search(r"^baselines: naive-last and naive-seasonal \(season 24 from the 1h step\): 4 rows computed in "
                      r"\d+ ms \(not trials\)$", out.stdout, re.M), out.stdout

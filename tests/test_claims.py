@@ -34,7 +34,7 @@ from hpt.spec import Spec, load_spec
 from hpt.store import ResultStore
 from hpt.trial import Status, Trial, TrialResult
 from tests.cloud_servers import LocalServer
-from tests.conftest import ROOT, tiny_spec, trial_rows
+from tests.conftest import ROOT, hpt_here, tiny_spec, trial_rows
 
 HOST = socket.gethostname()
 
@@ -270,11 +270,11 @@ def test_a_claim_of_a_dead_process_is_taken_at_once_only_in_the_same_pid_namespa
 
 @pytest.mark.parametrize("value", ["abc", "0", "-5"])
 def test_a_bad_claim_lease_stops_the_run_naming_the_variable_before_anything_is_written(
-        value: str, tmp_path: Path, cli: Any) -> None:
+        value: str, tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec()))
-    out = cli("run", str(spec), "--sink", str(tmp_path / "res"), env={"HPT_CLAIM_LEASE": value})
-    assert out.returncode == 2, out.stderr
+    out = hpt_here("run", str(spec), "--sink", str(tmp_path / "res"), env={"HPT_CLAIM_LEASE": value})
+    assert out.exit_code == 2, out.output
     assert out.stderr.strip() == f"hpt: error: $HPT_CLAIM_LEASE: expected a number of seconds > 0, got '{value}'"
     assert not (tmp_path / "res").exists()
 

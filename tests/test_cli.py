@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, cli_here, hpt_here, tiny_spec
 
 
 def _error_line(done: Any) -> str:
@@ -37,26 +37,26 @@ def _error_line(done: Any) -> str:
     (["final", "hpt-results/x", "--months", "0"], "--months"),
     (["predict", "model.pt"], "Missing option '--data'"),
 ])
-def test_usage_errors_are_one_line(cli: Any, args: list[str], words: str) -> None:
-    line = _error_line(cli(*args))
+def test_usage_errors_are_one_line(args: list[str], words: str) -> None:
+    line = _error_line(cli_here(*args))
     assert words in line
     if args[0] != "frob":
         assert f"see 'hpt {args[0]} --help'" in line
 
 
-def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(cli: Any, tmp_path: Path) -> None:
-    line = _error_line(cli("run", str(ROOT / "specs" / "lstm.json"), "--sink", "s3:/bucket/x", cwd=tmp_path))
+def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(tmp_path: Path) -> None:
+    line = _error_line(cli_here("run", str(ROOT / "specs" / "lstm.json"), "--sink", "s3:/bucket/x", cwd=tmp_path))
     assert "s3:/bucket/x: not a valid location (did you mean s3://bucket/x?)" in line
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(cli: Any, tmp_path: Path) -> None:
+def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(tmp_path: Path) -> None:
     missing_spec = tmp_path / "nosuch.json"
-    assert "spec file not found" in _error_line(cli("sync", str(missing_spec)))
-    assert "no such results folder" in _error_line(cli("sync", str(tmp_path / "nodir")))
+    assert "spec file not found" in _error_line(cli_here("sync", str(missing_spec)))
+    assert "no such results folder" in _error_line(cli_here("sync", str(tmp_path / "nodir")))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "no results there" in _error_line(cli("sync", str(empty)))
+    assert "no results there" in _error_line(cli_here("sync", str(empty)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
 
 
@@ -142,36 +142,38 @@ def test_a_double_ctrl_c_during_start_up_ends_with_130_and_no_traceback() -> Non
                 assert err.splitlines()[-1] == "hpt: interrupted (SIGINT); finished trials are kept", err
 
 
-def test_the_hint_for_trials_past_the_list_names_an_option_the_command_has(write_spec: Any, cli: Any,
-                                                                           tmp_path: Path) -> None:
+def test_the_hint_for_trials_past_the_list_names_an_option_the_command_has(write_spec: Any, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the commands run in this process, in a folder of their own
     spec = write_spec(tiny_spec(parameters={"lr": [0.001 * (i + 1) for i in range(12)]}))  # 24 trials, 20 listed
-    listed = cli("run", str(spec), "--dry-run", cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
+    listed = hpt_here("run", str(spec), "--dry-run")
+    assert listed.exit_code == 0, listed.output
     assert f"  ... and 4 more (hpt plan {spec} --limit N lists more)" in listed.stdout.splitlines()
-    every = cli("plan", str(spec), "--limit", "24", cwd=tmp_path)
-    assert every.returncode == 0 and "more" not in every.stdout, every.stdout + every.stderr
+    every = hpt_here("plan", str(spec), "--limit", "24")
+    assert every.exit_code == 0 and "more" not in every.stdout, every.stdout + every.stderr
     assert len([line for line in every.stdout.splitlines() if "  seed " in line]) == 24
-    auto = cli("auto", "--arch", "mlp", "--dry-run", "--today", "2014-12-15", cwd=tmp_path)  # 12 configs x 3 periods
-    assert auto.returncode == 0, auto.stderr
+    auto = hpt_here("auto", "--arch", "mlp", "--dry-run", "--today", "2014-12-15")  # 12 configs x 3 periods
+    assert auto.exit_code == 0, auto.output
     assert "  ... and 16 more" in auto.stdout.splitlines() and "--limit" not in auto.stdout
 
 
 def test_a_folder_in_a_spec_is_relative_to_the_spec_and_one_on_the_command_line_to_the_current_folder(
-        cli: Any, tmp_path: Path) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the current folder (the commands run in this process: none is about the process)
     (tmp_path / "specs").mkdir()
     spec, plain = tmp_path / "specs" / "spec.json", tmp_path / "specs" / "plain.json"
     spec.write_text(json.dumps(tiny_spec(sink="out")))
     plain.write_text(json.dumps(tiny_spec(name="plain")))
 
     def results(*args: str) -> tuple[str, str]:
-        done = cli(*args, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
+        done = hpt_here(*args)
+        assert done.exit_code == 0, done.output
         return done.stdout.splitlines()[-1], done.stderr
 
     assert results("plan", "specs/spec.json") == (f"results: {tmp_path / 'specs' / 'out'}", "")
     assert results("plan", "specs/plain.json")[0] == f"results: {tmp_path / 'hpt-results' / 'plain'}"
     assert results("plan", "specs/spec.json", "--sink", "here")[0] == f"results: {tmp_path / 'here'}"
-    auto = cli("auto", "--arch", "mlp", "--spec", "specs/spec.json", "--dry-run", cwd=tmp_path)
+    auto = hpt_here("auto", "--arch", "mlp", "--spec", "specs/spec.json", "--dry-run")
     assert f"results: {tmp_path / 'specs' / 'out'}" in auto.stdout.splitlines(), auto.stdout + auto.stderr
     # where hpt 0.2 put a spec's relative sink: named, not silently ignored, until the spec's folder has results
     (tmp_path / "out" / "rows").mkdir(parents=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,17 @@ from hpt.data import DataError, ReadOptions, load_frame, read_data, resolve_data
 from hpt.periods import Period
 from hpt.spec import check_data, data_report, load_spec
 from hpt.windows import count_windows, infer_step, make_windows, window_report
-from tests.conftest import ROOT, tiny_spec, trial_rows
+from tests.conftest import ROOT, cli_here, hpt_cli, tiny_spec, trial_rows
 
 SHARED_WEATHER = ROOT / "tests" / "data" / "seattle_weather_daily.csv"
 DEMO = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI in this process here: these checks are of what `hpt validate` says about data, not of the process
+    (the bucket test runs it as a process: the cloud clients' settings come from its environment)."""
+    return cli_here
 
 
 def _csv(tmp_path: Path, text: str) -> str:
@@ -97,7 +106,7 @@ def test_bundled_demo_data_resolves() -> None:
 
 
 @pytest.mark.parametrize("kind", ["s3", "gcs"])
-def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, cli: Any, write_spec: Any,
+def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, write_spec: Any,
                                  tmp_path: Path) -> None:
     server = request.getfixturevalue(f"{kind}_server")
     scheme = {"s3": "s3", "gcs": "gs"}[kind]
@@ -106,18 +115,18 @@ def test_data_read_from_a_bucket(kind: str, request: pytest.FixtureRequest, cli:
     env = {**server.client_env(), "HPT_SINK_RETRIES": "2", "HPT_SINK_TIMEOUT": "5"}
     data = {"path": f"{scheme}://{bucket}/data/load.csv", "time_column": "ts", "target": "y"}
     spec = write_spec(tiny_spec(data=data, parameters={"lr": [0.01]}, training={"epochs": 1}))
-    done = cli("run", str(spec), "--sink", str(tmp_path / "r"), env=env)
+    done = hpt_cli("run", str(spec), "--sink", str(tmp_path / "r"), "--workers", "1", env=env)
     assert done.returncode == 0, done.stderr
     table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert list(table["status"]) == ["ok", "ok"]
-    auto = cli("auto", "--arch", "mlp", "--data", data["path"], "--target", "y", "--time-column", "ts", "--trials", "2",
+    auto = hpt_cli("auto", "--arch", "mlp", "--data", data["path"], "--target", "y", "--time-column", "ts", "--trials", "2",
                "--dry-run", "--today", "2026-11-01", env=env)
     assert auto.returncode == 0 and "2 configs x 3 periods" in auto.stdout, auto.stderr
 
     for path, words in [(f"{scheme}://{bucket}/data/nothing.csv", f"no object at {scheme}://{bucket}/data/nothing.csv"),
                         (f"{scheme}://{bucket}/data/load.csv", 'no column "load"')]:
         bad = write_spec(tiny_spec(data={**data, "path": path, "target": "load" if "load.csv" in path else "y"}))
-        out = cli("validate", str(bad), env=env)
+        out = hpt_cli("validate", str(bad), env=env)
         errors = [line for line in out.stderr.splitlines() if line.startswith("hpt: error:")]
         assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr
         assert words in errors[0] and ("data.target" if "load.csv" in path else "data.path") in errors[0]

@@ -17,7 +17,7 @@ from hpt.backends.fake import Script
 from hpt.errors import SpecError
 from hpt.spec import load_spec
 from hpt.trial import Trial
-from tests.conftest import tiny_spec
+from tests.conftest import cli_here, tiny_spec
 from tests.test_pruning import run, spec_with
 
 # the curves of the configs in the order they start (the grid's order is seeded; the script follows the order)
@@ -77,10 +77,10 @@ def test_a_rung_judges_a_trial_only_once_min_trials_others_reached_it(write_spec
         assert got == {0: ["ok", "ok"], 1: ["pruned"], 2: ["pruned"], 3: ["pruned"], 4: ["pruned"], 5: ["pruned"]}
 
 
-def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any, cli: Any) -> None:
+def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any) -> None:
     doc = tiny_spec(search={"strategy": "grid", "early_stopping": {"kind": "asha", "min_epochs": 1}})
     doc["training"] = {**doc["training"], "epochs": 9}
-    out = cli("plan", str(write_spec(doc)))
+    out = cli_here("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
     assert ("a rung judges a trial only once 3 other trials of its period reached it: at the first rung a trial waits "
             "for them (it stops there, and once they got there it runs again from the start if it is in their best "
@@ -93,8 +93,7 @@ def _finalist_spec(write_spec: Any, **search: Any) -> Any:
     return spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_epochs": 1, "min_trials": 1}, **search})
 
 
-def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spec: Any, tmp_path: Path,
-                                                                       cli: Any, capsys: Any) -> None:
+def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spec: Any, tmp_path: Path, capsys: Any) -> None:
     script, order = ordered()
     summary, backend = run(_finalist_spec(write_spec), tmp_path / "res", script)
     rows = rows_by_config(tmp_path / "res", order)
@@ -113,7 +112,7 @@ def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spe
     assert summary.counts == {"ok": 6, "pruned": 7}  # the finalists' and the waiting trials' compute in the totals
     out = capsys.readouterr().out
     assert "finalists: 2 configs of the best 3 lack periods; 4 trials now run to the last epoch" in out
-    res = cli("results", str(tmp_path / "res"))
+    res = cli_here("results", str(tmp_path / "res"))
     assert res.returncode == 0, res.stderr
     ids = {c: cid for cid, c in order.items()}
     ranked = [line for line in res.stdout.splitlines() if any(ids[c] in line for c in (0, 1, 2))]
@@ -160,12 +159,12 @@ def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_
     pd.testing.assert_frame_equal(table(tmp_path / "cut"), table(tmp_path / "whole"))
 
 
-def test_finalists_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
+def test_finalists_spec_errors_are_one_line(write_spec: Any) -> None:
     with pytest.raises(SpecError, match=r"search.finalists: expected an integer >= 0 \(0 turns finalists off\), "
                                         r"got -1"):
         load_spec(write_spec(tiny_spec(search={"early_stopping": "asha", "finalists": -1})))
     assert load_spec(write_spec(tiny_spec(search={"early_stopping": "asha"}))).search.finalists == 3
-    out = cli("validate", str(write_spec(tiny_spec(search={"strategy": "grid", "finalists": 2}))))
+    out = cli_here("validate", str(write_spec(tiny_spec(search={"strategy": "grid", "finalists": 2}))))
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
     assert out.stderr.strip().endswith("search.finalists: only early stopping or racing leaves configs with stopped "
                                        "periods to complete; remove it or add early_stopping or race")

@@ -21,7 +21,7 @@ from hpt.periods import Period
 from hpt.search import expand
 from hpt.spec import parse_spec
 from hpt.windows import make_windows
-from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec
+from tests.conftest import ROOT, cli_here, hpt_cli, hpt_here, tiny_spec
 
 DATA = ROOT / "hpt" / "demo" / "electricity_hourly.csv"
 
@@ -50,7 +50,7 @@ def test_an_architecture_that_cannot_take_inputs_known_ahead_is_refused(write_sp
                                                                         data: dict[str, Any], named: str) -> None:
     if "future_features" in data:
         data = {**data, "path": str(_promo_file(tmp_path))}
-    done = hpt_cli("validate", str(write_spec(tiny_spec(architecture=arch, data=data, parameters={"lr": [0.01]}))))
+    done = cli_here("validate", str(write_spec(tiny_spec(architecture=arch, data=data, parameters={"lr": [0.01]}))))
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert f'architecture: architecture "{arch}" cannot take inputs known ahead ({named})' in line
@@ -59,10 +59,10 @@ def test_an_architecture_that_cannot_take_inputs_known_ahead_is_refused(write_sp
 
 def test_future_feature_mistakes_and_ids(write_spec: Any, tmp_path: Path) -> None:
     path = str(_promo_file(tmp_path))
-    done = hpt_cli("validate", str(write_spec(tiny_spec(data={"path": path, "features": ["promo"],
+    done = cli_here("validate", str(write_spec(tiny_spec(data={"path": path, "features": ["promo"],
                                                               "future_features": ["promo"]}))))
     assert done.returncode == 2 and 'data.future_features[0]: "promo" is listed twice' in done.stderr
-    absent = hpt_cli("validate", str(write_spec(tiny_spec(data={"path": path, "future_features": ["promo", "sale"]}))))
+    absent = cli_here("validate", str(write_spec(tiny_spec(data={"path": path, "future_features": ["promo", "sale"]}))))
     assert absent.returncode == 2 and 'data.future_features[1]: no column "sale" in promo.csv' in absent.stderr
     plain = [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path})))]
     assert [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path, "future_features": []})))] == plain

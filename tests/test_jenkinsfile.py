@@ -75,7 +75,7 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = folder / "tiny.json"
     spec.write_text(__import__("json").dumps(tiny_spec(parameters={"lr": [0.01], "hidden_size": [8]})))
     sink = folder / "results"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "-q", timeout=240)
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "-q", "--workers", "1", timeout=240)
     assert done.returncode == 0, done.stderr
     return sink
 

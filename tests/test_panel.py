@@ -18,7 +18,7 @@ from hpt.model_io import load_model
 from hpt.panel import in_sample_naive_mae, mase, mase_scale, series_frames
 from hpt.periods import Period
 from hpt.windows import count_windows, make_windows, series_problems, window_problem
-from tests.conftest import ROOT, hpt_cli, hpt_here, trial_rows
+from tests.conftest import ROOT, cli_here, hpt_cli, hpt_here, trial_rows
 
 START = pd.Timestamp("2024-01-01")
 PERIOD = Period(START, START + pd.Timedelta(days=20))
@@ -140,7 +140,7 @@ def _each_series_by_hand(one: pd.DataFrame, period: Period, lookback: int, horiz
     return n, int((hours > 1).sum()), int((hours[hours > 1] - 1).sum()), train, val
 
 
-def test_each_series_of_a_panel_is_checked_and_counted_as_it_would_be_alone(tmp_path: Path, cli: Any,
+def test_each_series_of_a_panel_is_checked_and_counted_as_it_would_be_alone(tmp_path: Path,
                                                                          write_spec: Any) -> None:
     hours = pd.date_range(START, periods=480, freq="h")
     k = np.arange(480.0)
@@ -197,9 +197,9 @@ def test_each_series_of_a_panel_is_checked_and_counted_as_it_would_be_alone(tmp_
     assert np.array_equal(w.panel.mean, np.stack([e.mean for e in each]))
     assert np.array_equal(w.panel.val_series, np.repeat(np.arange(4), [len(e.y_val) for e in each]))
     # hpt validate says how many series the spec tunes on
-    done = cli("validate", str(write_spec({**panel_spec(tmp_path / "p.csv"), "objective": "val_mse"})))
+    done = cli_here("validate", str(write_spec({**panel_spec(tmp_path / "p.csv"), "objective": "val_mse"})))
     assert done.returncode == 2  # the period holds the duplicated times
-    done = cli("validate", str(write_spec({**panel_spec(tmp_path / "p.csv", duplicates="first")})))
+    done = cli_here("validate", str(write_spec({**panel_spec(tmp_path / "p.csv", duplicates="first")})))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(": ok (mlp, 1 period, 8 series)")
     assert '4 of 8 series left out of it ("flat", "holey", "short" and 1 more), the first, "flat",' in done.stderr
@@ -347,10 +347,10 @@ def test_predict_forecasts_every_series_of_the_file_each_in_its_own_units(
 
 
 def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
-        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path, cli: Any) -> None:
+        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
     model, _, _ = final_panel
     data = write_panel(tmp_path / "new.csv", {"small": (1.0, 200), "fresh": (10.0, 200)}, shape="daily")
-    done = cli("predict", str(model), "--data", str(data), "--last")
+    done = cli_here("predict", str(model), "--data", str(data), "--last")
     assert done.returncode == 0, done.stderr
     assert ('series "fresh" is not among the 2 series the model was trained on: forecast by the global model, '
             "scaled by its own rows in") in done.stderr
@@ -447,13 +447,13 @@ def test_a_panel_read_from_a_bucket_with_results_streamed_to_it(s3_server: Any, 
     assert list(trial_rows(table)["status"]) == ["ok"] and table["val_mase"].notna().all()
 
 
-def test_validate_counts_and_names_the_series_with_gaps_and_constant_targets(tmp_path: Path, cli: Any,
+def test_validate_counts_and_names_the_series_with_gaps_and_constant_targets(tmp_path: Path,
                                                                             write_spec: Any) -> None:
     data = write_panel(tmp_path / "p.csv", {"a": (1.0, 480), "b": (1.0, 480), "flat": (0.0, 480)}, shape="daily")
     frame = pd.read_csv(data)
     hole = (frame["station"] == "b") & frame["ts"].between("2024-01-05 00:00:00", "2024-01-05 04:00:00")
     frame[~hole].to_csv(data, index=False)
-    done = cli("validate", str(write_spec(panel_spec(data))))
+    done = cli_here("validate", str(write_spec(panel_spec(data))))
     assert done.returncode == 0, done.stderr
     assert ('1 of 3 series left out of it ("flat") because target "y" is constant (0) on its train part'
             in done.stderr)

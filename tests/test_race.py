@@ -13,7 +13,7 @@ from hpt.results import load_results, summarise
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec
 from hpt.trial import Trial
-from tests.conftest import tiny_spec
+from tests.conftest import hpt_here, tiny_spec
 from tests.test_pruning import _interrupt_at, rows_of
 
 MONTHS = [["2013-01-01", "2013-01-15"], ["2013-02-01", "2013-02-15"], ["2013-03-01", "2013-03-15"],
@@ -101,8 +101,8 @@ def test_race_through_the_cli_ends_with_a_verdict_and_says_which_config_it_dropp
     spec = write_spec(tiny_spec(date_ranges=weeks, search={"race": True},
                                 parameters={"lr": [1e-7, 0.0003, 0.001, 0.003, 0.01], "hidden_size": [8]},
                                 training={"epochs": 2}))
-    plan = cli("plan", str(spec))
-    assert plan.returncode == 0 and "race: configs run period by period; after period 3, the configs" in plan.stdout
+    plan = hpt_here("plan", str(spec))
+    assert plan.exit_code == 0 and "race: configs run period by period; after period 3, the configs" in plan.stdout
     out = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
     assert out.returncode == 0, out.stderr
     rows = rows_of(tmp_path / "res")
@@ -111,12 +111,12 @@ def test_race_through_the_cli_ends_with_a_verdict_and_says_which_config_it_dropp
     reason = slow["error"].iloc[3]
     assert reason.startswith("dropped after 3 periods: worse than ") and "(Nemenyi p=0.0" in reason
     assert "race: after 3 periods, 1 config worse than" in out.stdout and reason in out.stdout
-    results = cli("results", str(tmp_path / "res"))
-    assert results.returncode == 0 and "Is the winner real?" in results.stdout
+    results = hpt_here("results", str(tmp_path / "res"))
+    assert results.exit_code == 0 and "Is the winner real?" in results.stdout
     assert "Dropped by the race: 1 config with a pruned period" in results.stdout and reason in results.stdout
     assert "Configs ranked by mean val_mse over 4 periods (full runs: 16 ok trials, 4 configs)" in results.stdout
-    again = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
-    assert again.returncode == 0 and "skipping 20 trials already done" in again.stdout, again.stdout
+    again = hpt_here("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
+    assert again.exit_code == 0 and "skipping 20 trials already done" in again.stdout, again.stdout
     assert len(rows_of(tmp_path / "res")) == 20  # nothing trained again, the dropped period not either
 
 

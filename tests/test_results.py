@@ -22,7 +22,7 @@ from scipy import stats
 from hpt.cli import main
 from hpt.results import BestConfig, best_config, load_results, rank_fidelity, summarise, winner_verdict
 from hpt.rows import rows_frame, to_csv
-from tests.conftest import ROOT, hpt_cli, tiny_spec
+from tests.conftest import ROOT, hpt_cli, hpt_here, tiny_spec
 
 P = [(f"{2013 + m // 12}-{m % 12 + 1:02d}-01", f"{2013 + m // 12}-{m % 12 + 1:02d}-15") for m in range(24)]
 
@@ -672,7 +672,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("real")
     spec = folder / "spec.json"
     spec.write_text(json.dumps(tiny_spec(parameters={"lr": [0.001, 0.03], "hidden_size": [8]})))
-    run = hpt_cli("run", str(spec), "--sink", str(folder / "res"), "-q")
+    run = hpt_cli("run", str(spec), "--sink", str(folder / "res"), "-q", "--workers", "1")
     assert run.returncode == 0, run.stderr
     (folder / "run.log").write_text(run.stdout)
     return folder / "res"
@@ -687,11 +687,11 @@ def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Pat
     assert len(doc["full"]["configs"]) == 2 and all(c["periods_run"] == 2 for c in doc["full"]["configs"])
     assert doc["comparisons"][0]["verdict"] == "too few periods to tell" and doc["winner"]["periods_needed"] == 6
 
-    best = hpt_cli("best", str(real_run))
-    assert best.returncode == 0 and "best config" in best.stderr
+    best = results_cli("best", str(real_run))
+    assert best.exit_code == 0 and "best config" in best.stderr
     params = json.loads(best.stdout)
     assert set(params) == {"lr", "hidden_size"} and params["hidden_size"] == [8]
-    assert hpt_cli("validate", str(write_spec(parameters=params))).returncode == 0  # pastes into a spec
+    assert results_cli("validate", str(write_spec(parameters=params))).exit_code == 0  # pastes into a spec
 
     # the end of the run named the same config, with the same mean
     log = (real_run.parent / "run.log").read_text()
@@ -704,8 +704,8 @@ def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: 
     """Each config finished ok in a different period only: the run must not crown one that `hpt best` refuses."""
     spec = write_spec(parameters={"lr": [1e3, 2e3], "hidden_size": [8]})  # diverges in every period
     sink = tmp_path / "res"
-    first = hpt_cli("run", str(spec), "--sink", str(sink), "-q")
-    assert first.returncode == 0, first.stderr
+    first = hpt_here("run", str(spec), "--sink", str(sink), "-q", "--workers", "1")
+    assert first.exit_code == 0, first.output
     assert "no trial finished ok with a val_mse value" in first.stdout and "best config" not in first.stdout
     rows = [json.loads(p.read_text()) for p in sorted((sink / "rows").glob("*.json"))]
     rows = [r for r in rows if not r["architecture"].startswith("naive-")]  # the baselines' rows: never ranked
@@ -717,13 +717,13 @@ def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: 
             (sink / "rows" / f"{r['trial_id']}.json").write_text(json.dumps(r))
     (sink / "results.csv").write_text(to_csv(rows))
 
-    again = hpt_cli("run", str(spec), "--sink", str(sink), "-q")
-    assert again.returncode == 0, again.stderr
+    again = hpt_here("run", str(spec), "--sink", str(sink), "-q", "--workers", "1")
+    assert again.exit_code == 0, again.output
     assert "skipping 2 trials already done" in again.stdout
     words = f"no config has run all 2 periods yet, so none is crowned best (leading: {leader} with 1 period)"
     assert words in again.stdout and "best config" not in again.stdout
-    best = hpt_cli("best", str(sink))
-    assert best.returncode == 1 and words in best.stderr and best.stdout == ""
+    best = results_cli("best", str(sink))
+    assert best.exit_code == 1 and words in best.stderr and best.stdout == ""
 
 
 def test_plots_are_real_pngs(real_run: Path, tmp_path: Path) -> None:
@@ -909,22 +909,23 @@ def test_an_interrupted_run_leaves_its_config_partial_for_the_run_results_best_a
     assert "no config has run all 2 periods yet, so none is crowned best (leading: " in stdout
     assert "with 1 period)" in stdout
 
-    text = hpt_cli("results", str(sink))
-    assert text.returncode == 0, text.stderr
+    text = results_cli("results", str(sink))
+    assert text.exit_code == 0, text.stderr
     assert "has run every period" not in text.stdout and "best:" not in text.stdout
     assert "no config has run all 2 periods: none is crowned best" in text.stdout
     assert re.search(r"^  1  \w+ \(partial\) .* 1 -  ", text.stdout, re.M), text.stdout  # P2 has no rank
-    doc = json.loads(hpt_cli("results", str(sink), "--format", "json").stdout)
+    doc = json.loads(results_cli("results", str(sink), "--format", "json").stdout)
     assert doc["full"]["configs"][0]["partial"] is True and doc["full"]["configs"][0]["periods_run"] == 1
-    best = hpt_cli("best", str(sink))
-    assert best.returncode == 1 and best.stdout == ""
+    best = results_cli("best", str(sink))
+    assert best.exit_code == 1 and best.stdout == ""
     assert "no config has run all 2 periods yet" in best.stderr and "Traceback" not in best.stderr
-    final = hpt_cli("final", str(sink), "--holdout", "1M")
-    assert final.returncode == 1 and "no config has run all 2 periods yet" in final.stderr, final.stderr
+    final = hpt_here("final", str(sink), "--holdout", "1M")
+    assert final.exit_code == 1 and isinstance(final.exception, SystemExit), final.output  # no crash: a plain exit 1
+    assert "no config has run all 2 periods yet" in final.stderr, final.stderr
     assert not (sink / "final").exists()
     # --where that leaves out the second period narrows the periods: then the config is complete
-    narrowed = hpt_cli("best", str(sink), "--where", "period_start < '2013-02-01'")
-    assert narrowed.returncode == 0 and json.loads(narrowed.stdout) == {"lr": [0.001]}, narrowed.stderr
+    narrowed = results_cli("best", str(sink), "--where", "period_start < '2013-02-01'")
+    assert narrowed.exit_code == 0 and json.loads(narrowed.stdout) == {"lr": [0.001]}, narrowed.stderr
 
 
 def test_periods_come_from_the_run_records_even_those_written_before_records_named_them(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from hpt.model_io import load_model
 from tests import gated
-from tests.conftest import ROOT, tiny_spec, trial_row_files
+from tests.conftest import ROOT, cli_here, hpt_here, tiny_spec, trial_row_files
 
 
 def _csv(folder: Path) -> pd.DataFrame:
@@ -31,7 +31,7 @@ def _trials(table: pd.DataFrame) -> pd.DataFrame:
 def test_run_writes_a_row_model_and_curve_per_trial_and_resumes(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 1e3], "hidden_size": [8]}))
     sink = tmp_path / "res"
-    out = cli("run", str(spec), "--sink", str(sink))
+    out = cli("run", str(spec), "--sink", str(sink), "--workers", "1")
     assert out.returncode == 0, out.stderr
     table = _csv(sink)
     assert len(table) == 6
@@ -53,36 +53,35 @@ def test_run_writes_a_row_model_and_curve_per_trial_and_resumes(write_spec: Any,
     assert any(line.startswith("[6/6] ") for line in lines)
     assert "diverged" in out.stdout and "best config" in out.stdout and str(sink) in out.stdout
 
-    again = cli("run", str(spec), "--sink", str(sink))
-    assert again.returncode == 0
+    again = hpt_here("run", str(spec), "--sink", str(sink), "--workers", "1")
+    assert again.exit_code == 0, again.output
     assert "skipping 4 trials already done" in again.stdout
     table2 = _csv(sink)
     assert len(table2) == 6  # the diverged trials ran again and replaced their rows
     assert set(table2[table2["status"] == "ok"]["run_id"]) == set(ok["run_id"])  # ok rows untouched
 
-    forced = cli("run", str(spec), "--sink", str(sink), "--force", "-q")
-    assert forced.returncode == 0 and "skipping" not in forced.stdout
+    forced = hpt_here("run", str(spec), "--sink", str(sink), "--force", "-q", "--workers", "1")
+    assert forced.exit_code == 0 and "skipping" not in forced.stdout, forced.output
     assert not any(line.startswith("[") for line in forced.stdout.splitlines())
     assert len(_csv(sink)) == 6 and len(list((sink / "runs").glob("*.json"))) == 3
 
 
 def test_dry_run_and_plan_list_trials_without_training(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1], "hidden_size": [8, 16]}))
-    out = cli("run", str(spec), "--dry-run", "--sink", str(tmp_path / "res"))
-    assert out.returncode == 0
+    out = hpt_here("run", str(spec), "--dry-run", "--sink", str(tmp_path / "res"))
+    assert out.exit_code == 0, out.output
     assert "12 trials = 6 configs x 2 periods" in out.stdout and "2013-01-01..2013-01-15" in out.stdout
     assert not (tmp_path / "res").exists()
-    planned = cli("plan", str(spec), "--limit", "3")
+    planned = hpt_here("plan", str(spec), "--limit", "3")
     assert "... and 9 more" in planned.stdout
 
 
-def test_a_missing_warm_start_folder_is_bad_input_for_validate_plan_and_run(write_spec: Any, cli: Any,
-                                                                            tmp_path: Path) -> None:
+def test_a_missing_warm_start_folder_is_bad_input_for_validate_plan_and_run(write_spec: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(search={"strategy": "tpe", "max_trials": 4, "seed": 0,
                                         "warm_start": [str(tmp_path / "old-results")]},
                                 parameters={"lr": {"loguniform": [0.001, 0.1]}, "hidden_size": [8]}))
     for args in (["validate"], ["plan"], ["run", "--sink", str(tmp_path / "res")]):
-        out = cli(*args, str(spec))
+        out = cli_here(*args, str(spec))
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr == f"hpt: error: {spec}: search.warm_start[0]: {tmp_path / 'old-results'}: " \
                              "no such results folder\n"
@@ -140,8 +139,8 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
     done = int((table["status"] == "ok").sum())
 
     gated.let(gate)  # the rerun's trials run to their end
-    rerun = cli("run", str(spec), "--sink", str(sink))
-    assert rerun.returncode == 0
+    rerun = hpt_here("run", str(spec), "--sink", str(sink), "--workers", "1")
+    assert rerun.exit_code == 0, rerun.output
     assert f"skipping {done} trial" in rerun.stdout and "already done" in rerun.stdout
     final = _csv(sink)
     assert len(final) == 6 and (final["status"] == "ok").all()
@@ -245,10 +244,10 @@ def test_two_workers_share_the_trials(write_spec: Any, cli: Any, tmp_path: Path)
     assert len(table) == 8 and (table["status"] == "ok").all()
 
 
-def test_unwritable_results_folder_is_bad_input(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+def test_unwritable_results_folder_is_bad_input(write_spec: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    out = cli("run", str(write_spec()), "--sink", str(blocker / "res"))
+    out = cli_here("run", str(write_spec()), "--sink", str(blocker / "res"))
     assert out.returncode == 2 and "cannot write results to" in out.stderr and "Traceback" not in out.stderr
     assert blocker.read_text() == "not a folder"
 
@@ -257,8 +256,8 @@ def test_results_csv_is_never_half_written(write_spec: Any, tmp_path: Path) -> N
     """A reader polling results.csv during a run always parses a whole table."""
     spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003, 0.004]}, training={"epochs": 1}))
     sink = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "-q"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "-q", "--workers", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = set()
     while proc.poll() is None:
         if (sink / "results.csv").exists():

@@ -19,7 +19,7 @@ from hpt.spec.windowing import check_data
 from hpt.static import Encoding, fit_encoding
 from hpt.train import TrainContext
 from hpt.windows import make_windows
-from tests.conftest import hpt_cli, hpt_here
+from tests.conftest import cli_here, hpt_here
 
 START = pd.Timestamp("2024-01-01")
 STATIONS = {"a": ("day", 10.0), "b": ("night", 20.0), "c": ("day", 5.0), "d": ("night", 40.0)}
@@ -183,7 +183,7 @@ def test_predict_encodes_each_series_as_in_training_and_fills_what_it_cannot_wit
     assert model.columns == ("y", *ONE_HOT, "static:capacity")
     data = write_stations(tmp_path / "new.csv", {"a": ("day", 10.0), "fresh": (None, 7.0), "west": ("coast", 3.0)},
                           rows=60)
-    done = hpt_cli("predict", str(final_model), "--data", str(data), "--last")
+    done = cli_here("predict", str(final_model), "--data", str(data), "--last")
     assert done.returncode == 0, done.stderr
     assert ('new.csv: series "fresh" has no value of "region" (a static series feature): forecast with no category '
             "(all-zero one-hot) for it") in done.stderr

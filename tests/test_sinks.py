@@ -346,7 +346,7 @@ def two_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     uri = f"{SCHEME[server.kind]}://{bucket}/jenkins/tiny"
     env = {**server.client_env(), **_fast_env(tmp)}
     specs = [_spec_file(tmp, f"build{b}", [round(0.0005 * (i + 1) + 0.0001 * b, 6) for i in range(10)]) for b in (1, 2)]
-    procs = [_popen(["run", str(s), "--sink", uri], env) for s in specs]
+    procs = [_popen(["run", str(s), "--sink", uri, "--workers", "1"], env) for s in specs]
     outputs = [p.communicate(timeout=240) for p in procs]
     yield {"server": server, "bucket": bucket, "uri": uri, "env": env, "codes": [p.returncode for p in procs],
            "outputs": outputs}

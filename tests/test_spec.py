@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,16 @@ import pytest
 
 from hpt.errors import SpecError
 from hpt.spec import Distribution, load_spec
-from tests.conftest import tiny_spec
+from tests.conftest import cli_here, hpt_cli, tiny_spec
 
 DATA = {"path": "demo:electricity_hourly.csv", "time_column": "ts", "target": "y"}
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI in this process here: these checks are of what a command says about a spec, not of the process
+    (the builder module test runs it as a process: its PYTHONPATH is the point)."""
+    return cli_here
 
 
 def _with(**changes: Any) -> dict[str, Any]:
@@ -259,7 +268,7 @@ def test_sampled_values_are_left_to_the_run(write_spec: Any) -> None:
     assert load_spec(write_spec(doc)).parameters["d_model"] == Distribution("int", 30, 31)
 
 
-def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Path, cli: Any) -> None:
+def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Path) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "my_spec_models.py").write_text(
@@ -270,7 +279,8 @@ def test_builder_module_next_to_the_spec_is_imported_by_the_workers(tmp_path: Pa
     doc = tiny_spec(architecture="my_spec_models:tiny_tcn", parameters={"width": [4, 8]}, training={"epochs": 1},
                     date_ranges=[["2013-01-01", "2013-01-15"]])
     (folder / "spec.json").write_text(json.dumps(doc))
-    done = cli("run", str(folder / "spec.json"), "--sink", str(tmp_path / "res"), env={"PYTHONPATH": ""})
+    done = hpt_cli("run", str(folder / "spec.json"), "--sink", str(tmp_path / "res"), "--workers", "1",
+                   env={"PYTHONPATH": ""})
     assert done.returncode == 0, done.stderr
     rows = [json.loads(p.read_text()) for p in sorted((tmp_path / "res" / "rows").glob("*.json"))]
     rows = [r for r in rows if not r["architecture"].startswith("naive-")]
@@ -317,15 +327,15 @@ def test_a_grid_axis_of_a_million_values_is_checked_in_linear_time(write_spec: A
     ]
 
 
-def test_plan_of_two_million_value_axes_answers_quickly_and_shows_a_sample(write_spec: Any, cli: Any) -> None:
+def test_plan_of_two_million_value_axes_answers_quickly_and_shows_a_sample(write_spec: Any) -> None:
     big = write_spec(tiny_spec(parameters={"lr": [i * 1e-9 + 1e-6 for i in range(10**6)],
                                            "seed": list(range(10**6))}))
     small = write_spec()
     started = time.perf_counter()
-    assert cli("plan", str(small), "--limit", "1").returncode == 0
+    assert hpt_cli("plan", str(small), "--limit", "1").returncode == 0
     start_up = time.perf_counter() - started  # importing hpt and its libraries: not what this test is about
     started = time.perf_counter()
-    out = cli("plan", str(big), "--limit", "3")
+    out = hpt_cli("plan", str(big), "--limit", "3")
     elapsed = time.perf_counter() - started
     assert out.returncode == 0, out.stderr
     assert elapsed - start_up < 60, (elapsed, start_up)  # a guard against walking the axes, not a speed claim

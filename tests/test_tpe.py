@@ -20,7 +20,7 @@ from hpt.scheduling.budget import Budgeted
 from hpt.scheduling.tpe import TPEScheduler
 from hpt.spec import load_spec
 from hpt.trial import Status, Trial
-from tests.conftest import tiny_spec, trial_rows
+from tests.conftest import cli_here, tiny_spec, trial_rows
 from tests.test_pruning import _interrupt_at, rows_of
 
 SPACE = {"lr": {"loguniform": [1e-4, 1e-1]}, "hidden_size": [8, 16]}
@@ -352,10 +352,10 @@ def test_tpe_with_asha_models_the_configs_halving_keeps_not_the_first_that_ran_u
     assert tuple(sorted(best.params.items())) == min(kept, key=kept.__getitem__)
 
 
-def test_the_plan_says_how_tpe_ranks_the_configs_asha_stops(write_spec: Any, cli: Any) -> None:
+def test_the_plan_says_how_tpe_ranks_the_configs_asha_stops(write_spec: Any) -> None:
     doc = tiny_spec(search={"strategy": "tpe", "max_trials": 6, "startup_trials": 3,
                             "early_stopping": {"kind": "asha", "min_epochs": 1}}, parameters=SPACE)
-    out = cli("plan", str(write_spec(doc)))
+    out = cli_here("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
     assert ("tpe: each config is chosen from the results so far (the first 3 at random); a config's value is its mean "
             "val_mse over its periods; a config asha, replayed with all the evidence, stops at a rung (a complete one "

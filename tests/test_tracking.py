@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import hpt_cli, tiny_spec
+from tests.conftest import cli_here, hpt_cli, hpt_here, tiny_spec
 
 CONFIGS = {0.01: "ok", 1e12: "diverged"}  # lr 1e12 diverges in its first epoch: a trial that did not finish ok
 
@@ -42,7 +42,7 @@ def location(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = folder / "spec.json"
     spec.write_text(json.dumps(tiny_spec(name="tracked", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
                                          training={"epochs": 2})))
-    done = hpt_cli("run", str(spec), "--sink", str(folder / "results"), "--workers", "2", "-q")
+    done = hpt_cli("run", str(spec), "--sink", str(folder / "results"), "--workers", "1", "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     return folder / "results"
 
@@ -91,8 +91,8 @@ def _tensorboard_runs(out: Path) -> dict[str, dict[str, Any]]:
 
 def test_tensorboard_writes_a_run_per_trial_with_curves_and_hparams(location: Path, tmp_path: Path) -> None:
     out = tmp_path / "tb"
-    done = hpt_cli("results", str(location), "--tensorboard", str(out))
-    assert done.returncode == 0, done.stderr
+    done = hpt_here("results", str(location), "--tensorboard", str(out))
+    assert done.exit_code == 0, done.output
     assert f"tensorboard: 4 trial(s) written to {out}; see them with: tensorboard --logdir {out}" in done.stdout
     runs = _tensorboard_runs(out)
     experiment = runs.pop(".")["experiment"]
@@ -122,8 +122,8 @@ def test_tensorboard_writes_a_run_per_trial_with_curves_and_hparams(location: Pa
     assert {"val_mse", "val_mae", "train_time_s"} <= set(experiment["metrics"])
 
     files = sorted(p for p in out.rglob("*") if p.is_file())
-    again = hpt_cli("results", str(location), "--tensorboard", str(out), "--format", "json")
-    assert again.returncode == 0, again.stderr
+    again = hpt_here("results", str(location), "--tensorboard", str(out), "--format", "json")
+    assert again.exit_code == 0, again.output
     assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in again.stderr
     json.loads(again.stdout)  # the line goes to stderr beside a JSON table
     assert sorted(p for p in out.rglob("*") if p.is_file()) == files
@@ -136,7 +136,7 @@ def test_tensorboards_hparams_dashboard_lists_every_trial(location: Path, tmp_pa
     import urllib.request
 
     out = tmp_path / "tb"
-    assert hpt_cli("results", str(location), "--tensorboard", str(out)).returncode == 0
+    assert hpt_here("results", str(location), "--tensorboard", str(out)).exit_code == 0
     port = closed_port()
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(out), "--host", "127.0.0.1",
                                "--port", str(port), "--load_fast", "false"],
@@ -180,11 +180,11 @@ def test_tensorboard_adds_only_new_trials_and_rewrites_a_rerun_trial(location: P
     (partial / "rows" / f"{rows[0]}.json").unlink()
     (partial / "results.csv").unlink()
     out = tmp_path / "tb"
-    first = hpt_cli("results", str(partial), "--tensorboard", str(out))
+    first = hpt_here("results", str(partial), "--tensorboard", str(out))
     assert "tensorboard: 3 trial(s) written" in first.stdout, first.stderr
     before = {p: p.stat().st_mtime_ns for p in out.rglob("events.out.tfevents.*") if "hpt-experiment" not in p.name}
     shutil.copy(location / "rows" / f"{rows[0]}.json", partial / "rows")
-    second = hpt_cli("results", str(partial), "--tensorboard", str(out))
+    second = hpt_here("results", str(partial), "--tensorboard", str(out))
     assert f"tensorboard: 1 trial(s) written to {out} (3 already there)" in second.stdout, second.stderr
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert len(_tensorboard_runs(out)) == 5  # four trials and the experiment
@@ -205,8 +205,8 @@ def test_tensorboard_from_an_s3_location(location: Path, s3_server: Any, tmp_pat
 
 def test_tensorboard_dir_that_is_a_file_is_one_line(location: Path, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
-    done = hpt_cli("results", str(location), "--tensorboard", str(tmp_path / "f"))
-    assert done.returncode == 2
+    done = hpt_here("results", str(location), "--tensorboard", str(tmp_path / "f"))
+    assert done.exit_code == 2
     assert done.stderr.strip().splitlines() == [f"hpt: error: --tensorboard {tmp_path / 'f'}: is a file, not a folder"]
 
 
@@ -299,11 +299,11 @@ def _check_mlflow_trials(store: str, experiment: str, location: Path, run_ids: s
 
 def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path, sqlite_store: str) -> None:
     store = sqlite_store
-    done = hpt_cli("results", str(location), "--mlflow", store)
+    done = cli_here("results", str(location), "--mlflow", store)
     assert done.returncode == 0, done.stderr
     assert f"mlflow: 4 trials logged to {store} (experiment tracked)" in done.stdout
     _check_mlflow_trials(store, "tracked", location, {r["run_id"] for r in _rows(location).values()})
-    again = hpt_cli("results", str(location), "--mlflow", store)
+    again = cli_here("results", str(location), "--mlflow", store)
     assert again.returncode == 0, again.stderr
     assert f"mlflow: 0 trials logged to {store} (experiment tracked); 4 already there" in again.stdout
     assert len(_mlflow_runs(store, "tracked")) == 5
@@ -319,7 +319,7 @@ def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_
                                          training={"epochs": 2}, tracking={"mlflow": True, "experiment": "hpt-live",
                                                                            "tensorboard": str(out)})))
     sink = tmp_path / "results"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", env={"MLFLOW_TRACKING_URI": store})
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q", env={"MLFLOW_TRACKING_URI": store})
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-2:] == [
         f"mlflow: 4 trials logged to {store} (experiment hpt-live)",
@@ -328,7 +328,7 @@ def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_
     runs = _tensorboard_runs(out)
     assert len(runs) == 5 and sorted(runs.pop(".")["experiment"]["hparams"]["lr"]) == sorted(CONFIGS)
     assert {r["status"] for r in runs.values()} == {"STATUS_SUCCESS", "STATUS_FAILURE"}
-    after = hpt_cli("results", str(sink), "--mlflow", store, "--tensorboard", str(out))  # its spec names the experiment
+    after = cli_here("results", str(sink), "--mlflow", store, "--tensorboard", str(out))  # its spec names the experiment
     assert f"mlflow: 0 trials logged to {store} (experiment hpt-live); 4 already there" in after.stdout, after.stderr
     assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in after.stdout
 
@@ -339,7 +339,7 @@ def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> No
     spec.write_text(json.dumps(tiny_spec(name="away", training={"epochs": 1})))
     sink = tmp_path / "results"
     uri = f"http://127.0.0.1:{port}"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "--mlflow", uri)
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "--mlflow", uri)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = _rows(sink)
     assert len(rows) == 4 and {r["status"] for r in rows.values()} == {"ok"}
@@ -502,7 +502,7 @@ def test_a_real_mlflow_server_gets_a_run_per_trial(mlflow_server: Any, tmp_path:
     spec.write_text(json.dumps(tiny_spec(name="served", parameters={"lr": list(CONFIGS), "hidden_size": [8]},
                                          training={"epochs": 2})))
     sink = tmp_path / "results"
-    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "2", "-q", "--mlflow", mlflow_server.url)
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "-q", "--mlflow", mlflow_server.url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [line for line in done.stdout.splitlines() if mlflow_server.url in line] == [
         f"mlflow: 4 trials logged to {mlflow_server.url} (experiment served)"]  # and it is the last line
@@ -565,7 +565,7 @@ def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp
     from hpt.tracking.mlflow import log_final
 
     store = sqlite_store
-    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
+    done = cli_here("final", str(tuned_location), "--threads", "1", "--mlflow", store, "--report",
                    str(tmp_path / "report.json"), cwd=tmp_path)  # MLflow keeps a sqlite store's artifacts in ./mlruns
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
@@ -596,7 +596,7 @@ def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp
 
 def test_hpt_final_with_a_tracking_server_away_is_one_line(tuned_location: Path, tmp_path: Path) -> None:
     uri = f"http://127.0.0.1:{closed_port()}"
-    done = hpt_cli("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
+    done = cli_here("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
     assert done.returncode == 0, done.stdout + done.stderr
     final_id = json.loads((tmp_path / "r.json").read_text())["final_id"]
     assert (tuned_location / "final" / final_id / "model.pt").is_file()
