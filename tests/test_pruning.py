@@ -145,7 +145,9 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     assert again >= 1 and len(pruned) + again == summary.counts["pruned"] and len(pruned) > 0  # ... the pruned one
     waited = pruned[pruned["error"].str.contains("it waits")]  # stopped at the first rung before 3 others got there,
     assert len(waited) >= 1  # then judged there once they had (out of their best third: not run again)
-    for r in waited.itertuples():
+    for r in waited.itertuples():  # the log says what came of the wait
+        assert re.search(rf"^early stopping: \S+ lr={r.param_lr:.4g} hidden_size=8 waited at epoch 1 and stays "
+                         r"stopped \(rung 0, behind \d+ of \d+ trials of its period\)$", out, re.M), out
         assert r.epochs == 1 and re.fullmatch(r"pruned at epoch 1 \(rung 0: [0-2] of the 3 other trials of its period "
                                               r"it is judged with got there so far; it waits, and runs again if it is "
                                               r"then in their best 1/3\)", r.error), r.error

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpt.fidelity import Fidelity, fidelity_named
-from hpt.progress import plural
+from hpt.progress import format_params, plural
 from hpt.rows import param_column
 from hpt.scheduling.base import WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.warm import WarmStart
@@ -437,6 +437,8 @@ class Pruning(Scheduler):
                 self._again.append(trial)
                 continue
             where = f"its config was {why}" if why else f"rung 0, behind {behind} of {others} trials of its period"
+            self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
+                     f"{first} and stays stopped ({where})")  # its row still says it waits: the log says what came of it
             self.stopped += 1
             self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
             self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics),
