@@ -83,6 +83,7 @@ def test_final_trains_the_best_config_on_the_newest_month_and_writes_it(tuned_lo
         assert any(line.strip().startswith(name) for line in out.splitlines()), out
     assert "the better baseline" in out and f"written:  {tuned_location}/final/{fid}/model.pt" in out
     assert len(done.stderr.splitlines()) >= 4  # a line per stage
+    assert any(line.startswith("hpt: trained from scratch in ") for line in done.stderr.splitlines()), done.stderr
     # the files at the location; what was there is untouched
     assert (tuned_location / "results.csv").read_bytes() == before
     folder = tuned_location / "final" / fid

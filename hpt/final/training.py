@@ -92,11 +92,13 @@ class _Say(Reporter):
     def trial_done(self, result: TrialResult, done: int, total: int, objective: str) -> None:
         mode, m = result.trial.tags.get("mode", ""), result.metrics
         if result.status is Status.OK:
-            self.say(f"{mode}: trained in {format_duration(m['train_time_s'])} (last epoch's loss "
+            what = "fine-tuned" if mode == "fine-tune" else "trained from scratch"
+            self.say(f"{what} in {format_duration(m['train_time_s'])} (last epoch's loss "
                      f"{m['train_loss']:.4g}); hold-out mse={format_value(m['holdout_mse'])} "
                      f"({format_value(m['holdout_std_mse'])} standardised)")
         else:
-            self.say(f"{mode}: {result.status.value}" + (f": {result.error}" if result.error else ""))
+            what = "fine-tuning" if mode == "fine-tune" else "training from scratch"
+            self.say(f"{what}: {result.status.value}" + (f": {result.error}" if result.error else ""))
 
 
 def _local_slots(req: FinalRequest, s: Setup, n: int) -> list[Slot]:
