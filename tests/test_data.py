@@ -472,3 +472,19 @@ def test_a_duplicate_in_a_period_past_the_end_of_the_data_is_one_of_the_periods_
     assert "reaches outside the data (2013-01-01 00:00:00 to 2013-01-20 23:00:00)" in errors[0]
     assert ('holds 1 duplicated timestamp in "ts" (first: 2013-01-17 16:00:00, rows 403 and 404): remove them or set '
             "data.duplicates to") in errors[1]
+
+
+def test_a_screen_too_short_for_daily_windows_says_the_screen_is_one_month_not_use_longer_periods(
+        write_spec: Any, cli: Any) -> None:
+    spec = write_spec(tiny_spec(
+        data={"path": str(SHARED_WEATHER), "time_column": "date", "target": "temp_max"},
+        date_ranges=[["2012-01-01", "2013-01-01"], ["2013-01-01", "2014-01-01"]],
+        training={"lookback": 28, "horizon": 7, "validation": "60D"}))
+    assert cli("validate", str(spec)).returncode == 0  # the year-long periods fit these windows
+    out = cli("run", str(spec), "--quick", "--dry-run")
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert out.stderr.splitlines() == [
+        f"hpt: error: {spec}: date_ranges[0]: --quick: screening period 2015-12-01..2016-01-01 has 31 rows, 0 before the "
+        "validation split (validation '60D' takes 31): too few for lookback 28 + horizon 7 (train part needs >= 35 "
+        "rows, validation >= 7); the screen is one whole month of data: a shorter validation, lookback or horizon could "
+        "fit it, or tune without the screen (--quick, search.promote)"], out.stderr

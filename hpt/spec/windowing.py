@@ -22,6 +22,7 @@ from hpt.periods import Period, quick_period
 from hpt.progress import plural
 from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
 from hpt.windows import (
+    LONGER_PERIODS,
     WindowCount,
     count_windows,
     frame_step,
@@ -68,10 +69,19 @@ def check_data(spec: Spec) -> pd.DataFrame:
               for i, p in enumerate(spec.periods)]
     frame, problems = data_problems(spec.data, places, extremes)
     if spec.fidelity.option:
-        problems = [Problem(pr.path, f"{spec.fidelity.option}: {spec.fidelity.purpose} {pr.message}") for pr in problems]
+        problems = [Problem(pr.path, f"{spec.fidelity.option}: {spec.fidelity.purpose} {_fidelity_advice(spec, pr.message)}")
+                    for pr in problems]
     if problems or frame is None:
         raise SpecError(spec.source, problems)
     return frame
+
+
+def _fidelity_advice(spec: Spec, message: str) -> str:
+    """A period problem of a fidelity whose period is fixed (the screen's whole month): not "use longer periods"."""
+    if spec.fidelity.data != LAST_MONTH or LONGER_PERIODS not in message:
+        return message
+    return (message.replace(LONGER_PERIODS, "the screen is one whole month of data: a shorter ")
+            + " could fit it, or tune without the screen (--quick, search.promote)")
 
 
 def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
