@@ -46,6 +46,7 @@ from hpt.scheduling.pruning import (
     period_key,
     row_key,
     rungs,
+    trial_key,
 )
 from hpt.search import TrialPlan, config_id
 from hpt.spec import Spec
@@ -271,7 +272,7 @@ class Finalists(Scheduler):
             if trial.config_id not in self._params:
                 self._params[trial.config_id] = dict(trial.tuned_params)
                 self._tags[trial.config_id] = {k: v for k, v in trial.tags.items() if k != FINALIST}
-            self._note(tid, trial.config_id, period_key(trial.fidelity, trial.period.start_text, trial.period.end_text),
+            self._note(tid, trial.config_id, trial_key(trial),
                        result.status.value, result.error, result.metrics.get("epochs"),
                        metric_value(result.metrics, self.spec.objective), bool(trial.tags.get(FINALIST)))
         if self._queue is not None and tid in self._shielded and result.status is Status.PRUNED:

@@ -39,8 +39,8 @@ from hpt.scheduling.pruning import (
     halving_standing,
     max_epochs,
     metric_value,
-    period_key,
     stopping_text,
+    trial_key,
 )
 from hpt.search import TrialPlan, expand
 from hpt.trial import Progress, Status, Trial, TrialResult
@@ -106,8 +106,7 @@ class Promote(Scheduler):
         self.screen = expand(quick)  # stage 1: the plan at the quick fidelity (the ids --quick gives)
         self.inner = screen_scheduler(quick, say)
         self._most = max_epochs(quick)
-        self._screen_trials: dict[str, tuple[str, dict[str, Any]]] = {}  # trial id -> config id, tuned values
-        self._studies: dict[str, str] = {}  # screening trial id -> its period (what early stopping compares within)
+        self._screen_trials: dict[str, Trial] = {trial.trial_id: trial for trial in self.screen}
         self._seen: dict[str, Reached] = {}  # screening trial id -> how it ended (the last row or result)
         self._curves: dict[str, dict[int, float]] = {}  # screening trial id -> epoch -> objective (early stopping)
         self._done: set[str] = set()  # trial ids with an ok or pruned row
@@ -115,9 +114,6 @@ class Promote(Scheduler):
         self._queue: list[Trial] | None = None  # stage 2, once it has started
         self._full_ids: set[str] = set()  # the promoted configs' full trials
         self._skipped_full = 0  # of those, already done at the location
-        for trial in self.screen:
-            self._screen_trials[trial.trial_id] = (trial.config_id, dict(trial.tuned_params))
-            self._studies[trial.trial_id] = period_key(trial.fidelity, trial.period.start_text, trial.period.end_text)
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
@@ -147,7 +143,8 @@ class Promote(Scheduler):
     def _note(self, tid: str, status: str, error: Any, epochs: Any, value: float | None) -> None:
         if status == Status.INTERRUPTED.value:
             return
-        self._seen[tid] = Reached(self._screen_trials[tid][0], self._studies[tid], status, Reached.where(error, epochs),
+        trial = self._screen_trials[tid]
+        self._seen[tid] = Reached(trial.config_id, trial_key(trial), status, Reached.where(error, epochs),
                                   value if value is not None and math.isfinite(value) else math.inf)
 
     def ranked(self) -> list[str]:
@@ -171,7 +168,7 @@ class Promote(Scheduler):
     def _stage(self) -> list[Trial]:
         ranked = self.ranked()
         chosen = ranked[:self.rule.count(len(ranked))]
-        tuned = {cid: params for cid, params in self._screen_trials.values()}
+        tuned = {trial.config_id: dict(trial.tuned_params) for trial in self._screen_trials.values()}
         plan = TrialPlan(self.spec, [tuned[cid] for cid in chosen])
         todo = []
         for trial in plan:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pruning", "Reached", "behind_too_many", "curve_values", "halving_standing", "make_pruner", "max_epochs",
            "metric_value", "period_key", "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place",
-           "stopping_text"]
+           "stopping_text", "trial_key"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
@@ -255,7 +255,8 @@ def period_key(fidelity: Fidelity, start: Any, end: Any) -> str:
     return f"{fidelity.name} {start}..{end}"
 
 
-def _trial_key(trial: Trial) -> str:
+def trial_key(trial: Trial) -> str:
+    """The study of a trial (:func:`period_key`)."""
     return period_key(trial.fidelity, trial.period.start_text, trial.period.end_text)
 
 
@@ -417,7 +418,7 @@ class Pruning(Scheduler):
         return None if inner is None else inner + len(self._waiting) + len(self._again)
 
     def _start(self, trial: Trial) -> Trial:
-        self._live[trial.trial_id] = self._study(_trial_key(trial)).ask()
+        self._live[trial.trial_id] = self._study(trial_key(trial)).ask()
         return trial
 
     def _judge_waiting(self) -> None:

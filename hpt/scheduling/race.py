@@ -28,7 +28,7 @@ import numpy as np
 from hpt.progress import plural
 from hpt.results.stats import ALPHA, WORSE, _friedman_nemenyi, _wilcoxon, format_p, periods_needed
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import metric_value, period_key, row_key
+from hpt.scheduling.pruning import metric_value, period_key, row_key, trial_key
 from hpt.trial import Status, Trial, TrialResult
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Race(Scheduler):
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
                 break
-            key = period_key(nxt.fidelity, nxt.period.start_text, nxt.period.end_text)
+            key = trial_key(nxt)
             self._held[self._keys.index(key)].append(nxt)
         self._drawn = True
 
@@ -168,7 +168,7 @@ class Race(Scheduler):
     def on_result(self, result: TrialResult) -> None:
         tid = result.trial.trial_id
         self._running.discard(tid)
-        key = period_key(result.trial.fidelity, result.trial.period.start_text, result.trial.period.end_text)
+        key = trial_key(result.trial)
         if key in self._keys:  # an interrupted trial is noted as nothing: it runs again when the run is resumed
             self._note(result.trial.config_id, self._keys.index(key), result.status.value,
                        metric_value(result.metrics, self.objective))

@@ -245,13 +245,16 @@ def _startup_trials(s: Section) -> int:
     return int(startup)
 
 
+def _stopping_object(value: Any) -> Any:
+    """``search.early_stopping`` with its shorthand spelt out: "asha" for {"kind": "asha"}."""
+    return {"kind": value} if isinstance(value, str) else value
+
+
 def _early_stopping(s: Section) -> EarlyStopping | None:
     where = "search.early_stopping"
-    value = s.obj.get("early_stopping")
+    value = _stopping_object(s.obj.get("early_stopping"))
     if value is None:
         return None
-    if isinstance(value, str):
-        value = {"kind": value}  # "asha" for {"kind": "asha"}
     if not isinstance(value, dict):
         s.report(where, f'expected an object such as {{"kind": "asha", "min_epochs": 2, "reduction_factor": 3, '
                         f'"min_trials": 3}}, got {show(value)}')
@@ -425,8 +428,8 @@ def _promote(s: Section) -> Promote | None:
                             f"it does not combine with {other} (remove one)")
             break
     stopping = s.obj.get("early_stopping")
-    kind = stopping if isinstance(stopping, str) else stopping.get("kind") if isinstance(stopping, dict) else None
-    resource = stopping.get("resource", "epochs") if isinstance(stopping, dict) else "epochs"
+    given = _stopping_object(stopping)
+    kind, resource = (given.get("kind"), given.get("resource", "epochs")) if isinstance(given, dict) else (None, None)
     if kind in EARLY_STOPPING and (kind != "asha" or resource != "epochs"):
         s.report(where, "with promotion, early stopping works inside the quick screen and must be asha on epochs "
                         f'("early_stopping": "asha"), got {show(stopping)}')
