@@ -67,10 +67,10 @@ LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", 
 TRAILING_COLUMNS = ("device", "started_at", "finished_at", "error", "model_uri")
 TEXT_COLUMNS = frozenset(LEADING_COLUMNS + TRAILING_COLUMNS)
 """The columns that are never metrics: read as text, never offered to rank by."""
-TAG_COLUMNS = frozenset({"round", "tpe_trial", "season", "finalist", "data_share"})
+TAG_COLUMNS = frozenset({"round", "tpe_trial", "season", "finalist", "data_share", "resumed_epoch"})
 """Tags some rows carry (hpt auto's round, tpe's trial number, a seasonal baseline's season, 1 on the trials an
-adaptive search's finalist stage trained, the share of the training windows a data rung trained on): numbers,
-not metrics."""
+adaptive search's finalist stage trained, the share of the training windows a data rung trained on, the epoch a
+stopped trial went on from when it ran again): numbers, not metrics."""
 KEY_COLUMNS = ("trial_id", "config_id", "status")
 """What every row has: a JSON object or a table without them is not trial rows."""
 DEVICE_METRICS = ("gpu_mem_peak_mb", "gpu_mem_reserved_mb")

@@ -18,8 +18,8 @@ import os
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,8 @@ class Fit:
     metrics: dict[str, float]
     curve: list[dict[str, float]]
     stopped: str | None = None  # why the epoch callback stopped training early
+    checkpoints: dict[int, bytes] = field(default_factory=dict)  # a stopped run's training state at its checkpoint
+    # epochs (epoch -> torch.save bytes): `resume` for fit to go on from
 
 
 def _device_name(device: torch.device, slot: str = "") -> str:
@@ -196,15 +198,44 @@ class Stepper:
         if self.sched is not None:
             self.sched.step(value)
 
+    def state(self) -> dict[str, Any]:
+        """What the next epoch depends on: the optimiser's, schedules', loss scaler's and batch order's state."""
+        return {"opt": self.opt.state_dict(), "gen": self.gen.get_state(),
+                "sched": self.sched.state_dict() if self.sched is not None else None,
+                "per_batch": self.per_batch.state_dict() if self.per_batch is not None else None,
+                "per_batch_steps": self.per_batch.T_max if isinstance(self.per_batch,
+                                                                      torch.optim.lr_scheduler.CosineAnnealingLR) else 0,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Go on from :meth:`state`."""
+        if state["per_batch"] is not None:  # made before the optimiser's state is loaded: making it resets the lr
+            self.per_batch = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, int(state["per_batch_steps"]))
+        self.opt.load_state_dict(state["opt"])
+        if self.per_batch is not None:
+            self.per_batch.load_state_dict(state["per_batch"])
+        if self.sched is not None and state["sched"] is not None:
+            self.sched.load_state_dict(state["sched"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.gen.set_state(state["gen"])
+
 
 def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...], device: torch.device,
         monitor: str = "val_mse", on_epoch: EpochCallback | None = None, seed: int | None = None,
-        panel: PanelWindows | None = None) -> Fit:
+        panel: PanelWindows | None = None, checkpoint_at: Collection[int] = (), resume: bytes | None = None) -> Fit:
     """Train `model` in place on device-resident tensors (x_train, y_train, x_val, y_val).
 
     `seed` (default: ``params["seed"]``) seeds dropout and the batch order; a trial passes
     its own seed, derived per period (:func:`hpt.search.trial_seed`). The windows of many
     series (`panel`) are also scored by ``val_mase``.
+
+    At the epochs in `checkpoint_at` the whole training state is kept (weights, optimiser,
+    schedules, random generators, the best epoch so far, the curve, patience and time); a run
+    the callback stops returns those it reached (:attr:`Fit.checkpoints`). Given one as
+    `resume`, training goes on from there and ends as the same run would have, had nothing
+    stopped it: the same curve, weights and metrics (bitwise on a CPU; a GPU's kernels may
+    differ in the last digits). Its time counts the time before the checkpoint too.
     """
     x_train, y_train, x_val, y_val = data
     seed = int(params["seed"]) if seed is None else seed
@@ -217,9 +248,21 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     best_state: dict[str, torch.Tensor] = {}
     curve: list[dict[str, float]] = []
     since_best = 0
+    first, before = 1, 0.0
+    if resume is not None:
+        state = torch.load(io.BytesIO(resume), map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        step.load(state["stepper"])
+        best, best_state, curve, since_best = state["best"], state["best_state"], state["curve"], state["since_best"]
+        first, before = int(state["epoch"]) + 1, float(state["time_s"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    checkpoints: dict[int, bytes] = {}
     stopped: str | None = None
-    start = time.perf_counter()
-    for epoch in range(1, int(params["epochs"]) + 1):
+    start = time.perf_counter() - before
+    ended = bool(patience and since_best >= patience)  # a checkpoint at the epoch its patience ran out
+    for epoch in range(first, 0 if ended else int(params["epochs"]) + 1):
         train_loss = _checked(step.epoch(x_train, y_train), epoch, params)
         with _autocast(device, amp):
             scores = evaluate(model, x_val, y_val, quantiles_of(params), panel)
@@ -235,6 +278,13 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
         else:
             since_best += 1
         step.plateau(current[monitor])
+        if epoch in checkpoint_at:
+            buf = io.BytesIO()
+            torch.save({"epoch": epoch, "time_s": current["time_s"], "model": model.state_dict(),
+                        "stepper": step.state(), "best": best, "best_state": best_state, "curve": curve,
+                        "since_best": since_best, "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, buf)
+            checkpoints[epoch] = buf.getvalue()
         if on_epoch is not None:
             stopped = on_epoch(epoch, current)
             if stopped:
@@ -245,7 +295,7 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     model.load_state_dict(best_state)
     metrics = {**curve_metrics(curve, monitor), "train_time_s": round(train_time, 4),
                "n_params": sum(p.numel() for p in model.parameters())}
-    return Fit(metrics, curve, stopped)
+    return Fit(metrics, curve, stopped, checkpoints if stopped else {})
 
 
 def _checked(train_loss: float, epoch: int, params: dict[str, Any]) -> float:
@@ -405,7 +455,8 @@ class TrainContext:
                 model = self._build(trial, windows)
                 if trial.refit is None:
                     result = fit(model, dict(trial.params), tensors, self.device, self.monitor, on_epoch,
-                                 seed=trial.seed, panel=windows.panel)
+                                 seed=trial.seed, panel=windows.panel, checkpoint_at=trial.checkpoint_at,
+                                 resume=trial.resume)
                 else:
                     result = fit_fixed(model, dict(trial.params), tensors[0], tensors[1], self.device, trial.seed,
                                        on_epoch)
@@ -426,7 +477,8 @@ class TrainContext:
             return TrialResult(trial, Status.FAILED, error=_one_line(e), started_at=started, finished_at=utcnow(), device=device)
         if result.stopped:
             return TrialResult(trial, Status.PRUNED, metrics=result.metrics, error=result.stopped, started_at=started,
-                               finished_at=utcnow(), device=device, curve=_curve_csv(result.curve))
+                               finished_at=utcnow(), device=device, curve=_curve_csv(result.curve),
+                               checkpoints=result.checkpoints)
         return TrialResult(trial, Status.OK, metrics=result.metrics, started_at=started, finished_at=utcnow(),
                            device=device, model=self._payload(trial, windows, model, result.metrics),
                            curve=_curve_csv(result.curve))

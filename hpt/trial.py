@@ -63,6 +63,8 @@ class Trial:
     fidelity: Fidelity = FULL  # QUICK for screening trials
     tags: Mapping[str, Any] = field(default_factory=dict)  # extra row columns, e.g. {"round": 2}
     refit: Refit | None = None  # trained for fixed epochs and scored on a hold-out (hpt final), not tuned
+    checkpoint_at: tuple[int, ...] = ()  # epochs whose training state a stopped trial's result keeps (early stopping's rungs)
+    resume: bytes | None = field(default=None, repr=False)  # a checkpoint (:func:`hpt.train.fit`) it goes on from
 
     @property
     def tuned_params(self) -> dict[str, Any]:
@@ -82,6 +84,8 @@ class TrialResult:
     device: str = ""
     model: bytes | None = None  # the saved model file (torch.save), when one was trained
     curve: str | None = None  # per-epoch metrics as CSV text
+    checkpoints: Mapping[int, bytes] = field(default_factory=dict, repr=False)  # a stopped trial's training state at
+    # the epochs of its trial's checkpoint_at that it reached (epoch -> checkpoint): it can go on from there
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,8 @@ def as_decided(result: TrialResult, epoch: int, reason: str, monitor: str) -> Tr
     """The result of a trial that a scheduler stopped on hearing `epoch`, as of that epoch.
 
     A stop reaches a worker while it trains on, one or two epochs later depending on timing;
-    the epochs after the decision are left out of the row and its curve, so that a pruned row
-    is what the decision saw and a seeded run gives the same rows again. An ok result that
+    the epochs after the decision are left out of the row, its curve and its checkpoints, so that a
+    pruned row is what the decision saw and a seeded run gives the same rows again. An ok result that
     ran past the decision (it ended before the stop reached it) is pruned there too; other
     results (failed, diverged, interrupted) are kept as they are.
     """
@@ -144,4 +148,5 @@ def as_decided(result: TrialResult, epoch: int, reason: str, monitor: str) -> Tr
     metrics = {**result.metrics, **curve_metrics(kept, monitor), "train_time_s": kept[-1]["time_s"]}
     metrics.pop("infer_ms", None)  # measured on a model a pruned row does not keep
     return dataclasses.replace(result, status=Status.PRUNED, metrics=metrics, error=reason, model=None,
-                               curve="".join(lines[:1 + len(kept)]))
+                               curve="".join(lines[:1 + len(kept)]),
+                               checkpoints={e: state for e, state in result.checkpoints.items() if e <= epoch})

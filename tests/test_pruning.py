@@ -17,10 +17,11 @@ from hpt.errors import SpecError
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
 from hpt.scheduling import make_scheduler
+from hpt.scheduling.checkpoints import Checkpoints
 from hpt.scheduling.pruning import Pruning, rungs
 from hpt.spec import load_spec
 from hpt.spec.search import EarlyStopping, parse_duration
-from hpt.trial import Trial
+from hpt.trial import Progress, Trial
 from tests.conftest import tiny_spec, trial_row_objects
 
 ASHA = {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}
@@ -301,3 +302,46 @@ def test_a_trial_that_passed_a_rung_unjudged_is_judged_there_once_the_others_got
         "pruned at epoch 3 (rung 0 at epoch 1, behind 3 of 3 trials of its period)"
     # the best at epoch 1 is judged there too, and goes on
     assert scheduler.on_progress(Progress(best, 2, {"val_mse": 1.0})) is None
+
+
+class _Counting(FakeBackend):
+    """A fake backend that counts the epochs its trials train."""
+
+    epochs = 0
+
+    def poll(self, timeout: float) -> list[Any]:
+        events = super().poll(timeout)
+        self.epochs += sum(isinstance(e, Progress) for e in events)
+        return events
+
+
+def test_stopped_trials_that_run_again_go_on_from_their_last_rung_to_the_same_rows(
+        write_spec: Any, tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    spec = spec_with(write_spec, {"early_stopping": ASHA})  # waits at the first rung, and 3 finalists
+    resumed = _Counting(falling, slots=2)
+    run_spec(spec, RunOptions(sink=str(tmp_path / "resumed")), Reporter(bar=False), backend=resumed)
+    out = capsys.readouterr().out
+    with monkeypatch.context() as m:  # no checkpoint: every trial that runs again starts at its first epoch
+        m.setattr(Checkpoints, "resumed", lambda self, trial: trial)
+        scratch = _Counting(falling, slots=2)
+        run_spec(spec, RunOptions(sink=str(tmp_path / "scratch")), Reporter(bar=False), backend=scratch)
+
+    mine, theirs = rows_of(tmp_path / "resumed"), rows_of(tmp_path / "scratch")
+    went_on = mine[mine["resumed_epoch"].notna()]
+    assert len(went_on) >= 2 and "resumed_epoch" not in theirs
+    waited = went_on[went_on["finalist"].isna()]  # waited at the first rung (epoch 1), judged in: went on from there
+    finalists = went_on[went_on["finalist"] == 1]  # stopped at a rung, completed as finalists from there
+    assert len(waited) >= 1 and (waited["resumed_epoch"] == 1).all()
+    assert len(finalists) >= 1 and finalists["resumed_epoch"].isin([1, 3]).all()
+    assert re.search(rf"^finalists: .*; {len(finalists)} go(es)? on from the rung where early stopping stopped (it|them) "
+                     r"\(epochs? [13](, 3)?\)$", out, re.M), out
+    for r in waited.itertuples():
+        assert re.search(rf"^early stopping: \S+ lr={r.param_lr:.4g} hidden_size=8 waited at epoch 1 and goes on from "
+                         r"there$", out, re.M), out
+    for r in went_on.itertuples():  # the whole curve, the epochs before the checkpoint included
+        assert list(pd.read_csv(tmp_path / "resumed" / "curves" / f"{r.trial_id}.csv")["epoch"]) == \
+            list(range(1, int(r.epochs) + 1))
+    same = ["trial_id", "config_id", "status", "val_mse", "epochs", "best_epoch", "train_time_s", "error", "finalist"]
+    pd.testing.assert_frame_equal(mine[same].sort_values("trial_id").reset_index(drop=True),
+                                  theirs[same].sort_values("trial_id").reset_index(drop=True))
+    assert resumed.epochs == scratch.epochs - int(went_on["resumed_epoch"].sum())  # those epochs were not trained again

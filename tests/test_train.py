@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import re
@@ -11,13 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from hpt.architectures import BUILTIN
 from hpt.model_io import load_model
 from hpt.search import expand
 from hpt.spec import check_data, parse_spec
 from hpt.train import TrainContext
-from hpt.trial import Status, TrialResult
+from hpt.trial import Status, TrialResult, as_decided
 from tests.conftest import tiny_spec
 
 ARCHS = list(BUILTIN)
@@ -118,3 +120,36 @@ def test_infer_ms_times_1000_windows_in_one_batch_repeating_fewer() -> None:
     ms = infer_ms(Recorder(), x)
     assert ms >= 0 and INFER_WINDOWS == 1000
     assert seen == [(8, 4, 1), (1000, 4, 1), (1000, 4, 1)]  # a small warm-up pass, then the fastest of two timed
+
+
+@pytest.mark.parametrize("arch, schedule", [("mlp", "plateau"), ("lstm", "cosine")])
+def test_a_stopped_trial_goes_on_from_its_checkpoint_as_if_never_stopped(arch: str, schedule: str) -> None:
+    spec = parse_spec(tiny_spec(architecture=arch, parameters={"lr": [0.01], "dropout": [0.2]},
+                                training={"epochs": 8, "patience": 3, "lr_patience": 1, "lr_schedule": schedule}))
+    context = TrainContext(check_data(spec))
+    trial = dataclasses.replace(expand(spec)[0], checkpoint_at=(2, 4))
+    straight = context.run(trial)
+    assert straight.status is Status.OK and straight.checkpoints == {}  # a trial that ends keeps none
+
+    # stopped at epoch 5 on a decision about epoch 4 (a stop reaches a worker an epoch late)
+    stopped = context.run(trial, lambda epoch, _: "pruned at epoch 4" if epoch == 5 else None)
+    assert stopped.status is Status.PRUNED and sorted(stopped.checkpoints) == [2, 4]
+    decided = as_decided(stopped, 4, "pruned at epoch 4", "val_mse")
+    assert sorted(decided.checkpoints) == [2, 4]
+    assert sorted(as_decided(stopped, 3, "pruned at epoch 3", "val_mse").checkpoints) == [2]
+
+    for epoch in (2, 4):
+        resumed = context.run(dataclasses.replace(trial, resume=decided.checkpoints[epoch]))
+        assert resumed.status is Status.OK, resumed.error
+        mine, theirs = (pd.read_csv(io.StringIO(r.curve or "")).drop(columns="time_s") for r in (resumed, straight))
+        pd.testing.assert_frame_equal(mine, theirs)  # every epoch, the ones before the checkpoint included
+        assert {k: v for k, v in resumed.metrics.items() if k not in ("train_time_s", "infer_ms")} == \
+            {k: v for k, v in straight.metrics.items() if k not in ("train_time_s", "infer_ms")}
+        weights = [load_model(r.model or b"").module.state_dict() for r in (resumed, straight)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1])
+        assert resumed.metrics["train_time_s"] >= stopped_time(decided, epoch)  # counts the time before it too
+
+
+def stopped_time(result: TrialResult, epoch: int) -> float:
+    curve = pd.read_csv(io.StringIO(result.curve or ""))
+    return float(curve.loc[curve["epoch"] == epoch, "time_s"].iloc[0])

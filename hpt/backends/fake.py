@@ -70,7 +70,10 @@ class FakeBackend:
             raise RuntimeError(f"trial {trial.trial_id} is already running")
         busy = {r.slot for r in self._running.values()}
         slot = next(s for s in self.slot_names() if s not in busy)
-        self._running[trial.trial_id] = _Running(trial, self.script(trial), slot, utcnow())
+        running = self._running[trial.trial_id] = _Running(trial, self.script(trial), slot, utcnow())
+        if trial.resume is not None:  # a checkpoint of this backend's: the curve up to its epoch is there already
+            for _ in range(int(trial.resume.decode().rsplit(" ", 1)[1])):
+                self._step(running)
         self.max_running = max(self.max_running, len(self._running))
         self.log.append(("submit", trial.trial_id))
         self._events.append(Started(trial, slot))
@@ -94,11 +97,7 @@ class FakeBackend:
         s = r.script
         if s.status is Status.FAILED:
             return self._result(r, Status.FAILED, s.error or "scripted failure")
-        r.epoch += 1
-        metrics = {"epoch": r.epoch, "train_loss": s.curve[r.epoch - 1], "val_mse": s.curve[r.epoch - 1],
-                   "val_mae": s.curve[r.epoch - 1], "lr": float(r.trial.params.get("lr", 0.0)),
-                   "time_s": r.epoch * s.seconds_per_epoch}
-        r.curve.append(metrics)
+        metrics = self._step(r)
         events.append(Progress(r.trial, r.epoch, metrics))
         if r.stop is not None:  # asked during this epoch: obeyed at its end (or stop_lag epochs later)
             if r.stop_in <= 0:
@@ -107,6 +106,16 @@ class FakeBackend:
         if r.epoch < len(s.curve):
             return None
         return self._result(r, s.status, s.error)
+
+    @staticmethod
+    def _step(r: _Running) -> dict[str, float]:
+        """One more epoch of `r`'s scripted curve: its metrics."""
+        r.epoch += 1
+        value = r.script.curve[r.epoch - 1]
+        metrics = {"epoch": r.epoch, "train_loss": value, "val_mse": value, "val_mae": value,
+                   "lr": float(r.trial.params.get("lr", 0.0)), "time_s": r.epoch * r.script.seconds_per_epoch}
+        r.curve.append(metrics)
+        return metrics
 
     def _result(self, r: _Running, status: Status, error: str) -> TrialResult:
         metrics: dict[str, float] = {}
@@ -119,8 +128,10 @@ class FakeBackend:
             writer.writeheader()
             writer.writerows({**m, "epoch": int(m["epoch"])} for m in r.curve)
             curve = buf.getvalue()
+        kept = {e: f"fake {r.trial.trial_id} {e}".encode() for e in r.trial.checkpoint_at if e <= r.epoch} \
+            if status is Status.PRUNED else {}  # a stopped trial's checkpoints, as hpt.train.fit's
         return TrialResult(r.trial, status, metrics=metrics, error=error, started_at=r.started_at, finished_at=utcnow(),
-                           device=r.slot, curve=curve)
+                           device=r.slot, curve=curve, checkpoints=kept)
 
     def close(self) -> list[TrialResult]:
         self.closed = True

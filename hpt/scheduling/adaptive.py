@@ -28,12 +28,14 @@ __all__ = ["adapt", "outline"]
 def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
     """`scheduler` with the spec's early stopping and budget around it."""
     s = spec.search
+    book = None
     if s.early_stopping is not None and s.early_stopping.resource == "data":
         from hpt.scheduling.data_rungs import DataRungs
 
         scheduler = DataRungs(scheduler, spec, say)
     elif s.early_stopping is not None:
         scheduler = Pruning(scheduler, spec, say, warm)
+        book = scheduler.book
     if s.race:
         from hpt.scheduling.race import Race
 
@@ -43,7 +45,7 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
     if s.finalists and (s.early_stopping is not None or s.race):
         from hpt.scheduling.finalists import Finalists
 
-        scheduler = Finalists(scheduler, spec, s.finalists, say)
+        scheduler = Finalists(scheduler, spec, s.finalists, say, book)
     return scheduler
 
 

@@ -21,7 +21,9 @@ trials stopped in that period at that epoch. Configs with a failed trial are pas
 
 Ids: a finalist's trial of a period is the same trial (same id) as the one early stopping
 stopped there; its ok row replaces the pruned row (an ok row supersedes a pruned one) and
-carries the tag ``finalist``. Resuming derives everything from the rows: configs with a
+carries the tag ``finalist``. With asha or hyperband it goes on from the training state kept
+at the last rung it passed (:mod:`hpt.scheduling.checkpoints`; tag ``resumed_epoch``),
+instead of training from the first epoch, to the same result. Resuming derives everything from the rows: configs with a
 finalist row are finalists first, so an interrupted finalist stage goes on with the same
 configs and trains only what they still lack.
 """
@@ -37,6 +39,7 @@ from typing import Any
 from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.checkpoints import RESUMED, Checkpoints
 from hpt.scheduling.pruning import (
     Reached,
     curve_values,
@@ -56,6 +59,8 @@ __all__ = ["FINALIST", "Finalists", "finalists_text"]
 
 FINALIST = "finalist"
 """The row tag (1) of the trials the finalist stage trains."""
+_OWN = {FINALIST, RESUMED}
+"""Tags of one trial, not of its config."""
 
 
 def finalists_text(count: int, trials_per_config: int) -> str:
@@ -75,8 +80,10 @@ class _Seen(Reached):
 class Finalists(Scheduler):
     """Wraps an adaptive search (early stopping inside, budget outside) with the finalist stage."""
 
-    def __init__(self, inner: Scheduler, spec: Spec, count: int, say: Callable[[str], None]) -> None:
+    def __init__(self, inner: Scheduler, spec: Spec, count: int, say: Callable[[str], None],
+                 book: Checkpoints | None = None) -> None:
         self.inner = inner
+        self.book = book  # early stopping's checkpoints: a finalist's stopped trial goes on from its last rung
         self.spec = spec
         self.count = count
         self.say = say
@@ -123,7 +130,7 @@ class Finalists(Scheduler):
                 if config_id(self.spec, {**self.spec.base_params, **tuned}) != cid:
                     continue
                 self._params[cid] = tuned
-                self._tags[cid] = {k: row[k] for k in TAG_COLUMNS if k != FINALIST and row.get(k) is not None}
+                self._tags[cid] = {k: row[k] for k in TAG_COLUMNS if k not in _OWN and row.get(k) is not None}
             status = str(row.get("status"))
             self._note(tid, cid, key, status, row.get("error"), row.get("epochs"), metric_value(row, self.spec.objective),
                        bool(row.get(FINALIST)))
@@ -218,12 +225,17 @@ class Finalists(Scheduler):
                     if trial.trial_id in self._running:
                         self._shielded.add(trial.trial_id)  # a search trial of a finalist: no longer stopped early
                     elif seen is None or seen.status != Status.OK.value:
-                        todo.append(dataclasses.replace(trial, tags={**self._tags.get(cid, {}), FINALIST: 1}))
+                        todo.append(self._finalist(trial))
         configs = len({t.config_id for t in todo})
         if todo:
+            resumed = [int(t.tags[RESUMED]) for t in todo if t.resume is not None]
+            at = sorted(set(resumed))
+            goes_on = (f"; {len(resumed)} {'goes' if len(resumed) == 1 else 'go'} on from the rung where early stopping "
+                       f"stopped {'it' if len(resumed) == 1 else 'them'} (epoch{'s' if len(at) > 1 else ''} "
+                       f"{', '.join(map(str, at))})") if resumed else ""
             self.say(f"finalists: {plural(configs, 'config')} of the best {len(chosen)} "
                      f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
-                     f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))})")
+                     f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))}){goes_on}")
         else:
             self.say(f"finalists: the best {plural(len(chosen), 'config')} ran every period")
         return todo
@@ -271,11 +283,17 @@ class Finalists(Scheduler):
         if result.status is not Status.INTERRUPTED and trial.fidelity == self.spec.fidelity:  # not a data share's
             if trial.config_id not in self._params:
                 self._params[trial.config_id] = dict(trial.tuned_params)
-                self._tags[trial.config_id] = {k: v for k, v in trial.tags.items() if k != FINALIST}
+                self._tags[trial.config_id] = {k: v for k, v in trial.tags.items() if k not in _OWN}
             self._note(tid, trial.config_id, trial_key(trial),
                        result.status.value, result.error, result.metrics.get("epochs"),
                        metric_value(result.metrics, self.spec.objective), bool(trial.tags.get(FINALIST)))
+        self.inner.on_result(result)  # the finalist stage's own trials too: tpe learns from a finalist's complete result
         if self._queue is not None and tid in self._shielded and result.status is Status.PRUNED:
             # a finalist's search trial that a stop decided before the stage reached: run it again to the last epoch
-            self._queue.append(dataclasses.replace(trial, tags={**self._tags.get(trial.config_id, {}), FINALIST: 1}))
-        self.inner.on_result(result)  # the finalist stage's own trials too: tpe learns from a finalist's complete result
+            self._queue.append(self._finalist(trial))
+
+    def _finalist(self, trial: Trial) -> Trial:
+        """`trial` as the finalist stage runs it: tagged, and going on from its checkpoint when it has one."""
+        trial = dataclasses.replace(trial, tags={**self._tags.get(trial.config_id, {}), FINALIST: 1}, checkpoint_at=(),
+                                    resume=None)
+        return trial if self.book is None else self.book.resumed(trial)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import io
 import math
 import re
@@ -27,6 +28,7 @@ from hpt.fidelity import Fidelity, fidelity_named
 from hpt.progress import format_params, plural
 from hpt.rows import param_column
 from hpt.scheduling.base import WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.checkpoints import RESUMED, Checkpoints
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
@@ -302,6 +304,10 @@ class Pruning(Scheduler):
     that was running again when the run stopped has an interrupted row in place of its waiting
     one: resuming lacks its value at the first rung until it has run again, so tpe may then ask
     other configs than the run would have.
+
+    asha and hyperband trials keep their training state at each rung (:attr:`book`,
+    :mod:`hpt.scheduling.checkpoints`): a waiting trial that runs again goes on from its first
+    rung instead of from the first epoch, to the same result.
     """
 
     def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> None:
@@ -321,13 +327,16 @@ class Pruning(Scheduler):
         self._best: dict[str, float] = {}  # trial id -> best objective so far
         self._stopping: set[str] = set()  # told to stop: later epochs are not reported
         self._rungs = rungs(self.stopping, self.max_epochs) if self.stopping.kind == "asha" else []
+        self._keep_at = tuple(rungs(self.stopping, self.max_epochs)) if self.stopping.kind != "median" else ()
+        self.book = Checkpoints()  # stopped trials' training state at their last rung: the finalists go on from it too
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
         self._pausing: set[str] = set()  # trial ids stopped at the first rung to wait for evidence
         self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, Mapping[str, Any]]] = {}  # trial id -> the
         # trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's study,
         # its result's metrics (or row)
-        self._again: list[Trial] = []  # waiting trials judged in their best 1/reduction_factor: they run again
+        self._again: list[tuple[Trial, optuna.trial.Trial]] = []  # waiting trials judged in their best
+        # 1/reduction_factor, and their entries: they run again
         self._rerun: set[str] = set()  # trial ids running again: they do not wait a second time
         self._ghosts: set[tuple[str, int]] = set()  # (study, number): a waiting trial's entry, once it runs again
         self._waited = 0  # waiting trials found when resuming
@@ -417,9 +426,32 @@ class Pruning(Scheduler):
         inner = self.inner.remaining()
         return None if inner is None else inner + len(self._waiting) + len(self._again)
 
-    def _start(self, trial: Trial) -> Trial:
-        self._live[trial.trial_id] = self._study(trial_key(trial)).ask()
+    def _start(self, trial: Trial, before: optuna.trial.Trial | None = None) -> Trial:
+        """`trial` as it starts, keeping its training state at the rungs; one that runs again (`before`: its entry
+        when it waited) goes on from its checkpoint when there is one, its values up to there told again."""
+        t = self._live[trial.trial_id] = self._study(trial_key(trial)).ask()
+        trial = dataclasses.replace(trial, checkpoint_at=self._keep_at)
+        if before is None:
+            return trial
+        trial = self.book.resumed(trial)
+        first = self._rungs[0] if self._rungs else 0
+        self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch {first} and "
+                 + ("goes on from there" if trial.resume is not None else "runs again from its first epoch (no "
+                    "checkpoint of it is kept)"))
+        if trial.resume is not None:
+            went = int(trial.tags[RESUMED])
+            values = before.study.get_trials(deepcopy=False)[before.number].intermediate_values
+            for epoch in sorted(e for e in values if e <= went):
+                t.report(values[epoch], epoch)
+                t.should_prune()
+            self._best[trial.trial_id] = min((values[e] for e in values if e <= went), default=math.inf)
         return trial
+
+    def _run_again(self, tid: str, trial: Trial, t: optuna.trial.Trial) -> None:
+        """A waiting trial runs again: its new run reports in place of its entry `t`, and does not wait again."""
+        self._ghosts.add((t.study.study_name, t.number))
+        self._rerun.add(tid)
+        self._again.append((trial, t))
 
     def _judge_waiting(self) -> None:
         """Waiting trials whose first rung now has `min_trials` others: stopped for good, or to run again."""
@@ -433,9 +465,7 @@ class Pruning(Scheduler):
             del self._waiting[tid]
             behind, others = self._behind(t, first)
             if why is None and not behind_too_many(behind, others, self.stopping.reduction_factor):
-                self._ghosts.add((t.study.study_name, t.number))  # its new run reports instead
-                self._rerun.add(tid)
-                self._again.append(trial)
+                self._run_again(tid, trial, t)
                 continue
             where = f"its config was {why}" if why else f"rung 0, behind {behind} of {others} trials of its period"
             self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
@@ -449,19 +479,18 @@ class Pruning(Scheduler):
         self._judge_waiting()
         while True:
             if self._again:
-                return self._start(self._again.pop(0))
+                return self._start(*self._again.pop(0))
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
                 if not self._waiting:
                     return nxt
                 if self._live:
                     return WAIT  # trials running may bring the evidence the waiting ones lack
-                for tid, (trial, _, _) in list(self._waiting.items()):  # none will: they run again, not waiting
+                for tid, (trial, t, _) in list(self._waiting.items()):  # none will: they run again, not waiting
                     # (the inner scheduler may itself wait for them: an auto round ends when its trials have)
                     if trial is not None:
                         del self._waiting[tid]
-                        self._rerun.add(tid)
-                        self._again.append(trial)
+                        self._run_again(tid, trial, t)
                 if not self._again:
                     return nxt
                 continue
@@ -564,6 +593,7 @@ class Pruning(Scheduler):
     def on_result(self, result: TrialResult) -> None:
         import optuna
 
+        self.book.keep(result)
         tid = result.trial.trial_id
         t = self._live.pop(tid, None)
         self._best.pop(tid, None)
