@@ -14,7 +14,8 @@ prints, as the median over seeds:
 
 - compute: the sum of ``train_time_s`` of every trial, pruned, screening and data-share
   ones included, and the epochs trained (an epoch on a share of the data counts as that
-  share of one; the same measure without the noise of a shared machine's load);
+  share of one; the same measure without the noise of a shared machine's load); a trial
+  that went on from the checkpoint of its stopped run counts only what it trained after it;
 - best: the best mean objective found (a config that completed every period);
 - configs ranked: how many configs completed every period at the end (median, and the fewest
   over seeds), what the ranking and "Is the winner real?" work with; with early stopping or
@@ -45,7 +46,9 @@ can be rerun (with random's outcomes saved, the ratios need them).
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import io
 import json
 import math
 import statistics
@@ -59,6 +62,7 @@ from hpt.backends.local import LocalBackend, Slot
 from hpt.progress import Reporter
 from hpt.runner import drive
 from hpt.scheduling import make_scheduler
+from hpt.scheduling.checkpoints import RESUMED
 from hpt.spec import Spec, check_data, parse_spec
 from hpt.trial import Event, Status, Trial, TrialResult
 
@@ -178,8 +182,9 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     broken: set[str] = set()  # configs with a failed or diverged trial
     timeline = []
     for r in results:
-        spent += float(r.metrics.get("train_time_s", 0.0))
-        epochs += int(r.metrics.get("epochs", 0)) * r.trial.fidelity.share
+        went, before = _resumed(r)  # a trial that went on from a checkpoint: its row counts the time before it too
+        spent += float(r.metrics.get("train_time_s", 0.0)) - before
+        epochs += (int(r.metrics.get("epochs", 0)) - went) * r.trial.fidelity.share
         if r.trial.fidelity != spec.fidelity:
             continue  # a screening (promote) or data-share (asha on data) trial: compute, never ranked
         cid = r.trial.config_id
@@ -196,6 +201,16 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     ranked = sum(1 for cid, got in values.items() if cid not in broken and len(got) == periods)
     return Outcome(strategy, seed, spent, epochs, best, timeline, len(results),
                    sum(r.status is Status.PRUNED for r in results), wall, ranked)
+
+
+def _resumed(result: TrialResult) -> tuple[int, float]:
+    """(epoch, seconds): where a trial that went on from a checkpoint went on from, and its curve's time there (its
+    first run's, counted with that run's result); (0, 0.0) for a trial that started at its first epoch."""
+    went = int(result.trial.tags.get(RESUMED, 0))
+    if not went:
+        return 0, 0.0
+    curve = csv.DictReader(io.StringIO(result.curve or ""))
+    return went, next((float(e["time_s"]) for e in curve if int(float(e["epoch"])) == went), 0.0)
 
 
 def _median(values: list[float]) -> float:
