@@ -83,7 +83,7 @@ def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any) -
     out = cli_here("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
     assert ("a rung judges a trial only once 3 other trials of its period reached it: at the first rung a trial waits "
-            "for them (it stops there, and once they got there it runs again from the start if it is in their best "
+            "for them (it stops there, and once they got there it goes on from that epoch if it is in their best "
             "1/3), at a later one it goes on and is judged there once they have") in out.stdout
     assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
             "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist)") in out.stdout

@@ -87,7 +87,7 @@ def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
     if stopping.kind == "asha":
         return (f"early stopping asha: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
                 f"a rung judges a trial only once {plural(n, 'other trial')} of its period reached it: at the first rung "
-                f"a trial waits for them (it stops there, and once they got there it runs again from the start if it is "
+                f"a trial waits for them (it stops there, and once they got there it goes on from that epoch if it is "
                 f"in their best 1/{stopping.reduction_factor}), at a later one it goes on and is judged there once they "
                 f"have")
     return (f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
@@ -294,7 +294,7 @@ class Pruning(Scheduler):
     waits"), the inner scheduler does not hear of it yet, and its value there counts as evidence
     for the others. Once `min_trials` others got there it is judged by that value: out of their
     best 1/reduction_factor, it stays stopped (the inner scheduler hears so); in them, the same
-    trial runs again from the start (its new row replaces the waiting one). Otherwise the first
+    trial runs again, from its checkpoint there (its new row replaces the waiting one). Otherwise the first
     configs of a search would pass the first rung unjudged and train every epoch while the
     workers they hold keep the others from reaching it. A waiting trial runs again anyway when
     nothing else runs and the search has nothing more to start. Resuming finds waiting trials
