@@ -149,6 +149,7 @@ class Outcome:
     pruned: int
     wall: float
     ranked: int = 0  # configs that completed every period at the end (what the ranking and verdict work with)
+    resumed: float = 0.0  # epochs not trained again: trials that went on from a stopped run's checkpoint
 
     def to_target(self, target: float) -> float:
         """Compute spent until a complete config was within the target; inf if none was."""
@@ -177,7 +178,7 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
         raise Interrupted(code)  # an outcome cut short would read as a cheap search
     wall = time.monotonic() - t0
     periods = len(spec.periods)
-    spent, epochs = 0.0, 0.0
+    spent, epochs, resumed = 0.0, 0.0, 0.0
     values: dict[str, dict[str, float]] = {}  # config -> trial id -> its value (a finalist's replaces its pruned trial)
     broken: set[str] = set()  # configs with a failed or diverged trial
     timeline = []
@@ -185,6 +186,7 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
         went, before = _resumed(r)  # a trial that went on from a checkpoint: its row counts the time before it too
         spent += float(r.metrics.get("train_time_s", 0.0)) - before
         epochs += (int(r.metrics.get("epochs", 0)) - went) * r.trial.fidelity.share
+        resumed += went * r.trial.fidelity.share
         if r.trial.fidelity != spec.fidelity:
             continue  # a screening (promote) or data-share (asha on data) trial: compute, never ranked
         cid = r.trial.config_id
@@ -200,7 +202,7 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     best = min((mean for _, _, mean in timeline), default=math.inf)
     ranked = sum(1 for cid, got in values.items() if cid not in broken and len(got) == periods)
     return Outcome(strategy, seed, spent, epochs, best, timeline, len(results),
-                   sum(r.status is Status.PRUNED for r in results), wall, ranked)
+                   sum(r.status is Status.PRUNED for r in results), wall, ranked, resumed)
 
 
 def _resumed(result: TrialResult) -> tuple[int, float]:
@@ -274,6 +276,10 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
             print(f"race: {_median([o.pruned for o in mine]):.0f} of {_median([o.trials for o in mine]):.0f} trials "
                   f"dropped, not trained (median over seeds)"
                   + ("; with 2 periods no test can drop a config: --periods 4 or 5" if args.periods < 4 else ""))
+        if any(o.resumed for o in mine):
+            print(f"{strategy}: {_median([o.resumed for o in mine]):.0f} epochs not trained again (trials that went on "
+                  f"from the checkpoint of their stopped run), {_median([o.resumed / (o.epochs + o.resumed) for o in mine]):.0%} "
+                  "of what the run would have trained without (median over seeds)")
         fewest = min(o.ranked for o in mine)
         line = f"goal for {strategy}: >= 3 configs ranked over every period at the end: {fewest} at the fewest -> " \
                + ("met" if fewest >= 3 else "missed")
