@@ -55,6 +55,12 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
         assert f"  pruned at epoch {epoch} (rung " in out.stdout
     assert all((sink / "models" / f"{t}.pt").exists() for t in ok["trial_id"])
     assert (ok["epochs"] == 12).all()
+    # trials that ran again (judged in after waiting at the first rung, finalists) went on from their last rung:
+    # their rows and curves are whole, every epoch from the first
+    went_on = rows[rows["resumed_epoch"].notna()]
+    assert len(went_on) >= 1 and went_on["resumed_epoch"].isin([1, 3, 9]).all()
+    for r in went_on.itertuples():
+        assert list(pd.read_csv(sink / "curves" / f"{r.trial_id}.csv")["epoch"]) == list(range(1, int(r.epochs) + 1))
 
     shown = cli_here("results", str(sink))
     assert shown.returncode == 0, shown.stderr
