@@ -26,6 +26,7 @@ from hpt.scheduling.adaptive import adapt
 from hpt.scheduling.auto import AutoScheduler
 from hpt.search import TrialPlan, expand
 from hpt.spec import Spec, parse_spec, quick_spec
+from hpt.spec.periods import FIT
 
 __all__ = ["LR_FAMILY", "AutoRequest", "auto_spec", "run_auto"]
 
@@ -63,7 +64,7 @@ def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
         if not isinstance(doc, dict):
             raise InputError(f"--spec {path}: expected a JSON object")
         return doc, path.resolve().parent, str(path)
-    return {"date_ranges": {"auto": {"count": 3, "months": 2}}}, None, "hpt auto"
+    return {"date_ranges": {"auto": {"count": 3, "months": FIT}}}, None, "hpt auto"
 
 
 def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, round_no: int = 1) -> Spec:

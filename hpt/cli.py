@@ -388,8 +388,9 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
     value); with a cosine lr_schedule (base spec's training or a one-value parameter),
     lr_decay and lr_patience are not drawn, as cosine does not use them. When a round's
     best lr sits in the outer tenth of its range, the next round moves the range that way.
-    Periods: the base spec's, else 3 periods of 2 months chosen from the current month (see
-    --today). `hpt archs` shows the ranges.
+    Periods: the base spec's, else 3 periods chosen from the current month (see --today), 2
+    months long, or longer when the data's step needs it for 100 training windows each (daily
+    data: about 6). `hpt archs` shows the ranges.
 
     \b
     Examples:

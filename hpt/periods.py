@@ -57,6 +57,7 @@ class AutoPeriods:
     count: int = 3
     months: int = 3
     holdout: int = 0  # final months of data never used
+    fit: bool = False  # "months": "fit": `months` is the fewest of FIT_MONTHS that give each period enough windows
 
     def to_json(self) -> dict[str, dict[str, int]]:
         return {"auto": {"count": self.count, "months": self.months, "holdout": self.holdout}}

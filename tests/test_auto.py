@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,3 +220,39 @@ def test_screen_check_exits_1_when_results_were_not_delivered(write_spec: Any, t
                                     "--today", "2013-03-10", "-q", "--workers", "1"])
     assert out.exit_code == 1, out.output
     assert "screen-check: full run" in out.output and "Spearman rank correlation" in out.output  # it went on
+
+
+def _daily_csv(folder: Path) -> Path:
+    """Two years of one daily series (a station of the bundled many-series demo)."""
+    demo = pd.read_csv(ROOT / "hpt" / "demo" / "stations_daily.csv")
+    path = folder / "daily.csv"
+    demo[demo["station"] == demo["station"].iloc[0]][["date", "rides"]].to_csv(path, index=False)
+    return path
+
+
+def test_fit_months_gives_each_period_enough_training_windows(write_spec: Any, tmp_path: Path) -> None:
+    daily = _daily_csv(tmp_path)
+    doc = tiny_spec(data={"path": str(daily), "time_column": "date", "target": "rides"},
+                    date_ranges={"auto": {"count": 3, "months": "fit"}}, training={"lookback": 28, "validation": 0.2})
+    out = cli_here("plan", str(write_spec(doc)), "--today", "2026-12-01")
+    assert out.returncode == 0, out.stderr
+    assert 'periods (auto: {"count": 3, "months": 6, "holdout": 0}, drawn for 2026-12)' in out.stdout
+    assert re.search(r'date_ranges.auto: "months": "fit" chose 6 months, the fewest that give each period at least 100 '
+                     r"training windows \(1\d\d in the shortest; 1D steps, lookback 28, horizon 1, validation 0.2\)",
+                     out.stderr), out.stderr
+    assert "warning" not in out.stderr  # 4 months would leave about 70 windows a period: warned about
+
+    hourly = cli_here("plan", str(write_spec(tiny_spec(date_ranges={"auto": {"months": "fit"}}))))
+    assert hourly.returncode == 0 and '"months": 2,' in hourly.stdout  # two months of hours are plenty
+    bad = cli_here("validate", str(write_spec(tiny_spec(date_ranges={"auto": {"months": "fitted"}}))))
+    assert bad.returncode == 2 and 'date_ranges.auto.months: expected an integer >= 1 or "fit", got "fitted"' in bad.stderr
+
+
+def test_auto_without_a_spec_draws_periods_long_enough_for_daily_data(tmp_path: Path) -> None:
+    daily = _daily_csv(tmp_path)
+    spec = auto_spec(AutoRequest(arch="mlp", data=str(daily), target="rides", time_column="date",
+                                 today=date(2026, 12, 1)))
+    assert spec.period_rule is not None and spec.period_rule.months == 6  # 2 months of days: 1 training window
+    assert all(p.end == p.start + pd.DateOffset(months=6) for p in spec.periods) and len(spec.periods) == 3
+    demo = auto_spec(AutoRequest(arch="mlp", today=date(2026, 12, 1)))  # hourly: 2 months, as before
+    assert demo.period_rule is not None and demo.period_rule.months == 2

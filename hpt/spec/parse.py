@@ -54,7 +54,7 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     tracking = parse_tracking(ck, doc.get("tracking", {}))
     sink = parse_sink(ck, doc.get("sink"))
     if data is not None and periods:  # the data's problems are reported with the rest
-        periods = _periods_in_data(ck, data, periods, parameters, training)
+        periods, rule = _periods_in_data(ck, data, periods, parameters, training)
     if ck.problems:
         raise SpecError(source, ck.problems)
     assert data is not None and architecture
@@ -126,11 +126,15 @@ def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: Se
 
 
 def _periods_in_data(ck: Checker, data: DataSpec, periods: tuple[Period, ...] | AutoPeriods,
-                     parameters: dict[str, Axis], training: dict[str, Any]) -> tuple[Period, ...]:
-    """The periods (automatic ones drawn from the data), each checked for its windows in the data."""
+                     parameters: dict[str, Axis], training: dict[str, Any],
+                     ) -> tuple[tuple[Period, ...], AutoPeriods | None]:
+    """The periods (automatic ones drawn from the data), each checked for its windows in the data, and the rule
+    that drew them (its months chosen, for ``"months": "fit"``)."""
+    extremes = window_extremes(parameters, training)
+    rule = None
     if isinstance(periods, AutoPeriods):
-        periods = resolve_auto(ck, data, periods)
+        periods, rule = resolve_auto(ck, data, periods, extremes[0])
     if periods:
-        _, problems = data_problems(data, ck.period_places, window_extremes(parameters, training))
+        _, problems = data_problems(data, ck.period_places, extremes)
         ck.problems += problems
-    return periods
+    return periods, rule

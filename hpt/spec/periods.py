@@ -9,9 +9,12 @@ from hpt.errors import show
 from hpt.periods import AutoPeriods, Period, auto_periods, parse_time
 from hpt.spec.checker import SECTIONS, Checker, is_int
 from hpt.spec.objects import DataSpec
-from hpt.spec.windowing import span
+from hpt.spec.windowing import fit_months, span
 
-__all__ = ["parse_periods", "resolve_auto"]
+__all__ = ["FIT", "parse_periods", "resolve_auto"]
+
+FIT = "fit"
+"""``date_ranges.auto.months``: as many months as each period needs for enough training windows."""
 
 
 def parse_periods(ck: Checker, value: Any) -> tuple[Period, ...] | AutoPeriods:
@@ -56,26 +59,36 @@ def _auto_periods(ck: Checker, value: dict[str, Any]) -> AutoPeriods | tuple[Per
         return ()
     obj = value["auto"]
     ck.unknown_keys(obj, SECTIONS["date_ranges.auto"], "date_ranges.auto")
-    numbers = {}
+    numbers: dict[str, Any] = {}
+    if obj.get("months") == FIT:
+        numbers["fit"] = True
     for key, default, low in (("count", 3, 1), ("months", 3, 1), ("holdout", 0, 0)):
         v = obj.get(key, default)
+        if key == "months" and v == FIT:
+            continue  # chosen once the windows are known (hpt.spec.windowing.fit_months)
         if not is_int(v) or v < low:
-            ck.add(f"date_ranges.auto.{key}", f"expected an integer >= {low}, got {show(v)}")
+            fit = f' or "{FIT}"' if key == "months" else ""
+            ck.add(f"date_ranges.auto.{key}", f"expected an integer >= {low}{fit}, got {show(v)}")
             return ()
         numbers[key] = int(v)
     return AutoPeriods(**numbers)
 
 
-def resolve_auto(ck: Checker, data: DataSpec, rule: AutoPeriods) -> tuple[Period, ...]:
+def resolve_auto(ck: Checker, data: DataSpec, rule: AutoPeriods,
+                 extremes: tuple[int, int, Any]) -> tuple[tuple[Period, ...], AutoPeriods]:
+    """The periods `rule` draws from the data, and the rule with its months chosen (``"months": "fit"``, for the
+    largest lookback and horizon the search can pick, `extremes`)."""
     try:
         frame = data.read().frame
     except DataError as e:
         ck.add(e.json_path, e.message)
-        return ()
+        return (), rule
+    if rule.fit:
+        rule = fit_months(frame, rule, extremes, ck.today)
     try:
         periods = auto_periods(rule, *span(frame), ck.today)
     except ValueError as e:
         ck.add("date_ranges.auto", str(e))
-        return ()
+        return (), rule
     ck.period_places = [("date_ranges.auto", p) for p in periods]
-    return periods
+    return periods, rule

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hpt.errors import Problem, SpecError, show
 from hpt.fidelity import LAST_MONTH, QUICK, Fidelity
 from hpt.hparams import TRAINING
 from hpt.panel import is_panel, name_few, series_count, times_of
-from hpt.periods import Period, quick_period
+from hpt.periods import AutoPeriods, Period, auto_periods, quick_period
 from hpt.progress import plural
 from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
 from hpt.windows import (
@@ -33,12 +34,14 @@ from hpt.windows import (
     window_report,
 )
 
-__all__ = ["MIN_TRAIN_WINDOWS", "at_fidelity", "check_data", "data_problems", "data_report", "quick_spec", "span",
-           "window_extremes"]
+__all__ = ["FIT_MONTHS", "MIN_TRAIN_WINDOWS", "at_fidelity", "check_data", "data_problems", "data_report",
+           "fit_months", "quick_spec", "span", "window_extremes"]
 
 log = logging.getLogger("hpt")
 
 MIN_TRAIN_WINDOWS = 100  # fewer in a period: validate and run warn
+FIT_MONTHS = (2, 3, 4, 6, 9, 12)
+"""The months per period ``"months": "fit"`` tries, fewest first."""
 
 
 def quick_spec(spec: Spec) -> Spec:
@@ -200,11 +203,38 @@ def _say_few_windows(count: WindowCount, where: str, step: pd.Timedelta, extreme
 _said: set[str] = set()
 
 
-def _say_once(message: str) -> None:
-    """A warning once per process: validating and then running a spec checks its data twice."""
+def _say_once(message: str, level: int = logging.WARNING) -> None:
+    """A warning (or `level`) once per process: validating and then running a spec checks its data twice."""
     if message not in _said:
         _said.add(message)
-        log.warning("%s", message)
+        log.log(level, "%s", message)
+
+
+def fit_months(frame: pd.DataFrame, rule: AutoPeriods, extremes: tuple[int, int, Any], today: date) -> AutoPeriods:
+    """`rule` with the fewest months of FIT_MONTHS whose periods each hold at least MIN_TRAIN_WINDOWS training
+    windows (for the largest lookback and horizon, `extremes`); when none does, the most the data holds (the
+    periods' windows are then warned about as for any period). The choice is logged once."""
+    first, last, step = span(frame)
+    lookback, horizon, validation = extremes
+    chosen: tuple[AutoPeriods, int] | None = None
+    for months in FIT_MONTHS:
+        candidate = dataclasses.replace(rule, months=months)
+        try:
+            periods = auto_periods(candidate, first, last, step, today)
+        except ValueError:
+            break  # the data cannot hold the periods this long
+        chosen = candidate, min(count_windows(frame, p, lookback, horizon, validation).train for p in periods)
+        if chosen[1] >= MIN_TRAIN_WINDOWS:
+            break
+    if chosen is None:
+        return dataclasses.replace(rule, months=FIT_MONTHS[0])  # drawing them says the data is too short
+    rule, fewest = chosen
+    why = (f"the fewest that give each period at least {MIN_TRAIN_WINDOWS} training windows" if fewest >= MIN_TRAIN_WINDOWS
+           else f"the most the data holds for {plural(rule.count, 'period')}")
+    _say_once(f'date_ranges.auto: "months": "fit" chose {rule.months} months, {why} ({fewest} in the shortest; '
+              f"{step_text(step)} steps, lookback {lookback}, horizon {horizon}, validation {show(validation)})",
+              logging.INFO)
+    return rule
 
 
 def window_extremes(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> list[tuple[int, int, Any]]:
