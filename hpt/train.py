@@ -47,6 +47,8 @@ INFER_WINDOWS = 1000
 # Targets are standardised, so predicting their mean scores about 1: a mean training loss
 # a thousand times worse means the optimiser has blown up (Adam at lr=1e3 stays finite).
 DIVERGED_LOSS = 1e3
+KEPT_CHECKPOINTS = 2
+"""Checkpoints a trial holds while it trains: the stop it may get is decided on an epoch or two before it arrives."""
 
 
 class Diverged(Exception):
@@ -231,8 +233,9 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     series (`panel`) are also scored by ``val_mase``.
 
     At the epochs in `checkpoint_at` the whole training state is kept (weights, optimiser,
-    schedules, random generators, the best epoch so far, the curve, patience and time); a run
-    the callback stops returns those it reached (:attr:`Fit.checkpoints`). Given one as
+    schedules, random generators, the best epoch so far, the curve, patience and time; the
+    last KEPT_CHECKPOINTS of them, in host memory); a run the callback stops returns them
+    (:attr:`Fit.checkpoints`). Given one as
     `resume`, training goes on from there and ends as the same run would have, had nothing
     stopped it: the same curve, weights and metrics (bitwise on a CPU; a GPU's kernels may
     differ in the last digits). Its time counts the time before the checkpoint too.
@@ -285,6 +288,8 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
                         "since_best": since_best, "rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, buf)
             checkpoints[epoch] = buf.getvalue()
+            if len(checkpoints) > KEPT_CHECKPOINTS:  # a stop comes an epoch or two after the epoch it is decided on
+                del checkpoints[min(checkpoints)]
         if on_epoch is not None:
             stopped = on_epoch(epoch, current)
             if stopped:

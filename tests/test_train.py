@@ -127,13 +127,13 @@ def test_a_stopped_trial_goes_on_from_its_checkpoint_as_if_never_stopped(arch: s
     spec = parse_spec(tiny_spec(architecture=arch, parameters={"lr": [0.01], "dropout": [0.2]},
                                 training={"epochs": 8, "patience": 3, "lr_patience": 1, "lr_schedule": schedule}))
     context = TrainContext(check_data(spec))
-    trial = dataclasses.replace(expand(spec)[0], checkpoint_at=(2, 4))
+    trial = dataclasses.replace(expand(spec)[0], checkpoint_at=(1, 2, 4))
     straight = context.run(trial)
     assert straight.status is Status.OK and straight.checkpoints == {}  # a trial that ends keeps none
 
     # stopped at epoch 5 on a decision about epoch 4 (a stop reaches a worker an epoch late)
     stopped = context.run(trial, lambda epoch, _: "pruned at epoch 4" if epoch == 5 else None)
-    assert stopped.status is Status.PRUNED and sorted(stopped.checkpoints) == [2, 4]
+    assert stopped.status is Status.PRUNED and sorted(stopped.checkpoints) == [2, 4]  # the last two it reached
     decided = as_decided(stopped, 4, "pruned at epoch 4", "val_mse")
     assert sorted(decided.checkpoints) == [2, 4]
     assert sorted(as_decided(stopped, 3, "pruned at epoch 3", "val_mse").checkpoints) == [2]
