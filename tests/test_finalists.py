@@ -86,7 +86,8 @@ def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any) -
             "for them (it stops there, and once they got there it goes on from that epoch if it is in their best "
             "1/3), at a later one it goes on and is judged there once they have") in out.stdout
     assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
-            "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist)") in out.stdout
+            "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist; a stopped trial goes on "
+            "from the last rung it passed)") in out.stdout
 
 
 def _finalist_spec(write_spec: Any, **search: Any) -> Any:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from hpt.progress import plural
 from hpt.scheduling.base import Scheduler
 from hpt.scheduling.budget import Budgeted
-from hpt.scheduling.pruning import Pruning, max_epochs, stopping_text
+from hpt.scheduling.pruning import Pruning, checkpoint_rungs, max_epochs, stopping_text
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Spec
 
@@ -91,7 +91,7 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
     if s.finalists and (s.early_stopping is not None or s.race):
         from hpt.scheduling.finalists import finalists_text
 
-        lines.append(finalists_text(s.finalists, periods * spec.repeats))
+        lines.append(finalists_text(s.finalists, periods * spec.repeats, bool(checkpoint_rungs(s.early_stopping, most))))
     if s.warm_start:
         lines.append(f"warm start from: {', '.join(s.warm_start)}")
     return lines

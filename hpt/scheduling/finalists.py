@@ -63,11 +63,12 @@ _OWN = {FINALIST, RESUMED}
 """Tags of one trial, not of its config."""
 
 
-def finalists_text(count: int, trials_per_config: int) -> str:
-    """What ``hpt plan`` says about ``search.finalists``."""
+def finalists_text(count: int, trials_per_config: int, resumes: bool = False) -> str:
+    """What ``hpt plan`` says about ``search.finalists`` (`resumes`: stopped trials go on from their last rung)."""
+    goes_on = "; a stopped trial goes on from the last rung it passed" if resumes else ""
     return (f"finalists: when the search is done, the best {plural(count, 'config')} by how far they got are completed "
             f"on every period at full epochs, without early stopping (at most {plural(count * trials_per_config, 'more trial')}; "
-            f"rows tagged {FINALIST})")
+            f"rows tagged {FINALIST}{goes_on})")
 
 
 @dataclass

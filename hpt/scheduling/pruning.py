@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["Pruning", "Reached", "behind_too_many", "curve_values", "halving_standing", "make_pruner", "max_epochs",
-           "metric_value", "period_key", "pruned_epoch", "row_key", "rungs", "start_order", "stopped_place",
-           "stopping_text", "trial_key"]
+__all__ = ["Pruning", "Reached", "behind_too_many", "checkpoint_rungs", "curve_values", "halving_standing",
+           "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key", "rungs",
+           "start_order", "stopped_place", "stopping_text", "trial_key"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
@@ -68,6 +68,15 @@ def rungs(stopping: EarlyStopping, max_epochs: int) -> list[int]:
         out.append(step)
         step *= stopping.reduction_factor
     return out
+
+
+def checkpoint_rungs(stopping: EarlyStopping | None, max_epochs: int) -> tuple[int, ...]:
+    """The epochs at which trials keep their training state, to go on from if they are stopped and run again
+    (:mod:`hpt.scheduling.checkpoints`): asha's and hyperband's rungs on epochs; none for median (every epoch is
+    its rung) or data shares (a share's trial is not the full one)."""
+    if stopping is None or stopping.kind == "median" or stopping.resource != "epochs":
+        return ()
+    return tuple(rungs(stopping, max_epochs))
 
 
 def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
@@ -327,7 +336,7 @@ class Pruning(Scheduler):
         self._best: dict[str, float] = {}  # trial id -> best objective so far
         self._stopping: set[str] = set()  # told to stop: later epochs are not reported
         self._rungs = rungs(self.stopping, self.max_epochs) if self.stopping.kind == "asha" else []
-        self._keep_at = tuple(rungs(self.stopping, self.max_epochs)) if self.stopping.kind != "median" else ()
+        self._keep_at = checkpoint_rungs(self.stopping, self.max_epochs)
         self.book = Checkpoints()  # stopped trials' training state at their last rung: the finalists go on from it too
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
