@@ -96,9 +96,14 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+DID_YOU_MEAN = 0.65
+"""How alike a name must be to be suggested (difflib's ratio): 0.6 offered "precipitation" for "station"; "temp"
+still suggests "temp_min" (0.67)."""
+
+
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close valid name exists, else ''."""
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=DID_YOU_MEAN)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 

@@ -343,3 +343,12 @@ def test_plan_of_two_million_value_axes_answers_quickly_and_shows_a_sample(write
     assert "tuned: seed [0, 1, 2, 3, 4, ..., 999998, 999999] (1000000 values)" in lines
     assert "tiny: 2000000000000 trials = 1000000000000 configs x 2 periods" in lines[0]
     assert max(map(len, lines)) < 200
+
+
+def test_did_you_mean_offers_only_a_name_close_to_the_one_written() -> None:
+    from hpt.errors import did_you_mean
+
+    columns = ["date", "precipitation", "temp_max", "temp_min", "wind", "weather"]  # the Seattle weather data's
+    assert did_you_mean("station", columns) == ""  # not "precipitation": they share "tation", nothing a typo makes
+    assert did_you_mean("temp", columns) in (' (did you mean "temp_max"?)', ' (did you mean "temp_min"?)')
+    assert did_you_mean("wether", columns) == ' (did you mean "weather"?)'
