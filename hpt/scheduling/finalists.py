@@ -23,9 +23,9 @@ Ids: a finalist's trial of a period is the same trial (same id) as the one early
 stopped there; its ok row replaces the pruned row (an ok row supersedes a pruned one) and
 carries the tag ``finalist``. With asha or hyperband it goes on from the training state kept
 at the last rung it passed (:mod:`hpt.scheduling.checkpoints`; tag ``resumed_epoch``),
-instead of training from the first epoch, to the same result. Resuming derives everything from the rows: configs with a
-finalist row are finalists first, so an interrupted finalist stage goes on with the same
-configs and trains only what they still lack.
+instead of training from the first epoch, to the same result. Resuming derives everything
+from the rows: configs with a finalist row are finalists first, so an interrupted finalist
+stage goes on with the same configs and trains only what they still lack.
 """
 
 from __future__ import annotations
