@@ -144,6 +144,8 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     submitted = [tid for what, tid in backend.log if what == "submit"]
     again = len(submitted) - len(set(submitted))  # waited at the first rung, then ran again: its new row replaced
     assert again >= 1 and len(pruned) + again == summary.counts["pruned"] and len(pruned) > 0  # ... the pruned one
+    assert re.search(rf"^run \S+ finished in \S+: \d+ ok, {summary.counts['pruned']} pruned \({again} stopped "
+                     rf"trials? ran again; (its row is|their rows are) the last run's\)$", out, re.M), out
     waited = pruned[pruned["error"].str.contains("it waits")]  # stopped at the first rung before 3 others got there,
     assert len(waited) >= 1  # then judged there once they had (out of their best third: not run again)
     for r in waited.itertuples():  # the log says what came of the wait

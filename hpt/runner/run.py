@@ -118,6 +118,7 @@ class _Run:
         self.claims = Claims(store.sink, self.run_id, self.record.beat)
         self.gate = ClaimGate(self.claims, store, self.run_id, options.force)
         self.baselines = RunBaselines(spec, frame)
+        self.ended: set[str] = set()  # trial ids with a result in this run
 
     def on_result(self, result: TrialResult) -> None:
         row = self.store.record(result, self.run_id, self.columns)
@@ -127,6 +128,9 @@ class _Run:
         claims = self.claims
         self.store.then(lambda: claims.release(tid))  # once its row is at the location
         self.summary.counts[result.status.value] += 1
+        if tid in self.ended:
+            self.summary.ran_again += 1
+        self.ended.add(tid)
         if result.status in (Status.OK, Status.PRUNED):  # a window setting drawn as the run goes (tpe, random)
             self.baselines.record(self.store, self.run_id, self.columns, result.trial.params)
 

@@ -28,7 +28,8 @@ class RunSummary:
     run_id: str
     results: str
     skipped: int
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)  # per result: a trial that ran again counts each time
+    ran_again: int = 0  # results of a trial that had already ended in this run (stopped, then run again)
     best: BestConfig | None = None
     best_note: str = ""  # why no config is best, when none is
     vs_baseline: VsBaseline | None = None  # the best config against the better naive baseline
@@ -54,7 +55,9 @@ def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[st
     """The run's summary; `notes`: the scheduler's lines about the run (a promotion's screen vs its full results)."""
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: list(Status).index(Status(kv[0]))))
     verb = "interrupted" if s.exit_code else "finished"
-    reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}"
+    again = (f" ({plural(s.ran_again, 'stopped trial')} ran again; {'its row is' if s.ran_again == 1 else 'their rows are'} "
+             "the last run's)") if s.ran_again else ""
+    reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}{again}"
                   + (f"; {s.skipped} skipped as already done" if s.skipped else "")
                   + (f"; {len(s.elsewhere)} left to another run" if s.elsewhere else ""))
     if s.exit_code:
