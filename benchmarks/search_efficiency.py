@@ -209,7 +209,7 @@ def _resumed(result: TrialResult) -> tuple[int, float]:
     """(epoch, seconds): where a trial that went on from a checkpoint went on from, and its curve's time there (its
     first run's, counted with that run's result); (0, 0.0) for a trial that started at its first epoch."""
     went = int(result.trial.tags.get(RESUMED, 0))
-    if not went:
+    if not went or result.status not in (Status.OK, Status.PRUNED):  # a failed one reports no epochs or time
         return 0, 0.0
     curve = csv.DictReader(io.StringIO(result.curve or ""))
     return went, next((float(e["time_s"]) for e in curve if int(float(e["epoch"])) == went), 0.0)

@@ -253,14 +253,18 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     since_best = 0
     first, before = 1, 0.0
     if resume is not None:
-        state = torch.load(io.BytesIO(resume), map_location=device, weights_only=True)
+        # on the host: the random generators' states must stay CPU tensors; weights and optimiser state are copied
+        # to the device as they are loaded, and nothing of the checkpoint stays on the device after
+        state = torch.load(io.BytesIO(resume), map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         step.load(state["stepper"])
-        best, best_state, curve, since_best = state["best"], state["best_state"], state["curve"], state["since_best"]
+        best, curve, since_best = state["best"], state["curve"], state["since_best"]
+        best_state = {k: v.to(device) for k, v in state["best_state"].items()}
         first, before = int(state["epoch"]) + 1, float(state["time_s"])
         torch.set_rng_state(state["rng"])
         if device.type == "cuda" and state["cuda_rng"] is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
+        del state
     checkpoints: dict[int, bytes] = {}
     stopped: str | None = None
     start = time.perf_counter() - before

@@ -256,3 +256,14 @@ def test_auto_without_a_spec_draws_periods_long_enough_for_daily_data(tmp_path: 
     assert all(p.end == p.start + pd.DateOffset(months=6) for p in spec.periods) and len(spec.periods) == 3
     demo = auto_spec(AutoRequest(arch="mlp", today=date(2026, 12, 1)))  # hourly: 2 months, as before
     assert demo.period_rule is not None and demo.period_rule.months == 2
+
+
+def test_fit_months_fits_every_validation_setting_the_search_tries(write_spec: Any, tmp_path: Path) -> None:
+    doc = tiny_spec(data={"path": str(_daily_csv(tmp_path)), "time_column": "date", "target": "rides"},
+                    date_ranges={"auto": {"count": 2, "months": "fit"}}, training={"lookback": 28},
+                    parameters={"lr": [0.001], "validation": [0.1, 0.4]})
+    del doc["training"]["validation"]  # tuned
+    out = cli_here("plan", str(write_spec(doc)), "--today", "2026-12-01")
+    assert out.returncode == 0, out.stderr
+    # 6 months would do for validation 0.1 (about 130 training windows), not for 0.4 (about 75)
+    assert '"months": 9,' in out.stdout and "validation 0.1 or 0.4)" in out.stderr and "warning" not in out.stderr

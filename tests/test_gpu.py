@@ -52,3 +52,25 @@ def test_gpus_narrows_the_pool(write_spec: Any, cli: Any, tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     table = trial_rows(pd.read_csv(tmp_path / "r" / "results.csv"))
     assert set(table["device"].str.split(" ").str[0]) == {f"gpu{first}"}
+
+
+@pytest.mark.parametrize("amp", ["off", "fp16"])
+def test_a_stopped_trial_goes_on_from_its_checkpoint_on_the_gpu(write_spec: Any, amp: str) -> None:
+    import dataclasses
+
+    from hpt.search import expand
+    from hpt.spec import check_data, load_spec
+    from hpt.train import TrainContext
+
+    spec = load_spec(write_spec(tiny_spec(architecture="lstm", parameters={"lr": [0.01], "dropout": [0.2]},
+                                          training={"epochs": 6, "patience": 0, "amp": amp})))
+    context = TrainContext(check_data(spec), "cuda:0")
+    trial = dataclasses.replace(expand(spec)[0], checkpoint_at=(2,))
+    stopped = context.run(trial, lambda epoch, _: "pruned at epoch 2" if epoch == 3 else None)
+    assert stopped.status.value == "pruned" and 2 in stopped.checkpoints
+    resumed = context.run(dataclasses.replace(trial, resume=stopped.checkpoints[2]))
+    straight = context.run(trial)
+    assert resumed.status.value == "ok", resumed.error  # the generators' states load on the host
+    assert resumed.metrics["epochs"] == straight.metrics["epochs"] == 6
+    # cuDNN's kernels are not bitwise deterministic: the same training, to a small tolerance
+    assert resumed.metrics["val_mse"] == pytest.approx(straight.metrics["val_mse"], rel=0.05)

@@ -349,3 +349,15 @@ def test_stopped_trials_that_run_again_go_on_from_their_last_rung_to_the_same_ro
     pd.testing.assert_frame_equal(mine[same].sort_values("trial_id").reset_index(drop=True),
                                   theirs[same].sort_values("trial_id").reset_index(drop=True))
     assert resumed.epochs == scratch.epochs - int(went_on["resumed_epoch"].sum())  # those epochs were not trained again
+
+
+@pytest.mark.parametrize("kind, finalists, kept", [("asha", 3, (1, 3)), ("asha", 0, (1,)), ("hyperband", 3, (1, 3)),
+                                                   ("hyperband", 0, ()), ("median", 3, ())])
+def test_trials_keep_their_state_only_at_rungs_they_can_run_again_from(write_spec: Any, kind: str, finalists: int,
+                                                                        kept: tuple[int, ...]) -> None:
+    # finalists go on from any rung; without them only asha's first-rung waits run again
+    stopping = {"kind": kind, "min_epochs": 1} | ({"reduction_factor": 3} if kind != "median" else {})
+    scheduler = make_scheduler(spec_with(write_spec, {"early_stopping": stopping, "finalists": finalists}))
+    scheduler.restore({})
+    trial = scheduler.suggest()
+    assert isinstance(trial, Trial) and trial.checkpoint_at == kept

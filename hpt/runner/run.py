@@ -119,6 +119,7 @@ class _Run:
         self.gate = ClaimGate(self.claims, store, self.run_id, options.force)
         self.baselines = RunBaselines(spec, frame)
         self.ended: set[str] = set()  # trial ids with a result in this run
+        self.again: set[str] = set()  # ... and those with more than one (stopped, then run again)
 
     def on_result(self, result: TrialResult) -> None:
         row = self.store.record(result, self.run_id, self.columns)
@@ -129,7 +130,8 @@ class _Run:
         self.store.then(lambda: claims.release(tid))  # once its row is at the location
         self.summary.counts[result.status.value] += 1
         if tid in self.ended:
-            self.summary.ran_again += 1
+            self.again.add(tid)
+            self.summary.ran_again = len(self.again)
         self.ended.add(tid)
         if result.status in (Status.OK, Status.PRUNED):  # a window setting drawn as the run goes (tpe, random)
             self.baselines.record(self.store, self.run_id, self.columns, result.trial.params)

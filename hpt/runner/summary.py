@@ -29,7 +29,7 @@ class RunSummary:
     results: str
     skipped: int
     counts: Counter[str] = field(default_factory=Counter)  # per result: a trial that ran again counts each time
-    ran_again: int = 0  # results of a trial that had already ended in this run (stopped, then run again)
+    ran_again: int = 0  # trials with more than one result in this run (stopped, then run again)
     best: BestConfig | None = None
     best_note: str = ""  # why no config is best, when none is
     vs_baseline: VsBaseline | None = None  # the best config against the better naive baseline

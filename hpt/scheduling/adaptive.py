@@ -29,12 +29,13 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
     """`scheduler` with the spec's early stopping and budget around it."""
     s = spec.search
     book = None
+    finalists = bool(s.finalists and (s.early_stopping is not None or s.race))
     if s.early_stopping is not None and s.early_stopping.resource == "data":
         from hpt.scheduling.data_rungs import DataRungs
 
         scheduler = DataRungs(scheduler, spec, say)
     elif s.early_stopping is not None:
-        scheduler = Pruning(scheduler, spec, say, warm)
+        scheduler = Pruning(scheduler, spec, say, warm, keep_stopped=finalists)
         book = scheduler.book
     if s.race:
         from hpt.scheduling.race import Race
@@ -42,7 +43,7 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
         scheduler = Race(scheduler, spec, say)
     if s.budget is not None:
         scheduler = Budgeted(scheduler, s.budget, spec.fidelity, say)
-    if s.finalists and (s.early_stopping is not None or s.race):
+    if finalists:
         from hpt.scheduling.finalists import Finalists
 
         scheduler = Finalists(scheduler, spec, s.finalists, say, book)

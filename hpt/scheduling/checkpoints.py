@@ -9,9 +9,9 @@ had nothing stopped it (:func:`hpt.train.fit`): the same row and model, for the 
 before the rung saved. Its row says where it resumed (``resumed_epoch``) and its
 ``train_time_s`` counts the time before the checkpoint too.
 
-The checkpoints are kept in this process's memory, up to `limit` bytes (the earliest-stopped
-ones go first beyond it); a trial without one (a run that resumes after a stop, a checkpoint
-let go) trains from the start, to the same result.
+The checkpoints are kept in this process's memory, up to `limit` bytes (the oldest go first
+beyond it); a trial without one (a run that resumes after a stop, a checkpoint let go) trains
+from the start, to the same result.
 """
 
 from __future__ import annotations
@@ -41,15 +41,16 @@ class Checkpoints:
         tid = result.trial.trial_id
         if result.status is Status.INTERRUPTED:
             return  # its checkpoint, if any, still stands
-        self._drop(tid)
+        self.drop(tid)
         if result.status is Status.PRUNED and result.checkpoints:
             epoch = max(result.checkpoints)
             self._held[tid] = epoch, result.checkpoints[epoch]
             self._bytes += len(result.checkpoints[epoch])
             while self._bytes > self.limit and self._held:
-                self._drop(min(self._held, key=lambda t: self._held[t][0]))  # the earliest-stopped first
+                self.drop(next(iter(self._held)))  # the oldest first
 
-    def _drop(self, tid: str) -> None:
+    def drop(self, tid: str) -> None:
+        """Let a trial's checkpoint go (it will not run again)."""
         held = self._held.pop(tid, None)
         if held is not None:
             self._bytes -= len(held[1])

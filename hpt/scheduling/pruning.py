@@ -319,7 +319,10 @@ class Pruning(Scheduler):
     rung instead of from the first epoch, to the same result.
     """
 
-    def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> None:
+    def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None,
+                 keep_stopped: bool = False) -> None:
+        """`keep_stopped`: keep every stopped trial's checkpoint in :attr:`book` (a finalist stage takes them);
+        otherwise only those of trials waiting at asha's first rung, which run again from it."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -336,7 +339,8 @@ class Pruning(Scheduler):
         self._best: dict[str, float] = {}  # trial id -> best objective so far
         self._stopping: set[str] = set()  # told to stop: later epochs are not reported
         self._rungs = rungs(self.stopping, self.max_epochs) if self.stopping.kind == "asha" else []
-        self._keep_at = checkpoint_rungs(self.stopping, self.max_epochs)
+        self.keep_stopped = keep_stopped
+        self._keep_at = checkpoint_rungs(self.stopping, self.max_epochs) if keep_stopped else tuple(self._rungs[:1])
         self.book = Checkpoints()  # stopped trials' training state at their last rung: the finalists go on from it too
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
@@ -479,6 +483,8 @@ class Pruning(Scheduler):
             where = f"its config was {why}" if why else f"rung 0, behind {behind} of {others} trials of its period"
             self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
                      f"{first} and stays stopped ({where})")  # its row still says it waits: the log says what came of it
+            if not self.keep_stopped:
+                self.book.drop(tid)
             self.stopped += 1
             self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
             self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics),
@@ -554,8 +560,9 @@ class Pruning(Scheduler):
                         f"period it is judged with got there so far; {WAITS}, and runs again if it is then in their "
                         f"best 1/{self.stopping.reduction_factor})")
         waiting = self._unjudged.setdefault(tid, [])
-        if epoch in self._rungs:
-            waiting.append(epoch)
+        if epoch in self._rungs and not (tid in self._rerun and epoch == self._rungs[0]):
+            waiting.append(epoch)  # a waiting trial that runs again was judged at the first rung: once is enough
+            # (one that goes on from its checkpoint there does not pass it again)
         for rung in list(waiting):
             if self._peers(t, rung) < self.stopping.evidence:
                 continue  # too little evidence at this rung yet: it goes on
@@ -602,13 +609,16 @@ class Pruning(Scheduler):
     def on_result(self, result: TrialResult) -> None:
         import optuna
 
-        self.book.keep(result)
         tid = result.trial.trial_id
+        pausing = tid in self._pausing
+        if self.keep_stopped or pausing:
+            self.book.keep(result)
+        else:
+            self.book.drop(tid)  # a waiting trial's, once its new run has ended
         t = self._live.pop(tid, None)
         self._best.pop(tid, None)
         self._stopping.discard(tid)
         self._unjudged.pop(tid, None)
-        pausing = tid in self._pausing
         self._pausing.discard(tid)
         if t is not None:
             value = metric_value(result.metrics, self.objective)

@@ -133,7 +133,7 @@ def _periods_in_data(ck: Checker, data: DataSpec, periods: tuple[Period, ...] | 
     extremes = window_extremes(parameters, training)
     rule = None
     if isinstance(periods, AutoPeriods):
-        periods, rule = resolve_auto(ck, data, periods, extremes[0])
+        periods, rule = resolve_auto(ck, data, periods, extremes)
     if periods:
         _, problems = data_problems(data, ck.period_places, extremes)
         ck.problems += problems

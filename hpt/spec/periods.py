@@ -75,7 +75,7 @@ def _auto_periods(ck: Checker, value: dict[str, Any]) -> AutoPeriods | tuple[Per
 
 
 def resolve_auto(ck: Checker, data: DataSpec, rule: AutoPeriods,
-                 extremes: tuple[int, int, Any]) -> tuple[tuple[Period, ...], AutoPeriods]:
+                 extremes: list[tuple[int, int, Any]]) -> tuple[tuple[Period, ...], AutoPeriods]:
     """The periods `rule` draws from the data, and the rule with its months chosen (``"months": "fit"``, for the
     largest lookback and horizon the search can pick, `extremes`)."""
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -210,12 +210,14 @@ def _say_once(message: str, level: int = logging.WARNING) -> None:
         log.log(level, "%s", message)
 
 
-def fit_months(frame: pd.DataFrame, rule: AutoPeriods, extremes: tuple[int, int, Any], today: date) -> AutoPeriods:
+def fit_months(frame: pd.DataFrame, rule: AutoPeriods, extremes: Sequence[tuple[int, int, Any]],
+               today: date) -> AutoPeriods:
     """`rule` with the fewest months of FIT_MONTHS whose periods each hold at least MIN_TRAIN_WINDOWS training
-    windows (for the largest lookback and horizon, `extremes`); when none does, the most the data holds (the
-    periods' windows are then warned about as for any period). The choice is logged once."""
+    windows (for the largest lookback and horizon, with each validation setting: `extremes`); when none does, the
+    most the data holds (the periods' windows are then warned about as for any period). The choice is logged once."""
     first, last, step = span(frame)
-    lookback, horizon, validation = extremes
+    lookback, horizon, _ = extremes[0]
+    validation = " or ".join(show(v) for _, _, v in extremes)
     chosen: tuple[AutoPeriods, int] | None = None
     for months in FIT_MONTHS:
         candidate = dataclasses.replace(rule, months=months)
@@ -223,7 +225,7 @@ def fit_months(frame: pd.DataFrame, rule: AutoPeriods, extremes: tuple[int, int,
             periods = auto_periods(candidate, first, last, step, today)
         except ValueError:
             break  # the data cannot hold the periods this long
-        chosen = candidate, min(count_windows(frame, p, lookback, horizon, validation).train for p in periods)
+        chosen = candidate, min(count_windows(frame, p, lb, h, v).train for p in periods for lb, h, v in extremes)
         if chosen[1] >= MIN_TRAIN_WINDOWS:
             break
     if chosen is None:
@@ -232,7 +234,7 @@ def fit_months(frame: pd.DataFrame, rule: AutoPeriods, extremes: tuple[int, int,
     why = (f"the fewest that give each period at least {MIN_TRAIN_WINDOWS} training windows" if fewest >= MIN_TRAIN_WINDOWS
            else f"the most the data holds for {plural(rule.count, 'period')}")
     _say_once(f'date_ranges.auto: "months": "fit" chose {rule.months} months, {why} ({fewest} in the shortest; '
-              f"{step_text(step)} steps, lookback {lookback}, horizon {horizon}, validation {show(validation)})",
+              f"{step_text(step)} steps, lookback {lookback}, horizon {horizon}, validation {validation})",
               logging.INFO)
     return rule
 
