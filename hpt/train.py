@@ -235,10 +235,10 @@ def fit(model: nn.Module, params: dict[str, Any], data: tuple[torch.Tensor, ...]
     At the epochs in `checkpoint_at` the whole training state is kept (weights, optimiser,
     schedules, random generators, the best epoch so far, the curve, patience and time; the
     last KEPT_CHECKPOINTS of them, in host memory); a run the callback stops returns them
-    (:attr:`Fit.checkpoints`). Given one as
-    `resume`, training goes on from there and ends as the same run would have, had nothing
-    stopped it: the same curve, weights and metrics (bitwise on a CPU; a GPU's kernels may
-    differ in the last digits). Its time counts the time before the checkpoint too.
+    (:attr:`Fit.checkpoints`). Given one as `resume`, training goes on from there and ends as
+    the same run would have, had nothing stopped it: the same curve, weights and metrics
+    (bitwise on a CPU; a GPU's kernels may differ in the last digits). Its time counts the
+    time before the checkpoint too.
     """
     x_train, y_train, x_val, y_val = data
     seed = int(params["seed"]) if seed is None else seed

@@ -29,7 +29,7 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
     """`scheduler` with the spec's early stopping and budget around it."""
     s = spec.search
     book = None
-    finalists = bool(s.finalists and (s.early_stopping is not None or s.race))
+    finalists = _has_finalists(spec)
     if s.early_stopping is not None and s.early_stopping.resource == "data":
         from hpt.scheduling.data_rungs import DataRungs
 
@@ -48,6 +48,12 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
 
         scheduler = Finalists(scheduler, spec, s.finalists, say, book)
     return scheduler
+
+
+def _has_finalists(spec: Spec) -> bool:
+    """Whether the search ends with a finalist stage: ``finalists`` with early stopping or racing."""
+    s = spec.search
+    return bool(s.finalists and (s.early_stopping is not None or s.race))
 
 
 def outline(spec: Spec, configs: int, periods: int) -> list[str]:
@@ -89,7 +95,7 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
                          "then no new config starts")
         else:
             lines.append(f"budget: {s.budget.text} from the first trial; then no new config starts")
-    if s.finalists and (s.early_stopping is not None or s.race):
+    if _has_finalists(spec):
         from hpt.scheduling.finalists import finalists_text
 
         lines.append(finalists_text(s.finalists, periods * spec.repeats, bool(checkpoint_rungs(s.early_stopping, most))))

@@ -454,10 +454,11 @@ class Pruning(Scheduler):
         if trial.resume is not None:
             went = int(trial.tags[RESUMED])
             values = before.study.get_trials(deepcopy=False)[before.number].intermediate_values
-            for epoch in sorted(e for e in values if e <= went):
-                t.report(values[epoch], epoch)
+            told = {e: v for e, v in sorted(values.items()) if e <= went}
+            for epoch, value in told.items():
+                t.report(value, epoch)
                 t.should_prune()
-            self._best[trial.trial_id] = min((values[e] for e in values if e <= went), default=math.inf)
+            self._best[trial.trial_id] = min(told.values(), default=math.inf)
         return trial
 
     def _run_again(self, tid: str, trial: Trial, t: optuna.trial.Trial) -> None:

@@ -83,10 +83,11 @@ def resolve_auto(ck: Checker, data: DataSpec, rule: AutoPeriods,
     except DataError as e:
         ck.add(e.json_path, e.message)
         return (), rule
+    bounds = span(frame)
     if rule.fit:
-        rule = fit_months(frame, rule, extremes, ck.today)
+        rule = fit_months(frame, bounds, rule, extremes, ck.today)
     try:
-        periods = auto_periods(rule, *span(frame), ck.today)
+        periods = auto_periods(rule, *bounds, ck.today)
     except ValueError as e:
         ck.add("date_ranges.auto", str(e))
         return (), rule

@@ -210,12 +210,13 @@ def _say_once(message: str, level: int = logging.WARNING) -> None:
         log.log(level, "%s", message)
 
 
-def fit_months(frame: pd.DataFrame, rule: AutoPeriods, extremes: Sequence[tuple[int, int, Any]],
-               today: date) -> AutoPeriods:
+def fit_months(frame: pd.DataFrame, bounds: tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta], rule: AutoPeriods,
+               extremes: Sequence[tuple[int, int, Any]], today: date) -> AutoPeriods:
     """`rule` with the fewest months of FIT_MONTHS whose periods each hold at least MIN_TRAIN_WINDOWS training
     windows (for the largest lookback and horizon, with each validation setting: `extremes`); when none does, the
-    most the data holds (the periods' windows are then warned about as for any period). The choice is logged once."""
-    first, last, step = span(frame)
+    most the data holds (the periods' windows are then warned about as for any period). `bounds`: the frame's
+    :func:`span`. The choice is logged once."""
+    first, last, step = bounds
     lookback, horizon, _ = extremes[0]
     validation = " or ".join(show(v) for _, _, v in extremes)
     chosen: tuple[AutoPeriods, int] | None = None
