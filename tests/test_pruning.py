@@ -14,7 +14,7 @@ import pytest
 
 from hpt.backends.fake import FakeBackend, Script
 from hpt.errors import SpecError
-from hpt.progress import Reporter
+from hpt.progress import Reporter, format_params
 from hpt.runner import RunOptions, run_spec
 from hpt.scheduling import make_scheduler
 from hpt.scheduling.checkpoints import Checkpoints
@@ -180,6 +180,53 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     assert "its other periods are not started (a config with a stopped period is never ranked)" in capsys.readouterr().out
 
 
+def test_a_running_period_of_a_config_stopped_in_another_stops_at_its_next_epoch(write_spec: Any) -> None:
+    from hpt.trial import Status, TrialResult
+
+    spec = spec_with(write_spec, {"early_stopping": {**ASHA, "min_trials": 1}, "finalists": 0})
+    scheduler = make_scheduler(spec)
+    scheduler.restore({})
+    trials = [scheduler.suggest() for _ in range(12)]  # every trial started: none waits at the first rung
+    assert all(isinstance(t, Trial) for t in trials)
+    jan, feb = trials[0].period, trials[1].period  # a config's periods one after the other: side by side on 2 slots
+    mine, other = trials[0], trials[1]
+    assert isinstance(mine, Trial) and isinstance(other, Trial) and mine.config_id == other.config_id and jan != feb
+    for t, value in zip([t for t in trials[2:] if isinstance(t, Trial) and t.period == jan][:3], (0.5, 0.6, 0.7), strict=True):
+        scheduler.on_progress(Progress(t, 1, {"val_mse": value}))  # January's others, all better than 1.0
+    assert scheduler.on_progress(Progress(other, 1, {"val_mse": 9.0})) is None  # alone in February so far: goes on
+    stop = scheduler.on_progress(Progress(mine, 1, {"val_mse": 1.0}))
+    assert stop == "pruned at epoch 1 (rung 0, behind 3 of 3 trials of its period)"
+    scheduler.on_result(TrialResult(mine, Status.PRUNED, {"val_mse": 1.0, "epochs": 1}, error=stop))
+    # February is no worse than anything there, but its config can no longer be ranked: it stops at its next epoch
+    assert scheduler.on_progress(Progress(other, 2, {"val_mse": 8.0})) == (
+        f"pruned at epoch 2 (its config was stopped in {jan.label}; a config with a stopped period is never ranked)")
+
+
+def test_where_a_trial_stopped_for_its_config_stopped_is_not_held_against_the_config() -> None:
+    from hpt.scheduling.pruning import Reached, halving_standing, stopped_for_its_config
+
+    why = "pruned at epoch 2 (its config was stopped in 2013-01-01..2013-01-31; a config with a stopped period is never ranked)"
+    assert stopped_for_its_config(why) and not stopped_for_its_config("pruned at epoch 2 (rung 0, behind 3 of 3 trials "
+                                                                      "of its period)")
+    curves = {"a-jan": {1: 0.4, 2: 0.39, 3: 0.38}, "b-jan": {1: 0.5, 2: 0.4, 3: 0.3}, "c-jan": {1: 0.6, 2: 0.5, 3: 0.35},
+              "d-jan": {1: 0.7, 2: 0.6, 3: 0.4}, "a-feb": {1: 5.0, 2: 4.0}, "b-feb": {1: 6.0}, "c-feb": {1: 7.0},
+              "d-feb": {1: 8.0}}
+
+    def trials(a_feb_for_its_config: bool) -> dict[str, Reached]:
+        out = {"a-jan": Reached("a", "jan", "pruned", 3, float("inf")),  # the best at epoch 1, behind at epoch 3
+               "a-feb": Reached("a", "feb", "pruned", 2, float("inf"), for_its_config=a_feb_for_its_config)}
+        for c in "bcd":
+            out[f"{c}-jan"] = Reached(c, "jan", "ok", 9, curves[f"{c}-jan"][3])
+            out[f"{c}-feb"] = Reached(c, "feb", "pruned", 1, float("inf"))
+        return out
+
+    stopping = EarlyStopping("asha", 1, 3, min_trials=1)  # rungs at epochs 1 and 3 of 9
+    # February's trial of config a, the best there at epoch 1, stopped at epoch 2 because January's was stopped:
+    # the config got as far as January took it (epoch 3), not to epoch 2
+    assert halving_standing(trials(True), curves, stopping, 9)["a"][0] == 3
+    assert halving_standing(trials(False), curves, stopping, 9)["a"][0] == 2  # stopped there on its own merits
+
+
 def _interrupt_at(n: int, script: Callable[[Trial], Script]) -> Callable[[Trial], Script]:
     count = [0]
 
@@ -220,7 +267,8 @@ def test_resume_after_ctrl_c_makes_the_same_prunes_and_trains_nothing_twice(writ
 
 def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_spec: Any) -> None:
     spec = spec_with(write_spec, {"early_stopping": {**ASHA, "min_trials": 1}, "finalists": 0})
-    scheduler = make_scheduler(spec)
+    said: list[str] = []
+    scheduler = make_scheduler(spec, said.append)
     assert isinstance(scheduler, Pruning)
     scheduler.restore({})
     from hpt.trial import Progress, Status, TrialResult
@@ -240,14 +288,18 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
     stop = scheduler.on_progress(Progress(third, 1, {"val_mse": 6.0}))
     assert stop == "pruned at epoch 1 (rung 0, behind 1 of 1 trials of its period)"
     assert scheduler.on_progress(Progress(fourth, 1, {"val_mse": 40.0})) is None
-    # the waiting trials are judged by their value there: the first, in front of the third, runs again (the same
-    # trial); the second, behind the fourth, stays stopped
+    # the waiting trials are judged by their value there: the first, in front of the third, is in; the second,
+    # behind the fourth, stays stopped. They are the two periods of one config, which can then no longer be
+    # ranked: the first stays stopped too, and a new trial starts in its place
     scheduler.on_result(TrialResult(third, Status.PRUNED, {"val_mse": 6.0, "epochs": 1}, error=stop))
-    again = scheduler.suggest()
-    assert isinstance(again, Trial) and again.trial_id == first.trial_id
-    assert scheduler.on_progress(Progress(again, 1, {"val_mse": 5.0})) is None  # judged now, in front: goes on
     nxt = scheduler.suggest()
     assert isinstance(nxt, Trial) and nxt.trial_id not in {first.trial_id, second.trial_id}
+    values = format_params(first.tuned_params)
+    assert said[-2:] == [
+        f"early stopping: {second.period.label} {values} waited at epoch 1 and stays stopped (rung 0, behind 1 of 1 "
+        "trials of its period)",
+        f"early stopping: {first.period.label} {values} waited at epoch 1 and stays stopped (its config was stopped in "
+        f"{second.period.label})"]
 
 
 def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli: Any) -> None:

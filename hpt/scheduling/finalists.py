@@ -49,6 +49,7 @@ from hpt.scheduling.pruning import (
     period_key,
     row_key,
     rungs,
+    stopped_for_its_config,
     trial_key,
 )
 from hpt.search import TrialPlan, config_id
@@ -75,7 +76,7 @@ def finalists_text(count: int, trials_per_config: int, resumes: bool = False) ->
 class _Seen(Reached):
     """What the ranking needs of one trial of this search: how far it got, and whether it is a finalist's."""
 
-    finalist: bool
+    finalist: bool = False
 
 
 class Finalists(Scheduler):
@@ -139,7 +140,8 @@ class Finalists(Scheduler):
     def _note(self, tid: str, cid: str, key: str, status: str, error: Any, epochs: Any, value: float | None,
               finalist: bool) -> None:
         epoch = Reached.where(error, epochs, self._most)
-        self._seen[tid] = _Seen(cid, key, status, epoch, float("inf") if value is None else value, finalist)
+        self._seen[tid] = _Seen(cid, key, status, epoch, float("inf") if value is None else value,
+                                for_its_config=stopped_for_its_config(error), finalist=finalist)
         if finalist:
             self._tagged.add(cid)
 
@@ -158,16 +160,16 @@ class Finalists(Scheduler):
             s.status in (Status.FAILED.value, Status.DIVERGED.value) for s in trials)]
         if self._rungs:
             return sorted(usable, key=self._halving_key())
-        stopped: dict[tuple[str, int], list[float]] = {}  # trials stopped in a period at an epoch: their values
+        stopped: dict[tuple[str, int], list[float]] = {}  # trials stopped (judged) in a period at an epoch: values
         for seen in self._seen.values():
-            if seen.status == Status.PRUNED.value:
+            if seen.status == Status.PRUNED.value and not seen.for_its_config:
                 stopped.setdefault((seen.study, seen.epoch), []).append(seen.value)
         oks = self._oks()
 
         def key(cid: str) -> tuple[Any, ...]:
             trials = by_config[cid]
             ok = oks[cid]
-            pruned = [s for s in trials if s.status == Status.PRUNED.value]
+            pruned = [s for s in trials if s.status == Status.PRUNED.value and not s.for_its_config]
             first = min(pruned, key=lambda s: s.epoch) if pruned else None
             reached = first.epoch if first else 1 << 30
             place = 0.0

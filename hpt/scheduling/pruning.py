@@ -38,13 +38,14 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["Pruning", "Reached", "behind_too_many", "checkpoint_rungs", "curve_values", "halving_standing",
-           "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key", "rungs",
-           "start_order", "stopped_place", "stopping_text", "trial_key"]
+__all__ = ["Pruning", "Reached", "behind_too_many", "checkpoint_rungs", "config_stopped", "curve_values",
+           "halving_standing", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key",
+           "rungs", "start_order", "stopped_for_its_config", "stopped_place", "stopping_text", "trial_key"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
 _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
+_ITS_CONFIG = re.compile(r"pruned at epoch \d+ \(its config was ")
 WAITS = "it waits"
 """In the error of a trial asha stopped at its first rung before `min_trials` others of its period got there."""
 
@@ -127,6 +128,19 @@ def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
     return behind + 1 > max(1, (others + 1) // reduction_factor)
 
 
+def config_stopped(epoch: int, why: str) -> str:
+    """The error of a trial stopped at `epoch` for its config, not for itself: `why` says where the config was
+    stopped (``stopped in 2023-01-01..2023-02-28``). A config with a stopped period is never ranked, so its other
+    trials stop at their next epoch, and one waiting at asha's first rung stays stopped."""
+    return f"pruned at epoch {epoch} (its config was {why}; a config with a stopped period is never ranked)"
+
+
+def stopped_for_its_config(error: Any) -> bool:
+    """Whether a pruned trial was stopped because another period of its config was (:func:`config_stopped`), so
+    that where it stopped says nothing about it: it got that far and was not judged there."""
+    return bool(_ITS_CONFIG.search(str(error or "")))
+
+
 @dataclass
 class Reached:
     """What :func:`halving_standing` needs of one finished trial (ok or pruned)."""
@@ -136,6 +150,7 @@ class Reached:
     status: str  # "ok" or "pruned"
     epoch: int  # the epoch it was stopped at (pruned trials)
     value: float  # its objective (ok trials)
+    for_its_config: bool = False  # stopped because another period of its config was (:func:`config_stopped`)
 
     @staticmethod
     def where(error: Any, epochs: Any, most: int | None = None) -> int:
@@ -155,8 +170,9 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
     """Successive halving replayed with all the evidence: config id -> (reach, place).
 
     `trials`: the finished trials (ok or pruned) by trial id; `curves`: their objective per epoch.
-    A trial's reach is the epoch it got to (`most`, for an ok one), or the first rung before that
-    where it is out of the best 1/reduction_factor of every trial of its period that got there
+    A trial's reach is the epoch it got to (`most`, for an ok one, and for one stopped for its
+    config: it was not judged where it stopped), or the first rung before that where it is out of
+    the best 1/reduction_factor of every trial of its period that got there
     (:func:`behind_too_many`, once `min_trials` others got there): a trial that ran early passed
     its rungs before the others got there, so a complete trial is not better for being complete.
     A config's reach is the least over its trials (a period early stopping did not start tells
@@ -202,7 +218,7 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
             behind, others = standing(tid, rung)
             if others >= evidence and behind_too_many(behind, others, factor):
                 return rung
-        return got
+        return most if seen.for_its_config else got
 
     reaches = {tid: reach(tid) for tid in trials}
     of_config: dict[str, list[str]] = {}
@@ -296,7 +312,9 @@ class Pruning(Scheduler):
 
     A trial of a config already stopped in another period is not started (the config can
     no longer be ranked): the inner scheduler hears it as pruned without it running, and the
-    log says so once.
+    log says so once. One running when another period of its config is stopped stops at its
+    next epoch (:func:`config_stopped`); where it stopped says nothing about it, so the
+    finalists' and tpe's replay of successive halving does not hold it against its config.
 
     asha's first rung: a trial that gets there before `min_trials` others of its period did
     waits, while the search has more trials to start. It stops there (its row: pruned, "it
@@ -348,8 +366,8 @@ class Pruning(Scheduler):
         self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, Mapping[str, Any]]] = {}  # trial id -> the
         # trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's study,
         # its result's metrics (or row)
-        self._again: list[tuple[Trial, optuna.trial.Trial]] = []  # waiting trials judged in their best
-        # 1/reduction_factor, and their entries: they run again
+        self._again: list[tuple[Trial, optuna.trial.Trial, Mapping[str, Any]]] = []  # waiting trials to run again
+        # (judged in their best 1/reduction_factor, or nothing more to start brings their evidence), as in _waiting
         self._rerun: set[str] = set()  # trial ids running again: they do not wait a second time
         self._ghosts: set[tuple[str, int]] = set()  # (study, number): a waiting trial's entry, once it runs again
         self._waited = 0  # waiting trials found when resuming
@@ -394,7 +412,8 @@ class Pruning(Scheduler):
         self._waited = len(waiting)
         self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
         for row in own:
-            if row.get("status") == Status.PRUNED.value and str(row["trial_id"]) not in waiting:
+            if row.get("status") == Status.PRUNED.value and str(row["trial_id"]) not in waiting \
+                    and not stopped_for_its_config(row.get("error")):
                 self._dead.setdefault(str(row["config_id"]), f"stopped in {row.get('period_start')}..{row.get('period_end')}")
 
     def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> dict[str, optuna.trial.Trial]:
@@ -441,11 +460,14 @@ class Pruning(Scheduler):
 
     def _start(self, trial: Trial, before: optuna.trial.Trial | None = None) -> Trial:
         """`trial` as it starts, keeping its training state at the rungs; one that runs again (`before`: its entry
-        when it waited) goes on from its checkpoint when there is one, its values up to there told again."""
+        when it waited) goes on from its checkpoint when there is one, its values up to there told again, and its
+        new run reports in place of that entry."""
         t = self._live[trial.trial_id] = self._study(trial_key(trial)).ask()
         trial = dataclasses.replace(trial, checkpoint_at=self._keep_at)
         if before is None:
             return trial
+        self._ghosts.add((before.study.study_name, before.number))
+        self._rerun.add(trial.trial_id)
         trial = self.book.resumed(trial)
         first = self._rungs[0] if self._rungs else 0
         self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch {first} and "
@@ -461,12 +483,6 @@ class Pruning(Scheduler):
             self._best[trial.trial_id] = min(told.values(), default=math.inf)
         return trial
 
-    def _run_again(self, tid: str, trial: Trial, t: optuna.trial.Trial) -> None:
-        """A waiting trial runs again: its new run reports in place of its entry `t`, and does not wait again."""
-        self._ghosts.add((t.study.study_name, t.number))
-        self._rerun.add(tid)
-        self._again.append((trial, t))
-
     def _judge_waiting(self) -> None:
         """Waiting trials whose first rung now has `min_trials` others: stopped for good, or to run again."""
         first = self._rungs[0] if self._rungs else 0
@@ -478,35 +494,48 @@ class Pruning(Scheduler):
                 continue
             del self._waiting[tid]
             behind, others = self._behind(t, first)
-            if why is None and not behind_too_many(behind, others, self.stopping.reduction_factor):
-                self._run_again(tid, trial, t)
-                continue
-            where = f"its config was {why}" if why else f"rung 0, behind {behind} of {others} trials of its period"
-            self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
-                     f"{first} and stays stopped ({where})")  # its row still says it waits: the log says what came of it
-            if not self.keep_stopped:
-                self.book.drop(tid)
-            self.stopped += 1
-            self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
-            self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics),
-                                             error=f"pruned at epoch {first} ({where})"))
+            if why is not None:
+                self._stays_stopped(trial, metrics, why=why)
+            elif behind_too_many(behind, others, self.stopping.reduction_factor):
+                self._stays_stopped(trial, metrics, behind=f"behind {behind} of {others} trials of its period")
+            else:
+                self._again.append((trial, t, metrics))
+
+    def _stays_stopped(self, trial: Trial, metrics: Mapping[str, Any], why: str = "", behind: str = "") -> None:
+        """A waiting trial does not run again: out of the best at the first rung (`behind`), or its config was
+        stopped in another period (`why`). Its row still says it waits: the log says what came of it."""
+        first = self._rungs[0]
+        where = f"rung 0, {behind}" if behind else f"its config was {why}"
+        self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
+                 f"{first} and stays stopped ({where})")
+        if not self.keep_stopped:
+            self.book.drop(trial.trial_id)
+        self.stopped += 1
+        self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
+        error = f"pruned at epoch {first} ({where})" if behind else config_stopped(first, why)
+        self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics), error=error))
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         self._judge_waiting()
         while True:
             if self._again:
-                return self._start(*self._again.pop(0))
+                again, entry, values = self._again.pop(0)
+                why = self._dead.get(again.config_id)  # stopped in another period since it was judged in
+                if why is None:
+                    return self._start(again, entry)
+                self._stays_stopped(again, values, why=why)
+                continue
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
                 if not self._waiting:
                     return nxt
                 if self._live:
                     return WAIT  # trials running may bring the evidence the waiting ones lack
-                for tid, (trial, t, _) in list(self._waiting.items()):  # none will: they run again, not waiting
-                    # (the inner scheduler may itself wait for them: an auto round ends when its trials have)
+                for tid, (trial, t, metrics) in list(self._waiting.items()):  # none will: they run again, not
+                    # waiting (the inner scheduler may itself wait for them: an auto round ends when its trials have)
                     if trial is not None:
                         del self._waiting[tid]
-                        self._run_again(tid, trial, t)
+                        self._again.append((trial, t, metrics))
                 if not self._again:
                     return nxt
                 continue
@@ -538,6 +567,10 @@ class Pruning(Scheduler):
         t.report(best, event.epoch)
         if event.epoch >= int(event.trial.params.get("epochs", 0)):
             return None  # at the last epoch, stopping saves nothing
+        why = self._dead.get(event.trial.config_id)
+        if why is not None:  # another period of its config was stopped while this one ran
+            self._stopping.add(tid)
+            return config_stopped(event.epoch, why)
         if self._rungs:
             return self._asha(t, tid, event.epoch)
         if not t.should_prune() or self._peers(t, event.epoch) < self.stopping.evidence:
@@ -550,7 +583,8 @@ class Pruning(Scheduler):
         """asha's decision at `epoch`: at a rung, a trial goes on while in the best 1/reduction_factor of the
         others there (:func:`behind_too_many`). A trial that reached the first rung before `min_trials` others did
         waits there (the class's docstring) while the search has more trials to start; at a later rung it goes on
-        meanwhile, and is judged at that rung, by its value there, as soon as they have got there."""
+        meanwhile, and is judged at that rung, by its value there, as soon as they have got there. (Waiting at every
+        rung, as the first, stopped too many: benchmarks/README.md.)"""
         t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
         if epoch == self._rungs[0] and tid not in self._rerun and self.inner.remaining() != 0:
             peers = self._peers(t, epoch)

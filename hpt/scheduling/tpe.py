@@ -51,6 +51,7 @@ from hpt.scheduling.pruning import (
     metric_value,
     pruned_epoch,
     start_order,
+    stopped_for_its_config,
     stopped_place,
 )
 from hpt.scheduling.warm import WarmStart, fits
@@ -215,9 +216,12 @@ class TPEScheduler(Scheduler):
                     epoch = int(float(metrics["epochs"]))
                 except (KeyError, TypeError, ValueError):
                     return  # not started: its config was stopped in another period
-            place = stopped_place(error)
-            config.stopped[period] = (epoch, 0.5 if place is None else place)
-            config.finished[tid] = Reached(config.config_id, str(period), status, epoch, math.inf)
+            judged = not stopped_for_its_config(error)  # else another period's stop says how far the config got
+            if judged:
+                place = stopped_place(error)
+                config.stopped[period] = (epoch, 0.5 if place is None else place)
+            config.finished[tid] = Reached(config.config_id, str(period), status, epoch, math.inf,
+                                           for_its_config=not judged)
         elif status != Status.INTERRUPTED.value:
             config.failed = True
 
