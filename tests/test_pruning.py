@@ -202,29 +202,62 @@ def test_a_running_period_of_a_config_stopped_in_another_stops_at_its_next_epoch
         f"pruned at epoch 2 (its config was stopped in {jan.label}; a config with a stopped period is never ranked)")
 
 
-def test_where_a_trial_stopped_for_its_config_stopped_is_not_held_against_the_config() -> None:
-    from hpt.scheduling.pruning import Reached, halving_standing, stopped_for_its_config
+def test_periods_of_a_stopped_config_that_train_side_by_side_stop_at_their_next_epoch(write_spec: Any, tmp_path: Path,
+                                                                                     capsys: Any) -> None:
+    params = {"lr": LRS + [0.02, 0.005], "hidden_size": [8, 16]}
+    spec = spec_with(write_spec, {"early_stopping": ASHA, "finalists": 0}, parameters=params)
+    run(spec, tmp_path / "res", falling, slots=3)  # a config's two periods start one after the other
+    out = capsys.readouterr().out
+    rows = rows_of(tmp_path / "res")
+    mine = rows[rows["error"].str.contains("its config was", regex=False)]
+    assert len(mine) >= 1
+    for r in mine.itertuples():
+        m = re.fullmatch(r"pruned at epoch (\d+) \(its config was stopped in (\S+)\.\.\S+; a config with a stopped "
+                         r"period is never ranked\)", r.error)
+        assert m and r.status == "pruned" and int(m.group(1)) == r.epochs < 9, r.error
+        other = rows[(rows["config_id"] == r.config_id) & (rows["trial_id"] != r.trial_id)]
+        assert list(other["period_start"]) == [m.group(2)] and other["error"].iloc[0].startswith("pruned at epoch")
+        assert len(pd.read_csv(tmp_path / "res" / "curves" / f"{r.trial_id}.csv")) == r.epochs
+        assert f"pruned at epoch {r.epochs} (its config was stopped in {m.group(2)}" in out
 
-    why = "pruned at epoch 2 (its config was stopped in 2013-01-01..2013-01-31; a config with a stopped period is never ranked)"
-    assert stopped_for_its_config(why) and not stopped_for_its_config("pruned at epoch 2 (rung 0, behind 3 of 3 trials "
-                                                                      "of its period)")
-    curves = {"a-jan": {1: 0.4, 2: 0.39, 3: 0.38}, "b-jan": {1: 0.5, 2: 0.4, 3: 0.3}, "c-jan": {1: 0.6, 2: 0.5, 3: 0.35},
-              "d-jan": {1: 0.7, 2: 0.6, 3: 0.4}, "a-feb": {1: 5.0, 2: 4.0}, "b-feb": {1: 6.0}, "c-feb": {1: 7.0},
-              "d-feb": {1: 8.0}}
 
-    def trials(a_feb_for_its_config: bool) -> dict[str, Reached]:
-        out = {"a-jan": Reached("a", "jan", "pruned", 3, float("inf")),  # the best at epoch 1, behind at epoch 3
-               "a-feb": Reached("a", "feb", "pruned", 2, float("inf"), for_its_config=a_feb_for_its_config)}
-        for c in "bcd":
+def test_where_a_trial_stopped_unjudged_is_not_held_against_its_config() -> None:
+    from hpt.scheduling.pruning import Reached, halving_standing, stopped_unjudged
+
+    for_config = ("pruned at epoch 2 (its config was stopped in 2013-01-01..2013-01-31; a config with a stopped period "
+                  "is never ranked)")
+    waited = ("pruned at epoch 1 (rung 0: 1 of the 3 other trials of its period it is judged with got there so far; it "
+              "waits, and runs again if it is then in their best 1/3)")
+    assert stopped_unjudged(for_config) and stopped_unjudged(waited)
+    assert not stopped_unjudged("pruned at epoch 2 (rung 0, behind 3 of 3 trials of its period)")
+    jan = {1: 0.4, 2: 0.39, 3: 0.38}  # the best at epoch 1, behind at epoch 3
+    curves = {"a-jan": jan, "b-jan": jan, "c-jan": {1: 0.5, 3: 0.3}, "d-jan": {1: 0.6, 3: 0.32},
+              "e-jan": {1: 0.7, 3: 0.34}, "f-jan": {1: 0.45}, "h-jan": {1: 0.1},
+              "a-feb": {1: 4.0, 2: 3.9}, "c-feb": {1: 6.0, 3: 5.0}, "d-feb": {1: 7.0, 3: 5.1}, "e-feb": {1: 8.0, 3: 5.2},
+              "k-feb": {1: 9.0, 3: 5.25}, "l-feb": {1: 10.0, 3: 5.4}, "h-feb": {1: 4.5, 3: 5.3}}
+
+    def trials(unjudged: bool) -> dict[str, Reached]:
+        out = {"a-jan": Reached("a", "jan", "pruned", 3, float("inf")), "b-jan": Reached("b", "jan", "pruned", 3, 0),
+               # February's trial of config a, the best there, stopped at epoch 2 because January's was stopped
+               "a-feb": Reached("a", "feb", "pruned", 2, float("inf"), unjudged=unjudged),
+               # waited at the first rung: f's behind too many there, h's the best (h's February was stopped at 3)
+               "f-jan": Reached("f", "jan", "pruned", 1, float("inf"), unjudged=unjudged),
+               "h-jan": Reached("h", "jan", "pruned", 1, float("inf"), unjudged=unjudged),
+               "h-feb": Reached("h", "feb", "pruned", 3, float("inf"))}
+        for c in "cde":
             out[f"{c}-jan"] = Reached(c, "jan", "ok", 9, curves[f"{c}-jan"][3])
-            out[f"{c}-feb"] = Reached(c, "feb", "pruned", 1, float("inf"))
+        for c in "cdekl":
+            out[f"{c}-feb"] = Reached(c, "feb", "ok", 9, curves[f"{c}-feb"][3])
         return out
 
     stopping = EarlyStopping("asha", 1, 3, min_trials=1)  # rungs at epochs 1 and 3 of 9
-    # February's trial of config a, the best there at epoch 1, stopped at epoch 2 because January's was stopped:
-    # the config got as far as January took it (epoch 3), not to epoch 2
-    assert halving_standing(trials(True), curves, stopping, 9)["a"][0] == 3
-    assert halving_standing(trials(False), curves, stopping, 9)["a"][0] == 2  # stopped there on its own merits
+    standing = halving_standing(trials(True), curves, stopping, 9)
+    # a got as far as January took it, as b (the same January, no February): the same reach and place
+    assert standing["a"] == standing["b"] == (3, 0.75)
+    assert standing["h"][0] == 3  # its February says how far it gets; January's wait passes the first rung
+    assert standing["f"][0] == 1  # judged at the first rung where it waited: out of the best third there
+    taken = halving_standing(trials(False), curves, stopping, 9)  # as if stopped there on their own merits
+    assert taken["a"][0] == 2 and taken["h"][0] == 1
 
 
 def _interrupt_at(n: int, script: Callable[[Trial], Script]) -> Callable[[Trial], Script]:

@@ -11,8 +11,10 @@ it is replayed at the end with all the evidence: a trial's reach is the epoch it
 last, for a complete one), or the first rung before that where it is out of the best
 1/reduction_factor of every trial of its period that got there (:func:`behind_too_many`; a
 trial that ran early passed its rungs before the others got there, so a complete trial is not
-better for being complete); a config's reach is the least over its periods that started (a
-period early stopping did not start tells nothing about the config), and configs that got
+better for being complete; a trial that waited at the first rung, or was stopped because its
+config was, is judged where it stopped and, if it passes, says nothing); a config's reach is the
+least over its periods that started and say (a period early stopping did not start tells nothing
+about the config), and configs that got
 equally far are ordered by their mean place among their periods' trials at that epoch (the same
 period and epoch: comparable values). Otherwise (racing, median, hyperband, data shares): those
 that ran every period come first, then the others by how far they got: more periods finished,
@@ -49,7 +51,7 @@ from hpt.scheduling.pruning import (
     period_key,
     row_key,
     rungs,
-    stopped_for_its_config,
+    stopped_unjudged,
     trial_key,
 )
 from hpt.search import TrialPlan, config_id
@@ -141,7 +143,7 @@ class Finalists(Scheduler):
               finalist: bool) -> None:
         epoch = Reached.where(error, epochs, self._most)
         self._seen[tid] = _Seen(cid, key, status, epoch, float("inf") if value is None else value,
-                                for_its_config=stopped_for_its_config(error), finalist=finalist)
+                                unjudged=stopped_unjudged(error), finalist=finalist)
         if finalist:
             self._tagged.add(cid)
 
@@ -162,14 +164,14 @@ class Finalists(Scheduler):
             return sorted(usable, key=self._halving_key())
         stopped: dict[tuple[str, int], list[float]] = {}  # trials stopped (judged) in a period at an epoch: values
         for seen in self._seen.values():
-            if seen.status == Status.PRUNED.value and not seen.for_its_config:
+            if seen.status == Status.PRUNED.value and not seen.unjudged:
                 stopped.setdefault((seen.study, seen.epoch), []).append(seen.value)
         oks = self._oks()
 
         def key(cid: str) -> tuple[Any, ...]:
             trials = by_config[cid]
             ok = oks[cid]
-            pruned = [s for s in trials if s.status == Status.PRUNED.value and not s.for_its_config]
+            pruned = [s for s in trials if s.status == Status.PRUNED.value and not s.unjudged]
             first = min(pruned, key=lambda s: s.epoch) if pruned else None
             reached = first.epoch if first else 1 << 30
             place = 0.0

@@ -39,6 +39,7 @@ from hpt.scheduling.pruning import (
     halving_standing,
     max_epochs,
     metric_value,
+    stopped_unjudged,
     stopping_text,
     trial_key,
 )
@@ -145,7 +146,8 @@ class Promote(Scheduler):
             return
         trial = self._screen_trials[tid]
         self._seen[tid] = Reached(trial.config_id, trial_key(trial), status, Reached.where(error, epochs),
-                                  value if value is not None and math.isfinite(value) else math.inf)
+                                  value if value is not None and math.isfinite(value) else math.inf,
+                                  unjudged=stopped_unjudged(error))
 
     def ranked(self) -> list[str]:
         """The screened configs, best first. Without early stopping: those with every screening trial ok, by their

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Pruning", "Reached", "behind_too_many", "checkpoint_rungs", "config_stopped", "curve_values",
            "halving_standing", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key",
-           "rungs", "start_order", "stopped_for_its_config", "stopped_place", "stopping_text", "trial_key"]
+           "rungs", "start_order", "stopped_for_its_config", "stopped_place", "stopped_unjudged", "stopping_text",
+           "trial_key"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
@@ -141,6 +142,13 @@ def stopped_for_its_config(error: Any) -> bool:
     return bool(_ITS_CONFIG.search(str(error or "")))
 
 
+def stopped_unjudged(error: Any) -> bool:
+    """Whether a pruned trial stopped where no rung judged it: its config was stopped in another period
+    (:func:`stopped_for_its_config`), or it waited at asha's first rung (its row keeps "it waits" whatever came
+    of it)."""
+    return stopped_for_its_config(error) or WAITS in str(error or "")
+
+
 @dataclass
 class Reached:
     """What :func:`halving_standing` needs of one finished trial (ok or pruned)."""
@@ -150,7 +158,7 @@ class Reached:
     status: str  # "ok" or "pruned"
     epoch: int  # the epoch it was stopped at (pruned trials)
     value: float  # its objective (ok trials)
-    for_its_config: bool = False  # stopped because another period of its config was (:func:`config_stopped`)
+    unjudged: bool = False  # stopped where no rung judged it (:func:`stopped_unjudged`): the replay judges it
 
     @staticmethod
     def where(error: Any, epochs: Any, most: int | None = None) -> int:
@@ -170,14 +178,16 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
     """Successive halving replayed with all the evidence: config id -> (reach, place).
 
     `trials`: the finished trials (ok or pruned) by trial id; `curves`: their objective per epoch.
-    A trial's reach is the epoch it got to (`most`, for an ok one, and for one stopped for its
-    config: it was not judged where it stopped), or the first rung before that where it is out of
-    the best 1/reduction_factor of every trial of its period that got there
+    A trial's reach is the epoch it got to (`most`, for an ok one), or the first rung before that
+    where it is out of the best 1/reduction_factor of every trial of its period that got there
     (:func:`behind_too_many`, once `min_trials` others got there): a trial that ran early passed
     its rungs before the others got there, so a complete trial is not better for being complete.
-    A config's reach is the least over its trials (a period early stopping did not start tells
-    nothing); its place is its mean place (0 the best, 1 the worst) among its periods' trials at
-    that epoch (the same period and epoch: comparable values). The finalists are chosen by it, and
+    A trial stopped where no rung judged it (`unjudged`: it waited at the first rung, or its config
+    was stopped in another period) is judged at that epoch too, and if it passes, it says nothing
+    about how far its config gets. A config's reach is the least over its trials that say (a period
+    early stopping did not start tells nothing; with none that says, the least epoch its trials got
+    to); its place is its mean place (0 the best, 1 the worst) among its periods' trials at that
+    epoch (the same period and epoch: comparable values), over its trials that got there. The finalists are chosen by it, and
     tpe is told it."""
     factor, evidence = stopping.reduction_factor, stopping.evidence
     at = rungs(stopping, most)
@@ -209,16 +219,17 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
             return len(there), len(there)
         return bisect.bisect_left(there, mine), len(there) - 1
 
-    def reach(tid: str) -> int:
+    def reach(tid: str) -> int | None:
+        """Its reach; None for an unjudged trial that passes every rung it got to (it says nothing)."""
         seen = trials[tid]
         got = most if seen.status == Status.OK.value else seen.epoch
         for rung in at:
-            if rung >= got:
+            if rung > got or rung == got and not seen.unjudged:
                 break
             behind, others = standing(tid, rung)
             if others >= evidence and behind_too_many(behind, others, factor):
                 return rung
-        return most if seen.for_its_config else got
+        return None if seen.unjudged else got
 
     reaches = {tid: reach(tid) for tid in trials}
     of_config: dict[str, list[str]] = {}
@@ -226,12 +237,15 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
         of_config.setdefault(seen.config_id, []).append(tid)
     out = {}
     for cid, mine in of_config.items():
-        far = min(reaches[t] for t in mine)
+        said = [r for t in mine if (r := reaches[t]) is not None]
+        far = min(said) if said else min(trials[t].epoch for t in mine)
         places = []
         for tid in mine:
+            if trials[tid].unjudged and value_at(tid, far) is None:
+                continue  # stopped before `far` without a verdict: no place there
             behind, others = standing(tid, far)
             places.append(behind / others if others else 0.0)
-        out[cid] = far, sum(places) / len(places)
+        out[cid] = far, sum(places) / len(places) if places else 0.0
     return out
 
 
@@ -569,6 +583,7 @@ class Pruning(Scheduler):
             return None  # at the last epoch, stopping saves nothing
         why = self._dead.get(event.trial.config_id)
         if why is not None:  # another period of its config was stopped while this one ran
+            t.should_prune()  # hyperband's pruner records the rungs it reached, as resuming replays them
             self._stopping.add(tid)
             return config_stopped(event.epoch, why)
         if self._rungs:

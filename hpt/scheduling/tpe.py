@@ -53,6 +53,7 @@ from hpt.scheduling.pruning import (
     start_order,
     stopped_for_its_config,
     stopped_place,
+    stopped_unjudged,
 )
 from hpt.scheduling.warm import WarmStart, fits
 from hpt.search import TrialPlan, config_id
@@ -91,6 +92,7 @@ class _Config:
     ids: dict[str, int] = field(default_factory=dict)  # trial id -> period
     values: dict[int, float] = field(default_factory=dict)  # period -> objective of its ok trial
     stopped: dict[int, tuple[int, float]] = field(default_factory=dict)  # period -> (epoch, place) where it was stopped
+    for_config: set[int] = field(default_factory=set)  # periods stopped because another period of the config was
     finished: dict[str, Reached] = field(default_factory=dict)  # trial id -> how it ended (ok or pruned)
     failed: bool = False
     told: tuple[Any, ...] = ()  # what the study was told of it: (state, value, intermediate values)
@@ -176,7 +178,8 @@ class TPEScheduler(Scheduler):
         if self._halving:
             reach, place = self._standing[config.config_id]
             return {reach: place}
-        epoch, place = min([v for p, v in config.stopped.items() if p not in config.values] or config.stopped.values())
+        judged = {p: v for p, v in config.stopped.items() if p not in config.for_config} or config.stopped
+        epoch, place = min([v for p, v in judged.items() if p not in config.values] or judged.values())
         return {len(config.values) * self.max_epochs + epoch: place}
 
     def _replay(self) -> None:
@@ -216,12 +219,12 @@ class TPEScheduler(Scheduler):
                     epoch = int(float(metrics["epochs"]))
                 except (KeyError, TypeError, ValueError):
                     return  # not started: its config was stopped in another period
-            judged = not stopped_for_its_config(error)  # else another period's stop says how far the config got
-            if judged:
-                place = stopped_place(error)
-                config.stopped[period] = (epoch, 0.5 if place is None else place)
+            place = stopped_place(error)
+            config.stopped[period] = (epoch, 0.5 if place is None else place)
+            if stopped_for_its_config(error):
+                config.for_config.add(period)  # another period's stop says how far the config got
             config.finished[tid] = Reached(config.config_id, str(period), status, epoch, math.inf,
-                                           for_its_config=not judged)
+                                           unjudged=stopped_unjudged(error))
         elif status != Status.INTERRUPTED.value:
             config.failed = True
 
