@@ -36,11 +36,15 @@ least 3 configs ranked over every period. Trials run on worker processes as ``hp
 them (one shared pool, one torch thread per worker); the strategies are interleaved seed by
 seed so that load from other processes falls on all of them alike. ``--save FILE`` keeps each
 outcome (JSON lines) and ``--merge FILE`` reports saved ones with a new run's, so one strategy
-can be rerun (with random's outcomes saved, the ratios need them).
+can be rerun (with random's outcomes saved, the ratios need them). ``--repeats N`` runs each
+adaptive strategy N times per seed against the one random search: with several workers the
+order results arrive in changes what early stopping and tpe decide, so one run's median can
+move by a few hundredths; the report then gives each repeat's median and the median of them all.
 
     python benchmarks/search_efficiency.py            # the table in benchmarks/README.md
     python benchmarks/search_efficiency.py --quick    # a smoke run (about a minute)
     python benchmarks/search_efficiency.py --periods 4 --strategies random,race   # where racing can drop configs
+    python benchmarks/search_efficiency.py --seeds 10 --repeats 3 --strategies random,random+asha,tpe+asha
 """
 
 from __future__ import annotations
@@ -150,6 +154,7 @@ class Outcome:
     wall: float
     ranked: int = 0  # configs that completed every period at the end (what the ranking and verdict work with)
     resumed: float = 0.0  # epochs not trained again: trials that went on from a stopped run's checkpoint
+    repeat: int = 0  # which run of this strategy and seed (--repeats): with 2 workers results arrive in another order
 
     def to_target(self, target: float) -> float:
         """Compute spent until a complete config was within the target; inf if none was."""
@@ -238,7 +243,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
           f"asha-data: asha on data shares "
           f"1/9, 1/3, 1; {args.workers} worker processes x 1 torch thread; seeds {', '.join(map(str, seeds))}")
     print(f"target: within {TARGET:.0%} of the best mean val_mse that full random search found with the same seed; "
-          "medians over seeds")
+          "medians over seeds" + (f" and {args.repeats} runs of each adaptive strategy" if args.repeats > 1 else ""))
     print()
     headers = ["strategy", "compute (s)", "epochs", "best mean val_mse", "reached target", "compute to target (s)",
                "to target / random's compute", "in epochs", "pruned trials", "configs ranked (min)", "wall (s)"]
@@ -264,7 +269,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     for o in sorted(outcomes, key=lambda o: (STRATEGIES.index(o.strategy), o.seed)):
         target = full[o.seed].best * (1 + TARGET)
         e = o.epochs_to_target(target)
-        print(f"  {o.strategy:<12} seed {o.seed}: {_fmt(o.to_target(target), 's'):>8} / {o.compute:7.1f}s  "
+        run = f" run {o.repeat + 1}" if args.repeats > 1 and o.strategy != "random" else ""
+        print(f"  {o.strategy:<12} seed {o.seed}{run}: {_fmt(o.to_target(target), 's'):>8} / {o.compute:7.1f}s  "
               f"{'missed' if math.isinf(e) else f'{e:.0f}':>6} / {o.epochs:5.0f}  best {_fmt(o.best)}  "
               f"ranked {o.ranked}")
     print()
@@ -286,10 +292,15 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         goal = GOALS.get(strategy)
         if goal is not None:
             ratio = _median(_ratios(mine, full))
-            shown = "never reached" if math.isinf(ratio) else f"{ratio:.2f}"
+            shown = "never reached" if math.isinf(ratio) else f"{ratio:.3f}"
             line += (f"; target within 1/{round(1 / goal)} of full random search's compute (median over seeds): "
                      f"{shown} -> {'met' if ratio <= goal else 'missed'} (in epochs: "
                      f"{_ratio(_ratios(mine, full, epochs=True))})")
+            runs = sorted({o.repeat for o in mine})
+            if len(runs) > 1:
+                each = [_median(_ratios([o for o in mine if o.repeat == r], full)) for r in runs]
+                line += (f"; each run: {', '.join('missed' if math.isinf(m) else f'{m:.3f}' for m in each)} "
+                         f"(met in {sum(m <= goal for m in each)} of {len(each)})")
         print(line)
 
 
@@ -328,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--min-epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each adaptive strategy per seed, against one random search (default 1)")
     parser.add_argument("--periods", type=int, default=2, choices=range(2, len(MORE_PERIODS) + 1),
                         help="periods per config (2: the README's table; race needs 4 or more to drop configs)")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
@@ -340,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown:
         parser.error(f"--strategies: unknown {', '.join(unknown)}; known: {', '.join(STRATEGIES)}")
+    if args.repeats < 1:
+        parser.error("--repeats: at least 1")
     if args.quick:
         args.seeds, args.configs, args.epochs, args.min_epochs = 1, 4, 4, 1
     spec = make_spec("random", 0, args.configs, args.epochs, args.min_epochs, args.periods)
@@ -350,12 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shared = _Shared(pool)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for strategy in chosen:
-                o = run_one(strategy, seed, shared, args)
+            for strategy, repeat in [(s, r) for s in chosen for r in range(1 if s == "random" else args.repeats)]:
+                o = dataclasses.replace(run_one(strategy, seed, shared, args), repeat=repeat)
                 outcomes.append(o)
                 if args.save:
                     _save(o, args.save)
-                print(f"seed {seed} {strategy:<12} compute {o.compute:7.1f}s  {o.epochs:7.0f} epochs  "
+                run = f" run {repeat + 1}" if args.repeats > 1 and strategy != "random" else ""
+                print(f"seed {seed} {strategy:<12}{run} compute {o.compute:7.1f}s  {o.epochs:7.0f} epochs  "
                       f"best mean val_mse {_fmt(o.best)}  {o.pruned} of {o.trials} trials pruned  "
                       f"{o.ranked} configs ranked  wall {o.wall:.1f}s", flush=True)
     except Interrupted as e:
@@ -364,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
               "no further strategy starts", file=sys.stderr, flush=True)
     finally:
         pool.close()
-    ran = {(o.strategy, o.seed) for o in outcomes}
+    ran = {(o.strategy, o.seed, o.repeat) for o in outcomes}
     for path in args.merge:
-        outcomes += [o for o in _load(path) if (o.strategy, o.seed) not in ran]
+        outcomes += [o for o in _load(path) if (o.strategy, o.seed, o.repeat) not in ran]
     if outcomes:
         report(outcomes, args)
     return code
