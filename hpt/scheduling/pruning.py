@@ -187,8 +187,8 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
     about how far its config gets. A config's reach is the least over its trials that say (a period
     early stopping did not start tells nothing; with none that says, the least epoch its trials got
     to); its place is its mean place (0 the best, 1 the worst) among its periods' trials at that
-    epoch (the same period and epoch: comparable values), over its trials that got there. The finalists are chosen by it, and
-    tpe is told it."""
+    epoch (the same period and epoch: comparable values), over its trials that got there. The
+    finalists are chosen by it, and tpe is told it."""
     factor, evidence = stopping.reduction_factor, stopping.evidence
     at = rungs(stopping, most)
     by_study: dict[str, list[str]] = {}
