@@ -131,10 +131,12 @@ def test_a_failed_or_diverged_trial_is_told_as_failed_and_the_run_goes_on(write_
     assert all(s == "COMPLETE" for lr, s in states.items() if 0.0005 <= lr <= 0.03)
 
 
-def test_tpe_with_early_stopping_resumes_after_ctrl_c_as_if_never_stopped(write_spec: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("at", [4, 7, 10, 13, 16])  # 10: after a config's periods waited at the first rung
+def test_tpe_with_early_stopping_resumes_after_ctrl_c_as_if_never_stopped(write_spec: Any, tmp_path: Path,
+                                                                          at: int) -> None:
     spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2})
     run(spec, tmp_path / "whole")
-    first, _ = run(spec, tmp_path / "cut", _interrupt_at(10, bowl), grace=0)  # not a waiting trial run again
+    first, _ = run(spec, tmp_path / "cut", _interrupt_at(at, bowl), grace=0)
     assert first.exit_code == 130
     again, backend = run(spec, tmp_path / "cut")
     submitted = {tid for what, tid in backend.log if what == "submit"}

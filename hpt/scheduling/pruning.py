@@ -49,6 +49,9 @@ _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
 _ITS_CONFIG = re.compile(r"pruned at epoch \d+ \(its config was ")
 WAITS = "it waits"
 """In the error of a trial asha stopped at its first rung before `min_trials` others of its period got there."""
+WAITED = "where it waited"
+"""In what the inner scheduler hears of a waiting trial that stays stopped, out of the best at its rung: like its row
+(which keeps "it waits"), it was not judged when it stopped (:func:`stopped_unjudged`)."""
 
 
 def max_epochs(spec: Spec) -> int:
@@ -146,7 +149,8 @@ def stopped_unjudged(error: Any) -> bool:
     """Whether a pruned trial stopped where no rung judged it: its config was stopped in another period
     (:func:`stopped_for_its_config`), or it waited at asha's first rung (its row keeps "it waits" whatever came
     of it)."""
-    return stopped_for_its_config(error) or WAITS in str(error or "")
+    text = str(error or "")
+    return stopped_for_its_config(text) or WAITS in text or WAITED in text
 
 
 @dataclass
@@ -423,12 +427,15 @@ class Pruning(Scheduler):
                 waiting.add(tid)
             # a waiting row whose rung has its evidence was judged when it got there (unless the run stopped in
             # between): stopped there, so that nothing a finished search decided runs again
-        self._waited = len(waiting)
-        self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
         for row in own:
             if row.get("status") == Status.PRUNED.value and str(row["trial_id"]) not in waiting \
                     and not stopped_for_its_config(row.get("error")):
                 self._dead.setdefault(str(row["config_id"]), f"stopped in {row.get('period_start')}..{row.get('period_end')}")
+        for tid in [tid for tid in waiting if str(rows[tid]["config_id"]) in self._dead]:
+            del self._waiting[tid]  # its config was stopped in another period: it stays stopped, as the run decided
+            waiting.discard(tid)  # (or would have, at once) whatever its rung's evidence
+        self._waited = len(waiting)
+        self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
 
     def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> dict[str, optuna.trial.Trial]:
         """Rebuild the period studies from finished trials: each epoch reported and checked as it was live.
@@ -526,7 +533,7 @@ class Pruning(Scheduler):
             self.book.drop(trial.trial_id)
         self.stopped += 1
         self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
-        error = f"pruned at epoch {first} ({where})" if behind else config_stopped(first, why)
+        error = f"pruned at epoch {first} ({where}, {WAITED})" if behind else config_stopped(first, why)
         self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics), error=error))
 
     def suggest(self) -> Trial | TrialResult | Suggestion:

@@ -129,6 +129,8 @@ class TPEScheduler(Scheduler):
         self._halving = stopping if stopping is not None and stopping.kind == "asha" and stopping.resource == "epochs" \
             else None  # told by successive halving replayed with all the evidence
         self._curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> objective (with _halving)
+        self._stored: Curves | None = None  # the curves at the results location (resuming): those of trials heard of
+        # later that ran before (a trial waiting at asha's first rung, judged when the search goes on)
         self._standing: dict[str, tuple[int, float]] = {}  # config id -> its replayed (reach, place)
         self._entries: list[optuna.trial.FrozenTrial | _Config] = []  # what each trial of the study stands for
 
@@ -231,6 +233,7 @@ class TPEScheduler(Scheduler):
     # -- rebuilding ------------------------------------------------------------------------
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
+        self._stored = curves
         if self.warm is not None:
             self._seed_from(self.warm.rows)
         mine: dict[str, list[Mapping[str, Any]]] = {}
@@ -359,6 +362,10 @@ class TPEScheduler(Scheduler):
         if config is None or period is None:
             return
         config.running.discard(tid)
+        if self._halving and tid not in self._curves and self._stored is not None:
+            # it ran before this process (resuming): its curve is at the results location, as the live run heard it
+            self._curves.update({t: dict(curve_values(text, self.spec.objective))
+                                 for t, text in self._stored([tid]).items()})
         decided = bool(config.told)
         if result.status is Status.INTERRUPTED:
             if not decided and period not in config.values:
