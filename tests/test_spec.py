@@ -154,6 +154,16 @@ def test_a_key_in_the_wrong_section_is_pointed_to_its_section(write_spec: Any, c
     assert len(said) == 6, out.stderr
 
 
+def test_another_strategys_search_key_says_which_strategy_takes_it(write_spec: Any, cli: Any) -> None:
+    doc = tiny_spec(search={"strategy": "grid", "startup_trials": 3, "sedd": 1})
+    out = cli("validate", str(write_spec(doc)))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    said = dict(line.split(": ", 4)[3:] for line in out.stderr.splitlines())  # hpt: error: FILE: PATH: MESSAGE
+    assert said == {"search.startup_trials": 'only with strategy "tpe" (this spec\'s is "grid")',
+                    "search.sedd": 'unknown key (did you mean "seed"?); valid: strategy, max_trials, seed, '
+                                   "early_stopping, budget, warm_start, finalists, race, promote"}, out.stderr
+
+
 def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_change(
         tmp_path: Path, write_spec: Any, cli: Any) -> None:
     days = pd.date_range("2013-01-01", "2014-12-31", freq="D")

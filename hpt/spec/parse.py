@@ -17,7 +17,7 @@ from hpt.spec.objects import Axis, DataSpec, Spec
 from hpt.spec.parameters import auto_axes, check_constraints, check_stopping_epochs, parse_parameters
 from hpt.spec.periods import parse_periods, resolve_auto
 from hpt.spec.run import name_problem, parse_resources, parse_sink, parse_tracking
-from hpt.spec.search import SearchSpec, check_search, search_strategy
+from hpt.spec.search import STRATEGIES, SearchSpec, check_search, search_strategy
 from hpt.spec.training import parse_repeats, parse_training
 from hpt.spec.windowing import data_problems, window_extremes
 
@@ -71,7 +71,12 @@ def parse_search(ck: Checker, value: Any) -> SearchSpec:
     if obj is None:
         return SearchSpec()
     strategy = search_strategy(obj, ck.add)
-    ck.unknown_keys(obj, strategy.valid, "search")
+    elsewhere = {key: [f'"{other.name}"' for other in STRATEGIES.values() if key in other.keys]
+                 for key in obj if key not in strategy.valid}
+    for key, names in elsewhere.items():
+        if names:  # another strategy's key (tpe's startup_trials with grid): not a typo
+            ck.add(f"search.{key}", f'only with strategy {" or ".join(names)} (this spec\'s is "{strategy.name}")')
+    ck.unknown_keys({k: v for k, v in obj.items() if not elsewhere.get(k)}, strategy.valid, "search")
     return check_search(obj, strategy, ck.add, ck.folder)
 
 
