@@ -131,7 +131,7 @@ def test_finalists_0_leaves_the_stopped_configs_stopped(write_spec: Any, tmp_pat
 
 
 def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_again(write_spec: Any,
-                                                                                       tmp_path: Path) -> None:
+                                                                                       tmp_path: Path, capsys: Any) -> None:
     spec = _finalist_spec(write_spec)
     script, order = ordered()
     _, whole = run(spec, tmp_path / "whole", script)
@@ -158,6 +158,14 @@ def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_
         return pd.DataFrame(rows).reindex(columns=columns).sort_values("trial_id").reset_index(drop=True)
 
     pd.testing.assert_frame_equal(table(tmp_path / "cut"), table(tmp_path / "whole"))
+    capsys.readouterr()
+    _, backend = run(spec, tmp_path / "cut", script)  # once more: the search and its finalists are done
+    assert not [tid for what, tid in backend.log if what == "submit"]
+    rows = pd.DataFrame([json.loads(p.read_text()) for p in (tmp_path / "cut" / "rows").glob("*.json")])
+    rows = rows[~rows["architecture"].str.startswith("naive-")]  # the baselines' rows
+    ranked = int((rows.groupby("config_id")["status"].agg(lambda s: (s == "ok").sum()) == len(spec.periods)).sum())
+    out = capsys.readouterr().out
+    assert ranked >= 3 and f"finalists: nothing left to complete ({ranked} configs ran every period)" in out, out
 
 
 def test_finalists_spec_errors_are_one_line(write_spec: Any) -> None:

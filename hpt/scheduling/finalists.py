@@ -242,7 +242,8 @@ class Finalists(Scheduler):
                      f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
                      f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))}){goes_on}")
         else:
-            self.say(f"finalists: the best {plural(len(chosen), 'config')} ran every period")
+            done = sum(1 for n in self._oks().values() if n >= self._per_config)
+            self.say(f"finalists: nothing left to complete ({plural(done, 'config')} ran every period)")
         return todo
 
     # -- the run -----------------------------------------------------------------------------
