@@ -177,6 +177,10 @@ def test_finalists_spec_errors_are_one_line(write_spec: Any) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
     assert out.stderr.strip().endswith("search.finalists: only early stopping or racing leaves configs with stopped "
                                        "periods to complete; remove it or add early_stopping or race")
+    # a bad race value: its own line, not a second one about finalists
+    out = cli_here("validate", str(write_spec(tiny_spec(search={"strategy": "grid", "race": "yes", "finalists": 2}))))
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.strip().endswith('search.race: expected true or false, got "yes"'), out.stderr
 
 
 def test_finalists_are_the_configs_asha_takes_furthest_with_all_the_evidence(write_spec: Any, tmp_path: Path) -> None:

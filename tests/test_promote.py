@@ -179,7 +179,8 @@ def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
     for search, message in (
             ({"promote": {"top": 0}}, "search.promote.top: expected a number of configs >= 1 or a share of them "
                                       "between 0 and 1, got 0"),
-            ({"promote": {"best": 2}}, "search.promote.best: unknown key; valid: top"),
+            ({"promote": {"best": 2}}, 'search.promote.best: unknown key (did you mean "top"?); valid: top'),
+            ({"promote": {"top": 2, "seeds": 2}}, "search.promote.seeds: unknown key; valid: top"),
             ({"promote": "all"}, 'search.promote: expected an object such as {"top": 3}'),
             ({"promote": 2, "strategy": "tpe", "max_trials": 4},
              "search.promote: promotion screens every config first; it works with the grid, random, auto strategies, "
@@ -190,6 +191,7 @@ def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
                                                           "the quick screen and must be asha on epochs")):
         out = cli("plan", str(write_spec(tiny_spec(search=search))))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.splitlines()) == 1, out.stderr  # a misspelt "top" is not also "missing"
 
 
 def test_promote_through_the_cli(write_spec: Any, cli: Any, tmp_path: Path) -> None:

@@ -365,7 +365,7 @@ def _finalists(s: Section) -> int:
     if not _is_int(value) or value < 0:
         s.report("search.finalists", f"expected an integer >= 0 (0 turns finalists off), got {show(value)}")
         return FINALISTS
-    if value and s.obj.get("early_stopping") is None and s.obj.get("race") is not True:
+    if value and s.obj.get("early_stopping") is None and s.obj.get("race", False) is False:  # a bad race: its line
         s.report("search.finalists", "only early stopping or racing leaves configs with stopped periods to complete; "
                                      "remove it or add early_stopping or race")
     return int(value)
@@ -406,13 +406,15 @@ def _promote(s: Section) -> Promote | None:
                         f"got {show(value)}")
         return None
     extra = [k for k in value if k != "top"]
-    for key in extra:
-        s.report(f"{where}.{key}", "unknown key; valid: top")
     top: Any = value.get("top")
+    for key in extra:
+        s.report(f"{where}.{key}", "unknown key" + (' (did you mean "top"?)' if top is None else "") + "; valid: top")
     if _is_int(top) and top >= 1:
         number: int | float = int(top)
     elif isinstance(top, float) and 0 < top < 1:
         number = top
+    elif top is None and extra:
+        return None  # a misspelt "top": its line says so
     else:
         s.report(f"{where}.top", ("missing (required): " if top is None else "")
                  + "expected a number of configs >= 1 or a share of them between 0 and 1"
