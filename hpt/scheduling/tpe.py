@@ -362,15 +362,17 @@ class TPEScheduler(Scheduler):
         if config is None or period is None:
             return
         config.running.discard(tid)
-        if self._halving and tid not in self._curves and self._stored is not None:
-            # it ran before this process (resuming): its curve is at the results location, as the live run heard it
-            self._curves.update({t: dict(curve_values(text, self.spec.objective))
-                                 for t, text in self._stored([tid]).items()})
         decided = bool(config.told)
         if result.status is Status.INTERRUPTED:
             if not decided and period not in config.values:
                 config.todo.insert(0, period)
             return
+        if self._halving and result.status in (Status.OK, Status.PRUNED) and tid not in self._curves \
+                and self._stored is not None:
+            # ended without an epoch heard here: it ran before this process (a waiting trial judged on resuming), and
+            # its curve is at the results location, as the live run heard it (a failed trial is not read for)
+            self._curves.update({t: dict(curve_values(text, self.spec.objective))
+                                 for t, text in self._stored([tid]).items()})
         self._hear(config, tid, result.status.value, result.metrics, result.error)
         self._replay()
         if self._state(config) and not decided:  # stopped, failed or diverged: told now, the run goes on
