@@ -175,7 +175,9 @@ def test_promote_with_early_stopping_resumes_mid_screen_with_the_same_promotion(
     assert not [tid for what, tid in backend.log if what == "submit"]
 
 
-def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
+def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any, tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
     for search, message in (
             ({"promote": {"top": 0}}, "search.promote.top: expected a number of configs >= 1 or a share of them "
                                       "between 0 and 1, got 0"),
@@ -188,7 +190,14 @@ def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any) -> None:
             ({"promote": 2, "race": True}, "search.promote: promotion is its own adaptive search (a quick screen, then "
                                            "the best at full fidelity); it does not combine with race (remove one)"),
             ({"promote": 2, "early_stopping": "median"}, "search.promote: with promotion, early stopping works inside "
-                                                          "the quick screen and must be asha on epochs")):
+                                                          "the quick screen and must be asha on epochs"),
+            # accepted and ignored before: promotion completes its own top configs and reads no earlier rows
+            ({"promote": 2, "early_stopping": "asha", "finalists": 4},
+             "search.promote: promotion is its own adaptive search (a quick screen, then the best at full fidelity); "
+             "it does not combine with finalists: its promoted configs run every period already (remove one)"),
+            ({"promote": 2, "finalists": 2}, "it does not combine with finalists"),  # not also "only early stopping ..."
+            ({"promote": 2, "warm_start": [str(earlier)]},
+             "it does not combine with warm_start: its screen ranks this run's configs alone (remove one)")):
         out = cli("plan", str(write_spec(tiny_spec(search=search))))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
         assert len(out.stderr.splitlines()) == 1, out.stderr  # a misspelt "top" is not also "missing"

@@ -365,6 +365,8 @@ def _finalists(s: Section) -> int:
     if not _is_int(value) or value < 0:
         s.report("search.finalists", f"expected an integer >= 0 (0 turns finalists off), got {show(value)}")
         return FINALISTS
+    if s.obj.get("promote") is not None:
+        return int(value)  # promotion's line says it does not combine
     if value and s.obj.get("early_stopping") is None and s.obj.get("race", False) is False:  # a bad race: its line
         s.report("search.finalists", "only early stopping or racing leaves configs with stopped periods to complete; "
                                      "remove it or add early_stopping or race")
@@ -389,6 +391,14 @@ def _race(s: Section) -> bool:
                                 "(remove one)")
     return value
 
+
+_NOT_WITH_PROMOTE = {
+    "race": "",
+    "budget": "",
+    "finalists": ": its promoted configs run every period already",
+    "warm_start": ": its screen ranks this run's configs alone",
+}
+"""The shared search keys promotion refuses (each a line of its own), with why where the key alone does not say."""
 
 PROMOTE_STRATEGIES = ("grid", "random", "auto")
 """The strategies ``search.promote`` works with: their configs are fixed ahead, so every one can be screened."""
@@ -424,10 +434,10 @@ def _promote(s: Section) -> Promote | None:
     if strategy not in PROMOTE_STRATEGIES and strategy in STRATEGIES:
         s.report(where, f"promotion screens every config first; it works with the {', '.join(PROMOTE_STRATEGIES)} "
                         f"strategies, not {strategy} (it chooses configs from full results)")
-    for other in ("race", "budget"):
-        if s.obj.get(other) not in (None, False):
+    for other, why in _NOT_WITH_PROMOTE.items():
+        if s.obj.get(other) not in (None, False, 0, []):
             s.report(where, f"promotion is its own adaptive search (a quick screen, then the best at full fidelity); "
-                            f"it does not combine with {other} (remove one)")
+                            f"it does not combine with {other}{why} (remove one)")
             break
     stopping = s.obj.get("early_stopping")
     given = _stopping_object(stopping)
