@@ -205,6 +205,15 @@ def test_eight_configs_that_differ_only_in_noise_are_all_tied_with_the_best(tmp_
     assert f"best config {best}: " in told and "; tied with 7 other configs (hpt results says which)" in told
 
 
+def test_a_p_value_next_to_the_level_is_not_rounded_onto_it() -> None:
+    """0.0498 shown as "0.050" beside "the lead is real at the 0.05 level" reads as a contradiction."""
+    from hpt.results.stats import format_p
+
+    assert [format_p(p) for p in (0.0498, 0.0501, 0.04996, 0.05, 0.2, 0.0123, 0.0004, None)] == [
+        "0.0498", "0.0501", "0.04996", "0.050", "0.200", "0.012", "4.0e-04", "-"]
+    assert format_p(0.0098, alpha=0.01) == "0.0098" and format_p(0.0098) == "0.010"
+
+
 def _real_difference(periods: int = 10) -> dict[str, list[float]]:
     """Three good configs that differ only in noise and three that are worse by 0.3 in every period."""
     rng = np.random.default_rng(1)

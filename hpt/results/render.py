@@ -154,7 +154,7 @@ def _verdict_section(s: Summary) -> _Section:
         for c in v.comparisons:
             other = table.loc[c.other]
             sec.rows.append([c.other, *(_num(other[p]) for p in r.params), f"{c.wins} of {c.shared}",
-                             f"{c.mean_diff:+.3g}", format_p(c.p_value), c.verdict])
+                             f"{c.mean_diff:+.3g}", format_p(c.p_value, v.alpha), c.verdict])
         listed = {c.other for c in v.comparisons}
         left = len(v.tied) + len(v.distinguishable) + len(v.untested) - len(listed)
         if left > 0:

@@ -156,16 +156,27 @@ class Verdict:
 
     def _how(self) -> str:
         if self.test == WILCOXON:
-            return f"Wilcoxon p={format_p(None if self.pair is None else self.pair.p_value)}"
-        fp = f"Friedman p={format_p(self.friedman_p)} over {_count(self.periods, 'period')}"
+            return f"Wilcoxon p={format_p(None if self.pair is None else self.pair.p_value, self.alpha)}"
+        fp = f"Friedman p={format_p(self.friedman_p, self.alpha)} over {_count(self.periods, 'period')}"
         if self.friedman_p is None or self.friedman_p >= self.alpha:
             return fp
         return f"{fp}, then Nemenyi's test of the best against each, corrected for {self.configs} configs"
 
 
-def format_p(p: float | None) -> str:
-    """A p-value as the reports show it."""
-    return "-" if p is None else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+def format_p(p: float | None, alpha: float = ALPHA) -> str:
+    """A p-value as the reports show it: 3 decimals, more where 3 would put it on the other side of `alpha` or on it
+    (0.0498 is not shown as 0.050 beside a verdict that it is below 0.05)."""
+    if p is None:
+        return "-"
+    if p < 0.001:
+        return f"{p:.1e}"
+    text = f"{p:.3f}"
+    for digits in range(4, 8):
+        shown = float(text)
+        if p == alpha or ((shown < alpha) == (p < alpha) and shown != alpha):
+            break
+        text = f"{p:.{digits}f}"
+    return text
 
 
 def _count(n: int, word: str) -> str:

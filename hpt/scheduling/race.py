@@ -72,7 +72,7 @@ def drop_verdicts(values: Mapping[str, list[float]], alpha: float | None = None)
     else:
         _, verdicts, ps = _friedman_nemenyi(table, alpha, len(ids) - 1)
         test = "Nemenyi"
-    return best, {c: f"worse than {best} ({test} p={format_p(p)})"
+    return best, {c: f"worse than {best} ({test} p={format_p(p, alpha)})"
                   for c, v, p in zip(ids[1:], verdicts, ps, strict=True) if v == WORSE}
 
 
