@@ -459,6 +459,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     results go. `more`: how to list the trials past `limit`, when the command has a way."""
     from hpt.progress import plural
     from hpt.runner import results_location
+    from hpt.scheduling.adaptive import stops_early
     from hpt.search import expand
 
     adaptive = spec.search.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
@@ -466,6 +467,8 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     screen = _print_shape(spec, trials)
     location = results_location(spec, sink)
     status, unchecked = _trial_status(location)
+    if not stops_early(spec):  # an earlier run's pruned trials train again (rows_to_resume)
+        status = {tid: "again" if st == "pruned" else st for tid, st in status.items()}
     done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
     if trials is None:
         click.echo("trials: chosen as results come in, so none can be listed ahead")
@@ -549,7 +552,7 @@ def _print_trials(trials: Any, status: dict[str, str], limit: int, more: str) ->
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         st = status.get(t.trial_id)
-        mark = "  (done)" if st == "ok" else "  (pruned)" if st == "pruned" else ""
+        mark = {"ok": "  (done)", "pruned": "  (pruned)", "again": "  (pruned earlier; trains again)"}.get(st or "", "")
         click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
                    f"{format_params(t.tuned_params)}{mark}")
     if len(trials) > limit:

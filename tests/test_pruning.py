@@ -180,6 +180,65 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     assert "its other periods are not started (a config with a stopped period is never ranked)" in capsys.readouterr().out
 
 
+def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_epoch(
+        write_spec: Any, cli: Any, tmp_path: Path, capsys: Any) -> None:
+    """Turning early stopping off and running again completes the configs it had stopped: a pruned row is not done
+    for a spec that stops nothing early (before, it was skipped, and its config never ranked)."""
+    res = tmp_path / "res"
+    spec = spec_with(write_spec, {"early_stopping": ASHA, "finalists": 0})
+    run(spec, res, falling)
+    before = rows_of(res)
+    pruned = set(before.loc[before["status"] == "pruned", "trial_id"])
+    ok = set(before.loc[before["status"] == "ok", "trial_id"])
+    assert pruned and ok
+    capsys.readouterr()
+    plain = spec_with(write_spec, {})  # the same trials (ids), no early stopping
+    listed = cli("plan", str(plain.source), "--sink", str(res)).stdout
+    assert all(re.search(rf"{t} .*\(pruned earlier; trains again\)$", listed, re.M) for t in pruned), listed
+    assert f"({len(ok)} trials already done)" in listed
+    summary, backend = run(plain, res, falling)
+    out = capsys.readouterr().out
+    assert f"{len(pruned)} trials an earlier run stopped early (pruned) train again to their last epoch: this spec " \
+           "stops none early (no early_stopping or race)" in out
+    assert f"skipping {len(ok)} trials already done" in out
+    submitted = [tid for what, tid in backend.log if what == "submit"]
+    assert set(submitted) == pruned | (set(plain_ids(plain)) - pruned - ok)  # ok rows are kept, never retrained
+    after = rows_of(res).set_index("trial_id")
+    assert (after["status"] == "ok").all() and (after["epochs"] == 9).all() and len(after) == 12
+    assert summary.counts == {"ok": len(submitted)}
+    # with early stopping on again, nothing is left: every trial is done
+    summary, backend = run(spec, res, falling)
+    assert not [tid for what, tid in backend.log if what == "submit"]
+
+
+def test_a_tpe_rerun_without_early_stopping_ends_with_max_trials_complete_configs(
+        write_spec: Any, tmp_path: Path, capsys: Any) -> None:
+    res = tmp_path / "res"
+    lr = {"loguniform": [1e-4, 0.1]}
+    tpe = {"strategy": "tpe", "max_trials": 8, "startup_trials": 4}
+    run(spec_with(write_spec, {**tpe, "early_stopping": ASHA, "finalists": 0}, parameters={"lr": lr, "hidden_size": [8]}),
+        res, falling)
+    pruned = (rows_of(res)["status"] == "pruned").sum()
+    assert pruned >= 4
+    capsys.readouterr()
+    run(spec_with(write_spec, tpe, parameters={"lr": lr, "hidden_size": [8]}), res, falling)
+    assert f"{pruned} trials an earlier run stopped early (pruned) are not counted as done: this spec stops none " \
+           "early (no early_stopping or race); tpe trains the periods its configs lack and asks new configs in place " \
+           "of those with no other row" in capsys.readouterr().out
+    rows = rows_of(res)
+    new = rows[rows["run_id"] != rows["run_id"].iloc[0]]
+    assert len(new) >= 8 and (new["status"] == "ok").all()
+    ranked = rows[rows["status"] == "ok"].groupby("config_id").size()
+    assert (ranked == 2).sum() >= 7  # (asked afresh, the n-th config can repeat one it has: 7 here, not 8)
+    assert set(rows.loc[rows["status"] == "pruned", "config_id"]).isdisjoint(ranked.index)  # no config half-done
+
+
+def plain_ids(spec: Any) -> list[str]:
+    from hpt.search import expand
+
+    return [t.trial_id for t in expand(spec)]
+
+
 def test_a_running_period_of_a_config_stopped_in_another_stops_at_its_next_epoch(write_spec: Any) -> None:
     from hpt.trial import Status, TrialResult
 

@@ -29,6 +29,7 @@ from hpt.runner.options import RunOptions, results_location
 from hpt.runner.summary import RunSummary, judge_best, report_end
 from hpt.runs import RunRecord, abandon_dead_runs, run_fields
 from hpt.scheduling import Scheduler, make_scheduler
+from hpt.scheduling.adaptive import again_text, rows_to_resume
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data, data_report
 from hpt.stamps import new_id
@@ -59,7 +60,10 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     said = _Held(reporter, _dead_runs(store))
     with at_location(sink):  # a large plan's ids: read from the location rather than drawn, kept there when drawn
         scheduler = scheduler if scheduler is not None else make_scheduler(spec, said, sink.uri)
-        scheduler.restore({} if options.force else without_baselines(store.rows()), store.curves)
+        rows, again = rows_to_resume(spec, {} if options.force else without_baselines(store.rows()))
+        if again:
+            said(again_text(spec, again))
+        scheduler.restore(rows, store.curves)
         backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
         run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend)
         undelivered, tracked = run.go(said)

@@ -13,7 +13,8 @@ more to start or its budget is spent).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from hpt.progress import plural
 from hpt.scheduling.base import Scheduler
@@ -21,8 +22,9 @@ from hpt.scheduling.budget import Budgeted
 from hpt.scheduling.pruning import Pruning, checkpoint_rungs, max_epochs, stopping_text
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Spec
+from hpt.trial import Status
 
-__all__ = ["adapt", "outline"]
+__all__ = ["adapt", "again_text", "outline", "rows_to_resume", "stops_early"]
 
 
 def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
@@ -48,6 +50,30 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
 
         scheduler = Finalists(scheduler, spec, s.finalists, say, book)
     return scheduler
+
+
+def stops_early(spec: Spec) -> bool:
+    """Whether the spec's search stops trials before their last epoch or period: early stopping (inside
+    promotion's screen too) or racing."""
+    return spec.search.early_stopping is not None or spec.search.race
+
+
+def rows_to_resume(spec: Spec, rows: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], int]:
+    """The rows a run resumes from, and how many pruned rows it leaves out: when the spec stops nothing early,
+    a trial an earlier run stopped early is not done (its config could never be ranked) and trains again."""
+    if stops_early(spec):
+        return dict(rows), 0
+    kept = {tid: row for tid, row in rows.items() if row.get("status") != Status.PRUNED.value}
+    return kept, len(rows) - len(kept)
+
+
+def again_text(spec: Spec, n: int) -> str:
+    """The run's line about the pruned rows :func:`rows_to_resume` left out."""
+    why = "this spec stops none early (no early_stopping or race)"
+    if spec.search.strategy == "tpe":  # a config with no row left is not in its study: tpe asks afresh
+        return (f"{plural(n, 'trial')} an earlier run stopped early (pruned) are not counted as done: {why}; tpe "
+                "trains the periods its configs lack and asks new configs in place of those with no other row")
+    return f"{plural(n, 'trial')} an earlier run stopped early (pruned) train again to their last epoch: {why}"
 
 
 def _has_finalists(spec: Spec) -> bool:
