@@ -709,6 +709,23 @@ def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Pat
     assert ran and told and ran[1] == told[1] and float(ran[2]) == pytest.approx(float(told[2]), rel=1e-3)
 
 
+def test_configs_with_ok_trials_and_a_stopped_period_are_not_called_no_ok_trials(tmp_path: Path) -> None:
+    """An early Ctrl-C of an asha run: one config has two ok periods and a waiting (pruned) one, the rest were stopped.
+    Every command says no config is ranked and why, not "no trial finished ok"."""
+    waits = "pruned at epoch 2 (rung 0: 1 of the 3 other trials of its period it is judged with got there so far; it waits)"
+    rows = [row("aaa", 0, 0.1, lr=0.03), row("aaa", 1, 0.2, lr=0.03), row("aaa", 2, 0.3, "pruned", error=waits, lr=0.03),
+            row("bbb", 0, 0.9, "pruned", error="pruned at epoch 2 (rung 0, behind 2 of 3 trials of its period)", lr=0.3)]
+    rows += [baseline("naive-seasonal", i, 1.0) for i in range(3)]  # a run records them first: its periods
+    uri = write_results(tmp_path, rows)
+    why = ("no config is ranked: 2 configs have a period stopped early (pruned), and a config with a stopped period "
+           "is never ranked")
+    shown = results_cli("results", uri).stdout
+    assert f"\n{why[0].upper()}{why[1:]}\n" in shown and "No ok trials" not in shown
+    assert "Stopped early: 2 configs with a pruned period" in shown
+    best = CliRunner().invoke(main, ["best", uri])
+    assert best.exit_code != 0 and best.stderr.strip() == f"hpt: error: {uri}: {why}", best.stderr
+
+
 def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: Callable[..., Path], tmp_path: Path) -> None:
     """Each config finished ok in a different period only: the run must not crown one that `hpt best` refuses."""
     spec = write_spec(parameters={"lr": [1e3, 2e3], "hidden_size": [8]})  # diverges in every period

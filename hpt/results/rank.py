@@ -105,6 +105,10 @@ class Ranking:
         """Why no config is crowned, in the words ``hpt best`` and the end of a run use; "" when one is."""
         if self.best is not None:
             return ""
+        if self.table.empty and len(self.pruned):  # ok trials of such a config too: "no ok trial" would be wrong
+            return (f"no config is ranked: {plural(len(self.pruned), 'config')} "
+                    f"{'has' if len(self.pruned) == 1 else 'have'} a period stopped early (pruned), and a config with a "
+                    "stopped period is never ranked")
         if self.table.empty:
             return f"no trial finished ok with a {self.metric} value"
         lead = self.table.iloc[0]

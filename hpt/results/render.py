@@ -237,7 +237,8 @@ def _sections(s: Summary, top: int) -> list[_Section]:
         if r is s.main and s.baseline_warning:
             secs.append(_Section(f"warning: {s.baseline_warning}", plain=True))
     if not ranked:
-        secs.append(_Section("No ok trials to rank"))
+        why = s.main.why_no_best()
+        secs.append(_Section(f"{why[0].upper()}{why[1:]}" if why else "No ok trials to rank"))
     if s.main.best is not None:
         secs.append(_verdict_section(s))
     for r in s.rankings.values():

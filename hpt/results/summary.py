@@ -175,6 +175,6 @@ def best_params(summary: Summary) -> dict[str, list[Any]]:
     best = r.best
     if best is None:
         if r.table.empty:
-            raise HptError(f"no ok trials with {summary.metric} at {summary.uri}: nothing to choose from")
+            raise HptError(f"{summary.uri}: {r.why_no_best()}")
         raise HptError(f"{r.why_no_best()}; finish the run, or narrow the periods with --where")
     return {p: [v] for p, v in best.params.items()}
