@@ -178,6 +178,9 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     assert (started.map(len) == 1).any()  # stopped in January: February never started
     assert len({e[1] for e in backend.log if e[0] == "submit"}) == len(rows) < 12
     assert "its other periods are not started (a config with a stopped period is never ranked)" in capsys.readouterr().out
+    summary, backend = run(spec, tmp_path / "res", falling, slots=1)  # nothing left: the earlier run said it
+    assert not backend.log and summary.skipped == len(rows)
+    assert "early stopping:" not in capsys.readouterr().out
 
 
 def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_epoch(

@@ -84,6 +84,8 @@ class DataRungs(Scheduler):
         self._climbing: dict[str, tuple[Trial, int]] = {}  # running share trial id -> (its full trial, its rung)
         self._ready: list[Trial | TrialResult] = []  # next shares and decided full trials, handed out first
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
+        self._stopped_before: set[str] = set()  # ... those an earlier run stopped (restored)
+        self._told_not_started = False
         self.not_started = 0
 
     @property
@@ -117,6 +119,7 @@ class DataRungs(Scheduler):
             elif row.get("status") == Status.PRUNED.value and row_key(row) in self._keys:
                 self._dead.setdefault(str(row["config_id"]),
                                       f"stopped in {row.get('period_start')}..{row.get('period_end')}")
+        self._stopped_before = set(self._dead)
 
     # -- climbing ----------------------------------------------------------------------------
 
@@ -168,7 +171,8 @@ class DataRungs(Scheduler):
             why = self._dead.get(nxt.config_id)
             if why is None:
                 return self._climb(nxt, 0)
-            if not self.not_started:
+            if not self._told_not_started and nxt.config_id not in self._stopped_before:  # an earlier run said so
+                self._told_not_started = True
                 self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
                          "(a config with a stopped period is never ranked); the same goes for every stopped config")
             self.not_started += 1

@@ -380,6 +380,8 @@ class Pruning(Scheduler):
         self.book = Checkpoints()  # stopped trials' training state at their last rung: the finalists go on from it too
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
+        self._stopped_before: set[str] = set()  # ... those an earlier run stopped (restored)
+        self._told_not_started = False
         self._pausing: set[str] = set()  # trial ids stopped at the first rung to wait for evidence
         self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, Mapping[str, Any]]] = {}  # trial id -> the
         # trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's study,
@@ -435,6 +437,7 @@ class Pruning(Scheduler):
             del self._waiting[tid]  # its config was stopped in another period: it stays stopped, as the run decided
             waiting.discard(tid)  # (or would have, at once) whatever its rung's evidence
         self._waited = len(waiting)
+        self._stopped_before = set(self._dead)
         self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
 
     def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> dict[str, optuna.trial.Trial]:
@@ -568,7 +571,8 @@ class Pruning(Scheduler):
             why = self._dead.get(nxt.config_id)
             if why is None:
                 return self._start(nxt)
-            if not self.not_started:
+            if not self._told_not_started and nxt.config_id not in self._stopped_before:  # an earlier run said so
+                self._told_not_started = True
                 self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
                          "(a config with a stopped period is never ranked); the same goes for every stopped config")
             self.not_started += 1
