@@ -108,6 +108,26 @@ def test_finalists_complete_configs_stopped_at_a_share(write_spec: Any, tmp_path
     assert any(r.get("finalist") == 1 for r in full)
 
 
+def test_finalists_on_data_shares_are_chosen_by_a_replay_not_by_who_ran_first(write_spec: Any, tmp_path: Path) -> None:
+    """The first configs climb every share unjudged (too few others there yet) and complete. The finalists are
+    chosen by successive halving replayed over the shares with all the evidence, so the second-best config,
+    stopped at a share, is completed, not the worst configs that happened to run first (before: complete
+    configs ranked first, and finalists completed nothing)."""
+    lrs = [0.1, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.05, 0.002]
+    spec = spec_with(write_spec, {"seed": 2, "early_stopping": {**DATA, "min_trials": 2}, "finalists": 2},
+                     parameters={"lr": lrs, "hidden_size": [8]})
+    summary, backend = run(spec, tmp_path / "res", scripted)
+    trained = {t.trial_id: t for t in expand(spec)}
+    first = list(dict.fromkeys(float(trained[tid].params["lr"]) for what, tid in backend.log
+                               if what == "submit" and tid in trained))[:2]
+    rows = [r for r in rows_at(tmp_path / "res") if r["fidelity"] == "full"]
+    complete = {lr for lr in lrs if [r["status"] for r in rows if r["param_lr"] == lr] == ["ok", "ok"]}
+    finalists = {r["param_lr"] for r in rows if r.get("finalist") == 1}
+    assert sorted(first) == [0.0001, 0.1]  # the two worst ran first: unjudged, complete, and no finalists
+    assert set(first) <= complete and not set(first) & finalists
+    assert 0.03 in finalists and {0.01, 0.03} <= complete  # the two best end ranked over both periods
+
+
 def test_data_rows_are_ranked_apart_and_the_plan_shows_shares(write_spec: Any, tmp_path: Path, cli: Any) -> None:
     doc = tiny_spec(search={"strategy": "grid", "early_stopping": {**DATA, "min_trials": 1}, "finalists": 0},
                     parameters={"lr": [0.0001, 0.01], "hidden_size": [8]}, date_ranges=[["2013-01-01", "2013-01-15"]])

@@ -30,12 +30,13 @@ __all__ = ["adapt", "again_text", "outline", "rows_to_resume", "stops_early"]
 def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
     """`scheduler` with the spec's early stopping and budget around it."""
     s = spec.search
-    book = None
+    book, standing = None, None
     finalists = _has_finalists(spec)
     if s.early_stopping is not None and s.early_stopping.resource == "data":
         from hpt.scheduling.data_rungs import DataRungs
 
         scheduler = DataRungs(scheduler, spec, say)
+        standing = scheduler.standing
     elif s.early_stopping is not None:
         scheduler = Pruning(scheduler, spec, say, warm, keep_stopped=finalists)
         book = scheduler.book
@@ -48,7 +49,7 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
     if finalists:
         from hpt.scheduling.finalists import Finalists
 
-        scheduler = Finalists(scheduler, spec, s.finalists, say, book)
+        scheduler = Finalists(scheduler, spec, s.finalists, say, book, standing)
     return scheduler
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from hpt.fidelity import Fidelity, data_share, share_text
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
-from hpt.scheduling.pruning import behind_too_many, metric_value, period_key, row_key
+from hpt.scheduling.pruning import Reached, behind_too_many, halving_standing, metric_value, period_key, row_key
 from hpt.search import TrialPlan
 from hpt.spec import Spec
 from hpt.spec.search import EarlyStopping
@@ -87,6 +87,7 @@ class DataRungs(Scheduler):
         self._stopped_before: set[str] = set()  # ... those an earlier run stopped (restored)
         self._told_not_started = False
         self.not_started = 0
+        self._full: dict[Slot, tuple[str, float]] = {}  # a full trial's status (ok or pruned) and objective
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
@@ -119,6 +120,9 @@ class DataRungs(Scheduler):
             elif row.get("status") == Status.PRUNED.value and row_key(row) in self._keys:
                 self._dead.setdefault(str(row["config_id"]),
                                       f"stopped in {row.get('period_start')}..{row.get('period_end')}")
+            if row_key(row) in self._keys and row.get("status") in _FINISHED:
+                label = f"{row.get('period_start')}..{row.get('period_end')}"
+                self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row)
         self._stopped_before = set(self._dead)
 
     # -- climbing ----------------------------------------------------------------------------
@@ -153,6 +157,33 @@ class DataRungs(Scheduler):
         share = share_text(self.fidelities[rung].share)
         return f"pruned at data share {share} (rung {rung}, behind {behind} of {len(others)} trials of its period)"
 
+    # -- standing ----------------------------------------------------------------------------
+
+    def _heard(self, slot: Slot, status: str, metrics: Mapping[str, Any]) -> None:
+        value = metric_value(metrics, self.spec.objective)
+        self._full[slot] = status, math.inf if value is None or not math.isfinite(value) else value
+
+    def standing(self) -> dict[str, tuple[int, float]]:
+        """Successive halving over the shares replayed with all the evidence (:func:`halving_standing`): config
+        id -> (reach, place), the reach a rung number (1 the first share, the number of shares + 1 the full
+        trial). A config that ran first climbed its shares before the others got there, unjudged: the replay
+        judges it at every share as it judges the others, so being complete does not rank it higher. The
+        finalists are chosen by it."""
+        n = len(self.fidelities)
+        trials: dict[str, Reached] = {}
+        curves: dict[str, dict[int, float]] = {}
+        for slot, (status, value) in self._full.items():
+            curve = {rung + 1: v for rung in range(n) if (v := self._values.get((slot[1], rung), {}).get(slot)) is not None}
+            if status == Status.OK.value:
+                curve[n + 1] = value
+            if not curve:
+                continue  # not started: its config was stopped in another period
+            reached = max(curve)
+            key = f"{slot[0]} {slot[1]} {slot[2]}"
+            trials[key] = Reached(slot[0], slot[1], status, reached, curve[reached])
+            curves[key] = curve
+        return halving_standing(trials, curves, self.stopping, n + 1, at=range(1, n + 1))
+
     # -- the run -----------------------------------------------------------------------------
 
     def remaining(self) -> int | None:
@@ -184,6 +215,8 @@ class DataRungs(Scheduler):
     def on_result(self, result: TrialResult) -> None:
         climbing = self._climbing.pop(result.trial.trial_id, None)
         if climbing is None:
+            if result.status.value in _FINISHED and result.trial.fidelity == self.spec.fidelity:
+                self._heard(_slot(result.trial), result.status.value, result.metrics)
             self.inner.on_result(result)  # a full trial, or one a wrapper started
             return
         full, rung = climbing
@@ -198,6 +231,9 @@ class DataRungs(Scheduler):
         else:  # failed or diverged on a share: so would the config be, as far as the search can tell
             share = share_text(self.fidelities[rung].share)
             self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))
+
+
+_FINISHED = (Status.OK.value, Status.PRUNED.value)
 
 
 def _kept(column: str, objective: str) -> bool:

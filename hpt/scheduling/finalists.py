@@ -85,9 +85,11 @@ class Finalists(Scheduler):
     """Wraps an adaptive search (early stopping inside, budget outside) with the finalist stage."""
 
     def __init__(self, inner: Scheduler, spec: Spec, count: int, say: Callable[[str], None],
-                 book: Checkpoints | None = None) -> None:
+                 book: Checkpoints | None = None, standing: Callable[[], dict[str, tuple[int, float]]] | None = None
+                 ) -> None:
         self.inner = inner
         self.book = book  # early stopping's checkpoints: a finalist's stopped trial goes on from its last rung
+        self.standing = standing  # early stopping on data shares: its replay of successive halving, config -> reach
         self.spec = spec
         self.count = count
         self.say = say
@@ -162,6 +164,8 @@ class Finalists(Scheduler):
             s.status in (Status.FAILED.value, Status.DIVERGED.value) for s in trials)]
         if self._rungs:
             return sorted(usable, key=self._halving_key())
+        if self.standing is not None:
+            return sorted(usable, key=self._standing_key(self.standing()))
         stopped: dict[tuple[str, int], list[float]] = {}  # trials stopped (judged) in a period at an epoch: values
         for seen in self._seen.values():
             if seen.status == Status.PRUNED.value and not seen.unjudged:
@@ -186,7 +190,10 @@ class Finalists(Scheduler):
         """asha's order of configs, replayed with all the evidence (:func:`halving_standing`)."""
         assert self._asha is not None
         finished = {tid: seen for tid, seen in self._seen.items() if seen.status in (Status.OK.value, Status.PRUNED.value)}
-        standing = halving_standing(finished, self._curves, self._asha, self._most)
+        return self._standing_key(halving_standing(finished, self._curves, self._asha, self._most))
+
+    def _standing_key(self, standing: dict[str, tuple[int, float]]) -> Callable[[str], tuple[Any, ...]]:
+        """Configs in the order of a replay of successive halving: the furthest first, then by their place there."""
 
         def key(cid: str) -> tuple[Any, ...]:
             far, place = standing.get(cid, (0, 1.0))

@@ -20,7 +20,7 @@ import dataclasses
 import io
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -178,7 +178,7 @@ class Reached:
 
 
 def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping[int, float]],
-                     stopping: EarlyStopping, most: int) -> dict[str, tuple[int, float]]:
+                     stopping: EarlyStopping, most: int, at: Sequence[int] | None = None) -> dict[str, tuple[int, float]]:
     """Successive halving replayed with all the evidence: config id -> (reach, place).
 
     `trials`: the finished trials (ok or pruned) by trial id; `curves`: their objective per epoch.
@@ -192,9 +192,10 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
     early stopping did not start tells nothing; with none that says, the least epoch its trials got
     to); its place is its mean place (0 the best, 1 the worst) among its periods' trials at that
     epoch (the same period and epoch: comparable values), over its trials that got there. The
-    finalists are chosen by it, and tpe is told it."""
+    finalists are chosen by it, and tpe is told it. `at`: the rungs, when they are not the stopping's
+    epochs (data shares number theirs 1, 2, ..., the full trial `most`)."""
     factor, evidence = stopping.reduction_factor, stopping.evidence
-    at = rungs(stopping, most)
+    at = rungs(stopping, most) if at is None else at
     by_study: dict[str, list[str]] = {}
     for tid, seen in trials.items():
         by_study.setdefault(seen.study, []).append(tid)
