@@ -128,6 +128,26 @@ def test_finalists_on_data_shares_are_chosen_by_a_replay_not_by_who_ran_first(wr
     assert 0.03 in finalists and {0.01, 0.03} <= complete  # the two best end ranked over both periods
 
 
+def test_the_replay_over_shares_judges_each_share_by_its_own_value() -> None:
+    """Each share is a trial of its own: a config that did well on 1/9 and badly on 1/3 is out at 1/3, however it
+    did on 1/9 (a best-so-far value, right for an epoch's curve, would carry 1/9's value up and let it through)."""
+    from hpt.scheduling.pruning import Reached, halving_standing
+    from hpt.spec.search import EarlyStopping
+
+    shares = {"a": [1.0, 3.0, 2.0], "b": [1.1, 1.5], "g": [1.2, 1.6], **{f"w{i}": [2.0 + i] for i in range(6)}}
+    trials, curves = {}, {}
+    for cid, values in shares.items():  # "a" ran first: it climbed every share unjudged and completed
+        curves[cid] = {k + 1: v for k, v in enumerate(values)}
+        status = "ok" if len(values) == 3 else "pruned"
+        trials[cid] = Reached(cid, "P1", status, len(values), values[-1])
+    stopping = EarlyStopping("asha", 2, 3, min_trials=2, resource="data")
+    standing = halving_standing(trials, curves, stopping, 3, at=range(1, 3), best_so_far=False)
+    assert standing["a"][0] == 2 and standing["b"][0] == standing["g"][0] == 2  # all out at 1/3 ...
+    assert standing["b"][1] < standing["g"][1] < standing["a"][1]  # ... where "a" is the worst
+    carried = halving_standing(trials, curves, stopping, 3, at=range(1, 3))
+    assert carried["a"][0] == 3  # judged by its best so far, it would pass 1/3 and rank first
+
+
 def test_data_rows_are_ranked_apart_and_the_plan_shows_shares(write_spec: Any, tmp_path: Path, cli: Any) -> None:
     doc = tiny_spec(search={"strategy": "grid", "early_stopping": {**DATA, "min_trials": 1}, "finalists": 0},
                     parameters={"lr": [0.0001, 0.01], "hidden_size": [8]}, date_ranges=[["2013-01-01", "2013-01-15"]])

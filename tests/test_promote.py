@@ -196,6 +196,8 @@ def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any, tmp_path: P
              "search.promote: promotion is its own adaptive search (a quick screen, then the best at full fidelity); "
              "it does not combine with finalists: its promoted configs run every period already (remove one)"),
             ({"promote": 2, "finalists": 2}, "it does not combine with finalists"),  # not also "only early stopping ..."
+            ({"promote": 2, "finalists": -1}, "it does not combine with finalists"),  # not also "expected an integer"
+            ({"promote": 2, "warm_start": ["no/such/folder"]}, "it does not combine with warm_start"),  # nor "no such"
             ({"promote": 2, "warm_start": [str(earlier)]},
              "it does not combine with warm_start: its screen ranks this run's configs alone (remove one)")):
         out = cli("plan", str(write_spec(tiny_spec(search=search))))

@@ -201,8 +201,8 @@ def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_e
     assert f"({len(ok)} trials already done)" in listed
     summary, backend = run(plain, res, falling)
     out = capsys.readouterr().out
-    assert f"{len(pruned)} trials an earlier run stopped early (pruned) train again to their last epoch: this spec " \
-           "stops none early (no early_stopping or race)" in out
+    assert f"{len(pruned)} pruned rows at the location are from early stopping or racing, which this spec does not " \
+           "use (no early_stopping or race): the trials among them this spec runs are trained to their last epoch" in out
     assert f"skipping {len(ok)} trials already done" in out
     submitted = [tid for what, tid in backend.log if what == "submit"]
     assert set(submitted) == pruned | (set(plain_ids(plain)) - pruned - ok)  # ok rows are kept, never retrained
@@ -214,26 +214,35 @@ def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_e
     assert not [tid for what, tid in backend.log if what == "submit"]
 
 
-def test_a_tpe_rerun_without_early_stopping_ends_with_max_trials_complete_configs(
-        write_spec: Any, tmp_path: Path, capsys: Any) -> None:
-    res = tmp_path / "res"
+@pytest.mark.parametrize("at", [None, 4, 7])
+def test_a_tpe_rerun_without_early_stopping_completes_its_configs_and_resumes_as_if_never_stopped(
+        write_spec: Any, tmp_path: Path, capsys: Any, at: int | None) -> None:
+    """The configs an earlier tpe+asha run stopped keep their places (and numbers) in the study and run their
+    missing periods first; cut by Ctrl-C at `at` trials and resumed, the rerun ends with the same rows."""
     lr = {"loguniform": [1e-4, 0.1]}
     tpe = {"strategy": "tpe", "max_trials": 8, "startup_trials": 4}
-    run(spec_with(write_spec, {**tpe, "early_stopping": ASHA, "finalists": 0}, parameters={"lr": lr, "hidden_size": [8]}),
-        res, falling)
-    pruned = (rows_of(res)["status"] == "pruned").sum()
+    es = spec_with(write_spec, {**tpe, "early_stopping": ASHA, "finalists": 0}, parameters={"lr": lr, "hidden_size": [8]})
+    plain = spec_with(write_spec, tpe, parameters={"lr": lr, "hidden_size": [8]})
+    for name in ("whole", "cut"):
+        run(es, tmp_path / name, falling)
+    before = rows_of(tmp_path / "whole")
+    pruned = (before["status"] == "pruned").sum()
     assert pruned >= 4
     capsys.readouterr()
-    run(spec_with(write_spec, tpe, parameters={"lr": lr, "hidden_size": [8]}), res, falling)
-    assert f"{pruned} trials an earlier run stopped early (pruned) are not counted as done: this spec stops none " \
-           "early (no early_stopping or race); tpe trains the periods its configs lack and asks new configs in place " \
-           "of those with no other row" in capsys.readouterr().out
-    rows = rows_of(res)
-    new = rows[rows["run_id"] != rows["run_id"].iloc[0]]
-    assert len(new) >= 8 and (new["status"] == "ok").all()
-    ranked = rows[rows["status"] == "ok"].groupby("config_id").size()
-    assert (ranked == 2).sum() >= 7  # (asked afresh, the n-th config can repeat one it has: 7 here, not 8)
-    assert set(rows.loc[rows["status"] == "pruned", "config_id"]).isdisjoint(ranked.index)  # no config half-done
+    run(plain, tmp_path / "whole", falling)
+    assert f"{pruned} pruned rows at the location are from early stopping or racing" in capsys.readouterr().out
+    whole = rows_of(tmp_path / "whole")
+    assert (whole["status"] == "ok").all() and len(whole) == 16  # its 8 configs, the earlier ones, all ranked
+    assert set(whole["config_id"]) == set(before["config_id"])  # ... the same 8 configs (none asked afresh)
+    assert whole.groupby("config_id")["tpe_trial"].nunique().max() == 1  # one number per config
+    if at is None:
+        return
+    first, _ = run(plain, tmp_path / "cut", _interrupt_at(at, falling), grace=0)
+    assert first.exit_code == 130
+    run(plain, tmp_path / "cut", falling)
+    columns, key = ["tpe_trial", "param_lr", "period_start", "status", "epochs"], ["tpe_trial", "period_start"]
+    cut = rows_of(tmp_path / "cut")
+    assert cut[columns].sort_values(key).reset_index(drop=True).equals(whole[columns].sort_values(key).reset_index(drop=True))
 
 
 def plain_ids(spec: Any) -> list[str]:

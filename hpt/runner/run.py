@@ -62,7 +62,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         scheduler = scheduler if scheduler is not None else make_scheduler(spec, said, sink.uri)
         rows, again = rows_to_resume(spec, {} if options.force else without_baselines(store.rows()))
         if again:
-            said(again_text(spec, again))
+            said(again_text(again))
         scheduler.restore(rows, store.curves)
         backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
         run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend)

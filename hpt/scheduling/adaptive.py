@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpt.progress import plural
-from hpt.scheduling.base import Scheduler
+from hpt.scheduling.base import Scheduler, stops_early
 from hpt.scheduling.budget import Budgeted
 from hpt.scheduling.pruning import Pruning, checkpoint_rungs, max_epochs, stopping_text
 from hpt.scheduling.warm import WarmStart
@@ -53,28 +53,25 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
     return scheduler
 
 
-def stops_early(spec: Spec) -> bool:
-    """Whether the spec's search stops trials before their last epoch or period: early stopping (inside
-    promotion's screen too) or racing."""
-    return spec.search.early_stopping is not None or spec.search.race
-
-
 def rows_to_resume(spec: Spec, rows: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], int]:
-    """The rows a run resumes from, and how many pruned rows it leaves out: when the spec stops nothing early,
-    a trial an earlier run stopped early is not done (its config could never be ranked) and trains again."""
+    """The rows a run resumes from, and how many pruned rows of its architecture are not done for it: when the spec
+    stops nothing early (:func:`~hpt.scheduling.base.stops_early`), a trial an earlier run stopped early or racing
+    dropped is not finished (its config could never be ranked) and trains again. Its row is left out, but for tpe,
+    which keeps the config in its study and runs that period again itself."""
     if stops_early(spec):
         return dict(rows), 0
-    kept = {tid: row for tid, row in rows.items() if row.get("status") != Status.PRUNED.value}
-    return kept, len(rows) - len(kept)
+    pruned = {tid for tid, row in rows.items() if row.get("status") == Status.PRUNED.value}
+    n = sum(rows[tid].get("architecture") == spec.architecture for tid in pruned)
+    if spec.search.strategy == "tpe":
+        return dict(rows), n
+    return {tid: row for tid, row in rows.items() if tid not in pruned}, n
 
 
-def again_text(spec: Spec, n: int) -> str:
-    """The run's line about the pruned rows :func:`rows_to_resume` left out."""
-    why = "this spec stops none early (no early_stopping or race)"
-    if spec.search.strategy == "tpe":  # a config with no row left is not in its study: tpe asks afresh
-        return (f"{plural(n, 'trial')} an earlier run stopped early (pruned) are not counted as done: {why}; tpe "
-                "trains the periods its configs lack and asks new configs in place of those with no other row")
-    return f"{plural(n, 'trial')} an earlier run stopped early (pruned) train again to their last epoch: {why}"
+def again_text(n: int) -> str:
+    """The run's line about the pruned rows :func:`rows_to_resume` counted."""
+    return (f"{plural(n, 'pruned row')} at the location {'is' if n == 1 else 'are'} from early stopping or racing, "
+            "which this spec does not use (no early_stopping or race): the trials among them this spec runs are "
+            "trained to their last epoch")
 
 
 def _has_finalists(spec: Spec) -> bool:

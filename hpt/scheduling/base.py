@@ -11,7 +11,9 @@ from hpt.trial import Progress, Trial, TrialResult
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DONE", "WAIT", "Curves", "Scheduler", "Suggestion"]
+    from hpt.spec import Spec
+
+__all__ = ["DONE", "WAIT", "Curves", "Scheduler", "Suggestion", "stops_early"]
 
 Curves = Callable[[Collection[str]], Mapping[str, str]]
 """Reads the learning curves (``curves/<trial_id>.csv`` text) of trials at a results location,
@@ -74,3 +76,10 @@ class Scheduler:
         """Lines for the end of the run's summary, given every trial row at the location (promotion: how well
         its screen ranked the promoted configs); a wrapper around other schedulers passes theirs on."""
         return []
+
+
+def stops_early(spec: Spec) -> bool:
+    """Whether the spec's search stops trials before their last epoch or period: early stopping (inside
+    promotion's screen too) or racing. Where it does not, a pruned row at the results location (an earlier
+    run's) is not a finished trial: it trains again."""
+    return spec.search.early_stopping is not None or spec.search.race

@@ -182,7 +182,7 @@ class DataRungs(Scheduler):
             key = f"{slot[0]} {slot[1]} {slot[2]}"
             trials[key] = Reached(slot[0], slot[1], status, reached, curve[reached])
             curves[key] = curve
-        return halving_standing(trials, curves, self.stopping, n + 1, at=range(1, n + 1))
+        return halving_standing(trials, curves, self.stopping, n + 1, at=range(1, n + 1), best_so_far=False)
 
     # -- the run -----------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ config was, is judged where it stopped and, if it passes, says nothing); a confi
 least over its periods that started and say (a period early stopping did not start tells nothing
 about the config), and configs that got
 equally far are ordered by their mean place among their periods' trials at that epoch (the same
-period and epoch: comparable values). Otherwise (racing, median, hyperband, data shares): those
+period and epoch: comparable values). With asha on data shares, the same replay over the shares
+(:meth:`~hpt.scheduling.data_rungs.DataRungs.standing`). Otherwise (racing, median, hyperband): those
 that ran every period come first, then the others by how far they got: more periods finished,
 then a later epoch reached in the period where they were stopped, then their place among the
 trials stopped in that period at that epoch. Configs with a failed trial are passed over.

@@ -178,7 +178,8 @@ class Reached:
 
 
 def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping[int, float]],
-                     stopping: EarlyStopping, most: int, at: Sequence[int] | None = None) -> dict[str, tuple[int, float]]:
+                     stopping: EarlyStopping, most: int, at: Sequence[int] | None = None,
+                     best_so_far: bool = True) -> dict[str, tuple[int, float]]:
     """Successive halving replayed with all the evidence: config id -> (reach, place).
 
     `trials`: the finished trials (ok or pruned) by trial id; `curves`: their objective per epoch.
@@ -193,7 +194,9 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
     to); its place is its mean place (0 the best, 1 the worst) among its periods' trials at that
     epoch (the same period and epoch: comparable values), over its trials that got there. The
     finalists are chosen by it, and tpe is told it. `at`: the rungs, when they are not the stopping's
-    epochs (data shares number theirs 1, 2, ..., the full trial `most`)."""
+    epochs (data shares number theirs 1, 2, ..., the full trial `most`); `best_so_far`: a trial's value at a
+    rung is its best up to there (an epoch's curve), else its value there alone (each share is a trial of its own,
+    judged by its own value, as early stopping on data decides)."""
     factor, evidence = stopping.reduction_factor, stopping.evidence
     at = rungs(stopping, most) if at is None else at
     by_study: dict[str, list[str]] = {}
@@ -209,7 +212,8 @@ def halving_standing(trials: Mapping[str, Reached], curves: Mapping[str, Mapping
             if seen.status == Status.OK.value and (epoch >= most or epoch > max(curve, default=0)):
                 known[tid, epoch] = seen.value  # complete (ended by its own patience before `epoch`: as it ended)
             else:
-                got = [v for e, v in curve.items() if e <= epoch]
+                got = [v for e, v in curve.items() if e <= epoch] if best_so_far else \
+                    [curve[epoch]] if epoch in curve else []
                 reached = seen.epoch if seen.status == Status.PRUNED.value else most
                 known[tid, epoch] = min(got) if got and epoch <= reached else None
         return known[tid, epoch]

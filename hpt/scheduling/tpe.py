@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.rows import params_of
-from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion, stops_early
 from hpt.scheduling.pruning import (
     Reached,
     curve_values,
@@ -236,9 +236,13 @@ class TPEScheduler(Scheduler):
         self._stored = curves
         if self.warm is not None:
             self._seed_from(self.warm.rows)
+        # without early stopping or racing, a pruned row (an earlier run's early stopping) is a period still to run,
+        # and so is an interrupted one: the config keeps its place in the study, pending, so that its number and
+        # those after it stay as they were (a resumed run asks what the run never interrupted asks)
+        redo = () if stops_early(self.spec) else (Status.PRUNED.value, Status.INTERRUPTED.value)
         mine: dict[str, list[Mapping[str, Any]]] = {}
         for row in rows.values():
-            if row.get("status") != Status.INTERRUPTED.value and not fits(row, self.spec, value=False):
+            if (row.get("status") != Status.INTERRUPTED.value or redo) and not fits(row, self.spec, value=False):
                 mine.setdefault(str(row["config_id"]), []).append(row)
 
         def order(item: tuple[str, list[Mapping[str, Any]]]) -> tuple[float, tuple[str, str, str]]:
@@ -248,11 +252,12 @@ class TPEScheduler(Scheduler):
         for cid, config_rows in sorted(mine.items(), key=order):
             params = {name: params_of(config_rows[0])[name] for name in self.spec.parameters}
             config = self._add(params, cid, len(self._entries))
-            here = {str(r["trial_id"]): r for r in config_rows if str(r["trial_id"]) in config.ids}
-            if not here:  # rows of other periods (another month's automatic periods): not this search
-                self._params.pop()
+            if not any(str(r["trial_id"]) in config.ids for r in config_rows):
+                # rows of other periods (another month's automatic periods): not this search                self._params.pop()
                 del self._configs[cid]
                 continue
+            here = {str(r["trial_id"]): r for r in config_rows
+                    if str(r["trial_id"]) in config.ids and r.get("status") not in redo}
             self.asked += 1
             self.skipped += len(here)
             for tid, row in here.items():

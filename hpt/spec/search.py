@@ -335,8 +335,8 @@ def _budget(s: Section) -> Budget | None:
 
 def _warm_start(s: Section) -> tuple[str, ...]:
     value = s.obj.get("warm_start")
-    if value is None:
-        return ()
+    if value is None or s.obj.get("promote") is not None and value:
+        return ()  # with promotion: its line says it does not combine
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
@@ -362,11 +362,11 @@ def _finalists(s: Section) -> int:
     if "finalists" not in s.obj:
         return FINALISTS
     value = s.obj["finalists"]
+    if s.obj.get("promote") is not None and value:
+        return FINALISTS  # promotion's line says it does not combine
     if not _is_int(value) or value < 0:
         s.report("search.finalists", f"expected an integer >= 0 (0 turns finalists off), got {show(value)}")
         return FINALISTS
-    if s.obj.get("promote") is not None:
-        return int(value)  # promotion's line says it does not combine
     if value and s.obj.get("early_stopping") is None and s.obj.get("race", False) is False:  # a bad race: its line
         s.report("search.finalists", "only early stopping or racing leaves configs with stopped periods to complete; "
                                      "remove it or add early_stopping or race")
