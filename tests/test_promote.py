@@ -160,6 +160,29 @@ def test_early_stopping_works_inside_the_screen_and_promotes_the_configs_success
     assert summary.exit_code == 0 and summary.best is not None and summary.best.params["lr"] == 0.01
 
 
+def test_a_promoted_config_with_a_pruned_full_row_from_an_earlier_run_is_completed(write_spec: Any,
+                                                                                    tmp_path: Path) -> None:
+    """A pruned full-fidelity row (an earlier plain asha run at the same location) is not done for the full stage,
+    which stops nothing: the promoted config trains it and is ranked (before, it was skipped, and never ranked)."""
+    import json
+
+    spec = asha_promote_spec(write_spec)
+    run(spec, tmp_path / "res", screened_with_asha)
+    rows = rows_of(tmp_path / "res")
+    row = rows[(rows["fidelity"] == "full") & (rows["param_lr"] == 0.005)].iloc[0]
+    path = tmp_path / "res" / "rows" / f"{row.trial_id}.json"
+    stopped = {**json.loads(path.read_text()), "status": "pruned", "epochs": 2, "run_id": "earlier",
+               "error": "pruned at epoch 2 (rung 0, behind 2 of 3 trials of its period)"}
+    path.write_text(json.dumps(stopped))
+    (tmp_path / "res" / "results.csv").unlink()  # rebuilt from rows/ (it would say ok)
+    said: list[str] = []
+    summary, backend = run(spec, tmp_path / "res", screened_with_asha, say=said)
+    assert [tid for what, tid in backend.log if what == "submit"] == [row.trial_id]
+    assert rows_of(tmp_path / "res").set_index("trial_id").loc[row.trial_id, "status"] == "ok"
+    assert any(line.endswith("now run at full fidelity: 1 trial (3 already done)") for line in said), said
+    assert summary.best is not None and summary.best.params["lr"] == 0.01
+
+
 def test_promote_with_early_stopping_resumes_mid_screen_with_the_same_promotion(write_spec: Any,
                                                                               tmp_path: Path) -> None:
     spec = asha_promote_spec(write_spec)

@@ -111,6 +111,7 @@ class Promote(Scheduler):
         self._seen: dict[str, Reached] = {}  # screening trial id -> how it ended (the last row or result)
         self._curves: dict[str, dict[int, float]] = {}  # screening trial id -> epoch -> objective (early stopping)
         self._done: set[str] = set()  # trial ids with an ok or pruned row
+        self._ok: set[str] = set()  # ... with an ok row: a full trial is done only then (the full stage stops none)
         self._running: set[str] = set()
         self._queue: list[Trial] | None = None  # stage 2, once it has started
         self._full_ids: set[str] = set()  # the promoted configs' full trials
@@ -130,6 +131,7 @@ class Promote(Scheduler):
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
         self._done = {tid for tid, row in rows.items() if row.get("status") in _DONE}
+        self._ok = {tid for tid, row in rows.items() if row.get("status") == Status.OK.value}
         screened = [tid for tid in self._screen_trials if tid in rows]
         if self.stopping is not None and curves is not None and screened:
             for tid, text in curves([t for t in screened if t in self._done]).items():
@@ -175,7 +177,7 @@ class Promote(Scheduler):
         todo = []
         for trial in plan:
             self._full_ids.add(trial.trial_id)
-            if trial.trial_id in self._done:
+            if trial.trial_id in self._ok:  # a pruned row is an earlier run's early stopping: it trains
                 self._skipped_full += 1
             else:
                 todo.append(trial)
@@ -230,6 +232,8 @@ class Promote(Scheduler):
             self.inner.on_result(result)
         if result.status in (Status.OK, Status.PRUNED):
             self._done.add(tid)
+        if result.status is Status.OK:
+            self._ok.add(tid)
 
     def report(self, rows: pd.DataFrame) -> list[str]:
         """The screen's rank correlation with the full results over the promoted configs, warned about when low."""
