@@ -171,6 +171,35 @@ def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: A
     assert len(table) == 2 and (table["status"] == "ok").all()  # the running trial was let finish; none started after
 
 
+def test_a_signal_sent_to_the_process_and_its_group_at_once_counts_once(write_spec: Any, tmp_path: Path) -> None:
+    """`timeout -s INT` sends SIGINT to hpt and to its process group: hpt hears it twice within a moment. That is one
+    Ctrl-C, not two: the running trial gets its grace period (before, it was interrupted at once, as on a second
+    Ctrl-C)."""
+    gate = tmp_path / "gate"
+    gated.let(gate, trial=0)
+    spec = _held_spec(write_spec, gate)
+    sink = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "120",
+                             "--workers", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_rows(sink, 1, proc)
+    _second_trial_waits(gate, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)  # heard apart (sent at the same instant, the kernel may merge them)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.stdout is not None
+    said = ""
+    for line in proc.stdout:
+        said += line
+        if "SIGINT: no new trials" in line:
+            break
+    gated.let(gate, trial=1)
+    stdout = said + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130
+    table = _csv(sink)
+    assert len(table) == 2 and (table["status"] == "ok").all(), stdout  # the running trial finished
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_while_starting_up_exits_with_its_code_and_one_line(write_spec: Any, tmp_path: Path,
                                                                     signum: int, code: int) -> None:

@@ -21,18 +21,27 @@ from hpt.trial import Event, Finished, Progress, Started, Trial, TrialResult, as
 log = logging.getLogger("hpt")
 
 
+SAME_PRESS_S = 0.5
+"""A signal this soon after the first is the same one delivered twice, not a second: ``timeout`` (and some
+job runners) send it to the process and to its process group at once."""
+
+
 class _Signals:
     """SIGINT/SIGTERM while the loop runs: the first stops new trials, a second stops the running ones."""
 
     def __init__(self) -> None:
         self.first: int | None = None
+        self.first_at = 0.0
         self.count = 0
         self.deadline: float | None = None  # when the running trials' grace period ends
 
     def __call__(self, signum: int, _frame: Any) -> None:
-        self.count += 1
+        now = time.monotonic()
         if self.first is None:
-            self.first = signum
+            self.first, self.first_at = signum, now
+        elif now - self.first_at < SAME_PRESS_S:
+            return
+        self.count += 1
 
     @property
     def exit_code(self) -> int:
