@@ -18,8 +18,13 @@ from hpt.stamps import utcnow  # a row's started_at and finished_at
 if TYPE_CHECKING:
     from hpt.periods import Holdout
 
-__all__ = ["Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
+__all__ = ["WAITS", "Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
            "curve_metrics", "monitor_of", "utcnow"]
+
+
+WAITS = "it waits"
+"""In the error of a trial asha stopped at its first rung before `min_trials` others of its period got there
+(hpt.scheduling.pruning writes it; hpt results counts such configs)."""
 
 
 class Status(str, enum.Enum):

@@ -14,7 +14,7 @@ import pandas as pd
 from hpt.baselines import baseline_mask
 from hpt.progress import plural
 from hpt.rows import DEFAULT_FIDELITY, param_columns, param_name, plain
-from hpt.trial import Status
+from hpt.trial import WAITS, Status
 
 __all__ = [
     "PRUNED_STATS",
@@ -83,6 +83,7 @@ class Ranking:
     values: pd.DataFrame
     trials: int  # ok trials with a value of the metric
     pruned: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["config_id", *PRUNED_STATS]))
+    waiting: int = 0  # of the configs in `pruned`, those with a trial that waits at asha's first rung (its row says)
 
     @cached_property
     def best(self) -> BestConfig | None:
@@ -106,9 +107,12 @@ class Ranking:
         if self.best is not None:
             return ""
         if self.table.empty and len(self.pruned):  # ok trials of such a config too: "no ok trial" would be wrong
-            return (f"no config is ranked: {plural(len(self.pruned), 'config')} "
-                    f"{'has' if len(self.pruned) == 1 else 'have'} a period stopped early (pruned), and a config with a "
-                    "stopped period is never ranked")
+            n = len(self.pruned)
+            waits = (f"; {self.waiting} of them {'has' if self.waiting == 1 else 'have'} a trial waiting at the first "
+                     "rung for others to get there, which a run that did not finish goes on with when run again"
+                     ) if self.waiting else ""
+            return (f"no config is ranked: {plural(n, 'config')} {'has' if n == 1 else 'have'} a period stopped early "
+                    f"(pruned{waits}), and a config with a stopped period is never ranked")
         if self.table.empty:
             return f"no trial finished ok with a {self.metric} value"
         lead = self.table.iloc[0]
@@ -184,9 +188,11 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str, planned: Coll
     pruned_ids = set(mine.loc[stopped, "config_id"].astype(str))
     in_pruned = mine["config_id"].astype(str).isin(pruned_ids)
     pruned = _pruned_table(mine[in_pruned], metric)
+    errors = mine.loc[stopped, "error"].fillna("").astype(str) if "error" in mine else pd.Series("", index=mine.index)
+    waiting = mine.loc[stopped, "config_id"].astype(str)[errors.str.contains(WAITS, regex=False)].nunique()
     ok = select(mine, _ok(mine, metric) & ~in_pruned)
     if ok.empty:
-        return dataclasses.replace(empty_ranking(fidelity, metric), pruned=pruned)
+        return dataclasses.replace(empty_ranking(fidelity, metric), pruned=pruned, waiting=waiting)
     cells = ok.groupby([ok["config_id"].astype(str), _period_labels(ok).rename("period")], sort=False)[metric]
     per = cells.mean()
     values = per.unstack("period")
@@ -220,7 +226,7 @@ def rank_fidelity(frame: pd.DataFrame, metric: str, fidelity: str, planned: Coll
         if archs.nunique() > 1:
             table["architecture"] = archs.astype(str).to_numpy()
     table = table.sort_values(["partial", "mean", "config_id"], kind="stable").reset_index(drop=True)
-    return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok), pruned)
+    return Ranking(fidelity, metric, periods, params, table, values.loc[table["config_id"]], len(ok), pruned, waiting)
 
 
 def _rank_lists(ranks: np.ndarray) -> list[list[int | None]]:

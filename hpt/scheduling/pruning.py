@@ -32,7 +32,7 @@ from hpt.scheduling.checkpoints import RESUMED, Checkpoints
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
-from hpt.trial import Progress, Status, Trial, TrialResult
+from hpt.trial import WAITS, Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import optuna
@@ -47,8 +47,6 @@ _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
 _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
 _ITS_CONFIG = re.compile(r"pruned at epoch \d+ \(its config was ")
-WAITS = "it waits"
-"""In the error of a trial asha stopped at its first rung before `min_trials` others of its period got there."""
 WAITED = "where it waited"
 """In what the inner scheduler hears of a waiting trial that stays stopped, out of the best at its rung: like its row
 (which keeps "it waits"), it was not judged when it stopped (:func:`stopped_unjudged`)."""
