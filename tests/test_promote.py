@@ -87,12 +87,16 @@ def test_promote_resumes_mid_screen_and_mid_full_stage_training_nothing_twice(wr
                                                                                tmp_path: Path) -> None:
     spec = promote_spec(write_spec)
     folder = tmp_path / "res"
-    summary, backend = run(spec, folder, _interrupt_at(3, scripted()), grace=0)  # stopped in the screen
+    said: list[str] = []
+    summary, backend = run(spec, folder, _interrupt_at(3, scripted()), grace=0, say=said)  # stopped in the screen
     assert summary.exit_code == 130
     trained = [tid for what, tid in backend.log if what == "submit"]
     rows = rows_of(folder)
     screened = int((rows["status"] == "ok").sum())
     assert set(rows["fidelity"]) == {"quick"} and screened < 4
+    # the best so far is a screening result, and the end of the run says so
+    assert any(line.startswith("best config ") and " (from screening (quick) rows: no config has full results yet): "
+               in line for line in said), said
     summary, backend = run(spec, folder, _interrupt_at(4 - screened + 2, scripted()), grace=0)  # in the full stage
     assert summary.exit_code == 130
     trained += [tid for what, tid in backend.log if what == "submit"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from hpt.claims import Holder
+from hpt.fidelity import fidelity_named
 from hpt.progress import Reporter, format_duration, format_params, format_value, plural
 from hpt.results import (
     BestConfig,
@@ -63,7 +64,9 @@ def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[st
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")
     if s.best:
-        reporter.line(f"best config {s.best.config_id}: {format_params(s.best.params)}  "
+        apart = "" if s.best.fidelity == spec.fidelity.name else \
+            f" (from {fidelity_named(s.best.fidelity).rows}: no config has {spec.fidelity.name} results yet)"
+        reporter.line(f"best config {s.best.config_id}{apart}: {format_params(s.best.params)}  "
                       f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
         vs = s.vs_baseline
         if vs is not None:  # judged on the objective; the other reported errors where they disagree
