@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -457,19 +458,30 @@ _where_option = click.option("--where", "where", metavar="EXPR", callback=_where
 def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, more: str = "") -> None:
     """What `hpt plan` (and --dry-run) prints: the plan's shape, the trials with those already done marked, where
     results go. `more`: how to list the trials past `limit`, when the command has a way."""
+    from hpt.fidelity import FULL
     from hpt.progress import plural
     from hpt.runner import results_location
     from hpt.scheduling.adaptive import stops_early
+    from hpt.scheduling.plan import COUNT_LIMIT
     from hpt.search import expand
 
     adaptive = spec.search.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
     trials = None if adaptive else trials if trials is not None else expand(spec)
     screen = _print_shape(spec, trials)
     location = results_location(spec, sink)
-    status, unchecked = _trial_status(location)
+    rows, unchecked = _rows_at(location)
+    status = {tid: str(row.get("status")) for tid, row in rows.items()}
+    fidelity = {tid: str(row.get("fidelity") or FULL.name) for tid, row in rows.items()}
     if not stops_early(spec):  # an earlier run's pruned trials train again (rows_to_resume)
         status = {tid: "again" if st == "pruned" else st for tid, st in status.items()}
-    done = {tid for tid, st in status.items() if st in ("ok", "pruned")}
+    stopped = {str(row.get("config_id")) for row in rows.values() if status[str(row["trial_id"])] == "pruned"}
+    # the trials of this plan (of its fidelity, when they are not listed ahead) that are done: not those of
+    # another fidelity (--quick after a full run, or the other way round)
+    mine = {t.trial_id for t in trials} if trials is not None and len(trials) <= COUNT_LIMIT else \
+        {tid for tid, f in fidelity.items() if f == spec.fidelity.name}
+    if screen is not None:  # promotion: its screen's trials are this run's too
+        mine |= {t.trial_id for t in screen}
+    done = {tid for tid, st in status.items() if st in ("ok", "pruned") and tid in mine}
     if trials is None:
         click.echo("trials: chosen as results come in, so none can be listed ahead")
     else:
@@ -479,7 +491,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
                        "seed, tuned values")
         else:
             click.echo("trials: trial id, period, seed, tuned values")
-        _print_trials(trials, status, limit, more)
+        _print_trials(trials, status, stopped, limit, more)
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 
 
@@ -532,27 +544,29 @@ def _print_shape(spec: Any, trials: Any) -> Any:
     return screen
 
 
-def _trial_status(location: str) -> tuple[dict[str, str], str]:
-    """Each trial's status at the location (baselines left out), and a note when it could not be read."""
+def _rows_at(location: str) -> tuple[dict[str, Mapping[str, Any]], str]:
+    """The trials' rows at the location (baselines left out), and a note when they could not be read."""
     from hpt.baselines import without_baselines
     from hpt.sinks import open_sink
     from hpt.store import ResultStore
 
     try:
-        rows = without_baselines(ResultStore(open_sink(location)).rows())
+        return without_baselines(ResultStore(open_sink(location)).rows()), ""
     except HptError as e:
         return {}, f" (could not check which trials are done: {str(e).splitlines()[0]})"
-    return {tid: str(row.get("status")) for tid, row in rows.items()}, ""
 
 
-def _print_trials(trials: Any, status: dict[str, str], limit: int, more: str) -> None:
-    """The first `limit` trials, one a line, those done or pruned at the location marked."""
+def _print_trials(trials: Any, status: dict[str, str], stopped: set[str], limit: int, more: str) -> None:
+    """The first `limit` trials, one a line, those done or pruned at the location marked, and those of a config early
+    stopping stopped in another period (not started, unless the config becomes a finalist)."""
     from hpt.progress import format_params
 
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         st = status.get(t.trial_id)
         mark = {"ok": "  (done)", "pruned": "  (pruned)", "again": "  (pruned earlier; trains again)"}.get(st or "", "")
+        if not mark and t.config_id in stopped:
+            mark = "  (its config was stopped in another period)"
         click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
                    f"{format_params(t.tuned_params)}{mark}")
     if len(trials) > limit:

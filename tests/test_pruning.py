@@ -169,7 +169,8 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     assert (ok["epochs"] == 9).all() and (ok["error"] == "").all()  # models: see the end-to-end test
 
 
-def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, tmp_path: Path, capsys: Any) -> None:
+def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, cli: Any, tmp_path: Path,
+                                                               capsys: Any) -> None:
     spec = spec_with(write_spec, {"early_stopping": ASHA, "finalists": 0})  # a finalist would start them
     summary, backend = run(spec, tmp_path / "res", falling, slots=1)
     rows = rows_of(tmp_path / "res")
@@ -181,6 +182,13 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     summary, backend = run(spec, tmp_path / "res", falling, slots=1)  # nothing left: the earlier run said it
     assert not backend.log and summary.skipped == len(rows)
     assert "early stopping:" not in capsys.readouterr().out
+    # hpt plan marks them, and counts as done what the run skips (not the trials of another fidelity)
+    listed = cli("plan", str(spec.source), "--sink", str(tmp_path / "res")).stdout
+    never = rows.groupby("config_id").filter(lambda g: len(g) == 1)["config_id"]
+    assert listed.count("(its config was stopped in another period)") == len(never) > 0, listed
+    assert f"({len(rows)} trials already done)" in listed
+    quick = cli("plan", str(spec.source), "--sink", str(tmp_path / "res"), "--quick").stdout
+    assert "already done" not in quick and "(done)" not in quick, quick
 
 
 def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_epoch(
