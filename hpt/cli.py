@@ -502,7 +502,7 @@ def _print_shape(spec: Any, trials: Any) -> Any:
     from hpt.data import load_frame
     from hpt.fidelity import FULL, PERIODS
     from hpt.progress import plural
-    from hpt.scheduling.adaptive import outline
+    from hpt.scheduling.adaptive import idle_warnings, outline
     from hpt.search import expand
 
     s, f = spec.search, spec.fidelity
@@ -539,6 +539,8 @@ def _print_shape(spec: Any, trials: Any) -> Any:
         for line in promote_text(spec, quick, n_configs):
             click.echo(line)
         screen = expand(quick)
+    for line in idle_warnings(spec, n_configs, racing=False):  # the race line says what racing can drop
+        click.echo(line)
     d = spec.data
     click.echo(RunBaselines(spec, load_frame(d.path, d.time_column, d.columns, d.options)).describe())
     return screen

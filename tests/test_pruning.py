@@ -191,6 +191,24 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     assert "already done" not in quick and "(done)" not in quick, quick
 
 
+def test_a_search_too_small_for_early_stopping_or_racing_to_do_anything_is_warned_about(
+        write_spec: Any, cli: Any, tmp_path: Path, capsys: Any) -> None:
+    warning = ("warning: early stopping cannot stop any trial here: a trial is judged only once 3 other trials of its "
+               "period got as far (early_stopping.min_trials), and this search has 3 configs; tune more configs or "
+               "lower min_trials")
+    three = spec_with(write_spec, {"early_stopping": "asha"}, parameters={"lr": LRS[:3], "hidden_size": [8]})
+    assert warning in cli("plan", str(three.source)).stdout
+    run(three, tmp_path / "three", falling)
+    assert warning in capsys.readouterr().out
+    run(spec_with(write_spec, {"early_stopping": "asha"}), tmp_path / "six", falling)  # 6 configs: it can
+    run(spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_trials": 2}},
+                  parameters={"lr": LRS[:3], "hidden_size": [8]}), tmp_path / "two", falling)  # judged against 2
+    assert "warning: early stopping cannot" not in capsys.readouterr().out
+    run(spec_with(write_spec, {"race": True}), tmp_path / "race", falling)  # 2 periods
+    assert ("warning: racing cannot drop any config with 2 periods (its tests need 3 periods, and a period left to "
+            "save): add periods") in capsys.readouterr().out
+
+
 def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_epoch(
         write_spec: Any, cli: Any, tmp_path: Path, capsys: Any) -> None:
     """Turning early stopping off and running again completes the configs it had stopped: a pruned row is not done

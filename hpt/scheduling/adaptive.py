@@ -24,7 +24,7 @@ from hpt.scheduling.warm import WarmStart
 from hpt.spec import Spec
 from hpt.trial import Status
 
-__all__ = ["adapt", "again_text", "outline", "rows_to_resume", "stops_early"]
+__all__ = ["adapt", "again_text", "idle_warnings", "outline", "rows_to_resume", "stops_early"]
 
 
 def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
@@ -72,6 +72,25 @@ def again_text(n: int) -> str:
     return (f"{plural(n, 'pruned row')} at the location {'is' if n == 1 else 'are'} from early stopping or racing, "
             "which this spec does not use (no early_stopping or race): the trials among them this spec runs are "
             "trained to their last epoch")
+
+
+def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
+    """Warnings for shared keys that can do nothing in this search: early stopping with too few configs for a rung to
+    judge any trial (warm-start trials count too: then it may), racing with too few periods to drop any config (with
+    `racing`: ``hpt plan``'s race line says it already)."""
+    s, out = spec.search, []
+    stopping = s.early_stopping
+    if stopping is not None and not s.warm_start and configs - 1 < stopping.evidence:
+        out.append(f"warning: early stopping cannot stop any trial here: a trial is judged only once "
+                   f"{plural(stopping.evidence, 'other trial')} of its period got as far (early_stopping.min_trials), "
+                   f"and this search has {plural(configs, 'config')}; tune more configs or lower min_trials")
+    if racing and s.race:
+        from hpt.results.stats import periods_needed
+
+        if len(spec.periods) - 1 < periods_needed(3):
+            out.append(f"warning: racing cannot drop any config with {plural(len(spec.periods), 'period')} (its tests "
+                       f"need {periods_needed(3)} periods, and a period left to save): add periods")
+    return out
 
 
 def _has_finalists(spec: Spec) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hpt.fidelity import FULL
-from hpt.scheduling.adaptive import adapt
+from hpt.scheduling.adaptive import adapt, idle_warnings
 from hpt.scheduling.base import Scheduler
 from hpt.scheduling.plan import PlanScheduler
 from hpt.scheduling.tpe import TPEScheduler
@@ -50,6 +50,9 @@ def make_scheduler(spec: Spec, say: Say | None = None, location: str | None = No
     counts, trials not started); default: nowhere.
     """
     say = say or (lambda line: None)
+    configs = spec.search.max_trials or 0 if spec.search.strategy == "tpe" else len(expand(spec).configs)
+    for line in idle_warnings(spec, configs):
+        say(line)
     if spec.search.promote is not None:
         from hpt.scheduling.promote import Promote, screen_scheduler
         from hpt.spec import quick_spec
