@@ -89,8 +89,8 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
                          f"mean {r.metric}={_num(best.mean)}, won {best.periods_won} of {plural(len(r.periods), 'period')}"
                          + (f"; {vs_best.text()}" if vs_best else ""))
     if "finalist" in r.table and r.table["finalist"].any():
-        sec.notes.append("(finalist): early stopping had stopped it; completed on every period at the search's end "
-                         "(search.finalists)")
+        sec.notes.append("(finalist): early stopping stopped it in a period, or the race dropped it; completed on every "
+                         "period at the search's end (search.finalists)")
     if n_partial:
         sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
                          "never crowned best")
@@ -111,6 +111,8 @@ def _pruned_section(r: Ranking, top: int) -> _Section:
     t = r.pruned
     raced = int((t["dropped"] != "").sum()) if "dropped" in t else 0
     what = "Stopped early" if not raced else "Dropped by the race" if raced == len(t) else "Stopped early or dropped by the race"
+    if r.fidelity != DEFAULT_FIDELITY:
+        what += f", {fidelity_named(r.fidelity).rows}"
     title = (f"{what}: {plural(len(t), 'config')} with a pruned period "
              f"({plural(int(t['periods_pruned'].sum()), 'trial')}), listed apart and never ranked")
     params = [c for c in t.columns if c not in ("config_id", *PRUNED_STATS)]
@@ -123,9 +125,11 @@ def _pruned_section(r: Ranking, top: int) -> _Section:
                          *([d["dropped"] or "stopped early"] if raced else [])])
     if len(t) > len(shown):
         sec.notes.append(f"... and {len(t) - len(shown)} more (--top 0 lists all)")
-    sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran (share 1/9: "
-                     "stopped at that share of the data, early_stopping.resource \"data\"); so far: the mean "
-                     "over its trials up to where they stopped (not comparable with the ranked means)"
+    shares = "data_share" in t and bool(pd.to_numeric(t["data_share"], errors="coerce").notna().any())
+    sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran"
+                     + (" (share 1/9: stopped at that share of the data, early_stopping.resource \"data\")" if shares
+                        else "") + "; so far: the mean over its trials up to where they stopped (not comparable with "
+                     "the ranked means)"
                      + ("; why: the race (search.race) drops a config the tests find worse than the best so far, "
                         "and does not train its later periods" if raced else ""))
     return sec
@@ -243,15 +247,12 @@ def _sections(s: Summary, top: int) -> list[_Section]:
         secs.append(_verdict_section(s))
     for r in s.rankings.values():
         if len(r.pruned):
-            sec = _pruned_section(r, top)
-            if r.fidelity != DEFAULT_FIDELITY:
-                sec.title = f"{r.fidelity} rows: {sec.title[0].lower()}{sec.title[1:]}"
-            secs.append(sec)
+            secs.append(_pruned_section(r, top))
     trends = _trend_sections(s)
     if trends:
         f = fidelity_named(s.main_fidelity)
         which = f.purpose or f.name
-        n_pruned = int(s.counts.get(Status.PRUNED.value, 0))
+        n_pruned = max((int(t["pruned"].sum()) for t in s.trends.values() if "pruned" in t), default=0)  # its rows
         left_out = (f"; {plural(n_pruned, 'pruned trial')} left out, counted per value under pruned"
                     if n_pruned else "")
         secs.append(_Section(f"Parameter trends ({which} rows; {s.metric} per value over ok trials{left_out})"))
