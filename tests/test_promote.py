@@ -81,6 +81,16 @@ def test_a_share_promotes_that_share_and_a_screen_unlike_the_full_runs_is_warned
     assert any("Spearman rank correlation -1.00 over 3 configs" in line for line in said), said
     assert any(line.startswith("warning: the screen ranks the promoted configs unlike the full runs (correlation "
                                "-1.00 < 0.5)") for line in said), said
+    # two promoted configs swapped, or every ranked config promoted: nothing to warn about (or to do)
+    for top, folder, note in ((2, "two", "(with 2 configs it can only be 1 or -1: too few to warn about)"),
+                              (4, "all", "(every config the screen ranked was promoted)")):
+        said.clear()
+        run(promote_spec(write_spec, top=top), tmp_path / folder, scripted(inverted), say=said)
+        assert any(line.startswith("promote: the screen vs the full results") and line.endswith(note)
+                   for line in said), said
+        assert not any(line.startswith("warning: the screen") for line in said), said
+        assert any(line.startswith("warning: search.promote promotes every one of the 4 configs") for line in said) \
+            == (top == 4), said
 
 
 def test_promote_resumes_mid_screen_and_mid_full_stage_training_nothing_twice(write_spec: Any,

@@ -76,14 +76,18 @@ def again_text(n: int) -> str:
 
 def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
     """Warnings for shared keys that can do nothing in this search: early stopping with too few configs for a rung to
-    judge any trial (warm-start trials count too: then it may), racing with too few periods to drop any config (with
-    `racing`: ``hpt plan``'s race line says it already)."""
+    judge any trial (warm-start trials count too: then it may), promotion that promotes every config, racing with too
+    few periods to drop any config (with `racing`: ``hpt plan``'s race line says it already)."""
     s, out = spec.search, []
     stopping = s.early_stopping
     if stopping is not None and not s.warm_start and configs - 1 < stopping.evidence:
         out.append(f"warning: early stopping cannot stop any trial here: a trial is judged only once "
                    f"{plural(stopping.evidence, 'other trial')} of its period got as far (early_stopping.min_trials), "
                    f"and this search has {plural(configs, 'config')}; tune more configs or lower min_trials")
+    if s.promote is not None and s.promote.count(configs) >= configs:
+        out.append(f"warning: search.promote promotes every one of the {plural(configs, 'config')}: the screen ranks "
+                   "them and then all run at full fidelity, which costs more than a run without promotion; "
+                   "promote fewer (search.promote.top)")
     if racing and s.race:
         from hpt.results.stats import periods_needed
 

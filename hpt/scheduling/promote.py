@@ -111,6 +111,7 @@ class Promote(Scheduler):
         self._seen: dict[str, Reached] = {}  # screening trial id -> how it ended (the last row or result)
         self._curves: dict[str, dict[int, float]] = {}  # screening trial id -> epoch -> objective (early stopping)
         self._done: set[str] = set()  # trial ids with an ok or pruned row
+        self._left_out = 0
         self._ok: set[str] = set()  # ... with an ok row: a full trial is done only then (the full stage stops none)
         self._running: set[str] = set()
         self._queue: list[Trial] | None = None  # stage 2, once it has started
@@ -172,6 +173,7 @@ class Promote(Scheduler):
     def _stage(self) -> list[Trial]:
         ranked = self.ranked()
         chosen = ranked[:self.rule.count(len(ranked))]
+        self._left_out = len(ranked) - len(chosen)  # ranked by the screen, not promoted
         tuned = {trial.config_id: dict(trial.tuned_params) for trial in self._screen_trials.values()}
         plan = TrialPlan(self.spec, [tuned[cid] for cid in chosen])
         todo = []
@@ -251,6 +253,10 @@ class Promote(Scheduler):
         cost = (f"; training time: the screen {check.quick_cost_s:.1f}s, the full stage {check.full_cost_s:.1f}s"
                 if check.full_cost_s else "")
         line = f"{head}: Spearman rank correlation {check.spearman:.2f} over {check.configs} configs{cost}"
+        if check.configs < 3:  # +1 or -1: whether two configs swapped places, near-ties too
+            return [line + " (with 2 configs it can only be 1 or -1: too few to warn about)"]
+        if not self._left_out:
+            return [line + " (every config the screen ranked was promoted)"]
         if not check.spearman >= LOW_CORRELATION:
             return [line, f"warning: the screen ranks the promoted configs unlike the full runs (correlation "
                           f"{check.spearman:.2f} < {LOW_CORRELATION}): configs it left out may have done better at "
