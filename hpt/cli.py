@@ -503,6 +503,7 @@ def _print_shape(spec: Any, trials: Any) -> Any:
     from hpt.fidelity import FULL, PERIODS
     from hpt.progress import plural
     from hpt.scheduling.adaptive import idle_warnings, outline
+    from hpt.scheduling.pruning import max_epochs
     from hpt.search import expand
 
     s, f = spec.search, spec.fidelity
@@ -522,7 +523,7 @@ def _print_shape(spec: Any, trials: Any) -> Any:
         count, shape = f"up to {plural(first + second, 'trial')} in 2 stages", f"{first} screening, up to {second} full"
     click.echo(f"{spec.name}: {count} = {shape} "
                f"({s.strategy} search, seed {s.seed}; {spec.architecture}, objective {spec.objective})"
-               + (f"; {f.name} {f.purpose}: at most {f.max_epochs} epochs" if f.max_epochs is not None else ""))
+               + (f"; {f.name} {f.purpose}: at most {max_epochs(spec)} epochs" if f.max_epochs is not None else ""))
     rule = f" (auto: {json.dumps(spec.period_rule.to_json()['auto'])}, drawn for {spec.today:%Y-%m})" \
         if spec.period_rule and f.data == PERIODS else ""
     click.echo(f"periods{rule}:")

@@ -212,6 +212,13 @@ def test_promote_with_early_stopping_resumes_mid_screen_with_the_same_promotion(
     assert not [tid for what, tid in backend.log if what == "submit"]
 
 
+def test_a_whole_number_written_as_a_float_promotes_that_many_and_null_race_is_no_race(write_spec: Any) -> None:
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": LRS, "hidden_size": [8]},
+                                          search={"promote": {"top": 2.0}, "race": None})))
+    assert spec.search.promote is not None and spec.search.promote.top == 2 and isinstance(spec.search.promote.top, int)
+    assert spec.search.race is False
+
+
 def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any, tmp_path: Path) -> None:
     earlier = tmp_path / "earlier"
     earlier.mkdir()
@@ -235,6 +242,8 @@ def test_promote_spec_errors_are_one_line(write_spec: Any, cli: Any, tmp_path: P
             ({"promote": 2, "finalists": 2}, "it does not combine with finalists"),  # not also "only early stopping ..."
             ({"promote": 2, "finalists": -1}, "it does not combine with finalists"),  # not also "expected an integer"
             ({"promote": 2, "warm_start": ["no/such/folder"]}, "it does not combine with warm_start"),  # nor "no such"
+            ({"promote": 0.0}, "search.promote.top: expected a number of configs >= 1 or a share of them between 0 "
+                               "and 1, got 0.0"),
             ({"promote": 2, "warm_start": [str(earlier)]},
              "it does not combine with warm_start: its screen ranks this run's configs alone (remove one)")):
         out = cli("plan", str(write_spec(tiny_spec(search=search))))

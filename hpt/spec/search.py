@@ -379,6 +379,8 @@ RACE_STRATEGIES = ("grid", "random")
 
 def _race(s: Section) -> bool:
     value = s.obj.get("race", False)
+    if value is None:
+        return False  # as "early_stopping": null and "promote": null: not set
     if not isinstance(value, bool):
         s.report("search.race", f"expected true or false, got {show(value)}")
         return False
@@ -419,6 +421,8 @@ def _promote(s: Section) -> Promote | None:
     top: Any = value.get("top")
     for key in extra:
         s.report(f"{where}.{key}", "unknown key" + (' (did you mean "top"?)' if top is None else "") + "; valid: top")
+    if isinstance(top, float) and top.is_integer() and top >= 1:
+        top = int(top)  # 2.0 is 2 configs (a share is below 1)
     if _is_int(top) and top >= 1:
         number: int | float = int(top)
     elif isinstance(top, float) and 0 < top < 1:
