@@ -148,8 +148,11 @@ def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_
 
     first, _ = run(spec, tmp_path / "cut", cut, grace=0)
     assert first.exit_code == 130
+    assert "finalists: 2 configs of the best 3 lack periods" in capsys.readouterr().out
     again, backend = run(spec, tmp_path / "cut", script)
     assert again.exit_code == 0
+    # the finalists are still "the best 3", one of them complete now (it said "of the best 2")
+    assert "finalists: 1 config of the best 3 lacks periods" in capsys.readouterr().out
     submitted = [tid for what, tid in backend.log if what == "submit"]
     assert len(submitted) == 3 and first_finalist not in submitted  # the finalist trials it lacked, nothing else
     columns = ["trial_id", "status", "epochs", "finalist"]

@@ -230,6 +230,7 @@ class Finalists(Scheduler):
             return []
         plan = self._plan()
         todo = []
+        finishing = set()  # chosen configs with a search trial still running (it completes them)
         for cid in chosen:
             for repeat in range(self.spec.repeats):
                 for period in self.spec.periods:
@@ -237,21 +238,26 @@ class Finalists(Scheduler):
                     seen = self._seen.get(trial.trial_id)
                     if trial.trial_id in self._running:
                         self._shielded.add(trial.trial_id)  # a search trial of a finalist: no longer stopped early
+                        finishing.add(cid)
                     elif seen is None or seen.status != Status.OK.value:
                         todo.append(self._finalist(trial))
         configs = len({t.config_id for t in todo})
+        best = max(len(chosen), min(self.count, len(self._ranked())))  # resuming, chosen may leave out complete ones
         if todo:
             resumed = [int(t.tags[RESUMED]) for t in todo if t.resume is not None]
             at = sorted(set(resumed))
             goes_on = (f"; {len(resumed)} {'goes' if len(resumed) == 1 else 'go'} on from the rung where early stopping "
                        f"stopped {'it' if len(resumed) == 1 else 'them'} (epoch{'s' if len(at) > 1 else ''} "
                        f"{', '.join(map(str, at))})") if resumed else ""
-            self.say(f"finalists: {plural(configs, 'config')} of the best {len(chosen)} "
+            self.say(f"finalists: {plural(configs, 'config')} of the best {best} "
                      f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
                      f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))}){goes_on}")
         else:
             done = sum(1 for n in self._oks().values() if n >= self._per_config)
-            self.say(f"finalists: nothing left to complete ({plural(done, 'config')} ran every period)")
+            n = len(finishing)
+            self.say(f"finalists: nothing left to complete ({plural(done, 'config')} ran every period"
+                     + (f"; {n} more {'is' if n == 1 else 'are'} finishing {'its' if n == 1 else 'their'} last "
+                        f"{'period' if n == 1 else 'periods'}" if n else "") + ")")
         return todo
 
     # -- the run -----------------------------------------------------------------------------
