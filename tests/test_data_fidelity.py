@@ -128,6 +128,15 @@ def test_finalists_on_data_shares_are_chosen_by_a_replay_not_by_who_ran_first(wr
     assert 0.03 in finalists and {0.01, 0.03} <= complete  # the two best end ranked over both periods
 
 
+def test_data_share_rankings_are_listed_by_share_largest_first() -> None:
+    from hpt.results.rank import fidelity_order
+
+    names = ["data-1/243", "data-1/27", "data-1/3", "quick", "data-1/81", "full", "data-1/9", "quick-data-1/9",
+             "quick-data-1/3"]  # as text, 1/243 < 1/27 < 1/3 < 1/81 < 1/9
+    assert fidelity_order(names) == ["full", "data-1/3", "data-1/9", "data-1/27", "data-1/81", "data-1/243", "quick",
+                                     "quick-data-1/3", "quick-data-1/9"]
+
+
 def test_the_replay_over_shares_judges_each_share_by_its_own_value() -> None:
     """Each share is a trial of its own: a config that did well on 1/9 and badly on 1/3 is out at 1/3, however it
     did on 1/9 (a best-so-far value, right for an epoch's curve, would carry 1/9's value up and let it through)."""
@@ -187,7 +196,9 @@ def test_share_fidelities_are_named_and_read_back() -> None:
     ({"kind": "median", "resource": "data"}, "search.early_stopping.resource", '"data" works with asha'),
     ({"kind": "asha", "resource": "data", "min_epochs": 2}, "search.early_stopping.min_epochs", "remove min_epochs"),
     ({"kind": "asha", "resource": "data", "min_share": 1.5}, "search.early_stopping.min_share",
-     "expected a share between 0 and 1"),
+     "expected a share from 0.01 to below 1"),
+    ({"kind": "asha", "resource": "data", "min_share": 0.0001}, "search.early_stopping.min_share",
+     "a smaller share holds a handful of windows), got 0.0001"),
     ({"kind": "asha", "resource": "data", "min_share": 0.5}, "search.early_stopping.min_share", "no rung"),
     ({"kind": "asha", "min_share": 0.1}, "search.early_stopping.min_share", 'only with "resource": "data"'),
 ])

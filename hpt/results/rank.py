@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.baselines import baseline_mask
+from hpt.fidelity import fidelity_named
 from hpt.progress import plural
 from hpt.rows import DEFAULT_FIDELITY, param_columns, param_name, plain
 from hpt.trial import WAITS, Status
@@ -133,9 +134,15 @@ def fidelities(frame: pd.DataFrame) -> pd.Series:
 
 
 def fidelity_order(values: Iterable[str]) -> list[str]:
-    """Fidelities as they are shown and chosen from: ``full`` first, then the others by name."""
+    """Fidelities as they are shown and chosen from: ``full`` first, then the others by name, the data shares of
+    one by their share, largest first (data-1/3 before data-1/27, which sort the other way as text)."""
     distinct = set(values)
-    return [DEFAULT_FIDELITY] * (DEFAULT_FIDELITY in distinct) + sorted(distinct - {DEFAULT_FIDELITY})
+
+    def key(name: str) -> tuple[str, float]:
+        f = fidelity_named(name)
+        return (name if f.share == 1 else name[:name.rfind("-")], -f.share)
+
+    return [DEFAULT_FIDELITY] * (DEFAULT_FIDELITY in distinct) + sorted(distinct - {DEFAULT_FIDELITY}, key=key)
 
 
 def select(frame: pd.DataFrame, mask: Any) -> pd.DataFrame:

@@ -56,6 +56,7 @@ _ES_DEFAULTS = {"min_epochs": 2, "reduction_factor": 3}
 RESOURCES = ("epochs", "data")
 """What early stopping's rungs count: epochs of one trial, or shares of each period's training windows."""
 MIN_SHARE = 0.1  # resource "data": the smallest share a rung trains on, unless early_stopping.min_share says
+LEAST_SHARE = 0.01  # the smallest min_share: a period's hundredth (hpt wants 100 training windows in a period)
 MIN_TRIALS = 3  # the fewest other trials a trial is judged against at a rung, unless the reduction factor is more
 
 
@@ -305,9 +306,9 @@ def _data_resource(s: Section, value: Mapping[str, Any], kind: str, numbers: dic
                                         "data; remove min_epochs (min_share sets the smallest share)")
         return False
     share = value.get("min_share", MIN_SHARE)
-    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share < 1:
-        s.report(f"{where}.min_share", f"expected a share between 0 and 1 (0.1: a tenth of the training windows), "
-                                       f"got {show(share)}")
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not LEAST_SHARE <= share < 1:
+        s.report(f"{where}.min_share", f"expected a share from {LEAST_SHARE:g} to below 1 (0.1: a tenth of the training "
+                                       f"windows; a smaller share holds a handful of windows), got {show(share)}")
         return False
     factor = numbers["reduction_factor"]
     if 1 / factor < share:
