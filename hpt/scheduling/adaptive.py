@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpt.fidelity import FULL
 from hpt.progress import plural
 from hpt.scheduling.base import Scheduler, stops_early
 from hpt.scheduling.budget import Budgeted
@@ -84,7 +85,7 @@ def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
         out.append(f"warning: early stopping cannot stop any trial here: a trial is judged only once "
                    f"{plural(stopping.evidence, 'other trial')} of its period got as far (early_stopping.min_trials), "
                    f"and this search has {plural(configs, 'config')}; tune more configs or lower min_trials")
-    if s.promote is not None and s.promote.count(configs) >= configs:
+    if s.promote is not None and s.promote.count(configs) >= configs and spec.fidelity == FULL:  # not --quick
         out.append(f"warning: search.promote promotes every one of the {plural(configs, 'config')}: the screen ranks "
                    "them and then all run at full fidelity, which costs more than a run without promotion; "
                    "promote fewer (search.promote.top)")
