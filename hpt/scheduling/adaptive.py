@@ -146,7 +146,12 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
     if _has_finalists(spec):
         from hpt.scheduling.finalists import finalists_text
 
-        lines.append(finalists_text(s.finalists, periods * spec.repeats, bool(checkpoint_rungs(s.early_stopping, most))))
+        lacking = periods
+        if s.race:  # a raced-out config ran at least the periods the tests need before its first drop
+            from hpt.results.stats import periods_needed
+
+            lacking = max(0, periods - periods_needed(3))
+        lines.append(finalists_text(s.finalists, lacking * spec.repeats, bool(checkpoint_rungs(s.early_stopping, most))))
     if s.warm_start:
         lines.append(f"warm start from: {', '.join(s.warm_start)}")
     return lines
