@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,10 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
     assert len(final) == 6 and (final["status"] == "ok").all()
 
 
-def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: Any, tmp_path: Path) -> None:
+def _signalled_in_its_second_trial(write_spec: Any, tmp_path: Path, send: Callable[[subprocess.Popen[str]], None],
+                                   heard: str) -> tuple[int, str, pd.DataFrame]:
+    """A run (grace 120 s, its own process group) that `send` signals while its second trial is under way; that
+    trial goes on once the run has said `heard`. Its exit code, its stdout and its results table."""
     gate = tmp_path / "gate"
     gated.let(gate, trial=0)
     spec = _held_spec(write_spec, gate)
@@ -156,18 +160,25 @@ def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: A
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_rows(sink, 1, proc)
     _second_trial_waits(gate, proc)
-    os.killpg(proc.pid, signal.SIGTERM)  # what Jenkins sends on abort, to the whole process tree
+    send(proc)
     assert proc.stdout is not None
     said = ""
     for line in proc.stdout:  # the run has heard it before the running trial goes on
         said += line
-        if "SIGTERM: no new trials" in line:
+        if heard in line:
             break
     gated.let(gate, trial=1)
     stdout = said + proc.communicate(timeout=120)[0]
-    assert proc.returncode == 143
+    return proc.returncode, stdout, _csv(sink)
+
+
+def test_sigterm_gives_running_trials_a_grace_period_and_exits_143(write_spec: Any, tmp_path: Path) -> None:
+    def jenkins_abort(proc: subprocess.Popen[str]) -> None:
+        os.killpg(proc.pid, signal.SIGTERM)  # what Jenkins sends on abort, to the whole process tree
+
+    code, stdout, table = _signalled_in_its_second_trial(write_spec, tmp_path, jenkins_abort, "SIGTERM: no new trials")
+    assert code == 143
     assert "SIGTERM: no new trials; 1 running trial gets up to 120s to finish" in stdout
-    table = _csv(sink)
     assert len(table) == 2 and (table["status"] == "ok").all()  # the running trial was let finish; none started after
 
 
@@ -175,28 +186,13 @@ def test_a_signal_sent_to_the_process_and_its_group_at_once_counts_once(write_sp
     """`timeout -s INT` sends SIGINT to hpt and to its process group: hpt hears it twice within a moment. That is one
     Ctrl-C, not two: the running trial gets its grace period (before, it was interrupted at once, as on a second
     Ctrl-C)."""
-    gate = tmp_path / "gate"
-    gated.let(gate, trial=0)
-    spec = _held_spec(write_spec, gate)
-    sink = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--grace", "120",
-                             "--workers", "1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _wait_for_rows(sink, 1, proc)
-    _second_trial_waits(gate, proc)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.1)  # heard apart (sent at the same instant, the kernel may merge them)
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.stdout is not None
-    said = ""
-    for line in proc.stdout:
-        said += line
-        if "SIGINT: no new trials" in line:
-            break
-    gated.let(gate, trial=1)
-    stdout = said + proc.communicate(timeout=120)[0]
-    assert proc.returncode == 130
-    table = _csv(sink)
+    def like_timeout(proc: subprocess.Popen[str]) -> None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)  # heard apart (sent at the same instant, the kernel may merge them)
+        os.killpg(proc.pid, signal.SIGINT)
+
+    code, stdout, table = _signalled_in_its_second_trial(write_spec, tmp_path, like_timeout, "SIGINT: no new trials")
+    assert code == 130
     assert len(table) == 2 and (table["status"] == "ok").all(), stdout  # the running trial finished
 
 
