@@ -6,14 +6,17 @@ import enum
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hpt.trial import Progress, Trial, TrialResult
+from hpt.trial import Progress, Status, Trial, TrialResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from hpt.spec import Spec
 
-__all__ = ["DONE", "WAIT", "Curves", "Scheduler", "Suggestion", "stops_early"]
+__all__ = ["DONE", "FINISHED", "WAIT", "Curves", "Scheduler", "Suggestion", "stops_early"]
+
+FINISHED = (Status.OK.value, Status.PRUNED.value)
+"""The statuses that end a trial for a search: ok, or pruned (stopped early); a resumed run trains neither again."""
 
 Curves = Callable[[Collection[str]], Mapping[str, str]]
 """Reads the learning curves (``curves/<trial_id>.csv`` text) of trials at a results location,

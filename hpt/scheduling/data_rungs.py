@@ -34,7 +34,7 @@ from typing import Any
 
 from hpt.fidelity import Fidelity, data_share, share_text
 from hpt.progress import plural
-from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import Reached, behind_too_many, halving_standing, metric_value, period_key, row_key
 from hpt.search import TrialPlan
 from hpt.spec import Spec
@@ -120,7 +120,7 @@ class DataRungs(Scheduler):
             elif row.get("status") == Status.PRUNED.value and row_key(row) in self._keys:
                 self._dead.setdefault(str(row["config_id"]),
                                       f"stopped in {row.get('period_start')}..{row.get('period_end')}")
-            if row_key(row) in self._keys and row.get("status") in _FINISHED:
+            if row_key(row) in self._keys and row.get("status") in FINISHED:
                 label = f"{row.get('period_start')}..{row.get('period_end')}"
                 self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row)
         self._stopped_before = set(self._dead)
@@ -215,7 +215,7 @@ class DataRungs(Scheduler):
     def on_result(self, result: TrialResult) -> None:
         climbing = self._climbing.pop(result.trial.trial_id, None)
         if climbing is None:
-            if result.status.value in _FINISHED and result.trial.fidelity == self.spec.fidelity:
+            if result.status.value in FINISHED and result.trial.fidelity == self.spec.fidelity:
                 self._heard(_slot(result.trial), result.status.value, result.metrics)
             self.inner.on_result(result)  # a full trial, or one a wrapper started
             return
@@ -231,9 +231,6 @@ class DataRungs(Scheduler):
         else:  # failed or diverged on a share: so would the config be, as far as the search can tell
             share = share_text(self.fidelities[rung].share)
             self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))
-
-
-_FINISHED = (Status.OK.value, Status.PRUNED.value)
 
 
 def _kept(column: str, objective: str) -> bool:

@@ -41,7 +41,7 @@ from typing import Any
 
 from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
-from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.checkpoints import RESUMED, Checkpoints
 from hpt.scheduling.pruning import (
     Reached,
@@ -121,7 +121,7 @@ class Finalists(Scheduler):
         self.inner.restore(rows, curves)
         if self._rungs and curves is not None:
             mine = [tid for tid, row in rows.items() if row_key(row) in self._keys
-                    and row.get("status") in (Status.OK.value, Status.PRUNED.value)]
+                    and row.get("status") in FINISHED]
             for tid, text in (curves(mine) if mine else {}).items():
                 self._curves[tid] = dict(curve_values(text, self.spec.objective))
         for tid, row in rows.items():
@@ -190,7 +190,7 @@ class Finalists(Scheduler):
     def _halving_key(self) -> Callable[[str], tuple[Any, ...]]:
         """asha's order of configs, replayed with all the evidence (:func:`halving_standing`)."""
         assert self._asha is not None
-        finished = {tid: seen for tid, seen in self._seen.items() if seen.status in (Status.OK.value, Status.PRUNED.value)}
+        finished = {tid: seen for tid, seen in self._seen.items() if seen.status in FINISHED}
         return self._standing_key(halving_standing(finished, self._curves, self._asha, self._most))
 
     def _standing_key(self, standing: dict[str, tuple[int, float]]) -> Callable[[str], tuple[Any, ...]]:

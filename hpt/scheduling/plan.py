@@ -7,13 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpt.progress import plural
-from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, FINISHED, Curves, Scheduler, Suggestion
 from hpt.search import TrialPlan
-from hpt.trial import Status, Trial
+from hpt.trial import Trial
 
 __all__ = ["COUNT_LIMIT", "PlanScheduler"]
-
-_DONE = (Status.OK.value, Status.PRUNED.value)
 
 COUNT_LIMIT = 100_000
 """Plans up to this many trials are counted before the run (about 2 s), so the log can say
@@ -46,7 +44,7 @@ class PlanScheduler(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         """Trials with an ok row are done, and so are pruned ones: early stopping decided them (``--force`` reruns both)."""
-        self._done = {tid for tid, row in rows.items() if row.get("status") in _DONE}
+        self._done = {tid for tid, row in rows.items() if row.get("status") in FINISHED}
         self._count()
 
     def _count(self) -> None:

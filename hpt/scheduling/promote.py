@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
-from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.plan import PlanScheduler
 from hpt.scheduling.pruning import (
     Pruning,
@@ -56,8 +56,6 @@ __all__ = ["LOW_CORRELATION", "Promote", "promote_text", "promote_trials", "scre
 
 LOW_CORRELATION = 0.5
 """Below this rank correlation between the screen and the full results, the run's summary warns."""
-
-_DONE = (Status.OK.value, Status.PRUNED.value)
 
 
 def screen_scheduler(quick: Spec, say: Callable[[str], None]) -> Scheduler:
@@ -131,7 +129,7 @@ class Promote(Scheduler):
 
     def restore(self, rows: Mapping[str, Mapping[str, Any]], curves: Curves | None = None) -> None:
         self.inner.restore(rows, curves)
-        self._done = {tid for tid, row in rows.items() if row.get("status") in _DONE}
+        self._done = {tid for tid, row in rows.items() if row.get("status") in FINISHED}
         self._ok = {tid for tid, row in rows.items() if row.get("status") == Status.OK.value}
         screened = [tid for tid in self._screen_trials if tid in rows]
         if self.stopping is not None and curves is not None and screened:
@@ -165,7 +163,7 @@ class Promote(Scheduler):
                      if len(got) == per_config and all(s.status == Status.OK.value and math.isfinite(s.value)
                                                        for s in got)}
             return sorted(means, key=lambda c: (means[c], c))
-        usable = {cid for cid, got in by_config.items() if all(s.status in _DONE for s in got)}
+        usable = {cid for cid, got in by_config.items() if all(s.status in FINISHED for s in got)}
         finished = {tid: s for tid, s in self._seen.items() if s.config_id in usable}
         standing = halving_standing(finished, self._curves, self.stopping, self._most)
         return sorted(usable, key=lambda c: (-standing[c][0], standing[c][1], c))
