@@ -90,11 +90,11 @@ def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
                    "them and then all run at full fidelity, which costs more than a run without promotion; "
                    "promote fewer (search.promote.top)")
     if racing and s.race:
-        from hpt.results.stats import periods_needed
+        from hpt.scheduling.race import can_drop, first_drop
 
-        if len(spec.periods) - 1 < periods_needed(3):
+        if not can_drop(len(spec.periods)):
             out.append(f"warning: racing cannot drop any config with {plural(len(spec.periods), 'period')} (its tests "
-                       f"need {periods_needed(3)} periods, and a period left to save): add periods")
+                       f"need {first_drop()} periods, and a period left to save): add periods")
     return out
 
 
@@ -148,9 +148,9 @@ def outline(spec: Spec, configs: int, periods: int) -> list[str]:
 
         lacking = periods
         if s.race:  # a raced-out config ran at least the periods the tests need before its first drop
-            from hpt.results.stats import periods_needed
+            from hpt.scheduling.race import first_drop
 
-            lacking = max(0, periods - periods_needed(3))
+            lacking = max(0, periods - first_drop())
         lines.append(finalists_text(s.finalists, lacking * spec.repeats, bool(checkpoint_rungs(s.early_stopping, most))))
     if s.warm_start:
         lines.append(f"warm start from: {', '.join(s.warm_start)}")

@@ -34,17 +34,28 @@ from hpt.trial import Status, Trial, TrialResult
 if TYPE_CHECKING:
     from hpt.spec import Spec
 
-__all__ = ["DROPPED", "Race", "race_text"]
+__all__ = ["DROPPED", "Race", "can_drop", "first_drop", "race_text"]
 
 DROPPED = "dropped after"
 """How the error of a raced-out config's trials begins."""
 
 
+def first_drop() -> int:
+    """The first period after which racing can drop a config: the fewest periods its tests can decide over (Friedman's
+    with 3 configs)."""
+    return periods_needed(3)
+
+
+def can_drop(periods: int) -> bool:
+    """Whether racing over `periods` can drop a config at all: after :func:`first_drop` periods, with one left to save."""
+    return periods - 1 >= first_drop()
+
+
 def race_text(periods: int) -> str:
     """What ``hpt plan`` says about ``search.race``."""
-    first = periods_needed(3)
+    first = first_drop()
     head = "race: configs run period by period"
-    if periods - 1 < first:
+    if not can_drop(periods):
         return (f"{head}; with {plural(periods, 'period')} no config can be dropped (the tests need {first} periods, "
                 "and a period left to save): add periods")
     when = f"period {first}" if periods - 1 == first else f"each period from {first} to {periods - 1}"
