@@ -205,12 +205,11 @@ class Finalists(Scheduler):
     def _plan(self) -> TrialPlan:
         return TrialPlan(self.spec, [])
 
-    def _chosen(self) -> list[str]:
-        """The finalists: the best `count` configs; after a finalist stage began (configs with a finalist row,
-        when resuming), its configs, topped up only while fewer than `count` configs are tagged or complete, so
-        that rerunning a finished search trains nothing new (the replayed order changes once finalists have
-        run to the end, as their values at every rung join the evidence)."""
-        ranked = self._ranked()
+    def _chosen(self, ranked: list[str]) -> list[str]:
+        """The finalists among `ranked` (:meth:`_ranked`): the best `count` configs; after a finalist stage began
+        (configs with a finalist row, when resuming), its configs, topped up only while fewer than `count` configs
+        are tagged or complete, so that rerunning a finished search trains nothing new (the replayed order changes
+        once finalists have run to the end, as their values at every rung join the evidence)."""
         if not self._tagged:
             return ranked[:self.count]
         oks = self._oks()
@@ -225,7 +224,8 @@ class Finalists(Scheduler):
         return chosen
 
     def _stage(self) -> list[Trial]:
-        chosen = self._chosen()
+        ranked = self._ranked()
+        chosen = self._chosen(ranked)
         if not chosen:
             return []
         plan = self._plan()
@@ -242,7 +242,7 @@ class Finalists(Scheduler):
                     elif seen is None or seen.status != Status.OK.value:
                         todo.append(self._finalist(trial))
         configs = len({t.config_id for t in todo})
-        best = max(len(chosen), min(self.count, len(self._ranked())))  # resuming, chosen may leave out complete ones
+        best = max(len(chosen), min(self.count, len(ranked)))  # resuming, chosen may leave out complete ones
         if todo:
             resumed = [int(t.tags[RESUMED]) for t in todo if t.resume is not None]
             at = sorted(set(resumed))
