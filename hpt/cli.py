@@ -474,7 +474,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     fidelity = {tid: str(row.get("fidelity") or FULL.name) for tid, row in rows.items()}
     if not stops_early(spec):  # an earlier run's pruned trials train again (rows_to_resume)
         status = {tid: "again" if st == "pruned" else st for tid, st in status.items()}
-    stopped = {str(row.get("config_id")) for row in rows.values() if status[str(row["trial_id"])] == "pruned"}
+    stopped = {str(row.get("config_id")) for tid, row in rows.items() if status[tid] == "pruned"}
     # the trials of this plan (of its fidelity, when they are not listed ahead) that are done: not those of
     # another fidelity (--quick after a full run, or the other way round)
     mine = {t.trial_id for t in trials} if trials is not None and len(trials) <= COUNT_LIMIT else \

@@ -109,20 +109,20 @@ class DataRungs(Scheduler):
         rungs = {f.name: k for k, f in enumerate(self.fidelities)}
         for row in rows.values():
             rung = rungs.get(str(row.get("fidelity")))
+            label = f"{row.get('period_start')}..{row.get('period_end')}"
             if rung is not None and row.get("status") == Status.OK.value:
                 value = metric_value(row, self.spec.objective)
                 if value is None or not math.isfinite(value):
                     continue
-                label = f"{row.get('period_start')}..{row.get('period_end')}"
                 slot = (str(row["config_id"]), label, int(row["seed"]))
                 self._values.setdefault((label, rung), {})[slot] = value
                 self._have[(slot, rung)] = {k: v for k, v in row.items() if _kept(k, self.spec.objective)}
-            elif row.get("status") == Status.PRUNED.value and row_key(row) in self._keys:
-                self._dead.setdefault(str(row["config_id"]),
-                                      f"stopped in {row.get('period_start')}..{row.get('period_end')}")
-            if row_key(row) in self._keys and row.get("status") in FINISHED:
-                label = f"{row.get('period_start')}..{row.get('period_end')}"
-                self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row)
+                continue
+            if row_key(row) not in self._keys or row.get("status") not in FINISHED:
+                continue  # a full trial of this search that ended: its outcome for the replay, and a stop
+            if row.get("status") == Status.PRUNED.value:
+                self._dead.setdefault(str(row["config_id"]), f"stopped in {label}")
+            self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row)
         self._stopped_before = set(self._dead)
 
     # -- climbing ----------------------------------------------------------------------------
