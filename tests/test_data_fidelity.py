@@ -97,6 +97,31 @@ def test_a_run_cut_after_a_share_goes_on_from_the_next_share(write_spec: Any, tm
     assert [tid for what, tid in again.log if what == "submit"] == [third["trial_id"], best_full["trial_id"]]
 
 
+def test_a_config_stopped_at_a_share_stops_its_shares_training_in_other_periods(write_spec: Any, tmp_path: Path) -> None:
+    """4 slots: a config's shares in both periods train side by side; the first period's end sooner. When a
+    config is stopped there, its share training in the second period stops at its next epoch (it was trained to
+    the end, then climbed on) and its full trial there is pruned, naming why."""
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 1}, "finalists": 0})
+    first = spec.periods[0].label
+
+    def script(trial: Trial) -> Script:
+        return Script(curve=[quality(trial)] * (2 if trial.period.label == first else 6))
+
+    run(spec, tmp_path / "res", script, slots=4)
+    rows = rows_at(tmp_path / "res")
+    stopped = {r["config_id"] for r in rows if r["fidelity"] == "full" and r["status"] == "pruned"
+               and f"{r['period_start']}..{r['period_end']}" == first}
+    later = [r for r in rows if r["config_id"] in stopped and f"{r['period_start']}..{r['period_end']}" != first]
+    shares = [r for r in later if r["fidelity"] != "full"]
+    assert stopped and shares, rows
+    why = f"(its config was stopped in {first}; a config with a stopped period is never ranked)"
+    assert all(r["status"] == "pruned" and r["epochs"] < 6 and r["error"].endswith(why) for r in shares), shares
+    assert all(r["error"] == f"pruned at data share 1/9 {why}" for r in later if r["fidelity"] == "full"), later
+    assert not any(r["fidelity"] == "data-1/3" for r in later)  # nothing climbed on
+    _, again = run(spec, tmp_path / "res", script, slots=4)
+    assert [tid for what, tid in again.log if what == "submit"] == []
+
+
 def test_finalists_complete_configs_stopped_at_a_share(write_spec: Any, tmp_path: Path) -> None:
     spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 1}, "finalists": 3})
     run(spec, tmp_path / "res", scripted)

@@ -17,8 +17,9 @@ SuccessiveHalvingPruner promotes), and only once ``min_trials`` other trials of 
 reached it; before that it goes on unjudged. A config stopped at a share gets a ``pruned``
 row for its full trial (not trained) that says where: ``pruned at data share 1/9 (rung 0,
 behind 5 of 6 trials of its period)``, with the share's validation metrics; its periods
-not yet started are not started (a config with a stopped period is never ranked), unless it
-becomes a finalist (:mod:`hpt.scheduling.finalists`), which trains the full trial.
+not yet started are not started and its share trials training in other periods stop at their
+next epoch (a config with a stopped period is never ranked: :class:`StoppedConfigs`), unless
+it becomes a finalist (:mod:`hpt.scheduling.finalists`), which trains the full trial.
 
 Resuming derives everything from the rows: a share trial with a row is not trained again,
 and a config part-way up the shares is judged again at its last share against every
@@ -36,6 +37,7 @@ from hpt.fidelity import Fidelity, data_share, share_text
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import Reached, behind_too_many, halving_standing, metric_value, period_key, row_key
+from hpt.scheduling.stopped import StoppedConfigs, config_stopped, stopped_for_its_config
 from hpt.search import TrialPlan
 from hpt.spec import Spec
 from hpt.spec.search import EarlyStopping
@@ -83,11 +85,10 @@ class DataRungs(Scheduler):
         self._have: dict[tuple[Slot, int], dict[str, float]] = {}  # (slot, rung) -> the metrics of its share trial
         self._climbing: dict[str, tuple[Trial, int]] = {}  # running share trial id -> (its full trial, its rung)
         self._ready: list[Trial | TrialResult] = []  # next shares and decided full trials, handed out first
-        self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
-        self._stopped_before: set[str] = set()  # ... those an earlier run stopped (restored)
-        self._told_not_started = False
-        self.not_started = 0
-        self._full: dict[Slot, tuple[str, float]] = {}  # a full trial's status (ok or pruned) and objective
+        self._dead = StoppedConfigs(say)
+        self._stopping: set[str] = set()  # running share trials told to stop: their config was stopped
+        self._full: dict[Slot, tuple[str, float, bool]] = {}  # a full trial's status (ok or pruned), objective and
+        # whether it was stopped for its config (:func:`stopped_for_its_config`: where it stopped says nothing of it)
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
@@ -121,9 +122,9 @@ class DataRungs(Scheduler):
             if row_key(row) not in self._keys or row.get("status") not in FINISHED:
                 continue  # a full trial of this search that ended: its outcome for the replay, and a stop
             if row.get("status") == Status.PRUNED.value:
-                self._dead.setdefault(str(row["config_id"]), f"stopped in {label}")
-            self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row)
-        self._stopped_before = set(self._dead)
+                self._dead.stop(str(row["config_id"]), label)
+            self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row, row.get("error"))
+        self._dead.restored()
 
     # -- climbing ----------------------------------------------------------------------------
 
@@ -136,13 +137,20 @@ class DataRungs(Scheduler):
                 share = self._plan(rung).same_trial(full, {SHARE: self.fidelities[rung].share})
                 self._climbing[share.trial_id] = (full, rung)
                 return share
-            why = self._judge(slot, rung)
+            stopped = self._dead.why(full.config_id)  # in another period, while this share trained
+            why = config_stopped(f"data share {share_text(self.fidelities[rung].share)}", stopped) if stopped \
+                else self._judge(slot, rung)
             if why:
-                self._dead.setdefault(full.config_id, f"stopped in {full.period.label}")
-                stopped = dataclasses.replace(full, tags={**full.tags, SHARE: self.fidelities[rung].share})
-                return TrialResult(stopped, Status.PRUNED, metrics=metrics, error=why)  # the values of that share
+                self._dead.stop(full.config_id, full.period.label)
+                return self._pruned(full, rung, why, metrics)  # the values of that share
             rung += 1
         return dataclasses.replace(full, tags={**full.tags, SHARE: 1.0})
+
+    def _pruned(self, full: Trial, rung: int, why: str, metrics: Mapping[str, Any] | None = None) -> TrialResult:
+        """`full`'s pruned result: stopped at the share of `rung` (with that share's validation metrics, if it
+        ended)."""
+        stopped = dataclasses.replace(full, tags={**full.tags, SHARE: self.fidelities[rung].share})
+        return TrialResult(stopped, Status.PRUNED, metrics=dict(metrics or {}), error=why)
 
     def _judge(self, slot: Slot, rung: int) -> str:
         """Why the trial of `slot` stops at `rung` ("" when it goes on)."""
@@ -159,9 +167,10 @@ class DataRungs(Scheduler):
 
     # -- standing ----------------------------------------------------------------------------
 
-    def _heard(self, slot: Slot, status: str, metrics: Mapping[str, Any]) -> None:
+    def _heard(self, slot: Slot, status: str, metrics: Mapping[str, Any], error: Any) -> None:
         value = metric_value(metrics, self.spec.objective)
-        self._full[slot] = status, math.inf if value is None or not math.isfinite(value) else value
+        self._full[slot] = (status, math.inf if value is None or not math.isfinite(value) else value,
+                            status == Status.PRUNED.value and stopped_for_its_config(error))
 
     def standing(self) -> dict[str, tuple[int, float]]:
         """Successive halving over the shares replayed with all the evidence (:func:`halving_standing`): config
@@ -172,7 +181,7 @@ class DataRungs(Scheduler):
         n = len(self.fidelities)
         trials: dict[str, Reached] = {}
         curves: dict[str, dict[int, float]] = {}
-        for slot, (status, value) in self._full.items():
+        for slot, (status, value, for_config) in self._full.items():
             curve = {rung + 1: v for rung in range(n) if (v := self._values.get((slot[1], rung), {}).get(slot)) is not None}
             if status == Status.OK.value:
                 curve[n + 1] = value
@@ -180,7 +189,7 @@ class DataRungs(Scheduler):
                 continue  # not started: its config was stopped in another period
             reached = max(curve)
             key = f"{slot[0]} {slot[1]} {slot[2]}"
-            trials[key] = Reached(slot[0], slot[1], status, reached, curve[reached])
+            trials[key] = Reached(slot[0], slot[1], status, reached, curve[reached], unjudged=for_config)
             curves[key] = curve
         return halving_standing(trials, curves, self.stopping, n + 1, at=range(1, n + 1), best_so_far=False)
 
@@ -199,27 +208,29 @@ class DataRungs(Scheduler):
                 return WAIT  # a climbing config may still want its next share
             if not isinstance(nxt, Trial):
                 return nxt
-            why = self._dead.get(nxt.config_id)
-            if why is None:
+            if nxt.config_id not in self._dead:
                 return self._climb(nxt, 0)
-            if not self._told_not_started and nxt.config_id not in self._stopped_before:  # an earlier run said so
-                self._told_not_started = True
-                self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
-                         "(a config with a stopped period is never ranked); the same goes for every stopped config")
-            self.not_started += 1
-            self.inner.on_result(TrialResult(nxt, Status.PRUNED, error=f"not started: its config was {why}"))
+            self._dead.not_start(nxt, self.inner)
 
     def on_progress(self, event: Progress) -> str | None:
-        return self.inner.on_progress(event)
+        reason = self.inner.on_progress(event)
+        tid = event.trial.trial_id
+        why = self._dead.why(event.trial.config_id)
+        if reason or why is None or tid not in self._climbing or tid in self._stopping \
+                or event.epoch >= int(event.trial.params.get("epochs", 0)):
+            return reason  # (at the last epoch, stopping saves nothing)
+        self._stopping.add(tid)  # another period of its config was stopped while this share trained
+        return config_stopped(event.epoch, why)
 
     def on_result(self, result: TrialResult) -> None:
         climbing = self._climbing.pop(result.trial.trial_id, None)
         if climbing is None:
             if result.status.value in FINISHED and result.trial.fidelity == self.spec.fidelity:
-                self._heard(_slot(result.trial), result.status.value, result.metrics)
+                self._heard(_slot(result.trial), result.status.value, result.metrics, result.error)
             self.inner.on_result(result)  # a full trial, or one a wrapper started
             return
         full, rung = climbing
+        self._stopping.discard(result.trial.trial_id)
         value = metric_value(result.metrics, self.spec.objective)
         if result.status is Status.OK and value is not None and math.isfinite(value):
             slot = _slot(full)
@@ -228,6 +239,9 @@ class DataRungs(Scheduler):
             self._ready.insert(0, self._climb(full, rung))  # judged at its share, then on (or stopped)
         elif result.status is Status.INTERRUPTED:
             self.inner.on_result(TrialResult(full, Status.INTERRUPTED, error=result.error))
+        elif result.status is Status.PRUNED and (why := self._dead.why(full.config_id)):  # stopped for its config
+            share = share_text(self.fidelities[rung].share)  # (on_progress): its full trial is not started
+            self._ready.insert(0, self._pruned(full, rung, config_stopped(f"data share {share}", why)))
         else:  # failed or diverged on a share: so would the config be, as far as the search can tell
             share = share_text(self.fidelities[rung].share)
             self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))

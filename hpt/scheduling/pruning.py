@@ -29,6 +29,7 @@ from hpt.progress import format_params, plural
 from hpt.rows import param_column
 from hpt.scheduling.base import WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.checkpoints import RESUMED, Checkpoints
+from hpt.scheduling.stopped import StoppedConfigs, config_stopped, stopped_for_its_config
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
@@ -38,15 +39,14 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["Pruning", "Reached", "behind_too_many", "checkpoint_rungs", "config_stopped", "curve_values",
+__all__ = ["Pruning", "Reached", "behind_too_many", "checkpoint_rungs", "curve_values",
            "halving_standing", "make_pruner", "max_epochs", "metric_value", "period_key", "pruned_epoch", "row_key",
-           "rungs", "start_order", "stopped_for_its_config", "stopped_place", "stopped_unjudged", "stopping_text",
+           "rungs", "start_order", "stopped_place", "stopped_unjudged", "stopping_text",
            "trial_key"]
 
 _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
 _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
-_ITS_CONFIG = re.compile(r"pruned at epoch \d+ \(its config was ")
 WAITED = "where it waited"
 """In what the inner scheduler hears of a waiting trial that stays stopped, out of the best at its rung: like its row
 (which keeps "it waits"), it was not judged when it stopped (:func:`stopped_unjudged`)."""
@@ -128,19 +128,6 @@ def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
     Optuna's SuccessiveHalvingPruner promotes. Early stopping on epochs and on data shares decides with it,
     and the finalists replay it at the end with every trial's values."""
     return behind + 1 > max(1, (others + 1) // reduction_factor)
-
-
-def config_stopped(epoch: int, why: str) -> str:
-    """The error of a trial stopped at `epoch` for its config, not for itself: `why` says where the config was
-    stopped (``stopped in 2023-01-01..2023-02-28``). A config with a stopped period is never ranked, so its other
-    trials stop at their next epoch, and one waiting at asha's first rung stays stopped."""
-    return f"pruned at epoch {epoch} (its config was {why}; a config with a stopped period is never ranked)"
-
-
-def stopped_for_its_config(error: Any) -> bool:
-    """Whether a pruned trial was stopped because another period of its config was (:func:`config_stopped`), so
-    that where it stopped says nothing about it: it got that far and was not judged there."""
-    return bool(_ITS_CONFIG.search(str(error or "")))
 
 
 def stopped_unjudged(error: Any) -> bool:
@@ -382,9 +369,7 @@ class Pruning(Scheduler):
         self._keep_at = checkpoint_rungs(self.stopping, self.max_epochs) if keep_stopped else tuple(self._rungs[:1])
         self.book = Checkpoints()  # stopped trials' training state at their last rung: the finalists go on from it too
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
-        self._dead: dict[str, str] = {}  # config id -> why its other periods do not start
-        self._stopped_before: set[str] = set()  # ... those an earlier run stopped (restored)
-        self._told_not_started = False
+        self._dead = StoppedConfigs(say)
         self._pausing: set[str] = set()  # trial ids stopped at the first rung to wait for evidence
         self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, Mapping[str, Any]]] = {}  # trial id -> the
         # trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's study,
@@ -394,7 +379,6 @@ class Pruning(Scheduler):
         self._rerun: set[str] = set()  # trial ids running again: they do not wait a second time
         self._ghosts: set[tuple[str, int]] = set()  # (study, number): a waiting trial's entry, once it runs again
         self._waited = 0  # waiting trials found when resuming
-        self.not_started = 0
         self.stopped = 0
 
     @property
@@ -435,12 +419,12 @@ class Pruning(Scheduler):
         for row in own:
             if row.get("status") == Status.PRUNED.value and str(row["trial_id"]) not in waiting \
                     and not stopped_for_its_config(row.get("error")):
-                self._dead.setdefault(str(row["config_id"]), f"stopped in {row.get('period_start')}..{row.get('period_end')}")
+                self._dead.stop(str(row["config_id"]), f"{row.get('period_start')}..{row.get('period_end')}")
         for tid in [tid for tid in waiting if str(rows[tid]["config_id"]) in self._dead]:
             del self._waiting[tid]  # its config was stopped in another period: it stays stopped, as the run decided
             waiting.discard(tid)  # (or would have, at once) whatever its rung's evidence
         self._waited = len(waiting)
-        self._stopped_before = set(self._dead)
+        self._dead.restored()
         self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
 
     def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> dict[str, optuna.trial.Trial]:
@@ -516,7 +500,7 @@ class Pruning(Scheduler):
         for tid, (trial, t, metrics) in list(self._waiting.items()):
             if trial is None:
                 continue  # resuming: judged once the inner scheduler suggests it again
-            why = self._dead.get(trial.config_id)
+            why = self._dead.why(trial.config_id)
             if why is None and self._peers(t, first) < self.stopping.evidence:
                 continue
             del self._waiting[tid]
@@ -538,7 +522,7 @@ class Pruning(Scheduler):
         if not self.keep_stopped:
             self.book.drop(trial.trial_id)
         self.stopped += 1
-        self._dead.setdefault(trial.config_id, f"stopped in {trial.period.label}")
+        self._dead.stop(trial.config_id, trial.period.label)
         error = f"pruned at epoch {first} ({where}, {WAITED})" if behind else config_stopped(first, why)
         self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics), error=error))
 
@@ -547,7 +531,7 @@ class Pruning(Scheduler):
         while True:
             if self._again:
                 again, entry, values = self._again.pop(0)
-                why = self._dead.get(again.config_id)  # stopped in another period since it was judged in
+                why = self._dead.why(again.config_id)  # stopped in another period since it was judged in
                 if why is None:
                     return self._start(again, entry)
                 self._stays_stopped(again, values, why=why)
@@ -571,15 +555,9 @@ class Pruning(Scheduler):
                 self._waiting[nxt.trial_id] = nxt, t, row
                 self._judge_waiting()
                 continue
-            why = self._dead.get(nxt.config_id)
-            if why is None:
+            if nxt.config_id not in self._dead:
                 return self._start(nxt)
-            if not self._told_not_started and nxt.config_id not in self._stopped_before:  # an earlier run said so
-                self._told_not_started = True
-                self.say(f"early stopping: config {nxt.config_id} was {why}, so its other periods are not started "
-                         "(a config with a stopped period is never ranked); the same goes for every stopped config")
-            self.not_started += 1
-            self.inner.on_result(TrialResult(nxt, Status.PRUNED, error=f"not started: its config was {why}"))
+            self._dead.not_start(nxt, self.inner)
 
     def on_progress(self, event: Progress) -> str | None:
         reason = self.inner.on_progress(event)
@@ -595,7 +573,7 @@ class Pruning(Scheduler):
         t.report(best, event.epoch)
         if event.epoch >= int(event.trial.params.get("epochs", 0)):
             return None  # at the last epoch, stopping saves nothing
-        why = self._dead.get(event.trial.config_id)
+        why = self._dead.why(event.trial.config_id)
         if why is not None:  # another period of its config was stopped while this one ran
             t.should_prune()  # hyperband's pruner records the rungs it reached, as resuming replays them
             self._stopping.add(tid)
@@ -695,7 +673,7 @@ class Pruning(Scheduler):
             elif result.status is Status.PRUNED:
                 self._tell(t, optuna.trial.TrialState.PRUNED)
                 self.stopped += 1
-                self._dead.setdefault(result.trial.config_id, f"stopped in {result.trial.period.label}")
+                self._dead.stop(result.trial.config_id, result.trial.period.label)
             else:
                 self._tell(t, optuna.trial.TrialState.FAIL)
         self.inner.on_result(result)

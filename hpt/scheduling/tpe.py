@@ -51,10 +51,10 @@ from hpt.scheduling.pruning import (
     metric_value,
     pruned_epoch,
     start_order,
-    stopped_for_its_config,
     stopped_place,
     stopped_unjudged,
 )
+from hpt.scheduling.stopped import stopped_for_its_config
 from hpt.scheduling.warm import WarmStart, fits
 from hpt.search import TrialPlan, config_id
 from hpt.spec import Axis, Distribution, Spec

@@ -1,0 +1,68 @@
+"""Configs that early stopping stopped in one period: a config with a stopped period is never ranked,
+so its other periods are not started and those running stop, unless the finalists complete it.
+
+Early stopping on epochs (:mod:`hpt.scheduling.pruning`) and on data shares
+(:mod:`hpt.scheduling.data_rungs`) keep this state the same way: :class:`StoppedConfigs`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from hpt.scheduling.base import Scheduler
+from hpt.trial import Status, Trial, TrialResult
+
+__all__ = ["StoppedConfigs", "config_stopped", "stopped_for_its_config"]
+
+_ITS_CONFIG = re.compile(r"pruned at (?:epoch \d+|data share 1/\d+) \(its config was ")
+
+
+def config_stopped(at: int | str, why: str) -> str:
+    """The error of a trial stopped for its config, not for itself, at epoch `at` (or at a data share: ``"data
+    share 1/9"``): `why` says where the config was stopped (``stopped in 2023-01-01..2023-02-28``). A config with
+    a stopped period is never ranked, so its other trials stop at their next epoch, and one waiting at asha's
+    first rung stays stopped."""
+    where = f"epoch {at}" if isinstance(at, int) else at
+    return f"pruned at {where} (its config was {why}; a config with a stopped period is never ranked)"
+
+
+def stopped_for_its_config(error: Any) -> bool:
+    """Whether a pruned trial was stopped because another period of its config was (:func:`config_stopped`), so
+    that where it stopped says nothing about it: it got that far and was not judged there."""
+    return bool(_ITS_CONFIG.search(str(error or "")))
+
+
+class StoppedConfigs:
+    """Config id -> why its other periods do not start (``stopped in <period>``), and saying so once a run."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self._why: dict[str, str] = {}
+        self._before: set[str] = set()  # those an earlier run stopped (restored): it said so
+        self._told = False
+
+    def stop(self, config_id: str, period_label: str) -> None:
+        """A trial of `config_id` in the period `period_label` was stopped (the first stop is the one named)."""
+        self._why.setdefault(config_id, f"stopped in {period_label}")
+
+    def why(self, config_id: str) -> str | None:
+        return self._why.get(config_id)
+
+    def __contains__(self, config_id: object) -> bool:
+        return config_id in self._why
+
+    def restored(self) -> None:
+        """The configs stopped so far were an earlier run's: this run does not say again that their periods
+        do not start."""
+        self._before = set(self._why)
+
+    def not_start(self, trial: Trial, inner: Scheduler) -> None:
+        """`trial`'s config was stopped: it does not start; the inner scheduler hears it as pruned."""
+        why = self._why[trial.config_id]
+        if not self._told and trial.config_id not in self._before:
+            self._told = True
+            self.say(f"early stopping: config {trial.config_id} was {why}, so its other periods are not started "
+                     "(a config with a stopped period is never ranked); the same goes for every stopped config")
+        inner.on_result(TrialResult(trial, Status.PRUNED, error=f"not started: its config was {why}"))
