@@ -249,6 +249,11 @@ class Finalists(Scheduler):
             goes_on = (f"; {len(resumed)} {'goes' if len(resumed) == 1 else 'go'} on from the rung where early stopping "
                        f"stopped {'it' if len(resumed) == 1 else 'them'} (epoch{'s' if len(at) > 1 else ''} "
                        f"{', '.join(map(str, at))})") if resumed else ""
+            again = sum(1 for t in todo if self.book is not None and t.resume is None
+                        and (s := self._seen.get(t.trial_id)) is not None and s.status == Status.PRUNED.value and s.epoch)
+            if again:  # stopped off a kept rung, or by an earlier run: checkpoints live in the run that kept them
+                goes_on += (f"; {again} {'runs' if again == 1 else 'run'} again from the first epoch (no checkpoint of "
+                            f"{'it' if again == 1 else 'them'} is kept)")
             self.say(f"finalists: {plural(configs, 'config')} of the best {best} "
                      f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
                      f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))}){goes_on}")
