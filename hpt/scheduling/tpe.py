@@ -253,7 +253,8 @@ class TPEScheduler(Scheduler):
             params = {name: params_of(config_rows[0])[name] for name in self.spec.parameters}
             config = self._add(params, cid, len(self._entries))
             if not any(str(r["trial_id"]) in config.ids for r in config_rows):
-                # rows of other periods (another month's automatic periods): not this search                self._params.pop()
+                # rows of other periods (another month's automatic periods): not this search
+                self._params.pop()
                 del self._configs[cid]
                 continue
             here = {str(r["trial_id"]): r for r in config_rows
