@@ -3,6 +3,8 @@ bar on top when stdout is a terminal."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 from typing import IO, Any
@@ -57,8 +59,22 @@ class Reporter:
         text = redact(text)
         if self._bar is not None:
             self._bar.write(text, file=self.out)
-        else:
+            return
+        try:
             print(text, file=self.out, flush=True)
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """The reader of stdout went away (``hpt run spec.json | head``): the run goes on, its trials are stored as
+        ever; its lines go nowhere (stdout's descriptor now leads to the null device, so what is buffered drains
+        there, at exit too), and stderr says so once."""
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
+        except (OSError, ValueError):  # not a file descriptor's stream: nothing is buffered for one
+            self.out = open(os.devnull, "w")  # for the rest of the process
+        logging.getLogger("hpt").warning("stdout's reader went away (a closed pipe); the run goes on, storing every "
+                                         "trial, without printing its progress")
 
     def start(self, total: int, slots: int = 1) -> None:
         self._t0 = time.monotonic()

@@ -147,6 +147,30 @@ def test_ctrl_c_keeps_finished_rows_and_a_rerun_finishes(write_spec: Any, cli: A
     assert len(final) == 6 and (final["status"] == "ok").all()
 
 
+def test_a_run_whose_stdout_reader_goes_away_goes_on_and_stores_every_trial(write_spec: Any, tmp_path: Path) -> None:
+    """`hpt run spec.json | head -1`: before, the run died at its next line with exit 1 and no word, its trials
+    left untrained."""
+    gate = tmp_path / "gate"
+    gated.let(gate, trial=0)
+    spec = _held_spec(write_spec, gate)
+    sink = tmp_path / "res"
+    with (tmp_path / "stderr").open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(sink), "--workers", "1"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+        _wait_for_rows(sink, 1, proc)
+        _second_trial_waits(gate, proc)
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader goes away while the second trial trains
+        gated.let(gate)
+        code = proc.wait(timeout=120)
+    stderr = (tmp_path / "stderr").read_text()
+    assert code == 0 and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert stderr.count("hpt: warning: stdout's reader went away (a closed pipe); the run goes on, storing every trial, "
+                        "without printing its progress\n") == 1, stderr
+    table = _csv(sink)
+    assert len(table) == 6 and (table["status"] == "ok").all()
+
+
 def _signalled_in_its_second_trial(write_spec: Any, tmp_path: Path, send: Callable[[subprocess.Popen[str]], None],
                                    heard: str) -> tuple[int, str, pd.DataFrame]:
     """A run (grace 120 s, its own process group) that `send` signals while its second trial is under way; that
