@@ -97,29 +97,105 @@ def test_a_run_cut_after_a_share_goes_on_from_the_next_share(write_spec: Any, tm
     assert [tid for what, tid in again.log if what == "submit"] == [third["trial_id"], best_full["trial_id"]]
 
 
-def test_a_config_stopped_at_a_share_stops_its_shares_training_in_other_periods(write_spec: Any, tmp_path: Path) -> None:
-    """4 slots: a config's shares in both periods train side by side; the first period's end sooner. When a
-    config is stopped there, its share training in the second period stops at its next epoch (it was trained to
-    the end, then climbed on) and its full trial there is pruned, naming why."""
+def _in(row: dict[str, Any], label: str) -> bool:
+    return f"{row['period_start']}..{row['period_end']}" == label
+
+
+def test_a_config_stopped_at_a_share_stops_what_it_trains_in_other_periods(write_spec: Any, tmp_path: Path) -> None:
+    """A config with a stopped period is never ranked: when it is stopped at a share of one period, its trials
+    training in another stop at their next epoch (a share, or its full trial), and a share there that ended
+    meanwhile does not climb on. Before, they trained to the end and climbed on."""
     spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 1}, "finalists": 0})
     first = spec.periods[0].label
-
-    def script(trial: Trial) -> Script:
-        return Script(curve=[quality(trial)] * (2 if trial.period.label == first else 6))
-
-    run(spec, tmp_path / "res", script, slots=4)
-    rows = rows_at(tmp_path / "res")
-    stopped = {r["config_id"] for r in rows if r["fidelity"] == "full" and r["status"] == "pruned"
-               and f"{r['period_start']}..{r['period_end']}" == first}
-    later = [r for r in rows if r["config_id"] in stopped and f"{r['period_start']}..{r['period_end']}" != first]
-    shares = [r for r in later if r["fidelity"] != "full"]
-    assert stopped and shares, rows
     why = f"(its config was stopped in {first}; a config with a stopped period is never ranked)"
-    assert all(r["status"] == "pruned" and r["epochs"] < 6 and r["error"].endswith(why) for r in shares), shares
+
+    def fast_second(trial: Trial) -> Script:  # the second period's shares take an epoch, and it ranks the other way
+        if trial.period.label == first:
+            return Script(curve=[20 - quality(trial)] * 4)
+        return Script(curve=[quality(trial)] * (6 if trial.fidelity == FULL else 1))
+
+    def ruled_out(folder: Path) -> list[dict[str, Any]]:
+        rows = rows_at(folder)
+        stopped = {r["config_id"] for r in rows if _in(r, first) and r["fidelity"] == "full" and r["status"] == "pruned"
+                   and "(its config was" not in r["error"]}  # stopped there for itself
+        return [r for r in rows if r["config_id"] in stopped and not _in(r, first)]
+
+    run(spec, tmp_path / "full", fast_second, slots=2)  # full trials in the second period, stopped meanwhile
+    later = ruled_out(tmp_path / "full")
+    fulls = [r for r in later if r["fidelity"] == "full" and r["error"].startswith("pruned at epoch")]
+    assert fulls and all(r["epochs"] < 6 and r["error"].endswith(why) for r in fulls), later
+
+    run(spec, tmp_path / "shares", lambda t: Script(curve=[quality(t)] * (2 if t.period.label == first else 6)), slots=4)
+    later = ruled_out(tmp_path / "shares")
+    shares = [r for r in later if r["fidelity"] != "full"]
+    assert shares and all(r["status"] == "pruned" and r["epochs"] < 6 and r["error"].endswith(why) for r in shares)
     assert all(r["error"] == f"pruned at data share 1/9 {why}" for r in later if r["fidelity"] == "full"), later
     assert not any(r["fidelity"] == "data-1/3" for r in later)  # nothing climbed on
-    _, again = run(spec, tmp_path / "res", script, slots=4)
-    assert [tid for what, tid in again.log if what == "submit"] == []
+
+    run(spec, tmp_path / "ended", scripted, slots=4)  # shares of both periods end at the same epoch, their last
+    later = [r for r in ruled_out(tmp_path / "ended") if r["fidelity"] == "full"]
+    assert later and all(r["error"] == f"pruned at data share 1/9 {why}" for r in later), later
+    at_share = {(r["config_id"], r["period_start"]): r["val_mse"] for r in rows_at(tmp_path / "ended")
+                if r["fidelity"] == "data-1/9"}
+    assert all(r["val_mse"] == at_share[r["config_id"], r["period_start"]] for r in later)  # the share's values
+
+
+def test_a_share_queued_before_its_config_was_stopped_does_not_start(write_spec: Any) -> None:
+    """One batch of results: x's share in Q passes (its next share is queued), then x is stopped at its share in P.
+    The queued share does not start: x's full trial in Q is pruned there, for its config."""
+    from hpt.trial import Status, TrialResult
+
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 1}, "finalists": 0},
+                     parameters={"lr": [0.01, 0.1], "hidden_size": [8]})
+    p, q = (period.label for period in spec.periods)
+    rungs = make_scheduler(spec)
+    rungs.restore({})
+    shares = {}
+    for _ in range(4):
+        share = rungs.suggest()
+        assert isinstance(share, Trial) and share.fidelity.share == 1 / 9
+        shares[float(share.params["lr"]), share.period.label] = share
+    for lr, period, value in [(0.1, q, 1.0), (0.01, p, 1.0), (0.1, p, 5.0)]:  # x is lr=0.1
+        rungs.on_result(TrialResult(shares[lr, period], Status.OK, metrics={"val_mse": value}))
+    handed = [rungs.suggest() for _ in range(3)]
+    assert [(type(h).__name__, (h.trial if isinstance(h, TrialResult) else h).period.label)  # type: ignore[union-attr]
+            for h in handed] == [("TrialResult", p), ("Trial", p), ("TrialResult", q)]
+    stopped = handed[2]
+    assert isinstance(stopped, TrialResult) and stopped.status is Status.PRUNED and stopped.trial.fidelity == FULL
+    assert stopped.error == f"pruned at data share 1/3 (its config was stopped in {p}; a config with a stopped period " \
+                            "is never ranked)"
+
+
+def test_a_period_stopped_for_its_config_says_nothing_of_how_far_the_config_got(write_spec: Any) -> None:
+    """The finalists' replay over the shares: config x was stopped at 1/3 in period P, out of the best there; in
+    period Q it was the best at 1/9 and stopped at 1/3 because of P. Q says nothing: x got to 1/3 (reach 2), not
+    to 1/9 alone (reach 1, as before, with x then behind every config that got further)."""
+    from hpt.scheduling.data_rungs import DataRungs
+
+    spec = spec_with(write_spec, {"early_stopping": {**DATA, "min_trials": 1}, "finalists": 0})
+    p, q = spec.periods[0], spec.periods[1]
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(cid: str, period: Any, fidelity: str, status: str, value: float | None, error: str = "") -> None:
+        rows[f"{cid}-{period.label}-{fidelity}"] = {
+            "trial_id": f"{cid}-{period.label}-{fidelity}", "config_id": cid, "fidelity": fidelity, "status": status,
+            "period_start": period.start_text, "period_end": period.end_text, "seed": 0, "val_mse": value,
+            "error": error}
+
+    for period in (p, q):
+        for k, cid in enumerate(["a", "b", "c"]):
+            row(cid, period, "data-1/9", "ok", 2.0 + k)
+            row(cid, period, "data-1/3", "ok", 1.0 + k)
+            row(cid, period, "full", "ok", 1.0 + k)
+        row("x", period, "data-1/9", "ok", 1.0)
+    row("x", p, "data-1/3", "ok", 5.0)
+    row("x", p, "full", "pruned", 5.0, "pruned at data share 1/3 (rung 1, behind 3 of 3 trials of its period)")
+    row("x", q, "full", "pruned", None, f"pruned at data share 1/3 (its config was stopped in {p.label}; a config "
+                                        "with a stopped period is never ranked)")
+    rungs = make_scheduler(spec)
+    assert isinstance(rungs, DataRungs)
+    rungs.restore(rows)
+    assert rungs.standing()["x"][0] == 2
 
 
 def test_finalists_complete_configs_stopped_at_a_share(write_spec: Any, tmp_path: Path) -> None:

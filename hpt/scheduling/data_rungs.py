@@ -17,9 +17,10 @@ SuccessiveHalvingPruner promotes), and only once ``min_trials`` other trials of 
 reached it; before that it goes on unjudged. A config stopped at a share gets a ``pruned``
 row for its full trial (not trained) that says where: ``pruned at data share 1/9 (rung 0,
 behind 5 of 6 trials of its period)``, with the share's validation metrics; its periods
-not yet started are not started and its share trials training in other periods stop at their
-next epoch (a config with a stopped period is never ranked: :class:`StoppedConfigs`), unless
-it becomes a finalist (:mod:`hpt.scheduling.finalists`), which trains the full trial.
+not yet started are not started, and its trials training in other periods (shares, or full
+trials) stop at their next epoch (a config with a stopped period is never ranked:
+:class:`StoppedConfigs`), unless it becomes a finalist (:mod:`hpt.scheduling.finalists`),
+which trains the full trial.
 
 Resuming derives everything from the rows: a share trial with a row is not trained again,
 and a config part-way up the shares is judged again at its last share against every
@@ -86,7 +87,8 @@ class DataRungs(Scheduler):
         self._climbing: dict[str, tuple[Trial, int]] = {}  # running share trial id -> (its full trial, its rung)
         self._ready: list[Trial | TrialResult] = []  # next shares and decided full trials, handed out first
         self._dead = StoppedConfigs(say)
-        self._stopping: set[str] = set()  # running share trials told to stop: their config was stopped
+        self._fulls: set[str] = set()  # full trials handed out after their shares (their config can still be stopped)
+        self._stopping: set[str] = set()  # running trials told to stop: their config was stopped
         self._full: dict[Slot, tuple[str, float, bool]] = {}  # a full trial's status (ok or pruned), objective and
         # whether it was stopped for its config (:func:`stopped_for_its_config`: where it stopped says nothing of it)
 
@@ -121,8 +123,8 @@ class DataRungs(Scheduler):
                 continue
             if row_key(row) not in self._keys or row.get("status") not in FINISHED:
                 continue  # a full trial of this search that ended: its outcome for the replay, and a stop
-            if row.get("status") == Status.PRUNED.value:
-                self._dead.stop(str(row["config_id"]), label)
+            if row.get("status") == Status.PRUNED.value and not stopped_for_its_config(row.get("error")):
+                self._dead.stop(str(row["config_id"]), label)  # (a row stopped for its config names no stop)
             self._heard((str(row["config_id"]), label, int(row["seed"])), str(row["status"]), row, row.get("error"))
         self._dead.restored()
 
@@ -144,6 +146,7 @@ class DataRungs(Scheduler):
                 self._dead.stop(full.config_id, full.period.label)
                 return self._pruned(full, rung, why, metrics)  # the values of that share
             rung += 1
+        self._fulls.add(full.trial_id)
         return dataclasses.replace(full, tags={**full.tags, SHARE: 1.0})
 
     def _pruned(self, full: Trial, rung: int, why: str, metrics: Mapping[str, Any] | None = None) -> TrialResult:
@@ -200,8 +203,18 @@ class DataRungs(Scheduler):
         return None if inner is None else inner * (1 + len(self.fidelities)) + len(self._ready)
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
-        if self._ready:
-            return self._ready.pop(0)
+        while self._ready:
+            ready = self._ready.pop(0)
+            why = self._dead.why(ready.config_id) if isinstance(ready, Trial) else None
+            if not isinstance(ready, Trial) or why is None:
+                return ready
+            # its config was stopped in another period since it was queued (the same batch of results)
+            climbing = self._climbing.pop(ready.trial_id, None)
+            if climbing is not None:  # a share: its full trial is pruned there, with its shares so far
+                full, rung = climbing
+                return self._pruned(full, rung, config_stopped(f"data share {share_text(ready.fidelity.share)}", why))
+            self._fulls.discard(ready.trial_id)  # the full trial: not started, as any trial of a stopped config
+            self._dead.not_start(ready, self.inner)
         while True:
             nxt = self.inner.suggest()
             if nxt is DONE and self._climbing:
@@ -216,21 +229,22 @@ class DataRungs(Scheduler):
         reason = self.inner.on_progress(event)
         tid = event.trial.trial_id
         why = self._dead.why(event.trial.config_id)
-        if reason or why is None or tid not in self._climbing or tid in self._stopping \
+        if reason or why is None or (tid not in self._climbing and tid not in self._fulls) or tid in self._stopping \
                 or event.epoch >= int(event.trial.params.get("epochs", 0)):
             return reason  # (at the last epoch, stopping saves nothing)
-        self._stopping.add(tid)  # another period of its config was stopped while this share trained
+        self._stopping.add(tid)  # another period of its config was stopped while this trial trained
         return config_stopped(event.epoch, why)
 
     def on_result(self, result: TrialResult) -> None:
         climbing = self._climbing.pop(result.trial.trial_id, None)
+        self._stopping.discard(result.trial.trial_id)
+        self._fulls.discard(result.trial.trial_id)
         if climbing is None:
             if result.status.value in FINISHED and result.trial.fidelity == self.spec.fidelity:
                 self._heard(_slot(result.trial), result.status.value, result.metrics, result.error)
             self.inner.on_result(result)  # a full trial, or one a wrapper started
             return
         full, rung = climbing
-        self._stopping.discard(result.trial.trial_id)
         value = metric_value(result.metrics, self.spec.objective)
         if result.status is Status.OK and value is not None and math.isfinite(value):
             slot = _slot(full)
