@@ -131,6 +131,13 @@ def test_a_config_stopped_at_a_share_stops_what_it_trains_in_other_periods(write
     assert shares and all(r["status"] == "pruned" and r["epochs"] < 6 and r["error"].endswith(why) for r in shares)
     assert all(r["error"] == f"pruned at data share 1/9 {why}" for r in later if r["fidelity"] == "full"), later
     assert not any(r["fidelity"] == "data-1/3" for r in later)  # nothing climbed on
+    # killed after the rows stopped for their config, before the stop's own: resuming stops the config again
+    stop = next(r for r in rows_at(tmp_path / "shares") if r["config_id"] == later[0]["config_id"] and _in(r, first)
+                and r["fidelity"] == "full")
+    (tmp_path / "shares" / "rows" / f"{stop['trial_id']}.json").unlink()
+    run(spec, tmp_path / "shares", lambda t: Script(curve=[quality(t)] * (2 if t.period.label == first else 6)), slots=4)
+    again = next(r for r in rows_at(tmp_path / "shares") if r["trial_id"] == stop["trial_id"])
+    assert (again["status"], again["error"]) == (stop["status"], stop["error"])
 
     run(spec, tmp_path / "ended", scripted, slots=4)  # shares of both periods end at the same epoch, their last
     later = [r for r in ruled_out(tmp_path / "ended") if r["fidelity"] == "full"]
