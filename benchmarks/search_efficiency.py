@@ -68,6 +68,7 @@ from hpt.runner import drive
 from hpt.scheduling import make_scheduler
 from hpt.scheduling.checkpoints import RESUMED
 from hpt.spec import Spec, check_data, parse_spec
+from hpt.spec.search import MIN_EPOCHS
 from hpt.trial import Event, Status, Trial, TrialResult
 
 PERIODS = [["2013-01-01", "2013-03-01"], ["2013-07-01", "2013-09-01"]]
@@ -337,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--configs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=27)
-    parser.add_argument("--min-epochs", type=int, default=2)
+    parser.add_argument("--min-epochs", type=int, default=MIN_EPOCHS,
+                        help=f"asha's first rung (default: hpt's, {MIN_EPOCHS}; the tables before hpt made it 1 used 2)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each adaptive strategy per seed, against one random search (default 1)")
