@@ -54,7 +54,7 @@ EARLY_STOPPING = ("asha", "hyperband", "median")
 """Kinds of ``search.early_stopping``: Optuna's SuccessiveHalving, Hyperband and Median pruners."""
 MIN_EPOCHS = 1
 """``early_stopping.min_epochs`` by default: the first rung. An epoch's value ranked configs about as their final one
-did (Spearman 0.85-0.98 per period for lstm, cnn and mlp on the bundled hourly data, as at epoch 2), and random+asha
+did (Spearman 0.82-0.98 per period for lstm, cnn and mlp on the bundled hourly data; 0.80-0.98 at epoch 2), and random+asha
 found full random search's best at about 0.15 of its compute instead of 0.20 (benchmarks/README.md); Ray Tune's
 ASHA also starts at 1 (grace_period)."""
 _ES_KEYS = ("kind", "min_epochs", "reduction_factor", "min_trials", "resource", "min_share")
