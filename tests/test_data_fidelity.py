@@ -214,6 +214,8 @@ def test_finalists_complete_configs_stopped_at_a_share(write_spec: Any, tmp_path
         by_config[r["config_id"]] = by_config.get(r["config_id"], 0) + 1
     assert sum(n == 2 for n in by_config.values()) >= 3  # at least 3 configs ranked over both periods
     assert any(r.get("finalist") == 1 for r in full)
+    assert all(r["data_share"] == 1.0 for r in full)  # a finalist trains on all the data (it said the share it
+    # was stopped at)
 
 
 def test_finalists_on_data_shares_are_chosen_by_a_replay_not_by_who_ran_first(write_spec: Any, tmp_path: Path) -> None:

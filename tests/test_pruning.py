@@ -93,8 +93,12 @@ def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(
     with pytest.raises(SpecError, match="search.early_stopping.reduction_factor: median stopping has no reduction"):
         load_spec(write_spec(tiny_spec(search={"early_stopping": {"kind": "median", "reduction_factor": 3}})))
     with pytest.raises(SpecError, match=r"search.early_stopping.min_epochs: 3 is not below the most epochs a trial "
-                                         r"runs \(3\): no trial could be stopped early"):
+                                         r"runs \(3\): no trial could be stopped early; train more epochs or remove "
+                                         r"early_stopping"):
         load_spec(write_spec(tiny_spec(search={"early_stopping": {"kind": "asha", "min_epochs": 3}})))
+    with pytest.raises(SpecError, match=r"search.early_stopping.min_epochs: 1 \(the default\) is not below the most "
+                                         r"epochs a trial runs \(1\)"):  # a key the spec does not name: say why
+        load_spec(write_spec(tiny_spec(search={"early_stopping": "asha"}, training={"epochs": 1})))
     with pytest.raises(SpecError, match=r'parameters.lr: a distribution needs "search": \{"strategy": "random" or '
                                          r'"auto" or "tpe"\}; grid search takes a list of values'):
         load_spec(write_spec(tiny_spec(parameters={"lr": {"loguniform": [1e-4, 1e-2]}})))
@@ -178,7 +182,9 @@ def test_the_other_periods_of_a_stopped_config_are_not_started(write_spec: Any, 
     assert all(statuses[-1] == "pruned" or statuses == ["ok", "ok"] for statuses in started), started
     assert (started.map(len) == 1).any()  # stopped in January: February never started
     assert len({e[1] for e in backend.log if e[0] == "submit"}) == len(rows) < 12
-    assert "its other periods are not started (a config with a stopped period is never ranked)" in capsys.readouterr().out
+    assert re.search(r"^early stopping: config [0-9a-f]{12} \(lr=\S+ hidden_size=8\) was stopped in 2013-\S+, so its "
+                     r"other periods are not started \(a config with a stopped period is never ranked\)",
+                     capsys.readouterr().out, re.M)  # which config: its values, as every other line names them
     summary, backend = run(spec, tmp_path / "res", falling, slots=1)  # nothing left: the earlier run said it
     assert not backend.log and summary.skipped == len(rows)
     assert "early stopping:" not in capsys.readouterr().out

@@ -43,6 +43,7 @@ from hpt.progress import plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.checkpoints import RESUMED, Checkpoints
+from hpt.scheduling.data_rungs import SHARE
 from hpt.scheduling.pruning import (
     Reached,
     curve_values,
@@ -63,8 +64,9 @@ __all__ = ["FINALIST", "Finalists", "finalists_text"]
 
 FINALIST = "finalist"
 """The row tag (1) of the trials the finalist stage trains."""
-_OWN = {FINALIST, RESUMED}
-"""Tags of one trial, not of its config."""
+_OWN = {FINALIST, RESUMED, SHARE}
+"""Tags of one trial, not of its config (a pruned full trial of early stopping on data carries the share it stopped
+at; a finalist trains on all of the data)."""
 
 
 def finalists_text(count: int, trials_per_config: int, resumes: bool = False) -> str:
@@ -109,6 +111,7 @@ class Finalists(Scheduler):
             else None
         self._rungs = rungs(self._asha, self._most) if self._asha is not None else []
         self._curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> objective (asha: how far it got)
+        self._whole = {SHARE: 1.0} if stopping is not None and stopping.resource == "data" else {}  # as its full rows
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
@@ -319,6 +322,6 @@ class Finalists(Scheduler):
 
     def _finalist(self, trial: Trial) -> Trial:
         """`trial` as the finalist stage runs it: tagged, and going on from its checkpoint when it has one."""
-        trial = dataclasses.replace(trial, tags={**self._tags.get(trial.config_id, {}), FINALIST: 1}, checkpoint_at=(),
-                                    resume=None)
+        trial = dataclasses.replace(trial, tags={**self._tags.get(trial.config_id, {}), **self._whole, FINALIST: 1},
+                                    checkpoint_at=(), resume=None)
         return trial if self.book is None else self.book.resumed(trial)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from hpt.progress import format_params
 from hpt.scheduling.base import Scheduler
 from hpt.trial import Status, Trial, TrialResult
 
@@ -63,6 +64,7 @@ class StoppedConfigs:
         why = self._why[trial.config_id]
         if not self._told and trial.config_id not in self._before:
             self._told = True
-            self.say(f"early stopping: config {trial.config_id} was {why}, so its other periods are not started "
-                     "(a config with a stopped period is never ranked); the same goes for every stopped config")
+            self.say(f"early stopping: config {trial.config_id} ({format_params(trial.tuned_params)}) was {why}, so "
+                     "its other periods are not started (a config with a stopped period is never ranked); the same goes "
+                     "for every stopped config")
         inner.on_result(TrialResult(trial, Status.PRUNED, error=f"not started: its config was {why}"))

@@ -16,7 +16,7 @@ from hpt.errors import did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.spec.checker import Checker, hint, is_int
 from hpt.spec.objects import DISTRIBUTIONS, REPEATS, Axis, Distribution
-from hpt.spec.search import STRATEGIES, EarlyStopping, SearchSpec
+from hpt.spec.search import MIN_EPOCHS, STRATEGIES, EarlyStopping, SearchSpec
 from hpt.spec.training import normalise
 
 __all__ = ["auto_axes", "check_constraints", "check_stopping_epochs", "parse_parameters"]
@@ -172,8 +172,10 @@ def check_stopping_epochs(ck: Checker, stopping: EarlyStopping, parameters: Mapp
     else:
         most = int(axis.high if isinstance(axis, Distribution) else max(axis))
     if stopping.min_epochs >= most:
-        ck.add("search.early_stopping.min_epochs", f"{stopping.min_epochs} is not below the most epochs a trial "
-                                                   f"runs ({most}): no trial could be stopped early")
+        default = " (the default)" if stopping.min_epochs == MIN_EPOCHS else ""
+        ck.add("search.early_stopping.min_epochs", f"{stopping.min_epochs}{default} is not below the most epochs a "
+                                                   f"trial runs ({most}): no trial could be stopped early; train more "
+                                                   "epochs or remove early_stopping")
 
 
 def _int_text(v: float) -> str:
