@@ -140,11 +140,12 @@ class DataRungs(Scheduler):
                 self._climbing[share.trial_id] = (full, rung)
                 return share
             stopped = self._dead.why(full.config_id)  # in another period, while this share trained
-            why = config_stopped(f"data share {share_text(self.fidelities[rung].share)}", stopped) if stopped \
-                else self._judge(slot, rung)
+            if stopped:
+                return self._pruned(full, rung, self._for_config(rung, stopped), metrics)  # the values of that share
+            why = self._judge(slot, rung)
             if why:
                 self._dead.stop(full.config_id, full.period.label)
-                return self._pruned(full, rung, why, metrics)  # the values of that share
+                return self._pruned(full, rung, why, metrics)
             rung += 1
         self._fulls.add(full.trial_id)
         return dataclasses.replace(full, tags={**full.tags, SHARE: 1.0})
@@ -154,6 +155,11 @@ class DataRungs(Scheduler):
         ended)."""
         stopped = dataclasses.replace(full, tags={**full.tags, SHARE: self.fidelities[rung].share})
         return TrialResult(stopped, Status.PRUNED, metrics=dict(metrics or {}), error=why)
+
+    def _for_config(self, rung: int, why: str) -> str:
+        """The error of a full trial whose share at `rung` ended, or stopped, or never started because its config
+        was stopped in another period (`why`: where)."""
+        return config_stopped(f"data share {share_text(self.fidelities[rung].share)}", why)
 
     def _judge(self, slot: Slot, rung: int) -> str:
         """Why the trial of `slot` stops at `rung` ("" when it goes on)."""
@@ -212,7 +218,7 @@ class DataRungs(Scheduler):
             climbing = self._climbing.pop(ready.trial_id, None)
             if climbing is not None:  # a share: its full trial is pruned there, with its shares so far
                 full, rung = climbing
-                return self._pruned(full, rung, config_stopped(f"data share {share_text(ready.fidelity.share)}", why))
+                return self._pruned(full, rung, self._for_config(rung, why))
             self._fulls.discard(ready.trial_id)  # the full trial: not started, as any trial of a stopped config
             self._dead.not_start(ready, self.inner)
         while True:
@@ -254,8 +260,8 @@ class DataRungs(Scheduler):
         elif result.status is Status.INTERRUPTED:
             self.inner.on_result(TrialResult(full, Status.INTERRUPTED, error=result.error))
         elif result.status is Status.PRUNED and (why := self._dead.why(full.config_id)):  # stopped for its config
-            share = share_text(self.fidelities[rung].share)  # (on_progress): its full trial is not started
-            self._ready.insert(0, self._pruned(full, rung, config_stopped(f"data share {share}", why)))
+            self._ready.insert(0, self._pruned(full, rung, self._for_config(rung, why)))  # (on_progress): its full
+            # trial is not started
         else:  # failed or diverged on a share: so would the config be, as far as the search can tell
             share = share_text(self.fidelities[rung].share)
             self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))
