@@ -69,10 +69,13 @@ class Reporter:
         """The reader of stdout went away (``hpt run spec.json | head``): the run goes on, its trials are stored as
         ever; its lines go nowhere (stdout's descriptor now leads to the null device, so what is buffered drains
         there, at exit too), and stderr says so once."""
+        null = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
+            os.dup2(null, self.out.fileno())
         except (OSError, ValueError):  # not a file descriptor's stream: nothing is buffered for one
             self.out = open(os.devnull, "w")  # for the rest of the process
+        finally:
+            os.close(null)  # the descriptor dup2 made stays; this one is not needed
         logging.getLogger("hpt").warning("stdout's reader went away (a closed pipe); the run goes on, storing every "
                                          "trial, without printing its progress")
 
