@@ -68,7 +68,7 @@ from hpt.runner import drive
 from hpt.scheduling import make_scheduler
 from hpt.scheduling.checkpoints import RESUMED
 from hpt.spec import Spec, check_data, parse_spec
-from hpt.spec.search import MIN_EPOCHS
+from hpt.spec.search import MIN_EPOCHS, TPE_MIN_EPOCHS
 from hpt.trial import Event, Status, Trial, TrialResult
 
 PERIODS = [["2013-01-01", "2013-03-01"], ["2013-07-01", "2013-09-01"]]
@@ -89,7 +89,9 @@ def periods(n: int) -> list[list[str]]:
     return PERIODS if n == 2 else MORE_PERIODS[:n]
 
 
-def make_spec(strategy: str, seed: int, configs: int, epochs: int, min_epochs: int, n_periods: int = 2) -> Spec:
+def make_spec(strategy: str, seed: int, configs: int, epochs: int, min_epochs: int | None,
+              n_periods: int = 2) -> Spec:
+    """The spec of one strategy's run; `min_epochs` None leaves asha's first rung to hpt (1; 2 with tpe)."""
     name, _, stopping = strategy.partition("+")
     search: dict[str, Any] = {"strategy": name, "seed": seed, "max_trials": configs}
     if name == "race":
@@ -97,7 +99,9 @@ def make_spec(strategy: str, seed: int, configs: int, epochs: int, min_epochs: i
     if name == "promote":
         search.update(strategy="random", promote={"top": PROMOTE_TOP})
     if stopping:
-        search["early_stopping"] = {"kind": stopping, "min_epochs": min_epochs, "reduction_factor": 3}
+        search["early_stopping"] = {"kind": stopping, "reduction_factor": 3}
+        if min_epochs is not None:
+            search["early_stopping"]["min_epochs"] = min_epochs
     if name == "asha-data":  # random search, asha on growing shares of each period's training windows
         search.update(strategy="random", early_stopping={"kind": "asha", "resource": "data", "reduction_factor": 3})
     doc = {
@@ -237,9 +241,10 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     seeds = sorted({o.seed for o in outcomes})
     full = {o.seed: o for o in outcomes if o.strategy == "random"}
     outcomes = [o for o in outcomes if o.seed in full]  # a ratio needs full random search of the same seed
+    first = args.min_epochs or f"{MIN_EPOCHS}, {TPE_MIN_EPOCHS} with tpe: hpt's defaults"
     print()
     print(f"search efficiency: mlp on the bundled electricity data, {args.periods} periods, {args.configs} configs "
-          f"per strategy, up to {args.epochs} epochs, early stopping asha (min_epochs {args.min_epochs}, "
+          f"per strategy, up to {args.epochs} epochs, early stopping asha (min_epochs {first}, "
           f"reduction factor 3); promote: the best {PROMOTE_TOP} by the quick screen (+asha: asha inside the screen); "
           f"asha-data: asha on data shares "
           f"1/9, 1/3, 1; {args.workers} worker processes x 1 torch thread; seeds {', '.join(map(str, seeds))}")
@@ -338,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--configs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=27)
-    parser.add_argument("--min-epochs", type=int, default=MIN_EPOCHS,
-                        help=f"asha's first rung (default: hpt's, {MIN_EPOCHS}; the tables before hpt made it 1 used 2)")
+    parser.add_argument("--min-epochs", type=int, default=None,
+                        help=f"asha's first rung for every strategy (default: hpt's, {MIN_EPOCHS}, and {TPE_MIN_EPOCHS} "
+                             "with tpe; the tables before hpt made it 1 used 2 for all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each adaptive strategy per seed, against one random search (default 1)")

@@ -69,7 +69,7 @@ def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(
                                                  "budget": "1h30m", "warm_start": [old]}))
         (spec_file.parent / old).mkdir(exist_ok=True)  # an existing folder, next to the spec (a missing one: test_run.py)
         spec = load_spec(spec_file)
-        assert spec.search.early_stopping == EarlyStopping("asha", 1, 3)
+        assert spec.search.early_stopping == EarlyStopping("asha", 2 if strategy == "tpe" else 1, 3)  # tpe: epoch 2
         assert spec.search.budget is not None and spec.search.budget.seconds == 5400
         assert spec.search.warm_start == (str(spec_file.parent / old),)  # a folder relative to the spec's
     bad = {"strategy": "tpe", "early_stopping": {"kind": "asha", "reduction_factor": 1, "min_epoch": 2, "min_trials": 0},

@@ -362,3 +362,24 @@ def test_the_plan_says_how_tpe_ranks_the_configs_asha_stops(write_spec: Any) -> 
     assert ("tpe: each config is chosen from the results so far (the first 3 at random); a config's value is its mean "
             "val_mse over its periods; a config asha, replayed with all the evidence, stops at a rung (a complete one "
             "too) is ranked below those it keeps, by that rung and its place there") in out.stdout
+
+
+def test_with_tpe_the_first_rung_is_epoch_2_unless_the_spec_says(write_spec: Any) -> None:
+    # tpe chooses its next configs from what the rungs say: its first rung is epoch 2 (epoch 1 for the others)
+    def plan(strategy: str, stopping: Any, epochs: int = 20) -> Any:
+        search = {"strategy": strategy, "max_trials": 6, "early_stopping": stopping}
+        doc = tiny_spec(search=search, parameters=SPACE)
+        doc["training"]["epochs"] = epochs
+        return cli_here("plan", str(write_spec(doc)))
+
+    out = plan("tpe", "asha")
+    assert out.returncode == 0, out.stderr
+    assert "early stopping asha: rungs at epoch 2, 6, 18 of 20;" in out.stdout
+    assert "early stopping asha: rungs at epoch 1, 3, 9 of 20;" in plan("random", "asha").stdout
+    assert "early stopping asha: rungs at epoch 1, 3, 9 of 20;" in plan("tpe", {"kind": "asha", "min_epochs": 1}).stdout
+    assert "early stopping median: from epoch 2 on" in plan("tpe", "median").stdout
+    out = plan("tpe", "asha", epochs=2)  # the default leaves no room: the line says it is the default
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().endswith("search.early_stopping.min_epochs: 2 (the default) is not below the most epochs "
+                                       "a trial runs (2): no trial could be stopped early; train more epochs or remove "
+                                       "early_stopping"), out.stderr

@@ -16,7 +16,7 @@ from hpt.errors import did_you_mean, show
 from hpt.hparams import TRAINING, Constraint, HParam
 from hpt.spec.checker import Checker, hint, is_int
 from hpt.spec.objects import DISTRIBUTIONS, REPEATS, Axis, Distribution
-from hpt.spec.search import MIN_EPOCHS, STRATEGIES, EarlyStopping, SearchSpec
+from hpt.spec.search import STRATEGIES, SearchSpec, default_min_epochs
 from hpt.spec.training import normalise
 
 __all__ = ["auto_axes", "check_constraints", "check_stopping_epochs", "parse_parameters"]
@@ -161,10 +161,11 @@ def _constraint(ck: Checker, rule: Constraint, axes: dict[str, list[Any]], tuned
             ck.add(where, msg)
 
 
-def check_stopping_epochs(ck: Checker, stopping: EarlyStopping, parameters: Mapping[str, Axis],
+def check_stopping_epochs(ck: Checker, search: SearchSpec, parameters: Mapping[str, Axis],
                           training: Mapping[str, Any]) -> None:
     """Early stopping that could never stop a trial (its first check at or after the last epoch) is a mistake."""
-    if stopping.resource == "data":
+    stopping = search.early_stopping
+    if stopping is None or stopping.resource == "data":
         return  # its rungs are data shares, each trained for every epoch
     axis = parameters.get("epochs")
     if axis is None:
@@ -172,7 +173,7 @@ def check_stopping_epochs(ck: Checker, stopping: EarlyStopping, parameters: Mapp
     else:
         most = int(axis.high if isinstance(axis, Distribution) else max(axis))
     if stopping.min_epochs >= most:
-        default = " (the default)" if stopping.min_epochs == MIN_EPOCHS else ""
+        default = " (the default)" if stopping.min_epochs == default_min_epochs(search.strategy) else ""
         ck.add("search.early_stopping.min_epochs", f"{stopping.min_epochs}{default} is not below the most epochs a "
                                                    f"trial runs ({most}): no trial could be stopped early; train more "
                                                    "epochs or remove early_stopping")

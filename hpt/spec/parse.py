@@ -119,8 +119,7 @@ def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: Se
         log.warning("%s: training.%s is not used: parameters.%s tunes it", ck.source, name, name)
     if arch is not None:
         check_constraints(ck, arch, value, parameters, training)
-    if search.early_stopping is not None:
-        check_stopping_epochs(ck, search.early_stopping, parameters, training)
+    check_stopping_epochs(ck, search, parameters, training)
     if search.strategy == "auto" and arch is not None:
         # the architecture's built-in learning-rate ranges, unless the spec gives its own; a cosine
         # schedule ignores lr_decay and lr_patience, so drawing them would only train one config twice
