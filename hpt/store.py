@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,7 +45,7 @@ from hpt.rows import (
     to_csv,
 )
 from hpt.sinks import Sink, env_float, update
-from hpt.trial import Status, TrialResult
+from hpt.trial import WAITS, Status, TrialResult
 from hpt.uploader import InMemory, Then, Uploader
 
 __all__ = ["ResultStore", "SyncReport"]
@@ -268,11 +268,12 @@ class ResultStore:
 
     def _may_replace(self, data: bytes | None, row: dict[str, Any]) -> bool:
         there = parse_row(data)
-        if there is None or there.get("status") != Status.OK.value or _same(there, row):
+        if there is None or _same(there, row) or (there.get("status") != Status.OK.value and not _says_less(row, there)):
             return True
         if row.get("status") == Status.OK.value and self.replace_ok:
             return True
-        if not is_baseline(row):  # a baseline's row is the same whichever run computed it: keeping one says nothing
+        if there.get("status") == Status.OK.value and not is_baseline(row):
+            # a baseline's row is the same whichever run computed it: keeping one says nothing
             log.warning("warning: trial %s: the ok row of run %s is kept at %s; this run's %s result is not stored",
                         row["trial_id"], there.get("run_id"), self.uri, row.get("status"))
         with self._lock:
@@ -369,6 +370,8 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
     if old is row:
         return False
     if old is not None:
+        if _says_less(row, old):
+            return False
         old_ok, new_ok = old.get("status") == Status.OK.value, row.get("status") == Status.OK.value
         if old_ok != new_ok:
             if old_ok:
@@ -379,6 +382,18 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
             return False
     rows[row["trial_id"]] = row
     return True
+
+
+def _says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
+    """Whether `row` is an interrupted run of a trial whose row `there` says how it ended (stopped early, failed,
+    diverged): the interruption says nothing about the trial, so that row stays (a finalist cut short while it
+    trained a stopped trial again leaves the row of the stop, which a resumed run goes by). A trial that waited at
+    asha's first rung had not ended: cut short once it went on, it is to run again, as its interrupted row says."""
+    return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED \
+        and WAITS not in str(there.get("error") or "")
+
+
+_ENDED = (Status.PRUNED.value, Status.FAILED.value, Status.DIVERGED.value)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

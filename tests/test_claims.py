@@ -5,6 +5,7 @@ with kill -9 is shown abandoned and its trial rerun, and a damaged row is named.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -32,7 +33,7 @@ from hpt.search import expand
 from hpt.sinks import open_sink
 from hpt.spec import Spec, load_spec
 from hpt.store import ResultStore
-from hpt.trial import Status, Trial, TrialResult
+from hpt.trial import WAITS, Status, Trial, TrialResult
 from tests.cloud_servers import LocalServer
 from tests.conftest import ROOT, hpt_here, tiny_spec, trial_rows
 
@@ -84,6 +85,39 @@ def test_an_ok_row_is_kept_against_another_runs_unfinished_rows_and_replaced_onl
     assert parse_row(sink.read("rows/t1.json"))["run_id"] == "runE"  # type: ignore[index]
     assert sink.read("models/t1.pt") == b"model of E"
     assert parse_csv(sink.read(RESULTS_CSV) or b"")["t1"]["run_id"] == "runE"
+
+
+def test_an_interrupted_run_of_a_trial_leaves_the_row_of_how_it_ended(location: str) -> None:
+    # a stopped (or failed) trial that trains again (a finalist, a waiting trial) and is cut short: its row still
+    # says how it ended, with its curve, in the row object, results.csv and what the run reports at its end
+    sink = open_sink(location)
+
+    def there() -> tuple[str, str, str]:
+        row = parse_row(sink.read("rows/t1.json"))
+        assert row is not None
+        return row["run_id"], row["status"], parse_csv(sink.read(RESULTS_CSV) or b"")["t1"]["status"]
+
+    ResultStore(open_sink(location)).record(_result(Status.PRUNED, "runA", None), "runA", ["val_mse"])
+    resumed = ResultStore(open_sink(location))
+    resumed.record(_result(Status.INTERRUPTED, "runB", None), "runB", ["val_mse"])
+    assert there() == ("runA", "pruned", "pruned")
+    assert sink.read("curves/t1.csv") == b"epoch,val_mse\n1,runA\n"
+    assert resumed.rows()["t1"]["run_id"] == "runA"
+    resumed.record(_result(Status.PRUNED, "runB", None), "runB", ["val_mse"])  # stopped again: the newer stop
+    assert there() == ("runB", "pruned", "pruned")
+    resumed.record(_result(Status.INTERRUPTED, "runC", None), "runC", ["val_mse"])  # the same store, later
+    assert there() == ("runB", "pruned", "pruned") and resumed.rows()["t1"]["status"] == "pruned"
+    resumed.record(_result(Status.FAILED, "runD", None), "runD", ["val_mse"])
+    resumed.record(_result(Status.INTERRUPTED, "runE", None), "runE", ["val_mse"])
+    assert there() == ("runD", "failed", "failed")
+    # a trial that waited at asha's first rung had not ended: cut short once it went on, it is to run again
+    waiting = dataclasses.replace(_result(Status.PRUNED, "runE2", None), error=f"pruned at epoch 1 (rung 0: {WAITS}, "
+                                                                            "and runs again if ...)")
+    resumed.record(waiting, "runE2", ["val_mse"])
+    resumed.record(_result(Status.INTERRUPTED, "runE3", None), "runE3", ["val_mse"])
+    assert there() == ("runE3", "interrupted", "interrupted")
+    resumed.record(_result(Status.OK, "runF", b"model of F"), "runF", ["val_mse"])  # an ok row replaces any of them
+    assert there() == ("runF", "ok", "ok")
 
 
 def _spec(tmp_path: Path, lrs: list[float], **training: Any) -> tuple[Path, Spec]:

@@ -175,6 +175,42 @@ def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_
     assert ranked >= 3 and f"finalists: nothing left to complete ({ranked} configs ran every period)" in out, out
 
 
+def test_an_interrupted_finalist_leaves_the_row_of_its_stopped_trial_as_it_was(write_spec: Any, tmp_path: Path) -> None:
+    spec = _finalist_spec(write_spec)
+    script, order = ordered()
+    _, whole = run(spec, tmp_path / "whole", script)
+    submitted = [tid for what, tid in whole.log if what == "submit"]
+    # the first finalist trial that trains a stopped trial again (9 search trials, then the finalists)
+    again = next(i for i, tid in enumerate(submitted) if i >= 9 and tid in submitted[:9])
+    tid = submitted[again]
+    script, order = ordered()
+    calls = [0]
+
+    def cut(trial: Trial) -> Script:
+        calls[0] += 1
+        if calls[0] == again + 1:  # it starts again: Ctrl-C, and it is cut short
+            os.kill(os.getpid(), signal.SIGINT)
+        return script(trial)
+
+    first, _ = run(spec, tmp_path / "cut", cut, grace=0)
+    assert first.exit_code == 130
+    # its row still says where early stopping stopped it, and why: an interrupted run of it says nothing more
+    row = json.loads((tmp_path / "cut" / "rows" / f"{tid}.json").read_text())
+    assert row["status"] == "pruned" and row["error"].startswith("pruned at epoch 1"), row
+    assert "finalist" not in row
+    table = pd.read_csv(tmp_path / "cut" / "results.csv").set_index("trial_id")
+    assert table.loc[tid, "status"] == "pruned"
+    again_run, _ = run(spec, tmp_path / "cut", script)  # and the run resumes to the same rows as one never cut
+    assert again_run.exit_code == 0
+    columns = ["trial_id", "status", "epochs", "finalist"]
+
+    def rows(folder: Path) -> pd.DataFrame:
+        got = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
+        return pd.DataFrame(got).reindex(columns=columns).sort_values("trial_id").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(rows(tmp_path / "cut"), rows(tmp_path / "whole"))
+
+
 def test_finalists_spec_errors_are_one_line(write_spec: Any) -> None:
     with pytest.raises(SpecError, match=r"search.finalists: expected an integer >= 0 \(0 turns finalists off\), "
                                         r"got -1"):

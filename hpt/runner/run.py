@@ -133,7 +133,7 @@ class _Run:
         claims = self.claims
         self.store.then(lambda: claims.release(tid))  # once its row is at the location
         self.summary.counts[result.status.value] += 1
-        if tid in self.ended:
+        if tid in self.ended and result.status is not Status.INTERRUPTED:  # cut short, it leaves the earlier row
             self.again.add(tid)
             self.summary.ran_again = len(self.again)
         self.ended.add(tid)
