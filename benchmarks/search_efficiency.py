@@ -237,6 +237,14 @@ def _fmt(v: float, unit: str = "") -> str:
     return f"{v:.1f}{unit}" if unit else f"{v:.4g}"
 
 
+def independent_reach(full: list[Outcome]) -> tuple[int, int]:
+    """(hits, pairs): over ordered pairs of full random searches with different seeds, how often the second's best is
+    within the first's target (its best + TARGET). The chance that 24 configs of one's own reach a target set by 24
+    other random configs: the bar for a strategy that does not train the random search's configs."""
+    pairs = [(a, b) for a in full for b in full if a.seed != b.seed]
+    return sum(b.best <= a.best * (1 + TARGET) for a, b in pairs), len(pairs)
+
+
 def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     seeds = sorted({o.seed for o in outcomes})
     full = {o.seed: o for o in outcomes if o.strategy == "random"}
@@ -270,6 +278,13 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     for r in [headers, *rows]:
         print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
                                                                                                         strict=True))))
+    hit, pairs = independent_reach(list(full.values()))
+    if pairs:
+        print()
+        print(f"reference: full random search with another seed's configs reaches a seed's target in {hit} of {pairs} "
+              f"seed pairs ({hit / pairs:.0%}): what a strategy that draws configs of its own (tpe) reaches by choosing "
+              "no better than at random; random+asha, promote, race and asha-data train the configs of the random "
+              "search they are measured against, so one of theirs is the target's config")
     print()
     print("per seed: compute to target (s) / compute (s), epochs to target / epochs, best mean val_mse, configs ranked")
     for o in sorted(outcomes, key=lambda o: (STRATEGIES.index(o.strategy), o.seed)):

@@ -110,6 +110,21 @@ def test_search_efficiency_repeats_each_adaptive_strategy_against_one_random_sea
     assert sorted((d["strategy"], d["repeat"]) for d in lines) == [("random", 0), ("random+asha", 0), ("random+asha", 1)]
 
 
+def test_search_efficiency_says_how_often_an_independent_random_search_reaches_the_target(tmp_path: Path) -> None:
+    # saved outcomes only (no seed run): three full random searches whose best mean values are 1.0, 1.01 and 1.5
+    saved = tmp_path / "random.jsonl"
+    saved.write_text("".join(json.dumps({"strategy": "random", "seed": seed, "compute": 10.0, "epochs": 100.0,
+                                         "best": best, "timeline": [[10.0, 100.0, best]], "trials": 4, "pruned": 0,
+                                         "wall": 5.0, "ranked": 2}) + "\n"
+                             for seed, best in enumerate((1.0, 1.01, 1.5))))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"), "--seeds", "0",
+                           "--workers", "1", "--merge", str(saved)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # within 2% of 1.0: 1.01 (and 1.0 of 1.01); of 1.5: both others; of 1.0 and 1.01: never 1.5
+    assert "reference: full random search with another seed's configs reaches a seed's target in 4 of 6 seed pairs " \
+           "(67%)" in done.stdout, done.stdout
+
+
 def test_forecast_quality_benchmark_quick(tmp_path: Path) -> None:
     saved = tmp_path / "rows.jsonl"
     out = _quick_run("forecast_quality.py", 600, "--save", str(saved))
