@@ -70,7 +70,7 @@ def default_min_epochs(strategy: str) -> int:
     return TPE_MIN_EPOCHS if strategy == "tpe" else MIN_EPOCHS
 
 _ES_KEYS = ("kind", "min_epochs", "reduction_factor", "min_trials", "resource", "min_share")
-_ES_DEFAULTS = {"min_epochs": MIN_EPOCHS, "reduction_factor": 3}
+_ES_DEFAULTS = {"reduction_factor": 3}  # and min_epochs: default_min_epochs(strategy)
 RESOURCES = ("epochs", "data")
 """What early stopping's rungs count: epochs of one trial, or shares of each period's training windows."""
 MIN_SHARE = 0.1  # resource "data": the smallest share a rung trains on, unless early_stopping.min_share says
