@@ -384,6 +384,10 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
     return True
 
 
+_ENDED = (Status.PRUNED.value, Status.FAILED.value, Status.DIVERGED.value)
+"""Statuses of a trial that ended: an interrupted run of it says less (:func:`_says_less`)."""
+
+
 def _says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
     """Whether `row` is an interrupted run of a trial whose row `there` says how it ended (stopped early, failed,
     diverged): the interruption says nothing about the trial, so that row stays (a finalist cut short while it
@@ -391,9 +395,6 @@ def _says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
     asha's first rung had not ended: cut short once it went on, it is to run again, as its interrupted row says."""
     return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED \
         and WAITS not in str(there.get("error") or "")
-
-
-_ENDED = (Status.PRUNED.value, Status.FAILED.value, Status.DIVERGED.value)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

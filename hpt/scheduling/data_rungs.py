@@ -260,8 +260,8 @@ class DataRungs(Scheduler):
         elif result.status is Status.INTERRUPTED:
             self.inner.on_result(TrialResult(full, Status.INTERRUPTED, error=result.error))
         elif result.status is Status.PRUNED and (why := self._dead.why(full.config_id)):  # stopped for its config
-            self._ready.insert(0, self._pruned(full, rung, self._for_config(rung, why)))  # (on_progress): its full
-            # trial is not started
+            # (on_progress): its full trial is not started
+            self._ready.insert(0, self._pruned(full, rung, self._for_config(rung, why)))
         else:  # failed or diverged on a share: so would the config be, as far as the search can tell
             share = share_text(self.fidelities[rung].share)
             self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))
