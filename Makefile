@@ -22,10 +22,15 @@ demo: $(VENV)/.installed
 	$(BIN)/hpt run specs/lstm.json --sink hpt-results/lstm-demo
 	$(BIN)/hpt results hpt-results/lstm-demo --top 3
 
+# Two test processes (pytest-xdist): the suite is mostly one core's work at a time (a trial, a CLI call, a
+# server's start-up), so two of them keep both cores of a 2-core machine busy; the Ray tests stay on one of them.
+# `make test TEST_PROCESSES=0` runs it in this one process.
+TEST_PROCESSES ?= 2
+
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check hpt tests benchmarks
 	$(BIN)/mypy hpt
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/overhead.py

@@ -24,6 +24,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one of `make test`'s two test processes: training in this process (the CLI run here, the fit and
+        # model tests) takes one core, as hpt's own workers do; two threads each on two cores slow both down
+        import torch
+
+        torch.set_num_threads(1)
+
+
+RAY = pytest.mark.xdist_group("ray")
+"""Tests that start Ray: one test process runs them all, one cluster at a time on the machine."""
 
 
 def tiny_spec(**overrides: Any) -> dict[str, Any]:

@@ -34,8 +34,10 @@ from hpt.spec import load_spec
 from hpt.trial import Finished, Progress, Status
 from tests import gated
 from tests.cloud_servers import free_port
-from tests.conftest import ROOT, hpt_here, tiny_spec, trial_row_files, trial_row_objects, trial_rows
+from tests.conftest import RAY, ROOT, hpt_here, tiny_spec, trial_row_files, trial_row_objects, trial_rows
 from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401  (the session's cluster)
+
+pytestmark = RAY
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
                                reason="Ray is not installed: pip install 'hpt[ray]' (make test installs it)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import RAY, ROOT
 
 
 def _quick_run(script: str, timeout: int, *args: str) -> str:
@@ -35,6 +35,7 @@ def test_overhead_benchmark_quick() -> None:
         assert re.search(rf"^  {layout} +\d+ +{number} +not run +-$", out, re.M), out  # --quick: idle half only
 
 
+@RAY
 def test_ray_overhead_benchmark_quick() -> None:
     if find_spec("ray") is None:
         pytest.skip("Ray is not installed: pip install 'hpt[ray]' (make test installs it)")
