@@ -9,8 +9,10 @@ promote+asha (the same with asha early stopping inside the screen), race
 
 Every strategy gets the same number of configs of the same space (mlp on the bundled
 electricity data: lr, hidden_size, num_layers, dropout) over the same periods, repeated
-over several seeds (the search seed; training itself is seeded alike). Per strategy it
-prints, as the median over seeds:
+over several seeds (the search seed; training itself is seeded alike); ``--tpe-configs N``
+gives tpe and tpe+asha N instead (reported apart, "tpe+asha, N configs"): the other strategies
+train random search's own configs, tpe draws its own, and with early stopping a config costs a
+fraction of a full one. Per strategy it prints, as the median over seeds:
 
 - compute: the sum of ``train_time_s`` of every trial, pruned, screening and data-share
   ones included, and the epochs trained (an epoch on a share of the data counts as that
@@ -45,6 +47,8 @@ move by a few hundredths; the report then gives each repeat's median and the med
     python benchmarks/search_efficiency.py --quick    # a smoke run (about a minute)
     python benchmarks/search_efficiency.py --periods 4 --strategies random,race   # where racing can drop configs
     python benchmarks/search_efficiency.py --seeds 10 --repeats 3 --strategies random,random+asha,tpe+asha
+    python benchmarks/search_efficiency.py --seeds 20 --repeats 3 --strategies tpe+asha --tpe-configs 48 \\
+        --merge benchmarks/results/search_efficiency_random.jsonl     # tpe+asha with twice the configs
 """
 
 from __future__ import annotations
@@ -160,6 +164,11 @@ class Outcome:
     ranked: int = 0  # configs that completed every period at the end (what the ranking and verdict work with)
     resumed: float = 0.0  # epochs not trained again: trials that went on from a stopped run's checkpoint
     repeat: int = 0  # which run of this strategy and seed (--repeats): with 2 workers results arrive in another order
+    configs: int = 0  # the configs it could ask for (--configs, or --tpe-configs); 0 in outcomes saved before it was kept
+
+    def label(self, configs: int) -> str:
+        """The strategy, and its configs where they are not the run's `configs` (tpe with --tpe-configs)."""
+        return self.strategy if self.configs in (0, configs) else f"{self.strategy}, {self.configs} configs"
 
     def to_target(self, target: float) -> float:
         """Compute spent until a complete config was within the target; inf if none was."""
@@ -177,8 +186,14 @@ class Interrupted(Exception):
         self.code = code
 
 
+def configs_of(strategy: str, args: argparse.Namespace) -> int:
+    """The configs a strategy's run asks for: --configs, and --tpe-configs for tpe, which draws its own."""
+    return args.tpe_configs if strategy.startswith("tpe") and args.tpe_configs else args.configs
+
+
 def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace) -> Outcome:
-    spec = make_spec(strategy, seed, args.configs, args.epochs, args.min_epochs, args.periods)
+    configs = configs_of(strategy, args)
+    spec = make_spec(strategy, seed, configs, args.epochs, args.min_epochs, args.periods)
     scheduler = make_scheduler(spec)
     scheduler.restore({})
     results: list[TrialResult] = []
@@ -212,7 +227,7 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     best = min((mean for _, _, mean in timeline), default=math.inf)
     ranked = sum(1 for cid, got in values.items() if cid not in broken and len(got) == periods)
     return Outcome(strategy, seed, spent, epochs, best, timeline, len(results),
-                   sum(r.status is Status.PRUNED for r in results), wall, ranked, resumed)
+                   sum(r.status is Status.PRUNED for r in results), wall, ranked, resumed, configs=configs)
 
 
 def _resumed(result: TrialResult) -> tuple[int, float]:
@@ -251,8 +266,9 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     outcomes = [o for o in outcomes if o.seed in full]  # a ratio needs full random search of the same seed
     first = args.min_epochs or f"{MIN_EPOCHS}, {TPE_MIN_EPOCHS} with tpe: hpt's defaults"
     print()
+    tpe = f" ({args.tpe_configs} for tpe)" if args.tpe_configs else ""
     print(f"search efficiency: mlp on the bundled electricity data, {args.periods} periods, {args.configs} configs "
-          f"per strategy, up to {args.epochs} epochs, early stopping asha (min_epochs {first}, "
+          f"per strategy{tpe}, up to {args.epochs} epochs, early stopping asha (min_epochs {first}, "
           f"reduction factor 3); promote: the best {PROMOTE_TOP} by the quick screen (+asha: asha inside the screen); "
           f"asha-data: asha on data shares "
           f"1/9, 1/3, 1; {args.workers} worker processes x 1 torch thread; seeds {', '.join(map(str, seeds))}")
@@ -262,10 +278,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     headers = ["strategy", "compute (s)", "epochs", "best mean val_mse", "reached target", "compute to target (s)",
                "to target / random's compute", "in epochs", "pruned trials", "configs ranked (min)", "wall (s)"]
     rows = []
-    for strategy in STRATEGIES:
-        mine = [o for o in outcomes if o.strategy == strategy]
-        if not mine:
-            continue
+    for strategy in _labels(outcomes, args):
+        mine = [o for o in outcomes if o.label(args.configs) == strategy]
         to_target = [o.to_target(full[o.seed].best * (1 + TARGET)) for o in mine]
         reached = sum(not math.isinf(t) for t in to_target)
         rows.append([strategy, _fmt(_median([o.compute for o in mine]), "s"), f"{_median([o.epochs for o in mine]):.0f}",
@@ -287,18 +301,17 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
               "search they are measured against, so one of theirs is the target's config")
     print()
     print("per seed: compute to target (s) / compute (s), epochs to target / epochs, best mean val_mse, configs ranked")
-    for o in sorted(outcomes, key=lambda o: (STRATEGIES.index(o.strategy), o.seed)):
+    repeated = args.repeats > 1 or any(o.repeat for o in outcomes)  # saved outcomes of several runs too
+    for o in sorted(outcomes, key=lambda o: (STRATEGIES.index(o.strategy), o.label(args.configs), o.seed)):
         target = full[o.seed].best * (1 + TARGET)
         e = o.epochs_to_target(target)
-        run = f" run {o.repeat + 1}" if args.repeats > 1 and o.strategy != "random" else ""
-        print(f"  {o.strategy:<12} seed {o.seed}{run}: {_fmt(o.to_target(target), 's'):>8} / {o.compute:7.1f}s  "
+        run = f" run {o.repeat + 1}" if repeated and o.strategy != "random" else ""
+        print(f"  {o.label(args.configs):<12} seed {o.seed}{run}: {_fmt(o.to_target(target), 's'):>8} / {o.compute:7.1f}s  "
               f"{'missed' if math.isinf(e) else f'{e:.0f}':>6} / {o.epochs:5.0f}  best {_fmt(o.best)}  "
               f"ranked {o.ranked}")
     print()
-    for strategy in ADAPTIVE:
-        mine = [o for o in outcomes if o.strategy == strategy]
-        if not mine:
-            continue
+    for strategy in _labels(outcomes, args, ADAPTIVE):
+        mine = [o for o in outcomes if o.label(args.configs) == strategy]
         if strategy == "race":
             print(f"race: {_median([o.pruned for o in mine]):.0f} of {_median([o.trials for o in mine]):.0f} trials "
                   f"dropped, not trained (median over seeds)"
@@ -310,7 +323,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         fewest = min(o.ranked for o in mine)
         line = f"goal for {strategy}: >= 3 configs ranked over every period at the end: {fewest} at the fewest -> " \
                + ("met" if fewest >= 3 else "missed")
-        goal = GOALS.get(strategy)
+        goal = GOALS.get(mine[0].strategy)
         if goal is not None:
             ratio = _median(_ratios(mine, full))
             shown = "never reached" if math.isinf(ratio) else f"{ratio:.3f}"
@@ -323,6 +336,12 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
                 line += (f"; each run: {', '.join('missed' if math.isinf(m) else f'{m:.3f}' for m in each)} "
                          f"(met in {sum(m <= goal for m in each)} of {len(each)})")
         print(line)
+
+
+def _labels(outcomes: list[Outcome], args: argparse.Namespace, strategies: Sequence[str] = STRATEGIES) -> list[str]:
+    """The table's strategies, in STRATEGIES' order: a strategy run with other configs (--tpe-configs) apart."""
+    return sorted({o.label(args.configs) for o in outcomes if o.strategy in strategies},
+                  key=lambda label: (STRATEGIES.index(label.split(",")[0]), label))
 
 
 def _ratios(mine: list[Outcome], full: dict[int, Outcome], epochs: bool = False) -> list[float]:
@@ -357,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--configs", type=int, default=24)
+    parser.add_argument("--tpe-configs", type=int, default=None, metavar="N",
+                        help="configs tpe and tpe+asha ask for (default: --configs). The other strategies train random "
+                             "search's configs, so one of theirs is the target's; tpe draws its own, and with early "
+                             "stopping each costs a fraction of a full one, so more of them can still cost less")
     parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--min-epochs", type=int, default=None,
                         help=f"asha's first rung for every strategy (default: hpt's, {MIN_EPOCHS}, and {TPE_MIN_EPOCHS} "

@@ -126,6 +126,30 @@ def test_search_efficiency_says_how_often_an_independent_random_search_reaches_t
            "(67%)" in done.stdout, done.stdout
 
 
+def test_search_efficiency_reports_tpe_with_more_configs_apart(tmp_path: Path) -> None:
+    # saved outcomes only: random search's best is 1.0 (target 1.02); tpe+asha with its 2 configs missed it, and
+    # with 4 configs (--tpe-configs) reached it after 30 of random search's 100 epochs
+    def outcome(strategy: str, configs: int, timeline: list[list[float]]) -> str:
+        return json.dumps({"strategy": strategy, "seed": 0, "compute": 10.0, "epochs": 100.0, "best": timeline[-1][2],
+                           "timeline": timeline, "trials": 4, "pruned": 0, "wall": 5.0, "ranked": 3,
+                           "configs": configs}) + "\n"
+
+    saved = tmp_path / "saved.jsonl"
+    saved.write_text(outcome("random", 2, [[10.0, 100.0, 1.0]]) + outcome("tpe+asha", 2, [[2.0, 20.0, 1.5]])
+                     + outcome("tpe+asha", 4, [[2.0, 20.0, 1.5], [3.0, 30.0, 1.01]]))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"), "--seeds", "0",
+                           "--workers", "1", "--configs", "2", "--merge", str(saved)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert re.search(r"^  tpe\+asha +\S+ +\S+ +\S+ +0/1 +missed ", out, re.M), out
+    assert re.search(r"^  tpe\+asha, 4 configs +\S+ +\S+ +\S+ +1/1 +3\.0s +0\.30 +0\.30 ", out, re.M), out
+    assert re.search(r"^goal for tpe\+asha: .* never reached -> missed", out, re.M), out
+    assert re.search(r"^goal for tpe\+asha, 4 configs: .* \(median over seeds\): 0\.300 -> met \(in epochs: 0\.30\)",
+                     out, re.M), out
+    assert re.search(r"^  tpe\+asha, 4 configs seed 0: +3\.0s / +10\.0s", out, re.M), out
+
+
 def test_forecast_quality_benchmark_quick(tmp_path: Path) -> None:
     saved = tmp_path / "rows.jsonl"
     out = _quick_run("forecast_quality.py", 600, "--save", str(saved))
