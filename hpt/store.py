@@ -45,7 +45,7 @@ from hpt.rows import (
     to_csv,
 )
 from hpt.sinks import Sink, env_float, update
-from hpt.trial import WAITS, Status, TrialResult
+from hpt.trial import Status, TrialResult, waits
 from hpt.uploader import InMemory, Then, Uploader
 
 __all__ = ["ResultStore", "SyncReport"]
@@ -393,8 +393,7 @@ def _says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
     diverged): the interruption says nothing about the trial, so that row stays (a finalist cut short while it
     trained a stopped trial again leaves the row of the stop, which a resumed run goes by). A trial that waited at
     asha's first rung had not ended: cut short once it went on, it is to run again, as its interrupted row says."""
-    return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED \
-        and WAITS not in str(there.get("error") or "")
+    return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED and not waits(there)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

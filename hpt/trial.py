@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from hpt.periods import Holdout
 
 __all__ = ["WAITS", "Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
-           "curve_metrics", "monitor_of", "utcnow"]
+           "curve_metrics", "monitor_of", "utcnow", "waits"]
 
 
 WAITS = "it waits"
@@ -33,6 +33,12 @@ class Status(str, enum.Enum):
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
     PRUNED = "pruned"  # stopped early by the scheduler: metrics so far, its curve, no model
+
+
+def waits(row: Mapping[str, Any]) -> bool:
+    """Whether `row` is of a trial that waits at asha's first rung (a ``pruned`` row whose error says :data:`WAITS`):
+    not yet ended, it goes on or stays stopped once its period's evidence is there."""
+    return row.get("status") == Status.PRUNED.value and WAITS in str(row.get("error") or "")
 
 
 @dataclass(frozen=True)

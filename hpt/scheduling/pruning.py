@@ -33,7 +33,7 @@ from hpt.scheduling.stopped import StoppedConfigs, config_stopped, stopped_for_i
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
-from hpt.trial import WAITS, Progress, Status, Trial, TrialResult
+from hpt.trial import WAITS, Progress, Status, Trial, TrialResult, waits
 
 if TYPE_CHECKING:
     import optuna
@@ -410,8 +410,7 @@ class Pruning(Scheduler):
         waiting = set()
         for tid, t in self._replay(own, curves).items():
             row = rows[tid]
-            if self._rungs and row.get("status") == Status.PRUNED.value and WAITS in str(row.get("error") or "") \
-                    and self._peers(t, self._rungs[0]) < self.stopping.evidence:
+            if self._rungs and waits(row) and self._peers(t, self._rungs[0]) < self.stopping.evidence:
                 self._waiting[tid] = None, t, row  # still waiting: judged once its evidence is there
                 waiting.add(tid)
             # a waiting row whose rung has its evidence was judged when it got there (unless the run stopped in
