@@ -16,6 +16,7 @@ import pytest
 
 from hpt.backends.fake import Script
 from hpt.errors import SpecError
+from hpt.progress import format_params
 from hpt.spec import load_spec
 from hpt.trial import Trial
 from tests.conftest import cli_here, tiny_spec
@@ -114,9 +115,14 @@ def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spe
     assert summary.counts == {"ok": 6, "pruned": 7}  # the finalists' and the waiting trials' compute in the totals
     out = capsys.readouterr().out
     assert "finalists: 2 configs of the best 3 lack periods; 4 trials now run to the last epoch" in out
+    ids = {c: cid for cid, c in order.items()}
+    # each finalist with its values, as the early-stopping lines name the configs they stop
+    said = next(line for line in out.splitlines() if "finalists: 2 configs" in line)
+    for c in (1, 2):
+        values = format_params({"lr": rows[c][0]["param_lr"], "hidden_size": rows[c][0]["param_hidden_size"]})
+        assert f"{ids[c]} {values}" in said and f"{values}  pruned at epoch 1" in out, out
     res = cli_here("results", str(tmp_path / "res"))
     assert res.returncode == 0, res.stderr
-    ids = {c: cid for cid, c in order.items()}
     ranked = [line for line in res.stdout.splitlines() if any(ids[c] in line for c in (0, 1, 2))]
     assert any(f"{ids[1]} (finalist)" in line and "*" in line.split()[0] for line in ranked), res.stdout  # best
     assert f"{ids[2]} (finalist)" in res.stdout and f"{ids[0]} (finalist)" not in res.stdout

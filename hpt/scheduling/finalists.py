@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpt.progress import plural
+from hpt.progress import format_params, plural
 from hpt.rows import TAG_COLUMNS, params_of
 from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.checkpoints import RESUMED, Checkpoints
@@ -257,9 +257,11 @@ class Finalists(Scheduler):
             if again:  # stopped off a kept rung, or by an earlier run: checkpoints live in the run that kept them
                 goes_on += (f"; {again} {'runs' if again == 1 else 'run'} again from the first epoch (no checkpoint of "
                             f"{'it' if again == 1 else 'them'} is kept)")
+            # each config with its values, as early stopping's log named it when it stopped or kept it waiting
+            named = "; ".join(dict.fromkeys(f"{t.config_id} {format_params(t.tuned_params)}" for t in todo))
             self.say(f"finalists: {plural(configs, 'config')} of the best {best} "
                      f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
-                     f"epoch without early stopping ({', '.join(dict.fromkeys(t.config_id for t in todo))}){goes_on}")
+                     f"epoch without early stopping ({named}){goes_on}")
         else:
             done = sum(1 for n in self._oks().values() if n >= self._per_config)
             n = len(finishing)
