@@ -340,8 +340,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
 
 def _labels(outcomes: list[Outcome], args: argparse.Namespace, strategies: Sequence[str] = STRATEGIES) -> list[str]:
     """The table's strategies, in STRATEGIES' order: a strategy run with other configs (--tpe-configs) apart."""
-    return sorted({o.label(args.configs) for o in outcomes if o.strategy in strategies},
-                  key=lambda label: (STRATEGIES.index(label.split(",")[0]), label))
+    return [label for _, label in sorted({(STRATEGIES.index(o.strategy), o.label(args.configs))
+                                          for o in outcomes if o.strategy in strategies})]
 
 
 def _ratios(mine: list[Outcome], full: dict[int, Outcome], epochs: bool = False) -> list[float]:
