@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,7 +45,7 @@ from hpt.rows import (
     to_csv,
 )
 from hpt.sinks import Sink, env_float, update
-from hpt.trial import Status, TrialResult, waits
+from hpt.trial import Status, TrialResult, says_less
 from hpt.uploader import InMemory, Then, Uploader
 
 __all__ = ["ResultStore", "SyncReport"]
@@ -268,7 +268,7 @@ class ResultStore:
 
     def _may_replace(self, data: bytes | None, row: dict[str, Any]) -> bool:
         there = parse_row(data)
-        if there is None or _same(there, row) or (there.get("status") != Status.OK.value and not _says_less(row, there)):
+        if there is None or _same(there, row) or (there.get("status") != Status.OK.value and not says_less(row, there)):
             return True
         if row.get("status") == Status.OK.value and self.replace_ok:
             return True
@@ -370,7 +370,7 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
     if old is row:
         return False
     if old is not None:
-        if _says_less(row, old):
+        if says_less(row, old):
             return False
         old_ok, new_ok = old.get("status") == Status.OK.value, row.get("status") == Status.OK.value
         if old_ok != new_ok:
@@ -382,18 +382,6 @@ def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
             return False
     rows[row["trial_id"]] = row
     return True
-
-
-_ENDED = (Status.PRUNED.value, Status.FAILED.value, Status.DIVERGED.value)
-"""Statuses of a trial that ended: an interrupted run of it says less (:func:`_says_less`)."""
-
-
-def _says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
-    """Whether `row` is an interrupted run of a trial whose row `there` says how it ended (stopped early, failed,
-    diverged): the interruption says nothing about the trial, so that row stays (a finalist cut short while it
-    trained a stopped trial again leaves the row of the stop, which a resumed run goes by). A trial that waited at
-    asha's first rung had not ended: cut short once it went on, it is to run again, as its interrupted row says."""
-    return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED and not waits(there)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -7,7 +7,8 @@ import dataclasses
 import enum
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from hpt.periods import Holdout
 
 __all__ = ["WAITS", "Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
-           "curve_metrics", "monitor_of", "utcnow", "waits"]
+           "curve_metrics", "monitor_of", "says_less", "status_counts", "utcnow", "waits"]
 
 
 WAITS = "it waits"
@@ -33,6 +34,26 @@ class Status(str, enum.Enum):
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
     PRUNED = "pruned"  # stopped early by the scheduler: metrics so far, its curve, no model
+
+
+def status_counts(statuses: Iterable[Any]) -> Counter[str]:
+    """How many of each status: ok, pruned, then the problems (failed, diverged, interrupted), any other after; the
+    order a run's last line and ``hpt results`` give them in."""
+    counts = Counter(str(s) for s in statuses)
+    order = [Status.OK.value, Status.PRUNED.value, *(s.value for s in Status if s not in (Status.OK, Status.PRUNED))]
+    return Counter({k: counts[k] for k in sorted(counts, key=lambda k: (order.index(k) if k in order else len(order), k))})
+
+
+def says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
+    """Whether `row` is an interrupted run of a trial whose row `there` says how it ended (stopped early, failed,
+    diverged): the interruption says nothing about the trial, so that row stays (a finalist cut short while it
+    trained a stopped trial again leaves the row of the stop, which a resumed run goes by). A trial that waited at
+    asha's first rung had not ended: cut short once it went on, it is to run again, as its interrupted row says."""
+    return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED and not waits(there)
+
+
+_ENDED = (Status.PRUNED.value, Status.FAILED.value, Status.DIVERGED.value)
+"""Statuses of a trial that ended: an interrupted run of it says less (:func:`says_less`)."""
 
 
 def waits(row: Mapping[str, Any]) -> bool:

@@ -73,6 +73,13 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
 
     shown = cli_here("results", str(sink))
     assert shown.returncode == 0, shown.stderr
+    # the run's last line and hpt results count the same trials, each once (one that ran again by its row)
+    end = re.search(r"^run \S+ finished in \S+: (\d+) ok, (\d+) pruned( \(\d+ stopped trials? ran again: (\d+) results "
+                    r"for (\d+) trials?, each counted once, as its row says\))?$", out.stdout, re.M)
+    assert end and (int(end.group(1)), int(end.group(2))) == (len(ok), len(pruned)), out.stdout
+    assert f"{len(rows)} trials ({len(ok)} ok, {len(pruned)} pruned)" in shown.stdout, shown.stdout
+    if end.group(3):  # trials judged in after waiting at the first rung, finalists: the progress counter's results
+        assert int(end.group(5)) == len(rows) and f"[{end.group(4)}/{end.group(4)}] " in out.stdout
     n = pruned["config_id"].nunique()
     assert f"Stopped early: {n} config{'s' if n > 1 else ''} with a pruned period ({len(pruned)} trial" in shown.stdout
     assert f"{len(pruned)} pruned trial{'s' if len(pruned) > 1 else ''} left out, counted per value" in shown.stdout

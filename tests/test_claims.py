@@ -29,6 +29,7 @@ from hpt.progress import Reporter
 from hpt.results import load_results
 from hpt.rows import parse_csv, parse_row
 from hpt.runner import RunOptions, RunSummary, run_spec
+from hpt.runner.summary import report_end
 from hpt.search import expand
 from hpt.sinks import open_sink
 from hpt.spec import Spec, load_spec
@@ -118,6 +119,26 @@ def test_an_interrupted_run_of_a_trial_leaves_the_row_of_how_it_ended(location: 
     assert there() == ("runE3", "interrupted", "interrupted")
     resumed.record(_result(Status.OK, "runF", b"model of F"), "runF", ["val_mse"])  # an ok row replaces any of them
     assert there() == ("runF", "ok", "ok")
+
+
+def test_the_runs_last_line_counts_a_trial_that_ran_again_as_its_row_says(tmp_path: Path) -> None:
+    # one trial's results in one run: its count follows its row (as hpt results counts it), every result counted apart
+    store, summary = ResultStore(open_sink(str(tmp_path))), RunSummary("run", str(tmp_path), 0)
+    waiting = dataclasses.replace(_result(Status.PRUNED, "r3", None), error=f"pruned at epoch 1 (rung 0: {WAITS}, ...)")
+    steps = [(_result(Status.PRUNED, "r1", None), "pruned"), (_result(Status.INTERRUPTED, "r2", None), "pruned"),
+             (waiting, "pruned"), (_result(Status.INTERRUPTED, "r4", None), "interrupted"),
+             (_result(Status.OK, "r5", b"model"), "ok")]  # "rN": when it finished
+    for n, (result, status) in enumerate(steps, 1):
+        store.record(result, "run", ["val_mse"])
+        summary.add(result)
+        assert store.rows()["t1"]["status"] == status and summary.counts == {status: 1}
+        assert summary.ended == n
+    assert summary.again == {"t1"}
+    out = io.StringIO()
+    report_end(Reporter(out, bar=False), load_spec(_spec(tmp_path, [0.01])[0]), summary)
+    assert out.getvalue().startswith("run run finished in 0.0s: 1 ok (1 stopped trial ran again: 5 results for 1 trial, "
+                                     "each counted once, as its row says)\n"), out.getvalue()
+    store.close()
 
 
 def _spec(tmp_path: Path, lrs: list[float], **training: Any) -> tuple[Path, Spec]:

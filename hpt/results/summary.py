@@ -28,7 +28,7 @@ from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
 from hpt.results.versus import Judgement, VsBaseline, config_judgement, versus_baselines
 from hpt.rows import DEFAULT_FIDELITY
-from hpt.trial import Status
+from hpt.trial import Status, status_counts
 
 __all__ = ["Summary", "best_params", "summarise"]
 
@@ -127,7 +127,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     main_ranking = rankings.get(main) or empty_ranking(main, metric)
     main_rows = select(frame, fidelities(frame) == main)
     status = frame["status"].astype(str)
-    counts = {k: int(v) for k, v in status.value_counts().items()}
+    counts = dict(status_counts(status))
     ok = status == Status.OK.value
     problems = frame[~ok & (status != Status.PRUNED.value)]  # pruned configs are listed apart, per ranking
     notes = []

@@ -122,8 +122,6 @@ class _Run:
         self.claims = Claims(store.sink, self.run_id, self.record.beat)
         self.gate = ClaimGate(self.claims, store, self.run_id, options.force)
         self.baselines = RunBaselines(spec, frame)
-        self.ended: set[str] = set()  # trial ids with a result in this run
-        self.again: set[str] = set()  # ... and those with more than one (stopped, then run again)
 
     def on_result(self, result: TrialResult) -> None:
         row = self.store.record(result, self.run_id, self.columns)
@@ -132,11 +130,7 @@ class _Run:
         tid = result.trial.trial_id
         claims = self.claims
         self.store.then(lambda: claims.release(tid))  # once its row is at the location
-        self.summary.counts[result.status.value] += 1
-        if tid in self.ended and result.status is not Status.INTERRUPTED:  # cut short, it leaves the earlier row
-            self.again.add(tid)
-            self.summary.ran_again = len(self.again)
-        self.ended.add(tid)
+        self.summary.add(result)
         if result.status in (Status.OK, Status.PRUNED):  # a window setting drawn as the run goes (tpe, random)
             self.baselines.record(self.store, self.run_id, self.columns, result.trial.params)
 
@@ -189,7 +183,7 @@ class _Run:
             reporter.line(f"{plural(n, 'trial')} {'is' if n == 1 else 'are'} being trained by {holder}; not started here")
         reporter.close()
         try:
-            self.record.end(status, counts=dict(summary.counts), skipped=summary.skipped,
+            self.record.end(status, counts=dict(summary.counts), results=summary.ended, skipped=summary.skipped,
                             elsewhere={tid: h.run_id for tid, h in summary.elsewhere.items()})
         finally:
             undelivered = self.store.close()  # waits for the background writes of results.csv and uploads (claims released)

@@ -21,7 +21,7 @@ from hpt.results import (
     versus_baselines,
 )
 from hpt.spec import Spec
-from hpt.trial import Status
+from hpt.trial import Status, TrialResult, says_less, status_counts
 
 
 @dataclass
@@ -29,8 +29,9 @@ class RunSummary:
     run_id: str
     results: str
     skipped: int
-    counts: Counter[str] = field(default_factory=Counter)  # per result: a trial that ran again counts each time
-    ran_again: int = 0  # trials with more than one result in this run (stopped, then run again)
+    last: dict[str, dict[str, str]] = field(default_factory=dict)  # trial id -> its row's status and error
+    ended: int = 0  # the results this run had: a trial stopped, then run again, has two (the progress counter's)
+    again: set[str] = field(default_factory=set)  # trials with more than one result in this run (stopped, then run again)
     best: BestConfig | None = None
     best_note: str = ""  # why no config is best, when none is
     vs_baseline: VsBaseline | None = None  # the best config against the better naive baseline
@@ -38,6 +39,22 @@ class RunSummary:
     exit_code: int = 0
     elapsed_s: float = 0.0
     elsewhere: dict[str, Holder] = field(default_factory=dict)  # trials another live run trains: not started here
+
+    @property
+    def counts(self) -> Counter[str]:
+        """The trials this run ran, by status, each once, as its row says (so they add up as ``hpt results``
+        counts): its last result, unless that is an interruption of one whose earlier result said how it ended."""
+        return status_counts(said["status"] for said in self.last.values())
+
+    def add(self, result: TrialResult) -> None:
+        """One result of this run."""
+        self.ended += 1
+        tid, said = result.trial.trial_id, {"status": result.status.value, "error": str(result.error or "")}
+        there = self.last.get(tid)
+        if there is not None and result.status is not Status.INTERRUPTED:
+            self.again.add(tid)  # stopped, then run again
+        if there is None or not says_less(said, there):
+            self.last[tid] = said
 
 
 def judge_best(summary: RunSummary, spec: Spec, trial_rows: pd.DataFrame) -> None:
@@ -54,10 +71,10 @@ def judge_best(summary: RunSummary, spec: Spec, trial_rows: pd.DataFrame) -> Non
 
 def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[str] = ()) -> None:
     """The run's summary; `notes`: the scheduler's lines about the run (a promotion's screen vs its full results)."""
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items(), key=lambda kv: list(Status).index(Status(kv[0]))))
+    counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
     verb = "interrupted" if s.exit_code else "finished"
-    again = (f" ({plural(s.ran_again, 'stopped trial')} ran again; {'its row is' if s.ran_again == 1 else 'their rows are'} "
-             "the last run's)") if s.ran_again else ""
+    again = (f" ({plural(len(s.again), 'stopped trial')} ran again: {s.ended} results for "
+             f"{plural(len(s.last), 'trial')}, each counted once, as its row says)") if s.again else ""
     reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}{again}"
                   + (f"; {s.skipped} skipped as already done" if s.skipped else "")
                   + (f"; {len(s.elsewhere)} left to another run" if s.elsewhere else ""))
