@@ -198,7 +198,7 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     scheduler.restore({})
     results: list[TrialResult] = []
     t0 = time.monotonic()
-    code = drive(scheduler, backend, results.append, Reporter(quiet=True), spec.objective)
+    code = drive(scheduler, backend, lambda r: r.amends or results.append(r), Reporter(quiet=True), spec.objective)
     if code:
         raise Interrupted(code)  # an outcome cut short would read as a cheap search
     wall = time.monotonic() - t0

@@ -118,6 +118,8 @@ class TrialResult:
     curve: str | None = None  # per-epoch metrics as CSV text
     checkpoints: Mapping[int, bytes] = field(default_factory=dict, repr=False)  # a stopped trial's training state at
     # the epochs of its trial's checkpoint_at that it reached (epoch -> checkpoint): it can go on from there
+    amends: bool = False  # not a new result: what came of a trial this run recorded before (a trial that waited at
+    # asha's first rung and stays stopped), which its row is written again to say; not counted, reported or heard
 
 
 @dataclass(frozen=True)

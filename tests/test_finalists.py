@@ -74,7 +74,11 @@ def test_a_rung_judges_a_trial_only_once_min_trials_others_reached_it(write_spec
         assert got == {0: ["ok", "ok"], 1: ["pruned", "pruned"], 2: ["pruned", "pruned"], 3: ["pruned"], 4: ["pruned"],
                        5: ["pruned"]}
         waited = rows_by_config(tmp_path / "res", order)
-        assert all("it waits" in r["error"] and r["epochs"] == 1 for c in (1, 2) for r in waited[c])
+        # their rows say so: they waited at the first rung, then were judged behind there (or their config stopped)
+        assert all(r["epochs"] == 1 and re.fullmatch(r"pruned at epoch 1 \((rung 0, behind \d+ of \d+ trials of its period, "
+                                                     r"where it waited|its config was stopped in .*)\)", r["error"])
+                   for c in (1, 2) for r in waited[c]), waited
+        assert sum(r["error"].endswith("where it waited)") for c in (1, 2) for r in waited[c]) >= 2
     else:  # judged against the first config alone: the best config of the search is stopped at epoch 1
         assert got == {0: ["ok", "ok"], 1: ["pruned"], 2: ["pruned"], 3: ["pruned"], 4: ["pruned"], 5: ["pruned"]}
 

@@ -154,15 +154,27 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
                      rf"stopped trials? ran again: {len(submitted)} results for {len(rows)} trials, each counted once, "
                      r"as its row says\)$", out, re.M), out
     assert re.search(rf"^\[{len(submitted)}/{len(submitted)}\] ", out, re.M), out
-    waited = pruned[pruned["error"].str.contains("it waits")]  # stopped at the first rung before 3 others got there,
-    assert len(waited) >= 1  # then judged there once they had (out of their best third: not run again)
-    for r in waited.itertuples():  # the log says what came of the wait
+    # stopped at the first rung before 3 others got there, then judged there once they had, out of their best third:
+    # not run again. The log said it waits, then what came of it; its row, which said it waits, now says that too
+    waited = pruned[pruned["error"].str.endswith(", where it waited)")]
+    assert len(waited) >= 1 and not pruned["error"].str.contains("it waits").any()
+    for r in waited.itertuples():
+        assert re.search(rf"^\[ ?\d+/\d+\] pruned +\S+  lr={r.param_lr:.4g} hidden_size=8  pruned at epoch 1 \(rung 0: [0-2] "
+                         r"of the 3 other trials of its period it is judged with got there so far; it waits, and runs "
+                         r"again if it is then in their best 1/3\)  val_mse=", out, re.M), out
+        behind = re.fullmatch(r"pruned at epoch 1 \(rung 0, (behind \d+ of \d+ trials of its period), where it waited\)",
+                              r.error)
+        assert r.epochs == 1 and behind, r.error
         assert re.search(rf"^early stopping: \S+ lr={r.param_lr:.4g} hidden_size=8 waited at epoch 1 and stays "
-                         r"stopped \(rung 0, behind \d+ of \d+ trials of its period\)$", out, re.M), out
-        assert r.epochs == 1 and re.fullmatch(r"pruned at epoch 1 \(rung 0: [0-2] of the 3 other trials of its period "
-                                              r"it is judged with got there so far; it waits, and runs again if it is "
-                                              r"then in their best 1/3\)", r.error), r.error
-    for r in pruned.drop(waited.index).itertuples():
+                         rf"stopped \(rung 0, {behind.group(1)}\)$", out, re.M), out
+    for_config = pruned[pruned["error"].str.contains("(its config was stopped in ", regex=False)]
+    for r in for_config.itertuples():  # stopped because its other period was, as it trained or as it waited
+        where = re.fullmatch(r"pruned at epoch (\d+) \((its config was stopped in \S+); a config with a stopped period is "
+                             r"never ranked\)", r.error)
+        assert where, r.error
+        assert re.search(rf"lr={r.param_lr:.4g} hidden_size=8 +(waited at epoch {where.group(1)} and stays stopped|pruned "
+                         rf"at epoch {where.group(1)}) \({re.escape(where.group(2))}", out), out
+    for r in pruned.drop([*waited.index, *for_config.index]).itertuples():
         m = re.fullmatch(r"pruned at epoch (\d+) \(rung (\d+), behind (\d+) of (\d+) trials of its period\)", r.error)
         assert m, r.error
         epoch, rung = int(m.group(1)), int(m.group(2))
@@ -325,7 +337,9 @@ def test_periods_of_a_stopped_config_that_train_side_by_side_stop_at_their_next_
         other = rows[(rows["config_id"] == r.config_id) & (rows["trial_id"] != r.trial_id)]
         assert list(other["period_start"]) == [m.group(2)] and other["error"].iloc[0].startswith("pruned at epoch")
         assert len(pd.read_csv(tmp_path / "res" / "curves" / f"{r.trial_id}.csv")) == r.epochs
-        assert f"pruned at epoch {r.epochs} (its config was stopped in {m.group(2)}" in out
+        said = (f"pruned at epoch {r.epochs} (its config was stopped in {m.group(2)}",  # stopped as it trained, or
+                f"waited at epoch {r.epochs} and stays stopped (its config was stopped in {m.group(2)}")  # as it waited
+        assert any(line in out for line in said), out
 
 
 def test_where_a_trial_stopped_unjudged_is_not_held_against_its_config() -> None:
@@ -431,6 +445,13 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
     # behind the fourth, stays stopped. They are the two periods of one config, which can then no longer be
     # ranked: the first stays stopped too, and a new trial starts in its place
     scheduler.on_result(TrialResult(third, Status.PRUNED, {"val_mse": 6.0, "epochs": 1}, error=stop))
+    # their rows, which said they wait, are written again to say what came of them (not new results), then a new trial
+    restated = [scheduler.suggest(), scheduler.suggest()]
+    assert all(isinstance(r, TrialResult) and r.amends and r.status is Status.PRUNED for r in restated)
+    assert [(r.trial.trial_id, r.error, r.metrics["val_mse"]) for r in restated if isinstance(r, TrialResult)] == [
+        (second.trial_id, "pruned at epoch 1 (rung 0, behind 1 of 1 trials of its period, where it waited)", 50.0),
+        (first.trial_id, f"pruned at epoch 1 (its config was stopped in {second.period.label}; a config with a stopped "
+                         "period is never ranked)", 5.0)]
     nxt = scheduler.suggest()
     assert isinstance(nxt, Trial) and nxt.trial_id not in {first.trial_id, second.trial_id}
     values = format_params(first.tuned_params)

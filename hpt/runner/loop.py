@@ -90,6 +90,9 @@ class _Loop:
         gate, backend, scheduler = self.gate, self.backend, self.scheduler
         while signals.first is None and backend.free() > 0:
             nxt = scheduler.suggest() if not self.exhausted else DONE
+            if isinstance(nxt, TrialResult) and nxt.amends:  # what came of a trial recorded before: its row says it
+                self.on_result(nxt)
+                continue
             if isinstance(nxt, TrialResult):  # decided without training (a config racing dropped)
                 self.finished += 1
                 self.on_result(nxt)

@@ -33,6 +33,7 @@ from hpt.scheduling.stopped import StoppedConfigs, config_stopped, stopped_for_i
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
+from hpt.stamps import utcnow
 from hpt.trial import WAITS, Progress, Status, Trial, TrialResult, waits
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ _PRUNED_AT = re.compile(r"pruned at epoch (\d+)")
 _PRUNED_SHARE = re.compile(r"pruned at data share 1/(\d+)")
 _BEHIND = re.compile(r"behind (\d+) of (\d+) trials")
 WAITED = "where it waited"
-"""In what the inner scheduler hears of a waiting trial that stays stopped, out of the best at its rung: like its row
-(which keeps "it waits"), it was not judged when it stopped (:func:`stopped_unjudged`)."""
+"""What the row of a waiting trial that stays stopped, out of the best at its rung, says (and the inner scheduler
+hears): it was not judged when it stopped (:func:`stopped_unjudged`)."""
 
 
 def max_epochs(spec: Spec) -> int:
@@ -132,8 +133,8 @@ def behind_too_many(behind: int, others: int, reduction_factor: int) -> bool:
 
 def stopped_unjudged(error: Any) -> bool:
     """Whether a pruned trial stopped where no rung judged it: its config was stopped in another period
-    (:func:`stopped_for_its_config`), or it waited at asha's first rung (its row keeps "it waits" whatever came
-    of it)."""
+    (:func:`stopped_for_its_config`), or it waited at asha's first rung (its row says "it waits" until the run
+    decides, then "where it waited")."""
     text = str(error or "")
     return stopped_for_its_config(text) or WAITS in text or WAITED in text
 
@@ -328,7 +329,8 @@ class Pruning(Scheduler):
     waits, while the search has more trials to start. It stops there (its row: pruned, "it
     waits"), the inner scheduler does not hear of it yet, and its value there counts as evidence
     for the others. Once `min_trials` others got there it is judged by that value: out of their
-    best 1/reduction_factor, it stays stopped (the inner scheduler hears so); in them, the same
+    best 1/reduction_factor, it stays stopped (the inner scheduler hears so, and its row is written again to say so:
+    "where it waited"); in them, the same
     trial runs again, from its checkpoint there (its new row replaces the waiting one). Otherwise the first
     configs of a search would pass the first rung unjudged and train every epoch while the
     workers they hold keep the others from reaching it. A waiting trial runs again anyway when
@@ -371,11 +373,12 @@ class Pruning(Scheduler):
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead = StoppedConfigs(say)
         self._pausing: set[str] = set()  # trial ids stopped at the first rung to wait for evidence
-        self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, Mapping[str, Any]]] = {}  # trial id -> the
-        # trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's study,
-        # its result's metrics (or row)
-        self._again: list[tuple[Trial, optuna.trial.Trial, Mapping[str, Any]]] = []  # waiting trials to run again
-        # (judged in their best 1/reduction_factor, or nothing more to start brings their evidence), as in _waiting
+        self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, TrialResult | Mapping[str, Any]]] = {}  # trial
+        # id -> the trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's
+        # study, the result it waited with (or its row, when resuming)
+        self._again: list[tuple[Trial, optuna.trial.Trial, TrialResult | Mapping[str, Any]]] = []  # waiting trials to run
+        # again (judged in their best 1/reduction_factor, or nothing more to start brings their evidence), as in _waiting
+        self._restated: list[TrialResult] = []  # rows of waiting trials that stay stopped, saying so (TrialResult.amends)
         self._rerun: set[str] = set()  # trial ids running again: they do not wait a second time
         self._ghosts: set[tuple[str, int]] = set()  # (study, number): a waiting trial's entry, once it runs again
         self._waited = 0  # waiting trials found when resuming
@@ -496,7 +499,7 @@ class Pruning(Scheduler):
     def _judge_waiting(self) -> None:
         """Waiting trials whose first rung now has `min_trials` others: stopped for good, or to run again."""
         first = self._rungs[0] if self._rungs else 0
-        for tid, (trial, t, metrics) in list(self._waiting.items()):
+        for tid, (trial, t, said) in list(self._waiting.items()):
             if trial is None:
                 continue  # resuming: judged once the inner scheduler suggests it again
             why = self._dead.why(trial.config_id)
@@ -505,15 +508,17 @@ class Pruning(Scheduler):
             del self._waiting[tid]
             behind, others = self._behind(t, first)
             if why is not None:
-                self._stays_stopped(trial, metrics, why=why)
+                self._stays_stopped(trial, said, why=why)
             elif behind_too_many(behind, others, self.stopping.reduction_factor):
-                self._stays_stopped(trial, metrics, behind=f"behind {behind} of {others} trials of its period")
+                self._stays_stopped(trial, said, behind=f"behind {behind} of {others} trials of its period")
             else:
-                self._again.append((trial, t, metrics))
+                self._again.append((trial, t, said))
 
-    def _stays_stopped(self, trial: Trial, metrics: Mapping[str, Any], why: str = "", behind: str = "") -> None:
+    def _stays_stopped(self, trial: Trial, said: TrialResult | Mapping[str, Any], why: str = "",
+                       behind: str = "") -> None:
         """A waiting trial does not run again: out of the best at the first rung (`behind`), or its config was
-        stopped in another period (`why`). Its row still says it waits: the log says what came of it."""
+        stopped in another period (`why`). The log says so, the inner scheduler hears it, and its row, which said it
+        waits, is written again to say what came of it (:attr:`_restated`)."""
         first = self._rungs[0]
         where = f"rung 0, {behind}" if behind else f"its config was {why}"
         self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
@@ -523,11 +528,19 @@ class Pruning(Scheduler):
         self.stopped += 1
         self._dead.stop(trial.config_id, trial.period.label)
         error = f"pruned at epoch {first} ({where}, {WAITED})" if behind else config_stopped(first, why)
+        metrics = said.metrics if isinstance(said, TrialResult) else said
         self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics), error=error))
+        before = dataclasses.replace(said, trial=trial, model=None, curve=None, checkpoints={}) \
+            if isinstance(said, TrialResult) else \
+            TrialResult(trial, Status.PRUNED, metrics=dict(said), started_at=str(said.get("started_at") or ""),
+                        device=str(said.get("device") or ""))  # its row, from an earlier run
+        self._restated.append(dataclasses.replace(before, error=error, finished_at=utcnow(), amends=True))
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         self._judge_waiting()
         while True:
+            if self._restated:
+                return self._restated.pop(0)
             if self._again:
                 again, entry, values = self._again.pop(0)
                 why = self._dead.why(again.config_id)  # stopped in another period since it was judged in
@@ -541,11 +554,11 @@ class Pruning(Scheduler):
                     return nxt
                 if self._live:
                     return WAIT  # trials running may bring the evidence the waiting ones lack
-                for tid, (trial, t, metrics) in list(self._waiting.items()):  # none will: they run again, not
+                for tid, (trial, t, said) in list(self._waiting.items()):  # none will: they run again, not
                     # waiting (the inner scheduler may itself wait for them: an auto round ends when its trials have)
                     if trial is not None:
                         del self._waiting[tid]
-                        self._again.append((trial, t, metrics))
+                        self._again.append((trial, t, said))
                 if not self._again:
                     return nxt
                 continue
@@ -667,7 +680,7 @@ class Pruning(Scheduler):
                 self._tell(t, optuna.trial.TrialState.COMPLETE, value)
             elif result.status is Status.PRUNED and pausing:
                 self._tell(t, optuna.trial.TrialState.PRUNED)
-                self._waiting[tid] = result.trial, t, result.metrics  # decided once the rung has its evidence
+                self._waiting[tid] = result.trial, t, result  # decided once the rung has its evidence
                 return
             elif result.status is Status.PRUNED:
                 self._tell(t, optuna.trial.TrialState.PRUNED)
