@@ -21,7 +21,7 @@ from hpt.scheduling.checkpoints import Checkpoints
 from hpt.scheduling.pruning import Pruning, rungs
 from hpt.spec import load_spec
 from hpt.spec.search import EarlyStopping, parse_duration
-from hpt.trial import Progress, Trial
+from hpt.trial import Progress, Trial, waits
 from tests.conftest import tiny_spec, trial_row_objects
 
 ASHA = {"kind": "asha", "min_epochs": 1, "reduction_factor": 3}
@@ -159,9 +159,8 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     waited = pruned[pruned["error"].str.endswith(", where it waited)")]
     assert len(waited) >= 1 and not pruned["error"].str.contains("it waits").any()
     for r in waited.itertuples():
-        assert re.search(rf"^\[ ?\d+/\d+\] pruned +\S+  lr={r.param_lr:.4g} hidden_size=8  pruned at epoch 1 \(rung 0: [0-2] "
-                         r"of the 3 other trials of its period it is judged with got there so far; it waits, and runs "
-                         r"again if it is then in their best 1/3\)  val_mse=", out, re.M), out
+        assert re.search(rf"^\[ ?\d+/\d+\] pruned +\S+  lr={r.param_lr:.4g} hidden_size=8  pruned at epoch 1 \(rung 0: it "
+                         r"waits for 3 other trials of its period, [0-2] there so far\)  val_mse=", out, re.M), out
         behind = re.fullmatch(r"pruned at epoch 1 \(rung 0, (behind \d+ of \d+ trials of its period), where it waited\)",
                               r.error)
         assert r.epochs == 1 and behind, r.error
@@ -169,8 +168,7 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
                          rf"stopped \(rung 0, {behind.group(1)}\)$", out, re.M), out
     for_config = pruned[pruned["error"].str.contains("(its config was stopped in ", regex=False)]
     for r in for_config.itertuples():  # stopped because its other period was, as it trained or as it waited
-        where = re.fullmatch(r"pruned at epoch (\d+) \((its config was stopped in \S+); a config with a stopped period is "
-                             r"never ranked\)", r.error)
+        where = re.fullmatch(r"pruned at epoch (\d+) \((its config was stopped in \S+)\)", r.error)
         assert where, r.error
         assert re.search(rf"lr={r.param_lr:.4g} hidden_size=8 +(waited at epoch {where.group(1)} and stays stopped|pruned "
                          rf"at epoch {where.group(1)}) \({re.escape(where.group(2))}", out), out
@@ -318,7 +316,7 @@ def test_a_running_period_of_a_config_stopped_in_another_stops_at_its_next_epoch
     scheduler.on_result(TrialResult(mine, Status.PRUNED, {"val_mse": 1.0, "epochs": 1}, error=stop))
     # February is no worse than anything there, but its config can no longer be ranked: it stops at its next epoch
     assert scheduler.on_progress(Progress(other, 2, {"val_mse": 8.0})) == (
-        f"pruned at epoch 2 (its config was stopped in {jan.label}; a config with a stopped period is never ranked)")
+        f"pruned at epoch 2 (its config was stopped in {jan.label})")
 
 
 def test_periods_of_a_stopped_config_that_train_side_by_side_stop_at_their_next_epoch(write_spec: Any, tmp_path: Path,
@@ -331,8 +329,7 @@ def test_periods_of_a_stopped_config_that_train_side_by_side_stop_at_their_next_
     mine = rows[rows["error"].str.contains("its config was", regex=False)]
     assert len(mine) >= 1
     for r in mine.itertuples():
-        m = re.fullmatch(r"pruned at epoch (\d+) \(its config was stopped in (\S+)\.\.\S+; a config with a stopped "
-                         r"period is never ranked\)", r.error)
+        m = re.fullmatch(r"pruned at epoch (\d+) \(its config was stopped in (\S+)\.\.\S+\)", r.error)
         assert m and r.status == "pruned" and int(m.group(1)) == r.epochs < 9, r.error
         other = rows[(rows["config_id"] == r.config_id) & (rows["trial_id"] != r.trial_id)]
         assert list(other["period_start"]) == [m.group(2)] and other["error"].iloc[0].startswith("pruned at epoch")
@@ -345,11 +342,14 @@ def test_periods_of_a_stopped_config_that_train_side_by_side_stop_at_their_next_
 def test_where_a_trial_stopped_unjudged_is_not_held_against_its_config() -> None:
     from hpt.scheduling.pruning import Reached, halving_standing, stopped_unjudged
 
-    for_config = ("pruned at epoch 2 (its config was stopped in 2013-01-01..2013-01-31; a config with a stopped period "
-                  "is never ranked)")
-    waited = ("pruned at epoch 1 (rung 0: 1 of the 3 other trials of its period it is judged with got there so far; it "
-              "waits, and runs again if it is then in their best 1/3)")
-    assert stopped_unjudged(for_config) and stopped_unjudged(waited)
+    for_config = "pruned at epoch 2 (its config was stopped in 2013-01-01..2013-01-31)"
+    waited = "pruned at epoch 1 (rung 0: it waits for 3 other trials of its period, 1 there so far)"
+    assert stopped_unjudged(for_config) and stopped_unjudged(waited) and waits({"status": "pruned", "error": waited})
+    # as rows of hpt before 2026-12-07 said them
+    assert stopped_unjudged(f"{for_config[:-1]}; a config with a stopped period is never ranked)")
+    old_wait = ("pruned at epoch 1 (rung 0: 1 of the 3 other trials of its period it is judged with got there so far; it "
+                "waits, and runs again if it is then in their best 1/3)")
+    assert stopped_unjudged(old_wait) and waits({"status": "pruned", "error": old_wait})
     assert not stopped_unjudged("pruned at epoch 2 (rung 0, behind 3 of 3 trials of its period)")
     jan = {1: 0.4, 2: 0.39, 3: 0.38}  # the best at epoch 1, behind at epoch 3
     curves = {"a-jan": jan, "b-jan": jan, "c-jan": {1: 0.5, 3: 0.3}, "d-jan": {1: 0.6, 3: 0.32},
@@ -431,8 +431,7 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
     # one trial per period: each is the only one of its period at rung 0, with more trials to start: each waits there
     for t, value in ((first, 5.0), (second, 50.0)):
         why = scheduler.on_progress(Progress(t, 1, {"val_mse": value}))
-        assert why == ("pruned at epoch 1 (rung 0: 0 of the 1 other trials of its period it is judged with got there "
-                       "so far; it waits, and runs again if it is then in their best 1/3)")
+        assert why == "pruned at epoch 1 (rung 0: it waits for 1 other trials of its period, 0 there so far)"
         scheduler.on_result(TrialResult(t, Status.PRUNED, {"val_mse": value, "epochs": 1}, error=why))
     third, fourth = scheduler.suggest(), scheduler.suggest()  # new trials: the waiting ones lack their evidence
     assert isinstance(third, Trial) and isinstance(fourth, Trial) and third.period == first.period
@@ -450,8 +449,7 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
     assert all(isinstance(r, TrialResult) and r.amends and r.status is Status.PRUNED for r in restated)
     assert [(r.trial.trial_id, r.error, r.metrics["val_mse"]) for r in restated if isinstance(r, TrialResult)] == [
         (second.trial_id, "pruned at epoch 1 (rung 0, behind 1 of 1 trials of its period, where it waited)", 50.0),
-        (first.trial_id, f"pruned at epoch 1 (its config was stopped in {second.period.label}; a config with a stopped "
-                         "period is never ranked)", 5.0)]
+        (first.trial_id, f"pruned at epoch 1 (its config was stopped in {second.period.label})", 5.0)]
     nxt = scheduler.suggest()
     assert isinstance(nxt, Trial) and nxt.trial_id not in {first.trial_id, second.trial_id}
     values = format_params(first.tuned_params)

@@ -610,9 +610,8 @@ class Pruning(Scheduler):
             if peers < self.stopping.evidence:
                 self._stopping.add(tid)
                 self._pausing.add(tid)
-                return (f"pruned at epoch {epoch} (rung 0: {peers} of the {self.stopping.evidence} other trials of its "
-                        f"period it is judged with got there so far; {WAITS}, and runs again if it is then in their "
-                        f"best 1/{self.stopping.reduction_factor})")
+                return (f"pruned at epoch {epoch} (rung 0: {WAITS} for {self.stopping.evidence} other trials of its "
+                        f"period, {peers} there so far)")  # then goes on if in their best 1/reduction_factor: the log says
         waiting = self._unjudged.setdefault(tid, [])
         if epoch in self._rungs and not (tid in self._rerun and epoch == self._rungs[0]):
             waiting.append(epoch)  # a waiting trial that runs again was judged at the first rung: once is enough

@@ -24,9 +24,10 @@ def config_stopped(at: int | str, why: str) -> str:
     """The error of a trial stopped for its config, not for itself, at epoch `at` (or at a data share: ``"data
     share 1/9"``): `why` says where the config was stopped (``stopped in 2023-01-01..2023-02-28``). A config with
     a stopped period is never ranked, so its other trials stop at their next epoch, and one waiting at asha's
-    first rung stays stopped."""
+    first rung stays stopped. (Rows of hpt before 2026-12-07 add "; a config with a stopped period is never
+    ranked": read alike.)"""
     where = f"epoch {at}" if isinstance(at, int) else at
-    return f"pruned at {where} (its config was {why}; a config with a stopped period is never ranked)"
+    return f"pruned at {where} (its config was {why})"
 
 
 def stopped_for_its_config(error: Any) -> bool:
