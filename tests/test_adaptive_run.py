@@ -35,6 +35,9 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
     rows = rows_of(sink)
     pruned, ok = rows[rows["status"] == "pruned"], rows[rows["status"] == "ok"]
     assert len(pruned) >= 1 and len(ok) >= 2 and len(pruned) + len(ok) == len(rows)
+    # why a config's other periods stop (or do not start: no row) is said once, not on each such line
+    stopped_for_config = pruned["error"].str.contains("(its config was stopped in ", regex=False).any()
+    assert int(stopped_for_config) <= out.stdout.count("a config with a stopped period is never ranked") <= 1, out.stdout
     for r in pruned.itertuples():
         for_config = re.fullmatch(r"pruned at epoch (\d+) \(its config was stopped in (\S+)\.\.\S+\)", r.error)
         if for_config:  # its other period was stopped (on its own merits) while this one ran: it stopped at once

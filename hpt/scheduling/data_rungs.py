@@ -38,7 +38,7 @@ from hpt.fidelity import Fidelity, data_share, share_text
 from hpt.progress import plural
 from hpt.scheduling.base import DONE, FINISHED, WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import Reached, behind_too_many, halving_standing, metric_value, period_key, row_key
-from hpt.scheduling.stopped import StoppedConfigs, config_stopped, stopped_for_its_config
+from hpt.scheduling.stopped import StoppedConfigs, stopped_for_its_config
 from hpt.search import TrialPlan
 from hpt.spec import Spec
 from hpt.spec.search import EarlyStopping
@@ -139,9 +139,8 @@ class DataRungs(Scheduler):
                 share = self._plan(rung).same_trial(full, {SHARE: self.fidelities[rung].share})
                 self._climbing[share.trial_id] = (full, rung)
                 return share
-            stopped = self._dead.why(full.config_id)  # in another period, while this share trained
-            if stopped:
-                return self._pruned(full, rung, self._for_config(rung, stopped), metrics)  # the values of that share
+            if full.config_id in self._dead:  # stopped in another period while this share trained
+                return self._pruned(full, rung, self._for_config(full, rung), metrics)  # the values of that share
             why = self._judge(slot, rung)
             if why:
                 self._dead.stop(full.config_id, full.period.label)
@@ -156,10 +155,10 @@ class DataRungs(Scheduler):
         stopped = dataclasses.replace(full, tags={**full.tags, SHARE: self.fidelities[rung].share})
         return TrialResult(stopped, Status.PRUNED, metrics=dict(metrics or {}), error=why)
 
-    def _for_config(self, rung: int, why: str) -> str:
+    def _for_config(self, full: Trial, rung: int) -> str:
         """The error of a full trial whose share at `rung` ended, or stopped, or never started because its config
-        was stopped in another period (`why`: where)."""
-        return config_stopped(f"data share {share_text(self.fidelities[rung].share)}", why)
+        was stopped in another period."""
+        return self._dead.error(full, f"data share {share_text(self.fidelities[rung].share)}")
 
     def _judge(self, slot: Slot, rung: int) -> str:
         """Why the trial of `slot` stops at `rung` ("" when it goes on)."""
@@ -218,7 +217,7 @@ class DataRungs(Scheduler):
             climbing = self._climbing.pop(ready.trial_id, None)
             if climbing is not None:  # a share: its full trial is pruned there, with its shares so far
                 full, rung = climbing
-                return self._pruned(full, rung, self._for_config(rung, why))
+                return self._pruned(full, rung, self._for_config(full, rung))
             self._fulls.discard(ready.trial_id)  # the full trial: not started, as any trial of a stopped config
             self._dead.not_start(ready, self.inner)
         while True:
@@ -239,7 +238,7 @@ class DataRungs(Scheduler):
                 or event.epoch >= int(event.trial.params.get("epochs", 0)):
             return reason  # (at the last epoch, stopping saves nothing)
         self._stopping.add(tid)  # another period of its config was stopped while this trial trained
-        return config_stopped(event.epoch, why)
+        return self._dead.error(event.trial, event.epoch)
 
     def on_result(self, result: TrialResult) -> None:
         climbing = self._climbing.pop(result.trial.trial_id, None)
@@ -259,9 +258,9 @@ class DataRungs(Scheduler):
             self._ready.insert(0, self._climb(full, rung))  # judged at its share, then on (or stopped)
         elif result.status is Status.INTERRUPTED:
             self.inner.on_result(TrialResult(full, Status.INTERRUPTED, error=result.error))
-        elif result.status is Status.PRUNED and (why := self._dead.why(full.config_id)):  # stopped for its config
+        elif result.status is Status.PRUNED and full.config_id in self._dead:  # stopped for its config
             # (on_progress): its full trial is not started
-            self._ready.insert(0, self._pruned(full, rung, self._for_config(rung, why)))
+            self._ready.insert(0, self._pruned(full, rung, self._for_config(full, rung)))
         else:  # failed or diverged on a share: so would the config be, as far as the search can tell
             share = share_text(self.fidelities[rung].share)
             self._ready.insert(0, TrialResult(full, result.status, error=f"at data share {share}: {result.error}"))

@@ -29,7 +29,7 @@ from hpt.progress import format_params, plural
 from hpt.rows import param_column
 from hpt.scheduling.base import WAIT, Curves, Scheduler, Suggestion
 from hpt.scheduling.checkpoints import RESUMED, Checkpoints
-from hpt.scheduling.stopped import StoppedConfigs, config_stopped, stopped_for_its_config
+from hpt.scheduling.stopped import StoppedConfigs, stopped_for_its_config
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Distribution, Spec
 from hpt.spec.search import EarlyStopping
@@ -322,7 +322,7 @@ class Pruning(Scheduler):
     A trial of a config already stopped in another period is not started (the config can
     no longer be ranked): the inner scheduler hears it as pruned without it running, and the
     log says so once. One running when another period of its config is stopped stops at its
-    next epoch (:func:`config_stopped`); where it stopped says nothing about it, so the
+    next epoch (:meth:`StoppedConfigs.error`); where it stopped says nothing about it, so the
     finalists' and tpe's replay of successive halving does not hold it against its config.
 
     asha's first rung: a trial that gets there before `min_trials` others of its period did
@@ -527,7 +527,7 @@ class Pruning(Scheduler):
             self.book.drop(trial.trial_id)
         self.stopped += 1
         self._dead.stop(trial.config_id, trial.period.label)
-        error = f"pruned at epoch {first} ({where}, {WAITED})" if behind else config_stopped(first, why)
+        error = f"pruned at epoch {first} ({where}, {WAITED})" if behind else self._dead.error(trial, first)
         metrics = said.metrics if isinstance(said, TrialResult) else said
         self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics), error=error))
         before = dataclasses.replace(said, trial=trial, model=None, curve=None, checkpoints={}) \
@@ -589,7 +589,7 @@ class Pruning(Scheduler):
         if why is not None:  # another period of its config was stopped while this one ran
             t.should_prune()  # hyperband's pruner records the rungs it reached, as resuming replays them
             self._stopping.add(tid)
-            return config_stopped(event.epoch, why)
+            return self._dead.error(event.trial, event.epoch)
         if self._rungs:
             return self._asha(t, tid, event.epoch)
         if not t.should_prune() or self._peers(t, event.epoch) < self.stopping.evidence:
