@@ -21,7 +21,15 @@ from typing import Any
 import click
 
 from hpt import __version__
-from hpt.errors import SIGNAL_EXIT, HptError, InputError, SpecError, putting_signals_off, redact
+from hpt.errors import (
+    SIGNAL_EXIT,
+    HptError,
+    InputError,
+    SpecError,
+    no_blas_threads,
+    putting_signals_off,
+    redact,
+)
 from hpt.fidelity import QUICK
 
 __all__ = ["main"]
@@ -101,6 +109,7 @@ class _Group(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         """Every error as `hpt: error: ...` lines; Ctrl-C and SIGTERM exit 130 and 143 at any moment."""
+        no_blas_threads()  # before numpy is imported
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNAL_EXIT}

@@ -14,28 +14,55 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
-           "putting_signals_off", "redact", "show", "signals_put_off"]
+           "putting_signals_off", "redact", "show", "signals_put_off", "no_blas_threads"]
 
 _putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
 
 
 @contextmanager
 def signals_put_off() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends (the CLI's handler sends them again 50 ms later).
+    """Ctrl-C and SIGTERM wait until the block ends: blocked in this thread meanwhile (and, should another thread
+    take one, the CLI's handler sends it again 50 ms later).
 
     For importing a user's module: an exception raised while it imports a C extension (torch,
-    numpy) breaks that import, which ends in an ImportError or an abort instead of 130/143.
+    numpy) breaks that import, which ends in an ImportError or an abort instead of 130/143. The
+    threads such a library starts inherit the block, so they never take a signal meant for hpt
+    (:func:`no_blas_threads`).
     """
     global _putting_off
     _putting_off += 1
     try:
-        yield
+        with _blocked():
+            yield
     finally:
         _putting_off -= 1
 
 
 def putting_signals_off() -> bool:
     return _putting_off > 0
+
+
+def no_blas_threads() -> None:
+    """This process's BLAS libraries (numpy's, scipy's: each loads its own) start no threads of their own, unless
+    ``OPENBLAS_NUM_THREADS`` says otherwise: hpt's main process does no heavy linear algebra, and such a thread,
+    which does not block SIGINT and SIGTERM, would take a Ctrl-C or a Jenkins abort sent while the main thread
+    blocks them and hpt ignores them (a worker's start, :mod:`hpt.backends.local`) and drop it: the run would go
+    on. Call it before numpy is imported. Workers inherit the setting, in keeping with one thread per worker (torch's
+    threads are set apart, ``--threads``)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+@contextmanager
+def _blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked in this thread (and in the threads it starts meanwhile); they wait, pending."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNAL_EXIT))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 # The exit code of a run stopped by a signal: Ctrl-C (130) or Jenkins' abort (143).

@@ -250,3 +250,36 @@ def test_a_signal_to_the_process_group_at_any_moment_of_start_up_ends_the_run(wr
         out = line + proc.communicate(timeout=60)[0]
         assert proc.returncode == code, out
         assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the threads' signal masks from /proc (Linux)")
+def test_no_thread_but_the_main_one_takes_a_signal_meant_for_the_run(write_spec: Any, tmp_path: Path) -> None:
+    """While a worker starts, the main thread blocks SIGINT and SIGTERM and hpt ignores them (the worker must not
+    die half-started); a library's thread that did not block them (numpy's and scipy's BLAS threads: a grid search
+    imports scikit-learn, which imports scipy; a user's module, torch) would take a Ctrl-C or a Jenkins abort sent
+    then and drop it, and the run would go on. Every thread but the main one blocks them."""
+    gate = tmp_path / "gate"  # never opened: the run is still training when its threads are read
+    spec = write_spec(tiny_spec(architecture=gated.ARCHITECTURE, parameters={"lr": [0.001, 0.002], "gate": [str(gate)]},
+                                training={"epochs": 2}))
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}  # as a shell's
+    proc = subprocess.Popen([sys.executable, "-m", "hpt", "run", str(spec), "--sink", str(tmp_path / "r"), "--grace",
+                             "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("results:"):  # its workers start now, its threads are up
+            break
+    time.sleep(3)  # the workers are training (held at the gate)
+    threads = {}
+    for task in Path(f"/proc/{proc.pid}/task").iterdir():
+        status = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+        threads[task.name] = (status["Name"], int(status["SigBlk"], 16))
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, out
+    others = {tid: name for tid, (name, _) in threads.items() if tid != str(proc.pid)}
+    assert others, threads  # the store's uploader, the claims' heartbeat at least
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    assert all(mask & wanted == wanted for tid, (_, mask) in threads.items() if tid != str(proc.pid)), threads
