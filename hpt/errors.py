@@ -21,8 +21,8 @@ _putting_off = 0  # > 0 while user code that may import C extensions runs (see s
 
 @contextmanager
 def signals_put_off() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends: blocked in this thread meanwhile (and, should another thread
-    take one, the CLI's handler sends it again 50 ms later).
+    """Ctrl-C and SIGTERM wait until the block ends: blocked in this thread meanwhile, and taken at its end (should
+    another thread take one meanwhile, the CLI's handler sends it again 50 ms later).
 
     For importing a user's module: an exception raised while it imports a C extension (torch,
     numpy) breaks that import, which ends in an ImportError or an abort instead of 130/143. The
@@ -31,11 +31,13 @@ def signals_put_off() -> Iterator[None]:
     """
     global _putting_off
     _putting_off += 1
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNAL_EXIT)) if hasattr(signal, "pthread_sigmask") else None
     try:
-        with _blocked():
-            yield
+        yield
     finally:
-        _putting_off -= 1
+        _putting_off -= 1  # first: a signal held meanwhile is handled as soon as it is unblocked, not sent again
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def putting_signals_off() -> bool:
@@ -50,19 +52,6 @@ def no_blas_threads() -> None:
     on. Call it before numpy is imported. Workers inherit the setting, in keeping with one thread per worker (torch's
     threads are set apart, ``--threads``)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
-@contextmanager
-def _blocked() -> Iterator[None]:
-    """SIGINT and SIGTERM blocked in this thread (and in the threads it starts meanwhile); they wait, pending."""
-    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNAL_EXIT))
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 # The exit code of a run stopped by a signal: Ctrl-C (130) or Jenkins' abort (143).
