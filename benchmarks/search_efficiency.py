@@ -197,8 +197,13 @@ def run_one(strategy: str, seed: int, backend: _Shared, args: argparse.Namespace
     scheduler = make_scheduler(spec)
     scheduler.restore({})
     results: list[TrialResult] = []
+
+    def ended(result: TrialResult) -> None:
+        if not result.amends:  # a waiting trial's row restated: no new result, no compute
+            results.append(result)
+
     t0 = time.monotonic()
-    code = drive(scheduler, backend, lambda r: r.amends or results.append(r), Reporter(quiet=True), spec.objective)
+    code = drive(scheduler, backend, ended, Reporter(quiet=True), spec.objective)
     if code:
         raise Interrupted(code)  # an outcome cut short would read as a cheap search
     wall = time.monotonic() - t0

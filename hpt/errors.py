@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
-           "putting_signals_off", "redact", "show", "signals_put_off", "no_blas_threads"]
+           "no_blas_threads", "putting_signals_off", "redact", "show", "signals_put_off"]
 
 _putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
 

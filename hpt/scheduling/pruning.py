@@ -373,11 +373,11 @@ class Pruning(Scheduler):
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
         self._dead = StoppedConfigs(say)
         self._pausing: set[str] = set()  # trial ids stopped at the first rung to wait for evidence
-        self._waiting: dict[str, tuple[Trial | None, optuna.trial.Trial, TrialResult | Mapping[str, Any]]] = {}  # trial
-        # id -> the trial (None until the inner scheduler suggests it again, when resuming), its entry in its period's
-        # study, the result it waited with (or its row, when resuming)
-        self._again: list[tuple[Trial, optuna.trial.Trial, TrialResult | Mapping[str, Any]]] = []  # waiting trials to run
-        # again (judged in their best 1/reduction_factor, or nothing more to start brings their evidence), as in _waiting
+        self._waiting: dict[str, tuple[optuna.trial.Trial, TrialResult | Mapping[str, Any]]] = {}  # trial id -> its
+        # entry in its period's study, and the result it waited with (resuming: its row, until the inner scheduler
+        # suggests the trial again)
+        self._again: list[tuple[optuna.trial.Trial, TrialResult]] = []  # waiting trials to run again (judged in their
+        # best 1/reduction_factor, or nothing more to start brings their evidence), as in _waiting
         self._restated: list[TrialResult] = []  # rows of waiting trials that stay stopped, saying so (TrialResult.amends)
         self._rerun: set[str] = set()  # trial ids running again: they do not wait a second time
         self._ghosts: set[tuple[str, int]] = set()  # (study, number): a waiting trial's entry, once it runs again
@@ -414,7 +414,7 @@ class Pruning(Scheduler):
         for tid, t in self._replay(own, curves).items():
             row = rows[tid]
             if self._rungs and waits(row) and self._peers(t, self._rungs[0]) < self.stopping.evidence:
-                self._waiting[tid] = None, t, row  # still waiting: judged once its evidence is there
+                self._waiting[tid] = t, row  # still waiting: judged once its evidence is there
                 waiting.add(tid)
             # a waiting row whose rung has its evidence was judged when it got there (unless the run stopped in
             # between): stopped there, so that nothing a finished search decided runs again
@@ -499,9 +499,10 @@ class Pruning(Scheduler):
     def _judge_waiting(self) -> None:
         """Waiting trials whose first rung now has `min_trials` others: stopped for good, or to run again."""
         first = self._rungs[0] if self._rungs else 0
-        for tid, (trial, t, said) in list(self._waiting.items()):
-            if trial is None:
+        for tid, (t, said) in list(self._waiting.items()):
+            if not isinstance(said, TrialResult):
                 continue  # resuming: judged once the inner scheduler suggests it again
+            trial = said.trial
             why = self._dead.why(trial.config_id)
             if why is None and self._peers(t, first) < self.stopping.evidence:
                 continue
@@ -512,13 +513,12 @@ class Pruning(Scheduler):
             elif behind_too_many(behind, others, self.stopping.reduction_factor):
                 self._stays_stopped(trial, said, behind=f"behind {behind} of {others} trials of its period")
             else:
-                self._again.append((trial, t, said))
+                self._again.append((t, said))
 
-    def _stays_stopped(self, trial: Trial, said: TrialResult | Mapping[str, Any], why: str = "",
-                       behind: str = "") -> None:
-        """A waiting trial does not run again: out of the best at the first rung (`behind`), or its config was
-        stopped in another period (`why`). The log says so, the inner scheduler hears it, and its row, which said it
-        waits, is written again to say what came of it (:attr:`_restated`)."""
+    def _stays_stopped(self, trial: Trial, said: TrialResult, why: str = "", behind: str = "") -> None:
+        """A waiting trial (`said`: the result it waited with) does not run again: out of the best at the first rung
+        (`behind`), or its config was stopped in another period (`why`). The log says so, the inner scheduler hears
+        it, and its row, which said it waits, is written again to say what came of it (:attr:`_restated`)."""
         first = self._rungs[0]
         where = f"rung 0, {behind}" if behind else f"its config was {why}"
         self.say(f"early stopping: {trial.period.label} {format_params(trial.tuned_params)} waited at epoch "
@@ -528,13 +528,10 @@ class Pruning(Scheduler):
         self.stopped += 1
         self._dead.stop(trial.config_id, trial.period.label)
         error = f"pruned at epoch {first} ({where}, {WAITED})" if behind else self._dead.error(trial, first)
-        metrics = said.metrics if isinstance(said, TrialResult) else said
-        self.inner.on_result(TrialResult(trial, Status.PRUNED, metrics=dict(metrics), error=error))
-        before = dataclasses.replace(said, trial=trial, model=None, curve=None, checkpoints={}) \
-            if isinstance(said, TrialResult) else \
-            TrialResult(trial, Status.PRUNED, metrics=dict(said), started_at=str(said.get("started_at") or ""),
-                        device=str(said.get("device") or ""))  # its row, from an earlier run
-        self._restated.append(dataclasses.replace(before, error=error, finished_at=utcnow(), amends=True))
+        stopped = dataclasses.replace(said, error=error, finished_at=utcnow(), model=None, curve=None, checkpoints={},
+                                      amends=True)
+        self.inner.on_result(stopped)
+        self._restated.append(stopped)
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         self._judge_waiting()
@@ -542,11 +539,11 @@ class Pruning(Scheduler):
             if self._restated:
                 return self._restated.pop(0)
             if self._again:
-                again, entry, values = self._again.pop(0)
-                why = self._dead.why(again.config_id)  # stopped in another period since it was judged in
+                entry, said = self._again.pop(0)
+                why = self._dead.why(said.trial.config_id)  # stopped in another period since it was judged in
                 if why is None:
-                    return self._start(again, entry)
-                self._stays_stopped(again, values, why=why)
+                    return self._start(said.trial, entry)
+                self._stays_stopped(said.trial, said, why=why)
                 continue
             nxt = self.inner.suggest()
             if not isinstance(nxt, Trial):
@@ -554,17 +551,19 @@ class Pruning(Scheduler):
                     return nxt
                 if self._live:
                     return WAIT  # trials running may bring the evidence the waiting ones lack
-                for tid, (trial, t, said) in list(self._waiting.items()):  # none will: they run again, not
+                for tid, (t, waited) in list(self._waiting.items()):  # none will: they run again, not
                     # waiting (the inner scheduler may itself wait for them: an auto round ends when its trials have)
-                    if trial is not None:
+                    if isinstance(waited, TrialResult):
                         del self._waiting[tid]
-                        self._again.append((trial, t, said))
+                        self._again.append((t, waited))
                 if not self._again:
                     return nxt
                 continue
             if nxt.trial_id in self._waiting:  # resuming: a trial that waits at the first rung
-                _, t, row = self._waiting[nxt.trial_id]
-                self._waiting[nxt.trial_id] = nxt, t, row
+                t, row = self._waiting[nxt.trial_id]
+                self._waiting[nxt.trial_id] = t, row if isinstance(row, TrialResult) else TrialResult(
+                    nxt, Status.PRUNED, metrics=dict(row), error=str(row.get("error") or ""),  # as its row says
+                    started_at=str(row.get("started_at") or ""), device=str(row.get("device") or ""))
                 self._judge_waiting()
                 continue
             if nxt.config_id not in self._dead:
@@ -679,7 +678,7 @@ class Pruning(Scheduler):
                 self._tell(t, optuna.trial.TrialState.COMPLETE, value)
             elif result.status is Status.PRUNED and pausing:
                 self._tell(t, optuna.trial.TrialState.PRUNED)
-                self._waiting[tid] = result.trial, t, result  # decided once the rung has its evidence
+                self._waiting[tid] = t, result  # decided once the rung has its evidence
                 return
             elif result.status is Status.PRUNED:
                 self._tell(t, optuna.trial.TrialState.PRUNED)
