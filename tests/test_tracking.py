@@ -333,6 +333,100 @@ def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_
     assert f"tensorboard: nothing new; 4 trial(s) already in {out}" in after.stdout
 
 
+def test_a_trial_that_ran_again_or_stays_stopped_is_one_mlflow_run_saying_what_its_row_says(
+        tmp_path: Path, sqlite_store: str) -> None:
+    """asha with one worker: the first trials of a period wait at the first rung for others, then go on (a second
+    row, with a longer curve) or stay stopped (their row written again, only its reason changes). The experiment
+    keeps one run per trial, its row's: status, reason and row tag; its curve the one the location keeps; no run
+    says "it waits". TensorBoard has one run per trial too, and exporting afterwards finds nothing to add."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    store, out, sink = sqlite_store, tmp_path / "tb", tmp_path / "results"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec(
+        name="waits", search={"strategy": "random", "seed": 1, "max_trials": 6,
+                              "early_stopping": {"kind": "asha", "reduction_factor": 3}},
+        parameters={"lr": {"loguniform": [1e-4, 1e-1]}, "hidden_size": [8, 16]}, training={"epochs": 6})))
+    done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "--mlflow", store, "--tensorboard", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stdout + done.stderr
+    assert "waited at epoch 1 and stays stopped" in log and "waited at epoch 1 and goes on from there" in log, log
+    rows = _rows(sink)
+    assert done.stdout.splitlines()[-2:] == [
+        f"mlflow: {len(rows)} trials logged to {store} (experiment waits)",
+        f"tensorboard: {len(rows)} trial(s) of this run written to {out}; see them with: tensorboard --logdir {out}"]
+    client = MlflowClient(tracking_uri=store)
+    runs = [r for r in _mlflow_runs(store, "waits") if "hpt.trial_id" in r.data.tags]
+    trials = {r.data.tags["hpt.trial_id"]: r for r in runs}
+    assert len(runs) == len(trials) == len(rows)
+    for tid, row in rows.items():
+        tags = trials[tid].data.tags
+        assert (tags["hpt.status"], tags.get("hpt.error", ""), tags["hpt.row"]) == \
+            (row["status"], row["error"], f"{row['run_id']}|{row['status']}|{row['finished_at']}")
+        assert "it waits" not in tags.get("hpt.error", "")
+        history = client.get_metric_history(trials[tid].info.run_id, "curve/val_mse")
+        assert sorted(m.step for m in history) == [int(c["epoch"]) for c in _curve(sink, tid)]
+    again = [tid for tid, r in trials.items() if r.data.tags["hpt.status"] == "ok" and
+             len(client.get_metric_history(r.info.run_id, "curve/val_mse")) == 6]
+    deleted = client.search_runs([runs[0].info.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert {r.data.tags["hpt.trial_id"] for r in deleted} <= set(again) and deleted  # the first run of a trial that went on
+    assert len(_tensorboard_runs(out)) == len(rows) + 1  # and the experiment's own
+    after = cli_here("results", str(sink), "--mlflow", store, "--tensorboard", str(out))
+    assert f"mlflow: 0 trials logged to {store} (experiment waits); {len(rows)} already there" in after.stdout, \
+        after.stderr
+    assert f"tensorboard: nothing new; {len(rows)} trial(s) already in {out}" in after.stdout
+
+
+def test_a_row_written_again_without_a_curve_keeps_the_trials_tensorboard_curve(location: Path, tmp_path: Path) -> None:
+    """A trial's row written again without training: the same status only marks the trial (TensorBoard does not show
+    the reason); another status is written at the end of the run, with the curve the location keeps."""
+    import shutil
+
+    from hpt.tracking import trial_view
+    from hpt.tracking.tensorboard import Logdir, TensorBoardLog
+
+    sink, out = tmp_path / "results", tmp_path / "tb"
+    shutil.copytree(location, sink)
+    rows = sorted(_rows(sink).items())
+    ok = next(t for t, r in rows if r["status"] == "ok")
+    tid, row = next((t, r) for t, r in rows if r["status"] == "diverged")
+    curve = (sink / "curves" / f"{ok}.csv").read_text()
+    (sink / "curves" / f"{tid}.csv").write_text(curve)  # the trial trained before its row said diverged
+    name = f"{row['config_id']}/{row['period_start']}_{row['period_end']}/full"
+    log = TensorBoardLog(str(out), str(sink))
+    cut = {**row, "status": "interrupted", "error": "interrupted", "finished_at": "2026-12-07T00:00:00+00:00"}
+    log.add(cut, curve)
+    said_again = {**cut, "error": "said again", "finished_at": "2026-12-07T00:00:01+00:00"}
+    log.add(said_again)
+    assert not Logdir(str(out)).lacks(trial_view(said_again))
+    assert _tensorboard_runs(out)[name]["status"] == "STATUS_UNKNOWN"
+    log.add(row)  # the location's row: diverged, its curve the one above
+    assert log.close() == [f"tensorboard: 1 trial(s) of this run and 3 of earlier runs written to {out}; "
+                           f"see them with: tensorboard --logdir {out}"]
+    run = _tensorboard_runs(out)[name]
+    assert run["status"] == "STATUS_FAILURE"
+    assert [e for e, _ in run["scalars"]["curve/val_mse"]] == [int(c["epoch"]) for c in _curve(sink, ok)]
+
+
+def test_exporting_deletes_a_trials_older_mlflow_runs(location: Path, sqlite_store: str) -> None:
+    """An experiment with two runs of a trial (an older row logged before the newer one, as hpt once did): exporting
+    the location keeps the run of the trial's row and deletes the other."""
+    from mlflow.tracking import MlflowClient
+
+    store = sqlite_store
+    assert cli_here("results", str(location), "--mlflow", store).returncode == 0
+    runs = _mlflow_runs(store, "tracked")
+    first = next(r for r in runs if "hpt.trial_id" in r.data.tags)
+    client = MlflowClient(tracking_uri=store)
+    older = client.create_run(first.info.experiment_id, start_time=first.info.start_time - 1000,
+                              tags={**first.data.tags, "hpt.row": "an older row"}).info.run_id
+    again = cli_here("results", str(location), "--mlflow", store)
+    assert f"mlflow: 0 trials logged to {store} (experiment tracked); 4 already there" in again.stdout, again.stderr
+    assert client.get_run(older).info.lifecycle_stage == "deleted"
+    assert {r.info.run_id for r in _mlflow_runs(store, "tracked")} == {r.info.run_id for r in runs}
+
+
 def test_mlflow_server_that_does_not_answer_costs_one_line(tmp_path: Path) -> None:
     port = closed_port()
     spec = tmp_path / "spec.json"

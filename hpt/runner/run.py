@@ -125,10 +125,10 @@ class _Run:
 
     def on_result(self, result: TrialResult) -> None:
         row = self.store.record(result, self.run_id, self.columns)
-        if result.amends:  # the row of a trial this run recorded, written again to say what came of it: no new result
-            return
         if self.tracker is not None:  # MLflow: queued for a background thread; TensorBoard: a small local file
             self.tracker.add(row, result.curve)
+        if result.amends:  # the row of a trial this run recorded, written again to say what came of it: no new result
+            return
         tid = result.trial.trial_id
         claims = self.claims
         self.store.then(lambda: claims.release(tid))  # once its row is at the location

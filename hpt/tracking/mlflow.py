@@ -14,6 +14,13 @@ MLflow is never on the trial path: a background thread of the main process logs 
 store has recorded, retrying each call a few times; a tracking server that is away costs
 the run nothing but a line at the end, and ``hpt results LOCATION --mlflow URI`` logs the
 rest later. Trials already logged (same ``hpt.trial_id`` and ``hpt.row``) are skipped.
+
+A trial's MLflow run shows its row as the results location has it: a newer row of a trial
+(a trial that ran again: asha's waiting trial that went on, a rerun of an interrupted one)
+is logged as a new run and the trial's earlier runs are deleted (MLflow keeps deleted runs
+until ``mlflow gc``); a row written again without a new curve (a waiting trial that stays
+stopped: only its reason changes) updates the trial's run in place, its curve kept, as the
+location keeps its curve file.
 Imported only when used (``pip install 'hpt[mlflow]'``).
 """
 
@@ -88,15 +95,17 @@ class MlflowLog:
         self.queue: deque[TrialView | str] = deque()  # trials, and hpt run ids whose parent run to start
         self.cond = threading.Condition()
         self.closing = False
-        self.added = self.logged = self.skipped = 0
-        self.failed: list[str] = []  # trial ids not logged
+        self.added: set[str] = set()  # trial ids asked to be logged
+        self.logged: set[str] = set()  # trial ids logged (a run created or brought up to date)
+        self.skipped: set[str] = set()  # trial ids whose row was already there
+        self.failed: set[str] = set()  # trial ids not logged
         self.error = ""
         self.down = False  # a call failed every attempt: later ones get one attempt each
         self.parents: dict[str, str] = {}  # hpt run id -> its MLflow parent run
         self.parent_status: dict[str, str] = {}
         self._client: Any = None
         self._experiment_id = ""
-        self._done: set[tuple[str, str]] = set()  # (trial id, row version) already in the experiment
+        self._runs: dict[str, dict[str, tuple[str, int]]] = {}  # trial id -> its active runs: row -> (run id, start ms)
         self._next_connect = 0.0
         self._created: set[str] = set()  # hpt run ids whose parent run this logger created (and so ends)
         self.thread = threading.Thread(target=self._loop, name="hpt-mlflow", daemon=True)
@@ -111,7 +120,7 @@ class MlflowLog:
 
     def add_view(self, view: TrialView) -> None:
         with self.cond:
-            self.added += 1
+            self.added.add(view.trial_id)
             self.queue.append(view)
             self.cond.notify_all()
 
@@ -136,17 +145,18 @@ class MlflowLog:
         self.thread.join(timeout)
         with self.cond:
             self.closing = True
-            waiting = sum(1 for v in self.queue if not isinstance(v, str))
+            waiting = {v.trial_id for v in self.queue if not isinstance(v, str)}
             self.queue.clear()
-            failed = len(self.failed) + waiting
+            failed = len(self.failed | waiting)
         where = f"{self.uri} (experiment {self.experiment})"
         if not failed:
-            skipped = f"; {self.skipped} already there" if self.skipped else ""
-            return [f"mlflow: {plural(self.logged, 'trial')} logged to {where}{skipped}"]
+            there = len(self.skipped - self.logged)
+            skipped = f"; {there} already there" if there else ""
+            return [f"mlflow: {plural(len(self.logged), 'trial')} logged to {where}{skipped}"]
         why = self.error or f"not done in {timeout:g}s"
         then = f"log them with: hpt results {self.location} --mlflow {self.uri}" if self.live else \
             "run the same command again to log them"
-        return [f"mlflow: {failed} of {plural(self.added, 'trial')} could not be logged to {where}: {why}; {then}"]
+        return [f"mlflow: {failed} of {plural(len(self.added), 'trial')} could not be logged to {where}: {why}; {then}"]
 
     # the background thread
 
@@ -180,7 +190,7 @@ class MlflowLog:
 
     def _failed(self, view: TrialView | str, error: Exception) -> None:
         if not isinstance(view, str):  # a parent run not created now is created with its first trial
-            self.failed.append(view.trial_id)
+            self.failed.add(view.trial_id)
         if isinstance(error, _Away):
             return
         self.error = describe(error)  # said once, at the end
@@ -211,20 +221,22 @@ class MlflowLog:
         client = MlflowClient(tracking_uri=self.uri)
         found = self._call(client.get_experiment_by_name, self.experiment)
         self._experiment_id = found.experiment_id if found else self._call(client.create_experiment, self.experiment)
-        if not self.live:
-            self._done = self._logged(client)
+        self._runs = self._logged(client)
         self._client = client
 
-    def _logged(self, client: Any) -> set[tuple[str, str]]:
-        """(trial id, row) of the trials this location already has in the experiment; parents by hpt run id."""
-        done, token = set(), None
+    def _logged(self, client: Any) -> dict[str, dict[str, tuple[str, int]]]:
+        """The runs of the trials this location already has in the experiment (trial id -> row -> run id, start);
+        parents by hpt run id."""
+        done: dict[str, dict[str, tuple[str, int]]] = {}
+        token = None
         where = f"tags.`hpt.results` = '{_quote(self.location)}'"
         while True:
             page = self._call(client.search_runs, [self._experiment_id], where, max_results=1000, page_token=token)
             for run in page:
                 tags = run.data.tags
                 if "hpt.trial_id" in tags:
-                    done.add((tags["hpt.trial_id"], tags.get("hpt.row", "")))
+                    runs = done.setdefault(tags["hpt.trial_id"], {})
+                    runs[tags.get("hpt.row", "")] = (run.info.run_id, int(run.info.start_time or 0))
                 elif tags.get("hpt.kind") == "run" and "hpt.run_id" in tags:
                     self.parents.setdefault(tags["hpt.run_id"], run.info.run_id)
             token = page.token
@@ -244,15 +256,36 @@ class MlflowLog:
         return self.parents[run_id]
 
     def _log_trial(self, view: TrialView) -> None:
-        from mlflow.entities import Metric, Param
-
+        """The trial's row as its one MLflow run: there already (skipped), brought up to date in place (a row without
+        a new curve), or a new run; the trial's other runs are then deleted."""
         self._connect()
-        if (view.trial_id, view.version) in self._done:
-            self.skipped += 1
-            return
+        runs = self._runs.setdefault(view.trial_id, {})
+        if view.version in runs:
+            self.skipped.add(view.trial_id)
+            kept = runs[view.version]
+        elif runs and not view.curve:
+            kept = self._update(view, max(runs.values(), key=lambda r: r[1]))
+        elif not view.curve and view.trial_id in self.failed:
+            return  # its first row (with the curve) was not logged: `hpt results --mlflow` logs the row with it
+        else:
+            kept = self._create(view)
+        for row, (rid, _) in list(runs.items()):
+            if rid != kept[0]:
+                self._call(self._client.delete_run, rid)
+            del runs[row]
+        runs[view.version] = kept
+        self.failed.discard(view.trial_id)
+
+    def _tags(self, view: TrialView) -> dict[str, str]:
         parent = self.parent(view.tags.get("run_id", "unknown"))
         tags = {f"hpt.{k}": v[:5000] for k, v in view.tags.items()}
         tags.update({"hpt.period": view.period, "hpt.row": view.version, "mlflow.parentRunId": parent})
+        return tags
+
+    def _create(self, view: TrialView) -> tuple[str, int]:
+        from mlflow.entities import Metric, Param
+
+        tags = self._tags(view)
         start, end = int(1000 * seconds(view.started_at)), int(1000 * seconds(view.finished_at))
         run = self._call(self._client.create_run, self._experiment_id, start_time=start, tags=tags, run_name=view.name)
         rid = run.info.run_id
@@ -263,8 +296,24 @@ class MlflowLog:
         for i in range(0, max(len(metrics), 1), _BATCH):
             self._call(self._client.log_batch, rid, metrics=metrics[i:i + _BATCH], params=params if i == 0 else [])
         self._call(self._client.set_terminated, rid, status=_STATUS.get(view.status, "KILLED"), end_time=end)
-        self._done.add((view.trial_id, view.version))
-        self.logged += 1
+        self.logged.add(view.trial_id)
+        return rid, start
+
+    def _update(self, view: TrialView, earlier: tuple[str, int]) -> tuple[str, int]:
+        """The trial's run says what its row says now (status, reason, parent; its curve and metrics stay: a row
+        written again without training has the metrics it had)."""
+        from mlflow.entities import RunTag
+
+        rid = earlier[0]
+        tags = self._tags(view)
+        old = self._call(self._client.get_run, rid).data.tags
+        for key in [k for k in old if k.startswith("hpt.") and k not in tags]:
+            self._call(self._client.delete_tag, rid, key)  # the model link of a row that no longer has one
+        self._call(self._client.log_batch, rid, tags=[RunTag(k, v) for k, v in tags.items() if old.get(k) != v])
+        end = int(1000 * seconds(view.finished_at))
+        self._call(self._client.set_terminated, rid, status=_STATUS.get(view.status, "KILLED"), end_time=end)
+        self.logged.add(view.trial_id)
+        return earlier
 
 
 def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, location: str) -> MlflowLog | None:

@@ -85,6 +85,19 @@ class Logdir:
         """True when this row of the trial is not here yet (a new trial, or a rerun of one)."""
         return self.written.get(view.trial_id, {}).get("version") != view.version
 
+    def has(self, trial_id: str) -> bool:
+        """True when a row of the trial is here."""
+        return bool(self.written.get(trial_id, {}).get("version"))
+
+    def restate(self, view: TrialView) -> bool:
+        """True when the row here has the view's status, which then is only said again (its reason, which
+        TensorBoard does not show): the trial is marked with the new row and left as it is."""
+        here = self.written.get(view.trial_id, {}).get("version", "")
+        if here.count("|") != 2 or here.split("|")[1] != view.status:
+            return False
+        self._mark(view.trial_id, {**self.written[view.trial_id], "version": view.version})
+        return True
+
     def open(self, trial_id: str, name: str) -> _EventFile:
         """A new event file for the trial's run: the run written before (a rerun, or a write cut short) is
         removed first, and the trial is marked as being written (a write cut short is done again)."""
@@ -122,8 +135,9 @@ class TensorBoardLog:
         self.logdir = Logdir(out)
         self.location = location
         self.error = ""
-        self.count = 0  # trials this run wrote
+        self.wrote: set[str] = set()  # trials this run wrote (a trial that ran again is written again)
         self.live: dict[str, _EventFile | None] = {}  # running trials' event files (None: one could not be written)
+        self.later: set[str] = set()  # trials of this run to write at the end, from the location (rows without a curve)
 
     def progress(self, event: Progress) -> None:
         trial = event.trial
@@ -146,9 +160,13 @@ class TensorBoardLog:
         view = trial_view(row, curve, self.location)
         events = self.live.pop(view.trial_id, None)
         try:
-            if events is not None or self.logdir.lacks(view):
+            if events is None and curve is None and self.logdir.restate(view):
+                return  # its row written again, without training (a waiting trial that stays stopped): nothing to show
+            if events is None and curve is None and self.logdir.has(view.trial_id):
+                self.later.add(view.trial_id)  # written at the end, with the curve the location keeps
+            elif events is not None or self.logdir.lacks(view):
                 self.logdir.write(view, events)
-                self.count += 1
+                self.wrote.add(view.trial_id)
         except OSError as e:
             self._failed(e)
 
@@ -175,8 +193,9 @@ class TensorBoardLog:
         if self.error:
             return [f"tensorboard: not every trial could be written to {out}: {self.error}; "
                     f"write them with: hpt results {self.location} --tensorboard {out}"]
-        earlier = f" and {added} of earlier runs" if added else ""
-        return [f"tensorboard: {self.count} trial(s) of this run{earlier} written to {out}; "
+        others = max(added - len(self.later), 0)  # the trials of `later` are among those written now
+        earlier = f" and {others} of earlier runs" if others else ""
+        return [f"tensorboard: {len(self.wrote | self.later)} trial(s) of this run{earlier} written to {out}; "
                 f"see them with: tensorboard --logdir {out}"]
 
 
