@@ -383,6 +383,17 @@ def test_parameter_trends_per_value_in_order(tmp_path: Path) -> None:
     assert [ln.split()[0] for ln in lines[1:]] == ["0.001", "0.01", "0.1"] and lines[2].split()[1] == "*"
 
 
+def test_a_trends_mark_needs_two_configs_with_the_value(tmp_path: Path) -> None:
+    """The lowest median of a value only one config had is not marked: the next best value that 2 configs had is."""
+    mse = {("a", 8): 0.5, ("b", 8): 0.4, ("c", 16): 0.3, ("d", 16): 0.35, ("e", 32): 0.1}
+    rows = [row(c, p, v + p / 100, hidden_size=h) for (c, h), v in mse.items() for p in range(2)]
+    text = results_cli("results", write_results(tmp_path, rows)).stdout
+    block = text[text.index("hidden_size: val_mse per value"):].splitlines()
+    values = {ln.split()[0]: ln.split()[1] for ln in block[2:5]}
+    assert values == {"8": "0.455", "16": "*", "32": "0.105"}, block
+    assert "* lowest median of the values that 2 or more configs had" in text
+
+
 def test_random_search_values_are_binned(tmp_path: Path) -> None:
     rows = [row(f"c{i}", p, 0.1 + abs(i - 20) / 100, lr=1e-4 * 1.2**i) for i in range(40) for p in range(2)]
     doc = json.loads(results_cli("results", write_results(tmp_path, rows), "--format", "json").stdout)
@@ -496,7 +507,7 @@ def test_pruned_configs_are_listed_apart_and_never_ranked(tmp_path: Path) -> Non
     assert "p-full-0" not in text[text.index("Not ranked"):]
     assert "val_mse per value over ok trials; 4 pruned trials left out, counted per value under pruned" in text
     # lr=2: b's two completed trials and h's completed one; h's pruned one counted apart
-    assert re.search(r"^  2 +0.3 +0.2033 +0.01 +3 +2 +1$", text, re.M), text
+    assert re.search(r"^  2 \* +0.3 +0.2033 +0.01 +3 +2 +1$", text, re.M), text  # lr 1 was one config's
     assert re.search(r"^  9 +- +- +- +0 +0 +2$", text, re.M), text  # a value only pruned trials had
     doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
     assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"] and doc["full"]["best"] == "a"

@@ -186,13 +186,15 @@ def _trend_sections(s: Summary) -> list[_Section]:
         pruned = "pruned" in t and bool(t["pruned"].sum())
         headers = [p, "median", "mean", "best", "trials", "configs"] + (["pruned"] if pruned else [])
         sec = _Section(f"{p}: {s.metric} per value", headers, right=set(range(1, len(headers))))
-        top = int(np.nanargmin(t["median"].to_numpy(dtype=float)))
+        # one config's value says as much about its other parameters as about this one: not marked
+        medians = t["median"].where(t["configs"] >= 2).to_numpy(dtype=float)
+        top = int(np.nanargmin(medians)) if not np.isnan(medians).all() else -1
         for i, row in enumerate(t.itertuples(index=False)):
             sec.rows.append([_num(row.value) + (" *" if i == top else ""), _num(row.median), _num(row.mean),
                              _num(row.best), str(row.trials), str(row.configs)] + ([str(row.pruned)] if pruned else []))
         out.append(sec)
     if out:
-        out[-1].notes.append("* lowest median")
+        out[-1].notes.append("* lowest median of the values that 2 or more configs had")
     return out
 
 
