@@ -466,6 +466,33 @@ def test_the_pruner_is_consulted_every_epoch_and_stops_reach_the_backend(write_s
         "are not started; the same goes for every stopped config"]
 
 
+def test_resuming_judges_waiting_rows_the_run_had_no_time_to_judge(write_spec: Any, tmp_path: Path) -> None:
+    """A run killed between a trial's waiting row and the row that says what came of it (here: rows of a finished
+    run put back as they were): resuming writes the row of a waiting trial whose config was stopped in another
+    period again, as the run would have, without training anything; no row then says it waits."""
+    import json
+
+    from hpt.stamps import utcnow
+
+    spec = spec_with(write_spec, {"early_stopping": ASHA})
+    folder = tmp_path / "res"
+    first, _ = run(spec, folder, falling)
+    done = rows_of(folder)
+    dead = done[done["error"].str.match(r"pruned at epoch 1 \(its config was stopped in ")]
+    assert len(dead) >= 1 and not done["error"].astype(str).str.contains("it waits").any()
+    for r in dead.itertuples():  # as they were before the run decided
+        path = folder / "rows" / f"{r.trial_id}.json"
+        row = json.loads(path.read_text())
+        path.write_text(json.dumps({**row, "error": "pruned at epoch 1 (rung 0: it waits for 3 other trials of its "
+                                               "period, 0 there so far)", "finished_at": utcnow()}))
+    again, backend = run(spec, folder, falling)
+    assert again.exit_code == 0 and not [tid for what, tid in backend.log if what == "submit"]
+    rows = rows_of(folder).set_index("trial_id")
+    assert not rows["error"].astype(str).str.contains("it waits").any()
+    for r in dead.itertuples():
+        assert rows.loc[r.trial_id, "error"] == r.error and rows.loc[r.trial_id, "run_id"] == again.run_id
+
+
 def test_auto_rounds_stop_trials_early_too(write_spec: Any, tmp_path: Path, cli: Any) -> None:
     from hpt.scheduling.adaptive import adapt
     from hpt.scheduling.auto import AutoScheduler

@@ -131,14 +131,18 @@ def test_a_failed_or_diverged_trial_is_told_as_failed_and_the_run_goes_on(write_
     assert all(s == "COMPLETE" for lr, s in states.items() if 0.0005 <= lr <= 0.03)
 
 
-@pytest.mark.parametrize("at", [4, 7, 10, 13, 16])  # 10: after a config's periods waited at the first rung
+@pytest.mark.parametrize(("at", "slots"), [(4, 1), (7, 1), (10, 1), (13, 1), (16, 1), (9, 2), (10, 2), (12, 2)])
 def test_tpe_with_early_stopping_resumes_after_ctrl_c_as_if_never_stopped(write_spec: Any, tmp_path: Path,
-                                                                          at: int) -> None:
+                                                                          at: int, slots: int) -> None:
+    """10 with one worker: after a config's periods waited at the first rung. With two: cut while trials wait at the
+    first rung (9, 12: one waiting, its config's other period cut short; 10: both periods of the first config, which
+    went on, cut short), once the rung had the evidence to judge them; resuming judges them then, as the run would
+    have, and reruns what was cut short, so the rows end as the run's that was never stopped."""
     spec = tpe_spec(write_spec, early_stopping={"kind": "asha", "min_epochs": 1, "reduction_factor": 2})
-    run(spec, tmp_path / "whole")
-    first, _ = run(spec, tmp_path / "cut", _interrupt_at(at, bowl), grace=0)
+    run(spec, tmp_path / "whole", slots=slots)
+    first, _ = run(spec, tmp_path / "cut", _interrupt_at(at, bowl), grace=0, slots=slots)
     assert first.exit_code == 130
-    again, backend = run(spec, tmp_path / "cut")
+    again, backend = run(spec, tmp_path / "cut", slots=slots)
     submitted = {tid for what, tid in backend.log if what == "submit"}
     cut = rows_of(tmp_path / "cut")
     kept = cut[cut["run_id"] == first.run_id]  # the first run's rows, but the interrupted one (rerun)

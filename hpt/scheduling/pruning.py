@@ -335,9 +335,11 @@ class Pruning(Scheduler):
     configs of a search would pass the first rung unjudged and train every epoch while the
     workers they hold keep the others from reaching it. A waiting trial runs again anyway when
     nothing else runs and the search has nothing more to start. Resuming finds waiting trials
-    by their rows' "it waits": one whose rung has fewer than `min_trials` others waits on; one
-    whose rung has them was judged when they got there and stays stopped (a run stopped in
-    between leaves it stopped too: nothing a finished search decided runs again). A waiting trial
+    by their rows' "it waits" (a run that judged one wrote its row again, so such a row was not
+    judged: the run stopped first). The inner scheduler reads it as interrupted, a trial to run
+    again (tpe keeps its config pending, at its number); when it suggests the trial, it is judged
+    as above, at once when its rung has `min_trials` others. One whose config was stopped in
+    another period stays stopped, its row written again to say so. A waiting trial
     that was running again when the run stopped has an interrupted row in place of its waiting
     one: resuming lacks its value at the first rung until it has run again, so tpe may then ask
     other configs than the run would have.
@@ -356,6 +358,7 @@ class Pruning(Scheduler):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         assert spec.search.early_stopping is not None
         self.inner = inner
+        self.spec = spec
         self.stopping = spec.search.early_stopping
         self.objective = spec.objective
         self.max_epochs = max_epochs(spec)
@@ -412,22 +415,52 @@ class Pruning(Scheduler):
         own = [r for r in rows.values() if r.get("status") != Status.INTERRUPTED.value and row_key(r) in self._keys]
         waiting = set()
         for tid, t in self._replay(own, curves).items():
-            row = rows[tid]
-            if self._rungs and waits(row) and self._peers(t, self._rungs[0]) < self.stopping.evidence:
-                self._waiting[tid] = t, row  # still waiting: judged once its evidence is there
+            if self._rungs and waits(rows[tid]):
+                # not judged yet (a run that judged it rewrote its row): judged once its inner scheduler suggests it
+                # again, at once when its rung has its evidence (the run stopped before it got to it)
+                self._waiting[tid] = t, rows[tid]
                 waiting.add(tid)
-            # a waiting row whose rung has its evidence was judged when it got there (unless the run stopped in
-            # between): stopped there, so that nothing a finished search decided runs again
         for row in own:
             if row.get("status") == Status.PRUNED.value and str(row["trial_id"]) not in waiting \
                     and not stopped_for_its_config(row.get("error")):
                 self._dead.stop(str(row["config_id"]), f"{row.get('period_start')}..{row.get('period_end')}")
-        for tid in [tid for tid in waiting if str(rows[tid]["config_id"]) in self._dead]:
-            del self._waiting[tid]  # its config was stopped in another period: it stays stopped, as the run decided
-            waiting.discard(tid)  # (or would have, at once) whatever its rung's evidence
+        dead = [tid for tid in waiting if str(rows[tid]["config_id"]) in self._dead]
+        for tid in dead:  # its config was stopped in another period: it stays stopped, as the run would have at once
+            del self._waiting[tid]
+            waiting.discard(tid)
         self._waited = len(waiting)
         self._dead.restored()
-        self.inner.restore({tid: r for tid, r in rows.items() if tid not in waiting}, curves)  # not decided yet
+        told = dict(rows)
+        for tid in dead:  # its row is written again to say so (the run stopped before it did)
+            stopped = self._restate(rows[tid])
+            if stopped is not None:
+                self._restated.append(stopped)
+                told[tid] = {**rows[tid], "error": stopped.error}
+        # a trial still waiting is not decided: to the inner scheduler it is to run again, as an interrupted one is
+        # (tpe keeps its config, and its number, in the study)
+        self.inner.restore({tid: {**r, "status": Status.INTERRUPTED.value} if tid in waiting else r
+                            for tid, r in told.items()}, curves)
+
+    def _restate(self, row: Mapping[str, Any]) -> TrialResult | None:
+        """A waiting row of a config stopped in another period, as the row that says so (None: not a trial of this
+        spec's plan, which the run leaves as it is)."""
+        from hpt.rows import TAG_COLUMNS, params_of
+        from hpt.search import TrialPlan
+
+        period = next((p for p in self.spec.periods
+                       if (p.start_text, p.end_text) == (row.get("period_start"), row.get("period_end"))), None)
+        if period is None:
+            return None
+        plan = TrialPlan(self.spec, [])
+        params = {k: v for k, v in params_of(row).items() if k in self.spec.parameters}
+        trial = next((t for t in (plan.trial(params, period, r) for r in range(self.spec.repeats))
+                      if t.trial_id == row.get("trial_id")), None)
+        if trial is None:
+            return None
+        trial = dataclasses.replace(trial, tags={**trial.tags, **{k: row[k] for k in TAG_COLUMNS if k in row}})
+        return TrialResult(trial, Status.PRUNED, metrics=dict(row), error=self._dead.error(trial, self._rungs[0]),
+                           started_at=str(row.get("started_at") or ""), finished_at=utcnow(),
+                           device=str(row.get("device") or ""), amends=True)
 
     def _replay(self, rows: Iterable[Mapping[str, Any]], curves: Curves | None) -> dict[str, optuna.trial.Trial]:
         """Rebuild the period studies from finished trials: each epoch reported and checked as it was live.

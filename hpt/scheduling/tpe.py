@@ -133,6 +133,7 @@ class TPEScheduler(Scheduler):
         # later that ran before (a trial waiting at asha's first rung, judged when the search goes on)
         self._standing: dict[str, tuple[int, float]] = {}  # config id -> its replayed (reach, place)
         self._entries: list[optuna.trial.FrozenTrial | _Config] = []  # what each trial of the study stands for
+        self._shift = 0  # resuming: numbers restored configs took beyond their places in the study (lost repeat asks)
 
     def _sampler(self, number: int) -> optuna.samplers.BaseSampler:
         import numpy as np
@@ -236,22 +237,29 @@ class TPEScheduler(Scheduler):
         self._stored = curves
         if self.warm is not None:
             self._seed_from(self.warm.rows)
-        # without early stopping or racing, a pruned row (an earlier run's early stopping) is a period still to run,
-        # and so is an interrupted one: the config keeps its place in the study, pending, so that its number and
-        # those after it stay as they were (a resumed run asks what the run never interrupted asks)
-        redo = () if stops_early(self.spec) else (Status.PRUNED.value, Status.INTERRUPTED.value)
+        # an interrupted row is a period still to run (with early stopping, a trial waiting at asha's first rung
+        # reads so too), and without early stopping or racing so is a pruned row (an earlier run's early stopping):
+        # the config keeps its place in the study, pending, with its number, so that the numbers after it stay as
+        # they were (a resumed run asks what the run never interrupted asks) and a new config never takes one
+        redo = (Status.INTERRUPTED.value,) if stops_early(self.spec) else (Status.PRUNED.value, Status.INTERRUPTED.value)
         mine: dict[str, list[Mapping[str, Any]]] = {}
         for row in rows.values():
-            if (row.get("status") != Status.INTERRUPTED.value or redo) and not fits(row, self.spec, value=False):
+            if not fits(row, self.spec, value=False):
                 mine.setdefault(str(row["config_id"]), []).append(row)
 
-        def order(item: tuple[str, list[Mapping[str, Any]]]) -> tuple[float, tuple[str, str, str]]:
-            tags = [float(r[TAG]) for r in item[1] if isinstance(r.get(TAG), (int, float))]
-            return (min(tags) if tags else math.inf), min(start_order(r) for r in item[1])
+        def number(config_rows: list[Mapping[str, Any]]) -> float:
+            tags = [float(r[TAG]) for r in config_rows if isinstance(r.get(TAG), (int, float))]
+            return min(tags) if tags else math.inf
 
+        def order(item: tuple[str, list[Mapping[str, Any]]]) -> tuple[float, tuple[str, str, str]]:
+            return number(item[1]), min(start_order(r) for r in item[1])
+
+        numbers = [n for n in map(number, mine.values()) if math.isfinite(n)]
+        untagged = int(max(numbers, default=len(self._entries) - 1)) + 1  # rows of an hpt that did not tag them
         for cid, config_rows in sorted(mine.items(), key=order):
             params = {name: params_of(config_rows[0])[name] for name in self.spec.parameters}
-            config = self._add(params, cid, len(self._entries))
+            tag = number(config_rows)
+            config = self._add(params, cid, int(tag) if math.isfinite(tag) else untagged)
             if not any(str(r["trial_id"]) in config.ids for r in config_rows):
                 # rows of other periods (another month's automatic periods): not this search
                 self._params.pop()
@@ -265,6 +273,12 @@ class TPEScheduler(Scheduler):
                 self._hear(config, tid, row.get("status"), row, row.get("error"))
             config.todo = [p for tid, p in config.ids.items() if tid not in here]
             self._entries.append(config)
+            if not math.isfinite(tag):
+                untagged += 1
+        # a number no config has (an ask that gave a config tried before: it has no rows) was an ask all the same;
+        # the configs asked from now on are numbered after the last one restored
+        self._shift = max(0, max([c.number + 1 for c in self._configs.values()], default=0) - len(self._entries))
+        self.asked += self._shift
         if self._halving and curves is not None:
             ids = [tid for c in self._configs.values() for tid in c.finished]
             for tid, text in (curves(ids) if ids else {}).items():
@@ -338,7 +352,7 @@ class TPEScheduler(Scheduler):
             cid = self._cid(params)
             known = self._configs.get(cid)
             if known is None:
-                config = self._add(params, cid, asked.number)
+                config = self._add(params, cid, asked.number + self._shift)
                 self._entries.append(config)
                 config.waiting.append(asked)
                 self._pending.append(config)
