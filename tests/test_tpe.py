@@ -168,6 +168,26 @@ def test_tpe_with_early_stopping_resumes_after_ctrl_c_as_if_never_stopped(write_
     assert all(complete[n] for n in pruned - set(whole[whole["status"] == "pruned"]["tpe_trial"]))
 
 
+@pytest.mark.parametrize("at", [14, 15])
+def test_a_resumed_tpe_run_never_gives_a_new_config_the_number_of_an_old_one(write_spec: Any, tmp_path: Path,
+                                                                             at: int) -> None:
+    """9 configs in the space, 12 asks: some asks give a config tried before, which has no rows of its own, so the
+    study rebuilt from the rows has fewer trials than the run's. The configs asked after resuming are numbered after
+    those restored: each number is one config's, and the run ends with as many configs as the one never stopped."""
+    doc = tiny_spec(search={"strategy": "tpe", "seed": 0, "max_trials": 12, "startup_trials": 2},
+                    parameters={"lr": [0.001, 0.01, 0.1], "hidden_size": [8, 16, 32]})
+    doc["training"]["epochs"] = 6
+    spec = load_spec(write_spec(doc))
+    run(spec, tmp_path / "whole", slots=2)
+    first, _ = run(spec, tmp_path / "cut", _interrupt_at(at, bowl), grace=0, slots=2)
+    assert first.exit_code == 130
+    run(spec, tmp_path / "cut", slots=2)
+    cut, whole = rows_of(tmp_path / "cut"), rows_of(tmp_path / "whole")
+    assert (cut.groupby("tpe_trial")["config_id"].nunique() == 1).all()
+    assert (cut.groupby("config_id")["tpe_trial"].nunique() == 1).all()
+    assert cut["config_id"].nunique() == whole["config_id"].nunique() and (cut["status"] == "ok").all()
+
+
 def test_a_config_tried_before_is_not_trained_again(write_spec: Any, tmp_path: Path) -> None:
     doc = tiny_spec(search={"strategy": "tpe", "max_trials": 10, "startup_trials": 2},
                     parameters={"lr": [0.001, 0.01], "hidden_size": [8, 16]})

@@ -275,10 +275,10 @@ class TPEScheduler(Scheduler):
             self._entries.append(config)
             if not math.isfinite(tag):
                 untagged += 1
-        # a number no config has (an ask that gave a config tried before: it has no rows) was an ask all the same;
-        # the configs asked from now on are numbered after the last one restored
+        # a number no config has was an ask that gave a config tried before (it has no rows, and is not in the study
+        # rebuilt here): the configs asked from now on are numbered after the last one restored, so that a number
+        # stays one config's (the asks left are max_trials less the configs restored: repeats are asked again)
         self._shift = max(0, max([c.number + 1 for c in self._configs.values()], default=0) - len(self._entries))
-        self.asked += self._shift
         if self._halving and curves is not None:
             ids = [tid for c in self._configs.values() for tid in c.finished]
             for tid, text in (curves(ids) if ids else {}).items():
