@@ -54,6 +54,8 @@ class Reporter:
         self._slots = 1  # trials that run at once
         self._trained: list[float] = []  # the training seconds of each trial that reported them
         self._wave_end: float | None = None  # when the first `slots` trials had ended (worker start-up behind)
+        self._total: int | None = None  # the run's first count of its trials (start)
+        self._moved = False  # the count changed since: an estimate (early stopping, racing, finalists, tpe repeats)
 
     def line(self, text: str) -> None:
         text = redact(text)
@@ -83,6 +85,7 @@ class Reporter:
         self._t0 = time.monotonic()
         self._slots = max(1, slots)
         self._width = len(str(total))
+        self._total, self._moved = total, False
         if self.use_bar and total and not self.quiet:
             from tqdm import tqdm
 
@@ -120,7 +123,9 @@ class Reporter:
             detail = result.error
         eta_text = f"  ETA {format_duration(eta)}" if done < total and not self._stopping else ""
         share = f" {t.fidelity.name}" if t.fidelity.share < 1 else ""  # a rung of early stopping on data
-        self.line(f"[{done:>{self._width}}/{total}] {status:<11} {t.period.label}{share}  "
+        self._moved = self._moved or (self._total is not None and total != self._total)
+        count = f"~{total}]" if self._moved and done < total else f"{total}]" + " " * self._moved  # ends at [N/N]
+        self.line(f"[{done:>{self._width}}/{count} {status:<11} {t.period.label}{share}  "
                   f"{format_params(t.tuned_params)}  {detail}{eta_text}")
 
     def _eta(self, result: TrialResult, done: int, total: int) -> float:

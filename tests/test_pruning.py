@@ -159,7 +159,7 @@ def test_stopped_trials_are_pruned_rows_with_their_curve_and_the_rung_in_the_log
     waited = pruned[pruned["error"].str.endswith(", where it waited)")]
     assert len(waited) >= 1 and not pruned["error"].str.contains("it waits").any()
     for r in waited.itertuples():
-        assert re.search(rf"^\[ ?\d+/\d+\] pruned +\S+  lr={r.param_lr:.4g} hidden_size=8  pruned at epoch 1 \(rung 0: it "
+        assert re.search(rf"^\[ ?\d+/~?\d+\] pruned +\S+  lr={r.param_lr:.4g} hidden_size=8  pruned at epoch 1 \(rung 0: it "
                          r"waits for 3 other trials of its period, [0-2] there so far\)  val_mse=", out, re.M), out
         behind = re.fullmatch(r"pruned at epoch 1 \(rung 0, (behind \d+ of \d+ trials of its period), where it waited\)",
                               r.error)
