@@ -112,7 +112,8 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
         hint = column_hint(missing[0], header) if len(missing) == 1 or len(header) == 1 else ""
         what = "the time column" if missing == [column] else \
             "columns the model was trained on" if column not in missing else "columns the model needs"
-        fix = "; give --time-column" if column in missing and len(header) > 1 else ""
+        fix = "" if column not in missing or len(header) < 2 else "; give --time-column" if missing == [column] else \
+            "; --time-column names another time column, the others need the names the model was trained with"
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
     options = ReadOptions(series=model.series, series_filter=tuple(dict.fromkeys(series)) if series else None)

@@ -144,6 +144,12 @@ def test_a_model_saved_before_models_recorded_their_time_column(trial_model: Pat
     two = tmp_path / "two.csv"
     december.assign(other=1.0).to_csv(two, index=False)
     assert "give --time-column" in _error_line(hpt("predict", str(old), "--data", str(two)))
+    renamed = tmp_path / "renamed.csv"
+    december.rename(columns={"ts": "date", "y": "load"}).to_csv(renamed, index=False)
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(renamed)))
+    assert 'lacks columns the model needs: "ts", "y"' in line and "give --time-column" not in line
+    assert line.endswith("; --time-column names another time column, the others need the names the model was "
+                         "trained with")
 
 
 def test_data_at_another_step_than_the_models_is_refused_naming_both(trial_model: Path, december: pd.DataFrame,
