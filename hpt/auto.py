@@ -19,7 +19,7 @@ from typing import Any
 
 from hpt.architectures import get_architecture
 from hpt.data import DEMO_DATA
-from hpt.errors import InputError
+from hpt.errors import InputError, json_error
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, RunSummary, run_spec
 from hpt.scheduling.adaptive import adapt
@@ -60,7 +60,7 @@ def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
         except FileNotFoundError:
             raise InputError(f"--spec {path}: file not found") from None
         except json.JSONDecodeError as e:
-            raise InputError(f"--spec {path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+            raise InputError(f"--spec {path}: {json_error(e)}") from None
         if not isinstance(doc, dict):
             raise InputError(f"--spec {path}: expected a JSON object")
         return doc, path.resolve().parent, str(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
-           "no_blas_threads", "putting_signals_off", "redact", "show", "signals_put_off"]
+           "json_error", "no_blas_threads", "putting_signals_off", "redact", "show", "signals_put_off"]
 
 _putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
 
@@ -132,6 +132,21 @@ _SECRET_PATTERNS = [
     (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), "<redacted>"),
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b"), r"\1<redacted>"),
 ]
+
+
+def json_error(e: json.JSONDecodeError) -> str:
+    """What is wrong with a JSON text, and where: Python's message, or for the usual slips of hand-written JSON (a
+    comma after the last item, single quotes) what they are, at the character to change."""
+    before = e.doc[:e.pos].rstrip()
+    at = e.doc[e.pos:e.pos + 1]
+    if e.msg in ("Expecting property name enclosed in double quotes", "Expecting value") and before.endswith(",") \
+            and at in ("}", "]"):
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1)
+        return f"invalid JSON at line {line}, column {column}: a comma after the last item (JSON allows none before {at})"
+    if at == "'" and e.msg.startswith("Expecting"):
+        return f"invalid JSON at line {e.lineno}, column {e.colno}: a single quote (JSON strings and keys need double quotes)"
+    return f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
 
 
 def redact(text: str) -> str:

@@ -187,6 +187,20 @@ def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:
         load_spec(write_spec('{\n  "name": "x",\n  "epochs": ,\n}'))
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ('{\n  "name": "x",\n  "parameters": {"lr": [0.01, 0.1],},\n  "seed": 1,\n}',
+     "invalid JSON at line 3, column 35: a comma after the last item (JSON allows none before })"),
+    ('{"name": "x", "parameters": {"lr": [0.01, 0.1,]}}',
+     "invalid JSON at line 1, column 46: a comma after the last item (JSON allows none before ])"),
+    ("{\n  'name': 'x'\n}", "invalid JSON at line 2, column 3: a single quote (JSON strings and keys need double quotes)"),
+])
+def test_the_usual_json_slips_are_named_at_the_character_to_change(write_spec: Any, cli: Any, text: str,
+                                                                   message: str) -> None:
+    path = str(write_spec(text))
+    done = cli("validate", path)
+    assert done.returncode == 2 and done.stderr.strip() == f"hpt: error: {path}: {message}"
+
+
 def test_a_key_given_twice_is_refused_at_each_json_path(write_spec: Any, cli: Any) -> None:
     text = json.dumps(tiny_spec(), indent=1)
     # two "parameters" blocks at the top, and "epochs" twice inside "training": json.loads would keep only the last

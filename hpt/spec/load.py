@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from hpt.errors import Problem, SpecError
+from hpt.errors import Problem, SpecError, json_error
 from hpt.spec.checker import join
 from hpt.spec.objects import Spec
 from hpt.spec.parse import parse_spec
@@ -29,7 +29,7 @@ def load_spec(path: str | Path, today: date | None = None) -> Spec:
     try:
         document = json.loads(p.read_text(encoding="utf-8-sig"), object_pairs_hook=_KeyedObject)  # a BOM is fine
     except json.JSONDecodeError as e:
-        raise SpecError(source, [Problem("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
+        raise SpecError(source, [Problem("", json_error(e))]) from None
     except UnicodeDecodeError:
         raise SpecError(source, [Problem("", "not a UTF-8 text file")]) from None
     twice = list(_repeated_keys(document))
