@@ -584,6 +584,17 @@ def test_empty_location_is_exit_2(tmp_path: Path) -> None:
     assert out.exit_code == 2
 
 
+def test_the_folder_above_results_names_the_results_inside(tmp_path: Path) -> None:
+    """`hpt results hpt-results/` instead of `hpt-results/<name>`: the error names the folders that hold results."""
+    for name in ("lstm-demo", "cnn-demo"):
+        write_results(tmp_path / name, [row("a", 0, 0.2, lr=1)])
+    (tmp_path / "notes").mkdir()
+    out = results_cli("best", str(tmp_path))
+    assert out.exit_code == 2 and out.stderr == (
+        f"hpt: error: no results at {tmp_path}: no results.csv; no rows/; results are in cnn-demo, lstm-demo inside it "
+        f"(give one of those, e.g. {tmp_path / 'cnn-demo'})\n")
+
+
 def _only(folder: Path, name: str, data: bytes) -> None:
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,12 +80,25 @@ def load_results(uri: str) -> pd.DataFrame:
             files = f"{len(ids)} .json file" + ("s" if len(ids) != 1 else "")
             found.append(f"{rows_url} holds no readable trial rows ({files})")
     if frame.empty:
+        inside = _results_inside(sink) if isinstance(sink, LocalSink) else []
+        if inside:
+            found.append(f"results are in {', '.join(inside[:5])}{', ...' if len(inside) > 5 else ''} inside it "
+                         f"(give one of those, e.g. {os.path.join(uri, inside[0])})")
         raise InputError(f"no results at {uri}: {'; '.join(found)}")
     for line in damaged:
         log.warning("%s", line)
     _restore_ints(frame, sink)
     fill_fidelity(frame)
     return frame.reset_index(drop=True)
+
+
+def _results_inside(sink: LocalSink) -> list[str]:
+    """The folders just inside a local folder that hold results (hpt-results/ instead of hpt-results/<name>)."""
+    try:
+        return sorted(p.name for p in sink.root.iterdir()
+                      if p.is_dir() and ((p / RESULTS_CSV).is_file() or (p / layout.ROWS).is_dir()))
+    except OSError:
+        return []
 
 
 def _load_csv(sink: Sink, found: list[str]) -> pd.DataFrame:
