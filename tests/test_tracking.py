@@ -309,6 +309,15 @@ def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path, sq
     assert len(_mlflow_runs(store, "tracked")) == 5
 
 
+def test_logging_to_a_new_sqlite_store_says_one_line(location: Path, tmp_path: Path) -> None:
+    """MLflow's own INFO lines (it makes a new store's tables) stay out of hpt's output: the package is imported
+    after hpt's settings for it, `hpt results --mlflow` too."""
+    store = f"sqlite:///{tmp_path / 'new.db'}"
+    done = hpt_cli("results", str(location), "--mlflow", store, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"mlflow: 4 trials logged to {store} (experiment tracked)"]
+
+
 def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_path: Path, sqlite_store: str) -> None:
     """tracking.mlflow true: $MLFLOW_TRACKING_URI; tracking.experiment names the experiment; tracking.tensorboard
     gets each trial as it runs. Afterwards, `hpt results --mlflow/--tensorboard` finds nothing to add."""

@@ -15,7 +15,9 @@ def check_exports(tensorboard_dir: str | None, mlflow_uri: str | None) -> None:
     if tensorboard_dir:
         need("tensorboard", "--tensorboard", "tensorboard")
     if mlflow_uri:
-        need("mlflow", "--mlflow", "mlflow")
+        from hpt.tracking.mlflow import ready
+
+        ready()  # its settings (no INFO lines of its own in hpt's output) before the import
 
 
 def export(uri: str, tensorboard_dir: str | None, mlflow_uri: str | None) -> Iterator[str]:

@@ -52,7 +52,7 @@ from hpt.tracking import (
     with_curves,
 )
 
-__all__ = ["MlflowLog", "final_target", "live_log", "log_final", "log_location", "tracking_uri"]
+__all__ = ["MlflowLog", "final_target", "live_log", "log_final", "log_location", "ready", "tracking_uri"]
 
 _ATTEMPTS = 3  # per MLflow call, while the server answers now and then
 _STATUS = {"ok": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}  # pruned, interrupted: KILLED
@@ -60,7 +60,9 @@ _BATCH = 1000  # MLflow's limit of metrics per log_batch
 _RECONNECT_S = 30.0  # a server that was not reachable is tried again after this long
 
 
-def _client_settings() -> None:
+def ready() -> None:
+    """MLflow set up for hpt (its settings before it is imported), then imported: InputError with the install line when
+    the package is missing."""
     # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
@@ -86,7 +88,7 @@ class MlflowLog:
     """Logs trials to one MLflow experiment from a background thread; :meth:`close` says what could not be logged."""
 
     def __init__(self, uri: str, experiment: str, location: str, live: bool = True, spec_name: str = "") -> None:
-        _client_settings()
+        ready()
         self.uri = uri
         self.experiment = experiment
         self.location = location
@@ -368,7 +370,7 @@ def final_target(option: str | None, location: str, spec_path: str | None) -> tu
     uri = tracking_uri(option, tracking)
     if uri is None:
         return None
-    _client_settings()
+    ready()
     return uri, str(tracking.get("experiment") or name)
 
 
@@ -376,7 +378,7 @@ def log_final(uri: str, experiment: str, report: Mapping[str, Any], files: Mappi
     """Log one ``hpt final`` as an MLflow run: its report (report.json) and model files as artifacts, its tuned
     parameters, hold-out metrics (the model's, the baselines') and tags; the line to print. Already logged (tag
     hpt.final_id): nothing is. A failure is said in the line, never raised: the location keeps both files."""
-    _client_settings()
+    ready()
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
