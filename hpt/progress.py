@@ -124,8 +124,8 @@ class Reporter:
         eta_text = f"  ETA {format_duration(eta)}" if done < total and not self._stopping else ""
         share = f" {t.fidelity.name}" if t.fidelity.share < 1 else ""  # a rung of early stopping on data
         self._moved = self._moved or (self._total is not None and total != self._total)
-        count = f"~{total}]" if self._moved and done < total else f"{total}]" + " " * self._moved  # ends at [N/N]
-        self.line(f"[{done:>{self._width}}/{count} {status:<11} {t.period.label}{share}  "
+        count = f"~{total}" if self._moved and done < total else str(total)  # it ends at [N/N]
+        self.line(f"[{done:>{self._width}}/{count}] {status:<11} {t.period.label}{share}  "
                   f"{format_params(t.tuned_params)}  {detail}{eta_text}")
 
     def _eta(self, result: TrialResult, done: int, total: int) -> float:
