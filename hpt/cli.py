@@ -336,11 +336,9 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
       hpt run specs/lstm.json --executor ray --ray-address head-node:6379
     """
     from hpt.runner import run_spec
-    from hpt.spec import load_spec, quick_spec
+    from hpt.spec import load_spec
 
-    spec = load_spec(spec_path, today=today)
-    if quick:
-        spec = quick_spec(spec)
+    spec = load_spec(spec_path, today=today, quick=quick)
     if dry_run:
         _print_plan(spec, run_options["sink"], limit=20,
                     more=f"hpt plan {spec_path}{' --quick' if quick else ''} --limit N lists more")
@@ -363,10 +361,9 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
       hpt plan specs/lstm.json --limit 5
       hpt plan specs/auto-periods.json --today 2026-12-01
     """
-    from hpt.spec import load_spec, quick_spec
+    from hpt.spec import load_spec
 
-    spec = load_spec(spec_path, today=today)
-    _print_plan(quick_spec(spec) if quick else spec, sink, limit, more="--limit N lists more")
+    _print_plan(load_spec(spec_path, today=today, quick=quick), sink, limit, more="--limit N lists more")
 
 
 @main.command(epilog=EPILOG)

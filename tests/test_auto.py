@@ -230,6 +230,21 @@ def _daily_csv(folder: Path) -> Path:
     return path
 
 
+def test_quick_says_nothing_of_the_periods_the_screens_month_replaces(write_spec: Any) -> None:
+    """--quick trains on one month, not the spec's periods: the notes about those (the months "fit" chose, too few
+    windows) are not said; without --quick they are."""
+    from tests.conftest import hpt_cli
+
+    fit = str(write_spec(tiny_spec(date_ranges={"auto": {"months": "fit"}})))
+    short = str(write_spec(tiny_spec(date_ranges=[["2013-01-01", "2013-01-05"]])))
+    for path, note in ((fit, '"months": "fit" chose 2 months'), (short, "fewer than 100, likely too few to learn from")):
+        full, quick = hpt_cli("plan", path), hpt_cli("plan", path, "--quick")
+        assert full.returncode == quick.returncode == 0, full.stderr + quick.stderr
+        assert note in full.stderr and note not in quick.stderr, quick.stderr
+        assert "quick screening" in quick.stdout
+    assert "fit" not in hpt_cli("auto", "--arch", "mlp", "--quick", "--dry-run").stderr
+
+
 def test_fit_months_gives_each_period_enough_training_windows(write_spec: Any, tmp_path: Path) -> None:
     daily = _daily_csv(tmp_path)
     doc = tiny_spec(data={"path": str(daily), "time_column": "date", "target": "rides"},

@@ -20,7 +20,7 @@ from hpt.spec.load import load_spec
 from hpt.spec.objects import DISTRIBUTIONS, METRICS, Axis, DataSpec, Distribution, Spec
 from hpt.spec.parse import parse_spec
 from hpt.spec.search import SearchSpec
-from hpt.spec.windowing import at_fidelity, check_data, data_report, quick_spec
+from hpt.spec.windowing import at_fidelity, check_data, data_report, quick_spec, unused_periods
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -36,4 +36,5 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "quick_spec",
+    "unused_periods",
 ]

@@ -13,15 +13,21 @@ from hpt.errors import Problem, SpecError, json_error
 from hpt.spec.checker import join
 from hpt.spec.objects import Spec
 from hpt.spec.parse import parse_spec
+from hpt.spec.windowing import quick_spec, unused_periods
 
 __all__ = ["load_spec"]
 
 
-def load_spec(path: str | Path, today: date | None = None) -> Spec:
+def load_spec(path: str | Path, today: date | None = None, quick: bool = False) -> Spec:
     """Read, parse and validate a spec file, its data included.
 
-    `today` (default: the current date) picks automatic periods and the screening month.
+    `today` (default: the current date) picks automatic periods and the screening month. `quick`: the spec's quick
+    screening variant (:func:`~hpt.spec.windowing.quick_spec`), without the notes about the periods it replaces.
     """
+    if quick:
+        with unused_periods():
+            spec = load_spec(path, today)
+        return quick_spec(spec)
     source = str(path)
     p = Path(path)
     if not p.is_file():

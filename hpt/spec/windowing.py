@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from hpt.windows import (
 )
 
 __all__ = ["FIT_MONTHS", "MIN_TRAIN_WINDOWS", "at_fidelity", "check_data", "data_problems", "data_report",
-           "fit_months", "quick_spec", "span", "window_extremes"]
+           "fit_months", "quick_spec", "span", "unused_periods", "window_extremes"]
 
 log = logging.getLogger("hpt")
 
@@ -54,7 +55,8 @@ def at_fidelity(spec: Spec, fidelity: Fidelity) -> Spec:
     (for ``last_month``: one period, the last whole month of data before `spec.today`)."""
     if fidelity.data != LAST_MONTH:
         return dataclasses.replace(spec, fidelity=fidelity)
-    frame = check_data(spec)
+    with unused_periods():  # the data, read and checked for the spec's periods, which the month replaces
+        frame = check_data(spec)
     first, last, step = span(frame)
     try:
         period = quick_period(first, last, step, spec.today, spec.period_rule.holdout if spec.period_rule else 0)
@@ -201,11 +203,24 @@ def _say_few_windows(count: WindowCount, where: str, step: pd.Timedelta, extreme
 
 
 _said: set[str] = set()
+_unsaid = 0  # > 0 while a spec loads whose periods a screen replaces (unused_periods): their notes are not said
+
+
+@contextmanager
+def unused_periods() -> Iterator[None]:
+    """Load a spec whose periods will not be used (the quick screen's month replaces them): the notes about them
+    (the months "fit" chose, too few windows, gaps, series left out) are not said; their errors still are."""
+    global _unsaid
+    _unsaid += 1
+    try:
+        yield
+    finally:
+        _unsaid -= 1
 
 
 def _say_once(message: str, level: int = logging.WARNING) -> None:
     """A warning (or `level`) once per process: validating and then running a spec checks its data twice."""
-    if message not in _said:
+    if message not in _said and not _unsaid:
         _said.add(message)
         log.log(level, "%s", message)
 
