@@ -344,6 +344,10 @@ def test_mlflow_and_tensorboard_during_a_run_from_the_spec_tracking_section(tmp_
 
 def test_a_trial_that_ran_again_or_stays_stopped_is_one_mlflow_run_saying_what_its_row_says(
         tmp_path: Path, sqlite_store: str) -> None:
+    _one_run_per_trial_as_its_row_says(sqlite_store, "waits", tmp_path)
+
+
+def _one_run_per_trial_as_its_row_says(store: str, name: str, tmp_path: Path) -> None:
     """asha with one worker: the first trials of a period wait at the first rung for others, then go on (a second
     row, with a longer curve) or stay stopped (their row written again, only its reason changes). The experiment
     keeps one run per trial, its row's: status, reason and row tag; its curve the one the location keeps; no run
@@ -351,11 +355,11 @@ def test_a_trial_that_ran_again_or_stays_stopped_is_one_mlflow_run_saying_what_i
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
-    store, out, sink = sqlite_store, tmp_path / "tb", tmp_path / "results"
+    out, sink = tmp_path / "tb", tmp_path / "results"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec(
-        name="waits", search={"strategy": "random", "seed": 1, "max_trials": 6,
-                              "early_stopping": {"kind": "asha", "reduction_factor": 3}},
+        name=name, search={"strategy": "random", "seed": 1, "max_trials": 6,
+                           "early_stopping": {"kind": "asha", "reduction_factor": 3}},
         parameters={"lr": {"loguniform": [1e-4, 1e-1]}, "hidden_size": [8, 16]}, training={"epochs": 6})))
     done = hpt_cli("run", str(spec), "--sink", str(sink), "--workers", "1", "--mlflow", store, "--tensorboard", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -363,10 +367,10 @@ def test_a_trial_that_ran_again_or_stays_stopped_is_one_mlflow_run_saying_what_i
     assert "waited at epoch 1 and stays stopped" in log and "waited at epoch 1 and goes on from there" in log, log
     rows = _rows(sink)
     assert done.stdout.splitlines()[-2:] == [
-        f"mlflow: {len(rows)} trials logged to {store} (experiment waits)",
+        f"mlflow: {len(rows)} trials logged to {store} (experiment {name})",
         f"tensorboard: {len(rows)} trial(s) of this run written to {out}; see them with: tensorboard --logdir {out}"]
     client = MlflowClient(tracking_uri=store)
-    runs = [r for r in _mlflow_runs(store, "waits") if "hpt.trial_id" in r.data.tags]
+    runs = [r for r in _mlflow_runs(store, name) if "hpt.trial_id" in r.data.tags]
     trials = {r.data.tags["hpt.trial_id"]: r for r in runs}
     assert len(runs) == len(trials) == len(rows)
     for tid, row in rows.items():
@@ -382,7 +386,7 @@ def test_a_trial_that_ran_again_or_stays_stopped_is_one_mlflow_run_saying_what_i
     assert {r.data.tags["hpt.trial_id"] for r in deleted} <= set(again) and deleted  # the first run of a trial that went on
     assert len(_tensorboard_runs(out)) == len(rows) + 1  # and the experiment's own
     after = cli_here("results", str(sink), "--mlflow", store, "--tensorboard", str(out))
-    assert f"mlflow: 0 trials logged to {store} (experiment waits); {len(rows)} already there" in after.stdout, \
+    assert f"mlflow: 0 trials logged to {store} (experiment {name}); {len(rows)} already there" in after.stdout, \
         after.stderr
     assert f"tensorboard: nothing new; {len(rows)} trial(s) already in {out}" in after.stdout
 
@@ -611,6 +615,13 @@ def test_a_real_mlflow_server_gets_a_run_per_trial(mlflow_server: Any, tmp_path:
         f"mlflow: 4 trials logged to {mlflow_server.url} (experiment served)"]  # and it is the last line
     assert done.stdout.splitlines()[-1].startswith("mlflow: ")
     _check_mlflow_trials(mlflow_server.url, "served", sink, {r["run_id"] for r in _rows(sink).values()})
+
+
+def test_a_real_mlflow_server_holds_one_run_per_trial_that_ran_again(mlflow_server: Any, tmp_path: Path) -> None:
+    """What the server is asked for a trial's later row (delete a run, get one, change its tags) over its REST API."""
+    if mlflow_server.proc.poll() is not None:  # the test that stops it ran first
+        mlflow_server.start(timeout=300)
+    _one_run_per_trial_as_its_row_says(mlflow_server.url, "waits-served", tmp_path)
 
 
 def test_a_real_mlflow_server_stopped_mid_run_costs_one_line(mlflow_server: Any, tmp_path: Path) -> None:
