@@ -118,9 +118,17 @@ still suggests "temp_min" (0.67)."""
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
-    """' (did you mean "x"?)' when a close valid name exists, else ''."""
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=DID_YOU_MEAN)
-    return f' (did you mean "{close[0]}"?)' if close else ""
+    """' (did you mean "x"?)' when a close valid name exists, else ''; names as close as the closest are named too
+    (' (did you mean "temp_min" or "temp_max"?)' for "temp")."""
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=DID_YOU_MEAN)
+    if not close:
+        return ""
+    def ratio(other: str) -> float:
+        return difflib.SequenceMatcher(None, name, other).ratio()
+
+    best = ratio(close[0])
+    tied = [c for c in close if ratio(c) >= best - 1e-9]
+    return " (did you mean " + " or ".join(f'"{c}"' for c in tied) + "?)"
 
 
 _SECRET_PATTERNS = [
