@@ -127,7 +127,7 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
         return difflib.SequenceMatcher(None, name, other).ratio()
 
     best = ratio(close[0])
-    tied = [c for c in close if ratio(c) >= best - 1e-9]
+    tied = sorted(c for c in close if ratio(c) >= best - 1e-9)
     return " (did you mean " + " or ".join(f'"{c}"' for c in tied) + "?)"
 
 
