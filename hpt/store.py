@@ -45,7 +45,7 @@ from hpt.rows import (
     to_csv,
 )
 from hpt.sinks import Sink, env_float, update
-from hpt.trial import Status, TrialResult, says_less
+from hpt.trial import Status, TrialResult, outranks
 from hpt.uploader import InMemory, Then, Uploader
 
 __all__ = ["ResultStore", "SyncReport"]
@@ -267,10 +267,12 @@ class ResultStore:
         return stands
 
     def _may_replace(self, data: bytes | None, row: dict[str, Any]) -> bool:
+        """Whether `row` may replace the trial's row at the location (`data`): unless that row outranks it
+        (:func:`~hpt.trial.outranks`), and an ok row there only by a --force run's ok row."""
         there = parse_row(data)
-        if there is None or _same(there, row) or (there.get("status") != Status.OK.value and not says_less(row, there)):
+        if there is None or _same(there, row):
             return True
-        if row.get("status") == Status.OK.value and self.replace_ok:
+        if not outranks(there, row) and (there.get("status") != Status.OK.value or self.replace_ok):
             return True
         if there.get("status") == Status.OK.value and not is_baseline(row):
             # a baseline's row is the same whichever run computed it: keeping one says nothing
@@ -365,20 +367,15 @@ class ResultStore:
 
 
 def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:
-    """Put `row` in `rows` unless the one there is ok and `row` is not, or it finished later; True when `rows` changed."""
+    """Put `row` in `rows` unless the one there outranks it (:func:`~hpt.trial.outranks`), or neither outranks the
+    other and the one there finished later; True when `rows` changed."""
     old = rows.get(row["trial_id"])
     if old is row:
         return False
     if old is not None:
-        if says_less(row, old):
+        if outranks(old, row) or _same(old, row):
             return False
-        old_ok, new_ok = old.get("status") == Status.OK.value, row.get("status") == Status.OK.value
-        if old_ok != new_ok:
-            if old_ok:
-                return False
-        elif str(old.get("finished_at") or "") > str(row.get("finished_at") or ""):
-            return False
-        if _same(old, row):
+        if not outranks(row, old) and str(old.get("finished_at") or "") > str(row.get("finished_at") or ""):
             return False
     rows[row["trial_id"]] = row
     return True

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from hpt.periods import Holdout
 
 __all__ = ["WAITS", "Event", "Finished", "Progress", "Refit", "Started", "Status", "Trial", "TrialResult", "as_decided",
-           "curve_metrics", "monitor_of", "says_less", "status_counts", "utcnow", "waits"]
+           "curve_metrics", "monitor_of", "outranks", "says_less", "status_counts", "utcnow", "waits"]
 
 
 WAITS = "it waits"
@@ -50,6 +50,15 @@ def says_less(row: Mapping[str, Any], there: Mapping[str, Any]) -> bool:
     trained a stopped trial again leaves the row of the stop, which a resumed run goes by). A trial that waited at
     asha's first rung had not ended: cut short once it went on, it is to run again, as its interrupted row says."""
     return row.get("status") == Status.INTERRUPTED.value and there.get("status") in _ENDED and not waits(there)
+
+
+def outranks(there: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """Whether a trial's row `there` stays against another row of it, `row`, whichever is newer: an ok row against
+    one that is not (a trial that finished is never undone), and a row that says how the trial ended against an
+    interruption that says less (:func:`says_less`). Between other rows the caller decides (the newer one, the one
+    at the location)."""
+    ok = Status.OK.value
+    return (there.get("status") == ok and row.get("status") != ok) or says_less(row, there)
 
 
 _ENDED = (Status.PRUNED.value, Status.FAILED.value, Status.DIVERGED.value)
