@@ -164,3 +164,20 @@ def test_ids_sort_by_time_and_timestamps_read_back() -> None:
     assert parse_stamp("2024-01-01T00:00:00Z") == parse_stamp("2024-01-01T00:00:00+00:00")
     assert parse_stamp("2024-01-01T00:00:00") == parse_stamp("2024-01-01T00:00:00+00:00")  # no zone: UTC
     assert parse_stamp(None) is None and parse_stamp("soon") is None
+
+
+@pytest.mark.parametrize(("there", "row", "stays"), [
+    ("ok", "pruned", True), ("ok", "interrupted", True),  # a trial that finished is never undone
+    ("pruned", "interrupted", True), ("diverged", "interrupted", True),  # the interruption says less
+    ("waits", "interrupted", False),  # a waiting trial had not ended: cut short once it went on, it runs again
+    ("interrupted", "pruned", False), ("pruned", "ok", False), ("ok", "ok", False), ("pruned", "pruned", False)])
+def test_which_row_of_a_trial_stays_whichever_is_newer(there: str, row: str, stays: bool) -> None:
+    """The rule the location's conditional write and the merge of rows (in memory, results.csv) share; between rows
+    neither outranks, the location keeps its ok row (but for --force) and the merge the newer one."""
+    from hpt.trial import WAITS, outranks
+
+    def as_row(status: str) -> dict[str, str]:
+        return {"status": "pruned", "error": f"pruned at epoch 1 (rung 0: {WAITS} ...)"} if status == "waits" else \
+            {"status": status, "error": ""}
+
+    assert outranks(as_row(there), as_row(row)) is stays
