@@ -55,7 +55,7 @@ class Reporter:
         self._trained: list[float] = []  # the training seconds of each trial that reported them
         self._wave_end: float | None = None  # when the first `slots` trials had ended (worker start-up behind)
         self._total: int | None = None  # the run's first count of its trials (start)
-        self._moved = False  # the count changed since: an estimate (early stopping, racing, finalists, tpe repeats)
+        self._moved = False  # an estimate: an adaptive search's, or one that changed since (early stopping, racing, ...)
 
     def line(self, text: str) -> None:
         text = redact(text)
@@ -81,11 +81,12 @@ class Reporter:
         logging.getLogger("hpt").warning("stdout's reader went away (a closed pipe); the run goes on, storing every "
                                          "trial, without printing its progress")
 
-    def start(self, total: int, slots: int = 1) -> None:
+    def start(self, total: int, slots: int = 1, estimate: bool = False) -> None:
+        """The run starts with `total` trials to run (`estimate`: a count the search moves, marked `~`) on `slots`."""
         self._t0 = time.monotonic()
         self._slots = max(1, slots)
         self._width = len(str(total))
-        self._total, self._moved = total, False
+        self._total, self._moved = total, estimate
         if self.use_bar and total and not self.quiet:
             from tqdm import tqdm
 

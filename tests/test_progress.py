@@ -66,3 +66,12 @@ def test_a_count_that_moved_is_marked_as_an_estimate_until_it_ends() -> None:
         reporter.trial_done(_result(done, 0.1), done, total, "val_mse")
     lines = out.getvalue().splitlines()
     assert [line[:9] for line in lines] == ["[ 1/12] o", "[ 2/~14] ", "[ 3/~11] ", "[11/11] o"]
+
+
+def test_an_adaptive_searchs_count_is_marked_as_an_estimate_from_the_first_line() -> None:
+    out = io.StringIO()
+    reporter = Reporter(out=out, bar=False)
+    reporter.start(7, estimate=True)
+    reporter.trial_done(_result(1, 0.1), 1, 7, "val_mse")
+    reporter.trial_done(_result(2, 0.1), 2, 2, "val_mse")  # the search found itself done sooner
+    assert [line[:8] for line in out.getvalue().splitlines()] == ["[1/~7] o", "[2/2] ok"]

@@ -149,6 +149,7 @@ def test_tpe_with_early_stopping_resumes_after_ctrl_c_as_if_never_stopped(write_
     # skipped: the first run's rows but the interrupted one; some of them waited at the first rung and ran again (their
     # new rows replace them); the first run's results count each run of a trial
     assert len(kept) <= again.skipped <= sum(first.counts.values()) - 1
+    assert again.skipped + sum(again.counts.values()) == len(rows_of(tmp_path / "cut"))  # each trial once: skipped or run
     assert cut["trial_id"].is_unique and not submitted & set(kept["trial_id"])  # nothing trained twice
     columns = ["tpe_trial", "param_lr", "param_hidden_size", "period_start", "status", "epochs", "error"]
     whole = rows_of(tmp_path / "whole")

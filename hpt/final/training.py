@@ -66,6 +66,8 @@ def final_trials(s: Setup, final_id: str) -> list[Trial]:
 class _Listed(Scheduler):
     """The given trials, each once."""
 
+    exact = True
+
     def __init__(self, trials: list[Trial]) -> None:
         self.todo = list(trials)
 

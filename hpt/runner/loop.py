@@ -178,7 +178,7 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
     signals = _Signals()
     previous = {s: signal.signal(s, signals) for s in SIGNAL_EXIT}
     loop = _Loop(scheduler, backend, on_result, reporter, objective, gate, on_progress)
-    reporter.start(loop.total, slots=backend.free())  # the trials that run at once, for the ETA
+    reporter.start(loop.total, slots=backend.free(), estimate=not scheduler.exact)  # slots: those that run at once
     failing = False
     loop.recheck = time.monotonic() + (gate.recheck_s if gate else 0.0)
     try:

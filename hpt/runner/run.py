@@ -30,6 +30,7 @@ from hpt.runner.summary import RunSummary, judge_best, report_end
 from hpt.runs import RunRecord, abandon_dead_runs, run_fields
 from hpt.scheduling import Scheduler, make_scheduler
 from hpt.scheduling.adaptive import again_text, rows_to_resume
+from hpt.scheduling.base import FINISHED
 from hpt.sinks import open_sink
 from hpt.spec import Spec, check_data, data_report
 from hpt.stamps import new_id
@@ -66,6 +67,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         scheduler.restore(rows, store.curves)
         backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
         run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend)
+        run.finished_before = {tid for tid, row in rows.items() if row.get("status") in FINISHED}
         undelivered, tracked = run.go(said)
     if not undelivered:  # a location that did not take this run's results is not read again (it said why)
         try:
@@ -122,6 +124,7 @@ class _Run:
         self.claims = Claims(store.sink, self.run_id, self.record.beat)
         self.gate = ClaimGate(self.claims, store, self.run_id, options.force)
         self.baselines = RunBaselines(spec, frame)
+        self.finished_before: set[str] = set()  # trials with an ok or pruned row at the start: what a run skips
 
     def on_result(self, result: TrialResult) -> None:
         row = self.store.record(result, self.run_id, self.columns)
@@ -179,7 +182,10 @@ class _Run:
         """The run's record ended, the store closed (its writes waited for), the claims and trackers closed."""
         summary, reporter, gate, tracker = self.summary, self.reporter, self.gate, self.tracker
         summary.elapsed_s = time.monotonic() - t0
-        summary.skipped = self.scheduler.skipped + gate.done_elsewhere
+        # skipped: done before and not trained by this run (one that waited at asha's first rung and was judged in,
+        # or a stopped trial a finalist completed, is this run's)
+        again = sum(1 for tid in summary.last if tid in self.finished_before)
+        summary.skipped = max(0, self.scheduler.skipped - again) + gate.done_elsewhere
         summary.elsewhere = {tid: holder for tid, (_, holder) in gate.held.items()}
         for holder, n in Counter(summary.elsewhere.values()).items():
             reporter.line(f"{plural(n, 'trial')} {'is' if n == 1 else 'are'} being trained by {holder}; not started here")

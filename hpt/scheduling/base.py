@@ -47,6 +47,7 @@ class Scheduler:
     """
 
     skipped = 0  # trials passed over because the location already has them done
+    exact = False  # whether remaining() is the count of what will run, not an estimate that the search moves
 
     def describe(self) -> str:
         """What will run, for the first log line: ``12 trials (6 configs x 2 periods)``."""
