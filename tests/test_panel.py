@@ -288,6 +288,15 @@ def final_panel(tuned_panel: Path) -> tuple[Path, dict[str, Any], str]:
     return Path(doc["uris"]["model"]), doc, done.output
 
 
+def test_final_says_nothing_of_the_tuning_periods_it_does_not_train_on(tuned_panel: Path, tmp_path: Path) -> None:
+    """The run warned that "short" is left out of the tuning period; the final trains on a span of its own and
+    says what it leaves out there, not the tuning period's warning again."""
+    done = hpt_cli("final", str(tuned_panel), "--holdout", "2D", "--report", str(tmp_path / "report.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "left out of it" not in done.stderr and "period 2023" not in done.stderr, done.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["panel"]["left_out"] == ["short"]
+
+
 def test_final_over_a_panel_reports_mase_the_share_beating_seasonal_naive_and_the_worst_series(
         final_panel: tuple[Path, dict[str, Any], str]) -> None:
     model, doc, output = final_panel

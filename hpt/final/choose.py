@@ -18,7 +18,7 @@ from hpt.progress import format_value, plural
 from hpt.rows import DEFAULT_FIDELITY, params_of
 from hpt.runs import latest_run
 from hpt.sinks import Sink
-from hpt.spec import Spec, load_spec, parse_spec
+from hpt.spec import Spec, load_spec, parse_spec, unused_periods
 from hpt.trial import Status
 
 __all__ = ["Choice", "choose", "config_periods", "recorded_spec", "train_start"]
@@ -26,17 +26,20 @@ __all__ = ["Choice", "choose", "config_periods", "recorded_spec", "train_start"]
 log = logging.getLogger("hpt")
 
 def recorded_spec(sink: Sink, spec_path: str | None) -> tuple[Spec, str]:
-    """--spec, else the spec of the latest run recorded in runs/ at the location; and where it was read."""
+    """--spec, else the spec of the latest run recorded in runs/ at the location; and where it was read. The final
+    trains on a span of its own: the notes about the tuning periods (series left out, few windows) are not said."""
     if spec_path:
-        return load_spec(spec_path), spec_path
+        with unused_periods():
+            return load_spec(spec_path), spec_path
     latest = latest_run(sink)
     if latest is not None:
         key, record = latest
         source = str(record.get("spec_source") or "")
         base = Path(source).parent if source and Path(source).parent.is_dir() else Path.cwd()
         where = sink.url(key)
-        spec = parse_spec(record["spec"], source=f"{where} (the spec recorded there; --spec gives another)",
-                          base_dir=base.resolve(), default_name=str(record.get("spec_name") or "experiment"))
+        with unused_periods():
+            spec = parse_spec(record["spec"], source=f"{where} (the spec recorded there; --spec gives another)",
+                              base_dir=base.resolve(), default_name=str(record.get("spec_name") or "experiment"))
         return spec, where
     raise InputError(f"no spec recorded in runs/ at {sink.uri}: give the spec it was tuned with, --spec SPEC")
 
