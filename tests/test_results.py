@@ -401,6 +401,17 @@ def test_random_search_values_are_binned(tmp_path: Path) -> None:
     assert 2 <= len(bins) <= 8 and sum(b["configs"] for b in bins) == 40 and ".." in bins[0]["value"]
 
 
+def test_a_value_per_config_is_binned_as_a_distributions_draws_are(tmp_path: Path) -> None:
+    """9 configs of a tpe or random search, each with its own lr: ranges, not 9 rows of one config each; a grid's
+    values, each shared by several configs, stay values."""
+    rows = [row(f"c{i}", p, 0.1 + i / 100, lr=1e-4 * 2.5**i, hidden_size=[8, 16, 32][i % 3])
+            for i in range(9) for p in range(2)]
+    trends = json.loads(results_cli("results", write_results(tmp_path, rows), "--format", "json").stdout)["trends"]
+    assert len(trends["lr"]) == 3 and all(".." in t["value"] for t in trends["lr"])
+    assert sum(t["configs"] for t in trends["lr"]) == 9
+    assert [t["value"] for t in trends["hidden_size"]] == [8, 16, 32]
+
+
 def test_screening_rows_are_ranked_apart(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     rows += [row("q1", 0, 0.01, fidelity="quick", lr=5), row("a", 0, 0.02, fidelity="quick", lr=1)]

@@ -20,9 +20,9 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
     """For each parameter with two or more values: the metric per value over the ok rows.
 
     One table per parameter with columns value, median, mean, best, trials, configs,
-    pruned; numeric values in increasing order (many distinct values, as random search
-    gives, are put in bins), others from the best median down. Only completed (ok)
-    trials give the statistics; ``pruned`` counts the trials early stopping stopped at
+    pruned; numeric values in increasing order (many distinct values, or a value per config
+    as a distribution's draws give, are put in bins), others from the best median down.
+    Only completed (ok) trials give the statistics; ``pruned`` counts the trials early stopping stopped at
     each value, which the statistics leave out (they favour the values that survived).
     """
     status = frame["status"].astype(str)
@@ -41,8 +41,10 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
         values = col[present]
         distinct = values.unique()  # once: each pass over 100,000 values as objects hashes every one
         numeric = all_numbers(distinct)
-        if numeric and len(distinct) > _MAX_TREND_VALUES:
-            key = _bins(values.astype(float))
+        drawn = numeric and len(distinct) > 4 and _one_config_each(values, both.loc[values.index, "config_id"])
+        if numeric and (len(distinct) > _MAX_TREND_VALUES or drawn):
+            # many values, or a value per config (a continuous distribution's draws): ranges, about 3 configs a bin
+            key = _bins(values.astype(float), n=min(8, max(2, len(distinct) // 3)))
         elif numeric:
             key = values.astype(float)
         else:
@@ -68,6 +70,11 @@ def parameter_trends(frame: pd.DataFrame, metric: str, params: Sequence[str]) ->
             t = t.sort_values("median", kind="stable").reset_index(drop=True)
         trends[p] = t
     return trends
+
+
+def _one_config_each(values: pd.Series, configs: pd.Series) -> bool:
+    """Whether no two configs share a value (random or tpe search over a distribution)."""
+    return bool(configs.groupby(values.to_numpy()).nunique().max() <= 1)
 
 
 def _bins(values: pd.Series, n: int = 8) -> pd.Series:
