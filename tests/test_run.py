@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +54,9 @@ def test_run_writes_a_row_model_and_curve_per_trial_and_resumes(write_spec: Any,
     assert sum(1 for line in lines if line.startswith("[")) == 6
     assert any(line.startswith("[6/6] ") for line in lines)
     assert "diverged" in out.stdout and "best config" in out.stdout and str(sink) in out.stdout
+    trial_line = next(line for line in lines if line.startswith("[1/6] "))
+    assert "  lr=" in trial_line and trial_line.index("lr=") < trial_line.index("hidden_size=")
+    assert re.search(r"^best config \w+: lr=\S+ hidden_size=8  mean", out.stdout, re.M), out.stdout  # the same order
 
     again = hpt_here("run", str(spec), "--sink", str(sink), "--workers", "1")
     assert again.exit_code == 0, again.output
