@@ -540,17 +540,35 @@ def _print_shape(spec: Any, trials: Any) -> Any:
     if not promoting and (trials is None or s.early_stopping is not None or s.budget is not None or s.warm_start
                           or s.race):  # promotion's lines say how it stops early (inside the screen)
         for line in outline(spec, n_configs, n_periods):
-            click.echo(line)
+            _echo_clauses(line)
     screen = None
     if promoting:
         for line in promote_text(spec, quick, n_configs):
-            click.echo(line)
+            _echo_clauses(line)
         screen = expand(quick)
     for line in idle_warnings(spec, n_configs, racing=False):  # the race line says what racing can drop
-        click.echo(line)
+        click.echo(line)  # a warning stays one line: a search of the log for "warning" finds all of it
     d = spec.data
     click.echo(RunBaselines(spec, load_frame(d.path, d.time_column, d.columns, d.options)).describe())
     return screen
+
+
+def _echo_clauses(line: str, width: int = 120) -> None:
+    """A plan line; one longer than `width` as its first clause, then each further clause ("; " outside brackets)
+    on a line of its own, indented: a listing read in a terminal or a build log, not one 450-character line."""
+    if len(line) <= width:
+        click.echo(line)
+        return
+    clauses, depth, start = [], 0, 0
+    for i, ch in enumerate(line):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth == 0 and line[i + 1:i + 2] == " ":
+            clauses.append(line[start:i])
+            start = i + 2
+    clauses.append(line[start:])
+    click.echo(clauses[0])
+    for clause in clauses[1:]:
+        click.echo(f"  {clause}")
 
 
 def _rows_at(location: str) -> tuple[dict[str, Mapping[str, Any]], str]:

@@ -20,11 +20,12 @@ def test_early_stopping_on_real_trials_with_two_workers(write_spec: Any, cli: An
     spec, sink = write_spec(doc), tmp_path / "res"
     plan = cli_here("plan", str(spec), "--sink", str(sink))
     assert plan.returncode == 0, plan.stderr
-    assert ("early stopping asha: rungs at epoch 1, 3, 9 of 12; a trial goes on when in the best 1/3 of its period's "
-            "trials at each rung; a rung judges a trial only once 3 other trials of its period reached it: at the first "
-            "rung a trial waits for them (it stops there, and once they got there it goes on from that epoch if it "
-            "is in their best 1/3), at a later one it goes on and is judged there once they have; trials are compared "
-            "only with trials of the same period") in plan.stdout
+    assert ("early stopping asha: rungs at epoch 1, 3, 9 of 12\n"
+            "  a trial goes on when in the best 1/3 of its period's trials at each rung\n"
+            "  a rung judges a trial only once 3 other trials of its period reached it: at the first rung a trial waits "
+            "for them (it stops there, and once they got there it goes on from that epoch if it is in their best 1/3), "
+            "at a later one it goes on and is judged there once they have\n"
+            "  trials are compared only with trials of the same period\n") in plan.stdout
     assert "finalists: when the search is done, the best 3 configs by how far they got are completed" in plan.stdout
     assert "at most 12 trials and 144 epochs (if none is stopped" in plan.stdout
 

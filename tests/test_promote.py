@@ -266,7 +266,7 @@ def test_promote_through_the_cli(write_spec: Any, cli: Any, tmp_path: Path) -> N
                                      parameters={"lr": [1e-5, 0.001, 0.01, 0.03], "hidden_size": [8]}))
     plan = cli("plan", str(with_asha), "--sink", str(tmp_path / "other"))
     assert plan.returncode == 0, plan.stderr
-    assert "promote, stage 1 with early stopping asha: rungs at epoch 1, 3, 9 of 20;" in plan.stdout
+    assert "promote, stage 1 with early stopping asha: rungs at epoch 1, 3, 9 of 20\n" in plan.stdout
     assert ("promote, stage 2: the best 2 configs by the screen (how far successive halving takes them) run at full "
             "fidelity on every period, without early stopping: at most 4 trials") in plan.stdout
     assert "finalists" not in plan.stdout  # the promoted configs run every period anyway

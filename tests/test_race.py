@@ -102,7 +102,7 @@ def test_race_through_the_cli_ends_with_a_verdict_and_says_which_config_it_dropp
                                 parameters={"lr": [1e-7, 0.0003, 0.001, 0.003, 0.01], "hidden_size": [8]},
                                 training={"epochs": 2}))
     plan = hpt_here("plan", str(spec))
-    assert plan.exit_code == 0 and "race: configs run period by period; after period 3, the configs" in plan.stdout
+    assert plan.exit_code == 0 and "race: configs run period by period\n  after period 3, the configs" in plan.stdout
     # a config the race drops has run 3 of the 4 periods: the 3 finalists add at most 3 trials, not 12
     assert "without early stopping (at most 3 more trials; rows tagged finalist)" in plan.stdout, plan.stdout
     out = cli("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")

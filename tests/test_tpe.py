@@ -384,9 +384,10 @@ def test_the_plan_says_how_tpe_ranks_the_configs_asha_stops(write_spec: Any) -> 
                             "early_stopping": {"kind": "asha", "min_epochs": 1}}, parameters=SPACE)
     out = cli_here("plan", str(write_spec(doc)))
     assert out.returncode == 0, out.stderr
-    assert ("tpe: each config is chosen from the results so far (the first 3 at random); a config's value is its mean "
-            "val_mse over its periods; a config asha, replayed with all the evidence, stops at a rung (a complete one "
-            "too) is ranked below those it keeps, by that rung and its place there") in out.stdout
+    assert ("tpe: each config is chosen from the results so far (the first 3 at random)\n"
+            "  a config's value is its mean val_mse over its periods\n"
+            "  a config asha, replayed with all the evidence, stops at a rung (a complete one too) is ranked below those "
+            "it keeps, by that rung and its place there\n") in out.stdout  # a long plan line: a clause a line
 
 
 def test_with_tpe_the_first_rung_is_epoch_2_unless_the_spec_says(write_spec: Any) -> None:
@@ -399,9 +400,9 @@ def test_with_tpe_the_first_rung_is_epoch_2_unless_the_spec_says(write_spec: Any
 
     out = plan("tpe", "asha")
     assert out.returncode == 0, out.stderr
-    assert "early stopping asha: rungs at epoch 2, 6, 18 of 20;" in out.stdout
-    assert "early stopping asha: rungs at epoch 1, 3, 9 of 20;" in plan("random", "asha").stdout
-    assert "early stopping asha: rungs at epoch 1, 3, 9 of 20;" in plan("tpe", {"kind": "asha", "min_epochs": 1}).stdout
+    assert "early stopping asha: rungs at epoch 2, 6, 18 of 20\n" in out.stdout
+    assert "early stopping asha: rungs at epoch 1, 3, 9 of 20\n" in plan("random", "asha").stdout
+    assert "early stopping asha: rungs at epoch 1, 3, 9 of 20\n" in plan("tpe", {"kind": "asha", "min_epochs": 1}).stdout
     assert "early stopping median: from epoch 2 on" in plan("tpe", "median").stdout
     out = plan("tpe", "asha", epochs=2)  # the default leaves no room: the line says it is the default
     assert out.returncode == 2 and "Traceback" not in out.stderr
