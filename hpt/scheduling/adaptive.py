@@ -57,15 +57,13 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
 def rows_to_resume(spec: Spec, rows: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], int]:
     """The rows a run resumes from, and how many pruned rows of its architecture are not done for it: when the spec
     stops nothing early (:func:`~hpt.scheduling.base.stops_early`), a trial an earlier run stopped early or racing
-    dropped is not finished (its config could never be ranked) and trains again. Its row is left out, but for tpe,
-    which keeps the config in its study and runs that period again itself."""
+    dropped is not finished (its config could never be ranked) and trains again. Its row reads as an interrupted
+    one, a trial to run again, to every scheduler (tpe keeps its config in the study, at its number)."""
     if stops_early(spec):
         return dict(rows), 0
     pruned = {tid for tid, row in rows.items() if row.get("status") == Status.PRUNED.value}
     n = sum(rows[tid].get("architecture") == spec.architecture for tid in pruned)
-    if spec.search.strategy == "tpe":
-        return dict(rows), n
-    return {tid: row for tid, row in rows.items() if tid not in pruned}, n
+    return {tid: {**row, "status": Status.INTERRUPTED.value} if tid in pruned else row for tid, row in rows.items()}, n
 
 
 def again_text(n: int) -> str:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpt.progress import plural
 from hpt.rows import params_of
-from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion, stops_early
+from hpt.scheduling.base import DONE, Curves, Scheduler, Suggestion
 from hpt.scheduling.pruning import (
     Reached,
     curve_values,
@@ -237,11 +237,11 @@ class TPEScheduler(Scheduler):
         self._stored = curves
         if self.warm is not None:
             self._seed_from(self.warm.rows)
-        # an interrupted row is a period still to run (with early stopping, a trial waiting at asha's first rung
-        # reads so too), and without early stopping or racing so is a pruned row (an earlier run's early stopping):
-        # the config keeps its place in the study, pending, with its number, so that the numbers after it stay as
-        # they were (a resumed run asks what the run never interrupted asks) and a new config never takes one
-        redo = (Status.INTERRUPTED.value,) if stops_early(self.spec) else (Status.PRUNED.value, Status.INTERRUPTED.value)
+        # an interrupted row is a period still to run (so reads a trial waiting at asha's first rung, and without early
+        # stopping or racing a pruned row, an earlier run's early stopping: rows_to_resume): the config keeps its place
+        # in the study, pending, with its number, so that the numbers after it stay as they were (a resumed run asks
+        # what the run never interrupted asks) and a new config never takes one
+        redo = (Status.INTERRUPTED.value,)
         mine: dict[str, list[Mapping[str, Any]]] = {}
         for row in rows.values():
             if not fits(row, self.spec, value=False):
