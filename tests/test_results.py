@@ -412,6 +412,22 @@ def test_a_value_per_config_is_binned_as_a_distributions_draws_are(tmp_path: Pat
     assert [t["value"] for t in trends["hidden_size"]] == [8, 16, 32]
 
 
+def test_a_uniform_parameters_ranges_are_even_and_a_log_uniform_ones_even_in_logs(tmp_path: Path) -> None:
+    """Both spread over more than 20x: dropout drawn evenly (0.002..0.4) gets ranges of equal width, lr drawn evenly in
+    logs (1e-4..1e-1) ranges of equal ratio."""
+    rows = [row(f"c{i}", p, 0.1 + i / 100, dropout=0.002 + 0.05 * i, lr=1e-4 * 10 ** (3 * i / 8))
+            for i in range(9) for p in range(2)]
+    trends = json.loads(results_cli("results", write_results(tmp_path, rows), "--format", "json").stdout)["trends"]
+
+    def edges(param: str) -> list[tuple[float, float]]:
+        return [tuple(float(x) for x in t["value"].split("..")) for t in trends[param]]  # type: ignore[misc]
+
+    widths = [b - a for a, b in edges("dropout")]
+    ratios = [b / a for a, b in edges("lr")]
+    assert len(widths) == 3 and max(widths) == pytest.approx(min(widths), rel=0.02)
+    assert len(ratios) == 3 and max(ratios) == pytest.approx(min(ratios), rel=0.02)
+
+
 def test_screening_rows_are_ranked_apart(tmp_path: Path) -> None:
     rows = grid({"a": [0.2, 0.2], "b": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}}, 2)
     rows += [row("q1", 0, 0.01, fidelity="quick", lr=5), row("a", 0, 0.02, fidelity="quick", lr=1)]

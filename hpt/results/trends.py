@@ -78,11 +78,18 @@ def _one_config_each(values: pd.Series, configs: pd.Series) -> bool:
 
 
 def _bins(values: pd.Series, n: int = 8) -> pd.Series:
+    """`n` ranges of equal width, on a log scale for values spread that way (a learning rate's draws: positive, over
+    more than 20x, their median nearer their geometric than their arithmetic mean; a dropout's are not)."""
     lo, hi = float(values.min()), float(values.max())
-    if lo > 0 and hi / lo > 20:
+    if lo > 0 and hi / lo > 20 and _spread_in_logs(values.to_numpy(dtype=float)):
         edges = np.geomspace(lo, hi, n + 1)
     else:
         edges = np.linspace(lo, hi, n + 1)
     edges = np.unique(edges)
     labels = [f"{a:.3g}..{b:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
     return pd.Series(pd.cut(values, edges, labels=labels, include_lowest=True, duplicates="drop"), index=values.index)
+
+
+def _spread_in_logs(x: np.ndarray) -> bool:
+    median = float(np.median(x))
+    return abs(np.log(median) - float(np.mean(np.log(x)))) < abs(np.log(median) - np.log(float(np.mean(x))))
