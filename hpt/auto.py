@@ -25,7 +25,7 @@ from hpt.runner import RunOptions, RunSummary, run_spec
 from hpt.scheduling.adaptive import adapt
 from hpt.scheduling.auto import AutoScheduler
 from hpt.search import TrialPlan, expand
-from hpt.spec import Spec, parse_spec, quick_spec, unused_periods
+from hpt.spec import Spec, parse_spec
 from hpt.spec.periods import FIT
 
 __all__ = ["LR_FAMILY", "AutoRequest", "auto_spec", "run_auto"]
@@ -100,11 +100,8 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
                 **({"early_stopping": {"kind": req.early_stopping}} if req.early_stopping else {})},
         parameters=kept,
     )
-    if not req.quick:
-        return parse_spec(doc, source=source, base_dir=base_dir, default_name=default_name, today=req.today)
-    with unused_periods():  # the screen's month replaces them
-        spec = parse_spec(doc, source=source, base_dir=base_dir, default_name=default_name, today=req.today)
-    return quick_spec(spec)
+    return parse_spec(doc, source=source, base_dir=base_dir, default_name=default_name, today=req.today,
+                      quick=req.quick)
 
 
 def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> RunSummary:

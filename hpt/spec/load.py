@@ -13,7 +13,6 @@ from hpt.errors import Problem, SpecError, json_error
 from hpt.spec.checker import join
 from hpt.spec.objects import Spec
 from hpt.spec.parse import parse_spec
-from hpt.spec.windowing import quick_spec, unused_periods
 
 __all__ = ["load_spec"]
 
@@ -22,12 +21,8 @@ def load_spec(path: str | Path, today: date | None = None, quick: bool = False) 
     """Read, parse and validate a spec file, its data included.
 
     `today` (default: the current date) picks automatic periods and the screening month. `quick`: the spec's quick
-    screening variant (:func:`~hpt.spec.windowing.quick_spec`), without the notes about the periods it replaces.
+    screening variant, without the notes about the periods it replaces (:func:`~hpt.spec.parse.parse_spec`).
     """
-    if quick:
-        with unused_periods():
-            spec = load_spec(path, today)
-        return quick_spec(spec)
     source = str(path)
     p = Path(path)
     if not p.is_file():
@@ -41,7 +36,8 @@ def load_spec(path: str | Path, today: date | None = None, quick: bool = False) 
     twice = list(_repeated_keys(document))
     if twice:
         raise SpecError(source, twice)
-    return parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem, today=today)
+    return parse_spec(document, source=source, base_dir=p.resolve().parent, default_name=p.stem, today=today,
+                      quick=quick)
 
 
 class _KeyedObject(dict):  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ from hpt.spec.periods import parse_periods, resolve_auto
 from hpt.spec.run import name_problem, parse_resources, parse_sink, parse_tracking
 from hpt.spec.search import STRATEGIES, SearchSpec, check_search, search_strategy
 from hpt.spec.training import parse_repeats, parse_training
-from hpt.spec.windowing import data_problems, window_extremes
+from hpt.spec.windowing import data_problems, quick_spec, unused_periods, window_extremes
 
 __all__ = ["parse_search", "parse_spec"]
 
@@ -29,8 +29,13 @@ _ALIASES = {"date-range": "date_ranges"}
 
 
 def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None,
-               default_name: str = "experiment", today: date | None = None) -> Spec:
-    """Validate a spec document, its data included; every problem is raised together."""
+               default_name: str = "experiment", today: date | None = None, quick: bool = False) -> Spec:
+    """Validate a spec document, its data included; every problem is raised together. `quick`: its quick screening
+    variant (:func:`~hpt.spec.windowing.quick_spec`), without the notes about the periods the screen replaces."""
+    if quick:
+        with unused_periods():
+            spec = parse_spec(document, source, base_dir, default_name, today)
+        return quick_spec(spec)
     ck = Checker(source, base_dir, today or date.today())
     doc = _top_level(ck, document)
     name = _name(ck, doc, default_name)
