@@ -24,7 +24,8 @@ from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS, is_param, params_of
 from hpt.sinks import Sink
 from hpt.store import ResultStore
 
-__all__ = ["TrialView", "location_trials", "location_uri", "need", "parse_curve", "seconds", "trial_view", "with_curves"]
+__all__ = ["TrialView", "location_trials", "location_uri", "need", "parse_curve", "seconds", "trial_view", "version_status",
+           "with_curves"]
 
 CURVE_PREFIX = "curve/"
 """Per-epoch values are named ``curve/<column>`` (curve/val_mse); the row's own metrics keep their names (val_mse)."""
@@ -53,13 +54,20 @@ class TrialView:
 
     @property
     def version(self) -> str:
-        """What tells this row from another row of the same trial (a later run of it)."""
+        """What tells this row from another row of the same trial (a later run of it); :func:`version_status` reads
+        the status back."""
         return "|".join((self.tags.get("run_id", ""), self.status, self.finished_at))
 
     @property
     def steps(self) -> int:
         """The last epoch of the curve (0 without one): where the row's metrics are put on an epoch axis."""
         return int(self.curve[-1]["epoch"]) if self.curve else 0
+
+
+def version_status(version: str) -> str:
+    """The status in a :attr:`TrialView.version` ("" for another text)."""
+    parts = version.split("|")
+    return parts[1] if len(parts) == 3 else ""
 
 
 def trial_view(row: Mapping[str, Any], curve_text: str | None = None, location: str = "") -> TrialView:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.errors import HptError, InputError
-from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, trial_view, with_curves
+from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, trial_view, version_status, with_curves
 from hpt.trial import Progress
 
 __all__ = ["Logdir", "TensorBoardLog", "TensorBoardReport", "write_tensorboard"]
@@ -92,8 +92,7 @@ class Logdir:
     def restate(self, view: TrialView) -> bool:
         """True when the row here has the view's status, which then is only said again (its reason, which
         TensorBoard does not show): the trial is marked with the new row and left as it is."""
-        here = self.written.get(view.trial_id, {}).get("version", "")
-        if here.count("|") != 2 or here.split("|")[1] != view.status:
+        if version_status(self.written.get(view.trial_id, {}).get("version", "")) != view.status:
             return False
         self._mark(view.trial_id, {**self.written[view.trial_id], "version": view.version})
         return True
