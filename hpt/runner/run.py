@@ -66,8 +66,8 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
             said(again_text(again))
         scheduler.restore(rows, store.curves)
         backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
-        run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend)
-        run.finished_before = {tid for tid, row in rows.items() if row.get("status") in FINISHED}
+        run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend,
+                   finished_before={tid for tid, row in rows.items() if row.get("status") in FINISHED})
         undelivered, tracked = run.go(said)
     if not undelivered:  # a location that did not take this run's results is not read again (it said why)
         try:
@@ -114,7 +114,7 @@ class _Run:
     """One run at its location: its record, its claims and gate, the baselines it stores, each result recorded."""
 
     def __init__(self, spec: Spec, frame: pd.DataFrame, options: RunOptions, reporter: Reporter, store: ResultStore,
-                 tracker: Any, scheduler: Scheduler, backend: Backend) -> None:
+                 tracker: Any, scheduler: Scheduler, backend: Backend, finished_before: set[str]) -> None:
         self.spec, self.frame, self.options, self.reporter = spec, frame, options, reporter
         self.store, self.tracker, self.scheduler, self.backend = store, tracker, scheduler, backend
         self.run_id = new_id()
@@ -124,7 +124,7 @@ class _Run:
         self.claims = Claims(store.sink, self.run_id, self.record.beat)
         self.gate = ClaimGate(self.claims, store, self.run_id, options.force)
         self.baselines = RunBaselines(spec, frame)
-        self.finished_before: set[str] = set()  # trials with an ok or pruned row at the start: what a run skips
+        self.finished_before = finished_before  # trials with an ok or pruned row at the start: what a run skips
 
     def on_result(self, result: TrialResult) -> None:
         row = self.store.record(result, self.run_id, self.columns)
