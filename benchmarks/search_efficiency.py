@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpt.backends.local import LocalBackend, Slot
-from hpt.progress import Reporter
+from hpt.progress import Reporter, plural
 from hpt.runner import drive
 from hpt.scheduling import make_scheduler
 from hpt.scheduling.checkpoints import RESUMED
@@ -297,6 +297,15 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     for r in [headers, *rows]:
         print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
                                                                                                         strict=True))))
+    source = getattr(args, "source", {})
+    saved = {o.seed for o in outcomes if source.get((o.strategy, o.seed, o.repeat))
+             != source.get(("random", o.seed, full[o.seed].repeat))}  # random search measured in another run
+    if saved:
+        print()
+        print(f"note: random search's outcomes for {plural(len(saved), 'seed')} were measured in another run than "
+              "the strategies' (--merge): its compute in seconds carries the machine's speed then, so the time ratios "
+              "move with any change in speed since; the epochs ratios do not (run random in the same command, "
+              "--strategies random,..., for time ratios of one run)")
     hit, pairs = independent_reach(list(full.values()))
     if pairs:
         print()
@@ -432,8 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pool.close()
     ran = {(o.strategy, o.seed, o.repeat) for o in outcomes}
+    args.source = {key: "" for key in ran}  # where each outcome comes from: "" this run, else the saved file
     for path in args.merge:
-        outcomes += [o for o in _load(path) if (o.strategy, o.seed, o.repeat) not in ran]
+        more = [o for o in _load(path) if (o.strategy, o.seed, o.repeat) not in ran]
+        args.source.update({(o.strategy, o.seed, o.repeat): path for o in more})
+        outcomes += more
     if outcomes:
         report(outcomes, args)
     return code

@@ -150,6 +150,28 @@ def test_search_efficiency_reports_tpe_with_more_configs_apart(tmp_path: Path) -
     assert re.search(r"^  tpe\+asha, 4 configs seed 0: +3\.0s / +10\.0s", out, re.M), out
 
 
+def test_search_efficiency_says_when_random_search_was_measured_in_another_run(tmp_path: Path) -> None:
+    # saved outcomes only: a time ratio against random search saved by another run carries that run's machine speed
+    def outcome(strategy: str) -> str:
+        return json.dumps({"strategy": strategy, "seed": 0, "compute": 10.0, "epochs": 100.0, "best": 1.0,
+                           "timeline": [[3.0, 30.0, 1.0]], "trials": 4, "pruned": 0, "wall": 5.0, "ranked": 3}) + "\n"
+
+    def report(*files: Path) -> str:
+        merged = [arg for f in files for arg in ("--merge", str(f))]
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"), "--seeds", "0",
+                               "--workers", "1", *merged], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    one, random, tpe = tmp_path / "one.jsonl", tmp_path / "random.jsonl", tmp_path / "tpe.jsonl"
+    one.write_text(outcome("random") + outcome("tpe+asha"))
+    random.write_text(outcome("random"))
+    tpe.write_text(outcome("tpe+asha"))
+    note = "note: random search's outcomes for 1 seed were measured in another run than the strategies' (--merge)"
+    assert note in report(random, tpe)
+    assert "note:" not in report(one)  # saved together: one run
+
+
 def test_forecast_quality_benchmark_quick(tmp_path: Path) -> None:
     saved = tmp_path / "rows.jsonl"
     out = _quick_run("forecast_quality.py", 600, "--save", str(saved))
