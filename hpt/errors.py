@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "did_you_mean", "install_hint",
-           "json_error", "no_blas_threads", "putting_signals_off", "redact", "show", "signals_put_off"]
+__all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "close_matches",
+           "did_you_mean", "install_hint", "json_error", "no_blas_threads", "putting_signals_off", "redact", "show",
+           "signals_put_off"]
 
 _putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
 
@@ -117,18 +118,25 @@ DID_YOU_MEAN = 0.65
 still suggests "temp_min" (0.67)."""
 
 
-def did_you_mean(name: str, valid: Iterable[str]) -> str:
-    """' (did you mean "x"?)' when a close valid name exists, else ''; names as close as the closest are named too
-    (' (did you mean "temp_min" or "temp_max"?)' for "temp")."""
+def close_matches(name: str, valid: Iterable[str]) -> list[str]:
+    """The valid names closest to `name` (difflib's ratio, at least :data:`DID_YOU_MEAN`), those as close as the
+    closest, sorted; [] when none is close."""
     close = difflib.get_close_matches(name, list(valid), n=3, cutoff=DID_YOU_MEAN)
     if not close:
-        return ""
+        return []
+
     def ratio(other: str) -> float:
         return difflib.SequenceMatcher(None, name, other).ratio()
 
     best = ratio(close[0])
-    tied = sorted(c for c in close if ratio(c) >= best - 1e-9)
-    return " (did you mean " + " or ".join(f'"{c}"' for c in tied) + "?)"
+    return sorted(c for c in close if ratio(c) >= best - 1e-9)
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """' (did you mean "x"?)' when a close valid name exists, else ''; names as close as the closest are named too
+    (' (did you mean "temp_min" or "temp_max"?)' for "temp")."""
+    close = close_matches(name, valid)
+    return " (did you mean " + " or ".join(f'"{c}"' for c in close) + "?)" if close else ""
 
 
 _SECRET_PATTERNS = [

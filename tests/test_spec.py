@@ -164,6 +164,42 @@ def test_another_strategys_search_key_says_which_strategy_takes_it(write_spec: A
                                    "early_stopping, budget, warm_start, finalists, race, promote"}, out.stderr
 
 
+@pytest.mark.parametrize("search_key, search, said", [
+    ("serach", {"strategy": "random", "max_trials": 4}, ("serach", 'unknown key (did you mean "search"?)')),
+    ("search", {"strategy": "randon", "max_trials": 4}, ("search.strategy", 'got "randon" (did you mean "random"?)')),
+    ("search", {"strategie": "random", "max_trials": 4}, ("search.strategie", 'unknown key (did you mean "strategy"?)')),
+    ("search", "random", ("search", 'expected an object such as {"strategy": "random"}, got "random"')),
+], ids=["misspelt section", "unknown strategy", "misspelt strategy key", "strategy alone"])
+def test_a_misspelt_search_is_the_one_problem_named_not_what_follows_from_it(write_spec: Any, cli: Any, search_key: str,
+                                                                               search: Any, said: tuple[str, str]) -> None:
+    # a distribution asks for a search that takes one: read as grid search, the spec would also get "a distribution
+    # needs ..." for the misspelt search the user did give
+    doc = tiny_spec(parameters={"lr": {"loguniform": [1e-4, 0.03]}})
+    doc.pop("search", None)
+    doc[search_key] = search
+    out = cli("validate", str(write_spec(doc)))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and f": {said[0]}: " in lines[0] and said[1] in lines[0], lines
+    # with no search at all, or one spelt right that takes no distribution, the distribution's line is the answer
+    del doc[search_key]
+    for right in ({}, {"search": {"strategy": "grid"}}):
+        out = cli("validate", str(write_spec({**doc, **right})))
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert 'parameters.lr: a distribution needs "search": {"strategy": "random"' in out.stderr, out.stderr
+
+
+def test_early_stopping_names_the_kind_it_was_probably_meant_to_be(write_spec: Any, cli: Any) -> None:
+    for given, said in (("asah", 'search.early_stopping.kind: expected one of asha, hyperband, median, got "asah" '
+                                 '(did you mean "asha"?)'),
+                        (True, 'search.early_stopping: expected "asha", "hyperband" or "median", or an object such as '
+                               '{"kind": "asha"')):
+        doc = tiny_spec(search={"strategy": "random", "max_trials": 4, "early_stopping": given},
+                        parameters={"lr": {"loguniform": [1e-4, 0.03]}})
+        out = cli("validate", str(write_spec(doc)))
+        assert out.returncode == 2 and len(out.stderr.splitlines()) == 1 and said in out.stderr, out.stderr
+
+
 def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_change(
         tmp_path: Path, write_spec: Any, cli: Any) -> None:
     days = pd.date_range("2013-01-01", "2014-12-31", freq="D")

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from hpt.errors import Problem, did_you_mean, show
+from hpt.errors import Problem, close_matches, did_you_mean, show
 from hpt.hparams import TRAINING
 from hpt.periods import Period
 from hpt.spec.objects import REPEATS
@@ -43,6 +43,12 @@ class Checker:
         self.today = today
         self.problems: list[Problem] = []
         self.period_places: list[tuple[str, Period]] = []  # each period with its JSON path, for the data's problems
+        self.unsure: set[str] = set()  # sections (and keys) the spec gives wrongly: a misspelt key, a value that is not an
+        # object, an unknown strategy; checks that depend on them keep quiet, as their problem would follow from that one
+
+    def meant(self, path: str) -> bool:
+        """Whether the spec gave `path` in a way it can be read (:attr:`unsure`): a check that depends on it reports."""
+        return path not in self.unsure
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -51,6 +57,7 @@ class Checker:
         for key in obj:
             if key not in valid:
                 self.add(join(where, key), f"unknown key{hint(key, valid, where)}; valid: {', '.join(valid)}")
+                self.unsure.update(join(where, k) for k in close_matches(key, valid) if k not in obj)
 
     def string(self, obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
         path = join(where, key)
@@ -71,6 +78,7 @@ class Checker:
             return None
         if not isinstance(value, dict):
             self.add(where, f"expected an object, got {show(value)}")
+            self.unsure.add(where)
             return None
         return value
 

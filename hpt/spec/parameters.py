@@ -93,6 +93,8 @@ def _distribution(ck: Checker, axis: dict[str, Any], hp: HParam, where: str, str
     kind, bounds = next(iter(axis.items()))
     path = f"{where}.{kind}"
     if not STRATEGIES[strategy].distributions:
+        if not (ck.meant("search") and ck.meant("search.strategy")):
+            return None  # the search section's own problem says what is wrong (a misspelt key, an unknown strategy)
         takes = " or ".join(f'"{name}"' for name, s in STRATEGIES.items() if s.distributions)
         ck.add(where, f'a distribution needs "search": {{"strategy": {takes}}}; '
                       f"{strategy} search takes a list of values")

@@ -72,10 +72,16 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
 
 def parse_search(ck: Checker, value: Any) -> SearchSpec:
     """The strategy says which keys it takes (see :mod:`hpt.spec.search`)."""
+    if isinstance(value, str) and value in STRATEGIES:  # "search": "random"
+        ck.add("search", f'expected an object such as {{"strategy": "{value}"}}, got "{value}"')
+        ck.unsure.add("search")
+        return SearchSpec()
     obj = ck.section(value, "search")
     if obj is None:
         return SearchSpec()
     strategy = search_strategy(obj, ck.add)
+    if obj.get("strategy", "grid") not in STRATEGIES:
+        ck.unsure.add("search")  # the strategy it meant is not known: what another strategy would take is not checked
     elsewhere = {key: [f'"{other.name}"' for other in STRATEGIES.values() if key in other.keys]
                  for key in obj if key not in strategy.valid}
     for key, names in elsewhere.items():

@@ -275,8 +275,8 @@ def _early_stopping(s: Section) -> EarlyStopping | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        s.report(where, f'expected an object such as {{"kind": "asha", "min_epochs": 1, "reduction_factor": 3, '
-                        f'"min_trials": 3}}, got {show(value)}')
+        s.report(where, f'expected "asha", "hyperband" or "median", or an object such as {{"kind": "asha", '
+                        f'"min_epochs": 1, "reduction_factor": 3, "min_trials": 3}}, got {show(value)}')
         return None
     ok = True
     for key in value:
@@ -286,7 +286,8 @@ def _early_stopping(s: Section) -> EarlyStopping | None:
     kind = value.get("kind")
     if kind not in EARLY_STOPPING:
         s.report(f"{where}.kind", ("missing (required): " if kind is None else "")
-                 + f"expected one of {', '.join(EARLY_STOPPING)}" + ("" if kind is None else f", got {show(kind)}"))
+                 + f"expected one of {', '.join(EARLY_STOPPING)}"
+                 + ("" if kind is None else f", got {show(kind)}{did_you_mean(str(kind), EARLY_STOPPING)}"))
         return None
     numbers: dict[str, Any] = {**_ES_DEFAULTS, "min_epochs": default_min_epochs(str(s.obj.get("strategy", "grid")))}
     for key, low in (("min_epochs", 1), ("reduction_factor", 2), ("min_trials", 1)):
