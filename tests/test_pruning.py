@@ -398,20 +398,31 @@ def _interrupt_at(n: int, script: Callable[[Trial], Script]) -> Callable[[Trial]
 
 @pytest.mark.parametrize("kind", ["asha", "hyperband", "median"])
 def test_resume_after_ctrl_c_makes_the_same_prunes_and_trains_nothing_twice(write_spec: Any, tmp_path: Path,
-                                                                            kind: str) -> None:
+                                                                            kind: str, capsys: Any) -> None:
     stopping = {"kind": kind, "min_epochs": 1} | ({"reduction_factor": 2} if kind != "median" else {})
     params = {"lr": LRS + [0.02, 0.005], "hidden_size": [8, 16]}
     spec = spec_with(write_spec, {"early_stopping": stopping}, parameters=params)
     whole, whole_backend = run(spec, tmp_path / "whole", falling)
     first, _ = run(spec, tmp_path / "cut", _interrupt_at(7, falling), grace=0)
     assert first.exit_code == 130 and first.counts["interrupted"] == 1
-    before = set(rows_of(tmp_path / "cut")["trial_id"])
+    cut = rows_of(tmp_path / "cut")
+    before, finished = set(cut["trial_id"]), set(cut[cut["status"].isin(["ok", "pruned"])]["trial_id"])
+    capsys.readouterr()
     again, backend = run(spec, tmp_path / "cut", falling)
     submitted = [tid for what, tid in backend.log if what == "submit"]
     # skipped: the first run's trials this one did not train (one that waited at the first rung and is judged in now
     # runs again, as this run's); each trial is skipped or this run's
     assert again.exit_code == 0 and again.skipped == len(before - set(submitted)) >= 2
     assert again.skipped + sum(again.counts.values()) == len(rows_of(tmp_path / "cut"))
+    # the last line adds up to the first line's "skipping N trials": skipped, or done before and trained again
+    out = capsys.readouterr().out
+    redone = len(finished & set(submitted))
+    assert f"skipping {len(finished)} trials already done" in out and again.redone == redone
+    assert f"; {again.skipped} skipped as already done" + (f", {redone} done before trained again\n" if redone else "\n") \
+        in out, out
+    assert again.skipped + redone == len(finished)
+    if kind == "asha":
+        assert redone  # a trial that waited at the first rung, judged in now
     done_before = set(rows_of(tmp_path / "cut")["trial_id"]) - set(submitted)
     assert not set(submitted) & done_before  # nothing finished or pruned ran twice
     columns = ["trial_id", "status", "epochs", "error"]

@@ -185,7 +185,8 @@ class _Run:
         # skipped: done before and not trained by this run (one that waited at asha's first rung and was judged in,
         # or a stopped trial a finalist completed, is this run's)
         again = sum(1 for tid in summary.last if tid in self.finished_before)
-        summary.skipped = max(0, self.scheduler.skipped - again) + gate.done_elsewhere
+        summary.redone = min(again, self.scheduler.skipped)
+        summary.skipped = self.scheduler.skipped - summary.redone + gate.done_elsewhere
         summary.elsewhere = {tid: holder for tid, (_, holder) in gate.held.items()}
         for holder, n in Counter(summary.elsewhere.values()).items():
             reporter.line(f"{plural(n, 'trial')} {'is' if n == 1 else 'are'} being trained by {holder}; not started here")

@@ -39,6 +39,8 @@ class RunSummary:
     exit_code: int = 0
     elapsed_s: float = 0.0
     elsewhere: dict[str, Holder] = field(default_factory=dict)  # trials another live run trains: not started here
+    redone: int = 0  # trials done at the location when the run started (its "skipping N trials" line) that this run
+    # trained again (waiting trials judged in, finalists): this run's, not skipped
 
     @property
     def counts(self) -> Counter[str]:
@@ -76,7 +78,8 @@ def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[st
     again = (f" ({plural(len(s.again), 'stopped trial')} ran again: {s.ended} results for "
              f"{plural(len(s.last), 'trial')}, each counted once, as its row says)") if s.again else ""
     reporter.line(f"run {s.run_id} {verb} in {format_duration(s.elapsed_s)}: {counts or 'none run'}{again}"
-                  + (f"; {s.skipped} skipped as already done" if s.skipped else "")
+                  + (f"; {s.skipped} skipped as already done" if s.skipped or s.redone else "")
+                  + (f", {s.redone} done before trained again" if s.redone else "")
                   + (f"; {len(s.elsewhere)} left to another run" if s.elsewhere else ""))
     if s.exit_code:
         reporter.line("finished trials are kept; run the same command again to do the rest")
