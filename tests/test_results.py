@@ -766,14 +766,20 @@ def test_configs_with_ok_trials_and_a_stopped_period_are_not_called_no_ok_trials
             row("bbb", 0, 0.9, "pruned", error="pruned at epoch 2 (rung 0, behind 2 of 3 trials of its period)", lr=0.3)]
     rows += [baseline("naive-seasonal", i, 1.0) for i in range(3)]  # a run records them first: its periods
     uri = write_results(tmp_path, rows)
-    why = ("no config is ranked: 2 configs have a period stopped early (pruned; 1 of them has a trial waiting at the "
-           "first rung for others to get there, which a run that did not finish goes on with when run again), and a "
-           "config with a stopped period is never ranked")
+    why = ("no config is ranked: 2 configs have a period stopped early (pruned; 1 of them waits at the first rung for "
+           "other trials to get there, which a run that did not finish goes on with when run again), and a config with "
+           "a stopped period is never ranked")
     shown = results_cli("results", uri).stdout
     assert f"\n{why[0].upper()}{why[1:]}\n" in shown and "No ok trials" not in shown
     assert "Stopped early: 2 configs with a pruned period" in shown
     best = CliRunner().invoke(main, ["best", uri])
     assert best.exit_code != 0 and best.stderr.strip() == f"hpt: error: {uri}: {why}", best.stderr
+    # both configs wait (two trials each): said of the configs, not counted as trials
+    rows[3] = row("bbb", 0, 0.9, "pruned", error=waits, lr=0.3)
+    rows.insert(4, row("bbb", 1, 0.8, "pruned", error=waits, lr=0.3))
+    (tmp_path / "both").mkdir()
+    shown = results_cli("results", write_results(tmp_path / "both", rows)).stdout
+    assert "No config is ranked: 2 configs have a period stopped early (pruned; they all wait at the first rung " in shown
 
 
 def test_run_summary_and_best_agree_when_no_config_ran_every_period(write_spec: Callable[..., Path], tmp_path: Path) -> None:

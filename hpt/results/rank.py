@@ -109,9 +109,10 @@ class Ranking:
             return ""
         if self.table.empty and len(self.pruned):  # ok trials of such a config too: "no ok trial" would be wrong
             n = len(self.pruned)
-            waits = (f"; {self.waiting} of them {'has' if self.waiting == 1 else 'have'} a trial waiting at the first "
-                     "rung for others to get there, which a run that did not finish goes on with when run again"
-                     ) if self.waiting else ""
+            who = "it waits" if n == 1 else "they all wait" if self.waiting == n else \
+                f"{self.waiting} of them {'waits' if self.waiting == 1 else 'wait'}"
+            waits = (f"; {who} at the first rung for other trials to get there, which a run that did not finish goes on "
+                     "with when run again") if self.waiting else ""
             return (f"no config is ranked: {plural(n, 'config')} {'has' if n == 1 else 'have'} a period stopped early "
                     f"(pruned{waits}), and a config with a stopped period is never ranked")
         if self.table.empty:
