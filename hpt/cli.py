@@ -38,6 +38,19 @@ EPILOG = "Exit codes: 0 done (some trials may have failed), 1 the run failed, 2 
 CHECK_EPILOG = "Exit codes: 0 fine, 2 bad input (every problem is listed, one line each)."
 
 
+class _Int(click.IntRange):
+    """A whole number option: click's IntRange, named as a user writes one (``'two' is not a valid integer``; click's
+    own name, "integer range", reads as if a range were asked for)."""
+
+    name = "integer"
+
+
+class _Number(click.FloatRange):
+    """A number option (click's FloatRange, named "number" for its errors, as :class:`_Int`)."""
+
+    name = "number"
+
+
 class _Interrupted(BaseException):
     """SIGTERM outside the trial loop (which handles signals itself), raised like KeyboardInterrupt."""
 
@@ -236,7 +249,7 @@ _quick_option = click.option("--quick", is_flag=True,
 
 def _threads_option(whose: str, default_text: str, more: str = "", **kw: Any) -> Any:
     """--threads, alike wherever hpt trains or predicts."""
-    return click.option("--threads", type=click.IntRange(min=1), metavar="N", **kw,
+    return click.option("--threads", type=_Int(min=1), metavar="N", **kw,
                         help=f"Torch CPU threads of {whose} [default: {default_text}]; more help large models on an otherwise "
                              f"idle machine, and collapse small ones when another job shares the cores (hpt sets "
                              f"them itself: OMP_NUM_THREADS is not read){'; ' + more if more else ''}.")
@@ -248,7 +261,7 @@ def _run_options(f: Any) -> Any:
         click.option("--sink", help="Results location: a folder (relative to the current one), gs://bucket/prefix "
                                     "or s3://bucket/prefix; overrides the spec's sink (relative to the spec's folder) "
                                     "[default: hpt-results/<name> in the current folder]."),
-        click.option("--workers", type=click.IntRange(min=1),
+        click.option("--workers", type=_Int(min=1),
                      help="CPU worker processes when there is no GPU [default: the usable CPUs (affinity, container "
                           "quota) / --threads]; on Ray: at most N trials at a time."),
         _threads_option("each worker (trial)", "1 on the CPU, 2 beside a GPU; spec: resources.threads",
@@ -262,7 +275,7 @@ def _run_options(f: Any) -> Any:
         click.option("--trials-per-gpu", callback=_per_gpu, metavar="N|auto",
                      help="Trials side by side on each GPU; auto measures a first trial and fills the memory "
                           "[default: 1; spec: resources.trials_per_gpu]."),
-        click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+        click.option("--grace", type=_Number(min=0), default=10.0, show_default=True, metavar="SECONDS",
                      help="On Ctrl-C/SIGTERM, how long running trials may take to finish before they are stopped."),
         click.option("--executor", type=click.Choice(["local", "ray"]),
                      help="Where trials run: local worker processes, or a Ray cluster (needs Ray: hpt's ray extra) "
@@ -350,7 +363,7 @@ def run(spec_path: str, quick: bool, today: date | None, dry_run: bool, **run_op
 @main.command(epilog=CHECK_EPILOG)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--sink", help="Results location (folder, gs:// or s3://) to check for trials already done.")
-@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Trials to list.")
+@click.option("--limit", type=_Int(min=0), default=20, show_default=True, help="Trials to list.")
 @_quick_option
 @_today_option
 def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date | None) -> None:
@@ -373,12 +386,12 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
 @click.option("--data", type=click.Path(dir_okay=False), help="CSV or Parquet file [default: the bundled demo data].")
 @click.option("--target", help="With --data: the column to forecast.")
 @click.option("--time-column", help="With --data: the column of the times.")
-@click.option("--trials", type=click.IntRange(min=2), default=12, show_default=True, help="Configs per round.")
-@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--trials", type=_Int(min=2), default=12, show_default=True, help="Configs per round.")
+@click.option("--rounds", type=_Int(min=1), default=3, show_default=True,
               help="At most this many rounds; a round follows when the best lr sits at an edge of its range.")
 @click.option("--lr-range", type=(float, float), metavar="LOW HIGH",
               help="The first round's lr range instead of the architecture's built-in one.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=_Int(min=0), default=0, show_default=True,
               help="Seed of the search: the lr_decay, lr_patience and patience values drawn (round N uses SEED+N-1).")
 @click.option("--early-stopping", type=click.Choice(["asha", "hyperband", "median"]),
               help="Stop trials that are behind the other trials of their period (search.early_stopping).")
@@ -425,8 +438,8 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
 
 @main.command("screen-check", epilog=EPILOG)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--configs", type=click.IntRange(min=2), default=12, show_default=True, help="Configs to run both ways.")
-@click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the top-k overlap.")
+@click.option("--configs", type=_Int(min=2), default=12, show_default=True, help="Configs to run both ways.")
+@click.option("--top", "top_k", type=_Int(min=1), default=3, show_default=True, help="k of the top-k overlap.")
 @_run_options
 @_today_option
 def screen_check(spec_path: str, configs: int, top_k: int, today: date | None, **run_options: Any) -> None:
@@ -680,11 +693,11 @@ def archs(names: tuple[str, ...]) -> None:
 @main.command(epilog=CHECK_EPILOG)
 @click.argument("uri")
 @click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
-@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Configs to list (0: all).")
+@click.option("--top", type=_Int(min=0), default=10, show_default=True, help="Configs to list (0: all).")
 @_where_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
               show_default=True, help="table for a terminal, markdown for a build summary, csv or json for scripts.")
-@click.option("--compare", type=click.IntRange(min=0), default=3, show_default=True,
+@click.option("--compare", type=_Int(min=0), default=3, show_default=True,
               help="Configs after the best to list in \"Is the winner real?\" (the tests always cover every config).")
 @click.option("--plot", "plot_dir", metavar="DIR", help="Also write PNG plots to DIR (needs matplotlib: hpt's plot extra).")
 @click.option("--pareto", metavar="COLUMN",
@@ -799,7 +812,7 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
               help="The spec the location was tuned with [default: the one recorded in its runs/].")
 @click.option("--config", "config_id", metavar="ID", help="Train this config instead of the best one (an id or its prefix).")
-@click.option("--months", type=click.IntRange(min=1),
+@click.option("--months", type=_Int(min=1),
               help="Train on the last N months before the hold-out [default: the length of one tuning period].")
 @click.option("--holdout", metavar="LENGTH",
               help="Hold out the end of the data: 1M, 6W, 30D, 72h [default: the spec's date_ranges.auto.holdout].")
@@ -819,7 +832,7 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
 @click.option("--ray-address", metavar="HOST:PORT",
               help="With --executor ray: the cluster (HOST:PORT, ray://HOST:PORT or auto) "
                    "[default: $RAY_ADDRESS, else a local Ray instance].")
-@click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+@click.option("--grace", type=_Number(min=0), default=10.0, show_default=True, metavar="SECONDS",
               help="On Ctrl-C/SIGTERM, how long the training may take to finish before it is stopped "
                    "(an interrupted final is recorded in its report.json; nothing else is written).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),

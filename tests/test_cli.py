@@ -30,6 +30,8 @@ def _error_line(done: Any) -> str:
     (["frob"], "No such command 'frob'"),
     (["run"], "Missing argument 'SPEC'"),
     (["run", "specs/lstm.json", "--workers", "0"], "--workers"),
+    (["run", "specs/lstm.json", "--workers", "two"], "Invalid value for '--workers': 'two' is not a valid integer."),
+    (["run", "specs/lstm.json", "--grace", "soon"], "Invalid value for '--grace': 'soon' is not a valid number."),
     (["run", "specs/lstm.json", "--device", "tpu"], "--device"),
     (["results", "hpt-results/x", "--top", "-1"], "--top"),
     (["results", "hpt-results/x", "--where", " "], "'--where': empty expression"),
