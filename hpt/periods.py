@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["AutoPeriods", "Holdout", "Period", "auto_periods", "parse_time", "quick_period", "usable_span"]
+__all__ = ["AutoPeriods", "Holdout", "Period", "auto_periods", "parse_time", "quick_period", "time_text", "usable_span"]
 
 
 def parse_time(text: str) -> pd.Timestamp:
@@ -23,8 +23,12 @@ def parse_time(text: str) -> pd.Timestamp:
     return stamp
 
 
-def _fmt(t: pd.Timestamp) -> str:
-    return t.strftime("%Y-%m-%d") if t == t.normalize() else t.isoformat(sep=" ")
+def time_text(t: pd.Timestamp, step: pd.Timedelta | None = None) -> str:
+    """A time as messages and labels write it: the date alone at midnight, else date and time. Of data every `step`:
+    the date alone only when the step is whole days (an hourly row at midnight keeps its time)."""
+    t = pd.Timestamp(t)
+    days = step is None or pd.Timedelta(step) % pd.Timedelta(days=1) == pd.Timedelta(0)
+    return t.strftime("%Y-%m-%d") if days and t == t.normalize() else t.isoformat(sep=" ")
 
 
 @dataclass(frozen=True, order=True)
@@ -40,11 +44,11 @@ class Period:
 
     @cached_property
     def start_text(self) -> str:
-        return _fmt(self.start)
+        return time_text(self.start)
 
     @cached_property
     def end_text(self) -> str:
-        return _fmt(self.end)
+        return time_text(self.end)
 
     def __str__(self) -> str:
         return self.label

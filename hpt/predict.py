@@ -23,6 +23,7 @@ from hpt.errors import HptError, InputError, show
 from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
 from hpt.panel import name_few, series_frames
+from hpt.periods import time_text
 from hpt.progress import plural
 from hpt.static import read_series_values
 from hpt.windows import breaks, frame_step, input_windows, step_text, unbroken
@@ -269,8 +270,8 @@ def _last_problem(model: TrainedModel, path: str, frame: pd.DataFrame, step: pd.
     if model.future_features and not breaks(frame.index[-model.lookback:], step).any():
         end = frame.index[-1]
         return (f"{path}: no {', '.join(show(c) for c in model.future_features)} for the {model.horizon} forecast "
-                f"steps after its last row ({end + step} to {end + model.horizon * step}): the model takes them "
-                "(data.future_features); add those rows with their values (the target empty)")
+                f"steps after its last row ({time_text(end + step, step)} to {time_text(end + model.horizon * step, step)}): the "
+                "model takes them (data.future_features); add those rows with their values (the target empty)")
     return (f"{path}: the last {model.lookback} rows (the model's lookback) span a missing step; "
             "fill the gap or drop --last")
 

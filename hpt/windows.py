@@ -40,7 +40,7 @@ from hpt.errors import DataError, InputError, show
 from hpt.future import known_ahead, known_mask, zero_unknown
 from hpt.hparams import parse_validation
 from hpt.panel import is_panel, leave_static, mase_scale, name_few, season_length, series_count, times_of
-from hpt.periods import Holdout, Period, parse_time, usable_span
+from hpt.periods import Holdout, Period, parse_time, time_text, usable_span
 from hpt.progress import plural
 
 __all__ = ["Holdout", "PanelWindows", "Split", "SplitRule", "Starts", "WindowCount", "Windows", "breaks",
@@ -480,7 +480,8 @@ def _one_series_problem(cut: _Cut) -> str | None:
     """:func:`window_problem` of a single series' :class:`_Cut`."""
     rows = cut.rows
     if not rows.n[0]:
-        return f"period {rows.period} has no data (data covers {rows.first[0]} to {rows.last[0]})"
+        first, last = time_text(rows.first[0], rows.step), time_text(rows.last[0], rows.step)
+        return f"period {rows.period} has no data (data covers {first} to {last})"
     return _problems(cut).get(0)
 
 
@@ -523,7 +524,8 @@ def _check_series(frame: pd.DataFrame, period: Period, lookback: int, horizon: i
     out = {rows.ids[k]: why.replace(f"period {period}: ", "").replace(f"period {period} ", "it ")
            for k, why in _problems(cut).items()}
     for k in np.flatnonzero(rows.n == 0):
-        out[rows.ids[k]] = f"it has no data (the series covers {rows.first[k]} to {rows.last[k]})"
+        first, last = time_text(rows.first[k], rows.step), time_text(rows.last[k], rows.step)
+        out[rows.ids[k]] = f"it has no data (the series covers {first} to {last})"
     return cut, out
 
 
@@ -760,16 +762,18 @@ def _problems(cut: _Cut) -> dict[int, str]:
     flat = left & (_in_each(target[1:] != target[:-1], *rows.pairs(lo + val)) == 0)
     for k in map(int, np.flatnonzero(flat)):
         out[k] = (f'period {period}: target "{rows.columns[0]}" is constant ({target[lo[k]]:g}) on its train part '
-                  f"({rows.times[lo[k]]} to {rows.times[lo[k] + val[k] - 1]}): its scale is zero, there is nothing "
-                  "to learn")
+                  f"({time_text(rows.times[lo[k]], rows.step)} to {time_text(rows.times[lo[k] + val[k] - 1], rows.step)}): "
+                  "its scale is "
+                  "zero, there is nothing to learn")
     left &= ~flat
     scored = "hold-out" if isinstance(rule, Holdout) else "validation"
     for name, part in (("train", cut.train), (scored, cut.scored)):
         for k in map(int, np.flatnonzero(left & (cut.used(part) == 0))):
             gap = int(np.flatnonzero(cut.brk[part[0][k]:rows.hi[k] - 1])[0]) + part[0][k]
             out[k] = (f"period {period}: gaps leave its {name} part no window of lookback {lookback} + horizon "
-                      f"{horizon} without a missing step (the first: no data from {rows.times[gap] + rows.step} to "
-                      f"{rows.times[gap + 1] - rows.step}); set data.fill or choose another period")
+                      f"{horizon} without a missing step (the first: no data from "
+                      f"{time_text(rows.times[gap] + rows.step, rows.step)} to "
+                      f"{time_text(rows.times[gap + 1] - rows.step, rows.step)}); set data.fill or choose another period")
             left[k] = False
     return dict(sorted(out.items()))
 

@@ -475,6 +475,8 @@ def test_the_bundled_panel_demo_is_what_its_generator_makes_and_its_spec_validat
     assert OUT.read_text(encoding="utf-8") == csv_text()
     done = hpt_here("validate", str(ROOT / "specs" / "panel.json"))
     assert done.exit_code == 0, done.output
+    # daily data: the warning about the station that opened later gives dates, not midnights
+    assert '("harbour") because it has no data (the series covers 2023-11-01 to 2024-12-31)' in done.output, done.output
 
 
 def test_a_period_no_series_gives_a_window_is_refused(tmp_path: Path, write_spec: Any) -> None:

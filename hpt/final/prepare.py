@@ -28,7 +28,7 @@ from hpt.final.choose import Choice, choose, config_periods, recorded_spec, trai
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
 from hpt.panel import season_length, times_of
-from hpt.periods import Period
+from hpt.periods import Period, time_text
 from hpt.progress import format_params, plural
 from hpt.sinks import Sink, open_sink
 from hpt.spec import Spec
@@ -210,7 +210,8 @@ def _say_setup(s: Setup, clamped: bool, say: Callable[[str], None]) -> None:
     c, w = s.choice, s.windows
     say(f"config {c.config_id} ({c.architecture}): {format_params(c.tuned) or 'no tuned parameters'}; {c.chosen}")
     if clamped:
-        say(f"the data starts at {s.train.start}: the training window starts there, shorter than {s.length}")
+        start = time_text(s.train.start, frame_step(s.frame))
+        say(f"the data starts at {start}: the training window starts there, shorter than {s.length}")
     say(f"data: {Path(s.spec.data.path).name}, {plural(len(s.frame), 'row')} every {step_text(frame_step(s.frame))}; "
         f"hold-out {s.holdout.period} ({s.holdout.how}): {plural(s.held_rows, 'row')}, "
         f"{plural(len(w.x_val), 'window')} of horizon {int(c.params['horizon'])}; no tuning period reaches it")
