@@ -121,11 +121,15 @@ def test_finalists_complete_every_period_and_are_ranked_with_a_verdict(write_spe
     out = capsys.readouterr().out
     assert "finalists: 2 configs of the best 3 lack periods; 4 trials now run to the last epoch" in out
     ids = {c: cid for cid, c in order.items()}
-    # each finalist with its values, as the early-stopping lines name the configs they stop
-    said = next(line for line in out.splitlines() if "finalists: 2 configs" in line)
+    # then each finalist on a line of its own, with its values, as the early-stopping lines name the configs they stop
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "finalists: 2 configs" in line)
+    named = set()
     for c in (1, 2):
         values = format_params({"lr": rows[c][0]["param_lr"], "hidden_size": rows[c][0]["param_hidden_size"]})
-        assert f"{ids[c]} {values}" in said and f"{values}  pruned at epoch 1" in out, out
+        named.add(f"  config {ids[c]} ({values})")
+        assert f"{values}  pruned at epoch 1" in out, out
+    assert set(lines[at + 1:at + 3]) == named, out
     res = cli_here("results", str(tmp_path / "res"))
     assert res.returncode == 0, res.stderr
     ranked = [line for line in res.stdout.splitlines() if any(ids[c] in line for c in (0, 1, 2))]

@@ -257,11 +257,12 @@ class Finalists(Scheduler):
             if again:  # stopped off a kept rung, or by an earlier run: checkpoints live in the run that kept them
                 goes_on += (f"; {again} {'runs' if again == 1 else 'run'} again from the first epoch (no checkpoint of "
                             f"{'it' if again == 1 else 'them'} is kept)")
-            # each config with its values, as early stopping's log named it when it stopped or kept it waiting
-            named = "; ".join(dict.fromkeys(f"{t.config_id} {format_params(t.tuned_params)}" for t in todo))
             self.say(f"finalists: {plural(configs, 'config')} of the best {best} "
                      f"{'lacks' if configs == 1 else 'lack'} periods; {plural(len(todo), 'trial')} now run to the last "
-                     f"epoch without early stopping ({named}){goes_on}")
+                     f"epoch without early stopping{goes_on}")
+            # a line a config, with its values as early stopping's log wrote them when it stopped or kept it waiting
+            for named in dict.fromkeys(f"  config {t.config_id} ({format_params(t.tuned_params)})" for t in todo):
+                self.say(named)
         else:
             done = sum(1 for n in self._oks().values() if n >= self._per_config)
             n = len(finishing)
