@@ -15,6 +15,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -338,9 +339,10 @@ def csv_format(path: str) -> dict[str, str]:
 
 
 def column_hint(name: str, header: list[str]) -> str:
-    """What to add to "no column `name`": a header read as one column names the separators hpt
-    reads (the file uses another); else a close name, if any."""
-    if len(header) == 1 and name not in header:
+    """What to add to "no column `name`": a header read as one column that holds a character that could separate
+    columns (a space, a colon: the file uses a separator hpt does not read) names the separators hpt reads; else a
+    close name, if any (a file of one column lacks the others)."""
+    if len(header) == 1 and name not in header and re.search(r"[^\w.\-]", header[0]):
         return (" (the header is one column: hpt reads CSV files separated by commas, semicolons, tabs or |; "
                 "save it with one of them)")
     return did_you_mean(name, header)

@@ -61,8 +61,9 @@ def open_model(uri: str) -> TrainedModel:
         raise InputError(f"{uri} is a folder: give a model file (models/<trial_id>.pt or final/<id>/model.pt)") from None
     except HptError:  # bad input, or a bucket that did not answer (exit 1)
         raise
-    except Exception as e:  # torch's unpickling errors for a file that is not a model
-        raise InputError(f"{uri} is not a model saved by hpt ({type(e).__name__})") from None
+    except Exception:  # torch's unpickling errors for a file that is not a model
+        raise InputError(f"{uri} is not a model saved by hpt: it cannot be read as one (hpt saves models as "
+                         "models/<trial_id>.pt and final/<id>/model.pt)") from None
     return model
 
 

@@ -124,7 +124,13 @@ def test_missing_columns_and_short_files_are_refused(trial_model: Path, december
     line = _error_line(hpt("predict", str(trial_model), "--data", str(short)))
     assert "short.csv has 10 rows with values: fewer than the model's lookback of 24" in line
     assert "no model at" in _error_line(hpt("predict", str(tmp_path / "nosuch.pt"), "--data", str(short)))
-    assert "is not a model saved by hpt" in _error_line(hpt("predict", str(short), "--data", str(short)))
+    line = _error_line(hpt("predict", str(short), "--data", str(short)))
+    assert "short.csv is not a model saved by hpt: it cannot be read as one" in line and "Error" not in line, line
+    # a file of the time column alone lacks the target: said so, with no hint about separators it does not need
+    times = tmp_path / "times.csv"
+    december[["ts"]].to_csv(times, index=False)
+    line = _error_line(hpt("predict", str(trial_model), "--data", str(times)))
+    assert 'times.csv lacks columns the model was trained on: "y"' in line and "separated by" not in line, line
 
 
 def test_a_model_saved_before_models_recorded_their_time_column(trial_model: Path, december: pd.DataFrame,

@@ -392,6 +392,13 @@ def test_a_trends_mark_needs_two_configs_with_the_value(tmp_path: Path) -> None:
     values = {ln.split()[0]: ln.split()[1] for ln in block[2:5]}
     assert values == {"8": "0.455", "16": "*", "32": "0.105"}, block
     assert "* lowest median of the values that 2 or more configs had" in text
+    # every config its own value: nothing is marked, and no note explains a mark that is not there
+    mse = {("a", 8): 0.5, ("e", 32): 0.1}
+    rows = [row(c, p, v + p / 100, hidden_size=h) for (c, h), v in mse.items() for p in range(2)]
+    text = results_cli("results", write_results(tmp_path / "alone", rows)).stdout
+    block = text[text.index("hidden_size: val_mse per value"):].splitlines()
+    assert [ln.split()[:2] for ln in block[2:4]] == [["8", "0.505"], ["32", "0.105"]], block
+    assert "lowest median" not in text, text
 
 
 def test_random_search_values_are_binned(tmp_path: Path) -> None:
@@ -593,7 +600,8 @@ def test_metric_option_and_alias(four_configs: str) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--metric", "val_mse2"], 'hpt: error: --metric: no metric "val_mse2" in these results (did you mean "val_mse"?)'),
     (["--where", "lrr < 1"], "hpt: error: --where: name 'lrr' is not defined (did you mean \"lr\"?)"),
-    (["--where", "lr <"], "hpt: error: --where: cannot evaluate 'lr <'"),
+    (["--where", "lr <"], "hpt: error: --where: cannot evaluate 'lr <': not a complete expression; write one such as "
+                          "\"lr < 0.01\""),
     (["--where", "lr + 1"], "hpt: error: --where: 'lr + 1' is not a condition"),
     (["--where", "lr > 100"], "hpt: error: --where: no row matches 'lr > 100' (of 9 rows)"),
 ])

@@ -235,6 +235,9 @@ def filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         name = str(e).split("'")[1] if "'" in str(e) else ""
         names = sorted(set(bare) | {c for c in frame.columns if not is_param(c)})
         raise InputError(f"--where: {e}{did_you_mean(name, names)}; names: {', '.join(names)}") from None
+    except SyntaxError:
+        raise InputError(f"--where: cannot evaluate {where!r}: not a complete expression; write one such as "
+                         "\"lr < 0.01\" or \"hidden_size == 32 and lr < 0.01\"") from None
     except Exception as e:
         raise InputError(f"--where: cannot evaluate {where!r}: {type(e).__name__}: {e}") from None
     if not isinstance(mask, pd.Series) or mask.dtype != bool:

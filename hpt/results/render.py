@@ -182,6 +182,7 @@ def _method_note(s: Summary, v: Verdict) -> str:
 
 def _trend_sections(s: Summary) -> list[_Section]:
     out = []
+    marked = False
     for p, t in s.trends.items():
         pruned = "pruned" in t and bool(t["pruned"].sum())
         headers = [p, "median", "mean", "best", "trials", "configs"] + (["pruned"] if pruned else [])
@@ -189,11 +190,12 @@ def _trend_sections(s: Summary) -> list[_Section]:
         # one config's value says as much about its other parameters as about this one: not marked
         medians = t["median"].where(t["configs"] >= 2).to_numpy(dtype=float)
         top = int(np.nanargmin(medians)) if not np.isnan(medians).all() else -1
+        marked |= top >= 0
         for i, row in enumerate(t.itertuples(index=False)):
             sec.rows.append([_num(row.value) + (" *" if i == top else ""), _num(row.median), _num(row.mean),
                              _num(row.best), str(row.trials), str(row.configs)] + ([str(row.pruned)] if pruned else []))
         out.append(sec)
-    if out:
+    if marked:  # no value of 2 or more configs (each config its own values): nothing marked, no note
         out[-1].notes.append("* lowest median of the values that 2 or more configs had")
     return out
 
