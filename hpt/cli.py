@@ -955,10 +955,7 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     torch.set_num_threads(threads)
     model = open_model(model_uri)
     result = forecast_file(model, data_path, time_column, last, series or None)
-    if out_path:
-        write_csv(result.table, out_path)
-    else:
-        write_csv(result.table, sys.stdout)
+    write_csv(result.table, out_path or sys.stdout, result.step)
     skipped = f" ({result.skipped} left out: they span a missing step)" if result.skipped else ""
     where = out_path or "stdout"
     of = f" of {result.series} series" if model.series is not None else ""

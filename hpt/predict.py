@@ -310,14 +310,17 @@ def check_out(out: str, data: str) -> None:
         raise InputError(f"--out {out} is the --data file: writing the forecasts would replace it; give another --out")
 
 
-def write_csv(table: pd.DataFrame, out: Any) -> None:
-    """The forecasts as CSV (full precision) to a path or an open text file; InputError when the path cannot be written."""
+def write_csv(table: pd.DataFrame, out: Any, step: pd.Timedelta | None = None) -> None:
+    """The forecasts as CSV (full precision) to a path or an open text file; InputError when the path cannot be written.
+    Times are dates alone for data every `step` of whole days (as the data wrote them), else date and time."""
+    days = step is not None and step >= pd.Timedelta(days=1) and step % pd.Timedelta(days=1) == pd.Timedelta(0)
+    fmt = "%Y-%m-%d" if days else _TIME_FORMAT
     if not isinstance(out, (str, Path)):
-        table.to_csv(out, index=False, date_format=_TIME_FORMAT, lineterminator="\n")
+        table.to_csv(out, index=False, date_format=fmt, lineterminator="\n")
         return
     try:
         with open(Path(out).expanduser(), "w", encoding="utf-8", newline="") as f:
-            table.to_csv(f, index=False, date_format=_TIME_FORMAT, lineterminator="\n")
+            table.to_csv(f, index=False, date_format=fmt, lineterminator="\n")
     except OSError as e:
         raise InputError(f"--out {out}: cannot write it: {e.strerror or e}") from None
 

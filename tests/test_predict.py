@@ -214,3 +214,16 @@ def test_a_file_separated_by_semicolons_with_decimal_commas_forecasts_as_with_co
     december.to_csv(spaces, sep=" ", index=False)
     line = _error_line(hpt("predict", str(trial_model), "--data", str(spaces)))
     assert "(the header is one column: hpt reads CSV files separated by commas, semicolons, tabs or |" in line
+
+
+def test_forecasts_of_daily_data_are_dated_by_day_and_finer_data_keeps_its_times() -> None:
+    from hpt.predict import write_csv
+
+    table = pd.DataFrame({"timestamp": pd.to_datetime(["2025-01-01", "2025-01-02"]), "horizon_step": [1, 2],
+                          "prediction": [1.5, 2.5]})
+    for step, first in ((pd.Timedelta(days=1), "2025-01-01,1,1.5"), (pd.Timedelta(hours=1), "2025-01-01 00:00:00,1,1.5"),
+                        (pd.Timedelta(days=7), "2025-01-01,1,1.5"), (None, "2025-01-01 00:00:00,1,1.5")):
+        out = io.StringIO()
+        write_csv(table, out, step)
+        assert out.getvalue().splitlines()[1] == first, (step, out.getvalue())
+
