@@ -138,7 +138,7 @@ def choose(from_model: str | None, given: str | None, frame: pd.DataFrame, summa
                            "--config ID)")
         config_id, fidelity = best.config_id, best.fidelity
         chosen = (f"best config (mean {metric}={format_value(best.mean)} over {plural(best.periods_run, 'period')}, "
-                  f"best in {best.periods_won})")
+                  f"best in {best.periods_won}{' of them' if best.periods_run > 1 else ''})")
     rows = _config_rows(frame, config_id, fidelity) if config_id else frame.iloc[0:0]
     if start_model is not None:
         params = dict(start_model.params)
