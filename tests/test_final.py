@@ -156,6 +156,14 @@ def test_config_option_months_and_holdout_length(tuned_location: Path, first_fin
     assert {first["final_id"], report["final_id"]} <= ids  # merged: the first final's row is kept
     line = _error_line(hpt("final", str(tuned_location), "--config", "nosuchconfig"))
     assert "--config nosuchconfig: no config with ok trials" in line and other in line
+    # more months than the data has: all of it before the hold-out, and said as such, not as the months asked for
+    (tmp_path / "long").mkdir()
+    done, report = _final(tuned_location, "--config", other[:6], "--months", "100", "--holdout", "1M",
+                          tmp=tmp_path / "long")
+    assert (report["train"]["start"], report["train"]["end"]) == ("2012-01-01", "2014-12-01")
+    assert report["train"]["length"] == "35 months, all the data before the hold-out"
+    assert "the training window starts there, shorter than 100 months" in done.stderr
+    assert "(35 months, all the data before the hold-out" in done.stdout and "100 months" not in done.stdout
 
 
 def test_from_model_fine_tunes_and_compares_with_training_from_scratch(tuned_location: Path, first_final: Any,

@@ -21,7 +21,7 @@ from hpt.sinks import Sink
 from hpt.spec import Spec, load_spec, parse_spec, unused_periods
 from hpt.trial import Status
 
-__all__ = ["Choice", "choose", "config_periods", "recorded_spec", "train_start"]
+__all__ = ["Choice", "choose", "config_periods", "recorded_spec", "span_text", "train_start"]
 
 log = logging.getLogger("hpt")
 
@@ -192,6 +192,12 @@ def train_start(months: int | None, spec: Spec, periods: list[Period], end: pd.T
     span = max((p.end - p.start for p in periods), default=pd.Timedelta(days=30))
     return pd.Timestamp(end - span), f"{_span_text(span)}, one tuning period"
 
+
+
+def span_text(p: Period) -> str:
+    """How long `p` is in words: in months when it runs from one month's start to another's, else in days."""
+    months = _whole_months(p)
+    return plural(months, "month") if months else _span_text(p.end - p.start)
 
 
 def _whole_months(p: Period) -> int | None:

@@ -24,7 +24,7 @@ from hpt.baselines import (
 from hpt.data import DataError
 from hpt.errors import InputError
 from hpt.fidelity import QUICK
-from hpt.final.choose import Choice, choose, config_periods, recorded_spec, train_start
+from hpt.final.choose import Choice, choose, config_periods, recorded_spec, span_text, train_start
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
 from hpt.panel import season_length, times_of
@@ -184,16 +184,17 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
                          "date_ranges.auto.holdout so that the periods keep it back")
     start, length = train_start(req.months, spec, config_periods(choice.rows) or tuning_periods, holdout.start)
     times = times_of(frame)
-    clamped = start < times.min()
-    if clamped:
-        start = pd.Timestamp(times.min())
+    asked = None  # the length asked for, when the data starts later: the window is all the data before the hold-out
+    if start < times.min():
+        asked, start = length, pd.Timestamp(times.min())
+        length = f"{span_text(Period(start, holdout.start))}, all the data before the hold-out"
     windows = _windows(frame, Period(start, holdout.start), holdout, choice.params)
     setup = Setup(sink, spec, spec_source, metric, choice, start_model, frame, holdout, tuning_periods,
                   Period(start, holdout.start), length, windows,
                   train_rows=int(((times >= start) & (times < holdout.start)).sum()),
                   held_rows=int(((times >= holdout.start) & (times < holdout.end)).sum()),
                   from_model=req.from_model, compare=req.compare)
-    _say_setup(setup, clamped, say)
+    _say_setup(setup, asked, say)
     return setup
 
 
@@ -206,12 +207,13 @@ def _windows(frame: pd.DataFrame, train: Period, holdout: Holdout, params: dict[
         raise InputError(f"training window {train} and hold-out {holdout.period}: {e.message}") from None
 
 
-def _say_setup(s: Setup, clamped: bool, say: Callable[[str], None]) -> None:
+def _say_setup(s: Setup, asked: str | None, say: Callable[[str], None]) -> None:
+    """What the final trains, before it does; `asked`: the training length asked for when the data starts later."""
     c, w = s.choice, s.windows
     say(f"config {c.config_id} ({c.architecture}): {format_params(c.tuned) or 'no tuned parameters'}; {c.chosen}")
-    if clamped:
+    if asked is not None:
         start = time_text(s.train.start, frame_step(s.frame))
-        say(f"the data starts at {start}: the training window starts there, shorter than {s.length}")
+        say(f"the data starts at {start}: the training window starts there, shorter than {asked}")
     say(f"data: {Path(s.spec.data.path).name}, {plural(len(s.frame), 'row')} every {step_text(frame_step(s.frame))}; "
         f"hold-out {s.holdout.period} ({s.holdout.how}): {plural(s.held_rows, 'row')}, "
         f"{plural(len(w.x_val), 'window')} of horizon {int(c.params['horizon'])}; no tuning period reaches it")
