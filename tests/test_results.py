@@ -867,6 +867,17 @@ def baseline(name: str, period: int, value: float, **params: Any) -> dict[str, A
     return r
 
 
+def test_the_baseline_count_follows_where_to_the_periods_left(tmp_path: Path) -> None:
+    rows = [row(c, p, v + p / 10, lr=lr) for c, v, lr in (("a", 0.5, 0.01), ("b", 0.6, 0.1)) for p in range(3)]
+    rows += [baseline(name, p, 1.0) for name in ("naive-last", "naive-seasonal") for p in range(3)]
+    uri = write_results(tmp_path, rows)
+    assert "6 trials (6 ok) and 6 naive baseline rows;" in results_cli("results", uri).stdout
+    shown = results_cli("results", uri, "--where", f"period_start == '{P[1][0]}'").stdout
+    assert "2 trials (2 ok) and 2 naive baseline rows;" in shown, shown  # the baselines of that one period
+    doc = json.loads(results_cli("results", uri, "--where", "lr < 0.05", "--format", "json").stdout)
+    assert doc["baseline_rows"] == 6  # a's three periods: all their baselines
+
+
 def test_each_config_against_the_better_baseline_of_its_own_window_setting(tmp_path: Path) -> None:
     rows = grid({"a": [0.5, 0.6, 0.7], "b": [0.8, 0.9, 1.0]}, {"a": {"horizon": 1}, "b": {"horizon": 3}}, 3)
     rows += [baseline("naive-seasonal", i, 1.0, horizon=1) for i in range(3)]

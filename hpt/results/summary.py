@@ -147,10 +147,15 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     if vs is not None:  # the best config's rows and the baselines' (config_judgement takes no other)
         mine = frame[(frame["config_id"].astype(str) == vs.config_id).to_numpy()]
         judged = config_judgement(pd.concat([mine, baselines]), main_ranking, vs, frame.columns)
+    shown = baselines
+    if where and len(baselines):  # the baselines of the periods (and fidelities) the rows left in cover
+        covered = set(zip(frame["period_start"].astype(str), frame["period_end"].astype(str), fidelities(frame)))
+        shown = baselines[[key in covered for key in zip(baselines["period_start"].astype(str),
+                                                         baselines["period_end"].astype(str), fidelities(baselines))]]
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
-                   missing_metric=missing, notes=notes, baseline_rows=len(baselines), versus=versus,
+                   missing_metric=missing, notes=notes, baseline_rows=len(shown), versus=versus,
                    best_verdict=judged)
 
 
