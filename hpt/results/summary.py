@@ -149,9 +149,10 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
         judged = config_judgement(pd.concat([mine, baselines]), main_ranking, vs, frame.columns)
     shown = baselines
     if where and len(baselines):  # the baselines of the periods (and fidelities) the rows left in cover
-        covered = set(zip(frame["period_start"].astype(str), frame["period_end"].astype(str), fidelities(frame)))
-        shown = baselines[[key in covered for key in zip(baselines["period_start"].astype(str),
-                                                         baselines["period_end"].astype(str), fidelities(baselines))]]
+        def places(rows: pd.DataFrame) -> pd.Series:
+            return rows["period_start"].astype(str) + ".." + rows["period_end"].astype(str) + " " + fidelities(rows)
+
+        shown = baselines[places(baselines).isin(set(places(frame))).to_numpy()]
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
