@@ -297,6 +297,14 @@ def test_final_says_nothing_of_the_tuning_periods_it_does_not_train_on(tuned_pan
     assert json.loads((tmp_path / "report.json").read_text())["panel"]["left_out"] == ["short"]
 
 
+def test_a_holdout_shorter_than_the_horizon_is_refused_as_such(tuned_panel: Path) -> None:
+    # hourly data, horizon 2: an hour's hold-out holds no forecast; said of the hold-out, not of the training window
+    done = hpt_cli("final", str(tuned_panel), "--holdout", "1h")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().endswith("(--holdout 1h): 1 step of data, fewer than the config's horizon of 2: no "
+                                        "forecast fits in it; give a hold-out of at least 2 steps (2h)"), done.stderr
+
+
 def test_final_over_a_panel_reports_mase_the_share_beating_seasonal_naive_and_the_worst_series(
         final_panel: tuple[Path, dict[str, Any], str]) -> None:
     model, doc, output = final_panel

@@ -184,6 +184,13 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
                          "date_ranges.auto.holdout so that the periods keep it back")
     start, length = train_start(req.months, spec, config_periods(choice.rows) or tuning_periods, holdout.start)
     times = times_of(frame)
+    held = np.unique(times[(times >= holdout.start) & (times < holdout.end)])
+    horizon = int(choice.params.get("horizon", 1))
+    if len(held) < horizon:  # not one forecast of the config fits in it (of any series)
+        step = frame_step(frame)
+        raise InputError(f"hold-out {holdout.period} ({holdout.how}): {plural(len(held), 'step')} of data, fewer than "
+                         f"the config's horizon of {horizon}: no forecast fits in it; give a hold-out of at least "
+                         f"{horizon} steps ({step_text(step * horizon)})")
     asked = None  # the length asked for, when the data starts later: the window is all the data before the hold-out
     if start < times.min():
         asked, start = length, pd.Timestamp(times.min())
