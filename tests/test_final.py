@@ -180,6 +180,8 @@ def test_from_model_fine_tunes_and_compares_with_training_from_scratch(tuned_loc
     # trained from scratch the same way as the first final: the same seed and data give the same model
     assert report["models"][1]["metrics"]["mse"] == pytest.approx(first["models"][0]["metrics"]["mse"], rel=1e-6)
     assert "model (fine-tuned)" in done.stdout and "model (from scratch)" in done.stdout
+    wrote = next(line for line in done.stderr.splitlines() if line.startswith("hpt: wrote "))
+    assert f"{folder / 'model.pt'}, {folder / 'scratch.pt'}, {folder / 'report.json'}" in wrote, wrote  # as stdout's
     modes = {r["mode"] for r in _index(tuned_location) if r["final_id"] == report["final_id"]}
     assert modes == {"fine-tune", "scratch"}
 

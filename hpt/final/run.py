@@ -69,7 +69,8 @@ def _record(s: Setup, final_id: str, trials: list[Trial], training: Training, sa
         sink.write(keys[name], result.model)
     sink.write(report_key, json.dumps(doc, indent=1, default=str).encode())
     merge_index(sink, [index_row(doc, m) for m in doc["models"]])
-    say(f"wrote {uris['model']}, {uris['report']}; added to {uris['index']}")
+    written = [uris[name] for name in ("model", "scratch") if name in uris]
+    say(f"wrote {', '.join(written)}, {uris['report']}; added to {uris['index']}")
     files = {keys[name].rsplit("/", 1)[-1]: result.model for name, (_, result) in zip(keys, pairs, strict=False)
              if result.model is not None}
     return FinalReport(final_id, doc, uris, files)
