@@ -592,6 +592,15 @@ def test_top_and_where(four_configs: str) -> None:
     assert doc["full"]["configs"][0]["config_id"] == "bbb" and doc["full"]["periods"] == ["2013-02-01..2013-02-15"]
 
 
+def test_the_comparison_explains_its_columns_and_tests_a_line_each(four_configs: str) -> None:
+    text = results_cli("results", four_configs).stdout
+    lines = text[text.index("Is the winner real?"):].splitlines()
+    assert "  mean diff: best minus other (val_mse; negative: the best is lower)" in lines, text
+    tests = next(line for line in lines if "Friedman test over the periods" in line)
+    assert tests.endswith("corrected for comparing 4 configs, at 0.05"), tests
+    assert '  "tied with the best": the tests cannot tell it from the best' in lines, text
+
+
 def test_metric_option_and_alias(four_configs: str) -> None:
     doc = json.loads(results_cli("results", four_configs, "--metric", "mae", "--format", "json").stdout)
     assert doc["metric"] == "val_mae" and doc["full"]["configs"][0]["mean"] == pytest.approx(0.075)

@@ -164,20 +164,21 @@ def _verdict_section(s: Summary) -> _Section:
         if left > 0:
             sec.notes.append(f"... and {plural(left, 'more config')} tested "
                              "(--compare N lists more; --format json names every one)")
-        sec.notes.append(_method_note(s, v))
+        sec.notes.extend(_method_notes(s, v))
     if v.best is not None and v.configs >= 2 and not r.seeds_measured:
         sec.notes.append("one seed per period: the seed noise is not measured; training.repeats: 3 trains three seeds "
                          "per config and period and shows their spread")
     return sec
 
 
-def _method_note(s: Summary, v: Verdict) -> str:
+def _method_notes(s: Summary, v: Verdict) -> list[str]:
+    """What the columns of the comparison mean, and which tests made it: a line each."""
     diff = f"mean diff: best minus other ({s.metric}; negative: the best is lower)"
     if v.test == WILCOXON:
-        return f"{diff}; Wilcoxon signed-rank test over the periods, two-sided at {v.alpha:g}"
-    return (f"{diff}; Friedman test over the periods, then (only if it finds a difference) Nemenyi's test of the best "
-            f"against each config, corrected for comparing {v.configs} configs, at {v.alpha:g}; "
-            f'"{TIED}": the tests cannot tell it from the best')
+        return [diff, f"Wilcoxon signed-rank test over the periods, two-sided at {v.alpha:g}"]
+    return [diff, f"Friedman test over the periods, then (only if it finds a difference) Nemenyi's test of the best "
+                  f"against each config, corrected for comparing {v.configs} configs, at {v.alpha:g}",
+            f'"{TIED}": the tests cannot tell it from the best']
 
 
 def _trend_sections(s: Summary) -> list[_Section]:
