@@ -194,7 +194,15 @@ class GridSearch(_Space):
 
 
 class RandomSearch(_Space):
-    """max_trials independent draws; draw i depends only on (seed, i)."""
+    """max_trials different configs, drawn at random; draw j depends only on (seed, j).
+
+    Over a space of finitely many configs (lists and int ranges only) a draw can repeat an earlier
+    config: it is passed over, and the next draw taken, so the search has max_trials different
+    configs (all of them when the space has fewer), as scikit-learn's ParameterSampler draws
+    from lists without replacement. The configs before the first repeat are the draws themselves,
+    so a search that drew none keeps its configs. A space with a continuous axis draws no repeat
+    (its configs are the draws, kept lazily).
+    """
 
     def __init__(self, axes: dict[str, Sequence[Any] | Distribution], seed: int, max_trials: int) -> None:
         for name, axis in axes.items():
@@ -202,17 +210,44 @@ class RandomSearch(_Space):
                 raise ValueError(f"axis {name!r} needs a non-empty list of values")
         self.axes = dict(axes)
         self.seed = seed
-        super().__init__(max_trials)
+        self.size = _finite_size(self.axes)  # configs the space has; None: infinitely many
+        self._distinct: list[int] = []  # finite space: the draws that gave a new config, in order
+        self._seen: set[tuple[Any, ...]] = set()
+        super().__init__(max_trials if self.size is None else min(max_trials, self.size))
 
     def memo_key(self) -> dict[str, Any]:
         """What the configs follow from (:meth:`TrialPlan.memo_key`): the axes in order, as random draws take them."""
-        return {"search": type(self).__name__, "seed": self.seed, "n": len(self),
+        return {"search": type(self).__name__, "seed": self.seed, "n": len(self), "distinct": True,
                 "axes": [[k, v.to_json() if isinstance(v, Distribution) else list(v)] for k, v in self.axes.items()]}
 
     def _get(self, i: int) -> dict[str, Any]:
-        # the words of [seed, i] as an array: what a list of them becomes, a quarter faster (a plan counts 50,000)
-        rng = np.random.default_rng(np.array([self.seed, i], dtype=np.uint32) if self.seed < 2**32 else [self.seed, i])
+        if self.size is None:
+            return self._draw(i)
+        while len(self._distinct) <= i:  # the draws up to the i-th new config (a repeat is passed over)
+            j = self._distinct[-1] + 1 if self._distinct else 0
+            while (key := tuple(map(repr, self._draw(j).values()))) in self._seen:
+                j += 1
+            self._seen.add(key)
+            self._distinct.append(j)
+        return self._draw(self._distinct[i])
+
+    def _draw(self, j: int) -> dict[str, Any]:
+        # the words of [seed, j] as an array: what a list of them becomes, a quarter faster (a plan counts 50,000)
+        rng = np.random.default_rng(np.array([self.seed, j], dtype=np.uint32) if self.seed < 2**32 else [self.seed, j])
         return {name: _draw(rng, axis) for name, axis in self.axes.items()}
+
+
+def _finite_size(axes: Mapping[str, Sequence[Any] | Distribution]) -> int | None:
+    """How many configs the axes give when each is a list or an int range; None when one is continuous."""
+    size = 1
+    for axis in axes.values():
+        if not isinstance(axis, Distribution):
+            size *= len(axis)
+        elif axis.kind == "int":
+            size *= int(axis.high) - int(axis.low) + 1
+        else:
+            return None
+    return size
 
 
 def _draw(rng: np.random.Generator, axis: Sequence[Any] | Distribution) -> Any:

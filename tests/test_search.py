@@ -76,6 +76,28 @@ def test_random_search_samples_inside_the_distributions_reproducibly() -> None:
     assert len(set(_points(draws))) == 200
 
 
+def test_random_search_over_lists_draws_different_configs_and_keeps_those_it_drew_before() -> None:
+    axes = {"scaler": ("standard", "window", "robust"), "loss": ("mse", "mae"), "channels": (8,)}
+    space = RandomSearch(axes, seed=1, max_trials=3)
+    configs = list(space)
+    assert len(configs) == 3 and len(set(_points(configs))) == 3  # draws 0-2 of seed 1 repeat one: a fourth draw
+    raw = [space._draw(j) for j in range(3)]  # what the draws are (what hpt before this drew as the configs)
+    assert len(set(_points(raw))) == 2 and configs[:2] == raw[:2]  # up to the repeat: the same configs as before
+    everything = RandomSearch(axes, seed=1, max_trials=10)  # more than the space has: each of its 6 configs once
+    assert len(everything) == 6 and len(set(_points(list(everything)))) == 6
+    ints = RandomSearch({"hidden_size": Distribution("int", 8, 11), "opt": ("adam", "sgd")}, seed=0, max_trials=50)
+    assert len(ints) == 8 and len(set(_points(list(ints)))) == 8
+    assert len(RandomSearch({"lr": Distribution("loguniform", 1e-4, 1e-1)}, seed=0, max_trials=50)) == 50
+
+
+def test_a_random_plan_over_lists_has_max_trials_different_configs(write_spec: Any) -> None:
+    doc = tiny_spec(search={"strategy": "random", "max_trials": 3, "seed": 1},
+                    parameters={"lr": [0.001, 0.01, 0.1], "hidden_size": [8, 16]})
+    plan = expand(load_spec(write_spec(doc)))
+    ids = [t.trial_id for t in plan]
+    assert len(ids) == 3 * len(plan.periods) == len(set(ids))
+
+
 def test_trial_ids_are_stable_and_change_with_the_config(write_spec: Any) -> None:
     a = expand(load_spec(write_spec()))
     b = expand(load_spec(write_spec()))
