@@ -297,8 +297,9 @@ class TrialPlan(Sequence[Trial]):
     With ``training.repeats: K`` each config trains K seeds in every period: trial i is
     config ``i // (P*K)``, repeat ``(i // P) % K``, period ``i % P`` (P periods), so a config
     has every period with its first seed before its second seed starts. Lazy like its
-    configs: the i-th trial is built when asked for. `repeats` is True when the configs may
-    repeat (random draws from lists), so a walker must skip ids it has seen; `seeds` is K.
+    configs: the i-th trial is built when asked for. `repeats` is True unless the configs are a
+    grid's (a search's own list may repeat a config), so a walker must skip ids it has seen;
+    `seeds` is K.
     """
 
     def __init__(self, spec: Spec, configs: Sequence[dict[str, Any]], tags: dict[str, Any] | None = None) -> None:
