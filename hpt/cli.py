@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -671,7 +672,8 @@ def archs(names: tuple[str, ...]) -> None:
     from hpt.architectures import BUILTIN, get_architecture
     from hpt.hparams import TRAINING
 
-    chosen = [get_architecture(n) for n in names] if names else list(BUILTIN.values())
+    here = pathlib.Path.cwd()  # a builder module in the working folder, as hpt auto finds one
+    chosen = [get_architecture(n, here, "in the working folder") for n in names] if names else list(BUILTIN.values())
     for arch in chosen:
         click.echo(f"{arch.name}: {arch.description}")
         for p in arch.hparams:

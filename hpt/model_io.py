@@ -315,7 +315,7 @@ def load_model(path: str | Path | bytes) -> TrainedModel:
     payload = torch.load(source, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{'the bytes given' if isinstance(path, bytes) else path} is not a model saved by hpt")
-    arch = get_architecture(payload["architecture"])
+    arch = get_architecture(payload["architecture"], Path.cwd(), "in the working folder")  # a builder of one's own
     known = tuple(payload.get("known_ahead") or ())
     module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"],
                         payload["horizon"] if known else 0)

@@ -340,3 +340,64 @@ def test_a_window_scaled_model_file_keeps_its_scaler_through_hpt_predict(write_s
     actual = np.stack([values[i:i + 3] for i in range(start, len(values) - 2)])
     err = final.predict_windows(windows) - actual
     assert report["models"][0]["metrics"]["mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-4)
+
+
+_OWN_MODELS = (
+    "from torch import nn\n\n\n"
+    "def flat(n_features, lookback, horizon, width=8):\n"
+    "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n\n\n"
+    "def ignores_horizon(n_features, lookback, horizon, width=8):\n"
+    "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width))\n\n\n"
+    "def returns_none(n_features, lookback, horizon, width=8):\n"
+    "    return None\n")
+
+
+def test_a_builder_whose_model_does_not_return_batch_by_horizon_fails_saying_so(tmp_path: Path) -> None:
+    # trained, a (batch, 8) output broadcasts against (batch, 3) targets and gets a score: refused when built instead
+    from hpt.architectures import get_architecture
+
+    (tmp_path / "shape_models.py").write_text(_OWN_MODELS)
+    built = get_architecture("shape_models:flat", tmp_path).build(2, 24, 3, {})
+    assert tuple(built(torch.zeros(5, 24, 2)).shape) == (5, 3)
+    with pytest.raises(ValueError, match=r"^shape_models:ignores_horizon built with horizon=3 returns \(batch, 8\) for an "
+                                         r"input of \(batch, 24, 2\): it must return \(batch, horizon\), here \(batch, 3\)$"):
+        get_architecture("shape_models:ignores_horizon", tmp_path).build(2, 24, 3, {})
+    with pytest.raises(ValueError, match="^shape_models:returns_none returned NoneType, not a torch.nn.Module$"):
+        get_architecture("shape_models:returns_none", tmp_path).build(2, 24, 3, {})
+    quantiles = get_architecture("shape_models:flat", tmp_path).build(2, 24, 3, {"loss": "quantile",
+                                                                              "quantiles": [0.1, 0.5, 0.9]})
+    assert tuple(quantiles(torch.zeros(5, 24, 2)).shape) == (5, 3, 3)  # built with 9 outputs: the check saw 9
+
+
+def test_archs_and_predict_find_a_builder_module_in_the_working_folder(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cwd_models.py").write_text(_OWN_MODELS)
+    script = Path(sys.executable).parent / "hpt"  # the console script: unlike `python -m`, it puts no folder on sys.path
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run([str(script), "archs", "cwd_models:flat"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.startswith("cwd_models:flat: ") and "  width " in done.stdout, done.stderr
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    done = subprocess.run([str(script), "archs", "cwd_models:flat"], cwd=away, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 2 and done.stderr.strip() == ('hpt: error: cannot import module "cwd_models" for builder '
+                                                            '"cwd_models:flat": put cwd_models.py in the working folder '
+                                                            "or on PYTHONPATH"), done.stderr
+    # a model of that builder, forecast from the builder's folder (hpt predict takes no spec to look beside)
+    doc = tiny_spec(architecture="cwd_models:flat", parameters={"width": [4]}, training={"epochs": 1},
+                    date_ranges=[["2013-01-01", "2013-01-15"]])
+    (tmp_path / "spec.json").write_text(json.dumps(doc))
+    ran = hpt_cli("run", str(tmp_path / "spec.json"), "--sink", str(tmp_path / "res"), "--workers", "1", env={"PYTHONPATH": ""})
+    assert ran.returncode == 0, ran.stderr
+    model = next((tmp_path / "res" / "models").glob("*.pt"))
+    data = "demo:electricity_hourly.csv"
+    done = subprocess.run([str(script), "predict", str(model), "--data", data, "--last"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.startswith("timestamp,horizon_step,prediction\n"), done.stderr
+    done = subprocess.run([str(script), "predict", str(model), "--data", data, "--last"], cwd=away,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and "put cwd_models.py in the working folder or on PYTHONPATH" in done.stderr, done.stderr

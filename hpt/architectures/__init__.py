@@ -66,6 +66,7 @@ class Architecture:
         components = int(params.get("mdn_components", 3)) if params.get("loss") == "mdn" else 0
         outputs = horizon * components * 3 if components else horizon * len(quantiles) if quantiles else horizon
         module = self.builder()(n_features=n_features, lookback=lookback, horizon=outputs, **kwargs)
+        _check_outputs(self.name, module, (lookback + future_rows, n_features), outputs)
         if components:
             from hpt.architectures.heads import Mixture
 
@@ -84,6 +85,27 @@ class Architecture:
 
             module = RobustScaled(module, n_features)
         return module
+
+
+def _check_outputs(name: str, module: Any, inputs: tuple[int, int], outputs: int) -> None:
+    """A built model maps ``(batch, *inputs)`` to ``(batch, outputs)``: checked on a batch of two zeros (in eval mode,
+    so no statistics move), as training would otherwise broadcast a wrong shape against its targets and score it."""
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise ValueError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(2, *inputs))
+    finally:
+        module.train(training)
+    shape = tuple(getattr(out, "shape", ()))
+    if shape != (2, outputs):
+        got = f"({', '.join(['batch', *map(str, shape[1:])])})" if len(shape) and shape[0] == 2 else str(shape)
+        raise ValueError(f"{name} built with horizon={outputs} returns {got} for an input of (batch, {inputs[0]}, "
+                         f"{inputs[1]}): it must return (batch, horizon), here (batch, {outputs})")
 
 
 def _p(name: str, default: Any, kind: str, **kw: Any) -> HParam:
@@ -261,11 +283,12 @@ def _kind_of(default: Any) -> str:
     return "any"
 
 
-def get_architecture(name: str, folder: Path | None = None) -> Architecture:
+def get_architecture(name: str, folder: Path | None = None, place: str = "next to the spec") -> Architecture:
     """A built-in architecture by name, or a user builder named ``package.module:function``.
 
-    A builder's module that is not importable is looked for in `folder` (the spec's), which
-    then stays on ``sys.path``, so the worker processes, spawned later, import it too.
+    A builder's module that is not importable is looked for in `folder` (the spec's, or the working folder for a
+    command without a spec), which then stays on ``sys.path``, so the worker processes, spawned later, import it too.
+    `place` says where that is in the error when the module is in neither.
     """
     if name in BUILTIN:
         return BUILTIN[name]
@@ -286,7 +309,7 @@ def get_architecture(name: str, folder: Path | None = None) -> Architecture:
             raise InputError(f'cannot import module "{e.name}" for builder "{name}" (is it installed?)') from None
         absent = str(e.name)
         where = f"{absent.replace('.', '/')}.py" if absent == module_name else f"the package {absent.replace('.', '/')}/"
-        raise InputError(f'cannot import module "{absent}" for builder "{name}": put {where} next to the spec '
+        raise InputError(f'cannot import module "{absent}" for builder "{name}": put {where} {place} '
                          "or on PYTHONPATH") from None
     except AttributeError:
         raise InputError(f'builder "{name}": no such function in its module') from None
