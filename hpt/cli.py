@@ -675,9 +675,10 @@ def archs(names: tuple[str, ...]) -> None:
     here = pathlib.Path.cwd()  # a builder module in the working folder, as hpt auto finds one
     chosen = [get_architecture(n, here, "in the working folder") for n in names] if names else list(BUILTIN.values())
     for arch in chosen:
-        click.echo(f"{arch.name}: {arch.description}")
+        click.echo(f"{arch.name}: {arch.description}" if arch.description else arch.name)
         for p in arch.hparams:
-            click.echo(f"  {p.name:<13} default {json.dumps(p.default):<8} {p.describe()}")
+            default = "required" if p.required else f"default {json.dumps(p.default)}"
+            click.echo(f"  {p.name:<13} {default:<16} {p.describe()}")
         ranges = ", ".join(f"{k} {lo:g}..{hi:g}{' (log)' if scale == 'log' else ''}"
                            for k, (lo, hi, scale) in arch.auto_ranges.items())
         if arch.inputs:

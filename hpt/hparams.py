@@ -43,6 +43,7 @@ class HParam:
     help: str = ""
     # Left out of config ids at its default: a key added after ids existed keeps every earlier id.
     new_key: bool = False
+    required: bool = False  # a builder's argument without a default: the spec must give it (under "parameters")
 
     @property
     def numeric(self) -> bool:

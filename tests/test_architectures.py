@@ -349,7 +349,9 @@ _OWN_MODELS = (
     "def ignores_horizon(n_features, lookback, horizon, width=8):\n"
     "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width))\n\n\n"
     "def returns_none(n_features, lookback, horizon, width=8):\n"
-    "    return None\n")
+    "    return None\n\n\n"
+    "def needs_width(n_features, lookback, horizon, width):\n"
+    "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n")
 
 
 def test_a_builder_whose_model_does_not_return_batch_by_horizon_fails_saying_so(tmp_path: Path) -> None:
@@ -379,7 +381,7 @@ def test_archs_and_predict_find_a_builder_module_in_the_working_folder(tmp_path:
     env = {**os.environ, "PYTHONPATH": ""}
     done = subprocess.run([str(script), "archs", "cwd_models:flat"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env=env)
-    assert done.returncode == 0 and done.stdout.startswith("cwd_models:flat: ") and "  width " in done.stdout, done.stderr
+    assert done.returncode == 0 and done.stdout.startswith("cwd_models:flat\n  width ") and "  width " in done.stdout, done.stderr
     away = tmp_path / "elsewhere"
     away.mkdir()
     done = subprocess.run([str(script), "archs", "cwd_models:flat"], cwd=away, capture_output=True, text=True,
@@ -401,3 +403,27 @@ def test_archs_and_predict_find_a_builder_module_in_the_working_folder(tmp_path:
     done = subprocess.run([str(script), "predict", str(model), "--data", data, "--last"], cwd=away,
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and "put cwd_models.py in the working folder or on PYTHONPATH" in done.stderr, done.stderr
+
+
+def test_a_builder_argument_without_a_default_is_a_parameter_the_spec_must_give(tmp_path: Path, write_spec: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "req_models.py").write_text(_OWN_MODELS)
+    script = Path(sys.executable).parent / "hpt"
+    done = subprocess.run([str(script), "archs", "req_models:needs_width"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0 and done.stdout.splitlines()[:2] == ["req_models:needs_width",
+                                                                     "  width         required         a value"], done.stdout
+    doc = tiny_spec(architecture="req_models:needs_width", parameters={"width": [4, 8]}, training={"epochs": 1},
+                    date_ranges=[["2013-01-01", "2013-01-15"]])
+    (tmp_path / "given.json").write_text(json.dumps(doc))  # a width to tune: a parameter like any other
+    given = hpt_cli("plan", str(tmp_path / "given.json"))
+    assert given.returncode == 0 and "width=4" in given.stdout and "width=8" in given.stdout, given.stderr
+    (tmp_path / "missing.json").write_text(json.dumps({**doc, "parameters": {}}))  # none: said before anything trains
+    missing = hpt_cli("validate", str(tmp_path / "missing.json"))
+    assert missing.returncode == 2 and missing.stderr.strip().endswith(
+        'parameters: req_models:needs_width takes width without a default: give its values here, such as "width": '
+        "[...]"), missing.stderr
+

@@ -320,10 +320,10 @@ def get_architecture(name: str, folder: Path | None = None, place: str = "next t
     if missing:
         raise InputError(f'builder "{name}" must accept the keyword arguments {", ".join(BUILDER_ARGS)}')
     hparams = tuple(
-        HParam(p.name, p.default, _kind_of(p.default), help="user builder argument")
+        HParam(p.name, p.default, _kind_of(p.default), help="user builder argument") if p.default is not p.empty else
+        HParam(p.name, None, "any", required=True, help="user builder argument without a default")
         for p in params.values()
         if p.name not in (*BUILDER_ARGS, FUTURE_ARG)
-        and p.default is not inspect.Parameter.empty
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     )
     return Architecture(name, name, hparams, (inspect.getdoc(fn) or "").split("\n")[0], dict(_LR_RANGES),

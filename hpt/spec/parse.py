@@ -130,6 +130,10 @@ def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: Se
         log.warning("%s: training.%s is not used: parameters.%s tunes it", ck.source, name, name)
     if arch is not None:
         check_constraints(ck, arch, value, parameters, training)
+        for hp in arch.hparams:
+            if hp.required and hp.name not in parameters and isinstance(value, dict) and hp.name not in value:
+                ck.add("parameters", f'{arch.name} takes {hp.name} without a default: give its values here, such as '
+                                     f'"{hp.name}": [...]')
     check_stopping_epochs(ck, search, parameters, training)
     if search.strategy == "auto" and arch is not None:
         # the architecture's built-in learning-rate ranges, unless the spec gives its own; a cosine
