@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpt.errors import show
+from hpt.errors import did_you_mean, show
 
 __all__ = ["Constraint", "HParam", "LOSSES", "LR_SCHEDULES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "id_params",
            "parse_validation", "quantile_name", "quantiles_of"]
@@ -69,7 +69,10 @@ class HParam:
         if self.check is not None:
             return self.check(value)
         if self.choices is not None:
-            return None if value in self.choices else f"expected {self.describe()}, got {show(value)}"
+            if value in self.choices:
+                return None
+            hint = did_you_mean(value, [c for c in self.choices if isinstance(c, str)]) if isinstance(value, str) else ""
+            return f"expected {self.describe()}, got {show(value)}{hint}"
         if not _is_kind(value, self.kind):
             return f"expected {self.describe()}, got {show(value)}"
         if self.kind in ("int", "float"):

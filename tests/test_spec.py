@@ -39,6 +39,8 @@ def _params(**axes: Any) -> dict[str, Any]:
 MALFORMED: list[tuple[str, Any, str, str]] = [
     ("unknown top key", {**tiny_spec(), "paramters": {}}, "paramters", 'did you mean "parameters"'),
     ("unknown training key", _with(training={"epoch": 3}), "training.epoch", 'did you mean "epochs"'),
+    ("misspelt loss", _with(training={"loss": "maee"}), "training.loss", 'got "maee" (did you mean "mae"?)'),
+    ("misspelt scaler", _params(scaler=["standard", "windw"]), "parameters.scaler[1]", 'did you mean "window"?'),
     ("arch arg under training", _with(architecture="lstm", training={"hidden_size": 8}), "training.hidden_size",
      'under "parameters"'),
     ("missing architecture", _with(architecture=None), "architecture", "missing"),
