@@ -356,6 +356,17 @@ def test_a_training_value_the_search_tunes_is_named_as_unused(write_spec: Any, c
     assert "training.epochs" not in out.stderr
 
 
+def test_a_setting_only_another_loss_reads_is_named_as_unused(write_spec: Any, cli: Any) -> None:
+    out = cli("validate", str(write_spec(tiny_spec(training={"epochs": 2, "quantiles": [0.1, 0.5, 0.9],
+                                                             "huber_delta": 2.0}))))
+    assert out.returncode == 0, out.stderr
+    assert "training.quantiles is not used: only loss quantile or mdn reads it, and this spec's loss is mse" in out.stderr
+    assert "training.huber_delta is not used: only loss huber reads it, and this spec's loss is mse" in out.stderr
+    tuned = tiny_spec(training={"epochs": 2, "huber_delta": 2.0}, parameters={"lr": [0.01], "loss": ["mse", "huber"]})
+    out = cli("validate", str(write_spec(tuned)))  # one of the tuned losses reads it
+    assert out.returncode == 0 and "not used" not in out.stderr, out.stderr
+
+
 def test_a_name_that_is_not_a_folder_name_stops_the_run_before_anything_is_written(write_spec: Any, cli: Any,
                                                                                   tmp_path: Path) -> None:
     out = cli("run", str(write_spec(tiny_spec(name="../escaped"))), cwd=tmp_path)

@@ -122,12 +122,29 @@ def _architecture(ck: Checker, architecture: str) -> Architecture | None:
         return None
 
 
+_FOR_LOSSES = {"huber_delta": ("huber",), "quantiles": ("quantile", "mdn"), "mdn_components": ("mdn",)}
+"""Training settings that only some losses read."""
+
+
+def _unused_by_the_loss(ck: Checker, parameters: dict[str, Axis], training: dict[str, Any]) -> None:
+    """A warning for a setting only other losses read (``huber_delta`` with loss mse): it changes the config ids and
+    nothing else."""
+    axis = parameters.get("loss")
+    losses = set(axis) if isinstance(axis, (list, tuple)) else {training.get("loss", "mse")}
+    for name, readers in _FOR_LOSSES.items():
+        if (name in training or name in parameters) and not losses & set(readers):
+            where = "parameters" if name in parameters else "training"
+            log.warning("%s: %s.%s is not used: only loss %s reads it, and this spec's loss is %s", ck.source, where,
+                        name, " or ".join(readers), " or ".join(sorted(map(str, losses))))
+
+
 def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: SearchSpec,
                   training: dict[str, Any]) -> dict[str, Axis]:
     """The ``parameters`` section, checked against the architecture and the search; auto adds its ranges."""
     parameters = parse_parameters(ck, value, arch, search)
     for name in sorted(set(training) & set(parameters)):
         log.warning("%s: training.%s is not used: parameters.%s tunes it", ck.source, name, name)
+    _unused_by_the_loss(ck, parameters, training)
     if arch is not None:
         check_constraints(ck, arch, value, parameters, training)
         for hp in arch.hparams:
