@@ -179,3 +179,9 @@ def test_checking_a_spec_runs_its_builder_modules_top_level_code(tmp_path: Path)
         subprocess.run([sys.executable, "-m", "hpt", command, str(spec)], cwd=elsewhere, check=True,
                        capture_output=True)
     assert (tmp_path / "ran.txt").read_text().split() == ["validate", "plan"]
+
+
+def test_the_spec_pages_example_is_the_demo_spec() -> None:
+    page = (ROOT / "docs" / "spec.md").read_text(encoding="utf-8")
+    example = page[page.index("## A spec"):].split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(example) == json.loads((ROOT / "specs" / "lstm.json").read_text(encoding="utf-8"))
