@@ -88,19 +88,22 @@ class Architecture:
 
 
 def _check_outputs(name: str, module: Any, inputs: tuple[int, int], outputs: int) -> None:
-    """A built model maps ``(batch, *inputs)`` to ``(batch, outputs)``: checked on a batch of two zeros (in eval mode,
-    so no statistics move), as training would otherwise broadcast a wrong shape against its targets and score it."""
+    """A built model maps ``(batch, *inputs)`` to ``(batch, outputs)``: checked on a batch of two zeros, as training
+    would otherwise broadcast a wrong shape against its targets and score it. Its modules are in eval mode meanwhile
+    (no batch statistics move), set by their flags, not by ``train()``/``eval()``, which a model may have made its own."""
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise ValueError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
-    training = module.training
-    module.eval()
+    modes = [(m, m.training) for m in module.modules()]
+    for m, _ in modes:
+        m.training = False
     try:
         with torch.no_grad():
             out = module(torch.zeros(2, *inputs))
     finally:
-        module.train(training)
+        for m, mode in modes:
+            m.training = mode
     shape = tuple(getattr(out, "shape", ()))
     if shape != (2, outputs):
         got = f"({', '.join(['batch', *map(str, shape[1:])])})" if len(shape) and shape[0] == 2 else str(shape)
