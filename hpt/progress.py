@@ -56,6 +56,7 @@ class Reporter:
         self._wave_end: float | None = None  # when the first `slots` trials had ended (worker start-up behind)
         self._total: int | None = None  # the run's first count of its trials (start)
         self._moved = False  # an estimate: an adaptive search's, or one that changed since (early stopping, racing, ...)
+        self.seeds = False  # several seeds per config and period (training.repeats): a trial's line says its seed
 
     def line(self, text: str) -> None:
         text = redact(text)
@@ -126,7 +127,8 @@ class Reporter:
         share = f" {t.fidelity.name}" if t.fidelity.share < 1 else ""  # a rung of early stopping on data
         self._moved = self._moved or (self._total is not None and total != self._total)
         count = f"~{total}" if self._moved and done < total else str(total)  # it ends at [N/N]
-        self.line(f"[{done:>{self._width}}/{count}] {status:<11} {t.period.label}{share}  "
+        seed = f"  seed {t.seed}" if self.seeds else ""  # as hpt plan lists it: the repeats of a trial apart
+        self.line(f"[{done:>{self._width}}/{count}] {status:<11} {t.period.label}{share}{seed}  "
                   f"{format_params(t.tuned_params)}  {detail}{eta_text}")
 
     def _eta(self, result: TrialResult, done: int, total: int) -> float:

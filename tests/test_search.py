@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import tracemalloc
 from pathlib import Path
@@ -198,7 +199,12 @@ def test_rows_record_the_seed_and_raising_repeats_resumes_with_the_new_seeds_onl
     assert (rows.groupby("config_id")["seed"].apply(sorted).map(tuple).nunique()) == 1
     more = load_spec(write_spec(tiny_spec(training={"repeats": 3})))
     again = FakeBackend(_by_seed, slots=2)
-    summary = run_spec(more, RunOptions(sink=sink), Reporter(quiet=True), backend=again)
+    out = io.StringIO()
+    summary = run_spec(more, RunOptions(sink=sink), Reporter(out, bar=False), backend=again)
+    # each trial's line says its seed, as hpt plan lists it: a config's repeats in a period do not read alike
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    seeds = {int(line.split("  seed ")[1].split()[0]) for line in lines}
+    assert len(lines) == 4 and seeds == {t.seed for t in expand(more)} - set(rows["seed"].astype(int)), out.getvalue()
     assert summary.skipped == 8 and summary.counts == {"ok": 4}  # only the third seed of each config and period
     rows = trial_rows(pd.read_csv(tmp_path / "res" / "results.csv"))
     assert len(rows) == 12 and (rows.groupby(["config_id", "period_start"])["seed"].nunique() == 3).all()

@@ -150,6 +150,7 @@ class _Run:
                 self.backend.close()  # a signal or an error before the loop: its workers are starting, stop them
                 raise
             tracker = self.tracker
+            self.reporter.seeds = self.spec.repeats > 1
             self.summary.exit_code = drive(self.scheduler, self.backend, self.on_result, self.reporter,
                                            self.spec.objective, self.options.grace, self.gate,
                                            tracker.progress if tracker is not None else None)
