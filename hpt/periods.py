@@ -10,7 +10,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["AutoPeriods", "Holdout", "Period", "auto_periods", "parse_time", "quick_period", "time_text", "usable_span"]
+__all__ = ["AutoPeriods", "Holdout", "Period", "auto_periods", "parse_time", "quick_period", "time_text", "usable_span",
+           "whole_days"]
 
 
 def parse_time(text: str) -> pd.Timestamp:
@@ -23,11 +24,17 @@ def parse_time(text: str) -> pd.Timestamp:
     return stamp
 
 
+def whole_days(step: pd.Timedelta | None) -> bool:
+    """Whether data every `step` is daily or coarser in whole days (its times are dates); False when unknown."""
+    day = pd.Timedelta(days=1)
+    return step is not None and pd.Timedelta(step) >= day and pd.Timedelta(step) % day == pd.Timedelta(0)
+
+
 def time_text(t: pd.Timestamp, step: pd.Timedelta | None = None) -> str:
     """A time as messages and labels write it: the date alone at midnight, else date and time. Of data every `step`:
-    the date alone only when the step is whole days (an hourly row at midnight keeps its time)."""
+    the date alone only when the step is whole days (:func:`whole_days`; an hourly row at midnight keeps its time)."""
     t = pd.Timestamp(t)
-    days = step is None or pd.Timedelta(step) % pd.Timedelta(days=1) == pd.Timedelta(0)
+    days = step is None or whole_days(step)
     return t.strftime("%Y-%m-%d") if days and t == t.normalize() else t.isoformat(sep=" ")
 
 

@@ -23,7 +23,7 @@ from hpt.errors import HptError, InputError, show
 from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
 from hpt.panel import name_few, series_frames
-from hpt.periods import time_text
+from hpt.periods import time_text, whole_days
 from hpt.progress import plural
 from hpt.static import read_series_values
 from hpt.windows import breaks, frame_step, input_windows, step_text, unbroken
@@ -313,8 +313,7 @@ def check_out(out: str, data: str) -> None:
 def write_csv(table: pd.DataFrame, out: Any, step: pd.Timedelta | None = None) -> None:
     """The forecasts as CSV (full precision) to a path or an open text file; InputError when the path cannot be written.
     Times are dates alone for data every `step` of whole days (as the data wrote them), else date and time."""
-    days = step is not None and step >= pd.Timedelta(days=1) and step % pd.Timedelta(days=1) == pd.Timedelta(0)
-    fmt = "%Y-%m-%d" if days else _TIME_FORMAT
+    fmt = "%Y-%m-%d" if whole_days(step) else _TIME_FORMAT
     if not isinstance(out, (str, Path)):
         table.to_csv(out, index=False, date_format=fmt, lineterminator="\n")
         return
