@@ -184,7 +184,8 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
                          "date_ranges.auto.holdout so that the periods keep it back")
     start, length = train_start(req.months, spec, config_periods(choice.rows) or tuning_periods, holdout.start)
     times = times_of(frame)
-    held = np.unique(times[(times >= holdout.start) & (times < holdout.end)])
+    in_holdout = (times >= holdout.start) & (times < holdout.end)
+    held = np.unique(times[in_holdout])
     horizon = int(choice.params.get("horizon", 1))
     if len(held) < horizon:  # not one forecast of the config fits in it (of any series)
         step = frame_step(frame)
@@ -199,7 +200,7 @@ def prepare(req: FinalRequest, say: Callable[[str], None]) -> Setup:
     setup = Setup(sink, spec, spec_source, metric, choice, start_model, frame, holdout, tuning_periods,
                   Period(start, holdout.start), length, windows,
                   train_rows=int(((times >= start) & (times < holdout.start)).sum()),
-                  held_rows=int(((times >= holdout.start) & (times < holdout.end)).sum()),
+                  held_rows=int(in_holdout.sum()),
                   from_model=req.from_model, compare=req.compare)
     _say_setup(setup, asked, say)
     return setup

@@ -275,7 +275,8 @@ def _early_stopping(s: Section) -> EarlyStopping | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        s.report(where, f'expected "asha", "hyperband" or "median", or an object such as {{"kind": "asha", '
+        kinds = ", ".join(f'"{k}"' for k in EARLY_STOPPING[:-1]) + f' or "{EARLY_STOPPING[-1]}"'
+        s.report(where, f'expected {kinds}, or an object such as {{"kind": "asha", '
                         f'"min_epochs": 1, "reduction_factor": 3, "min_trials": 3}}, got {show(value)}')
         return None
     ok = True
