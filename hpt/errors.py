@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "close_matches",
-           "did_you_mean", "install_hint", "json_error", "no_blas_threads", "putting_signals_off", "redact", "show",
+           "did_you_mean", "install_hint", "json_error", "no_blas_threads", "one_line", "putting_signals_off", "redact", "show",
            "signals_put_off"]
 
 _putting_off = 0  # > 0 while user code that may import C extensions runs (see signals_put_off)
@@ -102,6 +103,14 @@ class SpecError(InputError):
     def lines(self) -> list[str]:
         prefix = f"{self.source}: " if self.source else ""
         return [f"{prefix}{p}" for p in self.problems]
+
+
+def one_line(e: BaseException) -> str:
+    """The exception and where in the user's or hpt's code it came from, on one line."""
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    text = f"{type(e).__name__}: {e}".replace("\n", " ")
+    return (text[:500] + where) if text else type(e).__name__
 
 
 def show(value: Any) -> str:

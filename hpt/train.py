@@ -16,7 +16,6 @@ import io
 import math
 import os
 import time
-import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from torch import nn
 
 from hpt.architectures import get_architecture
 from hpt.architectures.heads import MixtureNLL, fit_scalers
+from hpt.errors import one_line
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
 from hpt.inference import batches, forecast
@@ -483,7 +483,7 @@ class TrainContext:
         except Diverged as e:
             return TrialResult(trial, Status.DIVERGED, error=str(e), started_at=started, finished_at=utcnow(), device=device)
         except Exception as e:
-            return TrialResult(trial, Status.FAILED, error=_one_line(e), started_at=started, finished_at=utcnow(), device=device)
+            return TrialResult(trial, Status.FAILED, error=one_line(e), started_at=started, finished_at=utcnow(), device=device)
         if result.stopped:
             return TrialResult(trial, Status.PRUNED, metrics=result.metrics, error=result.stopped, started_at=started,
                                finished_at=utcnow(), device=device, curve=_curve_csv(result.curve),
@@ -545,12 +545,4 @@ def _curve_csv(curve: list[dict[str, float]]) -> str:
         writer.writeheader()
         writer.writerows(curve)
     return buf.getvalue()
-
-
-def _one_line(e: BaseException) -> str:
-    """The exception and where in the user's or hpt's code it came from, on one line."""
-    frames = traceback.extract_tb(e.__traceback__)
-    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    text = f"{type(e).__name__}: {e}".replace("\n", " ")
-    return (text[:500] + where) if text else type(e).__name__
 

@@ -9,7 +9,7 @@ with the parameter ``"gate": [folder]`` and holds its trials at the gate:
 - every trial runs its first epoch, then waits before each later epoch until it is let go on;
 - ``let(folder)`` lets every trial (present and future) run to its end; ``let(folder, epochs=k)``
   lets them start epochs up to k; ``trial=n`` or ``width=w`` does it for the n-th trial to arrive
-  (0, 1, ... in the order their models were built) or for the trials of one width;
+  (0, 1, ... in the order they started training) or for the trials of one width;
 - ``waiting(folder)`` says which trials wait, at which epoch: "the next trial is under way".
 
 A trial is never held longer than ``HOLD_S`` (minutes) in all: a test that fails before it lets
@@ -52,13 +52,15 @@ def build(n_features: int, lookback: int, horizon: int, width: int = 8, gate: st
 def _hold_each_epoch(net: Any, gate: Path, width: int) -> None:
     """Make `net` wait at the start of each epoch after its first (hpt.train.Stepper.epoch calls
     ``train()`` once per epoch; evaluation calls ``train(False)``) until it is let go on."""
-    keys = (str(_arrive(gate, f"{os.getpid()} {width}")), f"w{width}", "all")
-    at = gate / f"{keys[0]}.at"
-    state = {"epoch": 0, "deadline": 0.0}
+    state: dict[str, Any] = {"epoch": 0, "deadline": 0.0}
     train = net.train
 
     def gated_train(mode: bool = True) -> Any:
         if mode:
+            if not state["epoch"]:  # it arrives when it starts training: a model built to check a spec never does
+                state["keys"] = keys = (str(_arrive(gate, f"{os.getpid()} {width}")), f"w{width}", "all")
+                state["at"] = gate / f"{keys[0]}.at"
+            keys, at = state["keys"], state["at"]
             state["epoch"] += 1
             epoch = state["epoch"]
             if epoch > 1 and _allowed(gate, keys) < epoch:
@@ -111,7 +113,7 @@ def let(gate: str | Path, epochs: int = ALL, trial: int | None = None, width: in
 
 
 def arrivals(gate: str | Path) -> dict[int, tuple[int, int]]:
-    """The trials whose models were built so far: arrival number -> (process id, width)."""
+    """The trials that started training so far: arrival number -> (process id, width)."""
     found = {}
     for path in Path(gate).glob("*.arrived"):
         try:

@@ -351,7 +351,9 @@ _OWN_MODELS = (
     "def returns_none(n_features, lookback, horizon, width=8):\n"
     "    return None\n\n\n"
     "def needs_width(n_features, lookback, horizon, width):\n"
-    "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n")
+    "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), nn.Linear(width, horizon))\n\n\n"
+    "def one_input_too_many(n_features, lookback, horizon, width=8):\n"
+    "    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features + 1, horizon))\n")
 
 
 def test_a_builder_whose_model_does_not_return_batch_by_horizon_fails_saying_so(tmp_path: Path) -> None:
@@ -369,6 +371,34 @@ def test_a_builder_whose_model_does_not_return_batch_by_horizon_fails_saying_so(
     quantiles = get_architecture("shape_models:flat", tmp_path).build(2, 24, 3, {"loss": "quantile",
                                                                               "quantiles": [0.1, 0.5, 0.9]})
     assert tuple(quantiles(torch.zeros(5, 24, 2)).shape) == (5, 3, 3)  # built with 9 outputs: the check saw 9
+
+
+def test_validate_and_run_refuse_a_builder_that_returns_another_shape_and_warn_of_one_that_fails(tmp_path: Path) -> None:
+    # built once at the spec's first values when the spec is checked: a builder that breaks the (batch, horizon) rule is
+    # one line, not a failed trial per config after the run has started; one that raises may do so only on this machine
+    (tmp_path / "checked_models.py").write_text(_OWN_MODELS)
+    specs = []
+    for builder in ("flat", "ignores_horizon", "returns_none", "one_input_too_many"):
+        doc = tiny_spec(architecture=f"checked_models:{builder}", parameters={"width": [4, 8]},
+                        training={"epochs": 1, "lookback": 24, "horizon": 3}, date_ranges=[["2013-01-01", "2013-01-15"]])
+        specs.append(tmp_path / f"{builder}.json")
+        specs[-1].write_text(json.dumps(doc))
+    done = hpt_here("validate", *map(str, specs))
+    assert done.exit_code == 2
+    assert done.stderr.splitlines() == [
+        f"hpt: warning: {specs[3]}: architecture: checked_models:one_input_too_many failed to build here with width=4 "
+        "lookback=24 horizon=3 (the spec's first values): RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+        "(2x24 and 25x3) (at linear.py:" + done.stderr.split("(at linear.py:", 1)[-1].split(")")[0] + "); its trials "
+        "will fail alike unless that depends on the machine",
+        f"hpt: error: {specs[1]}: architecture: checked_models:ignores_horizon built with horizon=3 returns (batch, 4) "
+        "for an input of (batch, 24, 1): it must return (batch, horizon), here (batch, 3)",
+        f"hpt: error: {specs[2]}: architecture: checked_models:returns_none returned NoneType, not a torch.nn.Module",
+    ], done.stderr
+    assert done.stdout.splitlines() == [f"{specs[0]}: ok (checked_models:flat, 1 period)",
+                                        f"{specs[3]}: ok (checked_models:one_input_too_many, 1 period)"]
+    ran = hpt_here("run", str(specs[1]), "--sink", str(tmp_path / "res"), "--workers", "1")
+    assert ran.exit_code == 2 and "returns (batch, 4)" in ran.stderr and "Traceback" not in ran.output
+    assert not (tmp_path / "res").exists()  # refused before the run wrote anything
 
 
 def test_archs_and_predict_find_a_builder_module_in_the_working_folder(tmp_path: Path) -> None:

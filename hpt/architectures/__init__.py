@@ -22,9 +22,13 @@ from hpt.errors import InputError, signals_put_off
 from hpt.future import FUTURE_ARG, known_text
 from hpt.hparams import Constraint, HParam, quantiles_of
 
-__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "future_problem", "get_architecture"]
+__all__ = ["Architecture", "BUILTIN", "BUILDER_ARGS", "BuilderError", "future_problem", "get_architecture"]
 
 BUILDER_ARGS = ("n_features", "lookback", "horizon")
+
+
+class BuilderError(ValueError):
+    """A builder returned no module, or one whose output is not ``(batch, horizon)``."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def _check_outputs(name: str, module: Any, inputs: tuple[int, int], outputs: int
     import torch
 
     if not isinstance(module, torch.nn.Module):
-        raise ValueError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
+        raise BuilderError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
     modes = [(m, m.training) for m in module.modules()]
     for m, _ in modes:
         m.training = False
@@ -107,7 +111,7 @@ def _check_outputs(name: str, module: Any, inputs: tuple[int, int], outputs: int
     shape = tuple(getattr(out, "shape", ()))
     if shape != (2, outputs):
         got = f"({', '.join(['batch', *map(str, shape[1:])])})" if len(shape) and shape[0] == 2 else str(shape)
-        raise ValueError(f"{name} built with horizon={outputs} returns {got} for an input of (batch, {inputs[0]}, "
+        raise BuilderError(f"{name} built with horizon={outputs} returns {got} for an input of (batch, {inputs[0]}, "
                          f"{inputs[1]}): it must return (batch, horizon), here (batch, {outputs})")
 
 

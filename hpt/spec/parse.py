@@ -7,13 +7,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from hpt.architectures import Architecture, future_problem, get_architecture
-from hpt.errors import InputError, Problem, SpecError
+from hpt.architectures import BUILTIN, Architecture, BuilderError, future_problem, get_architecture
+from hpt.errors import InputError, Problem, SpecError, one_line, signals_put_off
+from hpt.hparams import TRAINING
 from hpt.periods import AutoPeriods, Period
 from hpt.spec.checker import SECTIONS, Checker, type_text
 from hpt.spec.data import parse_data
 from hpt.spec.metrics import check_panel, check_quantile_metrics, parse_metrics, parse_objective
-from hpt.spec.objects import Axis, DataSpec, Spec
+from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
 from hpt.spec.parameters import auto_axes, check_constraints, check_stopping_epochs, parse_parameters
 from hpt.spec.periods import parse_periods, resolve_auto
 from hpt.spec.run import name_problem, parse_resources, parse_sink, parse_tracking
@@ -60,6 +61,8 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     sink = parse_sink(ck, doc.get("sink"))
     if data is not None and periods:  # the data's problems are reported with the rest
         periods, rule = _periods_in_data(ck, data, periods, parameters, training)
+    if arch is not None and data is not None and not ck.problems and arch.name not in BUILTIN:
+        _builds(ck, arch, data, parameters, training)
     if ck.problems:
         raise SpecError(source, ck.problems)
     assert data is not None and architecture
@@ -159,6 +162,28 @@ def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: Se
         unused = ("lr_decay", "lr_patience") if schedule == ("cosine",) else ()
         parameters = {**{k: v for k, v in auto_axes(arch).items() if k not in unused}, **parameters}
     return parameters
+
+
+def _builds(ck: Checker, arch: Architecture, data: DataSpec, parameters: dict[str, Axis],
+            training: dict[str, Any]) -> None:
+    """A builder of the user's, built once for the spec's first values (each list's first, a range's low end) and run
+    on a batch of zeros, as each trial builds it: one that returns no module, or another shape than (batch,
+    horizon), is a problem of the spec, said before any trial. One that raises is a warning: that may depend on the
+    machine (a download, a GPU), and its trials say it where they run."""
+    first = {k: (int(v.low) if v.kind == "int" else v.low) if isinstance(v, Distribution) else v[0]
+             for k, v in parameters.items()}
+    params = {**{k: h.default for k, h in TRAINING.items()}, **training, **first}
+    lookback, horizon = int(params["lookback"]), int(params["horizon"])
+    try:
+        with signals_put_off():  # the threads torch starts for it inherit the block, as those of the module's import
+            arch.build(len(data.read().frame.columns), lookback, horizon, params, horizon if data.known_ahead else 0)
+    except BuilderError as e:
+        ck.add("architecture", str(e))
+    except Exception as e:  # a user's builder may raise anything
+        own = {p.name: params.get(p.name, p.default) for p in arch.hparams}
+        values = " ".join(f"{k}={v}" for k, v in {**own, "lookback": lookback, "horizon": horizon}.items())
+        log.warning("%s: architecture: %s failed to build here with %s (the spec's first values): %s; its trials "
+                    "will fail alike unless that depends on the machine", ck.source, arch.name, values, one_line(e))
 
 
 def _periods_in_data(ck: Checker, data: DataSpec, periods: tuple[Period, ...] | AutoPeriods,
