@@ -36,6 +36,7 @@ from hpt.windows import breaks, infer_step, missing_steps, most_common_step, per
 __all__ = [
     "DEMO_DATA",
     "DUPLICATES",
+    "duplicates_text",
     "FILLS",
     "TIME_UNITS",
     "DataError",
@@ -349,6 +350,22 @@ def column_hint(name: str, header: list[str]) -> str:
 
 
 # -- duplicates and gaps --------------------------------------------------------------------
+
+
+def duplicates_text(dups: pd.Series, time_column: str) -> str:
+    """The duplicated timestamps a :class:`Table` lists, for a message: ``2 duplicated timestamps in "ts" (first:
+    2013-01-01 05:00:00, rows 7 and 8)``; of a panel, ``... in "ts" of 2 series ("a", "b") (first: ... in series
+    "a", ...)``."""
+    where = ""
+    first = str(dups.index[0])
+    if is_panel(dups.to_frame()):
+        ids = list(dict.fromkeys(map(str, dups.index.get_level_values(0))))
+        where = f" of {len(ids)} series ({name_few(ids)})"
+        first = f'{dups.index[0][1]} in series "{dups.index[0][0]}"'
+    rows = dups.iloc[0]
+    return (f'{plural(len(dups), "duplicated timestamp")} in "{time_column}"{where} (first: {first}, rows '
+            + ", ".join(map(str, rows[:-1])) + f" and {rows[-1]})")
+
 
 
 def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None) -> tuple[pd.DataFrame, pd.Series]:

@@ -18,7 +18,16 @@ import numpy as np
 import pandas as pd
 
 from hpt.calendar import with_calendar
-from hpt.data import DataError, ReadOptions, column_hint, file_columns, is_bucket_uri, read_data, resolve_data_path
+from hpt.data import (
+    DataError,
+    ReadOptions,
+    column_hint,
+    duplicates_text,
+    file_columns,
+    is_bucket_uri,
+    read_data,
+    resolve_data_path,
+)
 from hpt.errors import HptError, InputError, show
 from hpt.hparams import quantile_name
 from hpt.model_io import TrainedModel, load_model
@@ -120,11 +129,17 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
                          f"(it has: {', '.join(header)}){fix}")
     options = ReadOptions(series=model.series, series_filter=tuple(dict.fromkeys(series)) if series else None)
     try:
-        frame = read_data(resolved, column, model.file_columns, options).frame
+        table = read_data(resolved, column, model.file_columns, options)
         ahead = read_data(resolved, column, model.future_features, options).frame if model.future_features else None
     except DataError as e:
         where = "--series" if e.json_path == "data.series_filter" else path
         raise InputError(f"{where}: {e.message}") from None
+    if len(table.duplicates):  # the windows would mix the rows of one time
+        per = "series and time" if model.series is not None else \
+            "time (the model was trained on one series: of a file of several, give one series' rows)"
+        raise InputError(f"{path} holds {duplicates_text(table.duplicates, column)}: a forecast takes one row per "
+                         f"{per}; remove them")
+    frame = table.frame
     step = frame_step(frame)
     if model.step is not None and step > pd.Timedelta(0) and not _same_step(step, model.step):
         raise InputError(f"{path} has a row every {step_text(step)}; the model was trained on data every "

@@ -349,7 +349,7 @@ def test_duplicated_timestamps_inside_a_period_are_refused_unless_merged(tmp_pat
     line = _one_error(cli("validate", str(_spec_on(write_spec, path))))
     assert line.endswith('date_ranges[0]: period 2013-01-01..2013-01-21 holds 2 duplicated timestamps in "ts" '
                          '(first: 2013-01-01 05:00:00, rows 7 and 8): remove them or set data.duplicates to "first", '
-                         '"last" or "mean"'), line
+                         '"last" or "mean" (a file of several series: name their column in data.series)'), line
     for how, value in (("first", _series()[5]), ("last", 10.0), ("mean", (_series()[5] + 10) / 2)):
         assert cli("validate", str(_spec_on(write_spec, path, {"duplicates": how}))).returncode == 0
         frame = load_frame(str(path), "ts", ("y",), ReadOptions(duplicates=how))
@@ -357,12 +357,23 @@ def test_duplicated_timestamps_inside_a_period_are_refused_unless_merged(tmp_pat
         assert frame.loc[HOURS[5], "y"] == pytest.approx(value)
 
 
+def test_each_period_counts_every_duplicated_timestamp_it_holds_when_periods_overlap(
+        tmp_path: Path, write_spec: Any, cli: Any) -> None:
+    spec = _spec_on(write_spec, _with_duplicates(tmp_path), date_ranges=[["2013-01-01", "2013-01-10"],
+                                                                          ["2013-01-01", "2013-01-20"]])
+    out = cli("validate", str(spec))
+    errors = [line for line in out.stderr.splitlines() if line.startswith("hpt: error:")]
+    assert out.returncode == 2 and len(errors) == 2, out.stderr
+    assert "period 2013-01-01..2013-01-10 holds 1 duplicated timestamp in \"ts\" (first: 2013-01-01 05:00:00" in errors[0]
+    assert "period 2013-01-01..2013-01-20 holds 2 duplicated timestamps in \"ts\" (first: 2013-01-01 05:00:00" in errors[1]
+
+
 def test_duplicated_timestamps_outside_every_period_are_a_warning(tmp_path: Path, write_spec: Any, cli: Any) -> None:
     spec = _spec_on(write_spec, _with_duplicates(tmp_path), date_ranges=[["2013-01-02", "2013-01-15"]])
     out = cli("validate", str(spec))
     assert out.returncode == 0, out.stderr
-    assert ('hpt: warning: dup.csv: 2 duplicated timestamps in "ts" outside the periods used (first: 2013-01-01 05:00:00, '
-            "rows 7 and 8); no trial uses them") in out.stderr.splitlines()
+    assert ('hpt: warning: dup.csv: 2 duplicated timestamps in "ts" (first: 2013-01-01 05:00:00, rows 7 and 8) outside '
+            "the periods used; no trial uses them") in out.stderr.splitlines()
 
 
 def test_a_target_constant_on_a_train_part_is_refused_with_the_period(tmp_path: Path, write_spec: Any,

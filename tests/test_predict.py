@@ -133,6 +133,18 @@ def test_missing_columns_and_short_files_are_refused(trial_model: Path, december
     assert 'times.csv lacks columns the model was trained on: "y"' in line and "separated by" not in line, line
 
 
+def test_a_file_with_a_duplicated_time_is_refused_naming_it(trial_model: Path, december: pd.DataFrame,
+                                                           tmp_path: Path) -> None:
+    # a file of several series given to a one-series model, or one time twice: the windows would mix the rows
+    doubled = tmp_path / "doubled.csv"
+    pd.concat([december, december.tail(1).assign(y=99999.0)]).to_csv(doubled, index=False)
+    for args in ((), ("--last",)):
+        line = _error_line(hpt("predict", str(trial_model), "--data", str(doubled), *args))
+        assert line == (f"hpt: error: {doubled} holds 1 duplicated timestamp in \"ts\" (first: 2014-12-10 23:00:00, "
+                        f"rows {len(december) + 1} and {len(december) + 2}): a forecast takes one row per time (the model "
+                        "was trained on one series: of a file of several, give one series' rows); remove them"), line
+
+
 def test_a_model_saved_before_models_recorded_their_time_column(trial_model: Path, december: pd.DataFrame,
                                                                  tmp_path: Path) -> None:
     payload = torch.load(trial_model, weights_only=True)

@@ -13,9 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from hpt.data import DUPLICATES, DataError
+from hpt.data import DUPLICATES, DataError, duplicates_text
 from hpt.errors import Problem, SpecError, show
 from hpt.fidelity import LAST_MONTH, QUICK, Fidelity
 from hpt.hparams import TRAINING
@@ -118,17 +119,17 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
     frame = table.frame
     problems = []
     first, last, step = span(frame)
-    outside = table.duplicates
+    unused = np.ones(len(table.duplicates), dtype=bool)  # duplicated timestamps in no period
+    at = times_of(table.duplicates)
     for where, period in periods:  # where: the period's JSON path in the spec
         refused = False
         if period.start < first or period.end > last + step:
             problems.append(Problem(where, f"period {period} reaches outside the data ({first} to {last})"))
             refused = True
-        at = times_of(outside)
         inside = (at >= period.start) & (at < period.end)
         if inside.any():  # said for a period refused above too: it is the next thing to fix there
-            problems.append(Problem(where, _duplicates_message(period, outside[inside], data.time_column)))
-            outside = outside[~inside]
+            problems.append(Problem(where, _duplicates_message(period, table.duplicates[inside], data)))
+            unused &= ~inside
             refused = True
         if refused:
             continue
@@ -145,10 +146,9 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
             count = count_windows(frame, period, *extremes[0], left_out[0])
             _say_gaps(count, step, extremes[0])
             _say_few_windows(count, where, step, extremes[0])
-    if len(outside) and len(outside) == len(table.duplicates):
-        _say_once(f'{Path(data.path).name}: {plural(len(outside), "duplicated timestamp")} in "{data.time_column}" '
-                  f"outside the periods used (first: {_first(outside)}, rows {_rows(outside.iloc[0])}); "
-                  "no trial uses them")
+    if len(table.duplicates) and unused.all():
+        _say_once(f"{Path(data.path).name}: {duplicates_text(table.duplicates, data.time_column)} outside the periods "
+                  "used; no trial uses them")
     return frame, problems
 
 
@@ -162,23 +162,10 @@ def _say_left_out(frame: pd.DataFrame, period: Period, each: list[dict[str, str]
         _say_once(left_out_line(period, left_out, series_count(frame)))
 
 
-def _first(dups: pd.Series) -> str:
-    """The first duplicated timestamp, with its series for a panel."""
-    return f'{dups.index[0][1]} in series "{dups.index[0][0]}"' if is_panel(dups.to_frame()) else str(dups.index[0])
-
-
-def _duplicates_message(period: Period, dups: pd.Series, time_column: str) -> str:
-    where = ""
-    if is_panel(dups.to_frame()):
-        ids = list(dict.fromkeys(map(str, dups.index.get_level_values(0))))
-        where = f" of {len(ids)} series ({name_few(ids)})"
-    return (f'period {period} holds {plural(len(dups), "duplicated timestamp")} in "{time_column}"{where} (first: '
-            f"{_first(dups)}, rows {_rows(dups.iloc[0])}): remove them or set data.duplicates to "
-            + ", ".join(f'"{d}"' for d in DUPLICATES[:-1]) + f' or "{DUPLICATES[-1]}"')
-
-
-def _rows(rows: tuple[int, ...]) -> str:
-    return ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+def _duplicates_message(period: Period, dups: pd.Series, data: DataSpec) -> str:
+    several = "" if data.series is not None else " (a file of several series: name their column in data.series)"
+    return (f"period {period} holds {duplicates_text(dups, data.time_column)}: remove them or set data.duplicates to "
+            + ", ".join(f'"{d}"' for d in DUPLICATES[:-1]) + f' or "{DUPLICATES[-1]}"' + several)
 
 
 def _say_gaps(count: WindowCount, step: pd.Timedelta, extremes: tuple[int, int, Any]) -> None:
