@@ -205,6 +205,34 @@ def test_a_trial_another_run_finishes_meanwhile_is_not_trained_again(location: s
     assert parse_row(open_sink(location).read(f"rows/{ids[0]}.json"))["run_id"] == "other"  # type: ignore[index]
 
 
+def test_at_its_end_a_run_asks_about_every_trial_it_left_to_another_run(tmp_path: Path) -> None:
+    # one slot, three trials another run held: it finished two and let go of the third (killed) while this run
+    # trained its own; asked about one at a time, the first (done) ended the run, and the third went untrained
+    _, spec = _spec(tmp_path, [0.001, 0.003, 0.01, 0.03])
+    location = str(tmp_path / "res")
+    trials = expand(spec)
+    ids = [t.trial_id for t in trials]
+    other = Claims(open_sink(location), "other")
+    assert all(other.take(tid) is None for tid in ids[:3])
+
+    def script(trial: Trial) -> Script:
+        if trial.trial_id == ids[3]:
+            for done in trials[:2]:
+                ResultStore(open_sink(location)).record(
+                    TrialResult(done, Status.OK, {"val_mse": 0.1}, started_at="a", finished_at="b"), "other", ["val_mse"])
+                other.release(done.trial_id)
+            other.close()  # its third trial: no row, no claim
+        return Script(curve=[1.0])
+
+    backend = FakeBackend(script, slots=1)
+    summary, out = _run(spec, location, backend)
+    assert _submitted(backend) == [ids[3], ids[2]], out
+    assert summary.counts == {"ok": 2} and "not started here" not in out and "left to another run" not in out, out
+    rows = ResultStore(open_sink(location)).rows()
+    assert {tid: rows[tid]["run_id"] for tid in ids} == {
+        ids[0]: "other", ids[1]: "other", ids[2]: summary.run_id, ids[3]: summary.run_id}
+
+
 def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
     # a lease of 3 s: a server on a loaded machine may take over a second to answer the claim's write

@@ -105,8 +105,13 @@ class _Loop:
                 if gate is None or not gate.waiting() or (self.running and time.monotonic() < self.recheck):
                     return
                 self.recheck = time.monotonic() + gate.recheck_s
-                for trial in [t for t in gate.waiting()[:backend.free()] if gate.admit(t)]:
-                    self.start(trial)
+                free = backend.free()
+                for trial in gate.waiting():  # each asked in turn: one done elsewhere meanwhile frees no slot here
+                    if free == 0:
+                        break
+                    if gate.admit(trial):
+                        self.start(trial)
+                        free -= 1
                 return
             if gate is not None and not gate.admit(nxt):
                 continue
