@@ -305,6 +305,26 @@ def test_unwritable_results_folder_is_bad_input(write_spec: Any, tmp_path: Path)
     assert blocker.read_text() == "not a folder"
 
 
+def test_a_folder_holding_a_results_csv_hpt_did_not_write_is_refused_and_left_as_it_was(
+        write_spec: Any, tmp_path: Path) -> None:
+    other = tmp_path / "report"
+    other.mkdir()
+    (other / "results.csv").write_text("a,b\n1,2\n")
+    out = cli_here("run", str(write_spec()), "--sink", str(other))
+    assert out.returncode == 2 and out.stderr.splitlines() == [
+        f"hpt: error: {other} holds a results.csv that hpt did not write (it has no trial_id column), which a run "
+        "would replace: give another location, or move that file away"], out.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["results.csv"] and (other / "results.csv").read_text() == "a,b\n1,2\n"
+    # hpt's own location with its results.csv damaged is rebuilt from its rows, as ever
+    spec = write_spec(tiny_spec(parameters={"lr": [0.01]}, training={"epochs": 1}))
+    mine = tmp_path / "mine"
+    assert cli_here("run", str(spec), "--sink", str(mine), "--workers", "1").returncode == 0
+    (mine / "results.csv").write_text("garbage\n")
+    again = cli_here("run", str(spec), "--sink", str(mine), "--workers", "1")
+    assert again.returncode == 0 and "skipping 2 trials already done" in again.stdout, again.stdout + again.stderr
+    assert len(_trials(_csv(mine))) == 2
+
+
 def test_results_csv_is_never_half_written(write_spec: Any, tmp_path: Path) -> None:
     """A reader polling results.csv during a run always parses a whole table."""
     spec = write_spec(tiny_spec(parameters={"lr": [0.001, 0.002, 0.003, 0.004]}, training={"epochs": 1}))

@@ -19,9 +19,10 @@ from hpt.backends import Backend
 from hpt.backends.slots import Slot
 from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims
-from hpt.errors import HptError
+from hpt.errors import HptError, InputError
 from hpt.memo import at_location
 from hpt.progress import Reporter, plural
+from hpt.rows import read_lines
 from hpt.runner.backend import make_backend
 from hpt.runner.gate import ClaimGate
 from hpt.runner.loop import drive
@@ -58,6 +59,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     store = ResultStore(sink, stream=True, replace_ok=options.force)
     if sink.remote:
         store.sync()  # what an earlier run left undelivered in the local journal, before deciding what is done
+    _refuse_anothers_csv(store)
     said = _Held(reporter, _dead_runs(store))
     with at_location(sink):  # a large plan's ids: read from the location rather than drawn, kept there when drawn
         scheduler = scheduler if scheduler is not None else make_scheduler(spec, said, sink.uri)
@@ -82,6 +84,20 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
     if undelivered:
         run.summary.exit_code = run.summary.exit_code or 1
     return run.summary
+
+
+def _refuse_anothers_csv(store: ResultStore) -> None:
+    """A results.csv that hpt did not write (no trial_id column) where no run of hpt has been (no rows, no run
+    records) is someone else's file, which the run would replace: refused before anything is written. One that
+    hpt wrote and that was damaged is rebuilt from the rows."""
+    sink = store.sink
+    if store.rows():
+        return
+    data = sink.read(layout.RESULTS_CSV)
+    if data is None or read_lines(data) is not None or sink.list(layout.RUNS):
+        return
+    raise InputError(f"{sink.uri} holds a results.csv that hpt did not write (it has no trial_id column), which a run "
+                     "would replace: give another location, or move that file away")
 
 
 def _dead_runs(store: ResultStore) -> list[str]:
