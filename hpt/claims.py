@@ -19,7 +19,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,7 +113,7 @@ class Claims:
         self._io = threading.Lock()  # a release and a renewal of one claim do not cross
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._down_until = 0.0  # the location did not answer: trials start unclaimed until then
+        self._down = False  # the location did not answer: trials start unclaimed until a renewal reaches it
         self._warned = False
 
     def expires_at(self) -> str:
@@ -133,9 +132,11 @@ class Claims:
         """Claim a trial for this run: None when it is ours now, else the live run that holds it.
 
         When the location does not answer, the trial is started unclaimed (training goes
-        on through an outage, as results do) and a warning says so once.
+        on through an outage, as results do) and a warning says so once; so are the next
+        ones, at once, until the renewals in the background reach the location again (a
+        claim's wait for an answer, minutes by the sink's settings, would hold up each start).
         """
-        if time.monotonic() < self._down_until:
+        if self._down:
             return None
         holder: Holder | None = None
 
@@ -153,12 +154,22 @@ class Claims:
                 self._held[trial_id] = version
             return None
         except HptError as e:
-            self._down_until = time.monotonic() + self.renew
-            if not self._warned:
-                self._warned = True
-                log.warning("warning: cannot claim trials at %s (%s); starting them unclaimed, so another run on "
-                            "this location might train them too", self.sink.uri, e)
+            self.away(e)
             return None
+
+    @property
+    def down(self) -> bool:
+        """Whether trials start unclaimed now: the location did not answer, and no renewal has reached it since."""
+        return self._down
+
+    def away(self, e: Exception) -> None:
+        """The location did not answer (a claim, or a read on the way to a trial's start): trials start unclaimed
+        until a renewal reaches it again; a warning says so the first time."""
+        self._down = True
+        if not self._warned:
+            self._warned = True
+            log.warning("warning: cannot claim trials at %s (%s); starting them unclaimed, so another run on "
+                        "this location might train them too", self.sink.uri, e)
 
     def release(self, trial_id: str) -> None:
         """Delete this run's claim on a trial (unless another run has taken it over meanwhile)."""
@@ -187,10 +198,18 @@ class Claims:
     def _loop(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
         while not self._stop.wait(self.renew):
-            try:
-                self._renew()
-            except Exception as e:  # the location is away: the next beat tries again
-                log.debug("could not renew claims at %s: %s", self.sink.uri, e)
+            self.tick()
+
+    def tick(self) -> None:
+        """One renewal: the claims held and the heartbeat; while the location is down, a read to see whether it
+        answers again, and then trials are claimed again."""
+        try:
+            self._renew()
+            if self._down:
+                self.sink.read(layout.run(self.run_id))
+                self._down = False
+        except Exception as e:  # the location is away: the next beat tries again
+            log.debug("could not renew claims at %s: %s", self.sink.uri, e)
 
     def _renew(self) -> None:
         with self._lock:

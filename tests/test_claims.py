@@ -233,6 +233,53 @@ def test_at_its_end_a_run_asks_about_every_trial_it_left_to_another_run(tmp_path
         ids[0]: "other", ids[1]: "other", ids[2]: summary.run_id, ids[3]: summary.run_id}
 
 
+def test_while_the_location_is_away_trials_start_unclaimed_at_once_until_a_renewal_reaches_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # each claim, and each read of a trial's row, waits for the location (minutes by the sink's settings): one
+    # that did not answer is not asked again on the way to each trial's start, only by the renewals in the background
+    from hpt.runner.gate import ClaimGate
+    from hpt.sinks import SinkUnavailable
+    from hpt.sinks.local import LocalSink
+
+    class Away(LocalSink):
+        down = False
+        asked = 0
+
+        def _ask(self) -> None:
+            self.asked += 1
+            if self.down:
+                raise SinkUnavailable(f"{self.uri}: no answer after 5 attempts")
+
+        def read(self, key: str) -> bytes | None:
+            self._ask()
+            return super().read(key)
+
+        def read_versioned(self, key: str) -> tuple[bytes, Any] | None:
+            self._ask()
+            return super().read_versioned(key)
+
+        def write_if(self, key: str, data: bytes, version: Any) -> Any:
+            self._ask()
+            return super().write_if(key, data, version)
+
+    _, spec = _spec(tmp_path, [0.001, 0.003, 0.01])
+    trials = expand(spec)
+    sink = Away(tmp_path / "res")
+    claims = Claims(sink, "run-1")
+    gate = ClaimGate(claims, ResultStore(sink), "run-1", force=False)
+    sink.down = True
+    with caplog.at_level(logging.WARNING, "hpt"):
+        assert all(gate.admit(t) for t in trials)  # trained here, unclaimed
+    assert sink.asked == 1 and claims.down  # the first claim found it away; the others did not ask
+    assert caplog.text.count("cannot claim trials at") == 1
+    claims.tick()  # a renewal while it is still away: trials still start unclaimed
+    assert claims.down
+    sink.down = False
+    claims.tick()  # it answers: the next trial is claimed again
+    assert not claims.down and gate.admit(trials[0]) and sink.list("claims/") == [f"claims/{trials[0].trial_id}.json"]
+    claims.close()
+
+
 def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
     # a lease of 3 s: a server on a loaded machine may take over a second to answer the claim's write

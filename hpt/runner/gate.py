@@ -45,10 +45,13 @@ class ClaimGate:
             self.held[tid] = (trial, holder)
             return False
         self.held.pop(tid, None)
+        if self.claims.down:  # the location is away: neither claimed nor read (each would wait for it), trained here
+            return True
         try:
             row = parse_row(self.store.sink.read(layout.row(tid)))
-        except HptError:
-            row = None  # the location is away: train it (the first ok row is kept)
+        except HptError as e:
+            self.claims.away(e)
+            return True  # the location is away: train it (the first ok row is kept)
         if row is not None and row.get("status") == Status.OK.value and row.get("run_id") != self.run_id \
                 and row.get("run_id") != self.rerun.get(tid, ""):
             self.claims.release(tid)  # another run finished it since this one started
