@@ -189,8 +189,8 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
             raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {_names(header)}')
     wanted = [time_column, *series, *dict.fromkeys(columns)]
     try:
-        raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(path, usecols=wanted,
-                                                                                 **csv_format(path))
+        raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(
+            path, usecols=wanted, dtype={s: str for s in series}, **csv_format(path))  # series ids as written: "007"
     except Exception as e:  # pandas raises many kinds for a malformed file
         raise DataError("data.path", f"cannot read {shown}: {e}") from None
     if raw.empty:
@@ -470,21 +470,23 @@ def file_columns(path: str) -> list[str]:
     return _header(local, path.endswith((".parquet", ".pq")), path)
 
 
-def read_columns(path: str, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_columns(path: str, columns: tuple[str, ...], text: tuple[str, ...] = ()) -> pd.DataFrame:
     """Columns of a CSV or Parquet file (local, ``gs://`` or ``s3://``) as they are: every row in the file's
-    order, no value parsed beyond what the reader infers (text stays text). The caller names columns the
-    file has (:func:`file_columns`). Cached per file version, like :func:`read_data`."""
+    order, no value parsed beyond what the reader infers (text stays text), the CSV's `text` columns read as
+    written ("007" stays "007"). The caller names columns the file has (:func:`file_columns`). Cached per file
+    version, like :func:`read_data`."""
     local = _download(path) if is_bucket_uri(path) else path
     if not os.path.isfile(local):
         raise DataError("data.path", f"file not found: {path}")
-    return _read_columns_cached(local, os.stat(local).st_mtime_ns, tuple(dict.fromkeys(columns)), path).copy()
+    return _read_columns_cached(local, os.stat(local).st_mtime_ns, tuple(dict.fromkeys(columns)), path, text).copy()
 
 
 @functools.lru_cache(maxsize=8)
-def _read_columns_cached(path: str, _mtime: int, columns: tuple[str, ...], shown: str) -> pd.DataFrame:
+def _read_columns_cached(path: str, _mtime: int, columns: tuple[str, ...], shown: str,
+                         text: tuple[str, ...]) -> pd.DataFrame:
     try:
         if shown.endswith((".parquet", ".pq")):
             return pd.read_parquet(path, columns=list(columns)).reset_index(drop=True)
-        return pd.read_csv(path, usecols=list(columns), **csv_format(path))
+        return pd.read_csv(path, usecols=list(columns), dtype=dict.fromkeys(text, str), **csv_format(path))
     except Exception as e:  # pandas raises many kinds for a malformed file
         raise DataError("data.path", f"cannot read {shown}: {e}") from None

@@ -171,7 +171,7 @@ def read_series_values(path: str, series: str, names: tuple[str, ...], ids: tupl
                 shown = ", ".join(map(str, header[:20])) + (f", ... ({len(header)} columns)" if len(header) > 20 else "")
                 raise DataError(key, f'no column "{name}" in {path.rstrip("/").rsplit("/", 1)[-1]}'
                                      f"{column_hint(name, header)}; columns: {shown}")
-    raw = read_columns(path, (series, *(n for n in names if n in header)))
+    raw = read_columns(path, (series, *(n for n in names if n in header)), text=(series,))
     if ids is not None:
         raw = raw[raw[series].astype(str).isin(ids)]  # its index stays the file's row positions, for messages
     return series_values(raw, series, names, keys, required)

@@ -58,6 +58,20 @@ def read_panel(path: Path, **options: Any) -> pd.DataFrame:
 # -- windows and scaling ------------------------------------------------------------------
 
 
+def test_series_ids_are_read_as_written_so_leading_zeros_stay(tmp_path: Path) -> None:
+    # "007" read as the number 7 was no series a user could name: series_filter, --series and the forecasts' ids
+    from hpt.static import read_series_values
+
+    path = write_panel(tmp_path / "p.csv", {"007": (1.0, 50), "012": (2.0, 50), "100": (3.0, 50)})
+    frame = read_panel(path)
+    assert [sid for sid, _ in series_frames(frame)] == ["007", "012", "100"]
+    assert [sid for sid, _ in series_frames(read_panel(path, series_filter=("007",)))] == ["007"]
+    table = pd.read_csv(path, dtype={"station": str}).assign(region=lambda f: f["station"].map({"007": "east", "012": "west", "100": "east"}))
+    table.to_csv(path, index=False)
+    values = read_series_values(str(path), "station", ("region",))
+    assert values.to_dict()["region"] == {"007": "east", "012": "west", "100": "east"}
+
+
 def test_windows_never_cross_series_and_each_series_is_scaled_by_its_own_train_part(tmp_path: Path) -> None:
     frame = read_panel(write_panel(tmp_path / "p.csv", {"a": (1.0, 200), "b": (1000.0, 300), "c": (1.0, 150)}))
     assert [sid for sid, _ in series_frames(frame)] == ["a", "b", "c"]
