@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 import threading
@@ -42,6 +43,7 @@ def run_fields(spec: Spec, slots: Iterable[str]) -> dict[str, Any]:
     return {
         "spec_name": spec.name,
         "spec_source": spec.source,
+        "spec_folder": spec.folder or os.getcwd(),  # where its relative paths (data.path) were read from
         "spec": dict(spec.document),
         "fidelity": spec.fidelity.name,
         "periods": [p.label for p in spec.periods],  # what every config is meant to run: hpt results reads it

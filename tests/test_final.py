@@ -209,6 +209,31 @@ def test_final_on_a_local_s3_server(tuned_location: Path, s3_server: Any, tmp_pa
 
 
 
+def test_final_runs_from_another_folder_and_records_paths_that_work_from_any(tmp_path: Path) -> None:
+    # the spec's relative data.path is read from the folder the run read it from (not the current one), and
+    # index.csv's model_uri and the report's location are absolute (they were relative to where final ran)
+    from tests.conftest import cli_here, tiny_spec
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    frame = pd.read_csv(ROOT / "hpt" / "demo" / "electricity_hourly.csv", nrows=24 * 75)
+    frame.to_csv(project / "load.csv", index=False)
+    doc = tiny_spec(data={"path": "load.csv", "time_column": "ts", "target": "y"}, parameters={"lr": [0.01]},
+                    date_ranges=[["2012-01-01", "2012-01-15"]], training={"epochs": 1, "batch_size": 64,
+                                                                          "lookback": 24, "horizon": 1, "validation": 0.25})
+    (project / "spec.json").write_text(json.dumps(doc))
+    ran = cli_here("run", "spec.json", "--sink", "res", "--workers", "1", cwd=project)
+    assert ran.returncode == 0, ran.stderr
+    done = cli_here("final", "../project/res", "--holdout", "7D", "--threads", "1", "--report", "report.json",
+                    cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    index = pd.read_csv(project / "res" / "final" / "index.csv")
+    model_uri = Path(index["model_uri"].iloc[-1])
+    assert model_uri.is_absolute() and model_uri.is_file() and model_uri.parent.parent == project / "res" / "final"
+    assert json.loads((elsewhere / "report.json").read_text())["location"] == str(project / "res")
+
+
 def test_index_merge_keeps_a_row_written_meanwhile(tmp_path: Path) -> None:
     """Two finals add their rows at once: the one whose conditional write loses reads again and merges."""
     from hpt.final import INDEX_CSV, merge_index

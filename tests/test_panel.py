@@ -66,7 +66,8 @@ def test_series_ids_are_read_as_written_so_leading_zeros_stay(tmp_path: Path) ->
     frame = read_panel(path)
     assert [sid for sid, _ in series_frames(frame)] == ["007", "012", "100"]
     assert [sid for sid, _ in series_frames(read_panel(path, series_filter=("007",)))] == ["007"]
-    table = pd.read_csv(path, dtype={"station": str}).assign(region=lambda f: f["station"].map({"007": "east", "012": "west", "100": "east"}))
+    regions = {"007": "east", "012": "west", "100": "east"}
+    table = pd.read_csv(path, dtype={"station": str}).assign(region=lambda f: f["station"].map(regions))
     table.to_csv(path, index=False)
     values = read_series_values(str(path), "station", ("region",))
     assert values.to_dict()["region"] == {"007": "east", "012": "west", "100": "east"}

@@ -34,8 +34,10 @@ def recorded_spec(sink: Sink, spec_path: str | None) -> tuple[Spec, str]:
     latest = latest_run(sink)
     if latest is not None:
         key, record = latest
-        source = str(record.get("spec_source") or "")
-        base = Path(source).parent if source and Path(source).parent.is_dir() else Path.cwd()
+        source, folder = str(record.get("spec_source") or ""), str(record.get("spec_folder") or "")
+        # the folder the run read the spec's relative paths from; older records name only the spec's file
+        base = Path(folder) if folder and Path(folder).is_dir() else \
+            Path(source).parent if source and Path(source).parent.is_dir() else Path.cwd()
         where = sink.url(key)
         with unused_periods():
             spec = parse_spec(record["spec"], source=f"{where} (the spec recorded there; --spec gives another)",

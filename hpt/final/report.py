@@ -48,7 +48,7 @@ def _chosen(s: Setup, final_id: str, status: str) -> dict[str, Any]:
         "final_id": final_id,
         "status": status,
         "created_at": utcnow(),
-        "location": s.sink.uri,
+        "location": s.sink.url("").rstrip("/"),  # a folder: its absolute path, whatever folder hpt final ran in
         "spec": {"name": s.spec.name, "source": s.spec_source},
         "config_id": c.config_id,
         "chosen": c.chosen,

@@ -90,7 +90,8 @@ class LocalSink:
         return sorted(k for k in keys if k.startswith(prefix))
 
     def url(self, key: str) -> str:
-        return str(self._path(key))
+        """The key's absolute path: what is stored (a final's model_uri) names it from any folder."""
+        return os.path.abspath(self._path(key))
 
     def delete(self, key: str) -> None:
         path = self._path(key)

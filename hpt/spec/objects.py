@@ -143,6 +143,7 @@ class Spec:
     resources: Mapping[str, Any] = field(default_factory=dict)  # gpus, trials_per_gpu, executor, threads (options win)
     repeats: int = 1  # training.repeats: seeds per config and period; a period's value is their mean
     tracking: Mapping[str, Any] = field(default_factory=dict)  # mlflow (URI or true), experiment, tensorboard (DIR)
+    folder: str | None = None  # the folder its relative paths were read from (the spec's); None: the current one
 
     @property
     def arch(self) -> Architecture:

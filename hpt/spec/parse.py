@@ -70,7 +70,8 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     return Spec(name=name, architecture=architecture, data=data, periods=periods, search=search,
                 parameters=parameters, training=training, metrics=metrics, objective=objective,
                 sink=sink, source=source, document=doc, period_rule=rule, today=ck.today,
-                resources=resources, repeats=repeats, tracking=tracking)
+                resources=resources, repeats=repeats, tracking=tracking,
+                folder=str(base_dir.resolve()) if base_dir is not None else None)
 
 
 def parse_search(ck: Checker, value: Any) -> SearchSpec:
