@@ -46,9 +46,10 @@ def test_usage_errors_are_one_line(args: list[str], words: str) -> None:
         assert f"see 'hpt {args[0]} --help'" in line
 
 
-def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(tmp_path: Path) -> None:
-    line = _error_line(cli_here("run", str(ROOT / "specs" / "lstm.json"), "--sink", "s3:/bucket/x", cwd=tmp_path))
-    assert "s3:/bucket/x: not a valid location (did you mean s3://bucket/x?)" in line
+@pytest.mark.parametrize("typed", ["s3:/bucket/x", "s3//bucket/x", "s3:bucket/x"])
+def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(tmp_path: Path, typed: str) -> None:
+    line = _error_line(cli_here("run", str(ROOT / "specs" / "lstm.json"), "--sink", typed, cwd=tmp_path))
+    assert f"{typed}: not a valid location (did you mean s3://bucket/x?)" in line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -80,14 +80,14 @@ class Sink(Protocol):
         """
 
 
-_URI_LIKE = re.compile(r"(?i)(gs|s3):(/*)")
+_URI_LIKE = re.compile(r"(?i)(gs|s3)(:/*|//+)")
 
 
 def check_uri(text: str) -> None:
-    """Refuse a bucket URI typed with too few or too many slashes (``s3:/bucket``), which would
-    otherwise be taken for a local folder named ``s3:``."""
+    """Refuse a bucket URI typed with too few or too many slashes (``s3:/bucket``) or without its colon
+    (``s3//bucket``), which would otherwise be taken for a local folder named ``s3:`` or ``s3``."""
     m = _URI_LIKE.match(text)
-    if m and len(m.group(2)) != 2:
+    if m and m.group(2) != "://":
         fixed = f"{m.group(1)}://{text[m.end():]}"
         raise InputError(f"{redact(text)}: not a valid location (did you mean {redact(fixed)}?)")
 
