@@ -693,7 +693,8 @@ def archs(names: tuple[str, ...]) -> None:
             click.echo(f"  {p.name:<13} default {json.dumps(p.default):<8} {p.help}")
 
 
-@main.command(epilog=CHECK_EPILOG)
+@main.command(epilog="Exit codes: 0 printed, 1 a gs:// or s3:// location did not answer (or --mlflow could not log "
+                     "every trial), 2 bad input or no results there.")
 @click.argument("uri")
 @click.option("--metric", help="Column to rank by, lower is better [default: the run's objective, else val_mse].")
 @click.option("--top", type=_Int(min=0), default=10, show_default=True, help="Configs to list (0: all).")
