@@ -114,11 +114,12 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     except DataError as e:
         raise InputError(f"--data: {e.message}") from None
     column = _time_column(model, header, time_column, path)
-    if model.series is not None and model.series not in header:
-        raise InputError(f'{path} lacks the series column "{model.series}" (data.series: the model was trained on '
-                         f"many series and forecasts each one){column_hint(model.series, header)} "
-                         f"(it has: {', '.join(header)})")
     missing = [c for c in (column, *model.file_columns) if c not in header]
+    if model.series is not None and model.series not in header:
+        also = f" and {', '.join(show(c) for c in missing)}" if missing else ""  # every column it lacks, at once
+        raise InputError(f'{path} lacks the series column "{model.series}" (data.series: the model was trained on '
+                         f"many series and forecasts each one){column_hint(model.series, header)}{also} "
+                         f"(it has: {', '.join(header)})")
     if missing:
         hint = column_hint(missing[0], header) if len(missing) == 1 or len(header) == 1 else ""
         what = "the time column" if missing == [column] else \

@@ -393,6 +393,8 @@ def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
 
 @pytest.mark.parametrize(("change", "says"), [
     ("drop", 'lacks the series column "station"'),
+    ("drop both", 'lacks the series column "station" (data.series: the model was trained on many series and forecasts '
+                  'each one) and "y" (it has: ts)'),
     ("unknown", '--series: no series "nowhere" in column "station"'),
     ("duplicate", 'new.csv holds 1 duplicated timestamp in "ts" of 1 series ("small") (first: 2024-01-02 20:00:00 in '
                   'series "small", rows 101 and 102): a forecast takes one row per series and time; remove them'),
@@ -402,8 +404,8 @@ def test_predict_refuses_a_file_without_the_series_column_an_unknown_series_or_a
     model, _, _ = final_panel
     data = write_panel(tmp_path / "new.csv", {"small": (1.0, 100)}, shape="daily")
     extra: tuple[str, ...] = ()
-    if change == "drop":
-        pd.read_csv(data).drop(columns="station").to_csv(data, index=False)
+    if change.startswith("drop"):
+        pd.read_csv(data).drop(columns=["station", "y"] if change == "drop both" else "station").to_csv(data, index=False)
     elif change == "duplicate":  # its last day twice, another value first: no forecast from either silently
         rows = pd.read_csv(data)
         pd.concat([rows, rows.tail(1).assign(value=99999.0)]).to_csv(data, index=False)
