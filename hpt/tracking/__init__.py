@@ -126,7 +126,7 @@ def location_uri(sink: Sink) -> str:
     """How the trackers name a results location: a bucket's URI, a folder's absolute path (the same from any cwd)."""
     from hpt.sinks.local import LocalSink
 
-    return str(sink.root.resolve()) if isinstance(sink, LocalSink) else sink.uri
+    return sink.url("").rstrip("/") if isinstance(sink, LocalSink) else sink.uri  # as hpt run names its folder
 
 
 def with_curves(store: ResultStore, views: list[TrialView]) -> list[TrialView]:

@@ -91,7 +91,7 @@ class MlflowLog:
         ready()
         self.uri = uri
         self.experiment = experiment
-        self.location = location if "://" in location else os.path.abspath(location)  # tagged: from any folder
+        self.location = location
         self.live = live  # an hpt run's trials as they end; else a finished location's, those not logged yet
         self.spec_name = spec_name
         self.queue: deque[TrialView | str] = deque()  # trials, and hpt run ids whose parent run to start
