@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CLAIMS", "CURVES", "FINAL_INDEX", "MODELS", "PLANS", "RESULTS_CSV", "ROWS", "RUNS", "claim", "curve",
+__all__ = ["CLAIMS", "CURVES", "FINAL", "FINAL_INDEX", "MODELS", "PLANS", "RESULTS_CSV", "ROWS", "RUNS", "claim", "curve",
            "final_model", "final_report", "id_of", "ids_of", "kind", "model", "plan_ids", "row", "run"]
 
 RESULTS_CSV = "results.csv"
@@ -31,7 +31,7 @@ CURVES = "curves/"
 RUNS = "runs/"
 CLAIMS = "claims/"
 PLANS = "plans/"
-_FINAL = "final/"
+FINAL = "final/"
 
 _SUFFIX = {ROWS: ".json", MODELS: ".pt", CURVES: ".csv", RUNS: ".json", CLAIMS: ".json", PLANS: ".ids"}
 
@@ -62,11 +62,11 @@ def plan_ids(key: str) -> str:
 
 def final_model(final_id: str, scratch: bool = False) -> str:
     """A final model's key: ``model.pt``, or with `scratch` the from-scratch model a --compare trains beside it."""
-    return f"{_FINAL}{final_id}/{'scratch' if scratch else 'model'}.pt"
+    return f"{FINAL}{final_id}/{'scratch' if scratch else 'model'}.pt"
 
 
 def final_report(final_id: str) -> str:
-    return f"{_FINAL}{final_id}/report.json"
+    return f"{FINAL}{final_id}/report.json"
 
 
 def id_of(key: str, folder: str) -> str | None:
@@ -96,4 +96,4 @@ def kind(key: str) -> str | None:
     for folder in _SUFFIX:
         if id_of(key, folder) is not None:
             return folder
-    return _FINAL if _FINAL_KEY.fullmatch(key) else None
+    return FINAL if _FINAL_KEY.fullmatch(key) else None

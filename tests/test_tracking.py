@@ -708,7 +708,8 @@ def test_hpt_final_logs_its_report_and_model_to_mlflow(tuned_location: Path, tmp
     assert len(_mlflow_runs(store, "tiny-final")) == 1
 
 
-def test_hpt_final_with_a_tracking_server_away_is_one_line(tuned_location: Path, tmp_path: Path) -> None:
+def test_hpt_final_with_a_tracking_server_away_is_one_line_and_hpt_results_logs_it_later(
+        tuned_location: Path, tmp_path: Path, sqlite_store: str) -> None:
     uri = f"http://127.0.0.1:{closed_port()}"
     done = cli_here("final", str(tuned_location), "--threads", "1", "--mlflow", uri, "--report", str(tmp_path / "r.json"))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -717,7 +718,17 @@ def test_hpt_final_with_a_tracking_server_away_is_one_line(tuned_location: Path,
     lines = [line for line in (done.stdout + done.stderr).splitlines() if "mlflow:" in line.lower() or uri in line]
     assert lines == [f"mlflow: final {final_id} could not be logged to {uri} (experiment tiny-final): MlflowException: "
                      f"cannot connect to 127.0.0.1:{uri.rsplit(':', 1)[1]}; its model and report stay at "
-                     f"{tuned_location}"]
+                     f"{tuned_location}; log it later with: hpt results {tuned_location} --mlflow {uri}"]
+    # the server back (here: another store), the command the line gives logs the final with the location's trials
+    later = cli_here("results", str(tuned_location), "--mlflow", sqlite_store, cwd=tmp_path)
+    assert later.returncode == 0, later.stdout + later.stderr
+    assert f"mlflow: final {final_id} logged to {sqlite_store} (experiment tiny-final): report.json and model.pt" \
+        in later.stdout, later.stdout
+    finals = {r.data.tags.get("hpt.final_id"): r for r in _mlflow_runs(sqlite_store, "tiny-final")}
+    assert finals[final_id].data.tags["hpt.kind"] == "final" and finals[final_id].info.status == "FINISHED"
+    again = cli_here("results", str(tuned_location), "--mlflow", sqlite_store, cwd=tmp_path)
+    assert again.returncode == 0 and f"final {final_id}" not in again.stdout  # there already: not said again
+    assert len([r for r in _mlflow_runs(sqlite_store, "tiny-final") if r.data.tags.get("hpt.final_id") == final_id]) == 1
 
 
 def test_hpt_final_logs_where_the_recorded_specs_tracking_section_says(tmp_path: Path,

@@ -26,6 +26,8 @@ Imported only when used (``pip install 'hpt[mlflow]'``).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -34,13 +36,14 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpt import layout
 from hpt.errors import HptError, InputError
 from hpt.progress import plural
 from hpt.runs import latest_run
-from hpt.sinks import describe, env_float
+from hpt.sinks import Sink, describe, env_float
 from hpt.tracking import (
     CURVE_PREFIX,
     TrialView,
@@ -343,9 +346,11 @@ def log_location(location: str, uri: str) -> str:
     for run_id in sorted({v.tags.get("run_id", "unknown") for v in views}):
         logger.end_run(run_id, "FINISHED")
     line, = logger.close(timeout=1e9)  # no training waits on it: every trial is tried
-    if logger.failed:
-        raise HptError(line)
-    return line
+    finals, complete = log_finals(store.sink, uri, experiment)  # hpt final's, those not logged when they trained
+    text = "\n".join([line, *finals])
+    if logger.failed or not complete:
+        raise HptError(text)
+    return text
 
 
 def final_target(option: str | None, location: str, spec_path: str | None) -> tuple[str, str] | None:
@@ -377,7 +382,42 @@ def final_target(option: str | None, location: str, spec_path: str | None) -> tu
 def log_final(uri: str, experiment: str, report: Mapping[str, Any], files: Mapping[str, bytes]) -> str:
     """Log one ``hpt final`` as an MLflow run: its report (report.json) and model files as artifacts, its tuned
     parameters, hold-out metrics (the model's, the baselines') and tags; the line to print. Already logged (tag
-    hpt.final_id): nothing is. A failure is said in the line, never raised: the location keeps both files."""
+    hpt.final_id): nothing is. A failure is said in the line, never raised: the location keeps both files, and
+    ``hpt results LOCATION --mlflow URI`` logs it later."""
+    done, line = _log_final(uri, experiment, report, files)
+    if done == "failed":
+        line += f"; log it later with: hpt results {report.get('location', '')} --mlflow {uri}"
+    return line
+
+
+def log_finals(sink: Sink, uri: str, experiment: str) -> tuple[list[str], bool]:
+    """Log the finals at a results location (those ``final/index.csv`` lists) that the experiment lacks: the lines
+    to print (one per final logged or not logged; none for those already there) and whether every one is there now."""
+    try:
+        index = list(csv.DictReader(io.StringIO((sink.read(layout.FINAL_INDEX) or b"").decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error):
+        return [], True  # not an index hpt wrote: hpt final says so when it next merges into it
+    lines, complete = [], True
+    for final_id in dict.fromkeys(row.get("final_id") or "" for row in index):
+        try:
+            report = json.loads(sink.read(layout.final_report(final_id)) or b"")
+        except ValueError:
+            continue  # no report, or not one written whole: nothing to log
+        def files(final_id: str = final_id) -> dict[str, bytes]:  # read once the final is known not to be there
+            keys = (layout.final_model(final_id), layout.final_model(final_id, scratch=True))
+            return {key.rsplit("/", 1)[-1]: data for key in keys if (data := sink.read(key)) is not None}
+
+        done, line = _log_final(uri, experiment, report, files)
+        complete = complete and done != "failed"
+        if done != "already":
+            lines.append(line)
+    return lines, complete
+
+
+def _log_final(uri: str, experiment: str, report: Mapping[str, Any],
+               files: Mapping[str, bytes] | Callable[[], Mapping[str, bytes]]) -> tuple[str, str]:
+    """What :func:`log_final` did ("logged", "already" or "failed") and its line; `files` may be read only when
+    the final is not there yet."""
     ready()
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
@@ -389,7 +429,8 @@ def log_final(uri: str, experiment: str, report: Mapping[str, Any], files: Mappi
         found = _retried(client.get_experiment_by_name, experiment)
         eid = found.experiment_id if found else _retried(client.create_experiment, experiment)
         if _retried(client.search_runs, [eid], f"tags.`hpt.final_id` = '{_quote(final_id)}'", max_results=1):
-            return f"mlflow: final {final_id} is already in {where}"
+            return "already", f"mlflow: final {final_id} is already in {where}"
+        files = files() if callable(files) else files
         rid = _retried(client.create_run, eid, run_name=f"hpt final {final_id}", tags=_final_tags(report)).info.run_id
         now = int(time.time() * 1000)
         params = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in _final_params(report).items()]
@@ -410,9 +451,9 @@ def log_final(uri: str, experiment: str, report: Mapping[str, Any], files: Mappi
                 client.set_terminated(rid, status="FAILED")
             except Exception:
                 pass
-        return (f"mlflow: final {final_id} could not be logged to {where}: {describe(e)}; "
-                f"its model and report stay at {location}")
-    return f"mlflow: final {final_id} logged to {where}: report.json and {', '.join(files)} (run {rid})"
+        return "failed", (f"mlflow: final {final_id} could not be logged to {where}: {describe(e)}; "
+                          f"its model and report stay at {location}")
+    return "logged", f"mlflow: final {final_id} logged to {where}: report.json and {', '.join(files)} (run {rid})"
 
 
 def _final_tags(report: Mapping[str, Any]) -> dict[str, str]:
