@@ -549,6 +549,27 @@ def test_preflight_absent_credentials(tmp_path: Path) -> None:
     assert "Google Cloud credentials" in line
 
 
+def test_s3_permission_and_endpoint_errors_name_what_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a read-only key denied a listing needs s3:ListBucket, not write access as the message said; an endpoint
+    # without its scheme is named with the variable it came from
+    from botocore.exceptions import ClientError
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "127.0.0.1:9000")
+    with pytest.raises(SinkAccessError) as e:
+        open_sink("s3://bucket/p")
+    assert str(e.value) == ("s3://bucket/p: cannot set up the S3 client: ValueError: Invalid endpoint: 127.0.0.1:9000 "
+                            "($AWS_ENDPOINT_URL is '127.0.0.1:9000': an endpoint is a URL such as http://127.0.0.1:9000)")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    sink: Any = open_sink("s3://bucket/p")
+    denied = ClientError({"Error": {"Code": "AccessDenied"}}, "ListObjectsV2")
+    assert str(sink._access_error("list rows/", denied)) == ("s3://bucket/p: permission denied to list rows/ "
+                                                              "(AccessDenied); the credentials need s3:ListBucket on s3://bucket")
+    assert str(sink._access_error("write rows/a.json", denied)).endswith("the credentials need s3:PutObject on s3://bucket")
+
+
 def test_bad_sink_uri_is_bad_input() -> None:
     with pytest.raises(SinkAccessError.__mro__[1]):  # InputError
         open_sink("gs://Not_A_Bucket!/x")

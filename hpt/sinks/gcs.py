@@ -30,6 +30,11 @@ def _import_storage() -> Any:
 
 
 
+_PERMISSIONS = {"list": "storage.objects.list", "read": "storage.objects.get", "write": "storage.objects.create",
+                "delete": "storage.objects.delete"}
+"""The permission each kind of call needs (hpt run needs the first three; hpt results and predict read and list)."""
+
+
 class GCSSink(BucketSink):
     """``gs://bucket/prefix``: one object per key under the prefix."""
 
@@ -67,8 +72,9 @@ class GCSSink(BucketSink):
             return SinkAccessError(f"{self.uri}: bucket {where} does not exist; create it (gcloud storage buckets create "
                                    f"{where}) or fix the bucket name")
         if code == 403:
-            return SinkAccessError(f"{self.uri}: permission denied to {what} (403); the account needs "
-                                   f"storage.objects.create, get and list on {where} (e.g. roles/storage.objectUser)")
+            need = _PERMISSIONS.get(what.split(" ", 1)[0], "storage.objects.create, get and list")
+            return SinkAccessError(f"{self.uri}: permission denied to {what} (403); the account needs {need} on "
+                                   f"{where} (e.g. roles/storage.objectUser)")
         return SinkAccessError(f"{self.uri}: cannot {what}: {describe(e)}")
 
     def check_writable(self) -> None:

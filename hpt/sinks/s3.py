@@ -8,6 +8,7 @@ Conditional writes use ``IfMatch``/``IfNoneMatch`` with the object's ETag as ver
 from __future__ import annotations
 
 import io
+import os
 import secrets
 from typing import Any
 
@@ -34,6 +35,10 @@ def _import_boto3() -> Any:
 
 
 
+_PERMISSIONS = {"list": "s3:ListBucket", "read": "s3:GetObject", "write": "s3:PutObject", "delete": "s3:DeleteObject"}
+"""The permission each kind of call needs (hpt run needs the first three; hpt results and predict read and list)."""
+
+
 class S3Sink(BucketSink):
     """``s3://bucket/prefix``: one object per key under the prefix."""
 
@@ -48,8 +53,12 @@ class S3Sink(BucketSink):
                             retries={"max_attempts": 1, "mode": "standard"})  # hpt.sinks.retrying does the retries
         try:
             self._client = boto3.session.Session().client("s3", config=cfg)
-        except Exception as e:  # a bad profile or region in the AWS config files
-            raise SinkAccessError(f"{self.uri}: cannot set up the S3 client: {describe(e)}") from None
+        except Exception as e:  # a bad profile or region in the AWS config files, an endpoint without its scheme
+            endpoint = next((f"${k} is {os.environ[k]!r}" for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+                             if os.environ.get(k)), "")
+            hint = f" ({endpoint}: an endpoint is a URL such as http://127.0.0.1:9000)" if \
+                endpoint and "endpoint" in str(e).lower() else ""
+            raise SinkAccessError(f"{self.uri}: cannot set up the S3 client: {describe(e)}{hint}") from None
 
     def _transient(self, e: BaseException) -> bool:
         return _transient(e)
@@ -70,8 +79,9 @@ class S3Sink(BucketSink):
             return SinkAccessError(f"{self.uri}: AWS rejected the credentials ({code}); check AWS_ACCESS_KEY_ID/"
                                    "AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
         if code in ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem"):
-            return SinkAccessError(f"{self.uri}: permission denied to {what} ({code}); the credentials need "
-                                   f"s3:PutObject, s3:GetObject and s3:ListBucket on {where}")
+            need = _PERMISSIONS.get(what.split(" ", 1)[0], "s3:PutObject, s3:GetObject and s3:ListBucket")
+            return SinkAccessError(f"{self.uri}: permission denied to {what} ({code}); the credentials need {need} on "
+                                   f"{where}")
         return SinkAccessError(f"{self.uri}: cannot {what}: {describe(e)}")
 
     def check_writable(self) -> None:
