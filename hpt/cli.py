@@ -484,11 +484,13 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     from hpt.scheduling.adaptive import stops_early
     from hpt.scheduling.plan import COUNT_LIMIT
     from hpt.search import expand
+    from hpt.sinks import check_location
 
+    location = results_location(spec, sink)
+    check_location(location)  # a location that cannot be is bad input, said first, as the run says it
     adaptive = spec.search.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
     trials = None if adaptive else trials if trials is not None else expand(spec)
     screen = _print_shape(spec, trials)
-    location = results_location(spec, sink)
     rows, unchecked = _rows_at(location)
     status = {tid: str(row.get("status")) for tid, row in rows.items()}
     fidelity = {tid: str(row.get("fidelity") or FULL.name) for tid, row in rows.items()}

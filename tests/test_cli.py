@@ -53,6 +53,15 @@ def test_a_mistyped_bucket_uri_is_not_taken_for_a_folder(tmp_path: Path, typed: 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [("plan",), ("run", "--dry-run")])
+def test_plan_and_dry_run_refuse_a_location_that_cannot_be_as_the_run_does(command: tuple[str, ...]) -> None:
+    # a bucket name no cloud takes was a note in brackets after the plan, exit 0; the run said exit 2
+    done = cli_here(command[0], str(ROOT / "specs" / "lstm.json"), *command[1:], "--sink", "s3://Bad_Bucket/x")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines() == ['hpt: error: s3://Bad_Bucket: "Bad_Bucket" is not a valid bucket name; '
+                                        "expected s3://bucket/path"], done.stderr
+
+
 def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(tmp_path: Path) -> None:
     missing_spec = tmp_path / "nosuch.json"
     assert "spec file not found" in _error_line(cli_here("sync", str(missing_spec)))

@@ -31,8 +31,8 @@ from typing import Protocol, TypeVar
 from hpt.errors import HptError, InputError, redact
 
 __all__ = ["ENV_NUMBERS", "BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_env",
-           "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying", "split_bucket_uri",
-           "update"]
+           "check_location", "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying",
+           "split_bucket_uri", "update"]
 
 log = logging.getLogger("hpt")
 T = TypeVar("T")
@@ -92,26 +92,35 @@ def check_uri(text: str) -> None:
         raise InputError(f"{redact(text)}: not a valid location (did you mean {redact(fixed)}?)")
 
 
-def open_sink(uri: str) -> Sink:
-    """The sink for a results location: a folder path, ``gs://bucket/prefix`` or ``s3://bucket/prefix``."""
+def check_location(uri: str) -> str:
+    """The scheme of a results location ("" for a folder, "gs", "s3"); InputError for one that cannot be: a bucket
+    URI mistyped, an unknown scheme, a bucket name no cloud takes. Nothing is asked of the location."""
     check_uri(uri)
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in ("", "file"):
+        return ""
+    if scheme not in ("gs", "s3"):
+        raise InputError(f"{redact(uri)}: unknown scheme {scheme}://; use a folder path, gs://bucket/prefix or "
+                         "s3://bucket/prefix")
+    split_bucket_uri(uri)
+    return scheme
+
+
+def open_sink(uri: str) -> Sink:
+    """The sink for a results location: a folder path, ``gs://bucket/prefix`` or ``s3://bucket/prefix``."""
+    scheme = check_location(uri)
+    if not scheme:
         from hpt.sinks.local import LocalSink
 
-        return LocalSink(uri.split("://", 1)[1] if scheme else uri)
+        return LocalSink(uri.split("://", 1)[1] if "://" in uri else uri)
+    bucket, prefix = split_bucket_uri(uri)
     if scheme == "gs":
         from hpt.sinks.gcs import GCSSink
 
-        bucket, prefix = split_bucket_uri(uri)
         return GCSSink(bucket, prefix)
-    if scheme == "s3":
-        from hpt.sinks.s3 import S3Sink
+    from hpt.sinks.s3 import S3Sink
 
-        bucket, prefix = split_bucket_uri(uri)
-        return S3Sink(bucket, prefix)
-    raise InputError(f"{redact(uri)}: unknown scheme {scheme}://; use a folder path, gs://bucket/prefix or "
-                     "s3://bucket/prefix")
+    return S3Sink(bucket, prefix)
 
 
 def split_bucket_uri(uri: str) -> tuple[str, str]:
