@@ -762,6 +762,13 @@ def test_real_run_results_and_best(real_run: Path, write_spec: Callable[..., Pat
     assert len(doc["full"]["configs"]) == 2 and all(c["periods_run"] == 2 for c in doc["full"]["configs"])
     assert doc["comparisons"][0]["verdict"] == "too few periods to tell" and doc["winner"]["periods_needed"] == 6
 
+    early = real_run.parent / "early"  # a run's first moments: its baselines stored, no trial yet
+    early.mkdir(exist_ok=True)
+    table = pd.read_csv(real_run / "results.csv")
+    table[table["architecture"].astype(str).str.startswith("naive")].to_csv(early / "results.csv", index=False)
+    shown = results_cli("results", str(early)).stdout
+    assert shown.startswith(f"{early}: 0 trials and 4 naive baseline rows; metric val_mse"), shown
+
     best = results_cli("best", str(real_run))
     assert best.exit_code == 0 and "best config" in best.stderr
     params = json.loads(best.stdout)

@@ -222,7 +222,7 @@ def _problem_section(s: Summary, limit: int) -> _Section:
 
 def _header(s: Summary) -> str:
     counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
-    parts = [f"{s.uri or 'results'}: {plural(s.trials, 'trial')} ({counts})"
+    parts = [f"{s.uri or 'results'}: {plural(s.trials, 'trial')}" + (f" ({counts})" if counts else "")
              + (f" and {plural(s.baseline_rows, 'naive baseline row')}" if s.baseline_rows else "")]
     if s.where:
         parts.append(f"where {s.where}")
