@@ -456,7 +456,7 @@ def test_series_filter_tunes_on_a_subset(tmp_path: Path, write_spec: Any) -> Non
 
 @pytest.mark.parametrize(("change", "where", "says"), [
     ({"data": {"series": "place"}}, "data.series", 'no column "place"'),
-    ({"data": {"series": "y"}}, "data.series", "already the time column, the target or a feature"),
+    ({"data": {"series": "y"}}, "data.series", "\"y\" is already the target (data.target)"),
     ({"data": {"series_filter": ["a", "nowhere"]}}, "data.series_filter", 'no series "nowhere"'),
     ({"data": {"series": None, "series_filter": ["a"]}}, "data.series_filter", "needs data.series"),
     ({"data": {"series": None}}, "objective", "val_mase is scored over many series: it needs data.series"),

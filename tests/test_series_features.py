@@ -77,8 +77,9 @@ def _one_missing(frame: pd.DataFrame) -> pd.DataFrame:
     ({"series_features": ["regoin"]}, None, "data.series_features[0]", 'no column "regoin" in p.csv (did you mean "region"?)'),
     ({"series": None}, None, "data.series_features", "needs data.series"),
     ({}, _one_missing, "data.series_features[1]", 'column "capacity" has no value in row 6 (series "'),
-    ({"series_features": ["region", "y"]}, None, "data.series_features[1]", '"y" is already the time column, the target'),
-    ({"series_features": ["station"]}, None, "data.series_features[0]", "the series column"),
+    ({"series_features": ["region", "y"]}, None, "data.series_features[1]", '"y" is already the target (data.target)'),
+    ({"series_features": ["station"]}, None, "data.series_features[0]",
+     '"station" is already the series column (data.series)'),
     ({"series_features": ["region", "region"]}, None, "data.series_features[1]", '"region" is listed twice'),
     ({"series_features": "region"}, None, "data.series_features", "expected a list of column names"),
 ])

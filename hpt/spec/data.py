@@ -47,8 +47,12 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
             ck.add(f"data.calendar[{i}]", f"{show(c)} is listed twice")
     future = _future_features(ck, obj, target, features)
     before = len(ck.problems)
-    series = _series(ck, obj, (time_column, target, *features, *future))
-    static = _series_features(ck, obj, (time_column, target, *features, *future, obj.get("series")))
+    roles = {**{c: "a feature known ahead (data.future_features)" for c in future},
+             **{c: "a feature (data.features)" for c in features},
+             target: "the target (data.target)", time_column: "the time column (data.time_column)"}
+    series = _series(ck, obj, roles)
+    column = obj.get("series") if isinstance(obj.get("series"), str) else None
+    static = _series_features(ck, obj, {column: "the series column (data.series)", **roles})
     if not (path and time_column and target) or options is None or len(ck.problems) > before:
         return None
     try:
@@ -75,7 +79,7 @@ def _future_features(ck: Checker, obj: dict[str, Any], target: str | None, featu
     return tuple(future)
 
 
-def _series(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple[str, tuple[str, ...] | None] | None:
+def _series(ck: Checker, obj: dict[str, Any], columns: dict[Any, str]) -> tuple[str, tuple[str, ...] | None] | None:
     """data.series (the column naming each row's series) and data.series_filter (the ids to keep)."""
     column, ids = obj.get("series"), obj.get("series_filter")
     if column is None:
@@ -86,7 +90,7 @@ def _series(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple
         ck.add("data.series", f"expected the name of the column naming each row's series, got {show(column)}")
         return None
     if column in columns:
-        ck.add("data.series", f'"{column}" is already the time column, the target or a feature')
+        ck.add("data.series", f'"{column}" is already {columns[column]}')
         return None
     if ids is None:
         return column, None
@@ -101,9 +105,9 @@ def _series(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple
     return column, tuple(dict.fromkeys(kept))
 
 
-def _series_features(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...]) -> tuple[str, ...]:
+def _series_features(ck: Checker, obj: dict[str, Any], columns: dict[Any, str]) -> tuple[str, ...]:
     """data.series_features: static per-series columns (hpt.static), only with data.series, each a column of
-    its own (not the time column, the target, a feature or the series column)."""
+    its own (not the time column, the target, a feature or the series column: `columns` says which each is)."""
     static = obj.get("series_features")
     if static is None:
         return ()
@@ -117,8 +121,7 @@ def _series_features(ck: Checker, obj: dict[str, Any], columns: tuple[Any, ...])
         return ()
     for i, f in enumerate(static):
         if f in columns:
-            ck.add(f"data.series_features[{i}]", f'"{f}" is already the time column, the target, a feature or '
-                                                 "the series column")
+            ck.add(f"data.series_features[{i}]", f'"{f}" is already {columns[f]}')
         elif f in static[:i]:
             ck.add(f"data.series_features[{i}]", f'"{f}" is listed twice')
     return tuple(static)
