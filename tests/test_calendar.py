@@ -52,6 +52,19 @@ def test_calendar_mistakes_name_the_entry_and_ids_without_it_are_unchanged(write
     assert not set(with_it) & set(plain)
 
 
+def test_a_calendar_input_the_same_on_every_row_is_a_warning(write_spec: Any) -> None:
+    # the hour of daily data is always midnight: two input columns that tell the model nothing
+    doc = tiny_spec(data={"path": "demo:stations_daily.csv", "time_column": "date", "target": "rides",
+                          "series": "station", "calendar": ["hour", "dow"]},
+                    date_ranges=[["2024-01-01", "2024-07-01"]], objective="val_mase",
+                    training={"epochs": 1, "lookback": 14, "horizon": 7, "validation": "28D"})
+    done = hpt_here("validate", str(write_spec(doc)))
+    assert done.exit_code == 0, done.output
+    assert [line for line in done.stderr.splitlines() if "calendar" in line] == [
+        'hpt: warning: stations_daily.csv: data.calendar[0]: "hour" is the same on every row of this data (a row '
+        "every 1D): it tells the model nothing; leave it out"]
+
+
 def test_a_model_with_calendar_inputs_forecasts_from_a_file_without_them(write_spec: Any, tmp_path: Path) -> None:
     spec = write_spec(tiny_spec(architecture="linear", date_ranges=[["2013-01-01", "2013-01-15"]],
                                 data={"calendar": ["hour", "dow"]}, parameters={"lr": [0.003]},

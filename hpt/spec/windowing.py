@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpt.calendar import PREFIX as CALENDAR_PREFIX
 from hpt.data import DUPLICATES, DataError, duplicates_text
 from hpt.errors import Problem, SpecError, show
 from hpt.fidelity import LAST_MONTH, QUICK, Fidelity
@@ -119,6 +120,7 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
     frame = table.frame
     problems = []
     first, last, step = span(frame)
+    _say_constant_calendar(data, frame, step)
     unused = np.ones(len(table.duplicates), dtype=bool)  # duplicated timestamps in no period
     at = times_of(table.duplicates)
     for where, period in periods:  # where: the period's JSON path in the spec
@@ -150,6 +152,16 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
         _say_once(f"{Path(data.path).name}: {duplicates_text(table.duplicates, data.time_column)} outside the periods "
                   "used; no trial uses them")
     return frame, problems
+
+
+def _say_constant_calendar(data: DataSpec, frame: pd.DataFrame, step: pd.Timedelta) -> None:
+    """A calendar input that is the same on every row (``hour`` of daily data, ``dow`` of weekly data): two input
+    columns that tell the model nothing."""
+    for i, name in enumerate(data.calendar):
+        values = frame[[f"{CALENDAR_PREFIX}{name}_sin", f"{CALENDAR_PREFIX}{name}_cos"]].to_numpy()
+        if len(values) and np.ptp(values, axis=0).max() < 1e-9:
+            _say_once(f'{Path(data.path).name}: data.calendar[{i}]: "{name}" is the same on every row of this data '
+                      f"(a row every {step_text(step)}): it tells the model nothing; leave it out")
 
 
 def _say_left_out(frame: pd.DataFrame, period: Period, each: list[dict[str, str] | None]) -> None:
