@@ -172,11 +172,16 @@ class Claims:
                         "this location might train them too", self.sink.uri, e)
 
     def release(self, trial_id: str) -> None:
-        """Delete this run's claim on a trial (unless another run has taken it over meanwhile)."""
+        """Delete this run's claim on a trial (unless another run has taken it over meanwhile); while the location is
+        away, it is left to lapse."""
         key = layout.claim(trial_id)
         with self._io:
             version = self._held.get(trial_id)
             if version is None:
+                return
+            if self._down:  # not renewed any more, it lapses by itself: asking the location would wait for it
+                with self._lock:
+                    self._held.pop(trial_id, None)
                 return
             got = self.sink.read_versioned(key)
             if got is not None and got[1] == version:

@@ -993,10 +993,11 @@ def sync(target: str, sink: str | None) -> None:
       hpt sync specs/lstm.json
     """
     from hpt.runner import results_location
-    from hpt.sinks import open_sink
+    from hpt.sinks import check_location, open_sink
     from hpt.store import ResultStore
 
     uri = target
+    check_location(uri)  # s3//bucket: a mistyped bucket, not a missing folder
     if "://" not in target and (target.endswith(".json") or os.path.isfile(target)):
         from hpt.spec import load_spec
 

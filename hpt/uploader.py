@@ -139,7 +139,7 @@ class Uploader:
                 pause = min(pause * 2, 5.0 if self.closing else 30.0)
                 continue
             if self.failing_since is not None:
-                log.warning("%s: delivering again after %.0fs without", self.uri,
+                log.warning("%s: delivering again (it did not answer for %.0fs)", self.uri,
                             time.monotonic() - self.failing_since)
                 self.failing_since = None
             pause = 1.0

@@ -233,6 +233,25 @@ def test_at_its_end_a_run_asks_about_every_trial_it_left_to_another_run(tmp_path
         ids[0]: "other", ids[1]: "other", ids[2]: summary.run_id, ids[3]: summary.run_id}
 
 
+def test_at_its_end_a_run_counts_a_trial_the_other_run_finished_since_its_last_ask_as_done(tmp_path: Path) -> None:
+    # the last ask comes when the run's own last trial ends; its last lines come after its workers stopped: a trial
+    # the other run finished in between is done elsewhere, not "being trained by" it
+    from hpt.runner.gate import ClaimGate
+
+    _, spec = _spec(tmp_path, [0.001, 0.01])
+    trials = expand(spec)
+    sink = open_sink(str(tmp_path / "res"))
+    other = Claims(sink, "other")
+    assert all(other.take(t.trial_id) is None for t in trials)
+    gate = ClaimGate(Claims(sink, "run-1"), ResultStore(sink), "run-1", force=False)
+    assert not any(gate.admit(t) for t in trials) and len(gate.waiting()) == 2
+    ResultStore(sink).record(TrialResult(trials[0], Status.OK, {"val_mse": 0.1}, started_at="a", finished_at="b"),
+                             "other", ["val_mse"])
+    gate.settle()
+    assert gate.waiting() == [trials[1]] and gate.done_elsewhere == 1
+    other.close()
+
+
 def test_while_the_location_is_away_trials_start_unclaimed_at_once_until_a_renewal_reaches_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # each claim, and each read of a trial's row, waits for the location (minutes by the sink's settings): one
@@ -277,7 +296,12 @@ def test_while_the_location_is_away_trials_start_unclaimed_at_once_until_a_renew
     sink.down = False
     claims.tick()  # it answers: the next trial is claimed again
     assert not claims.down and gate.admit(trials[0]) and sink.list("claims/") == [f"claims/{trials[0].trial_id}.json"]
+    sink.down = True  # away again while that trial trains: at its end its claim is left to lapse, nothing asked
+    assert gate.admit(trials[1]) and claims.down
+    asked = sink.asked
+    claims.release(trials[0].trial_id)
     claims.close()
+    assert sink.asked == asked
 
 
 def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

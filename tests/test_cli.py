@@ -66,6 +66,8 @@ def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(tmp_pat
     missing_spec = tmp_path / "nosuch.json"
     assert "spec file not found" in _error_line(cli_here("sync", str(missing_spec)))
     assert "no such results folder" in _error_line(cli_here("sync", str(tmp_path / "nodir")))
+    assert "s3//bucket/x: not a valid location (did you mean s3://bucket/x?)" in _error_line(
+        cli_here("sync", "s3//bucket/x", cwd=tmp_path))
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no results there" in _error_line(cli_here("sync", str(empty)))

@@ -570,6 +570,39 @@ def test_s3_permission_and_endpoint_errors_name_what_is_needed(monkeypatch: pyte
     assert str(sink._access_error("write rows/a.json", denied)).endswith("the credentials need s3:PutObject on s3://bucket")
 
 
+def test_an_s3_call_is_one_request_per_attempt_hpt_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore's max_attempts counts retries: "1" made each of hpt's attempts two requests, so an endpoint that
+    # does not answer cost twice HPT_SINK_TIMEOUT x HPT_SINK_RETRIES
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])  # held open, never answered
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}", "HPT_SINK_TIMEOUT": "1",
+                 "HPT_SINK_RETRIES": "1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    try:
+        with pytest.raises(Exception, match="no answer after 1 attempt"):
+            open_sink("s3://bucket/p").read("results.csv")
+        assert len(accepted) == 1
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+
+
 def test_bad_sink_uri_is_bad_input() -> None:
     with pytest.raises(SinkAccessError.__mro__[1]):  # InputError
         open_sink("gs://Not_A_Bucket!/x")

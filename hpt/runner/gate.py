@@ -61,3 +61,17 @@ class ClaimGate:
 
     def waiting(self) -> list[Trial]:
         return [trial for trial, _ in self.held.values()]
+
+    def settle(self) -> None:
+        """At the run's end: the trials left to another run that it has finished since they were last asked about
+        count as done elsewhere, not as still being trained there."""
+        if self.claims.down:
+            return
+        for tid in list(self.held):
+            try:
+                row = parse_row(self.store.sink.read(layout.row(tid)))
+            except HptError:
+                return  # the location is away: they stay as they were last seen
+            if row is not None and row.get("status") == Status.OK.value:
+                del self.held[tid]
+                self.done_elsewhere += 1

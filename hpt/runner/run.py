@@ -203,6 +203,7 @@ class _Run:
         # or a stopped trial a finalist completed, is this run's)
         again = sum(1 for tid in summary.last if tid in self.finished_before)
         summary.redone = min(again, self.scheduler.skipped)
+        gate.settle()
         summary.skipped = self.scheduler.skipped - summary.redone + gate.done_elsewhere
         summary.elsewhere = {tid: holder for tid, (_, holder) in gate.held.items()}
         for holder, n in Counter(summary.elsewhere.values()).items():

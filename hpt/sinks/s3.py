@@ -50,7 +50,7 @@ class S3Sink(BucketSink):
         super().__init__(bucket, prefix)
         timeout = env_float("HPT_SINK_TIMEOUT", 60.0)
         cfg = config.Config(connect_timeout=min(timeout, 10.0), read_timeout=timeout, max_pool_connections=32,
-                            retries={"max_attempts": 1, "mode": "standard"})  # hpt.sinks.retrying does the retries
+                            retries={"total_max_attempts": 1, "mode": "standard"})  # one try: hpt.sinks.retrying retries
         try:
             self._client = boto3.session.Session().client("s3", config=cfg)
         except Exception as e:  # a bad profile or region in the AWS config files, an endpoint without its scheme
