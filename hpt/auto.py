@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.architectures import get_architecture
-from hpt.data import DEMO_DATA
+from hpt.data import DEMO_DATA, DEMO_PREFIX
 from hpt.errors import InputError, json_error
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, RunSummary, run_spec
@@ -76,7 +76,8 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
         if req.data and not (req.target and req.time_column):
             raise InputError("--data needs --target and --time-column (the columns to forecast and of the times)")
         if req.data:
-            path = req.data if "://" in req.data else str(Path(req.data).resolve())  # a bucket URI stays as it is
+            # a bucket URI and a bundled demo:NAME stay as they are
+            path = req.data if "://" in req.data or req.data.startswith(DEMO_PREFIX) else str(Path(req.data).resolve())
             doc["data"] = {"path": path, "target": req.target, "time_column": req.time_column}
         else:
             doc["data"] = {"path": DEMO_DATA, "target": "y", "time_column": "ts"}

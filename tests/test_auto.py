@@ -136,6 +136,10 @@ def test_auto_bad_input() -> None:
     assert out.returncode == 2 and 'unknown architecture "transformerz"; known: mlp, lstm' in out.stderr
     out = cli_here("auto", "--arch", "lstm", "--data", "x.csv", "--dry-run")
     assert out.returncode == 2 and "--data needs --target and --time-column" in out.stderr
+    # a bundled file by its demo: name, as a spec's data.path takes it (it was looked for in the current folder)
+    out = cli_here("auto", "--arch", "mlp", "--data", "demo:electricity_hourly.csv", "--target", "y", "--time-column",
+                   "ts", "--dry-run")
+    assert out.returncode == 0 and "file not found" not in out.stderr, out.stderr
 
 
 def test_compare_rankings() -> None:

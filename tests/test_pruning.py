@@ -79,8 +79,8 @@ def test_the_shared_search_keys_are_checked_with_json_paths_for_every_strategy(
     assert [f"{p.path}: {p.message}" for p in e.value.problems] == [
         "search.max_trials: required for tpe search (how many configs to try)",
         "search.startup_trials: expected an integer >= 1, got 0",
-        "search.early_stopping.min_epoch: unknown key; valid: kind, min_epochs, reduction_factor, min_trials, resource, "
-        "min_share",
+        'search.early_stopping.min_epoch: unknown key (did you mean "min_epochs"?); valid: kind, min_epochs, '
+        "reduction_factor, min_trials, resource, min_share",
         "search.early_stopping.reduction_factor: expected an integer >= 2, got 1",
         "search.early_stopping.min_trials: expected an integer >= 1, got 0",
         'search.budget: expected a duration such as "2h", "90m" or "1h30m", or a number of trials >= 1, got "2 weeks"',

@@ -282,7 +282,7 @@ def _early_stopping(s: Section) -> EarlyStopping | None:
     ok = True
     for key in value:
         if key not in _ES_KEYS:
-            s.report(f"{where}.{key}", f"unknown key; valid: {', '.join(_ES_KEYS)}")
+            s.report(f"{where}.{key}", f"unknown key{did_you_mean(str(key), _ES_KEYS)}; valid: {', '.join(_ES_KEYS)}")
             ok = False
     kind = value.get("kind")
     if kind not in EARLY_STOPPING:
