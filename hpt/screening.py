@@ -27,6 +27,14 @@ def screen_check(spec: Spec, n_configs: int, options: RunOptions, reporter: Repo
     if spec.search.strategy == "tpe":
         raise InputError(f"{spec.source}: screen-check runs a fixed list of configs both ways; tpe chooses its "
                          "configs from results: use a grid or random spec")
+    s = spec.search
+    unused = [name for name, on in (("early_stopping", s.early_stopping), ("race", s.race), ("promote", s.promote),
+                                    ("budget", s.budget)) if on]
+    if unused:  # each config is trained to its last epoch both ways: an earlier run's stopped trials train again
+        reporter.line(f"screen-check trains every config to its last epoch, quick and full: the spec's "
+                      f"search.{', search.'.join(unused)} {'is' if len(unused) == 1 else 'are'} not used here")
+        spec = dataclasses.replace(spec, search=dataclasses.replace(s, early_stopping=None, race=False, promote=None,
+                                                                    budget=None))
     configs = list(expand(spec).configs[:n_configs])
     quick = quick_spec(spec)
     ids = set()

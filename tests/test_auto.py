@@ -166,6 +166,25 @@ def test_screen_check_runs_both_and_reports(write_spec: Any, cli: Any, tmp_path:
     assert json.loads(json.dumps(list(trials["config_id"].unique()))) and trials["config_id"].nunique() == 3
 
 
+def test_screen_check_trains_an_earlier_runs_stopped_trials_to_their_end(write_spec: Any, tmp_path: Path) -> None:
+    # a spec with early stopping: its run left pruned rows, which screen-check took for done (NaN, exit 0)
+    spec = write_spec(tiny_spec(parameters={"lr": [0.0001, 0.0003, 0.003, 0.03]}, training={"epochs": 3},
+                                search={"strategy": "grid", "early_stopping": {"kind": "asha", "min_trials": 2},
+                                        "finalists": 0}))
+    sink = str(tmp_path / "res")
+    ran = cli_here("run", str(spec), "--sink", sink, "-q", "--workers", "1", "--today", "2013-03-10")
+    assert ran.returncode == 0 and "pruned" in ran.stdout, ran.stdout + ran.stderr
+    out = cli_here("screen-check", str(spec), "--configs", "4", "--sink", sink, "--today", "2013-03-10", "-q",
+                   "--workers", "1")
+    assert out.returncode == 0, out.stderr
+    assert ("screen-check trains every config to its last epoch, quick and full: the spec's search.early_stopping is "
+            "not used here") in out.stdout
+    assert "screen-check over 4 configs (val_mse, lower is better):" in out.stdout and "nan" not in out.stdout
+    rows = trial_rows(pd.read_csv(tmp_path / "res" / "results.csv"))
+    full = rows[(rows["fidelity"] == "full") & (rows["status"] == "ok")]
+    assert full["config_id"].nunique() == 4 and len(full) == 8, rows[["config_id", "status", "fidelity"]]
+
+
 def test_auto_finds_a_builder_module_in_the_working_folder(tmp_path: Path) -> None:
     (tmp_path / "my_cwd_models.py").write_text(
         "from torch import nn\n\n\n"
@@ -200,6 +219,8 @@ def test_screen_check_exits_143_on_sigterm_and_keeps_what_finished(write_spec: A
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stdout + stderr
     assert "Traceback" not in stderr and "screen-check: full run" not in stdout  # the full run never started
+    assert stdout.splitlines()[-1] == ("screen-check interrupted: no comparison; the same command goes on from the "
+                                       "trials that finished") and "nan" not in stdout
     assert (trial_rows(pd.read_csv(sink / "results.csv"))["status"] == "ok").sum() >= 1
 
 

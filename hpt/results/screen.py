@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hpt.errors import SIGNAL_EXIT
 from hpt.fidelity import FULL, QUICK
 from hpt.results.rank import rank_fidelity
 
@@ -28,6 +29,11 @@ class ScreenCheck:
         return self.quick_cost_s / self.full_cost_s if self.full_cost_s else float("nan")
 
     def lines(self, objective: str) -> list[str]:
+        if self.exit_code in SIGNAL_EXIT.values():
+            return ["screen-check interrupted: no comparison; the same command goes on from the trials that finished"]
+        if self.configs < 2:
+            return [f"screen-check: {self.configs} config{'' if self.configs == 1 else 's'} ranked by both runs: too few "
+                    "to compare rankings (--configs 2 or more, whose trials finish ok both ways)"]
         return [
             f"screen-check over {self.configs} configs ({objective}, lower is better):",
             f"  Spearman rank correlation quick vs full: {self.spearman:.2f}",
