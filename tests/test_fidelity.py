@@ -78,3 +78,20 @@ def test_rows_write_the_fidelitys_name_and_reading_them_gives_the_value_back() -
     assert other not in (FULL, QUICK) and other.name == "low" and other.epochs(50) == 50 and other.rows == "low rows"
     assert QUICK.epochs(50) == 20 and QUICK.epochs(5) == 5 and FULL.epochs(50) == 50
     assert QUICK.rows == "screening (quick) rows"
+
+
+def test_a_quick_runs_last_lines_name_the_best_of_its_screen_beside_full_rows(write_spec: Any, tmp_path: Any) -> None:
+    # full rows were at the location already: the quick run named the best full config, "no config has quick
+    # results yet", while hpt results ranked its screen's own best
+    from hpt.results import best_config, load_results
+    from tests.conftest import cli_here
+
+    spec = str(write_spec(tiny_spec(parameters={"lr": [0.0003, 0.003, 0.03]}, training={"epochs": 2})))
+    sink = str(tmp_path / "res")
+    for extra in ((), ("--quick",)):
+        done = cli_here("run", spec, "--sink", sink, "--workers", "1", "--today", "2013-03-10", *extra)
+        assert done.returncode == 0, done.stderr
+    line = next(t for t in done.stdout.splitlines() if t.startswith("best config "))
+    quick_best = best_config(load_results(sink), "val_mse", fidelity=QUICK.name)
+    assert quick_best is not None and line.startswith(f"best config {quick_best.config_id}: "), line
+    assert "from full rows" not in line and "over 1 period" in line

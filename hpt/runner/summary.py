@@ -62,9 +62,11 @@ class RunSummary:
 def judge_best(summary: RunSummary, spec: Spec, trial_rows: pd.DataFrame) -> None:
     """The best config among `trial_rows`, all the rows at the location (other runs' too), and how it fares
     against the baselines."""
-    planned = {spec.fidelity.name: [p.label for p in spec.periods]}
-    fidelity = main_fidelity(trial_rows, spec.objective)  # what best_config ranks: ranked once here
-    ranking = rank_fidelity(trial_rows, spec.objective, fidelity, planned.get(fidelity, ()))
+    # the run's own fidelity (a --quick run's screen, beside full rows already there), else what best_config ranks
+    ranking = rank_fidelity(trial_rows, spec.objective, spec.fidelity.name, [p.label for p in spec.periods])
+    fidelity = main_fidelity(trial_rows, spec.objective)
+    if ranking.best is None and fidelity != spec.fidelity.name:
+        ranking = rank_fidelity(trial_rows, spec.objective, fidelity)
     summary.best, summary.best_note = ranking.best, ranking.why_no_best()
     if summary.best is not None:
         summary.vs_baseline = vs = versus_baselines(trial_rows, ranking).get(summary.best.config_id)
