@@ -485,6 +485,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     from hpt.scheduling.plan import COUNT_LIMIT
     from hpt.search import expand
     from hpt.sinks import check_location
+    from hpt.trial import waits
 
     location = results_location(spec, sink)
     check_location(location)  # a location that cannot be is bad input, said first, as the run says it
@@ -492,10 +493,11 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     trials = None if adaptive else trials if trials is not None else expand(spec)
     screen = _print_shape(spec, trials)
     rows, unchecked = _rows_at(location)
-    status = {tid: str(row.get("status")) for tid, row in rows.items()}
+    # a trial stopped at asha's first rung to wait for others of its period is not decided yet: the run goes on with it
+    status = {tid: "waits" if waits(row) else str(row.get("status")) for tid, row in rows.items()}
     fidelity = {tid: str(row.get("fidelity") or FULL.name) for tid, row in rows.items()}
     if not stops_early(spec):  # an earlier run's pruned trials train again (rows_to_resume)
-        status = {tid: "again" if st == "pruned" else st for tid, st in status.items()}
+        status = {tid: "again" if st in ("pruned", "waits") else st for tid, st in status.items()}
     stopped = {str(row.get("config_id")) for tid, row in rows.items() if status[tid] == "pruned"}
     # the trials of this plan (of its fidelity, when they are not listed ahead) that are done: not those of
     # another fidelity (--quick after a full run, or the other way round)
@@ -607,7 +609,8 @@ def _print_trials(trials: Any, status: dict[str, str], stopped: set[str], limit:
     width = len(str(len(trials)))
     for i, t in enumerate(trials[:limit], 1):
         st = status.get(t.trial_id)
-        mark = {"ok": "  (done)", "pruned": "  (pruned)", "again": "  (pruned earlier; trains again)"}.get(st or "", "")
+        mark = {"ok": "  (done)", "pruned": "  (pruned)", "again": "  (pruned earlier; trains again)",
+                "waits": "  (waits at the first rung: decided when the run goes on)"}.get(st or "", "")
         if not mark and t.config_id in stopped:
             mark = "  (its config was stopped in another period)"
         click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "

@@ -619,3 +619,29 @@ def test_trials_keep_their_state_only_at_rungs_they_can_run_again_from(write_spe
     scheduler.restore({})
     trial = scheduler.suggest()
     assert isinstance(trial, Trial) and trial.checkpoint_at == kept
+
+
+def test_hpt_plan_shows_a_trial_waiting_at_the_first_rung_as_undecided(write_spec: Any, tmp_path: Path) -> None:
+    # a run stopped while its first trials waited at rung 0: their rows say pruned, "it waits"; the plan called them
+    # pruned and their configs' other periods "stopped in another period", and the run trained them all the same
+    from hpt.search import expand
+    from hpt.sinks import open_sink
+    from hpt.store import ResultStore
+    from hpt.trial import Status, TrialResult
+    from tests.conftest import cli_here
+
+    path = write_spec(tiny_spec(parameters={"lr": [0.001, 0.003, 0.01, 0.03]}, training={"epochs": 3},
+                                search={"strategy": "grid", "early_stopping": "asha"}))
+    first = expand(load_spec(path))[0]
+    store = ResultStore(open_sink(str(tmp_path / "res")))
+    store.record(TrialResult(first, Status.PRUNED, {"val_mse": 0.5, "epochs": 1}, started_at="a", finished_at="b",
+                             error="pruned at epoch 1 (rung 0: it waits for 3 other trials of its period, 0 there so "
+                                   "far)"), "run-1", ["val_mse"])
+    store.close()
+    done = cli_here("plan", str(path), "--sink", str(tmp_path / "res"))
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if first.trial_id in line)
+    assert line.endswith(f"{format_params(first.tuned_params)}  (waits at the first rung: decided when the run goes "
+                         "on)"), line
+    assert "stopped in another period" not in done.stdout and "(pruned)" not in done.stdout, done.stdout
+    assert done.stdout.splitlines()[-1] == f"results: {tmp_path / 'res'}"  # nothing done yet
