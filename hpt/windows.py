@@ -444,7 +444,7 @@ def window_report(frame: pd.DataFrame, periods: Iterable[Period], lookback: int,
     }
 
 
-LONGER_PERIODS = "use longer periods, or a shorter "
+LONGER_PERIODS = "use longer periods, or a shorter validation, lookback or horizon"
 """The advice of a period too short for its windows; a fixed screening period cannot be longer (see check_data)."""
 
 
@@ -456,8 +456,7 @@ def _too_few(period: Period, rows: int, split: Split, rule: SplitRule, lookback:
                 f"hold-out >= {horizon}); use a longer training window or hold-out, or a shorter lookback or horizon")
     return (f"period {period} has {plural(rows, 'row')}, {n_train} before the validation split "
             f"(validation {rule!r} takes {n_scored}): too few for lookback {lookback} + horizon {horizon} "
-            f"(train part needs >= {need} rows, validation >= {horizon}); {LONGER_PERIODS}"
-            f"validation, lookback or horizon")
+            f"(train part needs >= {need} rows, validation >= {horizon}); {LONGER_PERIODS}")
 
 
 def window_problem(frame: pd.DataFrame, period: Period, lookback: int, horizon: int, split: SplitRule,

@@ -87,8 +87,8 @@ def _fidelity_advice(spec: Spec, message: str) -> str:
     """A period problem of a fidelity whose period is fixed (the screen's whole month): not "use longer periods"."""
     if spec.fidelity.data != LAST_MONTH or LONGER_PERIODS not in message:
         return message
-    return (message.replace(LONGER_PERIODS, "the screen is one whole month of data: a shorter ")
-            + " could fit it, or tune without the screen (--quick, search.promote)")
+    return message.replace(LONGER_PERIODS, "the screen is one whole month of data: a shorter validation, lookback "
+                           "or horizon could fit it, or tune without the screen (--quick, search.promote)")
 
 
 def data_report(spec: Spec, frame: pd.DataFrame) -> dict[str, Any]:
