@@ -307,3 +307,51 @@ def test_fit_months_fits_every_validation_setting_the_search_tries(write_spec: A
     assert out.returncode == 0, out.stderr
     # 6 months would do for validation 0.1 (about 130 training windows), not for 0.4 (about 75)
     assert '"months": 9,' in out.stdout and "validation 0.1 or 0.4)" in out.stderr and "warning" not in out.stderr
+
+
+def test_auto_says_when_the_finalists_made_another_config_the_best_and_where_its_lr_sits() -> None:
+    # with early stopping the rounds decide on the configs that ran every period by then; the finalists complete
+    # stopped ones after the last round: one that became the best, its lr at its round's top, was not said
+    import dataclasses
+
+    from hpt.rows import result_row, rows_frame
+    from hpt.scheduling.auto import AutoScheduler
+    from hpt.scheduling.base import DONE
+    from hpt.spec import parse_spec
+    from hpt.spec.objects import Distribution
+    from hpt.trial import Status, Trial, TrialResult
+
+    spec = parse_spec(tiny_spec(parameters={"lr": {"loguniform": [0.001, 0.1]}},
+                                search={"strategy": "random", "max_trials": 3, "seed": 0}))
+
+    def make_round(n: int, lr_range: tuple[float, float]) -> Any:
+        return expand(dataclasses.replace(spec, parameters={"lr": Distribution("loguniform", *lr_range)}),
+                      tags={"round": n})
+
+    said: list[str] = []
+    auto = AutoScheduler(make_round, (0.001, 0.1), 1, "val_mse", said.append)
+    trials = []
+    while isinstance(nxt := auto.suggest(), Trial):
+        trials.append(nxt)
+    by_lr = sorted({t.config_id: float(t.params["lr"]) for t in trials}.items(), key=lambda kv: kv[1])
+    middle, top = by_lr[1][0], by_lr[-1][0]
+    results = []
+    for t in trials:  # the middle lr ran every period; the top one was stopped in its first (early stopping)
+        status = Status.PRUNED if t.config_id == top else Status.OK
+        results.append(TrialResult(t, status, {"val_mse": 0.5 if t.config_id == middle else 0.9}, started_at="a",
+                                   finished_at="b"))
+    for r in results:
+        auto.on_result(r)
+    assert auto.suggest() is DONE and said[-1].startswith("auto: best lr ")
+    # then the finalists complete the top one, which beats the middle one in every period
+    finalist = [TrialResult(t, Status.OK, {"val_mse": 0.2}, started_at="c", finished_at="d") for t in trials
+                if t.config_id == top]
+    rows = rows_frame([result_row(r, "run", ("val_mse",)) for r in [*results, *finalist]
+                       if not (r.trial.config_id == top and r.status is Status.PRUNED)])
+    low, high = 0.001, 0.1
+    moved = next_range(low, high, by_lr[-1][1])
+    (line,) = auto.report(rows)
+    assert line.startswith(f"auto: the finalists made config {top} (lr {by_lr[-1][1]:.4g}) the best after the rounds "
+                           f"had decided on {middle} (lr {by_lr[1][1]:.4g}); "), line
+    assert line.endswith(f"round 1's range {low:g}..{high:g}: hpt auto --lr-range {moved[0]:g} {moved[1]:g} tries "
+                         "beyond it" if moved else f"its lr lies inside round 1's range {low:g}..{high:g}"), line

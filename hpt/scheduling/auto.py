@@ -11,6 +11,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pandas as pd
+
 from hpt.progress import format_value, plural
 from hpt.rows import result_row, rows_frame
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
@@ -52,15 +54,19 @@ class AutoScheduler(Scheduler):
         self._finished = False
         self._skipped = 0  # in the rounds before this one
         self.skipped = 0
+        self._ranges: dict[int, LrRange] = {}  # each round's lr range
+        self._all_ids: set[str] = set()  # the trials of every round
+        self._decided: tuple[str, float] | None = None  # the config (and lr) the last round's decision rested on
         self._start_round(lr_range)
 
     def _start_round(self, lr_range: LrRange) -> None:
         self.round += 1
-        self.lr_range = lr_range
+        self.lr_range = self._ranges[self.round] = lr_range
         plan = self.make_round(self.round, lr_range)
         self._inner = PlanScheduler(plan)
         self._inner.restore(self._restored)
         self._ids = set(plan.trial_ids())
+        self._all_ids |= self._ids
         self._announced = False
 
     def describe(self) -> str:
@@ -115,6 +121,7 @@ class AutoScheduler(Scheduler):
             self._finished = True
             return
         best_lr = float(best.params["lr"])
+        self._decided = (best.config_id, best_lr)
         moved = next_range(low, high, best_lr)
         if moved is None:
             self.say(f"auto: best lr {format_value(best_lr)} lies inside {low:g}..{high:g}; done")
@@ -129,6 +136,29 @@ class AutoScheduler(Scheduler):
         self.say(f"auto: best lr {format_value(best_lr)} sits at the {side} of {low:g}..{high:g}; "
                  f"round {self.round + 1} moves the range to {moved[0]:g}..{moved[1]:g}")
         self._start_round(moved)
+
+    def report(self, rows: pd.DataFrame) -> list[str]:
+        """With early stopping the rounds decide on the configs that ran every period by then; the finalists, run
+        after the last round, complete stopped ones. One that became the best is said, with where its lr sits in
+        its round's range (the rounds' move would have gone on from an edge)."""
+        from hpt.results import best_config
+
+        if self._decided is None or rows.empty:
+            return []
+        mine = rows[rows["trial_id"].astype(str).isin(self._all_ids)]
+        best = best_config(mine, self.objective)
+        if best is None or best.config_id == self._decided[0] or "lr" not in best.params:
+            return []
+        lr = float(best.params["lr"])
+        rounds = pd.to_numeric(mine.loc[mine["config_id"].astype(str) == best.config_id, "round"], errors="coerce")
+        round_no = int(rounds.dropna().iloc[0]) if "round" in mine and rounds.notna().any() else self.round
+        low, high = self._ranges.get(round_no, self.lr_range)
+        moved = next_range(low, high, lr)
+        where = f"its lr lies inside round {round_no}'s range {low:g}..{high:g}" if moved is None else \
+            (f"its lr sits at the {'top' if moved[0] > low else 'bottom'} of round {round_no}'s range {low:g}..{high:g}: "
+             f"hpt auto --lr-range {moved[0]:g} {moved[1]:g} tries beyond it")
+        return [f"auto: the finalists made config {best.config_id} (lr {format_value(lr)}) the best after the rounds "
+                f"had decided on {self._decided[0]} (lr {format_value(self._decided[1])}); {where}"]
 
     def on_result(self, result: TrialResult) -> None:
         tid = result.trial.trial_id

@@ -78,8 +78,10 @@ class Scheduler:
 
     def report(self, rows: pd.DataFrame) -> list[str]:
         """Lines for the end of the run's summary, given every trial row at the location (promotion: how well
-        its screen ranked the promoted configs); a wrapper around other schedulers passes theirs on."""
-        return []
+        its screen ranked the promoted configs); a wrapper around another scheduler (its ``inner``) passes its
+        lines on."""
+        inner = getattr(self, "inner", None)
+        return inner.report(rows) if isinstance(inner, Scheduler) else []
 
 
 def stops_early(spec: Spec) -> bool:
