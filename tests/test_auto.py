@@ -355,3 +355,15 @@ def test_auto_says_when_the_finalists_made_another_config_the_best_and_where_its
                            f"had decided on {middle} (lr {by_lr[1][1]:.4g}); "), line
     assert line.endswith(f"round 1's range {low:g}..{high:g}: hpt auto --lr-range {moved[0]:g} {moved[1]:g} tries "
                          "beyond it" if moved else f"its lr lies inside round 1's range {low:g}..{high:g}"), line
+    # no config ran every period in the round (every one stopped): that ends the rounds, and the finalists decide
+    said.clear()
+    alone = AutoScheduler(make_round, (0.001, 0.1), 1, "val_mse", said.append)
+    started = []
+    while isinstance(nxt := alone.suggest(), Trial):
+        started.append(nxt)
+    for t in started:
+        alone.on_result(TrialResult(t, Status.PRUNED, {"val_mse": 0.9}, started_at="a", finished_at="b"))
+    assert alone.suggest() is DONE and said[-1].endswith("; stopping")
+    (line,) = alone.report(rows)
+    assert line.startswith(f"auto: the finalists made config {top} (lr {by_lr[-1][1]:.4g}) the best after no round "
+                           "had a config ranked over every period; "), line

@@ -143,11 +143,11 @@ class AutoScheduler(Scheduler):
         its round's range (the rounds' move would have gone on from an edge)."""
         from hpt.results import best_config
 
-        if self._decided is None or rows.empty:
+        if rows.empty:
             return []
         mine = rows[rows["trial_id"].astype(str).isin(self._all_ids)]
         best = best_config(mine, self.objective)
-        if best is None or best.config_id == self._decided[0] or "lr" not in best.params:
+        if best is None or (self._decided and best.config_id == self._decided[0]) or "lr" not in best.params:
             return []
         lr = float(best.params["lr"])
         rounds = pd.to_numeric(mine.loc[mine["config_id"].astype(str) == best.config_id, "round"], errors="coerce")
@@ -157,8 +157,10 @@ class AutoScheduler(Scheduler):
         where = f"its lr lies inside round {round_no}'s range {low:g}..{high:g}" if moved is None else \
             (f"its lr sits at the {'top' if moved[0] > low else 'bottom'} of round {round_no}'s range {low:g}..{high:g}: "
              f"hpt auto --lr-range {moved[0]:g} {moved[1]:g} tries beyond it")
-        return [f"auto: the finalists made config {best.config_id} (lr {format_value(lr)}) the best after the rounds "
-                f"had decided on {self._decided[0]} (lr {format_value(self._decided[1])}); {where}"]
+        before = "no round had a config ranked over every period" if self._decided is None else \
+            f"the rounds had decided on {self._decided[0]} (lr {format_value(self._decided[1])})"
+        return [f"auto: the finalists made config {best.config_id} (lr {format_value(lr)}) the best after {before}; "
+                f"{where}"]
 
     def on_result(self, result: TrialResult) -> None:
         tid = result.trial.trial_id
