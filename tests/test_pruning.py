@@ -232,6 +232,16 @@ def test_a_search_too_small_for_early_stopping_or_racing_to_do_anything_is_warne
             "save): add periods") in capsys.readouterr().out
 
 
+def test_no_trial_waits_at_the_first_rung_for_more_trials_than_the_search_has(write_spec: Any, tmp_path: Path) -> None:
+    # min_trials 6 with 6 trials in all: no trial can ever have 6 others; each waited at its first rung, then ran
+    # again once the search had started its last trial (twice the result lines, and no decision)
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_trials": 6}},
+                     parameters={"lr": LRS[:3], "hidden_size": [8]})
+    summary, backend = run(spec, tmp_path / "res", falling)
+    assert summary.counts == {"ok": 6} and len([what for what, _ in backend.log if what == "submit"]) == 6
+    assert not [r for r in trial_row_objects(tmp_path / "res") if "waits" in str(r.get("error") or "")]
+
+
 def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_epoch(
         write_spec: Any, cli: Any, tmp_path: Path, capsys: Any) -> None:
     """Turning early stopping off and running again completes the configs it had stopped: a pruned row is not done

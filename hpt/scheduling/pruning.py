@@ -637,9 +637,13 @@ class Pruning(Scheduler):
         meanwhile, and is judged at that rung, by its value there, as soon as they have got there. (Waiting at every
         rung, as the first, stopped too many: benchmarks/README.md.)"""
         t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
-        if epoch == self._rungs[0] and tid not in self._rerun and self.inner.remaining() != 0:
+        more = self.inner.remaining()
+        if epoch == self._rungs[0] and tid not in self._rerun and more != 0:
             peers = self._peers(t, epoch)
-            if peers < self.stopping.evidence:
+            # not when the trials still to come (of any period) and those running could not bring the evidence: the
+            # wait would end with the search, judged by nobody (early_stopping.min_trials above the search's size)
+            if peers < self.stopping.evidence and (more is None or peers + more + len(self._live) - 1
+                                                   >= self.stopping.evidence):
                 self._stopping.add(tid)
                 self._pausing.add(tid)
                 return (f"pruned at epoch {epoch} (rung 0: {WAITS} for {self.stopping.evidence} other trials of its "
