@@ -343,6 +343,7 @@ def test_auto_says_when_the_finalists_made_another_config_the_best_and_where_its
     for r in results:
         auto.on_result(r)
     assert auto.suggest() is DONE and said[-1].startswith("auto: best lr ")
+    decided = said[-1]
     # then the finalists complete the top one, which beats the middle one in every period
     finalist = [TrialResult(t, Status.OK, {"val_mse": 0.2}, started_at="c", finished_at="d") for t in trials
                 if t.config_id == top]
@@ -367,3 +368,14 @@ def test_auto_says_when_the_finalists_made_another_config_the_best_and_where_its
     (line,) = alone.report(rows)
     assert line.startswith(f"auto: the finalists made config {top} (lr {by_lr[-1][1]:.4g}) the best after no round "
                            "had a config ranked over every period; "), line
+    # run again at that location, the rounds replay their decisions from the rows there: the finalist rows (the
+    # stage after the last round) are left out of them, or the replay would decide otherwise than the run did
+    said.clear()
+    replay = AutoScheduler(make_round, (0.001, 0.1), 1, "val_mse", said.append)
+    stored = {r.trial.trial_id: result_row(r, "run", ("val_mse",)) for r in results}
+    stored.update({r.trial.trial_id: {**result_row(r, "run", ("val_mse",)), "finalist": 1} for r in finalist})
+    replay.restore(stored)
+    while isinstance(replay.suggest(), Trial):
+        pass
+    assert replay.suggest() is DONE
+    assert said[-1] == decided, said

@@ -16,6 +16,7 @@ import pandas as pd
 from hpt.progress import format_value, plural
 from hpt.rows import result_row, rows_frame
 from hpt.scheduling.base import DONE, WAIT, Curves, Scheduler, Suggestion
+from hpt.scheduling.finalists import FINALIST
 from hpt.scheduling.plan import PlanScheduler
 from hpt.search import TrialPlan
 from hpt.trial import Trial, TrialResult
@@ -103,15 +104,19 @@ class AutoScheduler(Scheduler):
         assert self._inner is not None
         plan = self._inner.plan
         low, high = self.lr_range
+        done = f"; {plural(self._inner.skipped, 'trial')} of it already done" if self.round > 1 and \
+            self._inner.skipped else ""  # round 1's are on the run's first lines ("skipping ...")
         self.say(f"auto round {self.round}/{self.rounds}: {plan.spec.architecture}, lr {low:g}..{high:g} (log), "
                  f"{plural(len(plan.configs), 'config')} x {plural(len(plan.periods), 'period')}"
-                 + (f" ({plan.fidelity.name} {plan.fidelity.purpose})" if plan.fidelity.purpose else ""))
+                 + (f" ({plan.fidelity.name} {plan.fidelity.purpose})" if plan.fidelity.purpose else "") + done)
         self._announced = True
 
     def _decide(self) -> None:
         from hpt.results import best_config, why_no_best
 
-        rows = rows_frame({**self._restored, **self._rows}.values(), self._ids)
+        # the rounds' own trials: a finalist row (from the stage after the last round, when resuming) was not there
+        # when the round first decided, and the replay decides as it did
+        rows = rows_frame([r for r in {**self._restored, **self._rows}.values() if not r.get(FINALIST)], self._ids)
         plan = self._inner.plan if self._inner is not None else None
         planned = {plan.fidelity.name: [p.label for p in plan.periods]} if plan is not None else None
         best = best_config(rows, self.objective, planned=planned)
