@@ -69,6 +69,10 @@ def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
 
 def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, round_no: int = 1) -> Spec:
     """The spec of one round: the base's data, periods and training, the auto strategy's search space."""
+    if req.lr_range is not None and not 0 < req.lr_range[0] < req.lr_range[1]:
+        raise InputError(f"--lr-range: expected 0 < LOW < HIGH, got {req.lr_range[0]:g} {req.lr_range[1]:g}")
+    if (req.target or req.time_column) and not req.data:
+        raise InputError("--target and --time-column name the columns of --data: give --data too")
     doc, base_dir, source = _base_document(req)
     arch = get_architecture(req.arch, base_dir or Path.cwd())  # a builder module next to the spec or here
     doc = dict(doc)
@@ -110,8 +114,6 @@ def run_auto(req: AutoRequest, options: RunOptions, reporter: Reporter) -> RunSu
     early when the best lr lies inside its range."""
     if req.trials < 2:
         raise InputError("--trials must be at least 2")
-    if req.lr_range is not None and not 0 < req.lr_range[0] < req.lr_range[1]:
-        raise InputError(f"--lr-range: expected 0 < LOW < HIGH, got {req.lr_range[0]:g} {req.lr_range[1]:g}")
     spec = auto_spec(req, req.lr_range)
     lr = spec.parameters["lr"]
     lr_range = (float(lr.low), float(lr.high))  # type: ignore[union-attr]

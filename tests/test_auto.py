@@ -136,6 +136,11 @@ def test_auto_bad_input() -> None:
     assert out.returncode == 2 and 'unknown architecture "transformerz"; known: mlp, lstm' in out.stderr
     out = cli_here("auto", "--arch", "lstm", "--data", "x.csv", "--dry-run")
     assert out.returncode == 2 and "--data needs --target and --time-column" in out.stderr
+    out = cli_here("auto", "--arch", "lstm", "--target", "y", "--dry-run")  # without --data it went unread
+    assert out.returncode == 2 and out.stderr.splitlines() == [
+        "hpt: error: --target and --time-column name the columns of --data: give --data too"], out.stderr
+    out = cli_here("auto", "--arch", "lstm", "--lr-range", "0", "2", "--dry-run")  # said as a spec's loguniform
+    assert out.returncode == 2 and out.stderr.splitlines()[-1] == "hpt: error: --lr-range: expected 0 < LOW < HIGH, got 0 2"
     # a bundled file by its demo: name, as a spec's data.path takes it (it was looked for in the current folder)
     out = cli_here("auto", "--arch", "mlp", "--data", "demo:electricity_hourly.csv", "--target", "y", "--time-column",
                    "ts", "--dry-run")

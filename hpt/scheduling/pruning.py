@@ -690,7 +690,7 @@ class Pruning(Scheduler):
 
     def _where(self, t: optuna.trial.Trial) -> str:
         if self.stopping.kind == "median":
-            return "below the median of its period"
+            return "worse than the median of its period"
         attrs = t.study.get_trials(deepcopy=False)[t.number].system_attrs
         done = [int(k.rsplit("_", 1)[1]) for k in attrs if k.startswith("completed_rung_")]
         return f"rung {max(done)}" if done else "rung 0"
