@@ -373,7 +373,7 @@ def plan(spec_path: str, sink: str | None, limit: int, quick: bool, today: date 
     \b
     Examples:
       hpt plan specs/lstm.json --limit 5
-      hpt plan specs/auto-periods.json --today 2026-12-01
+      hpt plan specs/lstm.json --quick --today 2014-06-01   the screen of May 2014
     """
     from hpt.spec import load_spec
 
