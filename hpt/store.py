@@ -78,6 +78,7 @@ class ResultStore:
         # results.csv as this store last read or wrote it, its version and its text rows (None: not parsed yet)
         self._csv: tuple[bytes, str, dict[str, dict[str, Any]] | None] | None = None
         self._lines: TypedLines | None = None  # results.csv's ok lines, typed
+        self._damaged = False  # results.csv was there and not a table of rows
         self._typed: dict[str, dict[str, Any]] = {}  # ... their rows, by trial id
         self.objects_read = 0  # row objects read by rows(): what a run with nothing left to train reads
         self._lock = threading.Lock()
@@ -101,6 +102,9 @@ class ResultStore:
         if self._rows is None:
             keys = self.sink.list(layout.ROWS)
             done = {} if self.replace_ok else self._ok_lines()
+            if self._damaged and keys:  # hpt's own file, damaged (someone else's, beside no rows, is not rebuilt)
+                log.warning("warning: %s is damaged (not a table of rows); it is rebuilt from rows/, the record of "
+                            "truth", self.sink.url(RESULTS_CSV))
             ids = layout.ids_of(keys, layout.ROWS)
             rows = self._read_rows(keys, {key: done[tid] for tid, key in ids.items() if tid in done})
             with self._lock:
@@ -137,6 +141,7 @@ class ResultStore:
         with bulk():  # the lines' lists are made and gone before the garbage collector runs again
             table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
             if table is None:
+                self._damaged = True
                 return {}
             header, lines = table
             status = header.index("status") if "status" in header else None

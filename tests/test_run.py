@@ -322,6 +322,8 @@ def test_a_folder_holding_a_results_csv_hpt_did_not_write_is_refused_and_left_as
     (mine / "results.csv").write_text("garbage\n")
     again = cli_here("run", str(spec), "--sink", str(mine), "--workers", "1")
     assert again.returncode == 0 and "skipping 2 trials already done" in again.stdout, again.stdout + again.stderr
+    assert f"hpt: warning: {mine / 'results.csv'} is damaged (not a table of rows); it is rebuilt from rows/, the " \
+        "record of truth" in again.stderr.splitlines(), again.stderr
     assert len(_trials(_csv(mine))) == 2
 
 
