@@ -96,6 +96,12 @@ def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, rou
     if dropped and round_no == 1:
         log.info("auto tunes %s; ignoring the base spec's parameters %s (one-value lists are kept)",
                  ", ".join(LR_FAMILY), ", ".join(dropped))
+    base_search = doc.get("search")
+    unread = [k for k in base_search if k not in ("strategy", "max_trials", "seed")] if isinstance(base_search, dict) \
+        else []
+    if unread and round_no == 1:  # the rounds' search is auto's own: --trials, --seed, --early-stopping
+        log.info("auto searches with its own settings (--trials, --seed, --early-stopping); ignoring the base spec's "
+                 "search.%s", ", search.".join(unread))
     if lr_range is not None:
         kept["lr"] = {"loguniform": list(lr_range)}
     doc.update(

@@ -147,6 +147,15 @@ def test_auto_bad_input() -> None:
     assert out.returncode == 0 and "file not found" not in out.stderr, out.stderr
 
 
+def test_auto_says_which_search_settings_of_its_base_spec_it_does_not_use(write_spec: Any) -> None:
+    base = write_spec(tiny_spec(search={"strategy": "grid", "seed": 0, "race": True, "early_stopping": "asha"},
+                                parameters={"lr": [0.001, 0.01], "hidden_size": [8]}))
+    out = cli_here("auto", "--arch", "mlp", "--spec", str(base), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert ("hpt: auto searches with its own settings (--trials, --seed, --early-stopping); ignoring the base spec's "
+            "search.race, search.early_stopping") in out.stderr.splitlines(), out.stderr
+
+
 def test_compare_rankings() -> None:
     rows = []
     for i, (q, f) in enumerate([(0.1, 1.0), (0.2, 2.0), (0.3, 3.0), (0.4, 5.0), (0.5, 4.0)]):

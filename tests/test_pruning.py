@@ -227,6 +227,9 @@ def test_a_search_too_small_for_early_stopping_or_racing_to_do_anything_is_warne
     run(spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_trials": 2}},
                   parameters={"lr": LRS[:3], "hidden_size": [8]}), tmp_path / "two", falling)  # judged against 2
     assert "warning: early stopping cannot" not in capsys.readouterr().out
+    many = spec_with(write_spec, {"early_stopping": "asha", "finalists": 10})  # 6 configs
+    assert ("warning: search.finalists 10 is more than the 6 configs this search has: at most 6 can be completed"
+            in cli("plan", str(many.source)).stdout)
     run(spec_with(write_spec, {"race": True}), tmp_path / "race", falling)  # 2 periods
     assert ("warning: racing cannot drop any config with 2 periods (its tests need 3 periods, and a period left to "
             "save): add periods") in capsys.readouterr().out

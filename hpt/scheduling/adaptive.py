@@ -83,6 +83,9 @@ def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
         out.append(f"warning: early stopping cannot stop any trial here: a trial is judged only once "
                    f"{plural(stopping.evidence, 'other trial')} of its period got as far (early_stopping.min_trials), "
                    f"and this search has {plural(configs, 'config')}; tune more configs or lower min_trials")
+    if (stopping is not None or s.race) and s.finalists > configs:
+        out.append(f"warning: search.finalists {s.finalists} is more than the {plural(configs, 'config')} this search "
+                   f"has: at most {configs} can be completed")
     if s.promote is not None and s.promote.count(configs) >= configs and spec.fidelity == FULL:  # not --quick
         out.append(f"warning: search.promote promotes every one of the {plural(configs, 'config')}: the screen ranks "
                    "them and then all run at full fidelity, which costs more than a run without promotion; "
