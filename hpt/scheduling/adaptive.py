@@ -23,6 +23,7 @@ from hpt.scheduling.budget import Budgeted
 from hpt.scheduling.pruning import Pruning, checkpoint_rungs, max_epochs, stopping_text
 from hpt.scheduling.warm import WarmStart
 from hpt.spec import Spec
+from hpt.spec.search import FINALISTS
 from hpt.trial import Status
 
 __all__ = ["adapt", "again_text", "idle_warnings", "outline", "rows_to_resume", "stops_early"]
@@ -83,7 +84,7 @@ def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
         out.append(f"warning: early stopping cannot stop any trial here: a trial is judged only once "
                    f"{plural(stopping.evidence, 'other trial')} of its period got as far (early_stopping.min_trials), "
                    f"and this search has {plural(configs, 'config')}; tune more configs or lower min_trials")
-    if (stopping is not None or s.race) and s.finalists > configs:
+    if (stopping is not None or s.race) and s.finalists > max(configs, FINALISTS):  # the default 3: no news
         out.append(f"warning: search.finalists {s.finalists} is more than the {plural(configs, 'config')} this search "
                    f"has: at most {configs} can be completed")
     if s.promote is not None and s.promote.count(configs) >= configs and spec.fidelity == FULL:  # not --quick
