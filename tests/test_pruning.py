@@ -235,10 +235,13 @@ def test_a_search_too_small_for_early_stopping_or_racing_to_do_anything_is_warne
             "save): add periods") in capsys.readouterr().out
 
 
-def test_no_trial_waits_at_the_first_rung_for_more_trials_than_the_search_has(write_spec: Any, tmp_path: Path) -> None:
-    # min_trials 6 with 6 trials in all: no trial can ever have 6 others; each waited at its first rung, then ran
-    # again once the search had started its last trial (twice the result lines, and no decision)
-    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_trials": 6}},
+@pytest.mark.parametrize("min_trials", [6, 3])
+def test_no_trial_waits_at_the_first_rung_for_more_trials_than_the_search_has(write_spec: Any, tmp_path: Path,
+                                                                               min_trials: int) -> None:
+    # 3 configs x 2 periods: a period has 2 other trials, so no trial can ever have min_trials (3, 6) others; each
+    # waited at its first rung, then ran again once the search had started its last trial (twice the result
+    # lines, and no decision)
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_trials": min_trials}},
                      parameters={"lr": LRS[:3], "hidden_size": [8]})
     summary, backend = run(spec, tmp_path / "res", falling)
     assert summary.counts == {"ok": 6} and len([what for what, _ in backend.log if what == "submit"]) == 6

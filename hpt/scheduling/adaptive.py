@@ -26,11 +26,13 @@ from hpt.spec import Spec
 from hpt.spec.search import FINALISTS
 from hpt.trial import Status
 
-__all__ = ["adapt", "again_text", "idle_warnings", "outline", "rows_to_resume", "stops_early"]
+__all__ = ["adapt", "again_text", "idle_warnings", "outline", "rows_to_resume", "stopping_idle", "stops_early"]
 
 
-def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None) -> Scheduler:
-    """`scheduler` with the spec's early stopping and budget around it."""
+def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None,
+          configs: int | None = None) -> Scheduler:
+    """`scheduler` with the spec's early stopping and budget around it; `configs`, when the search's size is known,
+    tells early stopping whether a rung can ever judge a trial."""
     s = spec.search
     book, standing = None, None
     finalists = _has_finalists(spec)
@@ -40,7 +42,8 @@ def adapt(scheduler: Scheduler, spec: Spec, say: Callable[[str], None], warm: Wa
         scheduler = DataRungs(scheduler, spec, say)
         standing = scheduler.standing
     elif s.early_stopping is not None:
-        scheduler = Pruning(scheduler, spec, say, warm, keep_stopped=finalists)
+        scheduler = Pruning(scheduler, spec, say, warm, keep_stopped=finalists,
+                            idle=configs is not None and stopping_idle(spec, configs))
         book = scheduler.book
     if s.race:
         from hpt.scheduling.race import Race
@@ -80,7 +83,7 @@ def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
     few periods to drop any config (with `racing`: ``hpt plan``'s race line says it already)."""
     s, out = spec.search, []
     stopping = s.early_stopping
-    if stopping is not None and not s.warm_start and configs - 1 < stopping.evidence:
+    if stopping is not None and stopping_idle(spec, configs):
         out.append(f"warning: early stopping cannot stop any trial here: a trial is judged only once "
                    f"{plural(stopping.evidence, 'other trial')} of its period got as far (early_stopping.min_trials), "
                    f"and this search has {plural(configs, 'config')}; tune more configs or lower min_trials")
@@ -98,6 +101,13 @@ def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
             out.append(f"warning: racing cannot drop any config with {plural(len(spec.periods), 'period')} (its tests "
                        f"need {first_drop()} periods, and a period left to save): add periods")
     return out
+
+
+def stopping_idle(spec: Spec, configs: int) -> bool:
+    """Whether early stopping can never judge a trial: a period has fewer other trials (`configs` x the seeds of
+    training.repeats) than `min_trials`, and no warm-start trials to count."""
+    stopping = spec.search.early_stopping
+    return stopping is not None and not spec.search.warm_start and configs * spec.repeats - 1 < stopping.evidence
 
 
 def _has_finalists(spec: Spec) -> bool:

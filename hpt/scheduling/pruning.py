@@ -350,9 +350,10 @@ class Pruning(Scheduler):
     """
 
     def __init__(self, inner: Scheduler, spec: Spec, say: Callable[[str], None], warm: WarmStart | None = None,
-                 keep_stopped: bool = False) -> None:
+                 keep_stopped: bool = False, idle: bool = False) -> None:
         """`keep_stopped`: keep every stopped trial's checkpoint in :attr:`book` (a finalist stage takes them);
-        otherwise only those of trials waiting at asha's first rung, which run again from it."""
+        otherwise only those of trials waiting at asha's first rung, which run again from it. `idle`: no rung can
+        ever judge a trial (too few configs for min_trials): none waits at the first rung for it."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -371,6 +372,7 @@ class Pruning(Scheduler):
         self._stopping: set[str] = set()  # told to stop: later epochs are not reported
         self._rungs = rungs(self.stopping, self.max_epochs) if self.stopping.kind == "asha" else []
         self.keep_stopped = keep_stopped
+        self.idle = idle
         self._keep_at = checkpoint_rungs(self.stopping, self.max_epochs) if keep_stopped else tuple(self._rungs[:1])
         self.book = Checkpoints()  # stopped trials' training state at their last rung: the finalists go on from it too
         self._unjudged: dict[str, list[int]] = {}  # trial id -> asha rungs (epochs) it passed before min_trials got there
@@ -638,7 +640,7 @@ class Pruning(Scheduler):
         rung, as the first, stopped too many: benchmarks/README.md.)"""
         t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
         more = self.inner.remaining()
-        if epoch == self._rungs[0] and tid not in self._rerun and more != 0:
+        if epoch == self._rungs[0] and tid not in self._rerun and more != 0 and not self.idle:
             peers = self._peers(t, epoch)
             # not when the trials still to come (of any period) and those running could not bring the evidence: the
             # wait would end with the search, judged by nobody (early_stopping.min_trials above the search's size)

@@ -61,4 +61,4 @@ def make_scheduler(spec: Spec, say: Say | None = None, location: str | None = No
             return screen_scheduler(spec, say)
         return Promote(spec, quick_spec(spec), say)
     warm = load_warm_start(spec, say, location) if spec.search.warm_start else None
-    return adapt(BUILDERS[spec.search.strategy](spec, say, warm), spec, say, warm)
+    return adapt(BUILDERS[spec.search.strategy](spec, say, warm), spec, say, warm, configs)
