@@ -611,6 +611,11 @@ def test_stopped_trials_that_run_again_go_on_from_their_last_rung_to_the_same_ro
     finalists = went_on[went_on["finalist"] == 1]  # stopped at a rung, completed as finalists from there
     assert (len(waited) >= 1 if kind == "asha" else waited.empty) and (waited["resumed_epoch"] == 1).all()
     assert len(finalists) >= 1 and finalists["resumed_epoch"].isin([1, 3]).all()
+    if kind == "hyperband":  # judged within its bracket, by Optuna's pruner: the trials' lines say so
+        reasons = re.findall(r"  (pruned at epoch \d+ \(rung [^)]*\))  ", out)
+        assert reasons and all(re.fullmatch(r"pruned at epoch \d+ \(rung \d+ of its hyperband bracket, behind \d+ of "
+                                            r"\d+ trials of its period\)", r) for r in reasons
+                               if "its config" not in r), reasons
     assert re.search(rf"^finalists: .*; {len(finalists)} go(es)? on from the rung where early stopping stopped (it|them) "
                      r"\(epochs? [13](, 3)?\)$", out, re.M), out
     for r in waited.itertuples():

@@ -695,7 +695,8 @@ class Pruning(Scheduler):
             return "worse than the median of its period"
         attrs = t.study.get_trials(deepcopy=False)[t.number].system_attrs
         done = [int(k.rsplit("_", 1)[1]) for k in attrs if k.startswith("completed_rung_")]
-        return f"rung {max(done)}" if done else "rung 0"
+        rung = f"rung {max(done)}" if done else "rung 0"
+        return f"{rung} of its hyperband bracket" if self.stopping.kind == "hyperband" else rung  # judged within it
 
     def on_result(self, result: TrialResult) -> None:
         import optuna
