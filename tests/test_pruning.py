@@ -666,3 +666,16 @@ def test_hpt_plan_shows_a_trial_waiting_at_the_first_rung_as_undecided(write_spe
                          "on)"), line
     assert "stopped in another period" not in done.stdout and "(pruned)" not in done.stdout, done.stdout
     assert done.stdout.splitlines()[-1] == f"results: {tmp_path / 'res'}"  # nothing done yet
+
+
+def test_the_counts_estimate_allows_only_for_finalists_that_can_still_be(write_spec: Any, tmp_path: Path,
+                                                                         capsys: Any) -> None:
+    # 6 configs x 2 periods that all run every period (min_trials 20: nothing is judged): the count kept a
+    # finalist stage's 3 configs x 2 periods in it to the end ([11/~18]), though at most the last trial's config
+    # could still lack a period
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "asha", "min_trials": 20}})
+    run(spec, tmp_path / "res", falling)
+    counts = re.findall(r"^\[\s*(\d+)/(~?\d+)\]", capsys.readouterr().out, re.M)
+    assert counts[0] == ("1", "~18") and counts[-1] == ("12", "12"), counts
+    assert counts[-2] == ("11", "~16"), counts  # the last trial, and for finalists its config (it lacks a period)
+    # and one more (a trial still to come may be of another config): 2 configs x 2 periods, not 3

@@ -277,7 +277,13 @@ class Finalists(Scheduler):
         if self._queue is not None:
             return len(self._queue)
         inner = self.inner.remaining()
-        return None if inner is None else inner + self.count * self._per_config
+        if inner is None:
+            return None
+        # at most `count` configs complete their periods: of those that lack an ok period, may lack one (a trial
+        # runs, or is still to come), and no more than that
+        oks = self._oks()
+        lacking = len({s.config_id for s in self._seen.values() if oks[s.config_id] < self._per_config})
+        return inner + min(self.count, lacking + len(self._running) + inner) * self._per_config
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._queue is None:
