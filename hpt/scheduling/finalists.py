@@ -280,10 +280,13 @@ class Finalists(Scheduler):
         if inner is None:
             return None
         # at most `count` configs complete their periods: of those that lack an ok period, may lack one (a trial
-        # runs, or is still to come), and no more than that
-        oks = self._oks()
-        lacking = len({s.config_id for s in self._seen.values() if oks[s.config_id] < self._per_config})
-        return inner + min(self.count, lacking + len(self._running) + inner) * self._per_config
+        # runs, or is still to come), and no more than that; the seen ones are counted only near the search's end
+        # (this runs after every result: a scan of them each time would grow with the run)
+        maybe = len(self._running) + inner
+        if maybe < self.count:
+            oks = self._oks()
+            maybe += len({s.config_id for s in self._seen.values() if oks[s.config_id] < self._per_config})
+        return inner + min(self.count, maybe) * self._per_config
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._queue is None:

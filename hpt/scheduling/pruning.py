@@ -639,8 +639,8 @@ class Pruning(Scheduler):
         meanwhile, and is judged at that rung, by its value there, as soon as they have got there. (Waiting at every
         rung, as the first, stopped too many: benchmarks/README.md.)"""
         t.should_prune()  # Optuna's pruner records the rungs the trial reached (its rows are rebuilt the same way)
-        more = self.inner.remaining()
-        if epoch == self._rungs[0] and tid not in self._rerun and more != 0 and not self.idle:
+        if epoch == self._rungs[0] and tid not in self._rerun and not self.idle \
+                and (more := self.inner.remaining()) != 0:  # asked at the first rung only: on_progress is per epoch
             peers = self._peers(t, epoch)
             # not when the trials still to come (of any period) and those running could not bring the evidence: the
             # wait would end with the search, judged by nobody (early_stopping.min_trials above the search's size)
