@@ -56,7 +56,7 @@ class AutoScheduler(Scheduler):
         self._skipped = 0  # in the rounds before this one
         self.skipped = 0
         self._ranges: dict[int, LrRange] = {}  # each round's lr range
-        self._all_ids: set[str] = set()  # the trials of every round
+        self._round_of: dict[str, int] = {}  # the trials of every round: trial id -> its round
         self._decided: tuple[str, float] | None = None  # the config (and lr) the last round's decision rested on
         self._start_round(lr_range)
 
@@ -67,7 +67,7 @@ class AutoScheduler(Scheduler):
         self._inner = PlanScheduler(plan)
         self._inner.restore(self._restored)
         self._ids = set(plan.trial_ids())
-        self._all_ids |= self._ids
+        self._round_of.update(dict.fromkeys(self._ids - self._round_of.keys(), self.round))
         self._announced = False
 
     def describe(self) -> str:
@@ -150,14 +150,13 @@ class AutoScheduler(Scheduler):
 
         if rows.empty:
             return []
-        mine = rows[rows["trial_id"].astype(str).isin(self._all_ids)]
+        mine = rows[rows["trial_id"].astype(str).isin(self._round_of.keys())]
         best = best_config(mine, self.objective)
         if best is None or (self._decided and best.config_id == self._decided[0]) or "lr" not in best.params:
             return []
         lr = float(best.params["lr"])
-        rounds = pd.to_numeric(mine.loc[mine["config_id"].astype(str) == best.config_id, "round"], errors="coerce")
-        round_no = int(rounds.dropna().iloc[0]) if "round" in mine and rounds.notna().any() else self.round
-        low, high = self._ranges.get(round_no, self.lr_range)
+        round_no = self._round_of[str(mine.loc[mine["config_id"].astype(str) == best.config_id, "trial_id"].iloc[0])]
+        low, high = self._ranges[round_no]
         moved = next_range(low, high, lr)
         where = f"its lr lies inside round {round_no}'s range {low:g}..{high:g}" if moved is None else \
             (f"its lr sits at the {'top' if moved[0] > low else 'bottom'} of round {round_no}'s range {low:g}..{high:g}: "
