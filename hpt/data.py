@@ -367,7 +367,6 @@ def duplicates_text(dups: pd.Series, time_column: str) -> str:
             + ", ".join(map(str, rows[:-1])) + f" and {rows[-1]})")
 
 
-
 def _merge_duplicates(frame: pd.DataFrame, rows: np.ndarray, how: str | None) -> tuple[pd.DataFrame, pd.Series]:
     """One row per timestamp: merged as `how` says, else the first kept. Also the duplicated timestamps
     with the file rows that hold them (the caller says how many were merged, or lists them)."""

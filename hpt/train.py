@@ -545,4 +545,3 @@ def _curve_csv(curve: list[dict[str, float]]) -> str:
         writer.writeheader()
         writer.writerows(curve)
     return buf.getvalue()
-
