@@ -456,4 +456,3 @@ def test_a_builder_argument_without_a_default_is_a_parameter_the_spec_must_give(
     assert missing.returncode == 2 and missing.stderr.strip().endswith(
         'parameters: req_models:needs_width takes width without a default: give its values here, such as "width": '
         "[...]"), missing.stderr
-
