@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -139,6 +140,9 @@ def test_a_real_run_logs_baselines_apart_from_the_trials_and_records_infer_ms(
     trials = rows[rows["architecture"] == "mlp"]
     assert (trials["infer_ms"] > 0).all() and (trials["n_params"] > 0).all()
     assert base["infer_ms"].isna().all() and base["n_params"].isna().all()
+    with (sink / "results.csv").open(newline="") as f:  # the times as written: no float noise (0.0021000000000000003)
+        written = [r["train_time_s"] for r in csv.DictReader(f) if r["architecture"].startswith("naive-")]
+    assert len(written) == 4 and all(len(t.partition(".")[2]) <= 6 for t in written), written
     # two epochs of an mlp do not beat seasonal naive on a sine: the end of the run says so
     assert "warning: the best config does not beat the seasonal naive forecast: +" in out.stdout
     assert "vs seasonal naive on val_mse, better in 0 of 2 periods" in out.stdout  # judged on the objective

@@ -987,6 +987,8 @@ def test_pareto_front_of_the_metric_and_a_cost_column_in_every_format(tmp_path: 
     assert "1 config left out: partial (not every period run) or without n_params" in out.output
     csv_out = results_cli("results", uri, "--pareto", "infer_ms", "--format", "csv").output
     assert pd.read_csv(io.StringIO(csv_out))["config_id"].tolist() == ["c1", "c2", "c5", "c6"]
+    counted = results_cli("results", uri, "--pareto", "n_params", "--format", "csv").output.splitlines()
+    assert [line.split(",")[2] for line in counted[1:]] == ["100", "200", "400", "400"]  # a count, not 100.0
     doc = json.loads(results_cli("results", uri, "--pareto", "n_params", "--format", "json").output)
     assert doc["column"] == "n_params" and [c["n_params"] for c in doc["configs"]] == [100, 200, 400, 400]
     md = results_cli("results", uri, "--pareto", "n_params", "--format", "markdown").output

@@ -55,6 +55,8 @@ def pareto_front(rows: pd.DataFrame, ranking: Ranking, column: str) -> Front:
         return Front(column, ranking.metric, ranking.fidelity, ranking.params, empty, 0, 0)
     ok = rows[(fidelities(rows) == ranking.fidelity).to_numpy() & (rows["status"].astype(str) == Status.OK.value)]
     cost = pd.to_numeric(ok[column], errors="coerce").groupby(ok["config_id"].astype(str)).median()
+    if (cost.dropna() % 1 == 0).all():  # a count (n_params) stays one: 689, not 689.0
+        cost = cost.astype("Int64")
     t = table[~table["partial"].astype(bool)][["config_id", "mean", *ranking.params]].copy()
     t[column] = cost.reindex(t["config_id"]).to_numpy()
     t = t[t[column].notna()]
