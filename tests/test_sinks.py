@@ -81,6 +81,15 @@ def test_list_is_sorted_relative_and_scoped_to_the_prefix(sink: Sink) -> None:
     assert sink.list("nothing/") == []
 
 
+def test_folders_are_the_names_just_inside_a_prefix(sink: Sink) -> None:
+    for key in ("rows/b.json", "models/x/a.pt", "results.csv", "runs/r.json"):
+        sink.write(key, b"1")
+    _sibling(sink).write("other/z.json", b"1")
+    assert sink.folders() == ["models", "rows", "runs"]  # not the file results.csv, not the sibling's
+    assert sink.folders("models/") == ["x"]
+    assert sink.folders("rows/") == [] and sink.folders("nothing/") == []
+
+
 def test_url_names_the_object(sink: Sink) -> None:
     sink.write("models/m.pt", b"1")
     url = sink.url("models/m.pt")
@@ -378,6 +387,14 @@ def test_results_and_load_model_read_back_from_the_bucket(two_runs: dict[str, An
     assert uri.startswith(two_runs["uri"] + "/models/")
     model = load_model(uri)
     assert model.trial_id == table["trial_id"].iloc[0]
+
+
+def test_results_of_the_bucket_folder_above_name_the_results_inside_it(two_runs: dict[str, Any]) -> None:
+    parent = two_runs["uri"].rsplit("/", 1)[0]
+    done = _hpt(["results", parent], two_runs["env"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (f"hpt: error: no results at {parent}: no results.csv; no rows/; results are in tiny "
+                                   f"inside it (give one of those, e.g. {two_runs['uri']})")
 
 
 def test_no_secret_reaches_output_rows_or_run_records(two_runs: dict[str, Any]) -> None:

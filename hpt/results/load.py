@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,10 +79,10 @@ def load_results(uri: str) -> pd.DataFrame:
             files = f"{len(ids)} .json file" + ("s" if len(ids) != 1 else "")
             found.append(f"{rows_url} holds no readable trial rows ({files})")
     if frame.empty:
-        inside = _results_inside(sink) if isinstance(sink, LocalSink) else []
+        inside = _results_inside(sink)
         if inside:
             found.append(f"results are in {', '.join(inside[:5])}{', ...' if len(inside) > 5 else ''} inside it "
-                         f"(give one of those, e.g. {os.path.join(uri, inside[0])})")
+                         f"(give one of those, e.g. {uri.rstrip('/')}/{inside[0]})")
         raise InputError(f"no results at {uri}: {'; '.join(found)}")
     for line in damaged:
         log.warning("%s", line)
@@ -92,12 +91,18 @@ def load_results(uri: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _results_inside(sink: LocalSink) -> list[str]:
-    """The folders just inside a local folder that hold results (hpt-results/ instead of hpt-results/<name>)."""
+_INSIDE = 20
+"""Folders looked into for results when a location holds none (a bucket asks two listings of each)."""
+
+
+def _results_inside(sink: Sink) -> list[str]:
+    """The folders just inside a location that hold results (hpt-results/ instead of hpt-results/<name>,
+    gs://bucket/hpt instead of gs://bucket/hpt/<name>); the first :data:`_INSIDE` folders are looked into."""
+    key = f"/{RESULTS_CSV}"
     try:
-        return sorted(p.name for p in sink.root.iterdir()
-                      if p.is_dir() and ((p / RESULTS_CSV).is_file() or (p / layout.ROWS).is_dir()))
-    except OSError:
+        return [name for name in sink.folders()[:_INSIDE]
+                if name + key in sink.list(name + key) or layout.ROWS.rstrip("/") in sink.folders(name + "/")]
+    except (OSError, HptError):  # it did not answer: the error says what was found without it
         return []
 
 

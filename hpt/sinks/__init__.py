@@ -59,6 +59,9 @@ class Sink(Protocol):
     def read(self, key: str) -> bytes | None:
         """The object under `key`, or None when there is none."""
 
+    def folders(self, prefix: str = "") -> list[str]:
+        """The names of the folders just inside `prefix` (``""`` or ending in ``/``), sorted: one listing."""
+
     def list(self, prefix: str) -> list[str]:
         """Keys that start with `prefix` (e.g. ``"rows/"``), sorted."""
 

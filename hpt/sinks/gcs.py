@@ -132,6 +132,17 @@ class GCSSink(BucketSink):
 
         self._call("delete", remove)
 
+    def folders(self, prefix: str = "") -> list[str]:
+        full = self._key(prefix)
+
+        def page_through() -> list[str]:
+            blobs = self._client.list_blobs(self._bucket, prefix=full, delimiter="/", timeout=self._timeout, retry=None)
+            for _ in blobs.pages:  # the folders (prefixes) arrive with the pages
+                pass
+            return [p[len(full):].rstrip("/") for p in blobs.prefixes]
+
+        return sorted(self._call("list", page_through))
+
     def list(self, prefix: str) -> list[str]:
         strip = len(self._key(""))
 

@@ -79,6 +79,13 @@ class LocalSink:
             os.close(fd)
         return chunks[0] if len(chunks) == 2 else b"".join(chunks)
 
+    def folders(self, prefix: str = "") -> list[str]:
+        try:
+            with os.scandir(self._path(prefix)) as entries:
+                return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def list(self, prefix: str) -> list[str]:
         folder = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
         if not folder.is_dir():

@@ -140,6 +140,18 @@ class S3Sink(BucketSink):
         k = self._key(key)
         self._call(f"delete {key}", lambda: self._client.delete_object(Bucket=self.bucket_name, Key=k))
 
+    def folders(self, prefix: str = "") -> list[str]:
+        full = self._key(prefix)
+
+        def page_through() -> list[str]:
+            names: list[str] = []
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name, Prefix=full,
+                                                                               Delimiter="/"):
+                names += [p["Prefix"][len(full):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+            return names
+
+        return sorted(self._call(f"list {prefix}", page_through))
+
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)
         strip = len(self._key(""))
@@ -151,6 +163,7 @@ class S3Sink(BucketSink):
             return keys
 
         return sorted(self._call(f"list {prefix}", page_through))
+
 
 
 def _code(e: BaseException) -> str:
