@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from hpt.errors import InputError
+from hpt.errors import InputError, install_hint
 from hpt.fidelity import fidelity_named
 from hpt.rows import TAG_COLUMNS, TEXT_COLUMNS, is_param, params_of
 from hpt.sinks import Sink
@@ -149,7 +149,7 @@ def need(module: str, option: str, extra: str) -> None:
     try:
         __import__(module)
     except ImportError:
-        raise InputError(f"{option} needs {extra}: pip install 'hpt[{extra}]'") from None
+        raise InputError(f"{option} needs {extra}: {install_hint(extra)}") from None
 
 
 def _finite(v: Any) -> bool:
