@@ -958,6 +958,7 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     import torch
 
     from hpt.predict import check_out, forecast_file, open_model, write_csv
+    from hpt.progress import plural
 
     if out_path:
         check_out(out_path, data_path)
@@ -969,8 +970,9 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
     where = out_path or "stdout"
     of = f" of {result.series} series" if model.series is not None else ""
     logging.getLogger("hpt").info(
-        "%d window(s) of %d rows%s from %s%s: %d forecast(s) of %d step(s) every %s -> %s", result.windows,
-        model.lookback, of, data_path, skipped, result.windows, model.horizon, _step_text(result.step), where)
+        "%s of %d rows%s from %s%s: %s of %s every %s -> %s", plural(result.windows, "window"), model.lookback, of,
+        data_path, skipped, plural(result.windows, "forecast"), plural(model.horizon, "step"),
+        _step_text(result.step), where)
 
 
 def _step_text(step: Any) -> str:

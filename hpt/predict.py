@@ -176,6 +176,7 @@ def _forecast_panel(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: 
     assert model.series is not None
     futures = dict(series_frames(ahead)) if ahead is not None else {}
     tables, left_out, unseen = [], [], []
+    ends: dict[str, pd.Timestamp] = {}  # with --last: each forecast series' last row, where its forecast starts
     windows = skipped = rows = 0
     for sid, one in series_frames(frame):
         seen = sid in model.series_scaling
@@ -190,6 +191,7 @@ def _forecast_panel(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: 
             continue
         if not seen:
             unseen.append(sid)
+        ends[sid] = one.index[-1]
         tables.append(got.table.assign(series=sid)[["series", *got.table.columns]])
         windows, skipped, rows = windows + got.windows, skipped + got.skipped, rows + got.rows
     if unseen:
@@ -200,13 +202,27 @@ def _forecast_panel(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: 
                                                                           "cannot be forecast)"))
     for sid, why in left_out:
         log.warning("series \"%s\" left out: %s", sid, why)
+    if last:
+        _say_stale(ends, step)
     return Forecasts(pd.concat(tables, ignore_index=True), windows, skipped, rows, step, model, len(tables),
                      tuple(unseen))
 
 
-def _series_words(ids: list[str]) -> str:
-    """"series "x"" or "3 series ("x", "y", "z")": the series a warning is about."""
-    return f'series "{ids[0]}" is' if len(ids) == 1 else f"{len(ids)} series ({name_few(ids)}) are"
+def _say_stale(ends: dict[str, pd.Timestamp], step: pd.Timedelta) -> None:
+    """--last forecasts each series after its own last row: say which series end before the latest one does."""
+    latest = max(ends.values(), default=None)
+    stale = sorted((end, sid) for sid, end in ends.items() if end < latest)
+    if stale:
+        end, sid = stale[0]
+        earliest = "" if len(stale) == 1 else f'; the earliest, "{sid}", at {time_text(end, step)}'
+        log.warning("--last: %s before the latest series' last row (%s), so forecast from %s own last row%s",
+                    _series_words([s for _, s in stale], ("ends", "end")),
+                    time_text(latest, step), "its" if len(stale) == 1 else "their", earliest)
+
+
+def _series_words(ids: list[str], verb: tuple[str, str] = ("is", "are")) -> str:
+    """"series "x" is" or "3 series ("x", "y", "z") are": the series a warning is about, and its verb."""
+    return f'series "{ids[0]}" {verb[0]}' if len(ids) == 1 else f"{len(ids)} series ({name_few(ids)}) {verb[1]}"
 
 
 def _forecast_series(model: TrainedModel, path: str, frame: pd.DataFrame, ahead: pd.DataFrame | None,

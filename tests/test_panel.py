@@ -391,6 +391,21 @@ def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
     assert fresh == pytest.approx(10 * small, rel=0.05)  # its own scale: 10 times the small one's
 
 
+def test_predict_last_says_which_series_end_before_the_others(
+        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
+    model, _, _ = final_panel
+    data = write_panel(tmp_path / "new.csv", {"small": (1.0, 200), "big": (1000.0, 150)}, shape="daily")
+    done = cli_here("predict", str(model), "--data", str(data), "--last")
+    assert done.returncode == 0, done.stderr
+    assert ('warning: --last: series "big" ends before the latest series\' last row (2024-01-09 07:00:00), so forecast '
+            "from its own last row") in done.stderr
+    table = pd.read_csv(io.StringIO(done.stdout))
+    assert table.groupby("series")["timestamp"].min().to_dict() == {"big": "2024-01-07 06:00:00",
+                                                                     "small": "2024-01-09 08:00:00"}
+    same = cli_here("predict", str(model), "--data", str(data), "--last", "--series", "small")
+    assert same.returncode == 0 and "--last:" not in same.stderr  # one series: nothing to compare
+
+
 @pytest.mark.parametrize(("change", "says"), [
     ("drop", 'lacks the series column "station"'),
     ("drop both", 'lacks the series column "station" (data.series: the model was trained on many series and forecasts '
