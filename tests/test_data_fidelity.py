@@ -80,8 +80,9 @@ def test_full_trials_keep_their_ids_and_a_rerun_trains_nothing_again(write_spec:
     plain = spec_with(write_spec, {})  # the same spec without early stopping: the ids a full run gives
     assert {r["trial_id"] for r in rows if r["fidelity"] == "full"} <= {t.trial_id for t in expand(plain)}
     assert all(r["trial_id"] not in {t.trial_id for t in expand(plain)} for r in rows if r["fidelity"] != "full")
-    _, again = run(spec, tmp_path / "res", scripted)
+    summary, again = run(spec, tmp_path / "res", scripted)
     assert [tid for what, tid in again.log if what == "submit"] == []  # shares and full trials: all done
+    assert summary.skipped == len(rows)  # and said so: the first run's trials, its share trials among them
 
 
 def test_a_run_cut_after_a_share_goes_on_from_the_next_share(write_spec: Any, tmp_path: Path) -> None:
@@ -93,8 +94,9 @@ def test_a_run_cut_after_a_share_goes_on_from_the_next_share(write_spec: Any, tm
                  and r["period_start"] == best_full["period_start"])
     for r in (best_full, third):  # as if the run had been killed after its 1/9 share
         (tmp_path / "res" / "rows" / f"{r['trial_id']}.json").unlink()
-    _, again = run(spec, tmp_path / "res", scripted)
+    summary, again = run(spec, tmp_path / "res", scripted)
     assert [tid for what, tid in again.log if what == "submit"] == [third["trial_id"], best_full["trial_id"]]
+    assert summary.skipped == len(rows) - 2 and sum(summary.counts.values()) == 2  # every trial counted once
 
 
 def _in(row: dict[str, Any], label: str) -> bool:

@@ -91,10 +91,11 @@ class DataRungs(Scheduler):
         self._stopping: set[str] = set()  # running trials told to stop: their config was stopped
         self._full: dict[Slot, tuple[str, float, bool]] = {}  # a full trial's status (ok or pruned), objective and
         # whether it was stopped for its config (:func:`stopped_for_its_config`: where it stopped says nothing of it)
+        self._shares_done = 0  # share trials the location has (resuming): never trained again
 
     @property
     def skipped(self) -> int:  # type: ignore[override]
-        return self.inner.skipped
+        return self.inner.skipped + self._shares_done
 
     def describe(self) -> str:
         return f"{self.inner.describe()}, early stopping asha on data shares"
@@ -120,6 +121,7 @@ class DataRungs(Scheduler):
                 slot = (str(row["config_id"]), label, int(row["seed"]))
                 self._values.setdefault((label, rung), {})[slot] = value
                 self._have[(slot, rung)] = {k: v for k, v in row.items() if _kept(k, self.spec.objective)}
+                self._shares_done += 1
                 continue
             if row_key(row) not in self._keys or row.get("status") not in FINISHED:
                 continue  # a full trial of this search that ended: its outcome for the replay, and a stop
