@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpt.hparams import QUANTILE_LOSSES
+from hpt.hparams import WINDOW_KEYS
 from hpt.panel import season_length
 from hpt.rows import BASELINES, is_baseline
 
@@ -32,8 +32,6 @@ __all__ = ["BASELINES", "LABELS", "WINDOW_KEYS", "RunBaselines", "baseline_error
            "is_baseline", "naive_forecasts", "panel_forecasts", "panel_scores",
            "period_baselines", "quantile_forecasts", "season_length", "without_baselines"]
 
-WINDOW_KEYS = ("lookback", "horizon", "validation")
-"""The hyperparameters that decide a trial's validation windows: a baseline is scored once per distinct setting."""
 LABELS = {"naive-last": "persistence (naive-last)", "naive-seasonal": "seasonal naive"}
 
 
@@ -240,6 +238,7 @@ class RunBaselines:
 
     def __init__(self, spec: Spec, frame: pd.DataFrame) -> None:
         from hpt.data import period_fingerprint
+        from hpt.search import scored_quantiles
         from hpt.windows import frame_step
 
         self.spec = spec
@@ -248,8 +247,7 @@ class RunBaselines:
         self.season = season_length(self.step, spec.data.season)
         self._fingerprints = {p: period_fingerprint(frame, p) for p in spec.periods}
         self._tuned = tuple(k for k in WINDOW_KEYS if k in spec.parameters)
-        # a spec whose configs train on the quantile loss: the baselines get its quantiles too
-        self.quantiles = tuple(spec.base_params["quantiles"]) if set(QUANTILE_LOSSES) & set(spec.losses) else None
+        self.quantiles = scored_quantiles(spec)
         self._done: set[tuple[Any, ...]] = set()  # settings whose rows are at the location or were computed
 
     def settings(self) -> list[dict[str, Any]]:
@@ -284,12 +282,12 @@ class RunBaselines:
 
     def trial(self, name: str, setting: Mapping[str, Any], period: Period) -> Trial:
         """The row identity of one baseline in one period for one window setting."""
-        from hpt.search import data_identity, digest, trial_id
+        from hpt.search import BASELINE_KEY, baseline_key, data_identity, digest, trial_id
         from hpt.trial import Trial
 
         params = {k: setting[k] for k in WINDOW_KEYS}
         key: dict[str, Any] = {"baseline": name, "data": data_identity(self.spec), "window": params}
-        tags: dict[str, Any] = {}
+        tags: dict[str, Any] = {BASELINE_KEY: baseline_key(self.spec, params)}
         if name == "naive-seasonal":
             key["season"] = tags["season"] = self.season
         if self.quantiles:  # rows with val_pinball and val_coverage; without, ids as before quantiles existed

@@ -64,7 +64,8 @@ __all__ = [
 
 LEADING_COLUMNS = ("run_id", "trial_id", "config_id", "status", "architecture", "fidelity", "period_start", "period_end",
                    "seed")
-TRAILING_COLUMNS = ("device", "started_at", "finished_at", "error", "model_uri")
+TRAILING_COLUMNS = ("device", "started_at", "finished_at", "error", "model_uri", "baseline_key")
+"""Where and when, then the key a trial shares with its naive baselines (:func:`hpt.search.baseline_key`)."""
 TEXT_COLUMNS = frozenset(LEADING_COLUMNS + TRAILING_COLUMNS)
 """The columns that are never metrics: read as text, never offered to rank by."""
 TAG_COLUMNS = frozenset({"round", "tpe_trial", "season", "finalist", "data_share", "resumed_epoch"})

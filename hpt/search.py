@@ -20,7 +20,7 @@ import numpy as np
 from hpt import __version__
 from hpt.data import load_frame, period_fingerprint
 from hpt.fidelity import FULL, Fidelity
-from hpt.hparams import id_params
+from hpt.hparams import QUANTILE_LOSSES, WINDOW_KEYS, id_params
 from hpt.memo import load_ids, save_ids
 from hpt.periods import Period
 from hpt.spec import Distribution, Spec
@@ -77,6 +77,30 @@ def data_identity(spec: Spec) -> dict[str, Any]:
         if spec.data.series_features:  # static per-series inputs (hpt.static)
             identity["series_features"] = list(spec.data.series_features)
     return identity
+
+
+BASELINE_KEY = "baseline_key"
+"""The row column that ties a trial to the naive baselines scored on its validation windows (both carry it)."""
+
+
+def scored_quantiles(spec: Spec) -> tuple[float, ...] | None:
+    """The quantiles the baselines are scored at: a spec whose configs train on a quantile loss gives them its
+    quantiles (their rows get val_pinball and val_coverage); None otherwise."""
+    return tuple(spec.base_params["quantiles"]) if set(QUANTILE_LOSSES) & set(spec.losses) else None
+
+
+def baseline_key(spec: Spec, params: Mapping[str, Any], data: dict[str, Any] | None = None) -> str:
+    """What a trial's rows share with the baseline rows scored for it: the data's identity (file, target, columns,
+    series), the window setting, ``data.season`` and the quantiles the baselines are scored at. Every row carries
+    it (:data:`BASELINE_KEY`), so a config is compared with its own baselines even where one location holds runs
+    of other targets or horizons, which the tuned parameters alone do not tell apart."""
+    key: dict[str, Any] = {"data": data or data_identity(spec), "window": {k: params[k] for k in WINDOW_KEYS}}
+    if spec.data.season is not None:
+        key["season"] = spec.data.season
+    quantiles = scored_quantiles(spec)
+    if quantiles:
+        key["quantiles"] = list(quantiles)
+    return digest(key)
 
 
 def config_id(spec: Spec, params: dict[str, Any], data: dict[str, Any] | None = None) -> str:
@@ -313,6 +337,7 @@ class TrialPlan(Sequence[Trial]):
         self._base = spec.base_params
         self._tuned = tuple(spec.parameters)
         self._identity = data_identity(spec)
+        self._baseline_keys: dict[tuple[str, ...], str] = {}
         # the static series features' inputs are data too; the frame without them keeps other specs' fingerprints
         frame = spec.data.read().frame if spec.data.series_features else \
             load_frame(spec.data.path, spec.data.time_column, spec.data.columns, spec.data.options)
@@ -353,8 +378,16 @@ class TrialPlan(Sequence[Trial]):
             period=period,
             seed=seed,
             fidelity=self.fidelity,
-            tags=self.tags,
+            tags={**self.tags, BASELINE_KEY: self._baseline_key(params)},
         )
+
+    def _baseline_key(self, params: Mapping[str, Any]) -> str:
+        """:func:`baseline_key` of a trial's params, once per window setting."""
+        setting = tuple(str(params[k]) for k in WINDOW_KEYS)
+        key = self._baseline_keys.get(setting)
+        if key is None:
+            key = self._baseline_keys[setting] = baseline_key(self.spec, params, self._identity)
+        return key
 
     def same_trial(self, trial: Trial, tags: Mapping[str, Any] | None = None) -> Trial:
         """`trial` (a trial of this spec: one config, period and training seed) at this plan's fidelity: its own id."""

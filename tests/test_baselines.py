@@ -275,3 +275,42 @@ def test_two_runs_started_together_on_one_location_store_each_baseline_once_with
     assert "baselines: naive-last and naive-seasonal (season 24 from the 1h step): already at the location " \
            "(not trials)" in again.stdout
     assert _rows(sink).query("architecture.str.startswith('naive-')", engine="python").equals(base)
+
+
+def test_a_config_is_compared_with_its_own_baselines_beside_runs_of_another_horizon_or_target(
+        write_spec: Any, tmp_path: Path) -> None:
+    """One location, three specs that tune nothing of the windows: horizon 1, horizon 4, and another target.
+    Each config's "vs naive" stays what it was with its own spec's baselines alone."""
+    data = tmp_path / "sine.csv"
+    _write_data(data)
+    frame = pd.read_csv(data)
+    frame["z"] = np.exp(2 * frame["y"])  # another target in the same file (not y rescaled: other standardised errors)
+    frame.to_csv(data, index=False)
+    sink = tmp_path / "res"
+
+    def vs(config: str) -> dict[str, Any]:
+        doc = json.loads(CliRunner().invoke(main, ["results", str(sink), "--format", "json", "--top", "0"]).output)
+        return next(c["vs_baseline"] for c in doc["rankings"]["full"]["configs"] if c["config_id"] == config)
+
+    def run(**overrides: Any) -> str:
+        """The config the spec trains (one)."""
+        before = set(_rows(sink)["config_id"]) if sink.exists() else set()
+        doc = _sine_spec(data, **{k: v for k, v in overrides.items() if k != "data"})
+        doc["data"].update(overrides.get("data", {}))
+        spec = write_spec(doc)
+        done = CliRunner().invoke(main, ["run", str(spec), "--sink", str(sink), "--workers", "1"],
+                                  catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        rows = _rows(sink)
+        (config,) = set(rows[rows["architecture"] == "mlp"]["config_id"]) - before
+        return str(config)
+
+    first = run(name="h1")
+    alone = vs(first)
+    second = run(name="h4", training={"epochs": 2, "horizon": 4})
+    assert vs(second)["baseline_mean"] != alone["baseline_mean"]  # four steps ahead: other baseline errors
+    assert vs(first) == alone
+    run(name="z", data={"target": "z"}, parameters={"lr": [0.02], "hidden_size": [8]})
+    assert vs(first) == alone
+    rows = pd.read_csv(sink / "results.csv")
+    assert rows["baseline_key"].notna().all() and rows["baseline_key"].nunique() == 3  # one per spec's windows

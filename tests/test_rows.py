@@ -41,7 +41,7 @@ def _row(tid: str, finished: str, **values: Any) -> dict[str, Any]:
                          "seed": 1234567}
     r.update(values)
     r.update({"device": "cpu-0", "started_at": "2026-01-01T00:00:00.000+00:00", "finished_at": finished,
-              "error": error, "model_uri": ""})
+              "error": error, "model_uri": "", "baseline_key": "e0dd40cee02b"})
     return r
 
 

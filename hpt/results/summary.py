@@ -140,7 +140,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     missing = int((ok & frame[metric].isna()).sum())
     if missing:
         notes.append(f"{plural(missing, 'ok trial')} without a {metric} value left out of the ranking")
-    versus = {f: versus_baselines(baselines, r) for f, r in rankings.items()}
+    versus = {f: versus_baselines(baselines, r, frame) for f, r in rankings.items()}
     best = main_ranking.best
     vs = versus.get(main, {}).get(best.config_id) if best is not None else None
     judged = None

@@ -1,10 +1,13 @@
 """Each ranked config against the better naive baseline, on the same periods and validation windows.
 
-Baseline rows (:mod:`hpt.baselines`) carry the window setting of the trials they were
-scored for as ``param_lookback``, ``param_horizon`` and ``param_validation`` where the
-spec tunes them; a config is compared with the baseline rows of its fidelity whose setting
-is the config's, period by period. Of the two baselines, the one with the lower mean over
-the config's periods is "the better baseline".
+A trial's rows and the baseline rows scored for it carry the same ``baseline_key``
+(:func:`hpt.search.baseline_key`: the data, the window setting, the season and quantiles);
+a config is compared with the baseline rows of its fidelity and key, period by period, so
+runs of other targets or horizons at one location never stand in. Rows from before the key
+(hpt 0.2 and earlier) fall back to the window setting: baseline rows carry it as
+``param_lookback``, ``param_horizon`` and ``param_validation`` where the spec tunes them.
+Of the two baselines, the one with the lower mean over the config's periods is "the better
+baseline".
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from hpt.baselines import LABELS, WINDOW_KEYS
 from hpt.progress import plural
 from hpt.results.rank import Ranking, fidelities
 from hpt.rows import is_number, param_column, plain
+from hpt.search import BASELINE_KEY
 from hpt.trial import Status
 
 __all__ = ["Judgement", "VsBaseline", "compare", "config_judgement", "error_metrics", "judge", "judge_best", "percent",
@@ -138,7 +142,7 @@ def judge_best(metric: str, mine: Mapping[str, float], baselines: Mapping[str, M
 def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metrics: Iterable[str]) -> Judgement:
     """`vs` (a config against the better baseline on the ranking's metric) with the other forecast
     errors among `metrics`: the config's and that baseline's means over the periods both have (at
-    the ranking's fidelity, the baseline's rows of the config's window setting)."""
+    the ranking's fidelity, the baseline's rows of the config's key, or of its window setting without one)."""
     theirs_or_mine = rows["architecture"].astype(str) == vs.baseline  # of 100,000 rows only these are taken
     if "config_id" in rows:
         theirs_or_mine |= rows["config_id"].astype(str) == vs.config_id
@@ -146,9 +150,14 @@ def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metri
         (rows["status"].astype(str) == Status.OK.value).to_numpy()
     rows = rows[at]
     mine = rows[rows["config_id"].astype(str) == vs.config_id] if "config_id" in rows else rows.iloc[:0]
-    setting = _setting_of(mine, ranking.params)
     theirs = rows[(rows["architecture"].astype(str) == vs.baseline).to_numpy()]
-    theirs = theirs[[_setting_of(theirs.iloc[[i]], WINDOW_KEYS) == setting for i in range(len(theirs))]]
+    key = _keys_of(mine, [vs.config_id])[0]
+    keyed = theirs[(theirs[BASELINE_KEY].astype(str) == key).to_numpy()] if key and BASELINE_KEY in theirs else None
+    if keyed is not None and len(keyed):
+        theirs = keyed
+    else:
+        setting = _setting_of(mine, ranking.params)
+        theirs = theirs[[_setting_of(theirs.iloc[[i]], WINDOW_KEYS) == setting for i in range(len(theirs))]]
     means_mine, means_theirs = {ranking.metric: vs.config_mean}, {ranking.metric: vs.baseline_mean}
     for m in error_metrics(metrics):
         if m == ranking.metric or m not in mine or m not in theirs:
@@ -198,11 +207,13 @@ def _norm(v: Any) -> Any:
     return float(v) if is_number(v) else (None if v is None else str(v))
 
 
-def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> Mapping[str, VsBaseline]:
+def versus_baselines(rows: pd.DataFrame, ranking: Ranking, trials: pd.DataFrame | None = None,
+                     ) -> Mapping[str, VsBaseline]:
     """Each config of `ranking` against the better baseline, by config id; configs without a matching
     baseline row (results from before baselines, or another metric) are left out.
 
-    `rows` are the baseline rows (others are ignored). The configs are compared in one pass
+    `rows` are the baseline rows (others are ignored); `trials` the trial rows the configs' keys are read from
+    (`rows` when they are among them). The configs are compared in one pass
     per window setting and baseline (:func:`compare`, on arrays of every config of that
     setting), so the cost grows with the configs only through array arithmetic; a config's
     :class:`VsBaseline` is made when it is looked up (a table shows the top few).
@@ -216,18 +227,20 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking) -> Mapping[str, VsBas
         return {}
     if "finished_at" in mine:
         mine = mine.sort_values("finished_at", kind="stable", na_position="first")  # the latest row of a key wins
-    # (baseline, window setting) -> period -> value
+    # (baseline, lookup) -> period -> value; a row is found by its key and, for rows without one, its window setting
     scored: dict[tuple[str, tuple[Any, ...]], dict[str, float]] = {}
     for rec in mine.to_dict(orient="records"):
-        setting = tuple(_norm(rec.get(param_column(k))) for k in WINDOW_KEYS)
         period = f"{rec['period_start']}..{rec['period_end']}"
-        scored.setdefault((str(rec["architecture"]), setting), {})[period] = float(rec[metric])
+        for lookup in _lookups(rec):
+            scored.setdefault((str(rec["architecture"]), lookup), {})[period] = float(rec[metric])
     table = ranking.table
     values = ranking.values.to_numpy(dtype=float)  # configs x periods, in table order
     ids = table["config_id"].astype(str).tolist()
     periods = list(ranking.values.columns)
     found: dict[str, tuple[Any, ...]] = {}  # config id -> VsBaseline's fields after it
-    for setting, at in _settings(table, ranking.params).items():
+    keyed = {lookup for _, lookup in scored}
+    for setting, at in _settings(table, ranking.params, _keys_of(trials if trials is not None else rows, ids),
+                                 keyed).items():
         best: tuple[np.ndarray, ...] | None = None  # name index, config mean, baseline mean, periods, better
         for i, name in enumerate(LABELS):
             base = scored.get((name, setting))
@@ -281,8 +294,26 @@ def compare(values: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return mine, theirs, n, better
 
 
-def _settings(table: pd.DataFrame, params: list[str]) -> dict[tuple[Any, ...], np.ndarray]:
-    """The positions in `table` of the configs of each window setting (None for a key the search does not tune)."""
+def _lookups(row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """How a baseline row is found: by its key, and by its window setting (the only way for rows without a key)."""
+    setting = ("setting", *(_norm(row.get(param_column(k))) for k in WINDOW_KEYS))
+    key = row.get(BASELINE_KEY)
+    return [("key", str(key)), setting] if isinstance(key, str) and key else [setting]
+
+
+def _keys_of(trials: pd.DataFrame, ids: list[str]) -> list[str | None]:
+    """Each config's baseline key (its latest row's), None for a config whose rows have none."""
+    if BASELINE_KEY not in trials or "config_id" not in trials:
+        return [None] * len(ids)
+    keyed = trials[["config_id", BASELINE_KEY]].dropna()
+    last = dict(zip(keyed["config_id"].astype(str), keyed[BASELINE_KEY].astype(str), strict=True))
+    return [last.get(i) or None for i in ids]
+
+
+def _settings(table: pd.DataFrame, params: list[str], keys_of: list[str | None] | None = None,
+              keyed: set[tuple[Any, ...]] | None = None) -> dict[tuple[Any, ...], np.ndarray]:
+    """The positions in `table` of the configs of each lookup (:func:`_lookups`): a config whose baseline key some
+    baseline row has by that key, any other by its window setting (None for a key the search does not tune)."""
     keys = []
     for k in WINDOW_KEYS:
         if k in params:
@@ -293,5 +324,6 @@ def _settings(table: pd.DataFrame, params: list[str]) -> dict[tuple[Any, ...], n
             keys.append([None] * len(table))
     groups: dict[tuple[Any, ...], list[int]] = {}
     for j, setting in enumerate(zip(*keys, strict=True)):
-        groups.setdefault(setting, []).append(j)
+        key: tuple[Any, ...] = ("key", keys_of[j]) if keys_of and keys_of[j] else ()
+        groups.setdefault(key if key in (keyed or ()) else ("setting", *setting), []).append(j)
     return {s: np.array(at, dtype=int) for s, at in groups.items()}
