@@ -989,7 +989,8 @@ def sync(target: str, sink: str | None) -> None:
 
     When a run ends while its gs:// or s3:// location is unreachable, finished trials stay
     in a local journal (~/.cache/hpt/journal, or $HPT_JOURNAL); this sends them, then adds to
-    results.csv any row that rows/ holds but it lacks. Running the same `hpt run` again
+    results.csv any row that rows/ holds but it lacks, and replaces its damaged lines (cut
+    short, or text where a number belongs) with their rows. Running the same `hpt run` again
     does the same before it trains.
 
     \b
@@ -1013,8 +1014,12 @@ def sync(target: str, sink: str | None) -> None:
     report = store.sync()
     if not (report.rows or report.delivered):
         raise InputError(f"{store.uri}: no results there and none waiting in the local journal for it")
-    click.echo(f"{store.uri}: {report.delivered} waiting result(s) delivered from the local journal, "
-               f"{report.repaired} row(s) added to results.csv; it now has {report.rows} row(s)")
+    from hpt.progress import plural
+
+    damaged = f" ({plural(report.damaged, 'damaged line')} replaced)" if report.damaged else ""
+    click.echo(f"{store.uri}: {plural(report.delivered, 'waiting result')} delivered from the local journal, "
+               f"{plural(report.repaired, 'row')} added to results.csv{damaged}; it now has "
+               f"{plural(report.rows, 'row')}")
 
 
 if __name__ == "__main__":

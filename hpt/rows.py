@@ -44,9 +44,11 @@ __all__ = [
     "TypedLines",
     "all_numbers",
     "bulk",
+    "damaged_lines",
     "fill_fidelity",
     "is_baseline",
     "is_number",
+    "is_number_column",
     "is_param",
     "param_column",
     "param_columns",
@@ -180,10 +182,12 @@ def parse_csv(data: bytes) -> dict[str, dict[str, str]]:
     return rows
 
 
-def read_lines(data: bytes, whole: bool = False) -> tuple[list[str], list[list[str]]] | None:
+def read_lines(data: bytes, whole: bool = False, cut: list[list[str]] | None = None,
+               ) -> tuple[list[str], list[list[str]]] | None:
     """``results.csv`` as its header and its lines of cells, each as long as the header; None when it is damaged
     (:func:`parse_csv` says when). With `whole`, only the lines written whole: a short line is left out, not padded,
-    and so is the last one unless the file ends with a line break (:func:`to_csv` ends each line with one)."""
+    and so is the last one unless the file ends with a line break (:func:`to_csv` ends each line with one); the
+    lines left out are added to `cut`."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -196,7 +200,9 @@ def read_lines(data: bytes, whole: bool = False) -> tuple[list[str], list[list[s
         return None
     header, width = lines[0], len(lines[0])
     if whole and len(lines) > 1 and not data.endswith(b"\n"):
-        lines.pop()  # cut off, maybe inside its last cell
+        last = lines.pop()  # cut off, maybe inside its last cell
+        if cut is not None:
+            cut.append(last)
     body = [cells for cells in lines[1:] if len(cells) == width]
     if len(body) < len(lines) - 1:  # blank lines, short ones (padded) or long ones (damage)
         body = []
@@ -207,6 +213,8 @@ def read_lines(data: bytes, whole: bool = False) -> tuple[list[str], list[list[s
                 return None
             if len(cells) == width or not whole:
                 body.append(cells + [""] * (width - len(cells)))
+            elif cut is not None:
+                cut.append(cells)
     return header, body
 
 
@@ -223,9 +231,10 @@ class TypedLines:
 
     def __init__(self, header: list[str], lines: list[list[str]]) -> None:
         self.header = header
-        untyped: set[int] = set()  # the lines with a cell that cannot be typed back
+        untyped: set[int] = set()  # the lines with a cell that cannot be typed back, or text where a number belongs
         # as arrays of objects, which the garbage collector does not walk (tuples of 100,000 cells it walks once)
-        self.columns = [_objects(col if c in TEXT_COLUMNS and c != "seed" else _typed_cells(col, untyped))
+        self.columns = [_objects(col if c in TEXT_COLUMNS and c != "seed" else
+                                 _typed_cells(col, untyped, numbers=is_number_column(c)))
                         for c, col in zip(header, zip(*lines, strict=True), strict=True)] if lines else []
         tid = header.index("trial_id")
         self.rows: dict[str, dict[str, Any]] = {
@@ -272,9 +281,9 @@ def _floats(texts: Sequence[str]) -> list[float] | None:
         return None
 
 
-def _typed_cells(texts: Sequence[str], untyped: set[int]) -> Sequence[Any]:
+def _typed_cells(texts: Sequence[str], untyped: set[int], numbers: bool = False) -> Sequence[Any]:
     """The cells of a column that is not text as the values they were written from (:func:`_cell_value`),
-    adding the lines of those that cannot be to `untyped`."""
+    adding the lines of those that cannot be to `untyped`, and with `numbers` (a metric's column) those of text."""
     distinct = set(texts)
     if len(distinct) * 2 > len(texts):  # hardly repeated: metrics, floats all (repr, as to_csv writes them)?
         floats = _floats(texts)
@@ -286,6 +295,8 @@ def _typed_cells(texts: Sequence[str], untyped: set[int]) -> Sequence[Any]:
         values = list(map(typed.__getitem__, texts))
     if any(t[:1] in ("[", "{") for t in distinct):
         untyped.update(i for i, v in enumerate(values) if v is _UNTYPED)
+    if numbers:
+        untyped.update(i for i, v in enumerate(values) if v.__class__ is str)
     return values
 
 
@@ -460,6 +471,36 @@ _PARAM = "param_"
 def param_column(name: str) -> str:
     """The column of a tuned parameter: ``lr`` -> ``param_lr``."""
     return _PARAM + name
+
+
+def is_number_column(column: str) -> bool:
+    """Whether a row column holds numbers only (metrics, times, tags; not the text columns nor parameters): a
+    cell of text there is damage."""
+    return column not in TEXT_COLUMNS and not column.startswith(_PARAM)
+
+
+def damaged_lines(data: bytes, frame: pd.DataFrame) -> dict[str, str]:
+    """The lines of ``results.csv`` (`data`, read into `frame` by :func:`read_csv`) that do not say their row, by
+    trial id, and what is wrong: cut short (fewer cells than the header, or the last line without its line
+    break), or text in a column of numbers. The file is parsed again only when some row lacks its last cell."""
+    found: dict[str, str] = {}
+    ids = frame["trial_id"].astype(str)
+    for c in frame.columns:
+        col = frame[c]
+        if col.dtype == object and is_number_column(c):
+            bad = col.notna() & pd.to_numeric(col, errors="coerce").isna()
+            for tid, v in zip(ids[bad], col[bad], strict=True):
+                found.setdefault(tid, f'{c} is "{v}", not a number')
+    maybe = frame[frame.columns[-1]].isna().to_numpy()
+    if len(maybe) and not data.endswith(b"\n"):
+        maybe[-1] = True
+    if maybe.any():
+        table = read_lines(data, whole=True)
+        whole = set() if table is None else {cells[table[0].index("trial_id")] for cells in table[1]}
+        for tid in ids[maybe]:
+            if tid not in whole:
+                found.setdefault(tid, "cut short")
+    return found
 
 
 def is_param(column: str) -> bool:

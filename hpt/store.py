@@ -61,6 +61,7 @@ class SyncReport:
     delivered: int  # trials delivered from the local journal
     repaired: int  # rows that were in rows/ but missing from results.csv
     rows: int  # rows at the location afterwards
+    damaged: int = 0  # lines of results.csv that did not say their row (cut short, text for a number): replaced
 
 
 class ResultStore:
@@ -79,6 +80,7 @@ class ResultStore:
         self._csv: tuple[bytes, str, dict[str, dict[str, Any]] | None] | None = None
         self._lines: TypedLines | None = None  # results.csv's ok lines, typed
         self._damaged = False  # results.csv was there and not a table of rows
+        self._drop: set[str] = set()  # trials whose results.csv line is damaged: the next merge replaces it
         self._typed: dict[str, dict[str, Any]] = {}  # ... their rows, by trial id
         self.objects_read = 0  # row objects read by rows(): what a run with nothing left to train reads
         self._lock = threading.Lock()
@@ -138,8 +140,9 @@ class ResultStore:
         if got is None:
             return {}
         self._csv = (got[0], got[1], None)  # its text rows when a merge needs them
+        cut: list[list[str]] = []
         with bulk():  # the lines' lists are made and gone before the garbage collector runs again
-            table = read_lines(got[0], whole=True)  # a line cut short (a damaged file) is no ok row
+            table = read_lines(got[0], whole=True, cut=cut)  # a line cut short (a damaged file) is no ok row
             if table is None:
                 self._damaged = True
                 return {}
@@ -147,7 +150,15 @@ class ResultStore:
             status = header.index("status") if "status" in header else None
             ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
             self._lines = TypedLines(header, ok)
+            tid = header.index("trial_id")
+            # lines that do not say their row (cut short, text for a number): rewritten from the rows at the next merge
+            self._drop = {cells[tid] for cells in cut if len(cells) > tid} | \
+                {cells[tid] for cells in ok if cells[tid] not in self._lines.rows}
             del table, lines, ok
+        if self._drop:
+            log.warning("warning: %s: %s damaged (cut short, or text where a number belongs), trial %s first; "
+                        "rewritten from rows/", self.sink.url(RESULTS_CSV), plural(len(self._drop), "line"),
+                        min(self._drop))
         self._typed = self._lines.rows
         return self._typed
 
@@ -289,12 +300,14 @@ class ResultStore:
                 self._rows[row["trial_id"]] = there
         return False
 
-    def _merge_csv(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Merge `rows` and every row known to be here into results.csv (:func:`hpt.sinks.update`)."""
+    def _merge_csv(self, rows: Iterable[dict[str, Any]], drop: Collection[str] = ()) -> None:
+        """Merge `rows` and every row known to be here into results.csv (:func:`hpt.sinks.update`); the lines of
+        the trials in `drop` (damaged ones) go first, so a row takes their place even from the same run."""
         with self._lock:
             for row in rows:
                 _prefer_newer(self._known, row)
             mine = list(self._known.values())
+            drop = {*drop, *self._drop}
         merged: dict[str, dict[str, Any]] = {}
         out = b""
 
@@ -306,12 +319,14 @@ class ResultStore:
                 # a row typed from a line of the file as this store read it is in every version it read or wrote since
                 typed = self._typed
                 todo = [row for row in mine if typed.get(row["trial_id"]) is not row]
-                if not todo:
+                if not todo and not drop:
                     return None
                 merged = dict(last[2]) if last[2] is not None else parse_csv(data)
             else:
                 merged = parse_csv(data) if data else {}
             changed = False
+            for tid in drop:
+                changed |= merged.pop(tid, None) is not None
             for row in todo:
                 changed |= _prefer_newer(merged, row)
             if data is not None and not changed:
@@ -323,6 +338,8 @@ class ResultStore:
         version = update(self.sink, RESULTS_CSV, merge, expect=(self._csv[0], self._csv[1]) if self._csv else ...)
         if version is not None:
             self._csv = (out, version, merged)
+        with self._lock:
+            self._drop -= drop  # gone from the file, written now or by another run before
 
     def sync(self) -> SyncReport:
         """Deliver what ended runs left in the local journal, and add rows missing from results.csv."""
@@ -340,13 +357,15 @@ class ResultStore:
                     entry.remove()
                 delivered += sum(1 for e in entries if e.row is not None)
         got = self.sink.read(RESULTS_CSV)
-        in_csv = set(parse_csv(got)) if got else set()
-        missing = [k for k in self.sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS) not in in_csv]
+        table = read_lines(got, whole=True) if got else None
+        sound = set(TypedLines(*table).rows) if table is not None and table[1] else set()
+        damaged = set(parse_csv(got)) - sound if got else set()  # lines cut short, or with text for a number
+        missing = [k for k in self.sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS) not in sound]
         repaired = [r for r in (parse_row(self.sink.read(k)) for k in missing) if r is not None]
-        if repaired:
-            self._merge_csv(repaired)
+        if repaired or damaged:
+            self._merge_csv(repaired, drop=damaged)
         final = self.sink.read(RESULTS_CSV)
-        return SyncReport(delivered, len(repaired), len(parse_csv(final)) if final else 0)
+        return SyncReport(delivered, len(repaired), len(parse_csv(final)) if final else 0, len(damaged))
 
     def close(self) -> list[str]:
         """Wait (up to ``$HPT_FLUSH_TIMEOUT`` s, default 120) for queued results to be delivered.

@@ -13,7 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from click.testing import CliRunner
+
 from hpt.backends.fake import FakeBackend, Script
+from hpt.cli import main
 from hpt.errors import SpecError
 from hpt.progress import Reporter
 from hpt.runner import RunOptions, drive, run_spec
@@ -291,7 +294,7 @@ def test_the_progress_log_counts_what_will_run(write_spec: Any, tmp_path: Path, 
     assert "skipping 5 trials already done" in out and "[1/1] ok" in out
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "a line cut short", "text for a number"])
 def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: Any, tmp_path: Path, damage: str) -> None:
     spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1]})))
     sink = tmp_path / "res"
@@ -302,12 +305,54 @@ def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: 
         csv.unlink()
     elif damage == "garbage":
         csv.write_bytes(b"\x00\x01 not a table \xff")
-    else:
+    elif damage == "truncated":
         csv.write_text(csv.read_text()[: len(csv.read_text()) * 2 // 3])
+    else:  # one line of an ok trial: its last two cells gone (the run, status and finish time still there), or
+        lines = csv.read_text().splitlines(keepends=True)  # its val_mse made text
+        header = lines[0].rstrip("\n").split(",")
+        at = next(i for i, line in enumerate(lines) if ",mlp," in line)
+        cells = lines[at].rstrip("\n").split(",")
+        assert cells[header.index("status")] == "ok"
+        if damage == "a line cut short":
+            cells = cells[:-2]
+        else:
+            cells[header.index("val_mse")] = "abc"
+        lines[at] = ",".join(cells) + "\n"
+        csv.write_text("".join(lines))
     again = FakeBackend(_by_lr)
     assert run_spec(spec, RunOptions(sink=str(sink)), _quiet(), backend=again).skipped == 6 and again.log == []
     rebuilt = _rows(sink).set_index("trial_id").sort_index()
     pd.testing.assert_frame_equal(rebuilt[whole.columns], whole)
+
+
+def test_results_read_a_damaged_line_from_rows_and_sync_rewrites_it(write_spec: Any, tmp_path: Path) -> None:
+    """A line cut short in the middle of results.csv (edited by hand, written by another tool): hpt results
+    reads that trial from rows/ and says so; hpt sync puts the line back whole."""
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1]})))
+    sink = tmp_path / "res"
+    run_spec(spec, RunOptions(sink=str(sink)), _quiet(), backend=FakeBackend(_by_lr, slots=2))
+    csv = sink / "results.csv"
+    intact = csv.read_text()
+
+    def ranked() -> Any:
+        done = CliRunner().invoke(main, ["results", str(sink), "--format", "json"])
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)["full"]["configs"], done.stderr
+
+    want, quiet = ranked()
+    assert "damaged" not in quiet
+    lines = intact.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if ",mlp," in line)
+    tid = lines[at].split(",")[1]
+    lines[at] = lines[at][:60] + "\n"  # the line ends after its first cells
+    csv.write_text("".join(lines))
+    got, said = ranked()
+    assert got == want
+    assert f"warning: {csv}: the line of trial {tid} (cut short) is damaged; read from rows/ instead" in said
+    synced = CliRunner().invoke(main, ["sync", str(sink)])
+    assert synced.exit_code == 0 and "(1 damaged line replaced)" in synced.output, synced.output
+    assert sorted(csv.read_text().splitlines()) == sorted(intact.splitlines())
+    assert "damaged" not in ranked()[1]
 
 
 def test_a_plan_walk_starts_at_the_first_trial_left_and_builds_none_when_all_are_done(

@@ -16,7 +16,9 @@ from hpt.rows import (
     TAG_COLUMNS,
     TEXT_COLUMNS,
     all_numbers,
+    damaged_lines,
     fill_fidelity,
+    is_number_column,
     is_param,
     param_columns,
     param_name,
@@ -52,7 +54,7 @@ def load_results(uri: str) -> pd.DataFrame:
     found: list[str] = []  # what is there instead of rows, for the error
     damaged: list[str] = []  # warnings about row objects that do not parse, when there are rows to show
     rows_url = sink.url(layout.ROWS).rstrip("/") + "/"
-    frame = _load_csv(sink, found)
+    frame = _load_csv(sink, found, damaged)
     try:
         ids = layout.ids_of(sink.list(layout.ROWS), layout.ROWS)
     except OSError as e:
@@ -106,8 +108,10 @@ def _results_inside(sink: Sink) -> list[str]:
         return []
 
 
-def _load_csv(sink: Sink, found: list[str]) -> pd.DataFrame:
-    """results.csv's trial rows, or an empty frame with what was wrong added to `found`."""
+def _load_csv(sink: Sink, found: list[str], damaged: list[str]) -> pd.DataFrame:
+    """results.csv's trial rows, or an empty frame with what was wrong added to `found`. Lines that do not say
+    their row (:func:`hpt.rows.damaged_lines`) are left out, so their trials' rows are read from rows/ (the
+    record of truth), and a warning for `damaged` says which."""
     where = sink.url(RESULTS_CSV)
     try:
         data = sink.read(RESULTS_CSV)
@@ -137,6 +141,17 @@ def _load_csv(sink: Sink, found: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     if frame.empty:
         found.append(f"{where} has no trial rows (only its header)")
+        return frame
+    bad = damaged_lines(data, frame)
+    if bad:
+        tid, why = next(iter(bad.items()))
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        damaged.append(f"warning: {where}: the line of trial {tid} ({why}){more} is damaged; read from rows/ instead "
+                       "(hpt sync rewrites the file)")
+        frame = frame[~frame["trial_id"].astype(str).isin(bad.keys()).to_numpy()].reset_index(drop=True)
+        for c in frame.columns:  # a column of numbers that held the text: numbers again
+            if frame[c].dtype == object and is_number_column(c):
+                frame[c] = pd.to_numeric(frame[c], errors="coerce")
     return frame
 
 
