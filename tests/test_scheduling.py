@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from click.testing import CliRunner
 
 from hpt.backends.fake import FakeBackend, Script
