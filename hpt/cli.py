@@ -27,6 +27,7 @@ from hpt.errors import (
     HptError,
     InputError,
     SpecError,
+    check_folder,
     no_blas_threads,
     putting_signals_off,
     redact,
@@ -751,6 +752,9 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         from hpt.plots import require_matplotlib
 
         require_matplotlib()
+        check_folder("--plot", plot_dir)
+    if tensorboard_dir:
+        check_folder("--tensorboard", tensorboard_dir)
     if tensorboard_dir or mlflow_uri:
         from hpt.tracking.export import check_exports
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "close_matches",
+__all__ = ["DataError", "HptError", "InputError", "Problem", "SIGNAL_EXIT", "SpecError", "check_folder", "close_matches",
            "did_you_mean", "install_hint", "json_error", "no_blas_threads", "one_line", "putting_signals_off", "redact", "show",
            "signals_put_off"]
 
@@ -186,6 +186,15 @@ def redact(text: str) -> str:
     if secret and len(secret) >= 8:
         text = text.replace(secret, "<redacted>")
     return text
+
+
+def check_folder(option: str, path: str) -> None:
+    """InputError when an output folder option (--plot DIR, --tensorboard DIR) names a file or a bucket: said
+    before anything is read or printed."""
+    if "://" in path:
+        raise InputError(f"{option} {path}: expected a local folder")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{option} {path}: is a file, not a folder")
 
 
 def install_hint(extra: str) -> str:

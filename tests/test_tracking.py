@@ -203,11 +203,14 @@ def test_tensorboard_from_an_s3_location(location: Path, s3_server: Any, tmp_pat
     assert sum(1 for r in runs.values() if r.get("scalars", {}).get("curve/val_mse")) == 2
 
 
-def test_tensorboard_dir_that_is_a_file_is_one_line(location: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--tensorboard", "--plot"])
+def test_an_output_folder_that_is_a_file_is_one_line_before_anything_is_printed(
+        location: Path, tmp_path: Path, option: str) -> None:
     (tmp_path / "f").write_text("x")
-    done = hpt_here("results", str(location), "--tensorboard", str(tmp_path / "f"))
-    assert done.exit_code == 2
-    assert done.stderr.strip().splitlines() == [f"hpt: error: --tensorboard {tmp_path / 'f'}: is a file, not a folder"]
+    done = hpt_here("results", str(location), "--format", "csv", option, str(tmp_path / "f"))
+    assert done.exit_code == 2 and done.stdout == ""  # not the table, then the error
+    assert done.stderr.strip().splitlines() == [f"hpt: error: {option} {tmp_path / 'f'}: is a file, not a folder"]
+    assert (tmp_path / "f").read_text() == "x"
 
 
 def test_missing_extras_say_what_to_install(location: Path, tmp_path: Path) -> None:
@@ -230,6 +233,12 @@ def test_missing_extras_say_what_to_install(location: Path, tmp_path: Path) -> N
         # hpt as this suite's environment installed it: pip install -e . in the clone (make test), elsewhere
         assert done.stderr.strip() == f"hpt: error: {option} needs {extra}: pip install -e '{ROOT}[{extra}]'"
         assert done.stdout == ""
+    # asked for by the spec's tracking section, not an option: the line names the key
+    spec = tmp_path / "tracked.json"
+    spec.write_text(json.dumps(tiny_spec(tracking={"mlflow": f"sqlite:///{tmp_path / 'm.db'}"})))
+    done = hpt_cli("run", str(spec), "--sink", str(tmp_path / "res"), env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"hpt: error: tracking.mlflow needs mlflow: pip install -e '{ROOT}[mlflow]'"
 
 
 def test_neither_package_is_imported_unless_asked_for(location: Path, tmp_path: Path) -> None:

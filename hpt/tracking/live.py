@@ -62,5 +62,5 @@ def open_trackers(mlflow: str | None, tensorboard: str | None, tracking: Mapping
     if out:
         from hpt.tracking.tensorboard import TensorBoardLog
 
-        trackers.append(TensorBoardLog(out, location))
+        trackers.append(TensorBoardLog(out, location, "--tensorboard" if tensorboard else "tracking.tensorboard"))
     return Trackers(trackers) if trackers else None

@@ -63,9 +63,9 @@ _BATCH = 1000  # MLflow's limit of metrics per log_batch
 _RECONNECT_S = 30.0  # a server that was not reachable is tried again after this long
 
 
-def ready() -> None:
+def ready(option: str = "--mlflow") -> None:
     """MLflow set up for hpt (its settings before it is imported), then imported: InputError with the install line when
-    the package is missing."""
+    the package is missing, naming `option` (or the spec's tracking.mlflow) as what asked for it."""
     # MLflow's own HTTP client retries for minutes: hpt retries a few times itself, and never waits long
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
@@ -73,7 +73,7 @@ def ready() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # and logs its own INFO lines ("Creating initial MLflow database tables...") into hpt's log
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    need("mlflow", "--mlflow", "mlflow")  # imports it: after the settings it reads at import
+    need("mlflow", option, "mlflow")  # imports it: after the settings it reads at import
 
 
 def tracking_uri(option: str | None, tracking: Mapping[str, Any] | None = None) -> str | None:
@@ -90,8 +90,9 @@ def tracking_uri(option: str | None, tracking: Mapping[str, Any] | None = None) 
 class MlflowLog:
     """Logs trials to one MLflow experiment from a background thread; :meth:`close` says what could not be logged."""
 
-    def __init__(self, uri: str, experiment: str, location: str, live: bool = True, spec_name: str = "") -> None:
-        ready()
+    def __init__(self, uri: str, experiment: str, location: str, live: bool = True, spec_name: str = "",
+                 option: str = "--mlflow") -> None:
+        ready(option)
         self.uri = uri
         self.experiment = experiment
         self.location = location
@@ -329,7 +330,8 @@ def live_log(option: str | None, tracking: Mapping[str, Any], spec_name: str, lo
     uri = tracking_uri(option, tracking)
     if uri is None:
         return None
-    return MlflowLog(uri, str(tracking.get("experiment") or spec_name), location, spec_name=spec_name)
+    return MlflowLog(uri, str(tracking.get("experiment") or spec_name), location, spec_name=spec_name,
+                     option="--mlflow" if option else "tracking.mlflow")
 
 
 def log_location(location: str, uri: str) -> str:

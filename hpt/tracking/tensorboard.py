@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpt.errors import HptError, InputError
+from hpt.errors import HptError, check_folder
 from hpt.tracking import CURVE_PREFIX, TrialView, location_trials, need, seconds, trial_view, version_status, with_curves
 from hpt.trial import Progress
 
@@ -70,13 +70,10 @@ def write_tensorboard(uri: str, out: str) -> TensorBoardReport:
 class Logdir:
     """A TensorBoard log folder that hpt writes trials to, and the markers of those it holds."""
 
-    def __init__(self, out: str) -> None:
-        need("tensorboard", "--tensorboard", "tensorboard")
-        if "://" in out:
-            raise InputError(f"--tensorboard {out}: expected a local folder (TensorBoard reads it with --logdir)")
+    def __init__(self, out: str, option: str = "--tensorboard") -> None:
+        need("tensorboard", option, "tensorboard")
+        check_folder(option, out)
         self.root = Path(out)
-        if self.root.exists() and not self.root.is_dir():
-            raise InputError(f"--tensorboard {out}: is a file, not a folder")
         self.markers = self.root / _MARKERS
         self.written = _read_markers(self.markers)
         self.taken = {m["run"] for m in self.written.values() if "run" in m}
@@ -130,8 +127,8 @@ class TensorBoardLog:
     (one small write to a local file), and its HParams session and row's metrics when it ends; at the end of the
     run, the trials of the location that DIR still lacks, and the HParams experiment."""
 
-    def __init__(self, out: str, location: str) -> None:
-        self.logdir = Logdir(out)
+    def __init__(self, out: str, location: str, option: str = "--tensorboard") -> None:
+        self.logdir = Logdir(out, option)
         self.location = location
         self.error = ""
         self.wrote: set[str] = set()  # trials this run wrote (a trial that ran again is written again)
