@@ -319,6 +319,22 @@ def test_mlflow_logs_a_finished_location_once(location: Path, tmp_path: Path, sq
     assert len(_mlflow_runs(store, "tracked")) == 5
 
 
+def test_a_file_store_is_logged_to_and_a_uri_mlflow_cannot_track_to_is_one_line(
+        location: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow keeps file stores (./mlruns) in maintenance mode and refuses them unless told it may: hpt tells it, as
+    the docs promise file stores. A URI it has no store for is said once, exit 2, not as every trial's failure."""
+    store = (tmp_path / "mlruns").as_uri()
+    done = cli_here("results", str(location), "--mlflow", store)
+    assert done.returncode == 0, done.stderr
+    assert f"mlflow: 4 trials logged to {store} (experiment tracked)" in done.stdout
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # this process reads it back through MLflow too
+    _check_mlflow_trials(store, "tracked", location, {r["run_id"] for r in _rows(location).values()})
+    bad = cli_here("results", str(location), "--mlflow", "notascheme:/x", "--format", "csv")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("hpt: error: --mlflow notascheme:/x: MLflow cannot track there: ")
+    assert len(bad.stderr.splitlines()) == 1 and "again" not in bad.stderr
+
+
 def test_logging_to_a_new_sqlite_store_says_one_line(location: Path, tmp_path: Path) -> None:
     """MLflow's own INFO lines (it makes a new store's tables) stay out of hpt's output: the package is imported
     after hpt's settings for it, `hpt results --mlflow` too."""

@@ -11,13 +11,15 @@ __all__ = ["check_exports", "export"]
 
 
 def check_exports(tensorboard_dir: str | None, mlflow_uri: str | None) -> None:
-    """InputError with the install line when a tracker's package is missing (before anything is read)."""
+    """InputError with the install line when a tracker's package is missing, or when MLflow cannot track to the URI
+    (before anything is read)."""
     if tensorboard_dir:
         need("tensorboard", "--tensorboard", "tensorboard")
     if mlflow_uri:
-        from hpt.tracking.mlflow import ready
+        from hpt.tracking.mlflow import check_store, ready
 
         ready()  # its settings (no INFO lines of its own in hpt's output) before the import
+        check_store(mlflow_uri)
 
 
 def export(uri: str, tensorboard_dir: str | None, mlflow_uri: str | None) -> Iterator[str]:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpt import layout
-from hpt.errors import HptError, InputError
+from hpt.errors import HptError, InputError, redact
 from hpt.progress import plural
 from hpt.runs import latest_run
 from hpt.sinks import Sink, describe, env_float
@@ -73,7 +73,20 @@ def ready(option: str = "--mlflow") -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # and logs its own INFO lines ("Creating initial MLflow database tables...") into hpt's log
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # and refuses a file store (./mlruns, file:/...), which it keeps in maintenance mode, unless told it may
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     need("mlflow", option, "mlflow")  # imports it: after the settings it reads at import
+
+
+def check_store(uri: str, option: str = "--mlflow") -> None:
+    """InputError when MLflow cannot make a store of `uri` (an unknown scheme, a store it refuses): said once, before
+    any trial is logged, instead of as every trial's failure with advice to try again."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri)
+    except Exception as e:  # MlflowException and its kin: the URI, not the server (none is asked yet)
+        raise InputError(f"{option} {redact(uri)}: MLflow cannot track there: {describe(e)}") from None
 
 
 def tracking_uri(option: str | None, tracking: Mapping[str, Any] | None = None) -> str | None:
@@ -93,6 +106,7 @@ class MlflowLog:
     def __init__(self, uri: str, experiment: str, location: str, live: bool = True, spec_name: str = "",
                  option: str = "--mlflow") -> None:
         ready(option)
+        check_store(uri, option)
         self.uri = uri
         self.experiment = experiment
         self.location = location
