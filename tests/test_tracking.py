@@ -190,6 +190,21 @@ def test_tensorboard_adds_only_new_trials_and_rewrites_a_rerun_trial(location: P
     assert len(_tensorboard_runs(out)) == 5  # four trials and the experiment
 
 
+def test_writing_a_trials_run_again_leaves_the_runs_named_inside_it(tmp_path: Path) -> None:
+    """Two trials of one name (another seed of a config, or the same config at another location): the second is
+    <name>/<trial_id>, inside the first's folder. Writing the first again replaces its events, not the second's."""
+    from hpt.tracking.tensorboard import Logdir
+
+    logdir = Logdir(str(tmp_path / "tb"))
+    for trial in ("t1", "t2"):
+        logdir.open(trial, "c1/2013-01-01_2013-02-01/full").close()
+    first, second = tmp_path / "tb" / "c1/2013-01-01_2013-02-01/full", tmp_path / "tb" / "c1/2013-01-01_2013-02-01/full/t2"
+    assert len(list(second.glob("events.out.tfevents.*"))) == 1
+    again = Logdir(str(tmp_path / "tb"))  # the next hpt results, with t1's row changed
+    again.open("t1", "c1/2013-01-01_2013-02-01/full").close()
+    assert len(list(first.glob("events.out.tfevents.*"))) == 1 and len(list(second.glob("events.out.tfevents.*"))) == 1
+
+
 def test_tensorboard_from_an_s3_location(location: Path, s3_server: Any, tmp_path: Path) -> None:
     bucket = s3_server.create_bucket()
     for path in location.rglob("*"):

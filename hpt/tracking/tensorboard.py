@@ -17,11 +17,11 @@ no torch.utils.tensorboard); imported only here (``pip install 'hpt[tensorboard]
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import os
-import shutil
 import socket
 import time
 from collections.abc import Mapping
@@ -99,7 +99,7 @@ class Logdir:
         removed first, and the trial is marked as being written (a write cut short is done again)."""
         old = self.written.get(trial_id, {}).get("run")
         if old:
-            shutil.rmtree(self.root / old, ignore_errors=True)
+            _remove_events(self.root / old)
             self.taken.discard(old)
         run = name if name not in self.taken else f"{name}/{trial_id}"
         self.taken.add(run)
@@ -193,6 +193,20 @@ class TensorBoardLog:
         earlier = f" and {others} of earlier runs" if others else ""
         return [f"tensorboard: {len(self.wrote | self.later)} trial(s) of this run{earlier} written to {out}; "
                 f"see them with: tensorboard --logdir {out}"]
+
+
+def _remove_events(folder: Path) -> None:
+    """A run's event files; the folders inside it are other trials' runs (another seed's, ``<name>/<trial_id>``),
+    left as they are."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("events.out.tfevents.") and entry.is_file():
+            entry.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # when nothing else is in it
 
 
 class _EventFile:
