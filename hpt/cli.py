@@ -486,10 +486,12 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     from hpt.scheduling.plan import COUNT_LIMIT
     from hpt.search import expand
     from hpt.sinks import check_location
+    from hpt.sinks.local import LocalSink
     from hpt.trial import waits
 
     location = results_location(spec, sink)
-    check_location(location)  # a location that cannot be is bad input, said first, as the run says it
+    if not check_location(location):  # a location that cannot be is bad input, said first, as the run says it
+        LocalSink(location).check_writable()  # a file, a folder that cannot be made: nothing is left behind
     adaptive = spec.search.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
     trials = None if adaptive else trials if trials is not None else expand(spec)
     screen = _print_shape(spec, trials)

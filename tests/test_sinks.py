@@ -218,6 +218,22 @@ def test_local_sink_on_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
         LocalSink(afile / "sub").check_writable()
 
 
+def test_a_folder_that_cannot_be_made_is_said_before_the_run_and_nothing_is_left_behind(tmp_path: Path) -> None:
+    """os.access cannot tell (root may write anywhere, but not under /proc): the check makes the folders and removes
+    them again; `hpt plan` checks as the run does."""
+    if Path("/proc/self").is_dir():
+        with pytest.raises(InputError, match="^cannot write results to /proc/hpt-nope/x: "):
+            LocalSink("/proc/hpt-nope/x").check_writable()
+    LocalSink(tmp_path / "a" / "b" / "c").check_writable()
+    assert list(tmp_path.iterdir()) == []  # the folders it made to know are gone again
+    (tmp_path / "afile").write_text("x")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**tiny_spec(), "sink": "afile"}))
+    done = hpt_cli("plan", str(spec))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"hpt: error: cannot write results to {tmp_path / 'afile'}: it is a file, not a folder"]
+
+
 # ---------------------------------------------------------------- remote-only behaviour
 
 @pytest.fixture(params=["s3", "gcs"])

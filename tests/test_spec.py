@@ -50,6 +50,7 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
      'cannot import module "no_such_mod" for builder "no_such_mod:build": put no_such_mod.py next to the spec '
      "or on PYTHONPATH"),
     ("mistyped bucket sink", {**tiny_spec(), "sink": "s3:/bucket/x"}, "sink", "did you mean s3://bucket/x?"),
+    ("sink of an unknown scheme", {**tiny_spec(), "sink": "ftp://x/y"}, "sink", "unknown scheme ftp://"),
     ("missing data", _with(data=None), "data", "missing"),
     ("data not an object", _with(data="file.csv"), "data", "expected an object"),
     ("missing target", {**tiny_spec(), "data": {"path": DATA["path"], "time_column": "ts"}}, "data.target", "missing"),

@@ -35,12 +35,34 @@ class LocalSink:
         if blocker != self.root:  # made at the first write, so that a run whose start fails leaves no folder behind
             if blocker is not None and not os.access(blocker, os.W_OK | os.X_OK):
                 raise InputError(f"cannot write results to {self.root}: {blocker} is not writable")
+            self._try_making(blocker)
             return
         try:
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".hpt-check-"):
                 pass
         except OSError as e:
             raise InputError(f"cannot write results to {self.root}: {e.strerror or e}") from None
+
+    def _try_making(self, blocker: Path | None) -> None:
+        """Make the missing folders down to the root and remove them again: what os.access cannot tell (root may
+        write anywhere, but not under /proc; a read-only mount). Only the folders made here are removed."""
+        missing = [p for p in (self.root, *self.root.parents) if blocker is None or p not in (blocker, *blocker.parents)]
+        made: list[Path] = []
+        try:
+            for folder in reversed(missing):
+                try:
+                    folder.mkdir()
+                except FileExistsError:
+                    continue  # another run made it meanwhile: not this check's to remove
+                made.append(folder)
+        except OSError as e:
+            raise InputError(f"cannot write results to {self.root}: {e.strerror or e}") from None
+        finally:
+            for folder in reversed(made):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # something was put in it meanwhile (a run beside this one): it stays
 
     def _path(self, key: str) -> Path:
         return self.root / key

@@ -7,7 +7,7 @@ import unicodedata
 from typing import Any
 
 from hpt.errors import InputError, did_you_mean, show
-from hpt.sinks import check_uri
+from hpt.sinks import check_location
 from hpt.spec.checker import SECTIONS, Checker, is_int
 
 __all__ = ["MAX_NAME", "name_problem", "parse_resources", "parse_sink", "parse_tracking"]
@@ -23,7 +23,7 @@ def parse_sink(ck: Checker, value: Any) -> str | None:
         ck.add("sink", f"expected a folder path or a gs:// or s3:// URI, got {show(value)}")
         return None
     try:
-        check_uri(value)
+        check_location(value)  # a mistyped bucket URI, an unknown scheme, a bucket name no cloud takes
     except InputError as e:
         ck.add("sink", str(e))
         return None
