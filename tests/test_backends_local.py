@@ -48,6 +48,10 @@ def test_gpus_option_without_a_gpu_is_bad_input(write_spec: Any, cli: Any, tmp_p
     assert out.returncode == 2 and "--gpus 0,2: no CUDA GPU is visible" in out.stderr
     out = cli("run", str(write_spec()), "--trials-per-gpu", "zero")
     assert out.returncode == 2 and "expected a number >= 1 or auto" in out.stderr
+    # the spec's resources.gpus: the line names it, not an option that was not given
+    out = cli("run", str(write_spec(resources={"gpus": [0]})), "--sink", str(tmp_path / "r"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == \
+        "hpt: error: resources.gpus 0: no CUDA GPU is visible to this process"
 
 
 def test_auto_packing_fills_memory_within_cpu_cores() -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hpt.errors import InputError
 from hpt.trial import Status, TrialResult
 
-__all__ = ["AutoPacker", "Slot", "choose_slots", "cpu_slots", "gpu_slots", "usable_cpus", "visible_gpus"]
+__all__ = ["AutoPacker", "Slot", "choose_slots", "cpu_slots", "gpu_slots", "requested_gpus", "usable_cpus", "visible_gpus"]
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,22 @@ def cpu_slots(workers: int | None = None, threads: int = 1, cpus: int | None = N
     return [Slot(f"cpu-{i}", "cpu", (("CUDA_VISIBLE_DEVICES", ""),), threads) for i in range(workers)]
 
 
+def requested_gpus(option: tuple[str, ...] | None, resources: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, str]:
+    """The GPUs a run is told to use (--gpus, else the spec's resources.gpus; None: all), and which of the two
+    said so, for the messages."""
+    if option:
+        return option, "--gpus"
+    spec = tuple(str(g) for g in resources.get("gpus", ()))
+    return spec or None, "resources.gpus"
+
+
 def choose_slots(device: str, workers: int | None, gpus: list[str] | None = None, only: tuple[str, ...] | None = None,
-                 per_gpu: int = 1, threads: int | None = None) -> list[Slot]:
+                 per_gpu: int = 1, threads: int | None = None, only_from: str = "--gpus") -> list[Slot]:
     """Worker slots: `per_gpu` on each GPU in use, or `workers` CPU workers (default: usable CPUs / `threads`).
 
     `threads`: torch threads per worker [default: 1 on the CPU, 2 beside a GPU]. `gpus` is the
-    visible GPU list (found when None; tests inject it); `only` narrows it.
+    visible GPU list (found when None; tests inject it); `only` narrows it (`only_from` names where it came from:
+    :func:`requested_gpus`).
     """
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
@@ -140,10 +151,10 @@ def choose_slots(device: str, workers: int | None, gpus: list[str] | None = None
     found = (visible_gpus() if gpus is None else gpus) if device != "cpu" else []
     if only:
         if not found:
-            raise InputError(f"--gpus {','.join(only)}: no CUDA GPU is visible to this process")
+            raise InputError(f"{only_from} {','.join(only)}: no CUDA GPU is visible to this process")
         missing = [g for g in only if g not in found]
         if missing:
-            raise InputError(f"--gpus: GPU {', '.join(missing)} is not visible; visible: {', '.join(found)}")
+            raise InputError(f"{only_from}: GPU {', '.join(missing)} is not visible; visible: {', '.join(found)}")
         found = [g for g in found if g in only]
     if device == "cuda" and not found:
         raise InputError("--device cuda: no CUDA GPU is visible to this process")

@@ -126,9 +126,10 @@ def check_request(req: FinalRequest) -> None:
 def _check_devices(req: FinalRequest, spec: Spec) -> None:
     """InputError for --device cuda without a GPU, or --gpus naming one that is not there (this machine's pool)."""
     if (req.executor or spec.resources.get("executor") or "local") == "local":
-        from hpt.backends.slots import choose_slots
+        from hpt.backends.slots import choose_slots, requested_gpus
 
-        choose_slots(req.device, 1, only=req.gpus or tuple(str(g) for g in spec.resources.get("gpus", ())) or None)
+        only, only_from = requested_gpus(req.gpus, spec.resources)
+        choose_slots(req.device, 1, only=only, only_from=only_from)
 
 
 def _open_start_model(from_model: str | None) -> Any:

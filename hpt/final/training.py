@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpt.backends import Backend
-from hpt.backends.slots import Slot, choose_slots
+from hpt.backends.slots import Slot, choose_slots, requested_gpus
 from hpt.claims import Claims, Holder
 from hpt.final.prepare import FinalRequest, Setup
 from hpt.progress import Reporter, format_duration, format_value, plural
@@ -107,8 +107,9 @@ def _local_slots(req: FinalRequest, s: Setup, n: int) -> list[Slot]:
     """`n` worker slots of this machine (a GPU each while there are GPUs enough), named as the
     report says where a final trained: ``cpu``, ``cuda:0``."""
     resources = s.spec.resources
-    only = req.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
-    slots = choose_slots(req.device, n, only=only, per_gpu=n, threads=req.threads or resources.get("threads"))
+    only, only_from = requested_gpus(req.gpus, resources)
+    slots = choose_slots(req.device, n, only=only, per_gpu=n, threads=req.threads or resources.get("threads"),
+                         only_from=only_from)
     slots = sorted(slots, key=lambda slot: "." in slot.name)[:n]  # gpu0, gpu1, then gpu0.1
     return [dataclasses.replace(slot, name=f"cuda:{slot.gpu}" if slot.gpu is not None else "cpu") for slot in slots]
 

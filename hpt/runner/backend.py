@@ -9,7 +9,7 @@ import pandas as pd
 
 from hpt.backends import Backend
 from hpt.backends.local import LocalBackend
-from hpt.backends.slots import AutoPacker, Slot, choose_slots
+from hpt.backends.slots import AutoPacker, Slot, choose_slots, requested_gpus
 from hpt.errors import InputError
 from hpt.runner.options import RunOptions
 from hpt.spec import Spec
@@ -20,10 +20,10 @@ def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any
     """The worker pool of this machine, as the options and the spec's resources ask; `frame` is the checked data."""
     resources = spec.resources
     per_gpu = options.trials_per_gpu or resources.get("trials_per_gpu") or 1
-    only = options.gpus or tuple(str(g) for g in resources.get("gpus", ())) or None
+    only, only_from = requested_gpus(options.gpus, resources)
     if slots is None:
         slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu),
-                             threads=options.threads or resources.get("threads"))
+                             threads=options.threads or resources.get("threads"), only_from=only_from)
     gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
     packer = AutoPacker(gpus, say, threads=slots[0].threads) if gpus and per_gpu == "auto" else None
     return LocalBackend(frame, slots, spec.objective, grow=packer)
