@@ -456,3 +456,23 @@ def test_a_builder_argument_without_a_default_is_a_parameter_the_spec_must_give(
     assert missing.returncode == 2 and missing.stderr.strip().endswith(
         'parameters: req_models:needs_width takes width without a default: give its values here, such as "width": '
         "[...]"), missing.stderr
+
+
+def test_a_mistyped_builder_function_gets_a_did_you_mean(tmp_path: Path) -> None:
+    from hpt.architectures import get_architecture
+    from hpt.errors import InputError
+
+    (tmp_path / "typo_models.py").write_text(_OWN_MODELS)
+    with pytest.raises(InputError, match='^builder "typo_models:flta": no function "flta" in module typo_models '
+                                         r'\(did you mean "flat"\?\)$'):
+        get_architecture("typo_models:flta", folder=tmp_path)
+    with pytest.raises(InputError, match='^builder "typo_models:": no function named after the ":"'):
+        get_architecture("typo_models:", folder=tmp_path)
+    (tmp_path / "typo_models.py").write_text(_OWN_MODELS + "\n\ndef no_horizon(n_features, lookback, width=8):\n"
+                                                           "    return None\n")
+    import sys
+
+    sys.modules.pop("typo_models", None)
+    with pytest.raises(InputError, match="must accept the keyword arguments n_features, lookback, horizon; it lacks "
+                                         "horizon$"):
+        get_architecture("typo_models:no_horizon", folder=tmp_path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpt.errors import InputError, signals_put_off
+from hpt.errors import InputError, did_you_mean, signals_put_off
 from hpt.future import FUTURE_ARG, known_text
 from hpt.hparams import Constraint, HParam, quantiles_of
 
@@ -319,13 +319,20 @@ def get_architecture(name: str, folder: Path | None = None, place: str = "next t
         raise InputError(f'cannot import module "{absent}" for builder "{name}": put {where} {place} '
                          "or on PYTHONPATH") from None
     except AttributeError:
-        raise InputError(f'builder "{name}": no such function in its module') from None
+        module, _, attr = name.partition(":")
+        functions = [k for k, v in vars(sys.modules[module]).items() if callable(v) and not k.startswith("_")] \
+            if module in sys.modules else []
+        if not attr:
+            raise InputError(f'builder "{name}": no function named after the ":" (e.g. "{module}:build")') from None
+        raise InputError(f'builder "{name}": no function "{attr}" in module {module}'
+                         f'{did_you_mean(attr, functions)}') from None
     except Exception as e:  # a user's module may raise anything on import
         raise InputError(f'builder "{name}": importing it failed: {type(e).__name__}: {e}') from None
     params = inspect.signature(fn).parameters
     missing = [a for a in BUILDER_ARGS if a not in params and not _takes_var_kwargs(params)]
     if missing:
-        raise InputError(f'builder "{name}" must accept the keyword arguments {", ".join(BUILDER_ARGS)}')
+        raise InputError(f'builder "{name}" must accept the keyword arguments {", ".join(BUILDER_ARGS)}; it lacks '
+                         f'{", ".join(missing)}')
     hparams = tuple(
         HParam(p.name, p.default, _kind_of(p.default), help="user builder argument") if p.default is not p.empty else
         HParam(p.name, None, "any", required=True, help="user builder argument without a default")
