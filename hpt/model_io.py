@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpt.errors import InputError
 from hpt.inference import BATCH
 
 if TYPE_CHECKING:
@@ -317,9 +318,18 @@ def load_model(path: str | Path | bytes) -> TrainedModel:
         raise ValueError(f"{'the bytes given' if isinstance(path, bytes) else path} is not a model saved by hpt")
     arch = get_architecture(payload["architecture"], Path.cwd(), "in the working folder")  # a builder of one's own
     known = tuple(payload.get("known_ahead") or ())
-    module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"],
-                        payload["horizon"] if known else 0)
-    module.load_state_dict(payload["state_dict"])
+    where = "the bytes given" if isinstance(path, bytes) else str(path)
+    try:
+        module = arch.build(payload["n_features"], payload["lookback"], payload["horizon"], payload["params"],
+                            payload["horizon"] if known else 0)
+    except Exception as e:  # a builder of one's own, changed since: another signature, a bug
+        raise InputError(f'{where}: "{payload["architecture"]}" cannot build its model now ({_first_line(e)}); '
+                         "was the builder changed since the model was saved?") from None
+    try:
+        module.load_state_dict(payload["state_dict"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise InputError(f'{where}: its saved weights do not fit the model "{payload["architecture"]}" builds now '
+                         f"({_first_line(e)}); was the builder changed since the model was saved?") from None
     module.eval()
     return TrainedModel(
         module=module,
@@ -340,6 +350,12 @@ def load_model(path: str | Path | bytes) -> TrainedModel:
         series_scaling=_series_scaling(payload.get("series_scaling")),
         series_features=_series_features(payload.get("series_features")),
     )
+
+
+def _first_line(e: BaseException) -> str:
+    """An exception as one short line (torch's load_state_dict lists every key on lines of their own)."""
+    text = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _series_features(stored: Any) -> Encoding | None:

@@ -476,3 +476,34 @@ def test_a_mistyped_builder_function_gets_a_did_you_mean(tmp_path: Path) -> None
     with pytest.raises(InputError, match="must accept the keyword arguments n_features, lookback, horizon; it lacks "
                                          "horizon$"):
         get_architecture("typo_models:no_horizon", folder=tmp_path)
+
+
+def test_a_model_whose_builder_changed_since_it_was_saved_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hpt predict (load_model) with the builder's code edited since: one line that says what changed, not that the
+    file is no model of hpt's."""
+    import sys
+
+    from hpt.architectures import get_architecture
+    from hpt.errors import InputError
+    from hpt.model_io import model_payload
+
+    (tmp_path / "edited_models.py").write_text(_OWN_MODELS)
+    monkeypatch.chdir(tmp_path)
+    module = get_architecture("edited_models:flat", folder=tmp_path).build(1, 24, 2, {"width": 4}, 0)
+    data = model_payload(architecture="edited_models:flat", params={"width": 4}, n_features=1, lookback=24,
+                         horizon=2, columns=("y",), mean=np.zeros(1), std=np.ones(1),
+                         state_dict=module.state_dict(), trial_id="t1", period=("2013-01-01", "2013-02-01"), metrics={})
+    assert load_model(data).horizon == 2
+    for edit, says in (("width=8, depth=2):\n    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, "
+                        "width), nn.ReLU(), nn.Linear(width, width), nn.Linear(width, horizon))\n",
+                        "its saved weights do not fit the model \"edited_models:flat\" builds now (RuntimeError: "),
+                       ("):\n    return None\n",
+                        '"edited_models:flat" cannot build its model now (BuilderError: edited_models:flat returned NoneType')):
+        (tmp_path / "edited_models.py").write_text(_OWN_MODELS.replace(
+            "width=8):\n    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), "
+            "nn.Linear(width, horizon))\n", edit, 1))
+        sys.modules.pop("edited_models", None)
+        with pytest.raises(InputError) as e:
+            load_model(data)
+        assert says in str(e.value) and str(e.value).endswith("was the builder changed since the model was saved?")
+        assert "\n" not in str(e.value)
