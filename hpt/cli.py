@@ -812,7 +812,7 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     source = "" if fidelity == FULL else f"; from {fidelity.purpose or fidelity.name} rows"
     tied = summary.verdict.tied
     ties = f"; tied with {plural(len(tied), 'other config')} (hpt results says which)" if tied else ""
-    click.echo(f"best config {top.config_id}: mean {summary.metric}={top.mean:.4g} over "
+    click.echo(f"best config {top.named}: mean {summary.metric}={top.mean:.4g} over "
                f"{plural(top.periods_run, 'period')}, best in {top.periods_won}"
                f"{' of them' if top.periods_run > 1 else ''}{source}{ties}", err=True)
     if summary.baseline_warning:  # as hpt results and the run's summary say it

@@ -56,6 +56,12 @@ class BestConfig:
     periods_run: int  # every period of its fidelity's ranking
     periods_won: int
     fidelity: str
+    architecture: str = ""  # where the ranking holds several families (one location, several specs); else ""
+
+    @property
+    def named(self) -> str:
+        """Its id, with its family where the ranking holds several: ``8d3622a0a553 (nhits)``."""
+        return f"{self.config_id} ({self.architecture})" if self.architecture else self.config_id
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ class Ranking:
         params = {p: plain(row[p]) for p in self.params}
         return BestConfig(config_id=str(row["config_id"]), params={p: v for p, v in params.items() if v is not None},
                           mean=float(row["mean"]), periods_run=int(row["periods_run"]),
-                          periods_won=int(row["periods_won"]), fidelity=self.fidelity)
+                          periods_won=int(row["periods_won"]), fidelity=self.fidelity,
+                          architecture=str(row["architecture"]) if "architecture" in row else "")
 
     @property
     def seeds_measured(self) -> bool:

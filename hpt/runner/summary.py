@@ -90,7 +90,7 @@ def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[st
             f" (from {fidelity_named(s.best.fidelity).rows}: no config has {spec.fidelity.name} results yet)"
         order = {name: i for i, name in enumerate(spec.parameters)}  # as the trials' lines give them
         params = dict(sorted(s.best.params.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
-        reporter.line(f"best config {s.best.config_id}{apart}: {format_params(params)}  "
+        reporter.line(f"best config {s.best.named}{apart}: {format_params(params)}  "
                       f"mean {spec.objective}={format_value(s.best.mean)} over {plural(s.best.periods_run, 'period')}")
         vs = s.vs_baseline
         if vs is not None:  # judged on the objective; the other reported errors where they disagree

@@ -27,8 +27,10 @@ def parse_data(ck: Checker, value: Any) -> DataSpec | None:
         ck.add("data.features", f"expected a list of column names, got {show(features)}")
         features = []
     for i, f in enumerate(features):
-        if f == target or f in features[:i]:
-            ck.add(f"data.features[{i}]", f'"{f}" is listed twice (the target is always an input)')
+        if f == target:
+            ck.add(f"data.features[{i}]", f'"{f}" is the target, always an input: leave it out of the features')
+        elif f in features[:i]:
+            ck.add(f"data.features[{i}]", f'"{f}" is listed twice (first as data.features[{features.index(f)}])')
     options = _read_options(ck, obj)
     season = obj.get("season")
     if season is not None and (not is_int(season) or season < 1):
