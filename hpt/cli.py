@@ -545,7 +545,7 @@ def _print_shape(spec: Any, trials: Any) -> Any:
         from hpt.scheduling.promote import promote_text, promote_trials
         from hpt.spec import quick_spec
 
-        quick = quick_spec(spec)
+        quick = quick_spec(spec, "search.promote")
         first, second = promote_trials(spec, quick, n_configs)
         count, shape = f"up to {plural(first + second, 'trial')} in 2 stages", f"{first} screening, up to {second} full"
     click.echo(f"{spec.name}: {count} = {shape} "
@@ -646,12 +646,14 @@ def validate(spec_paths: tuple[str, ...]) -> None:
     """
     from hpt.panel import series_count
     from hpt.progress import plural
-    from hpt.spec import load_spec
+    from hpt.spec import load_spec, quick_spec
 
     lines: list[str] = []
     for path in spec_paths:
         try:
             spec = load_spec(path)
+            if spec.search.promote is not None:  # its screen's month must fit the windows too, as the run checks
+                quick_spec(spec, "search.promote")
         except SpecError as e:
             lines += e.lines()
             continue

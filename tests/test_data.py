@@ -495,7 +495,15 @@ def test_a_screen_too_short_for_daily_windows_says_the_screen_is_one_month_not_u
     out = cli("run", str(spec), "--quick", "--dry-run")
     assert out.returncode == 2 and out.stdout == "", out.stdout
     assert out.stderr.splitlines() == [
-        f"hpt: error: {spec}: date_ranges[0]: --quick: screening period 2015-12-01..2016-01-01 has 31 rows, 0 before the "
+        f"hpt: error: {spec}: --quick: screening period 2015-12-01..2016-01-01 has 31 rows, 0 before the "
         "validation split (validation '60D' takes 31): too few for lookback 28 + horizon 7 (train part needs >= 35 "
         "rows, validation >= 7); the screen is one whole month of data: a shorter validation, lookback or horizon could "
         "fit it, or tune without the screen (--quick, search.promote)"], out.stderr
+    # search.promote screens the same month: validate says so as the run would, naming search.promote
+    promoted = write_spec(tiny_spec(
+        data={"path": str(SHARED_WEATHER), "time_column": "date", "target": "temp_max"},
+        date_ranges=[["2012-01-01", "2013-01-01"], ["2013-01-01", "2014-01-01"]],
+        training={"lookback": 28, "horizon": 7, "validation": "60D"}, search={"strategy": "grid", "promote": {"top": 1}}))
+    for command in ("validate", "plan"):
+        out = cli(command, str(promoted))
+        assert out.returncode == 2 and f"hpt: error: {promoted}: search.promote: screening period 2015-12-01" in out.stderr

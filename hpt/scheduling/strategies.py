@@ -59,6 +59,6 @@ def make_scheduler(spec: Spec, say: Say | None = None, location: str | None = No
 
         if spec.fidelity != FULL:  # under --quick the run is the screen alone, as promotion runs it
             return screen_scheduler(spec, say)
-        return Promote(spec, quick_spec(spec), say)
+        return Promote(spec, quick_spec(spec, "search.promote"), say)
     warm = load_warm_start(spec, say, location) if spec.search.warm_start else None
     return adapt(BUILDERS[spec.search.strategy](spec, say, warm), spec, say, warm, configs)

@@ -47,36 +47,41 @@ FIT_MONTHS = (2, 3, 4, 6, 9, 12)
 """The months per period ``"months": "fit"`` tries, fewest first."""
 
 
-def quick_spec(spec: Spec) -> Spec:
-    """The screening variant: the spec at fidelity :data:`~hpt.fidelity.QUICK`."""
-    return at_fidelity(spec, QUICK)
+def quick_spec(spec: Spec, where: str | None = None) -> Spec:
+    """The screening variant: the spec at fidelity :data:`~hpt.fidelity.QUICK`. `where` names what asked for the
+    screen in a problem with its month (``search.promote``; default ``--quick``)."""
+    return at_fidelity(spec, QUICK, where)
 
 
-def at_fidelity(spec: Spec, fidelity: Fidelity) -> Spec:
+def at_fidelity(spec: Spec, fidelity: Fidelity, where: str | None = None) -> Spec:
     """The spec at `fidelity`: its trials get their own ids, and train at most its epochs on its data
-    (for ``last_month``: one period, the last whole month of data before `spec.today`)."""
+    (for ``last_month``: one period, the last whole month of data before `spec.today`, whose problems are said
+    at `where`, by default the fidelity's option: not at the spec's date_ranges, which it replaces)."""
     if fidelity.data != LAST_MONTH:
         return dataclasses.replace(spec, fidelity=fidelity)
     with unused_periods():  # the data, read and checked for the spec's periods, which the month replaces
         frame = check_data(spec)
     first, last, step = span(frame)
+    where = where or fidelity.option
     try:
         period = quick_period(first, last, step, spec.today, spec.period_rule.holdout if spec.period_rule else 0)
     except ValueError as e:
-        raise SpecError(spec.source, [Problem("date_ranges", f"{fidelity.option}: {e}")]) from None
+        raise SpecError(spec.source, [Problem(where, str(e))]) from None
     variant = dataclasses.replace(spec, periods=(period,), fidelity=fidelity)
-    check_data(variant)
+    check_data(variant, where)
     return variant
 
 
-def check_data(spec: Spec) -> pd.DataFrame:
-    """Read the spec's data and check that every period can be windowed; return the data."""
+def check_data(spec: Spec, where: str | None = None) -> pd.DataFrame:
+    """Read the spec's data and check that every period can be windowed; return the data. `where`: what the
+    periods' problems are said at, when not the spec's date_ranges (a screen's month)."""
     extremes = window_extremes(spec.parameters, spec.training)
-    places = [(f"date_ranges[{i}]" if spec.period_rule is None else "date_ranges.auto", p)
+    places = [(where or (f"date_ranges[{i}]" if spec.period_rule is None else "date_ranges.auto"), p)
               for i, p in enumerate(spec.periods)]
     frame, problems = data_problems(spec.data, places, extremes)
     if spec.fidelity.option:
-        problems = [Problem(pr.path, f"{spec.fidelity.option}: {spec.fidelity.purpose} {_fidelity_advice(spec, pr.message)}")
+        said = "" if where else f"{spec.fidelity.option}: "
+        problems = [Problem(pr.path, f"{said}{spec.fidelity.purpose} {_fidelity_advice(spec, pr.message)}")
                     for pr in problems]
     if problems or frame is None:
         raise SpecError(spec.source, problems)
