@@ -770,6 +770,8 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         click.echo(render_pareto(summary, pareto_front(frame, summary.main, pareto), fmt), nl=False)
     else:
         click.echo(render(summary, fmt, top), nl=False)
+        if fmt == "csv" and summary.baseline_warning:  # the table and markdown print it, JSON holds it
+            click.echo(f"warning: {summary.baseline_warning}", err=True)
     if plot_dir:
         from hpt.plots import write_plots
 

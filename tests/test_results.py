@@ -921,9 +921,15 @@ def test_each_config_against_the_better_baseline_of_its_own_window_setting(tmp_p
         "baseline": "naive-last", "config_mean": pytest.approx(0.85), "baseline_mean": 0.01,
         "change_pct": pytest.approx(8400.0), "periods": 2, "periods_better": 0, "beats": False,
         "text": "+8400% vs persistence (naive-last), better in 0 of 2 periods"}
+    # the CSV has the comparison as columns, and its warning goes to stderr (stdout stays the table)
+    csv_out = results_cli("results", uri, "--format", "csv")
+    table = pd.read_csv(io.StringIO(csv_out.stdout))
+    assert table[["config_id", "vs_naive_baseline", "vs_naive_pct"]].values.tolist() == [
+        ["a", "naive-last", 0.0], ["b", "naive-last", 8400.0]]
+    assert csv_out.stderr.startswith("warning: the best config a does not beat the persistence (naive-last) forecast")
     best = results_cli("best", uri)
     assert best.exit_code == 0 and json.loads(best.stdout) == {"horizon": [1]}
-    assert "warning" not in results_cli("results", uri, "--format", "csv").output
+    assert "warning" not in results_cli("results", uri, "--format", "csv").stdout  # (stderr has it)
 
 
 def test_tags_are_not_metrics(tmp_path: Path) -> None:

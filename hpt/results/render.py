@@ -405,6 +405,10 @@ def _csv(s: Summary, top: int) -> str:
         t["ranks"] = [";".join("" if x is None else str(x) for x in ranks) for ranks in t["ranks"]]
         verdicts = _verdicts(s.verdict if r is s.main else None)
         t.insert(t.columns.get_loc("partial") + 1, "verdict", [verdicts.get(c, "") for c in t["config_id"]])
+        vs = [s.vs_baseline(r.fidelity).get(c) for c in t["config_id"]]  # the table's "vs naive", as numbers
+        at = t.columns.get_loc("verdict") + 1
+        t.insert(at, "vs_naive_baseline", [v.baseline if v else "" for v in vs])
+        t.insert(at + 1, "vs_naive_pct", [None if v is None or math.isinf(v.change) else round(v.change, 2) for v in vs])
         t.insert(0, "fidelity", r.fidelity)
         t.insert(1, "rank", range(1, len(t) + 1))
         frames.append(t)
