@@ -549,6 +549,8 @@ def test_pruned_configs_are_listed_apart_and_never_ranked(tmp_path: Path) -> Non
     doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
     assert [c["config_id"] for c in doc["full"]["configs"]] == ["a", "b"] and doc["full"]["best"] == "a"
     assert {c["config_id"]: c["periods_pruned"] for c in doc["full"]["pruned"]} == {"h": 1, "p": 2, "p2": 1}
+    assert {c["config_id"]: c["epochs"] for c in doc["full"]["pruned"]}["h"] == 3  # a count: 3, not 3.0
+    assert all(isinstance(c["epochs"], int) for c in doc["full"]["pruned"])
     assert sorted(p["status"] for p in doc["not_ranked"]) == ["failed", "timed-out"]
     assert json.loads(results_cli("best", uri).stdout) == {"lr": [1]}
 

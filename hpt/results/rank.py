@@ -270,7 +270,7 @@ def _pruned_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     table = pd.DataFrame({
         "periods_pruned": stopped.groupby(key, sort=False).sum().astype(int),
         "periods_run": g.size(),
-        "epochs": epochs.where(stopped).groupby(key, sort=False).max(),
+        "epochs": pd.to_numeric(epochs, errors="coerce").where(stopped).groupby(key, sort=False).max().astype("Int64"),
         "data_share": shares.where(stopped & (shares < 1)).groupby(key, sort=False).max(),
         "mean_so_far": pd.to_numeric(counted[metric], errors="coerce").groupby(key, sort=False).mean(),
         "dropped": errors.where(stopped & errors.str.startswith(RACED), "").groupby(key, sort=False).max(),
