@@ -221,6 +221,12 @@ def test_a_period_with_few_training_windows_is_a_warning_that_says_what_to_chang
             'hpt: warning: period 2013-01-01..2013-03-01 (date_ranges[0]) leaves 4 training windows (1D steps; lookback 48, '
             'horizon 1, validation "7D"): fewer than 100, likely too few to learn from; use longer periods, or a shorter '
             "lookback, horizon or validation"], command  # the year-long period has enough
+    # with a mistake elsewhere in the spec, only the mistake: the warning is of settings that are to change
+    typo = write_spec(tiny_spec(data={"path": "daily.csv", "time_column": "day", "target": "sales"},
+                                date_ranges=[["2013-01-01", "2013-03-01"], ["2013-07-01", "2014-07-01"]],
+                                training={"lookback": 48, "validation": "7D", "epoch": 3}))
+    out = cli("validate", str(typo), cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1 and "training.epoch: unknown key" in out.stderr
 
 
 def test_invalid_json_reports_line_and_column(write_spec: Any) -> None:

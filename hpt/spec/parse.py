@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import date
 from pathlib import Path
@@ -59,8 +60,10 @@ def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = No
     resources = parse_resources(ck, doc.get("resources", {}))
     tracking = parse_tracking(ck, doc.get("tracking", {}))
     sink = parse_sink(ck, doc.get("sink"))
-    if data is not None and periods:  # the data's problems are reported with the rest
-        periods, rule = _periods_in_data(ck, data, periods, parameters, training)
+    if data is not None and periods:  # the data's problems are reported with the rest; its notes (too few windows, the
+        # months "fit" chose) only of a spec without problems: they would be of settings that are to change
+        with unused_periods() if ck.problems else contextlib.nullcontext():
+            periods, rule = _periods_in_data(ck, data, periods, parameters, training)
     if arch is not None and data is not None and not ck.problems and arch.name not in BUILTIN:
         _builds(ck, arch, data, parameters, training)
     if ck.problems:
