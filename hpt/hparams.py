@@ -151,6 +151,9 @@ def _check_quantiles(value: Any) -> str | None:
         return f"expected increasing quantiles without repeats, got {show(value)}"
     if 0.5 not in value:
         return f"must include 0.5: the median is the point forecast (mse, mae, rmse), got {show(value)}"
+    if len(value) == 1:
+        return ('[0.5] alone is a median forecast, with no interval for coverage: add quantiles on both sides '
+                '(such as [0.1, 0.5, 0.9]), or train the median with "loss": "mae"')
     return None
 
 

@@ -74,6 +74,7 @@ def test_every_architecture_forecasts_sorted_quantiles_per_step(name: str) -> No
     ({"training": {"loss": "quantile", "quantiles": [0.1, 0.5, 1.2]}}, "training.quantiles", "between 0 and 1"),
     ({"training": {"loss": "quantile", "quantiles": [0.9, 0.5, 0.1]}}, "training.quantiles", "increasing"),
     ({"training": {"loss": "quantile", "quantiles": [0.1, 0.9]}}, "training.quantiles", "must include 0.5"),
+    ({"training": {"loss": "quantile", "quantiles": [0.5]}}, "training.quantiles", "[0.5] alone is a median forecast"),
     ({"training": {"quantiles": "0.1"}}, "training.quantiles", "a list of numbers"),
     ({"objective": "val_pinball"}, "objective", 'val_pinball needs training.loss "quantile" or "mdn" in every config'),
     ({"objective": "pinball", "parameters": {"loss": ["mse", "quantile"]}}, "objective", "parameters.loss gives"),
