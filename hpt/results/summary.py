@@ -27,7 +27,7 @@ from hpt.results.rank import (
 from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
 from hpt.results.versus import Judgement, VsBaseline, config_judgement, versus_baselines
-from hpt.rows import DEFAULT_FIDELITY
+from hpt.rows import DEFAULT_FIDELITY, param_column
 from hpt.trial import Status, status_counts
 
 __all__ = ["Summary", "best_params", "summarise"]
@@ -155,9 +155,18 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
         shown = baselines[places(baselines).isin(set(places(frame))).to_numpy()]
     return Summary(uri=uri, metric=metric, where=where, trials=len(frame), counts=counts, rankings=rankings,
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
-                   trends=parameter_trends(main_rows, metric, main_ranking.params), problems=problems,
+                   trends=_trends(main_rows, metric, main_ranking), problems=problems,
                    missing_metric=missing, notes=notes, baseline_rows=len(shown), versus=versus,
                    best_verdict=judged)
+
+
+def _trends(rows: pd.DataFrame, metric: str, ranking: Ranking) -> dict[str, pd.DataFrame]:
+    """:func:`parameter_trends` of the tuned parameters; where the ranking holds several families (one location, a
+    spec per family), the metric per family first: a parameter's values pool the families that have it."""
+    if "architecture" not in ranking.table or "architecture" not in rows:
+        return parameter_trends(rows, metric, ranking.params)
+    rows = rows.assign(**{param_column("architecture"): rows["architecture"].astype(str)})
+    return parameter_trends(rows, metric, ["architecture", *ranking.params])
 
 
 def _narrowed(planned: Planned, before: pd.DataFrame, after: pd.DataFrame) -> dict[str, list[str]]:
