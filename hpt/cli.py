@@ -686,9 +686,8 @@ def archs(names: tuple[str, ...]) -> None:
     chosen = [get_architecture(n, here, "in the working folder") for n in names] if names else list(BUILTIN.values())
     for arch in chosen:
         click.echo(f"{arch.name}: {arch.description}" if arch.description else arch.name)
-        for p in arch.hparams:
-            default = "required" if p.required else f"default {json.dumps(p.default)}"
-            click.echo(f"  {p.name:<13} {default:<16} {p.describe()}")
+        _echo_columns([(p.name, "required" if p.required else f"default {json.dumps(p.default)}", p.describe())
+                       for p in arch.hparams])
         ranges = ", ".join(f"{k} {lo:g}..{hi:g}{' (log)' if scale == 'log' else ''}"
                            for k, (lo, hi, scale) in arch.auto_ranges.items())
         if arch.inputs:
@@ -699,8 +698,15 @@ def archs(names: tuple[str, ...]) -> None:
                                         "data.future_features is refused)"))
     if not names:
         click.echo("training (any of these may also be tuned under \"parameters\"):")
-        for p in TRAINING.values():
-            click.echo(f"  {p.name:<13} default {json.dumps(p.default):<8} {p.help}")
+        _echo_columns([(p.name, f"default {json.dumps(p.default)}", p.help) for p in TRAINING.values()])
+
+
+def _echo_columns(lines: list[tuple[str, str, str]]) -> None:
+    """Indented lines of a name, its default and what it is, the first two columns as wide as their widest."""
+    name = max((len(n) for n, _, _ in lines), default=0)
+    default = max((len(d) for _, d, _ in lines), default=0)
+    for n, d, text in lines:
+        click.echo(f"  {n:<{name}}  {d:<{default}}  {text}")
 
 
 @main.command(epilog="Exit codes: 0 printed, 1 a gs:// or s3:// location did not answer (or --mlflow could not log "

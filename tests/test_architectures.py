@@ -445,7 +445,7 @@ def test_a_builder_argument_without_a_default_is_a_parameter_the_spec_must_give(
     done = subprocess.run([str(script), "archs", "req_models:needs_width"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": ""})
     assert done.returncode == 0 and done.stdout.splitlines()[:2] == ["req_models:needs_width",
-                                                                     "  width         required         a value"], done.stdout
+                                                                     "  width  required  a value"], done.stdout
     doc = tiny_spec(architecture="req_models:needs_width", parameters={"width": [4, 8]}, training={"epochs": 1},
                     date_ranges=[["2013-01-01", "2013-01-15"]])
     (tmp_path / "given.json").write_text(json.dumps(doc))  # a width to tune: a parameter like any other
