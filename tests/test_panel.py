@@ -378,28 +378,29 @@ def test_predict_forecasts_every_series_of_the_file_each_in_its_own_units(
     assert set(rows["series"]) == {"small"} and len(rows) == 2 * (528 - 24 + 1)
 
 
-def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
-        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
-    model, _, _ = final_panel
-    data = write_panel(tmp_path / "new.csv", {"small": (1.0, 200), "fresh": (10.0, 200)}, shape="daily")
+def _predict_last(model: Path, data: Path, series: dict[str, tuple[float, int]]) -> tuple[Any, pd.DataFrame]:
+    """hpt predict --last of a daily-shaped panel of `series` (id -> (scale, hourly rows)) written to `data`."""
+    write_panel(data, series, shape="daily")
     done = cli_here("predict", str(model), "--data", str(data), "--last")
     assert done.returncode == 0, done.stderr
+    return done, pd.read_csv(io.StringIO(done.stdout))
+
+
+def test_predict_forecasts_a_series_the_model_never_saw_with_a_warning(
+        final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
+    done, table = _predict_last(final_panel[0], tmp_path / "new.csv", {"small": (1.0, 200), "fresh": (10.0, 200)})
     assert ('series "fresh" is not among the 2 series the model was trained on: forecast by the global model, '
             "scaled by its own rows in") in done.stderr
-    table = pd.read_csv(io.StringIO(done.stdout))
     fresh, small = (table.loc[table["series"] == s, "prediction"].to_numpy() for s in ("fresh", "small"))
     assert fresh == pytest.approx(10 * small, rel=0.05)  # its own scale: 10 times the small one's
 
 
 def test_predict_last_says_which_series_end_before_the_others(
         final_panel: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
-    model, _, _ = final_panel
-    data = write_panel(tmp_path / "new.csv", {"small": (1.0, 200), "big": (1000.0, 150)}, shape="daily")
-    done = cli_here("predict", str(model), "--data", str(data), "--last")
-    assert done.returncode == 0, done.stderr
+    model, data = final_panel[0], tmp_path / "new.csv"
+    done, table = _predict_last(model, data, {"small": (1.0, 200), "big": (1000.0, 150)})
     assert ('warning: --last: series "big" ends before the latest series\' last row (2024-01-09 07:00:00), so forecast '
             "from its own last row") in done.stderr
-    table = pd.read_csv(io.StringIO(done.stdout))
     assert table.groupby("series")["timestamp"].min().to_dict() == {"big": "2024-01-07 06:00:00",
                                                                      "small": "2024-01-09 08:00:00"}
     same = cli_here("predict", str(model), "--data", str(data), "--last", "--series", "small")
