@@ -220,8 +220,8 @@ def read_lines(data: bytes, whole: bool = False, cut: list[list[str]] | None = N
 
 class TypedLines:
     """Lines of ``results.csv`` typed back column by column: :attr:`rows`, the rows :func:`result_row` made, by
-    trial id (a line with a cell that cannot say its value, a list or an object written as text, left out), and
-    :meth:`frame` of them.
+    trial id (a line with a cell that cannot say its value, a list or an object written as text, left out, and so
+    is a damaged one: text where a number belongs, its trial id in :attr:`damaged`), and :meth:`frame` of them.
 
     The text columns stay text (:data:`TEXT_COLUMNS`; ``seed`` is an int); in the others an empty cell is None
     (no value, or no such key) and the rest read as :func:`read_csv` reads parameters: ``8`` an int, ``0.5`` a
@@ -231,12 +231,15 @@ class TypedLines:
 
     def __init__(self, header: list[str], lines: list[list[str]]) -> None:
         self.header = header
-        untyped: set[int] = set()  # the lines with a cell that cannot be typed back, or text where a number belongs
+        untyped: set[int] = set()  # the lines with a cell that cannot be typed back
+        damaged: set[int] = set()  # ... and those with text where a number belongs
         # as arrays of objects, which the garbage collector does not walk (tuples of 100,000 cells it walks once)
         self.columns = [_objects(col if c in TEXT_COLUMNS and c != "seed" else
-                                 _typed_cells(col, untyped, numbers=is_number_column(c)))
+                                 _typed_cells(col, untyped, damaged if is_number_column(c) else None))
                         for c, col in zip(header, zip(*lines, strict=True), strict=True)] if lines else []
         tid = header.index("trial_id")
+        self.damaged = {lines[i][tid] for i in damaged}
+        untyped |= damaged
         self.rows: dict[str, dict[str, Any]] = {
             values[tid]: dict(zip(header, values, strict=True))
             for i, values in enumerate(zip(*self.columns, strict=True)) if i not in untyped}
@@ -281,9 +284,10 @@ def _floats(texts: Sequence[str]) -> list[float] | None:
         return None
 
 
-def _typed_cells(texts: Sequence[str], untyped: set[int], numbers: bool = False) -> Sequence[Any]:
+def _typed_cells(texts: Sequence[str], untyped: set[int], damaged: set[int] | None = None) -> Sequence[Any]:
     """The cells of a column that is not text as the values they were written from (:func:`_cell_value`),
-    adding the lines of those that cannot be to `untyped`, and with `numbers` (a metric's column) those of text."""
+    adding the lines of those that cannot be to `untyped`; for a column of numbers (a metric's) the lines of
+    those that are text to `damaged`."""
     distinct = set(texts)
     if len(distinct) * 2 > len(texts):  # hardly repeated: metrics, floats all (repr, as to_csv writes them)?
         floats = _floats(texts)
@@ -295,8 +299,8 @@ def _typed_cells(texts: Sequence[str], untyped: set[int], numbers: bool = False)
         values = list(map(typed.__getitem__, texts))
     if any(t[:1] in ("[", "{") for t in distinct):
         untyped.update(i for i, v in enumerate(values) if v is _UNTYPED)
-    if numbers:
-        untyped.update(i for i, v in enumerate(values) if v.__class__ is str)
+    if damaged is not None:
+        damaged.update(i for i, v in enumerate(values) if v.__class__ is str or v is _UNTYPED)
     return values
 
 

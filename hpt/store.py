@@ -152,8 +152,7 @@ class ResultStore:
             self._lines = TypedLines(header, ok)
             tid = header.index("trial_id")
             # lines that do not say their row (cut short, text for a number): rewritten from the rows at the next merge
-            self._drop = {cells[tid] for cells in cut if len(cells) > tid} | \
-                {cells[tid] for cells in ok if cells[tid] not in self._lines.rows}
+            self._drop = {cells[tid] for cells in cut if len(cells) > tid} | self._lines.damaged
             del table, lines, ok
         if self._drop:
             log.warning("warning: %s: %s damaged (cut short, or text where a number belongs), trial %s first; "
@@ -357,10 +356,14 @@ class ResultStore:
                     entry.remove()
                 delivered += sum(1 for e in entries if e.row is not None)
         got = self.sink.read(RESULTS_CSV)
-        table = read_lines(got, whole=True) if got else None
-        sound = set(TypedLines(*table).rows) if table is not None and table[1] else set()
-        damaged = set(parse_csv(got)) - sound if got else set()  # lines cut short, or with text for a number
-        missing = [k for k in self.sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS) not in sound]
+        cut: list[list[str]] = []
+        table = read_lines(got, whole=True, cut=cut) if got else None
+        typed = TypedLines(*table) if table is not None and table[1] else None
+        tid = table[0].index("trial_id") if table is not None else 0
+        # lines cut short, or with text for a number: their rows replace them
+        damaged = {cells[tid] for cells in cut if len(cells) > tid} | (typed.damaged if typed else set())
+        listed = {cells[tid] for cells in table[1]} - damaged if table is not None else set()
+        missing = [k for k in self.sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS) not in listed]
         repaired = [r for r in (parse_row(self.sink.read(k)) for k in missing) if r is not None]
         if repaired or damaged:
             self._merge_csv(repaired, drop=damaged)

@@ -112,6 +112,10 @@ def test_results_csv_lines_type_back_to_the_rows_they_were() -> None:
     listed = _row("t5", "2026-01-01T00:04:00.000+00:00", param_layers=[64, 32], val_mse=0.1)
     with_list = TypedLines(*_lines(to_csv([*ROWS, listed])))
     assert list(with_list.rows) == ["t2", "t3", "t1"]  # a list: not typed
+    assert with_list.damaged == set() and lines.damaged == set()  # a parameter's list is no damage (its object says it)
+    text = _row("t6", "2026-01-01T00:05:00.000+00:00", val_mse="abc")  # text where a number belongs: damage
+    damaged = TypedLines(*_lines(to_csv([*ROWS, text])))
+    assert damaged.damaged == {"t6"} and "t6" not in damaged.rows
     for table, ids in ((lines, ["t1", "t3", "t2"]), (with_list, ["t3", "t1"])):  # the frame of a run's summary
         pd.testing.assert_frame_equal(table.frame(ids), rows_frame(table.rows[t] for t in ids), check_exact=True)
     floats = [_row(f"f{i}", "2026-01-01T00:00:00.000+00:00", val_mse=v) for i, v in enumerate([0.1, 1e-300, 2.0, 7e22])]
@@ -234,3 +238,23 @@ def test_results_csv_lines_are_typed_with_the_collector_paused_into_objects_it_d
     assert store.objects_read == 0 and got == {r["trial_id"]: r for r in rows}
     assert not any(gc.is_tracked(column) for column in made[0].columns)  # arrays of objects: never walked
     assert not any(gc.is_tracked(row) for row in got.values())  # dicts of text and numbers: never walked
+
+
+def test_a_parameter_list_in_results_csv_is_no_damage_to_warn_of_or_rewrite(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A builder's list-valued parameter is written as text ("[64, 32]"): its line is read from its row object,
+    as before, but it is not damage: no warning, results.csv left as it is, hpt sync replaces nothing."""
+    rows = [_row("t1", "2026-01-01T00:00:00.000+00:00", param_layers=[64, 32], val_mse=0.1),
+            _row("t2", "2026-01-01T00:00:01.000+00:00", param_layers=[8], val_mse=0.2)]
+    (tmp_path / "rows").mkdir()
+    for r in rows:
+        (tmp_path / "rows" / f"{r['trial_id']}.json").write_text(json.dumps(r))
+    (tmp_path / "results.csv").write_text(to_csv(rows))
+    before = (tmp_path / "results.csv").stat().st_mtime_ns
+    store = ResultStore(open_sink(str(tmp_path)))
+    assert set(store.rows()) == {"t1", "t2"}
+    store.write_csv()
+    assert "damaged" not in caplog.text and (tmp_path / "results.csv").stat().st_mtime_ns == before
+    report = ResultStore(open_sink(str(tmp_path))).sync()
+    assert (report.repaired, report.damaged, report.rows) == (0, 0, 2)
+    assert "damaged" not in "".join(load_results(str(tmp_path)).columns) and "damaged" not in caplog.text
