@@ -105,10 +105,19 @@ class SpecError(InputError):
         return [f"{prefix}{p}" for p in self.problems]
 
 
+_HPT_CODE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def one_line(e: BaseException) -> str:
-    """The exception and where in the user's or hpt's code it came from, on one line."""
+    """The exception and where it came from, on one line: the last place outside hpt (the user's builder, torch),
+    else hpt's own, except for an error hpt raised on purpose (its own class: the message says what is wrong)."""
     frames = traceback.extract_tb(e.__traceback__)
-    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    inside = [os.path.abspath(f.filename).startswith(_HPT_CODE) for f in frames]
+    start = inside.index(True) if True in inside else 0  # from hpt's first frame down: not its caller's
+    outside = [f for f, own in zip(frames[start:], inside[start:], strict=True) if not own]
+    at = outside[-1] if outside else None if type(e).__module__.split(".")[0] == "hpt" else \
+        frames[-1] if frames else None
+    where = f" (at {at.filename.rsplit('/', 1)[-1]}:{at.lineno})" if at is not None else ""
     text = f"{type(e).__name__}: {e}".replace("\n", " ")
     return (text[:500] + where) if text else type(e).__name__
 
