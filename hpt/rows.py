@@ -491,11 +491,11 @@ def damaged_lines(data: bytes, frame: pd.DataFrame) -> dict[str, str]:
     ids = frame["trial_id"].astype(str)
     for c in frame.columns:
         col = frame[c]
-        if col.dtype == object and is_number_column(c):
+        if is_number_column(c) and not pd.api.types.is_numeric_dtype(col):  # object, or pandas' str
             bad = col.notna() & pd.to_numeric(col, errors="coerce").isna()
             for tid, v in zip(ids[bad], col[bad], strict=True):
                 found.setdefault(tid, f'{c} is "{v}", not a number')
-    maybe = frame[frame.columns[-1]].isna().to_numpy()
+    maybe = frame[frame.columns[-1]].isna().to_numpy().copy()
     if len(maybe) and not data.endswith(b"\n"):
         maybe[-1] = True
     if maybe.any():

@@ -324,8 +324,10 @@ def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: 
     pd.testing.assert_frame_equal(rebuilt[whole.columns], whole)
 
 
-def test_results_read_a_damaged_line_from_rows_and_sync_rewrites_it(write_spec: Any, tmp_path: Path) -> None:
-    """A line cut short in the middle of results.csv (edited by hand, written by another tool): hpt results
+@pytest.mark.parametrize("damage", ["a middle line cut short", "text for a number", "the last line cut"])
+def test_results_read_a_damaged_line_from_rows_and_sync_rewrites_it(write_spec: Any, tmp_path: Path,
+                                                                    damage: str) -> None:
+    """A damaged line of results.csv (edited by hand, written by another tool, a write cut off): hpt results
     reads that trial from rows/ and says so; hpt sync puts the line back whole."""
     spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1]})))
     sink = tmp_path / "res"
@@ -341,13 +343,20 @@ def test_results_read_a_damaged_line_from_rows_and_sync_rewrites_it(write_spec: 
     want, quiet = ranked()
     assert "damaged" not in quiet
     lines = intact.splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if ",mlp," in line)
+    at = len(lines) - 1 if damage == "the last line cut" else next(i for i, line in enumerate(lines) if ",mlp," in line)
     tid = lines[at].split(",")[1]
-    lines[at] = lines[at][:60] + "\n"  # the line ends after its first cells
+    why = "cut short"
+    if damage == "text for a number":  # val_mae: a column pandas then reads as text
+        cells = lines[at].split(",")
+        cells[lines[0].split(",").index("val_mae")] = "1e-x"
+        lines[at] = ",".join(cells)
+        why = 'val_mae is "1e-x", not a number'
+    else:
+        lines[at] = lines[at][:60] + ("\n" if damage == "a middle line cut short" else "")  # ends after its first cells
     csv.write_text("".join(lines))
     got, said = ranked()
     assert got == want
-    assert f"warning: {csv}: the line of trial {tid} (cut short) is damaged; read from rows/ instead" in said
+    assert f"warning: {csv}: the line of trial {tid} ({why}) is damaged; read from rows/ instead" in said
     synced = CliRunner().invoke(main, ["sync", str(sink)])
     assert synced.exit_code == 0 and "(1 damaged line replaced)" in synced.output, synced.output
     assert sorted(csv.read_text().splitlines()) == sorted(intact.splitlines())

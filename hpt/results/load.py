@@ -150,7 +150,7 @@ def _load_csv(sink: Sink, found: list[str], damaged: list[str]) -> pd.DataFrame:
                        "(hpt sync rewrites the file)")
         frame = frame[~frame["trial_id"].astype(str).isin(bad.keys()).to_numpy()].reset_index(drop=True)
         for c in frame.columns:  # a column of numbers that held the text: numbers again
-            if frame[c].dtype == object and is_number_column(c):
+            if is_number_column(c) and not pd.api.types.is_numeric_dtype(frame[c]):
                 frame[c] = pd.to_numeric(frame[c], errors="coerce")
     return frame
 
