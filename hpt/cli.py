@@ -646,6 +646,8 @@ def validate(spec_paths: tuple[str, ...]) -> None:
     """
     from hpt.panel import series_count
     from hpt.progress import plural
+    from hpt.sinks import check_location
+    from hpt.sinks.local import LocalSink
     from hpt.spec import load_spec, quick_spec
 
     lines: list[str] = []
@@ -654,8 +656,13 @@ def validate(spec_paths: tuple[str, ...]) -> None:
             spec = load_spec(path)
             if spec.search.promote is not None:  # its screen's month must fit the windows too, as the run checks
                 quick_spec(spec, "search.promote")
+            if spec.sink is not None and not check_location(spec.sink):  # a folder: one the run can make
+                LocalSink(spec.sink).check_writable()
         except SpecError as e:
             lines += e.lines()
+            continue
+        except InputError as e:
+            lines.append(f"{path}: sink: {e}")
             continue
         panel = "" if spec.data.options.series is None else f", {series_count(spec.data.read().frame):,} series"
         click.echo(f"{path}: ok ({spec.architecture}, {plural(len(spec.periods), 'period')}{panel})")

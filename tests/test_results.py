@@ -104,6 +104,7 @@ def test_configs_of_several_families_in_one_location_say_which_family_they_are(t
         ("nh1", "nhits"), ("dl1", "dlinear"), ("dl2", "dlinear")]
     assert list(doc["trends"])[0] == "architecture"  # the metric per family first, then the pooled parameters
     assert [t["value"] for t in doc["trends"]["architecture"]] == ["nhits", "dlinear"]
+    assert "* best: nh1 (nhits)  lr=0.01  mean val_mse=0.15" in text
     best = results_cli("best", uri)  # its line says the family too: lr=0.01 alone would not tell nhits from dlinear
     assert best.stderr.startswith("best config nh1 (nhits): mean val_mse=0.15 over 2 periods"), best.stderr
     one = write_results(tmp_path / "one", grid({"a": [0.1, 0.2]}, {"a": {"lr": 0.01}}, 2))

@@ -232,6 +232,9 @@ def test_a_folder_that_cannot_be_made_is_said_before_the_run_and_nothing_is_left
     done = hpt_cli("plan", str(spec))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"hpt: error: cannot write results to {tmp_path / 'afile'}: it is a file, not a folder"]
+    checked = hpt_cli("validate", str(spec))  # as plan and the run do, naming the key
+    assert checked.returncode == 2 and checked.stderr.strip().splitlines() == [
+        f"hpt: error: {spec}: sink: cannot write results to {tmp_path / 'afile'}: it is a file, not a folder"]
 
 
 # ---------------------------------------------------------------- remote-only behaviour

@@ -85,7 +85,7 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         sec.notes.append(f"no config has run all {len(r.periods)} periods: none is crowned best")
     else:
         vs_best = versus.get(best.config_id)
-        sec.notes.append(f"* best: {best.config_id}  {_params_text(best)}  "
+        sec.notes.append(f"* best: {best.named}  {_params_text(best)}  "
                          f"mean {r.metric}={_num(best.mean)}, won {best.periods_won} of {plural(len(r.periods), 'period')}"
                          + (f"; {vs_best.text()}" if vs_best else ""))
     if "finalist" in r.table and r.table["finalist"].any():
