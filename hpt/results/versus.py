@@ -305,9 +305,8 @@ def _keys_of(trials: pd.DataFrame, ids: list[str]) -> list[str | None]:
     """Each config's baseline key (its latest row's), None for a config whose rows have none."""
     if BASELINE_KEY not in trials or "config_id" not in trials:
         return [None] * len(ids)
-    keyed = trials[["config_id", BASELINE_KEY]].dropna()
-    last = dict(zip(keyed["config_id"].astype(str), keyed[BASELINE_KEY].astype(str), strict=True))
-    return [last.get(i) or None for i in ids]
+    last = trials.groupby(trials["config_id"].astype(str), sort=False)[BASELINE_KEY].last()  # skips missing keys
+    return [str(k) if isinstance(k, str) and k else None for k in last.reindex(ids).tolist()]
 
 
 def _settings(table: pd.DataFrame, params: list[str], keys_of: list[str | None] | None = None,
