@@ -314,3 +314,10 @@ def test_a_config_is_compared_with_its_own_baselines_beside_runs_of_another_hori
     assert vs(first) == alone
     rows = pd.read_csv(sink / "results.csv")
     assert rows["baseline_key"].notna().all() and rows["baseline_key"].nunique() == 3  # one per spec's windows
+    # hpt results says the three are ranked together though their parameters look alike, and how to take one
+    shown = CliRunner().invoke(main, ["results", str(sink)]).output
+    key = rows.loc[rows["config_id"] == first, "baseline_key"].iloc[0]
+    assert "3 data or window settings are ranked together" in shown
+    one = CliRunner().invoke(main, ["results", str(sink), "--where", f"baseline_key == '{key}'", "--format", "json"])
+    doc = json.loads(one.stdout)
+    assert [c["config_id"] for c in doc["full"]["configs"]] == [first] and doc["notes"] == []

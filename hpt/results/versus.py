@@ -27,8 +27,8 @@ from hpt.rows import is_number, param_column, plain
 from hpt.search import BASELINE_KEY
 from hpt.trial import Status
 
-__all__ = ["Judgement", "VsBaseline", "compare", "config_judgement", "error_metrics", "judge", "judge_best", "percent",
-           "relative_change", "versus_baselines"]
+__all__ = ["Judgement", "VsBaseline", "baseline_keys", "compare", "config_judgement", "error_metrics", "judge",
+           "judge_best", "mixed_settings", "percent", "relative_change", "versus_baselines"]
 
 ERRORS = ("mse", "mae", "rmse", "pinball")
 """The forecast errors a verdict against a baseline looks at (lower is better), with or without ``val_``."""
@@ -151,7 +151,7 @@ def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metri
     rows = rows[at]
     mine = rows[rows["config_id"].astype(str) == vs.config_id] if "config_id" in rows else rows.iloc[:0]
     theirs = rows[(rows["architecture"].astype(str) == vs.baseline).to_numpy()]
-    key = _keys_of(mine, [vs.config_id])[0]
+    key = baseline_keys(mine, [vs.config_id])[0]
     keyed = theirs[(theirs[BASELINE_KEY].astype(str) == key).to_numpy()] if key and BASELINE_KEY in theirs else None
     if keyed is not None and len(keyed):
         theirs = keyed
@@ -239,7 +239,7 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking, trials: pd.DataFrame 
     periods = list(ranking.values.columns)
     found: dict[str, tuple[Any, ...]] = {}  # config id -> VsBaseline's fields after it
     keyed = {lookup for _, lookup in scored}
-    for setting, at in _settings(table, ranking.params, _keys_of(trials if trials is not None else rows, ids),
+    for setting, at in _settings(table, ranking.params, baseline_keys(trials if trials is not None else rows, ids),
                                  keyed).items():
         best: tuple[np.ndarray, ...] | None = None  # name index, config mean, baseline mean, periods, better
         for i, name in enumerate(LABELS):
@@ -301,12 +301,29 @@ def _lookups(row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     return [("key", str(key)), setting] if isinstance(key, str) and key else [setting]
 
 
-def _keys_of(trials: pd.DataFrame, ids: list[str]) -> list[str | None]:
+def baseline_keys(trials: pd.DataFrame, ids: list[str]) -> list[str | None]:
     """Each config's baseline key (its latest row's), None for a config whose rows have none."""
     if BASELINE_KEY not in trials or "config_id" not in trials:
         return [None] * len(ids)
     last = trials.groupby(trials["config_id"].astype(str), sort=False)[BASELINE_KEY].last()  # skips missing keys
     return [str(k) if isinstance(k, str) and k else None for k in last.reindex(ids).tolist()]
+
+
+def mixed_settings(trials: pd.DataFrame, ranking: Ranking) -> list[str]:
+    """The baseline keys of `ranking`'s configs where configs of the same tuned window setting have different ones:
+    specs of another target, file or fixed horizon wrote to one location, so their metrics are not comparable
+    though the parameters shown look alike; [] otherwise (one spec, or settings the tuned parameters tell apart)."""
+    table = ranking.table
+    if table.empty or BASELINE_KEY not in trials:
+        return []
+    ids = table["config_id"].astype(str).tolist()
+    keys = baseline_keys(trials, ids)
+    seen: dict[tuple[Any, ...], set[str]] = {}
+    for setting, at in _settings(table, ranking.params).items():
+        seen[setting] = {k for k in (keys[j] for j in at.tolist()) if k}
+    if all(len(k) <= 1 for k in seen.values()):
+        return []
+    return list(dict.fromkeys(k for k in keys if k))
 
 
 def _settings(table: pd.DataFrame, params: list[str], keys_of: list[str | None] | None = None,
