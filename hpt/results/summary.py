@@ -26,7 +26,7 @@ from hpt.results.rank import (
 )
 from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
-from hpt.results.versus import Judgement, VsBaseline, config_judgement, mixed_settings, versus_baselines
+from hpt.results.versus import Judgement, VsBaseline, config_judgement, config_keys, mixed_settings, versus_baselines
 from hpt.rows import DEFAULT_FIDELITY, param_column
 from hpt.trial import Status, status_counts
 
@@ -140,12 +140,13 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     missing = int((ok & frame[metric].isna()).sum())
     if missing:
         notes.append(f"{plural(missing, 'ok trial')} without a {metric} value left out of the ranking")
-    mixed = mixed_settings(frame, main_ranking)
+    keys = config_keys(frame)  # each config's baseline key, once for every use below
+    mixed = mixed_settings(main_ranking, keys)
     if mixed:  # several specs wrote here: another target, file or fixed horizon, alike in the parameters shown
         notes.append(f"{len(mixed)} data or window settings are ranked together (specs of another target, file or "
                      f"horizon wrote here; the parameters shown do not tell them apart): {metric} compares within one; "
                      f"--where \"baseline_key == '{mixed[0]}'\" ranks the best config's")
-    versus = {f: versus_baselines(baselines, r, frame) for f, r in rankings.items()}
+    versus = {f: versus_baselines(baselines, r, keys) for f, r in rankings.items()}
     best = main_ranking.best
     vs = versus.get(main, {}).get(best.config_id) if best is not None else None
     judged = None

@@ -27,7 +27,7 @@ from hpt.rows import is_number, param_column, plain
 from hpt.search import BASELINE_KEY
 from hpt.trial import Status
 
-__all__ = ["Judgement", "VsBaseline", "baseline_keys", "compare", "config_judgement", "error_metrics", "judge",
+__all__ = ["Judgement", "VsBaseline", "compare", "config_keys", "config_judgement", "error_metrics", "judge",
            "judge_best", "mixed_settings", "percent", "relative_change", "versus_baselines"]
 
 ERRORS = ("mse", "mae", "rmse", "pinball")
@@ -151,7 +151,7 @@ def config_judgement(rows: pd.DataFrame, ranking: Ranking, vs: VsBaseline, metri
     rows = rows[at]
     mine = rows[rows["config_id"].astype(str) == vs.config_id] if "config_id" in rows else rows.iloc[:0]
     theirs = rows[(rows["architecture"].astype(str) == vs.baseline).to_numpy()]
-    key = baseline_keys(mine, [vs.config_id])[0]
+    key = config_keys(mine).get(vs.config_id)
     keyed = theirs[(theirs[BASELINE_KEY].astype(str) == key).to_numpy()] if key and BASELINE_KEY in theirs else None
     if keyed is not None and len(keyed):
         theirs = keyed
@@ -207,13 +207,13 @@ def _norm(v: Any) -> Any:
     return float(v) if is_number(v) else (None if v is None else str(v))
 
 
-def versus_baselines(rows: pd.DataFrame, ranking: Ranking, trials: pd.DataFrame | None = None,
+def versus_baselines(rows: pd.DataFrame, ranking: Ranking, keys: Mapping[str, str] | None = None,
                      ) -> Mapping[str, VsBaseline]:
     """Each config of `ranking` against the better baseline, by config id; configs without a matching
     baseline row (results from before baselines, or another metric) are left out.
 
-    `rows` are the baseline rows (others are ignored); `trials` the trial rows the configs' keys are read from
-    (`rows` when they are among them). The configs are compared in one pass
+    `rows` are the baseline rows (others are ignored); `keys` each config's baseline key (:func:`config_keys` of
+    the trial rows; of `rows` when not given, the trials being among them). The configs are compared in one pass
     per window setting and baseline (:func:`compare`, on arrays of every config of that
     setting), so the cost grows with the configs only through array arithmetic; a config's
     :class:`VsBaseline` is made when it is looked up (a table shows the top few).
@@ -239,8 +239,8 @@ def versus_baselines(rows: pd.DataFrame, ranking: Ranking, trials: pd.DataFrame 
     periods = list(ranking.values.columns)
     found: dict[str, tuple[Any, ...]] = {}  # config id -> VsBaseline's fields after it
     keyed = {lookup for _, lookup in scored}
-    for setting, at in _settings(table, ranking.params, baseline_keys(trials if trials is not None else rows, ids),
-                                 keyed).items():
+    keys = config_keys(rows) if keys is None else keys
+    for setting, at in _settings(table, ranking.params, [keys.get(i) for i in ids], keyed).items():
         best: tuple[np.ndarray, ...] | None = None  # name index, config mean, baseline mean, periods, better
         for i, name in enumerate(LABELS):
             base = scored.get((name, setting))
@@ -301,29 +301,29 @@ def _lookups(row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     return [("key", str(key)), setting] if isinstance(key, str) and key else [setting]
 
 
-def baseline_keys(trials: pd.DataFrame, ids: list[str]) -> list[str | None]:
-    """Each config's baseline key (its latest row's), None for a config whose rows have none."""
+def config_keys(trials: pd.DataFrame) -> dict[str, str]:
+    """Each config's baseline key (its latest row's), by config id; configs whose rows have none are left out."""
     if BASELINE_KEY not in trials or "config_id" not in trials:
-        return [None] * len(ids)
-    last = trials.groupby(trials["config_id"].astype(str), sort=False)[BASELINE_KEY].last()  # skips missing keys
-    return [str(k) if isinstance(k, str) and k else None for k in last.reindex(ids).tolist()]
+        return {}
+    last = trials.groupby(trials["config_id"].astype(str), sort=False)[BASELINE_KEY].last().dropna().astype(str)
+    last = last[last != ""]  # groupby's last skips missing keys; a config with none has none
+    return dict(zip(last.index.tolist(), last.tolist(), strict=True))
 
 
-def mixed_settings(trials: pd.DataFrame, ranking: Ranking) -> list[str]:
+def mixed_settings(ranking: Ranking, keys: Mapping[str, str]) -> list[str]:
     """The baseline keys of `ranking`'s configs where configs of the same tuned window setting have different ones:
     specs of another target, file or fixed horizon wrote to one location, so their metrics are not comparable
     though the parameters shown look alike; [] otherwise (one spec, or settings the tuned parameters tell apart)."""
     table = ranking.table
-    if table.empty or BASELINE_KEY not in trials:
+    if table.empty or not keys:
         return []
-    ids = table["config_id"].astype(str).tolist()
-    keys = baseline_keys(trials, ids)
-    seen: dict[tuple[Any, ...], set[str]] = {}
-    for setting, at in _settings(table, ranking.params).items():
-        seen[setting] = {k for k in (keys[j] for j in at.tolist()) if k}
-    if all(len(k) <= 1 for k in seen.values()):
+    ordered = pd.Series([keys.get(i) for i in table["config_id"].astype(str)], index=table.index, dtype=object)
+    tuned = [k for k in WINDOW_KEYS if k in ranking.params]  # configs the table shows apart are not mixed
+    per_setting = ordered.groupby([table[k] for k in tuned], dropna=False).nunique() if tuned else \
+        pd.Series([ordered.nunique()])
+    if not (per_setting > 1).any():
         return []
-    return list(dict.fromkeys(k for k in keys if k))
+    return list(dict.fromkeys(ordered.dropna()))  # the table's order: the best config's first
 
 
 def _settings(table: pd.DataFrame, params: list[str], keys_of: list[str | None] | None = None,
