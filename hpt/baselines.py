@@ -286,8 +286,9 @@ class RunBaselines:
         from hpt.trial import Trial
 
         params = {k: setting[k] for k in WINDOW_KEYS}
-        key: dict[str, Any] = {"baseline": name, "data": data_identity(self.spec), "window": params}
-        tags: dict[str, Any] = {BASELINE_KEY: baseline_key(self.spec, params)}
+        data = data_identity(self.spec)
+        key: dict[str, Any] = {"baseline": name, "data": data, "window": params}
+        tags: dict[str, Any] = {BASELINE_KEY: baseline_key(self.spec, params, data)}
         if name == "naive-seasonal":
             key["season"] = tags["season"] = self.season
         if self.quantiles:  # rows with val_pinball and val_coverage; without, ids as before quantiles existed

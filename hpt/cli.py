@@ -485,13 +485,11 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     from hpt.scheduling.adaptive import stops_early
     from hpt.scheduling.plan import COUNT_LIMIT
     from hpt.search import expand
-    from hpt.sinks import check_location
-    from hpt.sinks.local import LocalSink
+    from hpt.sinks import check_before_run
     from hpt.trial import waits
 
     location = results_location(spec, sink)
-    if not check_location(location):  # a location that cannot be is bad input, said first, as the run says it
-        LocalSink(location).check_writable()  # a file, a folder that cannot be made: nothing is left behind
+    check_before_run(location)  # a location that cannot be is bad input, said first, as the run says it
     adaptive = spec.search.strategy == "tpe" and trials is None  # configs chosen as results come in: none to list
     trials = None if adaptive else trials if trials is not None else expand(spec)
     screen = _print_shape(spec, trials)
@@ -646,8 +644,7 @@ def validate(spec_paths: tuple[str, ...]) -> None:
     """
     from hpt.panel import series_count
     from hpt.progress import plural
-    from hpt.sinks import check_location
-    from hpt.sinks.local import LocalSink
+    from hpt.sinks import check_before_run
     from hpt.spec import load_spec, quick_spec
 
     lines: list[str] = []
@@ -656,11 +653,12 @@ def validate(spec_paths: tuple[str, ...]) -> None:
             spec = load_spec(path)
             if spec.search.promote is not None:  # its screen's month must fit the windows too, as the run checks
                 quick_spec(spec, "search.promote")
-            if spec.sink is not None and not check_location(spec.sink):  # a folder: one the run can make
-                LocalSink(spec.sink).check_writable()
         except SpecError as e:
             lines += e.lines()
             continue
+        try:
+            if spec.sink is not None:  # a folder the run can make (the form was checked with the spec)
+                check_before_run(spec.sink)
         except InputError as e:
             lines.append(f"{path}: sink: {e}")
             continue

@@ -150,9 +150,8 @@ class ResultStore:
             status = header.index("status") if "status" in header else None
             ok = [cells for cells in lines if status is not None and cells[status] == Status.OK.value]
             self._lines = TypedLines(header, ok)
-            tid = header.index("trial_id")
             # lines that do not say their row (cut short, text for a number): rewritten from the rows at the next merge
-            self._drop = {cells[tid] for cells in cut if len(cells) > tid} | self._lines.damaged
+            self._drop = _ids_of(cut, header) | self._lines.damaged
             del table, lines, ok
         if self._drop:
             log.warning("warning: %s: %s damaged (cut short, or text where a number belongs), trial %s first; "
@@ -359,10 +358,9 @@ class ResultStore:
         cut: list[list[str]] = []
         table = read_lines(got, whole=True, cut=cut) if got else None
         typed = TypedLines(*table) if table is not None and table[1] else None
-        tid = table[0].index("trial_id") if table is not None else 0
         # lines cut short, or with text for a number: their rows replace them
-        damaged = {cells[tid] for cells in cut if len(cells) > tid} | (typed.damaged if typed else set())
-        listed = {cells[tid] for cells in table[1]} - damaged if table is not None else set()
+        damaged = (_ids_of(cut, table[0]) if table is not None else set()) | (typed.damaged if typed else set())
+        listed = _ids_of(table[1], table[0]) - damaged if table is not None else set()
         missing = [k for k in self.sink.list(layout.ROWS) if layout.id_of(k, layout.ROWS) not in listed]
         repaired = [r for r in (parse_row(self.sink.read(k)) for k in missing) if r is not None]
         if repaired or damaged:
@@ -391,6 +389,12 @@ class ResultStore:
         return [f"{plural(waiting, 'finished trial')} could not be delivered to {self.uri} in full: {error}",
                 f"they are kept in the local journal {self.journal.dir}",
                 f"deliver them with: hpt sync {self.uri}   (or run the same command again)"]
+
+
+def _ids_of(lines: list[list[str]], header: list[str]) -> set[str]:
+    """The trial ids of results.csv `lines` (those cut before their id have none)."""
+    tid = header.index("trial_id")
+    return {cells[tid] for cells in lines if len(cells) > tid}
 
 
 def _prefer_newer(rows: dict[str, dict[str, Any]], row: dict[str, Any]) -> bool:

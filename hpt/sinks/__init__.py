@@ -30,8 +30,8 @@ from typing import Protocol, TypeVar
 
 from hpt.errors import HptError, InputError, redact
 
-__all__ = ["ENV_NUMBERS", "BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_env",
-           "check_location", "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying",
+__all__ = ["ENV_NUMBERS", "BucketSink", "Sink", "SinkAccessError", "SinkUnavailable", "broken_install", "check_before_run",
+           "check_env", "check_location", "check_uri", "describe", "env_float", "open_sink", "read_uri", "redact", "retrying",
            "split_bucket_uri", "update"]
 
 log = logging.getLogger("hpt")
@@ -107,6 +107,16 @@ def check_location(uri: str) -> str:
                          "s3://bucket/prefix")
     split_bucket_uri(uri)
     return scheme
+
+
+def check_before_run(uri: str) -> None:
+    """:func:`check_location`, and for a folder what the run's start checks: that it is one, or can be made
+    (:meth:`~hpt.sinks.local.LocalSink.check_writable`, which removes again what it made to know). A bucket is not
+    asked: `hpt plan` and `hpt validate` say what the run would, without a request."""
+    if not check_location(uri):
+        from hpt.sinks.local import LocalSink
+
+        LocalSink(uri).check_writable()
 
 
 def open_sink(uri: str) -> Sink:

@@ -165,7 +165,6 @@ class S3Sink(BucketSink):
         return sorted(self._call(f"list {prefix}", page_through))
 
 
-
 def _code(e: BaseException) -> str:
     response = getattr(e, "response", None)
     if isinstance(response, dict):
