@@ -13,14 +13,14 @@ import pandas as pd
 
 from hpt.errors import did_you_mean, show
 
-__all__ = ["Constraint", "HParam", "LOSSES", "LR_SCHEDULES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "WINDOW_KEYS", "id_params",
-           "parse_validation", "quantile_name", "quantiles_of"]
+__all__ = ["Constraint", "HParam", "LOSSES", "LR_SCHEDULES", "QUANTILE_LOSSES", "SCALERS", "TRAINING", "WINDOW_KEYS",
+           "id_params", "parse_validation", "quantile_name", "quantiles_of"]
 
 LOSSES = ("mse", "mae", "huber", "quantile", "mdn")
 QUANTILE_LOSSES = ("quantile", "mdn")
+"""The losses whose models forecast quantiles (``training.quantiles``): pinball-trained, or read off a mixture."""
 WINDOW_KEYS = ("lookback", "horizon", "validation")
 """The hyperparameters that decide a trial's validation windows: a baseline is scored once per distinct setting."""
-"""The losses whose models forecast quantiles (``training.quantiles``): pinball-trained, or read off a mixture."""
 DEFAULT_QUANTILES = [0.1, 0.5, 0.9]
 SCALERS = ("standard", "window", "robust")
 LR_SCHEDULES = ("plateau", "cosine")
