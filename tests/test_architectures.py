@@ -502,7 +502,11 @@ def test_a_model_whose_builder_changed_since_it_was_saved_says_so(tmp_path: Path
                         "width), nn.ReLU(), nn.Linear(width, width), nn.Linear(width, horizon))\n",
                         "its saved weights do not fit the model \"edited_models:flat\" builds now (RuntimeError: "),
                        ("):\n    return None\n",
-                        '"edited_models:flat" cannot build its model now (BuilderError: edited_models:flat returned NoneType')):
+                        '"edited_models:flat" cannot build its model now (BuilderError: edited_models:flat returned NoneType'),
+                       ("width=8, extra=None, *, depth):\n    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * "
+                        "n_features, width), nn.Linear(width, horizon))\n",
+                        '"edited_models:flat" cannot build its model now (BuilderError: edited_models:flat takes depth '
+                        'without a default, and the parameters give no value for it)')):
         (tmp_path / "edited_models.py").write_text(_OWN_MODELS.replace(
             "width=8):\n    return nn.Sequential(nn.Flatten(), nn.Linear(lookback * n_features, width), "
             "nn.Linear(width, horizon))\n", edit, 1))

@@ -63,6 +63,10 @@ class Architecture:
         (:mod:`hpt.architectures.heads`). A robust scaler learns its medians from the train part
         (:func:`hpt.architectures.heads.fit_scalers`) or from a saved model's weights. With inputs known
         ahead the builder gets `future_rows` and the input has that many rows after the lookback (:mod:`hpt.future`)."""
+        missing = [p.name for p in self.hparams if p.required and p.name not in params]
+        if missing:  # a saved model of a builder that has a new argument without a default since
+            raise BuilderError(f"{self.name} takes {', '.join(missing)} without a default, "
+                               f"and the parameters give no value for {'them' if len(missing) > 1 else 'it'}")
         kwargs = {p.name: params.get(p.name, p.default) for p in self.hparams}
         if future_rows:
             kwargs["future_rows"] = future_rows
