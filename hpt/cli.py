@@ -761,7 +761,17 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
       hpt results hpt-results/lstm-demo --pareto n_params
       hpt results gs://my-bucket/hpt/lstm-electricity
     """
-    from hpt.results import default_metric, load_results, pareto_front, planned_periods, render, render_pareto, summarise
+    from hpt.results import (
+        default_metric,
+        load_results,
+        pareto_front,
+        planned_periods,
+        recorded_runs,
+        render,
+        render_pareto,
+        run_specs,
+        summarise,
+    )
 
     if plot_dir:
         from hpt.plots import require_matplotlib
@@ -775,8 +785,9 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
         check_exports(tensorboard_dir, mlflow_uri)
     frame = load_results(uri)
-    summary = summarise(frame, metric or default_metric(uri), where=where, compare=compare, uri=uri,
-                        planned=planned_periods(uri, frame))
+    runs = recorded_runs(uri)
+    summary = summarise(frame, metric or default_metric(uri, runs), where=where, compare=compare, uri=uri,
+                        planned=planned_periods(uri, frame, runs), specs=run_specs(runs))
     if pareto:
         click.echo(render_pareto(summary, pareto_front(frame, summary.main, pareto), fmt), nl=False)
     else:
@@ -815,11 +826,12 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     """
     from hpt.fidelity import FULL, fidelity_named
     from hpt.progress import plural
-    from hpt.results import best_params, default_metric, load_results, planned_periods, summarise
+    from hpt.results import best_params, default_metric, load_results, planned_periods, recorded_runs, summarise
 
     frame = load_results(uri)
-    summary = summarise(frame, metric or default_metric(uri), where=where, compare=0, uri=uri,
-                        planned=planned_periods(uri, frame))
+    runs = recorded_runs(uri)
+    summary = summarise(frame, metric or default_metric(uri, runs), where=where, compare=0, uri=uri,
+                        planned=planned_periods(uri, frame, runs))
     params = best_params(summary)
     top = summary.best
     assert top is not None  # best_params raised otherwise

@@ -148,9 +148,11 @@ def test_a_double_ctrl_c_during_start_up_ends_with_130_and_no_traceback() -> Non
                     os.killpg(proc.pid, signal.SIGINT)
                 time.sleep(gap)
             out, err = proc.communicate(timeout=60)
-            assert "Traceback" not in err, (offset, gap, err)
             if proc.returncode == -signal.SIGINT and not err:
                 continue  # on a loaded machine the signal came before Python started: a shell says 130 too
+            if err.startswith("Fatal Python error: init_"):
+                continue  # or while Python itself started (importing its site module): before any code of hpt's
+            assert "Traceback" not in err, (offset, gap, err)
             if "results:" not in out:  # not already done when the signals came
                 assert proc.returncode == 130, (offset, gap, proc.returncode, err)
                 assert err.splitlines()[-1] == "hpt: interrupted (SIGINT); finished trials are kept", err

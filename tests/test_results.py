@@ -705,6 +705,36 @@ def test_default_metric_is_the_runs_objective(four_configs: str) -> None:
     assert json.loads(results_cli("results", four_configs, "--format", "json").stdout)["metric"] == "val_mae"
 
 
+def test_configs_alike_in_the_table_are_told_apart_by_their_specs(tmp_path: Path) -> None:
+    """A spec edited (15 -> 30 epochs) and run again into its folder: the ranking shows each lr twice; a note names
+    the setting that tells them apart, and which configs have which value."""
+    values = {"aaa": [0.10, 0.30], "bbb": [0.20, 0.40], "ccc": [0.15, 0.35], "ddd": [0.25, 0.45]}
+    params = {"aaa": {"lr": 0.01}, "bbb": {"lr": 0.1}, "ccc": {"lr": 0.01}, "ddd": {"lr": 0.1}}
+    rows = grid(values, params, 2)
+    for r in rows:
+        r["run_id"] = "r1" if r["config_id"] in ("aaa", "bbb") else "r2"
+    uri = write_results(tmp_path, rows)
+    unknown = "their specs differ outside the tuned parameters (the run records in runs/ do not say where)"
+    assert unknown in results_cli("results", uri).stdout  # no run records: other configs, but not told where
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    spec = {"name": "s", "architecture": "mlp", "parameters": {"lr": [0.01, 0.1]}, "training": {"epochs": 15}}
+    (runs / "r1.json").write_text(json.dumps({"run_id": "r1", "spec": spec}))
+    (runs / "r2.json").write_text(json.dumps({"run_id": "r2", "spec": {**spec, "training": {"epochs": 30}}}))
+    out = results_cli("results", uri)
+    assert out.exit_code == 0, out.output
+    assert ("4 configs share their values in the columns shown with another config (e.g. aaa and ccc: lr=0.01): "
+            "specs that differ in training.epochs (15: aaa and 1 more; 30: ccc and 1 more) wrote here") in out.stdout
+    assert "training.epochs" in " ".join(json.loads(results_cli("results", uri, "--format", "json").stdout)["notes"])
+    (runs / "r2.json").write_text(json.dumps({"run_id": "r2", "spec": spec}))  # records that do not tell them apart
+    assert unknown in results_cli("results", uri).stdout
+    write_results(tmp_path, [r for r in rows if r["config_id"] in ("aaa", "bbb")])  # one spec's configs: no note
+    for r in ("ccc", "ddd"):
+        for p in (0, 1):
+            (tmp_path / "rows" / f"{r}-full-{p}.json").unlink()
+    assert "share their values" not in results_cli("results", uri).stdout
+
+
 # --------------------------------------------------------------------------- loading
 
 

@@ -7,7 +7,8 @@ prints a summary as a table, CSV, JSON or Markdown. :func:`best_config` is the o
 definition of the best config, used by ``hpt results``, ``hpt best``, the end of a run and
 ``hpt auto``.
 
-    load.py     load_results, planned_periods, default_metric, filter_rows, check_metric
+    load.py     load_results, planned_periods, default_metric, recorded_runs, run_specs, filter_rows, check_metric
+    alike.py    alike_note: configs that look alike in a ranking, and the spec settings that tell them apart
     rank.py     Ranking per fidelity (where "ran every period" is decided), BestConfig, best_config
     stats.py    Verdict, winner_verdict: the best against every other config (Friedman, Nemenyi, Wilcoxon)
     trends.py   parameter_trends
@@ -19,7 +20,15 @@ definition of the best config, used by ``hpt results``, ``hpt best``, the end of
 
 from __future__ import annotations
 
-from hpt.results.load import check_metric, default_metric, filter_rows, load_results, planned_periods
+from hpt.results.load import (
+    check_metric,
+    default_metric,
+    filter_rows,
+    load_results,
+    planned_periods,
+    recorded_runs,
+    run_specs,
+)
 from hpt.results.pareto import Front, pareto_front
 from hpt.results.rank import (
     BestConfig,
@@ -63,6 +72,8 @@ __all__ = [
     "parameter_trends",
     "pareto_front",
     "planned_periods",
+    "recorded_runs",
+    "run_specs",
     "periods_needed",
     "rank_fidelities",
     "rank_fidelity",

@@ -31,7 +31,8 @@ from hpt.runs import latest_run, run_records
 from hpt.sinks import Sink, open_sink
 from hpt.sinks.local import LocalSink
 
-__all__ = ["check_metric", "default_metric", "filter_rows", "load_results", "planned_periods"]
+__all__ = ["check_metric", "default_metric", "filter_rows", "load_results", "planned_periods", "recorded_runs",
+           "run_specs"]
 
 log = logging.getLogger("hpt")
 
@@ -194,27 +195,44 @@ def _read_rows(sink: Sink, keys: Sequence[str], damaged: list[str]) -> list[dict
     return rows
 
 
-def default_metric(uri: str) -> str:
-    """The objective of the latest run recorded at `uri` (``runs/``), else ``val_mse``."""
+def recorded_runs(uri: str) -> list[dict[str, Any]]:
+    """Every run record at `uri` (``runs/``) that reads as one, oldest first; [] where none can be read."""
     try:
-        latest = latest_run(open_sink(uri))
+        return [record for _, record in run_records(open_sink(uri))]
     except (HptError, OSError):
-        latest = None
-    objective = latest[1]["spec"].get("objective") if latest else None
+        return []
+
+
+def default_metric(uri: str, records: list[dict[str, Any]] | None = None) -> str:
+    """The objective of the latest run recorded at `uri` (``runs/``; or in `records`, when read), else ``val_mse``."""
+    if records is None:
+        try:
+            latest = latest_run(open_sink(uri))
+        except (HptError, OSError):
+            latest = None
+        records = [latest[1]] if latest else []
+    specs = [r["spec"] for r in records if isinstance(r.get("spec"), dict)]
+    objective = specs[-1].get("objective") if specs else None
     return objective if isinstance(objective, str) and objective else "val_mse"
 
 
-def planned_periods(uri: str, frame: pd.DataFrame | None = None) -> dict[str, list[str]]:
-    """The periods the runs recorded in ``runs/`` at `uri` meant every config to run, by fidelity.
+def run_specs(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The spec each recorded run ran, by run id (:func:`recorded_runs`)."""
+    return {str(r.get("run_id")): r["spec"] for r in records if isinstance(r.get("spec"), dict)}
+
+
+def planned_periods(uri: str, frame: pd.DataFrame | None = None,
+                    records: list[dict[str, Any]] | None = None) -> dict[str, list[str]]:
+    """The periods the runs recorded in ``runs/`` at `uri` (or `records`, when read) meant every config to run,
+    by fidelity.
 
     A run record says its fidelity and periods (``fidelity``, ``periods``); one written before
     records said them gives its periods in ``data.periods`` and its fidelity by the rows of
     its run in `frame` (a run that left no rows adds nothing). Unreadable records are passed over.
     """
-    try:
-        records = [record for _, record in run_records(open_sink(uri))]
-    except (HptError, OSError):
-        return {}
+    if records is None:
+        records = recorded_runs(uri)
+
     def fidelity_of(run_id: str) -> str | None:
         if frame is None or frame.empty or "run_id" not in frame or "fidelity" not in frame:
             return None

@@ -13,6 +13,7 @@ from hpt.baselines import baseline_mask
 from hpt.errors import HptError
 from hpt.fidelity import QUICK, fidelity_named
 from hpt.progress import plural
+from hpt.results.alike import alike_note
 from hpt.results.load import check_metric, filter_rows
 from hpt.results.rank import (
     BestConfig,
@@ -103,7 +104,8 @@ class Summary:
 
 
 def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None = None, compare: int = 3,
-              uri: str = "", planned: Planned | None = None) -> Summary:
+              uri: str = "", planned: Planned | None = None,
+              specs: Mapping[str, Mapping[str, Any]] | None = None) -> Summary:
     """Rank, test and break down the rows of a results location by `metric` (lower is better).
 
     The best config is tested against every other ranked config; `compare` is how many of
@@ -111,6 +113,8 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     as the runs meant them (:func:`hpt.results.load.planned_periods`): a config that has not
     run one of them is partial, never best. A planned period whose rows `where` leaves out
     altogether is left out with them (``--where "period_start >= '2013-07-01'"`` narrows the periods).
+    `specs` is each run's spec by run id (:func:`hpt.results.load.run_specs`): where configs look alike in
+    the ranking, a note names the settings of their specs that tell them apart.
     """
     is_base = baseline_mask(frame).to_numpy()
     baselines = frame[is_base]  # never filtered: a config is compared with them on its own periods and windows only
@@ -146,6 +150,8 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
         notes.append(f"{len(mixed)} data or window settings are ranked together (specs of another target, file or "
                      f"horizon wrote here; the parameters shown do not tell them apart): {metric} compares within one; "
                      f"--where \"baseline_key == '{mixed[0]}'\" ranks the best config's")
+    elif (alike := alike_note(main_ranking, main_rows, specs or {})) is not None:
+        notes.append(alike)
     versus = {f: versus_baselines(baselines, r, keys) for f, r in rankings.items()}
     best = main_ranking.best
     vs = versus.get(main, {}).get(best.config_id) if best is not None else None
