@@ -1040,6 +1040,15 @@ def test_pareto_front_of_the_metric_and_a_cost_column_in_every_format(tmp_path: 
     bad = results_cli("results", uri, "--pareto", "nparams")
     assert bad.exit_code == 2 and 'hpt: error: --pareto: no column "nparams" in these results (did you mean ' \
                                   '"n_params"?)' in bad.output
+    for r in rows:  # a second family at the location: the front says which family each config is
+        if r["config_id"] == "c2":
+            r["architecture"] = "cnn"
+    write_results(tmp_path, rows)
+    lines = results_cli("results", uri, "--pareto", "n_params").output.splitlines()
+    assert lines[3].split()[:3] == ["config", "architecture", "width"]
+    assert [line.split()[:2] for line in lines[4:6]] == [["c1", "mlp"], ["c2", "cnn"]]
+    doc = json.loads(results_cli("results", uri, "--pareto", "n_params", "--format", "json").output)
+    assert [c["architecture"] for c in doc["configs"]] == ["mlp", "cnn", "mlp", "mlp"]
 
 
 # -- complete means every period the spec planned, not every period that has rows -------------

@@ -22,7 +22,8 @@ class Front:
 
     `table` has config_id, mean (the ranking's), the column's value (the median over the
     config's ok trials: n_params is the same in every trial, infer_ms is measured per trial)
-    and the parameters. `considered` counts the complete configs with a value of the column;
+    and the parameters (`params`: the tuned ones, after the architecture where the location holds several
+    families). `considered` counts the complete configs with a value of the column;
     `left_out` the ranked configs that are partial or have none.
     """
 
@@ -49,15 +50,16 @@ def pareto_front(rows: pd.DataFrame, ranking: Ranking, column: str) -> Front:
     if column not in numeric:
         raise InputError(f'--pareto: no column "{column}" in these results{did_you_mean(column, numeric)}; '
                          f"available: {', '.join(numeric) or 'none'}")
-    empty = pd.DataFrame(columns=["config_id", "mean", column, *ranking.params])
     table = ranking.table
+    shown = [*(["architecture"] if "architecture" in table else []), *ranking.params]  # the family: several at one location
+    empty = pd.DataFrame(columns=["config_id", "mean", column, *shown])
     if table.empty:
-        return Front(column, ranking.metric, ranking.fidelity, ranking.params, empty, 0, 0)
+        return Front(column, ranking.metric, ranking.fidelity, shown, empty, 0, 0)
     ok = rows[(fidelities(rows) == ranking.fidelity).to_numpy() & (rows["status"].astype(str) == Status.OK.value)]
     cost = pd.to_numeric(ok[column], errors="coerce").groupby(ok["config_id"].astype(str)).median()
     if (cost.dropna() % 1 == 0).all():  # a count (n_params) stays one: 689, not 689.0
         cost = cost.astype("Int64")
-    t = table[~table["partial"].astype(bool)][["config_id", "mean", *ranking.params]].copy()
+    t = table[~table["partial"].astype(bool)][["config_id", "mean", *shown]].copy()
     t[column] = cost.reindex(t["config_id"]).to_numpy()
     t = t[t[column].notna()]
     considered = len(t)
@@ -68,6 +70,6 @@ def pareto_front(rows: pd.DataFrame, ranking: Ranking, column: str) -> Front:
         lowest = float(group["mean"].min())
         keep += list(group.index[(group["mean"] == lowest) & (lowest < best_below)])
         best_below = min(best_below, lowest)
-    front = t.loc[keep, ["config_id", "mean", column, *ranking.params]].reset_index(drop=True)
-    return Front(column, ranking.metric, ranking.fidelity, ranking.params, front, considered,
+    front = t.loc[keep, ["config_id", "mean", column, *shown]].reset_index(drop=True)
+    return Front(column, ranking.metric, ranking.fidelity, shown, front, considered,
                  len(table) - considered)
