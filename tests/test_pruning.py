@@ -613,9 +613,12 @@ def test_stopped_trials_that_run_again_go_on_from_their_last_rung_to_the_same_ro
     assert len(finalists) >= 1 and finalists["resumed_epoch"].isin([1, 3]).all()
     if kind == "hyperband":  # judged within its bracket, by Optuna's pruner: the trials' lines say so
         reasons = re.findall(r"  (pruned at epoch \d+ \(rung [^)]*\))  ", out)
-        assert reasons and all(re.fullmatch(r"pruned at epoch \d+ \(rung \d+ of its hyperband bracket, behind \d+ of "
-                                            r"\d+ trials of its period\)", r) for r in reasons
-                               if "its config" not in r), reasons
+        said = [re.fullmatch(r"pruned at epoch \d+ \(rung \d+ of its hyperband bracket, behind (\d+) of (\d+) trials "
+                             r"of its period's bracket\)", r) for r in reasons if "its config" not in r]
+        assert said and all(said), reasons
+        for m in said:  # counted among the trials it was judged with: outside the best 1/reduction_factor of them
+            behind, others = int(m[1]), int(m[2])
+            assert behind >= max((others + 1) // ASHA["reduction_factor"], 1), reasons
     assert re.search(rf"^finalists: .*; {len(finalists)} go(es)? on from the rung where early stopping stopped (it|them) "
                      r"\(epochs? [13](, 3)?\)$", out, re.M), out
     for r in waited.itertuples():

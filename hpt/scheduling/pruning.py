@@ -630,7 +630,7 @@ class Pruning(Scheduler):
             return None  # too little evidence at this rung: it goes on
         self._stopping.add(tid)
         behind, others = self._behind(t, event.epoch)
-        return f"pruned at epoch {event.epoch} ({self._where(t)}, behind {behind} of {others} trials of its period)"
+        return f"pruned at epoch {event.epoch} ({self._where(t)}, behind {behind} of {others} {self._among()})"
 
     def _asha(self, t: optuna.trial.Trial, tid: str, epoch: int) -> str | None:
         """asha's decision at `epoch`: at a rung, a trial goes on while in the best 1/reduction_factor of the
@@ -667,15 +667,7 @@ class Pruning(Scheduler):
 
     def _peers(self, t: optuna.trial.Trial, epoch: int) -> int:
         """How many other trials of t's period (of its bracket, for hyperband) reported a value at `epoch`."""
-        import optuna
-
-        study = t.study
-        trials = self._others(t)
-        pruner = study.pruner
-        if isinstance(pruner, optuna.pruners.HyperbandPruner):
-            bracket = pruner._get_bracket_id(study, study.get_trials(deepcopy=False)[t.number])  # its bracket's trials
-            trials = [f for f in trials if pruner._get_bracket_id(study, f) == bracket]
-        return sum(1 for f in trials if epoch in f.intermediate_values)
+        return sum(1 for f in self._judged_with(t) if epoch in f.intermediate_values)
 
     def _others(self, t: optuna.trial.Trial) -> list[optuna.trial.FrozenTrial]:
         """The other trials of t's period (a waiting trial that runs again: its new run only)."""
@@ -683,12 +675,27 @@ class Pruning(Scheduler):
         return [f for f in t.study.get_trials(deepcopy=False)
                 if f.number != t.number and (name, f.number) not in self._ghosts]
 
+    def _judged_with(self, t: optuna.trial.Trial) -> list[optuna.trial.FrozenTrial]:
+        """The other trials t is judged with: those of its period, and of its bracket with hyperband."""
+        import optuna
+
+        trials = self._others(t)
+        study = t.study
+        pruner = study.pruner
+        if isinstance(pruner, optuna.pruners.HyperbandPruner):
+            bracket = pruner._get_bracket_id(study, study.get_trials(deepcopy=False)[t.number])
+            trials = [f for f in trials if pruner._get_bracket_id(study, f) == bracket]
+        return trials
+
     def _behind(self, t: optuna.trial.Trial, epoch: int) -> tuple[int, int]:
-        """(5, 6) for *behind 5 of 6*: how many of the other trials of t's period that reported at `epoch` were
-        better, and how many reported there."""
+        """(5, 6) for *behind 5 of 6*: how many of the trials t is judged with (:meth:`_judged_with`) that reported
+        at `epoch` were better, and how many reported there."""
         mine = t.study.get_trials(deepcopy=False)[t.number].intermediate_values[epoch]
-        peers = [f.intermediate_values[epoch] for f in self._others(t) if epoch in f.intermediate_values]
+        peers = [f.intermediate_values[epoch] for f in self._judged_with(t) if epoch in f.intermediate_values]
         return sum(v < mine for v in peers), len(peers)
+
+    def _among(self) -> str:
+        return "trials of its period's bracket" if self.stopping.kind == "hyperband" else "trials of its period"
 
     def _where(self, t: optuna.trial.Trial) -> str:
         if self.stopping.kind == "median":
