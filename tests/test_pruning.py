@@ -266,8 +266,8 @@ def test_a_rerun_without_early_stopping_trains_the_pruned_trials_to_their_last_e
     assert f"({len(ok)} trials already done)" in listed
     summary, backend = run(plain, res, falling)
     out = capsys.readouterr().out
-    assert f"{len(pruned)} pruned rows at the location are from early stopping or racing, which this spec does not " \
-           "use (no early_stopping or race): the trials among them this spec runs are trained to their last epoch" in out
+    assert f"{len(pruned)} pruned rows at the location are from early stopping or racing, which this run does not " \
+           "use: the trials among them it runs are trained to their last epoch" in out
     assert f"skipping {len(ok)} trials already done" in out
     submitted = [tid for what, tid in backend.log if what == "submit"]
     assert set(submitted) == pruned | (set(plain_ids(plain)) - pruned - ok)  # ok rows are kept, never retrained

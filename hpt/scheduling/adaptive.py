@@ -73,8 +73,7 @@ def rows_to_resume(spec: Spec, rows: Mapping[str, Mapping[str, Any]]) -> tuple[d
 def again_text(n: int) -> str:
     """The run's line about the pruned rows :func:`rows_to_resume` counted."""
     return (f"{plural(n, 'pruned row')} at the location {'is' if n == 1 else 'are'} from early stopping or racing, "
-            "which this spec does not use (no early_stopping or race): the trials among them this spec runs are "
-            "trained to their last epoch")
+            "which this run does not use: the trials among them it runs are trained to their last epoch")
 
 
 def idle_warnings(spec: Spec, configs: int, racing: bool = True) -> list[str]:
