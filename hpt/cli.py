@@ -839,9 +839,14 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     source = "" if fidelity == FULL else f"; from {fidelity.purpose or fidelity.name} rows"
     tied = summary.verdict.tied
     ties = f"; tied with {plural(len(tied), 'other config')} (hpt results says which)" if tied else ""
+    main_ranking = summary.main
+    others = int(main_ranking.table["partial"].astype(bool).sum()) + len(main_ranking.pruned)
+    besides = f" ({plural(others, 'other')} partial or stopped early)" if others else ""
+    alone = "" if (~main_ranking.table["partial"].astype(bool)).sum() > 1 else \
+        f"; the only config that ran every period{besides}"
     click.echo(f"best config {top.named}: mean {summary.metric}={top.mean:.4g} over "
                f"{plural(top.periods_run, 'period')}, best in {top.periods_won}"
-               f"{' of them' if top.periods_run > 1 else ''}{source}{ties}", err=True)
+               f"{' of them' if top.periods_run > 1 else ''}{source}{ties}{alone}", err=True)
     if summary.baseline_warning:  # as hpt results and the run's summary say it
         click.echo(f"warning: {summary.baseline_warning}", err=True)
     click.echo(json.dumps(params))

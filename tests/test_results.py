@@ -522,7 +522,8 @@ def test_without_full_rows_the_first_fidelity_with_ok_rows_decides(tmp_path: Pat
     assert "Parameter trends (low rows;" in text
     best = results_cli("best", uri)
     assert json.loads(best.stdout) == {"lr": [2]}  # c leads but ran one period of two
-    assert best.stderr == "best config b: mean val_mse=0.02 over 2 periods, best in 1 of them; from low rows\n"
+    assert best.stderr == ("best config b: mean val_mse=0.02 over 2 periods, best in 1 of them; from low rows; the only "
+                           "config that ran every period (1 other partial or stopped early)\n")
     doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
     assert doc["full"]["configs"] == [] and doc["full"]["best"] is None and list(doc["rankings"]) == ["full", "low", "quick"]
     assert doc["rankings"]["full"]["configs"] == []  # the failed row is full: a ranking of nothing
