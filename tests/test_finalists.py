@@ -262,6 +262,32 @@ def test_finalists_are_the_configs_asha_takes_furthest_with_all_the_evidence(wri
     assert summary.exit_code == 0
 
 
+def test_with_median_finalists_are_chosen_by_the_replay_not_by_being_complete(write_spec: Any, tmp_path: Path) -> None:
+    # (hyperband is replayed as asha is, by its rungs and reduction factor: the asha test above.)
+    # c0..c2 are bad but run first, so nothing judges them and they complete; c3..c6 improve and complete; c7 is the
+    # best in the first period and stopped early in the second. Complete configs came first, so with 7 complete the
+    # finalist stage had nothing to do; replayed with all the evidence, c0..c2 are out at the first rung and c7
+    # (the best there in one period) ranks above them
+    improving = [5.0, 2.0, 1.0, 0.5, 0.4, 0.3, 0.3, 0.3, 0.3]
+    curves = [[10.0] * 9, [11.0] * 9, [12.0] * 9] + [improving] * 4
+    order: dict[str, int] = {}
+
+    def script(trial: Trial) -> Script:
+        n = order.setdefault(trial.config_id, len(order))
+        if n < 7:
+            return Script(curve=curves[n])
+        return Script(curve=[0.2] * 9 if trial.period.start_text.startswith("2013-01") else [6.0] * 9)
+
+    spec = spec_with(write_spec, {"early_stopping": {"kind": "median", "min_epochs": 1}, "finalists": 5},
+                     parameters={"lr": [0.001 * (i + 1) for i in range(8)], "hidden_size": [8]})
+    summary, _ = run(spec, tmp_path / "res", script)
+    rows = rows_by_config(tmp_path / "res", order)
+    assert rows[7][0]["status"] == "ok" and rows[7][1]["status"] == "ok" and rows[7][1].get("finalist") == 1, \
+        statuses(rows)
+    assert not any(r.get("finalist") for c in range(7) for r in rows[c])
+    assert summary.exit_code == 0
+
+
 def test_a_finalist_whose_running_trial_a_stop_already_reached_is_run_again_to_the_end(write_spec: Any,
                                                                                      tmp_path: Path) -> None:
     """Three trials at a time, stops obeyed 3 epochs late: the stage picks a config whose search trial is

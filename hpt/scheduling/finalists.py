@@ -6,8 +6,10 @@ configs to work with. When the search is otherwise done (its strategy has nothin
 start, or its budget is spent), this wrapper takes the best `finalists` configs and trains
 the periods they lack at full fidelity, to the last epoch and without early stopping.
 
-Which configs: with asha (on epochs), the configs that successive halving takes furthest when
-it is replayed at the end with all the evidence: a trial's reach is the epoch it got to (the
+Which configs: with early stopping on epochs, the configs that successive halving takes furthest
+when it is replayed at the end with all the evidence (asha's and hyperband's rungs and reduction
+factor, one bracket per period; for median every epoch from min_epochs is a rung that keeps the
+better half: :func:`replayed`): a trial's reach is the epoch it got to (the
 last, for a complete one), or the first rung before that where it is out of the best
 1/reduction_factor of every trial of its period that got there (:func:`behind_too_many`; a
 trial that ran early passed its rungs before the others got there, so a complete trial is not
@@ -17,7 +19,7 @@ least over its periods that started and say (a period early stopping did not sta
 about the config), and configs that got
 equally far are ordered by their mean place among their periods' trials at that epoch (the same
 period and epoch: comparable values). With asha on data shares, the same replay over the shares
-(:meth:`~hpt.scheduling.data_rungs.DataRungs.standing`). Otherwise (racing, median, hyperband): those
+(:meth:`~hpt.scheduling.data_rungs.DataRungs.standing`). With racing alone: those
 that ran every period come first, then the others by how far they got: more periods finished,
 then a later epoch reached in the period where they were stopped, then their place among the
 trials stopped in that period at that epoch. Configs with a failed trial are passed over.
@@ -58,6 +60,7 @@ from hpt.scheduling.pruning import (
 )
 from hpt.search import TrialPlan, config_id
 from hpt.spec import Spec
+from hpt.spec.search import EarlyStopping
 from hpt.trial import Progress, Status, Trial, TrialResult
 
 __all__ = ["FINALIST", "Finalists", "finalists_text"]
@@ -67,6 +70,15 @@ FINALIST = "finalist"
 _OWN = {FINALIST, RESUMED, SHARE}
 """Tags of one trial, not of its config (a pruned full trial of early stopping on data carries the share it stopped
 at; a finalist trains on all of the data)."""
+
+
+def replayed(stopping: EarlyStopping | None) -> EarlyStopping | None:
+    """The successive halving the finalists are chosen by, replayed with all the evidence (None: by periods and epochs
+    reached): asha's and hyperband's rungs and reduction factor (one bracket: the period's trials); for median, every
+    epoch from min_epochs a rung that keeps the better half. Early stopping on data shares has its own replay."""
+    if stopping is None or stopping.resource != "epochs":
+        return None
+    return dataclasses.replace(stopping, reduction_factor=2) if stopping.kind == "median" else stopping
 
 
 def finalists_text(count: int, trials_per_config: int, resumes: bool = False) -> str:
@@ -107,10 +119,9 @@ class Finalists(Scheduler):
         self._running: set[str] = set()
         self._queue: list[Trial] | None = None  # the finalist stage's trials, once it has started
         stopping = spec.search.early_stopping
-        self._asha = stopping if stopping is not None and stopping.kind == "asha" and stopping.resource == "epochs" \
-            else None
-        self._rungs = rungs(self._asha, self._most) if self._asha is not None else []
-        self._curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> objective (asha: how far it got)
+        self._halving = replayed(stopping)  # early stopping on epochs, as successive halving replays it
+        self._rungs = rungs(self._halving, self._most) if self._halving is not None else []
+        self._curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> objective (with rungs: how far it got)
         self._whole = {SHARE: 1.0} if stopping is not None and stopping.resource == "data" else {}  # as its full rows
 
     @property
@@ -191,10 +202,10 @@ class Finalists(Scheduler):
         return sorted(usable, key=key)
 
     def _halving_key(self) -> Callable[[str], tuple[Any, ...]]:
-        """asha's order of configs, replayed with all the evidence (:func:`halving_standing`)."""
-        assert self._asha is not None
+        """The order of configs successive halving gives, replayed with all the evidence (:func:`halving_standing`)."""
+        assert self._halving is not None
         finished = {tid: seen for tid, seen in self._seen.items() if seen.status in FINISHED}
-        return self._standing_key(halving_standing(finished, self._curves, self._asha, self._most))
+        return self._standing_key(halving_standing(finished, self._curves, self._halving, self._most))
 
     def _standing_key(self, standing: dict[str, tuple[int, float]]) -> Callable[[str], tuple[Any, ...]]:
         """Configs in the order of a replay of successive halving: the furthest first, then by their place there."""
