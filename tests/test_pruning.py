@@ -680,5 +680,5 @@ def test_the_counts_estimate_allows_only_for_finalists_that_can_still_be(write_s
     run(spec, tmp_path / "res", falling)
     counts = re.findall(r"^\[\s*(\d+)/(~?\d+)\]", capsys.readouterr().out, re.M)
     assert counts[0] == ("1", "~18") and counts[-1] == ("12", "12"), counts
-    assert counts[-2] == ("11", "~16"), counts  # the last trial, and for finalists its config (it lacks a period)
-    # and one more (a trial still to come may be of another config): 2 configs x 2 periods, not 3
+    assert counts[-2] == ("11", "~15"), counts  # the last trial, the period the configs finalists would be now lack
+    # (the last config's), and 2 more (the trial still to come may leave its config lacking): not 3 configs x 2 periods

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ def test_race_drops_a_config_worse_in_every_period_and_keeps_a_tied_one(write_sp
     starts = rows[rows["status"] == "ok"].groupby("period_start")["started_at"].min().sort_index()
     ends = rows[rows["status"] == "ok"].groupby("period_start")["finished_at"].max().sort_index()
     assert all(starts.iloc[i + 1] >= ends.iloc[i] for i in range(3))
+
+
+def test_a_race_that_needs_no_finalist_counts_to_its_last_result(write_spec: Any, tmp_path: Path, capsys: Any) -> None:
+    # three configs complete every period, so the finalist stage (3 by default) has nothing to do: the counter said
+    # [16/~24] at the last result, as if a finalist still had every period to run
+    backend = FakeBackend(constructed, slots=2)
+    run_spec(race_spec(write_spec), RunOptions(sink=str(tmp_path / "res")), Reporter(bar=False), backend=backend)
+    counts = re.findall(r"^\[\s*(\d+)/(~?\d+)\]", capsys.readouterr().out, re.M)
+    assert counts[-1] == ("16", "16"), counts
 
 
 def test_a_resumed_race_drops_the_same_config_and_trains_nothing_twice(write_spec: Any, tmp_path: Path) -> None:

@@ -290,14 +290,15 @@ class Finalists(Scheduler):
         inner = self.inner.remaining()
         if inner is None:
             return None
-        # at most `count` configs complete their periods: of those that lack an ok period, may lack one (a trial
-        # runs, or is still to come), and no more than that; the seen ones are counted only near the search's end
-        # (this runs after every result: a scan of them each time would grow with the run)
+        # at most `count` configs complete their periods, each a trial running or still to come may leave lacking;
+        # near the search's end (this runs after every result: a scan each time would grow with the run), also the
+        # periods that the configs the stage would choose now lack: once nothing runs or is to come, what it trains
         maybe = len(self._running) + inner
-        if maybe < self.count:
-            oks = self._oks()
-            maybe += len({s.config_id for s in self._seen.values() if oks[s.config_id] < self._per_config})
-        return inner + min(self.count, maybe) * self._per_config
+        if maybe >= self.count:
+            return inner + self.count * self._per_config
+        oks = self._oks()
+        lacking = sum(max(0, self._per_config - oks[cid]) for cid in self._chosen(self._ranked()))
+        return inner + lacking + maybe * self._per_config
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
         if self._queue is None:
