@@ -512,6 +512,33 @@ def test_each_fidelity_is_ranked_apart_never_mixed_into_full(tmp_path: Path) -> 
     assert list(s.rankings) == ["full", "low", "quick"] and s.main is s.rankings["full"] and s.best == s.full.best
 
 
+def test_the_full_ranking_says_where_each_config_stood_in_the_screen(tmp_path: Path) -> None:
+    """search.promote (or hpt screen-check) leaves quick rows of every config and full rows of the best of them:
+    the full ranking's screen column gives each config's place in the screen, and a note how well the screen
+    ranked the configs that ran both ways."""
+    quick = [row(c, 0, v, fidelity="quick", lr=lr) for c, v, lr in
+             (("a", 0.1, 1), ("b", 0.2, 2), ("c", 0.3, 3), ("d", 0.4, 4))]
+    full = grid({"c": [0.1, 0.1], "b": [0.2, 0.2], "a": [0.3, 0.3]}, {"a": {"lr": 1}, "b": {"lr": 2}, "c": {"lr": 3}}, 2)
+    uri = write_results(tmp_path, quick + full)
+    out = results_cli("results", uri).stdout.splitlines()
+    header = next(line for line in out if line.lstrip().startswith("#  config"))
+    assert header.split()[-1] == "screen"
+    assert [line.split()[1:11:9] for line in out[out.index(header) + 1:out.index(header) + 4]] == \
+        [["c", "3/4"], ["b", "2/4"], ["a", "1/4"]]
+    assert ("  screen: its place among the 4 configs of the screening (quick) ranking (search.promote runs the best of "
+            "the screen in full); screen vs full: Spearman -1.00 over the 3 configs ranked both ways (below 0.5: the "
+            "screen says little about the full ranking)") in out
+    doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
+    assert [c["screen_place"] for c in doc["full"]["configs"]] == [3, 2, 1]
+    assert doc["screen_vs_full"] == {"screened": 4, "configs": 3, "spearman": -1.0}
+    table = pd.read_csv(io.StringIO(results_cli("results", uri, "--format", "csv").stdout))
+    assert table[table["fidelity"] == "full"]["screen_place"].tolist() == [3, 2, 1]
+    plain = write_results(tmp_path / "plain", full)  # no screen: no column, no note
+    text = results_cli("results", plain).stdout
+    assert "screen" not in text and json.loads(results_cli("results", plain, "--format", "json").stdout)[
+        "screen_vs_full"] is None
+
+
 def test_without_full_rows_the_first_fidelity_with_ok_rows_decides(tmp_path: Path) -> None:
     rows = [row("b", 0, 0.02, fidelity="low", lr=2), row("b", 1, 0.02, fidelity="low", lr=2),
             row("c", 0, 0.01, fidelity="low", lr=3), row("q", 0, 0.005, fidelity="quick", lr=4),

@@ -18,6 +18,7 @@ from hpt.fidelity import FULL, fidelity_named, share_text
 from hpt.progress import plural
 from hpt.results.pareto import Front
 from hpt.results.rank import PRUNED_STATS, STATS, BestConfig, Ranking
+from hpt.results.screen import ScreenPlaces
 from hpt.results.stats import BETTER_RANKED, FRIEDMAN_NEMENYI, TIED, TOO_FEW, UNTESTED, WILCOXON, WORSE, Verdict, format_p
 from hpt.results.summary import Summary
 from hpt.results.versus import VsBaseline
@@ -57,15 +58,18 @@ class _Section:
     plain: bool = False  # the title is a line of its own (a warning), not a heading
 
 
-def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBaseline]) -> _Section:
+def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBaseline],
+                     screen: ScreenPlaces | None = None) -> _Section:
     labels = " ".join(f"P{i}" for i in range(1, len(r.periods) + 1))
     seeds = r.seeds_measured
     spread = ["period std", "seed std"] if seeds else ["std"]
     vs_header = ["vs naive"] if versus else []
     family = ["architecture"] if "architecture" in r.table else []  # only when the location holds several
+    screened = ["screen"] if screen is not None else []
     headers = ["#", "config", *family, *r.params, "mean", "median", "worst", *spread, "won", f"ranks ({labels})",
-               *vs_header]
-    sec = _Section(title, headers, right={0, *range(2 + len(family), len(headers) - 1 - len(vs_header))})
+               *screened, *vs_header]
+    sec = _Section(title, headers, right={0, *range(2 + len(family), len(headers) - 1 - len(screened) - len(vs_header)),
+                                          *([len(headers) - 1 - len(vs_header)] if screen is not None else [])})
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
     for i, d in enumerate(shown.to_dict(orient="records"), 1):
@@ -75,9 +79,11 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         cid = d["config_id"] + (" (partial)" if d["partial"] else "") + (" (finalist)" if d.get("finalist") else "")
         spreads = [_num(d["std"]), _num(d["seed_std"])] if seeds else [_num(d["std"])]
         vs = [versus[d["config_id"]].short() if d["config_id"] in versus else "-"] if versus else []
+        place = [f"{screen.places[d['config_id']]}/{screen.screened}" if d["config_id"] in screen.places else "-"] \
+            if screen is not None else []
         sec.rows.append([f"{i}{mark}", cid, *(d[c] for c in family), *(_num(d[p]) for p in r.params),
                          _num(d["mean"]), _num(d["median"]),
-                         _num(d["worst"]), *spreads, won, ranks, *vs])
+                         _num(d["worst"]), *spreads, won, ranks, *place, *vs])
     if len(r.table) > len(shown):
         sec.notes.append(f"... and {plural(len(r.table) - len(shown), 'more config')} (--top N shows more; --top 0 all)")
     n_partial = int(r.table["partial"].sum())
@@ -95,6 +101,8 @@ def _ranking_section(r: Ranking, title: str, top: int, versus: Mapping[str, VsBa
         sec.notes.append(f"{plural(n_partial, 'partial config')} missing periods: shown after the complete ones, "
                          "never crowned best")
     sec.notes.append("periods: " + "  ".join(f"P{i} {p}" for i, p in enumerate(r.periods, 1)))
+    if screen is not None:
+        sec.notes.append(screen.note())
     if versus:
         sec.notes.append(f"vs naive: mean {r.metric} against the better naive baseline on the same periods and windows "
                          "(e.g. -38% seasonal 3/3: 38% below seasonal naive, below it in 3 of 3 periods)")
@@ -242,7 +250,8 @@ def _sections(s: Summary, top: int) -> list[_Section]:
     secs = [_Section(_header(s), notes=list(s.notes))]
     ranked = [r for r in s.rankings.values() if not r.table.empty]
     for r in ranked:
-        secs.append(_ranking_section(r, _ranking_title(s, r), top, s.vs_baseline(r.fidelity)))
+        secs.append(_ranking_section(r, _ranking_title(s, r), top, s.vs_baseline(r.fidelity),
+                                     s.screen if r.fidelity == DEFAULT_FIDELITY else None))
         if r is s.main and s.baseline_warning:
             secs.append(_Section(f"warning: {s.baseline_warning}", plain=True))
     if not ranked:
@@ -335,7 +344,8 @@ def _verdicts(v: Verdict | None) -> dict[str, str]:
 
 
 def _config_records(r: Ranking, top: int, verdict: Verdict | None = None,
-                    versus: Mapping[str, VsBaseline] | None = None) -> list[dict[str, Any]]:
+                    versus: Mapping[str, VsBaseline] | None = None,
+                    screen: ScreenPlaces | None = None) -> list[dict[str, Any]]:
     shown = r.table if top <= 0 else r.table.head(top)
     best = r.best
     verdicts = _verdicts(verdict)
@@ -354,6 +364,8 @@ def _config_records(r: Ranking, top: int, verdict: Verdict | None = None,
         if versus is not None:
             vs = versus.get(row["config_id"])
             rec["vs_baseline"] = None if vs is None else vs.to_json()
+        if screen is not None:
+            rec["screen_place"] = screen.places.get(row["config_id"])
         records.append(rec)
     return records
 
@@ -364,7 +376,8 @@ def _json(s: Summary, top: int) -> str:
         pruned = [{k: plain(v) for k, v in rec.items()} for rec in r.pruned.to_dict(orient="records")]
         return {"periods": r.periods, "parameters": r.params, "ok_trials": r.trials, "configs_total": len(r.table),
                 "best": None if r.best is None else r.best.config_id,
-                "configs": _config_records(r, top, verdict, s.vs_baseline(r.fidelity)),
+                "configs": _config_records(r, top, verdict, s.vs_baseline(r.fidelity),
+                                           s.screen if r.fidelity == DEFAULT_FIDELITY else None),
                 "pruned": pruned}
 
     v = s.verdict
@@ -392,6 +405,9 @@ def _json(s: Summary, top: int) -> str:
         "trends": {p: [{k: plain(v) for k, v in rec.items()} for rec in t.to_dict(orient="records")]
                    for p, t in s.trends.items()},
         "not_ranked": problems,
+        "screen_vs_full": None if s.screen is None else {
+            "screened": s.screen.screened, "configs": s.screen.both,
+            "spearman": None if math.isnan(s.screen.spearman) else round(s.screen.spearman, 4)},
     }
     return json.dumps(doc, indent=1) + "\n"
 
@@ -409,6 +425,8 @@ def _csv(s: Summary, top: int) -> str:
         at = t.columns.get_loc("verdict") + 1
         t.insert(at, "vs_naive_baseline", [v.baseline if v else "" for v in vs])
         t.insert(at + 1, "vs_naive_pct", [None if v is None or math.isinf(v.change) else round(v.change, 2) for v in vs])
+        if r.fidelity == DEFAULT_FIDELITY and s.screen is not None:
+            t.insert(at + 2, "screen_place", pd.array([s.screen.places.get(c) for c in t["config_id"]], dtype="Int64"))
         t.insert(0, "fidelity", r.fidelity)
         t.insert(1, "rank", range(1, len(t) + 1))
         frames.append(t)

@@ -25,6 +25,7 @@ from hpt.results.rank import (
     rank_fidelities,
     select,
 )
+from hpt.results.screen import ScreenPlaces, screen_places
 from hpt.results.stats import Comparison, Verdict, winner_verdict
 from hpt.results.trends import parameter_trends
 from hpt.results.versus import Judgement, VsBaseline, config_judgement, config_keys, mixed_settings, versus_baselines
@@ -91,6 +92,11 @@ class Summary:
     @cached_property
     def screening(self) -> Ranking:
         return self.ranking(QUICK.name)
+
+    @cached_property
+    def screen(self) -> ScreenPlaces | None:
+        """Where the full ranking's configs stood in the screening ranking (promotion, screen-check), if they did."""
+        return screen_places(self.full, self.screening)
 
     @property
     def comparisons(self) -> tuple[Comparison, ...]:

@@ -52,10 +52,8 @@ if TYPE_CHECKING:
     from hpt.spec import Spec
     from hpt.spec.search import Promote as PromoteSpec
 
-__all__ = ["LOW_CORRELATION", "Promote", "promote_text", "promote_trials", "screen_scheduler"]
+__all__ = ["Promote", "promote_text", "promote_trials", "screen_scheduler"]
 
-LOW_CORRELATION = 0.5
-"""Below this rank correlation between the screen and the full results, the run's summary warns."""
 
 
 def screen_scheduler(quick: Spec, say: Callable[[str], None]) -> Scheduler:
@@ -237,7 +235,7 @@ class Promote(Scheduler):
 
     def report(self, rows: pd.DataFrame) -> list[str]:
         """The screen's rank correlation with the full results over the promoted configs, warned about when low."""
-        from hpt.results.screen import compare_rankings
+        from hpt.results.screen import LOW_CORRELATION, compare_rankings
 
         if self._queue is None or rows.empty:
             return []  # the screen did not end: nothing was promoted yet
