@@ -500,6 +500,8 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
     if not stops_early(spec):  # an earlier run's pruned trials train again (rows_to_resume)
         status = {tid: "again" if st in ("pruned", "waits") else st for tid, st in status.items()}
     stopped = {str(row.get("config_id")) for tid, row in rows.items() if status[tid] == "pruned"}
+    # an interrupted finalist stage: its configs (those with a finalist row) complete every period when the run goes on
+    finalists = {str(row.get("config_id")) for row in rows.values() if row.get("finalist") == 1}
     # the trials of this plan (of its fidelity, when they are not listed ahead) that are done: not those of
     # another fidelity (--quick after a full run, or the other way round)
     mine = {t.trial_id for t in trials} if trials is not None and len(trials) <= COUNT_LIMIT else \
@@ -516,7 +518,7 @@ def _print_plan(spec: Any, sink: str | None, limit: int, trials: Any = None, mor
                        "seed, tuned values")
         else:
             click.echo("trials: trial id, period, seed, tuned values")
-        _print_trials(trials, status, stopped, limit, more)
+        _print_trials(trials, status, stopped, limit, more, finalists)
     click.echo(f"results: {location}" + (f" ({plural(len(done), 'trial')} already done)" if done else "") + unchecked)
 
 
@@ -602,9 +604,11 @@ def _rows_at(location: str) -> tuple[dict[str, Mapping[str, Any]], str]:
         return {}, f" (could not check which trials are done: {str(e).splitlines()[0]})"
 
 
-def _print_trials(trials: Any, status: dict[str, str], stopped: set[str], limit: int, more: str) -> None:
+def _print_trials(trials: Any, status: dict[str, str], stopped: set[str], limit: int, more: str,
+                  finalists: set[str] | frozenset[str] = frozenset()) -> None:
     """The first `limit` trials, one a line, those done or pruned at the location marked, and those of a config early
-    stopping stopped in another period (not started, unless the config becomes a finalist)."""
+    stopping stopped in another period (not started, unless the config becomes a finalist); those of `finalists`
+    (configs an interrupted finalist stage was completing) not done yet as what they are."""
     from hpt.progress import format_params
 
     width = len(str(len(trials)))
@@ -612,7 +616,9 @@ def _print_trials(trials: Any, status: dict[str, str], stopped: set[str], limit:
         st = status.get(t.trial_id)
         mark = {"ok": "  (done)", "pruned": "  (pruned)", "again": "  (pruned earlier; trains again)",
                 "waits": "  (waits at the first rung: decided when the run goes on)"}.get(st or "", "")
-        if not mark and t.config_id in stopped:
+        if t.config_id in finalists and st in (None, "pruned", "interrupted"):
+            mark = "  (a finalist's: trained to its last epoch when the run goes on)"
+        elif not mark and t.config_id in stopped:
             mark = "  (its config was stopped in another period)"
         click.echo(f"  {i:>{width}}  {t.trial_id}  {t.period.label}  seed {t.seed:<10}  "
                    f"{format_params(t.tuned_params)}{mark}")

@@ -165,13 +165,19 @@ def test_resume_after_an_interrupted_finalist_stage_trains_no_finished_finalist_
     first, _ = run(spec, tmp_path / "cut", cut, grace=0)
     assert first.exit_code == 130
     assert "finalists: 2 configs of the best 3 lack periods" in capsys.readouterr().out
+    plan = cli_here("plan", spec.source, "--sink", str(tmp_path / "cut"))  # what the run will do when it goes on
+    marked = re.findall(r"^\s+\d+\s+(\S+)\s.*\(a finalist's: trained to its last epoch when the run goes on\)$",
+                        plan.stdout, re.M)
     again, backend = run(spec, tmp_path / "cut", script)
     assert again.exit_code == 0
+    # the config whose finalist trial was interrupted: its periods left (the other's, whose finalist trials had not
+    # started, cannot be told from the rows alone: the plan's finalists line says the stage completes the best 3)
+    submitted = [tid for what, tid in backend.log if what == "submit"]
+    assert len(marked) == 1 and set(marked) <= set(submitted), plan.stdout
     # the finalists are still "the best 3", one of them complete now (it said "of the best 2")
     # its stopped trial trains from the first epoch: checkpoints live only in the run that stopped it
     assert re.search(r"^finalists: 1 config of the best 3 lacks periods; 2 trials now run .*; 1 runs again from the "
                      r"first epoch \(no checkpoint of it is kept\)$", capsys.readouterr().out, re.M)
-    submitted = [tid for what, tid in backend.log if what == "submit"]
     assert len(submitted) == 3 and first_finalist not in submitted  # the finalist trials it lacked, nothing else
     columns = ["trial_id", "status", "epochs", "finalist"]
 
