@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -91,6 +92,8 @@ def test_a_quick_runs_last_lines_name_the_best_of_its_screen_beside_full_rows(wr
     for extra in ((), ("--quick",)):
         done = cli_here("run", spec, "--sink", sink, "--workers", "1", "--today", "2013-03-10", *extra)
         assert done.returncode == 0, done.stderr
+    assert re.match(r"hpt \S+: tiny: 3 trials \(3 configs x 1 period\) at quick fidelity \(screening\) of mlp on ",
+                    done.stdout), done.stdout  # the start line says it is a screen
     line = next(t for t in done.stdout.splitlines() if t.startswith("best config "))
     quick_best = best_config(load_results(sink), "val_mse", fidelity=QUICK.name)
     assert quick_best is not None and line.startswith(f"best config {quick_best.config_id}: "), line

@@ -91,6 +91,11 @@ def test_the_plan_says_when_rungs_judge_and_what_finalists_do(write_spec: Any) -
     assert ("a rung judges a trial only once 3 other trials of its period reached it: at the first rung a trial waits "
             "for them (it stops there, and once they got there it goes on from that epoch if it is in their best "
             "1/3), at a later one it goes on and is judged there once they have") in out.stdout
+    doc["search"]["early_stopping"]["min_trials"] = 1
+    one = cli_here("plan", str(write_spec(doc))).stdout
+    assert ("a rung judges a trial only once 1 other trial of its period reached it: at the first rung a trial waits for "
+            "it (it stops there, and once it got there it goes on from that epoch if it is in the best 1/3), at a later "
+            "one it goes on and is judged there once it has") in one, one
     assert ("finalists: when the search is done, the best 3 configs by how far they got are completed on every period "
             "at full epochs, without early stopping (at most 6 more trials; rows tagged finalist; a stopped trial goes on "
             "from the last rung it passed)") in out.stdout

@@ -13,7 +13,7 @@ from hpt.progress import Reporter
 from hpt.runner import RunOptions, run_spec
 from hpt.spec import load_spec, quick_spec
 from hpt.trial import Trial
-from tests.conftest import tiny_spec
+from tests.conftest import cli_here, tiny_spec
 from tests.test_pruning import _interrupt_at, rows_of
 
 LRS = [0.001, 0.003, 0.01, 0.1]
@@ -91,6 +91,8 @@ def test_a_share_promotes_that_share_and_a_screen_unlike_the_full_runs_is_warned
         assert not any(line.startswith("warning: the screen") for line in said), said
         assert any(line.startswith("warning: search.promote promotes every one of the 4 configs") for line in said) \
             == (top == 4), said
+    plan = cli_here("plan", str(promote_spec(write_spec, top=20).source))
+    assert "promote, stage 2: all 4 configs by the screen (mean val_mse) run at full fidelity" in plan.stdout, plan.stdout
 
 
 def test_promote_resumes_mid_screen_and_mid_full_stage_training_nothing_twice(write_spec: Any,

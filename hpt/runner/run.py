@@ -186,7 +186,9 @@ class _Run:
         if self.tracker is not None:
             self.tracker.begin_run(self.run_id)
         self.claims.start()
-        reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()} of {spec.architecture} on "
+        f = spec.fidelity
+        fidelity = f" at {f.name} fidelity ({f.purpose})" if f.purpose else ""  # --quick: a screen, said first
+        reporter.line(f"hpt {__version__}: {spec.name}: {scheduler.describe()}{fidelity} of {spec.architecture} on "
                       f"{self.backend.describe()}")
         if scheduler.skipped:
             reporter.line(f"skipping {plural(scheduler.skipped, 'trial')} already done at {sink.uri} "

@@ -85,7 +85,8 @@ def promote_text(spec: Spec, quick: Spec, configs: int) -> list[str]:
              f"({plural(configs, 'config')} x {plural(len(quick.periods), 'period')}{seeds})"]
     if stopping is not None:
         lines.append(f"promote, stage 1 with {stopping_text(stopping, max_epochs(quick))}")
-    lines.append(f"promote, stage 2: {rule.text} by the screen ({by}) run at {spec.fidelity.name} fidelity "
+    which = rule.text if top < configs else f"all {plural(configs, 'config')}"  # the warning says it costs more
+    lines.append(f"promote, stage 2: {which} by the screen ({by}) run at {spec.fidelity.name} fidelity "
                  f"on every period{'' if stopping is None else ', without early stopping'}: at most "
                  f"{plural(second, 'trial')} ({plural(top, 'config')} x {plural(len(spec.periods), 'period')}{seeds})")
     return lines

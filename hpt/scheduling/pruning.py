@@ -100,9 +100,10 @@ def stopping_text(stopping: EarlyStopping, max_epochs: int) -> str:
     if stopping.kind == "asha":
         return (f"early stopping asha: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
                 f"a rung judges a trial only once {plural(n, 'other trial')} of its period reached it: at the first rung "
-                f"a trial waits for them (it stops there, and once they got there it goes on from that epoch if it is "
-                f"in their best 1/{stopping.reduction_factor}), at a later one it goes on and is judged there once they "
-                f"have")
+                f"a trial waits for {'it' if n == 1 else 'them'} (it stops there, and once "
+                f"{'it got' if n == 1 else 'they got'} there it goes on from that epoch if it is "
+                f"in {'the' if n == 1 else 'their'} best 1/{stopping.reduction_factor}), at a later one it goes on and "
+                f"is judged there once {'it has' if n == 1 else 'they have'}")
     return (f"early stopping {stopping.kind}: rungs at epoch {listed} of {max_epochs}; a trial goes on when {what}; "
             f"a rung judges a trial only once {plural(n, 'other trial')} of its bracket reached it (before that it "
             f"goes on)")
