@@ -29,7 +29,7 @@ from hpt.errors import HptError
 from hpt.sinks import Sink, env_float, update
 from hpt.stamps import now, parse_stamp, utcnow
 
-__all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone", "this_process"]
+__all__ = ["Claims", "Holder", "expired", "lease_seconds", "process_gone", "sweep_expired", "this_process"]
 
 log = logging.getLogger("hpt")
 
@@ -115,6 +115,7 @@ class Claims:
         self._thread: threading.Thread | None = None
         self._down = False  # the location did not answer: trials start unclaimed until a renewal reaches it
         self._warned = False
+        self._lapsed: dict[str, str] = {}  # trial id -> version of a claim released while the location was away
 
     def expires_at(self) -> str:
         return utcnow(self.lease)
@@ -182,6 +183,7 @@ class Claims:
             if self._down:  # not renewed any more, it lapses by itself: asking the location would wait for it
                 with self._lock:
                     self._held.pop(trial_id, None)
+                self._lapsed[trial_id] = version  # deleted once the location answers again
                 return
             got = self.sink.read_versioned(key)
             if got is not None and got[1] == version:
@@ -199,6 +201,20 @@ class Claims:
                 self.release(tid)
             except Exception as e:  # it expires by itself
                 log.debug("could not release the claim on %s: %s", tid, e)
+        if not self._down and self._lapsed:
+            try:
+                self._delete_lapsed()
+            except Exception as e:  # they expire by themselves
+                log.debug("could not delete lapsed claims: %s", e)
+
+    def _delete_lapsed(self) -> None:
+        """Delete the claims released while the location was away, those still as this run left them."""
+        for tid, version in list(self._lapsed.items()):
+            with self._io:
+                got = self.sink.read_versioned(layout.claim(tid))
+                if got is not None and got[1] == version:
+                    self.sink.delete(layout.claim(tid))
+                self._lapsed.pop(tid, None)
 
     def _loop(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the main thread handles them
@@ -213,6 +229,8 @@ class Claims:
             if self._down:
                 self.sink.read(layout.run(self.run_id))
                 self._down = False
+            if self._lapsed:
+                self._delete_lapsed()
         except Exception as e:  # the location is away: the next beat tries again
             log.debug("could not renew claims at %s: %s", self.sink.uri, e)
 
@@ -234,6 +252,24 @@ class Claims:
                         "train it (the first ok row is kept)", tid)
         if self.beat is not None:
             self.beat(self.expires_at())
+
+
+def sweep_expired(sink: Sink) -> int:
+    """Delete the claims at the location whose lease ran out (a run killed, or away when its trial ended): a run
+    would take each over, but left alone they stay behind. How many were deleted."""
+    deleted = 0
+    for key in sink.list(layout.CLAIMS):
+        got = sink.read_versioned(key)
+        if got is None or not layout.id_of(key, layout.CLAIMS):
+            continue
+        try:
+            record = json.loads(got[0])
+        except ValueError:
+            continue  # damaged: taken over (and so rewritten) by the next run that claims its trial
+        if isinstance(record, dict) and expired(record):
+            sink.delete(key)
+            deleted += 1
+    return deleted
 
 
 def _holder(data: bytes) -> Holder | None:

@@ -1058,12 +1058,15 @@ def sync(target: str, sink: str | None) -> None:
     report = store.sync()
     if not (report.rows or report.delivered):
         raise InputError(f"{store.uri}: no results there and none waiting in the local journal for it")
+    from hpt.claims import sweep_expired
     from hpt.progress import plural
 
+    swept = sweep_expired(store.sink)  # left by runs killed, or away when their trial ended
     damaged = f" ({plural(report.damaged, 'damaged line')} replaced)" if report.damaged else ""
+    claims = f"; {plural(swept, 'expired claim')} deleted" if swept else ""
     click.echo(f"{store.uri}: {plural(report.delivered, 'waiting result')} delivered from the local journal, "
                f"{plural(report.repaired, 'row')} added to results.csv{damaged}; it now has "
-               f"{plural(report.rows, 'row')}")
+               f"{plural(report.rows, 'row')}{claims}")
 
 
 if __name__ == "__main__":

@@ -300,8 +300,11 @@ def test_while_the_location_is_away_trials_start_unclaimed_at_once_until_a_renew
     assert gate.admit(trials[1]) and claims.down
     asked = sink.asked
     claims.release(trials[0].trial_id)
+    assert sink.asked == asked and sink.list("claims/") == [f"claims/{trials[0].trial_id}.json"]
+    sink.down = False
+    claims.tick()  # it answers again: the claim of the trial that ended meanwhile is deleted, not left behind
+    assert sink.list("claims/") == []
     claims.close()
-    assert sink.asked == asked
 
 
 def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -323,6 +326,25 @@ def test_an_expired_claim_is_taken_over(location: str, tmp_path: Path, monkeypat
     assert f"warning: trial {tid}: the claim of this run lapsed and another run took it over" in caplog.text
     stalled.close()
     assert not open_sink(location).list("claims/")
+
+
+def test_claims_whose_lease_ran_out_are_deleted_by_the_next_run_and_by_sync(tmp_path: Path) -> None:
+    # a run killed, or away when its trial ended, leaves its claim behind: no run takes over a trial that is done
+    _, spec = _spec(tmp_path, [0.001])
+    location = str(tmp_path / "res")
+    sink = open_sink(location)
+    lapsed = json.dumps({"run_id": "gone", "host": "elsewhere", "pid": 1, "expires_at": "2020-01-01T00:00:00+00:00"})
+    sink.write("claims/aaaaaaaaaaaa.json", lapsed.encode())
+    live = Claims(sink, "live")
+    assert live.take("bbbbbbbbbbbb") is None  # another run's, alive: left alone
+    summary, out = _run(spec, location, FakeBackend(_ok))
+    assert summary.counts == {"ok": 1}, out
+    assert sink.list("claims/") == ["claims/bbbbbbbbbbbb.json"]
+    sink.write("claims/cccccccccccc.json", lapsed.encode())
+    synced = hpt_here("sync", location)
+    assert synced.exit_code == 0 and synced.stdout.rstrip().endswith("; 1 expired claim deleted"), synced.output
+    assert sink.list("claims/") == ["claims/bbbbbbbbbbbb.json"]
+    live.close()
 
 
 def test_a_run_killed_with_kill_9_is_shown_abandoned_and_its_trial_is_rerun(tmp_path: Path) -> None:

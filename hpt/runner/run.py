@@ -18,7 +18,7 @@ from hpt import __version__, layout
 from hpt.backends import Backend
 from hpt.backends.slots import Slot
 from hpt.baselines import RunBaselines, without_baselines
-from hpt.claims import Claims
+from hpt.claims import Claims, sweep_expired
 from hpt.errors import HptError, InputError
 from hpt.memo import at_location
 from hpt.progress import Reporter, plural
@@ -101,7 +101,9 @@ def _refuse_anothers_csv(store: ResultStore) -> None:
 
 
 def _dead_runs(store: ResultStore) -> list[str]:
-    """Runs at the location that ended without a word, now marked abandoned: a line each."""
+    """Runs at the location that ended without a word, now marked abandoned: a line each. Claims whose lease ran out
+    (such a run's, or one away when its trial ended) are deleted."""
+    sweep_expired(store.sink)
     return [f"run {dead.get('run_id')} on host {dead.get('host')} ended without a word (killed?); "
             f"its last heartbeat was at {dead.get('heartbeat_at') or dead.get('started_at')}: "
             f"{layout.run(str(dead.get('run_id')))} now says abandoned" for dead in abandon_dead_runs(store)]
