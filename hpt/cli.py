@@ -832,13 +832,23 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
     """
     from hpt.fidelity import FULL, fidelity_named
     from hpt.progress import plural
-    from hpt.results import best_params, default_metric, load_results, planned_periods, recorded_runs, summarise
+    from hpt.results import (
+        best_params,
+        default_metric,
+        load_results,
+        planned_periods,
+        recorded_runs,
+        run_specs,
+        summarise,
+    )
 
     frame = load_results(uri)
     runs = recorded_runs(uri)
     summary = summarise(frame, metric or default_metric(uri, runs), where=where, compare=0, uri=uri,
-                        planned=planned_periods(uri, frame, runs))
+                        planned=planned_periods(uri, frame, runs), specs=run_specs(runs))
     params = best_params(summary)
+    if summary.alike:  # the parameters printed may be those of several configs, of specs that differ elsewhere
+        click.echo(f"note: {summary.alike}", err=True)
     top = summary.best
     assert top is not None  # best_params raised otherwise
     fidelity = fidelity_named(top.fidelity)

@@ -754,6 +754,8 @@ def test_configs_alike_in_the_table_are_told_apart_by_their_specs(tmp_path: Path
     assert ("4 configs share their values in the columns shown with another config (e.g. aaa and ccc: lr=0.01): "
             "specs that differ in training.epochs (15: aaa and 1 more; 30: ccc and 1 more) wrote here") in out.stdout
     assert "training.epochs" in " ".join(json.loads(results_cli("results", uri, "--format", "json").stdout)["notes"])
+    best = results_cli("best", uri)  # its JSON is one config's tuned values: which spec's, the note says
+    assert "note: 4 configs share their values" in best.stderr and json.loads(best.stdout) == {"lr": [0.01]}
     (runs / "r2.json").write_text(json.dumps({"run_id": "r2", "spec": spec}))  # records that do not tell them apart
     assert unknown in results_cli("results", uri).stdout
     write_results(tmp_path, [r for r in rows if r["config_id"] in ("aaa", "bbb")])  # one spec's configs: no note

@@ -293,6 +293,20 @@ def test_the_progress_log_counts_what_will_run(write_spec: Any, tmp_path: Path, 
     assert "skipping 5 trials already done" in out and "[1/1] ok" in out
 
 
+def test_the_end_of_a_run_says_when_the_best_config_is_another_specs(write_spec: Any, tmp_path: Path,
+                                                                     capsys: Any) -> None:
+    # the spec edited from 2 to 3 epochs and run again into its folder: the best config, lr=0.001 of the first run,
+    # looks like one of this run's but is not
+    sink = str(tmp_path / "res")
+    doc = tiny_spec(parameters={"lr": [0.001, 0.01]})
+    for epochs, script in ((2, _by_lr), (3, lambda t: Script(curve=[9.0] * 3))):
+        doc["training"] = {**doc["training"], "epochs": epochs}
+        run_spec(load_spec(write_spec(doc)), RunOptions(sink=sink), Reporter(bar=False), backend=FakeBackend(script))
+        line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("best config "))
+        assert ("(another spec's config, with settings outside this spec's: hpt results tells them apart)" in line) \
+            == (epochs == 3), line
+
+
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "a line cut short", "text for a number"])
 def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: Any, tmp_path: Path, damage: str) -> None:
     spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1]})))

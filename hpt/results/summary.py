@@ -60,6 +60,7 @@ class Summary:
     baseline_rows: int = 0  # rows of the naive baselines (never ranked, never counted as trials)
     versus: dict[str, Mapping[str, VsBaseline]] = field(default_factory=dict)  # fidelity -> config -> vs the better baseline
     best_verdict: Judgement | None = None  # the best config vs the better baseline, the other errors where they disagree
+    alike: str | None = None  # the note on configs alike in the ranking's columns that other specs wrote (in notes too)
 
     def vs_baseline(self, fidelity: str) -> Mapping[str, VsBaseline]:
         """Each config of a fidelity's ranking against the better naive baseline, by config id."""
@@ -153,10 +154,13 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
     keys = config_keys(frame)  # each config's baseline key, once for every use below
     mixed = mixed_settings(main_ranking, keys)
     if mixed:  # several specs wrote here: another target, file or fixed horizon, alike in the parameters shown
-        notes.append(f"{len(mixed)} data or window settings are ranked together (specs of another target, file or "
-                     f"horizon wrote here; the parameters shown do not tell them apart): {metric} compares within one; "
-                     f"--where \"baseline_key == '{mixed[0]}'\" ranks the best config's")
-    elif (alike := alike_note(main_ranking, main_rows, specs or {})) is not None:
+        alike: str | None = (
+            f"{len(mixed)} data or window settings are ranked together (specs of another target, file or horizon "
+            f"wrote here; the parameters shown do not tell them apart): {metric} compares within one; "
+            f"--where \"baseline_key == '{mixed[0]}'\" ranks the best config's")
+    else:
+        alike = alike_note(main_ranking, main_rows, specs or {})
+    if alike is not None:
         notes.append(alike)
     versus = {f: versus_baselines(baselines, r, keys) for f, r in rankings.items()}
     best = main_ranking.best
@@ -175,7 +179,7 @@ def summarise(frame: pd.DataFrame, metric: str = "val_mse", *, where: str | None
                    main_fidelity=main, verdict=winner_verdict(main_ranking, compare),
                    trends=_trends(main_rows, metric, main_ranking), problems=problems,
                    missing_metric=missing, notes=notes, baseline_rows=len(shown), versus=versus,
-                   best_verdict=judged)
+                   best_verdict=judged, alike=alike)
 
 
 def _trends(rows: pd.DataFrame, metric: str, ranking: Ranking) -> dict[str, pd.DataFrame]:

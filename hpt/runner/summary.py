@@ -20,6 +20,7 @@ from hpt.results import (
     rank_fidelity,
     versus_baselines,
 )
+from hpt.search import config_id
 from hpt.spec import Spec
 from hpt.trial import Status, TrialResult, says_less, status_counts
 
@@ -73,6 +74,16 @@ def judge_best(summary: RunSummary, spec: Spec, trial_rows: pd.DataFrame) -> Non
         summary.verdict = None if vs is None else config_judgement(trial_rows, ranking, vs, spec.columns)
 
 
+def _of_this_spec(spec: Spec, best: BestConfig) -> bool:
+    """Whether `spec` makes the config `best` (its family, data and untuned settings and these tuned values)."""
+    if best.architecture and best.architecture != spec.architecture:
+        return False
+    try:
+        return config_id(spec, {**spec.base_params, **best.params}) == best.config_id
+    except (TypeError, ValueError):  # values a spec would not have
+        return False
+
+
 def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[str] = ()) -> None:
     """The run's summary; `notes`: the scheduler's lines about the run (a promotion's screen vs its full results)."""
     counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
@@ -88,6 +99,8 @@ def report_end(reporter: Reporter, spec: Spec, s: RunSummary, notes: Sequence[st
     if s.best:
         apart = "" if s.best.fidelity == spec.fidelity.name else \
             f" (from {fidelity_named(s.best.fidelity).rows}: no config has {spec.fidelity.name} results yet)"
+        if not _of_this_spec(spec, s.best):  # runs of another spec (other untuned settings) wrote here too
+            apart += " (another spec's config, with settings outside this spec's: hpt results tells them apart)"
         order = {name: i for i, name in enumerate(spec.parameters)}  # as the trials' lines give them
         params = dict(sorted(s.best.params.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
         reporter.line(f"best config {s.best.named}{apart}: {format_params(params)}  "
