@@ -791,6 +791,7 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
         check_exports(tensorboard_dir, mlflow_uri)
     frame = load_results(uri)
+    _say_journal_waits(uri)
     runs = recorded_runs(uri)
     summary = summarise(frame, metric or default_metric(uri, runs), where=where, compare=compare, uri=uri,
                         planned=planned_periods(uri, frame, runs), specs=run_specs(runs))
@@ -810,6 +811,21 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
 
         for line in export(uri, tensorboard_dir, mlflow_uri):
             click.echo(line, err=fmt != "table")
+
+
+def _say_journal_waits(uri: str) -> None:
+    """A note when finished trials of this (gs:// or s3://) location wait in this machine's local journal: a run
+    that could not deliver them left them there, and the location does not have them yet."""
+    from hpt.journal import Journal
+    from hpt.progress import plural
+    from hpt.sinks import open_sink
+
+    sink = open_sink(uri)
+    waiting = Journal(sink.uri).count_waiting() if getattr(sink, "remote", False) else 0
+    if waiting:
+        click.echo(f"note: {plural(waiting, 'finished trial')} of {sink.uri} {'waits' if waiting == 1 else 'wait'} in "
+                   f"this machine's local journal (a run could not deliver {'it' if waiting == 1 else 'them'} all): "
+                   f"hpt sync {sink.uri} delivers {'it' if waiting == 1 else 'them'}", err=True)
 
 
 @main.command(epilog="Exit codes: 0 printed, 1 no config has run every period yet, 2 bad input.")

@@ -7,6 +7,7 @@ import importlib.metadata
 import io
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -532,9 +533,13 @@ def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(
         assert out.count("] ok ") == 5
 
         server.start()
+        shown = _hpt(["results", uri], env)  # the location has the first trial: the others wait here, it says
+        assert re.search(rf"^note: [2-5] finished trials of {uri} wait in this machine's local journal \(a run could "
+                         rf"not deliver them all\): hpt sync {uri} delivers them$", shown.stderr, re.M), shown.stderr
         synced = _hpt(["sync", uri], env)
         assert synced.returncode == 0, synced.stderr
         assert "delivered from the local journal" in synced.stdout
+        assert "local journal" not in _hpt(["results", uri], env).stderr
         table = _csv(server, bucket, "p")
         assert len(table) == 5 and table["trial_id"].is_unique
 
@@ -582,7 +587,11 @@ def test_preflight_absent_credentials(tmp_path: Path) -> None:
               "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "GCE_METADATA_HOST": "127.0.0.1:9",
               "GCE_METADATA_IP": "127.0.0.1:9"}
     line = _one_error_line(_hpt(["run", spec, "--sink", "gs://bucket-x/p"], {**no_gcp, **_fast_env(tmp_path)}))
-    assert "Google Cloud credentials" in line
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={tmp_path / 'missing-key.json'} does not exist; point it at a service " \
+           "account key file" in line  # the variable is set: which file, and what is wrong with it
+    no_gcp["GOOGLE_APPLICATION_CREDENTIALS"] = ""
+    line = _one_error_line(_hpt(["run", spec, "--sink", "gs://bucket-x/p"], {**no_gcp, **_fast_env(tmp_path)}))
+    assert "no usable Google Cloud credentials found" in line
 
 
 def test_s3_permission_and_endpoint_errors_name_what_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,7 +213,8 @@ def retrying(call: Callable[[], T], transient: Callable[[BaseException], bool], 
             if not transient(e):
                 raise
             if attempt == attempts:
-                raise SinkUnavailable(f"{what}: no answer after {attempts} attempts: {describe(e)}") from None
+                raise SinkUnavailable(f"{what}: no answer after {attempts} attempt{'s' if attempts != 1 else ''}: "
+                                      f"{describe(e)}") from None
             log.debug("%s: %s; retrying in %.1fs", what, describe(e), delay)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)

@@ -63,6 +63,11 @@ class GCSSink(BucketSink):
         code = getattr(e, "code", None)
         where = f"gs://{self.bucket_name}"
         if name == "DefaultCredentialsError":
+            key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+            if key:  # it names a file that is not there, or not a key: say which
+                why = "does not exist" if not os.path.exists(key) else f"is not a usable key file ({describe(e)})"
+                return SinkAccessError(f"{self.uri}: GOOGLE_APPLICATION_CREDENTIALS={key} {why}; point it at a "
+                                       "service account key file, or unset it to use gcloud's login")
             return SinkAccessError(f"{self.uri}: no usable Google Cloud credentials found; run `gcloud auth "
                                    "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a key file")
         if name == "RefreshError" or code == 401:
