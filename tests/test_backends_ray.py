@@ -195,6 +195,37 @@ def test_a_port_that_never_answers_as_ray_is_bad_input_in_bounded_time(tmp_path:
     assert elapsed < 20  # the connecting thread does not hold the process at exit
 
 
+def test_a_token_the_cluster_rejects_is_told_apart_from_a_missing_one(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's refusal is the same either way ("Unauthenticated"); with a token set, saying "set a token" misleads."""
+    import socket
+
+    from hpt.backends import ray_connect
+
+    class Refusing:  # Ray's client, as its C++ side reports a refused token while it retries
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **_: Any) -> None:
+            os.write(2, b"[2026-12-07 10:00:00,000 W 11 12] gcs_rpc_client.h:1: Unauthenticated: InvalidAuthToken\n")
+            time.sleep(3)
+
+    monkeypatch.setattr(ray_connect, "import_ray", Refusing)
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        with pytest.raises(InputError, match="the cluster wants an authentication token: set RAY_AUTH_MODE=token"):
+            ray_connect.connect(address, timeout=0.5)
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
+        monkeypatch.setenv("RAY_AUTH_TOKEN", "not-the-clusters")
+        with pytest.raises(InputError, match="the cluster rejected this machine's authentication token"):
+            ray_connect.connect(address, timeout=0.5)
+
+
 # --- on the cluster ------------------------------------------------------------------------------
 
 
@@ -217,6 +248,10 @@ def test_trials_run_on_both_nodes_and_a_rerun_skips_them(connected: RayCluster, 
     again = run_spec(spec, _ray(connected, sink=str(sink)), Reporter(quiet=True))
     assert again.exit_code == 0 and again.skipped == 8 and sum(again.counts.values()) == 0
     assert len(_rows(sink)) == 8
+    # 3 threads a trial: 3 CPUs of one node, and the nodes have 2: refused at once, where Ray would wait for good
+    with pytest.raises(InputError, match=r"^--threads 3: no node of the Ray cluster at .* has 3 CPUs \(the largest "
+                                         r"has 2\), .*: give --threads 2 or fewer$"):
+        run_spec(spec, _ray(connected, sink=str(tmp_path / "wide"), threads=3), Reporter(quiet=True))
 
 
 @needs_ray

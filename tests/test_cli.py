@@ -74,6 +74,14 @@ def test_sync_refuses_what_is_not_a_results_location_and_creates_nothing(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
 
 
+def test_an_empty_spec_path_is_named_as_such(tmp_path: Path) -> None:
+    # a CI job's SPEC parameter left blank: `hpt run ""` said "not a file" and named nothing
+    for command in (("run", ""), ("plan", ""), ("run", "  ")):
+        assert _error_line(cli_here(*command, cwd=tmp_path)) == \
+            "hpt: error: the spec path is empty: give a spec file (e.g. specs/lstm.json)"
+    assert f"File '{tmp_path}' is a directory" in _error_line(cli_here("run", str(tmp_path)))
+
+
 def test_plan_says_when_it_cannot_look_at_the_results_location(cli: Any, tmp_path: Path) -> None:
     env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
            "AWS_DEFAULT_REGION": "us-east-1", "HPT_SINK_RETRIES": "1", "HPT_SINK_TIMEOUT": "2"}

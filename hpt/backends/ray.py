@@ -206,6 +206,13 @@ class RayBackend:
 
             self._packer = AutoPacker([str(i) for i in range(int(self._gpus))], self.say, cpus=int(self._cpus))
         self._threads = threads or 1
+        if not self.use_gpu:  # a CPU trial asks one node for a CPU per thread: one no node has would wait for good
+            largest = max((float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")),
+                          default=0.0)
+            if largest and self._threads > largest:
+                raise InputError(f"--threads {self._threads}: no node of the Ray cluster at {self.address} has "
+                                 f"{self._threads} CPUs (the largest has {largest:g}), and a trial on the CPU asks one "
+                                 f"node for a CPU per thread: give --threads {int(largest)} or fewer")
         self._paths = _user_paths()
         self._frame = [ray.put(frame)]  # in a list: tasks get the reference and keep what it holds
         self._hub = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(_Hub).options(**_near_driver()).remote()
@@ -241,7 +248,7 @@ class RayBackend:
             share = "trials per GPU: auto" if self._packer is not None else plural(self.per_gpu, "trial") + " per GPU"
             each = f"{share}, {cpus:g} CPU each"
         else:
-            each = f"{cpus:g} CPU and {plural(self._threads, 'torch thread')} each"
+            each = f"{cpus:g} CPU{'' if cpus == 1 else 's'} and {plural(self._threads, 'torch thread')} each"
         where = f"the Ray cluster at {self.address}" if self._address else self.address
         return f"{where} ({cluster}): up to {plural(self.capacity(), 'trial')} at a time, {each}"
 

@@ -50,6 +50,12 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _token_given() -> bool:
+    """Whether this machine has a Ray authentication token where Ray looks for one."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
+
+
 def _loopback(address: str) -> bool:
     """Whether HOST of ``HOST:PORT`` or ``ray://HOST:PORT`` is this machine's loopback address."""
     if address == "auto":
@@ -124,6 +130,9 @@ def connect(address: str | None, timeout: float | None = None) -> bool:
     ray_said = [_RAY_LOG.sub("", ln) for ln in said if _RAY_LOG.match(ln)]
     if not answered:
         if any("Unauthenticated" in ln or "InvalidAuthToken" in ln for ln in ray_said):
+            if os.environ.get("RAY_AUTH_MODE") == "token" and _token_given():
+                raise InputError(f"--ray-address {address}: the cluster rejected this machine's authentication token "
+                                 "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token): give it the cluster's")
             raise InputError(f"--ray-address {address}: the cluster wants an authentication token: set "
                              "RAY_AUTH_MODE=token and give this machine the cluster's token (~/.ray/auth_token, "
                              "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)")

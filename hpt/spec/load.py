@@ -24,6 +24,8 @@ def load_spec(path: str | Path, today: date | None = None, quick: bool = False) 
     screening variant, without the notes about the periods it replaces (:func:`~hpt.spec.parse.parse_spec`).
     """
     source = str(path)
+    if not source.strip():  # an empty SPEC (a CI parameter left blank): "." would be read as the current folder
+        raise SpecError("", [Problem("", "the spec path is empty: give a spec file (e.g. specs/lstm.json)")])
     p = Path(path)
     if not p.is_file():
         raise SpecError(source, [Problem("", "spec file not found" if not p.exists() else "not a file")])
