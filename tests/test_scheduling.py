@@ -307,6 +307,25 @@ def test_the_end_of_a_run_says_when_the_best_config_is_another_specs(write_spec:
             == (epochs == 3), line
 
 
+def test_a_second_signal_while_the_workers_stop_leaves_the_run_interrupted(write_spec: Any, tmp_path: Path) -> None:
+    # Ctrl-C, the running trial finishes within the grace, and a second Ctrl-C comes while the workers are being
+    # stopped: the run record said "failed" and the summary was lost; it is one more signal of the same stop
+    class SecondSignal(FakeBackend):
+        def close(self) -> list[TrialResult]:
+            os.kill(os.getpid(), signal.SIGINT)  # as a second press arrives while the pool winds down
+            return super().close()
+
+    def first(trial: Trial) -> Script:
+        os.kill(os.getpid(), signal.SIGINT)
+        return Script(curve=[1.0, 0.5])
+
+    spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01]})))
+    sink = tmp_path / "res"
+    summary = run_spec(spec, RunOptions(sink=str(sink), grace=60), _quiet(), backend=SecondSignal(first))
+    assert summary.exit_code == 130 and summary.counts == {"ok": 1}
+    assert json.loads(next((sink / "runs").glob("*.json")).read_text())["status"] == "interrupted"
+
+
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "a line cut short", "text for a number"])
 def test_a_run_with_nothing_to_train_rebuilds_a_damaged_results_csv(write_spec: Any, tmp_path: Path, damage: str) -> None:
     spec = load_spec(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01, 0.1]})))

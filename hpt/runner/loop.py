@@ -198,7 +198,9 @@ def drive(scheduler: Scheduler, backend: Backend, on_result: Any, reporter: Repo
         failing = True
         raise
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        loop.close(failing)
+        try:
+            loop.close(failing)  # stopping the workers takes a moment: a signal meanwhile is one more counted
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     return signals.exit_code

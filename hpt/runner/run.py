@@ -19,7 +19,7 @@ from hpt.backends import Backend
 from hpt.backends.slots import Slot
 from hpt.baselines import RunBaselines, without_baselines
 from hpt.claims import Claims, sweep_expired
-from hpt.errors import HptError, InputError
+from hpt.errors import HptError, InputError, signals_put_off
 from hpt.memo import at_location
 from hpt.progress import Reporter, plural
 from hpt.rows import read_lines
@@ -214,8 +214,9 @@ class _Run:
             reporter.line(f"{plural(n, 'trial')} {'is' if n == 1 else 'are'} being trained by {holder}; not started here")
         reporter.close()
         try:
-            self.record.end(status, counts=dict(summary.counts), results=summary.ended, skipped=summary.skipped,
-                            elsewhere={tid: h.run_id for tid, h in summary.elsewhere.items()})
+            with signals_put_off():  # a signal now is taken once the record says how the run ended
+                self.record.end(status, counts=dict(summary.counts), results=summary.ended, skipped=summary.skipped,
+                                elsewhere={tid: h.run_id for tid, h in summary.elsewhere.items()})
         finally:
             undelivered = self.store.close()  # waits for the background writes of results.csv and uploads (claims released)
             self.claims.close()
