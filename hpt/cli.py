@@ -302,6 +302,9 @@ def _gpu_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     gpus = tuple(g.strip() for g in value.split(",") if g.strip())
     if not gpus or not all(g.isdigit() for g in gpus):
         raise click.BadParameter(f"expected GPU indices such as 0,2, got {value!r}")
+    if len(set(gpus)) < len(gpus):  # as the spec's resources.gpus: --trials-per-gpu packs one GPU
+        raise click.BadParameter(f"expected distinct GPU indices, got {value!r} (--trials-per-gpu N runs N trials on "
+                                 "each)")
     return gpus
 
 

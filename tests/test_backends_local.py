@@ -25,7 +25,7 @@ from hpt.search import expand
 from hpt.spec import check_data, load_spec
 from hpt.trial import Finished, Progress, Started, Status, TrialResult
 from tests import gated
-from tests.conftest import ROOT, tiny_spec, trial_rows
+from tests.conftest import ROOT, hpt_here, tiny_spec, trial_rows
 
 
 def test_slots_follow_the_gpus_and_trials_per_gpu() -> None:
@@ -52,6 +52,19 @@ def test_gpus_option_without_a_gpu_is_bad_input(write_spec: Any, cli: Any, tmp_p
     out = cli("run", str(write_spec(resources={"gpus": [0]})), "--sink", str(tmp_path / "r"))
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == \
         "hpt: error: resources.gpus 0: no CUDA GPU is visible to this process"
+    out = cli("run", str(write_spec()), "--gpus", "0,0", "--sink", str(tmp_path / "r"))  # as the spec refuses it
+    assert out.returncode == 2 and "--gpus': expected distinct GPU indices, got '0,0'" in out.stderr, out.stderr
+
+
+def test_gpu_settings_on_the_cpu_are_said_to_do_nothing(write_spec: Any, tmp_path: Path) -> None:
+    spec = write_spec(tiny_spec(parameters={"lr": [0.001]}, training={"epochs": 1, "amp": "bf16"}))
+    done = hpt_here("run", str(spec), "--sink", str(tmp_path / "r"), "--workers", "1", "--trials-per-gpu", "2")
+    assert done.exit_code == 0, done.output
+    assert "note: --trials-per-gpu 2 and training.amp bf16 do nothing on the CPU (trials train in fp32, --workers " \
+           "of them at a time)" in done.stdout.splitlines()
+    plain = hpt_here("run", str(write_spec(tiny_spec(parameters={"lr": [0.003]}, training={"epochs": 1}))),
+                     "--sink", str(tmp_path / "p"), "--workers", "1")
+    assert "do nothing on the CPU" not in plain.stdout and "does nothing" not in plain.stdout
 
 
 def test_auto_packing_fills_memory_within_cpu_cores() -> None:

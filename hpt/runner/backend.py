@@ -25,6 +25,13 @@ def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any
         slots = choose_slots(options.device, options.workers, only=only, per_gpu=1 if per_gpu == "auto" else int(per_gpu),
                              threads=options.threads or resources.get("threads"), only_from=only_from)
     gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
+    if not gpus:  # settings for GPUs, on the CPU: said, not silently passed over
+        amp = str(spec.base_params.get("amp", "off"))
+        unused = ([f"--trials-per-gpu {per_gpu}" if options.trials_per_gpu else f"resources.trials_per_gpu {per_gpu}"]
+                  if per_gpu != 1 else []) + ([f"training.amp {amp}"] if amp != "off" else [])
+        if unused:
+            say(f"note: {' and '.join(unused)} {'do' if len(unused) > 1 else 'does'} nothing on the CPU (trials train "
+                "in fp32, --workers of them at a time)")
     packer = AutoPacker(gpus, say, threads=slots[0].threads) if gpus and per_gpu == "auto" else None
     return LocalBackend(frame, slots, spec.objective, grow=packer)
 

@@ -67,7 +67,7 @@ def run_spec(spec: Spec, options: RunOptions | None = None, reporter: Reporter |
         if again:
             said(again_text(again))
         scheduler.restore(rows, store.curves)
-        backend = backend if backend is not None else make_backend(spec, frame, options, reporter.line, slots)
+        backend = backend if backend is not None else make_backend(spec, frame, options, said, slots)
         run = _Run(spec, frame, options, reporter, store, tracker, scheduler, backend,
                    finished_before={tid for tid, row in rows.items() if row.get("status") in FINISHED})
         undelivered, tracked = run.go(said)
