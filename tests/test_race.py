@@ -126,6 +126,7 @@ def test_race_through_the_cli_ends_with_a_verdict_and_says_which_config_it_dropp
     results = hpt_here("results", str(tmp_path / "res"))
     assert results.exit_code == 0 and "Is the winner real?" in results.stdout
     assert "Dropped by the race: 1 config with a pruned period" in results.stdout and reason in results.stdout
+    assert "  pruned: periods stopped early or dropped (not trained), of those with a row; " in results.stdout
     assert "Configs ranked by mean val_mse over 4 periods (full runs: 16 ok trials, 4 configs)" in results.stdout
     again = hpt_here("run", str(spec), "--sink", str(tmp_path / "res"), "--workers", "2")
     assert again.exit_code == 0 and "skipping 20 trials already done" in again.stdout, again.stdout

@@ -134,7 +134,8 @@ def _pruned_section(r: Ranking, top: int) -> _Section:
     if len(t) > len(shown):
         sec.notes.append(f"... and {len(t) - len(shown)} more (--top 0 lists all)")
     shares = "data_share" in t and bool(pd.to_numeric(t["data_share"], errors="coerce").notna().any())
-    sec.notes.append("pruned: periods stopped of those run; epochs: the most a stopped trial ran"
+    sec.notes.append(("pruned: periods stopped early or dropped (not trained), of those with a row" if raced else
+                      "pruned: periods stopped of those run") + "; epochs: the most a stopped trial ran"
                      + (" (share 1/9: stopped at that share of the data, early_stopping.resource \"data\")" if shares
                         else "") + "; so far: the mean over its trials up to where they stopped (not comparable with "
                      "the ranked means)"
