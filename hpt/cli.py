@@ -991,12 +991,18 @@ def final(location: str, spec_path: str | None, config_id: str | None, months: i
 @click.option("--last", is_flag=True, help="Only the window ending at the file's last row: the next HORIZON steps.")
 @click.option("--time-column", metavar="NAME", help="The time column [default: the one the model was trained with; "
                                                    "models saved before hpt recorded it: the file's only other column].")
+@click.option("--time-format", metavar="PATTERN",
+              help='How the file writes its times, e.g. "%d.%m.%Y" [default: as the model\'s training data '
+                   "(data.time_format), else as the file\'s first row].")
+@click.option("--time-unit", type=click.Choice(["s", "ms"]),
+              help="The times are numbers: seconds or milliseconds since 1970 [default: as the model's training data "
+                   "(data.time_unit)].")
 @click.option("--series", "series", multiple=True, metavar="ID",
               help="A model trained on many series (data.series): forecast only this series (repeatable) "
                    "[default: every series in the file].")
 @_threads_option("this one process", "1, like each worker of a run", default=1)
 def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, time_column: str | None,
-            series: tuple[str, ...], threads: int) -> None:
+            time_format: str | None, time_unit: str | None, series: tuple[str, ...], threads: int) -> None:
     """Forecast every window of a data file with a saved model; CSV of timestamp, horizon_step, prediction.
 
     MODEL is a trial's models/<trial_id>.pt or a final/<id>/model.pt (a path, gs:// or
@@ -1037,7 +1043,7 @@ def predict(model_uri: str, data_path: str, out_path: str | None, last: bool, ti
         check_out(out_path, data_path)
     torch.set_num_threads(threads)
     model = open_model(model_uri)
-    result = forecast_file(model, data_path, time_column, last, series or None)
+    result = forecast_file(model, data_path, time_column, last, series or None, time_format, time_unit)
     write_csv(result.table, out_path or sys.stdout, result.step)
     skipped = f" ({result.skipped} left out: they span a missing step)" if result.skipped else ""
     where = out_path or "stdout"

@@ -38,6 +38,7 @@ __all__ = [
     "DUPLICATES",
     "duplicates_text",
     "FILLS",
+    "TIME_READING",
     "TIME_UNITS",
     "DataError",
     "ReadOptions",
@@ -51,6 +52,7 @@ __all__ = [
     "read_columns",
     "read_data",
     "resolve_data_path",
+    "time_reading",
 ]
 
 log = logging.getLogger("hpt")
@@ -59,6 +61,8 @@ DEMO_PREFIX = "demo:"
 DEMO_DATA = "demo:electricity_hourly.csv"
 
 TIME_UNITS = ("s", "ms")
+TIME_READING = "time_reading"
+"""A frame's ``attrs`` key: how its times were read (:func:`time_reading`), for a saved model to read a file alike."""
 FILLS = ("none", "ffill", "interpolate")
 DUPLICATES = ("first", "last", "mean")
 
@@ -74,6 +78,11 @@ class ReadOptions:
     duplicates: str | None = None  # first | last | mean; None: refused inside a period
     series: str | None = None  # data.series: the column naming each row's series (a panel: hpt.panel)
     series_filter: tuple[str, ...] | None = None  # data.series_filter: only these series
+
+
+def time_reading(options: ReadOptions) -> dict[str, str]:
+    """How `options` read the times, beyond what the file says itself: ``time_format`` and ``time_unit`` when set."""
+    return {k: v for k, v in (("time_format", options.time_format), ("time_unit", options.time_unit)) if v}
 
 
 @dataclass(frozen=True)

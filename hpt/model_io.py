@@ -37,7 +37,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
                   step: str | None = None, info: dict[str, Any] | None = None,
                   known_ahead: tuple[str, ...] = (), series: str | None = None,
                   series_scaling: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None,
-                  series_features: dict[str, Any] | None = None) -> bytes:
+                  series_features: dict[str, Any] | None = None,
+                  time_reading: dict[str, str] | None = None) -> bytes:
     """The bytes of a model file; loadable with ``torch.load(..., weights_only=True)``.
 
     `seed` is the seed the trial trained with (``params["seed"]`` is its config's seed).
@@ -49,7 +50,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
     series was scaled by its own), and `series_scaling` holds those: the ids of the series it was
     trained on and each one's mean and standard deviation per column ``(series, columns)``, of its
     train part. `series_features`: how its static series features became its ``static:`` columns
-    (:meth:`hpt.static.Encoding.to_json`).
+    (:meth:`hpt.static.Encoding.to_json`). `time_reading`: the spec's ``data.time_format`` and ``data.time_unit``
+    when it set them (:func:`hpt.data.time_reading`), so that ``hpt predict`` reads a file's times as training did.
     """
     import torch
 
@@ -71,6 +73,8 @@ def model_payload(*, architecture: str, params: dict[str, Any], n_features: int,
     }
     if time_column is not None:
         payload["time_column"] = time_column
+    if time_reading:
+        payload["time_reading"] = dict(time_reading)
     if step is not None:
         payload["step"] = step
     if info:
@@ -105,6 +109,7 @@ class TrainedModel:
     trial_id: str
     metrics: dict[str, float]
     time_column: str | None = None  # None in files saved before models recorded it
+    time_reading: dict[str, str] = field(default_factory=dict)  # data.time_format / data.time_unit it was trained with
     step: pd.Timedelta | None = None  # the data's step (None: not recorded)
     info: dict[str, Any] = field(default_factory=dict)  # a final model's config id, train window, hold-out
     known_ahead: tuple[str, ...] = ()  # columns it takes for the forecast steps too (hpt.future)
@@ -343,6 +348,7 @@ def load_model(path: str | Path | bytes) -> TrainedModel:
         trial_id=payload["trial_id"],
         metrics=payload["metrics"],
         time_column=payload.get("time_column"),
+        time_reading={str(k): str(v) for k, v in (payload.get("time_reading") or {}).items()},
         step=_step(payload.get("step")),
         info=dict(payload.get("info") or {}),
         known_ahead=known,

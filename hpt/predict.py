@@ -92,7 +92,8 @@ def _time_column(model: TrainedModel, header: list[str], given: str | None, path
 
 
 def forecast_file(model: TrainedModel, path: str, time_column: str | None = None, last: bool = False,
-                  series: tuple[str, ...] | None = None) -> Forecasts:
+                  series: tuple[str, ...] | None = None, time_format: str | None = None,
+                  time_unit: str | None = None) -> Forecasts:
     """The model's forecasts for every window of the file at `path` (only the last with `last`).
 
     InputError (exit 2) when the file lacks a column the model was trained on (all missing
@@ -105,6 +106,9 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
     was trained on scaled by its train part's statistics, stored in the model, one it never saw
     by those of its own rows in the file (with a warning: the global model has not seen it). A
     series that cannot be forecast is left out with a warning; none left is InputError.
+
+    The file's times are read as the model's training data were (its ``data.time_format`` and ``data.time_unit``,
+    recorded in the model), unless `time_format` or `time_unit` say otherwise.
     """
     if series and model.series is None:
         raise InputError("--series: the model was trained on one series (no data.series): drop --series")
@@ -128,13 +132,24 @@ def forecast_file(model: TrainedModel, path: str, time_column: str | None = None
             "; --time-column names another time column, the others need the names the model was trained with"
         raise InputError(f"{path} lacks {what}: {', '.join(show(c) for c in missing)}{hint} "
                          f"(it has: {', '.join(header)}){fix}")
-    options = ReadOptions(series=model.series, series_filter=tuple(dict.fromkeys(series)) if series else None)
+    given = {"time_format": time_format, "time_unit": time_unit}
+    reading = {k: v for k, v in given.items() if v} or model.time_reading
+    options = ReadOptions(series=model.series, series_filter=tuple(dict.fromkeys(series)) if series else None,
+                          time_format=reading.get("time_format"), time_unit=reading.get("time_unit"))
     try:
         table = read_data(resolved, column, model.file_columns, options)
         ahead = read_data(resolved, column, model.future_features, options).frame if model.future_features else None
     except DataError as e:
         where = "--series" if e.json_path == "data.series_filter" else path
-        raise InputError(f"{where}: {e.message}") from None
+        message = e.message.replace("set data.time_format", "give --time-format").replace(
+            "set data.time_unit", "give --time-unit")
+        if e.json_path in ("data.time_format", "data.time_unit", f"data.{column}", "data.time_column") \
+                and reading and not any(given.values()):  # the model's way of reading times did not fit this file
+            said = ", ".join(f"data.{k} {v!r}" for k, v in reading.items())
+            message = (message.replace("data.time_unit reads", "the model's time unit reads")
+                       .replace("; leave it out", "") +
+                       f" (read as the model's training data: {said}; --time-format or --time-unit say otherwise)")
+        raise InputError(f"{where}: {message}") from None
     if len(table.duplicates):  # the windows would mix the rows of one time
         per = "series and time" if model.series is not None else \
             "time (the model was trained on one series: of a file of several, give one series' rows)"

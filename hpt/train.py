@@ -28,6 +28,7 @@ from torch import nn
 
 from hpt.architectures import get_architecture
 from hpt.architectures.heads import MixtureNLL, fit_scalers
+from hpt.data import TIME_READING
 from hpt.errors import one_line
 from hpt.future import known_ahead
 from hpt.hparams import quantiles_of
@@ -527,6 +528,7 @@ class TrainContext:
             series_scaling=(windows.panel.series, windows.panel.mean, windows.panel.std)
             if windows.panel is not None else None,
             series_features=self.frame.attrs.get(SERIES_FEATURES),
+            time_reading=self.frame.attrs.get(TIME_READING),
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,6 +227,38 @@ def test_a_file_separated_by_semicolons_with_decimal_commas_forecasts_as_with_co
     december.to_csv(spaces, sep=" ", index=False)
     line = _error_line(hpt("predict", str(trial_model), "--data", str(spaces)))
     assert "(the header is one column: hpt reads CSV files separated by commas, semicolons, tabs or |" in line
+
+
+def test_a_model_reads_a_file_with_the_time_format_or_unit_it_was_trained_with(write_spec: Any,
+                                                                                tmp_path: Path) -> None:
+    # trained on day-first dates (data.time_format), the model could not forecast from its own training file:
+    # predict read the times as month-first and said to "set data.time_format", which predict has no way to
+    frame = pd.read_csv(DEMO, parse_dates=["ts"])
+    frame = frame[(frame.ts >= "2013-01-01") & (frame.ts < "2013-02-15")].reset_index(drop=True)
+    dayfirst, epochs, iso = tmp_path / "dayfirst.csv", tmp_path / "epochs.csv", tmp_path / "iso.csv"
+    frame.assign(ts=frame.ts.dt.strftime("%d.%m.%Y %H:%M")).to_csv(dayfirst, index=False)
+    frame.assign(ts=(frame.ts - pd.Timestamp("1970-01-01")).dt.total_seconds().astype("int64")).to_csv(epochs,
+                                                                                                      index=False)
+    frame.to_csv(iso, index=False)
+    for path, reading in ((dayfirst, {"time_format": "%d.%m.%Y %H:%M"}), (epochs, {"time_unit": "s"})):
+        spec = write_spec({"name": path.stem, "architecture": "mlp",
+                           "data": {"path": str(path), "time_column": "ts", "target": "y", **reading},
+                           "date_ranges": [["2013-01-01", "2013-02-01"]], "parameters": {"lr": [0.01]},
+                           "training": {"epochs": 1, "lookback": 24, "horizon": 1, "validation": "7D"}})
+        sink = tmp_path / f"res-{path.stem}"
+        ran = hpt("run", str(spec), "--sink", str(sink), "--workers", "1")
+        assert ran.exit_code == 0, ran.output
+        model = next((sink / "models").glob("*.pt"))
+        assert load_model(str(model)).time_reading == reading
+        own = hpt("predict", str(model), "--data", str(path), "--last")
+        assert own.exit_code == 0, own.stderr
+        assert _read(own.stdout)["timestamp"].tolist() == [pd.Timestamp("2013-02-15 00:00")]
+        # a file that writes its times otherwise: the error says how the model read them and which options change it
+        line = _error_line(hpt("predict", str(model), "--data", str(iso), "--last"))
+        assert line.endswith(f"(read as the model's training data: data.{next(iter(reading))} "
+                             f"{next(iter(reading.values()))!r}; --time-format or --time-unit say otherwise)"), line
+        other = hpt("predict", str(model), "--data", str(iso), "--last", "--time-format", "%Y-%m-%d %H:%M:%S")
+        assert other.exit_code == 0 and other.stdout == own.stdout, other.stderr
 
 
 def test_forecasts_of_daily_data_are_dated_by_day_and_finer_data_keeps_its_times() -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from hpt.architectures import Architecture, get_architecture
 from hpt.calendar import calendar_columns, with_calendar
-from hpt.data import DataError, ReadOptions, Table, read_data
+from hpt.data import TIME_READING, DataError, ReadOptions, Table, read_data, time_reading
 from hpt.fidelity import FULL, Fidelity
 from hpt.future import mark_known_ahead
 from hpt.hparams import QUANTILE_LOSSES, TRAINING
@@ -87,6 +87,9 @@ class DataSpec:
             raise
         if self.series is not None:  # a panel's windows score each series against its own seasonal naive
             table.frame.attrs["season"] = self.season
+        read_as = time_reading(self.options)
+        if read_as:  # how its times were read: a saved model reads a file the same way (hpt predict)
+            table.frame.attrs[TIME_READING] = read_as
         if not self.known_ahead and not self.series_features:
             return table
         frame = with_calendar(table.frame, self.calendar)
