@@ -79,6 +79,22 @@ def test_a_race_that_needs_no_finalist_counts_to_its_last_result(write_spec: Any
     run_spec(race_spec(write_spec), RunOptions(sink=str(tmp_path / "res")), Reporter(bar=False), backend=backend)
     counts = re.findall(r"^\[\s*(\d+)/(~?\d+)\]", capsys.readouterr().out, re.M)
     assert counts[-1] == ("16", "16"), counts
+    # and one whose last results are the dropped config's periods, recorded without training (8 configs x 5
+    # periods, 3 epochs: the drop comes after period 3); it ended at [40/~50]
+    months = [[f"2013-{m:02d}-01", f"2013-{m:02d}-15"] for m in range(1, 6)]
+    lrs = [0.001, 0.0011, 0.0012, 0.0013, 0.0014, 0.0015, 0.0016, 0.0017]
+
+    def apart(trial: Trial) -> Script:
+        lr = float(trial.params["lr"])
+        return Script(curve=[9.0, 9.0] if lr == 0.0014 else [2.0, 1.0 + lr])  # the last config of each period
+
+    spec = load_spec(write_spec(tiny_spec(date_ranges=months, parameters={"lr": lrs, "hidden_size": [8]},
+                                          search={"race": True}, training={"epochs": 2})))
+    run_spec(spec, RunOptions(sink=str(tmp_path / "late")), Reporter(bar=False), backend=FakeBackend(apart))
+    out = capsys.readouterr().out
+    counts = re.findall(r"^\[\s*(\d+)/(~?\d+)\]", out, re.M)
+    last = out.splitlines()[out.splitlines().index("finalists: nothing left to complete (5 configs ran every period)") - 1]
+    assert "dropped after" in last and counts[-1] == ("40", "40"), counts
 
 
 def test_a_resumed_race_drops_the_same_config_and_trains_nothing_twice(write_spec: Any, tmp_path: Path) -> None:

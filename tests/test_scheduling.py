@@ -305,6 +305,19 @@ def test_the_end_of_a_run_says_when_the_best_config_is_another_specs(write_spec:
         line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("best config "))
         assert ("(another spec's config, with settings outside this spec's: hpt results tells them apart)" in line) \
             == (epochs == 3), line
+    # not for a config the spec made with a tuned value of null where its training sets another, nor for another
+    # family's (its name says it): a fresh location each
+    nullable = tiny_spec(parameters={"lr": [0.001, 0.01], "grad_clip": [None]})
+    nullable["training"] = {**nullable["training"], "epochs": 2, "grad_clip": 5.0}
+    run_spec(load_spec(write_spec(nullable)), RunOptions(sink=str(tmp_path / "null")), Reporter(bar=False),
+             backend=FakeBackend(_by_lr))
+    for arch in ("mlp", "dlinear"):
+        run_spec(load_spec(write_spec(tiny_spec(architecture=arch, parameters={"lr": [0.001, 0.01]}))),
+                 RunOptions(sink=str(tmp_path / "families")), Reporter(bar=False),
+                 backend=FakeBackend(_by_lr if arch == "mlp" else lambda t: Script(curve=[9.0] * 3)))
+    out = capsys.readouterr().out
+    assert sum(line.startswith("best config ") for line in out.splitlines()) == 3, out
+    assert "another spec's config" not in out, out
 
 
 def test_a_second_signal_while_the_workers_stop_leaves_the_run_interrupted(write_spec: Any, tmp_path: Path) -> None:

@@ -75,11 +75,15 @@ def judge_best(summary: RunSummary, spec: Spec, trial_rows: pd.DataFrame) -> Non
 
 
 def _of_this_spec(spec: Spec, best: BestConfig) -> bool:
-    """Whether `spec` makes the config `best` (its family, data and untuned settings and these tuned values)."""
+    """Whether `spec` makes the config `best` (its data and untuned settings and these tuned values); a config of
+    another family counts as this spec's (its name says its family)."""
     if best.architecture and best.architecture != spec.architecture:
-        return False
+        return True
+    # a tuned value of null: the best config's values leave it out (it is not the untuned setting)
+    nulls = {name: None for name, axis in spec.parameters.items()
+             if name not in best.params and isinstance(axis, (list, tuple)) and None in axis}
     try:
-        return config_id(spec, {**spec.base_params, **best.params}) == best.config_id
+        return config_id(spec, {**spec.base_params, **nulls, **best.params}) == best.config_id
     except (TypeError, ValueError):  # values a spec would not have
         return False
 

@@ -298,6 +298,8 @@ class Finalists(Scheduler):
             return inner + self.count * self._per_config
         oks = self._oks()
         lacking = sum(max(0, self._per_config - oks[cid]) for cid in self._chosen(self._ranked()))
+        if not self._rungs and self.standing is None:  # complete configs rank first: once `count` are, none lacks
+            maybe = min(maybe, max(0, self.count - sum(1 for n in oks.values() if n >= self._per_config)))
         return inner + lacking + maybe * self._per_config
 
     def suggest(self) -> Trial | TrialResult | Suggestion:
