@@ -267,8 +267,10 @@ def sweep_expired(sink: Sink) -> int:
         except ValueError:
             continue  # damaged: taken over (and so rewritten) by the next run that claims its trial
         if isinstance(record, dict) and expired(record):
-            sink.delete(key)
-            deleted += 1
+            again = sink.read_versioned(key)  # not taken over meanwhile (a narrow window, as a release has)
+            if again is not None and again[1] == got[1]:
+                sink.delete(key)
+                deleted += 1
     return deleted
 
 

@@ -793,8 +793,8 @@ def results(uri: str, metric: str | None, top: int, where: str | None, fmt: str,
         from hpt.tracking.export import check_exports
 
         check_exports(tensorboard_dir, mlflow_uri)
+    _say_journal_waits(uri)  # before the rows: a location with none yet may have them waiting here
     frame = load_results(uri)
-    _say_journal_waits(uri)
     runs = recorded_runs(uri)
     summary = summarise(frame, metric or default_metric(uri, runs), where=where, compare=compare, uri=uri,
                         planned=planned_periods(uri, frame, runs), specs=run_specs(runs))
@@ -861,6 +861,7 @@ def best(uri: str, metric: str | None, where: str | None) -> None:
         summarise,
     )
 
+    _say_journal_waits(uri)
     frame = load_results(uri)
     runs = recorded_runs(uri)
     summary = summarise(frame, metric or default_metric(uri, runs), where=where, compare=0, uri=uri,

@@ -62,6 +62,9 @@ def test_gpu_settings_on_the_cpu_are_said_to_do_nothing(write_spec: Any, tmp_pat
     assert done.exit_code == 0, done.output
     assert "note: --trials-per-gpu 2 and training.amp bf16 do nothing on the CPU (trials train in fp32, --workers " \
            "of them at a time)" in done.stdout.splitlines()
+    tuned = write_spec(tiny_spec(parameters={"lr": [0.002], "amp": ["off", "bf16"]}, training={"epochs": 1}))
+    done = hpt_here("run", str(tuned), "--sink", str(tmp_path / "t"), "--workers", "1")
+    assert 'note: parameters.amp ["off", "bf16"] does nothing on the CPU' in done.stdout, done.stdout
     plain = hpt_here("run", str(write_spec(tiny_spec(parameters={"lr": [0.003]}, training={"epochs": 1}))),
                      "--sink", str(tmp_path / "p"), "--workers", "1")
     assert "do nothing on the CPU" not in plain.stdout and "does nothing" not in plain.stdout

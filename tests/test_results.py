@@ -525,9 +525,8 @@ def test_the_full_ranking_says_where_each_config_stood_in_the_screen(tmp_path: P
     assert header.split()[-1] == "screen"
     assert [line.split()[1:11:9] for line in out[out.index(header) + 1:out.index(header) + 4]] == \
         [["c", "3/4"], ["b", "2/4"], ["a", "1/4"]]
-    assert ("  screen: its place among the 4 configs of the screening (quick) ranking (search.promote runs the best of "
-            "the screen in full); screen vs full: Spearman -1.00 over the 3 configs ranked both ways (below 0.5: the "
-            "screen says little about the full ranking)") in out
+    assert ("  screen: its place among the 4 configs of the screening (quick) ranking; screen vs full: Spearman -1.00 "
+            "over the 3 configs ranked both ways (below 0.5: the screen says little about the full ranking)") in out
     doc = json.loads(results_cli("results", uri, "--format", "json").stdout)
     assert [c["screen_place"] for c in doc["full"]["configs"]] == [3, 2, 1]
     assert doc["screen_vs_full"] == {"screened": 4, "configs": 3, "spearman": -1.0}

@@ -536,6 +536,7 @@ def test_results_undelivered_at_the_end_are_reported_and_hpt_sync_delivers_them(
         shown = _hpt(["results", uri], env)  # the location has the first trial: the others wait here, it says
         assert re.search(rf"^note: [2-5] finished trials of {uri} wait in this machine's local journal \(a run could "
                          rf"not deliver them all\): hpt sync {uri} delivers them$", shown.stderr, re.M), shown.stderr
+        assert "wait in this machine's local journal" in _hpt(["best", uri], env).stderr  # before its verdict
         synced = _hpt(["sync", uri], env)
         assert synced.returncode == 0, synced.stderr
         assert "delivered from the local journal" in synced.stdout
@@ -589,6 +590,9 @@ def test_preflight_absent_credentials(tmp_path: Path) -> None:
     line = _one_error_line(_hpt(["run", spec, "--sink", "gs://bucket-x/p"], {**no_gcp, **_fast_env(tmp_path)}))
     assert f"GOOGLE_APPLICATION_CREDENTIALS={tmp_path / 'missing-key.json'} does not exist; point it at a service " \
            "account key file" in line  # the variable is set: which file, and what is wrong with it
+    no_gcp["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path)
+    line = _one_error_line(_hpt(["run", spec, "--sink", "gs://bucket-x/p"], {**no_gcp, **_fast_env(tmp_path)}))
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={tmp_path} is a folder, not a key file" in line
     no_gcp["GOOGLE_APPLICATION_CREDENTIALS"] = ""
     line = _one_error_line(_hpt(["run", spec, "--sink", "gs://bucket-x/p"], {**no_gcp, **_fast_env(tmp_path)}))
     assert "no usable Google Cloud credentials found" in line

@@ -461,7 +461,7 @@ def _pareto_section(f: Front) -> _Section:
     title = (f"Pareto front of mean {f.metric} and {f.column} ({which}): {plural(len(f.table), 'config')} of "
              f"{f.considered} that no other config beats on both, by {f.column}")
     headers = ["config", *f.params, f.column, f"mean {f.metric}"]
-    sec = _Section(title, headers, right={*range(1, len(headers))})
+    sec = _Section(title, headers, right={*range(1 + (f.params[:1] == ["architecture"]), len(headers))})
     for d in f.table.to_dict(orient="records"):
         sec.rows.append([str(d["config_id"]), *(_num(d[p]) for p in f.params), _num(d[f.column]), _num(d["mean"])])
     sec.notes.append(f"lower is better on both; a config is off the front when another config is no higher on "

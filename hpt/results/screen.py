@@ -75,8 +75,7 @@ class ScreenPlaces:
 
     def note(self) -> str:
         """What the full ranking's ``screen`` column means, and how well the screen ranked these configs."""
-        said = (f"screen: its place among the {self.screened} configs of the screening (quick) ranking "
-                "(search.promote runs the best of the screen in full)")
+        said = f"screen: its place among the {self.screened} configs of the screening (quick) ranking"
         if self.both < 2:
             return f"{said}; too few configs ranked both ways to say how well the screen ranks them"
         low = f" (below {LOW_CORRELATION}: the screen says little about the full ranking)" \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -27,8 +28,12 @@ def local_backend(spec: Spec, frame: pd.DataFrame, options: RunOptions, say: Any
     gpus = list(dict.fromkeys(s.gpu for s in slots if s.gpu is not None))
     if not gpus:  # settings for GPUs, on the CPU: said, not silently passed over
         amp = str(spec.base_params.get("amp", "off"))
+        tuned = spec.parameters.get("amp")
+        amps = [f"training.amp {amp}"] if amp != "off" else []
+        if isinstance(tuned, (list, tuple)) and any(v != "off" for v in tuned):  # tuned: configs that train alike
+            amps = [f"parameters.amp {json.dumps(list(tuned))}"]
         unused = ([f"--trials-per-gpu {per_gpu}" if options.trials_per_gpu else f"resources.trials_per_gpu {per_gpu}"]
-                  if per_gpu != 1 else []) + ([f"training.amp {amp}"] if amp != "off" else [])
+                  if per_gpu != 1 else []) + amps
         if unused:
             say(f"note: {' and '.join(unused)} {'do' if len(unused) > 1 else 'does'} nothing on the CPU (trials train "
                 "in fp32, --workers of them at a time)")

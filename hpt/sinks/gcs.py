@@ -62,8 +62,11 @@ class GCSSink(BucketSink):
         name = type(e).__name__
         code = getattr(e, "code", None)
         where = f"gs://{self.bucket_name}"
+        key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        if key and os.path.isdir(key):  # the client's own error is an IsADirectoryError of the key's path
+            return SinkAccessError(f"{self.uri}: GOOGLE_APPLICATION_CREDENTIALS={key} is a folder, not a key file; "
+                                   "point it at a service account key file, or unset it to use gcloud's login")
         if name == "DefaultCredentialsError":
-            key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
             if key:  # it names a file that is not there, or not a key: say which
                 why = "does not exist" if not os.path.exists(key) else f"is not a usable key file ({describe(e)})"
                 return SinkAccessError(f"{self.uri}: GOOGLE_APPLICATION_CREDENTIALS={key} {why}; point it at a "
