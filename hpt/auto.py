@@ -51,6 +51,10 @@ class AutoRequest:
     early_stopping: str | None = None  # asha, hyperband or median: search.early_stopping of every round
 
 
+AUTO_HOLDOUT = 1
+"""Months at the data's end that `hpt auto`'s own periods (without a base spec) keep back for ``hpt final``."""
+
+
 def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
     """The base spec's document (or a minimal one), the folder its paths are relative to, its source."""
     if req.base_spec:
@@ -64,7 +68,8 @@ def _base_document(req: AutoRequest) -> tuple[dict[str, Any], Path | None, str]:
         if not isinstance(doc, dict):
             raise InputError(f"--spec {path}: expected a JSON object")
         return doc, path.resolve().parent, str(path)
-    return {"date_ranges": {"auto": {"count": 3, "months": FIT}}}, None, "hpt auto"
+    # a month held out: the final model (hpt final) is tested on data no round tuned on
+    return {"date_ranges": {"auto": {"count": 3, "months": FIT, "holdout": AUTO_HOLDOUT}}}, None, "hpt auto"
 
 
 def auto_spec(req: AutoRequest, lr_range: tuple[float, float] | None = None, round_no: int = 1) -> Spec:

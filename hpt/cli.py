@@ -415,7 +415,8 @@ def auto(arch: str, base_spec: str | None, data: str | None, target: str | None,
     best lr sits in the outer tenth of its range, the next round moves the range that way.
     Periods: the base spec's, else 3 periods chosen from the current month (see --today), 2
     months long, or longer when the data's step needs it for 100 training windows each (daily
-    data: about 6). `hpt archs` shows the ranges.
+    data at lookback 48: 9), before the data's last month, which is held out for `hpt final`.
+    `hpt archs` shows the ranges.
 
     \b
     Examples:

@@ -310,6 +310,16 @@ def test_auto_without_a_spec_draws_periods_long_enough_for_daily_data(tmp_path: 
     assert all(p.end == p.start + pd.DateOffset(months=6) for p in spec.periods) and len(spec.periods) == 3
     demo = auto_spec(AutoRequest(arch="mlp", today=date(2026, 12, 1)))  # hourly: 2 months, as before
     assert demo.period_rule is not None and demo.period_rule.months == 2
+    # the data's last month is held out: `hpt final` needs no option and no period overlaps it (the last period
+    # ran to the data's end, and hpt final refused every hold-out)
+    from hpt.windows import require_holdout
+
+    last_month = pd.Timestamp(pd.read_csv(daily)["date"].max()).to_period("M").start_time
+    for s in (spec, demo):
+        assert s.period_rule is not None and s.period_rule.holdout == 1
+        require_holdout(s.period_rule.holdout, None, None)
+    assert max(p.end for p in spec.periods) <= last_month
+    assert max(p.end for p in demo.periods) == pd.Timestamp("2014-12-01")  # the demo data ends with 2014
 
 
 def test_fit_months_fits_every_validation_setting_the_search_tries(write_spec: Any, tmp_path: Path) -> None:
