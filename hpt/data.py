@@ -192,10 +192,11 @@ def _load_cached(path: str, _mtime: int, time_column: str, columns: tuple[str, .
     header = _header(path, parquet, shown)
     name_only = shown.rstrip("/").rsplit("/", 1)[-1]
     series = [options.series] if options.series is not None else []
-    for key, name in [("data.time_column", time_column), *(("data.series", s) for s in series), *_column_keys(columns)]:
-        if name not in header:
-            hint = column_hint(name, header)
-            raise DataError(key, f'no column "{name}" in {name_only}{hint}; columns: {_names(header)}')
+    absent = [(key, f'no column "{name}" in {name_only}{column_hint(name, header)}; columns: {_names(header)}')
+              for key, name in [("data.time_column", time_column), *(("data.series", s) for s in series),
+                                *_column_keys(columns)] if name not in header]
+    if absent:  # every one at once: a spec with three typos is fixed in one go (one header: a separator to fix)
+        raise DataError(*absent[0], others=tuple(absent[1:]) if len(header) > 1 else ())
     wanted = [time_column, *series, *dict.fromkeys(columns)]
     try:
         raw = pd.read_parquet(path, columns=wanted) if parquet else pd.read_csv(

@@ -73,12 +73,14 @@ class InputError(HptError):
 
 
 class DataError(InputError):
-    """A problem with the data, tied to the spec key it comes from (e.g. ``data.target``)."""
+    """A problem with the data, tied to the spec key it comes from (e.g. ``data.target``); `others`: more of the
+    same kind found at once (every column a spec names that the file lacks), as (key, message) pairs."""
 
-    def __init__(self, json_path: str, message: str) -> None:
+    def __init__(self, json_path: str, message: str, others: tuple[tuple[str, str], ...] = ()) -> None:
         self.json_path = json_path
         self.message = message
-        super().__init__(f"{json_path}: {message}")
+        self.others = others
+        super().__init__("\n".join(f"{p}: {m}" for p, m in ((json_path, message), *others)))
 
 
 @dataclass(frozen=True)

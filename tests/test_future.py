@@ -64,6 +64,11 @@ def test_future_feature_mistakes_and_ids(write_spec: Any, tmp_path: Path) -> Non
     assert done.returncode == 2 and 'data.future_features[0]: "promo" is listed twice' in done.stderr
     absent = cli_here("validate", str(write_spec(tiny_spec(data={"path": path, "future_features": ["promo", "sale"]}))))
     assert absent.returncode == 2 and 'data.future_features[1]: no column "sale" in promo.csv' in absent.stderr
+    # every column the spec names that the file lacks, at once: three typos were three rounds of validate
+    typos = cli_here("validate", str(write_spec(tiny_spec(data={"path": path, "target": "yy", "features": ["promo", "x"],
+                                                               "future_features": ["sale"]}))))
+    assert typos.returncode == 2 and [line.split(": ")[3] for line in typos.stderr.splitlines()] == \
+        ["data.target", "data.features[1]", "data.future_features[0]"], typos.stderr
     plain = [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path})))]
     assert [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path, "future_features": []})))] == plain
     with_it = [t.trial_id for t in expand(parse_spec(tiny_spec(data={"path": path, "future_features": ["promo"]})))]

@@ -81,10 +81,10 @@ class DataSpec:
         try:
             table = read_data(self.path, self.time_column, self.columns, self.options)
         except DataError as e:  # read_data numbers every column after the target as a feature
-            at = e.json_path.removeprefix("data.features[").rstrip("]")
-            if e.json_path.startswith("data.features[") and at.isdigit() and int(at) >= len(self.features):
-                raise DataError(f"data.future_features[{int(at) - len(self.features)}]", e.message) from None
-            raise
+            found = [(self._key(path), message) for path, message in ((e.json_path, e.message), *e.others)]
+            if found == [(e.json_path, e.message), *e.others]:
+                raise
+            raise DataError(*found[0], others=tuple(found[1:])) from None
         if self.series is not None:  # a panel's windows score each series against its own seasonal naive
             table.frame.attrs["season"] = self.season
         read_as = time_reading(self.options)
@@ -96,6 +96,13 @@ class DataSpec:
         if self.series_features:
             frame = self._with_series_features(frame)
         return dataclasses.replace(table, frame=mark_known_ahead(frame, self.known_ahead) if self.known_ahead else frame)
+
+    def _key(self, path: str) -> str:
+        """The spec key of a column :func:`read_data` numbered among the features: a future feature's own."""
+        at = path.removeprefix("data.features[").rstrip("]")
+        if path.startswith("data.features[") and at.isdigit() and int(at) >= len(self.features):
+            return f"data.future_features[{int(at) - len(self.features)}]"
+        return path
 
     def _with_series_features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A panel's `frame` with its static series features' inputs (:mod:`hpt.static`), their encoding fitted

@@ -81,7 +81,8 @@ def resolve_auto(ck: Checker, data: DataSpec, rule: AutoPeriods,
     try:
         frame = data.read().frame
     except DataError as e:
-        ck.add(e.json_path, e.message)
+        for path, message in ((e.json_path, e.message), *e.others):
+            ck.add(path, message)
         return (), rule
     bounds = span(frame)
     if rule.fit:
