@@ -234,6 +234,21 @@ def test_final_runs_from_another_folder_and_records_paths_that_work_from_any(tmp
     assert json.loads((elsewhere / "report.json").read_text())["location"] == str(project / "res")
 
 
+def test_a_final_from_screening_rows_only_says_so(write_spec: Any, tmp_path: Path) -> None:
+    # `hpt run --quick` alone, then hpt final: the screen's best was trained, and "chosen:" did not say it was the
+    # screen's; a model that does not beat the baseline gets a warning: line, as the run and hpt results give it
+    spec = write_spec(tiny_spec(parameters={"lr": [0.01, 0.003]}, training={"epochs": 1}))
+    sink = str(tmp_path / "res")
+    ran = hpt_here("run", str(spec), "--quick", "--today", "2013-03-10", "--sink", sink, "--workers", "1")
+    assert ran.exit_code == 0, ran.output
+    done = hpt_here("final", sink, "--holdout-start", "2013-03-01")
+    assert done.exit_code == 0, done.output
+    chosen = next(line for line in done.stdout.splitlines() if line.startswith("  chosen:"))
+    assert chosen.endswith("; from screening (quick) rows: no config has full results yet)"), chosen
+    verdict = next(line for line in done.stdout.splitlines() if "the better baseline" in line)
+    assert verdict.startswith("  warning: the model does NOT beat") or verdict.startswith("  the model beats"), verdict
+
+
 def test_index_merge_keeps_a_row_written_meanwhile(tmp_path: Path) -> None:
     """Two finals add their rows at once: the one whose conditional write loses reads again and merges."""
     from hpt.final import INDEX_CSV, merge_index

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hpt.errors import HptError, InputError, did_you_mean
+from hpt.fidelity import FULL, fidelity_named
 from hpt.periods import Period
 from hpt.progress import format_value, plural
 from hpt.rows import DEFAULT_FIDELITY, params_of
@@ -139,8 +140,10 @@ def choose(from_model: str | None, given: str | None, frame: pd.DataFrame, summa
             raise HptError(f"{summary.main.why_no_best()} at {uri}: no best config yet (finish the run, or give "
                            "--config ID)")
         config_id, fidelity = best.config_id, best.fidelity
+        rows_of = "" if best.fidelity == FULL.name else f"; from {fidelity_named(best.fidelity).rows}: no config has " \
+            "full results yet"
         chosen = (f"best config (mean {metric}={format_value(best.mean)} over {plural(best.periods_run, 'period')}, "
-                  f"best in {best.periods_won}{' of them' if best.periods_run > 1 else ''})")
+                  f"best in {best.periods_won}{' of them' if best.periods_run > 1 else ''}{rows_of})")
     rows = _config_rows(frame, config_id, fidelity) if config_id else frame.iloc[0:0]
     if start_model is not None:
         params = dict(start_model.params)

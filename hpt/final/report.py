@@ -183,7 +183,8 @@ def report_lines(doc: Mapping[str, Any]) -> list[str]:
         _, verdict = judge_best(str(doc.get("metric") or "mse"), model["metrics"],
                                 {n: b["metrics"] for n, b in doc["baselines"].items()})
         who = "the model" if len(doc["models"]) == 1 else f"the model {_MODE_TEXT.get(model['mode'], model['mode'])}"
-        lines.append(f"  {who} {verdict.text()}{basis}")
+        # "warning:" where it does not beat it, as the run, hpt results and hpt best say it: a log grep finds it
+        lines.append(f"  {'' if verdict.beats else 'warning: '}{who} {verdict.text()}{basis}")
     lines.extend(_panel_lines(doc))
     note = doc.get("verdict", {}).get("note")
     if note:
