@@ -409,13 +409,20 @@ class _Fill:
     holes: int = 0  # missing values and steps found (data.fill)
     filled: int = 0
     left: int = 0  # steps left missing (beyond data.fill_limit)
+    detail: str = ""  # of the rows dropped: in which columns, and the first one's time
 
 
 def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions) -> tuple[pd.DataFrame, _Fill]:
     """Drop rows with missing values, or fill them and the missing steps as options.fill says."""
     missing = np.isnan(frame.to_numpy(dtype=np.float64)).any(axis=1)
     if options.fill == "none":
-        return (frame[~missing] if missing.any() else frame), _Fill(len(frame), dropped=int(missing.sum()))
+        if not missing.any():
+            return frame, _Fill(len(frame))
+        per_column = frame[missing].isna().sum()
+        columns = ", ".join(f"{n} in {c}" for c, n in per_column[per_column > 0].items())
+        first = frame.index[missing][0]
+        detail = f" ({columns}; the first at {first[-1] if isinstance(first, tuple) else first})"
+        return frame[~missing], _Fill(len(frame), dropped=int(missing.sum()), detail=detail)
     counts = missing_steps(frame.index, step)
     if counts.any():
         at = np.repeat(np.arange(len(counts)), counts)
@@ -435,7 +442,8 @@ def _regularise(frame: pd.DataFrame, step: pd.Timedelta, options: ReadOptions) -
 def _say_fill(where: str, fill: _Fill, options: ReadOptions) -> None:
     """The log line of what :func:`_regularise` did to the data (nothing when it found nothing to do)."""
     if fill.dropped:
-        log.warning("%s: dropped %d of %d rows with missing values", where, fill.dropped, fill.rows)
+        log.warning("%s: dropped %d of %d rows with missing values%s; data.fill fills them instead", where,
+                    fill.dropped, fill.rows, fill.detail)
     if fill.holes:
         limit = f" (at most {options.fill_limit} in a row)" if options.fill_limit else ""
         log.info("%s: filled %s by %s%s%s", where, plural(fill.filled, "missing step"),

@@ -48,7 +48,8 @@ def test_unsorted_rows_are_sorted_and_missing_targets_dropped(tmp_path: Path, ca
     frame = load_frame(path, "t", ("y",))
     assert list(frame["y"]) == [1.0, 3.0, 4.0]
     assert frame.index.is_monotonic_increasing
-    assert "dropped 1 of 4 rows" in caplog.text
+    assert "dropped 1 of 4 rows with missing values (1 in y; the first at 2020-01-02 00:00:00); data.fill fills them " \
+           "instead" in caplog.text  # where they are, not only how many
 
 
 def test_duplicated_timestamps_are_listed_with_their_rows(tmp_path: Path) -> None:
