@@ -708,6 +708,13 @@ def test_a_location_without_rows_says_what_it_holds(tmp_path: Path, make: Callab
         assert len(out.stderr.splitlines()) == 1
 
 
+def test_a_mistyped_results_folder_gets_a_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "my-daily").mkdir()
+    out = results_cli("results", str(tmp_path / "my-dialy"))
+    assert out.exit_code == 2 and out.stderr == f'hpt: error: {tmp_path / "my-dialy"} does not exist (did you mean ' \
+                                                '"my-daily"?)\n', out.stderr
+
+
 def test_a_spec_given_to_results_is_bad_input_not_a_crash() -> None:
     done = hpt_cli("results", "specs/lstm.json")
     assert done.returncode == 2, done.stderr

@@ -48,7 +48,9 @@ def load_results(uri: str) -> pd.DataFrame:
     sink = open_sink(uri)
     if isinstance(sink, LocalSink):
         if not sink.root.exists():
-            raise InputError(f"{uri} does not exist")
+            parent = sink.root.parent
+            near = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+            raise InputError(f"{uri} does not exist{did_you_mean(sink.root.name, near)}")
         if not sink.root.is_dir():
             raise InputError(f"{uri} is a file, not a results folder (give the folder that hpt run wrote, "
                              "e.g. hpt-results/<name>)")
