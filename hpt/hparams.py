@@ -115,16 +115,21 @@ def _is_kind(value: Any, kind: str) -> bool:
 
 
 _DURATION = re.compile(r"^\s*\d+\s*[A-Za-z]+\s*$")
+_MONTHS = re.compile(r"^\s*(\d+)\s*M\s*$")
 
 
-def parse_validation(value: Any) -> float | pd.Timedelta:
-    """`validation` is a fraction of each period (0.2) or a duration at its end ("7D")."""
+def parse_validation(value: Any) -> float | pd.Timedelta | pd.DateOffset:
+    """`validation` is a fraction of each period (0.2) or a duration at its end ("7D", "2W", "12h"; "1M": calendar
+    months, as ``--holdout`` takes them)."""
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, (int, float)):
         if 0 < value < 1:
             return float(value)
         raise ValueError(value)
+    months = _MONTHS.match(value) if isinstance(value, str) else None
+    if months and int(months[1]) > 0:
+        return pd.DateOffset(months=int(months[1]))
     if isinstance(value, str) and _DURATION.match(value):
         delta = pd.Timedelta(value)
         if delta > pd.Timedelta(0):
@@ -136,7 +141,7 @@ def _check_validation(value: Any) -> str | None:
     try:
         parse_validation(value)
     except (ValueError, TypeError):
-        return f'expected a fraction between 0 and 1 or a duration such as "7D", got {show(value)}'
+        return f'expected a fraction between 0 and 1 or a duration such as "7D" or "1M", got {show(value)}'
     return None
 
 

@@ -185,7 +185,11 @@ def _split_points(times: pd.DatetimeIndex, lo: np.ndarray, hi: np.ndarray, rule:
     t = times.to_numpy()
     if not len(t):
         return np.zeros_like(n), n
-    last = t[np.maximum(hi - 1, 0)] - validation.to_timedelta64()  # within the duration of a run's last time
+    ends = t[np.maximum(hi - 1, 0)]
+    if isinstance(validation, pd.DateOffset):  # calendar months back from each run's last time
+        last = (pd.DatetimeIndex(ends) - validation).to_numpy()
+    else:
+        last = ends - validation.to_timedelta64()  # within the duration of a run's last time
     return _in_each(t <= np.repeat(last, n), lo, hi), n
 
 

@@ -97,6 +97,14 @@ def test_duration_validation_holds_out_the_end_of_the_period(tmp_path: Path) -> 
     frame = load_frame(path, "t", ("y",))
     w = make_windows(frame, Period(t[0], pd.Timestamp("2020-01-11")), lookback=24, horizon=1, split="2D")
     assert len(w.y_val) == 48  # the last two days, one window per hour
+    # calendar months, as --holdout takes them: a month back from the period's last time (Mar 31 23h: Mar 1 on, 31
+    # days; Mar 14 23h: Feb 15 on, 29 days in 2020)
+    t = pd.date_range("2020-01-01", "2020-03-31 23:00", freq="h")
+    path = _csv(tmp_path, pd.DataFrame({"t": t, "y": np.sin(np.arange(len(t)))}).to_csv(index=False))
+    frame = load_frame(path, "t", ("y",))
+    for end, days in (("2020-04-01", 31), ("2020-03-15", 29)):
+        w = make_windows(frame, Period(t[0], pd.Timestamp(end)), lookback=24, horizon=1, split="1M")
+        assert len(w.y_val) == 24 * days, (end, len(w.y_val))
 
 
 def test_bundled_demo_data_resolves() -> None:
