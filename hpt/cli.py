@@ -561,7 +561,8 @@ def _print_shape(spec: Any, trials: Any) -> Any:
     for p in spec.periods:
         click.echo(f"  {p.label}")
     for name, axis in spec.parameters.items():
-        click.echo(f"tuned: {name} {_axis_text(axis)}")
+        one = not hasattr(axis, "to_json") and len(axis) == 1  # a one-value list: set, not tuned
+        click.echo(f"{'fixed' if one else 'tuned'}: {name} {_axis_text(axis)}")
     if not promoting and (trials is None or s.early_stopping is not None or s.budget is not None or s.warm_start
                           or s.race):  # promotion's lines say how it stops early (inside the screen)
         for line in outline(spec, n_configs, n_periods):

@@ -175,6 +175,8 @@ def test_the_hint_for_trials_past_the_list_names_an_option_the_command_has(write
     assert f"  ... and 4 more (hpt plan {spec} --limit N lists more)" in listed.stdout.splitlines()
     every = hpt_here("plan", str(spec), "--limit", "24")
     assert every.exit_code == 0 and "more" not in every.stdout, every.stdout + every.stderr
+    one = hpt_here("plan", str(write_spec(tiny_spec(parameters={"lr": [0.001, 0.01], "hidden_size": [8]}))))
+    assert "tuned: lr [0.001, 0.01]" in one.stdout.splitlines() and "fixed: hidden_size [8]" in one.stdout.splitlines()
     assert len([line for line in every.stdout.splitlines() if "  seed " in line]) == 24
     auto = hpt_here("auto", "--arch", "mlp", "--dry-run", "--today", "2014-12-15")  # 12 configs x 3 periods
     assert auto.exit_code == 0, auto.output
