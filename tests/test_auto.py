@@ -89,7 +89,8 @@ def test_quick_run_rows(write_spec: Any, cli: Any, tmp_path: Path) -> None:
 
 
 def test_auto_tunes_only_the_learning_rate_family(write_spec: Any) -> None:
-    base = write_spec(tiny_spec(architecture="lstm", parameters={"hidden_size": [8], "dropout": [0.0, 0.2]}))
+    base = write_spec(tiny_spec(architecture="lstm", parameters={"hidden_size": [8], "dropout": [0.0, 0.2]},
+                                training={"epochs": 20}))
     spec = auto_spec(AutoRequest(arch="lstm", base_spec=str(base), trials=6, today=date(2026, 11, 22)))
     assert set(spec.parameters) == set(LR_FAMILY) | {"hidden_size"}  # one-value lists stay fixed
     trials = list(expand(spec))
@@ -105,6 +106,8 @@ def test_auto_tunes_only_the_learning_rate_family(write_spec: Any) -> None:
 def test_auto_with_a_cosine_schedule_draws_no_lr_decay_or_lr_patience(write_spec: Any, cosine: dict[str, Any]) -> None:
     """A cosine schedule ignores lr_decay and lr_patience: auto does not draw them (they would only repeat configs)."""
     base = write_spec(tiny_spec(architecture="mlp", **cosine))
+    doc = json.loads(base.read_text())
+    base.write_text(json.dumps({**doc, "training": {**doc["training"], "epochs": 20}}))
     spec = auto_spec(AutoRequest(arch="mlp", base_spec=str(base), trials=4, today=date(2026, 11, 22)))
     assert {"lr", "patience"} <= set(spec.parameters) and not {"lr_decay", "lr_patience"} & set(spec.parameters)
     trials = list(expand(spec))
@@ -128,7 +131,21 @@ def test_auto_moves_a_badly_placed_range(cli: Any, write_spec: Any, tmp_path: Pa
     rows = pd.read_csv(tmp_path / "res" / "results.csv")
     assert sorted(rows["round"].value_counts().items()) == [(1, 3), (2, 3)]
     assert rows[rows["round"] == 2]["param_lr"].between(3.16e-7, 3.17e-6).all()
-    assert set(rows.filter(like="param_").columns) == {f"param_{p}" for p in LR_FAMILY} | {"param_hidden_size"}
+    # 2 epochs: no patience could act, so neither is drawn (test_auto_draws_only_patience_that_can_act)
+    assert set(rows.filter(like="param_").columns) == {"param_lr", "param_lr_decay", "param_hidden_size"}
+
+
+def test_auto_draws_only_patience_that_can_act(write_spec: Any) -> None:
+    """patience p stops a trial at epoch 1 + p at the earliest: with 8 epochs, p above 6 never acts, and drawing
+    it only made configs that train alike (the built-in ranges are 3..15 and 1..8)."""
+    def axes(epochs: int) -> dict[str, Any]:
+        base = write_spec(tiny_spec(architecture="mlp", training={"epochs": epochs}))
+        spec = auto_spec(AutoRequest(arch="mlp", base_spec=str(base), trials=4, today=date(2026, 11, 22)))
+        return {k: (v.low, v.high) for k, v in spec.parameters.items() if k in ("patience", "lr_patience")}
+
+    assert axes(20) == {"patience": (3, 15), "lr_patience": (1, 8)}  # the built-in ranges: all of them can act
+    assert axes(8) == {"patience": (3, 6), "lr_patience": (1, 6)}
+    assert axes(4) == {"lr_patience": (1, 2)}  # patience 3 or more never acts in 4 epochs
 
 
 def test_auto_bad_input() -> None:

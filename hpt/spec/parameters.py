@@ -19,7 +19,7 @@ from hpt.spec.objects import DISTRIBUTIONS, REPEATS, Axis, Distribution
 from hpt.spec.search import STRATEGIES, SearchSpec, default_min_epochs
 from hpt.spec.training import normalise
 
-__all__ = ["auto_axes", "check_constraints", "check_stopping_epochs", "parse_parameters"]
+__all__ = ["auto_axes", "check_constraints", "check_stopping_epochs", "most_epochs", "parse_parameters"]
 
 _MAX_CONSTRAINT_COMBINATIONS = 10**5  # beyond this many, a constraint is left to the run-time check
 
@@ -163,17 +163,21 @@ def _constraint(ck: Checker, rule: Constraint, axes: dict[str, list[Any]], tuned
             ck.add(where, msg)
 
 
+def most_epochs(parameters: Mapping[str, Axis], training: Mapping[str, Any]) -> int:
+    """The most epochs a trial of these parameters and training values runs."""
+    axis = parameters.get("epochs")
+    if axis is None:
+        return int(training.get("epochs", TRAINING["epochs"].default))
+    return int(axis.high if isinstance(axis, Distribution) else max(axis))
+
+
 def check_stopping_epochs(ck: Checker, search: SearchSpec, parameters: Mapping[str, Axis],
                           training: Mapping[str, Any]) -> None:
     """Early stopping that could never stop a trial (its first check at or after the last epoch) is a mistake."""
     stopping = search.early_stopping
     if stopping is None or stopping.resource == "data":
         return  # its rungs are data shares, each trained for every epoch
-    axis = parameters.get("epochs")
-    if axis is None:
-        most = int(training.get("epochs", TRAINING["epochs"].default))
-    else:
-        most = int(axis.high if isinstance(axis, Distribution) else max(axis))
+    most = most_epochs(parameters, training)
     if stopping.min_epochs >= most:
         default = " (the default)" if stopping.min_epochs == default_min_epochs(search.strategy) else ""
         ck.add("search.early_stopping.min_epochs", f"{stopping.min_epochs}{default} is not below the most epochs a "
@@ -221,7 +225,20 @@ def _value_key(v: Any) -> Any:
     return (type(v).__name__, v)
 
 
-def auto_axes(arch: Architecture) -> dict[str, Axis]:
-    """The auto strategy's search space: the architecture's learning-rate family ranges."""
+EPOCH_COUNTS = ("patience", "lr_patience")
+"""Hyperparameters counted in epochs without improvement: a value of the most epochs less one or more never acts."""
+
+
+def auto_axes(arch: Architecture, epochs: int | None = None) -> dict[str, Axis]:
+    """The auto strategy's search space: the architecture's learning-rate family ranges. With `epochs` (the most a
+    trial runs), the patience ranges end at epochs - 2, the most that can act (after the first epoch, patience p
+    stops a trial at epoch 1 + p); one left with a single value or none is not drawn (its default stays)."""
     kinds = {"log": "loguniform", "linear": "uniform", "int": "int"}
-    return {name: Distribution(kinds[scale], lo, hi) for name, (lo, hi, scale) in arch.auto_ranges.items()}
+    axes: dict[str, Axis] = {}
+    for name, (lo, hi, scale) in arch.auto_ranges.items():
+        if epochs is not None and name in EPOCH_COUNTS and hi > epochs - 2:
+            if lo >= epochs - 2:
+                continue  # one value at most could act: nothing to tune
+            hi = epochs - 2
+        axes[name] = Distribution(kinds[scale], lo, hi)
+    return axes

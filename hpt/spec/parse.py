@@ -16,7 +16,7 @@ from hpt.spec.checker import SECTIONS, Checker, type_text
 from hpt.spec.data import parse_data
 from hpt.spec.metrics import check_panel, check_quantile_metrics, parse_metrics, parse_objective
 from hpt.spec.objects import Axis, DataSpec, Distribution, Spec
-from hpt.spec.parameters import auto_axes, check_constraints, check_stopping_epochs, parse_parameters
+from hpt.spec.parameters import auto_axes, check_constraints, check_stopping_epochs, most_epochs, parse_parameters
 from hpt.spec.periods import parse_periods, resolve_auto
 from hpt.spec.run import name_problem, parse_resources, parse_sink, parse_tracking
 from hpt.spec.search import STRATEGIES, SearchSpec, check_search, search_strategy
@@ -164,7 +164,8 @@ def _search_space(ck: Checker, value: Any, arch: Architecture | None, search: Se
         # schedule ignores lr_decay and lr_patience, so drawing them would only train one config twice
         schedule = parameters.get("lr_schedule", (training.get("lr_schedule", "plateau"),))
         unused = ("lr_decay", "lr_patience") if schedule == ("cosine",) else ()
-        parameters = {**{k: v for k, v in auto_axes(arch).items() if k not in unused}, **parameters}
+        axes = auto_axes(arch, most_epochs(parameters, training))
+        parameters = {**{k: v for k, v in axes.items() if k not in unused}, **parameters}
     return parameters
 
 
