@@ -185,9 +185,7 @@ class Claims:
                     self._held.pop(trial_id, None)
                 self._lapsed[trial_id] = version  # deleted once the location answers again
                 return
-            got = self.sink.read_versioned(key)
-            if got is not None and got[1] == version:
-                self.sink.delete(key)
+            _delete_unchanged(self.sink, key, version)
             with self._lock:
                 self._held.pop(trial_id, None)
 
@@ -211,9 +209,7 @@ class Claims:
         """Delete the claims released while the location was away, those still as this run left them."""
         for tid, version in list(self._lapsed.items()):
             with self._io:
-                got = self.sink.read_versioned(layout.claim(tid))
-                if got is not None and got[1] == version:
-                    self.sink.delete(layout.claim(tid))
+                _delete_unchanged(self.sink, layout.claim(tid), version)
                 self._lapsed.pop(tid, None)
 
     def _loop(self) -> None:
@@ -266,12 +262,19 @@ def sweep_expired(sink: Sink) -> int:
             record = json.loads(got[0])
         except ValueError:
             continue  # damaged: taken over (and so rewritten) by the next run that claims its trial
-        if isinstance(record, dict) and expired(record):
-            again = sink.read_versioned(key)  # not taken over meanwhile (a narrow window, as a release has)
-            if again is not None and again[1] == got[1]:
-                sink.delete(key)
-                deleted += 1
+        if isinstance(record, dict) and expired(record) and _delete_unchanged(sink, key, got[1]):
+            deleted += 1
     return deleted
+
+
+def _delete_unchanged(sink: Sink, key: str, version: Any) -> bool:
+    """Delete the claim at `key` if it is still at `version` (not taken over meanwhile; a narrow window remains
+    between the read and the delete, as sinks have no conditional delete); whether it was deleted."""
+    got = sink.read_versioned(key)
+    if got is None or got[1] != version:
+        return False
+    sink.delete(key)
+    return True
 
 
 def _holder(data: bytes) -> Holder | None:

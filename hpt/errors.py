@@ -80,7 +80,12 @@ class DataError(InputError):
         self.json_path = json_path
         self.message = message
         self.others = others
-        super().__init__("\n".join(f"{p}: {m}" for p, m in ((json_path, message), *others)))
+        super().__init__("\n".join(f"{p}: {m}" for p, m in self.found))
+
+    @property
+    def found(self) -> tuple[tuple[str, str], ...]:
+        """Every problem it holds, the first one's too, as (key, message) pairs."""
+        return ((self.json_path, self.message), *self.others)
 
 
 @dataclass(frozen=True)

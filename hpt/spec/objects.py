@@ -81,8 +81,8 @@ class DataSpec:
         try:
             table = read_data(self.path, self.time_column, self.columns, self.options)
         except DataError as e:  # read_data numbers every column after the target as a feature
-            found = [(self._key(path), message) for path, message in ((e.json_path, e.message), *e.others)]
-            if found == [(e.json_path, e.message), *e.others]:
+            found = tuple((self._key(path), message) for path, message in e.found)
+            if found == e.found:
                 raise
             raise DataError(*found[0], others=tuple(found[1:])) from None
         if self.series is not None:  # a panel's windows score each series against its own seasonal naive

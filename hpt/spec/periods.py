@@ -81,7 +81,7 @@ def resolve_auto(ck: Checker, data: DataSpec, rule: AutoPeriods,
     try:
         frame = data.read().frame
     except DataError as e:
-        for path, message in ((e.json_path, e.message), *e.others):
+        for path, message in e.found:
             ck.add(path, message)
         return (), rule
     bounds = span(frame)

@@ -121,7 +121,7 @@ def data_problems(data: DataSpec, periods: list[tuple[str, Period]], extremes: l
     try:
         table = data.read()
     except DataError as e:
-        return None, [Problem(path, message) for path, message in ((e.json_path, e.message), *e.others)]
+        return None, [Problem(path, message) for path, message in e.found]
     frame = table.frame
     problems = []
     first, last, step = span(frame)
