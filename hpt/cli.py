@@ -69,7 +69,16 @@ def _on_signal(signum: int, frame: Any) -> None:
     if putting_signals_off():
         _send_again(signum)
         return
-    raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _taken.append(signum)  # an import of a C extension may turn the interrupt into its own error: invoke says it
+    raise _interrupt(signum)
+
+
+_taken: list[int] = []
+"""The signals :func:`_on_signal` raised in this command."""
+
+
+def _interrupt(signum: int) -> BaseException:
+    return _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _send_again(signum: int) -> None:
@@ -127,6 +136,7 @@ class _Group(click.Group):
         no_blas_threads()  # before numpy is imported
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        _taken.clear()  # this command's signals only (tests run several in one process)
         previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNAL_EXIT}
         hook = sys.unraisablehook
         sys.unraisablehook = functools.partial(_unraisable, hook)
@@ -172,6 +182,8 @@ class _Group(click.Group):
                 BrokenPipeError):  # a reader that went away (`hpt results ... | head`): click stops quietly
             raise
         except Exception as e:
+            if _taken:  # a Ctrl-C or SIGTERM broke what was running (numpy's import says "initialization failed")
+                raise _interrupt(_taken[-1]) from None
             if os.environ.get("HPT_DEBUG"):
                 raise
             raise _Exit([f"the run failed: {type(e).__name__}: {e} (set HPT_DEBUG=1 to see the traceback)"], 1) from None

@@ -166,6 +166,28 @@ def test_a_double_ctrl_c_during_start_up_ends_with_130_and_no_traceback() -> Non
                 assert err.splitlines()[-1] == "hpt: interrupted (SIGINT); finished trials are kept", err
 
 
+def test_a_signal_that_an_import_turns_into_its_own_error_is_still_an_interrupt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C while numpy imports (hpt plan at 0.9 s): numpy raised "ImportError: initialization failed", and the
+    # command said "the run failed" and was then killed by the second Ctrl-C (-2), not 130
+    import hpt.spec
+
+    def interrupted_import(*_: Any, **__: Any) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setattr(hpt.spec, "load_spec", interrupted_import)
+    done = cli_here("plan", "specs/lstm.json", cwd=ROOT)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "hpt: interrupted (SIGINT); finished trials are kept", done.stderr
+    monkeypatch.undo()
+    broken = cli_here("plan", "specs/nosuch.json", cwd=ROOT)  # the next command is not taken for an interrupted one
+    assert broken.returncode == 2, broken.stderr
+
+
 def test_the_hint_for_trials_past_the_list_names_an_option_the_command_has(write_spec: Any, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the commands run in this process, in a folder of their own
